@@ -6,11 +6,18 @@ IR of the function gains no block and no variable assigned twice: see
 the largest kernels.  ``c`` is taken as a truth value (``bool(c)``); the arms are converted to
 their common type, as the two arms of a conditional expression are.
 
+``sel(c, a, b)``: the same for the scalar kernels (``refloss/_generated/<loss>.py``), which Python runs too
+(the CUDA simulator, plain Python callers): there it is a function, ``a if c else b`` of arms evaluated
+before the call; compiled by Numba for the CPU it is ``_sel`` (the overload below), and for CUDA the
+intrinsic of :mod:`refloss._select_cuda`.  The scalar kernels' compile time on a GPU is Numba's front end
+as for the CPU blocks (alpha-IoU's float64 gradient kernel took 140 s to compile to PTX with 547
+conditional expressions, ``benchmarks/cuda_ptx.py``).
+
 Numba's on-disk cache of a kernel does not follow changes to this function: a change here must
 come with regenerated kernels (``python -m derivations``), whose new files invalidate the cache.
 """
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 @intrinsic
@@ -45,3 +52,13 @@ def _sqrt(typingctx, x):
         return builder.call(fn, args)
 
     return x(x), codegen
+
+
+def sel(c, a, b):
+    """``a if c else b``, both arms evaluated (by the caller): the scalar kernels' selection."""
+    return a if c else b
+
+
+@overload(sel)
+def _sel_cpu(c, a, b):
+    return lambda c, a, b: _sel(c, a, b)

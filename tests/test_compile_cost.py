@@ -196,3 +196,44 @@ def test_generated_blocks_branch_only_where_an_arm_would_cost(name):
         if isinstance(node, ast.FunctionDef) and "_block_" in node.name:
             source = "\n".join(lines[node.lineno - 1:node.end_lineno])
             assert selects(source) == source, f"{name}_cpu.{node.name}"
+
+
+def test_scalar_kernels_convert_only_arms_python_can_evaluate():
+    """A scalar kernel runs in Python too (the CUDA simulator), where ``sel``'s arms are evaluated before the
+    call: a division (a Python float divided by zero raises) or an integer cast stays a conditional expression."""
+    source = SELECTS.replace("e = (_f64(1.0)", "e = (_i64(x) if x == x else _f64(0.0))\n    e2 = (_f64(1.0)")
+    out = selects(source, python=True)
+    assert "a = _sel(x > 0.0, 1.0, 0.0)" in out and "abs(_sel(y > 0.0, x, -x))" in out
+    assert "d = (y / x if x != 0.0 else y)" in out and "(_i64(x) if x == x else _f64(0.0))" in out
+    from refloss._select import sel
+
+    ns = {"math": __import__("math"), "_f64": np.float64, "_i64": np.int64, "_sel": sel, "z": np.array([2.0])}
+    exec(out, ns)
+    assert ns["f"](0.0, 0.0, True)[3] == 0.0  # no ZeroDivisionError: the division kept its branch
+
+
+def test_scalar_kernel_selections_compile_for_the_cpu_and_run_in_python():
+    """``sel`` (the scalar kernels' selection) in Python and compiled by Numba: the branches' bits."""
+    from numba import njit
+
+    from refloss._select import sel
+
+    source = SELECTS.replace("math.pow(x, y)", "x ** 3")
+    text = selects(source, python=True)
+    assert "_sel(" in text
+    ns = {"math": __import__("math"), "_f64": np.float64, "_sel": sel, "z": np.array([2.0])}
+    exec(text, ns)
+    ns0 = dict(ns)
+    exec(source, ns0)
+    funcs = [ns0["f"], ns["f"], njit(error_model="numpy")(ns["f"])]
+    values = [0.0, -0.0, 1.5, -2.0, np.inf, -np.inf, np.nan]
+    for cast in (np.float64, np.float32):
+        for x in values:
+            for y in values:
+                for flag in (True, False):
+                    with np.errstate(all="ignore"):
+                        want, *gots = (f(cast(x), cast(y), flag) for f in funcs)
+                    for got in gots:
+                        for w, g in zip(want, got):
+                            assert w == g or (np.isnan(w) and np.isnan(g)), (x, y, flag, w, g)
+                            assert np.signbit(w) == np.signbit(g)

@@ -1949,6 +1949,8 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         "",
         _numpy_import(spec),
         "",
+        "from refloss._select import sel as _sel",
+        "",
         "",
         _constants_function(spec, args),
     ]
@@ -1959,9 +1961,11 @@ def scalar_module(spec: LossSpec, source: str) -> str:
             parts += [row_function(kernel, f"value_{prec}", prec, False), "",
                       row_function(kernel, f"value_and_grad_{prec}", prec, True)]
             continue
-        parts.append(scalar_function(kernel, f"value_{prec}", prec, kernel.value_names))
+        # the cheap conditional expressions as selections, where Python (the simulator) can evaluate both arms:
+        # Numba's front end, on the CPU or for a GPU, costs (conditional expressions) x (blocks) (refloss/_select.py)
+        parts.append(selects(scalar_function(kernel, f"value_{prec}", prec, kernel.value_names), python=True))
         parts.append("")
-        parts.append(scalar_function(kernel, f"value_and_grad_{prec}", prec, kernel.output_names))
+        parts.append(selects(scalar_function(kernel, f"value_and_grad_{prec}", prec, kernel.output_names), python=True))
     for v in spec.variants:
         if v.program is None:
             continue
@@ -2472,6 +2476,7 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         "from numba import cuda",
         "",
         "from refloss._numba_options import CACHE",
+        "from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA",
         f"from refloss._generated import {spec.name} as _scalar",
         "",
     ]

@@ -46,8 +46,19 @@ def _cheap(node: ast.AST) -> bool:
     return True
 
 
-def selects(source: str) -> str:
-    """``source`` (Python code) with each conditional expression of cheap arms written ``_sel(c, a, b)``."""
+def _safe_in_python(node: ast.AST) -> bool:
+    """Whether evaluating ``node`` in Python cannot raise either: no division (a Python float divided by zero
+    raises ZeroDivisionError) and no integer cast (``_i64`` of an infinity or NaN raises)."""
+    return not any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+                   or isinstance(n, ast.Call) and ast.unparse(n.func) in ("_i32", "_i64") for n in ast.walk(node))
+
+
+def selects(source: str, python: bool = False) -> str:
+    """``source`` (Python code) with each conditional expression of cheap arms written ``_sel(c, a, b)``.
+
+    ``python``: the source also runs in Python (a scalar kernel: the CUDA simulator and plain Python callers
+    run it), where ``_sel`` is a function whose arms are evaluated before the call: only arms that cannot
+    raise in Python either are converted (:func:`_safe_in_python`)."""
     tree = ast.parse(source)
     starts = [0]
     for line in source.split("\n"):
@@ -60,7 +71,8 @@ def selects(source: str) -> str:
         """The text of ``node`` with its conditional expressions rewritten (innermost first)."""
         if isinstance(node, ast.IfExp):
             test, body, orelse = render(node.test), render(node.body), render(node.orelse)
-            node.converted = _cheap(node.body) and _cheap(node.orelse)
+            node.converted = _cheap(node.body) and _cheap(node.orelse) and (
+                not python or (_safe_in_python(node.body) and _safe_in_python(node.orelse)))
             if node.converted:
                 return f"_sel({test}, {body}, {orelse})"
         start, end = span(node)

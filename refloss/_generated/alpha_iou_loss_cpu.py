@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 013875fb93268d87
+# scalar kernels: sha256 c9d77a4b26cbc43c
 """Alpha-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, beta, alpha, gamma):
     with localcontext() as ctx:
@@ -50,7 +52,7 @@ def constants(beta, alpha, gamma):
 def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -100,15 +102,15 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm31 = _i64((_lb30 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big32 = _lm31 > 1.4142135623730951
         _lh33 = _lm31*0.5
-        _lf34 = (_lh33 if _big32 else _lm31) - 1.0
+        _lf34 = _sel(_big32, _lh33, _lm31) - 1.0
         _le35 = _i64(_i64(_lb30 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk36 = _le35 + (1.0 if _big32 else 0.0)
-        _lf37 = (u if _lk36 == 0.0 else _lf34)
+        _lk36 = _le35 + _sel(_big32, 1.0, 0.0)
+        _lf37 = _sel(_lk36 == 0.0, u, _lf34)
         _lc38 = u - (_u29 - 1.0)
         _lc39 = 1.0 - (_u29 - u)
-        _lc40 = (_lc38 if _u29 <= 2.0 else _lc39)
+        _lc40 = _sel(_u29 <= 2.0, _lc38, _lc39)
         _lc41 = _lc40/_u29
-        _lc42 = (0.0 if _lk36 == 0.0 else _lc41)
+        _lc42 = _sel(_lk36 == 0.0, 0.0, _lc41)
         _ls43 = _lf37/(2.0 + _lf37)
         _lz44 = _ls43*_ls43
         _e45 = 0.6666666666666666 + 0.4000000000000088*_lz44
@@ -122,10 +124,10 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e53 = _e50 + _e51*_x52
         _hf54 = 0.5*(_lf37*_lf37)
         _lg55 = _lk36*0.6931471805598903 + (_lf37 - (_hf54 - (_ls43*(_hf54 + _lz44*_e53) + (_lk36*5.497923018708371e-14 + _lc42))))
-        _lo56 = (_lg55 if u != 0.0 else u)
+        _lo56 = _sel(u != 0.0, _lg55, u)
         _lo57 = (-math.inf if u == -1.0 else math.nan)
-        _lo58 = (_lo56 if u > -1.0 else _lo57)
-        _lo59 = (_lo58 if u < math.inf else u)
+        _lo58 = _sel(u > -1.0, _lo56, _lo57)
+        _lo59 = _sel(u < math.inf, _lo58, u)
         _e60 = _e28 - _t4
         _e61 = _e19 - 2.0
         _c62 = _t4*134217728.0 + _t4
@@ -174,15 +176,15 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm100 = _i64((_lb99 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big101 = _lm100 > 1.4142135623730951
         _lh102 = _lm100*0.5
-        _lf103 = (_lh102 if _big101 else _lm100) - 1.0
+        _lf103 = _sel(_big101, _lh102, _lm100) - 1.0
         _le104 = _i64(_i64(_lb99 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk105 = _le104 + (1.0 if _big101 else 0.0)
-        _lf106 = (_t1_w1 if _lk105 == 0.0 else _lf103)
+        _lk105 = _le104 + _sel(_big101, 1.0, 0.0)
+        _lf106 = _sel(_lk105 == 0.0, _t1_w1, _lf103)
         _lc107 = _t1_w1 - (_u98 - 1.0)
         _lc108 = 1.0 - (_u98 - _t1_w1)
-        _lc109 = (_lc107 if _u98 <= 2.0 else _lc108)
+        _lc109 = _sel(_u98 <= 2.0, _lc107, _lc108)
         _lc110 = _lc109/_u98
-        _lc111 = (0.0 if _lk105 == 0.0 else _lc110)
+        _lc111 = _sel(_lk105 == 0.0, 0.0, _lc110)
         _ls112 = _lf106/(2.0 + _lf106)
         _lz113 = _ls112*_ls112
         _e114 = 0.6666666666666666 + 0.4000000000000088*_lz113
@@ -196,10 +198,10 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e122 = _e119 + _e120*_x121
         _hf123 = 0.5*(_lf106*_lf106)
         _lg124 = _lk105*0.6931471805598903 + (_lf106 - (_hf123 - (_ls112*(_hf123 + _lz113*_e122) + (_lk105*5.497923018708371e-14 + _lc111))))
-        _lo125 = (_lg124 if _t1_w1 != 0.0 else _t1_w1)
+        _lo125 = _sel(_t1_w1 != 0.0, _lg124, _t1_w1)
         _lo126 = (-math.inf if _t1_w1 == -1.0 else math.nan)
-        _lo127 = (_lo125 if _t1_w1 > -1.0 else _lo126)
-        _lo128 = (_lo127 if _t1_w1 < math.inf else _t1_w1)
+        _lo127 = _sel(_t1_w1 > -1.0, _lo125, _lo126)
+        _lo128 = _sel(_t1_w1 < math.inf, _lo127, _t1_w1)
         _t2_w1 = _lo128
         _t3 = _t2_w1 - 1.0
         _t5_w1 = _t2_w1/_t1_w1
@@ -211,15 +213,15 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm132 = _i64((_lb131 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big133 = _lm132 > 1.4142135623730951
         _lh134 = _lm132*0.5
-        _lf135 = (_lh134 if _big133 else _lm132) - 1.0
+        _lf135 = _sel(_big133, _lh134, _lm132) - 1.0
         _le136 = _i64(_i64(_lb131 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk137 = _le136 + (1.0 if _big133 else 0.0)
-        _lf138 = (u if _lk137 == 0.0 else _lf135)
+        _lk137 = _le136 + _sel(_big133, 1.0, 0.0)
+        _lf138 = _sel(_lk137 == 0.0, u, _lf135)
         _lc139 = u - (_u130 - 1.0)
         _lc140 = 1.0 - (_u130 - u)
-        _lc141 = (_lc139 if _u130 <= 2.0 else _lc140)
+        _lc141 = _sel(_u130 <= 2.0, _lc139, _lc140)
         _lc142 = _lc141/_u130
-        _lc143 = (0.0 if _lk137 == 0.0 else _lc142)
+        _lc143 = _sel(_lk137 == 0.0, 0.0, _lc142)
         _ls144 = _lf138/(2.0 + _lf138)
         _lz145 = _ls144*_ls144
         _e146 = 0.6666666666666666 + 0.4000000000000088*_lz145
@@ -233,10 +235,10 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e154 = _e151 + _e152*_x153
         _hf155 = 0.5*(_lf138*_lf138)
         _lg156 = _lk137*0.6931471805598903 + (_lf138 - (_hf155 - (_ls144*(_hf155 + _lz145*_e154) + (_lk137*5.497923018708371e-14 + _lc143))))
-        _lo157 = (_lg156 if u != 0.0 else u)
+        _lo157 = _sel(u != 0.0, _lg156, u)
         _lo158 = (-math.inf if u == -1.0 else math.nan)
-        _lo159 = (_lo157 if u > -1.0 else _lo158)
-        _lo160 = (_lo159 if u < math.inf else u)
+        _lo159 = _sel(u > -1.0, _lo157, _lo158)
+        _lo160 = _sel(u < math.inf, _lo159, u)
         _c161 = _t5_w1*134217728.0 + _t5_w1
         _h162 = _c161 - (_c161 - _t5_w1)
         _l163 = _t5_w1 - _h162
@@ -280,15 +282,15 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm193 = _i64((_lb192 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big194 = _lm193 > 1.4142135623730951
         _lh195 = _lm193*0.5
-        _lf196 = (_lh195 if _big194 else _lm193) - 1.0
+        _lf196 = _sel(_big194, _lh195, _lm193) - 1.0
         _le197 = _i64(_i64(_lb192 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk198 = _le197 + (1.0 if _big194 else 0.0)
-        _lf199 = (u if _lk198 == 0.0 else _lf196)
+        _lk198 = _le197 + _sel(_big194, 1.0, 0.0)
+        _lf199 = _sel(_lk198 == 0.0, u, _lf196)
         _lc200 = u - (_u191 - 1.0)
         _lc201 = 1.0 - (_u191 - u)
-        _lc202 = (_lc200 if _u191 <= 2.0 else _lc201)
+        _lc202 = _sel(_u191 <= 2.0, _lc200, _lc201)
         _lc203 = _lc202/_u191
-        _lc204 = (0.0 if _lk198 == 0.0 else _lc203)
+        _lc204 = _sel(_lk198 == 0.0, 0.0, _lc203)
         _ls205 = _lf199/(2.0 + _lf199)
         _lz206 = _ls205*_ls205
         _e207 = 0.6666666666666666 + 0.4000000000000088*_lz206
@@ -302,10 +304,10 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e215 = _e212 + _e213*_x214
         _hf216 = 0.5*(_lf199*_lf199)
         _lg217 = _lk198*0.6931471805598903 + (_lf199 - (_hf216 - (_ls205*(_hf216 + _lz206*_e215) + (_lk198*5.497923018708371e-14 + _lc204))))
-        _lo218 = (_lg217 if u != 0.0 else u)
+        _lo218 = _sel(u != 0.0, _lg217, u)
         _lo219 = (-math.inf if u == -1.0 else math.nan)
-        _lo220 = (_lo218 if u > -1.0 else _lo219)
-        _lo221 = (_lo220 if u < math.inf else u)
+        _lo220 = _sel(u > -1.0, _lo218, _lo219)
+        _lo221 = _sel(u < math.inf, _lo220, u)
         value = 2.0*_t0_w2*_t1_w2*(u + 1.0)*_s190/(u + 2.0) + _t0_w2*z + a_lo*alpha*_lo221
         return value
     elif (u <= 1.152921504606847e+18):  # log, atanh(z) - z = log1p(u)/2 - z
@@ -314,15 +316,15 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm224 = _i64((_lb223 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big225 = _lm224 > 1.4142135623730951
         _lh226 = _lm224*0.5
-        _lf227 = (_lh226 if _big225 else _lm224) - 1.0
+        _lf227 = _sel(_big225, _lh226, _lm224) - 1.0
         _le228 = _i64(_i64(_lb223 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk229 = _le228 + (1.0 if _big225 else 0.0)
-        _lf230 = (u if _lk229 == 0.0 else _lf227)
+        _lk229 = _le228 + _sel(_big225, 1.0, 0.0)
+        _lf230 = _sel(_lk229 == 0.0, u, _lf227)
         _lc231 = u - (_u222 - 1.0)
         _lc232 = 1.0 - (_u222 - u)
-        _lc233 = (_lc231 if _u222 <= 2.0 else _lc232)
+        _lc233 = _sel(_u222 <= 2.0, _lc231, _lc232)
         _lc234 = _lc233/_u222
-        _lc235 = (0.0 if _lk229 == 0.0 else _lc234)
+        _lc235 = _sel(_lk229 == 0.0, 0.0, _lc234)
         _ls236 = _lf230/(2.0 + _lf230)
         _lz237 = _ls236*_ls236
         _e238 = 0.6666666666666666 + 0.4000000000000088*_lz237
@@ -336,24 +338,24 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e246 = _e243 + _e244*_x245
         _hf247 = 0.5*(_lf230*_lf230)
         _lg248 = _lk229*0.6931471805598903 + (_lf230 - (_hf247 - (_ls236*(_hf247 + _lz237*_e246) + (_lk229*5.497923018708371e-14 + _lc235))))
-        _lo249 = (_lg248 if u != 0.0 else u)
+        _lo249 = _sel(u != 0.0, _lg248, u)
         _lo250 = (-math.inf if u == -1.0 else math.nan)
-        _lo251 = (_lo249 if u > -1.0 else _lo250)
-        _lo252 = (_lo251 if u < math.inf else u)
+        _lo251 = _sel(u > -1.0, _lo249, _lo250)
+        _lo252 = _sel(u < math.inf, _lo251, u)
         _t0_w3 = _lo252
         value = _t0_w3*a_lo*alpha + a*alpha*z + k_2*(0.5*_t0_w3 - z)*(u + 1.0)
         return value
     elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
         _sub253 = u < 2.2250738585072014e-308
         _lx254 = u*1.8014398509481984e+16
-        _lx255 = (_lx254 if _sub253 else u)
+        _lx255 = _sel(_sub253, _lx254, u)
         _lb256 = _f64(_lx255).view(_i64)
         _lm257 = _i64((_lb256 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big258 = _lm257 > 1.4142135623730951
         _lh259 = _lm257*0.5
-        _lf260 = (_lh259 if _big258 else _lm257) - 1.0
+        _lf260 = _sel(_big258, _lh259, _lm257) - 1.0
         _le261 = _i64(_i64(_lb256 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk262 = _le261 + (1.0 if _big258 else 0.0) - (54.0 if _sub253 else 0.0)
+        _lk262 = _le261 + _sel(_big258, 1.0, 0.0) - _sel(_sub253, 54.0, 0.0)
         _ls263 = _lf260/(2.0 + _lf260)
         _lz264 = _ls263*_ls263
         _e265 = 0.6666666666666666 + 0.4000000000000088*_lz264
@@ -368,21 +370,21 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf274 = 0.5*(_lf260*_lf260)
         _lg275 = _lk262*0.6931471805598903 + (_lf260 - (_hf274 - (_ls263*(_hf274 + _lz264*_e273) + (_lk262*5.497923018708371e-14))))
         _lo276 = (-math.inf if u == 0.0 else math.nan)
-        _lo277 = (_lg275 if u > 0.0 else _lo276)
-        _lo278 = (_lo277 if u < math.inf else u)
+        _lo277 = _sel(u > 0.0, _lg275, _lo276)
+        _lo278 = _sel(u < math.inf, _lo277, u)
         value = a*alpha*(_lo278 - 1.0)
         return value
     else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
         _sub279 = a < 2.2250738585072014e-308
         _lx280 = a*1.8014398509481984e+16
-        _lx281 = (_lx280 if _sub279 else a)
+        _lx281 = _sel(_sub279, _lx280, a)
         _lb282 = _f64(_lx281).view(_i64)
         _lm283 = _i64((_lb282 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big284 = _lm283 > 1.4142135623730951
         _lh285 = _lm283*0.5
-        _lf286 = (_lh285 if _big284 else _lm283) - 1.0
+        _lf286 = _sel(_big284, _lh285, _lm283) - 1.0
         _le287 = _i64(_i64(_lb282 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk288 = _le287 + (1.0 if _big284 else 0.0) - (54.0 if _sub279 else 0.0)
+        _lk288 = _le287 + _sel(_big284, 1.0, 0.0) - _sel(_sub279, 54.0, 0.0)
         _ls289 = _lf286/(2.0 + _lf286)
         _lz290 = _ls289*_ls289
         _e291 = 0.6666666666666666 + 0.4000000000000088*_lz290
@@ -397,8 +399,8 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf300 = 0.5*(_lf286*_lf286)
         _lg301 = _lk288*0.6931471805598903 + (_lf286 - (_hf300 - (_ls289*(_hf300 + _lz290*_e299) + (_lk288*5.497923018708371e-14))))
         _lo302 = (-math.inf if a == 0.0 else math.nan)
-        _lo303 = (_lg301 if a > 0.0 else _lo302)
-        _lo304 = (_lo303 if a < math.inf else a)
+        _lo303 = _sel(a > 0.0, _lg301, _lo302)
+        _lo304 = _sel(a < math.inf, _lo303, a)
         value = a*(alpha*(_lo304 - 1.0) + l_cu)
         return value
 
@@ -406,7 +408,7 @@ def value_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
 def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -459,15 +461,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm31 = _i64((_lb30 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big32 = _lm31 > 1.4142135623730951
         _lh33 = _lm31*0.5
-        _lf34 = (_lh33 if _big32 else _lm31) - 1.0
+        _lf34 = _sel(_big32, _lh33, _lm31) - 1.0
         _le35 = _i64(_i64(_lb30 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk36 = _le35 + (1.0 if _big32 else 0.0)
-        _lf37 = (u if _lk36 == 0.0 else _lf34)
+        _lk36 = _le35 + _sel(_big32, 1.0, 0.0)
+        _lf37 = _sel(_lk36 == 0.0, u, _lf34)
         _lc38 = u - (_u29 - 1.0)
         _lc39 = 1.0 - (_u29 - u)
-        _lc40 = (_lc38 if _u29 <= 2.0 else _lc39)
+        _lc40 = _sel(_u29 <= 2.0, _lc38, _lc39)
         _lc41 = _lc40/_u29
-        _lc42 = (0.0 if _lk36 == 0.0 else _lc41)
+        _lc42 = _sel(_lk36 == 0.0, 0.0, _lc41)
         _ls43 = _lf37/(2.0 + _lf37)
         _lz44 = _ls43*_ls43
         _e45 = 0.6666666666666666 + 0.4000000000000088*_lz44
@@ -481,10 +483,10 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e53 = _e50 + _e51*_x52
         _hf54 = 0.5*(_lf37*_lf37)
         _lg55 = _lk36*0.6931471805598903 + (_lf37 - (_hf54 - (_ls43*(_hf54 + _lz44*_e53) + (_lk36*5.497923018708371e-14 + _lc42))))
-        _lo56 = (_lg55 if u != 0.0 else u)
+        _lo56 = _sel(u != 0.0, _lg55, u)
         _lo57 = (-math.inf if u == -1.0 else math.nan)
-        _lo58 = (_lo56 if u > -1.0 else _lo57)
-        _lo59 = (_lo58 if u < math.inf else u)
+        _lo58 = _sel(u > -1.0, _lo56, _lo57)
+        _lo59 = _sel(u < math.inf, _lo58, u)
         _e60 = _e28 - _t4
         _e61 = _e19 - 2.0
         _c62 = _t4*134217728.0 + _t4
@@ -536,15 +538,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm100 = _i64((_lb99 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big101 = _lm100 > 1.4142135623730951
         _lh102 = _lm100*0.5
-        _lf103 = (_lh102 if _big101 else _lm100) - 1.0
+        _lf103 = _sel(_big101, _lh102, _lm100) - 1.0
         _le104 = _i64(_i64(_lb99 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk105 = _le104 + (1.0 if _big101 else 0.0)
-        _lf106 = (_t1_w1 if _lk105 == 0.0 else _lf103)
+        _lk105 = _le104 + _sel(_big101, 1.0, 0.0)
+        _lf106 = _sel(_lk105 == 0.0, _t1_w1, _lf103)
         _lc107 = _t1_w1 - (_u98 - 1.0)
         _lc108 = 1.0 - (_u98 - _t1_w1)
-        _lc109 = (_lc107 if _u98 <= 2.0 else _lc108)
+        _lc109 = _sel(_u98 <= 2.0, _lc107, _lc108)
         _lc110 = _lc109/_u98
-        _lc111 = (0.0 if _lk105 == 0.0 else _lc110)
+        _lc111 = _sel(_lk105 == 0.0, 0.0, _lc110)
         _ls112 = _lf106/(2.0 + _lf106)
         _lz113 = _ls112*_ls112
         _e114 = 0.6666666666666666 + 0.4000000000000088*_lz113
@@ -558,10 +560,10 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e122 = _e119 + _e120*_x121
         _hf123 = 0.5*(_lf106*_lf106)
         _lg124 = _lk105*0.6931471805598903 + (_lf106 - (_hf123 - (_ls112*(_hf123 + _lz113*_e122) + (_lk105*5.497923018708371e-14 + _lc111))))
-        _lo125 = (_lg124 if _t1_w1 != 0.0 else _t1_w1)
+        _lo125 = _sel(_t1_w1 != 0.0, _lg124, _t1_w1)
         _lo126 = (-math.inf if _t1_w1 == -1.0 else math.nan)
-        _lo127 = (_lo125 if _t1_w1 > -1.0 else _lo126)
-        _lo128 = (_lo127 if _t1_w1 < math.inf else _t1_w1)
+        _lo127 = _sel(_t1_w1 > -1.0, _lo125, _lo126)
+        _lo128 = _sel(_t1_w1 < math.inf, _lo127, _t1_w1)
         _t2_w1 = _lo128
         _t3 = _t2_w1 - 1.0
         _t5_w1 = _t2_w1/_t1_w1
@@ -573,15 +575,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm132 = _i64((_lb131 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big133 = _lm132 > 1.4142135623730951
         _lh134 = _lm132*0.5
-        _lf135 = (_lh134 if _big133 else _lm132) - 1.0
+        _lf135 = _sel(_big133, _lh134, _lm132) - 1.0
         _le136 = _i64(_i64(_lb131 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk137 = _le136 + (1.0 if _big133 else 0.0)
-        _lf138 = (u if _lk137 == 0.0 else _lf135)
+        _lk137 = _le136 + _sel(_big133, 1.0, 0.0)
+        _lf138 = _sel(_lk137 == 0.0, u, _lf135)
         _lc139 = u - (_u130 - 1.0)
         _lc140 = 1.0 - (_u130 - u)
-        _lc141 = (_lc139 if _u130 <= 2.0 else _lc140)
+        _lc141 = _sel(_u130 <= 2.0, _lc139, _lc140)
         _lc142 = _lc141/_u130
-        _lc143 = (0.0 if _lk137 == 0.0 else _lc142)
+        _lc143 = _sel(_lk137 == 0.0, 0.0, _lc142)
         _ls144 = _lf138/(2.0 + _lf138)
         _lz145 = _ls144*_ls144
         _e146 = 0.6666666666666666 + 0.4000000000000088*_lz145
@@ -595,10 +597,10 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e154 = _e151 + _e152*_x153
         _hf155 = 0.5*(_lf138*_lf138)
         _lg156 = _lk137*0.6931471805598903 + (_lf138 - (_hf155 - (_ls144*(_hf155 + _lz145*_e154) + (_lk137*5.497923018708371e-14 + _lc143))))
-        _lo157 = (_lg156 if u != 0.0 else u)
+        _lo157 = _sel(u != 0.0, _lg156, u)
         _lo158 = (-math.inf if u == -1.0 else math.nan)
-        _lo159 = (_lo157 if u > -1.0 else _lo158)
-        _lo160 = (_lo159 if u < math.inf else u)
+        _lo159 = _sel(u > -1.0, _lo157, _lo158)
+        _lo160 = _sel(u < math.inf, _lo159, u)
         _c161 = _t5_w1*134217728.0 + _t5_w1
         _h162 = _c161 - (_c161 - _t5_w1)
         _l163 = _t5_w1 - _h162
@@ -647,15 +649,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm193 = _i64((_lb192 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big194 = _lm193 > 1.4142135623730951
         _lh195 = _lm193*0.5
-        _lf196 = (_lh195 if _big194 else _lm193) - 1.0
+        _lf196 = _sel(_big194, _lh195, _lm193) - 1.0
         _le197 = _i64(_i64(_lb192 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk198 = _le197 + (1.0 if _big194 else 0.0)
-        _lf199 = (u if _lk198 == 0.0 else _lf196)
+        _lk198 = _le197 + _sel(_big194, 1.0, 0.0)
+        _lf199 = _sel(_lk198 == 0.0, u, _lf196)
         _lc200 = u - (_u191 - 1.0)
         _lc201 = 1.0 - (_u191 - u)
-        _lc202 = (_lc200 if _u191 <= 2.0 else _lc201)
+        _lc202 = _sel(_u191 <= 2.0, _lc200, _lc201)
         _lc203 = _lc202/_u191
-        _lc204 = (0.0 if _lk198 == 0.0 else _lc203)
+        _lc204 = _sel(_lk198 == 0.0, 0.0, _lc203)
         _ls205 = _lf199/(2.0 + _lf199)
         _lz206 = _ls205*_ls205
         _e207 = 0.6666666666666666 + 0.4000000000000088*_lz206
@@ -669,10 +671,10 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e215 = _e212 + _e213*_x214
         _hf216 = 0.5*(_lf199*_lf199)
         _lg217 = _lk198*0.6931471805598903 + (_lf199 - (_hf216 - (_ls205*(_hf216 + _lz206*_e215) + (_lk198*5.497923018708371e-14 + _lc204))))
-        _lo218 = (_lg217 if u != 0.0 else u)
+        _lo218 = _sel(u != 0.0, _lg217, u)
         _lo219 = (-math.inf if u == -1.0 else math.nan)
-        _lo220 = (_lo218 if u > -1.0 else _lo219)
-        _lo221 = (_lo220 if u < math.inf else u)
+        _lo220 = _sel(u > -1.0, _lo218, _lo219)
+        _lo221 = _sel(u < math.inf, _lo220, u)
         value = 2.0*_t0_w3*_t1_w2*(u + 1.0)*_s190/(u + 2.0) + _t0_w3*z + a_lo*alpha*_lo221
         _t2_w2 = alpha*sgn*_lo221
         d_pred = _t2_w2
@@ -684,15 +686,15 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm224 = _i64((_lb223 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big225 = _lm224 > 1.4142135623730951
         _lh226 = _lm224*0.5
-        _lf227 = (_lh226 if _big225 else _lm224) - 1.0
+        _lf227 = _sel(_big225, _lh226, _lm224) - 1.0
         _le228 = _i64(_i64(_lb223 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk229 = _le228 + (1.0 if _big225 else 0.0)
-        _lf230 = (u if _lk229 == 0.0 else _lf227)
+        _lk229 = _le228 + _sel(_big225, 1.0, 0.0)
+        _lf230 = _sel(_lk229 == 0.0, u, _lf227)
         _lc231 = u - (_u222 - 1.0)
         _lc232 = 1.0 - (_u222 - u)
-        _lc233 = (_lc231 if _u222 <= 2.0 else _lc232)
+        _lc233 = _sel(_u222 <= 2.0, _lc231, _lc232)
         _lc234 = _lc233/_u222
-        _lc235 = (0.0 if _lk229 == 0.0 else _lc234)
+        _lc235 = _sel(_lk229 == 0.0, 0.0, _lc234)
         _ls236 = _lf230/(2.0 + _lf230)
         _lz237 = _ls236*_ls236
         _e238 = 0.6666666666666666 + 0.4000000000000088*_lz237
@@ -706,10 +708,10 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e246 = _e243 + _e244*_x245
         _hf247 = 0.5*(_lf230*_lf230)
         _lg248 = _lk229*0.6931471805598903 + (_lf230 - (_hf247 - (_ls236*(_hf247 + _lz237*_e246) + (_lk229*5.497923018708371e-14 + _lc235))))
-        _lo249 = (_lg248 if u != 0.0 else u)
+        _lo249 = _sel(u != 0.0, _lg248, u)
         _lo250 = (-math.inf if u == -1.0 else math.nan)
-        _lo251 = (_lo249 if u > -1.0 else _lo250)
-        _lo252 = (_lo251 if u < math.inf else u)
+        _lo251 = _sel(u > -1.0, _lo249, _lo250)
+        _lo252 = _sel(u < math.inf, _lo251, u)
         _t0_w4 = _lo252
         value = _t0_w4*a_lo*alpha + a*alpha*z + k_2*(0.5*_t0_w4 - z)*(u + 1.0)
         _t1_w3 = _t0_w4*alpha*sgn
@@ -719,14 +721,14 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     elif (u <= 1.7976931348623157e+308):  # log, u > U_BIG: L = alpha a (ln u - 1)
         _sub253 = u < 2.2250738585072014e-308
         _lx254 = u*1.8014398509481984e+16
-        _lx255 = (_lx254 if _sub253 else u)
+        _lx255 = _sel(_sub253, _lx254, u)
         _lb256 = _f64(_lx255).view(_i64)
         _lm257 = _i64((_lb256 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big258 = _lm257 > 1.4142135623730951
         _lh259 = _lm257*0.5
-        _lf260 = (_lh259 if _big258 else _lm257) - 1.0
+        _lf260 = _sel(_big258, _lh259, _lm257) - 1.0
         _le261 = _i64(_i64(_lb256 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk262 = _le261 + (1.0 if _big258 else 0.0) - (54.0 if _sub253 else 0.0)
+        _lk262 = _le261 + _sel(_big258, 1.0, 0.0) - _sel(_sub253, 54.0, 0.0)
         _ls263 = _lf260/(2.0 + _lf260)
         _lz264 = _ls263*_ls263
         _e265 = 0.6666666666666666 + 0.4000000000000088*_lz264
@@ -741,8 +743,8 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf274 = 0.5*(_lf260*_lf260)
         _lg275 = _lk262*0.6931471805598903 + (_lf260 - (_hf274 - (_ls263*(_hf274 + _lz264*_e273) + (_lk262*5.497923018708371e-14))))
         _lo276 = (-math.inf if u == 0.0 else math.nan)
-        _lo277 = (_lg275 if u > 0.0 else _lo276)
-        _lo278 = (_lo277 if u < math.inf else u)
+        _lo277 = _sel(u > 0.0, _lg275, _lo276)
+        _lo278 = _sel(u < math.inf, _lo277, u)
         value = a*alpha*(_lo278 - 1.0)
         _t0_w5 = alpha*sgn*_lo278
         d_pred = _t0_w5
@@ -751,14 +753,14 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
         _sub279 = a < 2.2250738585072014e-308
         _lx280 = a*1.8014398509481984e+16
-        _lx281 = (_lx280 if _sub279 else a)
+        _lx281 = _sel(_sub279, _lx280, a)
         _lb282 = _f64(_lx281).view(_i64)
         _lm283 = _i64((_lb282 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big284 = _lm283 > 1.4142135623730951
         _lh285 = _lm283*0.5
-        _lf286 = (_lh285 if _big284 else _lm283) - 1.0
+        _lf286 = _sel(_big284, _lh285, _lm283) - 1.0
         _le287 = _i64(_i64(_lb282 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk288 = _le287 + (1.0 if _big284 else 0.0) - (54.0 if _sub279 else 0.0)
+        _lk288 = _le287 + _sel(_big284, 1.0, 0.0) - _sel(_sub279, 54.0, 0.0)
         _ls289 = _lf286/(2.0 + _lf286)
         _lz290 = _ls289*_ls289
         _e291 = 0.6666666666666666 + 0.4000000000000088*_lz290
@@ -773,8 +775,8 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf300 = 0.5*(_lf286*_lf286)
         _lg301 = _lk288*0.6931471805598903 + (_lf286 - (_hf300 - (_ls289*(_hf300 + _lz290*_e299) + (_lk288*5.497923018708371e-14))))
         _lo302 = (-math.inf if a == 0.0 else math.nan)
-        _lo303 = (_lg301 if a > 0.0 else _lo302)
-        _lo304 = (_lo303 if a < math.inf else a)
+        _lo303 = _sel(a > 0.0, _lg301, _lo302)
+        _lo304 = _sel(a < math.inf, _lo303, a)
         value = a*(alpha*(_lo304 - 1.0) + l_cu)
         _t0_w6 = alpha*_lo304 + l_cu
         d_pred = _t0_w6*sgn
@@ -785,7 +787,7 @@ def value_and_grad_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
 def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -839,15 +841,15 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big36 = _lm35 > _f32(1.4142135381698608)
         _lh37 = _lm35*_f32(0.5)
-        _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
+        _lf38 = _sel(_big36, _lh37, _lm35) - _f32(1.0)
         _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
-        _lf41 = (u if _lk40 == _f32(0.0) else _lf38)
+        _lk40 = _le39 + _sel(_big36, _f32(1.0), _f32(0.0))
+        _lf41 = _sel(_lk40 == _f32(0.0), u, _lf38)
         _lc42 = u - (_u33 - _f32(1.0))
         _lc43 = _f32(1.0) - (_u33 - u)
-        _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
+        _lc44 = _sel(_u33 <= _f32(2.0), _lc42, _lc43)
         _lc45 = _lc44/_u33
-        _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
+        _lc46 = _sel(_lk40 == _f32(0.0), _f32(0.0), _lc45)
         _ls47 = _lf41/(_f32(2.0) + _lf41)
         _lz48 = _ls47*_ls47
         _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
@@ -856,10 +858,10 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e52 = _e49 + _e50*_x51
         _hf53 = _f32(0.5)*(_lf41*_lf41)
         _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
-        _lo55 = (_lg54 if u != _f32(0.0) else u)
+        _lo55 = _sel(u != _f32(0.0), _lg54, u)
         _lo56 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo57 = (_lo55 if u > -_f32(1.0) else _lo56)
-        _lo58 = (_lo57 if u < _f32(math.inf) else u)
+        _lo57 = _sel(u > -_f32(1.0), _lo55, _lo56)
+        _lo58 = _sel(u < _f32(math.inf), _lo57, u)
         _e59 = _e32 - _t4
         _e60 = _e19 - _f32(2.0)
         _c61 = _t4*_f32(4096.0) + _t4
@@ -908,15 +910,15 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm99 = _i32((_lb98 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big100 = _lm99 > _f32(1.4142135381698608)
         _lh101 = _lm99*_f32(0.5)
-        _lf102 = (_lh101 if _big100 else _lm99) - _f32(1.0)
+        _lf102 = _sel(_big100, _lh101, _lm99) - _f32(1.0)
         _le103 = _i32(_i32(_lb98 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk104 = _le103 + (_f32(1.0) if _big100 else _f32(0.0))
-        _lf105 = (_t1_w1 if _lk104 == _f32(0.0) else _lf102)
+        _lk104 = _le103 + _sel(_big100, _f32(1.0), _f32(0.0))
+        _lf105 = _sel(_lk104 == _f32(0.0), _t1_w1, _lf102)
         _lc106 = _t1_w1 - (_u97 - _f32(1.0))
         _lc107 = _f32(1.0) - (_u97 - _t1_w1)
-        _lc108 = (_lc106 if _u97 <= _f32(2.0) else _lc107)
+        _lc108 = _sel(_u97 <= _f32(2.0), _lc106, _lc107)
         _lc109 = _lc108/_u97
-        _lc110 = (_f32(0.0) if _lk104 == _f32(0.0) else _lc109)
+        _lc110 = _sel(_lk104 == _f32(0.0), _f32(0.0), _lc109)
         _ls111 = _lf105/(_f32(2.0) + _lf105)
         _lz112 = _ls111*_ls111
         _e113 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz112
@@ -925,10 +927,10 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e116 = _e113 + _e114*_x115
         _hf117 = _f32(0.5)*(_lf105*_lf105)
         _lg118 = _lk104*_f32(0.693145751953125) + (_lf105 - (_hf117 - (_ls111*(_hf117 + _lz112*_e116) + (_lk104*_f32(1.428606765330187e-06) + _lc110))))
-        _lo119 = (_lg118 if _t1_w1 != _f32(0.0) else _t1_w1)
+        _lo119 = _sel(_t1_w1 != _f32(0.0), _lg118, _t1_w1)
         _lo120 = (-_f32(math.inf) if _t1_w1 == -_f32(1.0) else _f32(math.nan))
-        _lo121 = (_lo119 if _t1_w1 > -_f32(1.0) else _lo120)
-        _lo122 = (_lo121 if _t1_w1 < _f32(math.inf) else _t1_w1)
+        _lo121 = _sel(_t1_w1 > -_f32(1.0), _lo119, _lo120)
+        _lo122 = _sel(_t1_w1 < _f32(math.inf), _lo121, _t1_w1)
         _t2_w1 = _lo122
         _t3 = _t2_w1 - _f32(1.0)
         _t5_w1 = _t2_w1/_t1_w1
@@ -940,15 +942,15 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm126 = _i32((_lb125 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big127 = _lm126 > _f32(1.4142135381698608)
         _lh128 = _lm126*_f32(0.5)
-        _lf129 = (_lh128 if _big127 else _lm126) - _f32(1.0)
+        _lf129 = _sel(_big127, _lh128, _lm126) - _f32(1.0)
         _le130 = _i32(_i32(_lb125 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk131 = _le130 + (_f32(1.0) if _big127 else _f32(0.0))
-        _lf132 = (u if _lk131 == _f32(0.0) else _lf129)
+        _lk131 = _le130 + _sel(_big127, _f32(1.0), _f32(0.0))
+        _lf132 = _sel(_lk131 == _f32(0.0), u, _lf129)
         _lc133 = u - (_u124 - _f32(1.0))
         _lc134 = _f32(1.0) - (_u124 - u)
-        _lc135 = (_lc133 if _u124 <= _f32(2.0) else _lc134)
+        _lc135 = _sel(_u124 <= _f32(2.0), _lc133, _lc134)
         _lc136 = _lc135/_u124
-        _lc137 = (_f32(0.0) if _lk131 == _f32(0.0) else _lc136)
+        _lc137 = _sel(_lk131 == _f32(0.0), _f32(0.0), _lc136)
         _ls138 = _lf132/(_f32(2.0) + _lf132)
         _lz139 = _ls138*_ls138
         _e140 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz139
@@ -957,10 +959,10 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e143 = _e140 + _e141*_x142
         _hf144 = _f32(0.5)*(_lf132*_lf132)
         _lg145 = _lk131*_f32(0.693145751953125) + (_lf132 - (_hf144 - (_ls138*(_hf144 + _lz139*_e143) + (_lk131*_f32(1.428606765330187e-06) + _lc137))))
-        _lo146 = (_lg145 if u != _f32(0.0) else u)
+        _lo146 = _sel(u != _f32(0.0), _lg145, u)
         _lo147 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo148 = (_lo146 if u > -_f32(1.0) else _lo147)
-        _lo149 = (_lo148 if u < _f32(math.inf) else u)
+        _lo148 = _sel(u > -_f32(1.0), _lo146, _lo147)
+        _lo149 = _sel(u < _f32(math.inf), _lo148, u)
         _e150 = _e123 - _t3
         _s151 = _t7_w1/(_t1_w1 + _f32(1.0)) + (-_t5_w1*_t7_w1 + _t7_w1/(_t1_w1 + _f32(1.0)))/_t1_w1
         _c152 = _t0_w1*_f32(4096.0) + _t0_w1
@@ -991,15 +993,15 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm169 = _i32((_lb168 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big170 = _lm169 > _f32(1.4142135381698608)
         _lh171 = _lm169*_f32(0.5)
-        _lf172 = (_lh171 if _big170 else _lm169) - _f32(1.0)
+        _lf172 = _sel(_big170, _lh171, _lm169) - _f32(1.0)
         _le173 = _i32(_i32(_lb168 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk174 = _le173 + (_f32(1.0) if _big170 else _f32(0.0))
-        _lf175 = (u if _lk174 == _f32(0.0) else _lf172)
+        _lk174 = _le173 + _sel(_big170, _f32(1.0), _f32(0.0))
+        _lf175 = _sel(_lk174 == _f32(0.0), u, _lf172)
         _lc176 = u - (_u167 - _f32(1.0))
         _lc177 = _f32(1.0) - (_u167 - u)
-        _lc178 = (_lc176 if _u167 <= _f32(2.0) else _lc177)
+        _lc178 = _sel(_u167 <= _f32(2.0), _lc176, _lc177)
         _lc179 = _lc178/_u167
-        _lc180 = (_f32(0.0) if _lk174 == _f32(0.0) else _lc179)
+        _lc180 = _sel(_lk174 == _f32(0.0), _f32(0.0), _lc179)
         _ls181 = _lf175/(_f32(2.0) + _lf175)
         _lz182 = _ls181*_ls181
         _e183 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz182
@@ -1008,10 +1010,10 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e186 = _e183 + _e184*_x185
         _hf187 = _f32(0.5)*(_lf175*_lf175)
         _lg188 = _lk174*_f32(0.693145751953125) + (_lf175 - (_hf187 - (_ls181*(_hf187 + _lz182*_e186) + (_lk174*_f32(1.428606765330187e-06) + _lc180))))
-        _lo189 = (_lg188 if u != _f32(0.0) else u)
+        _lo189 = _sel(u != _f32(0.0), _lg188, u)
         _lo190 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo191 = (_lo189 if u > -_f32(1.0) else _lo190)
-        _lo192 = (_lo191 if u < _f32(math.inf) else u)
+        _lo191 = _sel(u > -_f32(1.0), _lo189, _lo190)
+        _lo192 = _sel(u < _f32(math.inf), _lo191, u)
         value = _f32(2.0)*_t0_w2*_t1_w2*(u + _f32(1.0))*_s166/(u + _f32(2.0)) + _t0_w2*z + a_lo*alpha*_lo192
         return value
     elif (u <= _f32(1073741824.0)):  # log, atanh(z) - z = log1p(u)/2 - z
@@ -1020,15 +1022,15 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm195 = _i32((_lb194 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big196 = _lm195 > _f32(1.4142135381698608)
         _lh197 = _lm195*_f32(0.5)
-        _lf198 = (_lh197 if _big196 else _lm195) - _f32(1.0)
+        _lf198 = _sel(_big196, _lh197, _lm195) - _f32(1.0)
         _le199 = _i32(_i32(_lb194 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk200 = _le199 + (_f32(1.0) if _big196 else _f32(0.0))
-        _lf201 = (u if _lk200 == _f32(0.0) else _lf198)
+        _lk200 = _le199 + _sel(_big196, _f32(1.0), _f32(0.0))
+        _lf201 = _sel(_lk200 == _f32(0.0), u, _lf198)
         _lc202 = u - (_u193 - _f32(1.0))
         _lc203 = _f32(1.0) - (_u193 - u)
-        _lc204 = (_lc202 if _u193 <= _f32(2.0) else _lc203)
+        _lc204 = _sel(_u193 <= _f32(2.0), _lc202, _lc203)
         _lc205 = _lc204/_u193
-        _lc206 = (_f32(0.0) if _lk200 == _f32(0.0) else _lc205)
+        _lc206 = _sel(_lk200 == _f32(0.0), _f32(0.0), _lc205)
         _ls207 = _lf201/(_f32(2.0) + _lf201)
         _lz208 = _ls207*_ls207
         _e209 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz208
@@ -1037,24 +1039,24 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e212 = _e209 + _e210*_x211
         _hf213 = _f32(0.5)*(_lf201*_lf201)
         _lg214 = _lk200*_f32(0.693145751953125) + (_lf201 - (_hf213 - (_ls207*(_hf213 + _lz208*_e212) + (_lk200*_f32(1.428606765330187e-06) + _lc206))))
-        _lo215 = (_lg214 if u != _f32(0.0) else u)
+        _lo215 = _sel(u != _f32(0.0), _lg214, u)
         _lo216 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo217 = (_lo215 if u > -_f32(1.0) else _lo216)
-        _lo218 = (_lo217 if u < _f32(math.inf) else u)
+        _lo217 = _sel(u > -_f32(1.0), _lo215, _lo216)
+        _lo218 = _sel(u < _f32(math.inf), _lo217, u)
         _t0_w3 = _lo218
         value = _t0_w3*a_lo*alpha + a*alpha*z + k_2*(_f32(0.5)*_t0_w3 - z)*(u + _f32(1.0))
         return value
     elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
         _sub219 = u < _f32(1.1754943508222875e-38)
         _lx220 = u*_f32(33554432.0)
-        _lx221 = (_lx220 if _sub219 else u)
+        _lx221 = _sel(_sub219, _lx220, u)
         _lb222 = _f32(_lx221).view(_i32)
         _lm223 = _i32((_lb222 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big224 = _lm223 > _f32(1.4142135381698608)
         _lh225 = _lm223*_f32(0.5)
-        _lf226 = (_lh225 if _big224 else _lm223) - _f32(1.0)
+        _lf226 = _sel(_big224, _lh225, _lm223) - _f32(1.0)
         _le227 = _i32(_i32(_lb222 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk228 = _le227 + (_f32(1.0) if _big224 else _f32(0.0)) - (_f32(25.0) if _sub219 else _f32(0.0))
+        _lk228 = _le227 + _sel(_big224, _f32(1.0), _f32(0.0)) - _sel(_sub219, _f32(25.0), _f32(0.0))
         _ls229 = _lf226/(_f32(2.0) + _lf226)
         _lz230 = _ls229*_ls229
         _e231 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz230
@@ -1064,21 +1066,21 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf235 = _f32(0.5)*(_lf226*_lf226)
         _lg236 = _lk228*_f32(0.693145751953125) + (_lf226 - (_hf235 - (_ls229*(_hf235 + _lz230*_e234) + (_lk228*_f32(1.428606765330187e-06)))))
         _lo237 = (-_f32(math.inf) if u == _f32(0.0) else _f32(math.nan))
-        _lo238 = (_lg236 if u > _f32(0.0) else _lo237)
-        _lo239 = (_lo238 if u < _f32(math.inf) else u)
+        _lo238 = _sel(u > _f32(0.0), _lg236, _lo237)
+        _lo239 = _sel(u < _f32(math.inf), _lo238, u)
         value = a*alpha*(_lo239 - _f32(1.0))
         return value
     else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
         _sub240 = a < _f32(1.1754943508222875e-38)
         _lx241 = a*_f32(33554432.0)
-        _lx242 = (_lx241 if _sub240 else a)
+        _lx242 = _sel(_sub240, _lx241, a)
         _lb243 = _f32(_lx242).view(_i32)
         _lm244 = _i32((_lb243 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big245 = _lm244 > _f32(1.4142135381698608)
         _lh246 = _lm244*_f32(0.5)
-        _lf247 = (_lh246 if _big245 else _lm244) - _f32(1.0)
+        _lf247 = _sel(_big245, _lh246, _lm244) - _f32(1.0)
         _le248 = _i32(_i32(_lb243 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk249 = _le248 + (_f32(1.0) if _big245 else _f32(0.0)) - (_f32(25.0) if _sub240 else _f32(0.0))
+        _lk249 = _le248 + _sel(_big245, _f32(1.0), _f32(0.0)) - _sel(_sub240, _f32(25.0), _f32(0.0))
         _ls250 = _lf247/(_f32(2.0) + _lf247)
         _lz251 = _ls250*_ls250
         _e252 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz251
@@ -1088,8 +1090,8 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf256 = _f32(0.5)*(_lf247*_lf247)
         _lg257 = _lk249*_f32(0.693145751953125) + (_lf247 - (_hf256 - (_ls250*(_hf256 + _lz251*_e255) + (_lk249*_f32(1.428606765330187e-06)))))
         _lo258 = (-_f32(math.inf) if a == _f32(0.0) else _f32(math.nan))
-        _lo259 = (_lg257 if a > _f32(0.0) else _lo258)
-        _lo260 = (_lo259 if a < _f32(math.inf) else a)
+        _lo259 = _sel(a > _f32(0.0), _lg257, _lo258)
+        _lo260 = _sel(a < _f32(math.inf), _lo259, a)
         value = a*(alpha*(_lo260 - _f32(1.0)) + l_cu)
         return value
 
@@ -1097,7 +1099,7 @@ def value_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
 def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -1154,15 +1156,15 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big36 = _lm35 > _f32(1.4142135381698608)
         _lh37 = _lm35*_f32(0.5)
-        _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
+        _lf38 = _sel(_big36, _lh37, _lm35) - _f32(1.0)
         _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
-        _lf41 = (u if _lk40 == _f32(0.0) else _lf38)
+        _lk40 = _le39 + _sel(_big36, _f32(1.0), _f32(0.0))
+        _lf41 = _sel(_lk40 == _f32(0.0), u, _lf38)
         _lc42 = u - (_u33 - _f32(1.0))
         _lc43 = _f32(1.0) - (_u33 - u)
-        _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
+        _lc44 = _sel(_u33 <= _f32(2.0), _lc42, _lc43)
         _lc45 = _lc44/_u33
-        _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
+        _lc46 = _sel(_lk40 == _f32(0.0), _f32(0.0), _lc45)
         _ls47 = _lf41/(_f32(2.0) + _lf41)
         _lz48 = _ls47*_ls47
         _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
@@ -1171,10 +1173,10 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e52 = _e49 + _e50*_x51
         _hf53 = _f32(0.5)*(_lf41*_lf41)
         _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
-        _lo55 = (_lg54 if u != _f32(0.0) else u)
+        _lo55 = _sel(u != _f32(0.0), _lg54, u)
         _lo56 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo57 = (_lo55 if u > -_f32(1.0) else _lo56)
-        _lo58 = (_lo57 if u < _f32(math.inf) else u)
+        _lo57 = _sel(u > -_f32(1.0), _lo55, _lo56)
+        _lo58 = _sel(u < _f32(math.inf), _lo57, u)
         _e59 = _e32 - _t4
         _e60 = _e19 - _f32(2.0)
         _c61 = _t4*_f32(4096.0) + _t4
@@ -1226,15 +1228,15 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm99 = _i32((_lb98 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big100 = _lm99 > _f32(1.4142135381698608)
         _lh101 = _lm99*_f32(0.5)
-        _lf102 = (_lh101 if _big100 else _lm99) - _f32(1.0)
+        _lf102 = _sel(_big100, _lh101, _lm99) - _f32(1.0)
         _le103 = _i32(_i32(_lb98 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk104 = _le103 + (_f32(1.0) if _big100 else _f32(0.0))
-        _lf105 = (_t1_w1 if _lk104 == _f32(0.0) else _lf102)
+        _lk104 = _le103 + _sel(_big100, _f32(1.0), _f32(0.0))
+        _lf105 = _sel(_lk104 == _f32(0.0), _t1_w1, _lf102)
         _lc106 = _t1_w1 - (_u97 - _f32(1.0))
         _lc107 = _f32(1.0) - (_u97 - _t1_w1)
-        _lc108 = (_lc106 if _u97 <= _f32(2.0) else _lc107)
+        _lc108 = _sel(_u97 <= _f32(2.0), _lc106, _lc107)
         _lc109 = _lc108/_u97
-        _lc110 = (_f32(0.0) if _lk104 == _f32(0.0) else _lc109)
+        _lc110 = _sel(_lk104 == _f32(0.0), _f32(0.0), _lc109)
         _ls111 = _lf105/(_f32(2.0) + _lf105)
         _lz112 = _ls111*_ls111
         _e113 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz112
@@ -1243,10 +1245,10 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e116 = _e113 + _e114*_x115
         _hf117 = _f32(0.5)*(_lf105*_lf105)
         _lg118 = _lk104*_f32(0.693145751953125) + (_lf105 - (_hf117 - (_ls111*(_hf117 + _lz112*_e116) + (_lk104*_f32(1.428606765330187e-06) + _lc110))))
-        _lo119 = (_lg118 if _t1_w1 != _f32(0.0) else _t1_w1)
+        _lo119 = _sel(_t1_w1 != _f32(0.0), _lg118, _t1_w1)
         _lo120 = (-_f32(math.inf) if _t1_w1 == -_f32(1.0) else _f32(math.nan))
-        _lo121 = (_lo119 if _t1_w1 > -_f32(1.0) else _lo120)
-        _lo122 = (_lo121 if _t1_w1 < _f32(math.inf) else _t1_w1)
+        _lo121 = _sel(_t1_w1 > -_f32(1.0), _lo119, _lo120)
+        _lo122 = _sel(_t1_w1 < _f32(math.inf), _lo121, _t1_w1)
         _t2_w1 = _lo122
         _t3 = _t2_w1 - _f32(1.0)
         _t5_w1 = _t2_w1/_t1_w1
@@ -1258,15 +1260,15 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm126 = _i32((_lb125 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big127 = _lm126 > _f32(1.4142135381698608)
         _lh128 = _lm126*_f32(0.5)
-        _lf129 = (_lh128 if _big127 else _lm126) - _f32(1.0)
+        _lf129 = _sel(_big127, _lh128, _lm126) - _f32(1.0)
         _le130 = _i32(_i32(_lb125 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk131 = _le130 + (_f32(1.0) if _big127 else _f32(0.0))
-        _lf132 = (u if _lk131 == _f32(0.0) else _lf129)
+        _lk131 = _le130 + _sel(_big127, _f32(1.0), _f32(0.0))
+        _lf132 = _sel(_lk131 == _f32(0.0), u, _lf129)
         _lc133 = u - (_u124 - _f32(1.0))
         _lc134 = _f32(1.0) - (_u124 - u)
-        _lc135 = (_lc133 if _u124 <= _f32(2.0) else _lc134)
+        _lc135 = _sel(_u124 <= _f32(2.0), _lc133, _lc134)
         _lc136 = _lc135/_u124
-        _lc137 = (_f32(0.0) if _lk131 == _f32(0.0) else _lc136)
+        _lc137 = _sel(_lk131 == _f32(0.0), _f32(0.0), _lc136)
         _ls138 = _lf132/(_f32(2.0) + _lf132)
         _lz139 = _ls138*_ls138
         _e140 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz139
@@ -1275,10 +1277,10 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e143 = _e140 + _e141*_x142
         _hf144 = _f32(0.5)*(_lf132*_lf132)
         _lg145 = _lk131*_f32(0.693145751953125) + (_lf132 - (_hf144 - (_ls138*(_hf144 + _lz139*_e143) + (_lk131*_f32(1.428606765330187e-06) + _lc137))))
-        _lo146 = (_lg145 if u != _f32(0.0) else u)
+        _lo146 = _sel(u != _f32(0.0), _lg145, u)
         _lo147 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo148 = (_lo146 if u > -_f32(1.0) else _lo147)
-        _lo149 = (_lo148 if u < _f32(math.inf) else u)
+        _lo148 = _sel(u > -_f32(1.0), _lo146, _lo147)
+        _lo149 = _sel(u < _f32(math.inf), _lo148, u)
         _e150 = _e123 - _t3
         _s151 = _t7_w1/(_t1_w1 + _f32(1.0)) + (-_t5_w1*_t7_w1 + _t7_w1/(_t1_w1 + _f32(1.0)))/_t1_w1
         _c152 = _t0_w2*_f32(4096.0) + _t0_w2
@@ -1314,15 +1316,15 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm169 = _i32((_lb168 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big170 = _lm169 > _f32(1.4142135381698608)
         _lh171 = _lm169*_f32(0.5)
-        _lf172 = (_lh171 if _big170 else _lm169) - _f32(1.0)
+        _lf172 = _sel(_big170, _lh171, _lm169) - _f32(1.0)
         _le173 = _i32(_i32(_lb168 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk174 = _le173 + (_f32(1.0) if _big170 else _f32(0.0))
-        _lf175 = (u if _lk174 == _f32(0.0) else _lf172)
+        _lk174 = _le173 + _sel(_big170, _f32(1.0), _f32(0.0))
+        _lf175 = _sel(_lk174 == _f32(0.0), u, _lf172)
         _lc176 = u - (_u167 - _f32(1.0))
         _lc177 = _f32(1.0) - (_u167 - u)
-        _lc178 = (_lc176 if _u167 <= _f32(2.0) else _lc177)
+        _lc178 = _sel(_u167 <= _f32(2.0), _lc176, _lc177)
         _lc179 = _lc178/_u167
-        _lc180 = (_f32(0.0) if _lk174 == _f32(0.0) else _lc179)
+        _lc180 = _sel(_lk174 == _f32(0.0), _f32(0.0), _lc179)
         _ls181 = _lf175/(_f32(2.0) + _lf175)
         _lz182 = _ls181*_ls181
         _e183 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz182
@@ -1331,10 +1333,10 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e186 = _e183 + _e184*_x185
         _hf187 = _f32(0.5)*(_lf175*_lf175)
         _lg188 = _lk174*_f32(0.693145751953125) + (_lf175 - (_hf187 - (_ls181*(_hf187 + _lz182*_e186) + (_lk174*_f32(1.428606765330187e-06) + _lc180))))
-        _lo189 = (_lg188 if u != _f32(0.0) else u)
+        _lo189 = _sel(u != _f32(0.0), _lg188, u)
         _lo190 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo191 = (_lo189 if u > -_f32(1.0) else _lo190)
-        _lo192 = (_lo191 if u < _f32(math.inf) else u)
+        _lo191 = _sel(u > -_f32(1.0), _lo189, _lo190)
+        _lo192 = _sel(u < _f32(math.inf), _lo191, u)
         value = _f32(2.0)*_t0_w3*_t1_w2*(u + _f32(1.0))*_s166/(u + _f32(2.0)) + _t0_w3*z + a_lo*alpha*_lo192
         _t2_w2 = alpha*sgn*_lo192
         d_pred = _t2_w2
@@ -1346,15 +1348,15 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _lm195 = _i32((_lb194 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big196 = _lm195 > _f32(1.4142135381698608)
         _lh197 = _lm195*_f32(0.5)
-        _lf198 = (_lh197 if _big196 else _lm195) - _f32(1.0)
+        _lf198 = _sel(_big196, _lh197, _lm195) - _f32(1.0)
         _le199 = _i32(_i32(_lb194 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk200 = _le199 + (_f32(1.0) if _big196 else _f32(0.0))
-        _lf201 = (u if _lk200 == _f32(0.0) else _lf198)
+        _lk200 = _le199 + _sel(_big196, _f32(1.0), _f32(0.0))
+        _lf201 = _sel(_lk200 == _f32(0.0), u, _lf198)
         _lc202 = u - (_u193 - _f32(1.0))
         _lc203 = _f32(1.0) - (_u193 - u)
-        _lc204 = (_lc202 if _u193 <= _f32(2.0) else _lc203)
+        _lc204 = _sel(_u193 <= _f32(2.0), _lc202, _lc203)
         _lc205 = _lc204/_u193
-        _lc206 = (_f32(0.0) if _lk200 == _f32(0.0) else _lc205)
+        _lc206 = _sel(_lk200 == _f32(0.0), _f32(0.0), _lc205)
         _ls207 = _lf201/(_f32(2.0) + _lf201)
         _lz208 = _ls207*_ls207
         _e209 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz208
@@ -1363,10 +1365,10 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _e212 = _e209 + _e210*_x211
         _hf213 = _f32(0.5)*(_lf201*_lf201)
         _lg214 = _lk200*_f32(0.693145751953125) + (_lf201 - (_hf213 - (_ls207*(_hf213 + _lz208*_e212) + (_lk200*_f32(1.428606765330187e-06) + _lc206))))
-        _lo215 = (_lg214 if u != _f32(0.0) else u)
+        _lo215 = _sel(u != _f32(0.0), _lg214, u)
         _lo216 = (-_f32(math.inf) if u == -_f32(1.0) else _f32(math.nan))
-        _lo217 = (_lo215 if u > -_f32(1.0) else _lo216)
-        _lo218 = (_lo217 if u < _f32(math.inf) else u)
+        _lo217 = _sel(u > -_f32(1.0), _lo215, _lo216)
+        _lo218 = _sel(u < _f32(math.inf), _lo217, u)
         _t0_w4 = _lo218
         value = _t0_w4*a_lo*alpha + a*alpha*z + k_2*(_f32(0.5)*_t0_w4 - z)*(u + _f32(1.0))
         _t1_w3 = _t0_w4*alpha*sgn
@@ -1376,14 +1378,14 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     elif (u <= _f32(3.4028234663852886e+38)):  # log, u > U_BIG: L = alpha a (ln u - 1)
         _sub219 = u < _f32(1.1754943508222875e-38)
         _lx220 = u*_f32(33554432.0)
-        _lx221 = (_lx220 if _sub219 else u)
+        _lx221 = _sel(_sub219, _lx220, u)
         _lb222 = _f32(_lx221).view(_i32)
         _lm223 = _i32((_lb222 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big224 = _lm223 > _f32(1.4142135381698608)
         _lh225 = _lm223*_f32(0.5)
-        _lf226 = (_lh225 if _big224 else _lm223) - _f32(1.0)
+        _lf226 = _sel(_big224, _lh225, _lm223) - _f32(1.0)
         _le227 = _i32(_i32(_lb222 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk228 = _le227 + (_f32(1.0) if _big224 else _f32(0.0)) - (_f32(25.0) if _sub219 else _f32(0.0))
+        _lk228 = _le227 + _sel(_big224, _f32(1.0), _f32(0.0)) - _sel(_sub219, _f32(25.0), _f32(0.0))
         _ls229 = _lf226/(_f32(2.0) + _lf226)
         _lz230 = _ls229*_ls229
         _e231 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz230
@@ -1393,8 +1395,8 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf235 = _f32(0.5)*(_lf226*_lf226)
         _lg236 = _lk228*_f32(0.693145751953125) + (_lf226 - (_hf235 - (_ls229*(_hf235 + _lz230*_e234) + (_lk228*_f32(1.428606765330187e-06)))))
         _lo237 = (-_f32(math.inf) if u == _f32(0.0) else _f32(math.nan))
-        _lo238 = (_lg236 if u > _f32(0.0) else _lo237)
-        _lo239 = (_lo238 if u < _f32(math.inf) else u)
+        _lo238 = _sel(u > _f32(0.0), _lg236, _lo237)
+        _lo239 = _sel(u < _f32(math.inf), _lo238, u)
         value = a*alpha*(_lo239 - _f32(1.0))
         _t0_w5 = alpha*sgn*_lo239
         d_pred = _t0_w5
@@ -1403,14 +1405,14 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
     else:  # log, c_u a overflows: alpha ln u = l_cu + alpha ln a
         _sub240 = a < _f32(1.1754943508222875e-38)
         _lx241 = a*_f32(33554432.0)
-        _lx242 = (_lx241 if _sub240 else a)
+        _lx242 = _sel(_sub240, _lx241, a)
         _lb243 = _f32(_lx242).view(_i32)
         _lm244 = _i32((_lb243 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big245 = _lm244 > _f32(1.4142135381698608)
         _lh246 = _lm244*_f32(0.5)
-        _lf247 = (_lh246 if _big245 else _lm244) - _f32(1.0)
+        _lf247 = _sel(_big245, _lh246, _lm244) - _f32(1.0)
         _le248 = _i32(_i32(_lb243 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk249 = _le248 + (_f32(1.0) if _big245 else _f32(0.0)) - (_f32(25.0) if _sub240 else _f32(0.0))
+        _lk249 = _le248 + _sel(_big245, _f32(1.0), _f32(0.0)) - _sel(_sub240, _f32(25.0), _f32(0.0))
         _ls250 = _lf247/(_f32(2.0) + _lf247)
         _lz251 = _ls250*_ls250
         _e252 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz251
@@ -1420,8 +1422,8 @@ def value_and_grad_f32(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
         _hf256 = _f32(0.5)*(_lf247*_lf247)
         _lg257 = _lk249*_f32(0.693145751953125) + (_lf247 - (_hf256 - (_ls250*(_hf256 + _lz251*_e255) + (_lk249*_f32(1.428606765330187e-06)))))
         _lo258 = (-_f32(math.inf) if a == _f32(0.0) else _f32(math.nan))
-        _lo259 = (_lg257 if a > _f32(0.0) else _lo258)
-        _lo260 = (_lo259 if a < _f32(math.inf) else a)
+        _lo259 = _sel(a > _f32(0.0), _lg257, _lo258)
+        _lo260 = _sel(a < _f32(math.inf), _lo259, a)
         value = a*(alpha*(_lo260 - _f32(1.0)) + l_cu)
         _t0_w6 = alpha*_lo260 + l_cu
         d_pred = _t0_w6*sgn

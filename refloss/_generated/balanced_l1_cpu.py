@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f7ab7b0ff2781924
+# scalar kernels: sha256 b17ae7c74a10c4ea
 """Balanced L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f7ab7b0ff2781924
+# scalar kernels: sha256 b17ae7c74a10c4ea
 """Balanced L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import balanced_l1 as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

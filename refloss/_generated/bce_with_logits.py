@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec):
     with localcontext() as ctx:
@@ -42,8 +44,8 @@ def constants():
 def value_f64(logits, targets):
     _s1 = abs(logits)
     _na2 = -_s1
-    _xc3 = (_na2 if _na2 > -746.0 else -746.0)
-    _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+    _xc3 = _sel(_na2 > -746.0, _na2, -746.0)
+    _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
     _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
     _k6 = _kt5 - 6755399441055744.0
     _rh7 = _xc4 - _k6*0.6931471805598903
@@ -72,21 +74,21 @@ def value_f64(logits, targets):
     _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
     _p31 = 1.0 + _q25
     _ex32 = (_p31*_sc29)*_sc30
-    _ex33 = (_ex32 if _na2 == _na2 else _na2)
+    _ex33 = _sel(_na2 == _na2, _ex32, _na2)
     _u34 = 1.0 + _ex33
     _lb35 = _f64(_u34).view(_i64)
     _lm36 = _i64((_lb35 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big37 = _lm36 > 1.4142135623730951
     _lh38 = _lm36*0.5
-    _lf39 = (_lh38 if _big37 else _lm36) - 1.0
+    _lf39 = _sel(_big37, _lh38, _lm36) - 1.0
     _le40 = _i64(_i64(_lb35 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk41 = _le40 + (1.0 if _big37 else 0.0)
-    _lf42 = (_ex33 if _lk41 == 0.0 else _lf39)
+    _lk41 = _le40 + _sel(_big37, 1.0, 0.0)
+    _lf42 = _sel(_lk41 == 0.0, _ex33, _lf39)
     _lc43 = _ex33 - (_u34 - 1.0)
     _lc44 = 1.0 - (_u34 - _ex33)
-    _lc45 = (_lc43 if _u34 <= 2.0 else _lc44)
+    _lc45 = _sel(_u34 <= 2.0, _lc43, _lc44)
     _lc46 = _lc45/_u34
-    _lc47 = (0.0 if _lk41 == 0.0 else _lc46)
+    _lc47 = _sel(_lk41 == 0.0, 0.0, _lc46)
     _ls48 = _lf42/(2.0 + _lf42)
     _lz49 = _ls48*_ls48
     _e50 = 0.6666666666666666 + 0.4000000000000088*_lz49
@@ -100,10 +102,10 @@ def value_f64(logits, targets):
     _e58 = _e55 + _e56*_x57
     _hf59 = 0.5*(_lf42*_lf42)
     _lg60 = _lk41*0.6931471805598903 + (_lf42 - (_hf59 - (_ls48*(_hf59 + _lz49*_e58) + (_lk41*5.497923018708371e-14 + _lc47))))
-    _lo61 = (_lg60 if _ex33 != 0.0 else _ex33)
+    _lo61 = _sel(_ex33 != 0.0, _lg60, _ex33)
     _lo62 = (-math.inf if _ex33 == -1.0 else math.nan)
-    _lo63 = (_lo61 if _ex33 > -1.0 else _lo62)
-    _lo64 = (_lo63 if _ex33 < math.inf else _ex33)
+    _lo63 = _sel(_ex33 > -1.0, _lo61, _lo62)
+    _lo64 = _sel(_ex33 < math.inf, _lo63, _ex33)
     _s65 = -logits
     value = targets*(max(_s65, 0.0) + _lo64) + (1.0 - targets)*(max(logits, 0.0) + _lo64)
     return value
@@ -112,8 +114,8 @@ def value_f64(logits, targets):
 def value_and_grad_f64(logits, targets):
     _s1 = abs(logits)
     _na2 = -_s1
-    _xc3 = (_na2 if _na2 > -746.0 else -746.0)
-    _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+    _xc3 = _sel(_na2 > -746.0, _na2, -746.0)
+    _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
     _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
     _k6 = _kt5 - 6755399441055744.0
     _rh7 = _xc4 - _k6*0.6931471805598903
@@ -142,21 +144,21 @@ def value_and_grad_f64(logits, targets):
     _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
     _p31 = 1.0 + _q25
     _ex32 = (_p31*_sc29)*_sc30
-    _ex33 = (_ex32 if _na2 == _na2 else _na2)
+    _ex33 = _sel(_na2 == _na2, _ex32, _na2)
     _u34 = 1.0 + _ex33
     _lb35 = _f64(_u34).view(_i64)
     _lm36 = _i64((_lb35 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big37 = _lm36 > 1.4142135623730951
     _lh38 = _lm36*0.5
-    _lf39 = (_lh38 if _big37 else _lm36) - 1.0
+    _lf39 = _sel(_big37, _lh38, _lm36) - 1.0
     _le40 = _i64(_i64(_lb35 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk41 = _le40 + (1.0 if _big37 else 0.0)
-    _lf42 = (_ex33 if _lk41 == 0.0 else _lf39)
+    _lk41 = _le40 + _sel(_big37, 1.0, 0.0)
+    _lf42 = _sel(_lk41 == 0.0, _ex33, _lf39)
     _lc43 = _ex33 - (_u34 - 1.0)
     _lc44 = 1.0 - (_u34 - _ex33)
-    _lc45 = (_lc43 if _u34 <= 2.0 else _lc44)
+    _lc45 = _sel(_u34 <= 2.0, _lc43, _lc44)
     _lc46 = _lc45/_u34
-    _lc47 = (0.0 if _lk41 == 0.0 else _lc46)
+    _lc47 = _sel(_lk41 == 0.0, 0.0, _lc46)
     _ls48 = _lf42/(2.0 + _lf42)
     _lz49 = _ls48*_ls48
     _e50 = 0.6666666666666666 + 0.4000000000000088*_lz49
@@ -170,17 +172,17 @@ def value_and_grad_f64(logits, targets):
     _e58 = _e55 + _e56*_x57
     _hf59 = 0.5*(_lf42*_lf42)
     _lg60 = _lk41*0.6931471805598903 + (_lf42 - (_hf59 - (_ls48*(_hf59 + _lz49*_e58) + (_lk41*5.497923018708371e-14 + _lc47))))
-    _lo61 = (_lg60 if _ex33 != 0.0 else _ex33)
+    _lo61 = _sel(_ex33 != 0.0, _lg60, _ex33)
     _lo62 = (-math.inf if _ex33 == -1.0 else math.nan)
-    _lo63 = (_lo61 if _ex33 > -1.0 else _lo62)
-    _lo64 = (_lo63 if _ex33 < math.inf else _ex33)
+    _lo63 = _sel(_ex33 > -1.0, _lo61, _lo62)
+    _lo64 = _sel(_ex33 < math.inf, _lo63, _ex33)
     _s65 = -logits
     value = targets*(max(_s65, 0.0) + _lo64) + (1.0 - targets)*(max(logits, 0.0) + _lo64)
     _t0 = _s65
     _s66 = abs(_t0)
     _na67 = -_s66
-    _xc68 = (_na67 if _na67 > -746.0 else -746.0)
-    _xc69 = (_xc68 if _xc68 < 710.0 else 710.0)
+    _xc68 = _sel(_na67 > -746.0, _na67, -746.0)
+    _xc69 = _sel(_xc68 < 710.0, _xc68, 710.0)
     _kt70 = _xc69*1.4426950408889634 + 6755399441055744.0
     _k71 = _kt70 - 6755399441055744.0
     _rh72 = _xc69 - _k71*0.6931471805598903
@@ -209,13 +211,13 @@ def value_and_grad_f64(logits, targets):
     _sc95 = _i64((_ki92 - _ki93 + _i64(1023)) << _i64(52)).view(_f64)
     _p96 = 1.0 + _q90
     _ex97 = (_p96*_sc94)*_sc95
-    _ex98 = (_ex97 if _na67 == _na67 else _na67)
+    _ex98 = _sel(_na67 == _na67, _ex97, _na67)
     _d99 = 1.0 + _ex98
     _sg100 = 1.0/_d99
     _sg101 = _ex98/_d99
     _sg102 = 1.0/_u34
     _sg103 = _ex33/_u34
-    d_logits = -targets*(_sg100 if _t0 >= 0.0 else _sg101) + (1.0 - targets)*(_sg102 if logits >= 0.0 else _sg103)
+    d_logits = -targets*_sel(_t0 >= 0.0, _sg100, _sg101) + (1.0 - targets)*_sel(logits >= 0.0, _sg102, _sg103)
     d_targets = _t0
     return value, d_logits, d_targets
 
@@ -223,8 +225,8 @@ def value_and_grad_f64(logits, targets):
 def value_f32(logits, targets):
     _s1 = abs(logits)
     _na2 = -_s1
-    _xc3 = (_na2 if _na2 > -_f32(104.0) else -_f32(104.0))
-    _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+    _xc3 = _sel(_na2 > -_f32(104.0), _na2, -_f32(104.0))
+    _xc4 = _sel(_xc3 < _f32(89.0), _xc3, _f32(89.0))
     _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
     _k6 = _kt5 - _f32(12582912.0)
     _rh7 = _xc4 - _k6*_f32(0.693145751953125)
@@ -247,21 +249,21 @@ def value_f32(logits, targets):
     _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
     _p25 = _f32(1.0) + _q19
     _ex26 = (_p25*_sc23)*_sc24
-    _ex27 = (_ex26 if _na2 == _na2 else _na2)
+    _ex27 = _sel(_na2 == _na2, _ex26, _na2)
     _u28 = _f32(1.0) + _ex27
     _lb29 = _f32(_u28).view(_i32)
     _lm30 = _i32((_lb29 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big31 = _lm30 > _f32(1.4142135381698608)
     _lh32 = _lm30*_f32(0.5)
-    _lf33 = (_lh32 if _big31 else _lm30) - _f32(1.0)
+    _lf33 = _sel(_big31, _lh32, _lm30) - _f32(1.0)
     _le34 = _i32(_i32(_lb29 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk35 = _le34 + (_f32(1.0) if _big31 else _f32(0.0))
-    _lf36 = (_ex27 if _lk35 == _f32(0.0) else _lf33)
+    _lk35 = _le34 + _sel(_big31, _f32(1.0), _f32(0.0))
+    _lf36 = _sel(_lk35 == _f32(0.0), _ex27, _lf33)
     _lc37 = _ex27 - (_u28 - _f32(1.0))
     _lc38 = _f32(1.0) - (_u28 - _ex27)
-    _lc39 = (_lc37 if _u28 <= _f32(2.0) else _lc38)
+    _lc39 = _sel(_u28 <= _f32(2.0), _lc37, _lc38)
     _lc40 = _lc39/_u28
-    _lc41 = (_f32(0.0) if _lk35 == _f32(0.0) else _lc40)
+    _lc41 = _sel(_lk35 == _f32(0.0), _f32(0.0), _lc40)
     _ls42 = _lf36/(_f32(2.0) + _lf36)
     _lz43 = _ls42*_ls42
     _e44 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz43
@@ -270,10 +272,10 @@ def value_f32(logits, targets):
     _e47 = _e44 + _e45*_x46
     _hf48 = _f32(0.5)*(_lf36*_lf36)
     _lg49 = _lk35*_f32(0.693145751953125) + (_lf36 - (_hf48 - (_ls42*(_hf48 + _lz43*_e47) + (_lk35*_f32(1.428606765330187e-06) + _lc41))))
-    _lo50 = (_lg49 if _ex27 != _f32(0.0) else _ex27)
+    _lo50 = _sel(_ex27 != _f32(0.0), _lg49, _ex27)
     _lo51 = (-_f32(math.inf) if _ex27 == -_f32(1.0) else _f32(math.nan))
-    _lo52 = (_lo50 if _ex27 > -_f32(1.0) else _lo51)
-    _lo53 = (_lo52 if _ex27 < _f32(math.inf) else _ex27)
+    _lo52 = _sel(_ex27 > -_f32(1.0), _lo50, _lo51)
+    _lo53 = _sel(_ex27 < _f32(math.inf), _lo52, _ex27)
     _s54 = -logits
     value = targets*(max(_s54, _f32(0.0)) + _lo53) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + _lo53)
     return value
@@ -282,8 +284,8 @@ def value_f32(logits, targets):
 def value_and_grad_f32(logits, targets):
     _s1 = abs(logits)
     _na2 = -_s1
-    _xc3 = (_na2 if _na2 > -_f32(104.0) else -_f32(104.0))
-    _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+    _xc3 = _sel(_na2 > -_f32(104.0), _na2, -_f32(104.0))
+    _xc4 = _sel(_xc3 < _f32(89.0), _xc3, _f32(89.0))
     _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
     _k6 = _kt5 - _f32(12582912.0)
     _rh7 = _xc4 - _k6*_f32(0.693145751953125)
@@ -306,21 +308,21 @@ def value_and_grad_f32(logits, targets):
     _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
     _p25 = _f32(1.0) + _q19
     _ex26 = (_p25*_sc23)*_sc24
-    _ex27 = (_ex26 if _na2 == _na2 else _na2)
+    _ex27 = _sel(_na2 == _na2, _ex26, _na2)
     _u28 = _f32(1.0) + _ex27
     _lb29 = _f32(_u28).view(_i32)
     _lm30 = _i32((_lb29 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big31 = _lm30 > _f32(1.4142135381698608)
     _lh32 = _lm30*_f32(0.5)
-    _lf33 = (_lh32 if _big31 else _lm30) - _f32(1.0)
+    _lf33 = _sel(_big31, _lh32, _lm30) - _f32(1.0)
     _le34 = _i32(_i32(_lb29 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk35 = _le34 + (_f32(1.0) if _big31 else _f32(0.0))
-    _lf36 = (_ex27 if _lk35 == _f32(0.0) else _lf33)
+    _lk35 = _le34 + _sel(_big31, _f32(1.0), _f32(0.0))
+    _lf36 = _sel(_lk35 == _f32(0.0), _ex27, _lf33)
     _lc37 = _ex27 - (_u28 - _f32(1.0))
     _lc38 = _f32(1.0) - (_u28 - _ex27)
-    _lc39 = (_lc37 if _u28 <= _f32(2.0) else _lc38)
+    _lc39 = _sel(_u28 <= _f32(2.0), _lc37, _lc38)
     _lc40 = _lc39/_u28
-    _lc41 = (_f32(0.0) if _lk35 == _f32(0.0) else _lc40)
+    _lc41 = _sel(_lk35 == _f32(0.0), _f32(0.0), _lc40)
     _ls42 = _lf36/(_f32(2.0) + _lf36)
     _lz43 = _ls42*_ls42
     _e44 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz43
@@ -329,17 +331,17 @@ def value_and_grad_f32(logits, targets):
     _e47 = _e44 + _e45*_x46
     _hf48 = _f32(0.5)*(_lf36*_lf36)
     _lg49 = _lk35*_f32(0.693145751953125) + (_lf36 - (_hf48 - (_ls42*(_hf48 + _lz43*_e47) + (_lk35*_f32(1.428606765330187e-06) + _lc41))))
-    _lo50 = (_lg49 if _ex27 != _f32(0.0) else _ex27)
+    _lo50 = _sel(_ex27 != _f32(0.0), _lg49, _ex27)
     _lo51 = (-_f32(math.inf) if _ex27 == -_f32(1.0) else _f32(math.nan))
-    _lo52 = (_lo50 if _ex27 > -_f32(1.0) else _lo51)
-    _lo53 = (_lo52 if _ex27 < _f32(math.inf) else _ex27)
+    _lo52 = _sel(_ex27 > -_f32(1.0), _lo50, _lo51)
+    _lo53 = _sel(_ex27 < _f32(math.inf), _lo52, _ex27)
     _s54 = -logits
     value = targets*(max(_s54, _f32(0.0)) + _lo53) + (_f32(1.0) - targets)*(max(logits, _f32(0.0)) + _lo53)
     _t0 = _s54
     _s55 = abs(_t0)
     _na56 = -_s55
-    _xc57 = (_na56 if _na56 > -_f32(104.0) else -_f32(104.0))
-    _xc58 = (_xc57 if _xc57 < _f32(89.0) else _f32(89.0))
+    _xc57 = _sel(_na56 > -_f32(104.0), _na56, -_f32(104.0))
+    _xc58 = _sel(_xc57 < _f32(89.0), _xc57, _f32(89.0))
     _kt59 = _xc58*_f32(1.4426950216293335) + _f32(12582912.0)
     _k60 = _kt59 - _f32(12582912.0)
     _rh61 = _xc58 - _k60*_f32(0.693145751953125)
@@ -362,13 +364,13 @@ def value_and_grad_f32(logits, targets):
     _sc78 = _i32((_ki75 - _ki76 + _i32(127)) << _i32(23)).view(_f32)
     _p79 = _f32(1.0) + _q73
     _ex80 = (_p79*_sc77)*_sc78
-    _ex81 = (_ex80 if _na56 == _na56 else _na56)
+    _ex81 = _sel(_na56 == _na56, _ex80, _na56)
     _d82 = _f32(1.0) + _ex81
     _sg83 = _f32(1.0)/_d82
     _sg84 = _ex81/_d82
     _sg85 = _f32(1.0)/_u28
     _sg86 = _ex27/_u28
-    _s87 = (_f32(1.0) - targets)*(_sg85 if logits >= _f32(0.0) else _sg86)
-    d_logits = -targets*(_sg83 if _t0 >= _f32(0.0) else _sg84) + _s87
+    _s87 = (_f32(1.0) - targets)*_sel(logits >= _f32(0.0), _sg85, _sg86)
+    d_logits = -targets*_sel(_t0 >= _f32(0.0), _sg83, _sg84) + _s87
     d_targets = _t0
     return value, d_logits, d_targets

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5eed350ab0e1535b
+# scalar kernels: sha256 844b9a21cbe2f35f
 """Binary cross-entropy with logits: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

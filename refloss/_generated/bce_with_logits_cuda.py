@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5eed350ab0e1535b
+# scalar kernels: sha256 844b9a21cbe2f35f
 """Binary cross-entropy with logits: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import bce_with_logits as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, eps, alpha_grad, alpha_gate, darknet):
     with localcontext() as ctx:
@@ -72,10 +74,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x26 = _x23*_x23
     _e27 = _e24 + _e25*_x26
     _p28 = _r11 + _r11*(_s12*_e27)
-    _k29 = (1.0 if _big7 else 0.0)
-    _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-    _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-    _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+    _k29 = _sel(_big7, 1.0, 0.0)
+    _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+    _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+    _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
     _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
     _s34 = -tx1 + tx2
     _s35 = -ty1 + ty2
@@ -105,10 +107,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x59 = _x56*_x56
     _e60 = _e57 + _e58*_x59
     _p61 = _r44 + _r44*(_s45*_e60)
-    _k62 = (1.0 if _big40 else 0.0)
-    _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-    _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-    _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+    _k62 = _sel(_big40, 1.0, 0.0)
+    _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+    _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+    _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
     _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
     d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
     _t0 = px1 - tx1
@@ -133,12 +135,12 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _s74 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s70, _s70 - _s70))
     _s75 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s71, _s71 - _s71))
     _t12 = _s73 + _s74 + _s75 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s72, _s72 - _s72)) + eps
-    _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+    _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0))
     _s77 = 0.5*_t0 + 0.5*_t1
     _s78 = 0.5*_t2 + 0.5*_t3
     _s79 = max(px2, tx2) - min(px1, tx1)
     _s80 = max(py2, ty2) - min(py1, ty1)
-    _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s76
+    _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_sel(-_t10 - alpha_gate > 0.0, 1.0, 0.0)/_s76
     value = -_t10 + _s81 - ((_s77*_s77) + (_s78*_s78))/(eps + (_s79*_s79) + (_s80*_s80))
     return value
 
@@ -172,10 +174,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x26 = _x23*_x23
     _e27 = _e24 + _e25*_x26
     _p28 = _r11 + _r11*(_s12*_e27)
-    _k29 = (1.0 if _big7 else 0.0)
-    _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-    _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-    _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+    _k29 = _sel(_big7, 1.0, 0.0)
+    _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+    _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+    _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
     _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
     _s34 = -tx1 + tx2
     _s35 = -ty1 + ty2
@@ -205,10 +207,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x59 = _x56*_x56
     _e60 = _e57 + _e58*_x59
     _p61 = _r44 + _r44*(_s45*_e60)
-    _k62 = (1.0 if _big40 else 0.0)
-    _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-    _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-    _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+    _k62 = _sel(_big40, 1.0, 0.0)
+    _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+    _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+    _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
     _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
     d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
     _t0 = px1 - tx1
@@ -233,12 +235,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _s74 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s70, _s70 - _s70))
     _s75 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s71, _s71 - _s71))
     _t12 = _s73 + _s74 + _s75 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s72, _s72 - _s72)) + eps
-    _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0))
+    _s76 = _t11 + _t12/(_t12 + _t9) + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0))
     _s77 = 0.5*_t0 + 0.5*_t1
     _s78 = 0.5*_t2 + 0.5*_t3
     _s79 = max(px2, tx2) - min(px1, tx1)
     _s80 = max(py2, ty2) - min(py1, ty1)
-    _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*(1.0 if -_t10 - alpha_gate > 0.0 else 0.0)/_s76
+    _s81 = -0.16425571607494938*(d_atan*d_atan*d_atan*d_atan)*_sel(-_t10 - alpha_gate > 0.0, 1.0, 0.0)/_s76
     value = -_t10 + _s81 - ((_s77*_s77) + (_s78*_s78))/(eps + (_s79*_s79) + (_s80*_s80))
     _t17 = _s79
     _t19 = _s80
@@ -257,7 +259,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t43 = _t42*_t5 + eps
     _t44 = _t43 + _t9
     _t45 = _t41 + _t44
-    _t46 = _t11 + eps + (1.0 - (1.0 if _t11 > 0.0 else 0.0)) + (_t12/(_t36 + _t45))
+    _t46 = _t11 + eps + (1.0 - _sel(_t11 > 0.0, 1.0, 0.0)) + (_t12/(_t36 + _t45))
     _a82 = abs(_t20)
     _a83 = abs(_t32)
     _a84 = abs(_t46)
@@ -276,18 +278,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23 = 2.0*darknet
         _t24 = 2.0 - 2.0*darknet
         _n85 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t25 = _t23*_t5 + _t24*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n85)
+        _t25 = _t23*_t5 + _t24*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n85)
         _t27 = 0.4052847345693511
         _t28 = _t27*d_atan
         _t29 = _t25*_t28
         _t33 = _t9*_inv1
-        _t34 = 1.0 if -alpha_gate + _t33 > 0.0 else 0.0
+        _t34 = _sel(-alpha_gate + _t33 > 0.0, 1.0, 0.0)
         _t47 = _t27*(d_atan*d_atan)
         _t48 = _t47*alpha_grad*_inv2
         _t49 = _t34*(_t48 + (1.0 - alpha_grad)*(_t11*_inv2))
-        _t50 = 1.0 if _t16 > 0.0 else 0.0
-        _t51 = 1.0 if _t15 > 0.0 else 0.0
-        _t52 = _t31*(1.0 if _s67 > 0.0 else 0.0)
+        _t50 = _sel(_t16 > 0.0, 1.0, 0.0)
+        _t51 = _sel(_t15 > 0.0, 1.0, 0.0)
+        _t52 = _t31*_sel(_s67 > 0.0, 1.0, 0.0)
         _t53 = _t52*(_t45*_inv1)
         _t54 = -_t50 - _t51 + 1.0
         _t55 = 0.5*_t52
@@ -298,12 +300,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t60 = py1 - ty1
         _t61 = -_t60
         _t62 = _t19*_t21
-        _t63 = _t23*_t4 + _t24*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n85)
+        _t63 = _t23*_t4 + _t24*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n85)
         _t64 = -_t28*_t63
-        _t65 = 1.0 if _t61 > 0.0 else 0.0
-        _t66 = 1.0 if _t60 > 0.0 else 0.0
+        _t65 = _sel(_t61 > 0.0, 1.0, 0.0)
+        _t66 = _sel(_t60 > 0.0, 1.0, 0.0)
         _t67 = _t35*_t4 + _t41 + eps
-        _t68 = _t8*(1.0 if _t30 > 0.0 else 0.0)
+        _t68 = _t8*_sel(_t30 > 0.0, 1.0, 0.0)
         _t69 = _t68*((_t67 + _t9)*_inv1)
         _t70 = -_t65 - _t66 + 1.0
         _t71 = 0.5*_t68
@@ -311,28 +313,28 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t73 = -((_t33*_t4*_t65 - _t66*_t69 - _t70*_t72)*_inv1)
         _t74 = px2 - tx2
         _t75 = -_t25*_t28
-        _t76 = 1.0 if _t74 > 0.0 else 0.0
+        _t76 = _sel(_t74 > 0.0, 1.0, 0.0)
         _t77 = -_t74
-        _t78 = 1.0 if _t77 > 0.0 else 0.0
+        _t78 = _sel(_t77 > 0.0, 1.0, 0.0)
         _t79 = -_t76 - _t78 + 1.0
         _t80 = -((-_t33*_t5*_t76 + _t53*_t78 + _t56*_t79)*_inv1)
         _t81 = py2 - ty2
         _t82 = _t28*_t63
-        _t83 = 1.0 if _t81 > 0.0 else 0.0
+        _t83 = _sel(_t81 > 0.0, 1.0, 0.0)
         _t84 = -_t81
-        _t85 = 1.0 if _t84 > 0.0 else 0.0
+        _t85 = _sel(_t84 > 0.0, 1.0, 0.0)
         _t86 = -_t83 - _t85 + 1.0
         _t87 = -((-_t33*_t4*_t83 + _t69*_t85 + _t72*_t86)*_inv1)
         _t88 = 0.8105694691387022*d_atan
         _n86 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t89 = _t88*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n86)
+        _t89 = _t88*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n86)
         _t90 = _t49*_t89
         _t91 = _t36 + _t38
         _t92 = _t52*((_t44 + _t91)*_inv1)
         _t93 = _t55*((-_t40 + _t43 + _t91)*_inv1)
         _t94 = (_t33*_t51*_t7 - _t50*_t92 - _t54*_t93)*_inv1
         _t95 = _t89*alpha_grad
-        _t96 = _t88*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n86)
+        _t96 = _t88*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n86)
         _t97 = _t49*_t96
         _t98 = _t36 + _t39*_t6
         _t99 = _t68*((_t44 + _t98)*_inv1)
@@ -341,21 +343,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102 = _t96*alpha_grad
         _t103 = -((-_t33*_t7*_t78 + _t76*_t92 + _t79*_t93)*_inv1)
         _t104 = (_t100*_t86 - _t33*_t6*_t85 + _t83*_t99)*_inv1
-        _s87 = ((_t14 - -_t22*(1.0 if _t16 > 0.0 else (0.5 if _t16 == 0.0 else 0.0))))*_inv0
+        _s87 = ((_t14 - -_t22*_sel(_t16 > 0.0, 1.0, _sel(_t16 == 0.0, 0.5, 0.0))))*_inv0
         d_px1 = -_t29*_t49 - _t57 - _t58*(((_t29*alpha_grad - _t48*(_t29 + _t57)))*_inv2) + _s87
-        _s88 = ((_t59 - -_t62*(1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0))))*_inv0
+        _s88 = ((_t59 - -_t62*_sel(_t61 > 0.0, 1.0, _sel(_t61 == 0.0, 0.5, 0.0))))*_inv0
         d_py1 = -_t49*_t64 - _t58*(((_t64*alpha_grad - _t48*(_t64 + _t73)))*_inv2) - _t73 + _s88
-        _s89 = ((_t14 - _t22*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))))*_inv0
+        _s89 = ((_t14 - _t22*_sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))))*_inv0
         d_px2 = -_t49*_t75 - _t58*(((_t75*alpha_grad - _t48*(_t75 + _t80)))*_inv2) - _t80 + _s89
-        _s90 = ((_t59 - _t62*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))))*_inv0
+        _s90 = ((_t59 - _t62*_sel(_t81 > 0.0, 1.0, _sel(_t81 == 0.0, 0.5, 0.0))))*_inv0
         d_py2 = -_t49*_t82 - _t58*(((_t82*alpha_grad - _t48*(_t82 + _t87)))*_inv2) - _t87 + _s90
-        _s91 = ((_t13 - -_t22*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))*_inv0
+        _s91 = ((_t13 - -_t22*_sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))))*_inv0
         d_tx1 = -_t58*(((-_t95 - _t48*(-_t89 - _t94)))*_inv2) + _t90 + _t94 + _s91
-        _s92 = ((_t18 - -_t62*(1.0 if _t60 > 0.0 else (0.5 if _t60 == 0.0 else 0.0))))*_inv0
+        _s92 = ((_t18 - -_t62*_sel(_t60 > 0.0, 1.0, _sel(_t60 == 0.0, 0.5, 0.0))))*_inv0
         d_ty1 = -_t101 - _t58*(((_t102 - _t48*(_t101 + _t96)))*_inv2) - _t97 + _s92
-        _s93 = ((_t13 - _t22*(1.0 if _t77 > 0.0 else (0.5 if _t77 == 0.0 else 0.0))))*_inv0
+        _s93 = ((_t13 - _t22*_sel(_t77 > 0.0, 1.0, _sel(_t77 == 0.0, 0.5, 0.0))))*_inv0
         d_tx2 = -_t103 - _t58*(((_t95 - _t48*(_t103 + _t89)))*_inv2) - _t90 + _s93
-        _s94 = ((_t18 - _t62*(1.0 if _t84 > 0.0 else (0.5 if _t84 == 0.0 else 0.0))))*_inv0
+        _s94 = ((_t18 - _t62*_sel(_t84 > 0.0, 1.0, _sel(_t84 == 0.0, 0.5, 0.0))))*_inv0
         d_ty2 = _t104 - _t58*(((-_t102 - _t48*(-_t104 - _t96)))*_inv2) + _t97 + _s94
     else:
         _t13_w1 = _s77
@@ -368,18 +370,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t23_w1 = 2.0*darknet
         _t24_w1 = 2.0 - 2.0*darknet
         _n95 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t25_w1 = _t23_w1*_t5 + _t24_w1*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n95)
+        _t25_w1 = _t23_w1*_t5 + _t24_w1*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n95)
         _t27_w1 = 0.4052847345693511
         _t28_w1 = _t27_w1*d_atan
         _t29_w1 = _t25_w1*_t28_w1
         _t33_w1 = _t9/_t32
-        _t34_w1 = 1.0 if -alpha_gate + _t33_w1 > 0.0 else 0.0
+        _t34_w1 = _sel(-alpha_gate + _t33_w1 > 0.0, 1.0, 0.0)
         _t47_w1 = _t27_w1*(d_atan*d_atan)
         _t48_w1 = _t47_w1*alpha_grad/_t46
         _t49_w1 = _t34_w1*(_t48_w1 + (1.0 - alpha_grad)*(_t11/_t46))
-        _t50_w1 = 1.0 if _t16_w1 > 0.0 else 0.0
-        _t51_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
-        _t52_w1 = _t31*(1.0 if _s67 > 0.0 else 0.0)
+        _t50_w1 = _sel(_t16_w1 > 0.0, 1.0, 0.0)
+        _t51_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
+        _t52_w1 = _t31*_sel(_s67 > 0.0, 1.0, 0.0)
         _t53_w1 = _t52_w1*(_t45/_t32)
         _t54_w1 = -_t50_w1 - _t51_w1 + 1.0
         _t55_w1 = 0.5*_t52_w1
@@ -390,12 +392,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t60_w1 = py1 - ty1
         _t61_w1 = -_t60_w1
         _t62_w1 = _t19*_t21_w1
-        _t63_w1 = _t23_w1*_t4 + _t24_w1*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n95)
+        _t63_w1 = _t23_w1*_t4 + _t24_w1*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n95)
         _t64_w1 = -_t28_w1*_t63_w1
-        _t65_w1 = 1.0 if _t61_w1 > 0.0 else 0.0
-        _t66_w1 = 1.0 if _t60_w1 > 0.0 else 0.0
+        _t65_w1 = _sel(_t61_w1 > 0.0, 1.0, 0.0)
+        _t66_w1 = _sel(_t60_w1 > 0.0, 1.0, 0.0)
         _t67_w1 = _t35*_t4 + _t41 + eps
-        _t68_w1 = _t8*(1.0 if _t30 > 0.0 else 0.0)
+        _t68_w1 = _t8*_sel(_t30 > 0.0, 1.0, 0.0)
         _t69_w1 = _t68_w1*((_t67_w1 + _t9)/_t32)
         _t70_w1 = -_t65_w1 - _t66_w1 + 1.0
         _t71_w1 = 0.5*_t68_w1
@@ -403,28 +405,28 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t73_w1 = -((_t33_w1*_t4*_t65_w1 - _t66_w1*_t69_w1 - _t70_w1*_t72_w1)/_t32)
         _t74_w1 = px2 - tx2
         _t75_w1 = -_t25_w1*_t28_w1
-        _t76_w1 = 1.0 if _t74_w1 > 0.0 else 0.0
+        _t76_w1 = _sel(_t74_w1 > 0.0, 1.0, 0.0)
         _t77_w1 = -_t74_w1
-        _t78_w1 = 1.0 if _t77_w1 > 0.0 else 0.0
+        _t78_w1 = _sel(_t77_w1 > 0.0, 1.0, 0.0)
         _t79_w1 = -_t76_w1 - _t78_w1 + 1.0
         _t80_w1 = -((-_t33_w1*_t5*_t76_w1 + _t53_w1*_t78_w1 + _t56_w1*_t79_w1)/_t32)
         _t81_w1 = py2 - ty2
         _t82_w1 = _t28_w1*_t63_w1
-        _t83_w1 = 1.0 if _t81_w1 > 0.0 else 0.0
+        _t83_w1 = _sel(_t81_w1 > 0.0, 1.0, 0.0)
         _t84_w1 = -_t81_w1
-        _t85_w1 = 1.0 if _t84_w1 > 0.0 else 0.0
+        _t85_w1 = _sel(_t84_w1 > 0.0, 1.0, 0.0)
         _t86_w1 = -_t83_w1 - _t85_w1 + 1.0
         _t87_w1 = -((-_t33_w1*_t4*_t83_w1 + _t69_w1*_t85_w1 + _t72_w1*_t86_w1)/_t32)
         _t88_w1 = 0.8105694691387022*d_atan
         _n96 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t89_w1 = _t88_w1*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n96)
+        _t89_w1 = _t88_w1*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n96)
         _t90_w1 = _t49_w1*_t89_w1
         _t91_w1 = _t36 + _t38
         _t92_w1 = _t52_w1*((_t44 + _t91_w1)/_t32)
         _t93_w1 = _t55_w1*((-_t40 + _t43 + _t91_w1)/_t32)
         _t94_w1 = (_t33_w1*_t51_w1*_t7 - _t50_w1*_t92_w1 - _t54_w1*_t93_w1)/_t32
         _t95_w1 = _t89_w1*alpha_grad
-        _t96_w1 = _t88_w1*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n96)
+        _t96_w1 = _t88_w1*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n96)
         _t97_w1 = _t49_w1*_t96_w1
         _t98_w1 = _t36 + _t39*_t6
         _t99_w1 = _t68_w1*((_t44 + _t98_w1)/_t32)
@@ -433,21 +435,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102_w1 = _t96_w1*alpha_grad
         _t103_w1 = -((-_t33_w1*_t7*_t78_w1 + _t76_w1*_t92_w1 + _t79_w1*_t93_w1)/_t32)
         _t104_w1 = (_t100_w1*_t86_w1 - _t33_w1*_t6*_t85_w1 + _t83_w1*_t99_w1)/_t32
-        _s97 = ((_t14_w1 - -_t22_w1*(1.0 if _t16_w1 > 0.0 else (0.5 if _t16_w1 == 0.0 else 0.0))))/_t20
+        _s97 = ((_t14_w1 - -_t22_w1*_sel(_t16_w1 > 0.0, 1.0, _sel(_t16_w1 == 0.0, 0.5, 0.0))))/_t20
         d_px1 = -_t29_w1*_t49_w1 - _t57_w1 - _t58_w1*(((_t29_w1*alpha_grad - _t48_w1*(_t29_w1 + _t57_w1)))/_t46) + _s97
-        _s98 = ((_t59_w1 - -_t62_w1*(1.0 if _t61_w1 > 0.0 else (0.5 if _t61_w1 == 0.0 else 0.0))))/_t20
+        _s98 = ((_t59_w1 - -_t62_w1*_sel(_t61_w1 > 0.0, 1.0, _sel(_t61_w1 == 0.0, 0.5, 0.0))))/_t20
         d_py1 = -_t49_w1*_t64_w1 - _t58_w1*(((_t64_w1*alpha_grad - _t48_w1*(_t64_w1 + _t73_w1)))/_t46) - _t73_w1 + _s98
-        _s99 = ((_t14_w1 - _t22_w1*(1.0 if _t74_w1 > 0.0 else (0.5 if _t74_w1 == 0.0 else 0.0))))/_t20
+        _s99 = ((_t14_w1 - _t22_w1*_sel(_t74_w1 > 0.0, 1.0, _sel(_t74_w1 == 0.0, 0.5, 0.0))))/_t20
         d_px2 = -_t49_w1*_t75_w1 - _t58_w1*(((_t75_w1*alpha_grad - _t48_w1*(_t75_w1 + _t80_w1)))/_t46) - _t80_w1 + _s99
-        _s100 = ((_t59_w1 - _t62_w1*(1.0 if _t81_w1 > 0.0 else (0.5 if _t81_w1 == 0.0 else 0.0))))/_t20
+        _s100 = ((_t59_w1 - _t62_w1*_sel(_t81_w1 > 0.0, 1.0, _sel(_t81_w1 == 0.0, 0.5, 0.0))))/_t20
         d_py2 = -_t49_w1*_t82_w1 - _t58_w1*(((_t82_w1*alpha_grad - _t48_w1*(_t82_w1 + _t87_w1)))/_t46) - _t87_w1 + _s100
-        _s101 = ((_t13_w1 - -_t22_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))))/_t20
+        _s101 = ((_t13_w1 - -_t22_w1*_sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))))/_t20
         d_tx1 = -_t58_w1*(((-_t95_w1 - _t48_w1*(-_t89_w1 - _t94_w1)))/_t46) + _t90_w1 + _t94_w1 + _s101
-        _s102 = ((_t18_w1 - -_t62_w1*(1.0 if _t60_w1 > 0.0 else (0.5 if _t60_w1 == 0.0 else 0.0))))/_t20
+        _s102 = ((_t18_w1 - -_t62_w1*_sel(_t60_w1 > 0.0, 1.0, _sel(_t60_w1 == 0.0, 0.5, 0.0))))/_t20
         d_ty1 = -_t101_w1 - _t58_w1*(((_t102_w1 - _t48_w1*(_t101_w1 + _t96_w1)))/_t46) - _t97_w1 + _s102
-        _s103 = ((_t13_w1 - _t22_w1*(1.0 if _t77_w1 > 0.0 else (0.5 if _t77_w1 == 0.0 else 0.0))))/_t20
+        _s103 = ((_t13_w1 - _t22_w1*_sel(_t77_w1 > 0.0, 1.0, _sel(_t77_w1 == 0.0, 0.5, 0.0))))/_t20
         d_tx2 = -_t103_w1 - _t58_w1*(((_t95_w1 - _t48_w1*(_t103_w1 + _t89_w1)))/_t46) - _t90_w1 + _s103
-        _s104 = ((_t18_w1 - _t62_w1*(1.0 if _t84_w1 > 0.0 else (0.5 if _t84_w1 == 0.0 else 0.0))))/_t20
+        _s104 = ((_t18_w1 - _t62_w1*_sel(_t84_w1 > 0.0, 1.0, _sel(_t84_w1 == 0.0, 0.5, 0.0))))/_t20
         d_ty2 = _t104_w1 - _t58_w1*(((-_t102_w1 - _t48_w1*(-_t104_w1 - _t96_w1)))/_t46) + _t97_w1 + _s104
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
@@ -473,10 +475,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x18 = _x16*_x16
     _e19 = _e17 + _e15*_x18
     _p20 = _r11 + _r11*(_s12*_e19)
-    _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-    _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-    _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-    _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+    _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+    _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+    _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+    _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
     _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
     _s26 = -tx1 + tx2
     _s27 = -ty1 + ty2
@@ -498,17 +500,17 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x43 = _x41*_x41
     _e44 = _e42 + _e40*_x43
     _p45 = _r36 + _r36*(_s37*_e44)
-    _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-    _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-    _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-    _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+    _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+    _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+    _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+    _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
     _s55 = -max(px1, tx1) + min(px2, tx2)
     _s56 = -max(py1, ty1) + min(py2, ty2)
     _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
     _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
@@ -528,7 +530,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
         _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
         _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+        _xd0 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -548,7 +550,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _s66 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s62, _s62 - _s62))
     _s67 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s63, _s63 - _s63))
     _t11 = _s65 + _s66 + _s67 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
-    _s68 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
+    _s68 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0)))
     _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
     _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
     _s71 = max(px2, tx2) - min(px1, tx1)
@@ -581,10 +583,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x18 = _x16*_x16
     _e19 = _e17 + _e15*_x18
     _p20 = _r11 + _r11*(_s12*_e19)
-    _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-    _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-    _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-    _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+    _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+    _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+    _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+    _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
     _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
     _s26 = -tx1 + tx2
     _s27 = -ty1 + ty2
@@ -606,17 +608,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x43 = _x41*_x41
     _e44 = _e42 + _e40*_x43
     _p45 = _r36 + _r36*(_s37*_e44)
-    _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-    _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-    _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-    _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+    _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+    _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+    _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+    _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
     _s55 = -max(px1, tx1) + min(px2, tx2)
     _s56 = -max(py1, ty1) + min(py2, ty2)
     _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
     _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
@@ -636,9 +638,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
         _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
         _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+        _xd0 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
     _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-    _xd1 = _f32(1.0) if _s65 > _f32(0.0) else _f32(0.0)
+    _xd1 = _sel(_s65 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
     _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
     _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
@@ -658,7 +660,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _xt0_w1 = max(_xs61, _xs61 - _xs61)*max(_xs62, _xs62 - _xs62)
         _xs63 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
         _xs64 = -_xw_alpha_gate_w1 + (_xt0_w1/(-_xt0_w1 + _xw_eps_w1 + _xs63 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)))
-        _xd1 = _f32((1.0 if _xs64 > 0.0 else 0.0))
+        _xd1 = _f32(_sel(_xs64 > 0.0, 1.0, 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -678,7 +680,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _s73 = _t7*min(_t6, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
     _s74 = _t8*min(_t5, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
     _t11 = _s72 + _s73 + _s74 + _t8*min(_t7, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
-    _s75 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)))
+    _s75 = _t10 + _t11/(_t11 + _t9) + eps + (_f32(1.0) - _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0)))
     _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
     _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
     _s78 = max(px2, tx2) - min(px1, tx1)
@@ -700,7 +702,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t37 = _t36*_t5 + eps
     _t38 = _t37 + _t9
     _t39 = _t35 + _t38
-    _t40 = _t10 + eps + (_f32(1.0) - (_f32(1.0) if _t10 > _f32(0.0) else _f32(0.0))) + (_t11/(_t30 + _t39))
+    _t40 = _t10 + eps + (_f32(1.0) - _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t11/(_t30 + _t39))
     _t45 = _s56
     _t46 = max(_t45, _t45 - _t45)
     _t47 = _t4*_t5 - _t46*_t8 + _t6*_t7 + eps
@@ -722,17 +724,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t22 = _f32(2.0)*darknet
         _t23 = _f32(2.0) - _f32(2.0)*darknet
         _n85 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t24 = _t22*_t5 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n85)
+        _t24 = _t22*_t5 + _t23*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n85)
         _t26 = _f32(0.40528473258018494)
         _t27 = _t26*d_atan
         _t28 = _t24*_t27
         _t41 = _t26*(d_atan*d_atan)
         _t42 = _t41*alpha_grad*_inv1
         _t43 = _xd1*(_t42 + (_f32(1.0) - alpha_grad)*(_t10*_inv1))
-        _t44 = _f32(1.0) if _t15 > _f32(0.0) else _f32(0.0)
+        _t44 = _sel(_t15 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t48 = _t9*_inv2
-        _t49 = _f32(1.0) if _t14 > _f32(0.0) else _f32(0.0)
-        _t50 = _t46*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
+        _t49 = _sel(_t14 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t50 = _t46*_sel(_s55 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t51 = _t50*(_t39*_inv2)
         _t52 = -_t44 - _t49 + _f32(1.0)
         _t53 = _f32(0.5)*_t50
@@ -743,12 +745,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t18*_t20
-        _t61 = _t22*_t4 + _t23*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n85)
+        _t61 = _t22*_t4 + _t23*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n85)
         _t62 = -_t27*_t61
-        _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-        _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+        _t63 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t64 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t65 = _t29*_t4 + _t35 + eps
-        _t66 = _t8*(_f32(1.0) if _t45 > _f32(0.0) else _f32(0.0))
+        _t66 = _t8*_sel(_t45 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67 = _t66*((_t65 + _t9)*_inv2)
         _t68 = -_t63 - _t64 + _f32(1.0)
         _t69 = _f32(0.5)*_t66
@@ -756,28 +758,28 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71 = -((_t4*_t48*_t63 - _t64*_t67 - _t68*_t70)*_inv2)
         _t72 = px2 - tx2
         _t73 = -_t24*_t27
-        _t74 = _f32(1.0) if _t72 > _f32(0.0) else _f32(0.0)
+        _t74 = _sel(_t72 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t75 = -_t72
-        _t76 = _f32(1.0) if _t75 > _f32(0.0) else _f32(0.0)
+        _t76 = _sel(_t75 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77 = -_t74 - _t76 + _f32(1.0)
         _t78 = -((-_t48*_t5*_t74 + _t51*_t76 + _t54*_t77)*_inv2)
         _t79 = py2 - ty2
         _t80 = _t27*_t61
-        _t81 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+        _t81 = _sel(_t79 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t82 = -_t79
-        _t83 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
+        _t83 = _sel(_t82 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84 = -_t81 - _t83 + _f32(1.0)
         _t85 = -((-_t4*_t48*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = _f32(0.8105694651603699)*d_atan
         _n86 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t87 = _t86*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n86)
+        _t87 = _t86*(math.copysign(_sel(_aw28 > _ah29, _q31, _f32(1.0)), _s27)*_n86)
         _t88 = _t43*_t87
         _t89 = _t30 + _t32
         _t90 = _t50*((_t38 + _t89)*_inv2)
         _t91 = _t53*((-_t34 + _t37 + _t89)*_inv2)
         _t92 = (-_t44*_t90 + _t48*_t49*_t7 - _t52*_t91)*_inv2
         _t93 = _t87*alpha_grad
-        _t94 = _t86*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n86)
+        _t94 = _t86*(math.copysign(_sel(_aw28 > _ah29, _f32(1.0), _q31), _s26)*_n86)
         _t95 = _t43*_t94
         _t96 = _t30 + _t33*_t6
         _t97 = _t66*((_t38 + _t96)*_inv2)
@@ -786,21 +788,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100 = _t94*alpha_grad
         _t101 = -((-_t48*_t7*_t76 + _t74*_t90 + _t77*_t91)*_inv2)
         _t102 = (-_t48*_t6*_t83 + _t81*_t97 + _t84*_t98)*_inv2
-        _s87 = _t13 - -_t21*(_f32(1.0) if _t15 > _f32(0.0) else (_f32(0.5) if _t15 == _f32(0.0) else _f32(0.0)))
+        _s87 = _t13 - -_t21*_sel(_t15 > _f32(0.0), _f32(1.0), _sel(_t15 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = -_t28*_t43 - _t55 - _t56*(((_t28*alpha_grad - _t42*(_t28 + _t55)))*_inv1) + (_s87*_inv0)
-        _s88 = _t57 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        _s88 = _t57 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = -_t43*_t62 - _t56*(((_t62*alpha_grad - _t42*(_t62 + _t71)))*_inv1) - _t71 + (_s88*_inv0)
-        _s89 = _t13 - _t21*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
+        _s89 = _t13 - _t21*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = -_t43*_t73 - _t56*(((_t73*alpha_grad - _t42*(_t73 + _t78)))*_inv1) - _t78 + (_s89*_inv0)
-        _s90 = _t57 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+        _s90 = _t57 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = -_t43*_t80 - _t56*(((_t80*alpha_grad - _t42*(_t80 + _t85)))*_inv1) - _t85 + (_s90*_inv0)
-        _s91 = _t12 - -_t21*(_f32(1.0) if _t14 > _f32(0.0) else (_f32(0.5) if _t14 == _f32(0.0) else _f32(0.0)))
+        _s91 = _t12 - -_t21*_sel(_t14 > _f32(0.0), _f32(1.0), _sel(_t14 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = -_t56*(((-_t93 - _t42*(-_t87 - _t92)))*_inv1) + _t88 + _t92 + (_s91*_inv0)
-        _s92 = _t17 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        _s92 = _t17 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = -_t56*(((_t100 - _t42*(_t94 + _t99)))*_inv1) - _t95 - _t99 + (_s92*_inv0)
-        _s93 = _t12 - _t21*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        _s93 = _t12 - _t21*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = -_t101 - _t56*(((_t93 - _t42*(_t101 + _t87)))*_inv1) - _t88 + (_s93*_inv0)
-        _s94 = _t17 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        _s94 = _t17 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = _t102 - _t56*(((-_t100 - _t42*(-_t102 - _t94)))*_inv1) + _t95 + (_s94*_inv0)
     else:
         _t12_w1 = _s76
@@ -813,17 +815,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t22_w1 = _f32(2.0)*darknet
         _t23_w1 = _f32(2.0) - _f32(2.0)*darknet
         _n95 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t24_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n95)
+        _t24_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n95)
         _t26_w1 = _f32(0.40528473258018494)
         _t27_w1 = _t26_w1*d_atan
         _t28_w1 = _t24_w1*_t27_w1
         _t41_w1 = _t26_w1*(d_atan*d_atan)
         _t42_w1 = _t41_w1*alpha_grad/_t40
         _t43_w1 = _xd1*(_t42_w1 + (_f32(1.0) - alpha_grad)*(_t10/_t40))
-        _t44_w1 = _f32(1.0) if _t15_w1 > _f32(0.0) else _f32(0.0)
+        _t44_w1 = _sel(_t15_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t48_w1 = _t9/_t47
-        _t49_w1 = _f32(1.0) if _t14_w1 > _f32(0.0) else _f32(0.0)
-        _t50_w1 = _t46*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
+        _t49_w1 = _sel(_t14_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t50_w1 = _t46*_sel(_s55 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t51_w1 = _t50_w1*(_t39/_t47)
         _t52_w1 = -_t44_w1 - _t49_w1 + _f32(1.0)
         _t53_w1 = _f32(0.5)*_t50_w1
@@ -834,12 +836,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58_w1 = py1 - ty1
         _t59_w1 = -_t58_w1
         _t60_w1 = _t18*_t20_w1
-        _t61_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n95)
+        _t61_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n95)
         _t62_w1 = -_t27_w1*_t61_w1
-        _t63_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
-        _t64_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+        _t63_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t64_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t65_w1 = _t29*_t4 + _t35 + eps
-        _t66_w1 = _t8*(_f32(1.0) if _t45 > _f32(0.0) else _f32(0.0))
+        _t66_w1 = _t8*_sel(_t45 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67_w1 = _t66_w1*((_t65_w1 + _t9)/_t47)
         _t68_w1 = -_t63_w1 - _t64_w1 + _f32(1.0)
         _t69_w1 = _f32(0.5)*_t66_w1
@@ -847,28 +849,28 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71_w1 = -((_t4*_t48_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t47)
         _t72_w1 = px2 - tx2
         _t73_w1 = -_t24_w1*_t27_w1
-        _t74_w1 = _f32(1.0) if _t72_w1 > _f32(0.0) else _f32(0.0)
+        _t74_w1 = _sel(_t72_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t75_w1 = -_t72_w1
-        _t76_w1 = _f32(1.0) if _t75_w1 > _f32(0.0) else _f32(0.0)
+        _t76_w1 = _sel(_t75_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77_w1 = -_t74_w1 - _t76_w1 + _f32(1.0)
         _t78_w1 = -((-_t48_w1*_t5*_t74_w1 + _t51_w1*_t76_w1 + _t54_w1*_t77_w1)/_t47)
         _t79_w1 = py2 - ty2
         _t80_w1 = _t27_w1*_t61_w1
-        _t81_w1 = _f32(1.0) if _t79_w1 > _f32(0.0) else _f32(0.0)
+        _t81_w1 = _sel(_t79_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t82_w1 = -_t79_w1
-        _t83_w1 = _f32(1.0) if _t82_w1 > _f32(0.0) else _f32(0.0)
+        _t83_w1 = _sel(_t82_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
         _t85_w1 = -((-_t4*_t48_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t47)
         _t86_w1 = _f32(0.8105694651603699)*d_atan
         _n96 = (_f32(1.0)/(max(_mx30, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q31*_q31)) if _mx30 > _f32(0.0) else _f32(0.0))
-        _t87_w1 = _t86_w1*(math.copysign((_q31 if _aw28 > _ah29 else _f32(1.0)), _s27)*_n96)
+        _t87_w1 = _t86_w1*(math.copysign(_sel(_aw28 > _ah29, _q31, _f32(1.0)), _s27)*_n96)
         _t88_w1 = _t43_w1*_t87_w1
         _t89_w1 = _t30 + _t32
         _t90_w1 = _t50_w1*((_t38 + _t89_w1)/_t47)
         _t91_w1 = _t53_w1*((-_t34 + _t37 + _t89_w1)/_t47)
         _t92_w1 = (-_t44_w1*_t90_w1 + _t48_w1*_t49_w1*_t7 - _t52_w1*_t91_w1)/_t47
         _t93_w1 = _t87_w1*alpha_grad
-        _t94_w1 = _t86_w1*(math.copysign((_f32(1.0) if _aw28 > _ah29 else _q31), _s26)*_n96)
+        _t94_w1 = _t86_w1*(math.copysign(_sel(_aw28 > _ah29, _f32(1.0), _q31), _s26)*_n96)
         _t95_w1 = _t43_w1*_t94_w1
         _t96_w1 = _t30 + _t33*_t6
         _t97_w1 = _t66_w1*((_t38 + _t96_w1)/_t47)
@@ -877,21 +879,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t100_w1 = _t94_w1*alpha_grad
         _t101_w1 = -((-_t48_w1*_t7*_t76_w1 + _t74_w1*_t90_w1 + _t77_w1*_t91_w1)/_t47)
         _t102_w1 = (-_t48_w1*_t6*_t83_w1 + _t81_w1*_t97_w1 + _t84_w1*_t98_w1)/_t47
-        _s97 = _t13_w1 - -_t21_w1*(_f32(1.0) if _t15_w1 > _f32(0.0) else (_f32(0.5) if _t15_w1 == _f32(0.0) else _f32(0.0)))
+        _s97 = _t13_w1 - -_t21_w1*_sel(_t15_w1 > _f32(0.0), _f32(1.0), _sel(_t15_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = -_t28_w1*_t43_w1 - _t55_w1 - _t56_w1*(((_t28_w1*alpha_grad - _t42_w1*(_t28_w1 + _t55_w1)))/_t40) + (_s97/_t19)
-        _s98 = _t57_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+        _s98 = _t57_w1 - -_t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = -_t43_w1*_t62_w1 - _t56_w1*(((_t62_w1*alpha_grad - _t42_w1*(_t62_w1 + _t71_w1)))/_t40) - _t71_w1 + (_s98/_t19)
-        _s99 = _t13_w1 - _t21_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
+        _s99 = _t13_w1 - _t21_w1*_sel(_t72_w1 > _f32(0.0), _f32(1.0), _sel(_t72_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = -_t43_w1*_t73_w1 - _t56_w1*(((_t73_w1*alpha_grad - _t42_w1*(_t73_w1 + _t78_w1)))/_t40) - _t78_w1 + (_s99/_t19)
-        _s100 = _t57_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
+        _s100 = _t57_w1 - _t60_w1*_sel(_t79_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = -_t43_w1*_t80_w1 - _t56_w1*(((_t80_w1*alpha_grad - _t42_w1*(_t80_w1 + _t85_w1)))/_t40) - _t85_w1 + (_s100/_t19)
-        _s101 = _t12_w1 - -_t21_w1*(_f32(1.0) if _t14_w1 > _f32(0.0) else (_f32(0.5) if _t14_w1 == _f32(0.0) else _f32(0.0)))
+        _s101 = _t12_w1 - -_t21_w1*_sel(_t14_w1 > _f32(0.0), _f32(1.0), _sel(_t14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = -_t56_w1*(((-_t93_w1 - _t42_w1*(-_t87_w1 - _t92_w1)))/_t40) + _t88_w1 + _t92_w1 + (_s101/_t19)
-        _s102 = _t17_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+        _s102 = _t17_w1 - -_t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = -_t56_w1*(((_t100_w1 - _t42_w1*(_t94_w1 + _t99_w1)))/_t40) - _t95_w1 - _t99_w1 + (_s102/_t19)
-        _s103 = _t12_w1 - _t21_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
+        _s103 = _t12_w1 - _t21_w1*_sel(_t75_w1 > _f32(0.0), _f32(1.0), _sel(_t75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = -_t101_w1 - _t56_w1*(((_t93_w1 - _t42_w1*(_t101_w1 + _t87_w1)))/_t40) - _t88_w1 + (_s103/_t19)
-        _s104 = _t17_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
+        _s104 = _t17_w1 - _t60_w1*_sel(_t82_w1 > _f32(0.0), _f32(1.0), _sel(_t82_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = _t102_w1 - _t56_w1*(((-_t100_w1 - _t42_w1*(-_t102_w1 - _t94_w1)))/_t40) + _t95_w1 + (_s104/_t19)
     _xok = _xg0 & _xg1
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

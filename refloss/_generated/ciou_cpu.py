@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 75c366c3c24c52c0
+# scalar kernels: sha256 4ec5ecee7d2ebc18
 """CIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

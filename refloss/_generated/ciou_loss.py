@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, eps, alpha_grad, alpha_gate, darknet):
     with localcontext() as ctx:
@@ -72,10 +74,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x26 = _x23*_x23
     _e27 = _e24 + _e25*_x26
     _p28 = _r11 + _r11*(_s12*_e27)
-    _k29 = (1.0 if _big7 else 0.0)
-    _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-    _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-    _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+    _k29 = _sel(_big7, 1.0, 0.0)
+    _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+    _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+    _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
     _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
     _s34 = -tx1 + tx2
     _s35 = -ty1 + ty2
@@ -105,10 +107,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x59 = _x56*_x56
     _e60 = _e57 + _e58*_x59
     _p61 = _r44 + _r44*(_s45*_e60)
-    _k62 = (1.0 if _big40 else 0.0)
-    _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-    _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-    _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+    _k62 = _sel(_big40, 1.0, 0.0)
+    _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+    _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+    _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
     _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
     d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
     _t0 = px1 - tx1
@@ -133,8 +135,8 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _t10 = _t8*max(_s75, _s75 - _s75)
     _t11 = _t9/(_t10 + _t9)
     _t12 = 0.4052847345693511*(d_atan*d_atan)
-    _s76 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-    _s77 = _t11 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0))
+    _s76 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0, 1.0, 0.0)
+    _s77 = _t11 + _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0))
     _s78 = 0.5*_t0 + 0.5*_t1
     _s79 = 0.5*_t2 + 0.5*_t3
     _s80 = max(px2, tx2) - min(px1, tx1)
@@ -173,10 +175,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x26 = _x23*_x23
     _e27 = _e24 + _e25*_x26
     _p28 = _r11 + _r11*(_s12*_e27)
-    _k29 = (1.0 if _big7 else 0.0)
-    _k30 = (2.0 - _k29 if _aw3 > _ah4 else _k29)
-    _k31 = (4.0 - _k30 if math.copysign(1.0, _s2) < 0.0 else _k30)
-    _p32 = (_p28 if (_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0) else -_p28)
+    _k29 = _sel(_big7, 1.0, 0.0)
+    _k30 = _sel(_aw3 > _ah4, 2.0 - _k29, _k29)
+    _k31 = _sel(math.copysign(1.0, _s2) < 0.0, 4.0 - _k30, _k30)
+    _p32 = _sel((_aw3 > _ah4) == (math.copysign(1.0, _s2) < 0.0), _p28, -_p28)
     _u33 = _k31*0.7853981633974483 + (_p32 + _k31*3.061616997868383e-17)
     _s34 = -tx1 + tx2
     _s35 = -ty1 + ty2
@@ -206,10 +208,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x59 = _x56*_x56
     _e60 = _e57 + _e58*_x59
     _p61 = _r44 + _r44*(_s45*_e60)
-    _k62 = (1.0 if _big40 else 0.0)
-    _k63 = (2.0 - _k62 if _aw36 > _ah37 else _k62)
-    _k64 = (4.0 - _k63 if math.copysign(1.0, _s35) < 0.0 else _k63)
-    _p65 = (_p61 if (_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0) else -_p61)
+    _k62 = _sel(_big40, 1.0, 0.0)
+    _k63 = _sel(_aw36 > _ah37, 2.0 - _k62, _k62)
+    _k64 = _sel(math.copysign(1.0, _s35) < 0.0, 4.0 - _k63, _k63)
+    _p65 = _sel((_aw36 > _ah37) == (math.copysign(1.0, _s35) < 0.0), _p61, -_p61)
     _u66 = _k64*0.7853981633974483 + (_p65 + _k64*3.061616997868383e-17)
     d_atan = -math.copysign(_u33, _s1) + math.copysign(_u66, _s34)
     _t0 = px1 - tx1
@@ -234,8 +236,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t10 = _t8*max(_s75, _s75 - _s75)
     _t11 = _t9/(_t10 + _t9)
     _t12 = 0.4052847345693511*(d_atan*d_atan)
-    _s76 = 1.0 if -alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0 else 0.0
-    _s77 = _t11 + _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0))
+    _s76 = _sel(-alpha_gate + _t10/(-_t10 + _t4*_t5 + _t6*_t7 + eps) > 0.0, 1.0, 0.0)
+    _s77 = _t11 + _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0))
     _s78 = 0.5*_t0 + 0.5*_t1
     _s79 = 0.5*_t2 + 0.5*_t3
     _s80 = max(px2, tx2) - min(px1, tx1)
@@ -259,7 +261,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t42 = _t4*_t41 + eps
     _t43 = _t10 + _t42
     _t44 = _t40 + _t43
-    _t45 = _t12 + eps + (1.0 - (1.0 if _t12 > 0.0 else 0.0)) + (_t9/(_t35 + _t44))
+    _t45 = _t12 + eps + (1.0 - _sel(_t12 > 0.0, 1.0, 0.0)) + (_t9/(_t35 + _t44))
     _a83 = abs(_t19)
     _a84 = abs(_t31)
     _a85 = abs(_t45)
@@ -277,18 +279,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t22 = 2.0*darknet
         _t23 = 2.0 - 2.0*darknet
         _n86 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t24 = _t22*_t4 + _t23*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n86)
+        _t24 = _t22*_t4 + _t23*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n86)
         _t26 = 0.4052847345693511
         _t27 = _t26*d_atan
         _t28 = _t24*_t27
         _t32 = _t10*_inv1
-        _t33 = 1.0 if -alpha_gate + _t32 > 0.0 else 0.0
+        _t33 = _sel(-alpha_gate + _t32 > 0.0, 1.0, 0.0)
         _t46 = _t26*(d_atan*d_atan)
         _t47 = _t46*alpha_grad*_inv2
         _t48 = _t33*(_t47 + (1.0 - alpha_grad)*(_t12*_inv2))
-        _t49 = 1.0 if _t15 > 0.0 else 0.0
-        _t50 = 1.0 if _t14 > 0.0 else 0.0
-        _t51 = _t30*(1.0 if _s67 > 0.0 else 0.0)
+        _t49 = _sel(_t15 > 0.0, 1.0, 0.0)
+        _t50 = _sel(_t14 > 0.0, 1.0, 0.0)
+        _t51 = _t30*_sel(_s67 > 0.0, 1.0, 0.0)
         _t52 = _t51*(_t44*_inv1)
         _t53 = -_t49 - _t50 + 1.0
         _t54 = 0.5*_t51
@@ -298,12 +300,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t18*_t20
-        _t61 = _t22*_t5 + _t23*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n86)
+        _t61 = _t22*_t5 + _t23*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n86)
         _t62 = -_t27*_t61
-        _t63 = 1.0 if _t59 > 0.0 else 0.0
-        _t64 = 1.0 if _t58 > 0.0 else 0.0
+        _t63 = _sel(_t59 > 0.0, 1.0, 0.0)
+        _t64 = _sel(_t58 > 0.0, 1.0, 0.0)
         _t65 = _t34*_t5 + _t40 + eps
-        _t66 = _t8*(1.0 if _t29 > 0.0 else 0.0)
+        _t66 = _t8*_sel(_t29 > 0.0, 1.0, 0.0)
         _t67 = _t66*((_t10 + _t65)*_inv1)
         _t68 = -_t63 - _t64 + 1.0
         _t69 = 0.5*_t66
@@ -311,22 +313,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71 = -((_t32*_t5*_t63 - _t64*_t67 - _t68*_t70)*_inv1)
         _t72 = px2 - tx2
         _t73 = -_t24*_t27
-        _t74 = 1.0 if _t72 > 0.0 else 0.0
+        _t74 = _sel(_t72 > 0.0, 1.0, 0.0)
         _t75 = -_t72
-        _t76 = 1.0 if _t75 > 0.0 else 0.0
+        _t76 = _sel(_t75 > 0.0, 1.0, 0.0)
         _t77 = -_t74 - _t76 + 1.0
         _t78 = -((-_t32*_t4*_t74 + _t52*_t76 + _t55*_t77)*_inv1)
         _t79 = py2 - ty2
         _t80 = _t27*_t61
-        _t81 = 1.0 if _t79 > 0.0 else 0.0
+        _t81 = _sel(_t79 > 0.0, 1.0, 0.0)
         _t82 = -_t79
-        _t83 = 1.0 if _t82 > 0.0 else 0.0
+        _t83 = _sel(_t82 > 0.0, 1.0, 0.0)
         _t84 = -_t81 - _t83 + 1.0
         _t85 = -((-_t32*_t5*_t81 + _t67*_t83 + _t70*_t84)*_inv1)
         _t86 = -_t13
         _t87 = 0.8105694691387022*d_atan
         _n87 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t88 = _t87*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n87)
+        _t88 = _t87*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n87)
         _t89 = _t48*_t88
         _t90 = _t35 + _t37
         _t91 = _t51*((_t43 + _t90)*_inv1)
@@ -334,7 +336,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93 = (_t32*_t50*_t6 - _t49*_t91 - _t53*_t92)*_inv1
         _t94 = _t88*alpha_grad
         _t95 = -_t17
-        _t96 = _t87*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n87)
+        _t96 = _t87*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n87)
         _t97 = _t48*_t96
         _t98 = _t35 + _t38*_t7
         _t99 = _t66*((_t43 + _t98)*_inv1)
@@ -343,21 +345,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102 = _t96*alpha_grad
         _t103 = -((-_t32*_t6*_t76 + _t74*_t91 + _t77*_t92)*_inv1)
         _t104 = (_t100*_t84 - _t32*_t7*_t83 + _t81*_t99)*_inv1
-        _s88 = ((_t13 - -_t21*(1.0 if _t15 > 0.0 else (0.5 if _t15 == 0.0 else 0.0))))*_inv0
+        _s88 = ((_t13 - -_t21*_sel(_t15 > 0.0, 1.0, _sel(_t15 == 0.0, 0.5, 0.0))))*_inv0
         d_px1 = _t28*_t48 + _t56 + _t57*(((_t28*alpha_grad - _t47*(_t28 + _t56)))*_inv2) + _s88
-        _s89 = ((_t17 - -_t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))))*_inv0
+        _s89 = ((_t17 - -_t60*_sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))))*_inv0
         d_py1 = _t48*_t62 + _t57*(((_t62*alpha_grad - _t47*(_t62 + _t71)))*_inv2) + _t71 + _s89
-        _s90 = ((_t13 - _t21*(1.0 if _t72 > 0.0 else (0.5 if _t72 == 0.0 else 0.0))))*_inv0
+        _s90 = ((_t13 - _t21*_sel(_t72 > 0.0, 1.0, _sel(_t72 == 0.0, 0.5, 0.0))))*_inv0
         d_px2 = _t48*_t73 + _t57*(((_t73*alpha_grad - _t47*(_t73 + _t78)))*_inv2) + _t78 + _s90
-        _s91 = ((_t17 - _t60*(1.0 if _t79 > 0.0 else (0.5 if _t79 == 0.0 else 0.0))))*_inv0
+        _s91 = ((_t17 - _t60*_sel(_t79 > 0.0, 1.0, _sel(_t79 == 0.0, 0.5, 0.0))))*_inv0
         d_py2 = _t48*_t80 + _t57*(((_t80*alpha_grad - _t47*(_t80 + _t85)))*_inv2) + _t85 + _s91
-        _s92 = ((_t86 - -_t21*(1.0 if _t14 > 0.0 else (0.5 if _t14 == 0.0 else 0.0))))*_inv0
+        _s92 = ((_t86 - -_t21*_sel(_t14 > 0.0, 1.0, _sel(_t14 == 0.0, 0.5, 0.0))))*_inv0
         d_tx1 = _t57*(((-_t94 - _t47*(-_t88 - _t93)))*_inv2) - _t89 - _t93 + _s92
-        _s93 = ((_t95 - -_t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))))*_inv0
+        _s93 = ((_t95 - -_t60*_sel(_t58 > 0.0, 1.0, _sel(_t58 == 0.0, 0.5, 0.0))))*_inv0
         d_ty1 = _t101 + _t57*(((_t102 - _t47*(_t101 + _t96)))*_inv2) + _t97 + _s93
-        _s94 = ((_t86 - _t21*(1.0 if _t75 > 0.0 else (0.5 if _t75 == 0.0 else 0.0))))*_inv0
+        _s94 = ((_t86 - _t21*_sel(_t75 > 0.0, 1.0, _sel(_t75 == 0.0, 0.5, 0.0))))*_inv0
         d_tx2 = _t103 + _t57*(((_t94 - _t47*(_t103 + _t88)))*_inv2) + _t89 + _s94
-        _s95 = ((_t95 - _t60*(1.0 if _t82 > 0.0 else (0.5 if _t82 == 0.0 else 0.0))))*_inv0
+        _s95 = ((_t95 - _t60*_sel(_t82 > 0.0, 1.0, _sel(_t82 == 0.0, 0.5, 0.0))))*_inv0
         d_ty2 = -_t104 + _t57*(((-_t102 - _t47*(-_t104 - _t96)))*_inv2) - _t97 + _s95
     else:
         _t13_w1 = _s78
@@ -369,18 +371,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t22_w1 = 2.0*darknet
         _t23_w1 = 2.0 - 2.0*darknet
         _n96 = (1.0/(max(_mx5, 2.2250738585072014e-308)*(1.0 + _q6*_q6)) if _mx5 > 0.0 else 0.0)
-        _t24_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign((_q6 if _aw3 > _ah4 else 1.0), _s2)*_n96)
+        _t24_w1 = _t22_w1*_t4 + _t23_w1*(math.copysign(_sel(_aw3 > _ah4, _q6, 1.0), _s2)*_n96)
         _t26_w1 = 0.4052847345693511
         _t27_w1 = _t26_w1*d_atan
         _t28_w1 = _t24_w1*_t27_w1
         _t32_w1 = _t10/_t31
-        _t33_w1 = 1.0 if -alpha_gate + _t32_w1 > 0.0 else 0.0
+        _t33_w1 = _sel(-alpha_gate + _t32_w1 > 0.0, 1.0, 0.0)
         _t46_w1 = _t26_w1*(d_atan*d_atan)
         _t47_w1 = _t46_w1*alpha_grad/_t45
         _t48_w1 = _t33_w1*(_t47_w1 + (1.0 - alpha_grad)*(_t12/_t45))
-        _t49_w1 = 1.0 if _t15_w1 > 0.0 else 0.0
-        _t50_w1 = 1.0 if _t14_w1 > 0.0 else 0.0
-        _t51_w1 = _t30*(1.0 if _s67 > 0.0 else 0.0)
+        _t49_w1 = _sel(_t15_w1 > 0.0, 1.0, 0.0)
+        _t50_w1 = _sel(_t14_w1 > 0.0, 1.0, 0.0)
+        _t51_w1 = _t30*_sel(_s67 > 0.0, 1.0, 0.0)
         _t52_w1 = _t51_w1*(_t44/_t31)
         _t53_w1 = -_t49_w1 - _t50_w1 + 1.0
         _t54_w1 = 0.5*_t51_w1
@@ -390,12 +392,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58_w1 = py1 - ty1
         _t59_w1 = -_t58_w1
         _t60_w1 = _t18*_t20_w1
-        _t61_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign((1.0 if _aw3 > _ah4 else _q6), _s1)*_n96)
+        _t61_w1 = _t22_w1*_t5 + _t23_w1*(math.copysign(_sel(_aw3 > _ah4, 1.0, _q6), _s1)*_n96)
         _t62_w1 = -_t27_w1*_t61_w1
-        _t63_w1 = 1.0 if _t59_w1 > 0.0 else 0.0
-        _t64_w1 = 1.0 if _t58_w1 > 0.0 else 0.0
+        _t63_w1 = _sel(_t59_w1 > 0.0, 1.0, 0.0)
+        _t64_w1 = _sel(_t58_w1 > 0.0, 1.0, 0.0)
         _t65_w1 = _t34*_t5 + _t40 + eps
-        _t66_w1 = _t8*(1.0 if _t29 > 0.0 else 0.0)
+        _t66_w1 = _t8*_sel(_t29 > 0.0, 1.0, 0.0)
         _t67_w1 = _t66_w1*((_t10 + _t65_w1)/_t31)
         _t68_w1 = -_t63_w1 - _t64_w1 + 1.0
         _t69_w1 = 0.5*_t66_w1
@@ -403,22 +405,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71_w1 = -((_t32_w1*_t5*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t31)
         _t72_w1 = px2 - tx2
         _t73_w1 = -_t24_w1*_t27_w1
-        _t74_w1 = 1.0 if _t72_w1 > 0.0 else 0.0
+        _t74_w1 = _sel(_t72_w1 > 0.0, 1.0, 0.0)
         _t75_w1 = -_t72_w1
-        _t76_w1 = 1.0 if _t75_w1 > 0.0 else 0.0
+        _t76_w1 = _sel(_t75_w1 > 0.0, 1.0, 0.0)
         _t77_w1 = -_t74_w1 - _t76_w1 + 1.0
         _t78_w1 = -((-_t32_w1*_t4*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t31)
         _t79_w1 = py2 - ty2
         _t80_w1 = _t27_w1*_t61_w1
-        _t81_w1 = 1.0 if _t79_w1 > 0.0 else 0.0
+        _t81_w1 = _sel(_t79_w1 > 0.0, 1.0, 0.0)
         _t82_w1 = -_t79_w1
-        _t83_w1 = 1.0 if _t82_w1 > 0.0 else 0.0
+        _t83_w1 = _sel(_t82_w1 > 0.0, 1.0, 0.0)
         _t84_w1 = -_t81_w1 - _t83_w1 + 1.0
         _t85_w1 = -((-_t32_w1*_t5*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t31)
         _t86_w1 = -_t13_w1
         _t87_w1 = 0.8105694691387022*d_atan
         _n97 = (1.0/(max(_mx38, 2.2250738585072014e-308)*(1.0 + _q39*_q39)) if _mx38 > 0.0 else 0.0)
-        _t88_w1 = _t87_w1*(math.copysign((_q39 if _aw36 > _ah37 else 1.0), _s35)*_n97)
+        _t88_w1 = _t87_w1*(math.copysign(_sel(_aw36 > _ah37, _q39, 1.0), _s35)*_n97)
         _t89_w1 = _t48_w1*_t88_w1
         _t90_w1 = _t35 + _t37
         _t91_w1 = _t51_w1*((_t43 + _t90_w1)/_t31)
@@ -426,7 +428,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93_w1 = (_t32_w1*_t50_w1*_t6 - _t49_w1*_t91_w1 - _t53_w1*_t92_w1)/_t31
         _t94_w1 = _t88_w1*alpha_grad
         _t95_w1 = -_t17_w1
-        _t96_w1 = _t87_w1*(math.copysign((1.0 if _aw36 > _ah37 else _q39), _s34)*_n97)
+        _t96_w1 = _t87_w1*(math.copysign(_sel(_aw36 > _ah37, 1.0, _q39), _s34)*_n97)
         _t97_w1 = _t48_w1*_t96_w1
         _t98_w1 = _t35 + _t38*_t7
         _t99_w1 = _t66_w1*((_t43 + _t98_w1)/_t31)
@@ -435,21 +437,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102_w1 = _t96_w1*alpha_grad
         _t103_w1 = -((-_t32_w1*_t6*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t31)
         _t104_w1 = (_t100_w1*_t84_w1 - _t32_w1*_t7*_t83_w1 + _t81_w1*_t99_w1)/_t31
-        _s98 = ((_t13_w1 - -_t21_w1*(1.0 if _t15_w1 > 0.0 else (0.5 if _t15_w1 == 0.0 else 0.0))))/_t19
+        _s98 = ((_t13_w1 - -_t21_w1*_sel(_t15_w1 > 0.0, 1.0, _sel(_t15_w1 == 0.0, 0.5, 0.0))))/_t19
         d_px1 = _t28_w1*_t48_w1 + _t56_w1 + _t57_w1*(((_t28_w1*alpha_grad - _t47_w1*(_t28_w1 + _t56_w1)))/_t45) + _s98
-        _s99 = ((_t17_w1 - -_t60_w1*(1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0))))/_t19
+        _s99 = ((_t17_w1 - -_t60_w1*_sel(_t59_w1 > 0.0, 1.0, _sel(_t59_w1 == 0.0, 0.5, 0.0))))/_t19
         d_py1 = _t48_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t47_w1*(_t62_w1 + _t71_w1)))/_t45) + _t71_w1 + _s99
-        _s100 = ((_t13_w1 - _t21_w1*(1.0 if _t72_w1 > 0.0 else (0.5 if _t72_w1 == 0.0 else 0.0))))/_t19
+        _s100 = ((_t13_w1 - _t21_w1*_sel(_t72_w1 > 0.0, 1.0, _sel(_t72_w1 == 0.0, 0.5, 0.0))))/_t19
         d_px2 = _t48_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t47_w1*(_t73_w1 + _t78_w1)))/_t45) + _t78_w1 + _s100
-        _s101 = ((_t17_w1 - _t60_w1*(1.0 if _t79_w1 > 0.0 else (0.5 if _t79_w1 == 0.0 else 0.0))))/_t19
+        _s101 = ((_t17_w1 - _t60_w1*_sel(_t79_w1 > 0.0, 1.0, _sel(_t79_w1 == 0.0, 0.5, 0.0))))/_t19
         d_py2 = _t48_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t47_w1*(_t80_w1 + _t85_w1)))/_t45) + _t85_w1 + _s101
-        _s102 = ((_t86_w1 - -_t21_w1*(1.0 if _t14_w1 > 0.0 else (0.5 if _t14_w1 == 0.0 else 0.0))))/_t19
+        _s102 = ((_t86_w1 - -_t21_w1*_sel(_t14_w1 > 0.0, 1.0, _sel(_t14_w1 == 0.0, 0.5, 0.0))))/_t19
         d_tx1 = _t57_w1*(((-_t94_w1 - _t47_w1*(-_t88_w1 - _t93_w1)))/_t45) - _t89_w1 - _t93_w1 + _s102
-        _s103 = ((_t95_w1 - -_t60_w1*(1.0 if _t58_w1 > 0.0 else (0.5 if _t58_w1 == 0.0 else 0.0))))/_t19
+        _s103 = ((_t95_w1 - -_t60_w1*_sel(_t58_w1 > 0.0, 1.0, _sel(_t58_w1 == 0.0, 0.5, 0.0))))/_t19
         d_ty1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t47_w1*(_t101_w1 + _t96_w1)))/_t45) + _t97_w1 + _s103
-        _s104 = ((_t86_w1 - _t21_w1*(1.0 if _t75_w1 > 0.0 else (0.5 if _t75_w1 == 0.0 else 0.0))))/_t19
+        _s104 = ((_t86_w1 - _t21_w1*_sel(_t75_w1 > 0.0, 1.0, _sel(_t75_w1 == 0.0, 0.5, 0.0))))/_t19
         d_tx2 = _t103_w1 + _t57_w1*(((_t94_w1 - _t47_w1*(_t103_w1 + _t88_w1)))/_t45) + _t89_w1 + _s104
-        _s105 = ((_t95_w1 - _t60_w1*(1.0 if _t82_w1 > 0.0 else (0.5 if _t82_w1 == 0.0 else 0.0))))/_t19
+        _s105 = ((_t95_w1 - _t60_w1*_sel(_t82_w1 > 0.0, 1.0, _sel(_t82_w1 == 0.0, 0.5, 0.0))))/_t19
         d_ty2 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t47_w1*(-_t104_w1 - _t96_w1)))/_t45) - _t97_w1 + _s105
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
@@ -475,10 +477,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x18 = _x16*_x16
     _e19 = _e17 + _e15*_x18
     _p20 = _r11 + _r11*(_s12*_e19)
-    _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-    _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-    _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-    _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+    _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+    _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+    _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+    _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
     _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
     _s26 = -tx1 + tx2
     _s27 = -ty1 + ty2
@@ -500,17 +502,17 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _x43 = _x41*_x41
     _e44 = _e42 + _e40*_x43
     _p45 = _r36 + _r36*(_s37*_e44)
-    _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-    _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-    _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-    _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+    _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+    _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+    _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+    _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
     _s55 = -max(px1, tx1) + min(px2, tx2)
     _s56 = -max(py1, ty1) + min(py2, ty2)
     _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
     _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
@@ -530,7 +532,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
         _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
         _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
         _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+        _xd0 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -548,7 +550,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, alpha_gat
     _t7 = _s66 + _s65 + _s67 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
     _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
     _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s68 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+    _s68 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
     _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
     _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
     _s71 = max(px2, tx2) - min(px1, tx1)
@@ -580,10 +582,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x18 = _x16*_x16
     _e19 = _e17 + _e15*_x18
     _p20 = _r11 + _r11*(_s12*_e19)
-    _k21 = (_f32(1.0) if _big7 else _f32(0.0))
-    _k22 = (_f32(2.0) - _k21 if _aw3 > _ah4 else _k21)
-    _k23 = (_f32(4.0) - _k22 if math.copysign(_f32(1.0), _s2) < _f32(0.0) else _k22)
-    _p24 = (_p20 if (_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)) else -_p20)
+    _k21 = _sel(_big7, _f32(1.0), _f32(0.0))
+    _k22 = _sel(_aw3 > _ah4, _f32(2.0) - _k21, _k21)
+    _k23 = _sel(math.copysign(_f32(1.0), _s2) < _f32(0.0), _f32(4.0) - _k22, _k22)
+    _p24 = _sel((_aw3 > _ah4) == (math.copysign(_f32(1.0), _s2) < _f32(0.0)), _p20, -_p20)
     _u25 = _k23*_f32(0.785398006439209) + (_p24 + _k23*_f32(1.5695823663008923e-07))
     _s26 = -tx1 + tx2
     _s27 = -ty1 + ty2
@@ -605,17 +607,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _x43 = _x41*_x41
     _e44 = _e42 + _e40*_x43
     _p45 = _r36 + _r36*(_s37*_e44)
-    _k46 = (_f32(1.0) if _big32 else _f32(0.0))
-    _k47 = (_f32(2.0) - _k46 if _aw28 > _ah29 else _k46)
-    _k48 = (_f32(4.0) - _k47 if math.copysign(_f32(1.0), _s27) < _f32(0.0) else _k47)
-    _p49 = (_p45 if (_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)) else -_p45)
+    _k46 = _sel(_big32, _f32(1.0), _f32(0.0))
+    _k47 = _sel(_aw28 > _ah29, _f32(2.0) - _k46, _k46)
+    _k48 = _sel(math.copysign(_f32(1.0), _s27) < _f32(0.0), _f32(4.0) - _k47, _k47)
+    _p49 = _sel((_aw28 > _ah29) == (math.copysign(_f32(1.0), _s27) < _f32(0.0)), _p45, -_p45)
     _u50 = _k48*_f32(0.785398006439209) + (_p49 + _k48*_f32(1.5695823663008923e-07))
     d_atan = -math.copysign(_u25, _s1) + math.copysign(_u50, _s26)
     _s55 = -max(px1, tx1) + min(px2, tx2)
     _s56 = -max(py1, ty1) + min(py2, ty2)
     _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
     _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-    _xd0 = _f32(1.0) if _s58 > _f32(0.0) else _f32(0.0)
+    _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
     _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
@@ -635,9 +637,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _xt0 = max(_xs51, _xs51 - _xs51)*max(_xs52, _xs52 - _xs52)
         _xs53 = (-_xw_px1 + _xw_px2)*(-_xw_py1 + _xw_py2)
         _xs54 = -_xw_alpha_gate + _xt0/(-_xt0 + _xw_eps + _xs53 + (-_xw_tx1 + _xw_tx2)*(-_xw_ty1 + _xw_ty2))
-        _xd0 = _f32((1.0 if _xs54 > 0.0 else 0.0))
+        _xd0 = _f32(_sel(_xs54 > 0.0, 1.0, 0.0))
     _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-    _xd1 = _f32(1.0) if _s65 > _f32(0.0) else _f32(0.0)
+    _xd1 = _sel(_s65 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
     _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
     _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
@@ -657,7 +659,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _xt0_w1 = max(_xs61, _xs61 - _xs61)*max(_xs62, _xs62 - _xs62)
         _xs63 = (-_xw_px1_w1 + _xw_px2_w1)*(-_xw_py1_w1 + _xw_py2_w1)
         _xs64 = -_xw_alpha_gate_w1 + (_xt0_w1/(-_xt0_w1 + _xw_eps_w1 + _xs63 + (-_xw_tx1_w1 + _xw_tx2_w1)*(-_xw_ty1_w1 + _xw_ty2_w1)))
-        _xd1 = _f32((1.0 if _xs64 > 0.0 else 0.0))
+        _xd1 = _f32(_sel(_xs64 > 0.0, 1.0, 0.0))
     _t0 = px1 - tx1
     _t1 = px2 - tx2
     _t2 = py1 - ty1
@@ -675,7 +677,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t7 = _s73 + _s72 + _s74 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
     _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
     _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-    _s75 = _t8 + _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0)))
+    _s75 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
     _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
     _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
     _s78 = max(px2, tx2) - min(px1, tx1)
@@ -702,7 +704,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
     _t40 = _t39*_t4 + eps
     _t41 = _t38 + _t40
     _t42 = _t35 + _t41
-    _t43 = _t9 + eps + (_f32(1.0) - (_f32(1.0) if _t9 > _f32(0.0) else _f32(0.0))) + (_t7/(_t28 + _t42))
+    _t43 = _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7/(_t28 + _t42))
     _t48 = _t20*_t4 + _t30*_t5 - _t38 + eps
     _a81 = abs(_t16)
     _a82 = abs(_t43)
@@ -721,17 +723,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t19 = _f32(2.0)*darknet
         _t21 = _f32(2.0) - _f32(2.0)*darknet
         _n84 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t22 = _t19*_t4 + _t21*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n84)
+        _t22 = _t19*_t4 + _t21*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n84)
         _t24 = _f32(0.40528473258018494)
         _t25 = _t24*d_atan
         _t26 = _t22*_t25
         _t44 = _t24*(d_atan*d_atan)
         _t45 = _t44*alpha_grad*_inv1
         _t46 = _xd1*(_t45 + (_f32(1.0) - alpha_grad)*(_t9*_inv1))
-        _t47 = _f32(1.0) if _t12 > _f32(0.0) else _f32(0.0)
+        _t47 = _sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t49 = _t38*_inv2
-        _t50 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
-        _t51 = _t37*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
+        _t50 = _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t51 = _t37*_sel(_s55 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t52 = _t51*(_t42*_inv2)
         _t53 = -_t47 - _t50 + _f32(1.0)
         _t54 = _f32(0.5)*_t51
@@ -741,12 +743,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t15*_t17
-        _t61 = _t19*_t20 + _t21*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n84)
+        _t61 = _t19*_t20 + _t21*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n84)
         _t62 = -_t25*_t61
-        _t63 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-        _t64 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+        _t63 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t64 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t65 = _t20*_t27 + _t35 + eps
-        _t66 = _t6*(_f32(1.0) if _t36 > _f32(0.0) else _f32(0.0))
+        _t66 = _t6*_sel(_t36 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67 = _t66*((_t38 + _t65)*_inv2)
         _t68 = -_t63 - _t64 + _f32(1.0)
         _t69 = _f32(0.5)*_t66
@@ -754,16 +756,16 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71 = -((_t20*_t49*_t63 - _t64*_t67 - _t68*_t70)*_inv2)
         _t72 = _t29 + px2
         _t73 = -_t22*_t25
-        _t74 = _f32(1.0) if _t72 > _f32(0.0) else _f32(0.0)
+        _t74 = _sel(_t72 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t75 = -_t72
-        _t76 = _f32(1.0) if _t75 > _f32(0.0) else _f32(0.0)
+        _t76 = _sel(_t75 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77 = -_t74 - _t76 + _f32(1.0)
         _t78 = -((-_t4*_t49*_t74 + _t52*_t76 + _t55*_t77)*_inv2)
         _t79 = py2 - ty2
         _t80 = _t25*_t61
-        _t81 = _f32(1.0) if _t79 > _f32(0.0) else _f32(0.0)
+        _t81 = _sel(_t79 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t82 = -_t79
-        _t83 = _f32(1.0) if _t82 > _f32(0.0) else _f32(0.0)
+        _t83 = _sel(_t82 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84 = -_t81 - _t83 + _f32(1.0)
         _t85 = -((-_t20*_t49*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = -_t10
@@ -772,7 +774,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _mx86 = max(_aw85, _ah29)
         _q87 = (min(_aw85, _ah29)/_mx86 if _mx86 > _f32(0.0) else _f32(0.0))
         _n88 = (_f32(1.0)/(max(_mx86, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87*_q87)) if _mx86 > _f32(0.0) else _f32(0.0))
-        _t88 = _t87*(math.copysign((_q87 if _aw85 > _ah29 else _f32(1.0)), _s27)*_n88)
+        _t88 = _t87*(math.copysign(_sel(_aw85 > _ah29, _q87, _f32(1.0)), _s27)*_n88)
         _t89 = _t46*_t88
         _t90 = _t28 + _t32
         _t91 = _t51*((_t41 + _t90)*_inv2)
@@ -780,7 +782,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93 = (-_t47*_t91 + _t49*_t5*_t50 - _t53*_t92)*_inv2
         _t94 = _t88*alpha_grad
         _t95 = -_t14
-        _t96 = _t87*(math.copysign((_f32(1.0) if _aw85 > _ah29 else _q87), _t30)*_n88)
+        _t96 = _t87*(math.copysign(_sel(_aw85 > _ah29, _f32(1.0), _q87), _t30)*_n88)
         _t97 = _t46*_t96
         _t98 = _t28 + _t30*_t33
         _t99 = _t66*((_t41 + _t98)*_inv2)
@@ -789,21 +791,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102 = _t96*alpha_grad
         _t103 = -((-_t49*_t5*_t76 + _t74*_t91 + _t77*_t92)*_inv2)
         _t104 = (_t100*_t84 - _t30*_t49*_t83 + _t81*_t99)*_inv2
-        _s89 = _t10 - -_t18*(_f32(1.0) if _t12 > _f32(0.0) else (_f32(0.5) if _t12 == _f32(0.0) else _f32(0.0)))
+        _s89 = _t10 - -_t18*_sel(_t12 > _f32(0.0), _f32(1.0), _sel(_t12 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s89*_inv0)
-        _s90 = _t14 - -_t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
+        _s90 = _t14 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s90*_inv0)
-        _s91 = _t10 - _t18*(_f32(1.0) if _t72 > _f32(0.0) else (_f32(0.5) if _t72 == _f32(0.0) else _f32(0.0)))
+        _s91 = _t10 - _t18*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s91*_inv0)
-        _s92 = _t14 - _t60*(_f32(1.0) if _t79 > _f32(0.0) else (_f32(0.5) if _t79 == _f32(0.0) else _f32(0.0)))
+        _s92 = _t14 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s92*_inv0)
-        _s93 = _t86 - -_t18*(_f32(1.0) if _t11 > _f32(0.0) else (_f32(0.5) if _t11 == _f32(0.0) else _f32(0.0)))
+        _s93 = _t86 - -_t18*_sel(_t11 > _f32(0.0), _f32(1.0), _sel(_t11 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s93*_inv0)
-        _s94 = _t95 - -_t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+        _s94 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s94*_inv0)
-        _s95 = _t86 - _t18*(_f32(1.0) if _t75 > _f32(0.0) else (_f32(0.5) if _t75 == _f32(0.0) else _f32(0.0)))
+        _s95 = _t86 - _t18*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s95*_inv0)
-        _s96 = _t95 - _t60*(_f32(1.0) if _t82 > _f32(0.0) else (_f32(0.5) if _t82 == _f32(0.0) else _f32(0.0)))
+        _s96 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s96*_inv0)
     else:
         _t10_w1 = _s76
@@ -815,17 +817,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t19_w1 = _f32(2.0)*darknet
         _t21_w1 = _f32(2.0) - _f32(2.0)*darknet
         _n97 = (_f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)) if _mx5 > _f32(0.0) else _f32(0.0))
-        _t22_w1 = _t19_w1*_t4 + _t21_w1*(math.copysign((_q6 if _aw3 > _ah4 else _f32(1.0)), _s2)*_n97)
+        _t22_w1 = _t19_w1*_t4 + _t21_w1*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n97)
         _t24_w1 = _f32(0.40528473258018494)
         _t25_w1 = _t24_w1*d_atan
         _t26_w1 = _t22_w1*_t25_w1
         _t44_w1 = _t24_w1*(d_atan*d_atan)
         _t45_w1 = _t44_w1*alpha_grad/_t43
         _t46_w1 = _xd1*(_t45_w1 + (_f32(1.0) - alpha_grad)*(_t9/_t43))
-        _t47_w1 = _f32(1.0) if _t12_w1 > _f32(0.0) else _f32(0.0)
+        _t47_w1 = _sel(_t12_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t49_w1 = _t38/_t48
-        _t50_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
-        _t51_w1 = _t37*(_f32(1.0) if _s55 > _f32(0.0) else _f32(0.0))
+        _t50_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t51_w1 = _t37*_sel(_s55 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t52_w1 = _t51_w1*(_t42/_t48)
         _t53_w1 = -_t47_w1 - _t50_w1 + _f32(1.0)
         _t54_w1 = _f32(0.5)*_t51_w1
@@ -835,12 +837,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t58_w1 = py1 - ty1
         _t59_w1 = -_t58_w1
         _t60_w1 = _t15*_t17_w1
-        _t61_w1 = _t19_w1*_t20 + _t21_w1*(math.copysign((_f32(1.0) if _aw3 > _ah4 else _q6), _s1)*_n97)
+        _t61_w1 = _t19_w1*_t20 + _t21_w1*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n97)
         _t62_w1 = -_t25_w1*_t61_w1
-        _t63_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
-        _t64_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+        _t63_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t64_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t65_w1 = _t20*_t27 + _t35 + eps
-        _t66_w1 = _t6*(_f32(1.0) if _t36 > _f32(0.0) else _f32(0.0))
+        _t66_w1 = _t6*_sel(_t36 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t67_w1 = _t66_w1*((_t38 + _t65_w1)/_t48)
         _t68_w1 = -_t63_w1 - _t64_w1 + _f32(1.0)
         _t69_w1 = _f32(0.5)*_t66_w1
@@ -848,16 +850,16 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t71_w1 = -((_t20*_t49_w1*_t63_w1 - _t64_w1*_t67_w1 - _t68_w1*_t70_w1)/_t48)
         _t72_w1 = _t29 + px2
         _t73_w1 = -_t22_w1*_t25_w1
-        _t74_w1 = _f32(1.0) if _t72_w1 > _f32(0.0) else _f32(0.0)
+        _t74_w1 = _sel(_t72_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t75_w1 = -_t72_w1
-        _t76_w1 = _f32(1.0) if _t75_w1 > _f32(0.0) else _f32(0.0)
+        _t76_w1 = _sel(_t75_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t77_w1 = -_t74_w1 - _t76_w1 + _f32(1.0)
         _t78_w1 = -((-_t4*_t49_w1*_t74_w1 + _t52_w1*_t76_w1 + _t55_w1*_t77_w1)/_t48)
         _t79_w1 = py2 - ty2
         _t80_w1 = _t25_w1*_t61_w1
-        _t81_w1 = _f32(1.0) if _t79_w1 > _f32(0.0) else _f32(0.0)
+        _t81_w1 = _sel(_t79_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t82_w1 = -_t79_w1
-        _t83_w1 = _f32(1.0) if _t82_w1 > _f32(0.0) else _f32(0.0)
+        _t83_w1 = _sel(_t82_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t84_w1 = -_t81_w1 - _t83_w1 + _f32(1.0)
         _t85_w1 = -((-_t20*_t49_w1*_t81_w1 + _t67_w1*_t83_w1 + _t70_w1*_t84_w1)/_t48)
         _t86_w1 = -_t10_w1
@@ -866,7 +868,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _mx99 = max(_aw98, _ah29)
         _q100 = (min(_aw98, _ah29)/_mx99 if _mx99 > _f32(0.0) else _f32(0.0))
         _n101 = (_f32(1.0)/(max(_mx99, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q100*_q100)) if _mx99 > _f32(0.0) else _f32(0.0))
-        _t88_w1 = _t87_w1*(math.copysign((_q100 if _aw98 > _ah29 else _f32(1.0)), _s27)*_n101)
+        _t88_w1 = _t87_w1*(math.copysign(_sel(_aw98 > _ah29, _q100, _f32(1.0)), _s27)*_n101)
         _t89_w1 = _t46_w1*_t88_w1
         _t90_w1 = _t28 + _t32
         _t91_w1 = _t51_w1*((_t41 + _t90_w1)/_t48)
@@ -874,7 +876,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t93_w1 = (-_t47_w1*_t91_w1 + _t49_w1*_t5*_t50_w1 - _t53_w1*_t92_w1)/_t48
         _t94_w1 = _t88_w1*alpha_grad
         _t95_w1 = -_t14_w1
-        _t96_w1 = _t87_w1*(math.copysign((_f32(1.0) if _aw98 > _ah29 else _q100), _t30)*_n101)
+        _t96_w1 = _t87_w1*(math.copysign(_sel(_aw98 > _ah29, _f32(1.0), _q100), _t30)*_n101)
         _t97_w1 = _t46_w1*_t96_w1
         _t98_w1 = _t28 + _t30*_t33
         _t99_w1 = _t66_w1*((_t41 + _t98_w1)/_t48)
@@ -883,21 +885,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, alpha_grad, 
         _t102_w1 = _t96_w1*alpha_grad
         _t103_w1 = -((-_t49_w1*_t5*_t76_w1 + _t74_w1*_t91_w1 + _t77_w1*_t92_w1)/_t48)
         _t104_w1 = (_t100_w1*_t84_w1 - _t30*_t49_w1*_t83_w1 + _t81_w1*_t99_w1)/_t48
-        _s102 = _t10_w1 - -_t18_w1*(_f32(1.0) if _t12_w1 > _f32(0.0) else (_f32(0.5) if _t12_w1 == _f32(0.0) else _f32(0.0)))
+        _s102 = _t10_w1 - -_t18_w1*_sel(_t12_w1 > _f32(0.0), _f32(1.0), _sel(_t12_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px1 = _t26_w1*_t46_w1 + _t56_w1 + _t57_w1*(((_t26_w1*alpha_grad - _t45_w1*(_t26_w1 + _t56_w1)))/_t43) + (_s102/_t16)
-        _s103 = _t14_w1 - -_t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
+        _s103 = _t14_w1 - -_t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py1 = _t46_w1*_t62_w1 + _t57_w1*(((_t62_w1*alpha_grad - _t45_w1*(_t62_w1 + _t71_w1)))/_t43) + _t71_w1 + (_s103/_t16)
-        _s104 = _t10_w1 - _t18_w1*(_f32(1.0) if _t72_w1 > _f32(0.0) else (_f32(0.5) if _t72_w1 == _f32(0.0) else _f32(0.0)))
+        _s104 = _t10_w1 - _t18_w1*_sel(_t72_w1 > _f32(0.0), _f32(1.0), _sel(_t72_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_px2 = _t46_w1*_t73_w1 + _t57_w1*(((_t73_w1*alpha_grad - _t45_w1*(_t73_w1 + _t78_w1)))/_t43) + _t78_w1 + (_s104/_t16)
-        _s105 = _t14_w1 - _t60_w1*(_f32(1.0) if _t79_w1 > _f32(0.0) else (_f32(0.5) if _t79_w1 == _f32(0.0) else _f32(0.0)))
+        _s105 = _t14_w1 - _t60_w1*_sel(_t79_w1 > _f32(0.0), _f32(1.0), _sel(_t79_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_py2 = _t46_w1*_t80_w1 + _t57_w1*(((_t80_w1*alpha_grad - _t45_w1*(_t80_w1 + _t85_w1)))/_t43) + _t85_w1 + (_s105/_t16)
-        _s106 = _t86_w1 - -_t18_w1*(_f32(1.0) if _t11_w1 > _f32(0.0) else (_f32(0.5) if _t11_w1 == _f32(0.0) else _f32(0.0)))
+        _s106 = _t86_w1 - -_t18_w1*_sel(_t11_w1 > _f32(0.0), _f32(1.0), _sel(_t11_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx1 = _t57_w1*(((-_t94_w1 - _t45_w1*(-_t88_w1 - _t93_w1)))/_t43) - _t89_w1 - _t93_w1 + (_s106/_t16)
-        _s107 = _t95_w1 - -_t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+        _s107 = _t95_w1 - -_t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty1 = _t101_w1 + _t57_w1*(((_t102_w1 - _t45_w1*(_t101_w1 + _t96_w1)))/_t43) + _t97_w1 + (_s107/_t16)
-        _s108 = _t86_w1 - _t18_w1*(_f32(1.0) if _t75_w1 > _f32(0.0) else (_f32(0.5) if _t75_w1 == _f32(0.0) else _f32(0.0)))
+        _s108 = _t86_w1 - _t18_w1*_sel(_t75_w1 > _f32(0.0), _f32(1.0), _sel(_t75_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_tx2 = _t103_w1 + _t57_w1*(((_t94_w1 - _t45_w1*(_t103_w1 + _t88_w1)))/_t43) + _t89_w1 + (_s108/_t16)
-        _s109 = _t95_w1 - _t60_w1*(_f32(1.0) if _t82_w1 > _f32(0.0) else (_f32(0.5) if _t82_w1 == _f32(0.0) else _f32(0.0)))
+        _s109 = _t95_w1 - _t60_w1*_sel(_t82_w1 > _f32(0.0), _f32(1.0), _sel(_t82_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
         d_ty2 = -_t104_w1 + _t57_w1*(((-_t102_w1 - _t45_w1*(-_t104_w1 - _t96_w1)))/_t43) - _t97_w1 + (_s109/_t16)
     _xok = _xg0 & _xg1
     return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2

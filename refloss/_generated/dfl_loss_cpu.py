@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 520c04319e2f5d9e
+# scalar kernels: sha256 214ea68761a90868
 """Distribution Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 520c04319e2f5d9e
+# scalar kernels: sha256 214ea68761a90868
 """Distribution Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import dfl_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 24e9e952cf375a1e
+# scalar kernels: sha256 b09b0ce44e871bdb
 """DIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, eps, gamma, weight_grad):
     with localcontext() as ctx:
@@ -79,7 +81,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = 0.5*_t10 + 0.5*_t11
         _s21 = 0.5*_t8 + 0.5*_t9
         _u22 = px2 - tx2
@@ -89,22 +91,22 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
         _a31 = _t5/(_t0*_t1 + _t2*_t3 - _t5 + eps)
         _pg32 = (_a31 >= 0.0) & (_a31 < math.inf) & (abs(gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _a31) > 0.0)
         _pp33 = _a31 > 0.0
-        _px34 = (_a31 if _pp33 else 1.0)
+        _px34 = _sel(_pp33, _a31, 1.0)
         _sub35 = _px34 < 2.2250738585072014e-308
         _lx36 = _px34*1.8014398509481984e+16
-        _lx37 = (_lx36 if _sub35 else _px34)
+        _lx37 = _sel(_sub35, _lx36, _px34)
         _lb38 = _f64(_lx37).view(_i64)
         _lm39 = _i64((_lb38 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big40 = _lm39 > 1.4142135623730951
         _lh41 = _lm39*0.5
-        _lf42 = (_lh41 if _big40 else _lm39) - 1.0
+        _lf42 = _sel(_big40, _lh41, _lm39) - 1.0
         _le43 = _i64(_i64(_lb38 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk44 = _le43 + (1.0 if _big40 else 0.0) - (54.0 if _sub35 else 0.0)
+        _lk44 = _le43 + _sel(_big40, 1.0, 0.0) - _sel(_sub35, 54.0, 0.0)
         _ls45 = _lf42/(2.0 + _lf42)
         _lz46 = _ls45*_ls45
         _e47 = 0.6666666666666666 + 0.4000000000000088*_lz46
@@ -148,8 +150,8 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _p85 = _h79*_l83 + _l80*_h82
         _p86 = _p84 + _p85
         _pl87 = ((_p85 - (_p86 - _p84)) + _l80*_l83) + gamma*_lw77
-        _xc88 = (_p86 if _p86 > -746.0 else -746.0)
-        _xc89 = (_xc88 if _xc88 < 710.0 else 710.0)
+        _xc88 = _sel(_p86 > -746.0, _p86, -746.0)
+        _xc89 = _sel(_xc88 < 710.0, _xc88, 710.0)
         _kt90 = _xc89*1.4426950408889634 + 6755399441055744.0
         _k91 = _kt90 - 6755399441055744.0
         _rh92 = _xc89 - _k91*0.6931471805598903
@@ -181,8 +183,8 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _sc118 = _i64((_ki115 - _ki116 + _i64(1023)) << _i64(52)).view(_f64)
         _pw119 = ((1.0 + _q113)*_sc117)*_sc118
         _pz120 = (0.0 if gamma > 0.0 else math.inf)
-        _pz121 = (1.0 if gamma == 0.0 else _pz120)
-        _pw122 = (_pw119 if _pp33 else _pz121)
+        _pz121 = _sel(gamma == 0.0, 1.0, _pz120)
+        _pw122 = _sel(_pp33, _pw119, _pz121)
         _pw123 = (_pw122 if _pg32 else math.pow(_a31, gamma))
         value = (_t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6)*_pw123
         return value
@@ -235,7 +237,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = 0.5*_t10 + 0.5*_t11
         _s21 = 0.5*_t8 + 0.5*_t9
         _u22 = px2 - tx2
@@ -245,22 +247,22 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
         _a31 = _t5/(_t0*_t1 + _t2*_t3 - _t5 + eps)
         _pg32 = (_a31 >= 0.0) & (_a31 < math.inf) & (abs(gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _a31) > 0.0)
         _pp33 = _a31 > 0.0
-        _px34 = (_a31 if _pp33 else 1.0)
+        _px34 = _sel(_pp33, _a31, 1.0)
         _sub35 = _px34 < 2.2250738585072014e-308
         _lx36 = _px34*1.8014398509481984e+16
-        _lx37 = (_lx36 if _sub35 else _px34)
+        _lx37 = _sel(_sub35, _lx36, _px34)
         _lb38 = _f64(_lx37).view(_i64)
         _lm39 = _i64((_lb38 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big40 = _lm39 > 1.4142135623730951
         _lh41 = _lm39*0.5
-        _lf42 = (_lh41 if _big40 else _lm39) - 1.0
+        _lf42 = _sel(_big40, _lh41, _lm39) - 1.0
         _le43 = _i64(_i64(_lb38 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk44 = _le43 + (1.0 if _big40 else 0.0) - (54.0 if _sub35 else 0.0)
+        _lk44 = _le43 + _sel(_big40, 1.0, 0.0) - _sel(_sub35, 54.0, 0.0)
         _ls45 = _lf42/(2.0 + _lf42)
         _lz46 = _ls45*_ls45
         _e47 = 0.6666666666666666 + 0.4000000000000088*_lz46
@@ -304,8 +306,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _p85 = _h79*_l83 + _l80*_h82
         _p86 = _p84 + _p85
         _pl87 = ((_p85 - (_p86 - _p84)) + _l80*_l83) + gamma*_lw77
-        _xc88 = (_p86 if _p86 > -746.0 else -746.0)
-        _xc89 = (_xc88 if _xc88 < 710.0 else 710.0)
+        _xc88 = _sel(_p86 > -746.0, _p86, -746.0)
+        _xc89 = _sel(_xc88 < 710.0, _xc88, 710.0)
         _kt90 = _xc89*1.4426950408889634 + 6755399441055744.0
         _k91 = _kt90 - 6755399441055744.0
         _rh92 = _xc89 - _k91*0.6931471805598903
@@ -337,8 +339,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _sc118 = _i64((_ki115 - _ki116 + _i64(1023)) << _i64(52)).view(_f64)
         _pw119 = ((1.0 + _q113)*_sc117)*_sc118
         _pz120 = (0.0 if gamma > 0.0 else math.inf)
-        _pz121 = (1.0 if gamma == 0.0 else _pz120)
-        _pw122 = (_pw119 if _pp33 else _pz121)
+        _pz121 = _sel(gamma == 0.0, 1.0, _pz120)
+        _pw122 = _sel(_pp33, _pw119, _pz121)
         _pw123 = (_pw122 if _pg32 else math.pow(_a31, gamma))
         value = (_t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6)*_pw123
         _t13 = _s2
@@ -361,17 +363,17 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t17 = _t16
             _pg128 = (_t17 >= 0.0) & (_t17 < math.inf) & (abs(gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _t17) > 0.0)
             _pp129 = _t17 > 0.0
-            _px130 = (_t17 if _pp129 else 1.0)
+            _px130 = _sel(_pp129, _t17, 1.0)
             _sub131 = _px130 < 2.2250738585072014e-308
             _lx132 = _px130*1.8014398509481984e+16
-            _lx133 = (_lx132 if _sub131 else _px130)
+            _lx133 = _sel(_sub131, _lx132, _px130)
             _lb134 = _f64(_lx133).view(_i64)
             _lm135 = _i64((_lb134 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big136 = _lm135 > 1.4142135623730951
             _lh137 = _lm135*0.5
-            _lf138 = (_lh137 if _big136 else _lm135) - 1.0
+            _lf138 = _sel(_big136, _lh137, _lm135) - 1.0
             _le139 = _i64(_i64(_lb134 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk140 = _le139 + (1.0 if _big136 else 0.0) - (54.0 if _sub131 else 0.0)
+            _lk140 = _le139 + _sel(_big136, 1.0, 0.0) - _sel(_sub131, 54.0, 0.0)
             _ls141 = _lf138/(2.0 + _lf138)
             _lz142 = _ls141*_ls141
             _e143 = 0.6666666666666666 + 0.4000000000000088*_lz142
@@ -412,8 +414,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p178 = _h79*_l176 + _l80*_h175
             _p179 = _p177 + _p178
             _pl180 = ((_p178 - (_p179 - _p177)) + _l80*_l176) + gamma*_lw173
-            _xc181 = (_p179 if _p179 > -746.0 else -746.0)
-            _xc182 = (_xc181 if _xc181 < 710.0 else 710.0)
+            _xc181 = _sel(_p179 > -746.0, _p179, -746.0)
+            _xc182 = _sel(_xc181 < 710.0, _xc181, 710.0)
             _kt183 = _xc182*1.4426950408889634 + 6755399441055744.0
             _k184 = _kt183 - 6755399441055744.0
             _rh185 = _xc182 - _k184*0.6931471805598903
@@ -444,7 +446,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc210 = _i64((_ki209 + _i64(1023)) << _i64(52)).view(_f64)
             _sc211 = _i64((_ki208 - _ki209 + _i64(1023)) << _i64(52)).view(_f64)
             _pw212 = ((1.0 + _q206)*_sc210)*_sc211
-            _pw213 = (_pw212 if _pp129 else _pz121)
+            _pw213 = _sel(_pp129, _pw212, _pz121)
             _pw214 = (_pw213 if _pg128 else math.pow(_t17, gamma))
             _t18 = _pw214
             _t19 = _t18*weight_grad
@@ -456,12 +458,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t25 = px1 - tx1
             _t26 = -_t25
             _t28 = 2.0*_t27
-            _t29 = _t28*(1.0 if _t26 > 0.0 else (0.5 if _t26 == 0.0 else 0.0))
+            _t29 = _t28*_sel(_t26 > 0.0, 1.0, _sel(_t26 == 0.0, 0.5, 0.0))
             _t30 = _s21
             _t31 = _s20
             _t34 = ((_t30*_t30) + (_t31*_t31))*_inv2
-            _t35 = 1.0 if _t26 > 0.0 else 0.0
-            _t36 = 1.0 if _t25 > 0.0 else 0.0
+            _t35 = _sel(_t26 > 0.0, 1.0, 0.0)
+            _t36 = _sel(_t25 > 0.0, 1.0, 0.0)
             _t37 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t38 = _t3*_t37
             _t39 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -470,7 +472,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t42 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t43 = _t1*_t42 + eps
             _t44 = _t43 + inter
-            _t45 = _t14*(1.0 if _s1 > 0.0 else 0.0)
+            _t45 = _t14*_sel(_s1 > 0.0, 1.0, 0.0)
             _t46 = _t45*((_t41 + _t44)*_inv0)
             _t47 = -_t35 - _t36 + 1.0
             _t48 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -486,62 +488,62 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t58 = py1 - ty1
             _t59 = -_t58
             _t60 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-            _t61 = _t60*(1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0))
-            _t62 = 1.0 if _t59 > 0.0 else 0.0
-            _t63 = 1.0 if _t58 > 0.0 else 0.0
+            _t61 = _t60*_sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))
+            _t62 = _sel(_t59 > 0.0, 1.0, 0.0)
+            _t63 = _sel(_t58 > 0.0, 1.0, 0.0)
             _t64 = _t0*_t48 + _t41 + eps
-            _t65 = _t4*(1.0 if _t13 > 0.0 else 0.0)
+            _t65 = _t4*_sel(_t13 > 0.0, 1.0, 0.0)
             _t66 = _t65*((_t64 + inter)*_inv0)
             _t67 = -_t62 - _t63 + 1.0
             _t68 = 0.5*_t65
             _t69 = _t68*((-_t14*_t42 + _t64)*_inv0)
             _t70 = (_t0*_t16*_t62 - _t63*_t66 - _t67*_t69)*_inv0
             _t71 = px2 - tx2
-            _t72 = _t28*(1.0 if _t71 > 0.0 else (0.5 if _t71 == 0.0 else 0.0))
-            _t73 = 1.0 if _t71 > 0.0 else 0.0
+            _t72 = _t28*_sel(_t71 > 0.0, 1.0, _sel(_t71 == 0.0, 0.5, 0.0))
+            _t73 = _sel(_t71 > 0.0, 1.0, 0.0)
             _t74 = -_t71
-            _t75 = 1.0 if _t74 > 0.0 else 0.0
+            _t75 = _sel(_t74 > 0.0, 1.0, 0.0)
             _t76 = -_t73 - _t75 + 1.0
             _t77 = (-_t1*_t16*_t73 + _t46*_t75 + _t51*_t76)*_inv0
             _t78 = py2 - ty2
-            _t79 = _t60*(1.0 if _t78 > 0.0 else (0.5 if _t78 == 0.0 else 0.0))
-            _t80 = 1.0 if _t78 > 0.0 else 0.0
+            _t79 = _t60*_sel(_t78 > 0.0, 1.0, _sel(_t78 == 0.0, 0.5, 0.0))
+            _t80 = _sel(_t78 > 0.0, 1.0, 0.0)
             _t81 = -_t78
-            _t82 = 1.0 if _t81 > 0.0 else 0.0
+            _t82 = _sel(_t81 > 0.0, 1.0, 0.0)
             _t83 = -_t80 - _t82 + 1.0
             _t84 = (-_t0*_t16*_t80 + _t66*_t82 + _t69*_t83)*_inv0
-            _t85 = _t28*(1.0 if _t25 > 0.0 else (0.5 if _t25 == 0.0 else 0.0))
+            _t85 = _t28*_sel(_t25 > 0.0, 1.0, _sel(_t25 == 0.0, 0.5, 0.0))
             _t86 = -_t30
             _t87 = _t38 + _t49
             _t88 = _t45*((_t44 + _t87)*_inv0)
             _t89 = _t50*((-_t40 + _t43 + _t87)*_inv0)
             _t90 = (_t16*_t3*_t36 - _t35*_t88 - _t47*_t89)*_inv0
-            _t91 = _t60*(1.0 if _t58 > 0.0 else (0.5 if _t58 == 0.0 else 0.0))
+            _t91 = _t60*_sel(_t58 > 0.0, 1.0, _sel(_t58 == 0.0, 0.5, 0.0))
             _t92 = -_t31
             _t93 = _t2*_t39 + _t49
             _t94 = _t65*((_t44 + _t93)*_inv0)
             _t95 = _t68*((-_t14*_t37 + _t43 + _t93)*_inv0)
             _t96 = (_t16*_t2*_t63 - _t62*_t94 - _t67*_t95)*_inv0
-            _t97 = _t28*(1.0 if _t74 > 0.0 else (0.5 if _t74 == 0.0 else 0.0))
+            _t97 = _t28*_sel(_t74 > 0.0, 1.0, _sel(_t74 == 0.0, 0.5, 0.0))
             _t98 = (-_t16*_t3*_t75 + _t73*_t88 + _t76*_t89)*_inv0
-            _t99 = _t60*(1.0 if _t81 > 0.0 else (0.5 if _t81 == 0.0 else 0.0))
+            _t99 = _t60*_sel(_t81 > 0.0, 1.0, _sel(_t81 == 0.0, 0.5, 0.0))
             _t100 = (-_t16*_t2*_t82 + _t80*_t94 + _t83*_t95)*_inv0
         else:
             _t16_w1 = inter/_t15
             _t17_w1 = _t16_w1
             _pg215 = (_t17_w1 >= 0.0) & (_t17_w1 < math.inf) & (abs(gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _t17_w1) > 0.0)
             _pp216 = _t17_w1 > 0.0
-            _px217 = (_t17_w1 if _pp216 else 1.0)
+            _px217 = _sel(_pp216, _t17_w1, 1.0)
             _sub218 = _px217 < 2.2250738585072014e-308
             _lx219 = _px217*1.8014398509481984e+16
-            _lx220 = (_lx219 if _sub218 else _px217)
+            _lx220 = _sel(_sub218, _lx219, _px217)
             _lb221 = _f64(_lx220).view(_i64)
             _lm222 = _i64((_lb221 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big223 = _lm222 > 1.4142135623730951
             _lh224 = _lm222*0.5
-            _lf225 = (_lh224 if _big223 else _lm222) - 1.0
+            _lf225 = _sel(_big223, _lh224, _lm222) - 1.0
             _le226 = _i64(_i64(_lb221 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk227 = _le226 + (1.0 if _big223 else 0.0) - (54.0 if _sub218 else 0.0)
+            _lk227 = _le226 + _sel(_big223, 1.0, 0.0) - _sel(_sub218, 54.0, 0.0)
             _ls228 = _lf225/(2.0 + _lf225)
             _lz229 = _ls228*_ls228
             _e230 = 0.6666666666666666 + 0.4000000000000088*_lz229
@@ -582,8 +584,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p265 = _h79*_l263 + _l80*_h262
             _p266 = _p264 + _p265
             _pl267 = ((_p265 - (_p266 - _p264)) + _l80*_l263) + gamma*_lw260
-            _xc268 = (_p266 if _p266 > -746.0 else -746.0)
-            _xc269 = (_xc268 if _xc268 < 710.0 else 710.0)
+            _xc268 = _sel(_p266 > -746.0, _p266, -746.0)
+            _xc269 = _sel(_xc268 < 710.0, _xc268, 710.0)
             _kt270 = _xc269*1.4426950408889634 + 6755399441055744.0
             _k271 = _kt270 - 6755399441055744.0
             _rh272 = _xc269 - _k271*0.6931471805598903
@@ -614,7 +616,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc297 = _i64((_ki296 + _i64(1023)) << _i64(52)).view(_f64)
             _sc298 = _i64((_ki295 - _ki296 + _i64(1023)) << _i64(52)).view(_f64)
             _pw299 = ((1.0 + _q293)*_sc297)*_sc298
-            _pw300 = (_pw299 if _pp216 else _pz121)
+            _pw300 = _sel(_pp216, _pw299, _pz121)
             _pw301 = (_pw300 if _pg215 else math.pow(_t17_w1, gamma))
             _t18_w1 = _pw301
             _t19_w1 = _t18_w1*weight_grad
@@ -626,12 +628,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t25_w1 = px1 - tx1
             _t26_w1 = -_t25_w1
             _t28_w1 = 2.0*_t27
-            _t29 = _t28_w1*(1.0 if _t26_w1 > 0.0 else (0.5 if _t26_w1 == 0.0 else 0.0))
+            _t29 = _t28_w1*_sel(_t26_w1 > 0.0, 1.0, _sel(_t26_w1 == 0.0, 0.5, 0.0))
             _t30 = _s21
             _t31 = _s20
             _t34 = ((_t30*_t30) + (_t31*_t31))/_t33
-            _t35_w1 = 1.0 if _t26_w1 > 0.0 else 0.0
-            _t36_w1 = 1.0 if _t25_w1 > 0.0 else 0.0
+            _t35_w1 = _sel(_t26_w1 > 0.0, 1.0, 0.0)
+            _t36_w1 = _sel(_t25_w1 > 0.0, 1.0, 0.0)
             _t37_w1 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t38_w1 = _t3*_t37_w1
             _t39_w1 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -640,7 +642,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t42_w1 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t43_w1 = _t1*_t42_w1 + eps
             _t44_w1 = _t43_w1 + inter
-            _t45_w1 = _t14*(1.0 if _s1 > 0.0 else 0.0)
+            _t45_w1 = _t14*_sel(_s1 > 0.0, 1.0, 0.0)
             _t46_w1 = _t45_w1*((_t41_w1 + _t44_w1)/_t15)
             _t47_w1 = -_t35_w1 - _t36_w1 + 1.0
             _t48_w1 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -656,45 +658,45 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t58_w1 = py1 - ty1
             _t59_w1 = -_t58_w1
             _t60_w1 = 2.0*max(py2, ty2) - 2.0*min(py1, ty1)
-            _t61 = _t60_w1*(1.0 if _t59_w1 > 0.0 else (0.5 if _t59_w1 == 0.0 else 0.0))
-            _t62_w1 = 1.0 if _t59_w1 > 0.0 else 0.0
-            _t63_w1 = 1.0 if _t58_w1 > 0.0 else 0.0
+            _t61 = _t60_w1*_sel(_t59_w1 > 0.0, 1.0, _sel(_t59_w1 == 0.0, 0.5, 0.0))
+            _t62_w1 = _sel(_t59_w1 > 0.0, 1.0, 0.0)
+            _t63_w1 = _sel(_t58_w1 > 0.0, 1.0, 0.0)
             _t64_w1 = _t0*_t48_w1 + _t41_w1 + eps
-            _t65_w1 = _t4*(1.0 if _t13 > 0.0 else 0.0)
+            _t65_w1 = _t4*_sel(_t13 > 0.0, 1.0, 0.0)
             _t66_w1 = _t65_w1*((_t64_w1 + inter)/_t15)
             _t67_w1 = -_t62_w1 - _t63_w1 + 1.0
             _t68_w1 = 0.5*_t65_w1
             _t69_w1 = _t68_w1*((-_t14*_t42_w1 + _t64_w1)/_t15)
             _t70 = (_t0*_t16_w1*_t62_w1 - _t63_w1*_t66_w1 - _t67_w1*_t69_w1)/_t15
             _t71_w1 = px2 - tx2
-            _t72 = _t28_w1*(1.0 if _t71_w1 > 0.0 else (0.5 if _t71_w1 == 0.0 else 0.0))
-            _t73_w1 = 1.0 if _t71_w1 > 0.0 else 0.0
+            _t72 = _t28_w1*_sel(_t71_w1 > 0.0, 1.0, _sel(_t71_w1 == 0.0, 0.5, 0.0))
+            _t73_w1 = _sel(_t71_w1 > 0.0, 1.0, 0.0)
             _t74_w1 = -_t71_w1
-            _t75_w1 = 1.0 if _t74_w1 > 0.0 else 0.0
+            _t75_w1 = _sel(_t74_w1 > 0.0, 1.0, 0.0)
             _t76_w1 = -_t73_w1 - _t75_w1 + 1.0
             _t77 = (-_t1*_t16_w1*_t73_w1 + _t46_w1*_t75_w1 + _t51_w1*_t76_w1)/_t15
             _t78_w1 = py2 - ty2
-            _t79 = _t60_w1*(1.0 if _t78_w1 > 0.0 else (0.5 if _t78_w1 == 0.0 else 0.0))
-            _t80_w1 = 1.0 if _t78_w1 > 0.0 else 0.0
+            _t79 = _t60_w1*_sel(_t78_w1 > 0.0, 1.0, _sel(_t78_w1 == 0.0, 0.5, 0.0))
+            _t80_w1 = _sel(_t78_w1 > 0.0, 1.0, 0.0)
             _t81_w1 = -_t78_w1
-            _t82_w1 = 1.0 if _t81_w1 > 0.0 else 0.0
+            _t82_w1 = _sel(_t81_w1 > 0.0, 1.0, 0.0)
             _t83_w1 = -_t80_w1 - _t82_w1 + 1.0
             _t84 = (-_t0*_t16_w1*_t80_w1 + _t66_w1*_t82_w1 + _t69_w1*_t83_w1)/_t15
-            _t85 = _t28_w1*(1.0 if _t25_w1 > 0.0 else (0.5 if _t25_w1 == 0.0 else 0.0))
+            _t85 = _t28_w1*_sel(_t25_w1 > 0.0, 1.0, _sel(_t25_w1 == 0.0, 0.5, 0.0))
             _t86 = -_t30
             _t87_w1 = _t38_w1 + _t49_w1
             _t88_w1 = _t45_w1*((_t44_w1 + _t87_w1)/_t15)
             _t89_w1 = _t50_w1*((-_t40_w1 + _t43_w1 + _t87_w1)/_t15)
             _t90 = (_t16_w1*_t3*_t36_w1 - _t35_w1*_t88_w1 - _t47_w1*_t89_w1)/_t15
-            _t91 = _t60_w1*(1.0 if _t58_w1 > 0.0 else (0.5 if _t58_w1 == 0.0 else 0.0))
+            _t91 = _t60_w1*_sel(_t58_w1 > 0.0, 1.0, _sel(_t58_w1 == 0.0, 0.5, 0.0))
             _t92 = -_t31
             _t93_w1 = _t2*_t39_w1 + _t49_w1
             _t94_w1 = _t65_w1*((_t44_w1 + _t93_w1)/_t15)
             _t95_w1 = _t68_w1*((-_t14*_t37_w1 + _t43_w1 + _t93_w1)/_t15)
             _t96 = (_t16_w1*_t2*_t63_w1 - _t62_w1*_t94_w1 - _t67_w1*_t95_w1)/_t15
-            _t97 = _t28_w1*(1.0 if _t74_w1 > 0.0 else (0.5 if _t74_w1 == 0.0 else 0.0))
+            _t97 = _t28_w1*_sel(_t74_w1 > 0.0, 1.0, _sel(_t74_w1 == 0.0, 0.5, 0.0))
             _t98 = (-_t16_w1*_t3*_t75_w1 + _t73_w1*_t88_w1 + _t76_w1*_t89_w1)/_t15
-            _t99 = _t60_w1*(1.0 if _t81_w1 > 0.0 else (0.5 if _t81_w1 == 0.0 else 0.0))
+            _t99 = _t60_w1*_sel(_t81_w1 > 0.0, 1.0, _sel(_t81_w1 == 0.0, 0.5, 0.0))
             _t100 = (-_t16_w1*_t2*_t82_w1 + _t80_w1*_t94_w1 + _t83_w1*_t95_w1)/_t15
         _u302 = _t20*(-_t52 + (((_t23 - -_t24*_t29))/_t6) + (((_t30 - -_t29*_t34))/_t33))
         _u303 = _t52*_t55
@@ -740,29 +742,29 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd333 = (px1 - (_dd331 - _dd332)) + (_dd330 - _dd332)
             _dd334 = -_dd331
             _dd335 = -_dd333
-            _dd336 = (1.0 if _dd334 > 0.0 else 0.0)
+            _dd336 = _sel(_dd334 > 0.0, 1.0, 0.0)
             _dd337 = px1 > tx1
-            _dd338 = px1 if _dd337 else tx1
+            _dd338 = _sel(_dd337, px1, tx1)
             _dd339 = -_dd338
             _dd340 = tx2 > px2
-            _dd341 = px2 if _dd340 else tx2
+            _dd341 = _sel(_dd340, px2, tx2)
             _dd342 = _dd339 + _dd341
             _dd343 = _dd342 - _dd339
             _dd344 = (_dd339 - (_dd342 - _dd343)) + (_dd341 - _dd343)
             _dd345 = (_dd342 > 0.0) | ((_dd342 == 0.0) & (_dd344 > 0.0))
-            _dd346 = _dd342 if _dd345 else 0.0
-            _dd347 = _dd344 if _dd345 else 0.0
+            _dd346 = _sel(_dd345, _dd342, 0.0)
+            _dd347 = _sel(_dd345, _dd344, 0.0)
             _dd348 = py1 > ty1
-            _dd349 = py1 if _dd348 else ty1
+            _dd349 = _sel(_dd348, py1, ty1)
             _dd350 = -_dd349
             _dd351 = ty2 > py2
-            _dd352 = py2 if _dd351 else ty2
+            _dd352 = _sel(_dd351, py2, ty2)
             _dd353 = _dd350 + _dd352
             _dd354 = _dd353 - _dd350
             _dd355 = (_dd350 - (_dd353 - _dd354)) + (_dd352 - _dd354)
             _dd356 = (_dd353 > 0.0) | ((_dd353 == 0.0) & (_dd355 > 0.0))
-            _dd357 = _dd353 if _dd356 else 0.0
-            _dd358 = _dd355 if _dd356 else 0.0
+            _dd357 = _sel(_dd356, _dd353, 0.0)
+            _dd358 = _sel(_dd356, _dd355, 0.0)
             _c359 = _dd346*134217728.0 + _dd346
             _h360 = _c359 - (_c359 - _dd346)
             _l361 = _dd346 - _h360
@@ -880,17 +882,17 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd473 = _dd471/_dd443
             _dd474 = _dd445 + _dd473
             _dd475 = _dd473 - (_dd474 - _dd445)
-            _dd476 = (1.0 if _dd331 > 0.0 else 0.0)
+            _dd476 = _sel(_dd331 > 0.0, 1.0, 0.0)
             _dd477 = (_dd331 > 0.0) | ((_dd331 == 0.0) & (_dd333 > 0.0))
-            _dd478 = _dd331 if _dd477 else 0.0
-            _dd479 = _dd333 if _dd477 else 0.0
+            _dd478 = _sel(_dd477, _dd331, 0.0)
+            _dd479 = _sel(_dd477, _dd333, 0.0)
             _dd480 = -px2
             _dd481 = tx2 + _dd480
             _dd482 = _dd481 - tx2
             _dd483 = (tx2 - (_dd481 - _dd482)) + (_dd480 - _dd482)
             _dd484 = (_dd481 > 0.0) | ((_dd481 == 0.0) & (_dd483 > 0.0))
-            _dd485 = _dd481 if _dd484 else 0.0
-            _dd486 = _dd483 if _dd484 else 0.0
+            _dd485 = _sel(_dd484, _dd481, 0.0)
+            _dd486 = _sel(_dd484, _dd483, 0.0)
             _dd487 = _dd478 + _dd485
             _dd488 = _dd487 - _dd478
             _dd489 = (_dd478 - (_dd487 - _dd488)) + (_dd485 - _dd488)
@@ -904,8 +906,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd497 = _dd494 + _dd496
             _dd498 = _dd496 - (_dd497 - _dd494)
             _dd499 = (_dd497 > _dd378) | ((_dd497 == _dd378) & (_dd498 > _dd380))
-            _dd500 = _dd378 if _dd499 else _dd497
-            _dd501 = _dd380 if _dd499 else _dd498
+            _dd500 = _sel(_dd499, _dd378, _dd497)
+            _dd501 = _sel(_dd499, _dd380, _dd498)
             _c502 = _dd500*134217728.0 + _dd500
             _h503 = _c502 - (_c502 - _dd500)
             _l504 = _dd500 - _h503
@@ -920,15 +922,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd513 = _dd512 - py1
             _dd514 = (py1 - (_dd512 - _dd513)) + (_dd383 - _dd513)
             _dd515 = (_dd512 > 0.0) | ((_dd512 == 0.0) & (_dd514 > 0.0))
-            _dd516 = _dd512 if _dd515 else 0.0
-            _dd517 = _dd514 if _dd515 else 0.0
+            _dd516 = _sel(_dd515, _dd512, 0.0)
+            _dd517 = _sel(_dd515, _dd514, 0.0)
             _dd518 = -py2
             _dd519 = ty2 + _dd518
             _dd520 = _dd519 - ty2
             _dd521 = (ty2 - (_dd519 - _dd520)) + (_dd518 - _dd520)
             _dd522 = (_dd519 > 0.0) | ((_dd519 == 0.0) & (_dd521 > 0.0))
-            _dd523 = _dd519 if _dd522 else 0.0
-            _dd524 = _dd521 if _dd522 else 0.0
+            _dd523 = _sel(_dd522, _dd519, 0.0)
+            _dd524 = _sel(_dd522, _dd521, 0.0)
             _dd525 = _dd516 + _dd523
             _dd526 = _dd525 - _dd516
             _dd527 = (_dd516 - (_dd525 - _dd526)) + (_dd523 - _dd526)
@@ -942,8 +944,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd535 = _dd532 + _dd534
             _dd536 = _dd534 - (_dd535 - _dd532)
             _dd537 = (_dd535 > _dd384) | ((_dd535 == _dd384) & (_dd536 > _dd386))
-            _dd538 = _dd384 if _dd537 else _dd535
-            _dd539 = _dd386 if _dd537 else _dd536
+            _dd538 = _sel(_dd537, _dd384, _dd535)
+            _dd539 = _sel(_dd537, _dd386, _dd536)
             _c540 = _dd538*134217728.0 + _dd538
             _h541 = _c540 - (_c540 - _dd538)
             _l542 = _dd538 - _h541
@@ -970,14 +972,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd563 = _dd562 - px2
             _dd564 = (px2 - (_dd562 - _dd563)) + (_dd376 - _dd563)
             _dd565 = (_dd562 > 0.0) | ((_dd562 == 0.0) & (_dd564 > 0.0))
-            _dd566 = _dd562 if _dd565 else 0.0
-            _dd567 = _dd564 if _dd565 else 0.0
+            _dd566 = _sel(_dd565, _dd562, 0.0)
+            _dd567 = _sel(_dd565, _dd564, 0.0)
             _dd568 = tx1 + _dd372
             _dd569 = _dd568 - tx1
             _dd570 = (tx1 - (_dd568 - _dd569)) + (_dd372 - _dd569)
             _dd571 = (_dd568 > 0.0) | ((_dd568 == 0.0) & (_dd570 > 0.0))
-            _dd572 = _dd568 if _dd571 else 0.0
-            _dd573 = _dd570 if _dd571 else 0.0
+            _dd572 = _sel(_dd571, _dd568, 0.0)
+            _dd573 = _sel(_dd571, _dd570, 0.0)
             _dd574 = _dd566 + _dd572
             _dd575 = _dd574 - _dd566
             _dd576 = (_dd566 - (_dd574 - _dd575)) + (_dd572 - _dd575)
@@ -991,8 +993,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd584 = _dd581 + _dd583
             _dd585 = _dd583 - (_dd584 - _dd581)
             _dd586 = (_dd584 > _dd373) | ((_dd584 == _dd373) & (_dd585 > _dd375))
-            _dd587 = _dd373 if _dd586 else _dd584
-            _dd588 = _dd375 if _dd586 else _dd585
+            _dd587 = _sel(_dd586, _dd373, _dd584)
+            _dd588 = _sel(_dd586, _dd375, _dd585)
             _c589 = _dd587*134217728.0 + _dd587
             _h590 = _c589 - (_c589 - _dd587)
             _l591 = _dd587 - _h590
@@ -1021,7 +1023,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd614 = _dd613 + _dd610
             _dd615 = _dd612 + _dd614
             _dd616 = _dd614 - (_dd615 - _dd612)
-            _dd617 = (1.0 if _dd342 > 0.0 else 0.0)
+            _dd617 = _sel(_dd342 > 0.0, 1.0, 0.0)
             _c618 = _dd617*134217728.0 + _dd617
             _h619 = _c618 - (_c618 - _dd617)
             _l620 = _dd617 - _h619
@@ -1100,14 +1102,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd693 = _dd692 - py2
             _dd694 = (py2 - (_dd692 - _dd693)) + (_dd381 - _dd693)
             _dd695 = (_dd692 > 0.0) | ((_dd692 == 0.0) & (_dd694 > 0.0))
-            _dd696 = _dd692 if _dd695 else 0.0
-            _dd697 = _dd694 if _dd695 else 0.0
+            _dd696 = _sel(_dd695, _dd692, 0.0)
+            _dd697 = _sel(_dd695, _dd694, 0.0)
             _dd698 = ty1 + _dd326
             _dd699 = _dd698 - ty1
             _dd700 = (ty1 - (_dd698 - _dd699)) + (_dd326 - _dd699)
             _dd701 = (_dd698 > 0.0) | ((_dd698 == 0.0) & (_dd700 > 0.0))
-            _dd702 = _dd698 if _dd701 else 0.0
-            _dd703 = _dd700 if _dd701 else 0.0
+            _dd702 = _sel(_dd701, _dd698, 0.0)
+            _dd703 = _sel(_dd701, _dd700, 0.0)
             _dd704 = _dd696 + _dd702
             _dd705 = _dd704 - _dd696
             _dd706 = (_dd696 - (_dd704 - _dd705)) + (_dd702 - _dd705)
@@ -1121,8 +1123,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd714 = _dd711 + _dd713
             _dd715 = _dd713 - (_dd714 - _dd711)
             _dd716 = (_dd714 > _dd327) | ((_dd714 == _dd327) & (_dd715 > _dd329))
-            _dd717 = _dd327 if _dd716 else _dd714
-            _dd718 = _dd329 if _dd716 else _dd715
+            _dd717 = _sel(_dd716, _dd327, _dd714)
+            _dd718 = _sel(_dd716, _dd329, _dd715)
             _c719 = _dd717*134217728.0 + _dd717
             _h720 = _c719 - (_c719 - _dd717)
             _l721 = _dd717 - _h720
@@ -1333,10 +1335,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd926 = _dd923 + _dd925
             _dd927 = _dd925 - (_dd926 - _dd923)
             _dd928 = tx1 > px1
-            _dd929 = px1 if _dd928 else tx1
+            _dd929 = _sel(_dd928, px1, tx1)
             _dd930 = -_dd929
             _dd931 = px2 > tx2
-            _dd932 = px2 if _dd931 else tx2
+            _dd932 = _sel(_dd931, px2, tx2)
             _dd933 = _dd930 + _dd932
             _dd934 = _dd933 - _dd930
             _dd935 = (_dd930 - (_dd933 - _dd934)) + (_dd932 - _dd934)
@@ -1415,10 +1417,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1008 = _dd1005 + _dd1007
             _dd1009 = _dd1007 - (_dd1008 - _dd1005)
             _dd1010 = ty1 > py1
-            _dd1011 = py1 if _dd1010 else ty1
+            _dd1011 = _sel(_dd1010, py1, ty1)
             _dd1012 = -_dd1011
             _dd1013 = py2 > ty2
-            _dd1014 = py2 if _dd1013 else ty2
+            _dd1014 = _sel(_dd1013, py2, ty2)
             _dd1015 = _dd1012 + _dd1014
             _dd1016 = _dd1015 - _dd1012
             _dd1017 = (_dd1012 - (_dd1015 - _dd1016)) + (_dd1014 - _dd1016)
@@ -1620,17 +1622,17 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1213 = _dd1211 - (_dd1212 - _dd1183)
             _pg1214 = (_dd474 >= 0.0) & (_dd474 < math.inf) & (abs(gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _dd474) > 0.0)
             _pp1215 = _dd474 > 0.0
-            _px1216 = (_dd474 if _pp1215 else 1.0)
+            _px1216 = _sel(_pp1215, _dd474, 1.0)
             _sub1217 = _px1216 < 2.2250738585072014e-308
             _lx1218 = _px1216*1.8014398509481984e+16
-            _lx1219 = (_lx1218 if _sub1217 else _px1216)
+            _lx1219 = _sel(_sub1217, _lx1218, _px1216)
             _lb1220 = _f64(_lx1219).view(_i64)
             _lm1221 = _i64((_lb1220 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big1222 = _lm1221 > 1.4142135623730951
             _lh1223 = _lm1221*0.5
-            _lf1224 = (_lh1223 if _big1222 else _lm1221) - 1.0
+            _lf1224 = _sel(_big1222, _lh1223, _lm1221) - 1.0
             _le1225 = _i64(_i64(_lb1220 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk1226 = _le1225 + (1.0 if _big1222 else 0.0) - (54.0 if _sub1217 else 0.0)
+            _lk1226 = _le1225 + _sel(_big1222, 1.0, 0.0) - _sel(_sub1217, 54.0, 0.0)
             _ls1227 = _lf1224/(2.0 + _lf1224)
             _lz1228 = _ls1227*_ls1227
             _e1229 = 0.6666666666666666 + 0.4000000000000088*_lz1228
@@ -1674,8 +1676,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p1267 = _h1261*_l1265 + _l1262*_h1264
             _p1268 = _p1266 + _p1267
             _pl1269 = ((_p1267 - (_p1268 - _p1266)) + _l1262*_l1265) + gamma*_lw1259
-            _xc1270 = (_p1268 if _p1268 > -746.0 else -746.0)
-            _xc1271 = (_xc1270 if _xc1270 < 710.0 else 710.0)
+            _xc1270 = _sel(_p1268 > -746.0, _p1268, -746.0)
+            _xc1271 = _sel(_xc1270 < 710.0, _xc1270, 710.0)
             _kt1272 = _xc1271*1.4426950408889634 + 6755399441055744.0
             _k1273 = _kt1272 - 6755399441055744.0
             _rh1274 = _xc1271 - _k1273*0.6931471805598903
@@ -1707,8 +1709,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc1300 = _i64((_ki1297 - _ki1298 + _i64(1023)) << _i64(52)).view(_f64)
             _pw1301 = ((1.0 + _q1295)*_sc1299)*_sc1300
             _pz1302 = (0.0 if gamma > 0.0 else math.inf)
-            _pz1303 = (1.0 if gamma == 0.0 else _pz1302)
-            _pw1304 = (_pw1301 if _pp1215 else _pz1303)
+            _pz1303 = _sel(gamma == 0.0, 1.0, _pz1302)
+            _pw1304 = _sel(_pp1215, _pw1301, _pz1303)
             _pw1305 = (_pw1304 if _pg1214 else math.pow(_dd474, gamma))
             _dd1306 = _pw1305
             _dd1307 = (_pw1305*gamma/_dd474)*_dd475
@@ -1875,7 +1877,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1468 = _dd1467 + (2.0*_dd935)
             _dd1469 = _dd1466 + _dd1468
             _dd1470 = _dd1468 - (_dd1469 - _dd1466)
-            _dd1471 = (1.0 if _dd334 > 0.0 else (0.5 if _dd334 == 0.0 else 0.0))
+            _dd1471 = _sel(_dd334 > 0.0, 1.0, _sel(_dd334 == 0.0, 0.5, 0.0))
             _c1472 = _dd1469*134217728.0 + _dd1469
             _h1473 = _c1472 - (_c1472 - _dd1469)
             _l1474 = _dd1469 - _h1473
@@ -1891,8 +1893,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1484 = _dd1482 - (_dd1483 - _dd1480)
             _dd1485 = -_dd512
             _dd1486 = -_dd514
-            _dd1487 = (1.0 if _dd1485 > 0.0 else 0.0)
-            _dd1488 = (1.0 if _dd512 > 0.0 else 0.0)
+            _dd1487 = _sel(_dd1485 > 0.0, 1.0, 0.0)
+            _dd1488 = _sel(_dd512 > 0.0, 1.0, 0.0)
             _dd1489 = _dd560 + eps
             _dd1490 = _dd1489 - _dd560
             _dd1491 = (_dd560 - (_dd1489 - _dd1490)) + (eps - _dd1490)
@@ -1918,7 +1920,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1511 = _dd1510 + _dd1507
             _dd1512 = _dd1509 + _dd1511
             _dd1513 = _dd1511 - (_dd1512 - _dd1509)
-            _dd1514 = (1.0 if _dd353 > 0.0 else 0.0)
+            _dd1514 = _sel(_dd353 > 0.0, 1.0, 0.0)
             _c1515 = _dd1514*134217728.0 + _dd1514
             _h1516 = _c1515 - (_c1515 - _dd1514)
             _l1517 = _dd1514 - _h1516
@@ -2180,7 +2182,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1773 = _dd1772 + (2.0*_dd1017)
             _dd1774 = _dd1771 + _dd1773
             _dd1775 = _dd1773 - (_dd1774 - _dd1771)
-            _dd1776 = (1.0 if _dd1485 > 0.0 else (0.5 if _dd1485 == 0.0 else 0.0))
+            _dd1776 = _sel(_dd1485 > 0.0, 1.0, _sel(_dd1485 == 0.0, 0.5, 0.0))
             _c1777 = _dd1774*134217728.0 + _dd1774
             _h1778 = _c1777 - (_c1777 - _dd1774)
             _l1779 = _dd1774 - _h1778
@@ -2197,10 +2199,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1790 = _dd376 + px2
             _dd1791 = _dd1790 - _dd376
             _dd1792 = (_dd376 - (_dd1790 - _dd1791)) + (px2 - _dd1791)
-            _dd1793 = (1.0 if _dd1790 > 0.0 else 0.0)
+            _dd1793 = _sel(_dd1790 > 0.0, 1.0, 0.0)
             _dd1794 = -_dd1790
             _dd1795 = -_dd1792
-            _dd1796 = (1.0 if _dd1794 > 0.0 else 0.0)
+            _dd1796 = _sel(_dd1794 > 0.0, 1.0, 0.0)
             _dd1797 = -_dd1793
             _dd1798 = 1.0 + _dd1797
             _dd1799 = _dd1798 - 1.0
@@ -2296,7 +2298,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1889 = _dd1887/_dd443
             _dd1890 = _dd1864 + _dd1889
             _dd1891 = _dd1889 - (_dd1890 - _dd1864)
-            _dd1892 = (1.0 if _dd1790 > 0.0 else (0.5 if _dd1790 == 0.0 else 0.0))
+            _dd1892 = _sel(_dd1790 > 0.0, 1.0, _sel(_dd1790 == 0.0, 0.5, 0.0))
             _c1893 = _dd1892*134217728.0 + _dd1892
             _h1894 = _c1893 - (_c1893 - _dd1892)
             _l1895 = _dd1892 - _h1894
@@ -2310,10 +2312,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd1903 = _dd381 + py2
             _dd1904 = _dd1903 - _dd381
             _dd1905 = (_dd381 - (_dd1903 - _dd1904)) + (py2 - _dd1904)
-            _dd1906 = (1.0 if _dd1903 > 0.0 else 0.0)
+            _dd1906 = _sel(_dd1903 > 0.0, 1.0, 0.0)
             _dd1907 = -_dd1903
             _dd1908 = -_dd1905
-            _dd1909 = (1.0 if _dd1907 > 0.0 else 0.0)
+            _dd1909 = _sel(_dd1907 > 0.0, 1.0, 0.0)
             _dd1910 = -_dd1906
             _dd1911 = 1.0 + _dd1910
             _dd1912 = _dd1911 - 1.0
@@ -2419,7 +2421,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd2012 = _dd2010/_dd443
             _dd2013 = _dd1987 + _dd2012
             _dd2014 = _dd2012 - (_dd2013 - _dd1987)
-            _dd2015 = (1.0 if _dd1903 > 0.0 else (0.5 if _dd1903 == 0.0 else 0.0))
+            _dd2015 = _sel(_dd1903 > 0.0, 1.0, _sel(_dd1903 == 0.0, 0.5, 0.0))
             _c2016 = _dd2015*134217728.0 + _dd2015
             _h2017 = _c2016 - (_c2016 - _dd2015)
             _l2018 = _dd2015 - _h2017
@@ -2649,7 +2651,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd2242 = _dd2240/_dd443
             _dd2243 = _dd2217 + _dd2242
             _dd2244 = _dd2242 - (_dd2243 - _dd2217)
-            _dd2245 = (1.0 if _dd331 > 0.0 else (0.5 if _dd331 == 0.0 else 0.0))
+            _dd2245 = _sel(_dd331 > 0.0, 1.0, _sel(_dd331 == 0.0, 0.5, 0.0))
             _c2246 = _dd2245*134217728.0 + _dd2245
             _h2247 = _c2246 - (_c2246 - _dd2245)
             _l2248 = _dd2245 - _h2247
@@ -2895,7 +2897,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd2488 = _dd2486/_dd443
             _dd2489 = _dd2463 + _dd2488
             _dd2490 = _dd2488 - (_dd2489 - _dd2463)
-            _dd2491 = (1.0 if _dd512 > 0.0 else (0.5 if _dd512 == 0.0 else 0.0))
+            _dd2491 = _sel(_dd512 > 0.0, 1.0, _sel(_dd512 == 0.0, 0.5, 0.0))
             _c2492 = _dd2491*134217728.0 + _dd2491
             _h2493 = _c2492 - (_c2492 - _dd2491)
             _l2494 = _dd2491 - _h2493
@@ -2983,7 +2985,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd2576 = _dd2574/_dd443
             _dd2577 = _dd2551 + _dd2576
             _dd2578 = _dd2576 - (_dd2577 - _dd2551)
-            _dd2579 = (1.0 if _dd1794 > 0.0 else (0.5 if _dd1794 == 0.0 else 0.0))
+            _dd2579 = _sel(_dd1794 > 0.0, 1.0, _sel(_dd1794 == 0.0, 0.5, 0.0))
             _c2580 = _dd2579*134217728.0 + _dd2579
             _h2581 = _c2580 - (_c2580 - _dd2579)
             _l2582 = _dd2579 - _h2581
@@ -3069,7 +3071,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd2662 = _dd2660/_dd443
             _dd2663 = _dd2637 + _dd2662
             _dd2664 = _dd2662 - (_dd2663 - _dd2637)
-            _dd2665 = (1.0 if _dd1907 > 0.0 else (0.5 if _dd1907 == 0.0 else 0.0))
+            _dd2665 = _sel(_dd1907 > 0.0, 1.0, _sel(_dd1907 == 0.0, 0.5, 0.0))
             _c2666 = _dd2665*134217728.0 + _dd2665
             _h2667 = _c2666 - (_c2666 - _dd2665)
             _l2668 = _dd2665 - _h2667
@@ -4383,14 +4385,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _dd3976 = _dd3975 + _dd3972
             _dd3977 = _dd3974 + _dd3976
             _dd3978 = _dd3976 - (_dd3977 - _dd3974)
-            d_px1 = _dd2849 if abs(_dd2849) <= 1.7976931348623157e+308 else d_px1
-            d_py1 = _dd3015 if abs(_dd3015) <= 1.7976931348623157e+308 else d_py1
-            d_px2 = _dd3174 if abs(_dd3174) <= 1.7976931348623157e+308 else d_px2
-            d_py2 = _dd3333 if abs(_dd3333) <= 1.7976931348623157e+308 else d_py2
-            d_tx1 = _dd3496 if abs(_dd3496) <= 1.7976931348623157e+308 else d_tx1
-            d_ty1 = _dd3659 if abs(_dd3659) <= 1.7976931348623157e+308 else d_ty1
-            d_tx2 = _dd3818 if abs(_dd3818) <= 1.7976931348623157e+308 else d_tx2
-            d_ty2 = _dd3977 if abs(_dd3977) <= 1.7976931348623157e+308 else d_ty2
+            d_px1 = _sel(abs(_dd2849) <= 1.7976931348623157e+308, _dd2849, d_px1)
+            d_py1 = _sel(abs(_dd3015) <= 1.7976931348623157e+308, _dd3015, d_py1)
+            d_px2 = _sel(abs(_dd3174) <= 1.7976931348623157e+308, _dd3174, d_px2)
+            d_py2 = _sel(abs(_dd3333) <= 1.7976931348623157e+308, _dd3333, d_py2)
+            d_tx1 = _sel(abs(_dd3496) <= 1.7976931348623157e+308, _dd3496, d_tx1)
+            d_ty1 = _sel(abs(_dd3659) <= 1.7976931348623157e+308, _dd3659, d_ty1)
+            d_tx2 = _sel(abs(_dd3818) <= 1.7976931348623157e+308, _dd3818, d_tx2)
+            d_ty2 = _sel(abs(_dd3977) <= 1.7976931348623157e+308, _dd3977, d_ty2)
         _xok = _xc318 & _xc319 & _xc320 & _xc321 & _xc322 & _xc323 & _xc324 & _xc325
         return value, d_px1, d_py1, d_px2, d_py2, d_tx1, d_ty1, d_tx2, d_ty2
 
@@ -4432,7 +4434,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
         _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
         _u22 = px2 - tx2
@@ -4442,22 +4444,22 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
         _a31 = _t5/(_t0*_t1 + _t2*_t3 - _t5 + eps)
         _pg32 = (_a31 >= _f32(0.0)) & (_a31 < _f32(math.inf)) & (abs(gamma) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _a31) > _f32(0.0))
         _pp33 = _a31 > _f32(0.0)
-        _px34 = (_a31 if _pp33 else _f32(1.0))
+        _px34 = _sel(_pp33, _a31, _f32(1.0))
         _sub35 = _px34 < _f32(1.1754943508222875e-38)
         _lx36 = _px34*_f32(33554432.0)
-        _lx37 = (_lx36 if _sub35 else _px34)
+        _lx37 = _sel(_sub35, _lx36, _px34)
         _lb38 = _f32(_lx37).view(_i32)
         _lm39 = _i32((_lb38 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big40 = _lm39 > _f32(1.4142135381698608)
         _lh41 = _lm39*_f32(0.5)
-        _lf42 = (_lh41 if _big40 else _lm39) - _f32(1.0)
+        _lf42 = _sel(_big40, _lh41, _lm39) - _f32(1.0)
         _le43 = _i32(_i32(_lb38 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk44 = _le43 + (_f32(1.0) if _big40 else _f32(0.0)) - (_f32(25.0) if _sub35 else _f32(0.0))
+        _lk44 = _le43 + _sel(_big40, _f32(1.0), _f32(0.0)) - _sel(_sub35, _f32(25.0), _f32(0.0))
         _ls45 = _lf42/(_f32(2.0) + _lf42)
         _lz46 = _ls45*_ls45
         _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
@@ -4496,8 +4498,8 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _p80 = _h74*_l78 + _l75*_h77
         _p81 = _p79 + _p80
         _pl82 = ((_p80 - (_p81 - _p79)) + _l75*_l78) + gamma*_lw72
-        _xc83 = (_p81 if _p81 > -_f32(104.0) else -_f32(104.0))
-        _xc84 = (_xc83 if _xc83 < _f32(89.0) else _f32(89.0))
+        _xc83 = _sel(_p81 > -_f32(104.0), _p81, -_f32(104.0))
+        _xc84 = _sel(_xc83 < _f32(89.0), _xc83, _f32(89.0))
         _kt85 = _xc84*_f32(1.4426950216293335) + _f32(12582912.0)
         _k86 = _kt85 - _f32(12582912.0)
         _rh87 = _xc84 - _k86*_f32(0.693145751953125)
@@ -4523,8 +4525,8 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weight_grad):
         _sc107 = _i32((_ki104 - _ki105 + _i32(127)) << _i32(23)).view(_f32)
         _pw108 = ((_f32(1.0) + _q102)*_sc106)*_sc107
         _pz109 = (_f32(0.0) if gamma > _f32(0.0) else _f32(math.inf))
-        _pz110 = (_f32(1.0) if gamma == _f32(0.0) else _pz109)
-        _pw111 = (_pw108 if _pp33 else _pz110)
+        _pz110 = _sel(gamma == _f32(0.0), _f32(1.0), _pz109)
+        _pw111 = _sel(_pp33, _pw108, _pz110)
         _pw112 = (_pw111 if _pg32 else math.pow(_a31, gamma))
         value = (_t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6)*_pw112
         return value
@@ -4577,7 +4579,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _e16 = (py2 - (_u12 - _b14)) - (ty2 + _b14)
         _e17 = (py1 - (_u13 - _b15)) - (ty1 + _b15)
         _c18 = _e16 - _e17
-        _s19 = (_u12 - _u13) + _c18 if _c18 == _c18 else _u12 - _u13
+        _s19 = _sel(_c18 == _c18, (_u12 - _u13) + _c18, _u12 - _u13)
         _s20 = _f32(0.5)*_t10 + _f32(0.5)*_t11
         _s21 = _f32(0.5)*_t8 + _f32(0.5)*_t9
         _u22 = px2 - tx2
@@ -4587,22 +4589,22 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _e26 = (px2 - (_u22 - _b24)) - (tx2 + _b24)
         _e27 = (px1 - (_u23 - _b25)) - (tx1 + _b25)
         _c28 = _e26 - _e27
-        _s29 = (_u22 - _u23) + _c28 if _c28 == _c28 else _u22 - _u23
+        _s29 = _sel(_c28 == _c28, (_u22 - _u23) + _c28, _u22 - _u23)
         _s30 = ((_s20*_s20) + (_s21*_s21))/(_t6 + _t7)
         _a31 = _t5/(_t0*_t1 + _t2*_t3 - _t5 + eps)
         _pg32 = (_a31 >= _f32(0.0)) & (_a31 < _f32(math.inf)) & (abs(gamma) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _a31) > _f32(0.0))
         _pp33 = _a31 > _f32(0.0)
-        _px34 = (_a31 if _pp33 else _f32(1.0))
+        _px34 = _sel(_pp33, _a31, _f32(1.0))
         _sub35 = _px34 < _f32(1.1754943508222875e-38)
         _lx36 = _px34*_f32(33554432.0)
-        _lx37 = (_lx36 if _sub35 else _px34)
+        _lx37 = _sel(_sub35, _lx36, _px34)
         _lb38 = _f32(_lx37).view(_i32)
         _lm39 = _i32((_lb38 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big40 = _lm39 > _f32(1.4142135381698608)
         _lh41 = _lm39*_f32(0.5)
-        _lf42 = (_lh41 if _big40 else _lm39) - _f32(1.0)
+        _lf42 = _sel(_big40, _lh41, _lm39) - _f32(1.0)
         _le43 = _i32(_i32(_lb38 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk44 = _le43 + (_f32(1.0) if _big40 else _f32(0.0)) - (_f32(25.0) if _sub35 else _f32(0.0))
+        _lk44 = _le43 + _sel(_big40, _f32(1.0), _f32(0.0)) - _sel(_sub35, _f32(25.0), _f32(0.0))
         _ls45 = _lf42/(_f32(2.0) + _lf42)
         _lz46 = _ls45*_ls45
         _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
@@ -4641,8 +4643,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _p80 = _h74*_l78 + _l75*_h77
         _p81 = _p79 + _p80
         _pl82 = ((_p80 - (_p81 - _p79)) + _l75*_l78) + gamma*_lw72
-        _xc83 = (_p81 if _p81 > -_f32(104.0) else -_f32(104.0))
-        _xc84 = (_xc83 if _xc83 < _f32(89.0) else _f32(89.0))
+        _xc83 = _sel(_p81 > -_f32(104.0), _p81, -_f32(104.0))
+        _xc84 = _sel(_xc83 < _f32(89.0), _xc83, _f32(89.0))
         _kt85 = _xc84*_f32(1.4426950216293335) + _f32(12582912.0)
         _k86 = _kt85 - _f32(12582912.0)
         _rh87 = _xc84 - _k86*_f32(0.693145751953125)
@@ -4668,8 +4670,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
         _sc107 = _i32((_ki104 - _ki105 + _i32(127)) << _i32(23)).view(_f32)
         _pw108 = ((_f32(1.0) + _q102)*_sc106)*_sc107
         _pz109 = (_f32(0.0) if gamma > _f32(0.0) else _f32(math.inf))
-        _pz110 = (_f32(1.0) if gamma == _f32(0.0) else _pz109)
-        _pw111 = (_pw108 if _pp33 else _pz110)
+        _pz110 = _sel(gamma == _f32(0.0), _f32(1.0), _pz109)
+        _pw111 = _sel(_pp33, _pw108, _pz110)
         _pw112 = (_pw111 if _pg32 else math.pow(_a31, gamma))
         value = (_t12/(_t12 + inter) + (_s19*_s19)/(_t7 + eps) + _s30 + (_s29*_s29)/_t6)*_pw112
         _t13 = _s2
@@ -4692,17 +4694,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t17 = _t16
             _pg117 = (_t17 >= _f32(0.0)) & (_t17 < _f32(math.inf)) & (abs(gamma) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _t17) > _f32(0.0))
             _pp118 = _t17 > _f32(0.0)
-            _px119 = (_t17 if _pp118 else _f32(1.0))
+            _px119 = _sel(_pp118, _t17, _f32(1.0))
             _sub120 = _px119 < _f32(1.1754943508222875e-38)
             _lx121 = _px119*_f32(33554432.0)
-            _lx122 = (_lx121 if _sub120 else _px119)
+            _lx122 = _sel(_sub120, _lx121, _px119)
             _lb123 = _f32(_lx122).view(_i32)
             _lm124 = _i32((_lb123 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big125 = _lm124 > _f32(1.4142135381698608)
             _lh126 = _lm124*_f32(0.5)
-            _lf127 = (_lh126 if _big125 else _lm124) - _f32(1.0)
+            _lf127 = _sel(_big125, _lh126, _lm124) - _f32(1.0)
             _le128 = _i32(_i32(_lb123 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk129 = _le128 + (_f32(1.0) if _big125 else _f32(0.0)) - (_f32(25.0) if _sub120 else _f32(0.0))
+            _lk129 = _le128 + _sel(_big125, _f32(1.0), _f32(0.0)) - _sel(_sub120, _f32(25.0), _f32(0.0))
             _ls130 = _lf127/(_f32(2.0) + _lf127)
             _lz131 = _ls130*_ls130
             _e132 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz131
@@ -4738,8 +4740,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p162 = _h74*_l160 + _l75*_h159
             _p163 = _p161 + _p162
             _pl164 = ((_p162 - (_p163 - _p161)) + _l75*_l160) + gamma*_lw157
-            _xc165 = (_p163 if _p163 > -_f32(104.0) else -_f32(104.0))
-            _xc166 = (_xc165 if _xc165 < _f32(89.0) else _f32(89.0))
+            _xc165 = _sel(_p163 > -_f32(104.0), _p163, -_f32(104.0))
+            _xc166 = _sel(_xc165 < _f32(89.0), _xc165, _f32(89.0))
             _kt167 = _xc166*_f32(1.4426950216293335) + _f32(12582912.0)
             _k168 = _kt167 - _f32(12582912.0)
             _rh169 = _xc166 - _k168*_f32(0.693145751953125)
@@ -4764,7 +4766,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc188 = _i32((_ki187 + _i32(127)) << _i32(23)).view(_f32)
             _sc189 = _i32((_ki186 - _ki187 + _i32(127)) << _i32(23)).view(_f32)
             _pw190 = ((_f32(1.0) + _q184)*_sc188)*_sc189
-            _pw191 = (_pw190 if _pp118 else _pz110)
+            _pw191 = _sel(_pp118, _pw190, _pz110)
             _pw192 = (_pw191 if _pg117 else math.pow(_t17, gamma))
             _t18 = _pw192
             _t19 = _t18*weight_grad
@@ -4776,12 +4778,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t25 = px1 - tx1
             _t26 = -_t25
             _t28 = _f32(2.0)*_t27
-            _t29 = _t28*(_f32(1.0) if _t26 > _f32(0.0) else (_f32(0.5) if _t26 == _f32(0.0) else _f32(0.0)))
+            _t29 = _t28*_sel(_t26 > _f32(0.0), _f32(1.0), _sel(_t26 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t30 = _s21
             _t31 = _s20
             _t34 = ((_t30*_t30) + (_t31*_t31))*_inv2
-            _t35 = _f32(1.0) if _t26 > _f32(0.0) else _f32(0.0)
-            _t36 = _f32(1.0) if _t25 > _f32(0.0) else _f32(0.0)
+            _t35 = _sel(_t26 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t36 = _sel(_t25 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t37 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t38 = _t3*_t37
             _t39 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -4790,7 +4792,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t42 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t43 = _t1*_t42 + eps
             _t44 = _t43 + inter
-            _t45 = _t14*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t45 = _t14*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t46 = _t45*((_t41 + _t44)*_inv0)
             _t47 = -_t35 - _t36 + _f32(1.0)
             _t48 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -4806,62 +4808,62 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t58 = py1 - ty1
             _t59 = -_t58
             _t60 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-            _t61 = _t60*(_f32(1.0) if _t59 > _f32(0.0) else (_f32(0.5) if _t59 == _f32(0.0) else _f32(0.0)))
-            _t62 = _f32(1.0) if _t59 > _f32(0.0) else _f32(0.0)
-            _t63 = _f32(1.0) if _t58 > _f32(0.0) else _f32(0.0)
+            _t61 = _t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t62 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t63 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t64 = _t0*_t48 + _t41 + eps
-            _t65 = _t4*(_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0))
+            _t65 = _t4*_sel(_t13 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t66 = _t65*((_t64 + inter)*_inv0)
             _t67 = -_t62 - _t63 + _f32(1.0)
             _t68 = _f32(0.5)*_t65
             _t69 = _t68*((-_t14*_t42 + _t64)*_inv0)
             _t70 = (_t0*_t16*_t62 - _t63*_t66 - _t67*_t69)*_inv0
             _t71 = px2 - tx2
-            _t72 = _t28*(_f32(1.0) if _t71 > _f32(0.0) else (_f32(0.5) if _t71 == _f32(0.0) else _f32(0.0)))
-            _t73 = _f32(1.0) if _t71 > _f32(0.0) else _f32(0.0)
+            _t72 = _t28*_sel(_t71 > _f32(0.0), _f32(1.0), _sel(_t71 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t73 = _sel(_t71 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t74 = -_t71
-            _t75 = _f32(1.0) if _t74 > _f32(0.0) else _f32(0.0)
+            _t75 = _sel(_t74 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76 = -_t73 - _t75 + _f32(1.0)
             _t77 = (-_t1*_t16*_t73 + _t46*_t75 + _t51*_t76)*_inv0
             _t78 = py2 - ty2
-            _t79 = _t60*(_f32(1.0) if _t78 > _f32(0.0) else (_f32(0.5) if _t78 == _f32(0.0) else _f32(0.0)))
-            _t80 = _f32(1.0) if _t78 > _f32(0.0) else _f32(0.0)
+            _t79 = _t60*_sel(_t78 > _f32(0.0), _f32(1.0), _sel(_t78 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t80 = _sel(_t78 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t81 = -_t78
-            _t82 = _f32(1.0) if _t81 > _f32(0.0) else _f32(0.0)
+            _t82 = _sel(_t81 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t83 = -_t80 - _t82 + _f32(1.0)
             _t84 = (-_t0*_t16*_t80 + _t66*_t82 + _t69*_t83)*_inv0
-            _t85 = _t28*(_f32(1.0) if _t25 > _f32(0.0) else (_f32(0.5) if _t25 == _f32(0.0) else _f32(0.0)))
+            _t85 = _t28*_sel(_t25 > _f32(0.0), _f32(1.0), _sel(_t25 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t86 = -_t30
             _t87 = _t38 + _t49
             _t88 = _t45*((_t44 + _t87)*_inv0)
             _t89 = _t50*((-_t40 + _t43 + _t87)*_inv0)
             _t90 = (_t16*_t3*_t36 - _t35*_t88 - _t47*_t89)*_inv0
-            _t91 = _t60*(_f32(1.0) if _t58 > _f32(0.0) else (_f32(0.5) if _t58 == _f32(0.0) else _f32(0.0)))
+            _t91 = _t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t92 = -_t31
             _t93 = _t2*_t39 + _t49
             _t94 = _t65*((_t44 + _t93)*_inv0)
             _t95 = _t68*((-_t14*_t37 + _t43 + _t93)*_inv0)
             _t96 = (_t16*_t2*_t63 - _t62*_t94 - _t67*_t95)*_inv0
-            _t97 = _t28*(_f32(1.0) if _t74 > _f32(0.0) else (_f32(0.5) if _t74 == _f32(0.0) else _f32(0.0)))
+            _t97 = _t28*_sel(_t74 > _f32(0.0), _f32(1.0), _sel(_t74 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t98 = (-_t16*_t3*_t75 + _t73*_t88 + _t76*_t89)*_inv0
-            _t99 = _t60*(_f32(1.0) if _t81 > _f32(0.0) else (_f32(0.5) if _t81 == _f32(0.0) else _f32(0.0)))
+            _t99 = _t60*_sel(_t81 > _f32(0.0), _f32(1.0), _sel(_t81 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t100 = (-_t16*_t2*_t82 + _t80*_t94 + _t83*_t95)*_inv0
         else:
             _t16_w1 = inter/_t15
             _t17_w1 = _t16_w1
             _pg193 = (_t17_w1 >= _f32(0.0)) & (_t17_w1 < _f32(math.inf)) & (abs(gamma) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _t17_w1) > _f32(0.0))
             _pp194 = _t17_w1 > _f32(0.0)
-            _px195 = (_t17_w1 if _pp194 else _f32(1.0))
+            _px195 = _sel(_pp194, _t17_w1, _f32(1.0))
             _sub196 = _px195 < _f32(1.1754943508222875e-38)
             _lx197 = _px195*_f32(33554432.0)
-            _lx198 = (_lx197 if _sub196 else _px195)
+            _lx198 = _sel(_sub196, _lx197, _px195)
             _lb199 = _f32(_lx198).view(_i32)
             _lm200 = _i32((_lb199 & _i32(8388607)) | _i32(1065353216)).view(_f32)
             _big201 = _lm200 > _f32(1.4142135381698608)
             _lh202 = _lm200*_f32(0.5)
-            _lf203 = (_lh202 if _big201 else _lm200) - _f32(1.0)
+            _lf203 = _sel(_big201, _lh202, _lm200) - _f32(1.0)
             _le204 = _i32(_i32(_lb199 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-            _lk205 = _le204 + (_f32(1.0) if _big201 else _f32(0.0)) - (_f32(25.0) if _sub196 else _f32(0.0))
+            _lk205 = _le204 + _sel(_big201, _f32(1.0), _f32(0.0)) - _sel(_sub196, _f32(25.0), _f32(0.0))
             _ls206 = _lf203/(_f32(2.0) + _lf203)
             _lz207 = _ls206*_ls206
             _e208 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz207
@@ -4897,8 +4899,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p238 = _h74*_l236 + _l75*_h235
             _p239 = _p237 + _p238
             _pl240 = ((_p238 - (_p239 - _p237)) + _l75*_l236) + gamma*_lw233
-            _xc241 = (_p239 if _p239 > -_f32(104.0) else -_f32(104.0))
-            _xc242 = (_xc241 if _xc241 < _f32(89.0) else _f32(89.0))
+            _xc241 = _sel(_p239 > -_f32(104.0), _p239, -_f32(104.0))
+            _xc242 = _sel(_xc241 < _f32(89.0), _xc241, _f32(89.0))
             _kt243 = _xc242*_f32(1.4426950216293335) + _f32(12582912.0)
             _k244 = _kt243 - _f32(12582912.0)
             _rh245 = _xc242 - _k244*_f32(0.693145751953125)
@@ -4923,7 +4925,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc264 = _i32((_ki263 + _i32(127)) << _i32(23)).view(_f32)
             _sc265 = _i32((_ki262 - _ki263 + _i32(127)) << _i32(23)).view(_f32)
             _pw266 = ((_f32(1.0) + _q260)*_sc264)*_sc265
-            _pw267 = (_pw266 if _pp194 else _pz110)
+            _pw267 = _sel(_pp194, _pw266, _pz110)
             _pw268 = (_pw267 if _pg193 else math.pow(_t17_w1, gamma))
             _t18_w1 = _pw268
             _t19_w1 = _t18_w1*weight_grad
@@ -4935,12 +4937,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t25_w1 = px1 - tx1
             _t26_w1 = -_t25_w1
             _t28_w1 = _f32(2.0)*_t27
-            _t29 = _t28_w1*(_f32(1.0) if _t26_w1 > _f32(0.0) else (_f32(0.5) if _t26_w1 == _f32(0.0) else _f32(0.0)))
+            _t29 = _t28_w1*_sel(_t26_w1 > _f32(0.0), _f32(1.0), _sel(_t26_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t30 = _s21
             _t31 = _s20
             _t34 = ((_t30*_t30) + (_t31*_t31))/_t33
-            _t35_w1 = _f32(1.0) if _t26_w1 > _f32(0.0) else _f32(0.0)
-            _t36_w1 = _f32(1.0) if _t25_w1 > _f32(0.0) else _f32(0.0)
+            _t35_w1 = _sel(_t26_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t36_w1 = _sel(_t25_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t37_w1 = min(_t2, max(_t8, _t8 - _t8) + max(_s6, _s6 - _s6))
             _t38_w1 = _t3*_t37_w1
             _t39_w1 = min(_t3, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
@@ -4949,7 +4951,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t42_w1 = min(_t0, max(_t9, _t9 - _t9) + max(_s5, _s5 - _s5))
             _t43_w1 = _t1*_t42_w1 + eps
             _t44_w1 = _t43_w1 + inter
-            _t45_w1 = _t14*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t45_w1 = _t14*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t46_w1 = _t45_w1*((_t41_w1 + _t44_w1)/_t15)
             _t47_w1 = -_t35_w1 - _t36_w1 + _f32(1.0)
             _t48_w1 = min(_t1, max(_t11, _t11 - _t11) + max(_s7, _s7 - _s7))
@@ -4965,45 +4967,45 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _t58_w1 = py1 - ty1
             _t59_w1 = -_t58_w1
             _t60_w1 = _f32(2.0)*max(py2, ty2) - _f32(2.0)*min(py1, ty1)
-            _t61 = _t60_w1*(_f32(1.0) if _t59_w1 > _f32(0.0) else (_f32(0.5) if _t59_w1 == _f32(0.0) else _f32(0.0)))
-            _t62_w1 = _f32(1.0) if _t59_w1 > _f32(0.0) else _f32(0.0)
-            _t63_w1 = _f32(1.0) if _t58_w1 > _f32(0.0) else _f32(0.0)
+            _t61 = _t60_w1*_sel(_t59_w1 > _f32(0.0), _f32(1.0), _sel(_t59_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t62_w1 = _sel(_t59_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t63_w1 = _sel(_t58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t64_w1 = _t0*_t48_w1 + _t41_w1 + eps
-            _t65_w1 = _t4*(_f32(1.0) if _t13 > _f32(0.0) else _f32(0.0))
+            _t65_w1 = _t4*_sel(_t13 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t66_w1 = _t65_w1*((_t64_w1 + inter)/_t15)
             _t67_w1 = -_t62_w1 - _t63_w1 + _f32(1.0)
             _t68_w1 = _f32(0.5)*_t65_w1
             _t69_w1 = _t68_w1*((-_t14*_t42_w1 + _t64_w1)/_t15)
             _t70 = (_t0*_t16_w1*_t62_w1 - _t63_w1*_t66_w1 - _t67_w1*_t69_w1)/_t15
             _t71_w1 = px2 - tx2
-            _t72 = _t28_w1*(_f32(1.0) if _t71_w1 > _f32(0.0) else (_f32(0.5) if _t71_w1 == _f32(0.0) else _f32(0.0)))
-            _t73_w1 = _f32(1.0) if _t71_w1 > _f32(0.0) else _f32(0.0)
+            _t72 = _t28_w1*_sel(_t71_w1 > _f32(0.0), _f32(1.0), _sel(_t71_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t73_w1 = _sel(_t71_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t74_w1 = -_t71_w1
-            _t75_w1 = _f32(1.0) if _t74_w1 > _f32(0.0) else _f32(0.0)
+            _t75_w1 = _sel(_t74_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76_w1 = -_t73_w1 - _t75_w1 + _f32(1.0)
             _t77 = (-_t1*_t16_w1*_t73_w1 + _t46_w1*_t75_w1 + _t51_w1*_t76_w1)/_t15
             _t78_w1 = py2 - ty2
-            _t79 = _t60_w1*(_f32(1.0) if _t78_w1 > _f32(0.0) else (_f32(0.5) if _t78_w1 == _f32(0.0) else _f32(0.0)))
-            _t80_w1 = _f32(1.0) if _t78_w1 > _f32(0.0) else _f32(0.0)
+            _t79 = _t60_w1*_sel(_t78_w1 > _f32(0.0), _f32(1.0), _sel(_t78_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t80_w1 = _sel(_t78_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t81_w1 = -_t78_w1
-            _t82_w1 = _f32(1.0) if _t81_w1 > _f32(0.0) else _f32(0.0)
+            _t82_w1 = _sel(_t81_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t83_w1 = -_t80_w1 - _t82_w1 + _f32(1.0)
             _t84 = (-_t0*_t16_w1*_t80_w1 + _t66_w1*_t82_w1 + _t69_w1*_t83_w1)/_t15
-            _t85 = _t28_w1*(_f32(1.0) if _t25_w1 > _f32(0.0) else (_f32(0.5) if _t25_w1 == _f32(0.0) else _f32(0.0)))
+            _t85 = _t28_w1*_sel(_t25_w1 > _f32(0.0), _f32(1.0), _sel(_t25_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t86 = -_t30
             _t87_w1 = _t38_w1 + _t49_w1
             _t88_w1 = _t45_w1*((_t44_w1 + _t87_w1)/_t15)
             _t89_w1 = _t50_w1*((-_t40_w1 + _t43_w1 + _t87_w1)/_t15)
             _t90 = (_t16_w1*_t3*_t36_w1 - _t35_w1*_t88_w1 - _t47_w1*_t89_w1)/_t15
-            _t91 = _t60_w1*(_f32(1.0) if _t58_w1 > _f32(0.0) else (_f32(0.5) if _t58_w1 == _f32(0.0) else _f32(0.0)))
+            _t91 = _t60_w1*_sel(_t58_w1 > _f32(0.0), _f32(1.0), _sel(_t58_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t92 = -_t31
             _t93_w1 = _t2*_t39_w1 + _t49_w1
             _t94_w1 = _t65_w1*((_t44_w1 + _t93_w1)/_t15)
             _t95_w1 = _t68_w1*((-_t14*_t37_w1 + _t43_w1 + _t93_w1)/_t15)
             _t96 = (_t16_w1*_t2*_t63_w1 - _t62_w1*_t94_w1 - _t67_w1*_t95_w1)/_t15
-            _t97 = _t28_w1*(_f32(1.0) if _t74_w1 > _f32(0.0) else (_f32(0.5) if _t74_w1 == _f32(0.0) else _f32(0.0)))
+            _t97 = _t28_w1*_sel(_t74_w1 > _f32(0.0), _f32(1.0), _sel(_t74_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t98 = (-_t16_w1*_t3*_t75_w1 + _t73_w1*_t88_w1 + _t76_w1*_t89_w1)/_t15
-            _t99 = _t60_w1*(_f32(1.0) if _t81_w1 > _f32(0.0) else (_f32(0.5) if _t81_w1 == _f32(0.0) else _f32(0.0)))
+            _t99 = _t60_w1*_sel(_t81_w1 > _f32(0.0), _f32(1.0), _sel(_t81_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t100 = (-_t16_w1*_t2*_t82_w1 + _t80_w1*_t94_w1 + _t83_w1*_t95_w1)/_t15
         _u269 = _t20*(-_t52 + (((_t23 - -_t24*_t29))/_t6) + (((_t30 - -_t29*_t34))/_t33))
         _u270 = _t52*_t55
@@ -5053,7 +5055,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w0 = -_w_py1 + _w_py2
             _w1 = _w_px1 - _w_tx1
             _w2 = -_w1
-            _w3 = 1.0 if _w2 > 0.0 else 0.0
+            _w3 = _sel(_w2 > 0.0, 1.0, 0.0)
             _w4 = -max(_w_px1, _w_tx1) + min(_w_px2, _w_tx2)
             _w5 = max(_w4, _w4 - _w4)
             _w6 = -max(_w_py1, _w_ty1) + min(_w_py2, _w_ty2)
@@ -5066,7 +5068,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w13 = -_w12 - _w_ty1
             _w14 = _w0*_w9 + _w11*_w13 - _w8 + _w_eps
             _w15 = _w8/_w14
-            _w16 = 1.0 if _w1 > 0.0 else 0.0
+            _w16 = _sel(_w1 > 0.0, 1.0, 0.0)
             _w17 = _w_px1 - _w_tx1
             _s293 = _w_tx2 - _w_px2
             _w18 = min(_w11, max(_w17, _w17 - _w17) + max(_s293, _s293 - _s293))
@@ -5081,7 +5083,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w25 = min(_w9, max(_w24, _w24 - _w24) + max(_s295, _s295 - _s295))
             _w26 = _w0*_w25 + _w_eps
             _w27 = _w26 + _w8
-            _w28 = _w7*(1.0 if _w4 > 0.0 else 0.0)
+            _w28 = _w7*_sel(_w4 > 0.0, 1.0, 0.0)
             _w29 = _w28*((_w23 + _w27)/_w14)
             _w30 = -_w16 - _w3 + 1.0
             _w31 = _w_py2 - _w_ty2
@@ -5099,7 +5101,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _e301 = (_w_px2 - (_u297 - _b299)) - (_w_tx2 + _b299)
             _e302 = (_w_px1 - (_u298 - _b300)) - (_w_tx1 + _b300)
             _c303 = _e301 - _e302
-            _w38 = (_u297 - _u298) + _c303 if _c303 == _c303 else _u297 - _u298
+            _w38 = _sel(_c303 == _c303, (_u297 - _u298) + _c303, _u297 - _u298)
             _w39 = max(_w_px2, _w_tx2) - min(_w_px1, _w_tx1)
             _w40 = (_w39*_w39) + _w_eps
             _w41 = (_w38*_w38)/_w40
@@ -5110,7 +5112,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _e308 = (_w_py2 - (_u304 - _b306)) - (_w_ty2 + _b306)
             _e309 = (_w_py1 - (_u305 - _b307)) - (_w_ty1 + _b307)
             _c310 = _e308 - _e309
-            _w42 = (_u304 - _u305) + _c310 if _c310 == _c310 else _u304 - _u305
+            _w42 = _sel(_c310 == _c310, (_u304 - _u305) + _c310, _u304 - _u305)
             _w43 = max(_w_py2, _w_ty2) - min(_w_py1, _w_ty1)
             _w44 = _w43*_w43
             _w45 = _w44 + _w_eps
@@ -5121,17 +5123,17 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w50 = ((_w47*_w47) + (_w48*_w48))/_w49
             _pg311 = (_w37 >= 0.0) & (_w37 < math.inf) & (abs(_w_gamma) < 3.273390607896142e+150) & (math.copysign(1.0, _w37) > 0.0)
             _pp312 = _w37 > 0.0
-            _px313 = (_w37 if _pp312 else 1.0)
+            _px313 = _sel(_pp312, _w37, 1.0)
             _sub314 = _px313 < 2.2250738585072014e-308
             _lx315 = _px313*1.8014398509481984e+16
-            _lx316 = (_lx315 if _sub314 else _px313)
+            _lx316 = _sel(_sub314, _lx315, _px313)
             _lb317 = _f64(_lx316).view(_i64)
             _lm318 = _i64((_lb317 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _big319 = _lm318 > 1.4142135623730951
             _lh320 = _lm318*0.5
-            _lf321 = (_lh320 if _big319 else _lm318) - 1.0
+            _lf321 = _sel(_big319, _lh320, _lm318) - 1.0
             _le322 = _i64(_i64(_lb317 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _lk323 = _le322 + (1.0 if _big319 else 0.0) - (54.0 if _sub314 else 0.0)
+            _lk323 = _le322 + _sel(_big319, 1.0, 0.0) - _sel(_sub314, 54.0, 0.0)
             _ls324 = _lf321/(2.0 + _lf321)
             _lz325 = _ls324*_ls324
             _e326 = 0.6666666666666666 + 0.4000000000000088*_lz325
@@ -5175,8 +5177,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _p364 = _h358*_l362 + _l359*_h361
             _p365 = _p363 + _p364
             _pl366 = ((_p364 - (_p365 - _p363)) + _l359*_l362) + _w_gamma*_lw356
-            _xc367 = (_p365 if _p365 > -746.0 else -746.0)
-            _xc368 = (_xc367 if _xc367 < 710.0 else 710.0)
+            _xc367 = _sel(_p365 > -746.0, _p365, -746.0)
+            _xc368 = _sel(_xc367 < 710.0, _xc367, 710.0)
             _kt369 = _xc368*1.4426950408889634 + 6755399441055744.0
             _k370 = _kt369 - 6755399441055744.0
             _rh371 = _xc368 - _k370*0.6931471805598903
@@ -5208,8 +5210,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _sc397 = _i64((_ki394 - _ki395 + _i64(1023)) << _i64(52)).view(_f64)
             _pw398 = ((1.0 + _q392)*_sc396)*_sc397
             _pz399 = (0.0 if _w_gamma > 0.0 else math.inf)
-            _pz400 = (1.0 if _w_gamma == 0.0 else _pz399)
-            _pw401 = (_pw398 if _pp312 else _pz400)
+            _pz400 = _sel(_w_gamma == 0.0, 1.0, _pz399)
+            _pw401 = _sel(_pp312, _pw398, _pz400)
             _pw402 = (_pw401 if _pg311 else math.pow(_w37, _w_gamma))
             _w51 = _pw402
             _w52 = _w51*_w_weight_grad
@@ -5218,13 +5220,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w55 = 2.0*_w38
             _w56 = -_w55
             _w57 = 2.0*_w39
-            _w58 = _w57*(1.0 if _w2 > 0.0 else (0.5 if _w2 == 0.0 else 0.0))
+            _w58 = _w57*_sel(_w2 > 0.0, 1.0, _sel(_w2 == 0.0, 0.5, 0.0))
             _w59 = _w_py1 - _w_ty1
             _w60 = -_w59
-            _w61 = 1.0 if _w60 > 0.0 else 0.0
-            _w62 = 1.0 if _w59 > 0.0 else 0.0
+            _w61 = _sel(_w60 > 0.0, 1.0, 0.0)
+            _w62 = _sel(_w59 > 0.0, 1.0, 0.0)
             _w63 = _w23 + _w32*_w9 + _w_eps
-            _w64 = _w5*(1.0 if _w6 > 0.0 else 0.0)
+            _w64 = _w5*_sel(_w6 > 0.0, 1.0, 0.0)
             _w65 = _w64*((_w63 + _w8)/_w14)
             _w66 = -_w61 - _w62 + 1.0
             _w67 = 0.5*_w64
@@ -5233,37 +5235,37 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, gamma, weigh
             _w70 = 2.0*_w42
             _w71 = -_w70
             _w72 = 2.0*_w43
-            _w73 = _w72*(1.0 if _w60 > 0.0 else (0.5 if _w60 == 0.0 else 0.0))
+            _w73 = _w72*_sel(_w60 > 0.0, 1.0, _sel(_w60 == 0.0, 0.5, 0.0))
             _w74 = _w10 + _w_px2
-            _w75 = 1.0 if _w74 > 0.0 else 0.0
+            _w75 = _sel(_w74 > 0.0, 1.0, 0.0)
             _w76 = -_w74
-            _w77 = 1.0 if _w76 > 0.0 else 0.0
+            _w77 = _sel(_w76 > 0.0, 1.0, 0.0)
             _w78 = -_w75 - _w77 + 1.0
             _w79 = (-_w0*_w15*_w75 + _w29*_w77 + _w35*_w78)/_w14
-            _w80 = _w57*(1.0 if _w74 > 0.0 else (0.5 if _w74 == 0.0 else 0.0))
+            _w80 = _w57*_sel(_w74 > 0.0, 1.0, _sel(_w74 == 0.0, 0.5, 0.0))
             _w81 = _w12 + _w_py2
-            _w82 = 1.0 if _w81 > 0.0 else 0.0
+            _w82 = _sel(_w81 > 0.0, 1.0, 0.0)
             _w83 = -_w81
-            _w84 = 1.0 if _w83 > 0.0 else 0.0
+            _w84 = _sel(_w83 > 0.0, 1.0, 0.0)
             _w85 = -_w82 - _w84 + 1.0
             _w86 = (-_w15*_w82*_w9 + _w65*_w84 + _w68*_w85)/_w14
-            _w87 = _w72*(1.0 if _w81 > 0.0 else (0.5 if _w81 == 0.0 else 0.0))
+            _w87 = _w72*_sel(_w81 > 0.0, 1.0, _sel(_w81 == 0.0, 0.5, 0.0))
             _w88 = _w19 + _w33
             _w89 = _w28*((_w27 + _w88)/_w14)
             _w90 = _w34*((-_w22 + _w26 + _w88)/_w14)
             _w91 = (_w13*_w15*_w16 - _w3*_w89 - _w30*_w90)/_w14
-            _w92 = _w57*(1.0 if _w1 > 0.0 else (0.5 if _w1 == 0.0 else 0.0))
+            _w92 = _w57*_sel(_w1 > 0.0, 1.0, _sel(_w1 == 0.0, 0.5, 0.0))
             _w93 = -_w47
             _w94 = _w11*_w21 + _w33
             _w95 = _w64*((_w27 + _w94)/_w14)
             _w96 = _w67*((-_w18*_w7 + _w26 + _w94)/_w14)
             _w97 = (_w11*_w15*_w62 - _w61*_w95 - _w66*_w96)/_w14
-            _w98 = _w72*(1.0 if _w59 > 0.0 else (0.5 if _w59 == 0.0 else 0.0))
+            _w98 = _w72*_sel(_w59 > 0.0, 1.0, _sel(_w59 == 0.0, 0.5, 0.0))
             _w99 = -_w48
             _w100 = (-_w13*_w15*_w77 + _w75*_w89 + _w78*_w90)/_w14
-            _w101 = _w57*(1.0 if _w76 > 0.0 else (0.5 if _w76 == 0.0 else 0.0))
+            _w101 = _w57*_sel(_w76 > 0.0, 1.0, _sel(_w76 == 0.0, 0.5, 0.0))
             _w102 = (-_w11*_w15*_w84 + _w82*_w95 + _w85*_w96)/_w14
-            _w103 = _w72*(1.0 if _w83 > 0.0 else (0.5 if _w83 == 0.0 else 0.0))
+            _w103 = _w72*_sel(_w83 > 0.0, 1.0, _sel(_w83 == 0.0, 0.5, 0.0))
             d_px1 = _f32(_w36*_w53 + _w54*(-_w36 + (((_w47 - -_w50*_w58))/_w49) + (((_w56 - -_w41*_w58))/_w40)))
             d_py1 = _f32(_w53*_w69 + _w54*(-_w69 + (((_w48 - -_w50*_w73))/_w49) + (((_w71 - -_w46*_w73))/_w45)))
             d_px2 = _f32(_w53*_w79 + _w54*(-_w79 + (((_w47 - _w50*_w80))/_w49) + (((_w55 - _w41*_w80))/_w40)))

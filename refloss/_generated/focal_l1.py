@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, beta):
     with localcontext() as ctx:
@@ -49,7 +51,7 @@ def constants(beta):
 def value_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -93,7 +95,7 @@ def value_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
 def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -145,7 +147,7 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
 def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred
@@ -189,7 +191,7 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
 def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     _s1 = -target
     _e2 = pred + _s1
     _e3 = _e2 - pred

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 12251697fb1b5bc8
+# scalar kernels: sha256 4049f1dd247880de
 """Focal-L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 12251697fb1b5bc8
+# scalar kernels: sha256 4049f1dd247880de
 """Focal-L1 loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import focal_l1 as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

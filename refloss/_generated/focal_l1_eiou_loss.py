@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, eps, beta):
     with localcontext() as ctx:
@@ -72,13 +74,13 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
     _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
     _c24 = _e22 - _e23
-    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
     _b26 = _s5 - px2
     _b27 = _s7 - px1
     _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
-    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
     _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -88,14 +90,14 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     elif (x_e <= 1.0):  # logarithmic: L_EIoU <= 1
         _sub34 = x_e < 2.2250738585072014e-308
         _lx35 = x_e*1.8014398509481984e+16
-        _lx36 = (_lx35 if _sub34 else x_e)
+        _lx36 = _sel(_sub34, _lx35, x_e)
         _lb37 = _f64(_lx36).view(_i64)
         _lm38 = _i64((_lb37 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big39 = _lm38 > 1.4142135623730951
         _lh40 = _lm38*0.5
-        _lf41 = (_lh40 if _big39 else _lm38) - 1.0
+        _lf41 = _sel(_big39, _lh40, _lm38) - 1.0
         _le42 = _i64(_i64(_lb37 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk43 = _le42 + (1.0 if _big39 else 0.0) - (54.0 if _sub34 else 0.0)
+        _lk43 = _le42 + _sel(_big39, 1.0, 0.0) - _sel(_sub34, 54.0, 0.0)
         _ls44 = _lf41/(2.0 + _lf41)
         _lz45 = _ls44*_ls44
         _e46 = 0.6666666666666666 + 0.4000000000000088*_lz45
@@ -110,8 +112,8 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
         _hf55 = 0.5*(_lf41*_lf41)
         _lg56 = _lk43*0.6931471805598903 + (_lf41 - (_hf55 - (_ls44*(_hf55 + _lz45*_e54) + (_lk43*5.497923018708371e-14))))
         _lo57 = (-math.inf if x_e == 0.0 else math.nan)
-        _lo58 = (_lg56 if x_e > 0.0 else _lo57)
-        _lo59 = (_lo58 if x_e < math.inf else x_e)
+        _lo58 = _sel(x_e > 0.0, _lg56, _lo57)
+        _lo59 = _sel(x_e < math.inf, _lo58, x_e)
         value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*_lo59 + 1.0)
         return value
     else:  # linear: L_EIoU > 1
@@ -144,13 +146,13 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
     _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
     _c24 = _e22 - _e23
-    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
     _b26 = _s5 - px2
     _b27 = _s7 - px1
     _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
-    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
     _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -171,14 +173,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _a771 = min(x_e, 1.0)
         _sub772 = _a771 < 2.2250738585072014e-308
         _lx773 = _a771*1.8014398509481984e+16
-        _lx774 = (_lx773 if _sub772 else _a771)
+        _lx774 = _sel(_sub772, _lx773, _a771)
         _lb775 = _f64(_lx774).view(_i64)
         _lm776 = _i64((_lb775 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big777 = _lm776 > 1.4142135623730951
         _lh778 = _lm776*0.5
-        _lf779 = (_lh778 if _big777 else _lm776) - 1.0
+        _lf779 = _sel(_big777, _lh778, _lm776) - 1.0
         _le780 = _i64(_i64(_lb775 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk781 = _le780 + (1.0 if _big777 else 0.0) - (54.0 if _sub772 else 0.0)
+        _lk781 = _le780 + _sel(_big777, 1.0, 0.0) - _sel(_sub772, 54.0, 0.0)
         _ls782 = _lf779/(2.0 + _lf779)
         _lz783 = _ls782*_ls782
         _e784 = 0.6666666666666666 + 0.4000000000000088*_lz783
@@ -193,19 +195,19 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _hf793 = 0.5*(_lf779*_lf779)
         _lg794 = _lk781*0.6931471805598903 + (_lf779 - (_hf793 - (_ls782*(_hf793 + _lz783*_e792) + (_lk781*5.497923018708371e-14))))
         _lo795 = (-math.inf if _a771 == 0.0 else math.nan)
-        _lo796 = (_lg794 if _a771 > 0.0 else _lo795)
-        _lo797 = (_lo796 if _a771 < math.inf else _a771)
+        _lo796 = _sel(_a771 > 0.0, _lg794, _lo795)
+        _lo797 = _sel(_a771 < math.inf, _lo796, _a771)
         _xd0 = -4.0*q*x_e*(ln_b + _lo797)
         _sub798 = x_e < 2.2250738585072014e-308
         _lx799 = x_e*1.8014398509481984e+16
-        _lx800 = (_lx799 if _sub798 else x_e)
+        _lx800 = _sel(_sub798, _lx799, x_e)
         _lb801 = _f64(_lx800).view(_i64)
         _lm802 = _i64((_lb801 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big803 = _lm802 > 1.4142135623730951
         _lh804 = _lm802*0.5
-        _lf805 = (_lh804 if _big803 else _lm802) - 1.0
+        _lf805 = _sel(_big803, _lh804, _lm802) - 1.0
         _le806 = _i64(_i64(_lb801 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk807 = _le806 + (1.0 if _big803 else 0.0) - (54.0 if _sub798 else 0.0)
+        _lk807 = _le806 + _sel(_big803, 1.0, 0.0) - _sel(_sub798, 54.0, 0.0)
         _ls808 = _lf805/(2.0 + _lf805)
         _lz809 = _ls808*_ls808
         _e810 = 0.6666666666666666 + 0.4000000000000088*_lz809
@@ -220,15 +222,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _hf819 = 0.5*(_lf805*_lf805)
         _lg820 = _lk807*0.6931471805598903 + (_lf805 - (_hf819 - (_ls808*(_hf819 + _lz809*_e818) + (_lk807*5.497923018708371e-14))))
         _lo821 = (-math.inf if x_e == 0.0 else math.nan)
-        _lo822 = (_lg820 if x_e > 0.0 else _lo821)
-        _lo823 = (_lo822 if x_e < math.inf else x_e)
+        _lo822 = _sel(x_e > 0.0, _lg820, _lo821)
+        _lo823 = _sel(x_e < math.inf, _lo822, x_e)
         _xg0 = max(abs(ln_b + _lo823) - 0.125, x_e - 1.0) > 0.0
         if not _xg0:
             _xdd34 = tx1 > px1
-            _xdd35 = px1 if _xdd34 else tx1
+            _xdd35 = _sel(_xdd34, px1, tx1)
             _xdd36 = -_xdd35
             _xdd37 = px2 > tx2
-            _xdd38 = px2 if _xdd37 else tx2
+            _xdd38 = _sel(_xdd37, px2, tx2)
             _xdd39 = _xdd36 + _xdd38
             _xdd40 = _xdd39 - _xdd36
             _xdd41 = (_xdd36 - (_xdd39 - _xdd40)) + (_xdd38 - _xdd40)
@@ -249,10 +251,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd56 = _xdd52 + _xdd55
             _xdd57 = _xdd55 - (_xdd56 - _xdd52)
             _xdd58 = ty1 > py1
-            _xdd59 = py1 if _xdd58 else ty1
+            _xdd59 = _sel(_xdd58, py1, ty1)
             _xdd60 = -_xdd59
             _xdd61 = py2 > ty2
-            _xdd62 = py2 if _xdd61 else ty2
+            _xdd62 = _sel(_xdd61, py2, ty2)
             _xdd63 = _xdd60 + _xdd62
             _xdd64 = _xdd63 - _xdd60
             _xdd65 = (_xdd60 - (_xdd63 - _xdd64)) + (_xdd62 - _xdd64)
@@ -290,29 +292,29 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd97 = _xdd96 - ty2
             _xdd98 = (ty2 - (_xdd96 - _xdd97)) + (_xdd84 - _xdd97)
             _xdd99 = px1 > tx1
-            _xdd100 = px1 if _xdd99 else tx1
+            _xdd100 = _sel(_xdd99, px1, tx1)
             _xdd101 = -_xdd100
             _xdd102 = tx2 > px2
-            _xdd103 = px2 if _xdd102 else tx2
+            _xdd103 = _sel(_xdd102, px2, tx2)
             _xdd104 = _xdd101 + _xdd103
             _xdd105 = _xdd104 - _xdd101
             _xdd106 = (_xdd101 - (_xdd104 - _xdd105)) + (_xdd103 - _xdd105)
             _xdd107 = (_xdd104 > 0.0) | ((_xdd104 == 0.0) & (_xdd106 > 0.0))
-            _xdd108 = _xdd104 if _xdd107 else 0.0
-            _xdd109 = _xdd106 if _xdd107 else 0.0
+            _xdd108 = _sel(_xdd107, _xdd104, 0.0)
+            _xdd109 = _sel(_xdd107, _xdd106, 0.0)
             _xdd110 = -px1
             _xdd111 = px2 + _xdd110
             _xdd112 = _xdd111 - px2
             _xdd113 = (px2 - (_xdd111 - _xdd112)) + (_xdd110 - _xdd112)
             _xdd114 = (_xdd81 > 0.0) | ((_xdd81 == 0.0) & (_xdd83 > 0.0))
-            _xdd115 = _xdd81 if _xdd114 else 0.0
-            _xdd116 = _xdd83 if _xdd114 else 0.0
+            _xdd115 = _sel(_xdd114, _xdd81, 0.0)
+            _xdd116 = _sel(_xdd114, _xdd83, 0.0)
             _xdd117 = tx1 + _xdd110
             _xdd118 = _xdd117 - tx1
             _xdd119 = (tx1 - (_xdd117 - _xdd118)) + (_xdd110 - _xdd118)
             _xdd120 = (_xdd117 > 0.0) | ((_xdd117 == 0.0) & (_xdd119 > 0.0))
-            _xdd121 = _xdd117 if _xdd120 else 0.0
-            _xdd122 = _xdd119 if _xdd120 else 0.0
+            _xdd121 = _sel(_xdd120, _xdd117, 0.0)
+            _xdd122 = _sel(_xdd120, _xdd119, 0.0)
             _xdd123 = _xdd115 + _xdd121
             _xdd124 = _xdd123 - _xdd115
             _xdd125 = (_xdd115 - (_xdd123 - _xdd124)) + (_xdd121 - _xdd124)
@@ -326,8 +328,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd133 = _xdd130 + _xdd132
             _xdd134 = _xdd132 - (_xdd133 - _xdd130)
             _xdd135 = (_xdd133 > _xdd111) | ((_xdd133 == _xdd111) & (_xdd134 > _xdd113))
-            _xdd136 = _xdd111 if _xdd135 else _xdd133
-            _xdd137 = _xdd113 if _xdd135 else _xdd134
+            _xdd136 = _sel(_xdd135, _xdd111, _xdd133)
+            _xdd137 = _sel(_xdd135, _xdd113, _xdd134)
             _xc138 = _xdd93*134217728.0 + _xdd93
             _xh139 = _xc138 - (_xc138 - _xdd93)
             _xl140 = _xdd93 - _xh139
@@ -351,15 +353,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd158 = _xdd157 - tx2
             _xdd159 = (tx2 - (_xdd157 - _xdd158)) + (_xdd76 - _xdd158)
             _xdd160 = (_xdd77 > 0.0) | ((_xdd77 == 0.0) & (_xdd79 > 0.0))
-            _xdd161 = _xdd77 if _xdd160 else 0.0
-            _xdd162 = _xdd79 if _xdd160 else 0.0
+            _xdd161 = _sel(_xdd160, _xdd77, 0.0)
+            _xdd162 = _sel(_xdd160, _xdd79, 0.0)
             _xdd163 = -px2
             _xdd164 = tx2 + _xdd163
             _xdd165 = _xdd164 - tx2
             _xdd166 = (tx2 - (_xdd164 - _xdd165)) + (_xdd163 - _xdd165)
             _xdd167 = (_xdd164 > 0.0) | ((_xdd164 == 0.0) & (_xdd166 > 0.0))
-            _xdd168 = _xdd164 if _xdd167 else 0.0
-            _xdd169 = _xdd166 if _xdd167 else 0.0
+            _xdd168 = _sel(_xdd167, _xdd164, 0.0)
+            _xdd169 = _sel(_xdd167, _xdd166, 0.0)
             _xdd170 = _xdd161 + _xdd168
             _xdd171 = _xdd170 - _xdd161
             _xdd172 = (_xdd161 - (_xdd170 - _xdd171)) + (_xdd168 - _xdd171)
@@ -373,8 +375,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd180 = _xdd177 + _xdd179
             _xdd181 = _xdd179 - (_xdd180 - _xdd177)
             _xdd182 = (_xdd180 > _xdd157) | ((_xdd180 == _xdd157) & (_xdd181 > _xdd159))
-            _xdd183 = _xdd157 if _xdd182 else _xdd180
-            _xdd184 = _xdd159 if _xdd182 else _xdd181
+            _xdd183 = _sel(_xdd182, _xdd157, _xdd180)
+            _xdd184 = _sel(_xdd182, _xdd159, _xdd181)
             _xc185 = _xdd96*134217728.0 + _xdd96
             _xh186 = _xc185 - (_xc185 - _xdd96)
             _xl187 = _xdd96 - _xh186
@@ -401,14 +403,14 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd208 = _xdd205 + _xdd207
             _xdd209 = _xdd207 - (_xdd208 - _xdd205)
             _xdd210 = (_xdd89 > 0.0) | ((_xdd89 == 0.0) & (_xdd91 > 0.0))
-            _xdd211 = _xdd89 if _xdd210 else 0.0
-            _xdd212 = _xdd91 if _xdd210 else 0.0
+            _xdd211 = _sel(_xdd210, _xdd89, 0.0)
+            _xdd212 = _sel(_xdd210, _xdd91, 0.0)
             _xdd213 = ty1 + _xdd92
             _xdd214 = _xdd213 - ty1
             _xdd215 = (ty1 - (_xdd213 - _xdd214)) + (_xdd92 - _xdd214)
             _xdd216 = (_xdd213 > 0.0) | ((_xdd213 == 0.0) & (_xdd215 > 0.0))
-            _xdd217 = _xdd213 if _xdd216 else 0.0
-            _xdd218 = _xdd215 if _xdd216 else 0.0
+            _xdd217 = _sel(_xdd216, _xdd213, 0.0)
+            _xdd218 = _sel(_xdd216, _xdd215, 0.0)
             _xdd219 = _xdd211 + _xdd217
             _xdd220 = _xdd219 - _xdd211
             _xdd221 = (_xdd211 - (_xdd219 - _xdd220)) + (_xdd217 - _xdd220)
@@ -422,8 +424,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd229 = _xdd226 + _xdd228
             _xdd230 = _xdd228 - (_xdd229 - _xdd226)
             _xdd231 = (_xdd229 > _xdd93) | ((_xdd229 == _xdd93) & (_xdd230 > _xdd95))
-            _xdd232 = _xdd93 if _xdd231 else _xdd229
-            _xdd233 = _xdd95 if _xdd231 else _xdd230
+            _xdd232 = _sel(_xdd231, _xdd93, _xdd229)
+            _xdd233 = _sel(_xdd231, _xdd95, _xdd230)
             _xc234 = _xdd108*134217728.0 + _xdd108
             _xh235 = _xc234 - (_xc234 - _xdd108)
             _xl236 = _xdd108 - _xh235
@@ -450,15 +452,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd257 = _xdd254 + _xdd256
             _xdd258 = _xdd256 - (_xdd257 - _xdd254)
             _xdd259 = (_xdd85 > 0.0) | ((_xdd85 == 0.0) & (_xdd87 > 0.0))
-            _xdd260 = _xdd85 if _xdd259 else 0.0
-            _xdd261 = _xdd87 if _xdd259 else 0.0
+            _xdd260 = _sel(_xdd259, _xdd85, 0.0)
+            _xdd261 = _sel(_xdd259, _xdd87, 0.0)
             _xdd262 = -py2
             _xdd263 = ty2 + _xdd262
             _xdd264 = _xdd263 - ty2
             _xdd265 = (ty2 - (_xdd263 - _xdd264)) + (_xdd262 - _xdd264)
             _xdd266 = (_xdd263 > 0.0) | ((_xdd263 == 0.0) & (_xdd265 > 0.0))
-            _xdd267 = _xdd263 if _xdd266 else 0.0
-            _xdd268 = _xdd265 if _xdd266 else 0.0
+            _xdd267 = _sel(_xdd266, _xdd263, 0.0)
+            _xdd268 = _sel(_xdd266, _xdd265, 0.0)
             _xdd269 = _xdd260 + _xdd267
             _xdd270 = _xdd269 - _xdd260
             _xdd271 = (_xdd260 - (_xdd269 - _xdd270)) + (_xdd267 - _xdd270)
@@ -472,8 +474,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd279 = _xdd276 + _xdd278
             _xdd280 = _xdd278 - (_xdd279 - _xdd276)
             _xdd281 = (_xdd279 > _xdd96) | ((_xdd279 == _xdd96) & (_xdd280 > _xdd98))
-            _xdd282 = _xdd96 if _xdd281 else _xdd279
-            _xdd283 = _xdd98 if _xdd281 else _xdd280
+            _xdd282 = _sel(_xdd281, _xdd96, _xdd279)
+            _xdd283 = _sel(_xdd281, _xdd98, _xdd280)
             _xc284 = _xdd282*134217728.0 + _xdd282
             _xh285 = _xc284 - (_xc284 - _xdd282)
             _xl286 = _xdd282 - _xh285
@@ -497,16 +499,16 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd304 = _xdd301 + _xdd303
             _xdd305 = _xdd303 - (_xdd304 - _xdd301)
             _xdd306 = py1 > ty1
-            _xdd307 = py1 if _xdd306 else ty1
+            _xdd307 = _sel(_xdd306, py1, ty1)
             _xdd308 = -_xdd307
             _xdd309 = ty2 > py2
-            _xdd310 = py2 if _xdd309 else ty2
+            _xdd310 = _sel(_xdd309, py2, ty2)
             _xdd311 = _xdd308 + _xdd310
             _xdd312 = _xdd311 - _xdd308
             _xdd313 = (_xdd308 - (_xdd311 - _xdd312)) + (_xdd310 - _xdd312)
             _xdd314 = (_xdd311 > 0.0) | ((_xdd311 == 0.0) & (_xdd313 > 0.0))
-            _xdd315 = _xdd311 if _xdd314 else 0.0
-            _xdd316 = _xdd313 if _xdd314 else 0.0
+            _xdd315 = _sel(_xdd314, _xdd311, 0.0)
+            _xdd316 = _sel(_xdd314, _xdd313, 0.0)
             _xc317 = _xdd315*134217728.0 + _xdd315
             _xh318 = _xc317 - (_xc317 - _xdd315)
             _xl319 = _xdd315 - _xh318
@@ -896,18 +898,18 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd703 = _xdd700 + _xdd702
             _xdd704 = _xdd702 - (_xdd703 - _xdd700)
             _xdd705 = (1.0 > _xdd690) | ((1.0 == _xdd690) & (0.0 > _xdd691))
-            _xdd706 = _xdd690 if _xdd705 else 1.0
-            _xdd707 = _xdd691 if _xdd705 else 0.0
+            _xdd706 = _sel(_xdd705, _xdd690, 1.0)
+            _xdd707 = _sel(_xdd705, _xdd691, 0.0)
             _xsub708 = _xdd706 < 2.2250738585072014e-308
             _xlx709 = _xdd706*1.8014398509481984e+16
-            _xlx710 = (_xlx709 if _xsub708 else _xdd706)
+            _xlx710 = _sel(_xsub708, _xlx709, _xdd706)
             _xlb711 = _f64(_xlx710).view(_i64)
             _xlm712 = _i64((_xlb711 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _xbig713 = _xlm712 > 1.4142135623730951
             _xlh714 = _xlm712*0.5
-            _xlf715 = (_xlh714 if _xbig713 else _xlm712) - 1.0
+            _xlf715 = _sel(_xbig713, _xlh714, _xlm712) - 1.0
             _xle716 = _i64(_i64(_xlb711 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _xlk717 = _xle716 + (1.0 if _xbig713 else 0.0) - (54.0 if _xsub708 else 0.0)
+            _xlk717 = _xle716 + _sel(_xbig713, 1.0, 0.0) - _sel(_xsub708, 54.0, 0.0)
             _xls718 = _xlf715/(2.0 + _xlf715)
             _xlz719 = _xls718*_xls718
             _xe720 = 0.6666666666666666 + 0.4000000000000088*_xlz719
@@ -922,8 +924,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xhf729 = 0.5*(_xlf715*_xlf715)
             _xlg730 = _xlk717*0.6931471805598903 + (_xlf715 - (_xhf729 - (_xls718*(_xhf729 + _xlz719*_xe728) + (_xlk717*5.497923018708371e-14))))
             _xlo731 = (-math.inf if _xdd706 == 0.0 else math.nan)
-            _xlo732 = (_xlg730 if _xdd706 > 0.0 else _xlo731)
-            _xlo733 = (_xlo732 if _xdd706 < math.inf else _xdd706)
+            _xlo732 = _sel(_xdd706 > 0.0, _xlg730, _xlo731)
+            _xlo733 = _sel(_xdd706 < math.inf, _xlo732, _xdd706)
             _xdd734 = _xlo733
             _xdd735 = (1.0/(_xdd706))*_xdd707
             _xdd736 = _xdd734 + _xdd735
@@ -961,7 +963,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xdd768 = _xdd767 + (-4.0*_xdd757)
             _xdd769 = _xdd766 + _xdd768
             _xdd770 = _xdd768 - (_xdd769 - _xdd766)
-            _xd0 = _xdd769 if abs(_xdd769) <= 1.7976931348623157e+308 else _xd0
+            _xd0 = _sel(abs(_xdd769) <= 1.7976931348623157e+308, _xdd769, _xd0)
         value = q*(x_e*x_e)*(-2.0*ln_b - 2.0*_lo823 + 1.0)
         _t3 = _s3
         _t4 = (_t3*_t3) + eps
@@ -998,7 +1000,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6 = px1 - tx1
             _t7 = -_t6
             _t8 = 2.0*_t3
-            _t9 = _t8*(1.0 if _t7 > 0.0 else (0.5 if _t7 == 0.0 else 0.0))
+            _t9 = _t8*_sel(_t7 > 0.0, 1.0, _sel(_t7 == 0.0, 0.5, 0.0))
             _t10 = _s7
             _t11 = _s5
             _t12 = 0.5*_t10 + 0.5*_t11
@@ -1006,9 +1008,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14 = _s10
             _t15 = 0.5*_t13 + 0.5*_t14
             _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-            _t21 = 1.0 if _t7 > 0.0 else 0.0
+            _t21 = _sel(_t7 > 0.0, 1.0, 0.0)
             _t33 = _t26*_inv2
-            _t34 = 1.0 if _t6 > 0.0 else 0.0
+            _t34 = _sel(_t6 > 0.0, 1.0, 0.0)
             _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
             _t36 = _t31*_t35
             _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
@@ -1017,7 +1019,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
             _t41 = _t20*_t40 + eps
             _t42 = _t26 + _t41
-            _t43 = _t25*(1.0 if _t22 > 0.0 else 0.0)
+            _t43 = _t25*_sel(_t22 > 0.0, 1.0, 0.0)
             _t44 = _t43*((_t39 + _t42)*_inv2)
             _t45 = -_t21 - _t34 + 1.0
             _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
@@ -1031,39 +1033,39 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55 = py1 - ty1
             _t56 = -_t55
             _t57 = 2.0*_t16
-            _t58 = _t57*(1.0 if _t56 > 0.0 else (0.5 if _t56 == 0.0 else 0.0))
-            _t59 = 1.0 if _t56 > 0.0 else 0.0
-            _t60 = 1.0 if _t55 > 0.0 else 0.0
+            _t58 = _t57*_sel(_t56 > 0.0, 1.0, _sel(_t56 == 0.0, 0.5, 0.0))
+            _t59 = _sel(_t56 > 0.0, 1.0, 0.0)
+            _t60 = _sel(_t55 > 0.0, 1.0, 0.0)
             _t61 = _t27*_t46 + _t39 + eps
-            _t62 = _t23*(1.0 if _t24 > 0.0 else 0.0)
+            _t62 = _t23*_sel(_t24 > 0.0, 1.0, 0.0)
             _t63 = _t62*((_t26 + _t61)*_inv2)
             _t64 = -_t59 - _t60 + 1.0
             _t65 = 0.5*_t62
             _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
             _t67 = _t28 + px2
-            _t68 = _t8*(1.0 if _t67 > 0.0 else (0.5 if _t67 == 0.0 else 0.0))
-            _t69 = 1.0 if _t67 > 0.0 else 0.0
+            _t68 = _t8*_sel(_t67 > 0.0, 1.0, _sel(_t67 == 0.0, 0.5, 0.0))
+            _t69 = _sel(_t67 > 0.0, 1.0, 0.0)
             _t70 = -_t67
-            _t71 = 1.0 if _t70 > 0.0 else 0.0
+            _t71 = _sel(_t70 > 0.0, 1.0, 0.0)
             _t72 = -_t69 - _t71 + 1.0
             _t73 = _t30 + py2
-            _t74 = _t57*(1.0 if _t73 > 0.0 else (0.5 if _t73 == 0.0 else 0.0))
-            _t75 = 1.0 if _t73 > 0.0 else 0.0
+            _t74 = _t57*_sel(_t73 > 0.0, 1.0, _sel(_t73 == 0.0, 0.5, 0.0))
+            _t75 = _sel(_t73 > 0.0, 1.0, 0.0)
             _t76 = -_t73
-            _t77 = 1.0 if _t76 > 0.0 else 0.0
+            _t77 = _sel(_t76 > 0.0, 1.0, 0.0)
             _t78 = -_t75 - _t77 + 1.0
-            _t79 = _t8*(1.0 if _t6 > 0.0 else (0.5 if _t6 == 0.0 else 0.0))
+            _t79 = _t8*_sel(_t6 > 0.0, 1.0, _sel(_t6 == 0.0, 0.5, 0.0))
             _t80 = -_t12
             _t81 = _t36 + _t47
             _t82 = _t43*((_t42 + _t81)*_inv2)
             _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-            _t84 = _t57*(1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0))
+            _t84 = _t57*_sel(_t55 > 0.0, 1.0, _sel(_t55 == 0.0, 0.5, 0.0))
             _t85 = -_t15
             _t86 = _t29*_t37 + _t47
             _t87 = _t62*((_t42 + _t86)*_inv2)
             _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-            _t89 = _t8*(1.0 if _t70 > 0.0 else (0.5 if _t70 == 0.0 else 0.0))
-            _t90 = _t57*(1.0 if _t76 > 0.0 else (0.5 if _t76 == 0.0 else 0.0))
+            _t89 = _t8*_sel(_t70 > 0.0, 1.0, _sel(_t70 == 0.0, 0.5, 0.0))
+            _t90 = _t57*_sel(_t76 > 0.0, 1.0, _sel(_t76 == 0.0, 0.5, 0.0))
             _s828 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
             d_px1 = _xd0*(_s828 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
             _s829 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
@@ -1088,7 +1090,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w1 = px1 - tx1
             _t7_w1 = -_t6_w1
             _t8_w1 = 2.0*_t3
-            _t9_w1 = _t8_w1*(1.0 if _t7_w1 > 0.0 else (0.5 if _t7_w1 == 0.0 else 0.0))
+            _t9_w1 = _t8_w1*_sel(_t7_w1 > 0.0, 1.0, _sel(_t7_w1 == 0.0, 0.5, 0.0))
             _t10_w1 = _s7
             _t11_w1 = _s5
             _t12_w1 = 0.5*_t10_w1 + 0.5*_t11_w1
@@ -1096,9 +1098,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w1 = _s10
             _t15_w1 = 0.5*_t13_w1 + 0.5*_t14_w1
             _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))/_t18
-            _t21_w1 = 1.0 if _t7_w1 > 0.0 else 0.0
+            _t21_w1 = _sel(_t7_w1 > 0.0, 1.0, 0.0)
             _t33_w1 = _t26/_t32
-            _t34_w1 = 1.0 if _t6_w1 > 0.0 else 0.0
+            _t34_w1 = _sel(_t6_w1 > 0.0, 1.0, 0.0)
             _t35_w1 = min(_t29, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
             _t36_w1 = _t31*_t35_w1
             _t37_w1 = min(_t31, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
@@ -1107,7 +1109,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w1 = min(_t27, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
             _t41_w1 = _t20*_t40_w1 + eps
             _t42_w1 = _t26 + _t41_w1
-            _t43_w1 = _t25*(1.0 if _t22 > 0.0 else 0.0)
+            _t43_w1 = _t25*_sel(_t22 > 0.0, 1.0, 0.0)
             _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)/_t32)
             _t45_w1 = -_t21_w1 - _t34_w1 + 1.0
             _t46_w1 = min(_t20, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
@@ -1121,39 +1123,39 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w1 = py1 - ty1
             _t56_w1 = -_t55_w1
             _t57_w1 = 2.0*_t16
-            _t58_w1 = _t57_w1*(1.0 if _t56_w1 > 0.0 else (0.5 if _t56_w1 == 0.0 else 0.0))
-            _t59_w1 = 1.0 if _t56_w1 > 0.0 else 0.0
-            _t60_w1 = 1.0 if _t55_w1 > 0.0 else 0.0
+            _t58_w1 = _t57_w1*_sel(_t56_w1 > 0.0, 1.0, _sel(_t56_w1 == 0.0, 0.5, 0.0))
+            _t59_w1 = _sel(_t56_w1 > 0.0, 1.0, 0.0)
+            _t60_w1 = _sel(_t55_w1 > 0.0, 1.0, 0.0)
             _t61_w1 = _t27*_t46_w1 + _t39_w1 + eps
-            _t62_w1 = _t23*(1.0 if _t24 > 0.0 else 0.0)
+            _t62_w1 = _t23*_sel(_t24 > 0.0, 1.0, 0.0)
             _t63_w1 = _t62_w1*((_t26 + _t61_w1)/_t32)
             _t64_w1 = -_t59_w1 - _t60_w1 + 1.0
             _t65_w1 = 0.5*_t62_w1
             _t66_w1 = _t65_w1*((-_t25*_t40_w1 + _t61_w1)/_t32)
             _t67_w1 = _t28 + px2
-            _t68_w1 = _t8_w1*(1.0 if _t67_w1 > 0.0 else (0.5 if _t67_w1 == 0.0 else 0.0))
-            _t69_w1 = 1.0 if _t67_w1 > 0.0 else 0.0
+            _t68_w1 = _t8_w1*_sel(_t67_w1 > 0.0, 1.0, _sel(_t67_w1 == 0.0, 0.5, 0.0))
+            _t69_w1 = _sel(_t67_w1 > 0.0, 1.0, 0.0)
             _t70_w1 = -_t67_w1
-            _t71_w1 = 1.0 if _t70_w1 > 0.0 else 0.0
+            _t71_w1 = _sel(_t70_w1 > 0.0, 1.0, 0.0)
             _t72_w1 = -_t69_w1 - _t71_w1 + 1.0
             _t73_w1 = _t30 + py2
-            _t74_w1 = _t57_w1*(1.0 if _t73_w1 > 0.0 else (0.5 if _t73_w1 == 0.0 else 0.0))
-            _t75_w1 = 1.0 if _t73_w1 > 0.0 else 0.0
+            _t74_w1 = _t57_w1*_sel(_t73_w1 > 0.0, 1.0, _sel(_t73_w1 == 0.0, 0.5, 0.0))
+            _t75_w1 = _sel(_t73_w1 > 0.0, 1.0, 0.0)
             _t76_w1 = -_t73_w1
-            _t77_w1 = 1.0 if _t76_w1 > 0.0 else 0.0
+            _t77_w1 = _sel(_t76_w1 > 0.0, 1.0, 0.0)
             _t78_w1 = -_t75_w1 - _t77_w1 + 1.0
-            _t79_w1 = _t8_w1*(1.0 if _t6_w1 > 0.0 else (0.5 if _t6_w1 == 0.0 else 0.0))
+            _t79_w1 = _t8_w1*_sel(_t6_w1 > 0.0, 1.0, _sel(_t6_w1 == 0.0, 0.5, 0.0))
             _t80_w1 = -_t12_w1
             _t81_w1 = _t36_w1 + _t47_w1
             _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)/_t32)
             _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)/_t32)
-            _t84_w1 = _t57_w1*(1.0 if _t55_w1 > 0.0 else (0.5 if _t55_w1 == 0.0 else 0.0))
+            _t84_w1 = _t57_w1*_sel(_t55_w1 > 0.0, 1.0, _sel(_t55_w1 == 0.0, 0.5, 0.0))
             _t85_w1 = -_t15_w1
             _t86_w1 = _t29*_t37_w1 + _t47_w1
             _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)/_t32)
             _t88_w1 = _t65_w1*((-_t25*_t35_w1 + _t41_w1 + _t86_w1)/_t32)
-            _t89_w1 = _t8_w1*(1.0 if _t70_w1 > 0.0 else (0.5 if _t70_w1 == 0.0 else 0.0))
-            _t90_w1 = _t57_w1*(1.0 if _t76_w1 > 0.0 else (0.5 if _t76_w1 == 0.0 else 0.0))
+            _t89_w1 = _t8_w1*_sel(_t70_w1 > 0.0, 1.0, _sel(_t70_w1 == 0.0, 0.5, 0.0))
+            _t90_w1 = _t57_w1*_sel(_t76_w1 > 0.0, 1.0, _sel(_t76_w1 == 0.0, 0.5, 0.0))
             _s836 = -((_t20*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)/_t32)
             d_px1 = _xd0*(_s836 + (((_t12_w1 - -_t19_w1*_t9_w1))/_t18) + (((_t2_w1 - -_t5_w1*_t9_w1))/_t4))
             _s837 = -((_t27*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)/_t32)
@@ -1209,7 +1211,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w2 = px1 - tx1
             _t7_w2 = -_t6_w2
             _t8_w2 = 2.0*_t3_w1
-            _t9_w2 = _t8_w2*(1.0 if _t7_w2 > 0.0 else (0.5 if _t7_w2 == 0.0 else 0.0))
+            _t9_w2 = _t8_w2*_sel(_t7_w2 > 0.0, 1.0, _sel(_t7_w2 == 0.0, 0.5, 0.0))
             _t10_w2 = _s7
             _t11_w2 = _s5
             _t12_w2 = 0.5*_t10_w2 + 0.5*_t11_w2
@@ -1217,9 +1219,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w2 = _s10
             _t15_w2 = 0.5*_t13_w2 + 0.5*_t14_w2
             _t19_w2 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1
-            _t21_w2 = 1.0 if _t7_w2 > 0.0 else 0.0
+            _t21_w2 = _sel(_t7_w2 > 0.0, 1.0, 0.0)
             _t33_w2 = _t26_w1*_inv2_w1
-            _t34_w2 = 1.0 if _t6_w2 > 0.0 else 0.0
+            _t34_w2 = _sel(_t6_w2 > 0.0, 1.0, 0.0)
             _t35_w2 = min(_t29_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8, _s8 - _s8))
             _t36_w2 = _t31_w1*_t35_w2
             _t37_w2 = min(_t31_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13, _s13 - _s13))
@@ -1228,7 +1230,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w2 = min(_t27_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6, _s6 - _s6))
             _t41_w2 = _t20_w1*_t40_w2 + eps
             _t42_w2 = _t26_w1 + _t41_w2
-            _t43_w2 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+            _t43_w2 = _t25_w1*_sel(_t22_w1 > 0.0, 1.0, 0.0)
             _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1)
             _t45_w2 = -_t21_w2 - _t34_w2 + 1.0
             _t46_w2 = min(_t20_w1, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11, _s11 - _s11))
@@ -1242,39 +1244,39 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w2 = py1 - ty1
             _t56_w2 = -_t55_w2
             _t57_w2 = 2.0*_t16_w1
-            _t58_w2 = _t57_w2*(1.0 if _t56_w2 > 0.0 else (0.5 if _t56_w2 == 0.0 else 0.0))
-            _t59_w2 = 1.0 if _t56_w2 > 0.0 else 0.0
-            _t60_w2 = 1.0 if _t55_w2 > 0.0 else 0.0
+            _t58_w2 = _t57_w2*_sel(_t56_w2 > 0.0, 1.0, _sel(_t56_w2 == 0.0, 0.5, 0.0))
+            _t59_w2 = _sel(_t56_w2 > 0.0, 1.0, 0.0)
+            _t60_w2 = _sel(_t55_w2 > 0.0, 1.0, 0.0)
             _t61_w2 = _t27_w1*_t46_w2 + _t39_w2 + eps
-            _t62_w2 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+            _t62_w2 = _t23_w1*_sel(_t24_w1 > 0.0, 1.0, 0.0)
             _t63_w2 = _t62_w2*((_t26_w1 + _t61_w2)*_inv2_w1)
             _t64_w2 = -_t59_w2 - _t60_w2 + 1.0
             _t65_w2 = 0.5*_t62_w2
             _t66_w2 = _t65_w2*((-_t25_w1*_t40_w2 + _t61_w2)*_inv2_w1)
             _t67_w2 = _t28_w1 + px2
-            _t68_w2 = _t8_w2*(1.0 if _t67_w2 > 0.0 else (0.5 if _t67_w2 == 0.0 else 0.0))
-            _t69_w2 = 1.0 if _t67_w2 > 0.0 else 0.0
+            _t68_w2 = _t8_w2*_sel(_t67_w2 > 0.0, 1.0, _sel(_t67_w2 == 0.0, 0.5, 0.0))
+            _t69_w2 = _sel(_t67_w2 > 0.0, 1.0, 0.0)
             _t70_w2 = -_t67_w2
-            _t71_w2 = 1.0 if _t70_w2 > 0.0 else 0.0
+            _t71_w2 = _sel(_t70_w2 > 0.0, 1.0, 0.0)
             _t72_w2 = -_t69_w2 - _t71_w2 + 1.0
             _t73_w2 = _t30_w1 + py2
-            _t74_w2 = _t57_w2*(1.0 if _t73_w2 > 0.0 else (0.5 if _t73_w2 == 0.0 else 0.0))
-            _t75_w2 = 1.0 if _t73_w2 > 0.0 else 0.0
+            _t74_w2 = _t57_w2*_sel(_t73_w2 > 0.0, 1.0, _sel(_t73_w2 == 0.0, 0.5, 0.0))
+            _t75_w2 = _sel(_t73_w2 > 0.0, 1.0, 0.0)
             _t76_w2 = -_t73_w2
-            _t77_w2 = 1.0 if _t76_w2 > 0.0 else 0.0
+            _t77_w2 = _sel(_t76_w2 > 0.0, 1.0, 0.0)
             _t78_w2 = -_t75_w2 - _t77_w2 + 1.0
-            _t79_w2 = _t8_w2*(1.0 if _t6_w2 > 0.0 else (0.5 if _t6_w2 == 0.0 else 0.0))
+            _t79_w2 = _t8_w2*_sel(_t6_w2 > 0.0, 1.0, _sel(_t6_w2 == 0.0, 0.5, 0.0))
             _t80_w2 = -_t12_w2
             _t81_w2 = _t36_w2 + _t47_w2
             _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1)
             _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1)
-            _t84_w2 = _t57_w2*(1.0 if _t55_w2 > 0.0 else (0.5 if _t55_w2 == 0.0 else 0.0))
+            _t84_w2 = _t57_w2*_sel(_t55_w2 > 0.0, 1.0, _sel(_t55_w2 == 0.0, 0.5, 0.0))
             _t85_w2 = -_t15_w2
             _t86_w2 = _t29_w1*_t37_w2 + _t47_w2
             _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1)
             _t88_w2 = _t65_w2*((-_t25_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1)
-            _t89_w2 = _t8_w2*(1.0 if _t70_w2 > 0.0 else (0.5 if _t70_w2 == 0.0 else 0.0))
-            _t90_w2 = _t57_w2*(1.0 if _t76_w2 > 0.0 else (0.5 if _t76_w2 == 0.0 else 0.0))
+            _t89_w2 = _t8_w2*_sel(_t70_w2 > 0.0, 1.0, _sel(_t70_w2 == 0.0, 0.5, 0.0))
+            _t90_w2 = _t57_w2*_sel(_t76_w2 > 0.0, 1.0, _sel(_t76_w2 == 0.0, 0.5, 0.0))
             _s848 = -((_t20_w1*_t21_w2*_t33_w2 - _t34_w2*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1)
             d_px1 = s*(_s848 + (((_t12_w2 - -_t19_w2*_t9_w2))*_inv1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1))
             _s849 = -((_t27_w1*_t33_w2*_t59_w2 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1)
@@ -1299,7 +1301,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w3 = px1 - tx1
             _t7_w3 = -_t6_w3
             _t8_w3 = 2.0*_t3_w1
-            _t9_w3 = _t8_w3*(1.0 if _t7_w3 > 0.0 else (0.5 if _t7_w3 == 0.0 else 0.0))
+            _t9_w3 = _t8_w3*_sel(_t7_w3 > 0.0, 1.0, _sel(_t7_w3 == 0.0, 0.5, 0.0))
             _t10_w3 = _s7
             _t11_w3 = _s5
             _t12_w3 = 0.5*_t10_w3 + 0.5*_t11_w3
@@ -1307,9 +1309,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w3 = _s10
             _t15_w3 = 0.5*_t13_w3 + 0.5*_t14_w3
             _t19_w3 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1
-            _t21_w3 = 1.0 if _t7_w3 > 0.0 else 0.0
+            _t21_w3 = _sel(_t7_w3 > 0.0, 1.0, 0.0)
             _t33_w3 = _t26_w1/_t32_w1
-            _t34_w3 = 1.0 if _t6_w3 > 0.0 else 0.0
+            _t34_w3 = _sel(_t6_w3 > 0.0, 1.0, 0.0)
             _t35_w3 = min(_t29_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8, _s8 - _s8))
             _t36_w3 = _t31_w1*_t35_w3
             _t37_w3 = min(_t31_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13, _s13 - _s13))
@@ -1318,7 +1320,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w3 = min(_t27_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6, _s6 - _s6))
             _t41_w3 = _t20_w1*_t40_w3 + eps
             _t42_w3 = _t26_w1 + _t41_w3
-            _t43_w3 = _t25_w1*(1.0 if _t22_w1 > 0.0 else 0.0)
+            _t43_w3 = _t25_w1*_sel(_t22_w1 > 0.0, 1.0, 0.0)
             _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1)
             _t45_w3 = -_t21_w3 - _t34_w3 + 1.0
             _t46_w3 = min(_t20_w1, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11, _s11 - _s11))
@@ -1332,39 +1334,39 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w3 = py1 - ty1
             _t56_w3 = -_t55_w3
             _t57_w3 = 2.0*_t16_w1
-            _t58_w3 = _t57_w3*(1.0 if _t56_w3 > 0.0 else (0.5 if _t56_w3 == 0.0 else 0.0))
-            _t59_w3 = 1.0 if _t56_w3 > 0.0 else 0.0
-            _t60_w3 = 1.0 if _t55_w3 > 0.0 else 0.0
+            _t58_w3 = _t57_w3*_sel(_t56_w3 > 0.0, 1.0, _sel(_t56_w3 == 0.0, 0.5, 0.0))
+            _t59_w3 = _sel(_t56_w3 > 0.0, 1.0, 0.0)
+            _t60_w3 = _sel(_t55_w3 > 0.0, 1.0, 0.0)
             _t61_w3 = _t27_w1*_t46_w3 + _t39_w3 + eps
-            _t62_w3 = _t23_w1*(1.0 if _t24_w1 > 0.0 else 0.0)
+            _t62_w3 = _t23_w1*_sel(_t24_w1 > 0.0, 1.0, 0.0)
             _t63_w3 = _t62_w3*((_t26_w1 + _t61_w3)/_t32_w1)
             _t64_w3 = -_t59_w3 - _t60_w3 + 1.0
             _t65_w3 = 0.5*_t62_w3
             _t66_w3 = _t65_w3*((-_t25_w1*_t40_w3 + _t61_w3)/_t32_w1)
             _t67_w3 = _t28_w1 + px2
-            _t68_w3 = _t8_w3*(1.0 if _t67_w3 > 0.0 else (0.5 if _t67_w3 == 0.0 else 0.0))
-            _t69_w3 = 1.0 if _t67_w3 > 0.0 else 0.0
+            _t68_w3 = _t8_w3*_sel(_t67_w3 > 0.0, 1.0, _sel(_t67_w3 == 0.0, 0.5, 0.0))
+            _t69_w3 = _sel(_t67_w3 > 0.0, 1.0, 0.0)
             _t70_w3 = -_t67_w3
-            _t71_w3 = 1.0 if _t70_w3 > 0.0 else 0.0
+            _t71_w3 = _sel(_t70_w3 > 0.0, 1.0, 0.0)
             _t72_w3 = -_t69_w3 - _t71_w3 + 1.0
             _t73_w3 = _t30_w1 + py2
-            _t74_w3 = _t57_w3*(1.0 if _t73_w3 > 0.0 else (0.5 if _t73_w3 == 0.0 else 0.0))
-            _t75_w3 = 1.0 if _t73_w3 > 0.0 else 0.0
+            _t74_w3 = _t57_w3*_sel(_t73_w3 > 0.0, 1.0, _sel(_t73_w3 == 0.0, 0.5, 0.0))
+            _t75_w3 = _sel(_t73_w3 > 0.0, 1.0, 0.0)
             _t76_w3 = -_t73_w3
-            _t77_w3 = 1.0 if _t76_w3 > 0.0 else 0.0
+            _t77_w3 = _sel(_t76_w3 > 0.0, 1.0, 0.0)
             _t78_w3 = -_t75_w3 - _t77_w3 + 1.0
-            _t79_w3 = _t8_w3*(1.0 if _t6_w3 > 0.0 else (0.5 if _t6_w3 == 0.0 else 0.0))
+            _t79_w3 = _t8_w3*_sel(_t6_w3 > 0.0, 1.0, _sel(_t6_w3 == 0.0, 0.5, 0.0))
             _t80_w3 = -_t12_w3
             _t81_w3 = _t36_w3 + _t47_w3
             _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1)
             _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1)
-            _t84_w3 = _t57_w3*(1.0 if _t55_w3 > 0.0 else (0.5 if _t55_w3 == 0.0 else 0.0))
+            _t84_w3 = _t57_w3*_sel(_t55_w3 > 0.0, 1.0, _sel(_t55_w3 == 0.0, 0.5, 0.0))
             _t85_w3 = -_t15_w3
             _t86_w3 = _t29_w1*_t37_w3 + _t47_w3
             _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1)
             _t88_w3 = _t65_w3*((-_t25_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1)
-            _t89_w3 = _t8_w3*(1.0 if _t70_w3 > 0.0 else (0.5 if _t70_w3 == 0.0 else 0.0))
-            _t90_w3 = _t57_w3*(1.0 if _t76_w3 > 0.0 else (0.5 if _t76_w3 == 0.0 else 0.0))
+            _t89_w3 = _t8_w3*_sel(_t70_w3 > 0.0, 1.0, _sel(_t70_w3 == 0.0, 0.5, 0.0))
+            _t90_w3 = _t57_w3*_sel(_t76_w3 > 0.0, 1.0, _sel(_t76_w3 == 0.0, 0.5, 0.0))
             _s856 = -((_t20_w1*_t21_w3*_t33_w3 - _t34_w3*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1)
             d_px1 = s*(_s856 + (((_t12_w3 - -_t19_w3*_t9_w3))/_t18_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1))
             _s857 = -((_t27_w1*_t33_w3*_t59_w3 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1)
@@ -1410,13 +1412,13 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
     _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
     _c24 = _e22 - _e23
-    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
     _b26 = _s5 - px2
     _b27 = _s7 - px1
     _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
-    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
     _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -1426,14 +1428,14 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
     elif (x_e <= _f32(1.0)):  # logarithmic: L_EIoU <= 1
         _sub34 = x_e < _f32(1.1754943508222875e-38)
         _lx35 = x_e*_f32(33554432.0)
-        _lx36 = (_lx35 if _sub34 else x_e)
+        _lx36 = _sel(_sub34, _lx35, x_e)
         _lb37 = _f32(_lx36).view(_i32)
         _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big39 = _lm38 > _f32(1.4142135381698608)
         _lh40 = _lm38*_f32(0.5)
-        _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
+        _lf41 = _sel(_big39, _lh40, _lm38) - _f32(1.0)
         _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0)) - (_f32(25.0) if _sub34 else _f32(0.0))
+        _lk43 = _le42 + _sel(_big39, _f32(1.0), _f32(0.0)) - _sel(_sub34, _f32(25.0), _f32(0.0))
         _ls44 = _lf41/(_f32(2.0) + _lf41)
         _lz45 = _ls44*_ls44
         _e46 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz45
@@ -1443,8 +1445,8 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, c_lin):
         _hf50 = _f32(0.5)*(_lf41*_lf41)
         _lg51 = _lk43*_f32(0.693145751953125) + (_lf41 - (_hf50 - (_ls44*(_hf50 + _lz45*_e49) + (_lk43*_f32(1.428606765330187e-06)))))
         _lo52 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-        _lo53 = (_lg51 if x_e > _f32(0.0) else _lo52)
-        _lo54 = (_lo53 if x_e < _f32(math.inf) else x_e)
+        _lo53 = _sel(x_e > _f32(0.0), _lg51, _lo52)
+        _lo54 = _sel(x_e < _f32(math.inf), _lo53, x_e)
         value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo54 + _f32(1.0))
         return value
     else:  # linear: L_EIoU > 1
@@ -1477,13 +1479,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
     _e22 = (py2 - (_s10 - _b20)) - (ty2 + _b20)
     _e23 = (py1 - (_s12 - _b21)) - (ty1 + _b21)
     _c24 = _e22 - _e23
-    _s25 = (_s10 - _s12) + _c24 if _c24 == _c24 else _s10 - _s12
+    _s25 = _sel(_c24 == _c24, (_s10 - _s12) + _c24, _s10 - _s12)
     _b26 = _s5 - px2
     _b27 = _s7 - px1
     _e28 = (px2 - (_s5 - _b26)) - (tx2 + _b26)
     _e29 = (px1 - (_s7 - _b27)) - (tx1 + _b27)
     _c30 = _e28 - _e29
-    _s31 = (_s5 - _s7) + _c30 if _c30 == _c30 else _s5 - _s7
+    _s31 = _sel(_c30 == _c30, (_s5 - _s7) + _c30, _s5 - _s7)
     _s32 = _s19/(eps + _s16 + _s18 + max(_s9, _s9 - _s9)*max(_s17, _s17 - _s17) + _s14 + _s15)
     _s33 = ((_s1*_s1) + (_s2*_s2))/(eps + (_s3*_s3) + (_s4*_s4))
     x_e = _s33 + _s32 + (_s25*_s25)/(eps + (_s4*_s4)) + (_s31*_s31)/(eps + (_s3*_s3))
@@ -1504,14 +1506,14 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _a92 = min(x_e, _f32(1.0))
         _sub93 = _a92 < _f32(1.1754943508222875e-38)
         _lx94 = _a92*_f32(33554432.0)
-        _lx95 = (_lx94 if _sub93 else _a92)
+        _lx95 = _sel(_sub93, _lx94, _a92)
         _lb96 = _f32(_lx95).view(_i32)
         _lm97 = _i32((_lb96 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big98 = _lm97 > _f32(1.4142135381698608)
         _lh99 = _lm97*_f32(0.5)
-        _lf100 = (_lh99 if _big98 else _lm97) - _f32(1.0)
+        _lf100 = _sel(_big98, _lh99, _lm97) - _f32(1.0)
         _le101 = _i32(_i32(_lb96 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk102 = _le101 + (_f32(1.0) if _big98 else _f32(0.0)) - (_f32(25.0) if _sub93 else _f32(0.0))
+        _lk102 = _le101 + _sel(_big98, _f32(1.0), _f32(0.0)) - _sel(_sub93, _f32(25.0), _f32(0.0))
         _ls103 = _lf100/(_f32(2.0) + _lf100)
         _lz104 = _ls103*_ls103
         _e105 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz104
@@ -1521,19 +1523,19 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _hf109 = _f32(0.5)*(_lf100*_lf100)
         _lg110 = _lk102*_f32(0.693145751953125) + (_lf100 - (_hf109 - (_ls103*(_hf109 + _lz104*_e108) + (_lk102*_f32(1.428606765330187e-06)))))
         _lo111 = (-_f32(math.inf) if _a92 == _f32(0.0) else _f32(math.nan))
-        _lo112 = (_lg110 if _a92 > _f32(0.0) else _lo111)
-        _lo113 = (_lo112 if _a92 < _f32(math.inf) else _a92)
+        _lo112 = _sel(_a92 > _f32(0.0), _lg110, _lo111)
+        _lo113 = _sel(_a92 < _f32(math.inf), _lo112, _a92)
         _xd0 = -_f32(4.0)*q*x_e*(ln_b + _lo113)
         _sub114 = x_e < _f32(1.1754943508222875e-38)
         _lx115 = x_e*_f32(33554432.0)
-        _lx116 = (_lx115 if _sub114 else x_e)
+        _lx116 = _sel(_sub114, _lx115, x_e)
         _lb117 = _f32(_lx116).view(_i32)
         _lm118 = _i32((_lb117 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big119 = _lm118 > _f32(1.4142135381698608)
         _lh120 = _lm118*_f32(0.5)
-        _lf121 = (_lh120 if _big119 else _lm118) - _f32(1.0)
+        _lf121 = _sel(_big119, _lh120, _lm118) - _f32(1.0)
         _le122 = _i32(_i32(_lb117 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk123 = _le122 + (_f32(1.0) if _big119 else _f32(0.0)) - (_f32(25.0) if _sub114 else _f32(0.0))
+        _lk123 = _le122 + _sel(_big119, _f32(1.0), _f32(0.0)) - _sel(_sub114, _f32(25.0), _f32(0.0))
         _ls124 = _lf121/(_f32(2.0) + _lf121)
         _lz125 = _ls124*_ls124
         _e126 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz125
@@ -1543,8 +1545,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
         _hf130 = _f32(0.5)*(_lf121*_lf121)
         _lg131 = _lk123*_f32(0.693145751953125) + (_lf121 - (_hf130 - (_ls124*(_hf130 + _lz125*_e129) + (_lk123*_f32(1.428606765330187e-06)))))
         _lo132 = (-_f32(math.inf) if x_e == _f32(0.0) else _f32(math.nan))
-        _lo133 = (_lg131 if x_e > _f32(0.0) else _lo132)
-        _lo134 = (_lo133 if x_e < _f32(math.inf) else x_e)
+        _lo133 = _sel(x_e > _f32(0.0), _lg131, _lo132)
+        _lo134 = _sel(x_e < _f32(math.inf), _lo133, x_e)
         _xg0 = max(abs(ln_b + _lo134) - _f32(0.125), x_e - _f32(1.0)) > _f32(0.0)
         if not _xg0:
             _xw_px1 = _f64(px1)
@@ -1586,7 +1588,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xe49 = (_xw_py2 - (_xu45 - _xb47)) - (_xw_ty2 + _xb47)
             _xe50 = (_xw_py1 - (_xu46 - _xb48)) - (_xw_ty1 + _xb48)
             _xc51 = _xe49 - _xe50
-            _xs52 = (_xu45 - _xu46) + _xc51 if _xc51 == _xc51 else _xu45 - _xu46
+            _xs52 = _sel(_xc51 == _xc51, (_xu45 - _xu46) + _xc51, _xu45 - _xu46)
             _xs53 = 0.5*_xt2 + 0.5*_xt3
             _xs54 = 0.5*_xt4 + 0.5*_xt5
             _xu55 = _xw_px2 - _xw_tx2
@@ -1596,21 +1598,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xe59 = (_xw_px2 - (_xu55 - _xb57)) - (_xw_tx2 + _xb57)
             _xe60 = (_xw_px1 - (_xu56 - _xb58)) - (_xw_tx1 + _xb58)
             _xc61 = _xe59 - _xe60
-            _xs62 = (_xu55 - _xu56) + _xc61 if _xc61 == _xc61 else _xu55 - _xu56
+            _xs62 = _sel(_xc61 == _xc61, (_xu55 - _xu56) + _xc61, _xu55 - _xu56)
             _xs63 = ((_xs53*_xs53) + (_xs54*_xs54))/(_xt0 + _xt1)
             _xs64 = _xt9/(_xt8*max(_xs44, _xs44 - _xs44) + _xt9)
             _xt10 = _xs64 + (_xs52*_xs52)/(_xt1 + _xw_eps) + _xs63 + (_xs62*_xs62)/_xt0
             _xa65 = min(_xt10, 1.0)
             _xsub66 = _xa65 < 2.2250738585072014e-308
             _xlx67 = _xa65*1.8014398509481984e+16
-            _xlx68 = (_xlx67 if _xsub66 else _xa65)
+            _xlx68 = _sel(_xsub66, _xlx67, _xa65)
             _xlb69 = _f64(_xlx68).view(_i64)
             _xlm70 = _i64((_xlb69 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
             _xbig71 = _xlm70 > 1.4142135623730951
             _xlh72 = _xlm70*0.5
-            _xlf73 = (_xlh72 if _xbig71 else _xlm70) - 1.0
+            _xlf73 = _sel(_xbig71, _xlh72, _xlm70) - 1.0
             _xle74 = _i64(_i64(_xlb69 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-            _xlk75 = _xle74 + (1.0 if _xbig71 else 0.0) - (54.0 if _xsub66 else 0.0)
+            _xlk75 = _xle74 + _sel(_xbig71, 1.0, 0.0) - _sel(_xsub66, 54.0, 0.0)
             _xls76 = _xlf73/(2.0 + _xlf73)
             _xlz77 = _xls76*_xls76
             _xe78 = 0.6666666666666666 + 0.4000000000000088*_xlz77
@@ -1625,8 +1627,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _xhf87 = 0.5*(_xlf73*_xlf73)
             _xlg88 = _xlk75*0.6931471805598903 + (_xlf73 - (_xhf87 - (_xls76*(_xhf87 + _xlz77*_xe86) + (_xlk75*5.497923018708371e-14))))
             _xlo89 = (-math.inf if _xa65 == 0.0 else math.nan)
-            _xlo90 = (_xlg88 if _xa65 > 0.0 else _xlo89)
-            _xlo91 = (_xlo90 if _xa65 < math.inf else _xa65)
+            _xlo90 = _sel(_xa65 > 0.0, _xlg88, _xlo89)
+            _xlo91 = _sel(_xa65 < math.inf, _xlo90, _xa65)
             _xd0 = _f32(-4.0*_xt10*_xw_q*(_xw_ln_b + _xlo91))
         value = q*(x_e*x_e)*(-_f32(2.0)*ln_b - _f32(2.0)*_lo134 + _f32(1.0))
         _t3 = _s3
@@ -1664,7 +1666,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6 = px1 - tx1
             _t7 = -_t6
             _t8 = _f32(2.0)*_t3
-            _t9 = _t8*(_f32(1.0) if _t7 > _f32(0.0) else (_f32(0.5) if _t7 == _f32(0.0) else _f32(0.0)))
+            _t9 = _t8*_sel(_t7 > _f32(0.0), _f32(1.0), _sel(_t7 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10 = _s7
             _t11 = _s5
             _t12 = _f32(0.5)*_t10 + _f32(0.5)*_t11
@@ -1672,9 +1674,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14 = _s10
             _t15 = _f32(0.5)*_t13 + _f32(0.5)*_t14
             _t19 = ((_t12*_t12) + (_t15*_t15))*_inv1
-            _t21 = _f32(1.0) if _t7 > _f32(0.0) else _f32(0.0)
+            _t21 = _sel(_t7 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33 = _t26*_inv2
-            _t34 = _f32(1.0) if _t6 > _f32(0.0) else _f32(0.0)
+            _t34 = _sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35 = min(_t29, max(_t10, _t10 - _t10) + max(_s8, _s8 - _s8))
             _t36 = _t31*_t35
             _t37 = min(_t31, max(_t13, _t13 - _t13) + max(_s13, _s13 - _s13))
@@ -1683,7 +1685,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40 = min(_t27, max(_t11, _t11 - _t11) + max(_s6, _s6 - _s6))
             _t41 = _t20*_t40 + eps
             _t42 = _t26 + _t41
-            _t43 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
+            _t43 = _t25*_sel(_t22 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44 = _t43*((_t39 + _t42)*_inv2)
             _t45 = -_t21 - _t34 + _f32(1.0)
             _t46 = min(_t20, max(_t14, _t14 - _t14) + max(_s11, _s11 - _s11))
@@ -1697,39 +1699,39 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55 = py1 - ty1
             _t56 = -_t55
             _t57 = _f32(2.0)*_t16
-            _t58 = _t57*(_f32(1.0) if _t56 > _f32(0.0) else (_f32(0.5) if _t56 == _f32(0.0) else _f32(0.0)))
-            _t59 = _f32(1.0) if _t56 > _f32(0.0) else _f32(0.0)
-            _t60 = _f32(1.0) if _t55 > _f32(0.0) else _f32(0.0)
+            _t58 = _t57*_sel(_t56 > _f32(0.0), _f32(1.0), _sel(_t56 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t59 = _sel(_t56 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t60 = _sel(_t55 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61 = _t27*_t46 + _t39 + eps
-            _t62 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t62 = _t23*_sel(_t24 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63 = _t62*((_t26 + _t61)*_inv2)
             _t64 = -_t59 - _t60 + _f32(1.0)
             _t65 = _f32(0.5)*_t62
             _t66 = _t65*((-_t25*_t40 + _t61)*_inv2)
             _t67 = _t28 + px2
-            _t68 = _t8*(_f32(1.0) if _t67 > _f32(0.0) else (_f32(0.5) if _t67 == _f32(0.0) else _f32(0.0)))
-            _t69 = _f32(1.0) if _t67 > _f32(0.0) else _f32(0.0)
+            _t68 = _t8*_sel(_t67 > _f32(0.0), _f32(1.0), _sel(_t67 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t69 = _sel(_t67 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70 = -_t67
-            _t71 = _f32(1.0) if _t70 > _f32(0.0) else _f32(0.0)
+            _t71 = _sel(_t70 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t72 = -_t69 - _t71 + _f32(1.0)
             _t73 = _t30 + py2
-            _t74 = _t57*(_f32(1.0) if _t73 > _f32(0.0) else (_f32(0.5) if _t73 == _f32(0.0) else _f32(0.0)))
-            _t75 = _f32(1.0) if _t73 > _f32(0.0) else _f32(0.0)
+            _t74 = _t57*_sel(_t73 > _f32(0.0), _f32(1.0), _sel(_t73 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t75 = _sel(_t73 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76 = -_t73
-            _t77 = _f32(1.0) if _t76 > _f32(0.0) else _f32(0.0)
+            _t77 = _sel(_t76 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78 = -_t75 - _t77 + _f32(1.0)
-            _t79 = _t8*(_f32(1.0) if _t6 > _f32(0.0) else (_f32(0.5) if _t6 == _f32(0.0) else _f32(0.0)))
+            _t79 = _t8*_sel(_t6 > _f32(0.0), _f32(1.0), _sel(_t6 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t80 = -_t12
             _t81 = _t36 + _t47
             _t82 = _t43*((_t42 + _t81)*_inv2)
             _t83 = _t48*((-_t38 + _t41 + _t81)*_inv2)
-            _t84 = _t57*(_f32(1.0) if _t55 > _f32(0.0) else (_f32(0.5) if _t55 == _f32(0.0) else _f32(0.0)))
+            _t84 = _t57*_sel(_t55 > _f32(0.0), _f32(1.0), _sel(_t55 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85 = -_t15
             _t86 = _t29*_t37 + _t47
             _t87 = _t62*((_t42 + _t86)*_inv2)
             _t88 = _t65*((-_t25*_t35 + _t41 + _t86)*_inv2)
-            _t89 = _t8*(_f32(1.0) if _t70 > _f32(0.0) else (_f32(0.5) if _t70 == _f32(0.0) else _f32(0.0)))
-            _t90 = _t57*(_f32(1.0) if _t76 > _f32(0.0) else (_f32(0.5) if _t76 == _f32(0.0) else _f32(0.0)))
+            _t89 = _t8*_sel(_t70 > _f32(0.0), _f32(1.0), _sel(_t70 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t90 = _t57*_sel(_t76 > _f32(0.0), _f32(1.0), _sel(_t76 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s139 = -((_t20*_t21*_t33 - _t34*_t44 - _t45*_t49)*_inv2)
             d_px1 = _xd0*(_s139 + (((_t12 - -_t19*_t9))*_inv1) + (((_t2 - -_t5*_t9))*_inv0))
             _s140 = -((_t27*_t33*_t59 - _t60*_t63 - _t64*_t66)*_inv2)
@@ -1754,7 +1756,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w1 = px1 - tx1
             _t7_w1 = -_t6_w1
             _t8_w1 = _f32(2.0)*_t3
-            _t9_w1 = _t8_w1*(_f32(1.0) if _t7_w1 > _f32(0.0) else (_f32(0.5) if _t7_w1 == _f32(0.0) else _f32(0.0)))
+            _t9_w1 = _t8_w1*_sel(_t7_w1 > _f32(0.0), _f32(1.0), _sel(_t7_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10_w1 = _s7
             _t11_w1 = _s5
             _t12_w1 = _f32(0.5)*_t10_w1 + _f32(0.5)*_t11_w1
@@ -1762,9 +1764,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w1 = _s10
             _t15_w1 = _f32(0.5)*_t13_w1 + _f32(0.5)*_t14_w1
             _t19_w1 = ((_t12_w1*_t12_w1) + (_t15_w1*_t15_w1))/_t18
-            _t21_w1 = _f32(1.0) if _t7_w1 > _f32(0.0) else _f32(0.0)
+            _t21_w1 = _sel(_t7_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33_w1 = _t26/_t32
-            _t34_w1 = _f32(1.0) if _t6_w1 > _f32(0.0) else _f32(0.0)
+            _t34_w1 = _sel(_t6_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w1 = min(_t29, max(_t10_w1, _t10_w1 - _t10_w1) + max(_s8, _s8 - _s8))
             _t36_w1 = _t31*_t35_w1
             _t37_w1 = min(_t31, max(_t13_w1, _t13_w1 - _t13_w1) + max(_s13, _s13 - _s13))
@@ -1773,7 +1775,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w1 = min(_t27, max(_t11_w1, _t11_w1 - _t11_w1) + max(_s6, _s6 - _s6))
             _t41_w1 = _t20*_t40_w1 + eps
             _t42_w1 = _t26 + _t41_w1
-            _t43_w1 = _t25*(_f32(1.0) if _t22 > _f32(0.0) else _f32(0.0))
+            _t43_w1 = _t25*_sel(_t22 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44_w1 = _t43_w1*((_t39_w1 + _t42_w1)/_t32)
             _t45_w1 = -_t21_w1 - _t34_w1 + _f32(1.0)
             _t46_w1 = min(_t20, max(_t14_w1, _t14_w1 - _t14_w1) + max(_s11, _s11 - _s11))
@@ -1787,39 +1789,39 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w1 = py1 - ty1
             _t56_w1 = -_t55_w1
             _t57_w1 = _f32(2.0)*_t16
-            _t58_w1 = _t57_w1*(_f32(1.0) if _t56_w1 > _f32(0.0) else (_f32(0.5) if _t56_w1 == _f32(0.0) else _f32(0.0)))
-            _t59_w1 = _f32(1.0) if _t56_w1 > _f32(0.0) else _f32(0.0)
-            _t60_w1 = _f32(1.0) if _t55_w1 > _f32(0.0) else _f32(0.0)
+            _t58_w1 = _t57_w1*_sel(_t56_w1 > _f32(0.0), _f32(1.0), _sel(_t56_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t59_w1 = _sel(_t56_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t60_w1 = _sel(_t55_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61_w1 = _t27*_t46_w1 + _t39_w1 + eps
-            _t62_w1 = _t23*(_f32(1.0) if _t24 > _f32(0.0) else _f32(0.0))
+            _t62_w1 = _t23*_sel(_t24 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63_w1 = _t62_w1*((_t26 + _t61_w1)/_t32)
             _t64_w1 = -_t59_w1 - _t60_w1 + _f32(1.0)
             _t65_w1 = _f32(0.5)*_t62_w1
             _t66_w1 = _t65_w1*((-_t25*_t40_w1 + _t61_w1)/_t32)
             _t67_w1 = _t28 + px2
-            _t68_w1 = _t8_w1*(_f32(1.0) if _t67_w1 > _f32(0.0) else (_f32(0.5) if _t67_w1 == _f32(0.0) else _f32(0.0)))
-            _t69_w1 = _f32(1.0) if _t67_w1 > _f32(0.0) else _f32(0.0)
+            _t68_w1 = _t8_w1*_sel(_t67_w1 > _f32(0.0), _f32(1.0), _sel(_t67_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t69_w1 = _sel(_t67_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70_w1 = -_t67_w1
-            _t71_w1 = _f32(1.0) if _t70_w1 > _f32(0.0) else _f32(0.0)
+            _t71_w1 = _sel(_t70_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t72_w1 = -_t69_w1 - _t71_w1 + _f32(1.0)
             _t73_w1 = _t30 + py2
-            _t74_w1 = _t57_w1*(_f32(1.0) if _t73_w1 > _f32(0.0) else (_f32(0.5) if _t73_w1 == _f32(0.0) else _f32(0.0)))
-            _t75_w1 = _f32(1.0) if _t73_w1 > _f32(0.0) else _f32(0.0)
+            _t74_w1 = _t57_w1*_sel(_t73_w1 > _f32(0.0), _f32(1.0), _sel(_t73_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t75_w1 = _sel(_t73_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76_w1 = -_t73_w1
-            _t77_w1 = _f32(1.0) if _t76_w1 > _f32(0.0) else _f32(0.0)
+            _t77_w1 = _sel(_t76_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78_w1 = -_t75_w1 - _t77_w1 + _f32(1.0)
-            _t79_w1 = _t8_w1*(_f32(1.0) if _t6_w1 > _f32(0.0) else (_f32(0.5) if _t6_w1 == _f32(0.0) else _f32(0.0)))
+            _t79_w1 = _t8_w1*_sel(_t6_w1 > _f32(0.0), _f32(1.0), _sel(_t6_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t80_w1 = -_t12_w1
             _t81_w1 = _t36_w1 + _t47_w1
             _t82_w1 = _t43_w1*((_t42_w1 + _t81_w1)/_t32)
             _t83_w1 = _t48_w1*((-_t38_w1 + _t41_w1 + _t81_w1)/_t32)
-            _t84_w1 = _t57_w1*(_f32(1.0) if _t55_w1 > _f32(0.0) else (_f32(0.5) if _t55_w1 == _f32(0.0) else _f32(0.0)))
+            _t84_w1 = _t57_w1*_sel(_t55_w1 > _f32(0.0), _f32(1.0), _sel(_t55_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85_w1 = -_t15_w1
             _t86_w1 = _t29*_t37_w1 + _t47_w1
             _t87_w1 = _t62_w1*((_t42_w1 + _t86_w1)/_t32)
             _t88_w1 = _t65_w1*((-_t25*_t35_w1 + _t41_w1 + _t86_w1)/_t32)
-            _t89_w1 = _t8_w1*(_f32(1.0) if _t70_w1 > _f32(0.0) else (_f32(0.5) if _t70_w1 == _f32(0.0) else _f32(0.0)))
-            _t90_w1 = _t57_w1*(_f32(1.0) if _t76_w1 > _f32(0.0) else (_f32(0.5) if _t76_w1 == _f32(0.0) else _f32(0.0)))
+            _t89_w1 = _t8_w1*_sel(_t70_w1 > _f32(0.0), _f32(1.0), _sel(_t70_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t90_w1 = _t57_w1*_sel(_t76_w1 > _f32(0.0), _f32(1.0), _sel(_t76_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s147 = -((_t20*_t21_w1*_t33_w1 - _t34_w1*_t44_w1 - _t45_w1*_t49_w1)/_t32)
             d_px1 = _xd0*(_s147 + (((_t12_w1 - -_t19_w1*_t9_w1))/_t18) + (((_t2_w1 - -_t5_w1*_t9_w1))/_t4))
             _s148 = -((_t27*_t33_w1*_t59_w1 - _t60_w1*_t63_w1 - _t64_w1*_t66_w1)/_t32)
@@ -1875,7 +1877,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w2 = px1 - tx1
             _t7_w2 = -_t6_w2
             _t8_w2 = _f32(2.0)*_t3_w1
-            _t9_w2 = _t8_w2*(_f32(1.0) if _t7_w2 > _f32(0.0) else (_f32(0.5) if _t7_w2 == _f32(0.0) else _f32(0.0)))
+            _t9_w2 = _t8_w2*_sel(_t7_w2 > _f32(0.0), _f32(1.0), _sel(_t7_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10_w2 = _s7
             _t11_w2 = _s5
             _t12_w2 = _f32(0.5)*_t10_w2 + _f32(0.5)*_t11_w2
@@ -1883,9 +1885,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w2 = _s10
             _t15_w2 = _f32(0.5)*_t13_w2 + _f32(0.5)*_t14_w2
             _t19_w2 = ((_t12_w2*_t12_w2) + (_t15_w2*_t15_w2))*_inv1_w1
-            _t21_w2 = _f32(1.0) if _t7_w2 > _f32(0.0) else _f32(0.0)
+            _t21_w2 = _sel(_t7_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33_w2 = _t26_w1*_inv2_w1
-            _t34_w2 = _f32(1.0) if _t6_w2 > _f32(0.0) else _f32(0.0)
+            _t34_w2 = _sel(_t6_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w2 = min(_t29_w1, max(_t10_w2, _t10_w2 - _t10_w2) + max(_s8, _s8 - _s8))
             _t36_w2 = _t31_w1*_t35_w2
             _t37_w2 = min(_t31_w1, max(_t13_w2, _t13_w2 - _t13_w2) + max(_s13, _s13 - _s13))
@@ -1894,7 +1896,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w2 = min(_t27_w1, max(_t11_w2, _t11_w2 - _t11_w2) + max(_s6, _s6 - _s6))
             _t41_w2 = _t20_w1*_t40_w2 + eps
             _t42_w2 = _t26_w1 + _t41_w2
-            _t43_w2 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+            _t43_w2 = _t25_w1*_sel(_t22_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44_w2 = _t43_w2*((_t39_w2 + _t42_w2)*_inv2_w1)
             _t45_w2 = -_t21_w2 - _t34_w2 + _f32(1.0)
             _t46_w2 = min(_t20_w1, max(_t14_w2, _t14_w2 - _t14_w2) + max(_s11, _s11 - _s11))
@@ -1908,39 +1910,39 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w2 = py1 - ty1
             _t56_w2 = -_t55_w2
             _t57_w2 = _f32(2.0)*_t16_w1
-            _t58_w2 = _t57_w2*(_f32(1.0) if _t56_w2 > _f32(0.0) else (_f32(0.5) if _t56_w2 == _f32(0.0) else _f32(0.0)))
-            _t59_w2 = _f32(1.0) if _t56_w2 > _f32(0.0) else _f32(0.0)
-            _t60_w2 = _f32(1.0) if _t55_w2 > _f32(0.0) else _f32(0.0)
+            _t58_w2 = _t57_w2*_sel(_t56_w2 > _f32(0.0), _f32(1.0), _sel(_t56_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t59_w2 = _sel(_t56_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t60_w2 = _sel(_t55_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61_w2 = _t27_w1*_t46_w2 + _t39_w2 + eps
-            _t62_w2 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+            _t62_w2 = _t23_w1*_sel(_t24_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63_w2 = _t62_w2*((_t26_w1 + _t61_w2)*_inv2_w1)
             _t64_w2 = -_t59_w2 - _t60_w2 + _f32(1.0)
             _t65_w2 = _f32(0.5)*_t62_w2
             _t66_w2 = _t65_w2*((-_t25_w1*_t40_w2 + _t61_w2)*_inv2_w1)
             _t67_w2 = _t28_w1 + px2
-            _t68_w2 = _t8_w2*(_f32(1.0) if _t67_w2 > _f32(0.0) else (_f32(0.5) if _t67_w2 == _f32(0.0) else _f32(0.0)))
-            _t69_w2 = _f32(1.0) if _t67_w2 > _f32(0.0) else _f32(0.0)
+            _t68_w2 = _t8_w2*_sel(_t67_w2 > _f32(0.0), _f32(1.0), _sel(_t67_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t69_w2 = _sel(_t67_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70_w2 = -_t67_w2
-            _t71_w2 = _f32(1.0) if _t70_w2 > _f32(0.0) else _f32(0.0)
+            _t71_w2 = _sel(_t70_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t72_w2 = -_t69_w2 - _t71_w2 + _f32(1.0)
             _t73_w2 = _t30_w1 + py2
-            _t74_w2 = _t57_w2*(_f32(1.0) if _t73_w2 > _f32(0.0) else (_f32(0.5) if _t73_w2 == _f32(0.0) else _f32(0.0)))
-            _t75_w2 = _f32(1.0) if _t73_w2 > _f32(0.0) else _f32(0.0)
+            _t74_w2 = _t57_w2*_sel(_t73_w2 > _f32(0.0), _f32(1.0), _sel(_t73_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t75_w2 = _sel(_t73_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76_w2 = -_t73_w2
-            _t77_w2 = _f32(1.0) if _t76_w2 > _f32(0.0) else _f32(0.0)
+            _t77_w2 = _sel(_t76_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78_w2 = -_t75_w2 - _t77_w2 + _f32(1.0)
-            _t79_w2 = _t8_w2*(_f32(1.0) if _t6_w2 > _f32(0.0) else (_f32(0.5) if _t6_w2 == _f32(0.0) else _f32(0.0)))
+            _t79_w2 = _t8_w2*_sel(_t6_w2 > _f32(0.0), _f32(1.0), _sel(_t6_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t80_w2 = -_t12_w2
             _t81_w2 = _t36_w2 + _t47_w2
             _t82_w2 = _t43_w2*((_t42_w2 + _t81_w2)*_inv2_w1)
             _t83_w2 = _t48_w2*((-_t38_w2 + _t41_w2 + _t81_w2)*_inv2_w1)
-            _t84_w2 = _t57_w2*(_f32(1.0) if _t55_w2 > _f32(0.0) else (_f32(0.5) if _t55_w2 == _f32(0.0) else _f32(0.0)))
+            _t84_w2 = _t57_w2*_sel(_t55_w2 > _f32(0.0), _f32(1.0), _sel(_t55_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85_w2 = -_t15_w2
             _t86_w2 = _t29_w1*_t37_w2 + _t47_w2
             _t87_w2 = _t62_w2*((_t42_w2 + _t86_w2)*_inv2_w1)
             _t88_w2 = _t65_w2*((-_t25_w1*_t35_w2 + _t41_w2 + _t86_w2)*_inv2_w1)
-            _t89_w2 = _t8_w2*(_f32(1.0) if _t70_w2 > _f32(0.0) else (_f32(0.5) if _t70_w2 == _f32(0.0) else _f32(0.0)))
-            _t90_w2 = _t57_w2*(_f32(1.0) if _t76_w2 > _f32(0.0) else (_f32(0.5) if _t76_w2 == _f32(0.0) else _f32(0.0)))
+            _t89_w2 = _t8_w2*_sel(_t70_w2 > _f32(0.0), _f32(1.0), _sel(_t70_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t90_w2 = _t57_w2*_sel(_t76_w2 > _f32(0.0), _f32(1.0), _sel(_t76_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s159 = -((_t20_w1*_t21_w2*_t33_w2 - _t34_w2*_t44_w2 - _t45_w2*_t49_w2)*_inv2_w1)
             d_px1 = s*(_s159 + (((_t12_w2 - -_t19_w2*_t9_w2))*_inv1_w1) + (((_t2_w2 - -_t5_w2*_t9_w2))*_inv0_w1))
             _s160 = -((_t27_w1*_t33_w2*_t59_w2 - _t60_w2*_t63_w2 - _t64_w2*_t66_w2)*_inv2_w1)
@@ -1965,7 +1967,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t6_w3 = px1 - tx1
             _t7_w3 = -_t6_w3
             _t8_w3 = _f32(2.0)*_t3_w1
-            _t9_w3 = _t8_w3*(_f32(1.0) if _t7_w3 > _f32(0.0) else (_f32(0.5) if _t7_w3 == _f32(0.0) else _f32(0.0)))
+            _t9_w3 = _t8_w3*_sel(_t7_w3 > _f32(0.0), _f32(1.0), _sel(_t7_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t10_w3 = _s7
             _t11_w3 = _s5
             _t12_w3 = _f32(0.5)*_t10_w3 + _f32(0.5)*_t11_w3
@@ -1973,9 +1975,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t14_w3 = _s10
             _t15_w3 = _f32(0.5)*_t13_w3 + _f32(0.5)*_t14_w3
             _t19_w3 = ((_t12_w3*_t12_w3) + (_t15_w3*_t15_w3))/_t18_w1
-            _t21_w3 = _f32(1.0) if _t7_w3 > _f32(0.0) else _f32(0.0)
+            _t21_w3 = _sel(_t7_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t33_w3 = _t26_w1/_t32_w1
-            _t34_w3 = _f32(1.0) if _t6_w3 > _f32(0.0) else _f32(0.0)
+            _t34_w3 = _sel(_t6_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t35_w3 = min(_t29_w1, max(_t10_w3, _t10_w3 - _t10_w3) + max(_s8, _s8 - _s8))
             _t36_w3 = _t31_w1*_t35_w3
             _t37_w3 = min(_t31_w1, max(_t13_w3, _t13_w3 - _t13_w3) + max(_s13, _s13 - _s13))
@@ -1984,7 +1986,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t40_w3 = min(_t27_w1, max(_t11_w3, _t11_w3 - _t11_w3) + max(_s6, _s6 - _s6))
             _t41_w3 = _t20_w1*_t40_w3 + eps
             _t42_w3 = _t26_w1 + _t41_w3
-            _t43_w3 = _t25_w1*(_f32(1.0) if _t22_w1 > _f32(0.0) else _f32(0.0))
+            _t43_w3 = _t25_w1*_sel(_t22_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t44_w3 = _t43_w3*((_t39_w3 + _t42_w3)/_t32_w1)
             _t45_w3 = -_t21_w3 - _t34_w3 + _f32(1.0)
             _t46_w3 = min(_t20_w1, max(_t14_w3, _t14_w3 - _t14_w3) + max(_s11, _s11 - _s11))
@@ -1998,39 +2000,39 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, ln_b, q, s, 
             _t55_w3 = py1 - ty1
             _t56_w3 = -_t55_w3
             _t57_w3 = _f32(2.0)*_t16_w1
-            _t58_w3 = _t57_w3*(_f32(1.0) if _t56_w3 > _f32(0.0) else (_f32(0.5) if _t56_w3 == _f32(0.0) else _f32(0.0)))
-            _t59_w3 = _f32(1.0) if _t56_w3 > _f32(0.0) else _f32(0.0)
-            _t60_w3 = _f32(1.0) if _t55_w3 > _f32(0.0) else _f32(0.0)
+            _t58_w3 = _t57_w3*_sel(_t56_w3 > _f32(0.0), _f32(1.0), _sel(_t56_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t59_w3 = _sel(_t56_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t60_w3 = _sel(_t55_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t61_w3 = _t27_w1*_t46_w3 + _t39_w3 + eps
-            _t62_w3 = _t23_w1*(_f32(1.0) if _t24_w1 > _f32(0.0) else _f32(0.0))
+            _t62_w3 = _t23_w1*_sel(_t24_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t63_w3 = _t62_w3*((_t26_w1 + _t61_w3)/_t32_w1)
             _t64_w3 = -_t59_w3 - _t60_w3 + _f32(1.0)
             _t65_w3 = _f32(0.5)*_t62_w3
             _t66_w3 = _t65_w3*((-_t25_w1*_t40_w3 + _t61_w3)/_t32_w1)
             _t67_w3 = _t28_w1 + px2
-            _t68_w3 = _t8_w3*(_f32(1.0) if _t67_w3 > _f32(0.0) else (_f32(0.5) if _t67_w3 == _f32(0.0) else _f32(0.0)))
-            _t69_w3 = _f32(1.0) if _t67_w3 > _f32(0.0) else _f32(0.0)
+            _t68_w3 = _t8_w3*_sel(_t67_w3 > _f32(0.0), _f32(1.0), _sel(_t67_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t69_w3 = _sel(_t67_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t70_w3 = -_t67_w3
-            _t71_w3 = _f32(1.0) if _t70_w3 > _f32(0.0) else _f32(0.0)
+            _t71_w3 = _sel(_t70_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t72_w3 = -_t69_w3 - _t71_w3 + _f32(1.0)
             _t73_w3 = _t30_w1 + py2
-            _t74_w3 = _t57_w3*(_f32(1.0) if _t73_w3 > _f32(0.0) else (_f32(0.5) if _t73_w3 == _f32(0.0) else _f32(0.0)))
-            _t75_w3 = _f32(1.0) if _t73_w3 > _f32(0.0) else _f32(0.0)
+            _t74_w3 = _t57_w3*_sel(_t73_w3 > _f32(0.0), _f32(1.0), _sel(_t73_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t75_w3 = _sel(_t73_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t76_w3 = -_t73_w3
-            _t77_w3 = _f32(1.0) if _t76_w3 > _f32(0.0) else _f32(0.0)
+            _t77_w3 = _sel(_t76_w3 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t78_w3 = -_t75_w3 - _t77_w3 + _f32(1.0)
-            _t79_w3 = _t8_w3*(_f32(1.0) if _t6_w3 > _f32(0.0) else (_f32(0.5) if _t6_w3 == _f32(0.0) else _f32(0.0)))
+            _t79_w3 = _t8_w3*_sel(_t6_w3 > _f32(0.0), _f32(1.0), _sel(_t6_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t80_w3 = -_t12_w3
             _t81_w3 = _t36_w3 + _t47_w3
             _t82_w3 = _t43_w3*((_t42_w3 + _t81_w3)/_t32_w1)
             _t83_w3 = _t48_w3*((-_t38_w3 + _t41_w3 + _t81_w3)/_t32_w1)
-            _t84_w3 = _t57_w3*(_f32(1.0) if _t55_w3 > _f32(0.0) else (_f32(0.5) if _t55_w3 == _f32(0.0) else _f32(0.0)))
+            _t84_w3 = _t57_w3*_sel(_t55_w3 > _f32(0.0), _f32(1.0), _sel(_t55_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _t85_w3 = -_t15_w3
             _t86_w3 = _t29_w1*_t37_w3 + _t47_w3
             _t87_w3 = _t62_w3*((_t42_w3 + _t86_w3)/_t32_w1)
             _t88_w3 = _t65_w3*((-_t25_w1*_t35_w3 + _t41_w3 + _t86_w3)/_t32_w1)
-            _t89_w3 = _t8_w3*(_f32(1.0) if _t70_w3 > _f32(0.0) else (_f32(0.5) if _t70_w3 == _f32(0.0) else _f32(0.0)))
-            _t90_w3 = _t57_w3*(_f32(1.0) if _t76_w3 > _f32(0.0) else (_f32(0.5) if _t76_w3 == _f32(0.0) else _f32(0.0)))
+            _t89_w3 = _t8_w3*_sel(_t70_w3 > _f32(0.0), _f32(1.0), _sel(_t70_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+            _t90_w3 = _t57_w3*_sel(_t76_w3 > _f32(0.0), _f32(1.0), _sel(_t76_w3 == _f32(0.0), _f32(0.5), _f32(0.0)))
             _s167 = -((_t20_w1*_t21_w3*_t33_w3 - _t34_w3*_t44_w3 - _t45_w3*_t49_w3)/_t32_w1)
             d_px1 = s*(_s167 + (((_t12_w3 - -_t19_w3*_t9_w3))/_t18_w1) + (((_t2_w3 - -_t5_w3*_t9_w3))/_t4_w1))
             _s168 = -((_t27_w1*_t33_w3*_t59_w3 - _t60_w3*_t63_w3 - _t64_w3*_t66_w3)/_t32_w1)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d6fb3253c4a6b915
+# scalar kernels: sha256 f80275fab8dd6035
 """Focal-L1 EIoU loss (Focal-EIoU v1): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d7cc65c5a46e33f7
+# scalar kernels: sha256 509410c17bfb712d
 """GIoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7ef1a8b0e24f7c6b
+# scalar kernels: sha256 38e0af5f91dc1dd3
 """GIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

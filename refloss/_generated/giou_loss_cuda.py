@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7ef1a8b0e24f7c6b
+# scalar kernels: sha256 38e0af5f91dc1dd3
 """GIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
@@ -12,6 +12,7 @@ from numpy import float32 as _f32, float64 as _f64
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import giou_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

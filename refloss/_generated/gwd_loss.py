@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, fun, tau):
     with localcontext() as ctx:
@@ -50,7 +52,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s4 = -ta
     _e5 = pa + _s4
     _tg6 = abs(_e5) <= 1048576.0
-    _xc7 = (_e5 if _tg6 else 0.0)
+    _xc7 = _sel(_tg6, _e5, 0.0)
     _jt8 = _xc7*0.6366197723675814 + 6755399441055744.0
     _j9 = _jt8 - 6755399441055744.0
     _ji10 = _i64(_f64(_jt8).view(_i64) - _i64(4843621399236968448))
@@ -84,13 +86,13 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _cw38 = 1.0 - _hz31
     _cs39 = _cw38 + (((1.0 - _cw38) - _hz31) + (_z22*_z22*_e37 - _rs18*_rl21))
     _jo40 = (_ji10 & _i64(1)) != _i64(0)
-    _su41 = (_cs39 if _jo40 else _sn32)
-    _sv42 = (-_su41 if (_ji10 & _i64(2)) != _i64(0) else _su41)
-    _sv43 = (_sv42 if _e5 != 0.0 else _e5)
+    _su41 = _sel(_jo40, _cs39, _sn32)
+    _sv42 = _sel((_ji10 & _i64(2)) != _i64(0), -_su41, _su41)
+    _sv43 = _sel(_e5 != 0.0, _sv42, _e5)
     _sv44 = (_sv43 if _tg6 else math.sin(_e5))
     _e45 = _e5 - pa
-    _cu46 = (_sn32 if _jo40 else _cs39)
-    _cv47 = (-_cu46 if ((_ji10 + _i64(1)) & _i64(2)) != _i64(0) else _cu46)
+    _cu46 = _sel(_jo40, _sn32, _cs39)
+    _cv47 = _sel(((_ji10 + _i64(1)) & _i64(2)) != _i64(0), -_cu46, _cu46)
     _cv48 = (_cv47 if _tg6 else math.cos(_e5))
     _s49 = -_sv44*((pa - (_e5 - _e45)) + (_s4 - _e45)) + _cv48
     _s50 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
@@ -112,9 +114,9 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s65 = ((ph - th))/max(max(pw, ph), max(tw, th))
     _s66 = ((pw - tw))/max(max(pw, ph), max(tw, th))
     _s67 = 0.125*(_s51*_s51)*(_s54*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s64
-    _s68 = (_s61 + 0.25*(_s59*_s59) + 0.25*(_s60*_s60))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+    _s68 = (_s61 + 0.25*(_s59*_s59) + 0.25*(_s60*_s60))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
     _s69 = max(max(pw, ph), max(tw, th))
-    _s70 = _s68 + (_s67 + 0.25*(_s65*_s65) + 0.25*(_s66*_s66))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+    _s70 = _s68 + (_s67 + 0.25*(_s65*_s65) + 0.25*(_s66*_s66))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
     _s71 = px - tx
     _s72 = py - ty
     w2 = _s70*(_s69*_s69) + (_s71*_s71) + (_s72*_s72)
@@ -125,15 +127,15 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm76 = _i64((_lb75 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big77 = _lm76 > 1.4142135623730951
         _lh78 = _lm76*0.5
-        _lf79 = (_lh78 if _big77 else _lm76) - 1.0
+        _lf79 = _sel(_big77, _lh78, _lm76) - 1.0
         _le80 = _i64(_i64(_lb75 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk81 = _le80 + (1.0 if _big77 else 0.0)
-        _lf82 = (_a73 if _lk81 == 0.0 else _lf79)
+        _lk81 = _le80 + _sel(_big77, 1.0, 0.0)
+        _lf82 = _sel(_lk81 == 0.0, _a73, _lf79)
         _lc83 = _a73 - (_u74 - 1.0)
         _lc84 = 1.0 - (_u74 - _a73)
-        _lc85 = (_lc83 if _u74 <= 2.0 else _lc84)
+        _lc85 = _sel(_u74 <= 2.0, _lc83, _lc84)
         _lc86 = _lc85/_u74
-        _lc87 = (0.0 if _lk81 == 0.0 else _lc86)
+        _lc87 = _sel(_lk81 == 0.0, 0.0, _lc86)
         _ls88 = _lf82/(2.0 + _lf82)
         _lz89 = _ls88*_ls88
         _e90 = 0.6666666666666666 + 0.4000000000000088*_lz89
@@ -147,10 +149,10 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e98 = _e95 + _e96*_x97
         _hf99 = 0.5*(_lf82*_lf82)
         _lg100 = _lk81*0.6931471805598903 + (_lf82 - (_hf99 - (_ls88*(_hf99 + _lz89*_e98) + (_lk81*5.497923018708371e-14 + _lc87))))
-        _lo101 = (_lg100 if _a73 != 0.0 else _a73)
+        _lo101 = _sel(_a73 != 0.0, _lg100, _a73)
         _lo102 = (-math.inf if _a73 == -1.0 else math.nan)
-        _lo103 = (_lo101 if _a73 > -1.0 else _lo102)
-        _lo104 = (_lo103 if _a73 < math.inf else _a73)
+        _lo103 = _sel(_a73 > -1.0, _lo101, _lo102)
+        _lo104 = _sel(_a73 < math.inf, _lo103, _a73)
         _t0 = _lo104
         value = (_t0 + (tau - 1.0))/(_t0 + tau)
         return value
@@ -160,11 +162,11 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         return value
     elif (fun == 0.0):  # f = log1p
         _t0_w2 = side
-        _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+        _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _t3 = _s4
         _e105 = pa + _t3
         _t4 = _e105
-        _sv106 = (_sv42 if _t4 != 0.0 else _t4)
+        _sv106 = _sel(_t4 != 0.0, _sv42, _t4)
         _sv107 = (_sv106 if _tg6 else math.sin(_t4))
         _t5 = _sv107
         _e108 = _e105 - pa
@@ -201,15 +203,15 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm123 = _i64((_lb122 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big124 = _lm123 > 1.4142135623730951
         _lh125 = _lm123*0.5
-        _lf126 = (_lh125 if _big124 else _lm123) - 1.0
+        _lf126 = _sel(_big124, _lh125, _lm123) - 1.0
         _le127 = _i64(_i64(_lb122 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk128 = _le127 + (1.0 if _big124 else 0.0)
-        _lf129 = (_a120 if _lk128 == 0.0 else _lf126)
+        _lk128 = _le127 + _sel(_big124, 1.0, 0.0)
+        _lf129 = _sel(_lk128 == 0.0, _a120, _lf126)
         _lc130 = _a120 - (_u121 - 1.0)
         _lc131 = 1.0 - (_u121 - _a120)
-        _lc132 = (_lc130 if _u121 <= 2.0 else _lc131)
+        _lc132 = _sel(_u121 <= 2.0, _lc130, _lc131)
         _lc133 = _lc132/_u121
-        _lc134 = (0.0 if _lk128 == 0.0 else _lc133)
+        _lc134 = _sel(_lk128 == 0.0, 0.0, _lc133)
         _ls135 = _lf129/(2.0 + _lf129)
         _lz136 = _ls135*_ls135
         _e137 = 0.6666666666666666 + 0.4000000000000088*_lz136
@@ -223,10 +225,10 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e145 = _e142 + _e143*_x144
         _hf146 = 0.5*(_lf129*_lf129)
         _lg147 = _lk128*0.6931471805598903 + (_lf129 - (_hf146 - (_ls135*(_hf146 + _lz136*_e145) + (_lk128*5.497923018708371e-14 + _lc134))))
-        _lo148 = (_lg147 if _a120 != 0.0 else _a120)
+        _lo148 = _sel(_a120 != 0.0, _lg147, _a120)
         _lo149 = (-math.inf if _a120 == -1.0 else math.nan)
-        _lo150 = (_lo148 if _a120 > -1.0 else _lo149)
-        _lo151 = (_lo150 if _a120 < math.inf else _a120)
+        _lo150 = _sel(_a120 > -1.0, _lo148, _lo149)
+        _lo151 = _sel(_a120 < math.inf, _lo150, _a120)
         _t23 = _lo151
         value = (_t23 + (tau - 1.0))/(_t23 + tau)
         return value
@@ -235,11 +237,11 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         return value
     else:  # f = sqrt
         _t0_w3 = side
-        _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+        _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _t3_w1 = _s4
         _e152 = pa + _t3_w1
         _t4_w1 = _e152
-        _sv153 = (_sv42 if _t4_w1 != 0.0 else _t4_w1)
+        _sv153 = _sel(_t4_w1 != 0.0, _sv42, _t4_w1)
         _sv154 = (_sv153 if _tg6 else math.sin(_t4_w1))
         _t5_w1 = _sv154
         _e155 = _e152 - pa
@@ -284,7 +286,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s4 = -ta
     _e5 = pa + _s4
     _tg6 = abs(_e5) <= 1048576.0
-    _xc7 = (_e5 if _tg6 else 0.0)
+    _xc7 = _sel(_tg6, _e5, 0.0)
     _jt8 = _xc7*0.6366197723675814 + 6755399441055744.0
     _j9 = _jt8 - 6755399441055744.0
     _ji10 = _i64(_f64(_jt8).view(_i64) - _i64(4843621399236968448))
@@ -318,13 +320,13 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _cw38 = 1.0 - _hz31
     _cs39 = _cw38 + (((1.0 - _cw38) - _hz31) + (_z22*_z22*_e37 - _rs18*_rl21))
     _jo40 = (_ji10 & _i64(1)) != _i64(0)
-    _su41 = (_cs39 if _jo40 else _sn32)
-    _sv42 = (-_su41 if (_ji10 & _i64(2)) != _i64(0) else _su41)
-    _sv43 = (_sv42 if _e5 != 0.0 else _e5)
+    _su41 = _sel(_jo40, _cs39, _sn32)
+    _sv42 = _sel((_ji10 & _i64(2)) != _i64(0), -_su41, _su41)
+    _sv43 = _sel(_e5 != 0.0, _sv42, _e5)
     _sv44 = (_sv43 if _tg6 else math.sin(_e5))
     _e45 = _e5 - pa
-    _cu46 = (_sn32 if _jo40 else _cs39)
-    _cv47 = (-_cu46 if ((_ji10 + _i64(1)) & _i64(2)) != _i64(0) else _cu46)
+    _cu46 = _sel(_jo40, _sn32, _cs39)
+    _cv47 = _sel(((_ji10 + _i64(1)) & _i64(2)) != _i64(0), -_cu46, _cu46)
     _cv48 = (_cv47 if _tg6 else math.cos(_e5))
     _s49 = -_sv44*((pa - (_e5 - _e45)) + (_s4 - _e45)) + _cv48
     _s50 = _s3/max(_s3, _s2 + 0.25*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
@@ -346,9 +348,9 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s65 = ((ph - th))/max(max(pw, ph), max(tw, th))
     _s66 = ((pw - tw))/max(max(pw, ph), max(tw, th))
     _s67 = 0.125*(_s51*_s51)*(_s54*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s64
-    _s68 = (_s61 + 0.25*(_s59*_s59) + 0.25*(_s60*_s60))*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
+    _s68 = (_s61 + 0.25*(_s59*_s59) + 0.25*(_s60*_s60))*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
     _s69 = max(max(pw, ph), max(tw, th))
-    _s70 = _s68 + (_s67 + 0.25*(_s65*_s65) + 0.25*(_s66*_s66))*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+    _s70 = _s68 + (_s67 + 0.25*(_s65*_s65) + 0.25*(_s66*_s66))*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
     _s71 = px - tx
     _s72 = py - ty
     w2 = _s70*(_s69*_s69) + (_s71*_s71) + (_s72*_s72)
@@ -359,15 +361,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm76 = _i64((_lb75 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big77 = _lm76 > 1.4142135623730951
         _lh78 = _lm76*0.5
-        _lf79 = (_lh78 if _big77 else _lm76) - 1.0
+        _lf79 = _sel(_big77, _lh78, _lm76) - 1.0
         _le80 = _i64(_i64(_lb75 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk81 = _le80 + (1.0 if _big77 else 0.0)
-        _lf82 = (_a73 if _lk81 == 0.0 else _lf79)
+        _lk81 = _le80 + _sel(_big77, 1.0, 0.0)
+        _lf82 = _sel(_lk81 == 0.0, _a73, _lf79)
         _lc83 = _a73 - (_u74 - 1.0)
         _lc84 = 1.0 - (_u74 - _a73)
-        _lc85 = (_lc83 if _u74 <= 2.0 else _lc84)
+        _lc85 = _sel(_u74 <= 2.0, _lc83, _lc84)
         _lc86 = _lc85/_u74
-        _lc87 = (0.0 if _lk81 == 0.0 else _lc86)
+        _lc87 = _sel(_lk81 == 0.0, 0.0, _lc86)
         _ls88 = _lf82/(2.0 + _lf82)
         _lz89 = _ls88*_ls88
         _e90 = 0.6666666666666666 + 0.4000000000000088*_lz89
@@ -381,10 +383,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e98 = _e95 + _e96*_x97
         _hf99 = 0.5*(_lf82*_lf82)
         _lg100 = _lk81*0.6931471805598903 + (_lf82 - (_hf99 - (_ls88*(_hf99 + _lz89*_e98) + (_lk81*5.497923018708371e-14 + _lc87))))
-        _lo101 = (_lg100 if _a73 != 0.0 else _a73)
+        _lo101 = _sel(_a73 != 0.0, _lg100, _a73)
         _lo102 = (-math.inf if _a73 == -1.0 else math.nan)
-        _lo103 = (_lo101 if _a73 > -1.0 else _lo102)
-        _lo104 = (_lo103 if _a73 < math.inf else _a73)
+        _lo103 = _sel(_a73 > -1.0, _lo101, _lo102)
+        _lo104 = _sel(_a73 < math.inf, _lo103, _a73)
         _t0 = _lo104
         value = (_t0 + (tau - 1.0))/(_t0 + tau)
         d_px = math.nan
@@ -414,11 +416,11 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
     elif (fun == 0.0):  # f = log1p
         _t0_w2 = side
-        _t1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+        _t1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _t3 = _s4
         _e105 = pa + _t3
         _t4 = _e105
-        _sv106 = (_sv42 if _t4 != 0.0 else _t4)
+        _sv106 = _sel(_t4 != 0.0, _sv42, _t4)
         _sv107 = (_sv106 if _tg6 else math.sin(_t4))
         _t5 = _sv107
         _e108 = _e105 - pa
@@ -455,15 +457,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm123 = _i64((_lb122 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big124 = _lm123 > 1.4142135623730951
         _lh125 = _lm123*0.5
-        _lf126 = (_lh125 if _big124 else _lm123) - 1.0
+        _lf126 = _sel(_big124, _lh125, _lm123) - 1.0
         _le127 = _i64(_i64(_lb122 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk128 = _le127 + (1.0 if _big124 else 0.0)
-        _lf129 = (_a120 if _lk128 == 0.0 else _lf126)
+        _lk128 = _le127 + _sel(_big124, 1.0, 0.0)
+        _lf129 = _sel(_lk128 == 0.0, _a120, _lf126)
         _lc130 = _a120 - (_u121 - 1.0)
         _lc131 = 1.0 - (_u121 - _a120)
-        _lc132 = (_lc130 if _u121 <= 2.0 else _lc131)
+        _lc132 = _sel(_u121 <= 2.0, _lc130, _lc131)
         _lc133 = _lc132/_u121
-        _lc134 = (0.0 if _lk128 == 0.0 else _lc133)
+        _lc134 = _sel(_lk128 == 0.0, 0.0, _lc133)
         _ls135 = _lf129/(2.0 + _lf129)
         _lz136 = _ls135*_ls135
         _e137 = 0.6666666666666666 + 0.4000000000000088*_lz136
@@ -477,10 +479,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e145 = _e142 + _e143*_x144
         _hf146 = 0.5*(_lf129*_lf129)
         _lg147 = _lk128*0.6931471805598903 + (_lf129 - (_hf146 - (_ls135*(_hf146 + _lz136*_e145) + (_lk128*5.497923018708371e-14 + _lc134))))
-        _lo148 = (_lg147 if _a120 != 0.0 else _a120)
+        _lo148 = _sel(_a120 != 0.0, _lg147, _a120)
         _lo149 = (-math.inf if _a120 == -1.0 else math.nan)
-        _lo150 = (_lo148 if _a120 > -1.0 else _lo149)
-        _lo151 = (_lo150 if _a120 < math.inf else _a120)
+        _lo150 = _sel(_a120 > -1.0, _lo148, _lo149)
+        _lo151 = _sel(_a120 < math.inf, _lo150, _a120)
         _t23 = _lo151
         value = (_t23 + (tau - 1.0))/(_t23 + tau)
         _t24 = _s71
@@ -593,11 +595,11 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
     else:  # f = sqrt
         _t0_w3 = side
-        _t1_w1 = 1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0
+        _t1_w1 = _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
         _t3_w1 = _s4
         _e159 = pa + _t3_w1
         _t4_w1 = _e159
-        _sv160 = (_sv42 if _t4_w1 != 0.0 else _t4_w1)
+        _sv160 = _sel(_t4_w1 != 0.0, _sv42, _t4_w1)
         _sv161 = (_sv160 if _tg6 else math.sin(_t4_w1))
         _t5_w1 = _sv161
         _e162 = _e159 - pa
@@ -735,7 +737,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s4 = -ta
     _e5 = pa + _s4
     _tg6 = abs(_e5) <= _f32(1024.0)
-    _xc7 = (_e5 if _tg6 else _f32(0.0))
+    _xc7 = _sel(_tg6, _e5, _f32(0.0))
     _jt8 = _xc7*_f32(0.6366197466850281) + _f32(12582912.0)
     _j9 = _jt8 - _f32(12582912.0)
     _ji10 = _i32(_f32(_jt8).view(_i32) - _i32(1262485504))
@@ -762,13 +764,13 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _cw31 = _f32(1.0) - _hz27
     _cs32 = _cw31 + (((_f32(1.0) - _cw31) - _hz27) + (_z22*_z22*_e30 - _rs18*_rl21))
     _jo33 = (_ji10 & _i32(1)) != _i32(0)
-    _su34 = (_cs32 if _jo33 else _sn28)
-    _sv35 = (-_su34 if (_ji10 & _i32(2)) != _i32(0) else _su34)
-    _sv36 = (_sv35 if _e5 != _f32(0.0) else _e5)
+    _su34 = _sel(_jo33, _cs32, _sn28)
+    _sv35 = _sel((_ji10 & _i32(2)) != _i32(0), -_su34, _su34)
+    _sv36 = _sel(_e5 != _f32(0.0), _sv35, _e5)
     _sv37 = (_sv36 if _tg6 else math.sin(_e5))
     _e38 = _e5 - pa
-    _cu39 = (_sn28 if _jo33 else _cs32)
-    _cv40 = (-_cu39 if ((_ji10 + _i32(1)) & _i32(2)) != _i32(0) else _cu39)
+    _cu39 = _sel(_jo33, _sn28, _cs32)
+    _cv40 = _sel(((_ji10 + _i32(1)) & _i32(2)) != _i32(0), -_cu39, _cu39)
     _cv41 = (_cv40 if _tg6 else math.cos(_e5))
     _s42 = -_sv37*((pa - (_e5 - _e38)) + (_s4 - _e38)) + _cv41
     _s43 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
@@ -785,14 +787,14 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s53 = ((ph - tw))/max(max(pw, ph), max(tw, th))
     _s54 = ((pw - th))/max(max(pw, ph), max(tw, th))
     _s55 = -_f32(0.125)*(_s42*_s42)*(_s48*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s52
-    _s56 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+    _s56 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s57 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
     _s58 = math.sqrt((_s42*_s42)*(_s44*_s44) + (_s45*_s45)*(_s47*_s47))*_s46 + _s1 + _s57
     _s59 = (_s49*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s58
     _s60 = ((ph - th))/max(max(pw, ph), max(tw, th))
     _s61 = ((pw - tw))/max(max(pw, ph), max(tw, th))
     _s62 = _f32(0.125)*(_s45*_s45)*(_s48*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s59
-    _s63 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+    _s63 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s64 = (_s55 + _f32(0.25)*(_s53*_s53) + _f32(0.25)*(_s54*_s54))*_s56
     _s65 = max(max(pw, ph), max(tw, th))
     _s66 = px - tx
@@ -807,15 +809,15 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm73 = _i32((_lb72 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big74 = _lm73 > _f32(1.4142135381698608)
         _lh75 = _lm73*_f32(0.5)
-        _lf76 = (_lh75 if _big74 else _lm73) - _f32(1.0)
+        _lf76 = _sel(_big74, _lh75, _lm73) - _f32(1.0)
         _le77 = _i32(_i32(_lb72 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk78 = _le77 + (_f32(1.0) if _big74 else _f32(0.0))
-        _lf79 = (_a70 if _lk78 == _f32(0.0) else _lf76)
+        _lk78 = _le77 + _sel(_big74, _f32(1.0), _f32(0.0))
+        _lf79 = _sel(_lk78 == _f32(0.0), _a70, _lf76)
         _lc80 = _a70 - (_u71 - _f32(1.0))
         _lc81 = _f32(1.0) - (_u71 - _a70)
-        _lc82 = (_lc80 if _u71 <= _f32(2.0) else _lc81)
+        _lc82 = _sel(_u71 <= _f32(2.0), _lc80, _lc81)
         _lc83 = _lc82/_u71
-        _lc84 = (_f32(0.0) if _lk78 == _f32(0.0) else _lc83)
+        _lc84 = _sel(_lk78 == _f32(0.0), _f32(0.0), _lc83)
         _ls85 = _lf79/(_f32(2.0) + _lf79)
         _lz86 = _ls85*_ls85
         _e87 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz86
@@ -824,10 +826,10 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e90 = _e87 + _e88*_x89
         _hf91 = _f32(0.5)*(_lf79*_lf79)
         _lg92 = _lk78*_f32(0.693145751953125) + (_lf79 - (_hf91 - (_ls85*(_hf91 + _lz86*_e90) + (_lk78*_f32(1.428606765330187e-06) + _lc84))))
-        _lo93 = (_lg92 if _a70 != _f32(0.0) else _a70)
+        _lo93 = _sel(_a70 != _f32(0.0), _lg92, _a70)
         _lo94 = (-_f32(math.inf) if _a70 == -_f32(1.0) else _f32(math.nan))
-        _lo95 = (_lo93 if _a70 > -_f32(1.0) else _lo94)
-        _lo96 = (_lo95 if _a70 < _f32(math.inf) else _a70)
+        _lo95 = _sel(_a70 > -_f32(1.0), _lo93, _lo94)
+        _lo96 = _sel(_a70 < _f32(math.inf), _lo95, _a70)
         _t0 = _lo96
         value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
         return value
@@ -842,7 +844,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _t3 = _s4
         _e98 = pa + _t3
         _t4 = _e98
-        _sv99 = (_sv35 if _t4 != _f32(0.0) else _t4)
+        _sv99 = _sel(_t4 != _f32(0.0), _sv35, _t4)
         _sv100 = (_sv99 if _tg6 else math.sin(_t4))
         _t5 = _sv100
         _e101 = _e98 - pa
@@ -879,15 +881,15 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm116 = _i32((_lb115 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big117 = _lm116 > _f32(1.4142135381698608)
         _lh118 = _lm116*_f32(0.5)
-        _lf119 = (_lh118 if _big117 else _lm116) - _f32(1.0)
+        _lf119 = _sel(_big117, _lh118, _lm116) - _f32(1.0)
         _le120 = _i32(_i32(_lb115 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk121 = _le120 + (_f32(1.0) if _big117 else _f32(0.0))
-        _lf122 = (_a113 if _lk121 == _f32(0.0) else _lf119)
+        _lk121 = _le120 + _sel(_big117, _f32(1.0), _f32(0.0))
+        _lf122 = _sel(_lk121 == _f32(0.0), _a113, _lf119)
         _lc123 = _a113 - (_u114 - _f32(1.0))
         _lc124 = _f32(1.0) - (_u114 - _a113)
-        _lc125 = (_lc123 if _u114 <= _f32(2.0) else _lc124)
+        _lc125 = _sel(_u114 <= _f32(2.0), _lc123, _lc124)
         _lc126 = _lc125/_u114
-        _lc127 = (_f32(0.0) if _lk121 == _f32(0.0) else _lc126)
+        _lc127 = _sel(_lk121 == _f32(0.0), _f32(0.0), _lc126)
         _ls128 = _lf122/(_f32(2.0) + _lf122)
         _lz129 = _ls128*_ls128
         _e130 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz129
@@ -896,10 +898,10 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e133 = _e130 + _e131*_x132
         _hf134 = _f32(0.5)*(_lf122*_lf122)
         _lg135 = _lk121*_f32(0.693145751953125) + (_lf122 - (_hf134 - (_ls128*(_hf134 + _lz129*_e133) + (_lk121*_f32(1.428606765330187e-06) + _lc127))))
-        _lo136 = (_lg135 if _a113 != _f32(0.0) else _a113)
+        _lo136 = _sel(_a113 != _f32(0.0), _lg135, _a113)
         _lo137 = (-_f32(math.inf) if _a113 == -_f32(1.0) else _f32(math.nan))
-        _lo138 = (_lo136 if _a113 > -_f32(1.0) else _lo137)
-        _lo139 = (_lo138 if _a113 < _f32(math.inf) else _a113)
+        _lo138 = _sel(_a113 > -_f32(1.0), _lo136, _lo137)
+        _lo139 = _sel(_a113 < _f32(math.inf), _lo138, _a113)
         _t23 = _lo139
         value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
         return value
@@ -912,7 +914,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _t3_w1 = _s4
         _e140 = pa + _t3_w1
         _t4_w1 = _e140
-        _sv141 = (_sv35 if _t4_w1 != _f32(0.0) else _t4_w1)
+        _sv141 = _sel(_t4_w1 != _f32(0.0), _sv35, _t4_w1)
         _sv142 = (_sv141 if _tg6 else math.sin(_t4_w1))
         _t5_w1 = _sv142
         _e143 = _e140 - pa
@@ -957,7 +959,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s4 = -ta
     _e5 = pa + _s4
     _tg6 = abs(_e5) <= _f32(1024.0)
-    _xc7 = (_e5 if _tg6 else _f32(0.0))
+    _xc7 = _sel(_tg6, _e5, _f32(0.0))
     _jt8 = _xc7*_f32(0.6366197466850281) + _f32(12582912.0)
     _j9 = _jt8 - _f32(12582912.0)
     _ji10 = _i32(_f32(_jt8).view(_i32) - _i32(1262485504))
@@ -984,13 +986,13 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _cw31 = _f32(1.0) - _hz27
     _cs32 = _cw31 + (((_f32(1.0) - _cw31) - _hz27) + (_z22*_z22*_e30 - _rs18*_rl21))
     _jo33 = (_ji10 & _i32(1)) != _i32(0)
-    _su34 = (_cs32 if _jo33 else _sn28)
-    _sv35 = (-_su34 if (_ji10 & _i32(2)) != _i32(0) else _su34)
-    _sv36 = (_sv35 if _e5 != _f32(0.0) else _e5)
+    _su34 = _sel(_jo33, _cs32, _sn28)
+    _sv35 = _sel((_ji10 & _i32(2)) != _i32(0), -_su34, _su34)
+    _sv36 = _sel(_e5 != _f32(0.0), _sv35, _e5)
     _sv37 = (_sv36 if _tg6 else math.sin(_e5))
     _e38 = _e5 - pa
-    _cu39 = (_sn28 if _jo33 else _cs32)
-    _cv40 = (-_cu39 if ((_ji10 + _i32(1)) & _i32(2)) != _i32(0) else _cu39)
+    _cu39 = _sel(_jo33, _sn28, _cs32)
+    _cv40 = _sel(((_ji10 + _i32(1)) & _i32(2)) != _i32(0), -_cu39, _cu39)
     _cv41 = (_cv40 if _tg6 else math.cos(_e5))
     _s42 = -_sv37*((pa - (_e5 - _e38)) + (_s4 - _e38)) + _cv41
     _s43 = _s3/max(_s3, _s2 + _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(th/max(max(pw, ph), max(tw, th))))
@@ -1007,14 +1009,14 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
     _s53 = ((ph - tw))/max(max(pw, ph), max(tw, th))
     _s54 = ((pw - th))/max(max(pw, ph), max(tw, th))
     _s55 = -_f32(0.125)*(_s42*_s42)*(_s48*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s52
-    _s56 = _f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+    _s56 = _f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s57 = _f32(0.25)*(pw/max(max(pw, ph), max(tw, th)))*(tw/max(max(pw, ph), max(tw, th)))
     _s58 = math.sqrt((_s42*_s42)*(_s44*_s44) + (_s45*_s45)*(_s47*_s47))*_s46 + _s1 + _s57
     _s59 = (_s49*(((pw - ph))/max(max(pw, ph), max(tw, th))))/_s58
     _s60 = ((ph - th))/max(max(pw, ph), max(tw, th))
     _s61 = ((pw - tw))/max(max(pw, ph), max(tw, th))
     _s62 = _f32(0.125)*(_s45*_s45)*(_s48*(((tw - th))/max(max(pw, ph), max(tw, th))))*_s59
-    _s63 = _f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)
+    _s63 = _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s64 = (_s55 + _f32(0.25)*(_s53*_s53) + _f32(0.25)*(_s54*_s54))*_s56
     _s65 = max(max(pw, ph), max(tw, th))
     _s66 = px - tx
@@ -1029,15 +1031,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm73 = _i32((_lb72 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big74 = _lm73 > _f32(1.4142135381698608)
         _lh75 = _lm73*_f32(0.5)
-        _lf76 = (_lh75 if _big74 else _lm73) - _f32(1.0)
+        _lf76 = _sel(_big74, _lh75, _lm73) - _f32(1.0)
         _le77 = _i32(_i32(_lb72 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk78 = _le77 + (_f32(1.0) if _big74 else _f32(0.0))
-        _lf79 = (_a70 if _lk78 == _f32(0.0) else _lf76)
+        _lk78 = _le77 + _sel(_big74, _f32(1.0), _f32(0.0))
+        _lf79 = _sel(_lk78 == _f32(0.0), _a70, _lf76)
         _lc80 = _a70 - (_u71 - _f32(1.0))
         _lc81 = _f32(1.0) - (_u71 - _a70)
-        _lc82 = (_lc80 if _u71 <= _f32(2.0) else _lc81)
+        _lc82 = _sel(_u71 <= _f32(2.0), _lc80, _lc81)
         _lc83 = _lc82/_u71
-        _lc84 = (_f32(0.0) if _lk78 == _f32(0.0) else _lc83)
+        _lc84 = _sel(_lk78 == _f32(0.0), _f32(0.0), _lc83)
         _ls85 = _lf79/(_f32(2.0) + _lf79)
         _lz86 = _ls85*_ls85
         _e87 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz86
@@ -1046,10 +1048,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e90 = _e87 + _e88*_x89
         _hf91 = _f32(0.5)*(_lf79*_lf79)
         _lg92 = _lk78*_f32(0.693145751953125) + (_lf79 - (_hf91 - (_ls85*(_hf91 + _lz86*_e90) + (_lk78*_f32(1.428606765330187e-06) + _lc84))))
-        _lo93 = (_lg92 if _a70 != _f32(0.0) else _a70)
+        _lo93 = _sel(_a70 != _f32(0.0), _lg92, _a70)
         _lo94 = (-_f32(math.inf) if _a70 == -_f32(1.0) else _f32(math.nan))
-        _lo95 = (_lo93 if _a70 > -_f32(1.0) else _lo94)
-        _lo96 = (_lo95 if _a70 < _f32(math.inf) else _a70)
+        _lo95 = _sel(_a70 > -_f32(1.0), _lo93, _lo94)
+        _lo96 = _sel(_a70 < _f32(math.inf), _lo95, _a70)
         _t0 = _lo96
         value = (_t0 + (tau - _f32(1.0)))/(_t0 + tau)
         d_px = _f32(math.nan)
@@ -1084,7 +1086,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _t3 = _s4
         _e98 = pa + _t3
         _t4 = _e98
-        _sv99 = (_sv35 if _t4 != _f32(0.0) else _t4)
+        _sv99 = _sel(_t4 != _f32(0.0), _sv35, _t4)
         _sv100 = (_sv99 if _tg6 else math.sin(_t4))
         _t5 = _sv100
         _e101 = _e98 - pa
@@ -1121,15 +1123,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _lm116 = _i32((_lb115 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big117 = _lm116 > _f32(1.4142135381698608)
         _lh118 = _lm116*_f32(0.5)
-        _lf119 = (_lh118 if _big117 else _lm116) - _f32(1.0)
+        _lf119 = _sel(_big117, _lh118, _lm116) - _f32(1.0)
         _le120 = _i32(_i32(_lb115 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk121 = _le120 + (_f32(1.0) if _big117 else _f32(0.0))
-        _lf122 = (_a113 if _lk121 == _f32(0.0) else _lf119)
+        _lk121 = _le120 + _sel(_big117, _f32(1.0), _f32(0.0))
+        _lf122 = _sel(_lk121 == _f32(0.0), _a113, _lf119)
         _lc123 = _a113 - (_u114 - _f32(1.0))
         _lc124 = _f32(1.0) - (_u114 - _a113)
-        _lc125 = (_lc123 if _u114 <= _f32(2.0) else _lc124)
+        _lc125 = _sel(_u114 <= _f32(2.0), _lc123, _lc124)
         _lc126 = _lc125/_u114
-        _lc127 = (_f32(0.0) if _lk121 == _f32(0.0) else _lc126)
+        _lc127 = _sel(_lk121 == _f32(0.0), _f32(0.0), _lc126)
         _ls128 = _lf122/(_f32(2.0) + _lf122)
         _lz129 = _ls128*_ls128
         _e130 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz129
@@ -1138,10 +1140,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _e133 = _e130 + _e131*_x132
         _hf134 = _f32(0.5)*(_lf122*_lf122)
         _lg135 = _lk121*_f32(0.693145751953125) + (_lf122 - (_hf134 - (_ls128*(_hf134 + _lz129*_e133) + (_lk121*_f32(1.428606765330187e-06) + _lc127))))
-        _lo136 = (_lg135 if _a113 != _f32(0.0) else _a113)
+        _lo136 = _sel(_a113 != _f32(0.0), _lg135, _a113)
         _lo137 = (-_f32(math.inf) if _a113 == -_f32(1.0) else _f32(math.nan))
-        _lo138 = (_lo136 if _a113 > -_f32(1.0) else _lo137)
-        _lo139 = (_lo138 if _a113 < _f32(math.inf) else _a113)
+        _lo138 = _sel(_a113 > -_f32(1.0), _lo136, _lo137)
+        _lo139 = _sel(_a113 < _f32(math.inf), _lo138, _a113)
         _t23 = _lo139
         value = (_t23 + (tau - _f32(1.0)))/(_t23 + tau)
         _t24 = _s66
@@ -1258,7 +1260,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _t3_w1 = _s4
         _e147 = pa + _t3_w1
         _t4_w1 = _e147
-        _sv148 = (_sv35 if _t4_w1 != _f32(0.0) else _t4_w1)
+        _sv148 = _sel(_t4_w1 != _f32(0.0), _sv35, _t4_w1)
         _sv149 = (_sv148 if _tg6 else math.sin(_t4_w1))
         _t5_w1 = _sv149
         _e150 = _e147 - pa

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 53b9f91ad97f5a32
+# scalar kernels: sha256 ea58e1a84a2b289e
 """GWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 53b9f91ad97f5a32
+# scalar kernels: sha256 ea58e1a84a2b289e
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import gwd_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

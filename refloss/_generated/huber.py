@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, delta):
     with localcontext() as ctx:
@@ -54,7 +56,7 @@ def value_f64(pred, target, delta):
 def value_and_grad_f64(pred, target, delta):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     if (a < delta):  # quadratic
         value = 0.5*(a*a)
         _t0 = a*sgn
@@ -83,7 +85,7 @@ def value_f32(pred, target, delta):
 def value_and_grad_f32(pred, target, delta):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     if (a < delta):  # quadratic
         value = _f32(0.5)*(a*a)
         _t0 = a*sgn

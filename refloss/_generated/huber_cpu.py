@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c5ee9fea32f52fc0
+# scalar kernels: sha256 b1cbda8d04f13522
 """Huber loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

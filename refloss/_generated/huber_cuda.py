@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c5ee9fea32f52fc0
+# scalar kernels: sha256 b1cbda8d04f13522
 """Huber loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import huber as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, ratio, eps):
     with localcontext() as ctx:
@@ -61,13 +63,13 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t16 = _t14*_t2 + _t15*_t4
     _t17 = _t14*_t4 + _t15*_t2
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
-    _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
+    _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
     _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
     _t20 = max(_s1, _s1 - _s1)
     _t21 = max(-_t16, 0.0) + max(_t17, 0.0)
     _s2 = _t13*min(_t10*ratio, _t11)
     _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-    _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
+    _t23 = _sel(_t12 - _t8 > 0.0, 1.0, 0.0)
     _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
     return value
@@ -93,13 +95,13 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t16 = _t14*_t2 + _t15*_t4
     _t17 = _t14*_t4 + _t15*_t2
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
-    _t19 = 1.0 if -_t0 + _t10 > 0.0 else 0.0
+    _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
     _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
     _t20 = max(_s1, _s1 - _s1)
     _t21 = max(-_t16, 0.0) + max(_t17, 0.0)
     _s2 = _t13*min(_t10*ratio, _t11)
     _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-    _t23 = 1.0 if _t12 - _t8 > 0.0 else 0.0
+    _t23 = _sel(_t12 - _t8 > 0.0, 1.0, 0.0)
     _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
     _t24 = ratio + 1.0
@@ -145,37 +147,37 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
     if _ok:
         _inv0 = 1.0/_t73
-        _t29 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
+        _t29 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
-        _t34 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+        _t34 = _sel(_t33 > 0.0, 1.0, _sel(_t33 == 0.0, 0.5, 0.0))
         _t35 = _t29*_t4 + _t31*_t34
-        _t37 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
+        _t37 = _sel(_t32 > 0.0, 1.0, _sel(_t32 == 0.0, 0.5, 0.0))
         _t38 = _t30 - 0.5
-        _t40 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
+        _t40 = _sel(_t39 > 0.0, 1.0, _sel(_t39 == 0.0, 0.5, 0.0))
         _t41 = _t2*_t37 + _t38*_t40
-        _t49 = 1.0 if _t48 > 0.0 else 0.0
+        _t49 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
         _t74 = _t71*_inv0
         _t75 = _t63*_t74
-        _t76 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
+        _t76 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
         _t77 = _t65*_t76
-        _t78 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
-        _t79 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
+        _t78 = ratio*_sel(_t43 > 0.0, 1.0, _sel(_t43 == 0.0, 0.5, 0.0))
+        _t79 = _sel(_t44 > 0.0, 1.0, _sel(_t44 == 0.0, 0.5, 0.0))
         _t80 = _t72*_inv0
         _t81 = _t66*ratio
-        _t82 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
-        _t83 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
+        _t82 = _sel(_t53 > 0.0, 1.0, _sel(_t53 == 0.0, 0.5, 0.0))
+        _t83 = _sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))
         _t84 = _t2*_t82 + _t38*_t83
-        _t85 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
+        _t85 = _sel(_t61 > 0.0, 1.0, _sel(_t61 == 0.0, 0.5, 0.0))
         _t86 = _t69*_t85
         _s5 = _t56 - _t67
-        _t87 = ratio*(1.0 if _s5 > 0.0 else (0.5 if _s5 == 0.0 else 0.0))
-        _t88 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
-        _t89 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
-        _t90 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
+        _t87 = ratio*_sel(_s5 > 0.0, 1.0, _sel(_s5 == 0.0, 0.5, 0.0))
+        _t88 = _sel(_t57 > 0.0, 1.0, _sel(_t57 == 0.0, 0.5, 0.0))
+        _t89 = _sel(_t55 > 0.0, 1.0, _sel(_t55 == 0.0, 0.5, 0.0))
+        _t90 = _sel(_t54 > 0.0, 1.0, _sel(_t54 == 0.0, 0.5, 0.0))
         _t91 = _t31*_t90 + _t4*_t89
-        _t92 = _t69*_t74*(1.0 if _t62 > 0.0 else 0.0)
+        _t92 = _t69*_t74*_sel(_t62 > 0.0, 1.0, 0.0)
         _t93 = -ratio
         _t94 = _t2*_t29 + _t34*_t38
         _t95 = _t31*_t40 + _t37*_t4
@@ -186,12 +188,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t100 = _t31*_t37 + _t4*_t40
         _t101 = _t49*(-_t19*_t99 + _t36*(-_t100 - ratio))
         _t102 = _t67*_t79
-        _t103 = ratio*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+        _t103 = ratio*_sel(_t46 > 0.0, 1.0, _sel(_t46 == 0.0, 0.5, 0.0))
         _t104 = _t64*ratio
         _t105 = _t2*_t90 + _t38*_t89
         _t106 = _t69*_t88
         _s6 = _t60 - _t65
-        _t107 = ratio*(1.0 if _s6 > 0.0 else (0.5 if _s6 == 0.0 else 0.0))
+        _t107 = ratio*_sel(_s6 > 0.0, 1.0, _sel(_s6 == 0.0, 0.5, 0.0))
         _t108 = _t31*_t82 + _t4*_t83
         _t109 = _t29*_t31 + _t34*_t4
         _t110 = _t2*_t40 + _t37*_t38
@@ -211,37 +213,37 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
         d_ty2 = -(_s10*_inv0)
     else:
-        _t29_w1 = 1.0 if _t28 > 0.0 else (0.5 if _t28 == 0.0 else 0.0)
+        _t29_w1 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30_w1 = 0.5*ratio
         _t31_w1 = -_t30_w1 - 0.5
-        _t34_w1 = 1.0 if _t33 > 0.0 else (0.5 if _t33 == 0.0 else 0.0)
+        _t34_w1 = _sel(_t33 > 0.0, 1.0, _sel(_t33 == 0.0, 0.5, 0.0))
         _t35_w1 = _t29_w1*_t4 + _t31_w1*_t34_w1
-        _t37_w1 = 1.0 if _t32 > 0.0 else (0.5 if _t32 == 0.0 else 0.0)
+        _t37_w1 = _sel(_t32 > 0.0, 1.0, _sel(_t32 == 0.0, 0.5, 0.0))
         _t38_w1 = _t30_w1 - 0.5
-        _t40_w1 = 1.0 if _t39 > 0.0 else (0.5 if _t39 == 0.0 else 0.0)
+        _t40_w1 = _sel(_t39 > 0.0, 1.0, _sel(_t39 == 0.0, 0.5, 0.0))
         _t41_w1 = _t2*_t37_w1 + _t38_w1*_t40_w1
-        _t49_w1 = 1.0 if _t48 > 0.0 else 0.0
+        _t49_w1 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50_w1 = _t49_w1*(_t19*(-_t35_w1 - ratio) - _t36*_t41_w1)
         _t74_w1 = _t71/_t73
         _t75_w1 = _t63*_t74_w1
-        _t76_w1 = 1.0 if _t47 > 0.0 else (0.5 if _t47 == 0.0 else 0.0)
+        _t76_w1 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
         _t77_w1 = _t65*_t76_w1
-        _t78_w1 = ratio*(1.0 if _t43 > 0.0 else (0.5 if _t43 == 0.0 else 0.0))
-        _t79_w1 = 1.0 if _t44 > 0.0 else (0.5 if _t44 == 0.0 else 0.0)
+        _t78_w1 = ratio*_sel(_t43 > 0.0, 1.0, _sel(_t43 == 0.0, 0.5, 0.0))
+        _t79_w1 = _sel(_t44 > 0.0, 1.0, _sel(_t44 == 0.0, 0.5, 0.0))
         _t80_w1 = _t72/_t73
         _t81_w1 = _t66*ratio
-        _t82_w1 = 1.0 if _t53 > 0.0 else (0.5 if _t53 == 0.0 else 0.0)
-        _t83_w1 = 1.0 if _t59 > 0.0 else (0.5 if _t59 == 0.0 else 0.0)
+        _t82_w1 = _sel(_t53 > 0.0, 1.0, _sel(_t53 == 0.0, 0.5, 0.0))
+        _t83_w1 = _sel(_t59 > 0.0, 1.0, _sel(_t59 == 0.0, 0.5, 0.0))
         _t84_w1 = _t2*_t82_w1 + _t38_w1*_t83_w1
-        _t85_w1 = 1.0 if _t61 > 0.0 else (0.5 if _t61 == 0.0 else 0.0)
+        _t85_w1 = _sel(_t61 > 0.0, 1.0, _sel(_t61 == 0.0, 0.5, 0.0))
         _t86_w1 = _t69*_t85_w1
         _s11 = _t56 - _t67
-        _t87_w1 = ratio*(1.0 if _s11 > 0.0 else (0.5 if _s11 == 0.0 else 0.0))
-        _t88_w1 = 1.0 if _t57 > 0.0 else (0.5 if _t57 == 0.0 else 0.0)
-        _t89_w1 = 1.0 if _t55 > 0.0 else (0.5 if _t55 == 0.0 else 0.0)
-        _t90_w1 = 1.0 if _t54 > 0.0 else (0.5 if _t54 == 0.0 else 0.0)
+        _t87_w1 = ratio*_sel(_s11 > 0.0, 1.0, _sel(_s11 == 0.0, 0.5, 0.0))
+        _t88_w1 = _sel(_t57 > 0.0, 1.0, _sel(_t57 == 0.0, 0.5, 0.0))
+        _t89_w1 = _sel(_t55 > 0.0, 1.0, _sel(_t55 == 0.0, 0.5, 0.0))
+        _t90_w1 = _sel(_t54 > 0.0, 1.0, _sel(_t54 == 0.0, 0.5, 0.0))
         _t91_w1 = _t31_w1*_t90_w1 + _t4*_t89_w1
-        _t92_w1 = _t69*_t74_w1*(1.0 if _t62 > 0.0 else 0.0)
+        _t92_w1 = _t69*_t74_w1*_sel(_t62 > 0.0, 1.0, 0.0)
         _t93_w1 = -ratio
         _t94_w1 = _t2*_t29_w1 + _t34_w1*_t38_w1
         _t95_w1 = _t31_w1*_t40_w1 + _t37_w1*_t4
@@ -252,12 +254,12 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t100_w1 = _t31_w1*_t37_w1 + _t4*_t40_w1
         _t101_w1 = _t49_w1*(-_t19*_t99_w1 + _t36*(-_t100_w1 - ratio))
         _t102_w1 = _t67*_t79_w1
-        _t103_w1 = ratio*(1.0 if _t46 > 0.0 else (0.5 if _t46 == 0.0 else 0.0))
+        _t103_w1 = ratio*_sel(_t46 > 0.0, 1.0, _sel(_t46 == 0.0, 0.5, 0.0))
         _t104_w1 = _t64*ratio
         _t105_w1 = _t2*_t90_w1 + _t38_w1*_t89_w1
         _t106_w1 = _t69*_t88_w1
         _s12 = _t60 - _t65
-        _t107_w1 = ratio*(1.0 if _s12 > 0.0 else (0.5 if _s12 == 0.0 else 0.0))
+        _t107_w1 = ratio*_sel(_s12 > 0.0, 1.0, _sel(_s12 == 0.0, 0.5, 0.0))
         _t108_w1 = _t31_w1*_t82_w1 + _t4*_t83_w1
         _t109_w1 = _t29_w1*_t31_w1 + _t34_w1*_t4
         _t110_w1 = _t2*_t40_w1 + _t37_w1*_t38_w1
@@ -299,13 +301,13 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t16 = _t14*_t2 + _t15*_t4
     _t17 = _t14*_t4 + _t15*_t2
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
-    _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
+    _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
     _t20 = max(_s1, _s1 - _s1)
     _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
     _s2 = _t13*min(_t10*ratio, _t11)
     _t22 = _s2 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-    _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
+    _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s3 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
     return value
@@ -315,7 +317,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
     _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
     _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
-    _xd0 = _f32(1.0) if _s5 > _f32(0.0) else (_f32(0.5) if _s5 == _f32(0.0) else _f32(0.0))
+    _xd0 = _sel(_s5 > _f32(0.0), _f32(1.0), _sel(_s5 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _s6 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
     _s7 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     _xg0 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
@@ -331,9 +333,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt3 = 0.5 - 0.5*_xw_ratio
         _xs1 = -_xw_ratio*((_xw_px2 - _xw_px1))
         _xs2 = _xs1 + max(_xt0*_xt1 + _xt2*_xt3, 0.0) + max(-_xt0*_xt3 - _xt1*_xt2, 0.0)
-        _xd0 = _f32((1.0 if _xs2 > 0.0 else (0.5 if _xs2 == 0.0 else 0.0)))
+        _xd0 = _f32(_sel(_xs2 > 0.0, 1.0, _sel(_xs2 == 0.0, 0.5, 0.0)))
     _s9 = ratio*((px2 - px1)) - max(_s3, _f32(0.0)) - max(_s4, _f32(0.0))
-    _xd1 = _f32(1.0) if _s9 > _f32(0.0) else (_f32(0.5) if _s9 == _f32(0.0) else _f32(0.0))
+    _xd1 = _sel(_s9 > _f32(0.0), _f32(1.0), _sel(_s9 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg1 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
     if not _xg1:
         _xw_px1_w1 = _f64(px1)
@@ -346,11 +348,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt2_w1 = _xw_px1_w1 - _xw_tx1_w1
         _xt3_w1 = 0.5 - 0.5*_xw_ratio_w1
         _xs8 = _xw_ratio_w1*((_xw_px2_w1 - _xw_px1_w1)) - max(_xt0_w1*_xt1_w1 + _xt2_w1*_xt3_w1, 0.0) - max(-_xt0_w1*_xt3_w1 - _xt1_w1*_xt2_w1, 0.0)
-        _xd1 = _f32((1.0 if _xs8 > 0.0 else (0.5 if _xs8 == 0.0 else 0.0)))
+        _xd1 = _f32(_sel(_xs8 > 0.0, 1.0, _sel(_xs8 == 0.0, 0.5, 0.0)))
     _s12 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
     _s13 = -_f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) - _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _s14 = -ratio*((py2 - py1)) + max(_s12, _f32(0.0)) + max(_s13, _f32(0.0))
-    _xd2 = _f32(1.0) if _s14 > _f32(0.0) else (_f32(0.5) if _s14 == _f32(0.0) else _f32(0.0))
+    _xd2 = _sel(_s14 > _f32(0.0), _f32(1.0), _sel(_s14 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _s15 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
     _s16 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     _xg2 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
@@ -366,9 +368,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt3_w2 = 0.5 - 0.5*_xw_ratio_w2
         _xs10 = -_xw_ratio_w2*((_xw_py2 - _xw_py1))
         _xs11 = _xs10 + max(_xt0_w2*_xt1_w2 + _xt2_w2*_xt3_w2, 0.0) + max(-_xt0_w2*_xt3_w2 - _xt1_w2*_xt2_w2, 0.0)
-        _xd2 = _f32((1.0 if _xs11 > 0.0 else (0.5 if _xs11 == 0.0 else 0.0)))
+        _xd2 = _f32(_sel(_xs11 > 0.0, 1.0, _sel(_xs11 == 0.0, 0.5, 0.0)))
     _s18 = ratio*((py2 - py1)) - max(_s12, _f32(0.0)) - max(_s13, _f32(0.0))
-    _xd3 = _f32(1.0) if _s18 > _f32(0.0) else (_f32(0.5) if _s18 == _f32(0.0) else _f32(0.0))
+    _xd3 = _sel(_s18 > _f32(0.0), _f32(1.0), _sel(_s18 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg3 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
     if not _xg3:
         _xw_py1_w1 = _f64(py1)
@@ -381,11 +383,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt2_w3 = _xw_py1_w1 - _xw_ty1_w1
         _xt3_w3 = 0.5 - 0.5*_xw_ratio_w3
         _xs17 = _xw_ratio_w3*((_xw_py2_w1 - _xw_py1_w1)) - max(_xt0_w3*_xt1_w3 + _xt2_w3*_xt3_w3, 0.0) - max(-_xt0_w3*_xt3_w3 - _xt1_w3*_xt2_w3, 0.0)
-        _xd3 = _f32((1.0 if _xs17 > 0.0 else (0.5 if _xs17 == 0.0 else 0.0)))
+        _xd3 = _f32(_sel(_xs17 > 0.0, 1.0, _sel(_xs17 == 0.0, 0.5, 0.0)))
     _s21 = -_f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) - _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
     _s22 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
     _s23 = -ratio*((tx2 - tx1)) + max(_s21, _f32(0.0)) + max(_s22, _f32(0.0))
-    _xd4 = _f32(1.0) if _s23 > _f32(0.0) else (_f32(0.5) if _s23 == _f32(0.0) else _f32(0.0))
+    _xd4 = _sel(_s23 > _f32(0.0), _f32(1.0), _sel(_s23 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg4 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
     if not _xg4:
         _xw_px1_w2 = _f64(px1)
@@ -399,9 +401,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt3_w4 = 0.5 - 0.5*_xw_ratio_w4
         _xs19 = -_xw_ratio_w4*((_xw_tx2_w2 - _xw_tx1_w2))
         _xs20 = _xs19 + max(-_xt0_w4*_xt1_w4 - _xt2_w4*_xt3_w4, 0.0) + max(_xt0_w4*_xt3_w4 + _xt1_w4*_xt2_w4, 0.0)
-        _xd4 = _f32((1.0 if _xs20 > 0.0 else (0.5 if _xs20 == 0.0 else 0.0)))
+        _xd4 = _f32(_sel(_xs20 > 0.0, 1.0, _sel(_xs20 == 0.0, 0.5, 0.0)))
     _s25 = ratio*((tx2 - tx1)) - max(_s21, _f32(0.0)) - max(_s22, _f32(0.0))
-    _xd5 = _f32(1.0) if _s25 > _f32(0.0) else (_f32(0.5) if _s25 == _f32(0.0) else _f32(0.0))
+    _xd5 = _sel(_s25 > _f32(0.0), _f32(1.0), _sel(_s25 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg5 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
     if not _xg5:
         _xw_px1_w3 = _f64(px1)
@@ -414,11 +416,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt2_w5 = _xw_px1_w3 - _xw_tx1_w3
         _xt3_w5 = 0.5 - 0.5*_xw_ratio_w5
         _xs24 = _xw_ratio_w5*((_xw_tx2_w3 - _xw_tx1_w3)) - max(-_xt0_w5*_xt1_w5 - _xt2_w5*_xt3_w5, 0.0) - max(_xt0_w5*_xt3_w5 + _xt1_w5*_xt2_w5, 0.0)
-        _xd5 = _f32((1.0 if _xs24 > 0.0 else (0.5 if _xs24 == 0.0 else 0.0)))
+        _xd5 = _f32(_sel(_xs24 > 0.0, 1.0, _sel(_xs24 == 0.0, 0.5, 0.0)))
     _s28 = -_f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) - _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
     _s29 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _s30 = -ratio*((ty2 - ty1)) + max(_s28, _f32(0.0)) + max(_s29, _f32(0.0))
-    _xd6 = _f32(1.0) if _s30 > _f32(0.0) else (_f32(0.5) if _s30 == _f32(0.0) else _f32(0.0))
+    _xd6 = _sel(_s30 > _f32(0.0), _f32(1.0), _sel(_s30 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg6 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
     if not _xg6:
         _xw_py1_w2 = _f64(py1)
@@ -432,9 +434,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt3_w6 = 0.5 - 0.5*_xw_ratio_w6
         _xs26 = -_xw_ratio_w6*((_xw_ty2_w2 - _xw_ty1_w2))
         _xs27 = _xs26 + max(-_xt0_w6*_xt1_w6 - _xt2_w6*_xt3_w6, 0.0) + max(_xt0_w6*_xt3_w6 + _xt1_w6*_xt2_w6, 0.0)
-        _xd6 = _f32((1.0 if _xs27 > 0.0 else (0.5 if _xs27 == 0.0 else 0.0)))
+        _xd6 = _f32(_sel(_xs27 > 0.0, 1.0, _sel(_xs27 == 0.0, 0.5, 0.0)))
     _s32 = ratio*((ty2 - ty1)) - max(_s28, _f32(0.0)) - max(_s29, _f32(0.0))
-    _xd7 = _f32(1.0) if _s32 > _f32(0.0) else (_f32(0.5) if _s32 == _f32(0.0) else _f32(0.0))
+    _xd7 = _sel(_s32 > _f32(0.0), _f32(1.0), _sel(_s32 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg7 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
     if not _xg7:
         _xw_py1_w3 = _f64(py1)
@@ -447,8 +449,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt2_w7 = _xw_py1_w3 - _xw_ty1_w3
         _xt3_w7 = 0.5 - 0.5*_xw_ratio_w7
         _xs31 = _xw_ratio_w7*((_xw_ty2_w3 - _xw_ty1_w3)) - max(-_xt0_w7*_xt1_w7 - _xt2_w7*_xt3_w7, 0.0) - max(_xt0_w7*_xt3_w7 + _xt1_w7*_xt2_w7, 0.0)
-        _xd7 = _f32((1.0 if _xs31 > 0.0 else (0.5 if _xs31 == 0.0 else 0.0)))
-    _xd8 = _f32(1.0) if _s21 > _f32(0.0) else (_f32(0.5) if _s21 == _f32(0.0) else _f32(0.0))
+        _xd7 = _f32(_sel(_xs31 > 0.0, 1.0, _sel(_xs31 == 0.0, 0.5, 0.0)))
+    _xd8 = _sel(_s21 > _f32(0.0), _f32(1.0), _sel(_s21 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _s34 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
     _xg8 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     if not _xg8:
@@ -458,8 +460,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_tx2_w4 = _f64(tx2)
         _xw_ratio_w8 = _f64(ratio)
         _xs33 = -0.5*(1.0 - _xw_ratio_w8)*((_xw_px1_w4 - _xw_tx1_w4)) - 0.5*(_xw_ratio_w8 + 1.0)*((_xw_px2_w4 - _xw_tx2_w4))
-        _xd8 = _f32((1.0 if _xs33 > 0.0 else (0.5 if _xs33 == 0.0 else 0.0)))
-    _xd9 = _f32(1.0) if _s3 > _f32(0.0) else (_f32(0.5) if _s3 == _f32(0.0) else _f32(0.0))
+        _xd8 = _f32(_sel(_xs33 > 0.0, 1.0, _sel(_xs33 == 0.0, 0.5, 0.0)))
+    _xd9 = _sel(_s3 > _f32(0.0), _f32(1.0), _sel(_s3 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg9 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     if not _xg9:
         _xw_px1_w5 = _f64(px1)
@@ -468,8 +470,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_tx2_w5 = _f64(tx2)
         _xw_ratio_w9 = _f64(ratio)
         _xs35 = 0.5*(1.0 - _xw_ratio_w9)*((_xw_px1_w5 - _xw_tx1_w5)) + 0.5*(_xw_ratio_w9 + 1.0)*((_xw_px2_w5 - _xw_tx2_w5))
-        _xd9 = _f32((1.0 if _xs35 > 0.0 else (0.5 if _xs35 == 0.0 else 0.0)))
-    _xd10 = _f32(1.0) if _s4 > _f32(0.0) else (_f32(0.5) if _s4 == _f32(0.0) else _f32(0.0))
+        _xd9 = _f32(_sel(_xs35 > 0.0, 1.0, _sel(_xs35 == 0.0, 0.5, 0.0)))
+    _xd10 = _sel(_s4 > _f32(0.0), _f32(1.0), _sel(_s4 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg10 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     if not _xg10:
         _xw_px1_w6 = _f64(px1)
@@ -478,8 +480,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_tx2_w6 = _f64(tx2)
         _xw_ratio_w10 = _f64(ratio)
         _xs36 = -0.5*(1.0 - _xw_ratio_w10)*((_xw_px2_w6 - _xw_tx2_w6)) - 0.5*(_xw_ratio_w10 + 1.0)*((_xw_px1_w6 - _xw_tx1_w6))
-        _xd10 = _f32((1.0 if _xs36 > 0.0 else (0.5 if _xs36 == 0.0 else 0.0)))
-    _xd11 = _f32(1.0) if _s22 > _f32(0.0) else (_f32(0.5) if _s22 == _f32(0.0) else _f32(0.0))
+        _xd10 = _f32(_sel(_xs36 > 0.0, 1.0, _sel(_xs36 == 0.0, 0.5, 0.0)))
+    _xd11 = _sel(_s22 > _f32(0.0), _f32(1.0), _sel(_s22 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg11 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     if not _xg11:
         _xw_px1_w7 = _f64(px1)
@@ -488,8 +490,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_tx2_w7 = _f64(tx2)
         _xw_ratio_w11 = _f64(ratio)
         _xs37 = 0.5*(1.0 - _xw_ratio_w11)*((_xw_px2_w7 - _xw_tx2_w7)) + 0.5*(_xw_ratio_w11 + 1.0)*((_xw_px1_w7 - _xw_tx1_w7))
-        _xd11 = _f32((1.0 if _xs37 > 0.0 else (0.5 if _xs37 == 0.0 else 0.0)))
-    _xd12 = _f32(1.0) if _s28 > _f32(0.0) else (_f32(0.5) if _s28 == _f32(0.0) else _f32(0.0))
+        _xd11 = _f32(_sel(_xs37 > 0.0, 1.0, _sel(_xs37 == 0.0, 0.5, 0.0)))
+    _xd12 = _sel(_s28 > _f32(0.0), _f32(1.0), _sel(_s28 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _s39 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
     _xg12 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     if not _xg12:
@@ -499,8 +501,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ty2_w4 = _f64(ty2)
         _xw_ratio_w12 = _f64(ratio)
         _xs38 = -0.5*(1.0 - _xw_ratio_w12)*((_xw_py1_w4 - _xw_ty1_w4)) - 0.5*(_xw_ratio_w12 + 1.0)*((_xw_py2_w4 - _xw_ty2_w4))
-        _xd12 = _f32((1.0 if _xs38 > 0.0 else (0.5 if _xs38 == 0.0 else 0.0)))
-    _xd13 = _f32(1.0) if _s12 > _f32(0.0) else (_f32(0.5) if _s12 == _f32(0.0) else _f32(0.0))
+        _xd12 = _f32(_sel(_xs38 > 0.0, 1.0, _sel(_xs38 == 0.0, 0.5, 0.0)))
+    _xd13 = _sel(_s12 > _f32(0.0), _f32(1.0), _sel(_s12 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg13 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     if not _xg13:
         _xw_py1_w5 = _f64(py1)
@@ -509,8 +511,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ty2_w5 = _f64(ty2)
         _xw_ratio_w13 = _f64(ratio)
         _xs40 = 0.5*(1.0 - _xw_ratio_w13)*((_xw_py1_w5 - _xw_ty1_w5)) + 0.5*(_xw_ratio_w13 + 1.0)*((_xw_py2_w5 - _xw_ty2_w5))
-        _xd13 = _f32((1.0 if _xs40 > 0.0 else (0.5 if _xs40 == 0.0 else 0.0)))
-    _xd14 = _f32(1.0) if _s13 > _f32(0.0) else (_f32(0.5) if _s13 == _f32(0.0) else _f32(0.0))
+        _xd13 = _f32(_sel(_xs40 > 0.0, 1.0, _sel(_xs40 == 0.0, 0.5, 0.0)))
+    _xd14 = _sel(_s13 > _f32(0.0), _f32(1.0), _sel(_s13 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg14 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     if not _xg14:
         _xw_py1_w6 = _f64(py1)
@@ -519,8 +521,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ty2_w6 = _f64(ty2)
         _xw_ratio_w14 = _f64(ratio)
         _xs41 = -0.5*(1.0 - _xw_ratio_w14)*((_xw_py2_w6 - _xw_ty2_w6)) - 0.5*(_xw_ratio_w14 + 1.0)*((_xw_py1_w6 - _xw_ty1_w6))
-        _xd14 = _f32((1.0 if _xs41 > 0.0 else (0.5 if _xs41 == 0.0 else 0.0)))
-    _xd15 = _f32(1.0) if _s29 > _f32(0.0) else (_f32(0.5) if _s29 == _f32(0.0) else _f32(0.0))
+        _xd14 = _f32(_sel(_xs41 > 0.0, 1.0, _sel(_xs41 == 0.0, 0.5, 0.0)))
+    _xd15 = _sel(_s29 > _f32(0.0), _f32(1.0), _sel(_s29 == _f32(0.0), _f32(0.5), _f32(0.0)))
     _xg15 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     if not _xg15:
         _xw_py1_w7 = _f64(py1)
@@ -529,10 +531,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ty2_w7 = _f64(ty2)
         _xw_ratio_w15 = _f64(ratio)
         _xs42 = 0.5*(1.0 - _xw_ratio_w15)*((_xw_py2_w7 - _xw_ty2_w7)) + 0.5*(_xw_ratio_w15 + 1.0)*((_xw_py1_w7 - _xw_ty1_w7))
-        _xd15 = _f32((1.0 if _xs42 > 0.0 else (0.5 if _xs42 == 0.0 else 0.0)))
-    _s44 = (_f32(1.0) - (_f32(1.0) if -((px2 - px1)) + (tx2 - tx1) > _f32(0.0) else _f32(0.0)))*_s25
-    _s45 = _s44 + _s9*(_f32(1.0) if -((px2 - px1)) + (tx2 - tx1) > _f32(0.0) else _f32(0.0))
-    _xd16 = _f32(1.0) if _s45 > _f32(0.0) else _f32(0.0)
+        _xd15 = _f32(_sel(_xs42 > 0.0, 1.0, _sel(_xs42 == 0.0, 0.5, 0.0)))
+    _s44 = (_f32(1.0) - _sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s25
+    _s45 = _s44 + _s9*_sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0))
+    _xd16 = _sel(_s45 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s46 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
     _s47 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
     _s48 = _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
@@ -545,7 +547,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ratio_w16 = _f64(ratio)
         _xt0_w8 = _xw_px2_w8 - _xw_px1_w8
         _xt1_w8 = _xw_tx2_w8 - _xw_tx1_w8
-        _xt2_w8 = 1.0 if -_xt0_w8 + _xt1_w8 > 0.0 else 0.0
+        _xt2_w8 = _sel(-_xt0_w8 + _xt1_w8 > 0.0, 1.0, 0.0)
         _xt3_w8 = _xw_px2_w8 - _xw_tx2_w8
         _xt4 = 0.5*_xw_ratio_w16 + 0.5
         _xt5 = _xw_px1_w8 - _xw_tx1_w8
@@ -553,10 +555,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt7 = _xt3_w8*_xt4 + _xt5*_xt6
         _xt8 = _xt3_w8*_xt6 + _xt4*_xt5
         _xs43 = (1.0 - _xt2_w8)*(_xt1_w8*_xw_ratio_w16 - max(-_xt7, 0.0) - max(_xt8, 0.0))
-        _xd16 = _f32((1.0 if _xt2_w8*(_xt0_w8*_xw_ratio_w16 - max(_xt7, 0.0) - max(-_xt8, 0.0)) + _xs43 > 0.0 else 0.0))
-    _s50 = (_f32(1.0) - (_f32(1.0) if -((py2 - py1)) + (ty2 - ty1) > _f32(0.0) else _f32(0.0)))*_s32
-    _s51 = _s50 + _s18*(_f32(1.0) if -((py2 - py1)) + (ty2 - ty1) > _f32(0.0) else _f32(0.0))
-    _xd17 = _f32(1.0) if _s51 > _f32(0.0) else _f32(0.0)
+        _xd16 = _f32(_sel(_xt2_w8*(_xt0_w8*_xw_ratio_w16 - max(_xt7, 0.0) - max(-_xt8, 0.0)) + _xs43 > 0.0, 1.0, 0.0))
+    _s50 = (_f32(1.0) - _sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s32
+    _s51 = _s50 + _s18*_sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0))
+    _xd17 = _sel(_s51 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s52 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
     _s53 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
     _s54 = _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
@@ -569,7 +571,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xw_ratio_w17 = _f64(ratio)
         _xt0_w9 = _xw_py2_w8 - _xw_py1_w8
         _xt1_w9 = _xw_ty2_w8 - _xw_ty1_w8
-        _xt2_w9 = 1.0 if -_xt0_w9 + _xt1_w9 > 0.0 else 0.0
+        _xt2_w9 = _sel(-_xt0_w9 + _xt1_w9 > 0.0, 1.0, 0.0)
         _xt3_w9 = _xw_py2_w8 - _xw_ty2_w8
         _xt4_w1 = 0.5*_xw_ratio_w17 + 0.5
         _xt5_w1 = _xw_py1_w8 - _xw_ty1_w8
@@ -577,7 +579,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt7_w1 = _xt3_w9*_xt4_w1 + _xt5_w1*_xt6_w1
         _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
         _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
-        _xd17 = _f32((1.0 if _xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0 else 0.0))
+        _xd17 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
     _t0 = px2 - px1
     _t1 = px2 - tx2
     _t2 = _f32(0.5)*ratio + _f32(0.5)
@@ -597,13 +599,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t16 = _t14*_t2 + _t15*_t4
     _t17 = _t14*_t4 + _t15*_t2
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
-    _t19 = _f32(1.0) if -_t0 + _t10 > _f32(0.0) else _f32(0.0)
+    _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
     _t20 = max(_s55, _s55 - _s55)
     _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
     _s56 = _t13*min(_t10*ratio, _t11)
     _t22 = _s56 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
-    _t23 = _f32(1.0) if _t12 - _t8 > _f32(0.0) else _f32(0.0)
+    _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
     _t33 = ratio + _f32(1.0)

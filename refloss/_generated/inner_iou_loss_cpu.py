@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b18402183fc963ed
+# scalar kernels: sha256 50aeae73575b10b9
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8e1ac774e2a16960
+# scalar kernels: sha256 fdb1a8d5eecf692d
 """IoU (metric): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

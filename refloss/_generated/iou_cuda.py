@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 8e1ac774e2a16960
+# scalar kernels: sha256 fdb1a8d5eecf692d
 """IoU (metric): numba.cuda device functions and fused grid-stride kernels."""
 import math
 
@@ -12,6 +12,7 @@ from numpy import float32 as _f32, float64 as _f64
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import iou as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

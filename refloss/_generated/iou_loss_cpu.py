@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a038b5b6a3ecd5c5
+# scalar kernels: sha256 7547d1742fc82a56
 """IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b22d0110270e1414
+# scalar kernels: sha256 5f6143e6644968db
 """KLD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

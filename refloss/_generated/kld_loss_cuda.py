@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b22d0110270e1414
+# scalar kernels: sha256 5f6143e6644968db
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import kld_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

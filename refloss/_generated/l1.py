@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec):
     with localcontext() as ctx:
@@ -49,7 +51,7 @@ def value_f64(pred, target):
 def value_and_grad_f64(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+    sgn = _sel(x > 0.0, 1.0, _sel(x < 0.0, -1.0, 0.0))
     value = a
     d_pred = sgn
     d_target = -sgn
@@ -66,7 +68,7 @@ def value_f32(pred, target):
 def value_and_grad_f32(pred, target):
     x = pred - target
     a = abs(x)
-    sgn = _f32(1.0) if x > _f32(0.0) else (-_f32(1.0) if x < _f32(0.0) else _f32(0.0))
+    sgn = _sel(x > _f32(0.0), _f32(1.0), _sel(x < _f32(0.0), -_f32(1.0), _f32(0.0)))
     value = a
     d_pred = sgn
     d_target = -sgn

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c112635a77cb40da
+# scalar kernels: sha256 250a123a8a7e6345
 """L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

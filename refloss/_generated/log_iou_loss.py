@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, eps):
     with localcontext() as ctx:
@@ -72,15 +74,15 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big19 = _lm18 > 1.4142135623730951
         _lh20 = _lm18*0.5
-        _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+        _lf21 = _sel(_big19, _lh20, _lm18) - 1.0
         _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk23 = _le22 + (1.0 if _big19 else 0.0)
-        _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+        _lk23 = _le22 + _sel(_big19, 1.0, 0.0)
+        _lf24 = _sel(_lk23 == 0.0, _a15, _lf21)
         _lc25 = _a15 - (_u16 - 1.0)
         _lc26 = 1.0 - (_u16 - _a15)
-        _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+        _lc27 = _sel(_u16 <= 2.0, _lc25, _lc26)
         _lc28 = _lc27/_u16
-        _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+        _lc29 = _sel(_lk23 == 0.0, 0.0, _lc28)
         _ls30 = _lf24/(2.0 + _lf24)
         _lz31 = _ls30*_ls30
         _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
@@ -94,10 +96,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _e40 = _e37 + _e38*_x39
         _hf41 = 0.5*(_lf24*_lf24)
         _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
-        _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+        _lo43 = _sel(_a15 != 0.0, _lg42, _a15)
         _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
-        _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
-        _lo46 = (_lo45 if _a15 < math.inf else _a15)
+        _lo45 = _sel(_a15 > -1.0, _lo43, _lo44)
+        _lo46 = _sel(_a15 < math.inf, _lo45, _a15)
         value = _lo46
         return value
 
@@ -152,15 +154,15 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _lm18 = _i64((_lb17 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big19 = _lm18 > 1.4142135623730951
         _lh20 = _lm18*0.5
-        _lf21 = (_lh20 if _big19 else _lm18) - 1.0
+        _lf21 = _sel(_big19, _lh20, _lm18) - 1.0
         _le22 = _i64(_i64(_lb17 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk23 = _le22 + (1.0 if _big19 else 0.0)
-        _lf24 = (_a15 if _lk23 == 0.0 else _lf21)
+        _lk23 = _le22 + _sel(_big19, 1.0, 0.0)
+        _lf24 = _sel(_lk23 == 0.0, _a15, _lf21)
         _lc25 = _a15 - (_u16 - 1.0)
         _lc26 = 1.0 - (_u16 - _a15)
-        _lc27 = (_lc25 if _u16 <= 2.0 else _lc26)
+        _lc27 = _sel(_u16 <= 2.0, _lc25, _lc26)
         _lc28 = _lc27/_u16
-        _lc29 = (0.0 if _lk23 == 0.0 else _lc28)
+        _lc29 = _sel(_lk23 == 0.0, 0.0, _lc28)
         _ls30 = _lf24/(2.0 + _lf24)
         _lz31 = _ls30*_ls30
         _e32 = 0.6666666666666666 + 0.4000000000000088*_lz31
@@ -174,10 +176,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _e40 = _e37 + _e38*_x39
         _hf41 = 0.5*(_lf24*_lf24)
         _lg42 = _lk23*0.6931471805598903 + (_lf24 - (_hf41 - (_ls30*(_hf41 + _lz31*_e40) + (_lk23*5.497923018708371e-14 + _lc29))))
-        _lo43 = (_lg42 if _a15 != 0.0 else _a15)
+        _lo43 = _sel(_a15 != 0.0, _lg42, _a15)
         _lo44 = (-math.inf if _a15 == -1.0 else math.nan)
-        _lo45 = (_lo43 if _a15 > -1.0 else _lo44)
-        _lo46 = (_lo45 if _a15 < math.inf else _a15)
+        _lo45 = _sel(_a15 > -1.0, _lo43, _lo44)
+        _lo46 = _sel(_a15 < math.inf, _lo45, _a15)
         value = _lo46
         _t3 = -px1 + px2
         _t4 = -tx2
@@ -193,8 +195,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _inv0 = 1.0/_t8
             _inv1 = 1.0/_t9
             _t11 = px1 - tx1
-            _t12 = 1.0 if -_t11 > 0.0 else 0.0
-            _t13 = 1.0 if _t11 > 0.0 else 0.0
+            _t12 = _sel(-_t11 > 0.0, 1.0, 0.0)
+            _t13 = _sel(_t11 > 0.0, 1.0, 0.0)
             _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15 = _t0*_t14
             _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -203,7 +205,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
-            _t22 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+            _t22 = _t7*_sel(_s1 > 0.0, 1.0, 0.0)
             _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + 1.0
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -211,21 +213,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t27 = 0.5*_t22
             _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
-            _t30 = 1.0 if -_t29 > 0.0 else 0.0
-            _t31 = 1.0 if _t29 > 0.0 else 0.0
+            _t30 = _sel(-_t29 > 0.0, 1.0, 0.0)
+            _t31 = _sel(_t29 > 0.0, 1.0, 0.0)
             _t32 = _t18 + _t25*_t3 + eps
-            _t33 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+            _t33 = _t0*_sel(_t6 > 0.0, 1.0, 0.0)
             _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + 1.0
             _t36 = 0.5*_t33
             _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
-            _t39 = 1.0 if _t38 > 0.0 else 0.0
-            _t40 = 1.0 if -_t38 > 0.0 else 0.0
+            _t39 = _sel(_t38 > 0.0, 1.0, 0.0)
+            _t40 = _sel(-_t38 > 0.0, 1.0, 0.0)
             _t41 = -_t39 - _t40 + 1.0
             _t42 = py2 - ty2
-            _t43 = 1.0 if _t42 > 0.0 else 0.0
-            _t44 = 1.0 if -_t42 > 0.0 else 0.0
+            _t43 = _sel(_t42 > 0.0, 1.0, 0.0)
+            _t44 = _sel(-_t42 > 0.0, 1.0, 0.0)
             _t45 = -_t43 - _t44 + 1.0
             _t46 = _t17 + _t26
             _t47 = _t22*((_t21 + _t46)*_inv0)
@@ -243,8 +245,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
         else:
             _t11_w1 = px1 - tx1
-            _t12_w1 = 1.0 if -_t11_w1 > 0.0 else 0.0
-            _t13_w1 = 1.0 if _t11_w1 > 0.0 else 0.0
+            _t12_w1 = _sel(-_t11_w1 > 0.0, 1.0, 0.0)
+            _t13_w1 = _sel(_t11_w1 > 0.0, 1.0, 0.0)
             _t14_w1 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15_w1 = _t0*_t14_w1
             _t16_w1 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -253,7 +255,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t19_w1 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20_w1 = _t1*_t19_w1 + eps
             _t21_w1 = _t20_w1 + inter
-            _t22_w1 = _t7*(1.0 if _s1 > 0.0 else 0.0)
+            _t22_w1 = _t7*_sel(_s1 > 0.0, 1.0, 0.0)
             _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8)
             _t24_w1 = -_t12_w1 - _t13_w1 + 1.0
             _t25_w1 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -261,21 +263,21 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t27_w1 = 0.5*_t22_w1
             _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8)
             _t29_w1 = py1 - ty1
-            _t30_w1 = 1.0 if -_t29_w1 > 0.0 else 0.0
-            _t31_w1 = 1.0 if _t29_w1 > 0.0 else 0.0
+            _t30_w1 = _sel(-_t29_w1 > 0.0, 1.0, 0.0)
+            _t31_w1 = _sel(_t29_w1 > 0.0, 1.0, 0.0)
             _t32_w1 = _t18_w1 + _t25_w1*_t3 + eps
-            _t33_w1 = _t0*(1.0 if _t6 > 0.0 else 0.0)
+            _t33_w1 = _t0*_sel(_t6 > 0.0, 1.0, 0.0)
             _t34_w1 = _t33_w1*((_t32_w1 + inter)/_t8)
             _t35_w1 = -_t30_w1 - _t31_w1 + 1.0
             _t36_w1 = 0.5*_t33_w1
             _t37_w1 = _t36_w1*((-_t19_w1*_t7 + _t32_w1)/_t8)
             _t38_w1 = _t4 + px2
-            _t39_w1 = 1.0 if _t38_w1 > 0.0 else 0.0
-            _t40_w1 = 1.0 if -_t38_w1 > 0.0 else 0.0
+            _t39_w1 = _sel(_t38_w1 > 0.0, 1.0, 0.0)
+            _t40_w1 = _sel(-_t38_w1 > 0.0, 1.0, 0.0)
             _t41_w1 = -_t39_w1 - _t40_w1 + 1.0
             _t42_w1 = py2 - ty2
-            _t43_w1 = 1.0 if _t42_w1 > 0.0 else 0.0
-            _t44_w1 = 1.0 if -_t42_w1 > 0.0 else 0.0
+            _t43_w1 = _sel(_t42_w1 > 0.0, 1.0, 0.0)
+            _t44_w1 = _sel(-_t42_w1 > 0.0, 1.0, 0.0)
             _t45_w1 = -_t43_w1 - _t44_w1 + 1.0
             _t46_w1 = _t17_w1 + _t26_w1
             _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8)
@@ -326,15 +328,15 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big19 = _lm18 > _f32(1.4142135381698608)
         _lh20 = _lm18*_f32(0.5)
-        _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+        _lf21 = _sel(_big19, _lh20, _lm18) - _f32(1.0)
         _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
-        _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+        _lk23 = _le22 + _sel(_big19, _f32(1.0), _f32(0.0))
+        _lf24 = _sel(_lk23 == _f32(0.0), _a15, _lf21)
         _lc25 = _a15 - (_u16 - _f32(1.0))
         _lc26 = _f32(1.0) - (_u16 - _a15)
-        _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+        _lc27 = _sel(_u16 <= _f32(2.0), _lc25, _lc26)
         _lc28 = _lc27/_u16
-        _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+        _lc29 = _sel(_lk23 == _f32(0.0), _f32(0.0), _lc28)
         _ls30 = _lf24/(_f32(2.0) + _lf24)
         _lz31 = _ls30*_ls30
         _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
@@ -343,10 +345,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _e35 = _e32 + _e33*_x34
         _hf36 = _f32(0.5)*(_lf24*_lf24)
         _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
-        _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+        _lo38 = _sel(_a15 != _f32(0.0), _lg37, _a15)
         _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
-        _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
-        _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+        _lo40 = _sel(_a15 > -_f32(1.0), _lo38, _lo39)
+        _lo41 = _sel(_a15 < _f32(math.inf), _lo40, _a15)
         value = _lo41
         return value
 
@@ -401,15 +403,15 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _lm18 = _i32((_lb17 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big19 = _lm18 > _f32(1.4142135381698608)
         _lh20 = _lm18*_f32(0.5)
-        _lf21 = (_lh20 if _big19 else _lm18) - _f32(1.0)
+        _lf21 = _sel(_big19, _lh20, _lm18) - _f32(1.0)
         _le22 = _i32(_i32(_lb17 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk23 = _le22 + (_f32(1.0) if _big19 else _f32(0.0))
-        _lf24 = (_a15 if _lk23 == _f32(0.0) else _lf21)
+        _lk23 = _le22 + _sel(_big19, _f32(1.0), _f32(0.0))
+        _lf24 = _sel(_lk23 == _f32(0.0), _a15, _lf21)
         _lc25 = _a15 - (_u16 - _f32(1.0))
         _lc26 = _f32(1.0) - (_u16 - _a15)
-        _lc27 = (_lc25 if _u16 <= _f32(2.0) else _lc26)
+        _lc27 = _sel(_u16 <= _f32(2.0), _lc25, _lc26)
         _lc28 = _lc27/_u16
-        _lc29 = (_f32(0.0) if _lk23 == _f32(0.0) else _lc28)
+        _lc29 = _sel(_lk23 == _f32(0.0), _f32(0.0), _lc28)
         _ls30 = _lf24/(_f32(2.0) + _lf24)
         _lz31 = _ls30*_ls30
         _e32 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz31
@@ -418,10 +420,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
         _e35 = _e32 + _e33*_x34
         _hf36 = _f32(0.5)*(_lf24*_lf24)
         _lg37 = _lk23*_f32(0.693145751953125) + (_lf24 - (_hf36 - (_ls30*(_hf36 + _lz31*_e35) + (_lk23*_f32(1.428606765330187e-06) + _lc29))))
-        _lo38 = (_lg37 if _a15 != _f32(0.0) else _a15)
+        _lo38 = _sel(_a15 != _f32(0.0), _lg37, _a15)
         _lo39 = (-_f32(math.inf) if _a15 == -_f32(1.0) else _f32(math.nan))
-        _lo40 = (_lo38 if _a15 > -_f32(1.0) else _lo39)
-        _lo41 = (_lo40 if _a15 < _f32(math.inf) else _a15)
+        _lo40 = _sel(_a15 > -_f32(1.0), _lo38, _lo39)
+        _lo41 = _sel(_a15 < _f32(math.inf), _lo40, _a15)
         value = _lo41
         _t3 = -px1 + px2
         _t4 = -tx2
@@ -437,8 +439,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _inv0 = _f32(1.0)/_t8
             _inv1 = _f32(1.0)/_t9
             _t11 = px1 - tx1
-            _t12 = _f32(1.0) if -_t11 > _f32(0.0) else _f32(0.0)
-            _t13 = _f32(1.0) if _t11 > _f32(0.0) else _f32(0.0)
+            _t12 = _sel(-_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t13 = _sel(_t11 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t14 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15 = _t0*_t14
             _t16 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -447,7 +449,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t19 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20 = _t1*_t19 + eps
             _t21 = _t20 + inter
-            _t22 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t22 = _t7*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t23 = _t22*((_t18 + _t21)*_inv0)
             _t24 = -_t12 - _t13 + _f32(1.0)
             _t25 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -455,21 +457,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t27 = _f32(0.5)*_t22
             _t28 = _t27*((_t18 + _t20 - _t26)*_inv0)
             _t29 = py1 - ty1
-            _t30 = _f32(1.0) if -_t29 > _f32(0.0) else _f32(0.0)
-            _t31 = _f32(1.0) if _t29 > _f32(0.0) else _f32(0.0)
+            _t30 = _sel(-_t29 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t31 = _sel(_t29 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t32 = _t18 + _t25*_t3 + eps
-            _t33 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+            _t33 = _t0*_sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t34 = _t33*((_t32 + inter)*_inv0)
             _t35 = -_t30 - _t31 + _f32(1.0)
             _t36 = _f32(0.5)*_t33
             _t37 = _t36*((-_t19*_t7 + _t32)*_inv0)
             _t38 = _t4 + px2
-            _t39 = _f32(1.0) if _t38 > _f32(0.0) else _f32(0.0)
-            _t40 = _f32(1.0) if -_t38 > _f32(0.0) else _f32(0.0)
+            _t39 = _sel(_t38 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t40 = _sel(-_t38 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t41 = -_t39 - _t40 + _f32(1.0)
             _t42 = py2 - ty2
-            _t43 = _f32(1.0) if _t42 > _f32(0.0) else _f32(0.0)
-            _t44 = _f32(1.0) if -_t42 > _f32(0.0) else _f32(0.0)
+            _t43 = _sel(_t42 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t44 = _sel(-_t42 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t45 = -_t43 - _t44 + _f32(1.0)
             _t46 = _t17 + _t26
             _t47 = _t22*((_t21 + _t46)*_inv0)
@@ -487,8 +489,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             d_ty2 = -_inv1*((_t43*_t50 - _t44*_t5*_t9 + _t45*_t51)*_inv0)
         else:
             _t11_w1 = px1 - tx1
-            _t12_w1 = _f32(1.0) if -_t11_w1 > _f32(0.0) else _f32(0.0)
-            _t13_w1 = _f32(1.0) if _t11_w1 > _f32(0.0) else _f32(0.0)
+            _t12_w1 = _sel(-_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t13_w1 = _sel(_t11_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t14_w1 = min(_t2, max(_s5, _s5 - _s5) + max(_s6, _s6 - _s6))
             _t15_w1 = _t0*_t14_w1
             _t16_w1 = min(_t5, max(_s9, _s9 - _s9) + max(_s10, _s10 - _s10))
@@ -497,7 +499,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t19_w1 = min(_t3, max(_s7, _s7 - _s7) + max(_s8, _s8 - _s8))
             _t20_w1 = _t1*_t19_w1 + eps
             _t21_w1 = _t20_w1 + inter
-            _t22_w1 = _t7*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+            _t22_w1 = _t7*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t23_w1 = _t22_w1*((_t18_w1 + _t21_w1)/_t8)
             _t24_w1 = -_t12_w1 - _t13_w1 + _f32(1.0)
             _t25_w1 = min(_t1, max(_s3, _s3 - _s3) + max(_s4, _s4 - _s4))
@@ -505,21 +507,21 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps):
             _t27_w1 = _f32(0.5)*_t22_w1
             _t28_w1 = _t27_w1*((_t18_w1 + _t20_w1 - _t26_w1)/_t8)
             _t29_w1 = py1 - ty1
-            _t30_w1 = _f32(1.0) if -_t29_w1 > _f32(0.0) else _f32(0.0)
-            _t31_w1 = _f32(1.0) if _t29_w1 > _f32(0.0) else _f32(0.0)
+            _t30_w1 = _sel(-_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t31_w1 = _sel(_t29_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t32_w1 = _t18_w1 + _t25_w1*_t3 + eps
-            _t33_w1 = _t0*(_f32(1.0) if _t6 > _f32(0.0) else _f32(0.0))
+            _t33_w1 = _t0*_sel(_t6 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t34_w1 = _t33_w1*((_t32_w1 + inter)/_t8)
             _t35_w1 = -_t30_w1 - _t31_w1 + _f32(1.0)
             _t36_w1 = _f32(0.5)*_t33_w1
             _t37_w1 = _t36_w1*((-_t19_w1*_t7 + _t32_w1)/_t8)
             _t38_w1 = _t4 + px2
-            _t39_w1 = _f32(1.0) if _t38_w1 > _f32(0.0) else _f32(0.0)
-            _t40_w1 = _f32(1.0) if -_t38_w1 > _f32(0.0) else _f32(0.0)
+            _t39_w1 = _sel(_t38_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t40_w1 = _sel(-_t38_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t41_w1 = -_t39_w1 - _t40_w1 + _f32(1.0)
             _t42_w1 = py2 - ty2
-            _t43_w1 = _f32(1.0) if _t42_w1 > _f32(0.0) else _f32(0.0)
-            _t44_w1 = _f32(1.0) if -_t42_w1 > _f32(0.0) else _f32(0.0)
+            _t43_w1 = _sel(_t42_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+            _t44_w1 = _sel(-_t42_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _t45_w1 = -_t43_w1 - _t44_w1 + _f32(1.0)
             _t46_w1 = _t17_w1 + _t26_w1
             _t47_w1 = _t22_w1*((_t21_w1 + _t46_w1)/_t8)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 15c0288226348539
+# scalar kernels: sha256 208e89690a552a41
 """-ln IoU loss (UnitBox): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, image_size, eps):
     with localcontext() as ctx:
@@ -96,9 +98,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t8 = 2.0/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
-        _t11 = 1.0 if -_t10 > 0.0 else 0.0
+        _t11 = _sel(-_t10 > 0.0, 1.0, 0.0)
         _t19 = _t14*_inv0
-        _t20 = 1.0 if _t10 > 0.0 else 0.0
+        _t20 = _sel(_t10 > 0.0, 1.0, 0.0)
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
         _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -107,7 +109,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
-        _t29 = _t13*(1.0 if _s1 > 0.0 else 0.0)
+        _t29 = _t13*_sel(_s1 > 0.0, 1.0, 0.0)
         _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + 1.0
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -116,23 +118,23 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
-        _t38 = 1.0 if -_t37 > 0.0 else 0.0
-        _t39 = 1.0 if _t37 > 0.0 else 0.0
+        _t38 = _sel(-_t37 > 0.0, 1.0, 0.0)
+        _t39 = _sel(_t37 > 0.0, 1.0, 0.0)
         _t40 = _t15*_t32 + _t25 + eps
-        _t41 = _t6*(1.0 if _t12 > 0.0 else 0.0)
+        _t41 = _t6*_sel(_t12 > 0.0, 1.0, 0.0)
         _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + 1.0
         _t44 = 0.5*_t41
         _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
-        _t48 = 1.0 if _t47 > 0.0 else 0.0
-        _t49 = 1.0 if -_t47 > 0.0 else 0.0
+        _t48 = _sel(_t47 > 0.0, 1.0, 0.0)
+        _t49 = _sel(-_t47 > 0.0, 1.0, 0.0)
         _t50 = -_t48 - _t49 + 1.0
         _t51 = _t3*_t8
         _t52 = py2 - ty2
-        _t53 = 1.0 if _t52 > 0.0 else 0.0
-        _t54 = 1.0 if -_t52 > 0.0 else 0.0
+        _t53 = _sel(_t52 > 0.0, 1.0, 0.0)
+        _t54 = _sel(-_t52 > 0.0, 1.0, 0.0)
         _t55 = -_t53 - _t54 + 1.0
         _t56 = _t22 + _t33
         _t57 = _t29*((_t28 + _t56)*_inv0)
@@ -152,9 +154,9 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t8_w1 = 2.0/image_size
         _t9_w1 = _t0*_t8_w1
         _t10_w1 = px1 - tx1
-        _t11_w1 = 1.0 if -_t10_w1 > 0.0 else 0.0
+        _t11_w1 = _sel(-_t10_w1 > 0.0, 1.0, 0.0)
         _t19_w1 = _t14/_t18
-        _t20_w1 = 1.0 if _t10_w1 > 0.0 else 0.0
+        _t20_w1 = _sel(_t10_w1 > 0.0, 1.0, 0.0)
         _t21_w1 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22_w1 = _t21_w1*_t5
         _t23_w1 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -163,7 +165,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t26_w1 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27_w1 = _t26_w1*_t4 + eps
         _t28_w1 = _t14 + _t27_w1
-        _t29_w1 = _t13*(1.0 if _s1 > 0.0 else 0.0)
+        _t29_w1 = _t13*_sel(_s1 > 0.0, 1.0, 0.0)
         _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18)
         _t31_w1 = -_t11_w1 - _t20_w1 + 1.0
         _t32_w1 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -172,23 +174,23 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18)
         _t36_w1 = _t2*_t8_w1
         _t37_w1 = py1 - ty1
-        _t38_w1 = 1.0 if -_t37_w1 > 0.0 else 0.0
-        _t39_w1 = 1.0 if _t37_w1 > 0.0 else 0.0
+        _t38_w1 = _sel(-_t37_w1 > 0.0, 1.0, 0.0)
+        _t39_w1 = _sel(_t37_w1 > 0.0, 1.0, 0.0)
         _t40_w1 = _t15*_t32_w1 + _t25_w1 + eps
-        _t41_w1 = _t6*(1.0 if _t12 > 0.0 else 0.0)
+        _t41_w1 = _t6*_sel(_t12 > 0.0, 1.0, 0.0)
         _t42_w1 = _t41_w1*((_t14 + _t40_w1)/_t18)
         _t43_w1 = -_t38_w1 - _t39_w1 + 1.0
         _t44_w1 = 0.5*_t41_w1
         _t45_w1 = _t44_w1*((-_t13*_t26_w1 + _t40_w1)/_t18)
         _t46_w1 = _t1*_t8_w1
         _t47_w1 = _t16 + px2
-        _t48_w1 = 1.0 if _t47_w1 > 0.0 else 0.0
-        _t49_w1 = 1.0 if -_t47_w1 > 0.0 else 0.0
+        _t48_w1 = _sel(_t47_w1 > 0.0, 1.0, 0.0)
+        _t49_w1 = _sel(-_t47_w1 > 0.0, 1.0, 0.0)
         _t50_w1 = -_t48_w1 - _t49_w1 + 1.0
         _t51_w1 = _t3*_t8_w1
         _t52_w1 = py2 - ty2
-        _t53_w1 = 1.0 if _t52_w1 > 0.0 else 0.0
-        _t54_w1 = 1.0 if -_t52_w1 > 0.0 else 0.0
+        _t53_w1 = _sel(_t52_w1 > 0.0, 1.0, 0.0)
+        _t54_w1 = _sel(-_t52_w1 > 0.0, 1.0, 0.0)
         _t55_w1 = -_t53_w1 - _t54_w1 + 1.0
         _t56_w1 = _t22_w1 + _t33_w1
         _t57_w1 = _t29_w1*((_t28_w1 + _t56_w1)/_t18)
@@ -262,9 +264,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t8 = _f32(2.0)/image_size
         _t9 = _t0*_t8
         _t10 = px1 - tx1
-        _t11 = _f32(1.0) if -_t10 > _f32(0.0) else _f32(0.0)
+        _t11 = _sel(-_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t19 = _t14*_inv0
-        _t20 = _f32(1.0) if _t10 > _f32(0.0) else _f32(0.0)
+        _t20 = _sel(_t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t21 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22 = _t21*_t5
         _t23 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -273,7 +275,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t26 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27 = _t26*_t4 + eps
         _t28 = _t14 + _t27
-        _t29 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t29 = _t13*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t30 = _t29*((_t25 + _t28)*_inv0)
         _t31 = -_t11 - _t20 + _f32(1.0)
         _t32 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -282,23 +284,23 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t35 = _t34*((_t25 + _t27 - _t33)*_inv0)
         _t36 = _t2*_t8
         _t37 = py1 - ty1
-        _t38 = _f32(1.0) if -_t37 > _f32(0.0) else _f32(0.0)
-        _t39 = _f32(1.0) if _t37 > _f32(0.0) else _f32(0.0)
+        _t38 = _sel(-_t37 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t39 = _sel(_t37 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t40 = _t15*_t32 + _t25 + eps
-        _t41 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+        _t41 = _t6*_sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t42 = _t41*((_t14 + _t40)*_inv0)
         _t43 = -_t38 - _t39 + _f32(1.0)
         _t44 = _f32(0.5)*_t41
         _t45 = _t44*((-_t13*_t26 + _t40)*_inv0)
         _t46 = _t1*_t8
         _t47 = _t16 + px2
-        _t48 = _f32(1.0) if _t47 > _f32(0.0) else _f32(0.0)
-        _t49 = _f32(1.0) if -_t47 > _f32(0.0) else _f32(0.0)
+        _t48 = _sel(_t47 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t49 = _sel(-_t47 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t50 = -_t48 - _t49 + _f32(1.0)
         _t51 = _t3*_t8
         _t52 = py2 - ty2
-        _t53 = _f32(1.0) if _t52 > _f32(0.0) else _f32(0.0)
-        _t54 = _f32(1.0) if -_t52 > _f32(0.0) else _f32(0.0)
+        _t53 = _sel(_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t54 = _sel(-_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t55 = -_t53 - _t54 + _f32(1.0)
         _t56 = _t22 + _t33
         _t57 = _t29*((_t28 + _t56)*_inv0)
@@ -318,9 +320,9 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t8_w1 = _f32(2.0)/image_size
         _t9_w1 = _t0*_t8_w1
         _t10_w1 = px1 - tx1
-        _t11_w1 = _f32(1.0) if -_t10_w1 > _f32(0.0) else _f32(0.0)
+        _t11_w1 = _sel(-_t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t19_w1 = _t14/_t18
-        _t20_w1 = _f32(1.0) if _t10_w1 > _f32(0.0) else _f32(0.0)
+        _t20_w1 = _sel(_t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t21_w1 = min(_t17, max(_t0, _t0 - _t0) + max(_s3, _s3 - _s3))
         _t22_w1 = _t21_w1*_t5
         _t23_w1 = min(_t5, max(_t2, _t2 - _t2) + max(_s5, _s5 - _s5))
@@ -329,7 +331,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t26_w1 = min(_t15, max(_t1, _t1 - _t1) + max(_s2, _s2 - _s2))
         _t27_w1 = _t26_w1*_t4 + eps
         _t28_w1 = _t14 + _t27_w1
-        _t29_w1 = _t13*(_f32(1.0) if _s1 > _f32(0.0) else _f32(0.0))
+        _t29_w1 = _t13*_sel(_s1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t30_w1 = _t29_w1*((_t25_w1 + _t28_w1)/_t18)
         _t31_w1 = -_t11_w1 - _t20_w1 + _f32(1.0)
         _t32_w1 = min(_t4, max(_t3, _t3 - _t3) + max(_s4, _s4 - _s4))
@@ -338,23 +340,23 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, image_size, eps):
         _t35_w1 = _t34_w1*((_t25_w1 + _t27_w1 - _t33_w1)/_t18)
         _t36_w1 = _t2*_t8_w1
         _t37_w1 = py1 - ty1
-        _t38_w1 = _f32(1.0) if -_t37_w1 > _f32(0.0) else _f32(0.0)
-        _t39_w1 = _f32(1.0) if _t37_w1 > _f32(0.0) else _f32(0.0)
+        _t38_w1 = _sel(-_t37_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t39_w1 = _sel(_t37_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t40_w1 = _t15*_t32_w1 + _t25_w1 + eps
-        _t41_w1 = _t6*(_f32(1.0) if _t12 > _f32(0.0) else _f32(0.0))
+        _t41_w1 = _t6*_sel(_t12 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t42_w1 = _t41_w1*((_t14 + _t40_w1)/_t18)
         _t43_w1 = -_t38_w1 - _t39_w1 + _f32(1.0)
         _t44_w1 = _f32(0.5)*_t41_w1
         _t45_w1 = _t44_w1*((-_t13*_t26_w1 + _t40_w1)/_t18)
         _t46_w1 = _t1*_t8_w1
         _t47_w1 = _t16 + px2
-        _t48_w1 = _f32(1.0) if _t47_w1 > _f32(0.0) else _f32(0.0)
-        _t49_w1 = _f32(1.0) if -_t47_w1 > _f32(0.0) else _f32(0.0)
+        _t48_w1 = _sel(_t47_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t49_w1 = _sel(-_t47_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t50_w1 = -_t48_w1 - _t49_w1 + _f32(1.0)
         _t51_w1 = _t3*_t8_w1
         _t52_w1 = py2 - ty2
-        _t53_w1 = _f32(1.0) if _t52_w1 > _f32(0.0) else _f32(0.0)
-        _t54_w1 = _f32(1.0) if -_t52_w1 > _f32(0.0) else _f32(0.0)
+        _t53_w1 = _sel(_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _t54_w1 = _sel(-_t52_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t55_w1 = -_t53_w1 - _t54_w1 + _f32(1.0)
         _t56_w1 = _t22_w1 + _t33_w1
         _t57_w1 = _t29_w1*((_t28_w1 + _t56_w1)/_t18)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2833c3c1d695210a
+# scalar kernels: sha256 b9931ecbe40e9523
 """MPDIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 2833c3c1d695210a
+# scalar kernels: sha256 b9931ecbe40e9523
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import mpdiou_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e84975868dec793e
+# scalar kernels: sha256 f2da03e671453c26
 """Squared error (MSE): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 e84975868dec793e
+# scalar kernels: sha256 f2da03e671453c26
 """Squared error (MSE): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import mse as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, c, eps):
     with localcontext() as ctx:
@@ -51,7 +53,7 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
     _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
     _c9 = _e7 - _e8
-    _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+    _s10 = _sel(_c9 == _c9, (_u3 - _u4) + _c9, _u3 - _u4)
     _u11 = py2 - ty2
     _u12 = py1 - ty1
     _b13 = _u11 - py2
@@ -59,15 +61,15 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
     _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
     _c17 = _e15 - _e16
-    _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+    _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
     if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = 0.0
         return value
     else:  # W2 > 0
         _a19 = -w2/c
-        _xc20 = (_a19 if _a19 > -746.0 else -746.0)
-        _xc21 = (_xc20 if _xc20 < 710.0 else 710.0)
+        _xc20 = _sel(_a19 > -746.0, _a19, -746.0)
+        _xc21 = _sel(_xc20 < 710.0, _xc20, 710.0)
         _kt22 = _xc21*1.4426950408889634 + 6755399441055744.0
         _k23 = _kt22 - 6755399441055744.0
         _rh24 = _xc21 - _k23*0.6931471805598903
@@ -105,10 +107,10 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         _p56 = 1.0 + _q42
         _em57 = (_p56*_sc46)*_sc47 - 1.0
         _em58 = abs(_k23) <= 56.0
-        _em59 = (_em55 if _em58 else _em57)
-        _em60 = (_q42 if _k23 == 0.0 else _em59)
-        _em61 = (_em60 if _a19 != 0.0 else _a19)
-        _em62 = (_em61 if _a19 == _a19 else _a19)
+        _em59 = _sel(_em58, _em55, _em57)
+        _em60 = _sel(_k23 == 0.0, _q42, _em59)
+        _em61 = _sel(_a19 != 0.0, _em60, _a19)
+        _em62 = _sel(_a19 == _a19, _em61, _a19)
         value = -_em62
         return value
 
@@ -123,7 +125,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
     _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
     _c9 = _e7 - _e8
-    _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+    _s10 = _sel(_c9 == _c9, (_u3 - _u4) + _c9, _u3 - _u4)
     _u11 = py2 - ty2
     _u12 = py1 - ty1
     _b13 = _u11 - py2
@@ -131,11 +133,11 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
     _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
     _c17 = _e15 - _e16
-    _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+    _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + 0.25*(_s10*_s10) + 0.25*(_s18*_s18))
     _a19 = -w2/c
-    _xc20 = (_a19 if _a19 > -746.0 else -746.0)
-    _xc21 = (_xc20 if _xc20 < 710.0 else 710.0)
+    _xc20 = _sel(_a19 > -746.0, _a19, -746.0)
+    _xc21 = _sel(_xc20 < 710.0, _xc20, 710.0)
     _kt22 = _xc21*1.4426950408889634 + 6755399441055744.0
     _k23 = _kt22 - 6755399441055744.0
     _rh24 = _xc21 - _k23*0.6931471805598903
@@ -164,7 +166,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _sc47 = _i64((_ki44 - _ki45 + _i64(1023)) << _i64(52)).view(_f64)
     _p48 = 1.0 + _q42
     _ex49 = (_p48*_sc46)*_sc47
-    _ex50 = (_ex49 if _a19 == _a19 else _a19)
+    _ex50 = _sel(_a19 == _a19, _ex49, _a19)
     decay = _ex50/c
     if (w2 == 0.0):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = 0.0
@@ -188,10 +190,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         _em58 = _em55 + (_em57 + _sk52*_ql51)
         _em59 = (_p48*_sc46)*_sc47 - 1.0
         _em60 = abs(_k23) <= 56.0
-        _em61 = (_em58 if _em60 else _em59)
-        _em62 = (_q42 if _k23 == 0.0 else _em61)
-        _em63 = (_em62 if _a19 != 0.0 else _a19)
-        _em64 = (_em63 if _a19 == _a19 else _a19)
+        _em61 = _sel(_em60, _em58, _em59)
+        _em62 = _sel(_k23 == 0.0, _q42, _em61)
+        _em63 = _sel(_a19 != 0.0, _em62, _a19)
+        _em64 = _sel(_a19 == _a19, _em63, _a19)
         value = -_em64
         _t0 = 0.25*_s10
         _t1 = 0.25*((px1 - tx1)) + 0.25*((px2 - tx2))
@@ -223,7 +225,7 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
     _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
     _c9 = _e7 - _e8
-    _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+    _s10 = _sel(_c9 == _c9, (_u3 - _u4) + _c9, _u3 - _u4)
     _u11 = py2 - ty2
     _u12 = py1 - ty1
     _b13 = _u11 - py2
@@ -231,15 +233,15 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
     _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
     _c17 = _e15 - _e16
-    _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+    _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
     if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = _f32(0.0)
         return value
     else:  # W2 > 0
         _a19 = -w2/c
-        _xc20 = (_a19 if _a19 > -_f32(104.0) else -_f32(104.0))
-        _xc21 = (_xc20 if _xc20 < _f32(89.0) else _f32(89.0))
+        _xc20 = _sel(_a19 > -_f32(104.0), _a19, -_f32(104.0))
+        _xc21 = _sel(_xc20 < _f32(89.0), _xc20, _f32(89.0))
         _kt22 = _xc21*_f32(1.4426950216293335) + _f32(12582912.0)
         _k23 = _kt22 - _f32(12582912.0)
         _rh24 = _xc21 - _k23*_f32(0.693145751953125)
@@ -271,10 +273,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         _p50 = _f32(1.0) + _q36
         _em51 = (_p50*_sc40)*_sc41 - _f32(1.0)
         _em52 = abs(_k23) <= _f32(56.0)
-        _em53 = (_em49 if _em52 else _em51)
-        _em54 = (_q36 if _k23 == _f32(0.0) else _em53)
-        _em55 = (_em54 if _a19 != _f32(0.0) else _a19)
-        _em56 = (_em55 if _a19 == _a19 else _a19)
+        _em53 = _sel(_em52, _em49, _em51)
+        _em54 = _sel(_k23 == _f32(0.0), _q36, _em53)
+        _em55 = _sel(_a19 != _f32(0.0), _em54, _a19)
+        _em56 = _sel(_a19 == _a19, _em55, _a19)
         value = -_em56
         return value
 
@@ -289,7 +291,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e7 = (px2 - (_u3 - _b5)) - (tx2 + _b5)
     _e8 = (px1 - (_u4 - _b6)) - (tx1 + _b6)
     _c9 = _e7 - _e8
-    _s10 = (_u3 - _u4) + _c9 if _c9 == _c9 else _u3 - _u4
+    _s10 = _sel(_c9 == _c9, (_u3 - _u4) + _c9, _u3 - _u4)
     _u11 = py2 - ty2
     _u12 = py1 - ty1
     _b13 = _u11 - py2
@@ -297,11 +299,11 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _e15 = (py2 - (_u11 - _b13)) - (ty2 + _b13)
     _e16 = (py1 - (_u12 - _b14)) - (ty1 + _b14)
     _c17 = _e15 - _e16
-    _s18 = (_u11 - _u12) + _c17 if _c17 == _c17 else _u11 - _u12
+    _s18 = _sel(_c17 == _c17, (_u11 - _u12) + _c17, _u11 - _u12)
     w2 = math.sqrt(eps + (_s1*_s1) + (_s2*_s2) + _f32(0.25)*(_s10*_s10) + _f32(0.25)*(_s18*_s18))
     _a19 = -w2/c
-    _xc20 = (_a19 if _a19 > -_f32(104.0) else -_f32(104.0))
-    _xc21 = (_xc20 if _xc20 < _f32(89.0) else _f32(89.0))
+    _xc20 = _sel(_a19 > -_f32(104.0), _a19, -_f32(104.0))
+    _xc21 = _sel(_xc20 < _f32(89.0), _xc20, _f32(89.0))
     _kt22 = _xc21*_f32(1.4426950216293335) + _f32(12582912.0)
     _k23 = _kt22 - _f32(12582912.0)
     _rh24 = _xc21 - _k23*_f32(0.693145751953125)
@@ -324,7 +326,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
     _sc41 = _i32((_ki38 - _ki39 + _i32(127)) << _i32(23)).view(_f32)
     _p42 = _f32(1.0) + _q36
     _ex43 = (_p42*_sc40)*_sc41
-    _ex44 = (_ex43 if _a19 == _a19 else _a19)
+    _ex44 = _sel(_a19 == _a19, _ex43, _a19)
     decay = _ex44/c
     if (w2 == _f32(0.0)):  # coincident Gaussians (W2 = 0): value 0, gradient 0 by convention (sqrt has none there)
         value = _f32(0.0)
@@ -348,10 +350,10 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, c, eps):
         _em52 = _em49 + (_em51 + _sk46*_ql45)
         _em53 = (_p42*_sc40)*_sc41 - _f32(1.0)
         _em54 = abs(_k23) <= _f32(56.0)
-        _em55 = (_em52 if _em54 else _em53)
-        _em56 = (_q36 if _k23 == _f32(0.0) else _em55)
-        _em57 = (_em56 if _a19 != _f32(0.0) else _a19)
-        _em58 = (_em57 if _a19 == _a19 else _a19)
+        _em55 = _sel(_em54, _em52, _em53)
+        _em56 = _sel(_k23 == _f32(0.0), _q36, _em55)
+        _em57 = _sel(_a19 != _f32(0.0), _em56, _a19)
+        _em58 = _sel(_a19 == _a19, _em57, _a19)
         value = -_em58
         _t0 = _f32(0.25)*_s10
         _t1 = _f32(0.25)*((px1 - tx1)) + _f32(0.25)*((px2 - tx2))

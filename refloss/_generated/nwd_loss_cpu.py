@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b78c7f0d3591b64a
+# scalar kernels: sha256 a51eb5a7e49c7d0d
 """NWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b78c7f0d3591b64a
+# scalar kernels: sha256 a51eb5a7e49c7d0d
 """NWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import nwd_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, lam, eps):
     with localcontext() as ctx:
@@ -45,14 +47,14 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _a1 = (eps + tw)/(eps + th)
     _sub2 = _a1 < 2.2250738585072014e-308
     _lx3 = _a1*1.8014398509481984e+16
-    _lx4 = (_lx3 if _sub2 else _a1)
+    _lx4 = _sel(_sub2, _lx3, _a1)
     _lb5 = _f64(_lx4).view(_i64)
     _lm6 = _i64((_lb5 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big7 = _lm6 > 1.4142135623730951
     _lh8 = _lm6*0.5
-    _lf9 = (_lh8 if _big7 else _lm6) - 1.0
+    _lf9 = _sel(_big7, _lh8, _lm6) - 1.0
     _le10 = _i64(_i64(_lb5 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk11 = _le10 + (1.0 if _big7 else 0.0) - (54.0 if _sub2 else 0.0)
+    _lk11 = _le10 + _sel(_big7, 1.0, 0.0) - _sel(_sub2, 54.0, 0.0)
     _ls12 = _lf9/(2.0 + _lf9)
     _lz13 = _ls12*_ls12
     _e14 = 0.6666666666666666 + 0.4000000000000088*_lz13
@@ -67,8 +69,8 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _hf23 = 0.5*(_lf9*_lf9)
     _lg24 = _lk11*0.6931471805598903 + (_lf9 - (_hf23 - (_ls12*(_hf23 + _lz13*_e22) + (_lk11*5.497923018708371e-14))))
     _lo25 = (-math.inf if _a1 == 0.0 else math.nan)
-    _lo26 = (_lg24 if _a1 > 0.0 else _lo25)
-    _lo27 = (_lo26 if _a1 < math.inf else _a1)
+    _lo26 = _sel(_a1 > 0.0, _lg24, _lo25)
+    _lo27 = _sel(_a1 < math.inf, _lo26, _a1)
     _s28 = _lo27/lam
     if ((_s28*_s28) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
         value = 0.0
@@ -85,7 +87,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _t1 = 2.0*_e29
         _t2 = eps + th
         _tg30 = abs(_t1) <= 1048576.0
-        _xc31 = (_t1 if _tg30 else 0.0)
+        _xc31 = _sel(_tg30, _t1, 0.0)
         _jt32 = _xc31*0.6366197723675814 + 6755399441055744.0
         _j33 = _jt32 - 6755399441055744.0
         _ji34 = _i64(_f64(_jt32).view(_i64) - _i64(4843621399236968448))
@@ -119,12 +121,12 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw62 = 1.0 - _hz55
         _cs63 = _cw62 + (((1.0 - _cw62) - _hz55) + (_z46*_z46*_e61 - _rs42*_rl45))
         _jo64 = (_ji34 & _i64(1)) != _i64(0)
-        _su65 = (_cs63 if _jo64 else _sn56)
-        _sv66 = (-_su65 if (_ji34 & _i64(2)) != _i64(0) else _su65)
-        _sv67 = (_sv66 if _t1 != 0.0 else _t1)
+        _su65 = _sel(_jo64, _cs63, _sn56)
+        _sv66 = _sel((_ji34 & _i64(2)) != _i64(0), -_su65, _su65)
+        _sv67 = _sel(_t1 != 0.0, _sv66, _t1)
         _sv68 = (_sv67 if _tg30 else math.sin(_t1))
-        _cu69 = (_sn56 if _jo64 else _cs63)
-        _cv70 = (-_cu69 if ((_ji34 + _i64(1)) & _i64(2)) != _i64(0) else _cu69)
+        _cu69 = _sel(_jo64, _sn56, _cs63)
+        _cv70 = _sel(((_ji34 + _i64(1)) & _i64(2)) != _i64(0), -_cu69, _cu69)
         _cv71 = (_cv70 if _tg30 else math.cos(_t1))
         _e72 = _e29 - pa
         _s73 = _sv68 + 2.0*_cv71*((pa - (_e29 - _e72)) + (_t0 - _e72))
@@ -134,15 +136,15 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm77 = _i64((_lb76 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big78 = _lm77 > 1.4142135623730951
         _lh79 = _lm77*0.5
-        _lf80 = (_lh79 if _big78 else _lm77) - 1.0
+        _lf80 = _sel(_big78, _lh79, _lm77) - 1.0
         _le81 = _i64(_i64(_lb76 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk82 = _le81 + (1.0 if _big78 else 0.0)
-        _lf83 = (_a74 if _lk82 == 0.0 else _lf80)
+        _lk82 = _le81 + _sel(_big78, 1.0, 0.0)
+        _lf83 = _sel(_lk82 == 0.0, _a74, _lf80)
         _lc84 = _a74 - (_u75 - 1.0)
         _lc85 = 1.0 - (_u75 - _a74)
-        _lc86 = (_lc84 if _u75 <= 2.0 else _lc85)
+        _lc86 = _sel(_u75 <= 2.0, _lc84, _lc85)
         _lc87 = _lc86/_u75
-        _lc88 = (0.0 if _lk82 == 0.0 else _lc87)
+        _lc88 = _sel(_lk82 == 0.0, 0.0, _lc87)
         _ls89 = _lf83/(2.0 + _lf83)
         _lz90 = _ls89*_ls89
         _e91 = 0.6666666666666666 + 0.4000000000000088*_lz90
@@ -156,14 +158,14 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e99 = _e96 + _e97*_x98
         _hf100 = 0.5*(_lf83*_lf83)
         _lg101 = _lk82*0.6931471805598903 + (_lf83 - (_hf100 - (_ls89*(_hf100 + _lz90*_e99) + (_lk82*5.497923018708371e-14 + _lc88))))
-        _lo102 = (_lg101 if _a74 != 0.0 else _a74)
+        _lo102 = _sel(_a74 != 0.0, _lg101, _a74)
         _lo103 = (-math.inf if _a74 == -1.0 else math.nan)
-        _lo104 = (_lo102 if _a74 > -1.0 else _lo103)
-        _lo105 = (_lo104 if _a74 < math.inf else _a74)
+        _lo104 = _sel(_a74 > -1.0, _lo102, _lo103)
+        _lo105 = _sel(_a74 < math.inf, _lo104, _a74)
         _s106 = _lo105/lam
         _a107 = -(_s106*_s106)
-        _xc108 = (_a107 if _a107 > -746.0 else -746.0)
-        _xc109 = (_xc108 if _xc108 < 710.0 else 710.0)
+        _xc108 = _sel(_a107 > -746.0, _a107, -746.0)
+        _xc109 = _sel(_xc108 < 710.0, _xc108, 710.0)
         _kt110 = _xc109*1.4426950408889634 + 6755399441055744.0
         _k111 = _kt110 - 6755399441055744.0
         _rh112 = _xc109 - _k111*0.6931471805598903
@@ -192,7 +194,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc135 = _i64((_ki132 - _ki133 + _i64(1023)) << _i64(52)).view(_f64)
         _p136 = 1.0 + _q130
         _ex137 = (_p136*_sc134)*_sc135
-        _ex138 = (_ex137 if _a107 == _a107 else _a107)
+        _ex138 = _sel(_a107 == _a107, _ex137, _a107)
         value = (_s73*_s73)*_ex138
         return value
     else:  # ln(w/h) of the ratio
@@ -200,7 +202,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e139 = pa + _t0_w1
         _t1_w1 = 2.0*_e139
         _tg140 = abs(_t1_w1) <= 1048576.0
-        _xc141 = (_t1_w1 if _tg140 else 0.0)
+        _xc141 = _sel(_tg140, _t1_w1, 0.0)
         _jt142 = _xc141*0.6366197723675814 + 6755399441055744.0
         _j143 = _jt142 - 6755399441055744.0
         _ji144 = _i64(_f64(_jt142).view(_i64) - _i64(4843621399236968448))
@@ -234,18 +236,18 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw172 = 1.0 - _hz165
         _cs173 = _cw172 + (((1.0 - _cw172) - _hz165) + (_z156*_z156*_e171 - _rs152*_rl155))
         _jo174 = (_ji144 & _i64(1)) != _i64(0)
-        _su175 = (_cs173 if _jo174 else _sn166)
-        _sv176 = (-_su175 if (_ji144 & _i64(2)) != _i64(0) else _su175)
-        _sv177 = (_sv176 if _t1_w1 != 0.0 else _t1_w1)
+        _su175 = _sel(_jo174, _cs173, _sn166)
+        _sv176 = _sel((_ji144 & _i64(2)) != _i64(0), -_su175, _su175)
+        _sv177 = _sel(_t1_w1 != 0.0, _sv176, _t1_w1)
         _sv178 = (_sv177 if _tg140 else math.sin(_t1_w1))
-        _cu179 = (_sn166 if _jo174 else _cs173)
-        _cv180 = (-_cu179 if ((_ji144 + _i64(1)) & _i64(2)) != _i64(0) else _cu179)
+        _cu179 = _sel(_jo174, _sn166, _cs173)
+        _cv180 = _sel(((_ji144 + _i64(1)) & _i64(2)) != _i64(0), -_cu179, _cu179)
         _cv181 = (_cv180 if _tg140 else math.cos(_t1_w1))
         _e182 = _e139 - pa
         _s183 = _sv178 + 2.0*_cv181*((pa - (_e139 - _e182)) + (_t0_w1 - _e182))
         _a184 = -(_s28*_s28)
-        _xc185 = (_a184 if _a184 > -746.0 else -746.0)
-        _xc186 = (_xc185 if _xc185 < 710.0 else 710.0)
+        _xc185 = _sel(_a184 > -746.0, _a184, -746.0)
+        _xc186 = _sel(_xc185 < 710.0, _xc185, 710.0)
         _kt187 = _xc186*1.4426950408889634 + 6755399441055744.0
         _k188 = _kt187 - 6755399441055744.0
         _rh189 = _xc186 - _k188*0.6931471805598903
@@ -274,7 +276,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc212 = _i64((_ki209 - _ki210 + _i64(1023)) << _i64(52)).view(_f64)
         _p213 = 1.0 + _q207
         _ex214 = (_p213*_sc211)*_sc212
-        _ex215 = (_ex214 if _a184 == _a184 else _a184)
+        _ex215 = _sel(_a184 == _a184, _ex214, _a184)
         value = (_s183*_s183)*_ex215
         return value
 
@@ -283,14 +285,14 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _a1 = (eps + tw)/(eps + th)
     _sub2 = _a1 < 2.2250738585072014e-308
     _lx3 = _a1*1.8014398509481984e+16
-    _lx4 = (_lx3 if _sub2 else _a1)
+    _lx4 = _sel(_sub2, _lx3, _a1)
     _lb5 = _f64(_lx4).view(_i64)
     _lm6 = _i64((_lb5 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big7 = _lm6 > 1.4142135623730951
     _lh8 = _lm6*0.5
-    _lf9 = (_lh8 if _big7 else _lm6) - 1.0
+    _lf9 = _sel(_big7, _lh8, _lm6) - 1.0
     _le10 = _i64(_i64(_lb5 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk11 = _le10 + (1.0 if _big7 else 0.0) - (54.0 if _sub2 else 0.0)
+    _lk11 = _le10 + _sel(_big7, 1.0, 0.0) - _sel(_sub2, 54.0, 0.0)
     _ls12 = _lf9/(2.0 + _lf9)
     _lz13 = _ls12*_ls12
     _e14 = 0.6666666666666666 + 0.4000000000000088*_lz13
@@ -305,8 +307,8 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _hf23 = 0.5*(_lf9*_lf9)
     _lg24 = _lk11*0.6931471805598903 + (_lf9 - (_hf23 - (_ls12*(_hf23 + _lz13*_e22) + (_lk11*5.497923018708371e-14))))
     _lo25 = (-math.inf if _a1 == 0.0 else math.nan)
-    _lo26 = (_lg24 if _a1 > 0.0 else _lo25)
-    _lo27 = (_lo26 if _a1 < math.inf else _a1)
+    _lo26 = _sel(_a1 > 0.0, _lg24, _lo25)
+    _lo27 = _sel(_a1 < math.inf, _lo26, _a1)
     _s28 = _lo27/lam
     if ((_s28*_s28) > 746.0):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
         value = 0.0
@@ -353,7 +355,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _t1 = 2.0*_e29
         _t2 = eps + th
         _tg30 = abs(_t1) <= 1048576.0
-        _xc31 = (_t1 if _tg30 else 0.0)
+        _xc31 = _sel(_tg30, _t1, 0.0)
         _jt32 = _xc31*0.6366197723675814 + 6755399441055744.0
         _j33 = _jt32 - 6755399441055744.0
         _ji34 = _i64(_f64(_jt32).view(_i64) - _i64(4843621399236968448))
@@ -387,12 +389,12 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw62 = 1.0 - _hz55
         _cs63 = _cw62 + (((1.0 - _cw62) - _hz55) + (_z46*_z46*_e61 - _rs42*_rl45))
         _jo64 = (_ji34 & _i64(1)) != _i64(0)
-        _su65 = (_cs63 if _jo64 else _sn56)
-        _sv66 = (-_su65 if (_ji34 & _i64(2)) != _i64(0) else _su65)
-        _sv67 = (_sv66 if _t1 != 0.0 else _t1)
+        _su65 = _sel(_jo64, _cs63, _sn56)
+        _sv66 = _sel((_ji34 & _i64(2)) != _i64(0), -_su65, _su65)
+        _sv67 = _sel(_t1 != 0.0, _sv66, _t1)
         _sv68 = (_sv67 if _tg30 else math.sin(_t1))
-        _cu69 = (_sn56 if _jo64 else _cs63)
-        _cv70 = (-_cu69 if ((_ji34 + _i64(1)) & _i64(2)) != _i64(0) else _cu69)
+        _cu69 = _sel(_jo64, _sn56, _cs63)
+        _cv70 = _sel(((_ji34 + _i64(1)) & _i64(2)) != _i64(0), -_cu69, _cu69)
         _cv71 = (_cv70 if _tg30 else math.cos(_t1))
         _e72 = _e29 - pa
         _s73 = _sv68 + 2.0*_cv71*((pa - (_e29 - _e72)) + (_t0 - _e72))
@@ -402,15 +404,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm77 = _i64((_lb76 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big78 = _lm77 > 1.4142135623730951
         _lh79 = _lm77*0.5
-        _lf80 = (_lh79 if _big78 else _lm77) - 1.0
+        _lf80 = _sel(_big78, _lh79, _lm77) - 1.0
         _le81 = _i64(_i64(_lb76 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk82 = _le81 + (1.0 if _big78 else 0.0)
-        _lf83 = (_a74 if _lk82 == 0.0 else _lf80)
+        _lk82 = _le81 + _sel(_big78, 1.0, 0.0)
+        _lf83 = _sel(_lk82 == 0.0, _a74, _lf80)
         _lc84 = _a74 - (_u75 - 1.0)
         _lc85 = 1.0 - (_u75 - _a74)
-        _lc86 = (_lc84 if _u75 <= 2.0 else _lc85)
+        _lc86 = _sel(_u75 <= 2.0, _lc84, _lc85)
         _lc87 = _lc86/_u75
-        _lc88 = (0.0 if _lk82 == 0.0 else _lc87)
+        _lc88 = _sel(_lk82 == 0.0, 0.0, _lc87)
         _ls89 = _lf83/(2.0 + _lf83)
         _lz90 = _ls89*_ls89
         _e91 = 0.6666666666666666 + 0.4000000000000088*_lz90
@@ -424,14 +426,14 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e99 = _e96 + _e97*_x98
         _hf100 = 0.5*(_lf83*_lf83)
         _lg101 = _lk82*0.6931471805598903 + (_lf83 - (_hf100 - (_ls89*(_hf100 + _lz90*_e99) + (_lk82*5.497923018708371e-14 + _lc88))))
-        _lo102 = (_lg101 if _a74 != 0.0 else _a74)
+        _lo102 = _sel(_a74 != 0.0, _lg101, _a74)
         _lo103 = (-math.inf if _a74 == -1.0 else math.nan)
-        _lo104 = (_lo102 if _a74 > -1.0 else _lo103)
-        _lo105 = (_lo104 if _a74 < math.inf else _a74)
+        _lo104 = _sel(_a74 > -1.0, _lo102, _lo103)
+        _lo105 = _sel(_a74 < math.inf, _lo104, _a74)
         _s106 = _lo105/lam
         _a107 = -(_s106*_s106)
-        _xc108 = (_a107 if _a107 > -746.0 else -746.0)
-        _xc109 = (_xc108 if _xc108 < 710.0 else 710.0)
+        _xc108 = _sel(_a107 > -746.0, _a107, -746.0)
+        _xc109 = _sel(_xc108 < 710.0, _xc108, 710.0)
         _kt110 = _xc109*1.4426950408889634 + 6755399441055744.0
         _k111 = _kt110 - 6755399441055744.0
         _rh112 = _xc109 - _k111*0.6931471805598903
@@ -460,7 +462,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc135 = _i64((_ki132 - _ki133 + _i64(1023)) << _i64(52)).view(_f64)
         _p136 = 1.0 + _q130
         _ex137 = (_p136*_sc134)*_sc135
-        _ex138 = (_ex137 if _a107 == _a107 else _a107)
+        _ex138 = _sel(_a107 == _a107, _ex137, _a107)
         value = (_s73*_s73)*_ex138
         _t3 = _cv71
         _t4 = _sv68
@@ -474,15 +476,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm142 = _i64((_lb141 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big143 = _lm142 > 1.4142135623730951
         _lh144 = _lm142*0.5
-        _lf145 = (_lh144 if _big143 else _lm142) - 1.0
+        _lf145 = _sel(_big143, _lh144, _lm142) - 1.0
         _le146 = _i64(_i64(_lb141 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk147 = _le146 + (1.0 if _big143 else 0.0)
-        _lf148 = (_a139 if _lk147 == 0.0 else _lf145)
+        _lk147 = _le146 + _sel(_big143, 1.0, 0.0)
+        _lf148 = _sel(_lk147 == 0.0, _a139, _lf145)
         _lc149 = _a139 - (_u140 - 1.0)
         _lc150 = 1.0 - (_u140 - _a139)
-        _lc151 = (_lc149 if _u140 <= 2.0 else _lc150)
+        _lc151 = _sel(_u140 <= 2.0, _lc149, _lc150)
         _lc152 = _lc151/_u140
-        _lc153 = (0.0 if _lk147 == 0.0 else _lc152)
+        _lc153 = _sel(_lk147 == 0.0, 0.0, _lc152)
         _ls154 = _lf148/(2.0 + _lf148)
         _lz155 = _ls154*_ls154
         _e156 = 0.6666666666666666 + 0.4000000000000088*_lz155
@@ -496,14 +498,14 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e164 = _e161 + _e162*_x163
         _hf165 = 0.5*(_lf148*_lf148)
         _lg166 = _lk147*0.6931471805598903 + (_lf148 - (_hf165 - (_ls154*(_hf165 + _lz155*_e164) + (_lk147*5.497923018708371e-14 + _lc153))))
-        _lo167 = (_lg166 if _a139 != 0.0 else _a139)
+        _lo167 = _sel(_a139 != 0.0, _lg166, _a139)
         _lo168 = (-math.inf if _a139 == -1.0 else math.nan)
-        _lo169 = (_lo167 if _a139 > -1.0 else _lo168)
-        _lo170 = (_lo169 if _a139 < math.inf else _a139)
+        _lo169 = _sel(_a139 > -1.0, _lo167, _lo168)
+        _lo170 = _sel(_a139 < math.inf, _lo169, _a139)
         _t11 = _lo170/lam
         _a171 = -(_t11*_t11)
-        _xc172 = (_a171 if _a171 > -746.0 else -746.0)
-        _xc173 = (_xc172 if _xc172 < 710.0 else 710.0)
+        _xc172 = _sel(_a171 > -746.0, _a171, -746.0)
+        _xc173 = _sel(_xc172 < 710.0, _xc172, 710.0)
         _kt174 = _xc173*1.4426950408889634 + 6755399441055744.0
         _k175 = _kt174 - 6755399441055744.0
         _rh176 = _xc173 - _k175*0.6931471805598903
@@ -532,7 +534,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc199 = _i64((_ki196 - _ki197 + _i64(1023)) << _i64(52)).view(_f64)
         _p200 = 1.0 + _q194
         _ex201 = (_p200*_sc198)*_sc199
-        _ex202 = (_ex201 if _a171 == _a171 else _a171)
+        _ex202 = _sel(_a171 == _a171, _ex201, _a171)
         _t12 = _ex202
         _t13 = _t12*_t7
         _t14 = 2.0*_t11*_t12*(_t7*_t7)/lam
@@ -552,7 +554,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e203 = pa + _t0_w1
         _t1_w1 = 2.0*_e203
         _tg204 = abs(_t1_w1) <= 1048576.0
-        _xc205 = (_t1_w1 if _tg204 else 0.0)
+        _xc205 = _sel(_tg204, _t1_w1, 0.0)
         _jt206 = _xc205*0.6366197723675814 + 6755399441055744.0
         _j207 = _jt206 - 6755399441055744.0
         _ji208 = _i64(_f64(_jt206).view(_i64) - _i64(4843621399236968448))
@@ -586,18 +588,18 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw236 = 1.0 - _hz229
         _cs237 = _cw236 + (((1.0 - _cw236) - _hz229) + (_z220*_z220*_e235 - _rs216*_rl219))
         _jo238 = (_ji208 & _i64(1)) != _i64(0)
-        _su239 = (_cs237 if _jo238 else _sn230)
-        _sv240 = (-_su239 if (_ji208 & _i64(2)) != _i64(0) else _su239)
-        _sv241 = (_sv240 if _t1_w1 != 0.0 else _t1_w1)
+        _su239 = _sel(_jo238, _cs237, _sn230)
+        _sv240 = _sel((_ji208 & _i64(2)) != _i64(0), -_su239, _su239)
+        _sv241 = _sel(_t1_w1 != 0.0, _sv240, _t1_w1)
         _sv242 = (_sv241 if _tg204 else math.sin(_t1_w1))
-        _cu243 = (_sn230 if _jo238 else _cs237)
-        _cv244 = (-_cu243 if ((_ji208 + _i64(1)) & _i64(2)) != _i64(0) else _cu243)
+        _cu243 = _sel(_jo238, _sn230, _cs237)
+        _cv244 = _sel(((_ji208 + _i64(1)) & _i64(2)) != _i64(0), -_cu243, _cu243)
         _cv245 = (_cv244 if _tg204 else math.cos(_t1_w1))
         _e246 = _e203 - pa
         _s247 = _sv242 + 2.0*_cv245*((pa - (_e203 - _e246)) + (_t0_w1 - _e246))
         _a248 = -(_s28*_s28)
-        _xc249 = (_a248 if _a248 > -746.0 else -746.0)
-        _xc250 = (_xc249 if _xc249 < 710.0 else 710.0)
+        _xc249 = _sel(_a248 > -746.0, _a248, -746.0)
+        _xc250 = _sel(_xc249 < 710.0, _xc249, 710.0)
         _kt251 = _xc250*1.4426950408889634 + 6755399441055744.0
         _k252 = _kt251 - 6755399441055744.0
         _rh253 = _xc250 - _k252*0.6931471805598903
@@ -626,7 +628,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc276 = _i64((_ki273 - _ki274 + _i64(1023)) << _i64(52)).view(_f64)
         _p277 = 1.0 + _q271
         _ex278 = (_p277*_sc275)*_sc276
-        _ex279 = (_ex278 if _a248 == _a248 else _a248)
+        _ex279 = _sel(_a248 == _a248, _ex278, _a248)
         value = (_s247*_s247)*_ex279
         _t2_w1 = _cv245
         _t3_w1 = _sv242
@@ -637,14 +639,14 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _a280 = _t8/(eps + th)
         _sub281 = _a280 < 2.2250738585072014e-308
         _lx282 = _a280*1.8014398509481984e+16
-        _lx283 = (_lx282 if _sub281 else _a280)
+        _lx283 = _sel(_sub281, _lx282, _a280)
         _lb284 = _f64(_lx283).view(_i64)
         _lm285 = _i64((_lb284 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big286 = _lm285 > 1.4142135623730951
         _lh287 = _lm285*0.5
-        _lf288 = (_lh287 if _big286 else _lm285) - 1.0
+        _lf288 = _sel(_big286, _lh287, _lm285) - 1.0
         _le289 = _i64(_i64(_lb284 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk290 = _le289 + (1.0 if _big286 else 0.0) - (54.0 if _sub281 else 0.0)
+        _lk290 = _le289 + _sel(_big286, 1.0, 0.0) - _sel(_sub281, 54.0, 0.0)
         _ls291 = _lf288/(2.0 + _lf288)
         _lz292 = _ls291*_ls291
         _e293 = 0.6666666666666666 + 0.4000000000000088*_lz292
@@ -659,12 +661,12 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _hf302 = 0.5*(_lf288*_lf288)
         _lg303 = _lk290*0.6931471805598903 + (_lf288 - (_hf302 - (_ls291*(_hf302 + _lz292*_e301) + (_lk290*5.497923018708371e-14))))
         _lo304 = (-math.inf if _a280 == 0.0 else math.nan)
-        _lo305 = (_lg303 if _a280 > 0.0 else _lo304)
-        _lo306 = (_lo305 if _a280 < math.inf else _a280)
+        _lo305 = _sel(_a280 > 0.0, _lg303, _lo304)
+        _lo306 = _sel(_a280 < math.inf, _lo305, _a280)
         _t10_w1 = _lo306/lam
         _a307 = -(_t10_w1*_t10_w1)
-        _xc308 = (_a307 if _a307 > -746.0 else -746.0)
-        _xc309 = (_xc308 if _xc308 < 710.0 else 710.0)
+        _xc308 = _sel(_a307 > -746.0, _a307, -746.0)
+        _xc309 = _sel(_xc308 < 710.0, _xc308, 710.0)
         _kt310 = _xc309*1.4426950408889634 + 6755399441055744.0
         _k311 = _kt310 - 6755399441055744.0
         _rh312 = _xc309 - _k311*0.6931471805598903
@@ -693,7 +695,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc335 = _i64((_ki332 - _ki333 + _i64(1023)) << _i64(52)).view(_f64)
         _p336 = 1.0 + _q330
         _ex337 = (_p336*_sc334)*_sc335
-        _ex338 = (_ex337 if _a307 == _a307 else _a307)
+        _ex338 = _sel(_a307 == _a307, _ex337, _a307)
         _t11_w1 = _ex338
         _t12_w1 = _t11_w1*_t6_w1
         _t13_w1 = 2.0*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam
@@ -714,14 +716,14 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _a1 = (eps + tw)/(eps + th)
     _sub2 = _a1 < _f32(1.1754943508222875e-38)
     _lx3 = _a1*_f32(33554432.0)
-    _lx4 = (_lx3 if _sub2 else _a1)
+    _lx4 = _sel(_sub2, _lx3, _a1)
     _lb5 = _f32(_lx4).view(_i32)
     _lm6 = _i32((_lb5 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big7 = _lm6 > _f32(1.4142135381698608)
     _lh8 = _lm6*_f32(0.5)
-    _lf9 = (_lh8 if _big7 else _lm6) - _f32(1.0)
+    _lf9 = _sel(_big7, _lh8, _lm6) - _f32(1.0)
     _le10 = _i32(_i32(_lb5 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk11 = _le10 + (_f32(1.0) if _big7 else _f32(0.0)) - (_f32(25.0) if _sub2 else _f32(0.0))
+    _lk11 = _le10 + _sel(_big7, _f32(1.0), _f32(0.0)) - _sel(_sub2, _f32(25.0), _f32(0.0))
     _ls12 = _lf9/(_f32(2.0) + _lf9)
     _lz13 = _ls12*_ls12
     _e14 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13
@@ -731,8 +733,8 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _hf18 = _f32(0.5)*(_lf9*_lf9)
     _lg19 = _lk11*_f32(0.693145751953125) + (_lf9 - (_hf18 - (_ls12*(_hf18 + _lz13*_e17) + (_lk11*_f32(1.428606765330187e-06)))))
     _lo20 = (-_f32(math.inf) if _a1 == _f32(0.0) else _f32(math.nan))
-    _lo21 = (_lg19 if _a1 > _f32(0.0) else _lo20)
-    _lo22 = (_lo21 if _a1 < _f32(math.inf) else _a1)
+    _lo21 = _sel(_a1 > _f32(0.0), _lg19, _lo20)
+    _lo22 = _sel(_a1 < _f32(math.inf), _lo21, _a1)
     _s23 = _lo22/lam
     if ((_s23*_s23) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
         value = _f32(0.0)
@@ -749,7 +751,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _t1 = _f32(2.0)*_e24
         _t2 = eps + th
         _tg25 = abs(_t1) <= _f32(1024.0)
-        _xc26 = (_t1 if _tg25 else _f32(0.0))
+        _xc26 = _sel(_tg25, _t1, _f32(0.0))
         _jt27 = _xc26*_f32(0.6366197466850281) + _f32(12582912.0)
         _j28 = _jt27 - _f32(12582912.0)
         _ji29 = _i32(_f32(_jt27).view(_i32) - _i32(1262485504))
@@ -776,12 +778,12 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw50 = _f32(1.0) - _hz46
         _cs51 = _cw50 + (((_f32(1.0) - _cw50) - _hz46) + (_z41*_z41*_e49 - _rs37*_rl40))
         _jo52 = (_ji29 & _i32(1)) != _i32(0)
-        _su53 = (_cs51 if _jo52 else _sn47)
-        _sv54 = (-_su53 if (_ji29 & _i32(2)) != _i32(0) else _su53)
-        _sv55 = (_sv54 if _t1 != _f32(0.0) else _t1)
+        _su53 = _sel(_jo52, _cs51, _sn47)
+        _sv54 = _sel((_ji29 & _i32(2)) != _i32(0), -_su53, _su53)
+        _sv55 = _sel(_t1 != _f32(0.0), _sv54, _t1)
         _sv56 = (_sv55 if _tg25 else math.sin(_t1))
-        _cu57 = (_sn47 if _jo52 else _cs51)
-        _cv58 = (-_cu57 if ((_ji29 + _i32(1)) & _i32(2)) != _i32(0) else _cu57)
+        _cu57 = _sel(_jo52, _sn47, _cs51)
+        _cv58 = _sel(((_ji29 + _i32(1)) & _i32(2)) != _i32(0), -_cu57, _cu57)
         _cv59 = (_cv58 if _tg25 else math.cos(_t1))
         _e60 = _e24 - pa
         _s61 = _sv56 + _f32(2.0)*_cv59*((pa - (_e24 - _e60)) + (_t0 - _e60))
@@ -791,15 +793,15 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm65 = _i32((_lb64 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big66 = _lm65 > _f32(1.4142135381698608)
         _lh67 = _lm65*_f32(0.5)
-        _lf68 = (_lh67 if _big66 else _lm65) - _f32(1.0)
+        _lf68 = _sel(_big66, _lh67, _lm65) - _f32(1.0)
         _le69 = _i32(_i32(_lb64 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk70 = _le69 + (_f32(1.0) if _big66 else _f32(0.0))
-        _lf71 = (_a62 if _lk70 == _f32(0.0) else _lf68)
+        _lk70 = _le69 + _sel(_big66, _f32(1.0), _f32(0.0))
+        _lf71 = _sel(_lk70 == _f32(0.0), _a62, _lf68)
         _lc72 = _a62 - (_u63 - _f32(1.0))
         _lc73 = _f32(1.0) - (_u63 - _a62)
-        _lc74 = (_lc72 if _u63 <= _f32(2.0) else _lc73)
+        _lc74 = _sel(_u63 <= _f32(2.0), _lc72, _lc73)
         _lc75 = _lc74/_u63
-        _lc76 = (_f32(0.0) if _lk70 == _f32(0.0) else _lc75)
+        _lc76 = _sel(_lk70 == _f32(0.0), _f32(0.0), _lc75)
         _ls77 = _lf71/(_f32(2.0) + _lf71)
         _lz78 = _ls77*_ls77
         _e79 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz78
@@ -808,14 +810,14 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e82 = _e79 + _e80*_x81
         _hf83 = _f32(0.5)*(_lf71*_lf71)
         _lg84 = _lk70*_f32(0.693145751953125) + (_lf71 - (_hf83 - (_ls77*(_hf83 + _lz78*_e82) + (_lk70*_f32(1.428606765330187e-06) + _lc76))))
-        _lo85 = (_lg84 if _a62 != _f32(0.0) else _a62)
+        _lo85 = _sel(_a62 != _f32(0.0), _lg84, _a62)
         _lo86 = (-_f32(math.inf) if _a62 == -_f32(1.0) else _f32(math.nan))
-        _lo87 = (_lo85 if _a62 > -_f32(1.0) else _lo86)
-        _lo88 = (_lo87 if _a62 < _f32(math.inf) else _a62)
+        _lo87 = _sel(_a62 > -_f32(1.0), _lo85, _lo86)
+        _lo88 = _sel(_a62 < _f32(math.inf), _lo87, _a62)
         _s89 = _lo88/lam
         _a90 = -(_s89*_s89)
-        _xc91 = (_a90 if _a90 > -_f32(104.0) else -_f32(104.0))
-        _xc92 = (_xc91 if _xc91 < _f32(89.0) else _f32(89.0))
+        _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+        _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
         _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
         _k94 = _kt93 - _f32(12582912.0)
         _rh95 = _xc92 - _k94*_f32(0.693145751953125)
@@ -838,7 +840,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
         _p113 = _f32(1.0) + _q107
         _ex114 = (_p113*_sc111)*_sc112
-        _ex115 = (_ex114 if _a90 == _a90 else _a90)
+        _ex115 = _sel(_a90 == _a90, _ex114, _a90)
         value = (_s61*_s61)*_ex115
         return value
     else:  # ln(w/h) of the ratio
@@ -846,7 +848,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e116 = pa + _t0_w1
         _t1_w1 = _f32(2.0)*_e116
         _tg117 = abs(_t1_w1) <= _f32(1024.0)
-        _xc118 = (_t1_w1 if _tg117 else _f32(0.0))
+        _xc118 = _sel(_tg117, _t1_w1, _f32(0.0))
         _jt119 = _xc118*_f32(0.6366197466850281) + _f32(12582912.0)
         _j120 = _jt119 - _f32(12582912.0)
         _ji121 = _i32(_f32(_jt119).view(_i32) - _i32(1262485504))
@@ -873,18 +875,18 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw142 = _f32(1.0) - _hz138
         _cs143 = _cw142 + (((_f32(1.0) - _cw142) - _hz138) + (_z133*_z133*_e141 - _rs129*_rl132))
         _jo144 = (_ji121 & _i32(1)) != _i32(0)
-        _su145 = (_cs143 if _jo144 else _sn139)
-        _sv146 = (-_su145 if (_ji121 & _i32(2)) != _i32(0) else _su145)
-        _sv147 = (_sv146 if _t1_w1 != _f32(0.0) else _t1_w1)
+        _su145 = _sel(_jo144, _cs143, _sn139)
+        _sv146 = _sel((_ji121 & _i32(2)) != _i32(0), -_su145, _su145)
+        _sv147 = _sel(_t1_w1 != _f32(0.0), _sv146, _t1_w1)
         _sv148 = (_sv147 if _tg117 else math.sin(_t1_w1))
-        _cu149 = (_sn139 if _jo144 else _cs143)
-        _cv150 = (-_cu149 if ((_ji121 + _i32(1)) & _i32(2)) != _i32(0) else _cu149)
+        _cu149 = _sel(_jo144, _sn139, _cs143)
+        _cv150 = _sel(((_ji121 + _i32(1)) & _i32(2)) != _i32(0), -_cu149, _cu149)
         _cv151 = (_cv150 if _tg117 else math.cos(_t1_w1))
         _e152 = _e116 - pa
         _s153 = _sv148 + _f32(2.0)*_cv151*((pa - (_e116 - _e152)) + (_t0_w1 - _e152))
         _a154 = -(_s23*_s23)
-        _xc155 = (_a154 if _a154 > -_f32(104.0) else -_f32(104.0))
-        _xc156 = (_xc155 if _xc155 < _f32(89.0) else _f32(89.0))
+        _xc155 = _sel(_a154 > -_f32(104.0), _a154, -_f32(104.0))
+        _xc156 = _sel(_xc155 < _f32(89.0), _xc155, _f32(89.0))
         _kt157 = _xc156*_f32(1.4426950216293335) + _f32(12582912.0)
         _k158 = _kt157 - _f32(12582912.0)
         _rh159 = _xc156 - _k158*_f32(0.693145751953125)
@@ -907,7 +909,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc176 = _i32((_ki173 - _ki174 + _i32(127)) << _i32(23)).view(_f32)
         _p177 = _f32(1.0) + _q171
         _ex178 = (_p177*_sc175)*_sc176
-        _ex179 = (_ex178 if _a154 == _a154 else _a154)
+        _ex179 = _sel(_a154 == _a154, _ex178, _a154)
         value = (_s153*_s153)*_ex179
         return value
 
@@ -916,14 +918,14 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _a1 = (eps + tw)/(eps + th)
     _sub2 = _a1 < _f32(1.1754943508222875e-38)
     _lx3 = _a1*_f32(33554432.0)
-    _lx4 = (_lx3 if _sub2 else _a1)
+    _lx4 = _sel(_sub2, _lx3, _a1)
     _lb5 = _f32(_lx4).view(_i32)
     _lm6 = _i32((_lb5 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big7 = _lm6 > _f32(1.4142135381698608)
     _lh8 = _lm6*_f32(0.5)
-    _lf9 = (_lh8 if _big7 else _lm6) - _f32(1.0)
+    _lf9 = _sel(_big7, _lh8, _lm6) - _f32(1.0)
     _le10 = _i32(_i32(_lb5 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk11 = _le10 + (_f32(1.0) if _big7 else _f32(0.0)) - (_f32(25.0) if _sub2 else _f32(0.0))
+    _lk11 = _le10 + _sel(_big7, _f32(1.0), _f32(0.0)) - _sel(_sub2, _f32(25.0), _f32(0.0))
     _ls12 = _lf9/(_f32(2.0) + _lf9)
     _lz13 = _ls12*_ls12
     _e14 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz13
@@ -933,8 +935,8 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
     _hf18 = _f32(0.5)*(_lf9*_lf9)
     _lg19 = _lk11*_f32(0.693145751953125) + (_lf9 - (_hf18 - (_ls12*(_hf18 + _lz13*_e17) + (_lk11*_f32(1.428606765330187e-06)))))
     _lo20 = (-_f32(math.inf) if _a1 == _f32(0.0) else _f32(math.nan))
-    _lo21 = (_lg19 if _a1 > _f32(0.0) else _lo20)
-    _lo22 = (_lo21 if _a1 < _f32(math.inf) else _a1)
+    _lo21 = _sel(_a1 > _f32(0.0), _lg19, _lo20)
+    _lo22 = _sel(_a1 < _f32(math.inf), _lo21, _a1)
     _s23 = _lo22/lam
     if ((_s23*_s23) > _f32(746.0)):  # the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too (inf * 0 otherwise, for a tiny lam)
         value = _f32(0.0)
@@ -981,7 +983,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _t1 = _f32(2.0)*_e24
         _t2 = eps + th
         _tg25 = abs(_t1) <= _f32(1024.0)
-        _xc26 = (_t1 if _tg25 else _f32(0.0))
+        _xc26 = _sel(_tg25, _t1, _f32(0.0))
         _jt27 = _xc26*_f32(0.6366197466850281) + _f32(12582912.0)
         _j28 = _jt27 - _f32(12582912.0)
         _ji29 = _i32(_f32(_jt27).view(_i32) - _i32(1262485504))
@@ -1008,12 +1010,12 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw50 = _f32(1.0) - _hz46
         _cs51 = _cw50 + (((_f32(1.0) - _cw50) - _hz46) + (_z41*_z41*_e49 - _rs37*_rl40))
         _jo52 = (_ji29 & _i32(1)) != _i32(0)
-        _su53 = (_cs51 if _jo52 else _sn47)
-        _sv54 = (-_su53 if (_ji29 & _i32(2)) != _i32(0) else _su53)
-        _sv55 = (_sv54 if _t1 != _f32(0.0) else _t1)
+        _su53 = _sel(_jo52, _cs51, _sn47)
+        _sv54 = _sel((_ji29 & _i32(2)) != _i32(0), -_su53, _su53)
+        _sv55 = _sel(_t1 != _f32(0.0), _sv54, _t1)
         _sv56 = (_sv55 if _tg25 else math.sin(_t1))
-        _cu57 = (_sn47 if _jo52 else _cs51)
-        _cv58 = (-_cu57 if ((_ji29 + _i32(1)) & _i32(2)) != _i32(0) else _cu57)
+        _cu57 = _sel(_jo52, _sn47, _cs51)
+        _cv58 = _sel(((_ji29 + _i32(1)) & _i32(2)) != _i32(0), -_cu57, _cu57)
         _cv59 = (_cv58 if _tg25 else math.cos(_t1))
         _e60 = _e24 - pa
         _s61 = _sv56 + _f32(2.0)*_cv59*((pa - (_e24 - _e60)) + (_t0 - _e60))
@@ -1023,15 +1025,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm65 = _i32((_lb64 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big66 = _lm65 > _f32(1.4142135381698608)
         _lh67 = _lm65*_f32(0.5)
-        _lf68 = (_lh67 if _big66 else _lm65) - _f32(1.0)
+        _lf68 = _sel(_big66, _lh67, _lm65) - _f32(1.0)
         _le69 = _i32(_i32(_lb64 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk70 = _le69 + (_f32(1.0) if _big66 else _f32(0.0))
-        _lf71 = (_a62 if _lk70 == _f32(0.0) else _lf68)
+        _lk70 = _le69 + _sel(_big66, _f32(1.0), _f32(0.0))
+        _lf71 = _sel(_lk70 == _f32(0.0), _a62, _lf68)
         _lc72 = _a62 - (_u63 - _f32(1.0))
         _lc73 = _f32(1.0) - (_u63 - _a62)
-        _lc74 = (_lc72 if _u63 <= _f32(2.0) else _lc73)
+        _lc74 = _sel(_u63 <= _f32(2.0), _lc72, _lc73)
         _lc75 = _lc74/_u63
-        _lc76 = (_f32(0.0) if _lk70 == _f32(0.0) else _lc75)
+        _lc76 = _sel(_lk70 == _f32(0.0), _f32(0.0), _lc75)
         _ls77 = _lf71/(_f32(2.0) + _lf71)
         _lz78 = _ls77*_ls77
         _e79 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz78
@@ -1040,14 +1042,14 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e82 = _e79 + _e80*_x81
         _hf83 = _f32(0.5)*(_lf71*_lf71)
         _lg84 = _lk70*_f32(0.693145751953125) + (_lf71 - (_hf83 - (_ls77*(_hf83 + _lz78*_e82) + (_lk70*_f32(1.428606765330187e-06) + _lc76))))
-        _lo85 = (_lg84 if _a62 != _f32(0.0) else _a62)
+        _lo85 = _sel(_a62 != _f32(0.0), _lg84, _a62)
         _lo86 = (-_f32(math.inf) if _a62 == -_f32(1.0) else _f32(math.nan))
-        _lo87 = (_lo85 if _a62 > -_f32(1.0) else _lo86)
-        _lo88 = (_lo87 if _a62 < _f32(math.inf) else _a62)
+        _lo87 = _sel(_a62 > -_f32(1.0), _lo85, _lo86)
+        _lo88 = _sel(_a62 < _f32(math.inf), _lo87, _a62)
         _s89 = _lo88/lam
         _a90 = -(_s89*_s89)
-        _xc91 = (_a90 if _a90 > -_f32(104.0) else -_f32(104.0))
-        _xc92 = (_xc91 if _xc91 < _f32(89.0) else _f32(89.0))
+        _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+        _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
         _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
         _k94 = _kt93 - _f32(12582912.0)
         _rh95 = _xc92 - _k94*_f32(0.693145751953125)
@@ -1070,7 +1072,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
         _p113 = _f32(1.0) + _q107
         _ex114 = (_p113*_sc111)*_sc112
-        _ex115 = (_ex114 if _a90 == _a90 else _a90)
+        _ex115 = _sel(_a90 == _a90, _ex114, _a90)
         value = (_s61*_s61)*_ex115
         _t3 = _cv59
         _t4 = _sv56
@@ -1084,15 +1086,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _lm119 = _i32((_lb118 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big120 = _lm119 > _f32(1.4142135381698608)
         _lh121 = _lm119*_f32(0.5)
-        _lf122 = (_lh121 if _big120 else _lm119) - _f32(1.0)
+        _lf122 = _sel(_big120, _lh121, _lm119) - _f32(1.0)
         _le123 = _i32(_i32(_lb118 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk124 = _le123 + (_f32(1.0) if _big120 else _f32(0.0))
-        _lf125 = (_a116 if _lk124 == _f32(0.0) else _lf122)
+        _lk124 = _le123 + _sel(_big120, _f32(1.0), _f32(0.0))
+        _lf125 = _sel(_lk124 == _f32(0.0), _a116, _lf122)
         _lc126 = _a116 - (_u117 - _f32(1.0))
         _lc127 = _f32(1.0) - (_u117 - _a116)
-        _lc128 = (_lc126 if _u117 <= _f32(2.0) else _lc127)
+        _lc128 = _sel(_u117 <= _f32(2.0), _lc126, _lc127)
         _lc129 = _lc128/_u117
-        _lc130 = (_f32(0.0) if _lk124 == _f32(0.0) else _lc129)
+        _lc130 = _sel(_lk124 == _f32(0.0), _f32(0.0), _lc129)
         _ls131 = _lf125/(_f32(2.0) + _lf125)
         _lz132 = _ls131*_ls131
         _e133 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz132
@@ -1101,14 +1103,14 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e136 = _e133 + _e134*_x135
         _hf137 = _f32(0.5)*(_lf125*_lf125)
         _lg138 = _lk124*_f32(0.693145751953125) + (_lf125 - (_hf137 - (_ls131*(_hf137 + _lz132*_e136) + (_lk124*_f32(1.428606765330187e-06) + _lc130))))
-        _lo139 = (_lg138 if _a116 != _f32(0.0) else _a116)
+        _lo139 = _sel(_a116 != _f32(0.0), _lg138, _a116)
         _lo140 = (-_f32(math.inf) if _a116 == -_f32(1.0) else _f32(math.nan))
-        _lo141 = (_lo139 if _a116 > -_f32(1.0) else _lo140)
-        _lo142 = (_lo141 if _a116 < _f32(math.inf) else _a116)
+        _lo141 = _sel(_a116 > -_f32(1.0), _lo139, _lo140)
+        _lo142 = _sel(_a116 < _f32(math.inf), _lo141, _a116)
         _t11 = _lo142/lam
         _a143 = -(_t11*_t11)
-        _xc144 = (_a143 if _a143 > -_f32(104.0) else -_f32(104.0))
-        _xc145 = (_xc144 if _xc144 < _f32(89.0) else _f32(89.0))
+        _xc144 = _sel(_a143 > -_f32(104.0), _a143, -_f32(104.0))
+        _xc145 = _sel(_xc144 < _f32(89.0), _xc144, _f32(89.0))
         _kt146 = _xc145*_f32(1.4426950216293335) + _f32(12582912.0)
         _k147 = _kt146 - _f32(12582912.0)
         _rh148 = _xc145 - _k147*_f32(0.693145751953125)
@@ -1131,7 +1133,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc165 = _i32((_ki162 - _ki163 + _i32(127)) << _i32(23)).view(_f32)
         _p166 = _f32(1.0) + _q160
         _ex167 = (_p166*_sc164)*_sc165
-        _ex168 = (_ex167 if _a143 == _a143 else _a143)
+        _ex168 = _sel(_a143 == _a143, _ex167, _a143)
         _t12 = _ex168
         _t13 = _t12*_t7
         _t14 = _f32(2.0)*_t11*_t12*(_t7*_t7)/lam
@@ -1151,7 +1153,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _e169 = pa + _t0_w1
         _t1_w1 = _f32(2.0)*_e169
         _tg170 = abs(_t1_w1) <= _f32(1024.0)
-        _xc171 = (_t1_w1 if _tg170 else _f32(0.0))
+        _xc171 = _sel(_tg170, _t1_w1, _f32(0.0))
         _jt172 = _xc171*_f32(0.6366197466850281) + _f32(12582912.0)
         _j173 = _jt172 - _f32(12582912.0)
         _ji174 = _i32(_f32(_jt172).view(_i32) - _i32(1262485504))
@@ -1178,18 +1180,18 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _cw195 = _f32(1.0) - _hz191
         _cs196 = _cw195 + (((_f32(1.0) - _cw195) - _hz191) + (_z186*_z186*_e194 - _rs182*_rl185))
         _jo197 = (_ji174 & _i32(1)) != _i32(0)
-        _su198 = (_cs196 if _jo197 else _sn192)
-        _sv199 = (-_su198 if (_ji174 & _i32(2)) != _i32(0) else _su198)
-        _sv200 = (_sv199 if _t1_w1 != _f32(0.0) else _t1_w1)
+        _su198 = _sel(_jo197, _cs196, _sn192)
+        _sv199 = _sel((_ji174 & _i32(2)) != _i32(0), -_su198, _su198)
+        _sv200 = _sel(_t1_w1 != _f32(0.0), _sv199, _t1_w1)
         _sv201 = (_sv200 if _tg170 else math.sin(_t1_w1))
-        _cu202 = (_sn192 if _jo197 else _cs196)
-        _cv203 = (-_cu202 if ((_ji174 + _i32(1)) & _i32(2)) != _i32(0) else _cu202)
+        _cu202 = _sel(_jo197, _sn192, _cs196)
+        _cv203 = _sel(((_ji174 + _i32(1)) & _i32(2)) != _i32(0), -_cu202, _cu202)
         _cv204 = (_cv203 if _tg170 else math.cos(_t1_w1))
         _e205 = _e169 - pa
         _s206 = _sv201 + _f32(2.0)*_cv204*((pa - (_e169 - _e205)) + (_t0_w1 - _e205))
         _a207 = -(_s23*_s23)
-        _xc208 = (_a207 if _a207 > -_f32(104.0) else -_f32(104.0))
-        _xc209 = (_xc208 if _xc208 < _f32(89.0) else _f32(89.0))
+        _xc208 = _sel(_a207 > -_f32(104.0), _a207, -_f32(104.0))
+        _xc209 = _sel(_xc208 < _f32(89.0), _xc208, _f32(89.0))
         _kt210 = _xc209*_f32(1.4426950216293335) + _f32(12582912.0)
         _k211 = _kt210 - _f32(12582912.0)
         _rh212 = _xc209 - _k211*_f32(0.693145751953125)
@@ -1212,7 +1214,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc229 = _i32((_ki226 - _ki227 + _i32(127)) << _i32(23)).view(_f32)
         _p230 = _f32(1.0) + _q224
         _ex231 = (_p230*_sc228)*_sc229
-        _ex232 = (_ex231 if _a207 == _a207 else _a207)
+        _ex232 = _sel(_a207 == _a207, _ex231, _a207)
         value = (_s206*_s206)*_ex232
         _t2_w1 = _cv204
         _t3_w1 = _sv201
@@ -1223,14 +1225,14 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _a233 = _t8/(eps + th)
         _sub234 = _a233 < _f32(1.1754943508222875e-38)
         _lx235 = _a233*_f32(33554432.0)
-        _lx236 = (_lx235 if _sub234 else _a233)
+        _lx236 = _sel(_sub234, _lx235, _a233)
         _lb237 = _f32(_lx236).view(_i32)
         _lm238 = _i32((_lb237 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big239 = _lm238 > _f32(1.4142135381698608)
         _lh240 = _lm238*_f32(0.5)
-        _lf241 = (_lh240 if _big239 else _lm238) - _f32(1.0)
+        _lf241 = _sel(_big239, _lh240, _lm238) - _f32(1.0)
         _le242 = _i32(_i32(_lb237 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk243 = _le242 + (_f32(1.0) if _big239 else _f32(0.0)) - (_f32(25.0) if _sub234 else _f32(0.0))
+        _lk243 = _le242 + _sel(_big239, _f32(1.0), _f32(0.0)) - _sel(_sub234, _f32(25.0), _f32(0.0))
         _ls244 = _lf241/(_f32(2.0) + _lf241)
         _lz245 = _ls244*_ls244
         _e246 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz245
@@ -1240,12 +1242,12 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _hf250 = _f32(0.5)*(_lf241*_lf241)
         _lg251 = _lk243*_f32(0.693145751953125) + (_lf241 - (_hf250 - (_ls244*(_hf250 + _lz245*_e249) + (_lk243*_f32(1.428606765330187e-06)))))
         _lo252 = (-_f32(math.inf) if _a233 == _f32(0.0) else _f32(math.nan))
-        _lo253 = (_lg251 if _a233 > _f32(0.0) else _lo252)
-        _lo254 = (_lo253 if _a233 < _f32(math.inf) else _a233)
+        _lo253 = _sel(_a233 > _f32(0.0), _lg251, _lo252)
+        _lo254 = _sel(_a233 < _f32(math.inf), _lo253, _a233)
         _t10_w1 = _lo254/lam
         _a255 = -(_t10_w1*_t10_w1)
-        _xc256 = (_a255 if _a255 > -_f32(104.0) else -_f32(104.0))
-        _xc257 = (_xc256 if _xc256 < _f32(89.0) else _f32(89.0))
+        _xc256 = _sel(_a255 > -_f32(104.0), _a255, -_f32(104.0))
+        _xc257 = _sel(_xc256 < _f32(89.0), _xc256, _f32(89.0))
         _kt258 = _xc257*_f32(1.4426950216293335) + _f32(12582912.0)
         _k259 = _kt258 - _f32(12582912.0)
         _rh260 = _xc257 - _k259*_f32(0.693145751953125)
@@ -1268,7 +1270,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, lam, eps):
         _sc277 = _i32((_ki274 - _ki275 + _i32(127)) << _i32(23)).view(_f32)
         _p278 = _f32(1.0) + _q272
         _ex279 = (_p278*_sc276)*_sc277
-        _ex280 = (_ex279 if _a255 == _a255 else _a255)
+        _ex280 = _sel(_a255 == _a255, _ex279, _a255)
         _t11_w1 = _ex280
         _t12_w1 = _t11_w1*_t6_w1
         _t13_w1 = _f32(2.0)*_t10_w1*_t11_w1*(_t6_w1*_t6_w1)/lam

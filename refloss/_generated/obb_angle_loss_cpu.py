@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1e1f74e87c5f8148
+# scalar kernels: sha256 df8bd266bfa101e7
 """OBB angle loss (ultralytics): Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1e1f74e87c5f8148
+# scalar kernels: sha256 df8bd266bfa101e7
 """OBB angle loss (ultralytics): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import obb_angle_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

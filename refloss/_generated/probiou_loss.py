@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, mode):
     with localcontext() as ctx:
@@ -42,7 +44,7 @@ def constants(mode):
 
 def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _tg1 = abs(pa) <= 1048576.0
-    _xc2 = (pa if _tg1 else 0.0)
+    _xc2 = _sel(_tg1, pa, 0.0)
     _jt3 = _xc2*0.6366197723675814 + 6755399441055744.0
     _j4 = _jt3 - 6755399441055744.0
     _ji5 = _i64(_f64(_jt3).view(_i64) - _i64(4843621399236968448))
@@ -76,12 +78,12 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw33 = 1.0 - _hz26
     _cs34 = _cw33 + (((1.0 - _cw33) - _hz26) + (_z17*_z17*_e32 - _rs13*_rl16))
     _jo35 = (_ji5 & _i64(1)) != _i64(0)
-    _su36 = (_cs34 if _jo35 else _sn27)
-    _sv37 = (-_su36 if (_ji5 & _i64(2)) != _i64(0) else _su36)
-    _sv38 = (_sv37 if pa != 0.0 else pa)
+    _su36 = _sel(_jo35, _cs34, _sn27)
+    _sv37 = _sel((_ji5 & _i64(2)) != _i64(0), -_su36, _su36)
+    _sv38 = _sel(pa != 0.0, _sv37, pa)
     _sv39 = (_sv38 if _tg1 else math.sin(pa))
-    _cu40 = (_sn27 if _jo35 else _cs34)
-    _cv41 = (-_cu40 if ((_ji5 + _i64(1)) & _i64(2)) != _i64(0) else _cu40)
+    _cu40 = _sel(_jo35, _sn27, _cs34)
+    _cv41 = _sel(((_ji5 + _i64(1)) & _i64(2)) != _i64(0), -_cu40, _cu40)
     _cv42 = (_cv41 if _tg1 else math.cos(pa))
     _s43 = -_sv39*(((px - tx))/max(max(pw, ph), max(tw, th)))
     _s44 = _s43 + _cv42*(((py - ty))/max(max(pw, ph), max(tw, th)))
@@ -94,7 +96,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s51 = pw/max(max(pw, ph), max(tw, th))
     _s52 = (_s50*_s50)*(_s45*((ph - pw)/max(max(pw, ph), max(tw, th))))
     _tg53 = abs(ta) <= 1048576.0
-    _xc54 = (ta if _tg53 else 0.0)
+    _xc54 = _sel(_tg53, ta, 0.0)
     _jt55 = _xc54*0.6366197723675814 + 6755399441055744.0
     _j56 = _jt55 - 6755399441055744.0
     _ji57 = _i64(_f64(_jt55).view(_i64) - _i64(4843621399236968448))
@@ -128,12 +130,12 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw85 = 1.0 - _hz78
     _cs86 = _cw85 + (((1.0 - _cw85) - _hz78) + (_z69*_z69*_e84 - _rs65*_rl68))
     _jo87 = (_ji57 & _i64(1)) != _i64(0)
-    _su88 = (_cs86 if _jo87 else _sn79)
-    _sv89 = (-_su88 if (_ji57 & _i64(2)) != _i64(0) else _su88)
-    _sv90 = (_sv89 if ta != 0.0 else ta)
+    _su88 = _sel(_jo87, _cs86, _sn79)
+    _sv89 = _sel((_ji57 & _i64(2)) != _i64(0), -_su88, _su88)
+    _sv90 = _sel(ta != 0.0, _sv89, ta)
     _sv91 = (_sv90 if _tg53 else math.sin(ta))
-    _cu92 = (_sn79 if _jo87 else _cs86)
-    _cv93 = (-_cu92 if ((_ji57 + _i64(1)) & _i64(2)) != _i64(0) else _cu92)
+    _cu92 = _sel(_jo87, _sn79, _cs86)
+    _cv93 = _sel(((_ji57 + _i64(1)) & _i64(2)) != _i64(0), -_cu92, _cu92)
     _cv94 = (_cv93 if _tg53 else math.cos(ta))
     _s95 = -_sv91*_s46 + _cv94*_s47
     _s96 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
@@ -142,18 +144,18 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s99 = _sv91*_s47 + _cv94*_s46
     _s100 = tw/max(max(pw, ph), max(tw, th))
     _s101 = (_s99*_s99)*(_s96*((th - tw)/max(max(pw, ph), max(tw, th))))
-    _s102 = 3.0*(_s49 + ((_s46*_s46) + (_s47*_s47))*(_s48*_s48))*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
-    _s103 = 3.0*(_s98 + ((_s46*_s46) + (_s47*_s47))*(_s97*_s97))*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-    _s104 = 3.0*(_s101 + ((_s46*_s46) + (_s47*_s47))*(_s100*_s100))*(1.0 if th - tw > 0.0 else 0.0)
-    _s105 = 3.0*(_s52 + ((_s46*_s46) + (_s47*_s47))*(_s51*_s51))*(1.0 if ph - pw > 0.0 else 0.0)
+    _s102 = 3.0*(_s49 + ((_s46*_s46) + (_s47*_s47))*(_s48*_s48))*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
+    _s103 = 3.0*(_s98 + ((_s46*_s46) + (_s47*_s47))*(_s97*_s97))*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+    _s104 = 3.0*(_s101 + ((_s46*_s46) + (_s47*_s47))*(_s100*_s100))*_sel(th - tw > 0.0, 1.0, 0.0)
+    _s105 = 3.0*(_s52 + ((_s46*_s46) + (_s47*_s47))*(_s51*_s51))*_sel(ph - pw > 0.0, 1.0, 0.0)
     _s106 = _s51*((ph - th)/max(max(pw, ph), max(tw, th))) + _s97*((pw - tw)/max(max(pw, ph), max(tw, th)))
     _s107 = _s51*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s100*((pw - th)/max(max(pw, ph), max(tw, th)))
-    _s108 = _s107*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-    _s109 = _s106*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s108
+    _s108 = _s107*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+    _s109 = _s106*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + _s108
     _s110 = -ta
     _e111 = pa + _s110
     _tg112 = abs(_e111) <= 1048576.0
-    _xc113 = (_e111 if _tg112 else 0.0)
+    _xc113 = _sel(_tg112, _e111, 0.0)
     _jt114 = _xc113*0.6366197723675814 + 6755399441055744.0
     _j115 = _jt114 - 6755399441055744.0
     _ji116 = _i64(_f64(_jt114).view(_i64) - _i64(4843621399236968448))
@@ -187,13 +189,13 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw144 = 1.0 - _hz137
     _cs145 = _cw144 + (((1.0 - _cw144) - _hz137) + (_z128*_z128*_e143 - _rs124*_rl127))
     _jo146 = (_ji116 & _i64(1)) != _i64(0)
-    _su147 = (_cs145 if _jo146 else _sn138)
-    _sv148 = (-_su147 if (_ji116 & _i64(2)) != _i64(0) else _su147)
-    _sv149 = (_sv148 if _e111 != 0.0 else _e111)
+    _su147 = _sel(_jo146, _cs145, _sn138)
+    _sv148 = _sel((_ji116 & _i64(2)) != _i64(0), -_su147, _su147)
+    _sv149 = _sel(_e111 != 0.0, _sv148, _e111)
     _sv150 = (_sv149 if _tg112 else math.sin(_e111))
     _e151 = _e111 - pa
-    _cu152 = (_sn138 if _jo146 else _cs145)
-    _cv153 = (-_cu152 if ((_ji116 + _i64(1)) & _i64(2)) != _i64(0) else _cu152)
+    _cu152 = _sel(_jo146, _sn138, _cs145)
+    _cv153 = _sel(((_ji116 + _i64(1)) & _i64(2)) != _i64(0), -_cu152, _cu152)
     _cv154 = (_cv153 if _tg112 else math.cos(_e111))
     _s155 = -_sv150*((pa - (_e111 - _e151)) + (_s110 - _e151)) + _cv154
     _s156 = _s45*((-ph + pw)/max(max(pw, ph), max(tw, th)))
@@ -202,23 +204,23 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s159 = _s48*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s51*((ph - th)/max(max(pw, ph), max(tw, th)))
     _s160 = _sv150 + _cv154*((pa - (_e111 - _e151)) + (_s110 - _e151))
     _s161 = (_s159*_s159) + (_s160*_s160)*_s156*(_s96*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s162 = _s158*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-    _s163 = _s161*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+    _s162 = _s158*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+    _s163 = _s161*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
     _a164 = 0.25*((_s109*_s109) + _s162 + _s163)/(_s48*_s51*_s97*_s100)
     _u165 = 1.0 + _a164
     _lb166 = _f64(_u165).view(_i64)
     _lm167 = _i64((_lb166 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big168 = _lm167 > 1.4142135623730951
     _lh169 = _lm167*0.5
-    _lf170 = (_lh169 if _big168 else _lm167) - 1.0
+    _lf170 = _sel(_big168, _lh169, _lm167) - 1.0
     _le171 = _i64(_i64(_lb166 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk172 = _le171 + (1.0 if _big168 else 0.0)
-    _lf173 = (_a164 if _lk172 == 0.0 else _lf170)
+    _lk172 = _le171 + _sel(_big168, 1.0, 0.0)
+    _lf173 = _sel(_lk172 == 0.0, _a164, _lf170)
     _lc174 = _a164 - (_u165 - 1.0)
     _lc175 = 1.0 - (_u165 - _a164)
-    _lc176 = (_lc174 if _u165 <= 2.0 else _lc175)
+    _lc176 = _sel(_u165 <= 2.0, _lc174, _lc175)
     _lc177 = _lc176/_u165
-    _lc178 = (0.0 if _lk172 == 0.0 else _lc177)
+    _lc178 = _sel(_lk172 == 0.0, 0.0, _lc177)
     _ls179 = _lf173/(2.0 + _lf173)
     _lz180 = _ls179*_ls179
     _e181 = 0.6666666666666666 + 0.4000000000000088*_lz180
@@ -232,10 +234,10 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _e189 = _e186 + _e187*_x188
     _hf190 = 0.5*(_lf173*_lf173)
     _lg191 = _lk172*0.6931471805598903 + (_lf173 - (_hf190 - (_ls179*(_hf190 + _lz180*_e189) + (_lk172*5.497923018708371e-14 + _lc178))))
-    _lo192 = (_lg191 if _a164 != 0.0 else _a164)
+    _lo192 = _sel(_a164 != 0.0, _lg191, _a164)
     _lo193 = (-math.inf if _a164 == -1.0 else math.nan)
-    _lo194 = (_lo192 if _a164 > -1.0 else _lo193)
-    _lo195 = (_lo194 if _a164 < math.inf else _a164)
+    _lo194 = _sel(_a164 > -1.0, _lo192, _lo193)
+    _lo195 = _sel(_a164 < math.inf, _lo194, _a164)
     _s196 = (_s102 + _s105 + _s103 + _s104)/((_s109*_s109) + _s162 + _s163 + 4.0*_s48*_s51*_s97*_s100)
     b_d = _s196 + 0.5*_lo195
     if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
@@ -260,7 +262,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t7 = -tw
         _t8 = _t7 + th
         _t9 = -_t8
-        _t10 = 1.0 if _t6*_t9 > 0.0 else 0.0
+        _t10 = _sel(_t6*_t9 > 0.0, 1.0, 0.0)
         _t11 = -th
         _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
         _t13 = _t7 + pw
@@ -270,7 +272,7 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17 = _s110
         _e197 = pa + _t17
         _t18 = _e197
-        _sv198 = (_sv148 if _t18 != 0.0 else _t18)
+        _sv198 = _sel(_t18 != 0.0, _sv148, _t18)
         _sv199 = (_sv198 if _tg112 else math.sin(_t18))
         _t19 = _sv199
         _e200 = _e197 - pa
@@ -290,13 +292,13 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s207 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s206
         _s208 = _t14*(-_t26*(_s204*_s204) + (_s205*_s205))
         _t27 = _t10*(_t26*(_s202*_s202) + (_s203*_s203)) + _s208 + (_s207*_s207)
-        _t28 = 1.0 if _t5 > 0.0 else 0.0
+        _t28 = _sel(_t5 > 0.0, 1.0, 0.0)
         _t29 = _s46
         _t30 = _s47
         _t31 = (_t29*_t29) + (_t30*_t30)
         _t32 = _sv39
         _t33 = _cv42
-        _t34 = 1.0 if _t8 > 0.0 else 0.0
+        _t34 = _sel(_t8 > 0.0, 1.0, 0.0)
         _t35 = _sv91
         _t36 = _cv94
         _a209 = 0.25*_t27/(_t1*_t2*_t3*_t4)
@@ -305,15 +307,15 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm212 = _i64((_lb211 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big213 = _lm212 > 1.4142135623730951
         _lh214 = _lm212*0.5
-        _lf215 = (_lh214 if _big213 else _lm212) - 1.0
+        _lf215 = _sel(_big213, _lh214, _lm212) - 1.0
         _le216 = _i64(_i64(_lb211 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk217 = _le216 + (1.0 if _big213 else 0.0)
-        _lf218 = (_a209 if _lk217 == 0.0 else _lf215)
+        _lk217 = _le216 + _sel(_big213, 1.0, 0.0)
+        _lf218 = _sel(_lk217 == 0.0, _a209, _lf215)
         _lc219 = _a209 - (_u210 - 1.0)
         _lc220 = 1.0 - (_u210 - _a209)
-        _lc221 = (_lc219 if _u210 <= 2.0 else _lc220)
+        _lc221 = _sel(_u210 <= 2.0, _lc219, _lc220)
         _lc222 = _lc221/_u210
-        _lc223 = (0.0 if _lk217 == 0.0 else _lc222)
+        _lc223 = _sel(_lk217 == 0.0, 0.0, _lc222)
         _ls224 = _lf218/(2.0 + _lf218)
         _lz225 = _ls224*_ls224
         _e226 = 0.6666666666666666 + 0.4000000000000088*_lz225
@@ -327,10 +329,10 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e234 = _e231 + _e232*_x233
         _hf235 = 0.5*(_lf218*_lf218)
         _lg236 = _lk217*0.6931471805598903 + (_lf218 - (_hf235 - (_ls224*(_hf235 + _lz225*_e234) + (_lk217*5.497923018708371e-14 + _lc223))))
-        _lo237 = (_lg236 if _a209 != 0.0 else _a209)
+        _lo237 = _sel(_a209 != 0.0, _lg236, _a209)
         _lo238 = (-math.inf if _a209 == -1.0 else math.nan)
-        _lo239 = (_lo237 if _a209 > -1.0 else _lo238)
-        _lo240 = (_lo239 if _a209 < math.inf else _a209)
+        _lo239 = _sel(_a209 > -1.0, _lo237, _lo238)
+        _lo240 = _sel(_a209 < math.inf, _lo239, _a209)
         _s241 = _t29*_t33 + _t30*_t32
         _s242 = _t29*_t36 + _t30*_t35
         _s243 = -_t29*_t32 + _t30*_t33
@@ -340,8 +342,8 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s247 = 3.0*((_t1*_t1)*_t31 + _t23*(_s243*_s243))*(1.0 - _t28)
         _s248 = _s245 + _s246 + _s247 + 3.0*(_t25*(_s244*_s244) + (_t3*_t3)*_t31)*(1.0 - _t34)
         _a249 = -0.5*_lo240 - _s248/(4.0*_t1*_t2*_t3*_t4 + _t27)
-        _xc250 = (_a249 if _a249 > -746.0 else -746.0)
-        _xc251 = (_xc250 if _xc250 < 710.0 else 710.0)
+        _xc250 = _sel(_a249 > -746.0, _a249, -746.0)
+        _xc251 = _sel(_xc250 < 710.0, _xc250, 710.0)
         _kt252 = _xc251*1.4426950408889634 + 6755399441055744.0
         _k253 = _kt252 - 6755399441055744.0
         _rh254 = _xc251 - _k253*0.6931471805598903
@@ -379,17 +381,17 @@ def value_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _p286 = 1.0 + _q272
         _em287 = (_p286*_sc276)*_sc277 - 1.0
         _em288 = abs(_k253) <= 56.0
-        _em289 = (_em285 if _em288 else _em287)
-        _em290 = (_q272 if _k253 == 0.0 else _em289)
-        _em291 = (_em290 if _a249 != 0.0 else _a249)
-        _em292 = (_em291 if _a249 == _a249 else _a249)
+        _em289 = _sel(_em288, _em285, _em287)
+        _em290 = _sel(_k253 == 0.0, _q272, _em289)
+        _em291 = _sel(_a249 != 0.0, _em290, _a249)
+        _em292 = _sel(_a249 == _a249, _em291, _a249)
         value = math.sqrt(-_em292)
         return value
 
 
 def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _tg1 = abs(pa) <= 1048576.0
-    _xc2 = (pa if _tg1 else 0.0)
+    _xc2 = _sel(_tg1, pa, 0.0)
     _jt3 = _xc2*0.6366197723675814 + 6755399441055744.0
     _j4 = _jt3 - 6755399441055744.0
     _ji5 = _i64(_f64(_jt3).view(_i64) - _i64(4843621399236968448))
@@ -423,12 +425,12 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw33 = 1.0 - _hz26
     _cs34 = _cw33 + (((1.0 - _cw33) - _hz26) + (_z17*_z17*_e32 - _rs13*_rl16))
     _jo35 = (_ji5 & _i64(1)) != _i64(0)
-    _su36 = (_cs34 if _jo35 else _sn27)
-    _sv37 = (-_su36 if (_ji5 & _i64(2)) != _i64(0) else _su36)
-    _sv38 = (_sv37 if pa != 0.0 else pa)
+    _su36 = _sel(_jo35, _cs34, _sn27)
+    _sv37 = _sel((_ji5 & _i64(2)) != _i64(0), -_su36, _su36)
+    _sv38 = _sel(pa != 0.0, _sv37, pa)
     _sv39 = (_sv38 if _tg1 else math.sin(pa))
-    _cu40 = (_sn27 if _jo35 else _cs34)
-    _cv41 = (-_cu40 if ((_ji5 + _i64(1)) & _i64(2)) != _i64(0) else _cu40)
+    _cu40 = _sel(_jo35, _sn27, _cs34)
+    _cv41 = _sel(((_ji5 + _i64(1)) & _i64(2)) != _i64(0), -_cu40, _cu40)
     _cv42 = (_cv41 if _tg1 else math.cos(pa))
     _s43 = -_sv39*(((px - tx))/max(max(pw, ph), max(tw, th)))
     _s44 = _s43 + _cv42*(((py - ty))/max(max(pw, ph), max(tw, th)))
@@ -441,7 +443,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s51 = pw/max(max(pw, ph), max(tw, th))
     _s52 = (_s50*_s50)*(_s45*((ph - pw)/max(max(pw, ph), max(tw, th))))
     _tg53 = abs(ta) <= 1048576.0
-    _xc54 = (ta if _tg53 else 0.0)
+    _xc54 = _sel(_tg53, ta, 0.0)
     _jt55 = _xc54*0.6366197723675814 + 6755399441055744.0
     _j56 = _jt55 - 6755399441055744.0
     _ji57 = _i64(_f64(_jt55).view(_i64) - _i64(4843621399236968448))
@@ -475,12 +477,12 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw85 = 1.0 - _hz78
     _cs86 = _cw85 + (((1.0 - _cw85) - _hz78) + (_z69*_z69*_e84 - _rs65*_rl68))
     _jo87 = (_ji57 & _i64(1)) != _i64(0)
-    _su88 = (_cs86 if _jo87 else _sn79)
-    _sv89 = (-_su88 if (_ji57 & _i64(2)) != _i64(0) else _su88)
-    _sv90 = (_sv89 if ta != 0.0 else ta)
+    _su88 = _sel(_jo87, _cs86, _sn79)
+    _sv89 = _sel((_ji57 & _i64(2)) != _i64(0), -_su88, _su88)
+    _sv90 = _sel(ta != 0.0, _sv89, ta)
     _sv91 = (_sv90 if _tg53 else math.sin(ta))
-    _cu92 = (_sn79 if _jo87 else _cs86)
-    _cv93 = (-_cu92 if ((_ji57 + _i64(1)) & _i64(2)) != _i64(0) else _cu92)
+    _cu92 = _sel(_jo87, _sn79, _cs86)
+    _cv93 = _sel(((_ji57 + _i64(1)) & _i64(2)) != _i64(0), -_cu92, _cu92)
     _cv94 = (_cv93 if _tg53 else math.cos(ta))
     _s95 = -_sv91*_s46 + _cv94*_s47
     _s96 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
@@ -489,18 +491,18 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s99 = _sv91*_s47 + _cv94*_s46
     _s100 = tw/max(max(pw, ph), max(tw, th))
     _s101 = (_s99*_s99)*(_s96*((th - tw)/max(max(pw, ph), max(tw, th))))
-    _s102 = 3.0*(_s49 + ((_s46*_s46) + (_s47*_s47))*(_s48*_s48))*(1.0 - (1.0 if ph - pw > 0.0 else 0.0))
-    _s103 = 3.0*(_s98 + ((_s46*_s46) + (_s47*_s47))*(_s97*_s97))*(1.0 - (1.0 if th - tw > 0.0 else 0.0))
-    _s104 = 3.0*(_s101 + ((_s46*_s46) + (_s47*_s47))*(_s100*_s100))*(1.0 if th - tw > 0.0 else 0.0)
-    _s105 = 3.0*(_s52 + ((_s46*_s46) + (_s47*_s47))*(_s51*_s51))*(1.0 if ph - pw > 0.0 else 0.0)
+    _s102 = 3.0*(_s49 + ((_s46*_s46) + (_s47*_s47))*(_s48*_s48))*(1.0 - _sel(ph - pw > 0.0, 1.0, 0.0))
+    _s103 = 3.0*(_s98 + ((_s46*_s46) + (_s47*_s47))*(_s97*_s97))*(1.0 - _sel(th - tw > 0.0, 1.0, 0.0))
+    _s104 = 3.0*(_s101 + ((_s46*_s46) + (_s47*_s47))*(_s100*_s100))*_sel(th - tw > 0.0, 1.0, 0.0)
+    _s105 = 3.0*(_s52 + ((_s46*_s46) + (_s47*_s47))*(_s51*_s51))*_sel(ph - pw > 0.0, 1.0, 0.0)
     _s106 = _s51*((ph - th)/max(max(pw, ph), max(tw, th))) + _s97*((pw - tw)/max(max(pw, ph), max(tw, th)))
     _s107 = _s51*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s100*((pw - th)/max(max(pw, ph), max(tw, th)))
-    _s108 = _s107*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-    _s109 = _s106*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0) + _s108
+    _s108 = _s107*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+    _s109 = _s106*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0) + _s108
     _s110 = -ta
     _e111 = pa + _s110
     _tg112 = abs(_e111) <= 1048576.0
-    _xc113 = (_e111 if _tg112 else 0.0)
+    _xc113 = _sel(_tg112, _e111, 0.0)
     _jt114 = _xc113*0.6366197723675814 + 6755399441055744.0
     _j115 = _jt114 - 6755399441055744.0
     _ji116 = _i64(_f64(_jt114).view(_i64) - _i64(4843621399236968448))
@@ -534,13 +536,13 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw144 = 1.0 - _hz137
     _cs145 = _cw144 + (((1.0 - _cw144) - _hz137) + (_z128*_z128*_e143 - _rs124*_rl127))
     _jo146 = (_ji116 & _i64(1)) != _i64(0)
-    _su147 = (_cs145 if _jo146 else _sn138)
-    _sv148 = (-_su147 if (_ji116 & _i64(2)) != _i64(0) else _su147)
-    _sv149 = (_sv148 if _e111 != 0.0 else _e111)
+    _su147 = _sel(_jo146, _cs145, _sn138)
+    _sv148 = _sel((_ji116 & _i64(2)) != _i64(0), -_su147, _su147)
+    _sv149 = _sel(_e111 != 0.0, _sv148, _e111)
     _sv150 = (_sv149 if _tg112 else math.sin(_e111))
     _e151 = _e111 - pa
-    _cu152 = (_sn138 if _jo146 else _cs145)
-    _cv153 = (-_cu152 if ((_ji116 + _i64(1)) & _i64(2)) != _i64(0) else _cu152)
+    _cu152 = _sel(_jo146, _sn138, _cs145)
+    _cv153 = _sel(((_ji116 + _i64(1)) & _i64(2)) != _i64(0), -_cu152, _cu152)
     _cv154 = (_cv153 if _tg112 else math.cos(_e111))
     _s155 = -_sv150*((pa - (_e111 - _e151)) + (_s110 - _e151)) + _cv154
     _s156 = _s45*((-ph + pw)/max(max(pw, ph), max(tw, th)))
@@ -549,23 +551,23 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s159 = _s48*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s51*((ph - th)/max(max(pw, ph), max(tw, th)))
     _s160 = _sv150 + _cv154*((pa - (_e111 - _e151)) + (_s110 - _e151))
     _s161 = (_s159*_s159) + (_s160*_s160)*_s156*(_s96*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s162 = _s158*(1.0 - (1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0))
-    _s163 = _s161*(1.0 if (-ph + pw)*(-th + tw) > 0.0 else 0.0)
+    _s162 = _s158*(1.0 - _sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0))
+    _s163 = _s161*_sel((-ph + pw)*(-th + tw) > 0.0, 1.0, 0.0)
     _a164 = 0.25*((_s109*_s109) + _s162 + _s163)/(_s48*_s51*_s97*_s100)
     _u165 = 1.0 + _a164
     _lb166 = _f64(_u165).view(_i64)
     _lm167 = _i64((_lb166 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
     _big168 = _lm167 > 1.4142135623730951
     _lh169 = _lm167*0.5
-    _lf170 = (_lh169 if _big168 else _lm167) - 1.0
+    _lf170 = _sel(_big168, _lh169, _lm167) - 1.0
     _le171 = _i64(_i64(_lb166 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-    _lk172 = _le171 + (1.0 if _big168 else 0.0)
-    _lf173 = (_a164 if _lk172 == 0.0 else _lf170)
+    _lk172 = _le171 + _sel(_big168, 1.0, 0.0)
+    _lf173 = _sel(_lk172 == 0.0, _a164, _lf170)
     _lc174 = _a164 - (_u165 - 1.0)
     _lc175 = 1.0 - (_u165 - _a164)
-    _lc176 = (_lc174 if _u165 <= 2.0 else _lc175)
+    _lc176 = _sel(_u165 <= 2.0, _lc174, _lc175)
     _lc177 = _lc176/_u165
-    _lc178 = (0.0 if _lk172 == 0.0 else _lc177)
+    _lc178 = _sel(_lk172 == 0.0, 0.0, _lc177)
     _ls179 = _lf173/(2.0 + _lf173)
     _lz180 = _ls179*_ls179
     _e181 = 0.6666666666666666 + 0.4000000000000088*_lz180
@@ -579,10 +581,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _e189 = _e186 + _e187*_x188
     _hf190 = 0.5*(_lf173*_lf173)
     _lg191 = _lk172*0.6931471805598903 + (_lf173 - (_hf190 - (_ls179*(_hf190 + _lz180*_e189) + (_lk172*5.497923018708371e-14 + _lc178))))
-    _lo192 = (_lg191 if _a164 != 0.0 else _a164)
+    _lo192 = _sel(_a164 != 0.0, _lg191, _a164)
     _lo193 = (-math.inf if _a164 == -1.0 else math.nan)
-    _lo194 = (_lo192 if _a164 > -1.0 else _lo193)
-    _lo195 = (_lo194 if _a164 < math.inf else _a164)
+    _lo194 = _sel(_a164 > -1.0, _lo192, _lo193)
+    _lo195 = _sel(_a164 < math.inf, _lo194, _a164)
     _s196 = (_s102 + _s105 + _s103 + _s104)/((_s109*_s109) + _s162 + _s163 + 4.0*_s48*_s51*_s97*_s100)
     b_d = _s196 + 0.5*_lo195
     if (mode == 0.0) and ((ph == 0.0) or (pw == 0.0) or (th == 0.0) or (tw == 0.0)):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
@@ -632,7 +634,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17 = _t15 + _t16
         _t18 = _t12*_t17
         _t19 = _t18*_t7 + _t2*_t5
-        _t20 = 1.0 if _t8 > 0.0 else 0.0
+        _t20 = _sel(_t8 > 0.0, 1.0, 0.0)
         _t21 = 3.0*_t20
         _t22 = _s100
         _t23 = _t22*_t22
@@ -650,7 +652,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t35 = _t33 + _t34
         _t36 = _t31*_t35
         _t37 = _t23*_t5 + _t25*_t36
-        _t38 = 1.0 if _t27 > 0.0 else 0.0
+        _t38 = _sel(_t27 > 0.0, 1.0, 0.0)
         _t39 = 3.0*_t38
         _t40 = _t10*_t10
         _t41 = _t13*_t4
@@ -673,7 +675,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t58 = -2.0*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
         _t59 = 3.0*(1.0 - _t38)
         _t60 = 4.0*_t10*_t22
-        _t61 = 1.0 if _t42*_t52 > 0.0 else 0.0
+        _t61 = _sel(_t42*_t52 > 0.0, 1.0, 0.0)
         _t62 = -th
         _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
         _t64 = _t1*_t63
@@ -689,7 +691,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t74 = _s110
         _e197 = pa + _t74
         _t75 = _e197
-        _sv198 = (_sv148 if _t75 != 0.0 else _t75)
+        _sv198 = _sel(_t75 != 0.0, _sv148, _t75)
         _sv199 = (_sv198 if _tg112 else math.sin(_t75))
         _t76 = _sv199
         _e200 = _e197 - pa
@@ -802,7 +804,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t7_w1 = -tw
         _t8_w1 = _t7_w1 + th
         _t9_w1 = -_t8_w1
-        _t10_w1 = 1.0 if _t6_w1*_t9_w1 > 0.0 else 0.0
+        _t10_w1 = _sel(_t6_w1*_t9_w1 > 0.0, 1.0, 0.0)
         _t11_w1 = -th
         _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
         _t13_w1 = _t7_w1 + pw
@@ -812,7 +814,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17_w1 = _s110
         _e217 = pa + _t17_w1
         _t18_w1 = _e217
-        _sv218 = (_sv148 if _t18_w1 != 0.0 else _t18_w1)
+        _sv218 = _sel(_t18_w1 != 0.0, _sv148, _t18_w1)
         _sv219 = (_sv218 if _tg112 else math.sin(_t18_w1))
         _t19_w1 = _sv219
         _e220 = _e217 - pa
@@ -832,13 +834,13 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s227 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s226
         _s228 = _t14_w1*(-_t26_w1*(_s224*_s224) + (_s225*_s225))
         _t27_w1 = _t10_w1*(_t26_w1*(_s222*_s222) + (_s223*_s223)) + _s228 + (_s227*_s227)
-        _t28_w1 = 1.0 if _t5_w1 > 0.0 else 0.0
+        _t28_w1 = _sel(_t5_w1 > 0.0, 1.0, 0.0)
         _t29_w1 = _s46
         _t30_w1 = _s47
         _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
         _t32_w1 = _sv39
         _t33_w1 = _cv42
-        _t34_w1 = 1.0 if _t8_w1 > 0.0 else 0.0
+        _t34_w1 = _sel(_t8_w1 > 0.0, 1.0, 0.0)
         _t35_w1 = _sv91
         _t36_w1 = _cv94
         _a229 = 0.25*_t27_w1/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)
@@ -847,15 +849,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm232 = _i64((_lb231 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big233 = _lm232 > 1.4142135623730951
         _lh234 = _lm232*0.5
-        _lf235 = (_lh234 if _big233 else _lm232) - 1.0
+        _lf235 = _sel(_big233, _lh234, _lm232) - 1.0
         _le236 = _i64(_i64(_lb231 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk237 = _le236 + (1.0 if _big233 else 0.0)
-        _lf238 = (_a229 if _lk237 == 0.0 else _lf235)
+        _lk237 = _le236 + _sel(_big233, 1.0, 0.0)
+        _lf238 = _sel(_lk237 == 0.0, _a229, _lf235)
         _lc239 = _a229 - (_u230 - 1.0)
         _lc240 = 1.0 - (_u230 - _a229)
-        _lc241 = (_lc239 if _u230 <= 2.0 else _lc240)
+        _lc241 = _sel(_u230 <= 2.0, _lc239, _lc240)
         _lc242 = _lc241/_u230
-        _lc243 = (0.0 if _lk237 == 0.0 else _lc242)
+        _lc243 = _sel(_lk237 == 0.0, 0.0, _lc242)
         _ls244 = _lf238/(2.0 + _lf238)
         _lz245 = _ls244*_ls244
         _e246 = 0.6666666666666666 + 0.4000000000000088*_lz245
@@ -869,10 +871,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e254 = _e251 + _e252*_x253
         _hf255 = 0.5*(_lf238*_lf238)
         _lg256 = _lk237*0.6931471805598903 + (_lf238 - (_hf255 - (_ls244*(_hf255 + _lz245*_e254) + (_lk237*5.497923018708371e-14 + _lc243))))
-        _lo257 = (_lg256 if _a229 != 0.0 else _a229)
+        _lo257 = _sel(_a229 != 0.0, _lg256, _a229)
         _lo258 = (-math.inf if _a229 == -1.0 else math.nan)
-        _lo259 = (_lo257 if _a229 > -1.0 else _lo258)
-        _lo260 = (_lo259 if _a229 < math.inf else _a229)
+        _lo259 = _sel(_a229 > -1.0, _lo257, _lo258)
+        _lo260 = _sel(_a229 < math.inf, _lo259, _a229)
         _s261 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
         _s262 = _t29_w1*_t36_w1 + _t30_w1*_t35_w1
         _s263 = -_t29_w1*_t32_w1 + _t30_w1*_t33_w1
@@ -882,8 +884,8 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s267 = 3.0*((_t1_w1*_t1_w1)*_t31_w1 + _t23_w1*(_s263*_s263))*(1.0 - _t28_w1)
         _s268 = _s265 + _s266 + _s267 + 3.0*(_t25_w1*(_s264*_s264) + (_t3_w1*_t3_w1)*_t31_w1)*(1.0 - _t34_w1)
         _a269 = -0.5*_lo260 - _s268/(4.0*_t1_w1*_t2_w1*_t3_w1*_t4_w1 + _t27_w1)
-        _xc270 = (_a269 if _a269 > -746.0 else -746.0)
-        _xc271 = (_xc270 if _xc270 < 710.0 else 710.0)
+        _xc270 = _sel(_a269 > -746.0, _a269, -746.0)
+        _xc271 = _sel(_xc270 < 710.0, _xc270, 710.0)
         _kt272 = _xc271*1.4426950408889634 + 6755399441055744.0
         _k273 = _kt272 - 6755399441055744.0
         _rh274 = _xc271 - _k273*0.6931471805598903
@@ -921,10 +923,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _p306 = 1.0 + _q292
         _em307 = (_p306*_sc296)*_sc297 - 1.0
         _em308 = abs(_k273) <= 56.0
-        _em309 = (_em305 if _em308 else _em307)
-        _em310 = (_q292 if _k273 == 0.0 else _em309)
-        _em311 = (_em310 if _a269 != 0.0 else _a269)
-        _em312 = (_em311 if _a269 == _a269 else _a269)
+        _em309 = _sel(_em308, _em305, _em307)
+        _em310 = _sel(_k273 == 0.0, _q292, _em309)
+        _em311 = _sel(_a269 != 0.0, _em310, _a269)
+        _em312 = _sel(_a269 == _a269, _em311, _a269)
         value = math.sqrt(-_em312)
         _t37_w1 = _t1_w1*_t1_w1
         _t39_w1 = 2.0/max(max(pw, ph), max(tw, th))
@@ -995,15 +997,15 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm317 = _i64((_lb316 & _i64(4503599627370495)) | _i64(4607182418800017408)).view(_f64)
         _big318 = _lm317 > 1.4142135623730951
         _lh319 = _lm317*0.5
-        _lf320 = (_lh319 if _big318 else _lm317) - 1.0
+        _lf320 = _sel(_big318, _lh319, _lm317) - 1.0
         _le321 = _i64(_i64(_lb316 >> _i64(52)) + _i64(4843621399236967425)).view(_f64) - 6755399441055744.0
-        _lk322 = _le321 + (1.0 if _big318 else 0.0)
-        _lf323 = (_t99_w1 if _lk322 == 0.0 else _lf320)
+        _lk322 = _le321 + _sel(_big318, 1.0, 0.0)
+        _lf323 = _sel(_lk322 == 0.0, _t99_w1, _lf320)
         _lc324 = _t99_w1 - (_u315 - 1.0)
         _lc325 = 1.0 - (_u315 - _t99_w1)
-        _lc326 = (_lc324 if _u315 <= 2.0 else _lc325)
+        _lc326 = _sel(_u315 <= 2.0, _lc324, _lc325)
         _lc327 = _lc326/_u315
-        _lc328 = (0.0 if _lk322 == 0.0 else _lc327)
+        _lc328 = _sel(_lk322 == 0.0, 0.0, _lc327)
         _ls329 = _lf323/(2.0 + _lf323)
         _lz330 = _ls329*_ls329
         _e331 = 0.6666666666666666 + 0.4000000000000088*_lz330
@@ -1017,13 +1019,13 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e339 = _e336 + _e337*_x338
         _hf340 = 0.5*(_lf323*_lf323)
         _lg341 = _lk322*0.6931471805598903 + (_lf323 - (_hf340 - (_ls329*(_hf340 + _lz330*_e339) + (_lk322*5.497923018708371e-14 + _lc328))))
-        _lo342 = (_lg341 if _t99_w1 != 0.0 else _t99_w1)
+        _lo342 = _sel(_t99_w1 != 0.0, _lg341, _t99_w1)
         _lo343 = (-math.inf if _t99_w1 == -1.0 else math.nan)
-        _lo344 = (_lo342 if _t99_w1 > -1.0 else _lo343)
-        _lo345 = (_lo344 if _t99_w1 < math.inf else _t99_w1)
+        _lo344 = _sel(_t99_w1 > -1.0, _lo342, _lo343)
+        _lo345 = _sel(_t99_w1 < math.inf, _lo344, _t99_w1)
         _t105_w1 = -_t104_w1/_t91_w1 - 0.5*_lo345
-        _xc346 = (_t105_w1 if _t105_w1 > -746.0 else -746.0)
-        _xc347 = (_xc346 if _xc346 < 710.0 else 710.0)
+        _xc346 = _sel(_t105_w1 > -746.0, _t105_w1, -746.0)
+        _xc347 = _sel(_xc346 < 710.0, _xc346, 710.0)
         _kt348 = _xc347*1.4426950408889634 + 6755399441055744.0
         _k349 = _kt348 - 6755399441055744.0
         _rh350 = _xc347 - _k349*0.6931471805598903
@@ -1052,7 +1054,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _sc373 = _i64((_ki370 - _ki371 + _i64(1023)) << _i64(52)).view(_f64)
         _p374 = 1.0 + _q368
         _ex375 = (_p374*_sc372)*_sc373
-        _ex376 = (_ex375 if _t105_w1 == _t105_w1 else _t105_w1)
+        _ex376 = _sel(_t105_w1 == _t105_w1, _ex375, _t105_w1)
         _ql377 = (_r352 - _q368) + _q367
         _sk378 = _sc372*_sc373
         _em379 = _sk378*_q368
@@ -1063,10 +1065,10 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _em384 = _em381 + (_em383 + _sk378*_ql377)
         _em385 = (_p374*_sc372)*_sc373 - 1.0
         _em386 = abs(_k349) <= 56.0
-        _em387 = (_em384 if _em386 else _em385)
-        _em388 = (_q368 if _k349 == 0.0 else _em387)
-        _em389 = (_em388 if _t105_w1 != 0.0 else _t105_w1)
-        _em390 = (_em389 if _t105_w1 == _t105_w1 else _t105_w1)
+        _em387 = _sel(_em386, _em384, _em385)
+        _em388 = _sel(_k349 == 0.0, _q368, _em387)
+        _em389 = _sel(_t105_w1 != 0.0, _em388, _t105_w1)
+        _em390 = _sel(_t105_w1 == _t105_w1, _em389, _t105_w1)
         _t106_w1 = 0.5*value*_ex376/_em390
         _t107_w1 = _t106_w1/_t91_w1
         _t108_w1 = _t30_w1*_t39_w1
@@ -1138,7 +1140,7 @@ def value_and_grad_f64(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
 
 def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _tg1 = abs(pa) <= _f32(1024.0)
-    _xc2 = (pa if _tg1 else _f32(0.0))
+    _xc2 = _sel(_tg1, pa, _f32(0.0))
     _jt3 = _xc2*_f32(0.6366197466850281) + _f32(12582912.0)
     _j4 = _jt3 - _f32(12582912.0)
     _ji5 = _i32(_f32(_jt3).view(_i32) - _i32(1262485504))
@@ -1165,12 +1167,12 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw26 = _f32(1.0) - _hz22
     _cs27 = _cw26 + (((_f32(1.0) - _cw26) - _hz22) + (_z17*_z17*_e25 - _rs13*_rl16))
     _jo28 = (_ji5 & _i32(1)) != _i32(0)
-    _su29 = (_cs27 if _jo28 else _sn23)
-    _sv30 = (-_su29 if (_ji5 & _i32(2)) != _i32(0) else _su29)
-    _sv31 = (_sv30 if pa != _f32(0.0) else pa)
+    _su29 = _sel(_jo28, _cs27, _sn23)
+    _sv30 = _sel((_ji5 & _i32(2)) != _i32(0), -_su29, _su29)
+    _sv31 = _sel(pa != _f32(0.0), _sv30, pa)
     _sv32 = (_sv31 if _tg1 else math.sin(pa))
-    _cu33 = (_sn23 if _jo28 else _cs27)
-    _cv34 = (-_cu33 if ((_ji5 + _i32(1)) & _i32(2)) != _i32(0) else _cu33)
+    _cu33 = _sel(_jo28, _sn23, _cs27)
+    _cv34 = _sel(((_ji5 + _i32(1)) & _i32(2)) != _i32(0), -_cu33, _cu33)
     _cv35 = (_cv34 if _tg1 else math.cos(pa))
     _s36 = -_sv32*(((px - tx))/max(max(pw, ph), max(tw, th)))
     _s37 = _s36 + _cv35*(((py - ty))/max(max(pw, ph), max(tw, th)))
@@ -1179,13 +1181,13 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s40 = ((py - ty))/max(max(pw, ph), max(tw, th))
     _s41 = ph/max(max(pw, ph), max(tw, th))
     _s42 = (_s37*_s37)*(_s38*((-ph + pw)/max(max(pw, ph), max(tw, th))))
-    _s43 = _f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+    _s43 = _f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s44 = _sv32*_s40 + _cv35*_s39
     _s45 = pw/max(max(pw, ph), max(tw, th))
     _s46 = (_s44*_s44)*(_s38*((ph - pw)/max(max(pw, ph), max(tw, th))))
-    _s47 = _f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)
+    _s47 = _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
     _tg48 = abs(ta) <= _f32(1024.0)
-    _xc49 = (ta if _tg48 else _f32(0.0))
+    _xc49 = _sel(_tg48, ta, _f32(0.0))
     _jt50 = _xc49*_f32(0.6366197466850281) + _f32(12582912.0)
     _j51 = _jt50 - _f32(12582912.0)
     _ji52 = _i32(_f32(_jt50).view(_i32) - _i32(1262485504))
@@ -1212,33 +1214,33 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw73 = _f32(1.0) - _hz69
     _cs74 = _cw73 + (((_f32(1.0) - _cw73) - _hz69) + (_z64*_z64*_e72 - _rs60*_rl63))
     _jo75 = (_ji52 & _i32(1)) != _i32(0)
-    _su76 = (_cs74 if _jo75 else _sn70)
-    _sv77 = (-_su76 if (_ji52 & _i32(2)) != _i32(0) else _su76)
-    _sv78 = (_sv77 if ta != _f32(0.0) else ta)
+    _su76 = _sel(_jo75, _cs74, _sn70)
+    _sv77 = _sel((_ji52 & _i32(2)) != _i32(0), -_su76, _su76)
+    _sv78 = _sel(ta != _f32(0.0), _sv77, ta)
     _sv79 = (_sv78 if _tg48 else math.sin(ta))
-    _cu80 = (_sn70 if _jo75 else _cs74)
-    _cv81 = (-_cu80 if ((_ji52 + _i32(1)) & _i32(2)) != _i32(0) else _cu80)
+    _cu80 = _sel(_jo75, _sn70, _cs74)
+    _cv81 = _sel(((_ji52 + _i32(1)) & _i32(2)) != _i32(0), -_cu80, _cu80)
     _cv82 = (_cv81 if _tg48 else math.cos(ta))
     _s83 = -_sv79*_s39 + _cv82*_s40
     _s84 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
     _s85 = th/max(max(pw, ph), max(tw, th))
     _s86 = (_s83*_s83)*(_s84*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s87 = _f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+    _s87 = _f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s88 = _sv79*_s40 + _cv82*_s39
     _s89 = tw/max(max(pw, ph), max(tw, th))
     _s90 = (_s88*_s88)*(_s84*((th - tw)/max(max(pw, ph), max(tw, th))))
-    _s91 = _f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)
+    _s91 = _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s92 = _f32(3.0)*(_s42 + ((_s39*_s39) + (_s40*_s40))*(_s41*_s41))*_s43
     _s93 = _f32(3.0)*(_s46 + ((_s39*_s39) + (_s40*_s40))*(_s45*_s45))*_s47
     _s94 = _f32(3.0)*(_s86 + ((_s39*_s39) + (_s40*_s40))*(_s85*_s85))*_s87
     _s95 = _s45*((ph - th)/max(max(pw, ph), max(tw, th))) + _s85*((pw - tw)/max(max(pw, ph), max(tw, th)))
     _s96 = _s45*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s89*((pw - th)/max(max(pw, ph), max(tw, th)))
-    _s97 = _s96*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-    _s98 = _s95*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s97
+    _s97 = _s96*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+    _s98 = _s95*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)) + _s97
     _s99 = -ta
     _e100 = pa + _s99
     _tg101 = abs(_e100) <= _f32(1024.0)
-    _xc102 = (_e100 if _tg101 else _f32(0.0))
+    _xc102 = _sel(_tg101, _e100, _f32(0.0))
     _jt103 = _xc102*_f32(0.6366197466850281) + _f32(12582912.0)
     _j104 = _jt103 - _f32(12582912.0)
     _ji105 = _i32(_f32(_jt103).view(_i32) - _i32(1262485504))
@@ -1265,13 +1267,13 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw126 = _f32(1.0) - _hz122
     _cs127 = _cw126 + (((_f32(1.0) - _cw126) - _hz122) + (_z117*_z117*_e125 - _rs113*_rl116))
     _jo128 = (_ji105 & _i32(1)) != _i32(0)
-    _su129 = (_cs127 if _jo128 else _sn123)
-    _sv130 = (-_su129 if (_ji105 & _i32(2)) != _i32(0) else _su129)
-    _sv131 = (_sv130 if _e100 != _f32(0.0) else _e100)
+    _su129 = _sel(_jo128, _cs127, _sn123)
+    _sv130 = _sel((_ji105 & _i32(2)) != _i32(0), -_su129, _su129)
+    _sv131 = _sel(_e100 != _f32(0.0), _sv130, _e100)
     _sv132 = (_sv131 if _tg101 else math.sin(_e100))
     _e133 = _e100 - pa
-    _cu134 = (_sn123 if _jo128 else _cs127)
-    _cv135 = (-_cu134 if ((_ji105 + _i32(1)) & _i32(2)) != _i32(0) else _cu134)
+    _cu134 = _sel(_jo128, _sn123, _cs127)
+    _cv135 = _sel(((_ji105 + _i32(1)) & _i32(2)) != _i32(0), -_cu134, _cu134)
     _cv136 = (_cv135 if _tg101 else math.cos(_e100))
     _s137 = -_sv132*((pa - (_e100 - _e133)) + (_s99 - _e133)) + _cv136
     _s138 = _s38*((-ph + pw)/max(max(pw, ph), max(tw, th)))
@@ -1280,8 +1282,8 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s141 = _s41*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s45*((ph - th)/max(max(pw, ph), max(tw, th)))
     _s142 = _sv132 + _cv136*((pa - (_e100 - _e133)) + (_s99 - _e133))
     _s143 = (_s141*_s141) + (_s142*_s142)*_s138*(_s84*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s144 = _s140*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-    _s145 = _s143*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+    _s144 = _s140*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+    _s145 = _s143*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s146 = _s92 + _s93 + _s94 + _f32(3.0)*(_s90 + ((_s39*_s39) + (_s40*_s40))*(_s89*_s89))*_s91
     _a147 = _f32(0.25)*((_s98*_s98) + _s144 + _s145)/(_s41*_s45*_s85*_s89)
     _u148 = _f32(1.0) + _a147
@@ -1289,15 +1291,15 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _lm150 = _i32((_lb149 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big151 = _lm150 > _f32(1.4142135381698608)
     _lh152 = _lm150*_f32(0.5)
-    _lf153 = (_lh152 if _big151 else _lm150) - _f32(1.0)
+    _lf153 = _sel(_big151, _lh152, _lm150) - _f32(1.0)
     _le154 = _i32(_i32(_lb149 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk155 = _le154 + (_f32(1.0) if _big151 else _f32(0.0))
-    _lf156 = (_a147 if _lk155 == _f32(0.0) else _lf153)
+    _lk155 = _le154 + _sel(_big151, _f32(1.0), _f32(0.0))
+    _lf156 = _sel(_lk155 == _f32(0.0), _a147, _lf153)
     _lc157 = _a147 - (_u148 - _f32(1.0))
     _lc158 = _f32(1.0) - (_u148 - _a147)
-    _lc159 = (_lc157 if _u148 <= _f32(2.0) else _lc158)
+    _lc159 = _sel(_u148 <= _f32(2.0), _lc157, _lc158)
     _lc160 = _lc159/_u148
-    _lc161 = (_f32(0.0) if _lk155 == _f32(0.0) else _lc160)
+    _lc161 = _sel(_lk155 == _f32(0.0), _f32(0.0), _lc160)
     _ls162 = _lf156/(_f32(2.0) + _lf156)
     _lz163 = _ls162*_ls162
     _e164 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz163
@@ -1306,10 +1308,10 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _e167 = _e164 + _e165*_x166
     _hf168 = _f32(0.5)*(_lf156*_lf156)
     _lg169 = _lk155*_f32(0.693145751953125) + (_lf156 - (_hf168 - (_ls162*(_hf168 + _lz163*_e167) + (_lk155*_f32(1.428606765330187e-06) + _lc161))))
-    _lo170 = (_lg169 if _a147 != _f32(0.0) else _a147)
+    _lo170 = _sel(_a147 != _f32(0.0), _lg169, _a147)
     _lo171 = (-_f32(math.inf) if _a147 == -_f32(1.0) else _f32(math.nan))
-    _lo172 = (_lo170 if _a147 > -_f32(1.0) else _lo171)
-    _lo173 = (_lo172 if _a147 < _f32(math.inf) else _a147)
+    _lo172 = _sel(_a147 > -_f32(1.0), _lo170, _lo171)
+    _lo173 = _sel(_a147 < _f32(math.inf), _lo172, _a147)
     b_d = _s146/((_s98*_s98) + _s144 + _s145 + _f32(4.0)*_s41*_s45*_s85*_s89) + _f32(0.5)*_lo173
     if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
         value = _f32(1.0)
@@ -1333,7 +1335,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t7 = -tw
         _t8 = _t7 + th
         _t9 = -_t8
-        _t10 = _f32(1.0) if _t6*_t9 > _f32(0.0) else _f32(0.0)
+        _t10 = _sel(_t6*_t9 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t11 = -th
         _t12 = _t2*((_t11 + ph)/max(max(pw, ph), max(tw, th)))
         _t13 = _t7 + pw
@@ -1343,7 +1345,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17 = _s99
         _e174 = pa + _t17
         _t18 = _e174
-        _sv175 = (_sv130 if _t18 != _f32(0.0) else _t18)
+        _sv175 = _sel(_t18 != _f32(0.0), _sv130, _t18)
         _sv176 = (_sv175 if _tg101 else math.sin(_t18))
         _t19 = _sv176
         _e177 = _e174 - pa
@@ -1363,13 +1365,13 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s184 = _t10*(_t12 + _t3*(_t13/max(max(pw, ph), max(tw, th)))) + _s183
         _s185 = _t14*(-_t26*(_s181*_s181) + (_s182*_s182))
         _t27 = _t10*(_t26*(_s179*_s179) + (_s180*_s180)) + _s185 + (_s184*_s184)
-        _t28 = _f32(1.0) if _t5 > _f32(0.0) else _f32(0.0)
+        _t28 = _sel(_t5 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t29 = _s39
         _t30 = _s40
         _t31 = (_t29*_t29) + (_t30*_t30)
         _t32 = _sv32
         _t33 = _cv35
-        _t34 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+        _t34 = _sel(_t8 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t35 = _sv79
         _t36 = _cv82
         _a186 = _f32(0.25)*_t27/(_t1*_t2*_t3*_t4)
@@ -1378,15 +1380,15 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm189 = _i32((_lb188 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big190 = _lm189 > _f32(1.4142135381698608)
         _lh191 = _lm189*_f32(0.5)
-        _lf192 = (_lh191 if _big190 else _lm189) - _f32(1.0)
+        _lf192 = _sel(_big190, _lh191, _lm189) - _f32(1.0)
         _le193 = _i32(_i32(_lb188 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk194 = _le193 + (_f32(1.0) if _big190 else _f32(0.0))
-        _lf195 = (_a186 if _lk194 == _f32(0.0) else _lf192)
+        _lk194 = _le193 + _sel(_big190, _f32(1.0), _f32(0.0))
+        _lf195 = _sel(_lk194 == _f32(0.0), _a186, _lf192)
         _lc196 = _a186 - (_u187 - _f32(1.0))
         _lc197 = _f32(1.0) - (_u187 - _a186)
-        _lc198 = (_lc196 if _u187 <= _f32(2.0) else _lc197)
+        _lc198 = _sel(_u187 <= _f32(2.0), _lc196, _lc197)
         _lc199 = _lc198/_u187
-        _lc200 = (_f32(0.0) if _lk194 == _f32(0.0) else _lc199)
+        _lc200 = _sel(_lk194 == _f32(0.0), _f32(0.0), _lc199)
         _ls201 = _lf195/(_f32(2.0) + _lf195)
         _lz202 = _ls201*_ls201
         _e203 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz202
@@ -1395,10 +1397,10 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e206 = _e203 + _e204*_x205
         _hf207 = _f32(0.5)*(_lf195*_lf195)
         _lg208 = _lk194*_f32(0.693145751953125) + (_lf195 - (_hf207 - (_ls201*(_hf207 + _lz202*_e206) + (_lk194*_f32(1.428606765330187e-06) + _lc200))))
-        _lo209 = (_lg208 if _a186 != _f32(0.0) else _a186)
+        _lo209 = _sel(_a186 != _f32(0.0), _lg208, _a186)
         _lo210 = (-_f32(math.inf) if _a186 == -_f32(1.0) else _f32(math.nan))
-        _lo211 = (_lo209 if _a186 > -_f32(1.0) else _lo210)
-        _lo212 = (_lo211 if _a186 < _f32(math.inf) else _a186)
+        _lo211 = _sel(_a186 > -_f32(1.0), _lo209, _lo210)
+        _lo212 = _sel(_a186 < _f32(math.inf), _lo211, _a186)
         _s213 = _t29*_t33 + _t30*_t32
         _s214 = _t29*_t36 + _t30*_t35
         _s215 = -_t29*_t32 + _t30*_t33
@@ -1408,8 +1410,8 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s219 = _f32(3.0)*((_t1*_t1)*_t31 + _t23*(_s215*_s215))*(_f32(1.0) - _t28)
         _s220 = _s217 + _s218 + _s219 + _f32(3.0)*(_t25*(_s216*_s216) + (_t3*_t3)*_t31)*(_f32(1.0) - _t34)
         _a221 = -_f32(0.5)*_lo212 - _s220/(_f32(4.0)*_t1*_t2*_t3*_t4 + _t27)
-        _xc222 = (_a221 if _a221 > -_f32(104.0) else -_f32(104.0))
-        _xc223 = (_xc222 if _xc222 < _f32(89.0) else _f32(89.0))
+        _xc222 = _sel(_a221 > -_f32(104.0), _a221, -_f32(104.0))
+        _xc223 = _sel(_xc222 < _f32(89.0), _xc222, _f32(89.0))
         _kt224 = _xc223*_f32(1.4426950216293335) + _f32(12582912.0)
         _k225 = _kt224 - _f32(12582912.0)
         _rh226 = _xc223 - _k225*_f32(0.693145751953125)
@@ -1441,17 +1443,17 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _p252 = _f32(1.0) + _q238
         _em253 = (_p252*_sc242)*_sc243 - _f32(1.0)
         _em254 = abs(_k225) <= _f32(56.0)
-        _em255 = (_em251 if _em254 else _em253)
-        _em256 = (_q238 if _k225 == _f32(0.0) else _em255)
-        _em257 = (_em256 if _a221 != _f32(0.0) else _a221)
-        _em258 = (_em257 if _a221 == _a221 else _a221)
+        _em255 = _sel(_em254, _em251, _em253)
+        _em256 = _sel(_k225 == _f32(0.0), _q238, _em255)
+        _em257 = _sel(_a221 != _f32(0.0), _em256, _a221)
+        _em258 = _sel(_a221 == _a221, _em257, _a221)
         value = math.sqrt(-_em258)
         return value
 
 
 def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _tg1 = abs(pa) <= _f32(1024.0)
-    _xc2 = (pa if _tg1 else _f32(0.0))
+    _xc2 = _sel(_tg1, pa, _f32(0.0))
     _jt3 = _xc2*_f32(0.6366197466850281) + _f32(12582912.0)
     _j4 = _jt3 - _f32(12582912.0)
     _ji5 = _i32(_f32(_jt3).view(_i32) - _i32(1262485504))
@@ -1478,12 +1480,12 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw26 = _f32(1.0) - _hz22
     _cs27 = _cw26 + (((_f32(1.0) - _cw26) - _hz22) + (_z17*_z17*_e25 - _rs13*_rl16))
     _jo28 = (_ji5 & _i32(1)) != _i32(0)
-    _su29 = (_cs27 if _jo28 else _sn23)
-    _sv30 = (-_su29 if (_ji5 & _i32(2)) != _i32(0) else _su29)
-    _sv31 = (_sv30 if pa != _f32(0.0) else pa)
+    _su29 = _sel(_jo28, _cs27, _sn23)
+    _sv30 = _sel((_ji5 & _i32(2)) != _i32(0), -_su29, _su29)
+    _sv31 = _sel(pa != _f32(0.0), _sv30, pa)
     _sv32 = (_sv31 if _tg1 else math.sin(pa))
-    _cu33 = (_sn23 if _jo28 else _cs27)
-    _cv34 = (-_cu33 if ((_ji5 + _i32(1)) & _i32(2)) != _i32(0) else _cu33)
+    _cu33 = _sel(_jo28, _sn23, _cs27)
+    _cv34 = _sel(((_ji5 + _i32(1)) & _i32(2)) != _i32(0), -_cu33, _cu33)
     _cv35 = (_cv34 if _tg1 else math.cos(pa))
     _s36 = -_sv32*(((px - tx))/max(max(pw, ph), max(tw, th)))
     _s37 = _s36 + _cv35*(((py - ty))/max(max(pw, ph), max(tw, th)))
@@ -1492,13 +1494,13 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s40 = ((py - ty))/max(max(pw, ph), max(tw, th))
     _s41 = ph/max(max(pw, ph), max(tw, th))
     _s42 = (_s37*_s37)*(_s38*((-ph + pw)/max(max(pw, ph), max(tw, th))))
-    _s43 = _f32(1.0) - (_f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0))
+    _s43 = _f32(1.0) - _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s44 = _sv32*_s40 + _cv35*_s39
     _s45 = pw/max(max(pw, ph), max(tw, th))
     _s46 = (_s44*_s44)*(_s38*((ph - pw)/max(max(pw, ph), max(tw, th))))
-    _s47 = _f32(1.0) if ph - pw > _f32(0.0) else _f32(0.0)
+    _s47 = _sel(ph - pw > _f32(0.0), _f32(1.0), _f32(0.0))
     _tg48 = abs(ta) <= _f32(1024.0)
-    _xc49 = (ta if _tg48 else _f32(0.0))
+    _xc49 = _sel(_tg48, ta, _f32(0.0))
     _jt50 = _xc49*_f32(0.6366197466850281) + _f32(12582912.0)
     _j51 = _jt50 - _f32(12582912.0)
     _ji52 = _i32(_f32(_jt50).view(_i32) - _i32(1262485504))
@@ -1525,33 +1527,33 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw73 = _f32(1.0) - _hz69
     _cs74 = _cw73 + (((_f32(1.0) - _cw73) - _hz69) + (_z64*_z64*_e72 - _rs60*_rl63))
     _jo75 = (_ji52 & _i32(1)) != _i32(0)
-    _su76 = (_cs74 if _jo75 else _sn70)
-    _sv77 = (-_su76 if (_ji52 & _i32(2)) != _i32(0) else _su76)
-    _sv78 = (_sv77 if ta != _f32(0.0) else ta)
+    _su76 = _sel(_jo75, _cs74, _sn70)
+    _sv77 = _sel((_ji52 & _i32(2)) != _i32(0), -_su76, _su76)
+    _sv78 = _sel(ta != _f32(0.0), _sv77, ta)
     _sv79 = (_sv78 if _tg48 else math.sin(ta))
-    _cu80 = (_sn70 if _jo75 else _cs74)
-    _cv81 = (-_cu80 if ((_ji52 + _i32(1)) & _i32(2)) != _i32(0) else _cu80)
+    _cu80 = _sel(_jo75, _sn70, _cs74)
+    _cv81 = _sel(((_ji52 + _i32(1)) & _i32(2)) != _i32(0), -_cu80, _cu80)
     _cv82 = (_cv81 if _tg48 else math.cos(ta))
     _s83 = -_sv79*_s39 + _cv82*_s40
     _s84 = (th/max(max(pw, ph), max(tw, th))) + (tw/max(max(pw, ph), max(tw, th)))
     _s85 = th/max(max(pw, ph), max(tw, th))
     _s86 = (_s83*_s83)*(_s84*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s87 = _f32(1.0) - (_f32(1.0) if th - tw > _f32(0.0) else _f32(0.0))
+    _s87 = _f32(1.0) - _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s88 = _sv79*_s40 + _cv82*_s39
     _s89 = tw/max(max(pw, ph), max(tw, th))
     _s90 = (_s88*_s88)*(_s84*((th - tw)/max(max(pw, ph), max(tw, th))))
-    _s91 = _f32(1.0) if th - tw > _f32(0.0) else _f32(0.0)
+    _s91 = _sel(th - tw > _f32(0.0), _f32(1.0), _f32(0.0))
     _s92 = _f32(3.0)*(_s42 + ((_s39*_s39) + (_s40*_s40))*(_s41*_s41))*_s43
     _s93 = _f32(3.0)*(_s46 + ((_s39*_s39) + (_s40*_s40))*(_s45*_s45))*_s47
     _s94 = _f32(3.0)*(_s86 + ((_s39*_s39) + (_s40*_s40))*(_s85*_s85))*_s87
     _s95 = _s45*((ph - th)/max(max(pw, ph), max(tw, th))) + _s85*((pw - tw)/max(max(pw, ph), max(tw, th)))
     _s96 = _s45*((ph - tw)/max(max(pw, ph), max(tw, th))) + _s89*((pw - th)/max(max(pw, ph), max(tw, th)))
-    _s97 = _s96*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-    _s98 = _s95*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)) + _s97
+    _s97 = _s96*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+    _s98 = _s95*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)) + _s97
     _s99 = -ta
     _e100 = pa + _s99
     _tg101 = abs(_e100) <= _f32(1024.0)
-    _xc102 = (_e100 if _tg101 else _f32(0.0))
+    _xc102 = _sel(_tg101, _e100, _f32(0.0))
     _jt103 = _xc102*_f32(0.6366197466850281) + _f32(12582912.0)
     _j104 = _jt103 - _f32(12582912.0)
     _ji105 = _i32(_f32(_jt103).view(_i32) - _i32(1262485504))
@@ -1578,13 +1580,13 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _cw126 = _f32(1.0) - _hz122
     _cs127 = _cw126 + (((_f32(1.0) - _cw126) - _hz122) + (_z117*_z117*_e125 - _rs113*_rl116))
     _jo128 = (_ji105 & _i32(1)) != _i32(0)
-    _su129 = (_cs127 if _jo128 else _sn123)
-    _sv130 = (-_su129 if (_ji105 & _i32(2)) != _i32(0) else _su129)
-    _sv131 = (_sv130 if _e100 != _f32(0.0) else _e100)
+    _su129 = _sel(_jo128, _cs127, _sn123)
+    _sv130 = _sel((_ji105 & _i32(2)) != _i32(0), -_su129, _su129)
+    _sv131 = _sel(_e100 != _f32(0.0), _sv130, _e100)
     _sv132 = (_sv131 if _tg101 else math.sin(_e100))
     _e133 = _e100 - pa
-    _cu134 = (_sn123 if _jo128 else _cs127)
-    _cv135 = (-_cu134 if ((_ji105 + _i32(1)) & _i32(2)) != _i32(0) else _cu134)
+    _cu134 = _sel(_jo128, _sn123, _cs127)
+    _cv135 = _sel(((_ji105 + _i32(1)) & _i32(2)) != _i32(0), -_cu134, _cu134)
     _cv136 = (_cv135 if _tg101 else math.cos(_e100))
     _s137 = -_sv132*((pa - (_e100 - _e133)) + (_s99 - _e133)) + _cv136
     _s138 = _s38*((-ph + pw)/max(max(pw, ph), max(tw, th)))
@@ -1593,8 +1595,8 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _s141 = _s41*((-pw + tw)/max(max(pw, ph), max(tw, th))) + _s45*((ph - th)/max(max(pw, ph), max(tw, th)))
     _s142 = _sv132 + _cv136*((pa - (_e100 - _e133)) + (_s99 - _e133))
     _s143 = (_s141*_s141) + (_s142*_s142)*_s138*(_s84*((-th + tw)/max(max(pw, ph), max(tw, th))))
-    _s144 = _s140*(_f32(1.0) - (_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0)))
-    _s145 = _s143*(_f32(1.0) if (-ph + pw)*(-th + tw) > _f32(0.0) else _f32(0.0))
+    _s144 = _s140*(_f32(1.0) - _sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0)))
+    _s145 = _s143*_sel((-ph + pw)*(-th + tw) > _f32(0.0), _f32(1.0), _f32(0.0))
     _s146 = _s92 + _s93 + _s94 + _f32(3.0)*(_s90 + ((_s39*_s39) + (_s40*_s40))*(_s89*_s89))*_s91
     _a147 = _f32(0.25)*((_s98*_s98) + _s144 + _s145)/(_s41*_s45*_s85*_s89)
     _u148 = _f32(1.0) + _a147
@@ -1602,15 +1604,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _lm150 = _i32((_lb149 & _i32(8388607)) | _i32(1065353216)).view(_f32)
     _big151 = _lm150 > _f32(1.4142135381698608)
     _lh152 = _lm150*_f32(0.5)
-    _lf153 = (_lh152 if _big151 else _lm150) - _f32(1.0)
+    _lf153 = _sel(_big151, _lh152, _lm150) - _f32(1.0)
     _le154 = _i32(_i32(_lb149 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk155 = _le154 + (_f32(1.0) if _big151 else _f32(0.0))
-    _lf156 = (_a147 if _lk155 == _f32(0.0) else _lf153)
+    _lk155 = _le154 + _sel(_big151, _f32(1.0), _f32(0.0))
+    _lf156 = _sel(_lk155 == _f32(0.0), _a147, _lf153)
     _lc157 = _a147 - (_u148 - _f32(1.0))
     _lc158 = _f32(1.0) - (_u148 - _a147)
-    _lc159 = (_lc157 if _u148 <= _f32(2.0) else _lc158)
+    _lc159 = _sel(_u148 <= _f32(2.0), _lc157, _lc158)
     _lc160 = _lc159/_u148
-    _lc161 = (_f32(0.0) if _lk155 == _f32(0.0) else _lc160)
+    _lc161 = _sel(_lk155 == _f32(0.0), _f32(0.0), _lc160)
     _ls162 = _lf156/(_f32(2.0) + _lf156)
     _lz163 = _ls162*_ls162
     _e164 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz163
@@ -1619,10 +1621,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     _e167 = _e164 + _e165*_x166
     _hf168 = _f32(0.5)*(_lf156*_lf156)
     _lg169 = _lk155*_f32(0.693145751953125) + (_lf156 - (_hf168 - (_ls162*(_hf168 + _lz163*_e167) + (_lk155*_f32(1.428606765330187e-06) + _lc161))))
-    _lo170 = (_lg169 if _a147 != _f32(0.0) else _a147)
+    _lo170 = _sel(_a147 != _f32(0.0), _lg169, _a147)
     _lo171 = (-_f32(math.inf) if _a147 == -_f32(1.0) else _f32(math.nan))
-    _lo172 = (_lo170 if _a147 > -_f32(1.0) else _lo171)
-    _lo173 = (_lo172 if _a147 < _f32(math.inf) else _a147)
+    _lo172 = _sel(_a147 > -_f32(1.0), _lo170, _lo171)
+    _lo173 = _sel(_a147 < _f32(math.inf), _lo172, _a147)
     b_d = _s146/((_s98*_s98) + _s144 + _s145 + _f32(4.0)*_s41*_s45*_s85*_s89) + _f32(0.5)*_lo173
     if (mode == _f32(0.0)) and ((ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0))):  # a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN
         value = _f32(1.0)
@@ -1671,7 +1673,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17 = _t15 + _t16
         _t18 = _t12*_t17
         _t19 = _t18*_t7 + _t2*_t5
-        _t20 = _f32(1.0) if _t8 > _f32(0.0) else _f32(0.0)
+        _t20 = _sel(_t8 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t21 = _f32(3.0)*_t20
         _t22 = _s89
         _t23 = _t22*_t22
@@ -1689,7 +1691,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t35 = _t33 + _t34
         _t36 = _t31*_t35
         _t37 = _t23*_t5 + _t25*_t36
-        _t38 = _f32(1.0) if _t27 > _f32(0.0) else _f32(0.0)
+        _t38 = _sel(_t27 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t39 = _f32(3.0)*_t38
         _t40 = _t10*_t10
         _t41 = _t13*_t4
@@ -1712,7 +1714,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t58 = -_f32(2.0)*_t3*_t50/max(max(pw, ph), max(tw, th)) + _t51*_t57
         _t59 = _f32(3.0)*(_f32(1.0) - _t38)
         _t60 = _f32(4.0)*_t10*_t22
-        _t61 = _f32(1.0) if _t42*_t52 > _f32(0.0) else _f32(0.0)
+        _t61 = _sel(_t42*_t52 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t62 = -th
         _t63 = (_t62 + ph)/max(max(pw, ph), max(tw, th))
         _t64 = _t1*_t63
@@ -1728,7 +1730,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t74 = _s99
         _e174 = pa + _t74
         _t75 = _e174
-        _sv175 = (_sv130 if _t75 != _f32(0.0) else _t75)
+        _sv175 = _sel(_t75 != _f32(0.0), _sv130, _t75)
         _sv176 = (_sv175 if _tg101 else math.sin(_t75))
         _t76 = _sv176
         _e177 = _e174 - pa
@@ -1841,7 +1843,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t7_w1 = -tw
         _t8_w1 = _t7_w1 + th
         _t9_w1 = -_t8_w1
-        _t10_w1 = _f32(1.0) if _t6_w1*_t9_w1 > _f32(0.0) else _f32(0.0)
+        _t10_w1 = _sel(_t6_w1*_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t11_w1 = -th
         _t12_w1 = _t2_w1*((_t11_w1 + ph)/max(max(pw, ph), max(tw, th)))
         _t13_w1 = _t7_w1 + pw
@@ -1851,7 +1853,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _t17_w1 = _s99
         _e194 = pa + _t17_w1
         _t18_w1 = _e194
-        _sv195 = (_sv130 if _t18_w1 != _f32(0.0) else _t18_w1)
+        _sv195 = _sel(_t18_w1 != _f32(0.0), _sv130, _t18_w1)
         _sv196 = (_sv195 if _tg101 else math.sin(_t18_w1))
         _t19_w1 = _sv196
         _e197 = _e194 - pa
@@ -1871,13 +1873,13 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s204 = _t10_w1*(_t12_w1 + _t3_w1*(_t13_w1/max(max(pw, ph), max(tw, th)))) + _s203
         _s205 = _t14_w1*(-_t26_w1*(_s201*_s201) + (_s202*_s202))
         _t27_w1 = _t10_w1*(_t26_w1*(_s199*_s199) + (_s200*_s200)) + _s205 + (_s204*_s204)
-        _t28_w1 = _f32(1.0) if _t5_w1 > _f32(0.0) else _f32(0.0)
+        _t28_w1 = _sel(_t5_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t29_w1 = _s39
         _t30_w1 = _s40
         _t31_w1 = (_t29_w1*_t29_w1) + (_t30_w1*_t30_w1)
         _t32_w1 = _sv32
         _t33_w1 = _cv35
-        _t34_w1 = _f32(1.0) if _t8_w1 > _f32(0.0) else _f32(0.0)
+        _t34_w1 = _sel(_t8_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t35_w1 = _sv79
         _t36_w1 = _cv82
         _a206 = _f32(0.25)*_t27_w1/(_t1_w1*_t2_w1*_t3_w1*_t4_w1)
@@ -1886,15 +1888,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm209 = _i32((_lb208 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big210 = _lm209 > _f32(1.4142135381698608)
         _lh211 = _lm209*_f32(0.5)
-        _lf212 = (_lh211 if _big210 else _lm209) - _f32(1.0)
+        _lf212 = _sel(_big210, _lh211, _lm209) - _f32(1.0)
         _le213 = _i32(_i32(_lb208 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk214 = _le213 + (_f32(1.0) if _big210 else _f32(0.0))
-        _lf215 = (_a206 if _lk214 == _f32(0.0) else _lf212)
+        _lk214 = _le213 + _sel(_big210, _f32(1.0), _f32(0.0))
+        _lf215 = _sel(_lk214 == _f32(0.0), _a206, _lf212)
         _lc216 = _a206 - (_u207 - _f32(1.0))
         _lc217 = _f32(1.0) - (_u207 - _a206)
-        _lc218 = (_lc216 if _u207 <= _f32(2.0) else _lc217)
+        _lc218 = _sel(_u207 <= _f32(2.0), _lc216, _lc217)
         _lc219 = _lc218/_u207
-        _lc220 = (_f32(0.0) if _lk214 == _f32(0.0) else _lc219)
+        _lc220 = _sel(_lk214 == _f32(0.0), _f32(0.0), _lc219)
         _ls221 = _lf215/(_f32(2.0) + _lf215)
         _lz222 = _ls221*_ls221
         _e223 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz222
@@ -1903,10 +1905,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e226 = _e223 + _e224*_x225
         _hf227 = _f32(0.5)*(_lf215*_lf215)
         _lg228 = _lk214*_f32(0.693145751953125) + (_lf215 - (_hf227 - (_ls221*(_hf227 + _lz222*_e226) + (_lk214*_f32(1.428606765330187e-06) + _lc220))))
-        _lo229 = (_lg228 if _a206 != _f32(0.0) else _a206)
+        _lo229 = _sel(_a206 != _f32(0.0), _lg228, _a206)
         _lo230 = (-_f32(math.inf) if _a206 == -_f32(1.0) else _f32(math.nan))
-        _lo231 = (_lo229 if _a206 > -_f32(1.0) else _lo230)
-        _lo232 = (_lo231 if _a206 < _f32(math.inf) else _a206)
+        _lo231 = _sel(_a206 > -_f32(1.0), _lo229, _lo230)
+        _lo232 = _sel(_a206 < _f32(math.inf), _lo231, _a206)
         _s233 = _t29_w1*_t33_w1 + _t30_w1*_t32_w1
         _s234 = _t29_w1*_t36_w1 + _t30_w1*_t35_w1
         _s235 = -_t29_w1*_t32_w1 + _t30_w1*_t33_w1
@@ -1916,8 +1918,8 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _s239 = _f32(3.0)*((_t1_w1*_t1_w1)*_t31_w1 + _t23_w1*(_s235*_s235))*(_f32(1.0) - _t28_w1)
         _s240 = _s237 + _s238 + _s239 + _f32(3.0)*(_t25_w1*(_s236*_s236) + (_t3_w1*_t3_w1)*_t31_w1)*(_f32(1.0) - _t34_w1)
         _a241 = -_f32(0.5)*_lo232 - _s240/(_f32(4.0)*_t1_w1*_t2_w1*_t3_w1*_t4_w1 + _t27_w1)
-        _xc242 = (_a241 if _a241 > -_f32(104.0) else -_f32(104.0))
-        _xc243 = (_xc242 if _xc242 < _f32(89.0) else _f32(89.0))
+        _xc242 = _sel(_a241 > -_f32(104.0), _a241, -_f32(104.0))
+        _xc243 = _sel(_xc242 < _f32(89.0), _xc242, _f32(89.0))
         _kt244 = _xc243*_f32(1.4426950216293335) + _f32(12582912.0)
         _k245 = _kt244 - _f32(12582912.0)
         _rh246 = _xc243 - _k245*_f32(0.693145751953125)
@@ -1949,10 +1951,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _p272 = _f32(1.0) + _q258
         _em273 = (_p272*_sc262)*_sc263 - _f32(1.0)
         _em274 = abs(_k245) <= _f32(56.0)
-        _em275 = (_em271 if _em274 else _em273)
-        _em276 = (_q258 if _k245 == _f32(0.0) else _em275)
-        _em277 = (_em276 if _a241 != _f32(0.0) else _a241)
-        _em278 = (_em277 if _a241 == _a241 else _a241)
+        _em275 = _sel(_em274, _em271, _em273)
+        _em276 = _sel(_k245 == _f32(0.0), _q258, _em275)
+        _em277 = _sel(_a241 != _f32(0.0), _em276, _a241)
+        _em278 = _sel(_a241 == _a241, _em277, _a241)
         value = math.sqrt(-_em278)
         _t37_w1 = _t1_w1*_t1_w1
         _t39_w1 = _f32(2.0)/max(max(pw, ph), max(tw, th))
@@ -2023,15 +2025,15 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _lm283 = _i32((_lb282 & _i32(8388607)) | _i32(1065353216)).view(_f32)
         _big284 = _lm283 > _f32(1.4142135381698608)
         _lh285 = _lm283*_f32(0.5)
-        _lf286 = (_lh285 if _big284 else _lm283) - _f32(1.0)
+        _lf286 = _sel(_big284, _lh285, _lm283) - _f32(1.0)
         _le287 = _i32(_i32(_lb282 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-        _lk288 = _le287 + (_f32(1.0) if _big284 else _f32(0.0))
-        _lf289 = (_t99_w1 if _lk288 == _f32(0.0) else _lf286)
+        _lk288 = _le287 + _sel(_big284, _f32(1.0), _f32(0.0))
+        _lf289 = _sel(_lk288 == _f32(0.0), _t99_w1, _lf286)
         _lc290 = _t99_w1 - (_u281 - _f32(1.0))
         _lc291 = _f32(1.0) - (_u281 - _t99_w1)
-        _lc292 = (_lc290 if _u281 <= _f32(2.0) else _lc291)
+        _lc292 = _sel(_u281 <= _f32(2.0), _lc290, _lc291)
         _lc293 = _lc292/_u281
-        _lc294 = (_f32(0.0) if _lk288 == _f32(0.0) else _lc293)
+        _lc294 = _sel(_lk288 == _f32(0.0), _f32(0.0), _lc293)
         _ls295 = _lf289/(_f32(2.0) + _lf289)
         _lz296 = _ls295*_ls295
         _e297 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz296
@@ -2040,13 +2042,13 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _e300 = _e297 + _e298*_x299
         _hf301 = _f32(0.5)*(_lf289*_lf289)
         _lg302 = _lk288*_f32(0.693145751953125) + (_lf289 - (_hf301 - (_ls295*(_hf301 + _lz296*_e300) + (_lk288*_f32(1.428606765330187e-06) + _lc294))))
-        _lo303 = (_lg302 if _t99_w1 != _f32(0.0) else _t99_w1)
+        _lo303 = _sel(_t99_w1 != _f32(0.0), _lg302, _t99_w1)
         _lo304 = (-_f32(math.inf) if _t99_w1 == -_f32(1.0) else _f32(math.nan))
-        _lo305 = (_lo303 if _t99_w1 > -_f32(1.0) else _lo304)
-        _lo306 = (_lo305 if _t99_w1 < _f32(math.inf) else _t99_w1)
+        _lo305 = _sel(_t99_w1 > -_f32(1.0), _lo303, _lo304)
+        _lo306 = _sel(_t99_w1 < _f32(math.inf), _lo305, _t99_w1)
         _t105_w1 = -_t104_w1/_t91_w1 - _f32(0.5)*_lo306
-        _xc307 = (_t105_w1 if _t105_w1 > -_f32(104.0) else -_f32(104.0))
-        _xc308 = (_xc307 if _xc307 < _f32(89.0) else _f32(89.0))
+        _xc307 = _sel(_t105_w1 > -_f32(104.0), _t105_w1, -_f32(104.0))
+        _xc308 = _sel(_xc307 < _f32(89.0), _xc307, _f32(89.0))
         _kt309 = _xc308*_f32(1.4426950216293335) + _f32(12582912.0)
         _k310 = _kt309 - _f32(12582912.0)
         _rh311 = _xc308 - _k310*_f32(0.693145751953125)
@@ -2069,7 +2071,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _sc328 = _i32((_ki325 - _ki326 + _i32(127)) << _i32(23)).view(_f32)
         _p329 = _f32(1.0) + _q323
         _ex330 = (_p329*_sc327)*_sc328
-        _ex331 = (_ex330 if _t105_w1 == _t105_w1 else _t105_w1)
+        _ex331 = _sel(_t105_w1 == _t105_w1, _ex330, _t105_w1)
         _ql332 = (_r313 - _q323) + _q322
         _sk333 = _sc327*_sc328
         _em334 = _sk333*_q323
@@ -2080,10 +2082,10 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _em339 = _em336 + (_em338 + _sk333*_ql332)
         _em340 = (_p329*_sc327)*_sc328 - _f32(1.0)
         _em341 = abs(_k310) <= _f32(56.0)
-        _em342 = (_em339 if _em341 else _em340)
-        _em343 = (_q323 if _k310 == _f32(0.0) else _em342)
-        _em344 = (_em343 if _t105_w1 != _f32(0.0) else _t105_w1)
-        _em345 = (_em344 if _t105_w1 == _t105_w1 else _t105_w1)
+        _em342 = _sel(_em341, _em339, _em340)
+        _em343 = _sel(_k310 == _f32(0.0), _q323, _em342)
+        _em344 = _sel(_t105_w1 != _f32(0.0), _em343, _t105_w1)
+        _em345 = _sel(_t105_w1 == _t105_w1, _em344, _t105_w1)
         _t106_w1 = _f32(0.5)*value*_ex331/_em345
         _t107_w1 = _t106_w1/_t91_w1
         _t108_w1 = _t30_w1*_t39_w1

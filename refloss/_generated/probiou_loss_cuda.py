@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 00e1b013fe994e32
+# scalar kernels: sha256 1f0776dfe6d74bf6
 """ProbIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import probiou_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, beta):
     with localcontext() as ctx:
@@ -49,7 +51,7 @@ def value_f64(logits, target, beta):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         return value
     elif (target == 1.0):  # hard target 1
         _z8 = -logits
@@ -60,7 +62,7 @@ def value_f64(logits, target, beta):
         _l13 = math.log1p(_e10)
         _p14 = (math.pow(_e10, beta) if _z8 < 0.0 else 1.0)*math.pow(_d11, -beta)
         _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        value = _sel(_z8 < 0.0, _l13, _z8 + _l13)*_ap15
         return value
     else:  # soft target
         _s97 = abs(logits)
@@ -70,7 +72,7 @@ def value_f64(logits, target, beta):
         _d101 = 1.0 + _e99
         _sg102 = 1.0/_d101
         _sg103 = _e99/_d101
-        _s104 = target*(_sg102 if _s100 >= 0.0 else _sg103) - (1.0 - target)*(_sg102 if logits >= 0.0 else _sg103)
+        _s104 = target*_sel(_s100 >= 0.0, _sg102, _sg103) - (1.0 - target)*_sel(logits >= 0.0, _sg102, _sg103)
         _s105 = target*(max(_s100, 0.0) + math.log1p(_e99)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e99))
         _xd0 = _s105*math.pow(abs(_s104), beta)
         _xg0 = 2.5 - beta > 0.0
@@ -87,7 +89,7 @@ def value_f64(logits, target, beta):
             _xd25 = 1.0 + _xe24
             _xsg26 = 1.0/_xd25
             _xsg27 = _xe24/_xd25
-            _xdd28 = (_xsg26 if _xs19 >= 0.0 else _xsg27)
+            _xdd28 = _sel(_xs19 >= 0.0, _xsg26, _xsg27)
             _xc29 = target*134217728.0 + target
             _xh30 = _xc29 - (_xc29 - target)
             _xl31 = target - _xh30
@@ -105,7 +107,7 @@ def value_f64(logits, target, beta):
             _xd43 = 1.0 + _xe18
             _xsg44 = 1.0/_xd43
             _xsg45 = _xe18/_xd43
-            _xdd46 = (_xsg44 if logits >= 0.0 else _xsg45)
+            _xdd46 = _sel(logits >= 0.0, _xsg44, _xsg45)
             _xc47 = _xdd40*134217728.0 + _xdd40
             _xh48 = _xc47 - (_xc47 - _xdd40)
             _xl49 = _xdd40 - _xh48
@@ -136,8 +138,8 @@ def value_f64(logits, target, beta):
             _xdd74 = _xdd72 < 0.0
             _xdd75 = -_xdd72
             _xdd76 = -_xdd73
-            _xdd77 = _xdd75 if _xdd74 else _xdd72
-            _xdd78 = _xdd76 if _xdd74 else _xdd73
+            _xdd77 = _sel(_xdd74, _xdd75, _xdd72)
+            _xdd78 = _sel(_xdd74, _xdd76, _xdd73)
             _xdd79 = math.pow(_xdd77, beta)
             _xdd80 = (beta*(math.pow(_xdd77, beta - 1.0) if _xdd77 > 0.0 and beta != 0.0 else 0.0))*_xdd78
             _xdd81 = _xdd79 + _xdd80
@@ -156,7 +158,7 @@ def value_f64(logits, target, beta):
             _xdd94 = _xdd93 + (_xdd21*_xdd83)
             _xdd95 = _xdd92 + _xdd94
             _xdd96 = _xdd94 - (_xdd95 - _xdd92)
-            _xd0 = _xdd95 if abs(_xdd95) <= 1.7976931348623157e+308 else _xd0
+            _xd0 = _sel(abs(_xdd95) <= 1.7976931348623157e+308, _xdd95, _xd0)
         value = _xd0
         return value
 
@@ -170,7 +172,7 @@ def value_and_grad_f64(logits, target, beta):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         _c8 = beta*134217728.0 + beta
         _h9 = _c8 - (_c8 - beta)
         _l10 = beta - _h9
@@ -184,7 +186,7 @@ def value_and_grad_f64(logits, target, beta):
         _g117 = beta + 1.0
         _p18 = (math.pow(_e2, beta) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
         _q19 = _p18 - _p18*(_g117*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < 0.0 else 1.0 + beta*((logits + _l5)*_e2))*_q19
+        d_logits = _sel(logits < 0.0, _e2 + beta*_l5, 1.0 + beta*((logits + _l5)*_e2))*_q19
         d_target = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(-beta - logits)))
         return value, d_logits, d_target
     elif (target == 0.0):  # hard target 0
@@ -195,23 +197,23 @@ def value_and_grad_f64(logits, target, beta):
         _l24 = math.log1p(_e21)
         _p25 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -beta)
         _ap26 = _p25 - _p25*(beta*_c23)
-        value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+        value = _sel(logits < 0.0, _l24, logits + _l24)*_ap26
         _na27 = -_a20
         _e28 = math.exp(_na27)
         _d29 = 1.0 + _e28
         _sg30 = 1.0/_d29
         _sg31 = _e28/_d29
-        _t0_w1 = _sg30 if logits >= 0.0 else _sg31
+        _t0_w1 = _sel(logits >= 0.0, _sg30, _sg31)
         _t1 = abs(-_t0_w1)
         _g132 = beta + 1.0
         _p33 = (math.pow(_e21, beta) if logits < 0.0 else 1.0)*math.pow(_d22, -_g132)
         _q34 = _p33 - _p33*(_g132*_c23)
-        d_logits = (_e21 + beta*_l24 if logits < 0.0 else 1.0 + beta*((logits + _l24)*_e21))*_q34
+        d_logits = _sel(logits < 0.0, _e21 + beta*_l24, 1.0 + beta*((logits + _l24)*_e21))*_q34
         _s35 = -logits
         _s36 = 0.0*(max(_s35, 0.0) + math.log1p(_e28)) + (1.0 - 0.0)*(max(logits, 0.0) + math.log1p(_e28))
         _s37 = math.pow(_t1, beta - 1.0) if _t1 > 0.0 and beta != 0.0 else 0.0
-        _s38 = 1.0 if _t0_w1 > 0.0 else (-1.0 if _t0_w1 < 0.0 else 0.0)
-        d_target = -beta*(_t0_w1 + (_sg30 if _s35 >= 0.0 else _sg31))*_s36*_s37*_s38 - logits*math.pow(_t1, beta)
+        _s38 = _sel(_t0_w1 > 0.0, 1.0, _sel(_t0_w1 < 0.0, -1.0, 0.0))
+        d_target = -beta*(_t0_w1 + _sel(_s35 >= 0.0, _sg30, _sg31))*_s36*_s37*_s38 - logits*math.pow(_t1, beta)
         return value, d_logits, d_target
     elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
         _z39 = -logits
@@ -222,7 +224,7 @@ def value_and_grad_f64(logits, target, beta):
         _l44 = math.log1p(_e41)
         _p45 = (math.pow(_e41, beta) if _z39 < 0.0 else 1.0)*math.pow(_d42, -beta)
         _ap46 = _p45 - _p45*(beta*_c43)
-        value = (_l44 if _z39 < 0.0 else _z39 + _l44)*_ap46
+        value = _sel(_z39 < 0.0, _l44, _z39 + _l44)*_ap46
         _t0_w2 = -logits
         _c47 = beta*134217728.0 + beta
         _h48 = _c47 - (_c47 - beta)
@@ -237,7 +239,7 @@ def value_and_grad_f64(logits, target, beta):
         _g156 = beta + 1.0
         _p57 = (math.pow(_e41, beta) if _z39 < 0.0 else 1.0)*math.pow(_d42, -_g156)
         _q58 = _p57 - _p57*(_g156*_c43)
-        d_logits = -(_e41 + beta*_l44 if _z39 < 0.0 else 1.0 + beta*((_z39 + _l44)*_e41))*_q58
+        d_logits = -_sel(_z39 < 0.0, _e41 + beta*_l44, 1.0 + beta*((_z39 + _l44)*_e41))*_q58
         d_target = _t1_w1*((((_p54 - (_p55 - _p53)) + _l49*_l52) + 1.0)*(_t1_w1*(_t0_w2 + beta)))
         return value, d_logits, d_target
     elif (target == 1.0):  # hard target 1
@@ -249,22 +251,22 @@ def value_and_grad_f64(logits, target, beta):
         _l64 = math.log1p(_e61)
         _p65 = (math.pow(_e61, beta) if _z59 < 0.0 else 1.0)*math.pow(_d62, -beta)
         _ap66 = _p65 - _p65*(beta*_c63)
-        value = (_l64 if _z59 < 0.0 else _z59 + _l64)*_ap66
+        value = _sel(_z59 < 0.0, _l64, _z59 + _l64)*_ap66
         _na67 = -_a60
         _e68 = math.exp(_na67)
         _d69 = 1.0 + _e68
         _sg70 = 1.0/_d69
         _sg71 = _e68/_d69
-        _t0_w3 = _sg70 if _z59 >= 0.0 else _sg71
+        _t0_w3 = _sel(_z59 >= 0.0, _sg70, _sg71)
         _t1_w2 = abs(_t0_w3)
         _g172 = beta + 1.0
         _p73 = (math.pow(_e61, beta) if _z59 < 0.0 else 1.0)*math.pow(_d62, -_g172)
         _q74 = _p73 - _p73*(_g172*_c63)
-        d_logits = -(_e61 + beta*_l64 if _z59 < 0.0 else 1.0 + beta*((_z59 + _l64)*_e61))*_q74
+        d_logits = -_sel(_z59 < 0.0, _e61 + beta*_l64, 1.0 + beta*((_z59 + _l64)*_e61))*_q74
         _s75 = 1.0*(max(_z59, 0.0) + math.log1p(_e68)) + (1.0 - 1.0)*(max(logits, 0.0) + math.log1p(_e68))
         _s76 = math.pow(_t1_w2, beta - 1.0) if _t1_w2 > 0.0 and beta != 0.0 else 0.0
-        _s77 = 1.0 if _t0_w3 > 0.0 else (-1.0 if _t0_w3 < 0.0 else 0.0)
-        d_target = beta*(_t0_w3 + (_sg70 if logits >= 0.0 else _sg71))*_s75*_s76*_s77 - logits*math.pow(_t1_w2, beta)
+        _s77 = _sel(_t0_w3 > 0.0, 1.0, _sel(_t0_w3 < 0.0, -1.0, 0.0))
+        d_target = beta*(_t0_w3 + _sel(logits >= 0.0, _sg70, _sg71))*_s75*_s76*_s77 - logits*math.pow(_t1_w2, beta)
         return value, d_logits, d_target
     else:  # soft target
         _s159 = abs(logits)
@@ -275,7 +277,7 @@ def value_and_grad_f64(logits, target, beta):
         _d164 = 1.0 + _e161
         _sg165 = 1.0/_d164
         _sg166 = _e161/_d164
-        _s167 = target*(_sg165 if _s162 >= 0.0 else _sg166) - (1.0 - target)*(_sg165 if logits >= 0.0 else _sg166)
+        _s167 = target*_sel(_s162 >= 0.0, _sg165, _sg166) - (1.0 - target)*_sel(logits >= 0.0, _sg165, _sg166)
         _xd0 = (target*(max(_s162, 0.0) + math.log1p(_e161)) + (1.0 - target)*_s163)*math.pow(abs(_s167), beta)
         _xg0 = 2.5 - beta > 0.0
         if not _xg0:
@@ -291,7 +293,7 @@ def value_and_grad_f64(logits, target, beta):
             _xd87 = 1.0 + _xe86
             _xsg88 = 1.0/_xd87
             _xsg89 = _xe86/_xd87
-            _xdd90 = (_xsg88 if _xs81 >= 0.0 else _xsg89)
+            _xdd90 = _sel(_xs81 >= 0.0, _xsg88, _xsg89)
             _xc91 = target*134217728.0 + target
             _xh92 = _xc91 - (_xc91 - target)
             _xl93 = target - _xh92
@@ -309,7 +311,7 @@ def value_and_grad_f64(logits, target, beta):
             _xd105 = 1.0 + _xe80
             _xsg106 = 1.0/_xd105
             _xsg107 = _xe80/_xd105
-            _xdd108 = (_xsg106 if logits >= 0.0 else _xsg107)
+            _xdd108 = _sel(logits >= 0.0, _xsg106, _xsg107)
             _xc109 = _xdd102*134217728.0 + _xdd102
             _xh110 = _xc109 - (_xc109 - _xdd102)
             _xl111 = _xdd102 - _xh110
@@ -340,8 +342,8 @@ def value_and_grad_f64(logits, target, beta):
             _xdd136 = _xdd134 < 0.0
             _xdd137 = -_xdd134
             _xdd138 = -_xdd135
-            _xdd139 = _xdd137 if _xdd136 else _xdd134
-            _xdd140 = _xdd138 if _xdd136 else _xdd135
+            _xdd139 = _sel(_xdd136, _xdd137, _xdd134)
+            _xdd140 = _sel(_xdd136, _xdd138, _xdd135)
             _xdd141 = math.pow(_xdd139, beta)
             _xdd142 = (beta*(math.pow(_xdd139, beta - 1.0) if _xdd139 > 0.0 and beta != 0.0 else 0.0))*_xdd140
             _xdd143 = _xdd141 + _xdd142
@@ -360,14 +362,14 @@ def value_and_grad_f64(logits, target, beta):
             _xdd156 = _xdd155 + (_xdd83*_xdd145)
             _xdd157 = _xdd154 + _xdd156
             _xdd158 = _xdd156 - (_xdd157 - _xdd154)
-            _xd0 = _xdd157 if abs(_xdd157) <= 1.7976931348623157e+308 else _xd0
-        _s361 = -(1.0 - target)*(_sg165 if _s162 >= 0.0 else _sg166)*(_sg165 if logits >= 0.0 else _sg166)
+            _xd0 = _sel(abs(_xdd157) <= 1.7976931348623157e+308, _xdd157, _xd0)
+        _s361 = -(1.0 - target)*_sel(_s162 >= 0.0, _sg165, _sg166)*_sel(logits >= 0.0, _sg165, _sg166)
         _s362 = abs(_s167)
-        _s363 = -target*(_sg165 if _s162 >= 0.0 else _sg166)*(_sg165 if logits >= 0.0 else _sg166) + _s361
+        _s363 = -target*_sel(_s162 >= 0.0, _sg165, _sg166)*_sel(logits >= 0.0, _sg165, _sg166) + _s361
         _s364 = target*(max(_s162, 0.0) + math.log1p(_e161)) + (1.0 - target)*_s163
         _s365 = math.pow(_s362, beta - 1.0) if _s362 > 0.0 and beta != 0.0 else 0.0
-        _s366 = -target*(_sg165 if _s162 >= 0.0 else _sg166) + (1.0 - target)*(_sg165 if logits >= 0.0 else _sg166)
-        _s367 = beta*_s363*_s364*_s365*(1.0 if _s167 > 0.0 else (-1.0 if _s167 < 0.0 else 0.0))
+        _s366 = -target*_sel(_s162 >= 0.0, _sg165, _sg166) + (1.0 - target)*_sel(logits >= 0.0, _sg165, _sg166)
+        _s367 = beta*_s363*_s364*_s365*_sel(_s167 > 0.0, 1.0, _sel(_s167 < 0.0, -1.0, 0.0))
         _xd1 = _s367 + _s366*math.pow(abs(_s167), beta)
         _xg1 = 2.5 - beta > 0.0
         if not _xg1:
@@ -378,7 +380,7 @@ def value_and_grad_f64(logits, target, beta):
             _xd172 = 1.0 + _xe171
             _xsg173 = 1.0/_xd172
             _xsg174 = _xe171/_xd172
-            _xdd175 = (_xsg173 if _xdd168 >= 0.0 else _xsg174)
+            _xdd175 = _sel(_xdd168 >= 0.0, _xsg173, _xsg174)
             _xc176 = _xdd175*134217728.0 + _xdd175
             _xh177 = _xc176 - (_xc176 - _xdd175)
             _xl178 = _xdd175 - _xh177
@@ -395,7 +397,7 @@ def value_and_grad_f64(logits, target, beta):
             _xd189 = 1.0 + _xe188
             _xsg190 = 1.0/_xd189
             _xsg191 = _xe188/_xd189
-            _xdd192 = (_xsg190 if logits >= 0.0 else _xsg191)
+            _xdd192 = _sel(logits >= 0.0, _xsg190, _xsg191)
             _xdd193 = -target
             _xdd194 = 1.0 + _xdd193
             _xdd195 = _xdd194 - 1.0
@@ -430,8 +432,8 @@ def value_and_grad_f64(logits, target, beta):
             _xdd224 = _xdd222 < 0.0
             _xdd225 = -_xdd222
             _xdd226 = -_xdd223
-            _xdd227 = _xdd225 if _xdd224 else _xdd222
-            _xdd228 = _xdd226 if _xdd224 else _xdd223
+            _xdd227 = _sel(_xdd224, _xdd225, _xdd222)
+            _xdd228 = _sel(_xdd224, _xdd226, _xdd223)
             _xdd229 = math.pow(_xdd227, beta)
             _xdd230 = (beta*(math.pow(_xdd227, beta - 1.0) if _xdd227 > 0.0 and beta != 0.0 else 0.0))*_xdd228
             _xdd231 = _xdd229 + _xdd230
@@ -538,7 +540,7 @@ def value_and_grad_f64(logits, target, beta):
             _xdd332 = _xdd331 + (_xdd315*_xdd321 + _xdd316*_xdd319)
             _xdd333 = _xdd330 + _xdd332
             _xdd334 = _xdd332 - (_xdd333 - _xdd330)
-            _xdd335 = (1.0 if _xdd222 > 0.0 else (-1.0 if _xdd222 < 0.0 else 0.0))
+            _xdd335 = _sel(_xdd222 > 0.0, 1.0, _sel(_xdd222 < 0.0, -1.0, 0.0))
             _xc336 = _xdd333*134217728.0 + _xdd333
             _xh337 = _xc336 - (_xc336 - _xdd333)
             _xl338 = _xdd333 - _xh337
@@ -564,9 +566,9 @@ def value_and_grad_f64(logits, target, beta):
             _xdd358 = _xdd357 + _xdd354
             _xdd359 = _xdd356 + _xdd358
             _xdd360 = _xdd358 - (_xdd359 - _xdd356)
-            _xd1 = _xdd359 if abs(_xdd359) <= 1.7976931348623157e+308 else _xd1
-        _s524 = (_sg165 if _s162 >= 0.0 else _sg166) + (_sg165 if logits >= 0.0 else _sg166)
-        _s525 = beta*_s524*_s364*_s365*(1.0 if _s167 > 0.0 else (-1.0 if _s167 < 0.0 else 0.0))
+            _xd1 = _sel(abs(_xdd359) <= 1.7976931348623157e+308, _xdd359, _xd1)
+        _s524 = _sel(_s162 >= 0.0, _sg165, _sg166) + _sel(logits >= 0.0, _sg165, _sg166)
+        _s525 = beta*_s524*_s364*_s365*_sel(_s167 > 0.0, 1.0, _sel(_s167 < 0.0, -1.0, 0.0))
         _xd2 = _s525 - logits*math.pow(abs(_s167), beta)
         _xg2 = 2.5 - beta > 0.0
         if not _xg2:
@@ -577,14 +579,14 @@ def value_and_grad_f64(logits, target, beta):
             _xd372 = 1.0 + _xe371
             _xsg373 = 1.0/_xd372
             _xsg374 = _xe371/_xd372
-            _xdd375 = (_xsg373 if _xdd368 >= 0.0 else _xsg374)
+            _xdd375 = _sel(_xdd368 >= 0.0, _xsg373, _xsg374)
             _xs376 = abs(logits)
             _xna377 = -_xs376
             _xe378 = math.exp(_xna377)
             _xd379 = 1.0 + _xe378
             _xsg380 = 1.0/_xd379
             _xsg381 = _xe378/_xd379
-            _xdd382 = (_xsg380 if logits >= 0.0 else _xsg381)
+            _xdd382 = _sel(logits >= 0.0, _xsg380, _xsg381)
             _xc383 = _xdd375*134217728.0 + _xdd375
             _xh384 = _xc383 - (_xc383 - _xdd375)
             _xl385 = _xdd375 - _xh384
@@ -629,8 +631,8 @@ def value_and_grad_f64(logits, target, beta):
             _xdd424 = _xdd422 < 0.0
             _xdd425 = -_xdd422
             _xdd426 = -_xdd423
-            _xdd427 = _xdd425 if _xdd424 else _xdd422
-            _xdd428 = _xdd426 if _xdd424 else _xdd423
+            _xdd427 = _sel(_xdd424, _xdd425, _xdd422)
+            _xdd428 = _sel(_xdd424, _xdd426, _xdd423)
             _xdd429 = math.pow(_xdd427, beta)
             _xdd430 = (beta*(math.pow(_xdd427, beta - 1.0) if _xdd427 > 0.0 and beta != 0.0 else 0.0))*_xdd428
             _xdd431 = _xdd429 + _xdd430
@@ -700,7 +702,7 @@ def value_and_grad_f64(logits, target, beta):
             _xdd495 = _xdd494 + (_xdd478*_xdd484 + _xdd479*_xdd482)
             _xdd496 = _xdd493 + _xdd495
             _xdd497 = _xdd495 - (_xdd496 - _xdd493)
-            _xdd498 = (1.0 if _xdd422 > 0.0 else (-1.0 if _xdd422 < 0.0 else 0.0))
+            _xdd498 = _sel(_xdd422 > 0.0, 1.0, _sel(_xdd422 < 0.0, -1.0, 0.0))
             _xc499 = _xdd496*134217728.0 + _xdd496
             _xh500 = _xc499 - (_xc499 - _xdd496)
             _xl501 = _xdd496 - _xh500
@@ -726,7 +728,7 @@ def value_and_grad_f64(logits, target, beta):
             _xdd521 = _xdd520 + _xdd517
             _xdd522 = _xdd519 + _xdd521
             _xdd523 = _xdd521 - (_xdd522 - _xdd519)
-            _xd2 = _xdd522 if abs(_xdd522) <= 1.7976931348623157e+308 else _xd2
+            _xd2 = _sel(abs(_xdd522) <= 1.7976931348623157e+308, _xdd522, _xd2)
         value = _xd0
         d_logits = _xd1
         d_target = _xd2
@@ -742,7 +744,7 @@ def value_f32(logits, target, beta):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         return value
     elif (target == _f32(1.0)):  # hard target 1
         _z8 = -logits
@@ -753,7 +755,7 @@ def value_f32(logits, target, beta):
         _l13 = math.log1p(_e10)
         _p14 = (math.pow(_e10, beta) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -beta)
         _ap15 = _p14 - _p14*(beta*_c12)
-        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        value = _sel(_z8 < _f32(0.0), _l13, _z8 + _l13)*_ap15
         return value
     else:  # soft target
         _xw_logits = _f64(logits)
@@ -767,8 +769,8 @@ def value_f32(logits, target, beta):
         _xd21 = 1.0 + _xe18
         _xsg22 = 1.0/_xd21
         _xsg23 = _xe18/_xd21
-        _xs24 = -(1.0 - _xw_target)*(_xsg22 if _xw_logits >= 0.0 else _xsg23)
-        _xs25 = math.pow(abs(_xw_target*(_xsg22 if _xs19 >= 0.0 else _xsg23) + _xs24), _xw_beta)
+        _xs24 = -(1.0 - _xw_target)*_sel(_xw_logits >= 0.0, _xsg22, _xsg23)
+        _xs25 = math.pow(abs(_xw_target*_sel(_xs19 >= 0.0, _xsg22, _xsg23) + _xs24), _xw_beta)
         _xd0 = _f32((_xw_target*(max(_xs19, 0.0) + math.log1p(_xe18)) + (1.0 - _xw_target)*_xs20)*_xs25)
         value = _xd0
         return value
@@ -783,11 +785,11 @@ def value_and_grad_f32(logits, target, beta):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -beta)
         _ap7 = _p6 - _p6*(beta*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         _g18 = beta + _f32(1.0)
         _p9 = (math.pow(_e2, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g18)
         _q10 = _p9 - _p9*(_g18*_c4)
-        d_logits = (_e2 + beta*_l5 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
+        d_logits = _sel(logits < _f32(0.0), _e2 + beta*_l5, _f32(1.0) + beta*((logits + _l5)*_e2))*_q10
         _w_logits = _f64(logits)
         _w_beta = _f64(beta)
         _c11 = _w_beta*134217728.0 + _w_beta
@@ -810,11 +812,11 @@ def value_and_grad_f32(logits, target, beta):
         _l24 = math.log1p(_e21)
         _p25 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -beta)
         _ap26 = _p25 - _p25*(beta*_c23)
-        value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+        value = _sel(logits < _f32(0.0), _l24, logits + _l24)*_ap26
         _g127 = beta + _f32(1.0)
         _p28 = (math.pow(_e21, beta) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
         _q29 = _p28 - _p28*(_g127*_c23)
-        d_logits = (_e21 + beta*_l24 if logits < _f32(0.0) else _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
+        d_logits = _sel(logits < _f32(0.0), _e21 + beta*_l24, _f32(1.0) + beta*((logits + _l24)*_e21))*_q29
         _w_logits_w1 = _f64(logits)
         _w_beta_w1 = _f64(beta)
         _s30 = abs(_w_logits_w1)
@@ -823,13 +825,13 @@ def value_and_grad_f32(logits, target, beta):
         _d33 = 1.0 + _e32
         _sg34 = 1.0/_d33
         _sg35 = _e32/_d33
-        _w0_w1 = _sg34 if _w_logits_w1 >= 0.0 else _sg35
+        _w0_w1 = _sel(_w_logits_w1 >= 0.0, _sg34, _sg35)
         _w1 = abs(-_w0_w1)
         _s36 = -_w_logits_w1
         _s37 = 0.0*(max(_s36, 0.0) + math.log1p(_e32)) + (1.0 - 0.0)*(max(_w_logits_w1, 0.0) + math.log1p(_e32))
         _s38 = math.pow(_w1, _w_beta_w1 - 1.0) if _w1 > 0.0 and _w_beta_w1 != 0.0 else 0.0
-        _s39 = 1.0 if _w0_w1 > 0.0 else (-1.0 if _w0_w1 < 0.0 else 0.0)
-        d_target = _f32(-_w_beta_w1*(_w0_w1 + (_sg34 if _s36 >= 0.0 else _sg35))*_s37*_s38*_s39 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
+        _s39 = _sel(_w0_w1 > 0.0, 1.0, _sel(_w0_w1 < 0.0, -1.0, 0.0))
+        d_target = _f32(-_w_beta_w1*(_w0_w1 + _sel(_s36 >= 0.0, _sg34, _sg35))*_s37*_s38*_s39 - _w_logits_w1*math.pow(_w1, _w_beta_w1))
         return value, d_logits, d_target
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
         _z40 = -logits
@@ -840,11 +842,11 @@ def value_and_grad_f32(logits, target, beta):
         _l45 = math.log1p(_e42)
         _p46 = (math.pow(_e42, beta) if _z40 < _f32(0.0) else _f32(1.0))*math.pow(_d43, -beta)
         _ap47 = _p46 - _p46*(beta*_c44)
-        value = (_l45 if _z40 < _f32(0.0) else _z40 + _l45)*_ap47
+        value = _sel(_z40 < _f32(0.0), _l45, _z40 + _l45)*_ap47
         _g148 = beta + _f32(1.0)
         _p49 = (math.pow(_e42, beta) if _z40 < _f32(0.0) else _f32(1.0))*math.pow(_d43, -_g148)
         _q50 = _p49 - _p49*(_g148*_c44)
-        d_logits = -(_e42 + beta*_l45 if _z40 < _f32(0.0) else _f32(1.0) + beta*((_z40 + _l45)*_e42))*_q50
+        d_logits = -_sel(_z40 < _f32(0.0), _e42 + beta*_l45, _f32(1.0) + beta*((_z40 + _l45)*_e42))*_q50
         _w_logits_w2 = _f64(logits)
         _w_beta_w2 = _f64(beta)
         _w0_w2 = -_w_logits_w2
@@ -869,11 +871,11 @@ def value_and_grad_f32(logits, target, beta):
         _l65 = math.log1p(_e62)
         _p66 = (math.pow(_e62, beta) if _z60 < _f32(0.0) else _f32(1.0))*math.pow(_d63, -beta)
         _ap67 = _p66 - _p66*(beta*_c64)
-        value = (_l65 if _z60 < _f32(0.0) else _z60 + _l65)*_ap67
+        value = _sel(_z60 < _f32(0.0), _l65, _z60 + _l65)*_ap67
         _g168 = beta + _f32(1.0)
         _p69 = (math.pow(_e62, beta) if _z60 < _f32(0.0) else _f32(1.0))*math.pow(_d63, -_g168)
         _q70 = _p69 - _p69*(_g168*_c64)
-        d_logits = -(_e62 + beta*_l65 if _z60 < _f32(0.0) else _f32(1.0) + beta*((_z60 + _l65)*_e62))*_q70
+        d_logits = -_sel(_z60 < _f32(0.0), _e62 + beta*_l65, _f32(1.0) + beta*((_z60 + _l65)*_e62))*_q70
         _w_logits_w3 = _f64(logits)
         _w_beta_w3 = _f64(beta)
         _s71 = -_w_logits_w3
@@ -883,12 +885,12 @@ def value_and_grad_f32(logits, target, beta):
         _d75 = 1.0 + _e74
         _sg76 = 1.0/_d75
         _sg77 = _e74/_d75
-        _w0_w3 = _sg76 if _s71 >= 0.0 else _sg77
+        _w0_w3 = _sel(_s71 >= 0.0, _sg76, _sg77)
         _w1_w2 = abs(_w0_w3)
         _s78 = 1.0*(max(_s71, 0.0) + math.log1p(_e74)) + (1.0 - 1.0)*(max(_w_logits_w3, 0.0) + math.log1p(_e74))
         _s79 = math.pow(_w1_w2, _w_beta_w3 - 1.0) if _w1_w2 > 0.0 and _w_beta_w3 != 0.0 else 0.0
-        _s80 = 1.0 if _w0_w3 > 0.0 else (-1.0 if _w0_w3 < 0.0 else 0.0)
-        _s81 = _w_beta_w3*(_w0_w3 + (_sg76 if _w_logits_w3 >= 0.0 else _sg77))*_s78*_s79*_s80
+        _s80 = _sel(_w0_w3 > 0.0, 1.0, _sel(_w0_w3 < 0.0, -1.0, 0.0))
+        _s81 = _w_beta_w3*(_w0_w3 + _sel(_w_logits_w3 >= 0.0, _sg76, _sg77))*_s78*_s79*_s80
         d_target = _f32(_s81 - _w_logits_w3*math.pow(_w1_w2, _w_beta_w3))
         return value, d_logits, d_target
     else:  # soft target
@@ -904,15 +906,15 @@ def value_and_grad_f32(logits, target, beta):
         _xd87 = 1.0 + _xe84
         _xsg88 = 1.0/_xd87
         _xsg89 = _xe84/_xd87
-        _xt1 = _xsg88 if _xs85 >= 0.0 else _xsg89
+        _xt1 = _sel(_xs85 >= 0.0, _xsg88, _xsg89)
         _xt2 = _xt1*_xw_target
-        _xt3 = _xsg88 if _xw_logits >= 0.0 else _xsg89
+        _xt3 = _sel(_xw_logits >= 0.0, _xsg88, _xsg89)
         _xt4 = _xt3*(1.0 - _xw_target)
         _xt5 = _xt2 - _xt4
         _xt6 = abs(_xt5)
         _xt7 = math.pow(_xt6, _xw_beta)
         _xs90 = math.pow(_xt6, _xw_beta - 1.0) if _xt6 > 0.0 and _xw_beta != 0.0 else 0.0
-        _xt8 = _xt0*_xw_beta*_xs90*(1.0 if _xt5 > 0.0 else (-1.0 if _xt5 < 0.0 else 0.0))
+        _xt8 = _xt0*_xw_beta*_xs90*_sel(_xt5 > 0.0, 1.0, _sel(_xt5 < 0.0, -1.0, 0.0))
         _xd0 = _f32(_xt0*_xt7)
         _xd1 = _f32(-_xt5*_xt7 + _xt8*(-_xt1*_xt4 - _xt2*_xt3))
         _xd2 = _f32(-_xt7*_xw_logits + _xt8*(_xt1 + _xt3))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6db37044842a8923
+# scalar kernels: sha256 f60d07ffe8ae3e17
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6db37044842a8923
+# scalar kernels: sha256 f60d07ffe8ae3e17
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import qfl_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, alpha, gamma):
     with localcontext() as ctx:
@@ -50,7 +52,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
         _ap7 = _p6 - _p6*(gamma*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         return value
     elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z8 = -logits
@@ -61,7 +63,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l13 = math.log1p(_e10)
         _p14 = (math.pow(_e10, gamma) if _z8 < 0.0 else 1.0)*math.pow(_d11, -gamma)
         _ap15 = _p14 - _p14*(gamma*_c12)
-        value = (_l13 if _z8 < 0.0 else _z8 + _l13)*_ap15
+        value = _sel(_z8 < 0.0, _l13, _z8 + _l13)*_ap15
         return value
     elif (alpha < 0.0):  # alpha None or negative: no alpha_t weighting
         _s90 = abs(logits)
@@ -72,7 +74,7 @@ def value_f64(logits, targets, alpha, gamma):
         _d95 = 1.0 + _e92
         _sg96 = 1.0/_d95
         _sg97 = _e92/_d95
-        _s98 = targets*(_sg96 if _s93 >= 0.0 else _sg97) + (1.0 - targets)*(_sg96 if logits >= 0.0 else _sg97)
+        _s98 = targets*_sel(_s93 >= 0.0, _sg96, _sg97) + (1.0 - targets)*_sel(logits >= 0.0, _sg96, _sg97)
         _xd0 = (targets*(max(_s93, 0.0) + math.log1p(_e92)) + (1.0 - targets)*_s94)*math.pow(_s98, gamma)
         _xg0 = False
         if not _xg0:
@@ -88,7 +90,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xd25 = 1.0 + _xe24
             _xsg26 = 1.0/_xd25
             _xsg27 = _xe24/_xd25
-            _xdd28 = (_xsg26 if _xs19 >= 0.0 else _xsg27)
+            _xdd28 = _sel(_xs19 >= 0.0, _xsg26, _xsg27)
             _xc29 = targets*134217728.0 + targets
             _xh30 = _xc29 - (_xc29 - targets)
             _xl31 = targets - _xh30
@@ -106,7 +108,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xd43 = 1.0 + _xe18
             _xsg44 = 1.0/_xd43
             _xsg45 = _xe18/_xd43
-            _xdd46 = (_xsg44 if logits >= 0.0 else _xsg45)
+            _xdd46 = _sel(logits >= 0.0, _xsg44, _xsg45)
             _xc47 = _xdd40*134217728.0 + _xdd40
             _xh48 = _xc47 - (_xc47 - _xdd40)
             _xl49 = _xdd40 - _xh48
@@ -150,7 +152,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xdd87 = _xdd86 + (_xdd21*_xdd76)
             _xdd88 = _xdd85 + _xdd87
             _xdd89 = _xdd87 - (_xdd88 - _xdd85)
-            _xd0 = _xdd88 if abs(_xdd88) <= 1.7976931348623157e+308 else _xd0
+            _xd0 = _sel(abs(_xdd88) <= 1.7976931348623157e+308, _xdd88, _xd0)
         value = _xd0
         return value
     elif (targets == 0.0) and (logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 0, wrong side
@@ -162,7 +164,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l104 = math.log1p(_e101)
         _p105 = (math.pow(_e101, gamma) if logits < 0.0 else 1.0)*math.pow(_d102, -gamma)
         _ap106 = _s99*(_p105 - _p105*(gamma*_c103))
-        value = (_l104 if logits < 0.0 else logits + _l104)*_ap106
+        value = _sel(logits < 0.0, _l104, logits + _l104)*_ap106
         return value
     elif (targets == 0.0):  # alpha_t weighting, hard target 0
         _s107 = 1.0 - alpha
@@ -173,7 +175,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l112 = math.log1p(_e109)
         _p113 = (math.pow(_e109, gamma) if logits < 0.0 else 1.0)*math.pow(_d110, -gamma)
         _ap114 = _s107*(_p113 - _p113*(gamma*_c111))
-        value = (_l112 if logits < 0.0 else logits + _l112)*_ap114
+        value = _sel(logits < 0.0, _l112, logits + _l112)*_ap114
         return value
     elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
         _z115 = -logits
@@ -184,7 +186,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l120 = math.log1p(_e117)
         _p121 = (math.pow(_e117, gamma) if _z115 < 0.0 else 1.0)*math.pow(_d118, -gamma)
         _ap122 = alpha*(_p121 - _p121*(gamma*_c119))
-        value = (_l120 if _z115 < 0.0 else _z115 + _l120)*_ap122
+        value = _sel(_z115 < 0.0, _l120, _z115 + _l120)*_ap122
         return value
     elif (targets == 1.0):  # alpha_t weighting, hard target 1
         _z123 = -logits
@@ -195,7 +197,7 @@ def value_f64(logits, targets, alpha, gamma):
         _l128 = math.log1p(_e125)
         _p129 = (math.pow(_e125, gamma) if _z123 < 0.0 else 1.0)*math.pow(_d126, -gamma)
         _ap130 = alpha*(_p129 - _p129*(gamma*_c127))
-        value = (_l128 if _z123 < 0.0 else _z123 + _l128)*_ap130
+        value = _sel(_z123 < 0.0, _l128, _z123 + _l128)*_ap130
         return value
     else:  # alpha_t weighting
         _s251 = abs(logits)
@@ -206,8 +208,8 @@ def value_f64(logits, targets, alpha, gamma):
         _d256 = 1.0 + _e253
         _sg257 = 1.0/_d256
         _sg258 = _e253/_d256
-        _s259 = _sg257 if logits >= 0.0 else _sg258
-        _s260 = math.pow((targets*(_sg257 if _s254 >= 0.0 else _sg258) + (1.0 - targets)*_s259), gamma)
+        _s259 = _sel(logits >= 0.0, _sg257, _sg258)
+        _s260 = math.pow((targets*_sel(_s254 >= 0.0, _sg257, _sg258) + (1.0 - targets)*_s259), gamma)
         _s261 = targets*(max(_s254, 0.0) + math.log1p(_e253)) + (1.0 - targets)*_s255
         _xd1 = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s261*_s260
         _xg1 = False
@@ -280,7 +282,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xd196 = 1.0 + _xe195
             _xsg197 = 1.0/_xd196
             _xsg198 = _xe195/_xd196
-            _xdd199 = (_xsg197 if _xs177 >= 0.0 else _xsg198)
+            _xdd199 = _sel(_xs177 >= 0.0, _xsg197, _xsg198)
             _xc200 = _xdd199*134217728.0 + _xdd199
             _xh201 = _xc200 - (_xc200 - _xdd199)
             _xl202 = _xdd199 - _xh201
@@ -291,7 +293,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xd207 = 1.0 + _xe176
             _xsg208 = 1.0/_xd207
             _xsg209 = _xe176/_xd207
-            _xdd210 = (_xsg208 if logits >= 0.0 else _xsg209)
+            _xdd210 = _sel(logits >= 0.0, _xsg208, _xsg209)
             _xc211 = _xdd210*134217728.0 + _xdd210
             _xh212 = _xc211 - (_xc211 - _xdd210)
             _xl213 = _xdd210 - _xh212
@@ -332,7 +334,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xdd248 = _xdd247 + (_xdd191*_xdd237 + _xdd192*_xdd235)
             _xdd249 = _xdd246 + _xdd248
             _xdd250 = _xdd248 - (_xdd249 - _xdd246)
-            _xd1 = _xdd249 if abs(_xdd249) <= 1.7976931348623157e+308 else _xd1
+            _xd1 = _sel(abs(_xdd249) <= 1.7976931348623157e+308, _xdd249, _xd1)
         value = _xd1
         return value
 
@@ -346,7 +348,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
         _ap7 = _p6 - _p6*(gamma*_c4)
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         _c8 = gamma*134217728.0 + gamma
         _h9 = _c8 - (_c8 - gamma)
         _l10 = gamma - _h9
@@ -360,7 +362,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g117 = gamma + 1.0
         _p18 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g117)
         _q19 = _p18 - _p18*(_g117*_c4)
-        d_logits = (_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q19
+        d_logits = _sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q19
         d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t0*(gamma - logits)))
         return value, d_logits, d_targets
     elif (targets == 0.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 0
@@ -371,11 +373,11 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l24 = math.log1p(_e21)
         _p25 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -gamma)
         _ap26 = _p25 - _p25*(gamma*_c23)
-        value = (_l24 if logits < 0.0 else logits + _l24)*_ap26
+        value = _sel(logits < 0.0, _l24, logits + _l24)*_ap26
         _g127 = gamma + 1.0
         _p28 = (math.pow(_e21, gamma) if logits < 0.0 else 1.0)*math.pow(_d22, -_g127)
         _q29 = _p28 - _p28*(_g127*_c23)
-        d_logits = (_e21 + gamma*_l24 if logits < 0.0 else 1.0 + gamma*((logits + _l24)*_e21))*_q29
+        d_logits = _sel(logits < 0.0, _e21 + gamma*_l24, 1.0 + gamma*((logits + _l24)*_e21))*_q29
         _om30 = -math.expm1(-_a20)
         _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > 0.0 else 1.0)*_om30)
         d_targets = -((-math.pow(_e21*math.pow((1.0 - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, 1.0/gamma), gamma) if _e21 > 0.0 and math.pow(_e21, gamma) < 2.2250738585072014e-308 else -_ap26*_rn31) if logits < 0.0 else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
@@ -389,7 +391,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l37 = math.log1p(_e34)
         _p38 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -gamma)
         _ap39 = _p38 - _p38*(gamma*_c36)
-        value = (_l37 if _z32 < 0.0 else _z32 + _l37)*_ap39
+        value = _sel(_z32 < 0.0, _l37, _z32 + _l37)*_ap39
         _t0_w1 = -logits
         _c40 = gamma*134217728.0 + gamma
         _h41 = _c40 - (_c40 - gamma)
@@ -404,7 +406,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g149 = gamma + 1.0
         _p50 = (math.pow(_e34, gamma) if _z32 < 0.0 else 1.0)*math.pow(_d35, -_g149)
         _q51 = _p50 - _p50*(_g149*_c36)
-        d_logits = -(_e34 + gamma*_l37 if _z32 < 0.0 else 1.0 + gamma*((_z32 + _l37)*_e34))*_q51
+        d_logits = -_sel(_z32 < 0.0, _e34 + gamma*_l37, 1.0 + gamma*((_z32 + _l37)*_e34))*_q51
         d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + 1.0)*(_t1*(-gamma - logits)))
         return value, d_logits, d_targets
     elif (targets == 1.0) and (alpha < 0.0):  # alpha None or negative: no alpha_t weighting, hard target 1
@@ -416,11 +418,11 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l57 = math.log1p(_e54)
         _p58 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -gamma)
         _ap59 = _p58 - _p58*(gamma*_c56)
-        value = (_l57 if _z52 < 0.0 else _z52 + _l57)*_ap59
+        value = _sel(_z52 < 0.0, _l57, _z52 + _l57)*_ap59
         _g160 = gamma + 1.0
         _p61 = (math.pow(_e54, gamma) if _z52 < 0.0 else 1.0)*math.pow(_d55, -_g160)
         _q62 = _p61 - _p61*(_g160*_c56)
-        d_logits = -(_e54 + gamma*_l57 if _z52 < 0.0 else 1.0 + gamma*((_z52 + _l57)*_e54))*_q62
+        d_logits = -_sel(_z52 < 0.0, _e54 + gamma*_l57, 1.0 + gamma*((_z52 + _l57)*_e54))*_q62
         _om63 = -math.expm1(-_a53)
         _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > 0.0 else 1.0)*_om63)
         d_targets = (-math.pow(_e54*math.pow((1.0 - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, 1.0/gamma), gamma) if _e54 > 0.0 and math.pow(_e54, gamma) < 2.2250738585072014e-308 else -_ap59*_rn64) if _z52 < 0.0 else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
@@ -434,8 +436,8 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _d144 = 1.0 + _e141
         _sg145 = 1.0/_d144
         _sg146 = _e141/_d144
-        _s147 = _sg145 if logits >= 0.0 else _sg146
-        _s148 = math.pow((targets*(_sg145 if _s142 >= 0.0 else _sg146) + (1.0 - targets)*_s147), gamma)
+        _s147 = _sel(logits >= 0.0, _sg145, _sg146)
+        _s148 = math.pow((targets*_sel(_s142 >= 0.0, _sg145, _sg146) + (1.0 - targets)*_s147), gamma)
         _xd1 = (targets*(max(_s142, 0.0) + math.log1p(_e141)) + (1.0 - targets)*_s143)*_s148
         _xg1 = False
         if not _xg1:
@@ -451,7 +453,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd74 = 1.0 + _xe73
             _xsg75 = 1.0/_xd74
             _xsg76 = _xe73/_xd74
-            _xdd77 = (_xsg75 if _xs68 >= 0.0 else _xsg76)
+            _xdd77 = _sel(_xs68 >= 0.0, _xsg75, _xsg76)
             _xc78 = targets*134217728.0 + targets
             _xh79 = _xc78 - (_xc78 - targets)
             _xl80 = targets - _xh79
@@ -469,7 +471,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd92 = 1.0 + _xe67
             _xsg93 = 1.0/_xd92
             _xsg94 = _xe67/_xd92
-            _xdd95 = (_xsg93 if logits >= 0.0 else _xsg94)
+            _xdd95 = _sel(logits >= 0.0, _xsg93, _xsg94)
             _xc96 = _xdd89*134217728.0 + _xdd89
             _xh97 = _xc96 - (_xc96 - _xdd89)
             _xl98 = _xdd89 - _xh97
@@ -513,12 +515,12 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd136 = _xdd135 + (_xdd70*_xdd125)
             _xdd137 = _xdd134 + _xdd136
             _xdd138 = _xdd136 - (_xdd137 - _xdd134)
-            _xd1 = _xdd137 if abs(_xdd137) <= 1.7976931348623157e+308 else _xd1
+            _xd1 = _sel(abs(_xdd137) <= 1.7976931348623157e+308, _xdd137, _xd1)
         _s326 = targets*(max(_s142, 0.0) + math.log1p(_e141)) + (1.0 - targets)*_s143
-        _s327 = targets*(_sg145 if _s142 >= 0.0 else _sg146) + (1.0 - targets)*_s147
+        _s327 = targets*_sel(_s142 >= 0.0, _sg145, _sg146) + (1.0 - targets)*_s147
         _s328 = math.pow(_s327, gamma - 1.0) if _s327 > 0.0 and gamma != 0.0 else 0.0
-        _s329 = (((((_s326*(_sg145 if _s142 >= 0.0 else _sg146))*_s147)*_s328)*(1.0 - 2.0*targets))*1.0)*gamma
-        _xd3 = (1.0*((-targets*(_sg145 if _s142 >= 0.0 else _sg146) + (1.0 - targets)*_s147)*_s148)) + _s329
+        _s329 = (((((_s326*_sel(_s142 >= 0.0, _sg145, _sg146))*_s147)*_s328)*(1.0 - 2.0*targets))*1.0)*gamma
+        _xd3 = (1.0*((-targets*_sel(_s142 >= 0.0, _sg145, _sg146) + (1.0 - targets)*_s147)*_s148)) + _s329
         _xg3 = False
         if not _xg3:
             _xdd149 = -targets
@@ -531,7 +533,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd156 = 1.0 + _xe155
             _xsg157 = 1.0/_xd156
             _xsg158 = _xe155/_xd156
-            _xdd159 = (_xsg157 if logits >= 0.0 else _xsg158)
+            _xdd159 = _sel(logits >= 0.0, _xsg157, _xsg158)
             _xc160 = _xdd150*134217728.0 + _xdd150
             _xh161 = _xc160 - (_xc160 - _xdd150)
             _xl162 = _xdd150 - _xh161
@@ -552,7 +554,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd177 = 1.0 + _xe176
             _xsg178 = 1.0/_xd177
             _xsg179 = _xe176/_xd177
-            _xdd180 = (_xsg178 if _xdd173 >= 0.0 else _xsg179)
+            _xdd180 = _sel(_xdd173 >= 0.0, _xsg178, _xsg179)
             _xc181 = targets*134217728.0 + targets
             _xh182 = _xc181 - (_xc181 - targets)
             _xl183 = targets - _xh182
@@ -698,7 +700,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd323 = _xdd322 + _xdd319
             _xdd324 = _xdd321 + _xdd323
             _xdd325 = _xdd323 - (_xdd324 - _xdd321)
-            _xd3 = _xdd324 if abs(_xdd324) <= 1.7976931348623157e+308 else _xd3
+            _xd3 = _sel(abs(_xdd324) <= 1.7976931348623157e+308, _xdd324, _xd3)
         _xd5 = (1.0*(_s142*_s148)) + ((((_s326*_s328)*(-math.tanh(0.5*logits)))*1.0)*gamma)
         _xg5 = False
         if not _xg5:
@@ -709,7 +711,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd334 = 1.0 + _xe333
             _xsg335 = 1.0/_xd334
             _xsg336 = _xe333/_xd334
-            _xdd337 = (_xsg335 if _xdd330 >= 0.0 else _xsg336)
+            _xdd337 = _sel(_xdd330 >= 0.0, _xsg335, _xsg336)
             _xc338 = targets*134217728.0 + targets
             _xh339 = _xc338 - (_xc338 - targets)
             _xl340 = targets - _xh339
@@ -730,7 +732,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd355 = 1.0 + _xe354
             _xsg356 = 1.0/_xd355
             _xsg357 = _xe354/_xd355
-            _xdd358 = (_xsg356 if logits >= 0.0 else _xsg357)
+            _xdd358 = _sel(logits >= 0.0, _xsg356, _xsg357)
             _xc359 = _xdd349*134217728.0 + _xdd349
             _xh360 = _xc359 - (_xc359 - _xdd349)
             _xl361 = _xdd349 - _xh360
@@ -845,7 +847,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd470 = _xdd469 + _xdd466
             _xdd471 = _xdd468 + _xdd470
             _xdd472 = _xdd470 - (_xdd471 - _xdd468)
-            _xd5 = _xdd471 if abs(_xdd471) <= 1.7976931348623157e+308 else _xd5
+            _xd5 = _sel(abs(_xdd471) <= 1.7976931348623157e+308, _xdd471, _xd5)
         value = _xd1
         d_logits = _xd3
         d_targets = _xd5
@@ -859,11 +861,11 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l478 = math.log1p(_e475)
         _p479 = (math.pow(_e475, gamma) if logits < 0.0 else 1.0)*math.pow(_d476, -gamma)
         _ap480 = _s473*(_p479 - _p479*(gamma*_c477))
-        value = (_l478 if logits < 0.0 else logits + _l478)*_ap480
+        value = _sel(logits < 0.0, _l478, logits + _l478)*_ap480
         _t0_w2 = alpha - 1.0
         _t1_w1 = -_t0_w2
         _ap481 = _p479 - _p479*(gamma*_c477)
-        _t2 = (_l478 if logits < 0.0 else logits + _l478)*_ap481
+        _t2 = _sel(logits < 0.0, _l478, logits + _l478)*_ap481
         _t3 = math.exp(-logits)
         _t4 = math.log1p(_t3)
         _e482 = 3.0 + gamma
@@ -872,7 +874,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g1484 = gamma + 1.0
         _p485 = (math.pow(_e475, gamma) if logits < 0.0 else 1.0)*math.pow(_d476, -_g1484)
         _q486 = _t1_w1*(_p485 - _p485*(_g1484*_c477))
-        d_logits = (_e475 + gamma*_l478 if logits < 0.0 else 1.0 + gamma*((logits + _l478)*_e475))*_q486
+        d_logits = _sel(logits < 0.0, _e475 + gamma*_l478, 1.0 + gamma*((logits + _l478)*_e475))*_q486
         _e487 = _e482 - 3.0
         _c488 = _t1_w1*134217728.0 + _t1_w1
         _h489 = _c488 - (_c488 - _t1_w1)
@@ -895,7 +897,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l503 = math.log1p(_e500)
         _p504 = (math.pow(_e500, gamma) if logits < 0.0 else 1.0)*math.pow(_d501, -gamma)
         _ap505 = _s498*(_p504 - _p504*(gamma*_c502))
-        value = (_l503 if logits < 0.0 else logits + _l503)*_ap505
+        value = _sel(logits < 0.0, _l503, logits + _l503)*_ap505
         _t0_w3 = _s498
         _c506 = gamma*134217728.0 + gamma
         _h507 = _c506 - (_c506 - gamma)
@@ -911,10 +913,10 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g1516 = gamma + 1.0
         _p517 = (math.pow(_e500, gamma) if logits < 0.0 else 1.0)*math.pow(_d501, -_g1516)
         _q518 = _t0_w3*(_p517 - _p517*(_g1516*_c502))
-        d_logits = (_e500 + gamma*_l503 if logits < 0.0 else 1.0 + gamma*((logits + _l503)*_e500))*_q518
+        d_logits = _sel(logits < 0.0, _e500 + gamma*_l503, 1.0 + gamma*((logits + _l503)*_e500))*_q518
         _ap519 = _p504 - _p504*(gamma*_c502)
         _s520 = _t0_w3*_t1_w2*((((_p513 - (_p514 - _p512)) + _l508*_l511) + 1.0)*(_t1_w2*(gamma - logits)))
-        d_targets = _s520 + (2.0*alpha - 1.0)*((_l503 if logits < 0.0 else logits + _l503)*_ap519)
+        d_targets = _s520 + (2.0*alpha - 1.0)*(_sel(logits < 0.0, _l503, logits + _l503)*_ap519)
         return value, d_logits, d_targets
     elif (targets == 0.0):  # alpha_t weighting, hard target 0
         _s521 = 1.0 - alpha
@@ -925,18 +927,18 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l526 = math.log1p(_e523)
         _p527 = (math.pow(_e523, gamma) if logits < 0.0 else 1.0)*math.pow(_d524, -gamma)
         _ap528 = _s521*(_p527 - _p527*(gamma*_c525))
-        value = (_l526 if logits < 0.0 else logits + _l526)*_ap528
+        value = _sel(logits < 0.0, _l526, logits + _l526)*_ap528
         _t0_w4 = _s521
         _ap529 = _t0_w4*(_p527 - _p527*(gamma*_c525))
         _g1530 = gamma + 1.0
         _p531 = (math.pow(_e523, gamma) if logits < 0.0 else 1.0)*math.pow(_d524, -_g1530)
         _q532 = _t0_w4*(_p531 - _p531*(_g1530*_c525))
-        d_logits = (_e523 + gamma*_l526 if logits < 0.0 else 1.0 + gamma*((logits + _l526)*_e523))*_q532
+        d_logits = _sel(logits < 0.0, _e523 + gamma*_l526, 1.0 + gamma*((logits + _l526)*_e523))*_q532
         _ap533 = _p527 - _p527*(gamma*_c525)
         _om534 = -math.expm1(-_a522)
         _rn535 = _a522 + gamma*((_l526/_e523 if _e523 > 0.0 else 1.0)*_om534)
         _s536 = -((-math.pow(_e523*math.pow(_t0_w4*(1.0 - gamma*_c525)*math.pow(_d524, -gamma)*_rn535, 1.0/gamma), gamma) if _e523 > 0.0 and math.pow(_e523, gamma) < 2.2250738585072014e-308 else -_ap529*_rn535) if logits < 0.0 else _ap529*logits + gamma*(_ap529*((logits + _l526)*_om534)))
-        d_targets = (2.0*alpha - 1.0)*((_l526 if logits < 0.0 else logits + _l526)*_ap533) + _s536
+        d_targets = (2.0*alpha - 1.0)*(_sel(logits < 0.0, _l526, logits + _l526)*_ap533) + _s536
         return value, d_logits, d_targets
     elif (targets == 1.0) and (-logits > 1.0) and (gamma < 1.152921504606847e+18):  # alpha_t weighting, hard target 1, wrong side
         _z537 = -logits
@@ -947,9 +949,9 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l542 = math.log1p(_e539)
         _p543 = (math.pow(_e539, gamma) if _z537 < 0.0 else 1.0)*math.pow(_d540, -gamma)
         _ap544 = alpha*(_p543 - _p543*(gamma*_c541))
-        value = (_l542 if _z537 < 0.0 else _z537 + _l542)*_ap544
+        value = _sel(_z537 < 0.0, _l542, _z537 + _l542)*_ap544
         _ap545 = _p543 - _p543*(gamma*_c541)
-        _t0_w5 = (_l542 if _z537 < 0.0 else _z537 + _l542)*_ap545
+        _t0_w5 = _sel(_z537 < 0.0, _l542, _z537 + _l542)*_ap545
         _t1_w3 = math.exp(logits)
         _t2_w1 = math.log1p(_t1_w3)
         _e546 = 3.0 + gamma
@@ -957,7 +959,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g1547 = gamma + 1.0
         _p548 = (math.pow(_e539, gamma) if _z537 < 0.0 else 1.0)*math.pow(_d540, -_g1547)
         _q549 = alpha*(_p548 - _p548*(_g1547*_c541))
-        d_logits = -(_e539 + gamma*_l542 if _z537 < 0.0 else 1.0 + gamma*((_z537 + _l542)*_e539))*_q549
+        d_logits = -_sel(_z537 < 0.0, _e539 + gamma*_l542, 1.0 + gamma*((_z537 + _l542)*_e539))*_q549
         _e550 = _e546 - 3.0
         _c551 = alpha*134217728.0 + alpha
         _h552 = _c551 - (_c551 - alpha)
@@ -980,7 +982,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l566 = math.log1p(_e563)
         _p567 = (math.pow(_e563, gamma) if _z561 < 0.0 else 1.0)*math.pow(_d564, -gamma)
         _ap568 = alpha*(_p567 - _p567*(gamma*_c565))
-        value = (_l566 if _z561 < 0.0 else _z561 + _l566)*_ap568
+        value = _sel(_z561 < 0.0, _l566, _z561 + _l566)*_ap568
         _t0_w6 = -logits
         _c569 = gamma*134217728.0 + gamma
         _h570 = _c569 - (_c569 - gamma)
@@ -995,10 +997,10 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g1578 = gamma + 1.0
         _p579 = (math.pow(_e563, gamma) if _z561 < 0.0 else 1.0)*math.pow(_d564, -_g1578)
         _q580 = alpha*(_p579 - _p579*(_g1578*_c565))
-        d_logits = -(_e563 + gamma*_l566 if _z561 < 0.0 else 1.0 + gamma*((_z561 + _l566)*_e563))*_q580
+        d_logits = -_sel(_z561 < 0.0, _e563 + gamma*_l566, 1.0 + gamma*((_z561 + _l566)*_e563))*_q580
         _ap581 = _p567 - _p567*(gamma*_c565)
         _s582 = _t1_w4*alpha*((((_p576 - (_p577 - _p575)) + _l571*_l574) + 1.0)*(_t1_w4*(-gamma - logits)))
-        d_targets = _s582 + (2.0*alpha - 1.0)*((_l566 if _z561 < 0.0 else _z561 + _l566)*_ap581)
+        d_targets = _s582 + (2.0*alpha - 1.0)*(_sel(_z561 < 0.0, _l566, _z561 + _l566)*_ap581)
         return value, d_logits, d_targets
     elif (targets == 1.0):  # alpha_t weighting, hard target 1
         _z583 = -logits
@@ -1009,16 +1011,16 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _l588 = math.log1p(_e585)
         _p589 = (math.pow(_e585, gamma) if _z583 < 0.0 else 1.0)*math.pow(_d586, -gamma)
         _ap590 = alpha*(_p589 - _p589*(gamma*_c587))
-        value = (_l588 if _z583 < 0.0 else _z583 + _l588)*_ap590
+        value = _sel(_z583 < 0.0, _l588, _z583 + _l588)*_ap590
         _g1591 = gamma + 1.0
         _p592 = (math.pow(_e585, gamma) if _z583 < 0.0 else 1.0)*math.pow(_d586, -_g1591)
         _q593 = alpha*(_p592 - _p592*(_g1591*_c587))
-        d_logits = -(_e585 + gamma*_l588 if _z583 < 0.0 else 1.0 + gamma*((_z583 + _l588)*_e585))*_q593
+        d_logits = -_sel(_z583 < 0.0, _e585 + gamma*_l588, 1.0 + gamma*((_z583 + _l588)*_e585))*_q593
         _ap594 = _p589 - _p589*(gamma*_c587)
         _om595 = -math.expm1(-_a584)
         _rn596 = _a584 + gamma*((_l588/_e585 if _e585 > 0.0 else 1.0)*_om595)
         _s597 = (-math.pow(_e585*math.pow(alpha*(1.0 - gamma*_c587)*math.pow(_d586, -gamma)*_rn596, 1.0/gamma), gamma) if _e585 > 0.0 and math.pow(_e585, gamma) < 2.2250738585072014e-308 else -_ap590*_rn596) if _z583 < 0.0 else _ap590*_z583 + gamma*(_ap590*((_z583 + _l588)*_om595))
-        d_targets = (2.0*alpha - 1.0)*((_l588 if _z583 < 0.0 else _z583 + _l588)*_ap594) + _s597
+        d_targets = (2.0*alpha - 1.0)*(_sel(_z583 < 0.0, _l588, _z583 + _l588)*_ap594) + _s597
         return value, d_logits, d_targets
     else:  # alpha_t weighting
         _s832 = abs(logits)
@@ -1029,9 +1031,9 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _d837 = 1.0 + _e834
         _sg838 = 1.0/_d837
         _sg839 = _e834/_d837
-        _s840 = _sg838 if logits >= 0.0 else _sg839
-        _s841 = math.pow((targets*(_sg838 if _s835 >= 0.0 else _sg839) + (1.0 - targets)*_s840), gamma)
-        _s842 = targets*(_sg838 if _s835 >= 0.0 else _sg839) + (1.0 - targets)*_s840
+        _s840 = _sel(logits >= 0.0, _sg838, _sg839)
+        _s841 = math.pow((targets*_sel(_s835 >= 0.0, _sg838, _sg839) + (1.0 - targets)*_s840), gamma)
+        _s842 = targets*_sel(_s835 >= 0.0, _sg838, _sg839) + (1.0 - targets)*_s840
         _s843 = targets*(max(_s835, 0.0) + math.log1p(_e834)) + (1.0 - targets)*_s836
         _s844 = _s843*(math.pow(_s842, gamma - 1.0) if _s842 > 0.0 and gamma != 0.0 else 0.0)
         _s845 = ((_s844*(-math.tanh(0.5*logits)))*(alpha*targets + (1.0 - alpha)*(1.0 - targets)))*gamma
@@ -1067,7 +1069,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd623 = 1.0 + _xe622
             _xsg624 = 1.0/_xd623
             _xsg625 = _xe622/_xd623
-            _xdd626 = (_xsg624 if _xs617 >= 0.0 else _xsg625)
+            _xdd626 = _sel(_xs617 >= 0.0, _xsg624, _xsg625)
             _xc627 = targets*134217728.0 + targets
             _xh628 = _xc627 - (_xc627 - targets)
             _xl629 = targets - _xh628
@@ -1085,7 +1087,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd641 = 1.0 + _xe616
             _xsg642 = 1.0/_xd641
             _xsg643 = _xe616/_xd641
-            _xdd644 = (_xsg642 if logits >= 0.0 else _xsg643)
+            _xdd644 = _sel(logits >= 0.0, _xsg642, _xsg643)
             _xc645 = _xdd638*134217728.0 + _xdd638
             _xh646 = _xc645 - (_xc645 - _xdd638)
             _xl647 = _xdd638 - _xh646
@@ -1273,7 +1275,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd829 = _xdd828 + _xdd825
             _xdd830 = _xdd827 + _xdd829
             _xdd831 = _xdd829 - (_xdd830 - _xdd827)
-            _xd0 = _xdd830 if abs(_xdd830) <= 1.7976931348623157e+308 else _xd0
+            _xd0 = _sel(abs(_xdd830) <= 1.7976931348623157e+308, _xdd830, _xd0)
         _xd2 = (alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s843*_s841
         _xg2 = False
         if not _xg2:
@@ -1345,7 +1347,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd912 = 1.0 + _xe911
             _xsg913 = 1.0/_xd912
             _xsg914 = _xe911/_xd912
-            _xdd915 = (_xsg913 if _xs893 >= 0.0 else _xsg914)
+            _xdd915 = _sel(_xs893 >= 0.0, _xsg913, _xsg914)
             _xc916 = _xdd915*134217728.0 + _xdd915
             _xh917 = _xc916 - (_xc916 - _xdd915)
             _xl918 = _xdd915 - _xh917
@@ -1356,7 +1358,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd923 = 1.0 + _xe892
             _xsg924 = 1.0/_xd923
             _xsg925 = _xe892/_xd923
-            _xdd926 = (_xsg924 if logits >= 0.0 else _xsg925)
+            _xdd926 = _sel(logits >= 0.0, _xsg924, _xsg925)
             _xc927 = _xdd926*134217728.0 + _xdd926
             _xh928 = _xc927 - (_xc927 - _xdd926)
             _xl929 = _xdd926 - _xh928
@@ -1397,10 +1399,10 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd964 = _xdd963 + (_xdd907*_xdd953 + _xdd908*_xdd951)
             _xdd965 = _xdd962 + _xdd964
             _xdd966 = _xdd964 - (_xdd965 - _xdd962)
-            _xd2 = _xdd965 if abs(_xdd965) <= 1.7976931348623157e+308 else _xd2
-        _s1190 = (-targets*(_sg838 if _s835 >= 0.0 else _sg839) + (1.0 - targets)*_s840)*_s841
+            _xd2 = _sel(abs(_xdd965) <= 1.7976931348623157e+308, _xdd965, _xd2)
+        _s1190 = (-targets*_sel(_s835 >= 0.0, _sg838, _sg839) + (1.0 - targets)*_s840)*_s841
         _s1191 = math.pow(_s842, gamma - 1.0) if _s842 > 0.0 and gamma != 0.0 else 0.0
-        _s1192 = (((_s843*(_sg838 if _s835 >= 0.0 else _sg839))*_s840)*_s1191)*(1.0 - 2.0*targets)
+        _s1192 = (((_s843*_sel(_s835 >= 0.0, _sg838, _sg839))*_s840)*_s1191)*(1.0 - 2.0*targets)
         _s1193 = (_s1192*(alpha*targets + (1.0 - alpha)*(1.0 - targets)))*gamma
         _xd4 = ((alpha*targets + (1.0 - alpha)*(1.0 - targets))*_s1190) + _s1193
         _xg4 = False
@@ -1454,7 +1456,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd1013 = 1.0 + _xe1012
             _xsg1014 = 1.0/_xd1013
             _xsg1015 = _xe1012/_xd1013
-            _xdd1016 = (_xsg1014 if logits >= 0.0 else _xsg1015)
+            _xdd1016 = _sel(logits >= 0.0, _xsg1014, _xsg1015)
             _xc1017 = _xdd1016*134217728.0 + _xdd1016
             _xh1018 = _xc1017 - (_xc1017 - _xdd1016)
             _xl1019 = _xdd1016 - _xh1018
@@ -1472,7 +1474,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xd1031 = 1.0 + _xe1030
             _xsg1032 = 1.0/_xd1031
             _xsg1033 = _xe1030/_xd1031
-            _xdd1034 = (_xsg1032 if _xdd1027 >= 0.0 else _xsg1033)
+            _xdd1034 = _sel(_xdd1027 >= 0.0, _xsg1032, _xsg1033)
             _xc1035 = _xdd1034*134217728.0 + _xdd1034
             _xh1036 = _xc1035 - (_xc1035 - _xdd1034)
             _xl1037 = _xdd1034 - _xh1036
@@ -1628,7 +1630,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xdd1187 = _xdd1186 + (_xdd1008*_xdd1176 + _xdd1009*_xdd1175)
             _xdd1188 = _xdd1185 + _xdd1187
             _xdd1189 = _xdd1187 - (_xdd1188 - _xdd1185)
-            _xd4 = _xdd1188 if abs(_xdd1188) <= 1.7976931348623157e+308 else _xd4
+            _xd4 = _sel(abs(_xdd1188) <= 1.7976931348623157e+308, _xdd1188, _xd4)
         value = _xd2
         d_logits = _xd4
         d_targets = _xd0
@@ -1644,7 +1646,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
         _ap7 = _p6 - _p6*(gamma*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         return value
     elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
         _z8 = -logits
@@ -1655,7 +1657,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l13 = math.log1p(_e10)
         _p14 = (math.pow(_e10, gamma) if _z8 < _f32(0.0) else _f32(1.0))*math.pow(_d11, -gamma)
         _ap15 = _p14 - _p14*(gamma*_c12)
-        value = (_l13 if _z8 < _f32(0.0) else _z8 + _l13)*_ap15
+        value = _sel(_z8 < _f32(0.0), _l13, _z8 + _l13)*_ap15
         return value
     elif (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting
         _xw_logits = _f64(logits)
@@ -1669,8 +1671,8 @@ def value_f32(logits, targets, alpha, gamma):
         _xd21 = 1.0 + _xe18
         _xsg22 = 1.0/_xd21
         _xsg23 = _xe18/_xd21
-        _xs24 = _xsg22 if _xw_logits >= 0.0 else _xsg23
-        _xs25 = math.pow((_xw_targets*(_xsg22 if _xs19 >= 0.0 else _xsg23) + (1.0 - _xw_targets)*_xs24), _xw_gamma)
+        _xs24 = _sel(_xw_logits >= 0.0, _xsg22, _xsg23)
+        _xs25 = math.pow((_xw_targets*_sel(_xs19 >= 0.0, _xsg22, _xsg23) + (1.0 - _xw_targets)*_xs24), _xw_gamma)
         _xd0 = _f32((_xw_targets*(max(_xs19, 0.0) + math.log1p(_xe18)) + (1.0 - _xw_targets)*_xs20)*_xs25)
         value = _xd0
         return value
@@ -1683,7 +1685,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l31 = math.log1p(_e28)
         _p32 = (math.pow(_e28, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d29, -gamma)
         _ap33 = _s26*(_p32 - _p32*(gamma*_c30))
-        value = (_l31 if logits < _f32(0.0) else logits + _l31)*_ap33
+        value = _sel(logits < _f32(0.0), _l31, logits + _l31)*_ap33
         return value
     elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
         _s34 = _f32(1.0) - alpha
@@ -1694,7 +1696,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l39 = math.log1p(_e36)
         _p40 = (math.pow(_e36, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d37, -gamma)
         _ap41 = _s34*(_p40 - _p40*(gamma*_c38))
-        value = (_l39 if logits < _f32(0.0) else logits + _l39)*_ap41
+        value = _sel(logits < _f32(0.0), _l39, logits + _l39)*_ap41
         return value
     elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
         _z42 = -logits
@@ -1705,7 +1707,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l47 = math.log1p(_e44)
         _p48 = (math.pow(_e44, gamma) if _z42 < _f32(0.0) else _f32(1.0))*math.pow(_d45, -gamma)
         _ap49 = alpha*(_p48 - _p48*(gamma*_c46))
-        value = (_l47 if _z42 < _f32(0.0) else _z42 + _l47)*_ap49
+        value = _sel(_z42 < _f32(0.0), _l47, _z42 + _l47)*_ap49
         return value
     elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
         _z50 = -logits
@@ -1716,7 +1718,7 @@ def value_f32(logits, targets, alpha, gamma):
         _l55 = math.log1p(_e52)
         _p56 = (math.pow(_e52, gamma) if _z50 < _f32(0.0) else _f32(1.0))*math.pow(_d53, -gamma)
         _ap57 = alpha*(_p56 - _p56*(gamma*_c54))
-        value = (_l55 if _z50 < _f32(0.0) else _z50 + _l55)*_ap57
+        value = _sel(_z50 < _f32(0.0), _l55, _z50 + _l55)*_ap57
         return value
     else:  # alpha_t weighting
         _xw_logits_w1 = _f64(logits)
@@ -1731,8 +1733,8 @@ def value_f32(logits, targets, alpha, gamma):
         _xd63 = 1.0 + _xe60
         _xsg64 = 1.0/_xd63
         _xsg65 = _xe60/_xd63
-        _xs66 = _xsg64 if _xw_logits_w1 >= 0.0 else _xsg65
-        _xs67 = math.pow((_xw_targets_w1*(_xsg64 if _xs61 >= 0.0 else _xsg65) + (1.0 - _xw_targets_w1)*_xs66), _xw_gamma_w1)
+        _xs66 = _sel(_xw_logits_w1 >= 0.0, _xsg64, _xsg65)
+        _xs67 = math.pow((_xw_targets_w1*_sel(_xs61 >= 0.0, _xsg64, _xsg65) + (1.0 - _xw_targets_w1)*_xs66), _xw_gamma_w1)
         _xs68 = _xw_targets_w1*(max(_xs61, 0.0) + math.log1p(_xe60)) + (1.0 - _xw_targets_w1)*_xs62
         _xd1 = _f32((_xw_alpha*_xw_targets_w1 + (1.0 - _xw_alpha)*(1.0 - _xw_targets_w1))*_xs68*_xs67)
         value = _xd1
@@ -1748,7 +1750,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
         _ap7 = _p6 - _p6*(gamma*_c4)
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         _c8 = gamma*_f32(4096.0) + gamma
         _h9 = _c8 - (_c8 - gamma)
         _l10 = gamma - _h9
@@ -1762,7 +1764,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g117 = gamma + _f32(1.0)
         _p18 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -_g117)
         _q19 = _p18 - _p18*(_g117*_c4)
-        d_logits = (_e2 + gamma*_l5 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l5)*_e2))*_q19
+        d_logits = _sel(logits < _f32(0.0), _e2 + gamma*_l5, _f32(1.0) + gamma*((logits + _l5)*_e2))*_q19
         d_targets = _t0*((((_p15 - (_p16 - _p14)) + _l10*_l13) + _f32(1.0))*(_t0*(gamma - logits)))
         return value, d_logits, d_targets
     elif (targets == _f32(0.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 0
@@ -1773,11 +1775,11 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l24 = math.log1p(_e21)
         _p25 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -gamma)
         _ap26 = _p25 - _p25*(gamma*_c23)
-        value = (_l24 if logits < _f32(0.0) else logits + _l24)*_ap26
+        value = _sel(logits < _f32(0.0), _l24, logits + _l24)*_ap26
         _g127 = gamma + _f32(1.0)
         _p28 = (math.pow(_e21, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d22, -_g127)
         _q29 = _p28 - _p28*(_g127*_c23)
-        d_logits = (_e21 + gamma*_l24 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l24)*_e21))*_q29
+        d_logits = _sel(logits < _f32(0.0), _e21 + gamma*_l24, _f32(1.0) + gamma*((logits + _l24)*_e21))*_q29
         _om30 = -math.expm1(-_a20)
         _rn31 = _a20 + gamma*((_l24/_e21 if _e21 > _f32(0.0) else _f32(1.0))*_om30)
         d_targets = -((-math.pow(_e21*math.pow((_f32(1.0) - gamma*_c23)*math.pow(_d22, -gamma)*_rn31, _f32(1.0)/gamma), gamma) if _e21 > _f32(0.0) and math.pow(_e21, gamma) < _f32(1.1754943508222875e-38) else -_ap26*_rn31) if logits < _f32(0.0) else _ap26*logits + gamma*(_ap26*((logits + _l24)*_om30)))
@@ -1791,7 +1793,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l37 = math.log1p(_e34)
         _p38 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
         _ap39 = _p38 - _p38*(gamma*_c36)
-        value = (_l37 if _z32 < _f32(0.0) else _z32 + _l37)*_ap39
+        value = _sel(_z32 < _f32(0.0), _l37, _z32 + _l37)*_ap39
         _t0_w1 = -logits
         _c40 = gamma*_f32(4096.0) + gamma
         _h41 = _c40 - (_c40 - gamma)
@@ -1806,7 +1808,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g149 = gamma + _f32(1.0)
         _p50 = (math.pow(_e34, gamma) if _z32 < _f32(0.0) else _f32(1.0))*math.pow(_d35, -_g149)
         _q51 = _p50 - _p50*(_g149*_c36)
-        d_logits = -(_e34 + gamma*_l37 if _z32 < _f32(0.0) else _f32(1.0) + gamma*((_z32 + _l37)*_e34))*_q51
+        d_logits = -_sel(_z32 < _f32(0.0), _e34 + gamma*_l37, _f32(1.0) + gamma*((_z32 + _l37)*_e34))*_q51
         d_targets = _t1*((((_p47 - (_p48 - _p46)) + _l42*_l45) + _f32(1.0))*(_t1*(-gamma - logits)))
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)) and (alpha < _f32(0.0)):  # alpha None or negative: no alpha_t weighting, hard target 1
@@ -1818,11 +1820,11 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l57 = math.log1p(_e54)
         _p58 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -gamma)
         _ap59 = _p58 - _p58*(gamma*_c56)
-        value = (_l57 if _z52 < _f32(0.0) else _z52 + _l57)*_ap59
+        value = _sel(_z52 < _f32(0.0), _l57, _z52 + _l57)*_ap59
         _g160 = gamma + _f32(1.0)
         _p61 = (math.pow(_e54, gamma) if _z52 < _f32(0.0) else _f32(1.0))*math.pow(_d55, -_g160)
         _q62 = _p61 - _p61*(_g160*_c56)
-        d_logits = -(_e54 + gamma*_l57 if _z52 < _f32(0.0) else _f32(1.0) + gamma*((_z52 + _l57)*_e54))*_q62
+        d_logits = -_sel(_z52 < _f32(0.0), _e54 + gamma*_l57, _f32(1.0) + gamma*((_z52 + _l57)*_e54))*_q62
         _om63 = -math.expm1(-_a53)
         _rn64 = _a53 + gamma*((_l57/_e54 if _e54 > _f32(0.0) else _f32(1.0))*_om63)
         d_targets = (-math.pow(_e54*math.pow((_f32(1.0) - gamma*_c56)*math.pow(_d55, -gamma)*_rn64, _f32(1.0)/gamma), gamma) if _e54 > _f32(0.0) and math.pow(_e54, gamma) < _f32(1.1754943508222875e-38) else -_ap59*_rn64) if _z52 < _f32(0.0) else _ap59*_z52 + gamma*(_ap59*((_z52 + _l57)*_om63))
@@ -1839,14 +1841,14 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _xd70 = 1.0 + _xe67
         _xsg71 = 1.0/_xd70
         _xsg72 = _xe67/_xd70
-        _xs73 = _xsg71 if _xw_logits >= 0.0 else _xsg72
-        _xs74 = math.pow((_xw_targets*(_xsg71 if _xs68 >= 0.0 else _xsg72) + (1.0 - _xw_targets)*_xs73), _xw_gamma)
+        _xs73 = _sel(_xw_logits >= 0.0, _xsg71, _xsg72)
+        _xs74 = math.pow((_xw_targets*_sel(_xs68 >= 0.0, _xsg71, _xsg72) + (1.0 - _xw_targets)*_xs73), _xw_gamma)
         _xd1 = _f32((_xw_targets*(max(_xs68, 0.0) + math.log1p(_xe67)) + (1.0 - _xw_targets)*_xs69)*_xs74)
         _xs75 = _xw_targets*(max(_xs68, 0.0) + math.log1p(_xe67)) + (1.0 - _xw_targets)*_xs69
-        _xs76 = _xw_targets*(_xsg71 if _xs68 >= 0.0 else _xsg72) + (1.0 - _xw_targets)*_xs73
+        _xs76 = _xw_targets*_sel(_xs68 >= 0.0, _xsg71, _xsg72) + (1.0 - _xw_targets)*_xs73
         _xs77 = math.pow(_xs76, _xw_gamma - 1.0) if _xs76 > 0.0 and _xw_gamma != 0.0 else 0.0
-        _xs78 = ((((_xs75*(_xsg71 if _xs68 >= 0.0 else _xsg72))*_xs73)*_xs77)*(1.0 - 2.0*_xw_targets))*1.0
-        _xs79 = 1.0*((-_xw_targets*(_xsg71 if _xs68 >= 0.0 else _xsg72) + (1.0 - _xw_targets)*_xs73)*_xs74)
+        _xs78 = ((((_xs75*_sel(_xs68 >= 0.0, _xsg71, _xsg72))*_xs73)*_xs77)*(1.0 - 2.0*_xw_targets))*1.0
+        _xs79 = 1.0*((-_xw_targets*_sel(_xs68 >= 0.0, _xsg71, _xsg72) + (1.0 - _xw_targets)*_xs73)*_xs74)
         _xd3 = _f32(_xs79 + (_xs78*_xw_gamma))
         _xd5 = _f32((1.0*(_xs68*_xs74)) + ((((_xs75*_xs77)*(-math.tanh(0.5*_xw_logits)))*1.0)*_xw_gamma))
         value = _xd1
@@ -1862,11 +1864,11 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l85 = math.log1p(_e82)
         _p86 = (math.pow(_e82, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d83, -gamma)
         _ap87 = _s80*(_p86 - _p86*(gamma*_c84))
-        value = (_l85 if logits < _f32(0.0) else logits + _l85)*_ap87
+        value = _sel(logits < _f32(0.0), _l85, logits + _l85)*_ap87
         _t0_w2 = alpha - _f32(1.0)
         _t1_w1 = -_t0_w2
         _ap88 = _p86 - _p86*(gamma*_c84)
-        _t2 = (_l85 if logits < _f32(0.0) else logits + _l85)*_ap88
+        _t2 = _sel(logits < _f32(0.0), _l85, logits + _l85)*_ap88
         _e89 = _f32(3.0) + gamma
         _t3 = _e89
         _t4 = math.exp(-logits)
@@ -1875,7 +1877,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g191 = gamma + _f32(1.0)
         _p92 = (math.pow(_e82, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d83, -_g191)
         _q93 = _t1_w1*(_p92 - _p92*(_g191*_c84))
-        d_logits = (_e82 + gamma*_l85 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l85)*_e82))*_q93
+        d_logits = _sel(logits < _f32(0.0), _e82 + gamma*_l85, _f32(1.0) + gamma*((logits + _l85)*_e82))*_q93
         _e96 = _e89 - _f32(3.0)
         _c97 = _t1_w1*_f32(4096.0) + _t1_w1
         _h98 = _c97 - (_c97 - _t1_w1)
@@ -1903,7 +1905,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _l112 = math.log1p(_e109)
             _p113 = (math.pow(_e109, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d110, -_w_gamma)
             _ap114 = _p113 - _p113*(_w_gamma*_c111)
-            _w1 = (_l112 if _w_logits < 0.0 else _w_logits + _l112)*_ap114
+            _w1 = _sel(_w_logits < 0.0, _l112, _w_logits + _l112)*_ap114
             _w2 = math.exp(-_w_logits)
             _w3 = math.log1p(_w2)
             _w4 = -_w0
@@ -1931,7 +1933,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l132 = math.log1p(_e129)
         _p133 = (math.pow(_e129, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d130, -gamma)
         _ap134 = _s127*(_p133 - _p133*(gamma*_c131))
-        value = (_l132 if logits < _f32(0.0) else logits + _l132)*_ap134
+        value = _sel(logits < _f32(0.0), _l132, logits + _l132)*_ap134
         _t0_w3 = _s127
         _c135 = gamma*_f32(4096.0) + gamma
         _h136 = _c135 - (_c135 - gamma)
@@ -1947,9 +1949,9 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g1145 = gamma + _f32(1.0)
         _p146 = (math.pow(_e129, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d130, -_g1145)
         _q147 = _t0_w3*(_p146 - _p146*(_g1145*_c131))
-        d_logits = (_e129 + gamma*_l132 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l132)*_e129))*_q147
+        d_logits = _sel(logits < _f32(0.0), _e129 + gamma*_l132, _f32(1.0) + gamma*((logits + _l132)*_e129))*_q147
         _ap150 = _p133 - _p133*(gamma*_c131)
-        _u148 = (_f32(2.0)*alpha - _f32(1.0))*((_l132 if logits < _f32(0.0) else logits + _l132)*_ap150)
+        _u148 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(logits < _f32(0.0), _l132, logits + _l132)*_ap150)
         _u149 = _t0_w3*_t1_w2*((((_p142 - (_p143 - _p141)) + _l137*_l140) + _f32(1.0))*(_t1_w2*(gamma - logits)))
         d_targets = _u148 + _u149
         _xc151 = abs(d_targets) > _f32(0.5)*(abs(_u148) + abs(_u149))
@@ -1975,7 +1977,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _l166 = math.log1p(_e163)
             _p167 = (math.pow(_e163, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d164, -_w_gamma_w1)
             _ap168 = _p167 - _p167*(_w_gamma_w1*_c165)
-            _s169 = (2.0*_w_alpha_w1 - 1.0)*((_l166 if _w_logits_w1 < 0.0 else _w_logits_w1 + _l166)*_ap168)
+            _s169 = (2.0*_w_alpha_w1 - 1.0)*(_sel(_w_logits_w1 < 0.0, _l166, _w_logits_w1 + _l166)*_ap168)
             d_targets = _f32(_w0_w1*(1.0 - _w_alpha_w1)*_s161 + _s169)
         return value, d_logits, d_targets
     elif (targets == _f32(0.0)):  # alpha_t weighting, hard target 0
@@ -1987,15 +1989,15 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l175 = math.log1p(_e172)
         _p176 = (math.pow(_e172, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d173, -gamma)
         _ap177 = _s170*(_p176 - _p176*(gamma*_c174))
-        value = (_l175 if logits < _f32(0.0) else logits + _l175)*_ap177
+        value = _sel(logits < _f32(0.0), _l175, logits + _l175)*_ap177
         _t0_w4 = _s170
         _ap178 = _t0_w4*(_p176 - _p176*(gamma*_c174))
         _g1179 = gamma + _f32(1.0)
         _p180 = (math.pow(_e172, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d173, -_g1179)
         _q181 = _t0_w4*(_p180 - _p180*(_g1179*_c174))
-        d_logits = (_e172 + gamma*_l175 if logits < _f32(0.0) else _f32(1.0) + gamma*((logits + _l175)*_e172))*_q181
+        d_logits = _sel(logits < _f32(0.0), _e172 + gamma*_l175, _f32(1.0) + gamma*((logits + _l175)*_e172))*_q181
         _ap184 = _p176 - _p176*(gamma*_c174)
-        _u182 = (_f32(2.0)*alpha - _f32(1.0))*((_l175 if logits < _f32(0.0) else logits + _l175)*_ap184)
+        _u182 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(logits < _f32(0.0), _l175, logits + _l175)*_ap184)
         _om185 = -math.expm1(-_a171)
         _rn186 = _a171 + gamma*((_l175/_e172 if _e172 > _f32(0.0) else _f32(1.0))*_om185)
         _u183 = -((-math.pow(_e172*math.pow(_t0_w4*(_f32(1.0) - gamma*_c174)*math.pow(_d173, -gamma)*_rn186, _f32(1.0)/gamma), gamma) if _e172 > _f32(0.0) and math.pow(_e172, gamma) < _f32(1.1754943508222875e-38) else -_ap178*_rn186) if logits < _f32(0.0) else _ap178*logits + gamma*(_ap178*((logits + _l175)*_om185)))
@@ -2017,7 +2019,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _om197 = -math.expm1(-_a188)
             _rn198 = _a188 + _w_gamma_w2*((_l192/_e189 if _e189 > 0.0 else 1.0)*_om197)
             _s199 = -((-math.pow(_e189*math.pow(_s195*(1.0 - _w_gamma_w2*_c191)*math.pow(_d190, -_w_gamma_w2)*_rn198, 1.0/_w_gamma_w2), _w_gamma_w2) if _e189 > 0.0 and math.pow(_e189, _w_gamma_w2) < 2.2250738585072014e-308 else -_ap196*_rn198) if _w_logits_w2 < 0.0 else _ap196*_w_logits_w2 + _w_gamma_w2*(_ap196*((_w_logits_w2 + _l192)*_om197)))
-            d_targets = _f32((2.0*_w_alpha_w2 - 1.0)*((_l192 if _w_logits_w2 < 0.0 else _w_logits_w2 + _l192)*_ap194) + _s199)
+            d_targets = _f32((2.0*_w_alpha_w2 - 1.0)*(_sel(_w_logits_w2 < 0.0, _l192, _w_logits_w2 + _l192)*_ap194) + _s199)
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)) and (-logits > _f32(1.0)) and (gamma < _f32(1.152921504606847e+18)):  # alpha_t weighting, hard target 1, wrong side
         _z200 = -logits
@@ -2028,9 +2030,9 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l205 = math.log1p(_e202)
         _p206 = (math.pow(_e202, gamma) if _z200 < _f32(0.0) else _f32(1.0))*math.pow(_d203, -gamma)
         _ap207 = alpha*(_p206 - _p206*(gamma*_c204))
-        value = (_l205 if _z200 < _f32(0.0) else _z200 + _l205)*_ap207
+        value = _sel(_z200 < _f32(0.0), _l205, _z200 + _l205)*_ap207
         _ap208 = _p206 - _p206*(gamma*_c204)
-        _t0_w5 = (_l205 if _z200 < _f32(0.0) else _z200 + _l205)*_ap208
+        _t0_w5 = _sel(_z200 < _f32(0.0), _l205, _z200 + _l205)*_ap208
         _e209 = _f32(3.0) + gamma
         _t1_w3 = _e209
         _t2_w1 = math.exp(logits)
@@ -2038,7 +2040,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g1210 = gamma + _f32(1.0)
         _p211 = (math.pow(_e202, gamma) if _z200 < _f32(0.0) else _f32(1.0))*math.pow(_d203, -_g1210)
         _q212 = alpha*(_p211 - _p211*(_g1210*_c204))
-        d_logits = -(_e202 + gamma*_l205 if _z200 < _f32(0.0) else _f32(1.0) + gamma*((_z200 + _l205)*_e202))*_q212
+        d_logits = -_sel(_z200 < _f32(0.0), _e202 + gamma*_l205, _f32(1.0) + gamma*((_z200 + _l205)*_e202))*_q212
         _e215 = _e209 - _f32(3.0)
         _c216 = alpha*_f32(4096.0) + alpha
         _h217 = _c216 - (_c216 - alpha)
@@ -2066,7 +2068,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _l232 = math.log1p(_e229)
             _p233 = (math.pow(_e229, _w_gamma_w3) if _z227 < 0.0 else 1.0)*math.pow(_d230, -_w_gamma_w3)
             _ap234 = _p233 - _p233*(_w_gamma_w3*_c231)
-            _w0_w2 = (_l232 if _z227 < 0.0 else _z227 + _l232)*_ap234
+            _w0_w2 = _sel(_z227 < 0.0, _l232, _z227 + _l232)*_ap234
             _w1_w1 = math.exp(_w_logits_w3)
             _w2_w1 = math.log1p(_w1_w1)
             _e235 = 3.0 + _w_gamma_w3
@@ -2093,7 +2095,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l252 = math.log1p(_e249)
         _p253 = (math.pow(_e249, gamma) if _z247 < _f32(0.0) else _f32(1.0))*math.pow(_d250, -gamma)
         _ap254 = alpha*(_p253 - _p253*(gamma*_c251))
-        value = (_l252 if _z247 < _f32(0.0) else _z247 + _l252)*_ap254
+        value = _sel(_z247 < _f32(0.0), _l252, _z247 + _l252)*_ap254
         _t0_w6 = -logits
         _c255 = gamma*_f32(4096.0) + gamma
         _h256 = _c255 - (_c255 - gamma)
@@ -2108,9 +2110,9 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _g1264 = gamma + _f32(1.0)
         _p265 = (math.pow(_e249, gamma) if _z247 < _f32(0.0) else _f32(1.0))*math.pow(_d250, -_g1264)
         _q266 = alpha*(_p265 - _p265*(_g1264*_c251))
-        d_logits = -(_e249 + gamma*_l252 if _z247 < _f32(0.0) else _f32(1.0) + gamma*((_z247 + _l252)*_e249))*_q266
+        d_logits = -_sel(_z247 < _f32(0.0), _e249 + gamma*_l252, _f32(1.0) + gamma*((_z247 + _l252)*_e249))*_q266
         _ap269 = _p253 - _p253*(gamma*_c251)
-        _u267 = (_f32(2.0)*alpha - _f32(1.0))*((_l252 if _z247 < _f32(0.0) else _z247 + _l252)*_ap269)
+        _u267 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(_z247 < _f32(0.0), _l252, _z247 + _l252)*_ap269)
         _u268 = _t1_w4*alpha*((((_p262 - (_p263 - _p261)) + _l257*_l260) + _f32(1.0))*(_t1_w4*(-gamma - logits)))
         d_targets = _u267 + _u268
         _xc270 = abs(d_targets) > _f32(0.5)*(abs(_u267) + abs(_u268))
@@ -2138,7 +2140,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _p286 = (math.pow(_e282, _w_gamma_w4) if _z280 < 0.0 else 1.0)*math.pow(_d283, -_w_gamma_w4)
             _ap287 = _p286 - _p286*(_w_gamma_w4*_c284)
             _s288 = _w1_w2*_w_alpha_w4*((((_p278 - (_p279 - _p277)) + _l273*_l276) + 1.0)*(_w1_w2*(-_w_gamma_w4 - _w_logits_w4)))
-            d_targets = _f32(_s288 + (2.0*_w_alpha_w4 - 1.0)*((_l285 if _z280 < 0.0 else _z280 + _l285)*_ap287))
+            d_targets = _f32(_s288 + (2.0*_w_alpha_w4 - 1.0)*(_sel(_z280 < 0.0, _l285, _z280 + _l285)*_ap287))
         return value, d_logits, d_targets
     elif (targets == _f32(1.0)):  # alpha_t weighting, hard target 1
         _z289 = -logits
@@ -2149,13 +2151,13 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _l294 = math.log1p(_e291)
         _p295 = (math.pow(_e291, gamma) if _z289 < _f32(0.0) else _f32(1.0))*math.pow(_d292, -gamma)
         _ap296 = alpha*(_p295 - _p295*(gamma*_c293))
-        value = (_l294 if _z289 < _f32(0.0) else _z289 + _l294)*_ap296
+        value = _sel(_z289 < _f32(0.0), _l294, _z289 + _l294)*_ap296
         _g1297 = gamma + _f32(1.0)
         _p298 = (math.pow(_e291, gamma) if _z289 < _f32(0.0) else _f32(1.0))*math.pow(_d292, -_g1297)
         _q299 = alpha*(_p298 - _p298*(_g1297*_c293))
-        d_logits = -(_e291 + gamma*_l294 if _z289 < _f32(0.0) else _f32(1.0) + gamma*((_z289 + _l294)*_e291))*_q299
+        d_logits = -_sel(_z289 < _f32(0.0), _e291 + gamma*_l294, _f32(1.0) + gamma*((_z289 + _l294)*_e291))*_q299
         _ap302 = _p295 - _p295*(gamma*_c293)
-        _u300 = (_f32(2.0)*alpha - _f32(1.0))*((_l294 if _z289 < _f32(0.0) else _z289 + _l294)*_ap302)
+        _u300 = (_f32(2.0)*alpha - _f32(1.0))*(_sel(_z289 < _f32(0.0), _l294, _z289 + _l294)*_ap302)
         _om303 = -math.expm1(-_a290)
         _rn304 = _a290 + gamma*((_l294/_e291 if _e291 > _f32(0.0) else _f32(1.0))*_om303)
         _u301 = (-math.pow(_e291*math.pow(alpha*(_f32(1.0) - gamma*_c293)*math.pow(_d292, -gamma)*_rn304, _f32(1.0)/gamma), gamma) if _e291 > _f32(0.0) and math.pow(_e291, gamma) < _f32(1.1754943508222875e-38) else -_ap296*_rn304) if _z289 < _f32(0.0) else _ap296*_z289 + gamma*(_ap296*((_z289 + _l294)*_om303))
@@ -2177,7 +2179,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
             _om315 = -math.expm1(-_a307)
             _rn316 = _a307 + _w_gamma_w5*((_l311/_e308 if _e308 > 0.0 else 1.0)*_om315)
             _s317 = (-math.pow(_e308*math.pow(_w_alpha_w5*(1.0 - _w_gamma_w5*_c310)*math.pow(_d309, -_w_gamma_w5)*_rn316, 1.0/_w_gamma_w5), _w_gamma_w5) if _e308 > 0.0 and math.pow(_e308, _w_gamma_w5) < 2.2250738585072014e-308 else -_ap314*_rn316) if _z306 < 0.0 else _ap314*_z306 + _w_gamma_w5*(_ap314*((_z306 + _l311)*_om315))
-            d_targets = _f32((2.0*_w_alpha_w5 - 1.0)*((_l311 if _z306 < 0.0 else _z306 + _l311)*_ap313) + _s317)
+            d_targets = _f32((2.0*_w_alpha_w5 - 1.0)*(_sel(_z306 < 0.0, _l311, _z306 + _l311)*_ap313) + _s317)
         return value, d_logits, d_targets
     else:  # alpha_t weighting
         _xw_logits_w1 = _f64(logits)
@@ -2193,17 +2195,17 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _xd323 = 1.0 + _xe320
         _xsg324 = 1.0/_xd323
         _xsg325 = _xe320/_xd323
-        _xs326 = _xsg324 if _xw_logits_w1 >= 0.0 else _xsg325
-        _xs327 = _xw_targets_w1*(_xsg324 if _xs321 >= 0.0 else _xsg325) + (1.0 - _xw_targets_w1)*_xs326
+        _xs326 = _sel(_xw_logits_w1 >= 0.0, _xsg324, _xsg325)
+        _xs327 = _xw_targets_w1*_sel(_xs321 >= 0.0, _xsg324, _xsg325) + (1.0 - _xw_targets_w1)*_xs326
         _xs328 = _xw_targets_w1*(max(_xs321, 0.0) + math.log1p(_xe320)) + (1.0 - _xw_targets_w1)*_xs322
         _xs329 = _xs328*(math.pow(_xs327, _xw_gamma_w1 - 1.0) if _xs327 > 0.0 and _xw_gamma_w1 != 0.0 else 0.0)
         _xs330 = ((_xs329*(-math.tanh(0.5*_xw_logits_w1)))*_xt0)*_xw_gamma_w1
         _xs331 = (2.0*_xw_alpha - 1.0)*_xs328*math.pow(_xs327, _xw_gamma_w1)
         _xd0 = _f32(_xs331 + (_xt0*(_xs321*math.pow(_xs327, _xw_gamma_w1))) + _xs330)
         _xd2 = _f32(_xt0*_xs328*math.pow(_xs327, _xw_gamma_w1))
-        _xs332 = -_xw_targets_w1*(_xsg324 if _xs321 >= 0.0 else _xsg325) + (1.0 - _xw_targets_w1)*_xs326
+        _xs332 = -_xw_targets_w1*_sel(_xs321 >= 0.0, _xsg324, _xsg325) + (1.0 - _xw_targets_w1)*_xs326
         _xs333 = math.pow(_xs327, _xw_gamma_w1 - 1.0) if _xs327 > 0.0 and _xw_gamma_w1 != 0.0 else 0.0
-        _xs334 = ((((_xs328*(_xsg324 if _xs321 >= 0.0 else _xsg325))*_xs326)*_xs333)*(1.0 - 2.0*_xw_targets_w1))*_xt0
+        _xs334 = ((((_xs328*_sel(_xs321 >= 0.0, _xsg324, _xsg325))*_xs326)*_xs333)*(1.0 - 2.0*_xw_targets_w1))*_xt0
         _xd4 = _f32((_xt0*(_xs332*math.pow(_xs327, _xw_gamma_w1))) + (_xs334*_xw_gamma_w1))
         value = _xd2
         d_logits = _xd4

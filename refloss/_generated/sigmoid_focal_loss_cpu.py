@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 adb3b1a4da678a09
+# scalar kernels: sha256 c927afbaa0ea6e5c
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 adb3b1a4da678a09
+# scalar kernels: sha256 c927afbaa0ea6e5c
 """Sigmoid focal loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import sigmoid_focal_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 737306ac18817c8b
+# scalar kernels: sha256 721a34faa1589376
 """Smooth L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

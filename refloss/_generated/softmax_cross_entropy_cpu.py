@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ca9daa0d9eb7c16e
+# scalar kernels: sha256 e8d0908a8de7d179
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

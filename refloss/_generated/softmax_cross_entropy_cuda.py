@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ca9daa0d9eb7c16e
+# scalar kernels: sha256 e8d0908a8de7d179
 """Softmax cross-entropy: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import softmax_cross_entropy as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, alpha, gamma, detach_weight, iou_weighted):
     with localcontext() as ctx:
@@ -52,7 +54,7 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         return value
     elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
         _a8 = abs(logits)
@@ -62,7 +64,7 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _l12 = math.log1p(_e9)
         _p13 = (math.pow(_e9, gamma) if logits < 0.0 else 1.0)*math.pow(_d10, -gamma)
         _ap14 = alpha*(_p13 - _p13*(gamma*_c11))
-        value = (_l12 if logits < 0.0 else logits + _l12)*_ap14
+        value = _sel(logits < 0.0, _l12, logits + _l12)*_ap14
         return value
     else:  # positive (q > 0)
         _s15 = abs(logits)
@@ -83,7 +85,7 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-        value = (_l5 if logits < 0.0 else logits + _l5)*_ap7
+        value = _sel(logits < 0.0, _l5, logits + _l5)*_ap7
         _t0 = gamma + 1.0
         _c8 = _t0*134217728.0 + _t0
         _h9 = _c8 - (_c8 - _t0)
@@ -105,7 +107,7 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _g123 = gamma + 1.0
         _p24 = (math.pow(_e2, gamma) if logits < 0.0 else 1.0)*math.pow(_d3, -_g123)
         _q25 = alpha*(_p24 - _p24*(_g123*_c4))
-        _s26 = (1.0 - detach_weight)*((_e2 + gamma*_l5 if logits < 0.0 else 1.0 + gamma*((logits + _l5)*_e2))*_q25)
+        _s26 = (1.0 - detach_weight)*(_sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))*_q25)
         d_logits = _t1*detach_weight*((((_p15 - (_p16 - _p14)) + _l10*_l13) + 1.0)*(_t1*alpha)) + _s26
         d_target = _t2*((((_p21 - (_p22 - _p20)) + _l19*_l13) + 1.0)*(-_t2*alpha*logits))
         return value, d_logits, d_target
@@ -117,7 +119,7 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _l31 = math.log1p(_e28)
         _p32 = (math.pow(_e28, gamma) if logits < 0.0 else 1.0)*math.pow(_d29, -gamma)
         _ap33 = alpha*(_p32 - _p32*(gamma*_c30))
-        value = (_l31 if logits < 0.0 else logits + _l31)*_ap33
+        value = _sel(logits < 0.0, _l31, logits + _l31)*_ap33
         _t0_w1 = gamma + 1.0
         _t1_w1 = logits - max(logits, logits - logits)
         _c34 = _t0_w1*134217728.0 + _t0_w1
@@ -137,14 +139,14 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _g146 = gamma + 1.0
         _p47 = (math.pow(_e28, gamma) if logits < 0.0 else 1.0)*math.pow(_d29, -_g146)
         _q48 = alpha*(_p47 - _p47*(_g146*_c30))
-        _s49 = (_e28 + gamma*_l31 if logits < 0.0 else 1.0 + gamma*((logits + _l31)*_e28))*_q48
+        _s49 = _sel(logits < 0.0, _e28 + gamma*_l31, 1.0 + gamma*((logits + _l31)*_e28))*_q48
         d_logits = alpha*detach_weight*_s45*math.exp(_e43) + (1.0 - detach_weight)*_s49
         _na50 = -_a27
         _e51 = math.exp(_na50)
         _d52 = 1.0 + _e51
         _sg53 = 1.0/_d52
         _sg54 = _e51/_d52
-        d_target = -alpha*logits*math.pow((_sg53 if logits >= 0.0 else _sg54), gamma)
+        d_target = -alpha*logits*math.pow(_sel(logits >= 0.0, _sg53, _sg54), gamma)
         return value, d_logits, d_target
     elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
         _a55 = abs(logits)
@@ -154,18 +156,18 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _l59 = math.log1p(_e56)
         _p60 = (math.pow(_e56, gamma) if logits < 0.0 else 1.0)*math.pow(_d57, -gamma)
         _ap61 = alpha*(_p60 - _p60*(gamma*_c58))
-        value = (_l59 if logits < 0.0 else logits + _l59)*_ap61
+        value = _sel(logits < 0.0, _l59, logits + _l59)*_ap61
         _na62 = -_a55
         _e63 = math.exp(_na62)
         _d64 = 1.0 + _e63
         _sg65 = 1.0/_d64
         _sg66 = _e63/_d64
-        _t0_w2 = _sg65 if logits >= 0.0 else _sg66
+        _t0_w2 = _sel(logits >= 0.0, _sg65, _sg66)
         _t1_w2 = alpha*math.pow(_t0_w2, gamma)
         _g167 = gamma + 1.0
         _p68 = (math.pow(_e56, gamma) if logits < 0.0 else 1.0)*math.pow(_d57, -_g167)
         _q69 = alpha*(_p68 - _p68*(_g167*_c58))
-        _s70 = (_e56 + gamma*_l59 if logits < 0.0 else 1.0 + gamma*((logits + _l59)*_e56))*_q69
+        _s70 = _sel(logits < 0.0, _e56 + gamma*_l59, 1.0 + gamma*((logits + _l59)*_e56))*_q69
         d_logits = _t0_w2*_t1_w2*detach_weight + (1.0 - detach_weight)*_s70
         d_target = -_t1_w2*logits
         return value, d_logits, d_target
@@ -181,7 +183,7 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _d76 = 1.0 + _e73
         _sg77 = 1.0/_d76
         _sg78 = _e73/_d76
-        d_logits = _t0_w3*(-target*(_sg77 if _s74 >= 0.0 else _sg78) + (1.0 - target)*(_sg77 if logits >= 0.0 else _sg78))
+        d_logits = _t0_w3*(-target*_sel(_s74 >= 0.0, _sg77, _sg78) + (1.0 - target)*_sel(logits >= 0.0, _sg77, _sg78))
         d_target = -_t1_w3*detach_weight + (1.0 - detach_weight)*(-_t1_w3 + iou_weighted*_s75)
         return value, d_logits, d_target
 
@@ -195,7 +197,7 @@ def value_f32(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         return value
     else:  # positive (q > 0)
         _s8 = abs(logits)
@@ -217,7 +219,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _l5 = math.log1p(_e2)
         _p6 = (math.pow(_e2, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d3, -gamma)
         _ap7 = alpha*(_p6 - _p6*(gamma*_c4))
-        value = (_l5 if logits < _f32(0.0) else logits + _l5)*_ap7
+        value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap7
         _w_logits = _f64(logits)
         _w_alpha = _f64(alpha)
         _w_gamma = _f64(gamma)
@@ -228,7 +230,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _d11 = 1.0 + _e10
         _sg12 = 1.0/_d11
         _sg13 = _e10/_d11
-        _w0 = _sg12 if _w_logits >= 0.0 else _sg13
+        _w0 = _sel(_w_logits >= 0.0, _sg12, _sg13)
         _e14 = math.exp(-_s8)
         _d15 = 1.0 + _e14
         _c16 = (_e14 - (_d15 - 1.0))/_d15
@@ -238,7 +240,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _g120 = _w_gamma + 1.0
         _p21 = (math.pow(_e14, _w_gamma) if _w_logits < 0.0 else 1.0)*math.pow(_d15, -_g120)
         _q22 = _w_alpha*(_p21 - _p21*(_g120*_c16))
-        _s23 = (_e14 + _w_gamma*_l17 if _w_logits < 0.0 else 1.0 + _w_gamma*((_w_logits + _l17)*_e14))*_q22
+        _s23 = _sel(_w_logits < 0.0, _e14 + _w_gamma*_l17, 1.0 + _w_gamma*((_w_logits + _l17)*_e14))*_q22
         d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s23)
         _c24 = _w_gamma*134217728.0 + _w_gamma
         _h25 = _c24 - (_c24 - _w_gamma)
@@ -259,7 +261,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _l37 = math.log1p(_e34)
         _p38 = (math.pow(_e34, gamma) if logits < _f32(0.0) else _f32(1.0))*math.pow(_d35, -gamma)
         _ap39 = alpha*(_p38 - _p38*(gamma*_c36))
-        value = (_l37 if logits < _f32(0.0) else logits + _l37)*_ap39
+        value = _sel(logits < _f32(0.0), _l37, logits + _l37)*_ap39
         _w_logits_w1 = _f64(logits)
         _w_alpha_w1 = _f64(alpha)
         _w_gamma_w1 = _f64(gamma)
@@ -270,7 +272,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _d43 = 1.0 + _e42
         _sg44 = 1.0/_d43
         _sg45 = _e42/_d43
-        _w0_w1 = _sg44 if _w_logits_w1 >= 0.0 else _sg45
+        _w0_w1 = _sel(_w_logits_w1 >= 0.0, _sg44, _sg45)
         _w1 = _w_alpha_w1*math.pow(_w0_w1, _w_gamma_w1)
         _e46 = math.exp(-_s40)
         _d47 = 1.0 + _e46
@@ -281,7 +283,7 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _g152 = _w_gamma_w1 + 1.0
         _p53 = (math.pow(_e46, _w_gamma_w1) if _w_logits_w1 < 0.0 else 1.0)*math.pow(_d47, -_g152)
         _q54 = _w_alpha_w1*(_p53 - _p53*(_g152*_c48))
-        _s55 = (_e46 + _w_gamma_w1*_l49 if _w_logits_w1 < 0.0 else 1.0 + _w_gamma_w1*((_w_logits_w1 + _l49)*_e46))*_q54
+        _s55 = _sel(_w_logits_w1 < 0.0, _e46 + _w_gamma_w1*_l49, 1.0 + _w_gamma_w1*((_w_logits_w1 + _l49)*_e46))*_q54
         d_logits = _f32(_w0_w1*_w1*_w_detach_weight_w1 + (1.0 - _w_detach_weight_w1)*_s55)
         d_target = _f32(-_w1*_w_logits_w1)
         return value, d_logits, d_target
@@ -306,8 +308,8 @@ def value_and_grad_f32(logits, target, alpha, gamma, detach_weight, iou_weighted
         _d66 = 1.0 + _e65
         _sg67 = 1.0/_d66
         _sg68 = _e65/_d66
-        _s69 = (1.0 - _w_target)*(_sg67 if _w_logits_w2 >= 0.0 else _sg68)
-        d_logits = _f32(_w0_w2*(-_w_target*(_sg67 if _s62 >= 0.0 else _sg68) + _s69))
+        _s69 = (1.0 - _w_target)*_sel(_w_logits_w2 >= 0.0, _sg67, _sg68)
+        d_logits = _f32(_w0_w2*(-_w_target*_sel(_s62 >= 0.0, _sg67, _sg68) + _s69))
         _s70 = max(_w_logits_w2, 0.0) + math.log1p(_e65)
         _s71 = -_w1_w1 + _w_iou_weighted*(_w_target*(max(_s62, 0.0) + math.log1p(_e65)) + (1.0 - _w_target)*_s70)
         d_target = _f32(-_w1_w1*_w_detach_weight_w2 + (1.0 - _w_detach_weight_w2)*_s71)

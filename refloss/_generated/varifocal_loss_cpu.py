@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a6d4044446e42119
+# scalar kernels: sha256 87c4be63f9859156
 """Varifocal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 a6d4044446e42119
+# scalar kernels: sha256 87c4be63f9859156
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import varifocal_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

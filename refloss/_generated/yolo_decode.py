@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, scale_xy, scaled_wh, stride):
     with localcontext() as ctx:
@@ -47,8 +49,8 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _t0 = 0.5 - 0.5*scale_xy
         _s1 = abs(tx)
         _na2 = -_s1
-        _xc3 = (_na2 if _na2 > -746.0 else -746.0)
-        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _xc3 = _sel(_na2 > -746.0, _na2, -746.0)
+        _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
         _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
         _k6 = _kt5 - 6755399441055744.0
         _rh7 = _xc4 - _k6*0.6931471805598903
@@ -77,15 +79,15 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
         _p31 = 1.0 + _q25
         _ex32 = (_p31*_sc29)*_sc30
-        _ex33 = (_ex32 if _na2 == _na2 else _na2)
+        _ex33 = _sel(_na2 == _na2, _ex32, _na2)
         _d34 = 1.0 + _ex33
         _sg35 = 1.0/_d34
         _sg36 = _ex33/_d34
-        bx = stride*(_t0 + cx + scale_xy*(_sg35 if tx >= 0.0 else _sg36))
+        bx = stride*(_t0 + cx + scale_xy*_sel(tx >= 0.0, _sg35, _sg36))
         _s37 = abs(ty)
         _na38 = -_s37
-        _xc39 = (_na38 if _na38 > -746.0 else -746.0)
-        _xc40 = (_xc39 if _xc39 < 710.0 else 710.0)
+        _xc39 = _sel(_na38 > -746.0, _na38, -746.0)
+        _xc40 = _sel(_xc39 < 710.0, _xc39, 710.0)
         _kt41 = _xc40*1.4426950408889634 + 6755399441055744.0
         _k42 = _kt41 - 6755399441055744.0
         _rh43 = _xc40 - _k42*0.6931471805598903
@@ -114,15 +116,15 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc66 = _i64((_ki63 - _ki64 + _i64(1023)) << _i64(52)).view(_f64)
         _p67 = 1.0 + _q61
         _ex68 = (_p67*_sc65)*_sc66
-        _ex69 = (_ex68 if _na38 == _na38 else _na38)
+        _ex69 = _sel(_na38 == _na38, _ex68, _na38)
         _d70 = 1.0 + _ex69
         _sg71 = 1.0/_d70
         _sg72 = _ex69/_d70
-        by = stride*(_t0 + cy + scale_xy*(_sg71 if ty >= 0.0 else _sg72))
+        by = stride*(_t0 + cy + scale_xy*_sel(ty >= 0.0, _sg71, _sg72))
         _s73 = abs(tw)
         _na74 = -_s73
-        _xc75 = (_na74 if _na74 > -746.0 else -746.0)
-        _xc76 = (_xc75 if _xc75 < 710.0 else 710.0)
+        _xc75 = _sel(_na74 > -746.0, _na74, -746.0)
+        _xc76 = _sel(_xc75 < 710.0, _xc75, 710.0)
         _kt77 = _xc76*1.4426950408889634 + 6755399441055744.0
         _k78 = _kt77 - 6755399441055744.0
         _rh79 = _xc76 - _k78*0.6931471805598903
@@ -151,12 +153,12 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc102 = _i64((_ki99 - _ki100 + _i64(1023)) << _i64(52)).view(_f64)
         _p103 = 1.0 + _q97
         _ex104 = (_p103*_sc101)*_sc102
-        _ex105 = (_ex104 if _na74 == _na74 else _na74)
+        _ex105 = _sel(_na74 == _na74, _ex104, _na74)
         _d106 = 1.0 + _ex105
         _dl107 = _ex105 - (_d106 - 1.0)
         _a108 = 2.0*tw
-        _xc109 = (_a108 if _a108 > -746.0 else -746.0)
-        _xc110 = (_xc109 if _xc109 < 710.0 else 710.0)
+        _xc109 = _sel(_a108 > -746.0, _a108, -746.0)
+        _xc110 = _sel(_xc109 < 710.0, _xc109, 710.0)
         _kt111 = _xc110*1.4426950408889634 + 6755399441055744.0
         _k112 = _kt111 - 6755399441055744.0
         _rh113 = _xc110 - _k112*0.6931471805598903
@@ -185,13 +187,13 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc136 = _i64((_ki133 - _ki134 + _i64(1023)) << _i64(52)).view(_f64)
         _p137 = 1.0 + _q131
         _ex138 = (_p137*_sc135)*_sc136
-        _ex139 = (_ex138 if _a108 == _a108 else _a108)
-        _q140 = pw*(1.0 if tw >= 0.0 else _ex139)/(_d106*_d106)
+        _ex139 = _sel(_a108 == _a108, _ex138, _a108)
+        _q140 = pw*_sel(tw >= 0.0, 1.0, _ex139)/(_d106*_d106)
         bw = 4.0*(_q140 - _q140*(2.0*_dl107/_d106))
         _s141 = abs(th)
         _na142 = -_s141
-        _xc143 = (_na142 if _na142 > -746.0 else -746.0)
-        _xc144 = (_xc143 if _xc143 < 710.0 else 710.0)
+        _xc143 = _sel(_na142 > -746.0, _na142, -746.0)
+        _xc144 = _sel(_xc143 < 710.0, _xc143, 710.0)
         _kt145 = _xc144*1.4426950408889634 + 6755399441055744.0
         _k146 = _kt145 - 6755399441055744.0
         _rh147 = _xc144 - _k146*0.6931471805598903
@@ -220,12 +222,12 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc170 = _i64((_ki167 - _ki168 + _i64(1023)) << _i64(52)).view(_f64)
         _p171 = 1.0 + _q165
         _ex172 = (_p171*_sc169)*_sc170
-        _ex173 = (_ex172 if _na142 == _na142 else _na142)
+        _ex173 = _sel(_na142 == _na142, _ex172, _na142)
         _d174 = 1.0 + _ex173
         _dl175 = _ex173 - (_d174 - 1.0)
         _a176 = 2.0*th
-        _xc177 = (_a176 if _a176 > -746.0 else -746.0)
-        _xc178 = (_xc177 if _xc177 < 710.0 else 710.0)
+        _xc177 = _sel(_a176 > -746.0, _a176, -746.0)
+        _xc178 = _sel(_xc177 < 710.0, _xc177, 710.0)
         _kt179 = _xc178*1.4426950408889634 + 6755399441055744.0
         _k180 = _kt179 - 6755399441055744.0
         _rh181 = _xc178 - _k180*0.6931471805598903
@@ -254,16 +256,16 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc204 = _i64((_ki201 - _ki202 + _i64(1023)) << _i64(52)).view(_f64)
         _p205 = 1.0 + _q199
         _ex206 = (_p205*_sc203)*_sc204
-        _ex207 = (_ex206 if _a176 == _a176 else _a176)
-        _q208 = ph*(1.0 if th >= 0.0 else _ex207)/(_d174*_d174)
+        _ex207 = _sel(_a176 == _a176, _ex206, _a176)
+        _q208 = ph*_sel(th >= 0.0, 1.0, _ex207)/(_d174*_d174)
         bh = 4.0*(_q208 - _q208*(2.0*_dl175/_d174))
         return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
         _t0_w1 = 0.5 - 0.5*scale_xy
         _s209 = abs(tx)
         _na210 = -_s209
-        _xc211 = (_na210 if _na210 > -746.0 else -746.0)
-        _xc212 = (_xc211 if _xc211 < 710.0 else 710.0)
+        _xc211 = _sel(_na210 > -746.0, _na210, -746.0)
+        _xc212 = _sel(_xc211 < 710.0, _xc211, 710.0)
         _kt213 = _xc212*1.4426950408889634 + 6755399441055744.0
         _k214 = _kt213 - 6755399441055744.0
         _rh215 = _xc212 - _k214*0.6931471805598903
@@ -292,15 +294,15 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc238 = _i64((_ki235 - _ki236 + _i64(1023)) << _i64(52)).view(_f64)
         _p239 = 1.0 + _q233
         _ex240 = (_p239*_sc237)*_sc238
-        _ex241 = (_ex240 if _na210 == _na210 else _na210)
+        _ex241 = _sel(_na210 == _na210, _ex240, _na210)
         _d242 = 1.0 + _ex241
         _sg243 = 1.0/_d242
         _sg244 = _ex241/_d242
-        bx = stride*(_t0_w1 + cx + scale_xy*(_sg243 if tx >= 0.0 else _sg244))
+        bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= 0.0, _sg243, _sg244))
         _s245 = abs(ty)
         _na246 = -_s245
-        _xc247 = (_na246 if _na246 > -746.0 else -746.0)
-        _xc248 = (_xc247 if _xc247 < 710.0 else 710.0)
+        _xc247 = _sel(_na246 > -746.0, _na246, -746.0)
+        _xc248 = _sel(_xc247 < 710.0, _xc247, 710.0)
         _kt249 = _xc248*1.4426950408889634 + 6755399441055744.0
         _k250 = _kt249 - 6755399441055744.0
         _rh251 = _xc248 - _k250*0.6931471805598903
@@ -329,13 +331,13 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc274 = _i64((_ki271 - _ki272 + _i64(1023)) << _i64(52)).view(_f64)
         _p275 = 1.0 + _q269
         _ex276 = (_p275*_sc273)*_sc274
-        _ex277 = (_ex276 if _na246 == _na246 else _na246)
+        _ex277 = _sel(_na246 == _na246, _ex276, _na246)
         _d278 = 1.0 + _ex277
         _sg279 = 1.0/_d278
         _sg280 = _ex277/_d278
-        by = stride*(_t0_w1 + cy + scale_xy*(_sg279 if ty >= 0.0 else _sg280))
-        _xc281 = (tw if tw > -746.0 else -746.0)
-        _xc282 = (_xc281 if _xc281 < 710.0 else 710.0)
+        by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= 0.0, _sg279, _sg280))
+        _xc281 = _sel(tw > -746.0, tw, -746.0)
+        _xc282 = _sel(_xc281 < 710.0, _xc281, 710.0)
         _kt283 = _xc282*1.4426950408889634 + 6755399441055744.0
         _k284 = _kt283 - 6755399441055744.0
         _rh285 = _xc282 - _k284*0.6931471805598903
@@ -364,10 +366,10 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc308 = _i64((_ki305 - _ki306 + _i64(1023)) << _i64(52)).view(_f64)
         _p309 = 1.0 + _q303
         _ex310 = (_p309*_sc307)*_sc308
-        _ex311 = (_ex310 if tw == tw else tw)
+        _ex311 = _sel(tw == tw, _ex310, tw)
         bw = pw*_ex311
-        _xc312 = (th if th > -746.0 else -746.0)
-        _xc313 = (_xc312 if _xc312 < 710.0 else 710.0)
+        _xc312 = _sel(th > -746.0, th, -746.0)
+        _xc313 = _sel(_xc312 < 710.0, _xc312, 710.0)
         _kt314 = _xc313*1.4426950408889634 + 6755399441055744.0
         _k315 = _kt314 - 6755399441055744.0
         _rh316 = _xc313 - _k315*0.6931471805598903
@@ -396,7 +398,7 @@ def value_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc339 = _i64((_ki336 - _ki337 + _i64(1023)) << _i64(52)).view(_f64)
         _p340 = 1.0 + _q334
         _ex341 = (_p340*_sc338)*_sc339
-        _ex342 = (_ex341 if th == th else th)
+        _ex342 = _sel(th == th, _ex341, th)
         bh = ph*_ex342
         return bx, by, bw, bh
 
@@ -406,8 +408,8 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _t0 = 0.5 - 0.5*scale_xy
         _s1 = abs(tx)
         _na2 = -_s1
-        _xc3 = (_na2 if _na2 > -746.0 else -746.0)
-        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _xc3 = _sel(_na2 > -746.0, _na2, -746.0)
+        _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
         _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
         _k6 = _kt5 - 6755399441055744.0
         _rh7 = _xc4 - _k6*0.6931471805598903
@@ -436,15 +438,15 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
         _p31 = 1.0 + _q25
         _ex32 = (_p31*_sc29)*_sc30
-        _ex33 = (_ex32 if _na2 == _na2 else _na2)
+        _ex33 = _sel(_na2 == _na2, _ex32, _na2)
         _d34 = 1.0 + _ex33
         _sg35 = 1.0/_d34
         _sg36 = _ex33/_d34
-        bx = stride*(_t0 + cx + scale_xy*(_sg35 if tx >= 0.0 else _sg36))
+        bx = stride*(_t0 + cx + scale_xy*_sel(tx >= 0.0, _sg35, _sg36))
         _s37 = abs(ty)
         _na38 = -_s37
-        _xc39 = (_na38 if _na38 > -746.0 else -746.0)
-        _xc40 = (_xc39 if _xc39 < 710.0 else 710.0)
+        _xc39 = _sel(_na38 > -746.0, _na38, -746.0)
+        _xc40 = _sel(_xc39 < 710.0, _xc39, 710.0)
         _kt41 = _xc40*1.4426950408889634 + 6755399441055744.0
         _k42 = _kt41 - 6755399441055744.0
         _rh43 = _xc40 - _k42*0.6931471805598903
@@ -473,15 +475,15 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc66 = _i64((_ki63 - _ki64 + _i64(1023)) << _i64(52)).view(_f64)
         _p67 = 1.0 + _q61
         _ex68 = (_p67*_sc65)*_sc66
-        _ex69 = (_ex68 if _na38 == _na38 else _na38)
+        _ex69 = _sel(_na38 == _na38, _ex68, _na38)
         _d70 = 1.0 + _ex69
         _sg71 = 1.0/_d70
         _sg72 = _ex69/_d70
-        by = stride*(_t0 + cy + scale_xy*(_sg71 if ty >= 0.0 else _sg72))
+        by = stride*(_t0 + cy + scale_xy*_sel(ty >= 0.0, _sg71, _sg72))
         _s73 = abs(tw)
         _na74 = -_s73
-        _xc75 = (_na74 if _na74 > -746.0 else -746.0)
-        _xc76 = (_xc75 if _xc75 < 710.0 else 710.0)
+        _xc75 = _sel(_na74 > -746.0, _na74, -746.0)
+        _xc76 = _sel(_xc75 < 710.0, _xc75, 710.0)
         _kt77 = _xc76*1.4426950408889634 + 6755399441055744.0
         _k78 = _kt77 - 6755399441055744.0
         _rh79 = _xc76 - _k78*0.6931471805598903
@@ -510,12 +512,12 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc102 = _i64((_ki99 - _ki100 + _i64(1023)) << _i64(52)).view(_f64)
         _p103 = 1.0 + _q97
         _ex104 = (_p103*_sc101)*_sc102
-        _ex105 = (_ex104 if _na74 == _na74 else _na74)
+        _ex105 = _sel(_na74 == _na74, _ex104, _na74)
         _d106 = 1.0 + _ex105
         _dl107 = _ex105 - (_d106 - 1.0)
         _a108 = 2.0*tw
-        _xc109 = (_a108 if _a108 > -746.0 else -746.0)
-        _xc110 = (_xc109 if _xc109 < 710.0 else 710.0)
+        _xc109 = _sel(_a108 > -746.0, _a108, -746.0)
+        _xc110 = _sel(_xc109 < 710.0, _xc109, 710.0)
         _kt111 = _xc110*1.4426950408889634 + 6755399441055744.0
         _k112 = _kt111 - 6755399441055744.0
         _rh113 = _xc110 - _k112*0.6931471805598903
@@ -544,13 +546,13 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc136 = _i64((_ki133 - _ki134 + _i64(1023)) << _i64(52)).view(_f64)
         _p137 = 1.0 + _q131
         _ex138 = (_p137*_sc135)*_sc136
-        _ex139 = (_ex138 if _a108 == _a108 else _a108)
-        _q140 = pw*(1.0 if tw >= 0.0 else _ex139)/(_d106*_d106)
+        _ex139 = _sel(_a108 == _a108, _ex138, _a108)
+        _q140 = pw*_sel(tw >= 0.0, 1.0, _ex139)/(_d106*_d106)
         bw = 4.0*(_q140 - _q140*(2.0*_dl107/_d106))
         _s141 = abs(th)
         _na142 = -_s141
-        _xc143 = (_na142 if _na142 > -746.0 else -746.0)
-        _xc144 = (_xc143 if _xc143 < 710.0 else 710.0)
+        _xc143 = _sel(_na142 > -746.0, _na142, -746.0)
+        _xc144 = _sel(_xc143 < 710.0, _xc143, 710.0)
         _kt145 = _xc144*1.4426950408889634 + 6755399441055744.0
         _k146 = _kt145 - 6755399441055744.0
         _rh147 = _xc144 - _k146*0.6931471805598903
@@ -579,12 +581,12 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc170 = _i64((_ki167 - _ki168 + _i64(1023)) << _i64(52)).view(_f64)
         _p171 = 1.0 + _q165
         _ex172 = (_p171*_sc169)*_sc170
-        _ex173 = (_ex172 if _na142 == _na142 else _na142)
+        _ex173 = _sel(_na142 == _na142, _ex172, _na142)
         _d174 = 1.0 + _ex173
         _dl175 = _ex173 - (_d174 - 1.0)
         _a176 = 2.0*th
-        _xc177 = (_a176 if _a176 > -746.0 else -746.0)
-        _xc178 = (_xc177 if _xc177 < 710.0 else 710.0)
+        _xc177 = _sel(_a176 > -746.0, _a176, -746.0)
+        _xc178 = _sel(_xc177 < 710.0, _xc177, 710.0)
         _kt179 = _xc178*1.4426950408889634 + 6755399441055744.0
         _k180 = _kt179 - 6755399441055744.0
         _rh181 = _xc178 - _k180*0.6931471805598903
@@ -613,29 +615,29 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc204 = _i64((_ki201 - _ki202 + _i64(1023)) << _i64(52)).view(_f64)
         _p205 = 1.0 + _q199
         _ex206 = (_p205*_sc203)*_sc204
-        _ex207 = (_ex206 if _a176 == _a176 else _a176)
-        _q208 = ph*(1.0 if th >= 0.0 else _ex207)/(_d174*_d174)
+        _ex207 = _sel(_a176 == _a176, _ex206, _a176)
+        _q208 = ph*_sel(th >= 0.0, 1.0, _ex207)/(_d174*_d174)
         bh = 4.0*(_q208 - _q208*(2.0*_dl175/_d174))
         _t1 = scale_xy*stride
         _s209 = -tx
-        d_tx = _t1*ux*(_sg35 if _s209 >= 0.0 else _sg36)*(_sg35 if tx >= 0.0 else _sg36)
+        d_tx = _t1*ux*_sel(_s209 >= 0.0, _sg35, _sg36)*_sel(tx >= 0.0, _sg35, _sg36)
         _s210 = -ty
-        d_ty = _t1*uy*(_sg71 if _s210 >= 0.0 else _sg72)*(_sg71 if ty >= 0.0 else _sg72)
+        d_ty = _t1*uy*_sel(_s210 >= 0.0, _sg71, _sg72)*_sel(ty >= 0.0, _sg71, _sg72)
         _s211 = -tw
         _sg212 = 1.0/_d106
         _sg213 = _ex105/_d106
-        d_tw = 2.0*bw*uw*(_sg212 if _s211 >= 0.0 else _sg213)
+        d_tw = 2.0*bw*uw*_sel(_s211 >= 0.0, _sg212, _sg213)
         _s214 = -th
         _sg215 = 1.0/_d174
         _sg216 = _ex173/_d174
-        d_th = 2.0*bh*uh*(_sg215 if _s214 >= 0.0 else _sg216)
+        d_th = 2.0*bh*uh*_sel(_s214 >= 0.0, _sg215, _sg216)
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
         _t0_w1 = 0.5 - 0.5*scale_xy
         _s217 = abs(tx)
         _na218 = -_s217
-        _xc219 = (_na218 if _na218 > -746.0 else -746.0)
-        _xc220 = (_xc219 if _xc219 < 710.0 else 710.0)
+        _xc219 = _sel(_na218 > -746.0, _na218, -746.0)
+        _xc220 = _sel(_xc219 < 710.0, _xc219, 710.0)
         _kt221 = _xc220*1.4426950408889634 + 6755399441055744.0
         _k222 = _kt221 - 6755399441055744.0
         _rh223 = _xc220 - _k222*0.6931471805598903
@@ -664,15 +666,15 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc246 = _i64((_ki243 - _ki244 + _i64(1023)) << _i64(52)).view(_f64)
         _p247 = 1.0 + _q241
         _ex248 = (_p247*_sc245)*_sc246
-        _ex249 = (_ex248 if _na218 == _na218 else _na218)
+        _ex249 = _sel(_na218 == _na218, _ex248, _na218)
         _d250 = 1.0 + _ex249
         _sg251 = 1.0/_d250
         _sg252 = _ex249/_d250
-        bx = stride*(_t0_w1 + cx + scale_xy*(_sg251 if tx >= 0.0 else _sg252))
+        bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= 0.0, _sg251, _sg252))
         _s253 = abs(ty)
         _na254 = -_s253
-        _xc255 = (_na254 if _na254 > -746.0 else -746.0)
-        _xc256 = (_xc255 if _xc255 < 710.0 else 710.0)
+        _xc255 = _sel(_na254 > -746.0, _na254, -746.0)
+        _xc256 = _sel(_xc255 < 710.0, _xc255, 710.0)
         _kt257 = _xc256*1.4426950408889634 + 6755399441055744.0
         _k258 = _kt257 - 6755399441055744.0
         _rh259 = _xc256 - _k258*0.6931471805598903
@@ -701,13 +703,13 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc282 = _i64((_ki279 - _ki280 + _i64(1023)) << _i64(52)).view(_f64)
         _p283 = 1.0 + _q277
         _ex284 = (_p283*_sc281)*_sc282
-        _ex285 = (_ex284 if _na254 == _na254 else _na254)
+        _ex285 = _sel(_na254 == _na254, _ex284, _na254)
         _d286 = 1.0 + _ex285
         _sg287 = 1.0/_d286
         _sg288 = _ex285/_d286
-        by = stride*(_t0_w1 + cy + scale_xy*(_sg287 if ty >= 0.0 else _sg288))
-        _xc289 = (tw if tw > -746.0 else -746.0)
-        _xc290 = (_xc289 if _xc289 < 710.0 else 710.0)
+        by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= 0.0, _sg287, _sg288))
+        _xc289 = _sel(tw > -746.0, tw, -746.0)
+        _xc290 = _sel(_xc289 < 710.0, _xc289, 710.0)
         _kt291 = _xc290*1.4426950408889634 + 6755399441055744.0
         _k292 = _kt291 - 6755399441055744.0
         _rh293 = _xc290 - _k292*0.6931471805598903
@@ -736,10 +738,10 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc316 = _i64((_ki313 - _ki314 + _i64(1023)) << _i64(52)).view(_f64)
         _p317 = 1.0 + _q311
         _ex318 = (_p317*_sc315)*_sc316
-        _ex319 = (_ex318 if tw == tw else tw)
+        _ex319 = _sel(tw == tw, _ex318, tw)
         bw = pw*_ex319
-        _xc320 = (th if th > -746.0 else -746.0)
-        _xc321 = (_xc320 if _xc320 < 710.0 else 710.0)
+        _xc320 = _sel(th > -746.0, th, -746.0)
+        _xc321 = _sel(_xc320 < 710.0, _xc320, 710.0)
         _kt322 = _xc321*1.4426950408889634 + 6755399441055744.0
         _k323 = _kt322 - 6755399441055744.0
         _rh324 = _xc321 - _k323*0.6931471805598903
@@ -768,13 +770,13 @@ def value_and_grad_f64(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc347 = _i64((_ki344 - _ki345 + _i64(1023)) << _i64(52)).view(_f64)
         _p348 = 1.0 + _q342
         _ex349 = (_p348*_sc346)*_sc347
-        _ex350 = (_ex349 if th == th else th)
+        _ex350 = _sel(th == th, _ex349, th)
         bh = ph*_ex350
         _t1_w1 = scale_xy*stride
         _s351 = -tx
-        d_tx = _t1_w1*ux*(_sg251 if _s351 >= 0.0 else _sg252)*(_sg251 if tx >= 0.0 else _sg252)
+        d_tx = _t1_w1*ux*_sel(_s351 >= 0.0, _sg251, _sg252)*_sel(tx >= 0.0, _sg251, _sg252)
         _s352 = -ty
-        d_ty = _t1_w1*uy*(_sg287 if _s352 >= 0.0 else _sg288)*(_sg287 if ty >= 0.0 else _sg288)
+        d_ty = _t1_w1*uy*_sel(_s352 >= 0.0, _sg287, _sg288)*_sel(ty >= 0.0, _sg287, _sg288)
         d_tw = pw*uw*_ex319
         d_th = ph*uh*_ex350
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
@@ -785,8 +787,8 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _t0 = _f32(0.5) - _f32(0.5)*scale_xy
         _s1 = abs(tx)
         _na2 = -_s1
-        _xc3 = (_na2 if _na2 > -_f32(104.0) else -_f32(104.0))
-        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _xc3 = _sel(_na2 > -_f32(104.0), _na2, -_f32(104.0))
+        _xc4 = _sel(_xc3 < _f32(89.0), _xc3, _f32(89.0))
         _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
         _k6 = _kt5 - _f32(12582912.0)
         _rh7 = _xc4 - _k6*_f32(0.693145751953125)
@@ -809,15 +811,15 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
         _p25 = _f32(1.0) + _q19
         _ex26 = (_p25*_sc23)*_sc24
-        _ex27 = (_ex26 if _na2 == _na2 else _na2)
+        _ex27 = _sel(_na2 == _na2, _ex26, _na2)
         _d28 = _f32(1.0) + _ex27
         _sg29 = _f32(1.0)/_d28
         _sg30 = _ex27/_d28
-        bx = stride*(_t0 + cx + scale_xy*(_sg29 if tx >= _f32(0.0) else _sg30))
+        bx = stride*(_t0 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg29, _sg30))
         _s31 = abs(ty)
         _na32 = -_s31
-        _xc33 = (_na32 if _na32 > -_f32(104.0) else -_f32(104.0))
-        _xc34 = (_xc33 if _xc33 < _f32(89.0) else _f32(89.0))
+        _xc33 = _sel(_na32 > -_f32(104.0), _na32, -_f32(104.0))
+        _xc34 = _sel(_xc33 < _f32(89.0), _xc33, _f32(89.0))
         _kt35 = _xc34*_f32(1.4426950216293335) + _f32(12582912.0)
         _k36 = _kt35 - _f32(12582912.0)
         _rh37 = _xc34 - _k36*_f32(0.693145751953125)
@@ -840,15 +842,15 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc54 = _i32((_ki51 - _ki52 + _i32(127)) << _i32(23)).view(_f32)
         _p55 = _f32(1.0) + _q49
         _ex56 = (_p55*_sc53)*_sc54
-        _ex57 = (_ex56 if _na32 == _na32 else _na32)
+        _ex57 = _sel(_na32 == _na32, _ex56, _na32)
         _d58 = _f32(1.0) + _ex57
         _sg59 = _f32(1.0)/_d58
         _sg60 = _ex57/_d58
-        by = stride*(_t0 + cy + scale_xy*(_sg59 if ty >= _f32(0.0) else _sg60))
+        by = stride*(_t0 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg59, _sg60))
         _s61 = abs(tw)
         _na62 = -_s61
-        _xc63 = (_na62 if _na62 > -_f32(104.0) else -_f32(104.0))
-        _xc64 = (_xc63 if _xc63 < _f32(89.0) else _f32(89.0))
+        _xc63 = _sel(_na62 > -_f32(104.0), _na62, -_f32(104.0))
+        _xc64 = _sel(_xc63 < _f32(89.0), _xc63, _f32(89.0))
         _kt65 = _xc64*_f32(1.4426950216293335) + _f32(12582912.0)
         _k66 = _kt65 - _f32(12582912.0)
         _rh67 = _xc64 - _k66*_f32(0.693145751953125)
@@ -871,12 +873,12 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc84 = _i32((_ki81 - _ki82 + _i32(127)) << _i32(23)).view(_f32)
         _p85 = _f32(1.0) + _q79
         _ex86 = (_p85*_sc83)*_sc84
-        _ex87 = (_ex86 if _na62 == _na62 else _na62)
+        _ex87 = _sel(_na62 == _na62, _ex86, _na62)
         _d88 = _f32(1.0) + _ex87
         _dl89 = _ex87 - (_d88 - _f32(1.0))
         _a90 = _f32(2.0)*tw
-        _xc91 = (_a90 if _a90 > -_f32(104.0) else -_f32(104.0))
-        _xc92 = (_xc91 if _xc91 < _f32(89.0) else _f32(89.0))
+        _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+        _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
         _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
         _k94 = _kt93 - _f32(12582912.0)
         _rh95 = _xc92 - _k94*_f32(0.693145751953125)
@@ -899,13 +901,13 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
         _p113 = _f32(1.0) + _q107
         _ex114 = (_p113*_sc111)*_sc112
-        _ex115 = (_ex114 if _a90 == _a90 else _a90)
-        _q116 = pw*(_f32(1.0) if tw >= _f32(0.0) else _ex115)/(_d88*_d88)
+        _ex115 = _sel(_a90 == _a90, _ex114, _a90)
+        _q116 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex115)/(_d88*_d88)
         bw = _f32(4.0)*(_q116 - _q116*(_f32(2.0)*_dl89/_d88))
         _s117 = abs(th)
         _na118 = -_s117
-        _xc119 = (_na118 if _na118 > -_f32(104.0) else -_f32(104.0))
-        _xc120 = (_xc119 if _xc119 < _f32(89.0) else _f32(89.0))
+        _xc119 = _sel(_na118 > -_f32(104.0), _na118, -_f32(104.0))
+        _xc120 = _sel(_xc119 < _f32(89.0), _xc119, _f32(89.0))
         _kt121 = _xc120*_f32(1.4426950216293335) + _f32(12582912.0)
         _k122 = _kt121 - _f32(12582912.0)
         _rh123 = _xc120 - _k122*_f32(0.693145751953125)
@@ -928,12 +930,12 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc140 = _i32((_ki137 - _ki138 + _i32(127)) << _i32(23)).view(_f32)
         _p141 = _f32(1.0) + _q135
         _ex142 = (_p141*_sc139)*_sc140
-        _ex143 = (_ex142 if _na118 == _na118 else _na118)
+        _ex143 = _sel(_na118 == _na118, _ex142, _na118)
         _d144 = _f32(1.0) + _ex143
         _dl145 = _ex143 - (_d144 - _f32(1.0))
         _a146 = _f32(2.0)*th
-        _xc147 = (_a146 if _a146 > -_f32(104.0) else -_f32(104.0))
-        _xc148 = (_xc147 if _xc147 < _f32(89.0) else _f32(89.0))
+        _xc147 = _sel(_a146 > -_f32(104.0), _a146, -_f32(104.0))
+        _xc148 = _sel(_xc147 < _f32(89.0), _xc147, _f32(89.0))
         _kt149 = _xc148*_f32(1.4426950216293335) + _f32(12582912.0)
         _k150 = _kt149 - _f32(12582912.0)
         _rh151 = _xc148 - _k150*_f32(0.693145751953125)
@@ -956,16 +958,16 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc168 = _i32((_ki165 - _ki166 + _i32(127)) << _i32(23)).view(_f32)
         _p169 = _f32(1.0) + _q163
         _ex170 = (_p169*_sc167)*_sc168
-        _ex171 = (_ex170 if _a146 == _a146 else _a146)
-        _q172 = ph*(_f32(1.0) if th >= _f32(0.0) else _ex171)/(_d144*_d144)
+        _ex171 = _sel(_a146 == _a146, _ex170, _a146)
+        _q172 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex171)/(_d144*_d144)
         bh = _f32(4.0)*(_q172 - _q172*(_f32(2.0)*_dl145/_d144))
         return bx, by, bw, bh
     else:  # exponential sizes p exp(t)
         _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
         _s173 = abs(tx)
         _na174 = -_s173
-        _xc175 = (_na174 if _na174 > -_f32(104.0) else -_f32(104.0))
-        _xc176 = (_xc175 if _xc175 < _f32(89.0) else _f32(89.0))
+        _xc175 = _sel(_na174 > -_f32(104.0), _na174, -_f32(104.0))
+        _xc176 = _sel(_xc175 < _f32(89.0), _xc175, _f32(89.0))
         _kt177 = _xc176*_f32(1.4426950216293335) + _f32(12582912.0)
         _k178 = _kt177 - _f32(12582912.0)
         _rh179 = _xc176 - _k178*_f32(0.693145751953125)
@@ -988,15 +990,15 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc196 = _i32((_ki193 - _ki194 + _i32(127)) << _i32(23)).view(_f32)
         _p197 = _f32(1.0) + _q191
         _ex198 = (_p197*_sc195)*_sc196
-        _ex199 = (_ex198 if _na174 == _na174 else _na174)
+        _ex199 = _sel(_na174 == _na174, _ex198, _na174)
         _d200 = _f32(1.0) + _ex199
         _sg201 = _f32(1.0)/_d200
         _sg202 = _ex199/_d200
-        bx = stride*(_t0_w1 + cx + scale_xy*(_sg201 if tx >= _f32(0.0) else _sg202))
+        bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg201, _sg202))
         _s203 = abs(ty)
         _na204 = -_s203
-        _xc205 = (_na204 if _na204 > -_f32(104.0) else -_f32(104.0))
-        _xc206 = (_xc205 if _xc205 < _f32(89.0) else _f32(89.0))
+        _xc205 = _sel(_na204 > -_f32(104.0), _na204, -_f32(104.0))
+        _xc206 = _sel(_xc205 < _f32(89.0), _xc205, _f32(89.0))
         _kt207 = _xc206*_f32(1.4426950216293335) + _f32(12582912.0)
         _k208 = _kt207 - _f32(12582912.0)
         _rh209 = _xc206 - _k208*_f32(0.693145751953125)
@@ -1019,13 +1021,13 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc226 = _i32((_ki223 - _ki224 + _i32(127)) << _i32(23)).view(_f32)
         _p227 = _f32(1.0) + _q221
         _ex228 = (_p227*_sc225)*_sc226
-        _ex229 = (_ex228 if _na204 == _na204 else _na204)
+        _ex229 = _sel(_na204 == _na204, _ex228, _na204)
         _d230 = _f32(1.0) + _ex229
         _sg231 = _f32(1.0)/_d230
         _sg232 = _ex229/_d230
-        by = stride*(_t0_w1 + cy + scale_xy*(_sg231 if ty >= _f32(0.0) else _sg232))
-        _xc233 = (tw if tw > -_f32(104.0) else -_f32(104.0))
-        _xc234 = (_xc233 if _xc233 < _f32(89.0) else _f32(89.0))
+        by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg231, _sg232))
+        _xc233 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
+        _xc234 = _sel(_xc233 < _f32(89.0), _xc233, _f32(89.0))
         _kt235 = _xc234*_f32(1.4426950216293335) + _f32(12582912.0)
         _k236 = _kt235 - _f32(12582912.0)
         _rh237 = _xc234 - _k236*_f32(0.693145751953125)
@@ -1048,10 +1050,10 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc254 = _i32((_ki251 - _ki252 + _i32(127)) << _i32(23)).view(_f32)
         _p255 = _f32(1.0) + _q249
         _ex256 = (_p255*_sc253)*_sc254
-        _ex257 = (_ex256 if tw == tw else tw)
+        _ex257 = _sel(tw == tw, _ex256, tw)
         bw = pw*_ex257
-        _xc258 = (th if th > -_f32(104.0) else -_f32(104.0))
-        _xc259 = (_xc258 if _xc258 < _f32(89.0) else _f32(89.0))
+        _xc258 = _sel(th > -_f32(104.0), th, -_f32(104.0))
+        _xc259 = _sel(_xc258 < _f32(89.0), _xc258, _f32(89.0))
         _kt260 = _xc259*_f32(1.4426950216293335) + _f32(12582912.0)
         _k261 = _kt260 - _f32(12582912.0)
         _rh262 = _xc259 - _k261*_f32(0.693145751953125)
@@ -1074,7 +1076,7 @@ def value_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy, scaled_w
         _sc279 = _i32((_ki276 - _ki277 + _i32(127)) << _i32(23)).view(_f32)
         _p280 = _f32(1.0) + _q274
         _ex281 = (_p280*_sc278)*_sc279
-        _ex282 = (_ex281 if th == th else th)
+        _ex282 = _sel(th == th, _ex281, th)
         bh = ph*_ex282
         return bx, by, bw, bh
 
@@ -1084,8 +1086,8 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _t0 = _f32(0.5) - _f32(0.5)*scale_xy
         _s1 = abs(tx)
         _na2 = -_s1
-        _xc3 = (_na2 if _na2 > -_f32(104.0) else -_f32(104.0))
-        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _xc3 = _sel(_na2 > -_f32(104.0), _na2, -_f32(104.0))
+        _xc4 = _sel(_xc3 < _f32(89.0), _xc3, _f32(89.0))
         _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
         _k6 = _kt5 - _f32(12582912.0)
         _rh7 = _xc4 - _k6*_f32(0.693145751953125)
@@ -1108,15 +1110,15 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
         _p25 = _f32(1.0) + _q19
         _ex26 = (_p25*_sc23)*_sc24
-        _ex27 = (_ex26 if _na2 == _na2 else _na2)
+        _ex27 = _sel(_na2 == _na2, _ex26, _na2)
         _d28 = _f32(1.0) + _ex27
         _sg29 = _f32(1.0)/_d28
         _sg30 = _ex27/_d28
-        bx = stride*(_t0 + cx + scale_xy*(_sg29 if tx >= _f32(0.0) else _sg30))
+        bx = stride*(_t0 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg29, _sg30))
         _s31 = abs(ty)
         _na32 = -_s31
-        _xc33 = (_na32 if _na32 > -_f32(104.0) else -_f32(104.0))
-        _xc34 = (_xc33 if _xc33 < _f32(89.0) else _f32(89.0))
+        _xc33 = _sel(_na32 > -_f32(104.0), _na32, -_f32(104.0))
+        _xc34 = _sel(_xc33 < _f32(89.0), _xc33, _f32(89.0))
         _kt35 = _xc34*_f32(1.4426950216293335) + _f32(12582912.0)
         _k36 = _kt35 - _f32(12582912.0)
         _rh37 = _xc34 - _k36*_f32(0.693145751953125)
@@ -1139,15 +1141,15 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc54 = _i32((_ki51 - _ki52 + _i32(127)) << _i32(23)).view(_f32)
         _p55 = _f32(1.0) + _q49
         _ex56 = (_p55*_sc53)*_sc54
-        _ex57 = (_ex56 if _na32 == _na32 else _na32)
+        _ex57 = _sel(_na32 == _na32, _ex56, _na32)
         _d58 = _f32(1.0) + _ex57
         _sg59 = _f32(1.0)/_d58
         _sg60 = _ex57/_d58
-        by = stride*(_t0 + cy + scale_xy*(_sg59 if ty >= _f32(0.0) else _sg60))
+        by = stride*(_t0 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg59, _sg60))
         _s61 = abs(tw)
         _na62 = -_s61
-        _xc63 = (_na62 if _na62 > -_f32(104.0) else -_f32(104.0))
-        _xc64 = (_xc63 if _xc63 < _f32(89.0) else _f32(89.0))
+        _xc63 = _sel(_na62 > -_f32(104.0), _na62, -_f32(104.0))
+        _xc64 = _sel(_xc63 < _f32(89.0), _xc63, _f32(89.0))
         _kt65 = _xc64*_f32(1.4426950216293335) + _f32(12582912.0)
         _k66 = _kt65 - _f32(12582912.0)
         _rh67 = _xc64 - _k66*_f32(0.693145751953125)
@@ -1170,12 +1172,12 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc84 = _i32((_ki81 - _ki82 + _i32(127)) << _i32(23)).view(_f32)
         _p85 = _f32(1.0) + _q79
         _ex86 = (_p85*_sc83)*_sc84
-        _ex87 = (_ex86 if _na62 == _na62 else _na62)
+        _ex87 = _sel(_na62 == _na62, _ex86, _na62)
         _d88 = _f32(1.0) + _ex87
         _dl89 = _ex87 - (_d88 - _f32(1.0))
         _a90 = _f32(2.0)*tw
-        _xc91 = (_a90 if _a90 > -_f32(104.0) else -_f32(104.0))
-        _xc92 = (_xc91 if _xc91 < _f32(89.0) else _f32(89.0))
+        _xc91 = _sel(_a90 > -_f32(104.0), _a90, -_f32(104.0))
+        _xc92 = _sel(_xc91 < _f32(89.0), _xc91, _f32(89.0))
         _kt93 = _xc92*_f32(1.4426950216293335) + _f32(12582912.0)
         _k94 = _kt93 - _f32(12582912.0)
         _rh95 = _xc92 - _k94*_f32(0.693145751953125)
@@ -1198,13 +1200,13 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc112 = _i32((_ki109 - _ki110 + _i32(127)) << _i32(23)).view(_f32)
         _p113 = _f32(1.0) + _q107
         _ex114 = (_p113*_sc111)*_sc112
-        _ex115 = (_ex114 if _a90 == _a90 else _a90)
-        _q116 = pw*(_f32(1.0) if tw >= _f32(0.0) else _ex115)/(_d88*_d88)
+        _ex115 = _sel(_a90 == _a90, _ex114, _a90)
+        _q116 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex115)/(_d88*_d88)
         bw = _f32(4.0)*(_q116 - _q116*(_f32(2.0)*_dl89/_d88))
         _s117 = abs(th)
         _na118 = -_s117
-        _xc119 = (_na118 if _na118 > -_f32(104.0) else -_f32(104.0))
-        _xc120 = (_xc119 if _xc119 < _f32(89.0) else _f32(89.0))
+        _xc119 = _sel(_na118 > -_f32(104.0), _na118, -_f32(104.0))
+        _xc120 = _sel(_xc119 < _f32(89.0), _xc119, _f32(89.0))
         _kt121 = _xc120*_f32(1.4426950216293335) + _f32(12582912.0)
         _k122 = _kt121 - _f32(12582912.0)
         _rh123 = _xc120 - _k122*_f32(0.693145751953125)
@@ -1227,12 +1229,12 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc140 = _i32((_ki137 - _ki138 + _i32(127)) << _i32(23)).view(_f32)
         _p141 = _f32(1.0) + _q135
         _ex142 = (_p141*_sc139)*_sc140
-        _ex143 = (_ex142 if _na118 == _na118 else _na118)
+        _ex143 = _sel(_na118 == _na118, _ex142, _na118)
         _d144 = _f32(1.0) + _ex143
         _dl145 = _ex143 - (_d144 - _f32(1.0))
         _a146 = _f32(2.0)*th
-        _xc147 = (_a146 if _a146 > -_f32(104.0) else -_f32(104.0))
-        _xc148 = (_xc147 if _xc147 < _f32(89.0) else _f32(89.0))
+        _xc147 = _sel(_a146 > -_f32(104.0), _a146, -_f32(104.0))
+        _xc148 = _sel(_xc147 < _f32(89.0), _xc147, _f32(89.0))
         _kt149 = _xc148*_f32(1.4426950216293335) + _f32(12582912.0)
         _k150 = _kt149 - _f32(12582912.0)
         _rh151 = _xc148 - _k150*_f32(0.693145751953125)
@@ -1255,29 +1257,29 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc168 = _i32((_ki165 - _ki166 + _i32(127)) << _i32(23)).view(_f32)
         _p169 = _f32(1.0) + _q163
         _ex170 = (_p169*_sc167)*_sc168
-        _ex171 = (_ex170 if _a146 == _a146 else _a146)
-        _q172 = ph*(_f32(1.0) if th >= _f32(0.0) else _ex171)/(_d144*_d144)
+        _ex171 = _sel(_a146 == _a146, _ex170, _a146)
+        _q172 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex171)/(_d144*_d144)
         bh = _f32(4.0)*(_q172 - _q172*(_f32(2.0)*_dl145/_d144))
         _t1 = scale_xy*stride
         _s173 = -tx
-        d_tx = _t1*ux*(_sg29 if _s173 >= _f32(0.0) else _sg30)*(_sg29 if tx >= _f32(0.0) else _sg30)
+        d_tx = _t1*ux*_sel(_s173 >= _f32(0.0), _sg29, _sg30)*_sel(tx >= _f32(0.0), _sg29, _sg30)
         _s174 = -ty
-        d_ty = _t1*uy*(_sg59 if _s174 >= _f32(0.0) else _sg60)*(_sg59 if ty >= _f32(0.0) else _sg60)
+        d_ty = _t1*uy*_sel(_s174 >= _f32(0.0), _sg59, _sg60)*_sel(ty >= _f32(0.0), _sg59, _sg60)
         _s175 = -tw
         _sg176 = _f32(1.0)/_d88
         _sg177 = _ex87/_d88
-        d_tw = _f32(2.0)*bw*uw*(_sg176 if _s175 >= _f32(0.0) else _sg177)
+        d_tw = _f32(2.0)*bw*uw*_sel(_s175 >= _f32(0.0), _sg176, _sg177)
         _s178 = -th
         _sg179 = _f32(1.0)/_d144
         _sg180 = _ex143/_d144
-        d_th = _f32(2.0)*bh*uh*(_sg179 if _s178 >= _f32(0.0) else _sg180)
+        d_th = _f32(2.0)*bh*uh*_sel(_s178 >= _f32(0.0), _sg179, _sg180)
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th
     else:  # exponential sizes p exp(t)
         _t0_w1 = _f32(0.5) - _f32(0.5)*scale_xy
         _s181 = abs(tx)
         _na182 = -_s181
-        _xc183 = (_na182 if _na182 > -_f32(104.0) else -_f32(104.0))
-        _xc184 = (_xc183 if _xc183 < _f32(89.0) else _f32(89.0))
+        _xc183 = _sel(_na182 > -_f32(104.0), _na182, -_f32(104.0))
+        _xc184 = _sel(_xc183 < _f32(89.0), _xc183, _f32(89.0))
         _kt185 = _xc184*_f32(1.4426950216293335) + _f32(12582912.0)
         _k186 = _kt185 - _f32(12582912.0)
         _rh187 = _xc184 - _k186*_f32(0.693145751953125)
@@ -1300,15 +1302,15 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc204 = _i32((_ki201 - _ki202 + _i32(127)) << _i32(23)).view(_f32)
         _p205 = _f32(1.0) + _q199
         _ex206 = (_p205*_sc203)*_sc204
-        _ex207 = (_ex206 if _na182 == _na182 else _na182)
+        _ex207 = _sel(_na182 == _na182, _ex206, _na182)
         _d208 = _f32(1.0) + _ex207
         _sg209 = _f32(1.0)/_d208
         _sg210 = _ex207/_d208
-        bx = stride*(_t0_w1 + cx + scale_xy*(_sg209 if tx >= _f32(0.0) else _sg210))
+        bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg209, _sg210))
         _s211 = abs(ty)
         _na212 = -_s211
-        _xc213 = (_na212 if _na212 > -_f32(104.0) else -_f32(104.0))
-        _xc214 = (_xc213 if _xc213 < _f32(89.0) else _f32(89.0))
+        _xc213 = _sel(_na212 > -_f32(104.0), _na212, -_f32(104.0))
+        _xc214 = _sel(_xc213 < _f32(89.0), _xc213, _f32(89.0))
         _kt215 = _xc214*_f32(1.4426950216293335) + _f32(12582912.0)
         _k216 = _kt215 - _f32(12582912.0)
         _rh217 = _xc214 - _k216*_f32(0.693145751953125)
@@ -1331,13 +1333,13 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc234 = _i32((_ki231 - _ki232 + _i32(127)) << _i32(23)).view(_f32)
         _p235 = _f32(1.0) + _q229
         _ex236 = (_p235*_sc233)*_sc234
-        _ex237 = (_ex236 if _na212 == _na212 else _na212)
+        _ex237 = _sel(_na212 == _na212, _ex236, _na212)
         _d238 = _f32(1.0) + _ex237
         _sg239 = _f32(1.0)/_d238
         _sg240 = _ex237/_d238
-        by = stride*(_t0_w1 + cy + scale_xy*(_sg239 if ty >= _f32(0.0) else _sg240))
-        _xc241 = (tw if tw > -_f32(104.0) else -_f32(104.0))
-        _xc242 = (_xc241 if _xc241 < _f32(89.0) else _f32(89.0))
+        by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg239, _sg240))
+        _xc241 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
+        _xc242 = _sel(_xc241 < _f32(89.0), _xc241, _f32(89.0))
         _kt243 = _xc242*_f32(1.4426950216293335) + _f32(12582912.0)
         _k244 = _kt243 - _f32(12582912.0)
         _rh245 = _xc242 - _k244*_f32(0.693145751953125)
@@ -1360,10 +1362,10 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc262 = _i32((_ki259 - _ki260 + _i32(127)) << _i32(23)).view(_f32)
         _p263 = _f32(1.0) + _q257
         _ex264 = (_p263*_sc261)*_sc262
-        _ex265 = (_ex264 if tw == tw else tw)
+        _ex265 = _sel(tw == tw, _ex264, tw)
         bw = pw*_ex265
-        _xc266 = (th if th > -_f32(104.0) else -_f32(104.0))
-        _xc267 = (_xc266 if _xc266 < _f32(89.0) else _f32(89.0))
+        _xc266 = _sel(th > -_f32(104.0), th, -_f32(104.0))
+        _xc267 = _sel(_xc266 < _f32(89.0), _xc266, _f32(89.0))
         _kt268 = _xc267*_f32(1.4426950216293335) + _f32(12582912.0)
         _k269 = _kt268 - _f32(12582912.0)
         _rh270 = _xc267 - _k269*_f32(0.693145751953125)
@@ -1386,13 +1388,13 @@ def value_and_grad_f32(tx, ty, tw, th, pw, ph, cx, cy, ux, uy, uw, uh, scale_xy,
         _sc287 = _i32((_ki284 - _ki285 + _i32(127)) << _i32(23)).view(_f32)
         _p288 = _f32(1.0) + _q282
         _ex289 = (_p288*_sc286)*_sc287
-        _ex290 = (_ex289 if th == th else th)
+        _ex290 = _sel(th == th, _ex289, th)
         bh = ph*_ex290
         _t1_w1 = scale_xy*stride
         _s291 = -tx
-        d_tx = _t1_w1*ux*(_sg209 if _s291 >= _f32(0.0) else _sg210)*(_sg209 if tx >= _f32(0.0) else _sg210)
+        d_tx = _t1_w1*ux*_sel(_s291 >= _f32(0.0), _sg209, _sg210)*_sel(tx >= _f32(0.0), _sg209, _sg210)
         _s292 = -ty
-        d_ty = _t1_w1*uy*(_sg239 if _s292 >= _f32(0.0) else _sg240)*(_sg239 if ty >= _f32(0.0) else _sg240)
+        d_ty = _t1_w1*uy*_sel(_s292 >= _f32(0.0), _sg239, _sg240)*_sel(ty >= _f32(0.0), _sg239, _sg240)
         d_tw = pw*uw*_ex265
         d_th = ph*uh*_ex290
         return bx, by, bw, bh, d_tx, d_ty, d_tw, d_th

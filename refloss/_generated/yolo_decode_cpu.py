@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eb6a483f91603f56
+# scalar kernels: sha256 4be3f4edf32cb83b
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eb6a483f91603f56
+# scalar kernels: sha256 4be3f4edf32cb83b
 """YOLO box decoding: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import yolo_decode as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)

@@ -12,6 +12,8 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 
+from refloss._select import sel as _sel
+
 
 def _constants(prec, lambda_coord):
     with localcontext() as ctx:

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d5591085b0b92be4
+# scalar kernels: sha256 47cb77e06fd972c0
 """YOLOv1 coordinate loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,11 +4,12 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d5591085b0b92be4
+# scalar kernels: sha256 47cb77e06fd972c0
 """YOLOv1 coordinate loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
 from refloss._numba_options import CACHE
+from refloss import _select_cuda  # the scalar kernels' selections (sel) compiled for CUDA
 from refloss._generated import yolov1_box_loss as _scalar
 
 _value_f64 = cuda.jit(device=True)(_scalar.value_f64)
