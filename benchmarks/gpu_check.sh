@@ -2,16 +2,20 @@
 # The device checks in one run, for a session that is lent a GPU (docs/development.md,
 # "Checking on a GPU").  From the repo root:
 #
-#     bash benchmarks/gpu_check.sh [smoke] [verify] [tests] [torch] [bench]    # default: all five
+#     bash benchmarks/gpu_check.sh smoke compile verify    # one call (at most 440 s)
+#     bash benchmarks/gpu_check.sh tests torch bench       # a second (at most 300 s)
 #
-# smoke: one CUDA kernel compiles and runs (fails fast); verify: `refloss verify --device
+# smoke: one CUDA kernel compiles and runs (fails fast); compile: every CUDA kernel compiled in 14
+# processes into numba-cuda's disk cache (benchmarks/cuda_ptx.py --warm: one process would take ~8
+# minutes, 441 s to PTX on the 2-core machine without a GPU); verify: `refloss verify --device
 # cuda`, every CUDA kernel against the oracle; tests: the CUDA tests on the device; torch:
 # refloss.torch on CUDA tensors; bench: benchmarks/gpu.py against PyTorch.  Each stage has its
-# own time limit (the five fit in 590 s) and writes <stage>.txt to $OUT (or .).  numba-cuda 0.30 calls np.row_stack, which
+# own time limit (the six 740 s, over one call's 600: run them in two calls, the cache on disk
+# between them while the machine stays warm) and writes <stage>.txt to $OUT (or .).  numba-cuda 0.30 calls np.row_stack, which
 # NumPy 2.5 removed: wheels in .whl (a NumPy 2.4 cp312 wheel) go first into /tmp/site.
 set -u
 out="${OUT:-.}"
-stages="${*:-smoke verify tests torch bench}"
+stages="${*:-smoke compile verify tests torch bench}"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
@@ -39,6 +43,7 @@ run smoke 90 python3 -c 'import numpy as np, refloss as rl
 v, (g, _) = rl.smooth_l1.value_and_grad(np.array([0.05, 2.0]), np.zeros(2), beta=0.1, device="cuda")
 assert np.allclose(v, [0.0125, 1.95]) and np.allclose(g, [0.5, 1.0]), (v, g); print("cuda ok", v, g)'
 [ "$status" -eq 0 ] || exit 1
+run compile 150 python3 benchmarks/cuda_ptx.py --warm --jobs 14
 run verify 200 python3 -c "$cli" verify --device cuda
 # the oracle rows ran in verify; here the CUDA-vs-CPU, device-array and validation tests
 run tests 150 env REFLOSS_TEST_REAL_GPU=1 python3 -m pytest -q -p no:cacheprovider -k "not real_gpu" \

@@ -111,7 +111,7 @@ def test_cuda_kernels_compile_to_ptx_without_a_gpu(tmp_path):
         pytest.skip("no libNVVM here (CUDA's NVVM library): " + (probe.stderr.strip().splitlines() or ["?"])[-1])
     out = tmp_path / "ptx.json"
     names = "giou_loss,smooth_l1,bce_with_logits,softmax_cross_entropy,gwd_loss"
-    run = subprocess.run([sys.executable, "benchmarks/cuda_ptx.py", "--loss", names, "--json", str(out)],
+    run = subprocess.run([sys.executable, "benchmarks/cuda_ptx.py", "--loss", names, "--jobs", "2", "--json", str(out)],
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = json.loads(out.read_text())
