@@ -121,6 +121,13 @@ def compile_all(names: list[str], cc: tuple, jobs: int = 1, warm: bool = False) 
     """Each launched kernel of ``names`` compiled (:func:`_compile_one`), in ``jobs`` processes: a row a kernel."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         raise SystemExit("cuda_ptx.py compiles for a GPU: run it without NUMBA_ENABLE_CUDASIM=1")
+    if not warm:
+        try:
+            from numba.cuda.cudadrv import nvvm
+            nvvm.NVVM()
+        except Exception as exc:  # noqa: BLE001 - NvvmSupportError and its kin: one line, not one a kernel
+            raise SystemExit(f"cuda_ptx.py needs CUDA's libNVVM, not found here ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
     launches = _launches(names)
     if jobs <= 1:
         return [_compile_one(launch, cc, warm) for launch in launches]
