@@ -20,19 +20,27 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 
-@intrinsic
-def _sel(typingctx, cond, a, b):
-    t = typingctx.unify_types(a, b)
-    if t is None or not isinstance(t, (types.Number, types.Boolean)):
-        return None
+def selection(numba_types):
+    """The typing and lowering of ``_sel`` (one LLVM ``select``), for the ``@intrinsic`` of a target whose type
+    classes are ``numba_types`` (Numba's CPU ``numba.types``; numba-cuda's ``numba.cuda.types``)."""
 
-    def codegen(context, builder, sig, args):
-        c = context.is_true(builder, sig.args[0], args[0])
-        x = context.cast(builder, args[1], sig.args[1], sig.return_type)
-        y = context.cast(builder, args[2], sig.args[2], sig.return_type)
-        return builder.select(c, x, y)
+    def _sel(typingctx, cond, a, b):
+        t = typingctx.unify_types(a, b)
+        if t is None or not isinstance(t, (numba_types.Number, numba_types.Boolean)):
+            return None
 
-    return t(cond, a, b), codegen
+        def codegen(context, builder, sig, args):
+            c = context.is_true(builder, sig.args[0], args[0])
+            x = context.cast(builder, args[1], sig.args[1], sig.return_type)
+            y = context.cast(builder, args[2], sig.args[2], sig.return_type)
+            return builder.select(c, x, y)
+
+        return t(cond, a, b), codegen
+
+    return _sel
+
+
+_sel = intrinsic(selection(types))
 
 
 @intrinsic

@@ -7,25 +7,13 @@ runs the kernels in Python, where ``sel`` is the plain function.
 """
 from numba import config
 
-from refloss._select import sel
+from refloss._select import sel, selection
 
 if not config.ENABLE_CUDASIM:
     from numba.cuda import types
     from numba.cuda.extending import intrinsic, overload
 
-    @intrinsic
-    def _sel_cuda(typingctx, cond, a, b):
-        t = typingctx.unify_types(a, b)
-        if t is None or not isinstance(t, (types.Number, types.Boolean)):
-            return None
-
-        def codegen(context, builder, sig, args):
-            c = context.is_true(builder, sig.args[0], args[0])
-            x = context.cast(builder, args[1], sig.args[1], sig.return_type)
-            y = context.cast(builder, args[2], sig.args[2], sig.return_type)
-            return builder.select(c, x, y)
-
-        return t(cond, a, b), codegen
+    _sel_cuda = intrinsic(selection(types))
 
     @overload(sel)
     def _sel_cuda_overload(c, a, b):
