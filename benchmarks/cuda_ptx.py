@@ -161,7 +161,12 @@ def main(argv=None) -> int:
     unknown = [n for n in names if not hasattr(rl, n)]
     if unknown:
         parser.error(f"unknown loss {unknown[0]!r}; the losses: {', '.join(rl.ALL_LOSSES)}")
-    cc = tuple(int(x) for x in args.cc.split("."))
+    try:
+        cc = tuple(int(x) for x in args.cc.split("."))
+    except ValueError:
+        cc = ()
+    if len(cc) != 2:
+        parser.error(f"--cc {args.cc!r}: a compute capability as major.minor, e.g. 9.0 (H100/H200) or 8.0 (A100)")
     start = time.perf_counter()
     rows = compile_all(names, cc, args.jobs, args.warm)
     failed = [r for r in rows if r["error"]]
