@@ -45,10 +45,18 @@ HAND_RULES[_D_RULE] = lambda s: sp.diff(_D_EXACT, s)
 # rounding errors (TwoSum) times the other side; the neglected products of two rounding errors are O(ulp^2)
 _lo = {s: TwoSum(b, -a, 1) for s, (a, b) in {"wp": (B.px1, B.px2), "hp": (B.py1, B.py2), "wt": (B.tx1, B.tx2),
                                                  "ht": (B.ty1, B.ty2)}.items()}
-# (Group: the difference of the high words, exact where they cancel, is formed before the small terms are added)
+# (Group: the difference of the high words, exact where they cancel, is formed before the small terms are added.)
+# The small terms w_t l_hp + l_wt h_p - h_t l_wp - l_ht w_p are written as products of differences,
+# w_t (l_hp - l_ht) + (w_t - w_p) l_ht + h_p (l_wt - l_wp) + (h_p - h_t) l_wp (the same sum), so that identical
+# boxes give exactly 0 however the compiler contracts them: NVVM fuses a*b + c*d into fma(a, b, c*d), which
+# leaves the rounding error of c*d where a*b = c*d, and at D = 0 (beta v)^alpha has a kink for alpha < 1 whose
+# gradient takes the sign of that residual (0.53 of the largest component on an H200, alpha = 1/2; the
+# error-free words TwoProd's are formed from exact partial products, unchanged by contraction)
+# (Group: each side rounded before the two are subtracted, so that equal sides give exactly 0)
+_small = ((B.wt * (_lo["hp"] - _lo["ht"]) + (Group(B.wt) - Group(B.wp)) * _lo["ht"])
+          + (B.hp * (_lo["wt"] - _lo["wp"]) + (Group(B.hp) - Group(B.ht)) * _lo["wp"]))
 _cross = (Group(TwoProd(B.wt, B.hp, 0) - TwoProd(B.ht, B.wp, 0))
-          + Group((TwoProd(B.wt, B.hp, 1) - TwoProd(B.ht, B.wp, 1))
-                  + ((B.wt * _lo["hp"] + _lo["wt"] * B.hp) - (B.ht * _lo["wp"] + _lo["ht"] * B.wp))))
+          + Group((TwoProd(B.wt, B.hp, 1) - TwoProd(B.ht, B.wp, 1)) + _small))
 D = HandDiff(sp.atan2(_cross, B.wt * B.wp + B.ht * B.hp), sp.Integer(_D_RULE))
 v = 4 / sp.pi**2 * D**2
 # The distance term's centre offsets 2 dx = (px1 + px2) - (tx1 + tx2) by TwoSum (DiffOfDiffs): the plain sum of the

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c9d77a4b26cbc43c
+# scalar kernels: sha256 d409de778c41dbed
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
