@@ -282,6 +282,9 @@ def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
     """CUDA tensors: the generated CUDA kernel on PyTorch's current stream, writing into tensors
     PyTorch allocated.  Class indices and weighted means go through the CPU path (a copy)."""
     info = loss.info
+    # detached: a tensor that requires grad has no __cuda_array_interface__ (the autograd.Function's forward
+    # sees the caller's leaves); the kernel's gradients are attached by the caller
+    tensors = [t.detach() for t in tensors]
     shapes = _shapes_of(loss, tensors)
     if any(shapes.index) or (reduction == "mean" and info.mean_weight is not None):
         device = tensors[0].device

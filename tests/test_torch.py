@@ -39,7 +39,9 @@ def _smooth_inputs(loss: str, n: int = 6, seed: int = 5) -> tuple:
     if info.family == "rotated":
         pred = np.column_stack([rng.normal(0, 1, (n, 2)), np.exp(rng.uniform(-0.5, 0.5, (n, 2))),
                                 rng.uniform(-2, 2, n)])
-        return pred, pred + np.column_stack([rng.normal(0, 0.3, (n, 4)), rng.normal(0, 0.5, n)])
+        # the target's sizes a factor off the prediction's (an additive offset made a size negative at n = 64)
+        return pred, pred * np.column_stack([np.ones((n, 2)), np.exp(rng.normal(0, 0.3, (n, 2))), np.ones(n)]) \
+            + np.column_stack([rng.normal(0, 0.3, (n, 2)), np.zeros((n, 2)), rng.normal(0, 0.5, n)])
     centre, size = rng.normal(0, 1, (n, 2)), np.exp(rng.uniform(-0.5, 0.5, (n, 2)))
     target_centre = centre + rng.normal(0, 0.3, (n, 2))
     target_size = size * np.exp(rng.normal(0, 0.3, (n, 2)))
@@ -405,7 +407,12 @@ def _simulated_cuda(monkeypatch):
         def synchronize(self):
             pass
 
-    monkeypatch.setattr(cuda, "as_cuda_array", lambda t, sync=True: FakeCUDAArray(t.detach().numpy()), raising=False)
+    def as_cuda_array(t, sync=True):
+        if t.requires_grad:  # as PyTorch's __cuda_array_interface__ (the first GPU run found leaves passed to it)
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad.")
+        return FakeCUDAArray(t.numpy())
+
+    monkeypatch.setattr(cuda, "as_cuda_array", as_cuda_array, raising=False)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
     monkeypatch.setattr(cuda, "external_stream", lambda handle: cuda.stream())  # (the simulator has none)
     from refloss import torch as module
@@ -430,7 +437,9 @@ def test_cuda_path_under_the_simulator(monkeypatch, loss, params, dtype):
         for reduction in ("none", "sum", "mean"):
             for with_grad in (False, True):
                 cpu = module._cpu_impl(fn._loss, (p, t), params, reduction, True, with_grad)
-                sim = module._cuda_impl(fn._loss, (p, t), params, reduction, True, with_grad)
+                # with gradients, the leaves themselves (requiring grad), as the autograd Function's forward passes them
+                leaves = [x.detach().requires_grad_(with_grad) for x in (p, t)]
+                sim = module._cuda_impl(fn._loss, leaves, params, reduction, True, with_grad)
                 assert len(sim) == len(cpu)
                 for x, y in zip(sim, cpu):
                     assert x.shape == y.shape and x.dtype == y.dtype, (reduction, with_grad, x.shape, y.shape)
