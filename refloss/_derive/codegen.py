@@ -2102,7 +2102,17 @@ def _element(name: str, width: int | None, k: int, flat: bool = False, i: str = 
     return f"{name}[{i}, {k}]"
 
 
-def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
+def _divided(stores: list, grads: list, indent: str = "") -> list:
+    """The CUDA drivers' gradient stores ``target = g / divisor``, the division only where ``divisor`` is not 1
+    (reduction "none" and "sum"; x/1 = x exactly): an IEEE division is a dozen or more instructions on a GPU,
+    and these were 8 of the 12 divisions float32 GIoU's common branch executed (its PTX, 2026-12-04)."""
+    return ([f"{indent}if divisor == 1:"] + [f"{indent}    {t} = {g}" for t, g in zip(stores, grads)]
+            + [f"{indent}else:"] + [f"{indent}    {t} = {g} / divisor" for t, g in zip(stores, grads)])
+
+
+def _loop_body(kernel: Kernel, call: str, with_grad: bool, unit_divisor: bool = False) -> list:
+    """A driver's loop body: the scalar kernel on element i, the value and the gradients (divided by
+    ``divisor``) stored; ``unit_divisor``: no division where divisor is 1 (the CUDA drivers, :func:`_divided`)."""
     if kernel.is_row:  # the scalar kernel takes whole rows, writes the gradient rows, returns the value
         rows = [f"{n}[i]" for n, _, _ in kernel.arrays]  # (an input of width 1: its number)
         if with_grad:  # (an input of width 1: a view of its gradient's element, written once)
@@ -2120,9 +2130,10 @@ def _loop_body(kernel: Kernel, call: str, with_grad: bool) -> list:
         return [f"{', '.join(values)} = {call}({inputs}, {args})"] + stores
     grads = [f"g_{s.name}" for _, _, syms in kernel.differentiated for s in syms]
     body = [f"{', '.join(values + grads)} = {call}({inputs}, {args})"] + stores
-    body += [f"{_element('d_' + n, w, k)} = g_{s.name} / divisor"
-             for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
-    return body
+    targets = [_element('d_' + n, w, k) for n, w, syms in kernel.differentiated for k in range(len(syms))]
+    if unit_divisor:
+        return body + _divided(targets, grads)
+    return body + [f"{t} = {g} / divisor" for t, g in zip(targets, grads)]
 
 
 def _wrap(line: str, indent: str, width: int = 100) -> list:
@@ -2454,14 +2465,20 @@ def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: s
             f"_far = _big or ((_top < {lit(2.0 ** -x)}) and (_top > {lit(0.0)}) and tiny_ok)",
             "_e = math.frexp(_top)[1] if _far else 0"]
     body += [f"_arg_{a.name} = {a.name}_0 if _far else {a.name}" for a in kernel.args]
-    inputs = ", ".join(cast(f"math.ldexp({e}, -_e)") for e in elems)
+    # the scaling only in the rare branch (the common one, _e = 0, is ldexp(x, 0) = x: skipping it is exact),
+    # one call of the kernel either way (the device function is inlined: one copy of it)
+    xs = [f"_x{j}" for j in range(len(elems))]
+    body += [f"{x} = {e}" for x, e in zip(xs, elems)]
+    body += ["if _far:"] + [f"    {x} = {cast(f'math.ldexp({x}, -_e)')}" for x in xs]
+    inputs = ", ".join(xs)
     args = ", ".join(f"_arg_{a.name}" for a in kernel.args)
     if not with_grad:
         return body + [f"out[i] = {call}({inputs}, {args})"]
     grads = [f"g_{a.name}" for _, _, syms in kernel.differentiated for a in syms]
     body += [f"{', '.join(['v'] + grads)} = {call}({inputs}, {args})", "out[i] = v"]
-    body += [f"{_element('d_' + n, w, k)} = {cast(f'math.ldexp(g_{a.name} / divisor, -_e)')}"
-             for n, w, syms in kernel.differentiated for k, a in enumerate(syms)]
+    targets = [_element('d_' + n, w, k) for n, w, syms in kernel.differentiated for k in range(len(syms))]
+    body += ["if _far:"] + [f"    {t} = {cast(f'math.ldexp({g} / divisor, -_e)')}" for t, g in zip(targets, grads)]
+    body += ["else:"] + _divided(targets, grads, "    ")
     return body
 
 
@@ -2490,6 +2507,6 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}{extra}):", "")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
         body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec) if rescaled else
-                _loop_body(kernel, f"_{fn}_{prec}", with_grad))
+                _loop_body(kernel, f"_{fn}_{prec}", with_grad, unit_divisor=True))
         lines += [w for s in body for w in _wrap(s, " " * 8)]
     return "\n".join(lines) + "\n"

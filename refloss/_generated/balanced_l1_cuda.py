@@ -31,8 +31,12 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha
         v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
                 c_lin, l_cu)
         out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_pred[i] = g_pred
+            d_target[i] = g_target
+        else:
+            d_pred[i] = g_pred / divisor
+            d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -48,5 +52,9 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha
         v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], beta, alpha, gamma, c_u, k_2,
                 c_lin, l_cu)
         out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_pred[i] = g_pred
+            d_target[i] = g_target
+        else:
+            d_pred[i] = g_pred / divisor
+            d_target[i] = g_target / divisor

@@ -30,10 +30,24 @@ def value_f64(pred, target, out, eps, eps_0, tiny_ok):
         _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
         _e = math.frexp(_top)[1] if _far else 0
         _arg_eps = eps_0 if _far else eps
-        out[i] = _value_f64(_f64(math.ldexp(pred[i, 0], -_e)), _f64(math.ldexp(pred[i, 1], -_e)),
-                _f64(math.ldexp(pred[i, 2], -_e)), _f64(math.ldexp(pred[i, 3], -_e)),
-                _f64(math.ldexp(target[i, 0], -_e)), _f64(math.ldexp(target[i, 1], -_e)),
-                _f64(math.ldexp(target[i, 2], -_e)), _f64(math.ldexp(target[i, 3], -_e)), _arg_eps)
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f64(math.ldexp(_x0, -_e))
+            _x1 = _f64(math.ldexp(_x1, -_e))
+            _x2 = _f64(math.ldexp(_x2, -_e))
+            _x3 = _f64(math.ldexp(_x3, -_e))
+            _x4 = _f64(math.ldexp(_x4, -_e))
+            _x5 = _f64(math.ldexp(_x5, -_e))
+            _x6 = _f64(math.ldexp(_x6, -_e))
+            _x7 = _f64(math.ldexp(_x7, -_e))
+        out[i] = _value_f64(_x0, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
@@ -45,20 +59,54 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, eps_0,
         _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
         _e = math.frexp(_top)[1] if _far else 0
         _arg_eps = eps_0 if _far else eps
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(_f64(math.ldexp(pred[i, 0], -_e)),
-                _f64(math.ldexp(pred[i, 1], -_e)), _f64(math.ldexp(pred[i, 2], -_e)),
-                _f64(math.ldexp(pred[i, 3], -_e)), _f64(math.ldexp(target[i, 0], -_e)),
-                _f64(math.ldexp(target[i, 1], -_e)), _f64(math.ldexp(target[i, 2], -_e)),
-                _f64(math.ldexp(target[i, 3], -_e)), _arg_eps)
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f64(math.ldexp(_x0, -_e))
+            _x1 = _f64(math.ldexp(_x1, -_e))
+            _x2 = _f64(math.ldexp(_x2, -_e))
+            _x3 = _f64(math.ldexp(_x3, -_e))
+            _x4 = _f64(math.ldexp(_x4, -_e))
+            _x5 = _f64(math.ldexp(_x5, -_e))
+            _x6 = _f64(math.ldexp(_x6, -_e))
+            _x7 = _f64(math.ldexp(_x7, -_e))
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(_x0, _x1,
+                _x2, _x3, _x4, _x5, _x6, _x7, _arg_eps)
         out[i] = v
-        d_pred[i, 0] = _f64(math.ldexp(g_px1 / divisor, -_e))
-        d_pred[i, 1] = _f64(math.ldexp(g_py1 / divisor, -_e))
-        d_pred[i, 2] = _f64(math.ldexp(g_px2 / divisor, -_e))
-        d_pred[i, 3] = _f64(math.ldexp(g_py2 / divisor, -_e))
-        d_target[i, 0] = _f64(math.ldexp(g_tx1 / divisor, -_e))
-        d_target[i, 1] = _f64(math.ldexp(g_ty1 / divisor, -_e))
-        d_target[i, 2] = _f64(math.ldexp(g_tx2 / divisor, -_e))
-        d_target[i, 3] = _f64(math.ldexp(g_ty2 / divisor, -_e))
+        if _far:
+            d_pred[i, 0] = _f64(math.ldexp(g_px1 / divisor, -_e))
+            d_pred[i, 1] = _f64(math.ldexp(g_py1 / divisor, -_e))
+            d_pred[i, 2] = _f64(math.ldexp(g_px2 / divisor, -_e))
+            d_pred[i, 3] = _f64(math.ldexp(g_py2 / divisor, -_e))
+            d_target[i, 0] = _f64(math.ldexp(g_tx1 / divisor, -_e))
+            d_target[i, 1] = _f64(math.ldexp(g_ty1 / divisor, -_e))
+            d_target[i, 2] = _f64(math.ldexp(g_tx2 / divisor, -_e))
+            d_target[i, 3] = _f64(math.ldexp(g_ty2 / divisor, -_e))
+        else:
+            if divisor == 1:
+                d_pred[i, 0] = g_px1
+                d_pred[i, 1] = g_py1
+                d_pred[i, 2] = g_px2
+                d_pred[i, 3] = g_py2
+                d_target[i, 0] = g_tx1
+                d_target[i, 1] = g_ty1
+                d_target[i, 2] = g_tx2
+                d_target[i, 3] = g_ty2
+            else:
+                d_pred[i, 0] = g_px1 / divisor
+                d_pred[i, 1] = g_py1 / divisor
+                d_pred[i, 2] = g_px2 / divisor
+                d_pred[i, 3] = g_py2 / divisor
+                d_target[i, 0] = g_tx1 / divisor
+                d_target[i, 1] = g_ty1 / divisor
+                d_target[i, 2] = g_tx2 / divisor
+                d_target[i, 3] = g_ty2 / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -70,10 +118,24 @@ def value_f32(pred, target, out, eps, eps_0, tiny_ok):
         _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
         _e = math.frexp(_top)[1] if _far else 0
         _arg_eps = eps_0 if _far else eps
-        out[i] = _value_f32(_f32(math.ldexp(pred[i, 0], -_e)), _f32(math.ldexp(pred[i, 1], -_e)),
-                _f32(math.ldexp(pred[i, 2], -_e)), _f32(math.ldexp(pred[i, 3], -_e)),
-                _f32(math.ldexp(target[i, 0], -_e)), _f32(math.ldexp(target[i, 1], -_e)),
-                _f32(math.ldexp(target[i, 2], -_e)), _f32(math.ldexp(target[i, 3], -_e)), _arg_eps)
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f32(math.ldexp(_x0, -_e))
+            _x1 = _f32(math.ldexp(_x1, -_e))
+            _x2 = _f32(math.ldexp(_x2, -_e))
+            _x3 = _f32(math.ldexp(_x3, -_e))
+            _x4 = _f32(math.ldexp(_x4, -_e))
+            _x5 = _f32(math.ldexp(_x5, -_e))
+            _x6 = _f32(math.ldexp(_x6, -_e))
+            _x7 = _f32(math.ldexp(_x7, -_e))
+        out[i] = _value_f32(_x0, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
@@ -85,17 +147,51 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, eps_0,
         _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
         _e = math.frexp(_top)[1] if _far else 0
         _arg_eps = eps_0 if _far else eps
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(_f32(math.ldexp(pred[i, 0], -_e)),
-                _f32(math.ldexp(pred[i, 1], -_e)), _f32(math.ldexp(pred[i, 2], -_e)),
-                _f32(math.ldexp(pred[i, 3], -_e)), _f32(math.ldexp(target[i, 0], -_e)),
-                _f32(math.ldexp(target[i, 1], -_e)), _f32(math.ldexp(target[i, 2], -_e)),
-                _f32(math.ldexp(target[i, 3], -_e)), _arg_eps)
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f32(math.ldexp(_x0, -_e))
+            _x1 = _f32(math.ldexp(_x1, -_e))
+            _x2 = _f32(math.ldexp(_x2, -_e))
+            _x3 = _f32(math.ldexp(_x3, -_e))
+            _x4 = _f32(math.ldexp(_x4, -_e))
+            _x5 = _f32(math.ldexp(_x5, -_e))
+            _x6 = _f32(math.ldexp(_x6, -_e))
+            _x7 = _f32(math.ldexp(_x7, -_e))
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(_x0, _x1,
+                _x2, _x3, _x4, _x5, _x6, _x7, _arg_eps)
         out[i] = v
-        d_pred[i, 0] = _f32(math.ldexp(g_px1 / divisor, -_e))
-        d_pred[i, 1] = _f32(math.ldexp(g_py1 / divisor, -_e))
-        d_pred[i, 2] = _f32(math.ldexp(g_px2 / divisor, -_e))
-        d_pred[i, 3] = _f32(math.ldexp(g_py2 / divisor, -_e))
-        d_target[i, 0] = _f32(math.ldexp(g_tx1 / divisor, -_e))
-        d_target[i, 1] = _f32(math.ldexp(g_ty1 / divisor, -_e))
-        d_target[i, 2] = _f32(math.ldexp(g_tx2 / divisor, -_e))
-        d_target[i, 3] = _f32(math.ldexp(g_ty2 / divisor, -_e))
+        if _far:
+            d_pred[i, 0] = _f32(math.ldexp(g_px1 / divisor, -_e))
+            d_pred[i, 1] = _f32(math.ldexp(g_py1 / divisor, -_e))
+            d_pred[i, 2] = _f32(math.ldexp(g_px2 / divisor, -_e))
+            d_pred[i, 3] = _f32(math.ldexp(g_py2 / divisor, -_e))
+            d_target[i, 0] = _f32(math.ldexp(g_tx1 / divisor, -_e))
+            d_target[i, 1] = _f32(math.ldexp(g_ty1 / divisor, -_e))
+            d_target[i, 2] = _f32(math.ldexp(g_tx2 / divisor, -_e))
+            d_target[i, 3] = _f32(math.ldexp(g_ty2 / divisor, -_e))
+        else:
+            if divisor == 1:
+                d_pred[i, 0] = g_px1
+                d_pred[i, 1] = g_py1
+                d_pred[i, 2] = g_px2
+                d_pred[i, 3] = g_py2
+                d_target[i, 0] = g_tx1
+                d_target[i, 1] = g_ty1
+                d_target[i, 2] = g_tx2
+                d_target[i, 3] = g_ty2
+            else:
+                d_pred[i, 0] = g_px1 / divisor
+                d_pred[i, 1] = g_py1 / divisor
+                d_pred[i, 2] = g_px2 / divisor
+                d_pred[i, 3] = g_py2 / divisor
+                d_target[i, 0] = g_tx1 / divisor
+                d_target[i, 1] = g_ty1 / divisor
+                d_target[i, 2] = g_tx2 / divisor
+                d_target[i, 3] = g_ty2 / divisor

@@ -32,14 +32,24 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, image_size,
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
                 target[i, 3], image_size, eps)
         out[i] = v
-        d_pred[i, 0] = g_px1 / divisor
-        d_pred[i, 1] = g_py1 / divisor
-        d_pred[i, 2] = g_px2 / divisor
-        d_pred[i, 3] = g_py2 / divisor
-        d_target[i, 0] = g_tx1 / divisor
-        d_target[i, 1] = g_ty1 / divisor
-        d_target[i, 2] = g_tx2 / divisor
-        d_target[i, 3] = g_ty2 / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_px1
+            d_pred[i, 1] = g_py1
+            d_pred[i, 2] = g_px2
+            d_pred[i, 3] = g_py2
+            d_target[i, 0] = g_tx1
+            d_target[i, 1] = g_ty1
+            d_target[i, 2] = g_tx2
+            d_target[i, 3] = g_ty2
+        else:
+            d_pred[i, 0] = g_px1 / divisor
+            d_pred[i, 1] = g_py1 / divisor
+            d_pred[i, 2] = g_px2 / divisor
+            d_pred[i, 3] = g_py2 / divisor
+            d_target[i, 0] = g_tx1 / divisor
+            d_target[i, 1] = g_ty1 / divisor
+            d_target[i, 2] = g_tx2 / divisor
+            d_target[i, 3] = g_ty2 / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -56,11 +66,21 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, image_size,
                 pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
                 target[i, 3], image_size, eps)
         out[i] = v
-        d_pred[i, 0] = g_px1 / divisor
-        d_pred[i, 1] = g_py1 / divisor
-        d_pred[i, 2] = g_px2 / divisor
-        d_pred[i, 3] = g_py2 / divisor
-        d_target[i, 0] = g_tx1 / divisor
-        d_target[i, 1] = g_ty1 / divisor
-        d_target[i, 2] = g_tx2 / divisor
-        d_target[i, 3] = g_ty2 / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_px1
+            d_pred[i, 1] = g_py1
+            d_pred[i, 2] = g_px2
+            d_pred[i, 3] = g_py2
+            d_target[i, 0] = g_tx1
+            d_target[i, 1] = g_ty1
+            d_target[i, 2] = g_tx2
+            d_target[i, 3] = g_ty2
+        else:
+            d_pred[i, 0] = g_px1 / divisor
+            d_pred[i, 1] = g_py1 / divisor
+            d_pred[i, 2] = g_px2 / divisor
+            d_pred[i, 3] = g_py2 / divisor
+            d_target[i, 0] = g_tx1 / divisor
+            d_target[i, 1] = g_ty1 / divisor
+            d_target[i, 2] = g_tx2 / divisor
+            d_target[i, 3] = g_ty2 / divisor

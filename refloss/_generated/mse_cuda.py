@@ -29,8 +29,12 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f64(pred[i], target[i], )
         out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_pred[i] = g_pred
+            d_target[i] = g_target
+        else:
+            d_pred[i] = g_pred / divisor
+            d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -44,5 +48,9 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_pred, g_target = _value_and_grad_f32(pred[i], target[i], )
         out[i] = v
-        d_pred[i] = g_pred / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_pred[i] = g_pred
+            d_target[i] = g_target
+        else:
+            d_pred[i] = g_pred / divisor
+            d_target[i] = g_target / divisor

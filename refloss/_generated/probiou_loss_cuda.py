@@ -32,16 +32,28 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
                 pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
                 target[i, 2], target[i, 3], target[i, 4], mode)
         out[i] = v
-        d_pred[i, 0] = g_px / divisor
-        d_pred[i, 1] = g_py / divisor
-        d_pred[i, 2] = g_pw / divisor
-        d_pred[i, 3] = g_ph / divisor
-        d_pred[i, 4] = g_pa / divisor
-        d_target[i, 0] = g_tx / divisor
-        d_target[i, 1] = g_ty / divisor
-        d_target[i, 2] = g_tw / divisor
-        d_target[i, 3] = g_th / divisor
-        d_target[i, 4] = g_ta / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_px
+            d_pred[i, 1] = g_py
+            d_pred[i, 2] = g_pw
+            d_pred[i, 3] = g_ph
+            d_pred[i, 4] = g_pa
+            d_target[i, 0] = g_tx
+            d_target[i, 1] = g_ty
+            d_target[i, 2] = g_tw
+            d_target[i, 3] = g_th
+            d_target[i, 4] = g_ta
+        else:
+            d_pred[i, 0] = g_px / divisor
+            d_pred[i, 1] = g_py / divisor
+            d_pred[i, 2] = g_pw / divisor
+            d_pred[i, 3] = g_ph / divisor
+            d_pred[i, 4] = g_pa / divisor
+            d_target[i, 0] = g_tx / divisor
+            d_target[i, 1] = g_ty / divisor
+            d_target[i, 2] = g_tw / divisor
+            d_target[i, 3] = g_th / divisor
+            d_target[i, 4] = g_ta / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -58,13 +70,25 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):
                 pred[i, 1], pred[i, 2], pred[i, 3], pred[i, 4], target[i, 0], target[i, 1],
                 target[i, 2], target[i, 3], target[i, 4], mode)
         out[i] = v
-        d_pred[i, 0] = g_px / divisor
-        d_pred[i, 1] = g_py / divisor
-        d_pred[i, 2] = g_pw / divisor
-        d_pred[i, 3] = g_ph / divisor
-        d_pred[i, 4] = g_pa / divisor
-        d_target[i, 0] = g_tx / divisor
-        d_target[i, 1] = g_ty / divisor
-        d_target[i, 2] = g_tw / divisor
-        d_target[i, 3] = g_th / divisor
-        d_target[i, 4] = g_ta / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_px
+            d_pred[i, 1] = g_py
+            d_pred[i, 2] = g_pw
+            d_pred[i, 3] = g_ph
+            d_pred[i, 4] = g_pa
+            d_target[i, 0] = g_tx
+            d_target[i, 1] = g_ty
+            d_target[i, 2] = g_tw
+            d_target[i, 3] = g_th
+            d_target[i, 4] = g_ta
+        else:
+            d_pred[i, 0] = g_px / divisor
+            d_pred[i, 1] = g_py / divisor
+            d_pred[i, 2] = g_pw / divisor
+            d_pred[i, 3] = g_ph / divisor
+            d_pred[i, 4] = g_pa / divisor
+            d_target[i, 0] = g_tx / divisor
+            d_target[i, 1] = g_ty / divisor
+            d_target[i, 2] = g_tw / divisor
+            d_target[i, 3] = g_th / divisor
+            d_target[i, 4] = g_ta / divisor

@@ -29,8 +29,12 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], beta)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_target[i] = g_target
+        else:
+            d_logits[i] = g_logits / divisor
+            d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -44,5 +48,9 @@ def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, beta):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], beta)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_target[i] = g_target
+        else:
+            d_logits[i] = g_logits / divisor
+            d_target[i] = g_target / divisor

@@ -29,8 +29,12 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, alpha
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_targets = _value_and_grad_f64(logits[i], targets[i], alpha, gamma)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_targets[i] = g_targets / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_targets[i] = g_targets
+        else:
+            d_logits[i] = g_logits / divisor
+            d_targets[i] = g_targets / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -44,5 +48,9 @@ def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, alpha
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
         v, g_logits, g_targets = _value_and_grad_f32(logits[i], targets[i], alpha, gamma)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_targets[i] = g_targets / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_targets[i] = g_targets
+        else:
+            d_logits[i] = g_logits / divisor
+            d_targets[i] = g_targets / divisor

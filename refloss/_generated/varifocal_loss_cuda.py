@@ -31,8 +31,12 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, 
         v, g_logits, g_target = _value_and_grad_f64(logits[i], target[i], alpha, gamma,
                 detach_weight, iou_weighted)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_target[i] = g_target
+        else:
+            d_logits[i] = g_logits / divisor
+            d_target[i] = g_target / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -48,5 +52,9 @@ def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, alpha, 
         v, g_logits, g_target = _value_and_grad_f32(logits[i], target[i], alpha, gamma,
                 detach_weight, iou_weighted)
         out[i] = v
-        d_logits[i] = g_logits / divisor
-        d_target[i] = g_target / divisor
+        if divisor == 1:
+            d_logits[i] = g_logits
+            d_target[i] = g_target
+        else:
+            d_logits[i] = g_logits / divisor
+            d_target[i] = g_target / divisor

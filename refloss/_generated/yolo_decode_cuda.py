@@ -40,10 +40,16 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
         out[i, 1] = v1
         out[i, 2] = v2
         out[i, 3] = v3
-        d_t[i, 0] = g_tx / divisor
-        d_t[i, 1] = g_ty / divisor
-        d_t[i, 2] = g_tw / divisor
-        d_t[i, 3] = g_th / divisor
+        if divisor == 1:
+            d_t[i, 0] = g_tx
+            d_t[i, 1] = g_ty
+            d_t[i, 2] = g_tw
+            d_t[i, 3] = g_th
+        else:
+            d_t[i, 0] = g_tx / divisor
+            d_t[i, 1] = g_ty / divisor
+            d_t[i, 2] = g_tw / divisor
+            d_t[i, 3] = g_th / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -68,7 +74,13 @@ def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
         out[i, 1] = v1
         out[i, 2] = v2
         out[i, 3] = v3
-        d_t[i, 0] = g_tx / divisor
-        d_t[i, 1] = g_ty / divisor
-        d_t[i, 2] = g_tw / divisor
-        d_t[i, 3] = g_th / divisor
+        if divisor == 1:
+            d_t[i, 0] = g_tx
+            d_t[i, 1] = g_ty
+            d_t[i, 2] = g_tw
+            d_t[i, 3] = g_th
+        else:
+            d_t[i, 0] = g_tx / divisor
+            d_t[i, 1] = g_ty / divisor
+            d_t[i, 2] = g_tw / divisor
+            d_t[i, 3] = g_th / divisor

@@ -32,14 +32,24 @@ def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, lambda_coor
                 pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
                 lambda_coord)
         out[i] = v
-        d_pred[i, 0] = g_x / divisor
-        d_pred[i, 1] = g_y / divisor
-        d_pred[i, 2] = g_w / divisor
-        d_pred[i, 3] = g_h / divisor
-        d_target[i, 0] = g_xt / divisor
-        d_target[i, 1] = g_yt / divisor
-        d_target[i, 2] = g_wt / divisor
-        d_target[i, 3] = g_ht / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_x
+            d_pred[i, 1] = g_y
+            d_pred[i, 2] = g_w
+            d_pred[i, 3] = g_h
+            d_target[i, 0] = g_xt
+            d_target[i, 1] = g_yt
+            d_target[i, 2] = g_wt
+            d_target[i, 3] = g_ht
+        else:
+            d_pred[i, 0] = g_x / divisor
+            d_pred[i, 1] = g_y / divisor
+            d_pred[i, 2] = g_w / divisor
+            d_pred[i, 3] = g_h / divisor
+            d_target[i, 0] = g_xt / divisor
+            d_target[i, 1] = g_yt / divisor
+            d_target[i, 2] = g_wt / divisor
+            d_target[i, 3] = g_ht / divisor
 
 
 @cuda.jit(cache=CACHE)
@@ -56,11 +66,21 @@ def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, lambda_coor
                 pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2], target[i, 3],
                 lambda_coord)
         out[i] = v
-        d_pred[i, 0] = g_x / divisor
-        d_pred[i, 1] = g_y / divisor
-        d_pred[i, 2] = g_w / divisor
-        d_pred[i, 3] = g_h / divisor
-        d_target[i, 0] = g_xt / divisor
-        d_target[i, 1] = g_yt / divisor
-        d_target[i, 2] = g_wt / divisor
-        d_target[i, 3] = g_ht / divisor
+        if divisor == 1:
+            d_pred[i, 0] = g_x
+            d_pred[i, 1] = g_y
+            d_pred[i, 2] = g_w
+            d_pred[i, 3] = g_h
+            d_target[i, 0] = g_xt
+            d_target[i, 1] = g_yt
+            d_target[i, 2] = g_wt
+            d_target[i, 3] = g_ht
+        else:
+            d_pred[i, 0] = g_x / divisor
+            d_pred[i, 1] = g_y / divisor
+            d_pred[i, 2] = g_w / divisor
+            d_pred[i, 3] = g_h / divisor
+            d_target[i, 0] = g_xt / divisor
+            d_target[i, 1] = g_yt / divisor
+            d_target[i, 2] = g_wt / divisor
+            d_target[i, 3] = g_ht / divisor
