@@ -119,3 +119,18 @@ def test_cuda_kernels_compile_to_ptx_without_a_gpu(tmp_path):
                for p in ("f64", "f32")}
     assert {(r["module"], r["kernel"]) for r in rows} >= kernels
     assert all(r["error"] is None and r["ptx_lines"] > 100 for r in rows)
+
+
+def test_fma_contraction_emulated_on_the_cpu():
+    """benchmarks/fma_emulate.py: verify's rows on the simulated CUDA backend with the scalar kernels (the CUDA
+    kernels' device functions) compiled with LLVM's contract flag, so that products fuse into additions as NVVM
+    fuses them on a GPU (where alpha-IoU's gradient failed at identical boxes until e49f87d: the script
+    reproduced that failure to the digit).  GIoU and a row loss in float32 here (CI time); every loss and dtype:
+    `--jobs N` without --loss."""
+    run = subprocess.run([sys.executable, "benchmarks/fma_emulate.py", "--loss", "giou_loss,softmax_cross_entropy",
+                          "--dtype", "float32"], cwd=REPO, capture_output=True, text=True)
+    if run.returncode == 2 and "nothing to emulate" in run.stdout:
+        pytest.skip(run.stdout.strip())
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "FMA contraction active" in run.stdout and " 0 failed" in run.stdout
+    assert "giou_loss" in run.stdout and "softmax_cross_entropy" in run.stdout
