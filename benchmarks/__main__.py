@@ -2,7 +2,7 @@
 
     python -m benchmarks [--n 10,1000,100000,1000000] [--dtype float64,float32] [--repeat 7]
                          [--loss giou_loss,...] [-o results.json] [--doc docs/performance.md] [--check]
-                         [--memory 10000000]
+                         [--memory 10000000] [--device cuda]
 
 For each loss (GIoU, DIoU, CIoU on N box pairs; Smooth L1 on 4N elements), each N and dtype, the
 best of ``--repeat`` interleaved rounds of:
@@ -23,6 +23,7 @@ of time against N into the page between its ``<!-- performance -->`` markers.  `
 compares the baselines' values and gradients with refloss's first; ``--memory N`` adds the peak memory
 one ``value_and_grad`` call allocates at N (tracemalloc), against its inputs and outputs.  First of all,
 the fixed cost of one call at N = 10, timed back to back before any peer runs (:func:`fixed_cost`).
+``--device cuda`` runs ``benchmarks/gpu.py``'s comparison on the GPU instead, at each ``--n``.
 """
 from __future__ import annotations
 
@@ -285,7 +286,16 @@ def main(argv=None) -> int:
     ap.add_argument("--doc", type=Path)
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--memory", type=int, metavar="N", help="also the peak memory of one call at N (e.g. 10000000)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: benchmarks/gpu.py on the GPU at each --n (inputs on the device; torch eager, "
+                         "torch.compile unless --no-peers, the copy roofline, where the time goes)")
     args = ap.parse_args(argv)
+    if args.device == "cuda":
+        import gpu
+
+        codes = [gpu.run(int(float(v)), args.repeat, compile=not args.no_peers, details=True)
+                 for v in args.n.split(",")]
+        return max(codes)
     if args.check:
         check()
     ns = [int(float(v)) for v in args.n.split(",")]

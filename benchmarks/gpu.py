@@ -162,52 +162,64 @@ def detail(torch, d, dtype, repeat):
               + f"   copy {copy:.3f} ms: kernel alone {copy / row['kernel alone']:.1%} of copy", flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=4_000_000)
-    ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--detail", action="store_true", help="also where the time goes (kernel alone, allocation, "
-                    "refloss.torch) for GIoU and Smooth L1")
-    ap.add_argument("--compile", action="store_true", help="also torch.compile of the box losses (slow to compile)")
-    args = ap.parse_args()
+def run(n: int, repeat: int = 20, compile: bool = False, details: bool = False) -> int:
+    """The comparison at N = ``n`` (printed), float64 then float32; 2 where there is no GPU to run on."""
+    from refloss._backends import cuda_unavailable
+
+    why = cuda_unavailable()
+    if why:
+        print(f"no GPU to benchmark here: {why}")
+        return 2
     torch, tvops = _torch()
     rng = np.random.default_rng(0)
     if torch is not None:
-        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, N={args.n}; value + gradients, "
-              "inputs on the GPU, best of", args.repeat)
+        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, N={n}; value + gradients, "
+              "inputs on the GPU, best of", repeat)
     else:
-        print(f"no CUDA torch: refloss only, N={args.n}")
+        print(f"no CUDA torch: refloss only, N={n}")
     for dtype in (np.float64, np.float32):
-        host = inputs(args.n, rng, dtype)
+        host = inputs(n, rng, dtype)
         if torch is not None:
             d = {k: torch.from_numpy(v).cuda() for k, v in host.items()}
         else:
             from numba import cuda
 
             d = {k: cuda.to_device(v) for k, v in host.items()}
-        ours = {k: best_ms(fn, args.repeat) for k, fn in refloss_calls(d, dtype).items()}
-        theirs = {k: best_ms(fn, args.repeat) for k, fn in torch_calls(torch, tvops, d).items()} if torch else {}
+        ours = {k: best_ms(fn, repeat) for k, fn in refloss_calls(d, dtype).items()}
+        theirs = {k: best_ms(fn, repeat) for k, fn in torch_calls(torch, tvops, d).items()} if torch else {}
         for k, ms in ours.items():
             peer = f"   torch {theirs[k]:9.3f} ms   x{theirs[k] / ms:6.2f}" if k in theirs else ""
             if torch is not None and k in MOVED:
-                copy = copy_ms(torch, MOVED[k] * args.n, dtype, args.repeat)
+                copy = copy_ms(torch, MOVED[k] * n, dtype, repeat)
                 peer += f"   copy {copy:8.3f} ms   {copy / ms:6.1%} of copy"
             print(f"  {np.dtype(dtype).name:<8} {k:<20} refloss {ms:9.3f} ms{peer}", flush=True)
-        if torch is not None and args.compile:
+        if torch is not None and compile:
             for k, fn in compiled_calls(torch, tvops, d).items():
                 try:
                     fn()  # compiles, outside the timing
-                    ms = best_ms(fn, args.repeat)
+                    ms = best_ms(fn, repeat)
                     print(f"  {np.dtype(dtype).name:<8} {k:<20} torch.compile {ms:9.3f} ms   refloss x{ms / ours[k]:6.2f}",
                           flush=True)
                 except Exception as exc:  # noqa: BLE001 - a peer failing is a row, not the end of the run
                     print(f"  {np.dtype(dtype).name:<8} {k:<20} torch.compile failed: {type(exc).__name__}: {exc}"[:300])
-        if torch is not None and args.detail:
+        if torch is not None and details:
             try:
-                detail(torch, d, dtype, args.repeat)
+                detail(torch, d, dtype, repeat)
             except Exception:  # noqa: BLE001 - the table above stands; the traceback says what to fix
                 traceback.print_exc()
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=4_000_000)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--detail", action="store_true", help="also where the time goes (kernel alone, allocation, "
+                    "refloss.torch) for GIoU and Smooth L1")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile of the box losses (slow to compile)")
+    args = ap.parse_args(argv)
+    return run(args.n, args.repeat, args.compile, args.detail)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

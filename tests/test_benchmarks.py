@@ -134,3 +134,16 @@ def test_fma_contraction_emulated_on_the_cpu():
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "FMA contraction active" in run.stdout and " 0 failed" in run.stdout
     assert "giou_loss" in run.stdout and "softmax_cross_entropy" in run.stdout
+
+
+def test_benchmark_on_cuda_runs_in_the_simulator_and_says_where_there_is_no_gpu():
+    """`python -m benchmarks --device cuda` is benchmarks/gpu.py's comparison at each --n: under the simulator
+    refloss's rows (no CUDA torch here); with neither a GPU nor the simulator, one line and exit 2."""
+    cmd = [sys.executable, "-m", "benchmarks", "--device", "cuda", "--n", "16", "--repeat", "1"]
+    run = subprocess.run(cmd, cwd=REPO, env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "float32  giou_loss" in run.stdout and "N=16" in run.stdout
+    bare = subprocess.run(cmd, cwd=REPO, env=_without_simulator(), capture_output=True, text=True)
+    assert "Traceback" not in bare.stderr, bare.stderr[-2000:]
+    assert bare.returncode == (2 if "no GPU to benchmark here" in bare.stdout else 0), bare.stdout[-2000:]
+    assert bare.returncode == 0 or bare.stdout.count("\n") == 1  # (one line where there is no GPU)
