@@ -10,7 +10,7 @@ Imported only when ``device="cuda"`` is asked for.
 
 The interface for the rest of refloss: :func:`launch`
 (one fused kernel over flat device arrays), :func:`evaluate` (a loss, from host or device
-inputs), :func:`device_inputs`, :func:`to_device` and :func:`check_positive_device`.
+inputs), :func:`device_inputs`, :func:`to_device`, :func:`check_devices` and :func:`check_positive_device`.
 """
 from __future__ import annotations
 
@@ -27,11 +27,22 @@ THREADS = 256
 
 
 @cuda.jit(cache=CACHE)
-def _first_non_finite(x, found):
+def _first_bad(x, width, rule, lo, hi, bounded, found):
+    """One pass over a flat input for every rule of check_input: found[0] the first non-finite element,
+    found[1] the first row of ``width`` elements breaking the layout's rule (rule 1: x2 >= x1 and y2 >= y1;
+    2: sizes, elements 2 and 3, >= 0), found[2] the first element outside [lo, hi] (``bounded``)."""
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         v = x[i]
         if not (v - v == 0):  # NaN or +-inf
             cuda.atomic.min(found, 0, i)
+        if bounded and (v < lo or v > hi):
+            cuda.atomic.min(found, 2, i)
+        if rule != 0 and i % width == 0:
+            if rule == 1:
+                if x[i + 2] < v or x[i + 3] < x[i + 1]:
+                    cuda.atomic.min(found, 1, i // width)
+            elif x[i + 2] < 0 or x[i + 3] < 0:
+                cuda.atomic.min(found, 1, i // width)
 
 
 @cuda.jit(cache=CACHE)
@@ -89,30 +100,44 @@ _SIZE_LAYOUTS = {"xywh": "x, y, w, h", "xywhr": "cx, cy, w, h, angle in radians"
 
 
 def _check_device(name: str, arr, layout: str | None = None, bounds: tuple | None = None) -> None:
-    """ValueError naming the first bad element of a device array, with the rules and messages
-    of :func:`refloss._validate.check_input`: non-finite, a box that breaks its layout's rule,
-    a value outside ``bounds``."""
-    flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
-    if flat.size == 0:
+    """ValueError naming the first bad element of a device array (:func:`check_devices` of one input)."""
+    check_devices([(name, arr, layout, bounds)])
+
+
+_RULES = {None: 0, "xyxy": 1}  # any other layout (xywh, xywhr): sizes, elements 2 and 3, >= 0
+
+
+def check_devices(items) -> None:
+    """ValueError naming the first bad element of the first bad input among ``items``, each (name, device
+    array, box layout or None, bounds or None), with the rules, order and messages of
+    :func:`refloss._validate.check_input`: non-finite, a box that breaks its layout's rule, a value outside
+    ``bounds``.  One kernel an input (:func:`_first_bad`, one pass) and one copy to the host for all of
+    them: a host round trip costs tens of microseconds, and PyTorch's stream waits for it."""
+    items = [item for item in items if item[1].size]
+    if not items:
         return
-    i = _first_flagged(_first_non_finite, flat, flat.size)
-    if i < flat.size:
-        raise ValueError(f"{name}: must be finite; {name}[{_where(i, arr.shape)}] = {_element(flat, i)!r}")
-    if layout is not None:
-        width = arr.shape[arr.ndim - 1]  # 4 coordinates, 5 for a rotated box (xywhr); no shape[-1] on device
-        boxes = arr.reshape(arr.size // width, width)
-        kernel, rule = ((_first_invalid_box, "boxes must have x2 >= x1 and y2 >= y1") if layout == "xyxy" else
-                        (_first_negative_size, f"sizes must be >= 0 (boxes are {_SIZE_LAYOUTS[layout]})"))
-        i = _first_flagged(kernel, boxes, boxes.shape[0])
-        if i < boxes.shape[0]:
-            raise ValueError(f"{name}: {rule}; {name}[{_where(i, tuple(arr.shape)[:-1])}] = "
-                             f"{boxes[i].copy_to_host().tolist()}")
-    if bounds is not None:
-        lo, hi = bounds
-        i = _first_flagged(_first_outside, flat, flat.size, arr.dtype.type(lo), arr.dtype.type(hi))
-        if i < flat.size:
-            raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{_where(i, arr.shape)}] = "
-                             f"{_element(flat, i)!r}")
+    widths = [arr.shape[arr.ndim - 1] if layout is not None else 1 for _, arr, layout, _ in items]
+    found = cuda.to_device(np.array([[arr.size, arr.size // w, arr.size] for (_, arr, _, _), w in zip(items, widths)],
+                                    dtype=np.int64))
+    for j, ((_, arr, layout, bounds), width) in enumerate(zip(items, widths)):
+        flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
+        lo, hi = (arr.dtype.type(b) for b in (bounds if bounds is not None else (0, 0)))
+        _first_bad[_blocks(flat.size), THREADS](flat, width, _RULES.get(layout, 2), lo, hi, bounds is not None,
+                                                found[j])
+    for (name, arr, layout, bounds), width, (bad, row, outside) in zip(items, widths, found.copy_to_host()):
+        flat = arr.reshape(arr.size) if arr.ndim != 1 else arr
+        if bad < flat.size:
+            raise ValueError(f"{name}: must be finite; {name}[{_where(bad, arr.shape)}] = {_element(flat, bad)!r}")
+        if row < flat.size // width:
+            rule = ("boxes must have x2 >= x1 and y2 >= y1" if layout == "xyxy" else
+                    f"sizes must be >= 0 (boxes are {_SIZE_LAYOUTS[layout]})")
+            boxes = arr.reshape(arr.size // width, width)
+            raise ValueError(f"{name}: {rule}; {name}[{_where(row, tuple(arr.shape)[:-1])}] = "
+                             f"{boxes[row].copy_to_host().tolist()}")
+        if outside < flat.size:
+            lo, hi = bounds
+            raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; {name}[{_where(outside, arr.shape)}] = "
+                             f"{_element(flat, outside)!r}")
 
 
 def check_positive_device(name: str, arr, what: str) -> None:
@@ -135,8 +160,7 @@ def device_inputs(names, arrays, dt, validate: bool) -> list:
             raise ValueError(f"{n}: device arrays must be C-contiguous, got shape {tuple(a.shape)} with strides "
                              f"{tuple(a.strides)} (make it contiguous first, e.g. tensor.contiguous())")
     if validate:
-        for n, a in zip(names, arrays):
-            _check_device(n, a)
+        check_devices([(n, a, None, None) for n, a in zip(names, arrays)])
     return arrays
 
 
@@ -170,8 +194,8 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
         shape = lead_shape(input_names, widths, arrays, layouts)
         if validate:
             row = row_width(widths, arrays)
-            for n, a, (layout, bounds) in zip(input_names, arrays, rules):
-                _check_device(n, a, layout, row_bounds(bounds, row))
+            check_devices([(n, a, layout, row_bounds(bounds, row))
+                           for n, a, (layout, bounds) in zip(input_names, arrays, rules)])
         size = int(np.prod(shape, dtype=np.int64))
         flat = [a.reshape(size) if w == 1 else a.reshape(size, a.shape[-1] if w is None else w)
                 for a, w in zip(arrays, widths)]

@@ -300,8 +300,8 @@ def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
     if validate:  # refloss's device checks run on Numba's default stream: finish PyTorch's work first
         stream.synchronize()
         row = next((t.shape[-1] for t, w in zip(tensors, info.widths) if w is None), None)
-        for n, t, (layout, bounds) in zip(info.inputs, tensors, loss._input_rules):
-            backend._check_device(n, cuda.as_cuda_array(t.contiguous()), layout, row_bounds(bounds, row))
+        backend.check_devices([(n, cuda.as_cuda_array(t.contiguous()), layout, row_bounds(bounds, row))
+                               for n, t, (layout, bounds) in zip(info.inputs, tensors, loss._input_rules)])
     dt = tensors[0].dtype
     precision = "f32" if dt == torch.float32 else "f64"
     size = int(np.prod(shapes.lead, dtype=np.int64))

@@ -99,6 +99,30 @@ def test_cuda_validation_follows_each_input_rule(on_device):
     rl.probiou_loss(put(np.abs(xywhr)), put(np.abs(xywhr)), device="cuda")  # valid: no error
 
 
+def test_cuda_validation_reports_what_the_host_path_reports():
+    """The device check (one pass an input for every rule, one copy back for all inputs) names the same
+    error as the host path's check, in its order: the first input with an error, and within it non-finite
+    before a broken box before a value out of range, each at its first index."""
+    from numba import cuda
+
+    def message(fn, *arrays, device):
+        with pytest.raises(ValueError) as err:
+            fn(*(cuda.to_device(a) if device else a for a in arrays), device="cuda")
+        return str(err.value)
+
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 2.0, 3.0]])
+    bad_box = boxes.copy()
+    bad_box[1, 2] = -1.0  # x2 < x1 in row 1
+    with_nan = bad_box.copy()
+    with_nan[2, 3] = np.nan  # non-finite later in the array: reported first all the same
+    targets = np.array([0.5, 1.5, -0.5])  # out of [0, 1] at 1 and 2
+    logits = np.array([np.inf, 0.0, 0.0])
+    cases = [(rl.giou_loss, boxes, bad_box), (rl.giou_loss, with_nan, bad_box), (rl.giou_loss, bad_box, with_nan),
+             (rl.bce_with_logits, logits, targets), (rl.bce_with_logits, np.zeros(3), targets)]
+    for fn, *arrays in cases:
+        assert message(fn, *arrays, device=True) == message(fn, *arrays, device=False)
+
+
 def test_box_and_yolov1_losses_on_device_arrays_equal_cpu():
     """Width-4 inputs on the device path: (x, y, w, h) boxes with x > w are valid for YOLOv1
     (they were checked as xyxy before), and box losses keep their shapes."""
