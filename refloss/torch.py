@@ -220,12 +220,13 @@ def _value(loss, tensors, params, reduction, validate) -> torch.Tensor:
     """The eager value alone (no gradient placeholders)."""
     if tensors[0].is_cuda:
         return _cuda_impl(loss, tensors, params, reduction, validate, False)[0]
-    if loss._fast_width is not None and reduction != "mean":  # (no class indices: _fast_width is None then)
-        # the common call (tensors of one float dtype, _tensors): the NumPy API's fast path on views, directly
-        result = loss._fast(False, [t.numpy() for t in tensors], params, reduction, validate)
-        if result is not None:
-            return _tensor(result)
-    return _tensor(_numpy_call(loss, [_numpy_view(t) for t in tensors], params, reduction, validate, False))
+    arrays = [_numpy_view(t) for t in tensors]
+    # the common call (tensors of one float dtype, _tensors): the NumPy API's fast path first, without
+    # _numpy_call's checks of what _tensors made sure of
+    result = _fast_call(loss, arrays, params, reduction, validate, False)
+    if result is None:
+        result = _numpy_call(loss, arrays, params, reduction, validate, False, fast=False)
+    return _tensor(result)
 
 
 def _fast_call(loss, arrays, params, reduction, validate, with_grad):
