@@ -74,6 +74,10 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
     return "\n".join(lines)
 
 
+# the keywords of a call besides the loss's parameters (Loss.__call__, ValueAndGrad.__call__)
+CALL_OPTIONS = ("reduction", "dtype", "device", "validate")
+
+
 def _not_an_argument(name: str, options) -> str:
     """'is not an argument (did you mean X=?)', the guess the one of ``options`` that differs only in case,
     else the closest (an error path only: difflib is imported here)."""
@@ -184,12 +188,15 @@ class Loss:
         the rest), as floats of ``precision`` ("f64" or "f32")."""
         return self._kernel_args_uncached(self._param_values(params), precision)
 
-    def _param_values(self, params: dict) -> tuple:
+    def _param_values(self, params: dict, options: tuple = CALL_OPTIONS) -> tuple:
+        """The parameters' values in order (defaults for the rest); ``options``: the call's own keywords
+        (named in the error for an unknown keyword, and guessed from: ``reducton=`` is ``reduction=``)."""
         if not params.keys() <= self._defaults.keys():
             unknown = set(params) - set(self._defaults)
-            hints = "".join(f"; {k}= {_not_an_argument(k, self._defaults)}" for k in sorted(unknown))
+            hints = "".join(f"; {k}= {_not_an_argument(k, [*self._defaults, *options])}" for k in sorted(unknown))
             raise TypeError(f"{self._name}() got unexpected keyword argument(s) {sorted(unknown)}; "
-                            f"parameters are {list(self._defaults)}{hints}")
+                            f"parameters are {list(self._defaults)}, and the call's "
+                            f"{', '.join(o + '=' for o in options)}{hints}")
         return tuple(params.get(k, d) for k, d in self._defaults.items())
 
     def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):

@@ -44,6 +44,9 @@ from ._generated._index import LOSSES as _INDEX
 from ._loss import Loss, _not_an_argument, loss_named
 from ._validate import REDUCTIONS, check_reduction
 
+# the keywords of a call besides the loss's parameters (no dtype= or device=: they follow the tensors)
+_OPTIONS = ("reduction", "validate")
+
 #: the losses this module provides (the names of ``refloss.ALL_LOSSES``)
 LOSSES = tuple(n for n, i in _INDEX.items() if i.kind != "coding")
 _DETECTORS = {v.name: v for m in (_retinanet_ssd, _yolo_losses) for v in vars(m).values()
@@ -394,7 +397,7 @@ class TorchLoss:
             inputs, params = self._loss._bind(inputs, dict(params))
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
-        values = self._loss._param_values(params) if params else self._loss._default_values  # unknown: TypeError
+        values = self._loss._param_values(params, _OPTIONS) if params else self._loss._default_values  # unknown: TypeError
         tensors = _tensors(info, inputs)
         low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
         if low is not None:

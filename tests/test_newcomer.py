@@ -224,3 +224,8 @@ def test_a_misspelt_keyword_gets_the_name_it_resembles():
     # a parameter written in another case (NWD's C, as in its paper): difflib finds no match for one letter
     with pytest.raises(TypeError, match=r"C= is not an argument \(did you mean c=\?\)"):
         rl.nwd_loss(np.zeros(4), np.ones(4), C=12.8)
+    # the call's own keywords are guessed too, and named in the message
+    with pytest.raises(TypeError, match=r"reducton= is not an argument \(did you mean reduction=\?\)"):
+        rl.giou_loss(np.zeros(4), np.ones(4), reducton="sum")
+    with pytest.raises(TypeError, match=r"call's reduction=, dtype=, device=, validate=.*did you mean validate="):
+        rl.giou_loss.value_and_grad(np.zeros(4), np.ones(4), valdate=False)

@@ -282,6 +282,9 @@ def test_errors_are_clear():
     p = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
     with pytest.raises(TypeError, match="did you mean eps="):
         rt.giou_loss(p, p, esp=1e-7)
+    # the call's keywords (no dtype= or device= here: they follow the tensors)
+    with pytest.raises(TypeError, match=r"call's reduction=, validate=; reducton= .*did you mean reduction="):
+        rt.giou_loss(p, p, reducton="sum")
     with pytest.raises(ValueError, match="reduction"):
         rt.giou_loss(p, p, reduction="avg")
     with pytest.raises(ValueError, match="x2 >= x1|x2"):
