@@ -198,19 +198,21 @@ class _Eager(torch.autograd.Function):
         out = _impl(fn._loss, tensors, params, reduction, validate, True)
         _note(ctx, tensors, reduction)
         ctx.info = fn._info
-        # the kernel's gradients: intermediate tensors (neither inputs nor outputs), kept on ctx as they are
-        ctx.grads = grads = out[1:]
+        # the kernel's gradients, intermediate tensors (neither inputs nor outputs): saved, so that PyTorch frees
+        # them after a backward without retain_graph, and the gradient a reduced loss hands over as it is becomes
+        # the leaf's .grad without a copy (AccumulateGrad copies a gradient something else still holds)
+        grads = out[1:]
+        ctx.save_for_backward(*grads)
         # for loss.backward() of a reduced loss, the gradients to return as they are (no pass over them)
-        ctx.direct = None if ctx.per_element or any(g.shape != s for g, s in zip(grads, ctx.shapes)) else \
-            tuple(None if i else g for g, i in zip(grads, ctx.index))
+        ctx.direct = not ctx.per_element and all(g.shape == s for g, s in zip(grads, ctx.shapes))
         return out[0]
 
     @staticmethod
     def backward(ctx, grad_value):
-        if (ctx.direct is not None and not torch.is_grad_enabled() and grad_value.is_cpu
-                and grad_value.item() == 1.0):
-            return (None, *ctx.direct)
-        return (None, *_backward(ctx, ctx.info, grad_value, ctx.grads))
+        grads = ctx.saved_tensors
+        if ctx.direct and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0:
+            return (None, *[None if i else g for g, i in zip(grads, ctx.index)])
+        return (None, *_backward(ctx, ctx.info, grad_value, grads))
 
 
 def _impl(loss, tensors, params, reduction, validate, with_grad):

@@ -376,6 +376,17 @@ def test_repeated_backward_accumulates():
     assert torch.equal(p.grad, 3 * once)
     _, (gp, _) = rl.giou_loss.value_and_grad(p.detach().numpy(), t.numpy(), reduction="sum")
     np.testing.assert_array_equal(once.numpy(), gp)
+    # the first backward's gradient becomes p.grad itself (no copy): zeroing it in place (an optimiser's
+    # zero_grad(set_to_none=False)) must not change what a retained graph hands out next
+    p.grad = None
+    loss = rt.giou_loss(p, t, reduction="sum")
+    loss.backward(retain_graph=True)
+    p.grad.zero_()
+    loss.backward()
+    np.testing.assert_array_equal(p.grad.numpy(), gp)
+    # without retain_graph, the gradients are freed as PyTorch frees any saved tensor
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
 
 
 def test_newcomer_mistakes_get_clear_errors():
