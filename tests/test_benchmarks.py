@@ -53,6 +53,15 @@ def test_float32_benchmark_covers_every_loss_and_writes_its_table(tmp_path, caps
     assert "old" not in text and text.count("\n| `") == len(rows)
 
 
+def test_focal_prototype_computes_refloss_sigmoid_focal_loss(capsys):
+    """benchmarks/focal_prototype.py times a one-branch sketch of sigmoid_focal_loss's common path: its value and
+    d/dlogits must be refloss's to a few ulps, else the figure it prints is another loss's."""
+    from benchmarks import focal_prototype
+
+    assert focal_prototype.main(["--n", "20000", "--repeat", "1"]) == 0
+    assert "float64 / float32, prototype" in capsys.readouterr().out
+
+
 def test_float32_benchmark_names_an_unknown_loss():
     from benchmarks import float32
 
