@@ -193,9 +193,9 @@ class _Eager(torch.autograd.Function):
     round trip (tens of microseconds a call); ``torch.compile`` traces the operator instead."""
 
     @staticmethod
-    def forward(ctx, call, *tensors):  # call: (TorchLoss, params, reduction, validate), one argument (cheaper)
-        fn, params, reduction, validate = call
-        out = _impl(fn._loss, tensors, params, reduction, validate, True)
+    def forward(ctx, call, *tensors):  # call: (TorchLoss, params, reduction, validate, native), one argument (cheaper)
+        fn, params, reduction, validate, native = call
+        out = _impl(fn._loss, tensors, params, reduction, validate, True, native)
         _note(ctx, tensors, reduction)
         ctx.info = fn._info
         # the kernel's gradients, intermediate tensors (neither inputs nor outputs): saved, so that PyTorch frees
@@ -215,23 +215,30 @@ class _Eager(torch.autograd.Function):
         return (None, *_backward(ctx, ctx.info, grad_value, grads))
 
 
-def _impl(loss, tensors, params, reduction, validate, with_grad):
+def _impl(loss, tensors, params, reduction, validate, with_grad, native=False):
+    """(value, gradient per input) of the loss on the tensors; ``native``: tensors of one float dtype (_native)."""
     if tensors[0].is_cuda:  # (Tensor.device.type costs 0.4 us a call, is_cuda 0.06)
         return _cuda_impl(loss, tensors, params, reduction, validate, with_grad)
-    return _cpu_impl(loss, tensors, params, reduction, validate, with_grad)
+    return _cpu_impl(loss, tensors, params, reduction, validate, with_grad, native)
 
 
-def _value(loss, tensors, params, reduction, validate) -> torch.Tensor:
-    """The eager value alone (no gradient placeholders)."""
+def _value(loss, tensors, params, reduction, validate, native=False) -> torch.Tensor:
+    """The eager value alone (no gradient placeholders); ``native``: tensors of one float dtype (_native)."""
     if tensors[0].is_cuda:
         return _cuda_impl(loss, tensors, params, reduction, validate, False)[0]
-    arrays = [_numpy_view(t) for t in tensors]
+    arrays = [t.numpy() for t in tensors] if native else [_numpy_view(t) for t in tensors]
     # the common call (tensors of one float dtype, _tensors): the NumPy API's fast path first, without
     # _numpy_call's checks of what _tensors made sure of
     result = _fast_call(loss, arrays, params, reduction, validate, False)
     if result is None:
-        result = _numpy_call(loss, arrays, params, reduction, validate, False, fast=False)
-    return _tensor(result)
+        return _tensor(_numpy_call(loss, arrays, params, reduction, validate, False, fast=False))
+    return _fast_tensor(result, reduction)
+
+
+def _fast_tensor(value, reduction) -> torch.Tensor:
+    """The NumPy fast path's value as a tensor: a new array (reduction "none") or a NumPy scalar, writeable and
+    contiguous as made (no check, no copy)."""
+    return torch.from_numpy(value if reduction == "none" else np.asarray(value))
 
 
 def _fast_call(loss, arrays, params, reduction, validate, with_grad):
@@ -265,14 +272,14 @@ def _numpy_view(t: torch.Tensor) -> np.ndarray:
     return t.numpy() if t.dtype != torch.bool else t.to(torch.float64).numpy()
 
 
-def _cpu_impl(loss, tensors, params, reduction, validate, with_grad):
-    arrays = [_numpy_view(t) for t in tensors]
+def _cpu_impl(loss, tensors, params, reduction, validate, with_grad, native=False):
+    arrays = [t.numpy() for t in tensors] if native else [_numpy_view(t) for t in tensors]
     if not with_grad:
         value = _tensor(_numpy_call(loss, arrays, params, reduction, validate, False))
         return (value, *[value.new_empty((0,)) for _ in tensors])
     result = _fast_call(loss, arrays, params, reduction, validate, True)  # (each gradient has its input's shape)
     if result is not None:
-        return (_tensor(result[0]), *[torch.from_numpy(g) for g in result[1]])
+        return (_fast_tensor(result[0], reduction), *[torch.from_numpy(g) for g in result[1]])
     shapes = _shapes_of(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
     # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
@@ -390,7 +397,7 @@ class TorchLoss:
 
     def __call__(self, *inputs, reduction="none", validate=True, **params):
         info = self._info
-        if "device" in params or "dtype" in params:
+        if params and ("device" in params or "dtype" in params):
             raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the tensors' "
                             "device in their dtype (float16/bfloat16 in float32); move or cast the tensors instead, "
                             "e.g. pred.to('cuda', torch.float64)")
@@ -400,10 +407,14 @@ class TorchLoss:
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
         values = self._loss._param_values(params, _OPTIONS) if params else self._loss._default_values  # unknown: TypeError
-        tensors = _tensors(info, inputs)
-        low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
-        if low is not None:
-            tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
+        native = _native(inputs)
+        if native:  # tensors of one native float dtype on one device: as they are
+            tensors, low = inputs, None
+        else:
+            tensors = _tensors(info, inputs)
+            low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
+            if low is not None:
+                tensors = [t.float() if t.dtype.is_floating_point else t for t in tensors]
         with_grad = False
         if torch.is_grad_enabled():
             for t in tensors:
@@ -414,21 +425,28 @@ class TorchLoss:
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
         else:  # eager: the operator's implementation without the dispatcher's round trip (it checks the parameters)
-            out = (_Eager.apply((self, params, reduction, bool(validate)), *tensors) if with_grad
-                   else _value(self._loss, tensors, params, reduction, bool(validate)))
+            out = (_Eager.apply((self, params, reduction, bool(validate), native), *tensors) if with_grad
+                   else _value(self._loss, tensors, params, reduction, bool(validate), native))
         return out.to(low) if low is not None else out
+
+
+def _native(inputs) -> bool:
+    """Whether the inputs are tensors of one native float dtype (float64, float32) on one device: the common
+    call, which needs no conversion."""
+    first = inputs[0]
+    if type(first) is not torch.Tensor or first.dtype not in _NATIVE:
+        return False
+    dt, device = first.dtype, first.device
+    for v in inputs:  # (a loop: all() of a generator costs twice as much, in a call of ~15 us)
+        if type(v) is not torch.Tensor or v.dtype != dt or v.device != device:
+            return False
+    return True
 
 
 def _tensors(info, inputs) -> list:
     """The inputs as tensors of one floating dtype and one device (class indices stay integer)."""
-    first = inputs[0]
-    if type(first) is torch.Tensor and first.dtype in _NATIVE:  # the common case (a loop: all() of a generator
-        dt, device = first.dtype, first.device                  # costs twice as much, in a call of ~15 us)
-        for v in inputs:
-            if type(v) is not torch.Tensor or v.dtype != dt or v.device != device:
-                break
-        else:
-            return list(inputs)
+    if _native(inputs):
+        return list(inputs)
     given = [v for v in inputs if isinstance(v, torch.Tensor)]
     if not given:
         raise TypeError(f"refloss.torch.{info.name}: takes torch tensors, got "
