@@ -57,13 +57,15 @@ def row_width(widths, arrays) -> int | None:
 
 def flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
     """``a`` broadcast to ``shape`` (+ (width,) for width > 1) as a C-contiguous (n,) or
-    (n, width) array, a view when possible; width None: a row input, its own last axis."""
-    if width is None:
+    (n, width) array, a view when possible; width None: a row input, its own last axis (an (n, 1) array for a
+    row of one class: still a row)."""
+    row = width is None
+    if row:
         width = a.shape[-1]
-    full = shape if width == 1 else shape + (width,)
+    full = shape if width == 1 and not row else shape + (width,)
     if a.shape != full:
         a = np.broadcast_to(a, full)
-    if width == 1:
+    if width == 1 and not row:
         return a if a.ndim == 1 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
     return a if a.ndim == 2 and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1, width)
 

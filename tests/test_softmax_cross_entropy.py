@@ -136,3 +136,29 @@ def test_cuda_simulator_equals_cpu():
             np.testing.assert_allclose(vc, v, rtol=tol)
             np.testing.assert_allclose(gc[0], g[0], rtol=tol, atol=tol * np.abs(g[0]).max())
             assert (gc[1] is None) == (g[1] is None)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rows_of_one_class(dtype):
+    """A last axis of length 1 is a row of one class, not a scalar to broadcast (it raised NumPy's "input operand
+    has more dimensions than allowed" before): softmax CE and DFL against their oracles, on every path that flattens
+    (the fast path, broadcast targets, class indices)."""
+    from refloss.oracle.classification import dfl_loss as dfl_oracle
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(0, 3, (6, 1)).astype(dtype)
+    y = rng.random((6, 1)).astype(dtype)
+    for smoothing in (0.0, 0.1):
+        v, (gz, gy) = SCE.value_and_grad(z, y, label_smoothing=smoothing)
+        assert v.shape == (6,) and gz.shape == gy.shape == (6, 1)
+        for i in range(6):
+            ev, egz, egy = oracle(z[i], y[i], smoothing)
+            assert float(v[i]) == float(ev) and float(gy[i, 0]) == float(egy[0])
+            # d/dz = Y' softmax - y' = 0: its two terms (each about y') cancel, an error relative to them
+            assert abs(float(gz[i, 0]) - float(egz[0])) <= 4 * np.finfo(dtype).eps * (float(y[i, 0]) + smoothing)
+    np.testing.assert_array_equal(SCE(z, y[:1]), SCE(z, np.broadcast_to(y[:1], z.shape)))  # broadcast targets
+    np.testing.assert_array_equal(SCE(z, np.zeros(6, np.int64)), SCE(z, np.ones_like(z)))  # class indices
+    v, (gz, gt) = rl.dfl_loss.value_and_grad(z, np.zeros(6, dtype))
+    for i in range(6):
+        ev, egz, egt = dfl_oracle(z[i], 0.0)
+        assert float(v[i]) == float(ev) and float(gz[i, 0]) == float(egz[0]) and float(gt[i]) == float(egt)
