@@ -144,6 +144,7 @@ class KernelPrinter(PythonCodePrinter):
         self.deferred_libm = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
         self.pow_call = False  # pow as a call of refloss/_generated/_pow_cpu.py's functions (the CPU modules)
         self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
+        self.kept: dict = {}  # exp(...) -> the name holding its value (row_function: computed in an earlier loop)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -213,6 +214,8 @@ class KernelPrinter(PythonCodePrinter):
             return self._literal(expr)
         if expr.is_Atom:
             return super()._print(expr)
+        if expr in self.kept:  # (before the memo: the same subtree printed as itself earlier in the scope)
+            return self.kept[expr]
         text = self._memo.get(expr)
         if text is None:
             text = self._memo[expr] = self._render(expr)
@@ -1694,6 +1697,15 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     # libm's exp and log: a row's loop over its C elements is short and stays scalar, and the printed forms
     # (refloss/_derive/expo.py) made softmax cross-entropy 1.8x slower there
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=True)
+    # an exp that a sum step and an element's gradient both take (softmax's exp(z_j - m)): computed once, in the
+    # step's loop, and kept in that gradient's own output row until the last loop reads it back (and then
+    # overwrites it): the same value, one libm call an element fewer
+    keep = None
+    if grads:
+        in_steps = set().union(*(st.expr.atoms(sp.exp) for st in kernel.row if st.op == "sum" and st.symbol in needed))
+        common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp) for _, g in grads)), key=sp.default_sort_key)
+        if len(common) == 1:
+            keep = (common[0], "_kept", f"d_{grads[0][0]}[j]")
     lines = [f"def {name}({', '.join(params)}):"]
     lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
     first = next(n for n, w, _ in kernel.arrays if w is None)
@@ -1726,6 +1738,12 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
         for st in pending:
             if st.op == "max":
                 emit("        ", st.symbol.name, TMaxRow(st.symbol, st.expr))
+            elif keep is not None and st.expr.has(keep[0]):
+                emit("        ", keep[1], keep[0])
+                lines.append(f"        {keep[2]} = {keep[1]}")
+                printer.kept = {keep[0]: keep[1]}  # (printed as its name: the expression, its order, as they are)
+                emit("        ", st.symbol.name, st.expr, "+=")
+                printer.kept = {}
             else:
                 emit("        ", st.symbol.name, st.expr, "+=")
         printer.restore(scope)
@@ -1749,6 +1767,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     lines.append(f"    value = {printer._literal(0)}")
     lines += [f"    acc_{n} = {printer._literal(0)}" for n, _ in scalar_grads]
     loop_head(finals)
+    if keep is not None:  # read before this iteration overwrites it
+        lines.append(f"        {keep[1]} = {keep[2]}")
     subs, reduced, start = _cse([outputs["value"]], prefix="_r")
     for sym, val in subs:
         emit("        ", sym.name, val)
@@ -1756,6 +1776,13 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     if all_grads:
         known = _known(subs, {})
         subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in all_grads], start, prefix="_r")
+        if keep is not None:  # the kept exp as the common-subexpression passes left it (-m named, say)
+            target = keep[0].xreplace(known)
+            for sym, val in subs:
+                if val == target:  # (the exp itself named: its definition prints as the kept name)
+                    break
+                target = target.xreplace({val: sym})
+            printer.kept = {target: keep[1]}
         for sym, val in subs:
             emit("        ", sym.name, val)
         for (n, _), expr in zip(all_grads, reduced):
@@ -1763,6 +1790,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
                 emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
             else:
                 emit("        ", f"acc_{n}", expr, "+=")
+    printer.kept = {}
     lines += [f"    d_{n}[0] = acc_{n}/divisor" for n, _ in scalar_grads]
     lines.append("    return value")
     return "\n".join(lines) + "\n"

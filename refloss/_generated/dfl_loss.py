@@ -88,8 +88,10 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
+        _kept = math.exp(_e2)
+        d_logits[j] = _kept
         _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -99,6 +101,7 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
+        _kept = d_logits[j]
         _r0 = jf - t_c
         _s4 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
         value += (l + (m - z))*max(_s4, _s4 - _s4)
@@ -111,7 +114,7 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _s5 = _r2*((t_c - (jf - 1.0))) + _r4*((jf + 1.0 - t_c))
         _e6 = z + _r1
         _e7 = _e6 - z
-        d_logits[j] = (-max(_s5, _s5 - _s5) + (((z - (_e6 - _e7)) + (_r1 - _e7)) + 1.0)*math.exp(_e6)/s)/divisor
+        d_logits[j] = (-max(_s5, _s5 - _s5) + (((z - (_e6 - _e7)) + (_r1 - _e7)) + 1.0)*_kept/s)/divisor
         _s8 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r5 >= 0.0 else 0.0)
         _s9 = (1.0 - e_end)*(_r2*(1.0 if _r6 >= 0.0 else 0.0) - _r4*(1.0 if _r5 > 0.0 else 0.0))
         acc_target += -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r6 > 0.0 else 0.0) + _s8) + _s9)
@@ -168,9 +171,11 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         _s2 = -m
         _e3 = z + _s2
+        _kept = math.exp(_e3)
+        d_logits[j] = _kept
         _e4 = _e3 - z
         _s5 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e3 - _e4)) + (_s2 - _e4)) + _f32(1.0))*math.exp(_e3)*_s5
+        s_1 += (((z - (_e3 - _e4)) + (_s2 - _e4)) + _f32(1.0))*_kept*_s5
         n += _f32(1.0) - _s5
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -180,6 +185,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
+        _kept = d_logits[j]
         _r0 = jf - t_c
         _s6 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s7 = _s6 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
@@ -193,7 +199,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _s8 = _r2*((t_c - (jf - _f32(1.0)))) + _r4*((jf + _f32(1.0) - t_c))
         _e9 = z + _r1
         _e10 = _e9 - z
-        d_logits[j] = (-max(_s8, _s8 - _s8) + (((z - (_e9 - _e10)) + (_r1 - _e10)) + _f32(1.0))*math.exp(_e9)/s)/divisor
+        d_logits[j] = (-max(_s8, _s8 - _s8) + (((z - (_e9 - _e10)) + (_r1 - _e10)) + _f32(1.0))*_kept/s)/divisor
         _s11 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r5 >= _f32(0.0) else _f32(0.0))
         _s12 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r6 > _f32(0.0) else _f32(0.0)) + _s11
         _s13 = _r2*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0))

@@ -84,8 +84,10 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
+        _kept = math.exp(_e2)
+        d_logits[j] = _kept
         _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -95,12 +97,13 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
+        _kept = d_logits[j]
         value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
         _r0 = 1.0 - label_smoothing
         _r1 = -m
         _e4 = z + _r1
         _e5 = _e4 - z
-        d_logits[j] = (-_r0*y + w*(((z - (_e4 - _e5)) + (_r1 - _e5)) + 1.0)*math.exp(_e4)/s - label_smoothing/C)/divisor
+        d_logits[j] = (-_r0*y + w*(((z - (_e4 - _e5)) + (_r1 - _e5)) + 1.0)*_kept/s - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -148,9 +151,11 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
+        _kept = math.exp(_e2)
+        d_logits[j] = _kept
         _e3 = _e2 - z
         _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_kept*_s4
         n += _f32(1.0) - _s4
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -160,12 +165,12 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
+        _kept = d_logits[j]
         value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
         _r0 = _f32(1.0) - label_smoothing
         _r1 = -m
         _e5 = z + _r1
         _e6 = _e5 - z
-        _s7 = -_r0*y + w*(((z - (_e5 - _e6)) + (_r1 - _e6)) + _f32(1.0))*math.exp(_e5)/s - label_smoothing/C
-        d_logits[j] = _s7/divisor
+        d_logits[j] = (-_r0*y + w*(((z - (_e5 - _e6)) + (_r1 - _e6)) + _f32(1.0))*_kept/s - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
