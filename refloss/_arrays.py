@@ -51,7 +51,7 @@ def row_width(widths, arrays) -> int | None:
     """The width C of the rows (the last axis of the first input of width None), None if none."""
     for w, a in zip(widths, arrays):
         if w is None and len(a.shape):
-            return int(a.shape[-1])
+            return int(tuple(a.shape)[-1])  # (a tuple: the CUDA simulator's shapes take no negative index)
     return None
 
 

@@ -187,17 +187,20 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
     device_in = on_device(input_names, inputs)
     if device_in:
         arrays = device_inputs(input_names, inputs, dt, False)
-        full = arrays[0].shape
-        if any(a.shape != full for a in arrays):
-            raise ValueError("shapes must be equal on the CUDA path for device arrays: "
-                             + ", ".join(f"{n} {a.shape}" for n, a in zip(input_names, arrays)))
         shape = lead_shape(input_names, widths, arrays, layouts)
+        # no broadcasting on the device: every input's elements of that shape (DFL's rows of bins and one target
+        # a row: logits (n, C), target (n,))
+        if any((tuple(a.shape) if w == 1 else tuple(a.shape)[:-1]) != shape for a, w in zip(arrays, widths)):
+            raise ValueError("shapes must be equal on the CUDA path for device arrays (no broadcasting; the last axis "
+                             "aside for an input of width > 1): "
+                             + ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(input_names, arrays)))
         if validate:
             row = row_width(widths, arrays)
             check_devices([(n, a, layout, row_bounds(bounds, row))
                            for n, a, (layout, bounds) in zip(input_names, arrays, rules)])
         size = int(np.prod(shape, dtype=np.int64))
-        flat = [a.reshape(size) if w == 1 else a.reshape(size, a.shape[-1] if w is None else w)
+        # (tuple(a.shape): the CUDA simulator's shapes take no negative index)
+        flat = [a.reshape(size) if w == 1 else a.reshape(size, tuple(a.shape)[-1] if w is None else w)
                 for a, w in zip(arrays, widths)]
     else:
         host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]

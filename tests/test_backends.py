@@ -143,6 +143,36 @@ def test_box_and_yolov1_losses_on_device_arrays_equal_cpu():
         np.testing.assert_allclose(gtd.copy_to_host(), gt, rtol=1e-13, atol=1e-15)
 
 
+def test_row_losses_on_device_arrays_equal_cpu():
+    """The row losses on device arrays: softmax cross-entropy (rows of 80 classes, and of one), DFL (rows of bins
+    and one target a row: the inputs' shapes differ by the row axis, which the device path once refused as
+    unequal shapes; the simulator's shapes once failed on a negative index). Validation on, every reduction."""
+    from numba import cuda
+
+    rng = np.random.default_rng(6)
+    for classes in (80, 1):
+        z = rng.normal(0, 3, (2, 3, classes))
+        y = rng.uniform(size=(2, 3, classes))
+        y /= y.sum(-1, keepdims=True)
+        v, (gz, gy) = rl.softmax_cross_entropy.value_and_grad(z, y)
+        vd, (gzd, gyd) = rl.softmax_cross_entropy.value_and_grad(cuda.to_device(z), cuda.to_device(y), device="cuda")
+        assert tuple(vd.shape) == (2, 3) and tuple(gzd.shape) == (2, 3, classes)
+        np.testing.assert_allclose(vd.copy_to_host(), v, rtol=4e-16)
+        np.testing.assert_allclose(gzd.copy_to_host(), gz, rtol=4e-16, atol=1e-17)
+        np.testing.assert_allclose(gyd.copy_to_host(), gy, rtol=4e-16)
+    z = rng.normal(0, 3, (5, 17))
+    t = rng.uniform(0, 15.99, 5)
+    for reduction in ("none", "sum", "mean"):
+        v, (gz, gt) = rl.dfl_loss.value_and_grad(z, t, reduction=reduction)
+        vd, (gzd, gtd) = rl.dfl_loss.value_and_grad(cuda.to_device(z), cuda.to_device(t), device="cuda",
+                                                     reduction=reduction)
+        np.testing.assert_allclose(vd.copy_to_host() if reduction == "none" else vd, v, rtol=4e-16)
+        np.testing.assert_allclose(gzd.copy_to_host(), gz, rtol=4e-16, atol=1e-17)
+        np.testing.assert_allclose(gtd.copy_to_host(), gt, rtol=4e-16, atol=1e-17)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        rl.dfl_loss(cuda.to_device(z), cuda.to_device(t[:3]), device="cuda")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif("os.environ.get('REFLOSS_TEST_REAL_GPU') != '1'")
 @pytest.mark.parametrize("loss", _verify.names())
