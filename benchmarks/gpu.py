@@ -5,7 +5,8 @@
 Inputs live on the GPU for every contender (refloss takes torch tensors through
 ``__cuda_array_interface__``, zero copy; torch's leaf tensors are made once); each timed
 call allocates its outputs and ends with a device synchronisation.  Contenders: smooth_l1 (torch.nn.functional), giou_loss and
-ciou_loss (torchvision.ops), sigmoid_focal_loss (torchvision.ops), and yolo_decode of the
+ciou_loss (torchvision.ops), sigmoid_focal_loss (torchvision.ops), softmax_cross_entropy on rows of 80 classes
+(torch.nn.functional.cross_entropy with probabilities; N logits in N/80 rows), and yolo_decode of the
 Scaled-YOLOv4 form against the same formula in torch.  With torch on a GPU, two more columns: the
 device-to-device copy of the bytes the call reads and writes (``torch.Tensor.copy_``, the roofline:
 "of copy" is the copy's time over refloss's), and with ``--compile`` ``torch.compile`` of the box losses
@@ -34,9 +35,15 @@ def _torch():
     return (torch, tvops) if torch.cuda.is_available() else (None, None)
 
 
+CLASSES = 80  # softmax_cross_entropy's row width (COCO's classes)
+
+
 def inputs(n, rng, dtype):
     p, t = boxes(n, rng, dtype)
+    rows = max(n // CLASSES, 1)
+    probs = rng.uniform(size=(rows, CLASSES))
     return {
+        "sx": rng.normal(0, 3, (rows, CLASSES)).astype(dtype), "sy": (probs / probs.sum(1, keepdims=True)).astype(dtype),
         "x": rng.normal(size=n).astype(dtype), "y": rng.normal(size=n).astype(dtype),
         "logits": rng.normal(0, 3, n).astype(dtype), "targets": (rng.uniform(size=n) < 0.1).astype(dtype),
         "p": p, "t": t,
@@ -61,6 +68,7 @@ def refloss_calls(d, dtype):
         "giou_loss": timed(lambda: rl.giou_loss.value_and_grad(d["p"], d["t"], eps=1e-7, **kw)),
         "ciou_loss": timed(lambda: rl.ciou_loss.value_and_grad(d["p"], d["t"], eps=1e-7, **kw)),
         "sigmoid_focal_loss": timed(lambda: rl.sigmoid_focal_loss.value_and_grad(d["logits"], d["targets"], **kw)),
+        "softmax_cross_entropy": timed(lambda: rl.softmax_cross_entropy.value_and_grad(d["sx"], d["sy"], **kw)),
         "yolo_decode scaled": timed(lambda: rl.yolo_decode.value_and_grad(d["tt"], d["anchors"], d["grid"],
                                                                           variant="scaled", **kw)),
     }
@@ -90,18 +98,21 @@ def torch_calls(torch, tvops, d, only=None):
         "giou_loss": grad_of(lambda a, b: tvops.generalized_box_iou_loss(a, b, eps=1e-7), "p", "t"),
         "ciou_loss": grad_of(lambda a, b: tvops.complete_box_iou_loss(a, b, eps=1e-7), "p", "t"),
         "sigmoid_focal_loss": grad_of(lambda a, b: tvops.sigmoid_focal_loss(a, b), "logits", "targets"),
+        "softmax_cross_entropy": grad_of(lambda a, b: F.cross_entropy(a, b, reduction="none"), "sx", "sy"),
         "yolo_decode scaled": grad_of(lambda t: decode(t, d["anchors"], d["grid"]), "tt"),
     }
 
 
 # elements each value_and_grad reads and writes, a row of boxes being 4: (x, y) -> value, dx, dy;
-# (pred, target) -> value, dpred, dtarget; (logits, targets) -> value, dlogits, dtargets
-MOVED = {"smooth_l1": 5, "giou_loss": 17, "ciou_loss": 17, "sigmoid_focal_loss": 5}
+# (pred, target) -> value, dpred, dtarget; (logits, targets) -> value, dlogits, dtargets; softmax rows: 4 a logit
+# and a value a row
+MOVED = {"smooth_l1": 5, "giou_loss": 17, "ciou_loss": 17, "sigmoid_focal_loss": 5,
+         "softmax_cross_entropy": 4 + 1 / CLASSES}
 
 
 def copy_ms(torch, n_elements, dtype, repeat):
     """A device-to-device copy moving ``n_elements`` in all (half read, half written)."""
-    src = torch.ones(n_elements // 2, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
+    src = torch.ones(int(n_elements) // 2, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
     dst = torch.empty_like(src)
 
     def call():
