@@ -4,7 +4,8 @@ Inputs may be NumPy arrays (copied to the device; results come back as NumPy) or
 any object with ``__cuda_array_interface__`` (PyTorch, CuPy, Numba device arrays:
 zero copy; results are Numba device arrays, which such libraries can wrap without
 copying, e.g. ``torch.as_tensor(out, device="cuda")``).  On the device path all
-array inputs must be device arrays, C-contiguous, of the same shape (broadcast them first); ``validate=True``
+array inputs must be device arrays, C-contiguous, of the same shape but for the last axis of an input of
+width > 1 (DFL's logits (n, C) and target (n,); broadcast them first); ``validate=True``
 checks finiteness with a small device kernel; reductions return host scalars.
 Imported only when ``device="cuda"`` is asked for.
 
