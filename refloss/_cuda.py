@@ -188,13 +188,14 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
     device_in = on_device(input_names, inputs)
     if device_in:
         arrays = device_inputs(input_names, inputs, dt, False)
-        shape = lead_shape(input_names, widths, arrays, layouts)
-        # no broadcasting on the device: every input's elements of that shape (DFL's rows of bins and one target
-        # a row: logits (n, C), target (n,))
-        if any((tuple(a.shape) if w == 1 else tuple(a.shape)[:-1]) != shape for a, w in zip(arrays, widths)):
+        # no broadcasting on the device: every input's elements of one shape (the last axis aside for an input of
+        # width > 1: DFL's rows of bins and one target a row, logits (n, C) and target (n,))
+        leads = [tuple(a.shape) if w == 1 else tuple(a.shape)[:-1] for a, w in zip(arrays, widths)]
+        if any(lead != leads[0] for lead in leads):
             raise ValueError("shapes must be equal on the CUDA path for device arrays (no broadcasting; the last axis "
                              "aside for an input of width > 1): "
                              + ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(input_names, arrays)))
+        shape = lead_shape(input_names, widths, arrays, layouts)
         if validate:
             row = row_width(widths, arrays)
             check_devices([(n, a, layout, row_bounds(bounds, row))
