@@ -147,10 +147,14 @@ def _make_op(loss: Loss, op_name: str):
 
     def setup_context(ctx, inputs, output):
         tensors, _, reduction, _, _ = split(inputs)
-        _save(ctx, tensors, reduction, output[1:])
+        ctx.note = ([t.shape for t in tensors], reduction == "none")
+        ctx.save_for_backward(*output[1:])
+        ctx.mark_non_differentiable(*output[1:])
 
     def backward(ctx, grad_value, *_):
-        return (*_backward(ctx, info, grad_value, ctx.saved_tensors), *[None] * (len(kinds) + 3))
+        shapes, per_element = ctx.note
+        return (*_backward(info, grad_value, ctx.saved_tensors, shapes, per_element, ctx.needs_input_grad[:n_in]),
+                *[None] * (len(kinds) + 3))
 
     op = torch.library.custom_op(f"refloss::{op_name}", impl, mutates_args=(), schema=schema)
     op.register_fake(fake)
@@ -158,32 +162,19 @@ def _make_op(loss: Loss, op_name: str):
     return op
 
 
-def _save(ctx, tensors, reduction, grads) -> None:
-    """What the operator's backward needs: the input shapes, which inputs are class indices, the gradients
-    (outputs of the operator, saved as such)."""
-    _note(ctx, tensors, reduction)
-    ctx.save_for_backward(*grads)
-    ctx.mark_non_differentiable(*grads)
-
-
-def _note(ctx, tensors, reduction) -> None:
-    ctx.shapes = [t.shape for t in tensors]
-    ctx.index = [not t.dtype.is_floating_point for t in tensors]  # class indices: no gradient
-    ctx.per_element = reduction == "none"
-
-
-def _backward(ctx, info, grad_value, kernel_grads) -> list:
-    """The inputs' gradients: the kernel's, times the incoming gradient, summed over broadcast axes."""
+def _backward(info, grad_value, kernel_grads, shapes, per_element, needed) -> list:
+    """The inputs' gradients: the kernel's, times the incoming gradient, summed over broadcast axes (None for an
+    input that needs none: class indices, constants)."""
     if torch.is_grad_enabled():
         raise RuntimeError(f"refloss.torch.{info.name}: second derivatives are not available (the backward "
                            "multiplies the kernel's first derivatives by the incoming gradient); "
                            "create_graph=True / torch.autograd.grad of a gradient is not supported")
     grads = []
-    for g, shape, w, idx in zip(kernel_grads, ctx.shapes, info.widths, ctx.index):
-        if idx:
+    for g, shape, w, need in zip(kernel_grads, shapes, info.widths, needed):
+        if not need:
             grads.append(None)
             continue
-        scale = grad_value.unsqueeze(-1) if ctx.per_element and w != 1 else grad_value
+        scale = grad_value.unsqueeze(-1) if per_element and w != 1 else grad_value
         grads.append((g * scale).sum_to_size(shape))
     return grads
 
@@ -196,23 +187,23 @@ class _Eager(torch.autograd.Function):
     def forward(ctx, call, *tensors):  # call: (TorchLoss, params, reduction, validate, native), one argument (cheaper)
         fn, params, reduction, validate, native = call
         out = _impl(fn._loss, tensors, params, reduction, validate, True, native)
-        _note(ctx, tensors, reduction)
-        ctx.info = fn._info
         # the kernel's gradients, intermediate tensors (neither inputs nor outputs): saved, so that PyTorch frees
         # them after a backward without retain_graph, and the gradient a reduced loss hands over as it is becomes
         # the leaf's .grad without a copy (AccumulateGrad copies a gradient something else still holds)
-        grads = out[1:]
-        ctx.save_for_backward(*grads)
-        # for loss.backward() of a reduced loss, the gradients to return as they are (no pass over them)
-        ctx.direct = not ctx.per_element and all(g.shape == s for g, s in zip(grads, ctx.shapes))
+        ctx.save_for_backward(*out[1:])
+        ctx.note = (fn._info, [t.shape for t in tensors], reduction == "none")  # (one attribute: each costs)
         return out[0]
 
     @staticmethod
     def backward(ctx, grad_value):
+        info, shapes, per_element = ctx.note
         grads = ctx.saved_tensors
-        if ctx.direct and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0:
-            return (None, *[None if i else g for g, i in zip(grads, ctx.index)])
-        return (None, *_backward(ctx, ctx.info, grad_value, grads))
+        needed = ctx.needs_input_grad[1:]
+        # loss.backward() of a reduced loss: the gradients as they are, where they have the inputs' shapes
+        if (not per_element and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0
+                and all(g.shape == s for g, s in zip(grads, shapes))):
+            return (None, *[g if n else None for g, n in zip(grads, needed)])
+        return (None, *_backward(info, grad_value, grads, shapes, per_element, needed))
 
 
 def _impl(loss, tensors, params, reduction, validate, with_grad, native=False):
