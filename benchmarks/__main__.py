@@ -314,7 +314,10 @@ def main(argv=None) -> int:
                                     "elements_per_s": elements / s, "gb_per_s": moved / s / 1e9})
                 print(f"{loss} {dtype} N={n:,}: " + ", ".join(
                     f"{r['impl']} {_time(r['seconds'])}" for r in results[-7:] if r["n"] == n), file=sys.stderr)
-    meta = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+    from refloss._numba_options import vectors
+
+    meta = {"machine": platform.machine(), "processor": platform.processor(), "vectors": vectors(),
+            "python": platform.python_version(),
             "numpy": np.__version__, "refloss": rl.__version__, "repeat": args.repeat, "fixed_cost": fixed}
     text = "\n".join(fixed_cost_table(fixed)) + "\n\n"
     text += "".join("\n".join(table(results, loss, dtype)) + "\n\n"
@@ -329,7 +332,7 @@ def main(argv=None) -> int:
         img = args.doc.with_suffix(".svg")  # (not docs/img/: the derivations' generated figures live there)
         plot(results, img)
         write_doc(args.doc, f"Measured with `python -m benchmarks {' '.join(argv or sys.argv[1:])}` "
-                  f"({meta['machine']}, Python {meta['python']}, NumPy {meta['numpy']}).\n\n"
+                  f"({meta['machine']}, {meta['vectors']}, Python {meta['python']}, NumPy {meta['numpy']}).\n\n"
                   f"![time against N]({img.name})\n\n{text}")
     return 0
 

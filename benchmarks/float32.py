@@ -119,7 +119,10 @@ def main(argv=None) -> int:
     lines = table(rows)
     print("\n".join(lines))
     if a.output:
-        Path(a.output).write_text(json.dumps({"machine": platform.processor() or platform.machine(), "n": a.n,
+        from refloss._numba_options import vectors
+
+        Path(a.output).write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+                                              "vectors": vectors(), "n": a.n,
                                               "repeat": a.repeat, "results": rows}, indent=1) + "\n")
     if a.doc:
         page = Path(a.doc)

@@ -24,6 +24,50 @@ _llvm.set_option("refloss", f"-vectorize-scev-check-threshold={SCEV_CHECK_THRESH
 INLINE_THRESHOLD = 1500
 _llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
 
+# 512-bit vectors on the CPUs where they pay (issue 16).  LLVM vectorises with 256-bit vectors on every
+# AVX-512 CPU by default (the subtarget's "prefer-256-bit" tuning: on the Skylake server cores, code that uses
+# 512-bit registers lowers the core's clock).  The box losses' loops are arithmetic-bound at 256 bits: on a
+# 2-core AVX-512 machine ("rocketlake" to LLVM) 512-bit vectors took IoU's value and gradients at 10^6 float32
+# pairs from 4.9 to 2.8-3.3 ms, GIoU's from 6.0 to 4.0-4.1 ms (docs/performance.md).  Set here, before any
+# kernel of this process is compiled, as Numba's CPU features for the process: it changes the instructions,
+# not one result (no fast-math: a 512-bit IEEE operation rounds each lane as the 256-bit one and the scalar
+# one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits on any AVX-512 CPU; a user's
+# NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process whose Numba compiled something before refloss's
+# first kernel keeps the features it started with (the numba cache keys its entries by them).
+VECTOR_WIDTH = os.environ.get("REFLOSS_VECTOR_WIDTH", "auto")
+# the cores whose clock 512-bit code lowers: LLVM's choice kept there unless REFLOSS_VECTOR_WIDTH=512
+NARROW_CPUS = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "knl", "knm"})
+
+
+def _wide_features() -> str | None:
+    """Numba's CPU features for this process with LLVM's preference for 256-bit vectors turned off, or None
+    where the CPU has no AVX-512, REFLOSS_VECTOR_WIDTH says 256 (or is not understood), or the user set
+    Numba's CPU name or features."""
+    from numba.core import codegen, config
+
+    if VECTOR_WIDTH not in ("auto", "512") or config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return None
+    features = codegen.get_host_cpu_features()  # (honours NUMBA_ENABLE_AVX=0)
+    if "+avx512f" not in features.split(","):
+        return None
+    if VECTOR_WIDTH == "auto" and _llvm.get_host_cpu_name() in NARROW_CPUS:
+        return None
+    return features + ",-prefer-256-bit"
+
+
+WIDE_FEATURES = _wide_features()
+if WIDE_FEATURES is not None:
+    from numba.core import config as _config
+
+    _config.CPU_FEATURES = WIDE_FEATURES
+
+def vectors() -> str:
+    """The vector setting of this process's CPU kernels, for a benchmark's record: the CPU as LLVM names it and
+    whether refloss asked for 512-bit vectors."""
+    width = "512-bit vectors (refloss)" if WIDE_FEATURES is not None else "LLVM's vector width"
+    return f"{_llvm.get_host_cpu_name()}, {width}"
+
+
 CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
 CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 

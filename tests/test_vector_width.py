@@ -1,0 +1,63 @@
+"""512-bit vectors on AVX-512 CPUs (refloss/_numba_options.py) change the machine code, not one result: the same
+outputs bit for bit with REFLOSS_VECTOR_WIDTH=256 and =512 (benchmarks/same_outputs.py), and the setting is made
+only where it applies."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("numba")
+
+from refloss import _numba_options as options  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _avx512() -> bool:
+    from numba.core import codegen
+
+    return "+avx512f" in codegen.get_host_cpu_features().split(",")
+
+
+@pytest.mark.skipif(not _avx512(), reason="no AVX-512 on this CPU: both settings compile the same code")
+def test_512_bit_vectors_change_no_result():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "same_outputs.py"),
+                           "--a", "REFLOSS_VECTOR_WIDTH=256", "--b", "REFLOSS_VECTOR_WIDTH=512",
+                           "--loss", "giou_loss,ciou_loss,smooth_l1,bce_with_logits,softmax_cross_entropy",
+                           "--n", "2000"], capture_output=True, text=True, cwd=REPO, timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all the same" in done.stdout and done.stdout.count(" same") == 11
+
+
+def test_wide_features_where_they_apply(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(options, "VECTOR_WIDTH", "512")
+    wide = options._wide_features()
+    assert (wide is not None) == _avx512()
+    if wide is not None:
+        assert wide.endswith(",-prefer-256-bit") and "+avx512f" in wide.split(",")
+    for width in ("256", "1024", ""):  # LLVM's choice kept (a value not understood included)
+        monkeypatch.setattr(options, "VECTOR_WIDTH", width)
+        assert options._wide_features() is None
+    monkeypatch.setattr(options, "VECTOR_WIDTH", "512")
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2")  # the user's NUMBA_CPU_FEATURES stands
+    assert options._wide_features() is None
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")  # and their NUMBA_CPU_NAME
+    assert options._wide_features() is None
+
+
+def test_auto_keeps_llvms_choice_on_the_cores_512_bit_code_slows(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(options, "VECTOR_WIDTH", "auto")
+    monkeypatch.setattr(options._llvm, "get_host_cpu_name", lambda: "skylake-avx512")
+    assert options._wide_features() is None
+    monkeypatch.setattr(options, "VECTOR_WIDTH", "512")
+    assert (options._wide_features() is not None) == _avx512()
