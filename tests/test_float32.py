@@ -108,7 +108,8 @@ def test_float32_kernels_have_no_float64(name):
         widths = dict(zip(fn.info.inputs, fn.info.widths))
         rows = [np.full(3, 0.5, np.float32) if w is None else np.float32(0.5) for w in fn.info.widths]
         grads = [np.empty(3 if widths[n] is None else 1, np.float32) for n in fn.info.grad_inputs]
-        calls = ((mod._value_f32, rows), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
+        work = [np.empty(3, np.float32)]  # (the value's work row, where it keeps its sums' exp)
+        calls = ((mod._value_work_f32, rows + work), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
         kernels = [_typed_ir(scalar.py_func, [*inputs, *args]) for scalar, inputs in calls]
     else:
         widths = dict(zip(fn.info.inputs, fn.info.widths))

@@ -145,6 +145,7 @@ class KernelPrinter(PythonCodePrinter):
         self.pow_call = False  # pow as a call of refloss/_generated/_pow_cpu.py's functions (the CPU modules)
         self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.kept: dict = {}  # exp(...) -> the name holding its value (row_function: computed in an earlier loop)
+        self.printed_exp: set = set()  # exp(...) printed as expo.py's form even where libm (row_function)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -939,7 +940,14 @@ class KernelPrinter(PythonCodePrinter):
         return self.assign("lg", f"{k}*{lit(sp.Float(ln2_hi, 60))} + ({f} - ({hfsq} - ({s}*({hfsq} + {z}*{q}) + ({tail}))))")
 
     def _print_exp(self, expr):
-        return self._math("exp", self._print(expr.args[0]))
+        x = self._print(expr.args[0])
+        if expr in self.printed_exp and self.libm:
+            self.libm = False
+            try:
+                return self._math("exp", x)
+            finally:
+                self.libm = True
+        return self._math("exp", x)
 
     def _print_log(self, expr):
         return self._math("log", self._print(expr.args[0]))
@@ -1663,15 +1671,18 @@ def _row_needed(kernel: Kernel, exprs) -> set:
     return needed
 
 
-def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> str:
+def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, work: bool = False) -> str:
     """Source of a row kernel's scalar function (see :class:`~refloss._derive.core.RowStep`):
-    ``def name(<rows>[, d_<rows>, divisor], args...)`` over 1-D rows of length C, returning
-    the value; with ``with_grad`` it writes each gradient's element j, divided by ``divisor``.
+    ``def name(<rows>[, d_<rows>, divisor][, work], args...)`` over 1-D rows of length C, returning
+    the value; with ``with_grad`` it writes each gradient's element j, divided by ``divisor``;
+    with ``work`` (the value alone) it keeps the sums' exp in ``work``, a row of C the caller
+    provides, as the gradient kernel keeps it in a gradient row (the same results).
 
     The row steps run in loops over j, a loop for each run of reductions that do not use one
     another ("max" starts at -inf, "sum" at 0, accumulated in index order), then the "let"s;
-    the last loop sums the value's terms and writes the gradients.  The value's statements are
-    the same with and without ``with_grad`` (the gradients' steps only add reductions)."""
+    then a loop sums the value's terms, and the last writes the gradients.  The value's statements
+    are the same with and without ``with_grad`` (the gradients' steps only add reductions), and so
+    are their results where ``with_grad`` takes the sums' exp from a loop of its own."""
     if len(kernel.branches) != 1 or kernel.branches[0].condition is not None:
         raise ValueError(f"{name}: a row kernel has one branch without a condition")
     if kernel.wide or kernel.double:
@@ -1692,20 +1703,24 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads]
     needed = _row_needed(kernel, finals)
     all_grads = grads + scalar_grads
+    if work and with_grad:
+        raise ValueError(f"{name}: a work row is for the value alone (the gradient kernel keeps its exp in a gradient row)")
     params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in all_grads] + ["divisor"] if all_grads else [])
-    params += [s_.name for s_ in kernel.args]
-    # libm's exp and log: a row's loop over its C elements is short and stays scalar, and the printed forms
-    # (refloss/_derive/expo.py) made softmax cross-entropy 1.8x slower there
+    params += (["work"] if work else []) + [s_.name for s_ in kernel.args]
+    # libm's log1p, once a row; the exp that the sums take of every element (softmax's exp(z_j - m)) as
+    # refloss/_derive/expo.py's form: with gradients it is computed in a loop of its own, which vectorises (libm's
+    # exp is a call an element, and a loop of reductions in index order stays scalar), and kept in that
+    # gradient's own output row, where the sum's loop and the last loop read it back (the last then overwrites
+    # it); without, the value's sum computes the same form in place, so that value and value_and_grad agree
+    # bit for bit
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=True)
-    # an exp that a sum step and an element's gradient both take (softmax's exp(z_j - m)): computed once, in the
-    # step's loop, and kept in that gradient's own output row until the last loop reads it back (and then
-    # overwrites it): the same value, one libm call an element fewer
-    keep = None
-    if grads:
-        in_steps = set().union(*(st.expr.atoms(sp.exp) for st in kernel.row if st.op == "sum" and st.symbol in needed))
-        common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp) for _, g in grads)), key=sp.default_sort_key)
-        if len(common) == 1:
-            keep = (common[0], "_kept", f"d_{grads[0][0]}[j]")
+    row_grads = [(n, f"d_{syms[0].name}") for n, w, syms in kernel.differentiated if w is None]
+    in_steps = set().union(*(st.expr.atoms(sp.exp) for st in kernel.row if st.op == "sum" and st.symbol in needed))
+    common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp) for _, g in row_grads)), key=sp.default_sort_key)
+    kept_exp = common[0] if len(common) == 1 else None
+    printer.printed_exp = {kept_exp} if kept_exp is not None else set()
+    keep = None if kept_exp is None else (kept_exp, "_kept", f"d_{grads[0][0]}[j]") if grads else \
+        (kept_exp, "_kept", "work[j]") if work else None
     lines = [f"def {name}({', '.join(params)}):"]
     lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
     first = next(n for n, w, _ in kernel.arrays if w is None)
@@ -1731,21 +1746,25 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
     def flush() -> None:
         if not pending:
             return
+        keeps = keep is not None and any(st.op == "sum" and st.expr.has(keep[0]) for st in pending)
+        if keeps:  # the kept exp's own loop (a map: it vectorises), before the sums that read it back
+            scope = printer.snapshot()
+            loop_head([keep[0]])
+            emit("        ", keep[2], keep[0])
+            printer.restore(scope)
         for st in pending:
             lines.append(f"    {st.symbol.name} = " + (printer.doprint(-sp.oo) if st.op == "max" else printer._literal(0)))
         scope = printer.snapshot()
         loop_head([st.expr for st in pending])
+        if keeps:
+            lines.append(f"        {keep[1]} = {keep[2]}")
+            printer.kept = {keep[0]: keep[1]}  # (printed as its name: the expression, its order, as they are)
         for st in pending:
             if st.op == "max":
                 emit("        ", st.symbol.name, TMaxRow(st.symbol, st.expr))
-            elif keep is not None and st.expr.has(keep[0]):
-                emit("        ", keep[1], keep[0])
-                lines.append(f"        {keep[2]} = {keep[1]}")
-                printer.kept = {keep[0]: keep[1]}  # (printed as its name: the expression, its order, as they are)
-                emit("        ", st.symbol.name, st.expr, "+=")
-                printer.kept = {}
             else:
                 emit("        ", st.symbol.name, st.expr, "+=")
+        printer.kept = {}
         printer.restore(scope)
         available.update(st.symbol for st in pending)
         pending.clear()
@@ -1764,20 +1783,35 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
         else:
             pending.append(st)
     flush()
+    # the value's sum (and the sums that are the gradients of one-number-per-row inputs) in one loop, the row
+    # gradients in another: a loop with a reduction in index order stays scalar, a loop that only writes
+    # its elements vectorises
     lines.append(f"    value = {printer._literal(0)}")
     lines += [f"    acc_{n} = {printer._literal(0)}" for n, _ in scalar_grads]
-    loop_head(finals)
-    if keep is not None:  # read before this iteration overwrites it
+    scope = printer.snapshot()
+    loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads])
+    if keep is not None and outputs["value"].has(keep[0]):
         lines.append(f"        {keep[1]} = {keep[2]}")
+        printer.kept = {keep[0]: keep[1]}
     subs, reduced, start = _cse([outputs["value"]], prefix="_r")
     for sym, val in subs:
         emit("        ", sym.name, val)
     emit("        ", "value", reduced[0], "+=")
-    if all_grads:
+    if scalar_grads:
         known = _known(subs, {})
-        subs, reduced, _ = _cse([outputs[g].xreplace(known) for _, g in all_grads], start, prefix="_r")
-        if keep is not None:  # the kept exp as the common-subexpression passes left it (-m named, say)
-            target = keep[0].xreplace(known)
+        subs, reduced, start = _cse([outputs[g].xreplace(known) for _, g in scalar_grads], start, prefix="_r")
+        for sym, val in subs:
+            emit("        ", sym.name, val)
+        for (n, _), expr in zip(scalar_grads, reduced):
+            emit("        ", f"acc_{n}", expr, "+=")
+    printer.kept = {}
+    printer.restore(scope)
+    if grads:
+        loop_head([outputs[g] for _, g in grads])
+        subs, reduced, _ = _cse([outputs[g] for _, g in grads], start, prefix="_r")
+        if keep is not None:  # read before this iteration overwrites it; the kept exp as the common-subexpression
+            lines.append(f"        {keep[1]} = {keep[2]}")  # pass left it (-m named, say)
+            target = keep[0]
             for sym, val in subs:
                 if val == target:  # (the exp itself named: its definition prints as the kept name)
                     break
@@ -1785,11 +1819,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool) -> 
             printer.kept = {target: keep[1]}
         for sym, val in subs:
             emit("        ", sym.name, val)
-        for (n, _), expr in zip(all_grads, reduced):
-            if (n, _) in grads:
-                emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
-            else:
-                emit("        ", f"acc_{n}", expr, "+=")
+        for (n, _), expr in zip(grads, reduced):
+            emit("        ", f"d_{n}[j]", Quot(expr, sp.Symbol("divisor")))
     printer.kept = {}
     lines += [f"    d_{n}[0] = acc_{n}/divisor" for n, _ in scalar_grads]
     lines.append("    return value")
@@ -1987,6 +2018,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         parts.append("")
         if kernel.is_row:
             parts += [row_function(kernel, f"value_{prec}", prec, False), "",
+                      row_function(kernel, f"value_work_{prec}", prec, False, work=True), "",
                       row_function(kernel, f"value_and_grad_{prec}", prec, True)]
             continue
         # the cheap conditional expressions as selections, where Python (the simulator) can evaluate both arms:
@@ -2138,14 +2170,16 @@ def _divided(stores: list, grads: list, indent: str = "") -> list:
             + [f"{indent}else:"] + [f"{indent}    {t} = {g} / divisor" for t, g in zip(stores, grads)])
 
 
-def _loop_body(kernel: Kernel, call: str, with_grad: bool, unit_divisor: bool = False) -> list:
+def _loop_body(kernel: Kernel, call: str, with_grad: bool, unit_divisor: bool = False, work: bool = False) -> list:
     """A driver's loop body: the scalar kernel on element i, the value and the gradients (divided by
-    ``divisor``) stored; ``unit_divisor``: no division where divisor is 1 (the CUDA drivers, :func:`_divided`)."""
+    ``divisor``) stored; ``unit_divisor``: no division where divisor is 1 (the CUDA drivers, :func:`_divided`);
+    ``work``: a row kernel's value given the driver's work row (:func:`row_function`)."""
     if kernel.is_row:  # the scalar kernel takes whole rows, writes the gradient rows, returns the value
         rows = [f"{n}[i]" for n, _, _ in kernel.arrays]  # (an input of width 1: its number)
         if with_grad:  # (an input of width 1: a view of its gradient's element, written once)
             rows += [f"d_{n}[i]" if w is None else f"d_{n}[i:i + 1]" for n, w, _ in kernel.differentiated]
             rows += ["divisor"]
+        rows += ["work"] if work else []
         return [f"out[i] = {call}({', '.join(rows + [s.name for s in kernel.args])})"]
     args = ", ".join(s.name for s in kernel.args)
     inputs = ", ".join(_element(n, w, k) for n, w, syms in kernel.arrays for k in range(len(syms)))
@@ -2247,9 +2281,9 @@ def _scalar_hash(spec: LossSpec, source: str) -> str:
     return hashlib.sha256(scalar_module(spec, source).encode()).hexdigest()[:16]
 
 
-def _compiled_scalars(wrapper: str) -> list:
+def _compiled_scalars(wrapper: str, fns=("value", "value_and_grad")) -> list:
     """``_value_f64 = <wrapper>(_scalar.value_f64)`` etc. for every scalar kernel."""
-    return [f"_{fn}_{prec} = {wrapper}(_scalar.{fn}_{prec})" for prec in PRECISIONS for fn in ("value", "value_and_grad")]
+    return [f"_{fn}_{prec} = {wrapper}(_scalar.{fn}_{prec})" for prec in PRECISIONS for fn in fns]
 
 
 def _drivers(spec: LossSpec):
@@ -2283,7 +2317,7 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
     ]
     if spec.kernels["f64"].is_row:  # the row kernels are called; the others are written into the drivers' loops
         lines += [scalar_import or f"from refloss._generated import {spec.name} as _scalar", ""]
-        lines += _compiled_scalars("njit(**CPU_OPTIONS)")
+        lines += _compiled_scalars("njit(**CPU_OPTIONS)", ("value_work", "value_and_grad"))
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += (_row_driver(kernel, prec, fn, with_grad) if kernel.is_row else
                   _block_driver(kernel, prec, fn, with_grad,
@@ -2327,19 +2361,30 @@ def pow_module() -> str:
 
 def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     """A kernel over rows: a step per element (its loops over the row), in a loop over elements; the
-    loop on the calling thread below SERIAL_BELOW elements, else in parallel (see :func:`_dispatch`)."""
+    loop on the calling thread below SERIAL_BELOW elements, else in parallel over blocks of BLOCK rows
+    (see :func:`_dispatch`).  The value alone is the scalar ``value_work`` kernel, given a work row of C
+    (one a call, or a block), where it keeps the exp its sums take, as the gradient kernel keeps it in
+    a gradient row."""
     sig = _driver_signature(kernel, with_grad)
+    first = next(n for n, w, _ in kernel.arrays if w is None)
+    work = [] if with_grad else ["work"]
+    step_sig = ", ".join(["i"] + work + [sig])
     lines = ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
-    lines += _wrap(f"def _{fn}_step_{prec}(i, {sig}):", "")
-    lines += [w for s in _loop_body(kernel, f"_{fn}_{prec}", with_grad) for w in _wrap(s, "    ")]
-    lines.append(f"    for j in range({next(n for n, w, _ in kernel.arrays if w is None)}.shape[1]):")
+    lines += _wrap(f"def _{fn}_step_{prec}({step_sig}):", "")
+    body = _loop_body(kernel, f"_{fn}_{prec}" if with_grad else f"_value_work_{prec}", with_grad, work=not with_grad)
+    lines += [w for s in body for w in _wrap(s, "    ")]
+    lines.append(f"    for j in range({first}.shape[1]):")
     lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
-    for loop, name, options in (("range", f"_{fn}_rows_{prec}", "**CPU_OPTIONS"),
-                                ("prange", f"_{fn}_parallel_{prec}", "parallel=True, **CPU_OPTIONS")):
-        lines += ["", "", f"@njit({options})"] + _wrap(f"def {name}({sig}):", "")
-        lines += ["    bad = 0", f"    for i in {loop}(out.shape[0]):"]
-        lines += _wrap(f"bad += _{fn}_step_{prec}(i, {sig})", " " * 8)
-        lines.append("    return bad")
+    alloc = [f"    work = _empty({first}.shape[1], _{prec})"] if not with_grad else []
+    lines += ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def _{fn}_rows_{prec}({sig}):", "")
+    lines += alloc + ["    bad = 0", "    for i in range(out.shape[0]):"]
+    lines += _wrap(f"bad += _{fn}_step_{prec}({step_sig})", " " * 8)
+    lines.append("    return bad")
+    lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"] + _wrap(f"def _{fn}_parallel_{prec}({sig}):", "")
+    lines += ["    bad = 0", "    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):"]
+    lines += ["    " + ln for ln in alloc] + ["        block = 0", "        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):"]
+    lines += _wrap(f"block += _{fn}_step_{prec}({step_sig})", " " * 12)
+    lines += ["        bad += block", "    return bad"]
     return lines + _dispatch(fn, prec, sig, f"_{fn}_rows_{prec}({sig})", f"_{fn}_parallel_{prec}")
 
 

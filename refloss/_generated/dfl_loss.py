@@ -57,7 +57,38 @@ def value_f64(logits, target, clamp):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
+        _xc4 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
+        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
+        _k7 = _kt6 - 6755399441055744.0
+        _rh8 = _xc5 - _k7*0.6931471805598903
+        _rl9 = _k7*5.497923018708371e-14
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = 0.5 + 0.1666666666666667*_r10
+        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
+        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
+        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
+        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
+        _x17 = _r10*_r10
+        _e18 = _e12 + _e13*_x17
+        _e19 = _e14 + _e15*_x17
+        _e20 = _e16 + 2.0914685161418067e-09*_x17
+        _x21 = _x17*_x17
+        _e22 = _e18 + _e19*_x21
+        _x23 = _x21*_x21
+        _e24 = _e22 + _e20*_x23
+        _q25 = (_r10*_r10)*_e24 + _rc11
+        _q26 = _r10 + _q25
+        _kt27 = _k7*0.5 + 6755399441055744.0
+        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
+        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
+        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _p32 = 1.0 + _q26
+        _ex33 = (_p32*_sc30)*_sc31
+        _ex34 = (_ex33 if _e2 == _e2 else _e2)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -66,8 +97,74 @@ def value_f64(logits, target, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
-        _s4 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        value += (l + (m - z))*max(_s4, _s4 - _s4)
+        _s35 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        value += (l + (m - z))*max(_s35, _s35 - _s35)
+    return value
+
+
+def value_work_f64(logits, target, work, clamp):
+    C_row = float(logits.shape[0])
+    on = 1.0 if clamp + 0.5 > 0.0 else 0.0
+    t_c = on*min(max(target, 0.0), (C_row - 1.0 - clamp)) + target*(1.0 - on)
+    m = -math.inf
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        work[j] = _ex33
+    s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    t = n - 1.0
+    l = math.log1p(s_1 + t)
+    value = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = float(j)
+        _r0 = jf - t_c
+        _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        value += (l + (m - z))*max(_s37, _s37 - _s37)
     return value
 
 
@@ -82,16 +179,51 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
-    s_1 = 0.0
-    n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
-        _kept = math.exp(_e2)
-        d_logits[j] = _kept
-        _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        d_logits[j] = _ex33
+    s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -101,23 +233,26 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
-        _kept = d_logits[j]
         _r0 = jf - t_c
-        _s4 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        value += (l + (m - z))*max(_s4, _s4 - _s4)
-        _r1 = -m
-        _r2 = 1.0 if _r0 > 0.0 else 0.0
-        _r3 = -_r0
-        _r4 = 1.0 if _r3 >= 0.0 else 0.0
-        _r5 = _r0 + 1.0
-        _r6 = 1.0 - _r0
-        _s5 = _r2*((t_c - (jf - 1.0))) + _r4*((jf + 1.0 - t_c))
-        _e6 = z + _r1
-        _e7 = _e6 - z
-        d_logits[j] = (-max(_s5, _s5 - _s5) + (((z - (_e6 - _e7)) + (_r1 - _e7)) + 1.0)*_kept/s)/divisor
-        _s8 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r5 >= 0.0 else 0.0)
-        _s9 = (1.0 - e_end)*(_r2*(1.0 if _r6 >= 0.0 else 0.0) - _r4*(1.0 if _r5 > 0.0 else 0.0))
-        acc_target += -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r6 > 0.0 else 0.0) + _s8) + _s9)
+        _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        value += (l + (m - z))*max(_s37, _s37 - _s37)
+        _r1 = -_r0
+        _r2 = _r0 + 1.0
+        _r3 = 1.0 - _r0
+        _s38 = -(1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0)
+        _s39 = -(1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0)
+        _s40 = (1.0 - e_end)*((1.0 if _r0 > 0.0 else 0.0)*(1.0 if _r3 >= 0.0 else 0.0) + _s39)
+        acc_target += -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s38) + _s40)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = float(j)
+        _kept = d_logits[j]
+        _r4 = -m
+        _r5 = jf - t_c
+        _s41 = (1.0 if -_r5 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r5 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        _e42 = z + _r4
+        _e43 = _e42 - z
+        d_logits[j] = (-max(_s41, _s41 - _s41) + (((z - (_e42 - _e43)) + (_r4 - _e43)) + 1.0)*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value
 
@@ -137,9 +272,34 @@ def value_f32(logits, target, clamp):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
-        n += _f32(1.0) - _s4
+        _xc4 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
+        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k7 = _kt6 - _f32(12582912.0)
+        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
+        _rl9 = _k7*_f32(1.428606765330187e-06)
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
+        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
+        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
+        _x15 = _r10*_r10
+        _e16 = _e12 + _e13*_x15
+        _x17 = _x15*_x15
+        _e18 = _e16 + _e14*_x17
+        _q19 = (_r10*_r10)*_e18 + _rc11
+        _q20 = _r10 + _q19
+        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
+        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
+        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
+        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _p26 = _f32(1.0) + _q20
+        _ex27 = (_p26*_sc24)*_sc25
+        _ex28 = (_ex27 if _e2 == _e2 else _e2)
+        _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        n += _f32(1.0) - _s29
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
@@ -147,9 +307,71 @@ def value_f32(logits, target, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
-        _s5 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s6 = _s5 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += (l + (m - z))*max(_s6, _s6 - _s6)
+        _s30 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s31 = _s30 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        value += (l + (m - z))*max(_s31, _s31 - _s31)
+    return value
+
+
+def value_work_f32(logits, target, work, clamp):
+    C_row = _f32(logits.shape[0])
+    on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
+    t_c = on*min(max(target, _f32(0.0)), (C_row - _f32(1.0) - clamp)) + target*(_f32(1.0) - on)
+    m = -_f32(math.inf)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k6 = _kt5 - _f32(12582912.0)
+        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
+        _rl8 = _k6*_f32(1.428606765330187e-06)
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
+        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
+        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
+        _x14 = _r9*_r9
+        _e15 = _e11 + _e12*_x14
+        _x16 = _x14*_x14
+        _e17 = _e15 + _e13*_x16
+        _q18 = (_r9*_r9)*_e17 + _rc10
+        _q19 = _r9 + _q18
+        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
+        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
+        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
+        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _p25 = _f32(1.0) + _q19
+        _ex26 = (_p25*_sc23)*_sc24
+        _ex27 = (_ex26 if _e2 == _e2 else _e2)
+        work[j] = _ex27
+    s_1 = _f32(0.0)
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s28 = -m
+        _e29 = z + _s28
+        _e30 = _e29 - z
+        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
+        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    t = n - _f32(1.0)
+    l = math.log1p(s_1 + t)
+    value = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = _f32(j)
+        _r0 = jf - t_c
+        _s32 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s33 = _s32 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        value += (l + (m - z))*max(_s33, _s33 - _s33)
     return value
 
 
@@ -165,18 +387,47 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
-    s_1 = _f32(0.0)
-    n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _s2 = -m
         _e3 = z + _s2
-        _kept = math.exp(_e3)
-        d_logits[j] = _kept
-        _e4 = _e3 - z
-        _s5 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e3 - _e4)) + (_s2 - _e4)) + _f32(1.0))*_kept*_s5
-        n += _f32(1.0) - _s5
+        _xc4 = (_e3 if _e3 > -_f32(104.0) else -_f32(104.0))
+        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
+        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k7 = _kt6 - _f32(12582912.0)
+        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
+        _rl9 = _k7*_f32(1.428606765330187e-06)
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
+        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
+        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
+        _x15 = _r10*_r10
+        _e16 = _e12 + _e13*_x15
+        _x17 = _x15*_x15
+        _e18 = _e16 + _e14*_x17
+        _q19 = (_r10*_r10)*_e18 + _rc11
+        _q20 = _r10 + _q19
+        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
+        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
+        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
+        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _p26 = _f32(1.0) + _q20
+        _ex27 = (_p26*_sc24)*_sc25
+        _ex28 = (_ex27 if _e3 == _e3 else _e3)
+        d_logits[j] = _ex28
+    s_1 = _f32(0.0)
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s29 = -m
+        _e30 = z + _s29
+        _e31 = _e30 - z
+        _s32 = ((z - (_e30 - _e31)) + (_s29 - _e31)) + _f32(1.0)
+        s_1 += _s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
@@ -185,25 +436,28 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
-        _kept = d_logits[j]
         _r0 = jf - t_c
-        _s6 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s7 = _s6 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += (l + (m - z))*max(_s7, _s7 - _s7)
-        _r1 = -m
-        _r2 = _f32(1.0) if _r0 > _f32(0.0) else _f32(0.0)
-        _r3 = -_r0
-        _r4 = _f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)
-        _r5 = _r0 + _f32(1.0)
-        _r6 = _f32(1.0) - _r0
-        _s8 = _r2*((t_c - (jf - _f32(1.0)))) + _r4*((jf + _f32(1.0) - t_c))
-        _e9 = z + _r1
-        _e10 = _e9 - z
-        d_logits[j] = (-max(_s8, _s8 - _s8) + (((z - (_e9 - _e10)) + (_r1 - _e10)) + _f32(1.0))*_kept/s)/divisor
-        _s11 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r5 >= _f32(0.0) else _f32(0.0))
-        _s12 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r6 > _f32(0.0) else _f32(0.0)) + _s11
-        _s13 = _r2*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0))
-        _s14 = e_end*_s12 + (_f32(1.0) - e_end)*(_s13 - _r4*(_f32(1.0) if _r5 > _f32(0.0) else _f32(0.0)))
-        acc_target += -g_2*gate*z*_s14
+        _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        value += (l + (m - z))*max(_s34, _s34 - _s34)
+        _r1 = -_r0
+        _r2 = _r0 + _f32(1.0)
+        _r3 = _f32(1.0) - _r0
+        _s35 = -(_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0))
+        _s36 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s35
+        _s37 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
+        _s38 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s37
+        acc_target += -g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = _f32(j)
+        _kept = d_logits[j]
+        _r4 = -m
+        _r5 = jf - t_c
+        _s39 = (_f32(1.0) if -_r5 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s40 = _s39 + (_f32(1.0) if _r5 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        _e41 = z + _r4
+        _e42 = _e41 - z
+        d_logits[j] = (-max(_s40, _s40 - _s40) + (((z - (_e41 - _e42)) + (_r4 - _e42)) + _f32(1.0))*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value

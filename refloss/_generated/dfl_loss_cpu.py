@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1704cf7b060e4b25
+# scalar kernels: sha256 0a2d1de4269a2bf3
 """Distribution Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,19 +17,20 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import dfl_loss as _scalar
 
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
+_value_work_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_f64)
 _value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
+_value_work_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_f32)
 _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, target, out, clamp):
-    out[i] = _value_f64(logits[i], target[i], clamp)
+def _value_step_f64(i, work, logits, target, out, clamp):
+    out[i] = _value_work_f64(logits[i], target[i], work, clamp)
     for j in range(logits.shape[1]):
         if ((logits[i, j] - logits[i, j])
                 + (target[i] - target[i]) != 0.0) | ((target[i] < 0.0)) | ((target[i] > float(logits.shape[1]) - 1.0)):
@@ -39,17 +40,22 @@ def _value_step_f64(i, logits, target, out, clamp):
 
 @njit(**CPU_OPTIONS)
 def _value_rows_f64(logits, target, out, clamp):
+    work = _empty(logits.shape[1], _f64)
     bad = 0
     for i in range(out.shape[0]):
-        bad += _value_step_f64(i, logits, target, out, clamp)
+        bad += _value_step_f64(i, work, logits, target, out, clamp)
     return bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f64(logits, target, out, clamp):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_step_f64(i, logits, target, out, clamp)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f64)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_step_f64(i, work, logits, target, out, clamp)
+        bad += block
     return bad
 
 
@@ -81,8 +87,12 @@ def _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, c
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
+                    clamp)
+        bad += block
     return bad
 
 
@@ -93,8 +103,8 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, target, out, clamp):
-    out[i] = _value_f32(logits[i], target[i], clamp)
+def _value_step_f32(i, work, logits, target, out, clamp):
+    out[i] = _value_work_f32(logits[i], target[i], work, clamp)
     for j in range(logits.shape[1]):
         if ((logits[i, j] - logits[i, j])
                 + (target[i] - target[i]) != _f32(0.0)) | ((target[i] < _f32(0.0))) | ((target[i] > _f32(logits.shape[1]) - _f32(1.0))):
@@ -104,17 +114,22 @@ def _value_step_f32(i, logits, target, out, clamp):
 
 @njit(**CPU_OPTIONS)
 def _value_rows_f32(logits, target, out, clamp):
+    work = _empty(logits.shape[1], _f32)
     bad = 0
     for i in range(out.shape[0]):
-        bad += _value_step_f32(i, logits, target, out, clamp)
+        bad += _value_step_f32(i, work, logits, target, out, clamp)
     return bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f32(logits, target, out, clamp):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_step_f32(i, logits, target, out, clamp)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f32)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_step_f32(i, work, logits, target, out, clamp)
+        bad += block
     return bad
 
 
@@ -146,8 +161,12 @@ def _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, c
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
+                    clamp)
+        bad += block
     return bad
 
 

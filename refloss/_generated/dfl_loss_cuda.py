@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1704cf7b060e4b25
+# scalar kernels: sha256 0a2d1de4269a2bf3
 """Distribution Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

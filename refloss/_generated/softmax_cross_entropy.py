@@ -56,7 +56,101 @@ def value_f64(logits, targets, label_smoothing):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*math.exp(_e2)*(1.0 if m - z > 0.0 else 0.0)
+        _xc4 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
+        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
+        _k7 = _kt6 - 6755399441055744.0
+        _rh8 = _xc5 - _k7*0.6931471805598903
+        _rl9 = _k7*5.497923018708371e-14
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = 0.5 + 0.1666666666666667*_r10
+        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
+        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
+        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
+        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
+        _x17 = _r10*_r10
+        _e18 = _e12 + _e13*_x17
+        _e19 = _e14 + _e15*_x17
+        _e20 = _e16 + 2.0914685161418067e-09*_x17
+        _x21 = _x17*_x17
+        _e22 = _e18 + _e19*_x21
+        _x23 = _x21*_x21
+        _e24 = _e22 + _e20*_x23
+        _q25 = (_r10*_r10)*_e24 + _rc11
+        _q26 = _r10 + _q25
+        _kt27 = _k7*0.5 + 6755399441055744.0
+        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
+        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
+        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _p32 = 1.0 + _q26
+        _ex33 = (_p32*_sc30)*_sc31
+        _ex34 = (_ex33 if _e2 == _e2 else _e2)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    t = n - 1.0
+    l = math.log1p(s_1 + t)
+    value = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        y = targets[j]
+        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+    return value
+
+
+def value_work_f64(logits, targets, work, label_smoothing):
+    m = -math.inf
+    C = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += 1.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        work[j] = _ex33
+    s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -78,16 +172,51 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         m = max(m, z)
         C += 1.0
         Y += y
-    s_1 = 0.0
-    n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
-        _kept = math.exp(_e2)
-        d_logits[j] = _kept
-        _e3 = _e2 - z
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        d_logits[j] = _ex33
+    s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
     t = n - 1.0
     l = math.log1p(s_1 + t)
@@ -97,13 +226,16 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _kept = d_logits[j]
         value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        y = targets[j]
+        _kept = d_logits[j]
         _r0 = 1.0 - label_smoothing
         _r1 = -m
-        _e4 = z + _r1
-        _e5 = _e4 - z
-        d_logits[j] = (-_r0*y + w*(((z - (_e4 - _e5)) + (_r1 - _e5)) + 1.0)*_kept/s - label_smoothing/C)/divisor
+        _e37 = z + _r1
+        _e38 = _e37 - z
+        d_logits[j] = (-_r0*y + w*(((z - (_e37 - _e38)) + (_r1 - _e38)) + 1.0)*_kept/s - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -122,9 +254,92 @@ def value_f32(logits, targets, label_smoothing):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*math.exp(_e2)*_s4
-        n += _f32(1.0) - _s4
+        _xc4 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
+        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k7 = _kt6 - _f32(12582912.0)
+        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
+        _rl9 = _k7*_f32(1.428606765330187e-06)
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
+        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
+        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
+        _x15 = _r10*_r10
+        _e16 = _e12 + _e13*_x15
+        _x17 = _x15*_x15
+        _e18 = _e16 + _e14*_x17
+        _q19 = (_r10*_r10)*_e18 + _rc11
+        _q20 = _r10 + _q19
+        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
+        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
+        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
+        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
+        _p26 = _f32(1.0) + _q20
+        _ex27 = (_p26*_sc24)*_sc25
+        _ex28 = (_ex27 if _e2 == _e2 else _e2)
+        _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        n += _f32(1.0) - _s29
+    t = n - _f32(1.0)
+    l = math.log1p(s_1 + t)
+    value = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        y = targets[j]
+        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+    return value
+
+
+def value_work_f32(logits, targets, work, label_smoothing):
+    m = -_f32(math.inf)
+    C = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += _f32(1.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k6 = _kt5 - _f32(12582912.0)
+        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
+        _rl8 = _k6*_f32(1.428606765330187e-06)
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
+        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
+        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
+        _x14 = _r9*_r9
+        _e15 = _e11 + _e12*_x14
+        _x16 = _x14*_x14
+        _e17 = _e15 + _e13*_x16
+        _q18 = (_r9*_r9)*_e17 + _rc10
+        _q19 = _r9 + _q18
+        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
+        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
+        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
+        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _p25 = _f32(1.0) + _q19
+        _ex26 = (_p25*_sc23)*_sc24
+        _ex27 = (_ex26 if _e2 == _e2 else _e2)
+        work[j] = _ex27
+    s_1 = _f32(0.0)
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s28 = -m
+        _e29 = z + _s28
+        _e30 = _e29 - z
+        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
+        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
@@ -145,18 +360,47 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         m = max(m, z)
         C += _f32(1.0)
         Y += y
-    s_1 = _f32(0.0)
-    n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
         _e2 = z + _s1
-        _kept = math.exp(_e2)
-        d_logits[j] = _kept
-        _e3 = _e2 - z
-        _s4 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_kept*_s4
-        n += _f32(1.0) - _s4
+        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k6 = _kt5 - _f32(12582912.0)
+        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
+        _rl8 = _k6*_f32(1.428606765330187e-06)
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
+        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
+        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
+        _x14 = _r9*_r9
+        _e15 = _e11 + _e12*_x14
+        _x16 = _x14*_x14
+        _e17 = _e15 + _e13*_x16
+        _q18 = (_r9*_r9)*_e17 + _rc10
+        _q19 = _r9 + _q18
+        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
+        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
+        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
+        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _p25 = _f32(1.0) + _q19
+        _ex26 = (_p25*_sc23)*_sc24
+        _ex27 = (_ex26 if _e2 == _e2 else _e2)
+        d_logits[j] = _ex27
+    s_1 = _f32(0.0)
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s28 = -m
+        _e29 = z + _s28
+        _e30 = _e29 - z
+        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
+        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
@@ -165,12 +409,16 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _kept = d_logits[j]
         value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        y = targets[j]
+        _kept = d_logits[j]
         _r0 = _f32(1.0) - label_smoothing
         _r1 = -m
-        _e5 = z + _r1
-        _e6 = _e5 - z
-        d_logits[j] = (-_r0*y + w*(((z - (_e5 - _e6)) + (_r1 - _e6)) + _f32(1.0))*_kept/s - label_smoothing/C)/divisor
+        _e32 = z + _r1
+        _e33 = _e32 - z
+        _s34 = -_r0*y + w*(((z - (_e32 - _e33)) + (_r1 - _e33)) + _f32(1.0))*_kept/s - label_smoothing/C
+        d_logits[j] = _s34/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value

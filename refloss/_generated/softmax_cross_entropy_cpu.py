@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4125479b98c67ce4
+# scalar kernels: sha256 7f5f832448830eac
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,19 +17,20 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
 from refloss._generated import softmax_cross_entropy as _scalar
 
-_value_f64 = njit(**CPU_OPTIONS)(_scalar.value_f64)
+_value_work_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_f64)
 _value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_f32 = njit(**CPU_OPTIONS)(_scalar.value_f32)
+_value_work_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_f32)
 _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, logits, targets, out, label_smoothing):
-    out[i] = _value_f64(logits[i], targets[i], label_smoothing)
+def _value_step_f64(i, work, logits, targets, out, label_smoothing):
+    out[i] = _value_work_f64(logits[i], targets[i], work, label_smoothing)
     for j in range(logits.shape[1]):
         if ((logits[i, j] - logits[i, j])
                 + (targets[i, j] - targets[i, j]) != 0.0) | ((targets[i, j] > 1.0)) | ((targets[i, j] < 0.0)):
@@ -39,17 +40,22 @@ def _value_step_f64(i, logits, targets, out, label_smoothing):
 
 @njit(**CPU_OPTIONS)
 def _value_rows_f64(logits, targets, out, label_smoothing):
+    work = _empty(logits.shape[1], _f64)
     bad = 0
     for i in range(out.shape[0]):
-        bad += _value_step_f64(i, logits, targets, out, label_smoothing)
+        bad += _value_step_f64(i, work, logits, targets, out, label_smoothing)
     return bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f64(logits, targets, out, label_smoothing):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_step_f64(i, logits, targets, out, label_smoothing)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f64)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_step_f64(i, work, logits, targets, out, label_smoothing)
+        bad += block
     return bad
 
 
@@ -84,9 +90,12 @@ def _value_and_grad_rows_f64(logits, targets, out, d_logits, d_targets, divisor,
 def _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divisor,
         label_smoothing):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
+        bad += block
     return bad
 
 
@@ -99,8 +108,8 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label
 
 
 @njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, logits, targets, out, label_smoothing):
-    out[i] = _value_f32(logits[i], targets[i], label_smoothing)
+def _value_step_f32(i, work, logits, targets, out, label_smoothing):
+    out[i] = _value_work_f32(logits[i], targets[i], work, label_smoothing)
     for j in range(logits.shape[1]):
         if ((logits[i, j] - logits[i, j])
                 + (targets[i, j] - targets[i, j]) != _f32(0.0)) | ((targets[i, j] > _f32(1.0))) | ((targets[i, j] < _f32(0.0))):
@@ -110,17 +119,22 @@ def _value_step_f32(i, logits, targets, out, label_smoothing):
 
 @njit(**CPU_OPTIONS)
 def _value_rows_f32(logits, targets, out, label_smoothing):
+    work = _empty(logits.shape[1], _f32)
     bad = 0
     for i in range(out.shape[0]):
-        bad += _value_step_f32(i, logits, targets, out, label_smoothing)
+        bad += _value_step_f32(i, work, logits, targets, out, label_smoothing)
     return bad
 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f32(logits, targets, out, label_smoothing):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_step_f32(i, logits, targets, out, label_smoothing)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f32)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_step_f32(i, work, logits, targets, out, label_smoothing)
+        bad += block
     return bad
 
 
@@ -155,9 +169,12 @@ def _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor,
 def _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
         label_smoothing):
     bad = 0
-    for i in prange(out.shape[0]):
-        bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
+                    label_smoothing)
+        bad += block
     return bad
 
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4125479b98c67ce4
+# scalar kernels: sha256 7f5f832448830eac
 """Softmax cross-entropy: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
