@@ -328,8 +328,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "peer library or your own function against refloss")
     v.add_argument("target", nargs="?", help=f"a built-in peer ({peer_names}) or module:function or "
                                             "file.py:function; omitted: refloss's own kernels against the oracle")
-    v.add_argument("--loss", action="append", help="only this loss (repeatable); with module:function, the refloss "
-                                                    "loss it should equal")
+    v.add_argument("--loss", action="append", help="only this loss (repeatable, or comma-separated); with "
+                                                    "module:function, the refloss loss it should equal")
     v.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="with module:function: a parameter of the refloss loss (only refloss's; the function gets "
                         "its own with --impl-param)")
@@ -402,6 +402,8 @@ def main(argv=None) -> int:
                 raise UsageError(str(e)) from None
         if not args.target:
             args.dtype = args.dtype or ["float64", "float32"]
+        if args.loss:  # --loss a,b as --loss a --loss b
+            args.loss = [name.strip() for item in args.loss for name in item.split(",") if name.strip()]
         return _verify(args)
     except UsageError as e:
         print(f"refloss: error: {e}", file=sys.stderr)

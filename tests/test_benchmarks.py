@@ -156,3 +156,12 @@ def test_benchmark_on_cuda_runs_in_the_simulator_and_says_where_there_is_no_gpu(
     assert "Traceback" not in bare.stderr, bare.stderr[-2000:]
     assert bare.returncode == (2 if "no GPU to benchmark here" in bare.stdout else 0), bare.stdout[-2000:]
     assert bare.returncode == 0 or bare.stdout.count("\n") == 1  # (one line where there is no GPU)
+
+
+def test_rows_benchmark_times_every_case():
+    from benchmarks import rows
+
+    results = rows.measure(2000, 1)
+    assert [(r["loss"], r["width"], r["dtype"]) for r in results] == [
+        (name, width, dtype) for name, width in rows.CASES for dtype in ("float64", "float32")]
+    assert all(r["value_ms"] > 0 and r["value_and_grad_ms"] > 0 for r in results)

@@ -24,6 +24,15 @@ def test_verify_rejects_unknown_loss(capsys):
     assert cli.main(["verify", "--loss", "nope"]) == 2
 
 
+def test_verify_takes_comma_separated_losses(capsys):
+    assert cli.main(["verify", "--loss", "huber,l1", "--loss", "mse", "--device", "cpu", "--dtype", "float64",
+                     "--random", "20", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{name} " in out for name in ("huber", "l1", "mse")) and "FAIL" not in out
+    assert cli.main(["verify", "--loss", "huber,nope"]) == 2
+    assert "unknown loss(es) nope" in capsys.readouterr().err
+
+
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "refloss.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "verify" in out.stdout
