@@ -42,7 +42,7 @@ ROW = (
     RowStep(g2, "let", H1(C - 2)),  # two bins or more (one bin: L = 0 and dL/dy = 0)
     RowStep(m, "max", z),
     RowStep(s1, "sum", Above(m - z) * _exp_below(z)),
-    RowStep(n, "sum", 1 - Above(m - z)),
+    RowStep(n, "count", 1 - Above(m - z)),
     RowStep(t, "let", n - 1),
     RowStep(l, "let", log1p(s1 + t)),
     RowStep(s, "let", s1 + n),

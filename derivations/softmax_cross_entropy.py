@@ -32,10 +32,10 @@ def _exp_below(zj):
 
 ROW = (
     RowStep(m, "max", z),
-    RowStep(c, "sum", sp.Integer(1)),  # the number of classes C
+    RowStep(c, "count", sp.Integer(1)),  # the number of classes C
     RowStep(Y, "sum", y),
     RowStep(s1, "sum", Above(m - z) * _exp_below(z)),  # the terms below the maximum
-    RowStep(n, "sum", 1 - Above(m - z)),  # how many logits equal the maximum (>= 1)
+    RowStep(n, "count", 1 - Above(m - z)),  # how many logits equal the maximum (>= 1)
     RowStep(t, "let", n - 1),  # exact: an integer
     RowStep(l, "let", log1p(s1 + t)),  # log s, s = 1 + (s' + n - 1) >= 1: no cancellation
     RowStep(s, "let", s1 + n),

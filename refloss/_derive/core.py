@@ -93,12 +93,14 @@ class Branch:
 class RowStep:
     """One quantity of a row kernel (an input of variable width C, the last axis), computed
     before the outputs: ``op`` "max" or "sum" reduces ``expr`` (in the element symbols and the
-    earlier steps) over the row's elements j; "let" is a row scalar of earlier steps only.
+    earlier steps) over the row's elements j ("sum" compensated, see :func:`row_function`), "count"
+    sums integer terms (exact below 2^24 in float32, so added plainly); "let" is a row scalar of
+    earlier steps only.
     The code generator emits one loop over the row for each run of reductions that do not
     depend on each other, then the "let"s they allow, then one loop for the outputs."""
 
     symbol: sp.Symbol
-    op: str  # "max", "sum" or "let"
+    op: str  # "max", "sum", "count" or "let"
     expr: sp.Expr
 
 
@@ -422,7 +424,7 @@ def expand_row(steps, elements: dict, exprs, plain_fn=lambda e: e) -> list:
     for st in steps:
         if st.op == "max":
             values[st.symbol] = sp.Max(*(at(st.expr, j) for j in range(width)))
-        elif st.op == "sum":
+        elif st.op in ("sum", "count"):
             values[st.symbol] = sp.Add(*(at(st.expr, j) for j in range(width)))
         else:
             values[st.symbol] = plain_fn(st.expr.xreplace(values))

@@ -51,6 +51,7 @@ def value_f64(logits, target, clamp):
         z = logits[j]
         m = max(m, z)
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -88,17 +89,28 @@ def value_f64(logits, target, clamp):
         _p32 = 1.0 + _q26
         _ex33 = (_p32*_sc30)*_sc31
         _ex34 = (_ex33 if _e2 == _e2 else _e2)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
+    _c_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
         _s35 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        value += (l + (m - z))*max(_s35, _s35 - _s35)
+        _a_value = (l + (m - z))*max(_s35, _s35 - _s35)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
     return value
 
 
@@ -147,6 +159,7 @@ def value_work_f64(logits, target, work, clamp):
         _ex33 = (_ex32 if _e2 == _e2 else _e2)
         work[j] = _ex33
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -154,17 +167,28 @@ def value_work_f64(logits, target, work, clamp):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
+    _c_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
         _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        value += (l + (m - z))*max(_s37, _s37 - _s37)
+        _a_value = (l + (m - z))*max(_s37, _s37 - _s37)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
     return value
 
 
@@ -216,6 +240,7 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _ex33 = (_ex32 if _e2 == _e2 else _e2)
         d_logits[j] = _ex33
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -223,26 +248,43 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     s = n + s_1
     value = 0.0
+    _c_value = 0.0
     acc_target = 0.0
+    _c_acc_target = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
         _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        value += (l + (m - z))*max(_s37, _s37 - _s37)
+        _a_value = (l + (m - z))*max(_s37, _s37 - _s37)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
         _r1 = -_r0
         _r2 = _r0 + 1.0
         _r3 = 1.0 - _r0
         _s38 = -(1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0)
         _s39 = -(1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0)
         _s40 = (1.0 - e_end)*((1.0 if _r0 > 0.0 else 0.0)*(1.0 if _r3 >= 0.0 else 0.0) + _s39)
-        acc_target += -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s38) + _s40)
+        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s38) + _s40)
+        _b_acc_target = acc_target + _a_acc_target
+        _v_acc_target = _b_acc_target - acc_target
+        _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
+        acc_target = _b_acc_target
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
+    acc_target = acc_target + _c_acc_target if _c_acc_target - _c_acc_target == 0.0 else acc_target
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = float(j)
@@ -266,6 +308,7 @@ def value_f32(logits, target, clamp):
         z = logits[j]
         m = max(m, z)
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -298,18 +341,29 @@ def value_f32(logits, target, clamp):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - _s29
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s30 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s31 = _s30 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += (l + (m - z))*max(_s31, _s31 - _s31)
+        _a_value = (l + (m - z))*max(_s31, _s31 - _s31)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
     return value
 
 
@@ -352,6 +406,7 @@ def value_work_f32(logits, target, work, clamp):
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -360,18 +415,29 @@ def value_work_f32(logits, target, work, clamp):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s32 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s33 = _s32 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += (l + (m - z))*max(_s33, _s33 - _s33)
+        _a_value = (l + (m - z))*max(_s33, _s33 - _s33)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
     return value
 
 
@@ -418,6 +484,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _ex28 = (_ex27 if _e3 == _e3 else _e3)
         d_logits[j] = _ex28
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -426,20 +493,31 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _e30 = z + _s29
         _e31 = _e30 - z
         _s32 = ((z - (_e30 - _e31)) + (_s29 - _e31)) + _f32(1.0)
-        s_1 += _s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _a_s_1 = _s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     acc_target = _f32(0.0)
+    _c_acc_target = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += (l + (m - z))*max(_s34, _s34 - _s34)
+        _a_value = (l + (m - z))*max(_s34, _s34 - _s34)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
         _r1 = -_r0
         _r2 = _r0 + _f32(1.0)
         _r3 = _f32(1.0) - _r0
@@ -447,7 +525,13 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _s36 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s35
         _s37 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
         _s38 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s37
-        acc_target += -g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38)
+        _a_acc_target = -g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38)
+        _b_acc_target = acc_target + _a_acc_target
+        _v_acc_target = _b_acc_target - acc_target
+        _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
+        acc_target = _b_acc_target
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+    acc_target = acc_target + _c_acc_target if _c_acc_target - _c_acc_target == _f32(0.0) else acc_target
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0a2d1de4269a2bf3
+# scalar kernels: sha256 92cabdb80e7e7914
 """Distribution Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

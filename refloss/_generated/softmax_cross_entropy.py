@@ -50,6 +50,7 @@ def value_f64(logits, targets, label_smoothing):
         m = max(m, z)
         C += 1.0
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -87,15 +88,26 @@ def value_f64(logits, targets, label_smoothing):
         _p32 = 1.0 + _q26
         _ex33 = (_p32*_sc30)*_sc31
         _ex34 = (_ex33 if _e2 == _e2 else _e2)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
+    _c_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
     return value
 
 
@@ -143,6 +155,7 @@ def value_work_f64(logits, targets, work, label_smoothing):
         _ex33 = (_ex32 if _e2 == _e2 else _e2)
         work[j] = _ex33
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -150,15 +163,26 @@ def value_work_f64(logits, targets, work, label_smoothing):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
+    _c_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
     return value
 
 
@@ -166,12 +190,18 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     m = -math.inf
     C = 0.0
     Y = 0.0
+    _c_Y = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
         C += 1.0
-        Y += y
+        _a_Y = y
+        _b_Y = Y + _a_Y
+        _v_Y = _b_Y - Y
+        _c_Y += (Y - (_b_Y - _v_Y)) + (_a_Y - _v_Y)
+        Y = _b_Y
+    Y = Y + _c_Y if _c_Y - _c_Y == 0.0 else Y
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
@@ -209,6 +239,7 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ex33 = (_ex32 if _e2 == _e2 else _e2)
         d_logits[j] = _ex33
     s_1 = 0.0
+    _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -216,17 +247,28 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        s_1 += (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
     t = n - 1.0
     l = math.log1p(s_1 + t)
     s = n + s_1
     w = Y*(1.0 - label_smoothing) + label_smoothing
     value = 0.0
+    _c_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
@@ -248,6 +290,7 @@ def value_f32(logits, targets, label_smoothing):
         m = max(m, z)
         C += _f32(1.0)
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -280,15 +323,26 @@ def value_f32(logits, targets, label_smoothing):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - _s29
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
     return value
 
 
@@ -330,6 +384,7 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -338,15 +393,26 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
     return value
 
 
@@ -354,12 +420,18 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
     m = -_f32(math.inf)
     C = _f32(0.0)
     Y = _f32(0.0)
+    _c_Y = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
         C += _f32(1.0)
-        Y += y
+        _a_Y = y
+        _b_Y = Y + _a_Y
+        _v_Y = _b_Y - Y
+        _c_Y += (Y - (_b_Y - _v_Y)) + (_a_Y - _v_Y)
+        Y = _b_Y
+    Y = Y + _c_Y if _c_Y - _c_Y == _f32(0.0) else Y
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
@@ -391,6 +463,7 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         d_logits[j] = _ex27
     s_1 = _f32(0.0)
+    _c_s_1 = _f32(0.0)
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -399,17 +472,28 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
     w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
     value = _f32(0.0)
+    _c_value = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
