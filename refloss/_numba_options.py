@@ -45,6 +45,11 @@ def _wide_features() -> str | None:
     Numba's CPU name or features."""
     from numba.core import codegen, config
 
+    if VECTOR_WIDTH not in ("auto", "256", "512"):
+        import warnings
+
+        warnings.warn(f"REFLOSS_VECTOR_WIDTH={VECTOR_WIDTH!r} is not 'auto', '256' or '512': LLVM's vector width kept",
+                      RuntimeWarning, stacklevel=2)
     if VECTOR_WIDTH not in ("auto", "512") or config.CPU_NAME is not None or config.CPU_FEATURES is not None:
         return None
     features = codegen.get_host_cpu_features()  # (honours NUMBA_ENABLE_AVX=0)

@@ -40,9 +40,12 @@ def test_wide_features_where_they_apply(monkeypatch):
     assert (wide is not None) == _avx512()
     if wide is not None:
         assert wide.endswith(",-prefer-256-bit") and "+avx512f" in wide.split(",")
-    for width in ("256", "1024", ""):  # LLVM's choice kept (a value not understood included)
+    monkeypatch.setattr(options, "VECTOR_WIDTH", "256")
+    assert options._wide_features() is None
+    for width in ("1024", "", "avx512"):  # LLVM's choice kept, and a warning says why
         monkeypatch.setattr(options, "VECTOR_WIDTH", width)
-        assert options._wide_features() is None
+        with pytest.warns(RuntimeWarning, match="REFLOSS_VECTOR_WIDTH"):
+            assert options._wide_features() is None
     monkeypatch.setattr(options, "VECTOR_WIDTH", "512")
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2")  # the user's NUMBA_CPU_FEATURES stands
     assert options._wide_features() is None
