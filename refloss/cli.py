@@ -142,7 +142,11 @@ def _verify(args) -> int:
     known = kernels + wholes
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
-        raise UsageError(f"unknown loss(es) {', '.join(unknown)}; known: {', '.join(known)}")
+        import difflib
+
+        guesses = [g for name in unknown for g in difflib.get_close_matches(name, known, n=1)]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        raise UsageError(f"unknown loss(es) {', '.join(unknown)}{hint}; known: {', '.join(known)}")
     devices = args.device or None
     losses = tuple(dict.fromkeys(args.loss)) if args.loss else known
     wholes = tuple(n for n in losses if n in wholes) if devices is None or "cpu" in devices else ()

@@ -30,7 +30,9 @@ def test_verify_takes_comma_separated_losses(capsys):
     out = capsys.readouterr().out
     assert all(f"{name} " in out for name in ("huber", "l1", "mse")) and "FAIL" not in out
     assert cli.main(["verify", "--loss", "huber,nope"]) == 2
-    assert "unknown loss(es) nope" in capsys.readouterr().err
+    assert "unknown loss(es) nope;" in capsys.readouterr().err
+    assert cli.main(["verify", "--loss", "softmax_crossentropy"]) == 2  # a typo gets its guess
+    assert "(did you mean softmax_cross_entropy?)" in capsys.readouterr().err
 
 
 def test_console_script_entry_point():
