@@ -2,7 +2,9 @@
 gradients summed back to their inputs' shapes, and which arrays live on a device.
 
 Used by the losses (:mod:`refloss._loss`), ``yolo_decode`` and the CUDA backend; imports
-nothing of refloss but :mod:`refloss._validate`, and never imports a backend.
+nothing of refloss but :mod:`refloss._validate`, and never imports a backend.  Its sums (a
+reduction, a gradient summed over broadcast axes) are :mod:`refloss._sums`'s compensated ones,
+imported at the first sum (Numba).
 """
 from __future__ import annotations
 
@@ -72,10 +74,13 @@ def flat(a: np.ndarray, shape: tuple, width: int = 1) -> np.ndarray:
 
 def reduce(values: np.ndarray, reduction: str, weights_sum=None):
     """``values`` reduced: "none" (as they are), "sum", or "mean" (by the count, or by
-    ``weights_sum`` where the loss weights its elements)."""
+    ``weights_sum`` where the loss weights its elements).  The sum is compensated (within an ulp
+    of the exact sum of the values, :mod:`refloss._sums`), the mean that sum divided once."""
     if reduction == "none":
         return values
-    total = values.sum(dtype=values.dtype)
+    from ._sums import total as _total
+
+    total = _total(values)
     if reduction == "sum":
         return total
     if weights_sum is not None:
@@ -97,14 +102,20 @@ def one_hot(name: str, indices: np.ndarray, width: int, dtype, row_input: str) -
 
 
 def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum a gradient over the axes its input was broadcast along."""
+    """Sum a gradient over the axes its input was broadcast along: compensated, within an ulp of the
+    exact sum of its terms (:mod:`refloss._sums`; NumPy's sum along a leading axis is a plain sum,
+    n ulps)."""
     if g.shape == shape:
         return g
     if g.ndim < len(shape):  # a gradient computed at a smaller broadcast shape
         g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
+    if not axes:
+        return g.reshape(shape)
+    from ._sums import sum_axes
+
+    return sum_axes(g, axes).reshape(shape)
 
 
 def is_device_array(v) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _arrays
+
 
 @dataclass
 class DetectionResult:
@@ -87,7 +89,7 @@ def weighted_term(loss, inputs, weights, with_grad: bool, dtype=None, **params):
     """
     if not with_grad:
         values = np.asarray(loss(*inputs, reduction="none", dtype=dtype, **params))
-        return (values * weights).sum(dtype=values.dtype)
+        return _arrays.reduce(values * weights, "sum")
     values, grads = loss.value_and_grad(*inputs, reduction="none", dtype=dtype, **params)
     values = np.asarray(values)
     w = np.broadcast_to(np.asarray(weights, values.dtype), values.shape)
@@ -95,4 +97,4 @@ def weighted_term(loss, inputs, weights, with_grad: bool, dtype=None, **params):
     for g in grads:
         g = np.asarray(g)
         out.append(g * w.reshape(w.shape + (1,) * (g.ndim - w.ndim)))
-    return (values * w).sum(dtype=values.dtype), tuple(out)
+    return _arrays.reduce(values * w, "sum"), tuple(out)

@@ -457,7 +457,7 @@ class Loss:
             m = np.asarray(metric(*inputs, **shared, **common))
         exponent = m.dtype.type(params[mw.exponent])
         weights = m**exponent
-        norm = weights.sum(dtype=weights.dtype)
+        norm = _arrays.reduce(weights, "sum")
         if not weights.size:  # an empty batch: NaN, as every mean of nothing; gradients: sums over nothing (0)
             nan = norm.dtype.type(np.nan)
             return (nan, result[1]) if with_grad else nan

@@ -21,6 +21,7 @@ import numbers
 
 import numpy as np
 
+from . import _arrays
 from ._detection import DetectionLoss, DetectionResult, weighted_term
 from ._loss import loss_named
 from ._matching import BACKGROUND, IGNORED, match_by_iou
@@ -410,7 +411,8 @@ def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to
         selected.append(chosen)
         if mining == "torchvision" and count > available:
             twice[i][np.flatnonzero(fg[i])[:count - available]] = True
-    cls = (ce[fg].sum(dtype=dt) + (ce[negatives | twice].sum(dtype=dt) if twice.any() else ce[negatives].sum(dtype=dt)))
+    cls = (_arrays.reduce(ce[fg], "sum")
+           + _arrays.reduce(ce[negatives | twice] if twice.any() else ce[negatives], "sum"))
     cls = cls / norm
     parts = {"bbox_regression": box_sum / norm, "classification": cls}
     result = DetectionResult(parts["bbox_regression"] + parts["classification"], parts,

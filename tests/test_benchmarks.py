@@ -165,3 +165,11 @@ def test_rows_benchmark_times_every_case():
     assert [(r["loss"], r["width"], r["dtype"]) for r in results] == [
         (name, width, dtype) for name, width in rows.CASES for dtype in ("float64", "float32")]
     assert all(r["value_ms"] > 0 and r["value_and_grad_ms"] > 0 for r in results)
+
+
+def test_sums_benchmark_times_every_case():
+    from benchmarks import sums
+
+    results = sums.measure(3000, 1)
+    assert len(results) == 10 and {r["dtype"] for r in results} == {"float64", "float32"}
+    assert all(v > 0 for r in results for k, v in r.items() if k.endswith("_ms"))

@@ -1235,7 +1235,7 @@ def _check_broadcasting(fn, p, t, params, picks):
         lead_axes = len(lead) - len(a_shape)
         axes = tuple(range(lead_axes)) + tuple(lead_axes + i for i, n in enumerate(a_shape)
                                                if n == 1 and lead[lead_axes + i] != 1)
-        want = g0.sum(axis=axes, keepdims=True).reshape(a_shape) if axes else g0
+        want = _exact_sum(g0, axes).reshape(a_shape) if axes else g0
         if axes and reduction == "mean" and fn.info.mean_weight is not None:
             # a weighted mean divides the summed gradient by the sum W of the weights w once, the
             # explicit copy each element before NumPy sums them; where the weights carry a gradient,
@@ -1256,7 +1256,32 @@ def _check_broadcasting(fn, p, t, params, picks):
             assert not bad.any(), f"gradient of shape {a_shape} from {lead} (weighted mean): {_worst(g, want)}; " \
                                   f"inputs {[np.asarray(x).tolist() for x in arrays]}, {params}"
             continue
+        if axes:  # a compensated sum: within an ulp of the exact sum (refloss/_sums.py), not NumPy's order
+            n = int(np.prod([lead[k] for k in axes]))
+            slack = np.spacing(np.abs(want)) + n * n * 2.0**-104 * np.abs(g0).sum(axis=axes, keepdims=True).reshape(a_shape)
+            with np.errstate(invalid="ignore"):
+                bad = ~((np.abs(g - want) <= slack) | (np.isnan(g) & np.isnan(want)) | (g == want))
+            assert not bad.any(), f"gradient of shape {a_shape} from {lead}: {_worst(g, want)}"
+            continue
         _assert_same(g, want, f"gradient of shape {a_shape} from {lead}")
+
+
+def _exact_sum(g, axes):
+    """``g`` summed over ``axes`` (keepdims): math.fsum's correctly rounded sums where every term is finite,
+    NumPy's sum (an infinity or NaN, as IEEE propagates them) elsewhere."""
+    plain = g.sum(axis=axes, keepdims=True)
+    keep = [k for k in range(g.ndim) if k not in axes]
+    terms = np.moveaxis(g, list(axes), list(range(len(axes)))).reshape(
+        int(np.prod([g.shape[k] for k in axes])), *[g.shape[k] for k in keep])
+    out = plain.copy().reshape([g.shape[k] for k in keep])
+    for idx in np.ndindex(*out.shape):
+        column = terms[(slice(None),) + idx]
+        if np.isfinite(column).all():
+            try:
+                out[idx] = math.fsum(column)
+            except OverflowError:
+                pass
+    return out.reshape(plain.shape)
 
 
 def _check_bad_input(fn, p, t, params, picks):
