@@ -23,7 +23,7 @@ a_lo = sp.Symbol("a_lo", real=True)  # the rounding error of a = |pred - target|
 RESIDUAL_ERROR = ((a_lo, sgn * TwoSum(pred, -target, 1)),)
 
 
-def kernel(pieces, args, prelude=(), corrected=()) -> Kernel:
+def kernel(pieces, args, prelude=(), corrected=(), corrected_gradient=None) -> Kernel:
     """Kernel program from ``pieces = [(condition on a or None, f(a), g(a), label[, rare])]``
     (``rare``: see :class:`Branch`).
 
@@ -33,13 +33,22 @@ def kernel(pieces, args, prelude=(), corrected=()) -> Kernel:
     a = |pred - target| (Knuth's TwoSum: 0 where the subtraction is exact, e.g. target 0): the
     value at the exact residual to first order, where the rounding of pred - target (half an ulp
     of a) would otherwise cost up to twice the value's condition number in ulps.  Only pieces
-    where a is finite (g(a) a_lo is NaN at a = inf); in exact arithmetic (the proofs) a_lo is 0."""
-    unknown = set(corrected) - {p[3] for p in pieces}
+    where a is finite (g(a) a_lo is NaN at a = inf); in exact arithmetic (the proofs) a_lo is 0.
+    ``corrected_gradient``: {label: g'(a)} for the pieces whose gradient is corrected likewise, g(a) + g'(a) a_lo
+    (where the gradient's condition number a g'/g is large; the caller proves g' the derivative of g)."""
+    corrected_gradient = corrected_gradient or {}
+    unknown = (set(corrected) | set(corrected_gradient)) - {p[3] for p in pieces}
     if unknown:
         raise DerivationError(f"corrected names pieces that do not exist: {sorted(unknown)}")
+    if set(corrected_gradient) - set(corrected):
+        raise DerivationError("corrected_gradient: only pieces whose value is corrected (their a_lo is computed)")
+
+    def gradient(g, label):
+        return g + corrected_gradient[label] * a_lo if label in corrected_gradient else g
+
     branches = tuple(
-        Branch(cond, {"value": f + g * a_lo if label in corrected else f, "d_pred": g * sgn, "d_target": -g * sgn},
-               label, *rest)
+        Branch(cond, {"value": f + g * a_lo if label in corrected else f, "d_pred": gradient(g, label) * sgn,
+                      "d_target": -gradient(g, label) * sgn}, label, *rest)
         for cond, f, g, label, *rest in pieces
     )
     arrays = (("pred", 1, (pred,)), ("target", 1, (target,)))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 56
+# ops: 71
 """Focal-L1 loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -59,7 +59,7 @@ def value_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = 0.0
         return value
-    elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+    elif (a == 1.0) and (a_lo <= 0.0) or (a < 1.0):  # logarithmic (a q, the log factor and their product error-free)
         _t0 = math.log(a)
         _c4 = a*134217728.0 + a
         _h5 = _c4 - (_c4 - a)
@@ -105,7 +105,7 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         d_pred = 0.0
         d_target = 0.0
         return value, d_pred, d_target
-    elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+    elif (a == 1.0) and (a_lo <= 0.0) or (a < 1.0):  # logarithmic (a q, the log factor and their product error-free)
         _t0 = math.log(a)
         _c4 = a*134217728.0 + a
         _h5 = _c4 - (_c4 - a)
@@ -132,9 +132,10 @@ def value_and_grad_f64(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p23 = _p21 + _p22
         _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
         value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
-        _t4 = a*sgn*(alpha*(_t0 + ln_b))
-        d_pred = -_t4
-        d_target = _t4
+        _t4 = alpha*(_t0 + ln_b)
+        _t5 = _t4*a - a_lo*(-_t4 - alpha)
+        d_pred = -_t5*sgn
+        d_target = _t5*sgn
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin
@@ -155,7 +156,7 @@ def value_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
     if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
         value = _f32(0.0)
         return value
-    elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+    elif (a == _f32(1.0)) and (a_lo <= _f32(0.0)) or (a < _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
         _t0 = math.log(a)
         _c4 = a*_f32(4096.0) + a
         _h5 = _c4 - (_c4 - a)
@@ -201,7 +202,7 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         d_pred = _f32(0.0)
         d_target = _f32(0.0)
         return value, d_pred, d_target
-    elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+    elif (a == _f32(1.0)) and (a_lo <= _f32(0.0)) or (a < _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
         _t0 = math.log(a)
         _c4 = a*_f32(4096.0) + a
         _h5 = _c4 - (_c4 - a)
@@ -228,9 +229,10 @@ def value_and_grad_f32(pred, target, alpha, ln_b, q, s, c_lin, c_v):
         _p23 = _p21 + _p22
         _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
         value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
-        _t4 = a*sgn*(alpha*(_t0 + ln_b))
-        d_pred = -_t4
-        d_target = _t4
+        _t4 = alpha*(_t0 + ln_b)
+        _t5 = _t4*a - a_lo*(-_t4 - alpha)
+        d_pred = -_t5*sgn
+        d_target = _t5*sgn
         return value, d_pred, d_target
     else:  # linear
         value = a*s + c_lin

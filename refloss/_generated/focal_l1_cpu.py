@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4049f1dd247880de
+# scalar kernels: sha256 393092082e9fd965
 """Focal-L1 loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -38,7 +38,7 @@ def _value_block_f64(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
         a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
         if (a == 0.0):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
             value = 0.0
-        elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+        elif (a == 1.0) and (a_lo <= 0.0) or (a < 1.0):  # logarithmic (a q, the log factor and their product error-free)
             _t0 = math.log(a)
             _c4 = a*134217728.0 + a
             _h5 = _c4 - (_c4 - a)
@@ -110,7 +110,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             value = 0.0
             d_pred = 0.0
             d_target = 0.0
-        elif (a <= 1.0):  # logarithmic (a q, the log factor and their product error-free)
+        elif (a == 1.0) and (a_lo <= 0.0) or (a < 1.0):  # logarithmic (a q, the log factor and their product error-free)
             _t0 = math.log(a)
             _c4 = a*134217728.0 + a
             _h5 = _c4 - (_c4 - a)
@@ -137,9 +137,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p23 = _p21 + _p22
             _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
             value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
-            _t4 = a*sgn*(alpha*(_t0 + ln_b))
-            d_pred = -_t4
-            d_target = _t4
+            _t4 = alpha*(_t0 + ln_b)
+            _t5 = _t4*a - a_lo*(-_t4 - alpha)
+            d_pred = -_t5*sgn
+            d_target = _t5*sgn
         else:  # linear
             value = a*s + c_lin
             _t0_w1 = s*sgn
@@ -195,7 +196,7 @@ def _value_block_f32(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
         a_lo = sgn*((pred - (_e2 - _e3)) + (_s1 - _e3))
         if (a == _f32(0.0)):  # a = 0: the limit (a^2 ln a would be 0 * -inf)
             value = _f32(0.0)
-        elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+        elif (a == _f32(1.0)) and (a_lo <= _f32(0.0)) or (a < _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
             _t0 = math.log(a)
             _c4 = a*_f32(4096.0) + a
             _h5 = _c4 - (_c4 - a)
@@ -267,7 +268,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             value = _f32(0.0)
             d_pred = _f32(0.0)
             d_target = _f32(0.0)
-        elif (a <= _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
+        elif (a == _f32(1.0)) and (a_lo <= _f32(0.0)) or (a < _f32(1.0)):  # logarithmic (a q, the log factor and their product error-free)
             _t0 = math.log(a)
             _c4 = a*_f32(4096.0) + a
             _h5 = _c4 - (_c4 - a)
@@ -294,9 +295,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _p23 = _p21 + _p22
             _s24 = _t1*((c_v - (_e13 - _e14)) + (_t2 - _e14)) + _t3*((_p11 - (_p12 - _p10)) + _l6*_l9)
             value = -a*a_lo*(alpha*(_t0 + ln_b)) + a*((_s24 + ((_p22 - (_p23 - _p21)) + _l17*_l20)) + _p23)
-            _t4 = a*sgn*(alpha*(_t0 + ln_b))
-            d_pred = -_t4
-            d_target = _t4
+            _t4 = alpha*(_t0 + ln_b)
+            _t5 = _t4*a - a_lo*(-_t4 - alpha)
+            d_pred = -_t5*sgn
+            d_target = _t5*sgn
         else:  # linear
             value = a*s + c_lin
             _t0_w1 = s*sgn
