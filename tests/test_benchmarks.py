@@ -173,3 +173,14 @@ def test_sums_benchmark_times_every_case():
     results = sums.measure(3000, 1)
     assert len(results) == 10 and {r["dtype"] for r in results} == {"float64", "float32"}
     assert all(v > 0 for r in results for k, v in r.items() if k.endswith("_ms"))
+
+
+def test_param_probe_checks_its_worst_points_against_the_oracle():
+    from benchmarks import param_probe
+
+    w = param_probe.probe("smooth_l1", 2, 2000, 0)
+    assert w["loss"] == "smooth_l1" and 0 < w["ulp"] < 4  # (Smooth L1 is within its bar at any beta)
+    assert w["oracle_float32"] == pytest.approx(w["ulp"], abs=1.0) and w["oracle_float64"] <= 4
+    assert param_probe.main(["--loss", "smooth_l1", "--sets", "1", "--n", "500"]) == 0
+    with pytest.raises(SystemExit):
+        param_probe.main(["--loss", "smooth_l"])
