@@ -333,6 +333,23 @@ def test_shape_iou_weights_of_boxes_far_apart_along_a_diagonal(p, t, params):
     assert g32 <= 5.4e-5
 
 
+# found by the float64 box sweep of shape_iou_loss at scale 20 (2026-12-05; 1,067 of 262,144 pairs over the bar, up to
+# 3e-10 of the component): the weights' derivatives by SymPy's quotient rule, wu'/(wu + hu) - wu wu'/(wu + hu)^2,
+# cancel as the weights near 0 and 2 (an oblong target, a large scale); now 2 (wu' hu - wu hu')/(wu + hu)^2
+@pytest.mark.parametrize("scale", [8.0, 20.0])
+@pytest.mark.parametrize("p, t", [
+    ([0.01833840905360277, -0.01570863974043079, 0.026914379242931417, -0.007071658865001823],
+     [0.01948734005012005, -141.94557678088466, 0.028077927361665436, -141.92774692834524]),
+    ([-0.33365800294017656, 0.32417546226580407, -0.19897661365921648, 0.6950039842014856],
+     [-0.29154924513570174, 7119.729004188555, -0.1579661914710395, 7119.991222611098]),
+])
+def test_shape_iou_weights_at_large_scales(p, t, scale):
+    _, g64 = _box_grad_error("shape_iou_loss", p, t, np.float64, scale=scale)
+    assert g64 <= 1e-13
+    _, g32 = _box_grad_error("shape_iou_loss", p, t, np.float32, scale=scale)
+    assert g32 <= 5.4e-5
+
+
 # found by the 1e7-point float32 box sweep of alpha_iou_loss(alpha=0.5, form="ciou") (262 pairs over the bar, up to
 # 9.4e-4 of the largest component): crossing thin boxes whose centres nearly coincide (the distance term's gradient
 # follows the direction of a centre offset that (px1 - tx1) + (px2 - tx2) lost; now by TwoSum), and far-apart boxes

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ab75daf445a5d858
+# scalar kernels: sha256 6c6046020d0d770b
 """Shape-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
