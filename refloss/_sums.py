@@ -16,6 +16,8 @@ Numba); :mod:`refloss._arrays` calls it.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 from numpy import uint64 as _unsigned
@@ -27,6 +29,8 @@ from ._numba_options import CPU_OPTIONS, SERIAL_BELOW
 LANES = 16
 # the terms of one task of the parallel sums (a multiple of the lanes)
 CHUNK = 1 << 16
+# below this many terms, one call sums each column in order (no lanes, no thread pool: the fixed cost counts)
+SMALL = 1024
 
 
 @njit(inline="always", **CPU_OPTIONS)
@@ -141,10 +145,27 @@ def _finish_all(s, c, out):
         flat[k] = _finish(s[k], c[k])
 
 
+@njit(**CPU_OPTIONS)
+def _sum_small(a):
+    """``_sum_middle`` of a small array in one call on this thread: a sum per column, in order."""
+    n_o, n_r, n_i = a.shape
+    s = np.full(n_o * n_i, -0.0)
+    c = np.zeros(n_o * n_i)
+    out = np.empty((n_o, n_i))
+    if n_r == 0:
+        out[:] = 0.0
+        return out
+    _direct_serial(a, s, c)
+    _finish_all(s, c, out)
+    return out
+
+
 def _sum_middle(a: np.ndarray) -> np.ndarray:
     """Sum of the C-contiguous (O, R, I) array ``a`` over its middle axis, compensated: an (O, I) float64
     array."""
     n_o, n_r, n_i = a.shape
+    if a.size < SMALL:
+        return _sum_small(a)
     if n_r == 0:
         return np.zeros((n_o, n_i))
     out = np.empty((n_o, n_i))
@@ -215,7 +236,5 @@ def sum_axes(g: np.ndarray, axes) -> np.ndarray:
         first, last = 0, len(axes) - 1
     else:
         first, last = (axes[0], axes[-1]) if axes else (0, -1)
-    n_o = int(np.prod(a.shape[:first], dtype=np.int64))
-    n_r = int(np.prod(a.shape[first:last + 1], dtype=np.int64))
-    n_i = int(np.prod(a.shape[last + 1:], dtype=np.int64))
+    n_o, n_r, n_i = math.prod(a.shape[:first]), math.prod(a.shape[first:last + 1]), math.prod(a.shape[last + 1:])
     return _sum_middle(a.reshape(n_o, n_r, n_i)).astype(g.dtype, copy=False).reshape(shape)
