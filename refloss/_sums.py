@@ -55,11 +55,7 @@ def _columns(a, s, c):
     """The terms a[r, i] of the 2-d array ``a`` into s[i], c[i], r in order."""
     for r in range(_unsigned(a.shape[0])):
         for i in range(_unsigned(a.shape[1])):
-            x = np.float64(a[r, i])
-            b = s[i] + x
-            v = b - s[i]
-            c[i] += (s[i] - (b - v)) + (x - v)
-            s[i] = b
+            _add(s, c, i, np.float64(a[r, i]))
 
 
 @njit(**CPU_OPTIONS)
@@ -69,12 +65,7 @@ def _lanes(run, s, c):
     full = run.shape[0] // lanes
     for r in range(_unsigned(full)):
         for j in range(_unsigned(lanes)):
-            a = s[j]
-            x = np.float64(run[r * lanes + j])
-            b = a + x
-            v = b - a
-            c[j] += (a - (b - v)) + (x - v)
-            s[j] = b
+            _add(s, c, j, np.float64(run[r * lanes + j]))
     for j in range(_unsigned(run.shape[0] - full * lanes)):
         _add(s, c, j, np.float64(run[full * lanes + j]))
 
@@ -195,19 +186,15 @@ def _sum_middle(a: np.ndarray) -> np.ndarray:
 
 
 @njit(**CPU_OPTIONS)
-def _total_small(v, lanes):
-    """The compensated sum of the contiguous 1-d ``v`` on this thread (a short array: one call); 0 if empty."""
-    if v.shape[0] == 0:
-        return 0.0
-    s = np.full(lanes, -0.0)
-    c = np.zeros(lanes)
+def _total_serial(v):
+    """The compensated sum of the contiguous 1-d ``v`` in one call on this thread, as a scalar (a short array: the
+    fixed cost counts); 0 if empty."""
+    s = np.full(LANES, -0.0)
+    c = np.zeros(LANES)
     _lanes(v, s, c)
-    hs = np.full(1, -0.0)
-    hc = np.zeros(1)
-    for j in range(lanes):
-        _add(hs, hc, 0, s[j])
-        hc[0] += c[j]
-    return _finish(hs[0], hc[0])
+    out = np.empty((1, 1))
+    _combine(s, c, 1, LANES, 1, out)
+    return out[0, 0] if v.shape[0] else 0.0
 
 
 def _float_view(a: np.ndarray) -> np.ndarray:
@@ -220,7 +207,7 @@ def total(values: np.ndarray):
     """The sum of every element of ``values`` (a float array), compensated, as a scalar of its dtype."""
     a = _float_view(values).reshape(-1)
     if a.shape[0] < SERIAL_BELOW:
-        return values.dtype.type(_total_small(a, LANES))
+        return values.dtype.type(_total_serial(a))
     return values.dtype.type(_sum_middle(a.reshape(1, -1, 1))[0, 0])
 
 
