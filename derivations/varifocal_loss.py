@@ -17,7 +17,7 @@ from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Clamp0, FocalCE, Group, LogitCE, PowG, RealAbs, Sigmoid, TwoProd, TwoSum, plain
+from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoProd, TwoSum, plain
 from refloss._info import Properties
 
 C = _logits.inputs("target")
@@ -65,7 +65,9 @@ def derive() -> LossSpec:
                 domain=dom, numeric=True)
     prove_equal(plain(d_neg_held), plain(weight) * sp.diff(ce, x).subs(q, 0), "q = 0: dL/dx, weight held: "
                 "alpha sigma^gamma dCE/dx", checks, domain=dom)
-    d_neg_q = -weight * x
+    # (-alpha x) sigma^gamma with sigma^gamma from x, the factor between the halves of its exponential: a rounded
+    # sigma raised to gamma, or a subnormal sigma^gamma times alpha x, kept 27 ULP64 at logit -12.7, gamma 14.1)
+    d_neg_q = ScaledSigmoidPow(-alpha * x, x, gamma)
     prove_equal(plain(d_neg_q), (plain(weight) * sp.diff(ce, q)).subs(q, 0), "q = 0: dL/dq = alpha sigma^gamma "
                 "dCE/dq", checks, domain=dom)
     # where sigma(x) is subnormal or underflows (x < DEEP), sigma^gamma = e^(gamma x) (1 + e^x)^-gamma is
@@ -85,26 +87,20 @@ def derive() -> LossSpec:
                 "halved and squared with the factor between", checks, domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)},
                 numeric=True)
     # float64, the weight held: dL/dx = alpha sigma^(gamma+1), a rounded sigma raised to a power, kept 8.95 ULP at
-    # logit -11.69 (bar 8, against the oracle).  As alpha e^s, s = (gamma+1) min(x, 0) - (gamma+1) log1p(e^-|x|):
-    # the first product error-free (TwoProd), s's rounding error kept (TwoSum), so that only log1p(e^-|x|) <= ln 2,
-    # its product and the exponential round (x >= -45; beyond, alpha e^((gamma+1) x) as d/dq's deep form)
-    g1 = Group(gamma + 1)
-    below = x - Clamp0(x)  # min(x, 0), exact
-    m = g1 * log1p(sp.exp(-RealAbs(x)))
-    t_h, t_l = TwoProd(g1, below, 0), TwoProd(g1, below, 1)
-    held_f64 = alpha * sp.exp(TwoSum(t_h, -m, 0)) * (1 + Group(TwoSum(t_h, -m, 1) + t_l))
-    prove_equal(plain(held_f64), plain(d_neg_held), "float64 held dL/dx: alpha sigma^(gamma+1) = alpha e^((gamma+1) "
-                "(min(x, 0) - log1p(e^-|x|)))", checks, domain={x: (-30, 30), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
-    deep_held = _logits.exp_scaled(g1, x, alpha)
-    prove_equal(plain(deep_held) * (1 + sp.exp(x)) ** -(gamma + 1), plain(d_neg_held), "float64 deep held dL/dx: "
-                "alpha e^((gamma+1) x) (1 + e^x)^-(gamma+1), the last factor 1 to float64's precision below -45", checks,
-                domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
+    # logit -11.69 (bar 8, against the oracle); then as alpha e^s, s = (gamma+1)(min(x, 0) - log1p(e^-|x|)), where
+    # log1p's rounding times gamma + 1 kept 13.2 ULP64 at gamma 16.1 (and gamma + 1's own rounding times |s|, up
+    # to 45, 287 ULP64 at gamma 7.9).  Now sigma^g1 from x (ScaledSigmoidPow: e^(-g1 |x|) from g1 |x| split
+    # error-free, d^-g1 corrected), gamma + 1 = g1 + g1_lo (TwoSum) and sigma^g1_lo = 1 - g1_lo softplus(-x)
+    g1, g1_lo = TwoSum(gamma, sp.Integer(1), 0), TwoSum(gamma, sp.Integer(1), 1)
+    held_f64 = ScaledSigmoidPow(alpha * (1 - g1_lo * Softplus(-x)), x, g1)
+    prove_equal(plain(held_f64), plain(d_neg_held), "float64 held dL/dx: alpha sigma^(gamma+1), gamma + 1 split in "
+                "two", checks, domain={x: (-30, 30), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
     kernels = {}
     for prec, deep in (("f64", -45), ("f32", -87)):
         if prec == "f64":
             branches = (
                 Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
-                       {"value": neg, "d_logits": det * deep_held + (1 - det) * d_neg_exact, "d_target": deep_f64},
+                       {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact, "d_target": deep_f64},
                        "negative, far from the optimum"),
                 Branch(sp.And(sp.Eq(q, 0), x >= deep), {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact,
                                                         "d_target": d_neg_q}, "negative (q = 0)"),
@@ -178,16 +174,16 @@ def derive() -> LossSpec:
         "sigmoid). Targets outside [0, 1] are invalid input.",
         accuracy="Positives: q (q softplus(-x) + (1 - q) softplus(x)); negatives: alpha l e^g d^-g (x < 0) or "
         "alpha (x + l) d^-g (x >= 0), e = exp(-|x|), d = 1 + e, l = log1p(e), as the sigmoid focal loss at "
-        "the target 0: no overflow and no cancellation for logits of any magnitude. dL/dq on the negatives, "
-        "-alpha x sigma(x)^gamma, takes sigma(x)^gamma as e^(gamma x) (gamma x error-free) below x = -45 in float64 "
-        "(where it is subnormal long before sigma is; the exponential halved and squared, -alpha x between, so that "
-        "the result is rounded once: 315 ULP at x = -362 before) and below -87 in float32, which it stays "
-        "representable beyond. With the weight held, dL/dx on the negatives is alpha sigma(x)^(gamma + 1), a rounded "
+        "the target 0: no overflow and no cancellation for logits of any magnitude, e^g from g |x| split error-free "
+        "(pow(e, g) multiplied e's rounding by g: float64 9 ULP64 at gamma 11.6). dL/dq on the negatives, "
+        "-alpha x sigma(x)^gamma, takes sigma(x)^gamma from x in the same way, the exponential halved and squared "
+        "with -alpha x d^-g between (a subnormal sigma^gamma times alpha x, or a rounded sigma raised to gamma, "
+        "kept 27 ULP64 at logit -12.7, gamma 14.1, and 315 ULP at x = -362 before the far form below -45), and "
+        "below -87 in float32 as e^(gamma x), which it stays representable beyond. With the weight held, dL/dx on the negatives is alpha sigma(x)^(gamma + 1), a rounded "
         "sigma raised to a power whose error the power multiplies (float32 9.5 ULP at logit -6.15, gamma = 2; "
         "float64 8.95 at -11.69): the float32 kernel evaluates both gradients in float64 (inputs widened exactly, "
-        "each result rounded once), at the cost of float64's speed for them, and the float64 kernel as alpha e^s, "
-        "s = (gamma + 1) min(x, 0) - (gamma + 1) log1p(e^-|x|) with the first product error-free and s's rounding "
-        "kept. At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
+        "each result rounded once), at the cost of float64's speed for them, and the float64 kernel from x as "
+        "above with gamma + 1 split in two (TwoSum; its rounding times |x| kept 287 ULP64 at gamma 7.9, logit -43.7). At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
         "terms that each keep their digits: near it the error in ULPs of the result is unbounded (absolute, about "
         "an ulp of softplus(-x)), as for the focal losses' dL/dtarget.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification",

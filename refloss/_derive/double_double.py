@@ -27,7 +27,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, FocalCE, FocalCEDx,
-                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, Sigmoid, Softplus, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -175,6 +175,14 @@ class DoubleDouble:
             return self.div(self.lower(e.args[0]), self.lower(e.args[1]))
         if isinstance(e, Times):
             return self.mul(self.lower(e.args[0]), self.lower(e.args[1]))
+        if isinstance(e, SoftplusOverSigmoid):  # 1 to ~2^-170 below z = -120 (1 + e^z/2): the limit, not 0/0
+            z = e.args[0]
+            lit = self.p._literal
+            return self.select(self.greater((lit(-120), None), self.lower(z)), (lit(1), None),
+                               self.lower(Softplus(z) / Sigmoid(z)))
+        if isinstance(e, ScaledSigmoidPow):
+            f, u, g = e.args
+            return self.mul(self.lower(f), self.lower(PowG(Sigmoid(u), g)))
         if isinstance(e, (TwoSum, TwoProd)):
             x, y, part = e.args
             if part != 0:

@@ -255,7 +255,8 @@ class HandDiff(sp.Function):
 def plain(expr):
     """The same expression with the convention functions replaced by ordinary SymPy
     (Max, Min, atan2, identity) -- for proving identities and for the docs."""
-    expr = focal_plain(expr)
+    expr = focal_plain(expr).replace(ScaledSigmoidPow, lambda f, u, g: f * PowG(Sigmoid(u), g)) \
+        .replace(SoftplusOverSigmoid, lambda z: Softplus(z) / Sigmoid(z))
     return expr.replace(TMax, sp.Max).replace(TMin, sp.Min).replace(Clamp0, lambda x: sp.Max(x, 0)) \
         .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
@@ -350,6 +351,24 @@ class PowGm1(sp.Function):
     nargs = 2
 
 
+class ScaledSigmoidPow(sp.Function):
+    """f sigma(u)^g (g >= 0), printed from u: sigma(u)^g = e^(-g |u|) d^-g (u < 0) or d^-g, d = 1 + e^-|u|,
+    e^(-g |u|) from g |u| = hi + lo split error-free as the square of h = e^(-hi/2) with f d^-g and (1 - lo)
+    multiplied in between (f d^-g h h (1 - lo)): neither a rounded sigma raised to the power g (its error
+    times g) nor a subnormal sigma^g times a factor f > 1 (the subnormal rounding times f); d^-g is corrected
+    for d's rounding.  Never differentiated."""
+
+    nargs = 3
+
+
+class SoftplusOverSigmoid(sp.Function):
+    """softplus(z)/sigma(z) = (1 + e^-z) ln(1 + e^z), about 1 - z for z >> 0 and 1 + e^z/2 for z << 0:
+    printed as d (z + l) (z >= 0) or d l/e (z < 0), e = e^-|z|, d = 1 + e, l = log1p(e), and 1 where e
+    underflows to 0 (the limit; the quotient would be 0/0).  Never differentiated."""
+
+    nargs = 1
+
+
 class OneMinusPt(sp.Function):
     """1 - p_t = y sigma(-x) + (1 - y) sigma(x) for p = sigma(x): non-negative terms, with
     d/dx = sigma(x) sigma(-x) (1 - 2y) and d/dy = sigma(-x) - sigma(x) = -tanh(x/2) (the
@@ -401,7 +420,8 @@ class FocalCE(sp.Function):
 
         L = a l e^g d^-g (z < 0),  a (z + l) d^-g (z >= 0),
 
-    products of correctly rounded factors, each applied once (the textbook product rounds
+    products of correctly rounded factors, each applied once, e^g as e^(-g t) from g t split
+    error-free (pow(e, g) would multiply e's rounding by g; the textbook product rounds
     sigma(x) and raises its error to the power g, then multiplies by a separately rounded
     softplus and a_t).  d^-g is corrected by (1 - g d_l/d), d_l = e - (d - 1) the rounding error
     of d (exact, Fast2Sum; no error-free product, so an FMA contraction cannot break it).
@@ -431,9 +451,9 @@ class FocalCEDx(sp.Function):
 class FocalCEDy(sp.Function):
     """d FocalCE / dy at fixed a.  Hard targets: -s a sigma(z)^g R with R = z + g softplus(z)
     tanh(z/2)/sigma(z), two terms of one sign: R = -(t + g (l/e)(1 - e)) (z < 0),
-    z + g (z + l)(1 - e) (z >= 0), 1 - e = -expm1(-t).  Where e^g is subnormal the product is
-    formed as (e (a d^-g |R|)^(1/g))^g, rounded once, so that the factor |R| (up to ~100) does
-    not magnify a subnormal rounding."""
+    z + g (z + l)(1 - e) (z >= 0), 1 - e = -expm1(-t).  Where a e^g d^-g is subnormal the product is
+    formed as ((a d^-g |R|) h (1 - lo)) h, h = e^(-hi/2), g t = hi + lo split error-free, so that the
+    factor |R| (up to ~100) does not magnify a subnormal rounding."""
 
     nargs = 4
 

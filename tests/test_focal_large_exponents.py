@@ -1,0 +1,66 @@
+"""The focal family at large exponents: sigmoid focal loss's gamma, QFL's beta and VFL's gamma above the
+swept sets (gamma <= 2, beta <= 3.5), at the hard targets, against the 50-digit oracle.
+
+There sigma(z)^gamma of the negative signed logit z was formed as pow(e, gamma) of a rounded e = exp(-|z|),
+whose rounding gamma multiplied: float32 13.1 ULP (sigmoid focal, gamma 5.53), 15.9 (QFL, beta 16.9), 11.8
+(VFL, gamma 11.6) and float64 9 ULP64 (VFL) against bars of 8, 12, 8 (benchmarks/param_probe.py).  The kernels
+now form e^(-gamma |z|) from gamma |z| split error-free, and where alpha_t e^gamma d^-gamma is subnormal (from
+gamma |z| ~ 87 in float32) d/dtargets multiplies its factors between two halves of that exponential.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import refloss as rl
+from refloss._measures import ulp_error
+from refloss.oracle import classification as oracle
+
+# (loss, its exponent's name, other parameters, bar in ULP, targets)
+CASES = [("sigmoid_focal_loss", "gamma", lambda rng: {"alpha": float(rng.uniform(0.05, 0.95))}, 8.0, (0.0, 1.0)),
+         ("qfl_loss", "beta", lambda rng: {}, 12.0, (0.0, 1.0)),
+         ("varifocal_loss", "gamma", lambda rng: {"alpha": float(rng.uniform(0.05, 0.95)),
+                                                "detach_weight": bool(rng.integers(2))}, 8.0, (0.0,))]
+
+
+def _floors(name, x, y, dtype, params):
+    """(value, d_logits, d_target) floors of the loss's bar: its oracle's gradient scale (refloss/_reference.py)."""
+    scales = tuple(float(s) for s in getattr(oracle, name.replace("_loss", "").replace("sigmoid_", "")
+                                             + "_gradient_scale")(x, y, dtype, **params))
+    return scales if len(scales) == 3 else (None, *scales)
+
+
+def _points(dtype, rng, name, exponent, others, targets, n):
+    """n (logit, target, parameters): exponents in [4, 17], signed logits z = -|x| where sigma(z)^gamma is
+    e^(gamma z) (z in [-20, -0.05], float64 [-45, -0.05]), a fifth where gamma |z| nears float32's or
+    float64's subnormal range (the far tails' limit aside)."""
+    out = []
+    far = 20.0 if dtype == np.float32 else 45.0
+    for k in range(n):
+        g = float(dtype(rng.uniform(4.0, 17.0)))
+        y = float(targets[k % len(targets)])
+        if k % 5 == 0:  # gamma |z| in [60, 110] (float32), [600, 760] (float64), |z| below the far tail
+            low, high = (60.0, 110.0) if dtype == np.float32 else (600.0, 760.0)
+            g = float(dtype(max(g, high / far)))
+            t = min(rng.uniform(low, high) / g, far * 0.999)
+        else:
+            t = 10 ** rng.uniform(np.log10(0.05), np.log10(far * 0.999))
+        z = float(dtype(-t))
+        out.append((z if y == 0.0 else -z, y, {exponent: g, **others(rng)}))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, exponent, others, bar, targets", CASES, ids=[c[0] for c in CASES])
+def test_large_exponents_within_bar(dtype, name, exponent, others, bar, targets):
+    rng = np.random.default_rng([7, 0 if dtype == np.float32 else 1, len(name)])
+    loss, exact_of = getattr(rl, name), getattr(oracle, name)
+    worst = (0.0, None)
+    for x, y, params in _points(dtype, rng, name, exponent, others, targets, 150):
+        exact = exact_of(x, y, **params)
+        value, grads = loss.value_and_grad(np.array([x], dtype), np.array([y], dtype), **params)
+        outs = (value[0], *(g[0] for g in grads))
+        for what, got, want, floor in zip(("value", "d_logits", "d_target"), outs, exact, _floors(name, x, y, dtype, params)):
+            err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
+            worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
+    assert worst[0] <= bar, worst
