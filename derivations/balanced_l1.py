@@ -63,6 +63,7 @@ CONSTANTS = [
 # below): the branches for u = c_u a beyond it, where c_u (or u) may be inf
 U_BIG = {"f64": sp.Integer(2) ** 60, "f32": sp.Integer(2) ** 30}
 F_MAX = {"f64": sp.Float(1.7976931348623157e308, 30), "f32": sp.Float(3.4028234663852886e38, 30)}
+TINY = {"f64": sp.Integer(2) ** -1022, "f32": sp.Integer(2) ** -126}  # the smallest normal numbers
 
 Z_SERIES = sp.Rational(1, 2)  # below this z the series for atanh(z) - z is used
 # float32 only: its pairs' series for z <= Z_SERIES_F32 (more terms), as the log form
@@ -242,8 +243,18 @@ def derive() -> LossSpec:
             n2, z_max, split, tag = n, Z_SERIES, SPLIT_MAX_F64, "float64 pairs"
             mid, logf = _f32_forms(n2)[0], _f32_forms(1, exact_quotient=True)[1]
         fits = sp.And(pos, a <= split, c_u <= split, alpha <= split)
+        # u = c_u a subnormal and alpha > 1: alpha log1p(u) = alpha u, but u's rounding is a subnormal one (an absolute
+        # 2^-150 in float32), which alpha magnifies, whether alpha u is normal or not (float32 4,540 ULP at alpha =
+        # 236,777, x ~ 1e-33; 4,070 at alpha = 9,393, alpha u itself subnormal): there the gradient is (alpha c_u) a,
+        # one rounding of the product of the constant and a (log1p(u) = u to the precision there).  alpha <= 1 keeps
+        # alpha log1p(u): its rounding is then no larger than u's own
+        tiny = TINY[precision]
+        scaled = Group(alpha * c_u)
+        subnormal_u = (sp.And(u < tiny, alpha > 1, scaled <= F_MAX[precision], fits), mid, scaled * a,
+                       f"log, u subnormal and alpha > 1: gradient (alpha c_u) a, {tag}", True)
         branches = [
             linear,
+            subnormal_u,
             (sp.And(z <= z_max, fits), mid, sg, f"log, series ({n2} terms), {tag}"),
             (sp.And(u <= U_BIG[precision], fits), logf, sg, f"log, l + l/u - 1 with l = log1p(u), {tag}"),
             zero, (*series, True), (*log_form, True), *huge,
@@ -271,6 +282,10 @@ def derive() -> LossSpec:
         prove_true(bool(bound < sp.Rational(1, 2 ** (precision_bits(prec) + 2))),
                    f"{prec}: for u > {big}, ln(u) - 1 is (1 + 1/u) ln(1+u) - 1 and ln(u) is log1p(u) within "
                    f"{sp.N(bound, 3)} relative", checks)
+    for prec, tiny in TINY.items():  # the subnormal-u branch's gradient (alpha c_u) a = alpha u
+        prove_true(bool(tiny / 2 < sp.Rational(1, 2 ** (precision_bits(prec) + 2))),
+                   f"{prec}: for u < {tiny}, log1p(u) is u within u/2 relative, below 2^-(p+2): alpha log1p(u) = "
+                   "(alpha c_u) a to the precision", checks)
     prove_equal(alpha * sp.log(b * a / beta), (l_cu + alpha * sp.log(a)).subs(
         l_cu, gamma + alpha * sp.log(1 - sp.exp(-gamma / alpha)) - alpha * sp.log(beta)).subs(gamma, alpha * sp.log(1 + b)),
         "alpha ln(u) = l_cu + alpha ln(a), l_cu = gamma + alpha ln(1 - e^(-gamma/alpha)) - alpha ln(beta)", checks,

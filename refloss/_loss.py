@@ -174,7 +174,10 @@ class Loss:
     def _kernel_args_uncached(self, values: tuple, precision: str) -> tuple:
         """Kernel arguments after the inputs: float for f64 (fastest to pass), float32 for f32."""
         constants = self._module("scalar").constants(*param_floats(self._info.params, values))
-        return tuple(np.float32(c) for c in constants) if precision == "f32" else constants
+        if precision != "f32":
+            return constants
+        with np.errstate(over="ignore"):  # a constant beyond float32's range is inf there, which its kernel handles
+            return tuple(np.float32(c) for c in constants)
 
     def _checked_args(self, values: tuple, precision: str) -> tuple:
         """The parameters checked and converted (cached; an unhashable value is checked without the cache)."""
