@@ -659,12 +659,18 @@ class KernelPrinter(PythonCodePrinter):
                 f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}) if {a} > {lit(0)} "
                 f"else {self._print(sp.oo)})")
 
-    def _print_SoftplusOverSigmoid(self, expr):
-        u = expr.args[0]
-        lit = self._literal
-        z = self._once(u, PRECEDENCE["Mul"])
-        e = self._exp_neg_abs(u)
+    def _logistic_parts(self, u) -> tuple:
+        """Printed (u, t = |u|, e = exp(-t), d = 1 + e, c = d_l/d) for the logistic forms of u: sigma(u) = e/d
+        (u < 0) or 1/d, softplus(u) = max(u, 0) + log1p(e); d_l = e - (d - 1), d's rounding error, is exact
+        (Fast2Sum; no error-free product, so an FMA contraction cannot break it)."""
+        lit, mul = self._literal, PRECEDENCE["Mul"]
+        us, t, e = self._once(u, mul), self._once(sp.Abs(u), mul), self._exp_neg_abs(u)
         d = self.assign("d", f"{lit(1)} + {e}")
+        return us, t, e, d, self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")
+
+    def _print_SoftplusOverSigmoid(self, expr):
+        lit = self._literal
+        z, _, e, d, _ = self._logistic_parts(expr.args[0])
         l = self._math("log1p", e) if self._vector_math() else self.assign("l", f"math.log1p({e})")
         return (f"(({l}/{e} if {e} > {lit(0)} else {lit(1)})*{d} if {z} < {lit(0)} "
                 f"else ({z} + {l})*{d})")
@@ -674,11 +680,8 @@ class KernelPrinter(PythonCodePrinter):
         if self._inline:
             return self._print(f * PowG(Sigmoid(u), g))
         lit, mul = self._literal, PRECEDENCE["Mul"]
-        fs, us, gs = self._once(f, mul), self._once(u, mul), self._once(g, mul)
-        t = self._once(sp.Abs(u), mul)
-        e = self._exp_neg_abs(u)
-        d = self.assign("d", f"{lit(1)} + {e}")
-        c = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)
+        fs, gs = self._once(f, mul), self._once(g, mul)
+        us, t, e, d, c = self._logistic_parts(u)
         hi, lo = self._two_prod(gs, t)
         q = self.assign("p", f"math.pow({d}, -{gs})")
         p = self.assign("p", f"{fs}*({q} - {q}*({gs}*{c}))")  # (f times a positive factor: f's sign kept at f = -0)
@@ -693,14 +696,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_PowG(self, expr):
         m, g = expr.args
         if isinstance(m, Sigmoid) and not self._inline:  # sigma(u)^g from u, not a rounded sigma raised to g
-            u = m.args[0]
-            lit = self._literal
-            us = self._once(u, PRECEDENCE["Mul"])
-            t = self._once(sp.Abs(u), PRECEDENCE["Mul"])
-            e = self._exp_neg_abs(u)
-            d = self.assign("d", f"{lit(1)} + {e}")
-            c = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)
-            return f"({self._sigmoid_power(f'{us} < {lit(0)}', t, e, d, c, self._once(g, PRECEDENCE['Mul']))[3]})"
+            us, t, e, d, c = self._logistic_parts(m.args[0])
+            g = self._once(g, PRECEDENCE["Mul"])
+            return f"({self._sigmoid_power(f'{us} < {self._literal(0)}', t, e, d, c, g)[3]})"
         return self._pow(self._print(m), self._print(g))
 
     def _print_PowGm1(self, expr):

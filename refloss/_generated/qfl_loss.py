@@ -246,11 +246,11 @@ def value_and_grad_f64(logits, target, beta):
         _na51 = -_a29
         _e52 = math.exp(_na51)
         _d53 = 1.0 + _e52
-        _l54 = math.log1p(_e52)
-        _s55 = -beta*((_l54/_e52 if _e52 > 0.0 else 1.0)*_d53 if logits < 0.0 else (logits + _l54)*_d53) - logits
-        _c56 = (_e52 - (_d53 - 1.0))/_d53
+        _c54 = (_e52 - (_d53 - 1.0))/_d53
+        _l55 = math.log1p(_e52)
+        _s56 = -beta*((_l55/_e52 if _e52 > 0.0 else 1.0)*_d53 if logits < 0.0 else (logits + _l55)*_d53) - logits
         _p57 = math.pow(_d53, -beta)
-        _p58 = _s55*(_p57 - _p57*(beta*_c56))
+        _p58 = _s56*(_p57 - _p57*(beta*_c54))
         d_target = (_p58*math.exp(-_p42*0.5))*(1.0 - ((_p41 - (_p42 - _p40)) + _l36*_l39))*math.exp(-_p42*0.5) if logits < 0.0 and _p42 < 1500.0 else _p58*math.pow(_e52, beta) if logits < 0.0 else _p58
         return value, d_logits, d_target
     elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
@@ -320,9 +320,9 @@ def value_and_grad_f64(logits, target, beta):
         _na112 = -_s111
         _e113 = math.exp(_na112)
         _d114 = 1.0 + _e113
-        _l115 = math.log1p(_e113)
-        _s116 = _t0_w2 + beta*((_l115/_e113 if _e113 > 0.0 else 1.0)*_d114 if _t0_w2 < 0.0 else (_t0_w2 + _l115)*_d114)
-        _c117 = (_e113 - (_d114 - 1.0))/_d114
+        _c115 = (_e113 - (_d114 - 1.0))/_d114
+        _l116 = math.log1p(_e113)
+        _s117 = _t0_w2 + beta*((_l116/_e113 if _e113 > 0.0 else 1.0)*_d114 if _t0_w2 < 0.0 else (_t0_w2 + _l116)*_d114)
         _c118 = _s111*134217728.0 + _s111
         _h119 = _c118 - (_c118 - _s111)
         _l120 = _s111 - _h119
@@ -330,7 +330,7 @@ def value_and_grad_f64(logits, target, beta):
         _p122 = _h95*_l120 + _l96*_h119
         _p123 = _p121 + _p122
         _p124 = math.pow(_d114, -beta)
-        _p125 = _s116*(_p124 - _p124*(beta*_c117))
+        _p125 = _s117*(_p124 - _p124*(beta*_c115))
         d_target = (_p125*math.exp(-_p123*0.5))*(1.0 - ((_p122 - (_p123 - _p121)) + _l96*_l120))*math.exp(-_p123*0.5) if _t0_w2 < 0.0 and _p123 < 1500.0 else _p125*math.pow(_e113, beta) if _t0_w2 < 0.0 else _p125
         return value, d_logits, d_target
     else:  # soft target
@@ -932,10 +932,10 @@ def value_and_grad_f32(logits, target, beta):
         _na55 = -_s54
         _e56 = math.exp(_na55)
         _d57 = 1.0 + _e56
-        _l58 = math.log1p(_e56)
-        _s59 = -_w_beta_w1*((_l58/_e56 if _e56 > 0.0 else 1.0)*_d57 if _w_logits_w1 < 0.0 else (_w_logits_w1 + _l58)*_d57)
-        _s60 = _s59 - _w_logits_w1
-        _c61 = (_e56 - (_d57 - 1.0))/_d57
+        _c58 = (_e56 - (_d57 - 1.0))/_d57
+        _l59 = math.log1p(_e56)
+        _s60 = -_w_beta_w1*((_l59/_e56 if _e56 > 0.0 else 1.0)*_d57 if _w_logits_w1 < 0.0 else (_w_logits_w1 + _l59)*_d57)
+        _s61 = _s60 - _w_logits_w1
         _c62 = _w_beta_w1*134217728.0 + _w_beta_w1
         _h63 = _c62 - (_c62 - _w_beta_w1)
         _l64 = _w_beta_w1 - _h63
@@ -946,7 +946,7 @@ def value_and_grad_f32(logits, target, beta):
         _p69 = _h63*_l67 + _l64*_h66
         _p70 = _p68 + _p69
         _p71 = math.pow(_d57, -_w_beta_w1)
-        _p72 = _s60*(_p71 - _p71*(_w_beta_w1*_c61))
+        _p72 = _s61*(_p71 - _p71*(_w_beta_w1*_c58))
         d_target = _f32(((_p72*math.exp(-_p70*0.5))*(1.0 - ((_p69 - (_p70 - _p68)) + _l64*_l67))*math.exp(-_p70*0.5) if _w_logits_w1 < 0.0 and _p70 < 1500.0 else _p72*math.pow(_e56, _w_beta_w1) if _w_logits_w1 < 0.0 else _p72))
         return value, d_logits, d_target
     elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
@@ -1023,9 +1023,9 @@ def value_and_grad_f32(logits, target, beta):
         _na129 = -_s128
         _e130 = math.exp(_na129)
         _d131 = 1.0 + _e130
-        _l132 = math.log1p(_e130)
-        _s133 = _w0_w2 + _w_beta_w3*((_l132/_e130 if _e130 > 0.0 else 1.0)*_d131 if _w0_w2 < 0.0 else (_w0_w2 + _l132)*_d131)
-        _c134 = (_e130 - (_d131 - 1.0))/_d131
+        _c132 = (_e130 - (_d131 - 1.0))/_d131
+        _l133 = math.log1p(_e130)
+        _s134 = _w0_w2 + _w_beta_w3*((_l133/_e130 if _e130 > 0.0 else 1.0)*_d131 if _w0_w2 < 0.0 else (_w0_w2 + _l133)*_d131)
         _c135 = _w_beta_w3*134217728.0 + _w_beta_w3
         _h136 = _c135 - (_c135 - _w_beta_w3)
         _l137 = _w_beta_w3 - _h136
@@ -1036,7 +1036,7 @@ def value_and_grad_f32(logits, target, beta):
         _p142 = _h136*_l140 + _l137*_h139
         _p143 = _p141 + _p142
         _p144 = math.pow(_d131, -_w_beta_w3)
-        _p145 = _s133*(_p144 - _p144*(_w_beta_w3*_c134))
+        _p145 = _s134*(_p144 - _p144*(_w_beta_w3*_c132))
         d_target = _f32(((_p145*math.exp(-_p143*0.5))*(1.0 - ((_p142 - (_p143 - _p141)) + _l137*_l140))*math.exp(-_p143*0.5) if _w0_w2 < 0.0 and _p143 < 1500.0 else _p145*math.pow(_e130, _w_beta_w3) if _w0_w2 < 0.0 else _p145))
         return value, d_logits, d_target
     else:  # soft target

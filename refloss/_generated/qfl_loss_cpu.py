@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 bd9a1b4ac4a7fc1c
+# scalar kernels: sha256 6c53ab4eaaa87382
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -256,11 +256,11 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _na51 = -_a29
             _e52 = math.exp(_na51)
             _d53 = 1.0 + _e52
-            _l54 = math.log1p(_e52)
-            _s55 = -beta*_sel(logits < 0.0, _sel(_e52 > 0.0, _l54/_e52, 1.0)*_d53, (logits + _l54)*_d53) - logits
-            _c56 = (_e52 - (_d53 - 1.0))/_d53
+            _c54 = (_e52 - (_d53 - 1.0))/_d53
+            _l55 = math.log1p(_e52)
+            _s56 = -beta*_sel(logits < 0.0, _sel(_e52 > 0.0, _l55/_e52, 1.0)*_d53, (logits + _l55)*_d53) - logits
             _p57 = math.pow(_d53, -beta)
-            _p58 = _s55*(_p57 - _p57*(beta*_c56))
+            _p58 = _s56*(_p57 - _p57*(beta*_c54))
             d_target = (_p58*math.exp(-_p42*0.5))*(1.0 - ((_p41 - (_p42 - _p40)) + _l36*_l39))*math.exp(-_p42*0.5) if logits < 0.0 and _p42 < 1500.0 else _p58*math.pow(_e52, beta) if logits < 0.0 else _p58
         elif (target == 1.0) and (-logits > -1.2676506002282294e+30) and (-logits < -45.0):  # hard target 1, |y - sigma| subnormal or 0
             _z59 = -logits
@@ -328,9 +328,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _na112 = -_s111
             _e113 = math.exp(_na112)
             _d114 = 1.0 + _e113
-            _l115 = math.log1p(_e113)
-            _s116 = _t0_w2 + beta*_sel(_t0_w2 < 0.0, _sel(_e113 > 0.0, _l115/_e113, 1.0)*_d114, (_t0_w2 + _l115)*_d114)
-            _c117 = (_e113 - (_d114 - 1.0))/_d114
+            _c115 = (_e113 - (_d114 - 1.0))/_d114
+            _l116 = math.log1p(_e113)
+            _s117 = _t0_w2 + beta*_sel(_t0_w2 < 0.0, _sel(_e113 > 0.0, _l116/_e113, 1.0)*_d114, (_t0_w2 + _l116)*_d114)
             _c118 = _s111*134217728.0 + _s111
             _h119 = _c118 - (_c118 - _s111)
             _l120 = _s111 - _h119
@@ -338,7 +338,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _p122 = _h95*_l120 + _l96*_h119
             _p123 = _p121 + _p122
             _p124 = math.pow(_d114, -beta)
-            _p125 = _s116*(_p124 - _p124*(beta*_c117))
+            _p125 = _s117*(_p124 - _p124*(beta*_c115))
             d_target = (_p125*math.exp(-_p123*0.5))*(1.0 - ((_p122 - (_p123 - _p121)) + _l96*_l120))*math.exp(-_p123*0.5) if _t0_w2 < 0.0 and _p123 < 1500.0 else _p125*math.pow(_e113, beta) if _t0_w2 < 0.0 else _p125
         else:  # soft target
             _s207 = abs(logits)
@@ -998,10 +998,10 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _na55 = -_s54
             _e56 = math.exp(_na55)
             _d57 = 1.0 + _e56
-            _l58 = math.log1p(_e56)
-            _s59 = -_w_beta_w1*_sel(_w_logits_w1 < 0.0, _sel(_e56 > 0.0, _l58/_e56, 1.0)*_d57, (_w_logits_w1 + _l58)*_d57)
-            _s60 = _s59 - _w_logits_w1
-            _c61 = (_e56 - (_d57 - 1.0))/_d57
+            _c58 = (_e56 - (_d57 - 1.0))/_d57
+            _l59 = math.log1p(_e56)
+            _s60 = -_w_beta_w1*_sel(_w_logits_w1 < 0.0, _sel(_e56 > 0.0, _l59/_e56, 1.0)*_d57, (_w_logits_w1 + _l59)*_d57)
+            _s61 = _s60 - _w_logits_w1
             _c62 = _w_beta_w1*134217728.0 + _w_beta_w1
             _h63 = _c62 - (_c62 - _w_beta_w1)
             _l64 = _w_beta_w1 - _h63
@@ -1012,7 +1012,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _p69 = _h63*_l67 + _l64*_h66
             _p70 = _p68 + _p69
             _p71 = math.pow(_d57, -_w_beta_w1)
-            _p72 = _s60*(_p71 - _p71*(_w_beta_w1*_c61))
+            _p72 = _s61*(_p71 - _p71*(_w_beta_w1*_c58))
             d_target = _f32(((_p72*math.exp(-_p70*0.5))*(1.0 - ((_p69 - (_p70 - _p68)) + _l64*_l67))*math.exp(-_p70*0.5) if _w_logits_w1 < 0.0 and _p70 < 1500.0 else _p72*math.pow(_e56, _w_beta_w1) if _w_logits_w1 < 0.0 else _p72))
         elif (target == _f32(1.0)) and (-logits > -_f32(1.2676506002282294e+30)) and (-logits < -_f32(20.0)):  # hard target 1, |y - sigma| subnormal or 0
             _z73 = -logits
@@ -1087,9 +1087,9 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _na129 = -_s128
             _e130 = math.exp(_na129)
             _d131 = 1.0 + _e130
-            _l132 = math.log1p(_e130)
-            _s133 = _w0_w2 + _w_beta_w3*_sel(_w0_w2 < 0.0, _sel(_e130 > 0.0, _l132/_e130, 1.0)*_d131, (_w0_w2 + _l132)*_d131)
-            _c134 = (_e130 - (_d131 - 1.0))/_d131
+            _c132 = (_e130 - (_d131 - 1.0))/_d131
+            _l133 = math.log1p(_e130)
+            _s134 = _w0_w2 + _w_beta_w3*_sel(_w0_w2 < 0.0, _sel(_e130 > 0.0, _l133/_e130, 1.0)*_d131, (_w0_w2 + _l133)*_d131)
             _c135 = _w_beta_w3*134217728.0 + _w_beta_w3
             _h136 = _c135 - (_c135 - _w_beta_w3)
             _l137 = _w_beta_w3 - _h136
@@ -1100,7 +1100,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _p142 = _h136*_l140 + _l137*_h139
             _p143 = _p141 + _p142
             _p144 = math.pow(_d131, -_w_beta_w3)
-            _p145 = _s133*(_p144 - _p144*(_w_beta_w3*_c134))
+            _p145 = _s134*(_p144 - _p144*(_w_beta_w3*_c132))
             d_target = _f32(((_p145*math.exp(-_p143*0.5))*(1.0 - ((_p142 - (_p143 - _p141)) + _l137*_l140))*math.exp(-_p143*0.5) if _w0_w2 < 0.0 and _p143 < 1500.0 else _p145*math.pow(_e130, _w_beta_w3) if _w0_w2 < 0.0 else _p145))
         else:  # soft target
             _xw_logits = _f64(logits)
