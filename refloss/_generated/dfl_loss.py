@@ -307,8 +307,7 @@ def value_f32(logits, target, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -341,29 +340,20 @@ def value_f32(logits, target, clamp):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
         n += _f32(1.0) - _s29
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
+    value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s30 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s31 = _s30 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _a_value = (l + (m - z))*max(_s31, _s31 - _s31)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+        value += float((l + (m - z))*max(_s31, _s31 - _s31))
+    value = _f32(value)
     return value
 
 
@@ -405,8 +395,7 @@ def value_work_f32(logits, target, work, clamp):
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -415,29 +404,20 @@ def value_work_f32(logits, target, work, clamp):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
+    value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s32 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s33 = _s32 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _a_value = (l + (m - z))*max(_s33, _s33 - _s33)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+        value += float((l + (m - z))*max(_s33, _s33 - _s33))
+    value = _f32(value)
     return value
 
 
@@ -483,8 +463,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e3 == _e3 else _e3)
         d_logits[j] = _ex28
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -493,31 +472,21 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _e30 = z + _s29
         _e31 = _e30 - z
         _s32 = ((z - (_e30 - _e31)) + (_s29 - _e31)) + _f32(1.0)
-        _a_s_1 = _s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
-    acc_target = _f32(0.0)
-    _c_acc_target = _f32(0.0)
+    value = 0.0
+    acc_target = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _a_value = (l + (m - z))*max(_s34, _s34 - _s34)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
+        value += float((l + (m - z))*max(_s34, _s34 - _s34))
         _r1 = -_r0
         _r2 = _r0 + _f32(1.0)
         _r3 = _f32(1.0) - _r0
@@ -525,13 +494,9 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _s36 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s35
         _s37 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
         _s38 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s37
-        _a_acc_target = -g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38)
-        _b_acc_target = acc_target + _a_acc_target
-        _v_acc_target = _b_acc_target - acc_target
-        _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
-        acc_target = _b_acc_target
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
-    acc_target = acc_target + _c_acc_target if _c_acc_target - _c_acc_target == _f32(0.0) else acc_target
+        acc_target += float(-g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38))
+    value = _f32(value)
+    acc_target = _f32(acc_target)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)

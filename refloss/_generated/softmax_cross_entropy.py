@@ -289,8 +289,7 @@ def value_f32(logits, targets, label_smoothing):
         z = logits[j]
         m = max(m, z)
         C += _f32(1.0)
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -323,26 +322,17 @@ def value_f32(logits, targets, label_smoothing):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
         n += _f32(1.0) - _s29
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
+    value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(value)
     return value
 
 
@@ -383,8 +373,7 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -393,45 +382,31 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
+    value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(value)
     return value
 
 
 def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoothing):
     m = -_f32(math.inf)
     C = _f32(0.0)
-    Y = _f32(0.0)
-    _c_Y = _f32(0.0)
+    Y = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
         C += _f32(1.0)
-        _a_Y = y
-        _b_Y = Y + _a_Y
-        _v_Y = _b_Y - Y
-        _c_Y += (Y - (_b_Y - _v_Y)) + (_a_Y - _v_Y)
-        Y = _b_Y
-    Y = Y + _c_Y if _c_Y - _c_Y == _f32(0.0) else Y
+        Y += float(y)
+    Y = _f32(Y)
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
@@ -462,8 +437,7 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         d_logits[j] = _ex27
-    s_1 = _f32(0.0)
-    _c_s_1 = _f32(0.0)
+    s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -472,28 +446,19 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _a_s_1 = _s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == _f32(0.0) else s_1
+    s_1 = _f32(s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
     w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
-    value = _f32(0.0)
-    _c_value = _f32(0.0)
+    value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C)
-        _b_value = value + _a_value
-        _v_value = _b_value - value
-        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
-        value = _b_value
-    value = value + _c_value if _c_value - _c_value == _f32(0.0) else value
+        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(value)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
