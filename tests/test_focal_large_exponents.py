@@ -5,7 +5,8 @@ There sigma(z)^gamma of the negative signed logit z was formed as pow(e, gamma) 
 whose rounding gamma multiplied: float32 13.1 ULP (sigmoid focal, gamma 5.53), 15.9 (QFL, beta 16.9), 11.8
 (VFL, gamma 11.6) and float64 9 ULP64 (VFL) against bars of 8, 12, 8 (benchmarks/param_probe.py).  The kernels
 now form e^(-gamma |z|) from gamma |z| split error-free, and where alpha_t e^gamma d^-gamma is subnormal (from
-gamma |z| ~ 87 in float32) d/dtargets multiplies its factors between two halves of that exponential.
+gamma |z| ~ 87 in float32) d/dtargets multiplies its factors between two halves of that exponential, as
+d/dlogits does where its factor e + gamma l exceeds 1 (gamma above ~30 in float32: 12 ULP at gamma 68 before).
 """
 from __future__ import annotations
 
@@ -32,16 +33,19 @@ def _floors(name, x, y, dtype, params):
 
 def _points(dtype, rng, name, exponent, others, targets, n):
     """n (logit, target, parameters): exponents in [4, 17], signed logits z = -|x| where sigma(z)^gamma is
-    e^(gamma z) (z in [-20, -0.05], float64 [-45, -0.05]), a fifth where gamma |z| nears float32's or
-    float64's subnormal range (the far tails' limit aside)."""
-    out = []
+    e^(gamma z) (z in [-20, -0.05], float64 [-45, -0.05]); two fifths where gamma |z| nears float32's or
+    float64's subnormal range (the far tails' limit aside), half of them at exponents in [25, 40]."""
+    # d/dlogits' factor e + gamma l above 1 times a subnormal power (float32 12.0 and 10.6 ULP before)
+    out = {("sigmoid_focal_loss", np.float32): [(1.1909375190734863, 1.0, {"gamma": 67.94143676757812, "alpha": 0.3703})],
+           ("qfl_loss", np.float32): [(1.039522409439087, 1.0, {"beta": 77.3170394897461})]}.get((name, dtype), [])
     far = 20.0 if dtype == np.float32 else 45.0
     for k in range(n):
         g = float(dtype(rng.uniform(4.0, 17.0)))
         y = float(targets[k % len(targets)])
-        if k % 5 == 0:  # gamma |z| in [60, 110] (float32), [600, 760] (float64), |z| below the far tail
+        if k % 5 < 2:  # gamma |z| in [60, 110] (float32), [600, 760] (float64), |z| below the far tail
             low, high = (60.0, 110.0) if dtype == np.float32 else (600.0, 760.0)
-            g = float(dtype(max(g, high / far)))
+            # (one in two of them at gamma in [25, 40] and |z| small: e + gamma l > 1 times a subnormal power)
+            g = float(dtype(max(g, high / far) if k % 5 == 0 else rng.uniform(25.0, 40.0)))
             t = min(rng.uniform(low, high) / g, far * 0.999)
         else:
             t = 10 ** rng.uniform(np.log10(0.05), np.log10(far * 0.999))

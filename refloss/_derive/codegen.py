@@ -598,10 +598,32 @@ class KernelPrinter(PythonCodePrinter):
         g1_lo = self.assign("g1", f"({n['g']} - ({g1} - {v})) + ({lit(1)} - {v})")
         p1 = self.assign("p", f"{n['eg']}*math.pow({n['d']}, -{g1})")
         corrected = f"{p1} - {p1}*({g1}*{n['c']} + {g1_lo}*{n['l']})"
-        q = self.assign("q", corrected if expr.args[2] == 1 else f"{n['a']}*({corrected})")
-        w = (f"({n['e']} + {n['g']}*{n['l']} if {n['neg']} "
-             f"else {lit(1)} + {n['g']}*(({n['z']} + {n['l']})*{n['e']}))")
-        return f"({'' if expr.args[1] == 0 else '-'}{w}*{q})"
+        weight = "" if expr.args[2] == 1 else f"{n['a']}*"
+        q = self.assign("q", f"{weight}({corrected})")
+        w = self.assign("w", f"({n['e']} + {n['g']}*{n['l']} if {n['neg']} "
+                             f"else {lit(1)} + {n['g']}*(({n['z']} + {n['l']})*{n['e']}))")
+        # where (z < 0) q is subnormal and w > 1 (gamma above ~30 in float32, ~150 in float64): the factors between
+        # the halves of e^g, so that w does not magnify a subnormal rounding
+        pd = self.assign("p", f"math.pow({n['d']}, -{g1})")
+        h = self._exp_half(n["hi"])
+        sub = f"((({weight}({pd} - {pd}*({g1}*{n['c']} + {g1_lo}*{n['l']})))*{w})*{h}*({lit(1)} - {n['lo']}))*{h}"
+        r = (f"({sub} if {n['neg']} and {q} < {self._tiny()} and {w} > {lit(1)} and {n['hi']} < {self._exp_half_limit()} "
+             f"else {w}*{q})")
+        return f"({'' if expr.args[1] == 0 else '-'}{r})"
+
+    def _tiny(self) -> str:
+        """The kernel precision's smallest normal number, printed."""
+        return self._literal(2.0**-126 if self.precision == "f32" else 2.0**-1022)
+
+    def _exp_half_limit(self) -> str:
+        """Where e^(-hi/2) is 0 in the kernel's precision (beyond it, or NaN, the halves' forms are not taken)."""
+        return self._literal(1500 if self.precision == "f64" else 220)
+
+    def _exp_half(self, hi: str) -> str:
+        """e^(-hi/2) (hi/2 exact), the half of an exponential that the subnormal forms multiply their factors
+        between; libm's is written in place (called in a rare arm only, twice: LLVM computes it once)."""
+        half = f"-{hi}*{self._literal(sp.Rational(1, 2))}"
+        return self._math("exp", half) if self._vector_math() else f"math.exp({half})"
 
     def _print_FocalCEDy(self, expr):
         if expr.args[1] not in (0, 1):
@@ -611,15 +633,12 @@ class KernelPrinter(PythonCodePrinter):
         om = self.assign("om", f"-math.expm1(-{t})")
         # z < 0: R = -rn, rn = t + g (l/e)(1 - e) > 0 (l/e -> 1 as e -> 0)
         rn = self.assign("rn", f"{t} + {g}*(({l}/{e} if {e} > {lit(0)} else {lit(1)})*{om})")
-        tiny = lit(2.0**-126 if self.precision == "f32" else 2.0**-1022)
-        # where a e^g d^-g is subnormal: ((a d^-g rn) h (1 - lo)) h, h = e^(-hi/2) (hi/2 exact), the factors between the
-        # halves, so that rn (up to ~100) does not magnify a subnormal rounding
+        # where a e^g d^-g is subnormal: ((a d^-g rn) h (1 - lo)) h, h = e^(-hi/2), the factors between the halves,
+        # so that rn (up to ~100) does not magnify a subnormal rounding
         pd = f"({lit(1)} - {g}*{n['c']})*math.pow({n['d']}, -{g})"
-        half = f"-{n['hi']}*{lit(sp.Rational(1, 2))}"
-        # (libm: called in the rare arm only, twice)
-        h = self._math("exp", half) if self._vector_math() else f"math.exp({half})"
+        h = self._exp_half(n["hi"])
         sub = f"(({'' if expr.args[2] == 1 else n['a'] + '*'}{pd}*{rn})*{h}*({lit(1)} - {n['lo']}))*{h}"
-        neg = f"(-{sub} if {ap} < {tiny} and {n['hi']} < {lit(2)}*{lit(750 if self.precision == 'f64' else 110)} else -{ap}*{rn})"
+        neg = f"(-{sub} if {ap} < {self._tiny()} and {n['hi']} < {self._exp_half_limit()} else -{ap}*{rn})"
         pos = f"{ap}*{z} + {g}*({ap}*(({z} + {l})*{om}))"
         r = f"({neg} if {n['neg']} else {pos})"
         # dF/dy = -s a sigma(z)^g R
@@ -685,12 +704,10 @@ class KernelPrinter(PythonCodePrinter):
         hi, lo = self._two_prod(gs, t)
         q = self.assign("p", f"math.pow({d}, -{gs})")
         p = self.assign("p", f"{fs}*({q} - {q}*({gs}*{c}))")  # (f times a positive factor: f's sign kept at f = -0)
-        half = f"-{hi}*{lit(sp.Rational(1, 2))}"
-        # (libm: called in the arm only, twice; hi beyond twice the exponent's range: h is 0 there, and an
-        # overflowed split (NaN) or a NaN input takes pow(e, g))
-        h = self._math("exp", half) if self._vector_math() else f"math.exp({half})"
-        big = lit(1500 if self.precision == "f64" else 220)
-        return (f"(({p}*{h})*({lit(1)} - {lo})*{h} if {us} < {lit(0)} and {hi} < {big} else "
+        # (hi beyond twice the exponent's range: h is 0 there, and an overflowed split (NaN) or a NaN input takes
+        # pow(e, g))
+        h = self._exp_half(hi)
+        return (f"(({p}*{h})*({lit(1)} - {lo})*{h} if {us} < {lit(0)} and {hi} < {self._exp_half_limit()} else "
                 f"{p}*math.pow({e}, {gs}) if {us} < {lit(0)} else {p})")
 
     def _print_PowG(self, expr):

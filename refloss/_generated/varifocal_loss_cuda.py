@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 452e7762f15e925c
+# scalar kernels: sha256 35913b00ce863b5b
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
