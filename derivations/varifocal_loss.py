@@ -17,7 +17,7 @@ from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoProd, TwoSum, plain
+from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoProd, TwoSum, plain
 from refloss._info import Properties
 
 C = _logits.inputs("target")
@@ -107,17 +107,18 @@ def derive() -> LossSpec:
                 Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative, logit below -2^100 (or NaN)"),
                 Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
             )
-        else:  # (as swept exhaustively: the float32 kernel evaluates both gradients in float64)
+        else:
+            # float32: the negatives in float32's own forms, sigma^gamma and sigma^(gamma+1) from x (until 2026-12-05
+            # both gradients were evaluated in float64 everywhere, as a rounded sigma raised to a power kept 9.5 ULP
+            # at logit -6.15, gamma 2); the positives' gradients in float64 (Eval64): differences that cancel near
+            # the optimum sigma = q and at d/dq's root (for q = 1, x = 0.4812), rounded once
             branches = (
-                Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100), {**neg_out, "d_target": -deep_weight * x},
-                       "negative, sigma(x) subnormal or 0"),
-                Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative (q = 0)"),
-                Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
+                Branch(sp.Eq(q, 0), {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact, "d_target": d_neg_q},
+                       "negative (q = 0)"),
+                Branch(None, {"value": pos, "d_logits": Eval64(d_pos_x), "d_target": Eval64(d_pos_q)}, "positive (q > 0)"),
             )
-        # the held weight's dL/dx = alpha sigma^(gamma+1) and dL/dq = -alpha sigma^gamma x raise a rounded sigma to a
-        # power (float32 9.5 ULP at logit -6.15, gamma 2, bar 8): float64 in the float32 kernel
         kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det, iw), prelude=(), branches=branches,
-                               invalid=C.INVALID, double=("d_logits", "d_target") if prec == "f32" else ())
+                               invalid=C.INVALID)
     xs, qs, ps = sp.Symbol("x", real=True), sp.Symbol("q", real=True), sp.Symbol("p")
     return LossSpec(
         name=NAME, title="Varifocal Loss",
@@ -178,12 +179,13 @@ def derive() -> LossSpec:
         "(pow(e, g) multiplied e's rounding by g: float64 9 ULP64 at gamma 11.6). dL/dq on the negatives, "
         "-alpha x sigma(x)^gamma, takes sigma(x)^gamma from x in the same way, the exponential halved and squared "
         "with -alpha x d^-g between (a subnormal sigma^gamma times alpha x, or a rounded sigma raised to gamma, "
-        "kept 27 ULP64 at logit -12.7, gamma 14.1, and 315 ULP at x = -362 before the far form below -45), and "
-        "below -87 in float32 as e^(gamma x), which it stays representable beyond. With the weight held, dL/dx on the negatives is alpha sigma(x)^(gamma + 1), a rounded "
-        "sigma raised to a power whose error the power multiplies (float32 9.5 ULP at logit -6.15, gamma = 2; "
-        "float64 8.95 at -11.69): the float32 kernel evaluates both gradients in float64 (inputs widened exactly, "
-        "each result rounded once), at the cost of float64's speed for them, and the float64 kernel from x as "
-        "above with gamma + 1 split in two (TwoSum; its rounding times |x| kept 287 ULP64 at gamma 7.9, logit -43.7). At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
+        "kept 27 ULP64 at logit -12.7, gamma 14.1, and 315 ULP at x = -362 before the far form below -45). With the "
+        "weight held, dL/dx on the negatives is alpha sigma(x)^(gamma + 1), a rounded sigma raised to a power whose "
+        "error the power multiplies (float32 9.5 ULP at logit -6.15, gamma = 2; float64 8.95 at -11.69): formed "
+        "from x as above, with gamma + 1 split in two (TwoSum; its rounding times |x| kept 287 ULP64 at gamma 7.9, "
+        "logit -43.7). The float32 kernel evaluates the negatives in float32 (until 2026-12-05 both gradients in "
+        "float64, for the rounded powers these forms replace) and the positives' gradients in float64 (inputs "
+        "widened exactly, each result rounded once): they cancel near the optimum sigma = q. At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
         "terms that each keep their digits: near it the error in ULPs of the result is unbounded (absolute, about "
         "an ulp of softplus(-x)), as for the focal losses' dL/dtarget.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification",

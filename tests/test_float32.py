@@ -77,9 +77,10 @@ def _float64_lines(typed: str) -> list:
             continue
         if wide is not None and len(line) - len(stripped) > wide:
             continue  # a wide output's float64 evaluation
-        # allowed: the float64 literal (or math.inf / math.nan) inside _f32(...), converted at compile time
+        # allowed: the float64 literal (or math.inf / math.nan) inside _f32(...), converted at compile time, and a
+        # row kernel's float64 accumulators (_acc64_: float32 terms summed in float64, rounded once after the loop)
         if ("float64" in line and "::" in line and "const(float" not in line and "(float64,) -> float32" not in line
-                and "attr=inf)" not in line and "attr=nan)" not in line):
+                and "attr=inf)" not in line and "attr=nan)" not in line and "_acc64_" not in line):
             pending.append(line)
     out.extend(pending)
     return out

@@ -1831,7 +1831,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
         code = _unwrap(printer.doprint(expr))
         if wide:
             lines.extend(indent + s_ for s_ in printer.take_statements())
-            lines.append(f"{indent}{target} += float({code})")
+            lines.append(f"{indent}_acc64_{target} += float({code})")
             return
         lines.extend(indent + s_ for s_ in printer.take_statements())
         a, b, v, c = f"_a_{target}", f"_b_{target}", f"_v_{target}", f"_c_{target}"
@@ -1841,8 +1841,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
             f"{target} = {b}"))
 
     def start(target: str, plain: bool = False) -> None:
-        if wide and not plain:
-            lines.append(f"    {target} = 0.0")
+        if wide and not plain:  # (_acc64_: the float64 accumulators tests/test_float32.py allows)
+            lines.append(f"    _acc64_{target} = 0.0")
             return
         lines.append(f"    {target} = {zero}")
         if not plain:
@@ -1850,7 +1850,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
 
     def finish(target: str) -> None:
         if wide:
-            lines.append(f"    {target} = _f32({target})")
+            lines.append(f"    {target} = _f32(_acc64_{target})")
             return
         lines.append(f"    {target} = {target} + _c_{target} if _c_{target} - _c_{target} == {zero} else {target}")
 

@@ -307,7 +307,7 @@ def value_f32(logits, target, clamp):
     for j in range(logits.shape[0]):
         z = logits[j]
         m = max(m, z)
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -340,20 +340,20 @@ def value_f32(logits, target, clamp):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
+        _acc64_s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
         n += _f32(1.0) - _s29
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = 0.0
+    _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s30 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s31 = _s30 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += float((l + (m - z))*max(_s31, _s31 - _s31))
-    value = _f32(value)
+        _acc64_value += float((l + (m - z))*max(_s31, _s31 - _s31))
+    value = _f32(_acc64_value)
     return value
 
 
@@ -395,7 +395,7 @@ def value_work_f32(logits, target, work, clamp):
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -404,20 +404,20 @@ def value_work_f32(logits, target, work, clamp):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = 0.0
+    _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s32 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s33 = _s32 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += float((l + (m - z))*max(_s33, _s33 - _s33))
-    value = _f32(value)
+        _acc64_value += float((l + (m - z))*max(_s33, _s33 - _s33))
+    value = _f32(_acc64_value)
     return value
 
 
@@ -463,7 +463,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e3 == _e3 else _e3)
         d_logits[j] = _ex28
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -472,21 +472,21 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _e30 = z + _s29
         _e31 = _e30 - z
         _s32 = ((z - (_e30 - _e31)) + (_s29 - _e31)) + _f32(1.0)
-        s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
-    value = 0.0
-    acc_target = 0.0
+    _acc64_value = 0.0
+    _acc64_acc_target = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
         _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
         _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        value += float((l + (m - z))*max(_s34, _s34 - _s34))
+        _acc64_value += float((l + (m - z))*max(_s34, _s34 - _s34))
         _r1 = -_r0
         _r2 = _r0 + _f32(1.0)
         _r3 = _f32(1.0) - _r0
@@ -494,9 +494,9 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _s36 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s35
         _s37 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
         _s38 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s37
-        acc_target += float(-g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38))
-    value = _f32(value)
-    acc_target = _f32(acc_target)
+        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38))
+    value = _f32(_acc64_value)
+    acc_target = _f32(_acc64_acc_target)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)

@@ -289,7 +289,7 @@ def value_f32(logits, targets, label_smoothing):
         z = logits[j]
         m = max(m, z)
         C += _f32(1.0)
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -322,17 +322,17 @@ def value_f32(logits, targets, label_smoothing):
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e2 == _e2 else _e2)
         _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
+        _acc64_s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
         n += _f32(1.0) - _s29
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = 0.0
+    _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
-    value = _f32(value)
+        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(_acc64_value)
     return value
 
 
@@ -373,7 +373,7 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         work[j] = _ex27
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -382,31 +382,31 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
-    value = 0.0
+    _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
-    value = _f32(value)
+        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(_acc64_value)
     return value
 
 
 def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoothing):
     m = -_f32(math.inf)
     C = _f32(0.0)
-    Y = 0.0
+    _acc64_Y = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
         m = max(m, z)
         C += _f32(1.0)
-        Y += float(y)
-    Y = _f32(Y)
+        _acc64_Y += float(y)
+    Y = _f32(_acc64_Y)
     for j in range(logits.shape[0]):
         z = logits[j]
         _s1 = -m
@@ -437,7 +437,7 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ex26 = (_p25*_sc23)*_sc24
         _ex27 = (_ex26 if _e2 == _e2 else _e2)
         d_logits[j] = _ex27
-    s_1 = 0.0
+    _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -446,19 +446,19 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _e29 = z + _s28
         _e30 = _e29 - z
         _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(s_1)
+    s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     s = n + s_1
     w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
-    value = 0.0
+    _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
-    value = _f32(value)
+        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+    value = _f32(_acc64_value)
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 35913b00ce863b5b
+# scalar kernels: sha256 34015a6e1cb486e3
 """Varifocal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -363,7 +363,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
     for _i in range(_unsigned(_m)):
         logits = _logits[_i]
         target = _target[_i]
-        if (target == _f32(0.0)) and (logits > -_f32(1.2676506002282294e+30)) and (logits < -_f32(87.0)):  # negative, sigma(x) subnormal or 0
+        if (target == _f32(0.0)):  # negative (q = 0)
             _a1 = abs(logits)
             _e2 = math.exp(-_a1)
             _d3 = _f32(1.0) + _e2
@@ -382,135 +382,63 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _p16 = _eg15*math.pow(_d3, -gamma)
             _ap17 = alpha*(_p16 - _p16*(gamma*_c4))
             value = _sel(logits < _f32(0.0), _l5, logits + _l5)*_ap17
-            _w_logits = _f64(logits)
-            _w_alpha = _f64(alpha)
-            _w_gamma = _f64(gamma)
-            _w_detach_weight = _f64(detach_weight)
-            _s18 = abs(_w_logits)
-            _na19 = -_s18
+            _s18 = -logits
+            _na19 = -_a1
             _e20 = math.exp(_na19)
-            _d21 = 1.0 + _e20
-            _sg22 = 1.0/_d21
-            _sg23 = _e20/_d21
-            _w0 = _sel(_w_logits >= 0.0, _sg22, _sg23)
-            _e24 = math.exp(-_s18)
-            _d25 = 1.0 + _e24
-            _c26 = (_e24 - (_d25 - 1.0))/_d25
-            _l27 = math.log1p(_e24)
-            _c28 = _w_gamma*134217728.0 + _w_gamma
-            _h29 = _c28 - (_c28 - _w_gamma)
-            _l30 = _w_gamma - _h29
-            _c31 = _s18*134217728.0 + _s18
-            _h32 = _c31 - (_c31 - _s18)
-            _l33 = _s18 - _h32
-            _p34 = _h29*_h32
-            _p35 = _h29*_l33 + _l30*_h32
-            _p36 = _p34 + _p35
-            _eg37 = ((math.exp(-_p36)*(1.0 - ((_p35 - (_p36 - _p34)) + _l30*_l33)) if _p36 < 750.0 else math.pow(_e24, _w_gamma)) if _w_logits < 0.0 else 1.0)
-            _p38 = _eg37*math.pow(_d25, -_w_gamma)
-            _ap39 = _w_alpha*(_p38 - _p38*(_w_gamma*_c26))
-            _g140 = _w_gamma + 1.0
-            _g141 = _g140 - _w_gamma
-            _g142 = (_w_gamma - (_g140 - _g141)) + (1.0 - _g141)
-            _p43 = _eg37*math.pow(_d25, -_g140)
-            _q44 = _w_alpha*(_p43 - _p43*(_g140*_c26 + _g142*_l27))
-            _w45 = _sel(_w_logits < 0.0, _e24 + _w_gamma*_l27, 1.0 + _w_gamma*((_w_logits + _l27)*_e24))
-            _p46 = math.pow(_d25, -_g140)
-            _s47 = ((((_w_alpha*(_p46 - _p46*(_g140*_c26 + _g142*_l27)))*_w45)*math.exp(-_p36*0.5)*(1.0 - ((_p35 - (_p36 - _p34)) + _l30*_l33)))*math.exp(-_p36*0.5) if _w_logits < 0.0 and _q44 < 2.2250738585072014e-308 and _w45 > 1.0 and _p36 < 1500.0 else _w45*_q44)
-            d_logits = _f32(_w0*_w_alpha*_w_detach_weight*math.pow(_w0, _w_gamma) + (1.0 - _w_detach_weight)*_s47)
-            _c48 = _w_logits*134217728.0 + _w_logits
-            _h49 = _c48 - (_c48 - _w_logits)
-            _l50 = _w_logits - _h49
-            _p51 = _h29*_h49
-            _p52 = _h29*_l50 + _l30*_h49
-            _p53 = _p51 + _p52
-            d_target = _f32(-_w_alpha*_w_logits*(((_p52 - (_p53 - _p51)) + _l30*_l50) + 1.0)*math.exp(_p53))
-        elif (target == _f32(0.0)):  # negative (q = 0)
-            _a54 = abs(logits)
-            _e55 = math.exp(-_a54)
-            _d56 = _f32(1.0) + _e55
-            _c57 = (_e55 - (_d56 - _f32(1.0)))/_d56
-            _l58 = math.log1p(_e55)
-            _c59 = gamma*_f32(4096.0) + gamma
-            _h60 = _c59 - (_c59 - gamma)
-            _l61 = gamma - _h60
-            _c62 = _a54*_f32(4096.0) + _a54
-            _h63 = _c62 - (_c62 - _a54)
-            _l64 = _a54 - _h63
-            _p65 = _h60*_h63
-            _p66 = _h60*_l64 + _l61*_h63
-            _p67 = _p65 + _p66
-            _eg68 = ((math.exp(-_p67)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64)) if _p67 < _f32(110.0) else math.pow(_e55, gamma)) if logits < _f32(0.0) else _f32(1.0))
-            _p69 = _eg68*math.pow(_d56, -gamma)
-            _ap70 = alpha*(_p69 - _p69*(gamma*_c57))
-            value = _sel(logits < _f32(0.0), _l58, logits + _l58)*_ap70
-            _w_logits_w1 = _f64(logits)
-            _w_alpha_w1 = _f64(alpha)
-            _w_gamma_w1 = _f64(gamma)
-            _w_detach_weight_w1 = _f64(detach_weight)
-            _s71 = abs(_w_logits_w1)
-            _na72 = -_s71
-            _e73 = math.exp(_na72)
-            _d74 = 1.0 + _e73
-            _sg75 = 1.0/_d74
-            _sg76 = _e73/_d74
-            _w0_w1 = _sel(_w_logits_w1 >= 0.0, _sg75, _sg76)
-            _e77 = math.exp(-_s71)
-            _d78 = 1.0 + _e77
-            _c79 = (_e77 - (_d78 - 1.0))/_d78
-            _l80 = math.log1p(_e77)
-            _c81 = _w_gamma_w1*134217728.0 + _w_gamma_w1
-            _h82 = _c81 - (_c81 - _w_gamma_w1)
-            _l83 = _w_gamma_w1 - _h82
-            _c84 = _s71*134217728.0 + _s71
-            _h85 = _c84 - (_c84 - _s71)
-            _l86 = _s71 - _h85
-            _p87 = _h82*_h85
-            _p88 = _h82*_l86 + _l83*_h85
-            _p89 = _p87 + _p88
-            _eg90 = ((math.exp(-_p89)*(1.0 - ((_p88 - (_p89 - _p87)) + _l83*_l86)) if _p89 < 750.0 else math.pow(_e77, _w_gamma_w1)) if _w_logits_w1 < 0.0 else 1.0)
-            _p91 = _eg90*math.pow(_d78, -_w_gamma_w1)
-            _ap92 = _w_alpha_w1*(_p91 - _p91*(_w_gamma_w1*_c79))
-            _g193 = _w_gamma_w1 + 1.0
-            _g194 = _g193 - _w_gamma_w1
-            _g195 = (_w_gamma_w1 - (_g193 - _g194)) + (1.0 - _g194)
-            _p96 = _eg90*math.pow(_d78, -_g193)
-            _q97 = _w_alpha_w1*(_p96 - _p96*(_g193*_c79 + _g195*_l80))
-            _w98 = _sel(_w_logits_w1 < 0.0, _e77 + _w_gamma_w1*_l80, 1.0 + _w_gamma_w1*((_w_logits_w1 + _l80)*_e77))
-            _p99 = math.pow(_d78, -_g193)
-            _s100 = ((((_w_alpha_w1*(_p99 - _p99*(_g193*_c79 + _g195*_l80)))*_w98)*math.exp(-_p89*0.5)*(1.0 - ((_p88 - (_p89 - _p87)) + _l83*_l86)))*math.exp(-_p89*0.5) if _w_logits_w1 < 0.0 and _q97 < 2.2250738585072014e-308 and _w98 > 1.0 and _p89 < 1500.0 else _w98*_q97)
-            d_logits = _f32(_w0_w1*_w_alpha_w1*_w_detach_weight_w1*math.pow(_w0_w1, _w_gamma_w1) + (1.0 - _w_detach_weight_w1)*_s100)
-            _s101 = -_w_alpha_w1*_w_logits_w1
-            _c102 = (_e73 - (_d74 - 1.0))/_d74
-            _p103 = math.pow(_d74, -_w_gamma_w1)
-            _p104 = _s101*(_p103 - _p103*(_w_gamma_w1*_c102))
-            d_target = _f32(((_p104*math.exp(-_p89*0.5))*(1.0 - ((_p88 - (_p89 - _p87)) + _l83*_l86))*math.exp(-_p89*0.5) if _w_logits_w1 < 0.0 and _p89 < 1500.0 else _p104*math.pow(_e73, _w_gamma_w1) if _w_logits_w1 < 0.0 else _p104))
+            _e21 = gamma + _f32(1.0)
+            _e22 = _e21 - gamma
+            _s23 = -(max(_s18, _f32(0.0)) + math.log1p(_e20))*((gamma - (_e21 - _e22)) + (_f32(1.0) - _e22))
+            _s24 = alpha*(_s23 + _f32(1.0))
+            _d25 = _f32(1.0) + _e20
+            _c26 = (_e20 - (_d25 - _f32(1.0)))/_d25
+            _c27 = _e21*_f32(4096.0) + _e21
+            _h28 = _c27 - (_c27 - _e21)
+            _l29 = _e21 - _h28
+            _p30 = _h28*_h10
+            _p31 = _h28*_l11 + _l29*_h10
+            _p32 = _p30 + _p31
+            _p33 = math.pow(_d25, -_e21)
+            _p34 = _s24*(_p33 - _p33*(_e21*_c26))
+            _s35 = (_p34*math.exp(-_p32*_f32(0.5)))*(_f32(1.0) - ((_p31 - (_p32 - _p30)) + _l29*_l11))*math.exp(-_p32*_f32(0.5)) if logits < _f32(0.0) and _p32 < _f32(220.0) else _p34*math.pow(_e20, _e21) if logits < _f32(0.0) else _p34
+            _g136 = (gamma - (_e21 - _e22)) + (_f32(1.0) - _e22)
+            _p37 = _eg15*math.pow(_d3, -_e21)
+            _q38 = alpha*(_p37 - _p37*(_e21*_c4 + _g136*_l5))
+            _w39 = _sel(logits < _f32(0.0), _e2 + gamma*_l5, _f32(1.0) + gamma*((logits + _l5)*_e2))
+            _p40 = math.pow(_d3, -_e21)
+            _s41 = ((((alpha*(_p40 - _p40*(_e21*_c4 + _g136*_l5)))*_w39)*math.exp(-_p14*_f32(0.5))*(_f32(1.0) - ((_p13 - (_p14 - _p12)) + _l8*_l11)))*math.exp(-_p14*_f32(0.5)) if logits < _f32(0.0) and _q38 < _f32(1.1754943508222875e-38) and _w39 > _f32(1.0) and _p14 < _f32(220.0) else _w39*_q38)
+            d_logits = detach_weight*_s35 + (_f32(1.0) - detach_weight)*_s41
+            _s42 = -alpha*logits
+            _p43 = math.pow(_d25, -gamma)
+            _p44 = _s42*(_p43 - _p43*(gamma*_c26))
+            d_target = (_p44*math.exp(-_p14*_f32(0.5)))*(_f32(1.0) - ((_p13 - (_p14 - _p12)) + _l8*_l11))*math.exp(-_p14*_f32(0.5)) if logits < _f32(0.0) and _p14 < _f32(220.0) else _p44*math.pow(_e20, gamma) if logits < _f32(0.0) else _p44
         else:  # positive (q > 0)
-            _s105 = abs(logits)
-            _na106 = -_s105
-            _e107 = math.exp(_na106)
-            _s108 = -logits
-            _s109 = max(logits, _f32(0.0)) + math.log1p(_e107)
-            _s110 = target*(max(_s108, _f32(0.0)) + math.log1p(_e107)) + (_f32(1.0) - target)*_s109
-            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s110
-            _w_logits_w2 = _f64(logits)
-            _w_target = _f64(target)
-            _w_detach_weight_w2 = _f64(detach_weight)
-            _w_iou_weighted = _f64(iou_weighted)
-            _w0_w2 = _w_iou_weighted*_w_target + (1.0 - _w_iou_weighted)
-            _w1 = _w0_w2*_w_logits_w2
-            _s111 = -_w_logits_w2
-            _s112 = abs(_w_logits_w2)
-            _na113 = -_s112
-            _e114 = math.exp(_na113)
-            _d115 = 1.0 + _e114
-            _sg116 = 1.0/_d115
-            _sg117 = _e114/_d115
-            _s118 = (1.0 - _w_target)*_sel(_w_logits_w2 >= 0.0, _sg116, _sg117)
-            d_logits = _f32(_w0_w2*(-_w_target*_sel(_s111 >= 0.0, _sg116, _sg117) + _s118))
-            _s119 = max(_w_logits_w2, 0.0) + math.log1p(_e114)
-            _s120 = -_w1 + _w_iou_weighted*(_w_target*(max(_s111, 0.0) + math.log1p(_e114)) + (1.0 - _w_target)*_s119)
-            d_target = _f32(-_w1*_w_detach_weight_w2 + (1.0 - _w_detach_weight_w2)*_s120)
+            _xw_logits = _f64(logits)
+            _xw_target = _f64(target)
+            _xw_detach_weight = _f64(detach_weight)
+            _xw_iou_weighted = _f64(iou_weighted)
+            _xt0 = _xw_iou_weighted*_xw_target + (1.0 - _xw_iou_weighted)
+            _xt1 = _xt0*_xw_logits
+            _xs45 = -_xw_logits
+            _xs46 = abs(_xw_logits)
+            _xna47 = -_xs46
+            _xe48 = math.exp(_xna47)
+            _xd49 = 1.0 + _xe48
+            _xsg50 = 1.0/_xd49
+            _xsg51 = _xe48/_xd49
+            _xs52 = (1.0 - _xw_target)*_sel(_xw_logits >= 0.0, _xsg50, _xsg51)
+            _xd0 = _f32(_xt0*(-_xw_target*_sel(_xs45 >= 0.0, _xsg50, _xsg51) + _xs52))
+            _xs53 = max(_xw_logits, 0.0) + math.log1p(_xe48)
+            _xs54 = _xw_iou_weighted*(_xw_target*(max(_xs45, 0.0) + math.log1p(_xe48)) + (1.0 - _xw_target)*_xs53)
+            _xd1 = _f32(-_xt1*_xw_detach_weight + (1.0 - _xw_detach_weight)*(-_xt1 + _xs54))
+            _s55 = abs(logits)
+            _na56 = -_s55
+            _e57 = math.exp(_na56)
+            _s58 = -logits
+            _s59 = max(logits, _f32(0.0)) + math.log1p(_e57)
+            _s60 = target*(max(_s58, _f32(0.0)) + math.log1p(_e57)) + (_f32(1.0) - target)*_s59
+            value = (iou_weighted*target + (_f32(1.0) - iou_weighted))*_s60
+            d_logits = _xd0
+            d_target = _xd1
         _out[_i] = value
         _d_logits[_i] = d_logits
         _d_target[_i] = d_target
