@@ -17,7 +17,7 @@ from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoProd, TwoSum, plain
+from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoSum, plain
 from refloss._info import Properties
 
 C = _logits.inputs("target")
@@ -70,40 +70,24 @@ def derive() -> LossSpec:
     d_neg_q = ScaledSigmoidPow(-alpha * x, x, gamma)
     prove_equal(plain(d_neg_q), (plain(weight) * sp.diff(ce, q)).subs(q, 0), "q = 0: dL/dq = alpha sigma^gamma "
                 "dCE/dq", checks, domain=dom)
-    # where sigma(x) is subnormal or underflows (x < DEEP), sigma^gamma = e^(gamma x) (1 + e^x)^-gamma is
-    # e^(gamma x) to the precision (1 + e^x rounds to 1): formed from gamma x error-free (TwoProd), one
-    # exp rounding; above -2^100 only (the split overflows beyond ~2^115 in float32)
-    deep_weight = alpha * sp.exp(TwoProd(gamma, x, 0)) * (1 + TwoProd(gamma, x, 1))
-    prove_equal(plain(deep_weight) * (1 + sp.exp(x)) ** -gamma, plain(weight), "sigma(x)^gamma = e^(gamma x) "
-                "(1 + e^x)^-gamma", checks, domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)})
     neg_out = {"value": neg, "d_logits": det * d_neg_held + (1 - det) * d_neg_exact}
-    # float64: -alpha x sigma^gamma is subnormal long before sigma is (x < -354 at gamma = 2), and the rounded
-    # subnormal sigma^gamma times alpha x kept 315 ULP at x = -362 (`refloss sweep --dtype float64`, against the
-    # oracle); from x < -45 on (where (1 + e^x)^-gamma is 1 to float64's precision for gamma up to 1000) it is
-    # -alpha x e^(gamma x) formed as QFL's deep d/dy: the exponential halved and squared, the factor between, so
-    # that the result is rounded once.  (float32 evaluates d/dq in float64: its branches stay as they were swept.)
-    deep_f64 = _logits.exp_scaled(gamma, x, -alpha * x)
-    prove_equal(plain(deep_f64), plain(-deep_weight * x), "float64 deep d/dq: -alpha x e^(gamma x), the exponential "
-                "halved and squared with the factor between", checks, domain={x: (-30, -1), alpha: (0, 1), gamma: (0, 4)},
-                numeric=True)
     # float64, the weight held: dL/dx = alpha sigma^(gamma+1), a rounded sigma raised to a power, kept 8.95 ULP at
     # logit -11.69 (bar 8, against the oracle); then as alpha e^s, s = (gamma+1)(min(x, 0) - log1p(e^-|x|)), where
     # log1p's rounding times gamma + 1 kept 13.2 ULP64 at gamma 16.1 (and gamma + 1's own rounding times |s|, up
     # to 45, 287 ULP64 at gamma 7.9).  Now sigma^g1 from x (ScaledSigmoidPow: e^(-g1 |x|) from g1 |x| split
     # error-free, d^-g1 corrected), gamma + 1 = g1 + g1_lo (TwoSum) and sigma^g1_lo = 1 - g1_lo softplus(-x)
     g1, g1_lo = TwoSum(gamma, sp.Integer(1), 0), TwoSum(gamma, sp.Integer(1), 1)
-    held_f64 = ScaledSigmoidPow(alpha * (1 - g1_lo * Softplus(-x)), x, g1)
-    prove_equal(plain(held_f64), plain(d_neg_held), "float64 held dL/dx: alpha sigma^(gamma+1), gamma + 1 split in "
+    held = ScaledSigmoidPow(alpha * (1 - g1_lo * Softplus(-x)), x, g1)
+    prove_equal(plain(held), plain(d_neg_held), "float64 held dL/dx: alpha sigma^(gamma+1), gamma + 1 split in "
                 "two", checks, domain={x: (-30, 30), alpha: (0, 1), gamma: (0, 4)}, numeric=True)
     kernels = {}
-    for prec, deep in (("f64", -45), ("f32", -87)):
+    for prec in ("f64", "f32"):
         if prec == "f64":
+            # (beyond -2^100 the split of gamma |x| overflows float32's range for Veltkamp's constant: the old forms)
             branches = (
-                Branch(sp.And(sp.Eq(q, 0), x < deep, x > -sp.Integer(2)**100),
-                       {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact, "d_target": deep_f64},
-                       "negative, far from the optimum"),
-                Branch(sp.And(sp.Eq(q, 0), x >= deep), {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact,
-                                                        "d_target": d_neg_q}, "negative (q = 0)"),
+                Branch(sp.And(sp.Eq(q, 0), x > -sp.Integer(2)**100),
+                       {"value": neg, "d_logits": det * held + (1 - det) * d_neg_exact, "d_target": d_neg_q},
+                       "negative (q = 0)"),
                 Branch(sp.Eq(q, 0), {**neg_out, "d_target": d_neg_q}, "negative, logit below -2^100 (or NaN)"),
                 Branch(None, {"value": pos, "d_logits": d_pos_x, "d_target": d_pos_q}, "positive (q > 0)"),
             )
@@ -113,7 +97,7 @@ def derive() -> LossSpec:
             # at logit -6.15, gamma 2); the positives' gradients in float64 (Eval64): differences that cancel near
             # the optimum sigma = q and at d/dq's root (for q = 1, x = 0.4812), rounded once
             branches = (
-                Branch(sp.Eq(q, 0), {"value": neg, "d_logits": det * held_f64 + (1 - det) * d_neg_exact, "d_target": d_neg_q},
+                Branch(sp.Eq(q, 0), {"value": neg, "d_logits": det * held + (1 - det) * d_neg_exact, "d_target": d_neg_q},
                        "negative (q = 0)"),
                 Branch(None, {"value": pos, "d_logits": Eval64(d_pos_x), "d_target": Eval64(d_pos_q)}, "positive (q > 0)"),
             )

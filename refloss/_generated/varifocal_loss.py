@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 95
+# ops: 66
 """Varifocal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -46,7 +46,7 @@ def constants(alpha, gamma, detach_weight, iou_weighted):
 
 
 def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # negative, far from the optimum
+    if (target == 0.0):  # negative, logit below -2^100 (or NaN)
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -66,38 +66,18 @@ def value_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
         _ap17 = alpha*(_p16 - _p16*(gamma*_c4))
         value = _sel(logits < 0.0, _l5, logits + _l5)*_ap17
         return value
-    elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
-        _a18 = abs(logits)
-        _e19 = math.exp(-_a18)
-        _d20 = 1.0 + _e19
-        _c21 = (_e19 - (_d20 - 1.0))/_d20
-        _l22 = math.log1p(_e19)
-        _c23 = gamma*134217728.0 + gamma
-        _h24 = _c23 - (_c23 - gamma)
-        _l25 = gamma - _h24
-        _c26 = _a18*134217728.0 + _a18
-        _h27 = _c26 - (_c26 - _a18)
-        _l28 = _a18 - _h27
-        _p29 = _h24*_h27
-        _p30 = _h24*_l28 + _l25*_h27
-        _p31 = _p29 + _p30
-        _eg32 = ((math.exp(-_p31)*(1.0 - ((_p30 - (_p31 - _p29)) + _l25*_l28)) if _p31 < 750.0 else math.pow(_e19, gamma)) if logits < 0.0 else 1.0)
-        _p33 = _eg32*math.pow(_d20, -gamma)
-        _ap34 = alpha*(_p33 - _p33*(gamma*_c21))
-        value = _sel(logits < 0.0, _l22, logits + _l22)*_ap34
-        return value
     else:  # positive (q > 0)
-        _s35 = abs(logits)
-        _na36 = -_s35
-        _e37 = math.exp(_na36)
-        _s38 = -logits
-        _s39 = target*(max(_s38, 0.0) + math.log1p(_e37)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e37))
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s39
+        _s18 = abs(logits)
+        _na19 = -_s18
+        _e20 = math.exp(_na19)
+        _s21 = -logits
+        _s22 = target*(max(_s21, 0.0) + math.log1p(_e20)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e20))
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s22
         return value
 
 
 def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted):
-    if (target == 0.0) and (logits > -1.2676506002282294e+30) and (logits < -45.0):  # negative, far from the optimum
+    if (target == 0.0) and (logits > -1.2676506002282294e+30):  # negative (q = 0)
         _a1 = abs(logits)
         _e2 = math.exp(-_a1)
         _d3 = 1.0 + _e2
@@ -116,143 +96,89 @@ def value_and_grad_f64(logits, target, alpha, gamma, detach_weight, iou_weighted
         _p16 = _eg15*math.pow(_d3, -gamma)
         _ap17 = alpha*(_p16 - _p16*(gamma*_c4))
         value = _sel(logits < 0.0, _l5, logits + _l5)*_ap17
-        _c18 = logits*134217728.0 + logits
-        _h19 = _c18 - (_c18 - logits)
-        _l20 = logits - _h19
-        _p21 = _h7*_h19
-        _p22 = _h7*_l20 + _l8*_h19
-        _p23 = _p21 + _p22
-        _t0 = math.exp(0.5*_p23)
-        _s24 = -logits
-        _na25 = -_a1
-        _e26 = math.exp(_na25)
-        _e27 = gamma + 1.0
-        _e28 = _e27 - gamma
-        _s29 = alpha*(-(max(_s24, 0.0) + math.log1p(_e26))*((gamma - (_e27 - _e28)) + (1.0 - _e28)) + 1.0)
-        _d30 = 1.0 + _e26
-        _c31 = (_e26 - (_d30 - 1.0))/_d30
-        _c32 = _e27*134217728.0 + _e27
-        _h33 = _c32 - (_c32 - _e27)
-        _l34 = _e27 - _h33
-        _p35 = _h33*_h10
-        _p36 = _h33*_l11 + _l34*_h10
-        _p37 = _p35 + _p36
-        _p38 = math.pow(_d30, -_e27)
-        _p39 = _s29*(_p38 - _p38*(_e27*_c31))
-        _s40 = (_p39*math.exp(-_p37*0.5))*(1.0 - ((_p36 - (_p37 - _p35)) + _l34*_l11))*math.exp(-_p37*0.5) if logits < 0.0 and _p37 < 1500.0 else _p39*math.pow(_e26, _e27) if logits < 0.0 else _p39
-        _g141 = (gamma - (_e27 - _e28)) + (1.0 - _e28)
-        _p42 = _eg15*math.pow(_d3, -_e27)
-        _q43 = alpha*(_p42 - _p42*(_e27*_c4 + _g141*_l5))
-        _w44 = _sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))
-        _p45 = math.pow(_d3, -_e27)
-        _s46 = ((((alpha*(_p45 - _p45*(_e27*_c4 + _g141*_l5)))*_w44)*math.exp(-_p14*0.5)*(1.0 - ((_p13 - (_p14 - _p12)) + _l8*_l11)))*math.exp(-_p14*0.5) if logits < 0.0 and _q43 < 2.2250738585072014e-308 and _w44 > 1.0 and _p14 < 1500.0 else _w44*_q43)
-        d_logits = detach_weight*_s40 + (1.0 - detach_weight)*_s46
-        d_target = _t0*((((_p22 - (_p23 - _p21)) + _l8*_l20) + 1.0)*(-_t0*alpha*logits))
-        return value, d_logits, d_target
-    elif (target == 0.0) and (logits >= -45.0):  # negative (q = 0)
-        _a47 = abs(logits)
-        _e48 = math.exp(-_a47)
-        _d49 = 1.0 + _e48
-        _c50 = (_e48 - (_d49 - 1.0))/_d49
-        _l51 = math.log1p(_e48)
-        _c52 = gamma*134217728.0 + gamma
-        _h53 = _c52 - (_c52 - gamma)
-        _l54 = gamma - _h53
-        _c55 = _a47*134217728.0 + _a47
-        _h56 = _c55 - (_c55 - _a47)
-        _l57 = _a47 - _h56
-        _p58 = _h53*_h56
-        _p59 = _h53*_l57 + _l54*_h56
-        _p60 = _p58 + _p59
-        _eg61 = ((math.exp(-_p60)*(1.0 - ((_p59 - (_p60 - _p58)) + _l54*_l57)) if _p60 < 750.0 else math.pow(_e48, gamma)) if logits < 0.0 else 1.0)
-        _p62 = _eg61*math.pow(_d49, -gamma)
-        _ap63 = alpha*(_p62 - _p62*(gamma*_c50))
-        value = _sel(logits < 0.0, _l51, logits + _l51)*_ap63
-        _s64 = -logits
-        _na65 = -_a47
-        _e66 = math.exp(_na65)
-        _e67 = gamma + 1.0
-        _e68 = _e67 - gamma
-        _s69 = alpha*(-(max(_s64, 0.0) + math.log1p(_e66))*((gamma - (_e67 - _e68)) + (1.0 - _e68)) + 1.0)
-        _d70 = 1.0 + _e66
-        _c71 = (_e66 - (_d70 - 1.0))/_d70
-        _c72 = _e67*134217728.0 + _e67
-        _h73 = _c72 - (_c72 - _e67)
-        _l74 = _e67 - _h73
-        _p75 = _h73*_h56
-        _p76 = _h73*_l57 + _l74*_h56
-        _p77 = _p75 + _p76
-        _p78 = math.pow(_d70, -_e67)
-        _p79 = _s69*(_p78 - _p78*(_e67*_c71))
-        _s80 = (_p79*math.exp(-_p77*0.5))*(1.0 - ((_p76 - (_p77 - _p75)) + _l74*_l57))*math.exp(-_p77*0.5) if logits < 0.0 and _p77 < 1500.0 else _p79*math.pow(_e66, _e67) if logits < 0.0 else _p79
-        _g181 = (gamma - (_e67 - _e68)) + (1.0 - _e68)
-        _p82 = _eg61*math.pow(_d49, -_e67)
-        _q83 = alpha*(_p82 - _p82*(_e67*_c50 + _g181*_l51))
-        _w84 = _sel(logits < 0.0, _e48 + gamma*_l51, 1.0 + gamma*((logits + _l51)*_e48))
-        _p85 = math.pow(_d49, -_e67)
-        _s86 = ((((alpha*(_p85 - _p85*(_e67*_c50 + _g181*_l51)))*_w84)*math.exp(-_p60*0.5)*(1.0 - ((_p59 - (_p60 - _p58)) + _l54*_l57)))*math.exp(-_p60*0.5) if logits < 0.0 and _q83 < 2.2250738585072014e-308 and _w84 > 1.0 and _p60 < 1500.0 else _w84*_q83)
-        d_logits = detach_weight*_s80 + (1.0 - detach_weight)*_s86
-        _s87 = -alpha*logits
-        _p88 = math.pow(_d70, -gamma)
-        _p89 = _s87*(_p88 - _p88*(gamma*_c71))
-        d_target = (_p89*math.exp(-_p60*0.5))*(1.0 - ((_p59 - (_p60 - _p58)) + _l54*_l57))*math.exp(-_p60*0.5) if logits < 0.0 and _p60 < 1500.0 else _p89*math.pow(_e66, gamma) if logits < 0.0 else _p89
+        _s18 = -logits
+        _na19 = -_a1
+        _e20 = math.exp(_na19)
+        _e21 = gamma + 1.0
+        _e22 = _e21 - gamma
+        _s23 = alpha*(-(max(_s18, 0.0) + math.log1p(_e20))*((gamma - (_e21 - _e22)) + (1.0 - _e22)) + 1.0)
+        _d24 = 1.0 + _e20
+        _c25 = (_e20 - (_d24 - 1.0))/_d24
+        _c26 = _e21*134217728.0 + _e21
+        _h27 = _c26 - (_c26 - _e21)
+        _l28 = _e21 - _h27
+        _p29 = _h27*_h10
+        _p30 = _h27*_l11 + _l28*_h10
+        _p31 = _p29 + _p30
+        _p32 = math.pow(_d24, -_e21)
+        _p33 = _s23*(_p32 - _p32*(_e21*_c25))
+        _s34 = (_p33*math.exp(-_p31*0.5))*(1.0 - ((_p30 - (_p31 - _p29)) + _l28*_l11))*math.exp(-_p31*0.5) if logits < 0.0 and _p31 < 1500.0 else _p33*math.pow(_e20, _e21) if logits < 0.0 else _p33
+        _g135 = (gamma - (_e21 - _e22)) + (1.0 - _e22)
+        _p36 = _eg15*math.pow(_d3, -_e21)
+        _q37 = alpha*(_p36 - _p36*(_e21*_c4 + _g135*_l5))
+        _w38 = _sel(logits < 0.0, _e2 + gamma*_l5, 1.0 + gamma*((logits + _l5)*_e2))
+        _p39 = math.pow(_d3, -_e21)
+        _s40 = ((((alpha*(_p39 - _p39*(_e21*_c4 + _g135*_l5)))*_w38)*math.exp(-_p14*0.5)*(1.0 - ((_p13 - (_p14 - _p12)) + _l8*_l11)))*math.exp(-_p14*0.5) if logits < 0.0 and _q37 < 2.2250738585072014e-308 and _w38 > 1.0 and _p14 < 1500.0 else _w38*_q37)
+        d_logits = detach_weight*_s34 + (1.0 - detach_weight)*_s40
+        _s41 = -alpha*logits
+        _p42 = math.pow(_d24, -gamma)
+        _p43 = _s41*(_p42 - _p42*(gamma*_c25))
+        d_target = (_p43*math.exp(-_p14*0.5))*(1.0 - ((_p13 - (_p14 - _p12)) + _l8*_l11))*math.exp(-_p14*0.5) if logits < 0.0 and _p14 < 1500.0 else _p43*math.pow(_e20, gamma) if logits < 0.0 else _p43
         return value, d_logits, d_target
     elif (target == 0.0):  # negative, logit below -2^100 (or NaN)
-        _a90 = abs(logits)
-        _e91 = math.exp(-_a90)
-        _d92 = 1.0 + _e91
-        _c93 = (_e91 - (_d92 - 1.0))/_d92
-        _l94 = math.log1p(_e91)
-        _c95 = gamma*134217728.0 + gamma
-        _h96 = _c95 - (_c95 - gamma)
-        _l97 = gamma - _h96
-        _c98 = _a90*134217728.0 + _a90
-        _h99 = _c98 - (_c98 - _a90)
-        _l100 = _a90 - _h99
-        _p101 = _h96*_h99
-        _p102 = _h96*_l100 + _l97*_h99
-        _p103 = _p101 + _p102
-        _eg104 = ((math.exp(-_p103)*(1.0 - ((_p102 - (_p103 - _p101)) + _l97*_l100)) if _p103 < 750.0 else math.pow(_e91, gamma)) if logits < 0.0 else 1.0)
-        _p105 = _eg104*math.pow(_d92, -gamma)
-        _ap106 = alpha*(_p105 - _p105*(gamma*_c93))
-        value = _sel(logits < 0.0, _l94, logits + _l94)*_ap106
-        _na107 = -_a90
-        _e108 = math.exp(_na107)
-        _d109 = 1.0 + _e108
-        _sg110 = 1.0/_d109
-        _sg111 = _e108/_d109
-        _t0_w1 = _sel(logits >= 0.0, _sg110, _sg111)
-        _g1112 = gamma + 1.0
-        _g1113 = _g1112 - gamma
-        _g1114 = (gamma - (_g1112 - _g1113)) + (1.0 - _g1113)
-        _p115 = _eg104*math.pow(_d92, -_g1112)
-        _q116 = alpha*(_p115 - _p115*(_g1112*_c93 + _g1114*_l94))
-        _w117 = _sel(logits < 0.0, _e91 + gamma*_l94, 1.0 + gamma*((logits + _l94)*_e91))
-        _p118 = math.pow(_d92, -_g1112)
-        _s119 = ((((alpha*(_p118 - _p118*(_g1112*_c93 + _g1114*_l94)))*_w117)*math.exp(-_p103*0.5)*(1.0 - ((_p102 - (_p103 - _p101)) + _l97*_l100)))*math.exp(-_p103*0.5) if logits < 0.0 and _q116 < 2.2250738585072014e-308 and _w117 > 1.0 and _p103 < 1500.0 else _w117*_q116)
-        d_logits = _t0_w1*alpha*detach_weight*math.pow(_t0_w1, gamma) + (1.0 - detach_weight)*_s119
-        _s120 = -alpha*logits
-        _c121 = (_e108 - (_d109 - 1.0))/_d109
-        _p122 = math.pow(_d109, -gamma)
-        _p123 = _s120*(_p122 - _p122*(gamma*_c121))
-        d_target = (_p123*math.exp(-_p103*0.5))*(1.0 - ((_p102 - (_p103 - _p101)) + _l97*_l100))*math.exp(-_p103*0.5) if logits < 0.0 and _p103 < 1500.0 else _p123*math.pow(_e108, gamma) if logits < 0.0 else _p123
+        _a44 = abs(logits)
+        _e45 = math.exp(-_a44)
+        _d46 = 1.0 + _e45
+        _c47 = (_e45 - (_d46 - 1.0))/_d46
+        _l48 = math.log1p(_e45)
+        _c49 = gamma*134217728.0 + gamma
+        _h50 = _c49 - (_c49 - gamma)
+        _l51 = gamma - _h50
+        _c52 = _a44*134217728.0 + _a44
+        _h53 = _c52 - (_c52 - _a44)
+        _l54 = _a44 - _h53
+        _p55 = _h50*_h53
+        _p56 = _h50*_l54 + _l51*_h53
+        _p57 = _p55 + _p56
+        _eg58 = ((math.exp(-_p57)*(1.0 - ((_p56 - (_p57 - _p55)) + _l51*_l54)) if _p57 < 750.0 else math.pow(_e45, gamma)) if logits < 0.0 else 1.0)
+        _p59 = _eg58*math.pow(_d46, -gamma)
+        _ap60 = alpha*(_p59 - _p59*(gamma*_c47))
+        value = _sel(logits < 0.0, _l48, logits + _l48)*_ap60
+        _na61 = -_a44
+        _e62 = math.exp(_na61)
+        _d63 = 1.0 + _e62
+        _sg64 = 1.0/_d63
+        _sg65 = _e62/_d63
+        _t0 = _sel(logits >= 0.0, _sg64, _sg65)
+        _g166 = gamma + 1.0
+        _g167 = _g166 - gamma
+        _g168 = (gamma - (_g166 - _g167)) + (1.0 - _g167)
+        _p69 = _eg58*math.pow(_d46, -_g166)
+        _q70 = alpha*(_p69 - _p69*(_g166*_c47 + _g168*_l48))
+        _w71 = _sel(logits < 0.0, _e45 + gamma*_l48, 1.0 + gamma*((logits + _l48)*_e45))
+        _p72 = math.pow(_d46, -_g166)
+        _s73 = ((((alpha*(_p72 - _p72*(_g166*_c47 + _g168*_l48)))*_w71)*math.exp(-_p57*0.5)*(1.0 - ((_p56 - (_p57 - _p55)) + _l51*_l54)))*math.exp(-_p57*0.5) if logits < 0.0 and _q70 < 2.2250738585072014e-308 and _w71 > 1.0 and _p57 < 1500.0 else _w71*_q70)
+        d_logits = _t0*alpha*detach_weight*math.pow(_t0, gamma) + (1.0 - detach_weight)*_s73
+        _s74 = -alpha*logits
+        _c75 = (_e62 - (_d63 - 1.0))/_d63
+        _p76 = math.pow(_d63, -gamma)
+        _p77 = _s74*(_p76 - _p76*(gamma*_c75))
+        d_target = (_p77*math.exp(-_p57*0.5))*(1.0 - ((_p56 - (_p57 - _p55)) + _l51*_l54))*math.exp(-_p57*0.5) if logits < 0.0 and _p57 < 1500.0 else _p77*math.pow(_e62, gamma) if logits < 0.0 else _p77
         return value, d_logits, d_target
     else:  # positive (q > 0)
-        _s124 = abs(logits)
-        _na125 = -_s124
-        _e126 = math.exp(_na125)
-        _s127 = -logits
-        _s128 = max(logits, 0.0) + math.log1p(_e126)
-        _s129 = target*(max(_s127, 0.0) + math.log1p(_e126)) + (1.0 - target)*_s128
-        value = (iou_weighted*target + (1.0 - iou_weighted))*_s129
-        _t0_w2 = iou_weighted*target + (1.0 - iou_weighted)
-        _t1 = _t0_w2*logits
-        _d130 = 1.0 + _e126
-        _sg131 = 1.0/_d130
-        _sg132 = _e126/_d130
-        _s133 = -target*_sel(_s127 >= 0.0, _sg131, _sg132) + (1.0 - target)*_sel(logits >= 0.0, _sg131, _sg132)
-        d_logits = _t0_w2*_s133
-        d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s129)
+        _s78 = abs(logits)
+        _na79 = -_s78
+        _e80 = math.exp(_na79)
+        _s81 = -logits
+        _s82 = target*(max(_s81, 0.0) + math.log1p(_e80)) + (1.0 - target)*(max(logits, 0.0) + math.log1p(_e80))
+        value = (iou_weighted*target + (1.0 - iou_weighted))*_s82
+        _t0_w1 = iou_weighted*target + (1.0 - iou_weighted)
+        _t1 = _t0_w1*logits
+        _d83 = 1.0 + _e80
+        _sg84 = 1.0/_d83
+        _sg85 = _e80/_d83
+        d_logits = _t0_w1*(-target*_sel(_s81 >= 0.0, _sg84, _sg85) + (1.0 - target)*_sel(logits >= 0.0, _sg84, _sg85))
+        d_target = -_t1*detach_weight + (1.0 - detach_weight)*(-_t1 + iou_weighted*_s82)
         return value, d_logits, d_target
 
 

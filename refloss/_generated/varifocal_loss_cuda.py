@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 34015a6e1cb486e3
+# scalar kernels: sha256 aed0b7e392c82d15
 """Varifocal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
