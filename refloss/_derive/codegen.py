@@ -1778,7 +1778,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     bad = [st.op for st in kernel.row if st.op not in ("max", "sum", "count", "let")]
     if bad:
         raise ValueError(f"{name}: row steps are 'max', 'sum', 'count' or 'let', got {bad}")
-    finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads]
+    finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads] + list(kernel.support[:1])
     needed = _row_needed(kernel, finals)
     all_grads = grads + scalar_grads
     if work and with_grad:
@@ -1854,8 +1854,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
             return
         lines.append(f"    {target} = {target} + _c_{target} if _c_{target} - _c_{target} == {zero} else {target}")
 
-    def loop_head(exprs) -> None:
-        lines.append(f"    for j in range({first}.shape[0]):")
+    def loop_head(exprs, bounds: str | None = None) -> None:
+        lines.append(f"    for j in range({bounds or f'{first}.shape[0]'}):")
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
         lines.extend(f"        {sym.name} = {n}[j]" for sym, n in element.items() if sym in used)
         if ROW_INDEX in used:
@@ -1915,8 +1915,17 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     start("value")
     for n, _ in scalar_grads:
         start(f"acc_{n}")
+    bounds = None
+    if kernel.support:  # the terms vanish outside count elements from floor(lower): the loop visits those alone
+        lower, count = kernel.support  # (the same non-zero terms added in the same order: the same sums)
+        emit("    ", "_lower", lower)
+        lines += [f"    _ja, _jb = 0, {first}.shape[0]",
+                  f"    if _lower > -{count} and _lower < _jb:  # (NaN, or beyond the row: every element)",
+                  "        _jl = int(math.floor(_lower))",
+                  f"        _ja, _jb = max(_jl, 0), min(_jl + {count}, _jb)"]
+        bounds = "_ja, _jb"
     scope = printer.snapshot()
-    loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads])
+    loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads], bounds)
     if keep is not None and outputs["value"].has(keep[0]):
         lines.append(f"        {keep[1]} = {keep[2]}")
         printer.kept = {keep[0]: keep[1]}

@@ -126,6 +126,9 @@ class Kernel:
     one number per row (e.g. a continuous target): their symbol is that number in every step and
     output, and their ``d_<symbol>`` is a per-element term summed over j, like the value.
     :data:`ROW_INDEX` is the element's index j (as a float of the kernel's precision).
+    ``support`` ``(lower, count)``: the value's terms (and the one-number-per-row gradients') vanish outside
+    the ``count`` elements from ``floor(lower)`` (DFL's two bins): the value's loop visits those alone, and adds
+    the same non-zero terms in the same order as a loop over the whole row would.
     ``invalid`` (optional) is a condition on the inputs that makes an element invalid
     (e.g. x2 < x1); the drivers count such elements together with non-finite ones.
     ``wide`` names gradient outputs whose float32 kernel falls back to float64 where their terms
@@ -160,6 +163,10 @@ class Kernel:
     value_names: tuple = ("value",)  # several for a vector function (e.g. a decoded box)
     grad_arrays: tuple | None = None  # the arrays to differentiate (None: all)
     row: tuple = ()  # (RowStep, ...) of a kernel on rows of variable width (width None)
+    # (lower, count) of a row kernel: the value's terms and the one-number-per-row inputs' gradient terms are 0
+    # at every element j outside floor(lower) <= j < floor(lower) + count (lower a row scalar): their sums
+    # visit those elements only (the derivation proves the zeros)
+    support: tuple = ()
     wide: tuple = ()  # gradient outputs evaluated one precision up (float64; double-double) where their terms cancel
     wide_margin: float = 0.5  # ... where |sum| <= wide_margin * (sum of |terms|)
     wide_scale: float | None = None  # ... and (not None) sum of |terms| >= wide_scale * the largest gradient component
