@@ -59,6 +59,9 @@ LEFT = H1(U) * H0(1 - U) - H0(-U) * H1(U + 1)
 DW = (1 - e_end) * RIGHT + e_end * LEFT
 LSE_MINUS_Z = Sub(m, z) + l
 OUTPUTS = {"value": W * LSE_MINUS_Z, "d_z": _exp_below(z) / s - W, "d_target": -gate * g2 * DW * z}
+# the two bins where the value's terms (w_j) and dL/dy's (dw_j/dt_c) can be non-zero: y_l = floor(t_c) and y_r, or
+# n - 2 and n - 1 at the last bin (the left derivative): the value's loop visits these alone (proved below)
+SUPPORT = (TMin(tc, C - 2), 2)
 
 
 def _plain(e):
@@ -79,9 +82,13 @@ def _prove(checks):
         paper = -((yr - yv) * logS[yl] + ((yv - yl) * logS[yr] if yr < N_PROOF else 0))
         sub = {y: yv, clamp: -1, C: N_PROOF}
         steps = [RowStep(st.symbol, st.op, st.expr.xreplace(sub)) for st in ROW]
-        outs = [o.xreplace(sub) for o in OUTPUTS.values()]
-        value, dz, dy = expand_row(steps, {z: zs, jf: idx}, outs, _plain)
+        outs = [o.xreplace(sub) for o in OUTPUTS.values()] + [SUPPORT[0].xreplace(sub)]
+        value, dz, dy, lower = expand_row(steps, {z: zs, jf: idx}, outs, _plain)
         where = f"n = {N_PROOF}, y = {yv}"
+        first = int(sp.floor(lower[0]))
+        outside = [k for k in range(N_PROOF) if not first <= k < first + SUPPORT[1]]
+        prove_equal(sp.Add(*(sp.Abs(value[k]) + sp.Abs(dy[k]) for k in outside)), 0, f"{where}: the terms of L and "
+                    f"dL/dy are 0 outside the bins {first}, {first + 1} (at {outside})", checks, domain=dom, numeric=True)
         prove_equal(sp.Add(*value), paper, f"{where}: sum_j max(0, 1 - |j - y|)(lse - z_j) is the paper's DFL", checks,
                     domain=dom, numeric=True)
         for k in range(N_PROOF):
@@ -98,7 +105,7 @@ def derive() -> LossSpec:
     _prove(checks)
     arrays = (("logits", None, (z,)), ("target", 1, (y,)))
     kernel = Kernel(arrays=arrays, args=(clamp,), prelude=(), branches=(Branch(None, dict(OUTPUTS)),),
-                    invalid=sp.Or(y < 0, y > C - 1), row=ROW)
+                    invalid=sp.Or(y < 0, y > C - 1), row=ROW, support=SUPPORT)
     yl, yr, S = sp.Symbol("y_l"), sp.Symbol("y_r"), sp.Function("S")
     jj = sp.Symbol("j")
     return LossSpec(

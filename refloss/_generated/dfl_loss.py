@@ -100,7 +100,12 @@ def value_f64(logits, target, clamp):
     l = math.log1p(s_1 + t)
     value = 0.0
     _c_value = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - 2.0)
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
@@ -178,7 +183,12 @@ def value_work_f64(logits, target, work, clamp):
     l = math.log1p(s_1 + t)
     value = 0.0
     _c_value = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - 2.0)
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
@@ -262,7 +272,12 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     _c_value = 0.0
     acc_target = 0.0
     _c_acc_target = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - 2.0)
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
@@ -346,7 +361,12 @@ def value_f32(logits, target, clamp):
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     _acc64_value = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - _f32(2.0))
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
@@ -410,7 +430,12 @@ def value_work_f32(logits, target, work, clamp):
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     _acc64_value = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - _f32(2.0))
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
@@ -480,7 +505,12 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     s = n + s_1
     _acc64_value = 0.0
     _acc64_acc_target = 0.0
-    for j in range(logits.shape[0]):
+    _lower = min(t_c, C_row - _f32(2.0))
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
