@@ -1040,6 +1040,14 @@ class KernelPrinter(PythonCodePrinter):
         a, b = expr.args
         return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}/{self.parenthesize(b, PRECEDENCE['Mul'])})"
 
+    def _print_Weighted(self, expr):
+        w = self._once(expr.args[0], PRECEDENCE["Mul"])
+        return f"({w}*{self.parenthesize(expr.args[1], PRECEDENCE['Mul'])} if {w} != {self._literal(0)} else {w})"
+
+    def _print_NanTo0(self, expr):
+        x = self._once(expr.args[0])
+        return f"({x} if {x} == {x} else {self._literal(0)})"
+
     def _print_Times(self, expr):
         a, b = expr.args
         return f"({self.parenthesize(a, PRECEDENCE['Mul'], strict=True)}*{self.parenthesize(b, PRECEDENCE['Mul'])})"

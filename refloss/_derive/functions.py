@@ -226,6 +226,28 @@ class Times(sp.Function):
     nargs = 2
 
 
+class Weighted(sp.Function):
+    """w*x, exactly 0 where the weight w is 0 whatever x is: a term of a sum whose factor x may overflow where its
+    weight vanishes (softmax cross-entropy's lse(z) - z_j = inf for finite logits more than the largest float
+    apart, at a class of target 0): the term is exactly 0 there, not inf*0 = NaN."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        w, x = self.args
+        return x if argindex == 1 else w
+
+
+class NanTo0(sp.Function):
+    """x, or 0 where x is NaN: a rounding error from TwoSum where the sum overflowed (inf - inf), in a factor
+    (1 + e) of a term that is 0 there (softmax cross-entropy's exp(z_j - m)(1 + e) with z_j - m = -inf)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
+
+
 class DiffOfDiffs(sp.Function):
     """(p2 - p1) - (t2 - t1) = (p2 - t2) - (p1 - t1), evaluated as the difference of the offsets plus
     their rounding errors (TwoSum, additions only): accurate to a few ulp of the result however much
@@ -261,6 +283,7 @@ def plain(expr):
         .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
+        .replace(Weighted, lambda w, x: w * x).replace(NanTo0, lambda x: x) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
