@@ -19,7 +19,7 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import (ROW_INDEX, ROW_WIDTH, Branch, Kernel, LossSpec, Param, RowStep, Step, Variant,
                                   expand_row, prove_equal)
-from refloss._derive.functions import Clamp0, RealAbs, Step as Above, Sub, TMax, TMin, plain
+from refloss._derive.functions import Clamp0, RealAbs, Step as Above, Sub, TMax, TMin, Weighted, plain
 from .softmax_cross_entropy import _exp_below, l, m, n, s, s1, t, z
 
 NAME = "dfl_loss"
@@ -58,7 +58,7 @@ RIGHT = H0(U) * H1(1 - U) - H1(-U) * H0(U + 1)
 LEFT = H1(U) * H0(1 - U) - H0(-U) * H1(U + 1)
 DW = (1 - e_end) * RIGHT + e_end * LEFT
 LSE_MINUS_Z = Sub(m, z) + l
-OUTPUTS = {"value": W * LSE_MINUS_Z, "d_z": _exp_below(z) / s - W, "d_target": -gate * g2 * DW * z}
+OUTPUTS = {"value": Weighted(W, LSE_MINUS_Z), "d_z": _exp_below(z) / s - W, "d_target": -gate * g2 * DW * z}
 # the two bins where the value's terms (w_j) and dL/dy's (dw_j/dt_c) can be non-zero: y_l = floor(t_c) and y_r, or
 # n - 2 and n - 1 at the last bin (the left derivative): the value's loop visits these alone (proved below)
 SUPPORT = (TMin(tc, C - 2), 2)
@@ -155,5 +155,7 @@ def derive() -> LossSpec:
         accuracy="lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)) with exp(z_j - m) corrected by the rounding error "
         "of z_j - m (softmax_cross_entropy's evaluation): the value is a sum of two non-negative terms, finite and "
         "accurate for logits of any magnitude; dL/dy = z_{y_l} - z_{y_r} is one rounded subtraction. The weights "
-        "1 - |j - y| are exact where |j - y| is (Sterbenz) and within half an ulp otherwise.",
+        "1 - |j - y| are exact where |j - y| is (Sterbenz) and within half an ulp otherwise. The value and dL/dy sum "
+        "over the two bins y_l, y_r alone (the other terms are 0, proved below); logits more than the largest float "
+        "apart give no NaN (a bin of weight 0 adds exactly 0; a weighted bin whose lse(z) - z_j overflows gives inf).",
         checks=checks, input_ranges={"target": (0.0, "row")}, family="distribution")

@@ -12,7 +12,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, RowStep, Step, expand_row, prove_equal
-from refloss._derive.functions import Step as Above, Sub, TwoSum, plain
+from refloss._derive.functions import NanTo0, Step as Above, Sub, TwoSum, Weighted, plain
 
 NAME = "softmax_cross_entropy"
 C_PROOF = 3  # the identities are proved for rows of this many classes (and for a tie at the maximum)
@@ -26,8 +26,9 @@ eps = sp.Symbol("label_smoothing", real=True)  # torch's label_smoothing: y -> (
 
 def _exp_below(zj):
     """exp(z_j - m) with the rounding error e of z_j - m put back, exp(d)(1 + e): the difference
-    of two large logits loses no digit of the probability (|z_j - m| eps relative otherwise)."""
-    return sp.exp(TwoSum(zj, -m, 0)) * (1 + TwoSum(zj, -m, 1))
+    of two large logits loses no digit of the probability (|z_j - m| eps relative otherwise).  e is taken as 0
+    where it is NaN (d = -inf for finite logits more than the largest float apart, where e = inf - inf is NaN)."""
+    return sp.exp(TwoSum(zj, -m, 0)) * (1 + NanTo0(TwoSum(zj, -m, 1)))
 
 
 ROW = (
@@ -43,7 +44,8 @@ ROW = (
 )
 SMOOTHED = (1 - eps) * y + eps / c  # exactly y at label_smoothing = 0
 LSE_MINUS_Z = Sub(m, z) + l  # lse(z) - z_j >= 0, the maximum's term exactly log s
-OUTPUTS = {"value": SMOOTHED * LSE_MINUS_Z, "d_z": w * (_exp_below(z) / s) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
+# a class of target 0 adds exactly 0 (lse(z) - z_j overflows to inf for finite logits more than the largest float apart)
+OUTPUTS = {"value": Weighted(SMOOTHED, LSE_MINUS_Z), "d_z": w * (_exp_below(z) / s) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
 
 
 def _plain(e):
@@ -118,6 +120,8 @@ def derive() -> LossSpec:
         "alike). Differentiable everywhere.",
         accuracy="m = max_j z_j first; exp(z_j - m) with the rounding error e of z_j - m put back "
         "(exp(d)(1 + e)); lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)): every term of the value is "
-        "non-negative, so logits of any magnitude (1e30, -1e30) give finite, accurate values. "
-        "Sums are accumulated in index order in the kernel's precision.",
+        "non-negative, so logits of any magnitude (1e30, -1e30) give finite, accurate values. Logits more than the "
+        "largest float apart (1e308 and -1e308): no NaN; a class of target 0 adds exactly 0 and its exp(z_j - m) is 0, "
+        "while a term y_j (lse(z) - z_j) with y_j > 0 whose lse(z) - z_j overflows is inf (as that d/dy_j). "
+        "Sums are compensated in index order (float32: float64 sums of the float32 terms).",
         checks=checks, input_ranges={"targets": (0.0, 1.0)}, family="softmax", indices=("targets",))

@@ -47,6 +47,50 @@ def test_huge_logits_against_live_oracle(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logits_more_than_the_largest_float_apart(dtype):
+    """Finite logits whose differences overflow (1e308 and -1e308; float32 3e38): exp(z_j - m) is 0 there and lse(z) -
+    z_j is inf, which NaN-poisoned every output before (inf - inf in the exp's rounding error, inf * 0 at a target
+    of 0). Now: no NaN; the value, d/dlogits and d/dtargets within the 8-ULP bar of the live oracle (gradients in
+    ULPs of max(|exact|, Y softmax_j, y_j)), except where a term y_j (lse(z) - z_j) has lse(z) - z_j itself beyond
+    the largest float at y_j > 0: there the value (and that d/dtarget) is inf (docs/accuracy.md). DFL too."""
+    from refloss.oracle.classification import dfl_loss as dfl_oracle, softmax_gradient_scale
+
+    big = dtype(1e308 if dtype == np.float64 else 3e38)
+    fmax = float(np.finfo(dtype).max)
+    z = np.array([[big, -big, 0.0, 1.0], [-big, big, -big / 3, 0.0], [0.0, -big, 2.5, big], [big, big, -big, -2.5]],
+                 dtype)
+    y = np.array([[1.0, 0, 0, 0], [0.0, 0.5, 0, 0.5], [0.25, 0, 0.25, 0.5], [0.5, 0.5, 0, 0]], dtype)
+    v, (gz, gy) = SCE.value_and_grad(z, y)
+    assert not np.isnan(v).any() and not np.isnan(gz).any() and not np.isnan(gy).any()
+    spacing = lambda e: float(np.spacing(dtype(min(abs(float(e)), fmax))))  # noqa: E731
+    for i in range(len(z)):
+        zi, ti = [float(a) for a in z[i]], [float(a) for a in y[i]]
+        ev, egz, egy = oracle(zi, ti)
+        overflow = any(t > 0 and max(zi) - zk > fmax for zk, t in zip(zi, ti))
+        assert (v[i] == np.inf) if overflow else ulp_error(v[i], ev, dtype) <= 8, (i, v[i], ev)
+        scale = softmax_gradient_scale(zi, ti, dtype)[:len(zi)]
+        for j in range(len(zi)):
+            assert abs(float(gz[i, j]) - float(egz[j])) <= 8 * spacing(max(abs(egz[j]), scale[j])), (i, j)
+            if max(zi) - zi[j] <= fmax:
+                assert ulp_error(gy[i, j], egy[j], dtype) <= 8, (i, j)
+            else:
+                assert gy[i, j] == np.inf
+    # DFL: the row's softmax as above, the two bins' weights
+    for t in (0.0, 0.5, 1.0, 3.0):
+        v, (gz, _) = rl.dfl_loss.value_and_grad(z, np.full(len(z), t, dtype))
+        assert not np.isnan(v).any() and not np.isnan(gz).any()
+        for i in range(len(z)):
+            zi = [float(a) for a in z[i]]
+            ev, egz, _ = dfl_oracle(zi, t)
+            lo = min(int(t), len(zi) - 2)
+            weights = [lo + 1 - t, t - lo]
+            overflow = any(w > 0 and max(zi) - zi[lo + k] > fmax for k, w in enumerate(weights))
+            assert (v[i] == np.inf) if overflow else ulp_error(v[i], ev, dtype) <= 8, (t, i, v[i], ev)
+            for j in range(len(zi)):
+                assert abs(float(gz[i, j]) - float(egz[j])) <= 8 * np.finfo(dtype).eps, (t, i, j)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_wide_rows_within_bar(dtype):
     """Rows of 1,203 classes (LVIS's), logits over three decades, soft targets: value and gradients within the
     8-ULP bar of the live 50-digit oracle (gradients in ULPs of max(|exact|, Y softmax_j, y_j), as verify's).

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 74
+# ops: 75
 """Distribution Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -58,38 +58,39 @@ def value_f64(logits, target, clamp):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _xc4 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
-        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
-        _k7 = _kt6 - 6755399441055744.0
-        _rh8 = _xc5 - _k7*0.6931471805598903
-        _rl9 = _k7*5.497923018708371e-14
-        _r10 = _rh8 - _rl9
-        _rc11 = (_rh8 - _r10) - _rl9
-        _e12 = 0.5 + 0.1666666666666667*_r10
-        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
-        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
-        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
-        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
-        _x17 = _r10*_r10
-        _e18 = _e12 + _e13*_x17
-        _e19 = _e14 + _e15*_x17
-        _e20 = _e16 + 2.0914685161418067e-09*_x17
-        _x21 = _x17*_x17
-        _e22 = _e18 + _e19*_x21
-        _x23 = _x21*_x21
-        _e24 = _e22 + _e20*_x23
-        _q25 = (_r10*_r10)*_e24 + _rc11
-        _q26 = _r10 + _q25
-        _kt27 = _k7*0.5 + 6755399441055744.0
-        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
-        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
-        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
-        _p32 = 1.0 + _q26
-        _ex33 = (_p32*_sc30)*_sc31
-        _ex34 = (_ex33 if _e2 == _e2 else _e2)
-        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+        _k8 = _kt7 - 6755399441055744.0
+        _rh9 = _xc6 - _k8*0.6931471805598903
+        _rl10 = _k8*5.497923018708371e-14
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = 0.5 + 0.1666666666666667*_r11
+        _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+        _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+        _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+        _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+        _x18 = _r11*_r11
+        _e19 = _e13 + _e14*_x18
+        _e20 = _e15 + _e16*_x18
+        _e21 = _e17 + 2.0914685161418067e-09*_x18
+        _x22 = _x18*_x18
+        _e23 = _e19 + _e20*_x22
+        _x24 = _x22*_x22
+        _e25 = _e23 + _e21*_x24
+        _q26 = (_r11*_r11)*_e25 + _rc12
+        _q27 = _r11 + _q26
+        _kt28 = _k8*0.5 + 6755399441055744.0
+        _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+        _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+        _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _p33 = 1.0 + _q27
+        _ex34 = (_p33*_sc31)*_sc32
+        _ex35 = (_ex34 if _e2 == _e2 else _e2)
+        _a_s_1 = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -109,8 +110,9 @@ def value_f64(logits, target, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
-        _s35 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _a_value = (l + (m - z))*max(_s35, _s35 - _s35)
+        _s36 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        _s37 = max(_s36, _s36 - _s36)
+        _a_value = _s37*(l + (m - z)) if _s37 != 0.0 else _s37
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -172,7 +174,8 @@ def value_work_f64(logits, target, work, clamp):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -192,8 +195,9 @@ def value_work_f64(logits, target, work, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
-        _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _a_value = (l + (m - z))*max(_s37, _s37 - _s37)
+        _s38 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        _s39 = max(_s38, _s38 - _s38)
+        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -258,7 +262,8 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -281,8 +286,9 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = jf - t_c
-        _s37 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _a_value = (l + (m - z))*max(_s37, _s37 - _s37)
+        _s38 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        _s39 = max(_s38, _s38 - _s38)
+        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -290,10 +296,10 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _r1 = -_r0
         _r2 = _r0 + 1.0
         _r3 = 1.0 - _r0
-        _s38 = -(1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0)
-        _s39 = -(1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0)
-        _s40 = (1.0 - e_end)*((1.0 if _r0 > 0.0 else 0.0)*(1.0 if _r3 >= 0.0 else 0.0) + _s39)
-        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s38) + _s40)
+        _s40 = -(1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0)
+        _s41 = -(1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0)
+        _s42 = (1.0 - e_end)*((1.0 if _r0 > 0.0 else 0.0)*(1.0 if _r3 >= 0.0 else 0.0) + _s41)
+        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s40) + _s42)
         _b_acc_target = acc_target + _a_acc_target
         _v_acc_target = _b_acc_target - acc_target
         _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
@@ -306,10 +312,11 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _kept = d_logits[j]
         _r4 = -m
         _r5 = jf - t_c
-        _s41 = (1.0 if -_r5 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r5 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _e42 = z + _r4
-        _e43 = _e42 - z
-        d_logits[j] = (-max(_s41, _s41 - _s41) + (((z - (_e42 - _e43)) + (_r4 - _e43)) + 1.0)*_kept/s)/divisor
+        _s43 = (1.0 if -_r5 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r5 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
+        _e44 = z + _r4
+        _e45 = _e44 - z
+        _s46 = (z - (_e44 - _e45)) + (_r4 - _e45)
+        d_logits[j] = (-max(_s43, _s43 - _s43) + ((_s46 if _s46 == _s46 else 0.0) + 1.0)*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value
 
@@ -329,34 +336,35 @@ def value_f32(logits, target, clamp):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _xc4 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
-        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k7 = _kt6 - _f32(12582912.0)
-        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
-        _rl9 = _k7*_f32(1.428606765330187e-06)
-        _r10 = _rh8 - _rl9
-        _rc11 = (_rh8 - _r10) - _rl9
-        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
-        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
-        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
-        _x15 = _r10*_r10
-        _e16 = _e12 + _e13*_x15
-        _x17 = _x15*_x15
-        _e18 = _e16 + _e14*_x17
-        _q19 = (_r10*_r10)*_e18 + _rc11
-        _q20 = _r10 + _q19
-        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
-        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
-        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
-        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _p26 = _f32(1.0) + _q20
-        _ex27 = (_p26*_sc24)*_sc25
-        _ex28 = (_ex27 if _e2 == _e2 else _e2)
-        _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _acc64_s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
-        n += _f32(1.0) - _s29
+        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k8 = _kt7 - _f32(12582912.0)
+        _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+        _rl10 = _k8*_f32(1.428606765330187e-06)
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+        _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+        _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+        _x16 = _r11*_r11
+        _e17 = _e13 + _e14*_x16
+        _x18 = _x16*_x16
+        _e19 = _e17 + _e15*_x18
+        _q20 = (_r11*_r11)*_e19 + _rc12
+        _q21 = _r11 + _q20
+        _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+        _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+        _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+        _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _p27 = _f32(1.0) + _q21
+        _ex28 = (_p27*_sc25)*_sc26
+        _ex29 = (_ex28 if _e2 == _e2 else _e2)
+        _s30 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        _acc64_s_1 += float(((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29*_s30)
+        n += _f32(1.0) - _s30
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -370,9 +378,10 @@ def value_f32(logits, target, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
-        _s30 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s31 = _s30 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _acc64_value += float((l + (m - z))*max(_s31, _s31 - _s31))
+        _s31 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s32 = _s31 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        _s33 = max(_s32, _s32 - _s32)
+        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
     value = _f32(_acc64_value)
     return value
 
@@ -423,8 +432,9 @@ def value_work_f32(logits, target, work, clamp):
         _s28 = -m
         _e29 = z + _s28
         _e30 = _e29 - z
-        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
+        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
@@ -439,9 +449,10 @@ def value_work_f32(logits, target, work, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
-        _s32 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s33 = _s32 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _acc64_value += float((l + (m - z))*max(_s33, _s33 - _s33))
+        _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        _s35 = max(_s34, _s34 - _s34)
+        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
     value = _f32(_acc64_value)
     return value
 
@@ -496,8 +507,9 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _s29 = -m
         _e30 = z + _s29
         _e31 = _e30 - z
-        _s32 = ((z - (_e30 - _e31)) + (_s29 - _e31)) + _f32(1.0)
-        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _s32 = (z - (_e30 - _e31)) + (_s29 - _e31)
+        _s33 = (_s32 if _s32 == _s32 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s33*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
@@ -514,17 +526,18 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - t_c
-        _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _acc64_value += float((l + (m - z))*max(_s34, _s34 - _s34))
+        _s34 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s35 = _s34 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        _s36 = max(_s35, _s35 - _s35)
+        _acc64_value += float(_s36*(l + (m - z)) if _s36 != _f32(0.0) else _s36)
         _r1 = -_r0
         _r2 = _r0 + _f32(1.0)
         _r3 = _f32(1.0) - _r0
-        _s35 = -(_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0))
-        _s36 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s35
-        _s37 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
-        _s38 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s37
-        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s36 + (_f32(1.0) - e_end)*_s38))
+        _s37 = -(_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0))
+        _s38 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s37
+        _s39 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
+        _s40 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s39
+        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s38 + (_f32(1.0) - e_end)*_s40))
     value = _f32(_acc64_value)
     acc_target = _f32(_acc64_acc_target)
     for j in range(logits.shape[0]):
@@ -533,10 +546,11 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _kept = d_logits[j]
         _r4 = -m
         _r5 = jf - t_c
-        _s39 = (_f32(1.0) if -_r5 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s40 = _s39 + (_f32(1.0) if _r5 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _e41 = z + _r4
-        _e42 = _e41 - z
-        d_logits[j] = (-max(_s40, _s40 - _s40) + (((z - (_e41 - _e42)) + (_r4 - _e42)) + _f32(1.0))*_kept/s)/divisor
+        _s41 = (_f32(1.0) if -_r5 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
+        _s42 = _s41 + (_f32(1.0) if _r5 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
+        _e43 = z + _r4
+        _e44 = _e43 - z
+        _s45 = (z - (_e43 - _e44)) + (_r4 - _e44)
+        d_logits[j] = (-max(_s42, _s42 - _s42) + ((_s45 if _s45 == _s45 else _f32(0.0)) + _f32(1.0))*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value

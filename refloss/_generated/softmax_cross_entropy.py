@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 25
+# ops: 26
 """Softmax cross-entropy: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -57,38 +57,39 @@ def value_f64(logits, targets, label_smoothing):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _xc4 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
-        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
-        _k7 = _kt6 - 6755399441055744.0
-        _rh8 = _xc5 - _k7*0.6931471805598903
-        _rl9 = _k7*5.497923018708371e-14
-        _r10 = _rh8 - _rl9
-        _rc11 = (_rh8 - _r10) - _rl9
-        _e12 = 0.5 + 0.1666666666666667*_r10
-        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
-        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
-        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
-        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
-        _x17 = _r10*_r10
-        _e18 = _e12 + _e13*_x17
-        _e19 = _e14 + _e15*_x17
-        _e20 = _e16 + 2.0914685161418067e-09*_x17
-        _x21 = _x17*_x17
-        _e22 = _e18 + _e19*_x21
-        _x23 = _x21*_x21
-        _e24 = _e22 + _e20*_x23
-        _q25 = (_r10*_r10)*_e24 + _rc11
-        _q26 = _r10 + _q25
-        _kt27 = _k7*0.5 + 6755399441055744.0
-        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
-        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
-        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
-        _p32 = 1.0 + _q26
-        _ex33 = (_p32*_sc30)*_sc31
-        _ex34 = (_ex33 if _e2 == _e2 else _e2)
-        _a_s_1 = (((z - (_e2 - _e3)) + (_s1 - _e3)) + 1.0)*_ex34*(1.0 if m - z > 0.0 else 0.0)
+        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+        _k8 = _kt7 - 6755399441055744.0
+        _rh9 = _xc6 - _k8*0.6931471805598903
+        _rl10 = _k8*5.497923018708371e-14
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = 0.5 + 0.1666666666666667*_r11
+        _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+        _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+        _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+        _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+        _x18 = _r11*_r11
+        _e19 = _e13 + _e14*_x18
+        _e20 = _e15 + _e16*_x18
+        _e21 = _e17 + 2.0914685161418067e-09*_x18
+        _x22 = _x18*_x18
+        _e23 = _e19 + _e20*_x22
+        _x24 = _x22*_x22
+        _e25 = _e23 + _e21*_x24
+        _q26 = (_r11*_r11)*_e25 + _rc12
+        _q27 = _r11 + _q26
+        _kt28 = _k8*0.5 + 6755399441055744.0
+        _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+        _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+        _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _p33 = 1.0 + _q27
+        _ex34 = (_p33*_sc31)*_sc32
+        _ex35 = (_ex34 if _e2 == _e2 else _e2)
+        _a_s_1 = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -102,7 +103,8 @@ def value_f64(logits, targets, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _s36 = y*(1.0 - label_smoothing) + label_smoothing/C
+        _a_value = _s36*(l + (m - z)) if _s36 != 0.0 else _s36
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -163,7 +165,8 @@ def value_work_f64(logits, targets, work, label_smoothing):
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -177,7 +180,8 @@ def value_work_f64(logits, targets, work, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _s38 = y*(1.0 - label_smoothing) + label_smoothing/C
+        _a_value = _s38*(l + (m - z)) if _s38 != 0.0 else _s38
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -247,7 +251,8 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _s34 = -m
         _e35 = z + _s34
         _e36 = _e35 - z
-        _a_s_1 = (((z - (_e35 - _e36)) + (_s34 - _e36)) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -263,7 +268,8 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _a_value = (l + (m - z))*(y*(1.0 - label_smoothing) + label_smoothing/C)
+        _s38 = y*(1.0 - label_smoothing) + label_smoothing/C
+        _a_value = _s38*(l + (m - z)) if _s38 != 0.0 else _s38
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -275,9 +281,10 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _kept = d_logits[j]
         _r0 = 1.0 - label_smoothing
         _r1 = -m
-        _e37 = z + _r1
-        _e38 = _e37 - z
-        d_logits[j] = (-_r0*y + w*(((z - (_e37 - _e38)) + (_r1 - _e38)) + 1.0)*_kept/s - label_smoothing/C)/divisor
+        _e39 = z + _r1
+        _e40 = _e39 - z
+        _s41 = (z - (_e39 - _e40)) + (_r1 - _e40)
+        d_logits[j] = (-_r0*y + w*((_s41 if _s41 == _s41 else 0.0) + 1.0)*_kept/s - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -296,34 +303,35 @@ def value_f32(logits, targets, label_smoothing):
         _s1 = -m
         _e2 = z + _s1
         _e3 = _e2 - z
-        _xc4 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
-        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k7 = _kt6 - _f32(12582912.0)
-        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
-        _rl9 = _k7*_f32(1.428606765330187e-06)
-        _r10 = _rh8 - _rl9
-        _rc11 = (_rh8 - _r10) - _rl9
-        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
-        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
-        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
-        _x15 = _r10*_r10
-        _e16 = _e12 + _e13*_x15
-        _x17 = _x15*_x15
-        _e18 = _e16 + _e14*_x17
-        _q19 = (_r10*_r10)*_e18 + _rc11
-        _q20 = _r10 + _q19
-        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
-        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
-        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
-        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _p26 = _f32(1.0) + _q20
-        _ex27 = (_p26*_sc24)*_sc25
-        _ex28 = (_ex27 if _e2 == _e2 else _e2)
-        _s29 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _acc64_s_1 += float((((z - (_e2 - _e3)) + (_s1 - _e3)) + _f32(1.0))*_ex28*_s29)
-        n += _f32(1.0) - _s29
+        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k8 = _kt7 - _f32(12582912.0)
+        _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+        _rl10 = _k8*_f32(1.428606765330187e-06)
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+        _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+        _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+        _x16 = _r11*_r11
+        _e17 = _e13 + _e14*_x16
+        _x18 = _x16*_x16
+        _e19 = _e17 + _e15*_x18
+        _q20 = (_r11*_r11)*_e19 + _rc12
+        _q21 = _r11 + _q20
+        _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+        _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+        _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+        _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _p27 = _f32(1.0) + _q21
+        _ex28 = (_p27*_sc25)*_sc26
+        _ex29 = (_ex28 if _e2 == _e2 else _e2)
+        _s30 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        _acc64_s_1 += float(((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29*_s30)
+        n += _f32(1.0) - _s30
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -331,7 +339,8 @@ def value_f32(logits, targets, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+        _s31 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s31*(l + (m - z)) if _s31 != _f32(0.0) else _s31)
     value = _f32(_acc64_value)
     return value
 
@@ -381,8 +390,9 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _s28 = -m
         _e29 = z + _s28
         _e30 = _e29 - z
-        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
+        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
@@ -391,7 +401,8 @@ def value_work_f32(logits, targets, work, label_smoothing):
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+        _s33 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
     value = _f32(_acc64_value)
     return value
 
@@ -445,8 +456,9 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _s28 = -m
         _e29 = z + _s28
         _e30 = _e29 - z
-        _s31 = ((z - (_e29 - _e30)) + (_s28 - _e30)) + _f32(1.0)
-        _acc64_s_1 += float(_s31*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
+        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
@@ -457,7 +469,8 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _acc64_value += float((l + (m - z))*(y*(_f32(1.0) - label_smoothing) + label_smoothing/C))
+        _s33 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
     value = _f32(_acc64_value)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -465,9 +478,10 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _kept = d_logits[j]
         _r0 = _f32(1.0) - label_smoothing
         _r1 = -m
-        _e32 = z + _r1
-        _e33 = _e32 - z
-        _s34 = -_r0*y + w*(((z - (_e32 - _e33)) + (_r1 - _e33)) + _f32(1.0))*_kept/s - label_smoothing/C
-        d_logits[j] = _s34/divisor
+        _e34 = z + _r1
+        _e35 = _e34 - z
+        _s36 = (z - (_e34 - _e35)) + (_r1 - _e35)
+        _s37 = -_r0*y + w*((_s36 if _s36 == _s36 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C
+        d_logits[j] = _s37/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value

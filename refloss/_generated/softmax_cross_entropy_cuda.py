@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 77b2c30dbc6d43b3
+# scalar kernels: sha256 3b60ea752b292900
 """Softmax cross-entropy: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
