@@ -1786,7 +1786,8 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     bad = [st.op for st in kernel.row if st.op not in ("max", "sum", "count", "let")]
     if bad:
         raise ValueError(f"{name}: row steps are 'max', 'sum', 'count' or 'let', got {bad}")
-    finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads] + list(kernel.support[:1])
+    finals = [outputs["value"]] + [outputs[g] for _, g in grads + scalar_grads] + [
+        e for e in kernel.support if isinstance(e, sp.Basic)]
     needed = _row_needed(kernel, finals)
     all_grads = grads + scalar_grads
     if work and with_grad:
@@ -1927,10 +1928,14 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     if kernel.support:  # the terms vanish outside count elements from floor(lower): the loop visits those alone
         lower, count = kernel.support  # (the same non-zero terms added in the same order: the same sums)
         emit("    ", "_lower", lower)
+        span = count
+        if not isinstance(count, int):  # a row scalar (e.g. 1, or the whole row where a parameter spreads the terms)
+            emit("    ", "_count", count)
+            count, span = "_count", "int(_count)"
         lines += [f"    _ja, _jb = 0, {first}.shape[0]",
                   f"    if _lower > -{count} and _lower < _jb:  # (NaN, or beyond the row: every element)",
                   "        _jl = int(math.floor(_lower))",
-                  f"        _ja, _jb = max(_jl, 0), min(_jl + {count}, _jb)"]
+                  f"        _ja, _jb = max(_jl, 0), min(_jl + {span}, _jb)"]
         bounds = "_ja, _jb"
     scope = printer.snapshot()
     loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads], bounds)
@@ -2167,6 +2172,10 @@ def scalar_module(spec: LossSpec, source: str) -> str:
             parts += [row_function(kernel, f"value_{prec}", prec, False), "",
                       row_function(kernel, f"value_work_{prec}", prec, False, work=True), "",
                       row_function(kernel, f"value_and_grad_{prec}", prec, True)]
+            index = spec.index_kernels.get(prec)
+            if index is not None:  # the class-index kernels, for the CPU drivers (a work row for the value alone)
+                parts += ["", row_function(index, f"value_work_index_{prec}", prec, False, work=True), "",
+                          row_function(index, f"value_and_grad_index_{prec}", prec, True)]
             continue
         # the cheap conditional expressions as selections, where Python (the simulator) can evaluate both arms:
         # Numba's front end, on the CPU or for a GPU, costs (conditional expressions) x (blocks) (refloss/_select.py)
@@ -2433,11 +2442,19 @@ def _compiled_scalars(wrapper: str, fns=("value", "value_and_grad")) -> list:
     return [f"_{fn}_{prec} = {wrapper}(_scalar.{fn}_{prec})" for prec in PRECISIONS for fn in fns]
 
 
-def _drivers(spec: LossSpec):
-    """(precision, kernel, driver name, with_grad) of every driver a module defines."""
-    for prec in PRECISIONS:
-        for fn, with_grad in (("value", False), ("value_and_grad", True)):
-            yield prec, spec.kernels[prec], fn, with_grad
+def _drivers(spec: LossSpec, index: bool = True):
+    """(precision, kernel, driver name, with_grad) of every driver a module defines (``index``: a row loss's
+    class-index kernels' too, as ``value_index``, ``value_and_grad_index``; the CPU's, which the API calls)."""
+    for suffix, kernels in (("", spec.kernels), ("_index", spec.index_kernels if index else {})):
+        for prec in PRECISIONS:
+            if prec in kernels:
+                for fn, with_grad in (("value", False), ("value_and_grad", True)):
+                    yield prec, kernels[prec], fn + suffix, with_grad
+
+
+def _scalar_names(spec: LossSpec, fns: tuple) -> tuple:
+    """``fns`` and, for a loss with class-index kernels, their ``_index`` twins."""
+    return fns + (tuple(f + "_index" for f in fns) if spec.index_kernels else ())
 
 
 def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) -> str:
@@ -2464,7 +2481,7 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
     ]
     if spec.kernels["f64"].is_row:  # the row kernels are called; the others are written into the drivers' loops
         lines += [scalar_import or f"from refloss._generated import {spec.name} as _scalar", ""]
-        lines += _compiled_scalars("njit(**CPU_OPTIONS)", ("value_work", "value_and_grad"))
+        lines += _compiled_scalars("njit(**CPU_OPTIONS)", _scalar_names(spec, ("value_work", "value_and_grad")))
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += (_row_driver(kernel, prec, fn, with_grad) if kernel.is_row else
                   _block_driver(kernel, prec, fn, with_grad,
@@ -2518,7 +2535,8 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     step_sig = ", ".join(["i"] + work + [sig])
     lines = ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
     lines += _wrap(f"def _{fn}_step_{prec}({step_sig}):", "")
-    body = _loop_body(kernel, f"_{fn}_{prec}" if with_grad else f"_value_work_{prec}", with_grad, work=not with_grad)
+    work_fn = fn.replace("value", "value_work", 1)  # (value -> value_work, value_index -> value_work_index)
+    body = _loop_body(kernel, f"_{fn}_{prec}" if with_grad else f"_{work_fn}_{prec}", with_grad, work=not with_grad)
     lines += [w for s in body for w in _wrap(s, "    ")]
     lines.append(f"    for j in range({first}.shape[1]):")
     lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
@@ -2719,7 +2737,8 @@ def cuda_module(spec: LossSpec, source: str) -> str:
     ]
     lines += _compiled_scalars("cuda.jit(device=True)")
     rescaled = cuda_rescaled(spec.family, spec.properties, spec.params)
-    for prec, kernel, fn, with_grad in _drivers(spec):
+    # (class indices on a GPU are one-hot rows: the API builds them on the host; no class-index kernels here)
+    for prec, kernel, fn, with_grad in _drivers(spec, index=False):
         lines += ["", "", "@cuda.jit(cache=CACHE)"]
         # a rescaled driver takes the kernel's arguments twice (the second time for eps 0) and whether tiny pairs
         # are rescaled (the caller's eps is 0): Loss._cuda_args

@@ -263,6 +263,10 @@ class LossSpec:
     kinks: tuple | None = None
     # row inputs that may be given as integer class indices instead (refloss._info.LossInfo.indices)
     indices: tuple = ()
+    # {"f64": Kernel, "f32": Kernel} of a row loss for its ``indices`` given as class indices: that input one number
+    # a row (the index, as a float), no gradient for it; the modules' ``*_index_<p>`` functions and drivers, which
+    # the API calls instead of building one-hot rows (each output what the one-hot rows give)
+    index_kernels: dict = field(default_factory=dict)
     properties: Properties = Properties()  # what the formula guarantees (refloss._info.Properties)
     # exp, log and log1p as libm calls: for a loss whose float32 maxima docs/exhaustive.md states over all
     # inputs, until it is swept again with refloss/_derive/expo.py's forms (vectorisable, within 1 ulp)
@@ -271,6 +275,7 @@ class LossSpec:
     def __post_init__(self):
         if self.libm:
             self.kernels = {p: replace(k, libm=True) for p, k in self.kernels.items()}
+            self.index_kernels = {p: replace(k, libm=True) for p, k in self.index_kernels.items()}
             self.variants = [replace(v, program={p: replace(k, libm=True) for p, k in v.program.items()})
                              if v.program else v for v in self.variants]
 
