@@ -11,7 +11,8 @@ uses y'_j = (1 - e) y_j + e/C in place of y_j: dL/dz_j = Y' softmax_j - y'_j, dL
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.core import Branch, Kernel, LossSpec, Param, RowStep, Step, expand_row, prove_equal
+from refloss._derive.core import (ROW_INDEX, ROW_WIDTH, Branch, Kernel, LossSpec, Param, RowStep, Step, expand_row,
+                                  prove_equal)
 from refloss._derive.functions import NanTo0, Step as Above, Sub, TwoSum, Weighted, plain
 
 NAME = "softmax_cross_entropy"
@@ -48,6 +49,17 @@ LSE_MINUS_Z = Sub(m, z) + l  # lse(z) - z_j >= 0, the maximum's term exactly log
 OUTPUTS = {"value": Weighted(SMOOTHED, LSE_MINUS_Z), "d_z": w * (_exp_below(z) / s) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
 
 
+# class indices: the targets one number a row, the class k (as a float); the one-hot row's y_j = [j = k]
+k = sp.Symbol("targets", real=True)
+jf, C_ROW = ROW_INDEX, ROW_WIDTH
+HOT = sp.Heaviside(jf - k, 1) * sp.Heaviside(k - jf, 1)  # [j = k]: 1.0 or 0.0, as the one-hot row holds it
+spread = Above(eps)  # label smoothing spreads the value's terms over the row
+INDEX_ROW = tuple(st for st in ROW if st.symbol not in (Y, w)) + (RowStep(w, "let", (1 - eps) + eps),)  # Y = 1 exactly
+INDEX_OUTPUTS = {"value": OUTPUTS["value"].xreplace({y: HOT}), "d_z": OUTPUTS["d_z"].xreplace({y: HOT})}
+# the value's terms vanish outside j = k without label smoothing; with it every class has a term
+INDEX_SUPPORT = (k * (1 - spread), 1 + (C_ROW - 1) * spread)
+
+
 def _plain(e):
     return plain(e).replace(log1p, lambda a: sp.log(1 + a))
 
@@ -74,12 +86,47 @@ def _prove(checks):
                         f"C = {C_PROOF}: dL/dy_{j} = (1 - label_smoothing)(lse(z) - z_{j}){label}", checks, domain=domain, numeric=True)
 
 
+def _prove_index(checks):
+    """The class-index kernel is the one-hot rows' kernel: its value and d/dz at C_PROOF classes, each class k,
+    with and without label smoothing, equal the soft kernel's at y = e_k; its value's terms vanish outside
+    its support."""
+    zs = sp.symbols(f"z0:{C_PROOF}", real=True)
+    idx = tuple(sp.Integer(j) for j in range(C_PROOF))
+    domain = {**{zk: (-4, 4) for zk in zs}, eps: (0, 1)}
+    plain_c = lambda e: _plain(e).xreplace({C_ROW: C_PROOF})  # noqa: E731
+    for kv in range(C_PROOF):
+        for e_val, label in ((sp.Integer(0), "no label smoothing"), (eps, "label smoothing")):
+            hot = [sp.Integer(1 if j == kv else 0) for j in range(C_PROOF)]
+            soft = expand_row([RowStep(st.symbol, st.op, st.expr.xreplace({eps: e_val})) for st in ROW],
+                              {z: zs, y: hot}, [OUTPUTS["value"].xreplace({eps: e_val}), OUTPUTS["d_z"].xreplace({eps: e_val})],
+                              _plain)
+            sub = {k: kv, eps: e_val}
+            steps = [RowStep(st.symbol, st.op, st.expr.xreplace(sub)) for st in INDEX_ROW]
+            value, dz, lower, count = expand_row(steps, {z: zs, jf: idx}, [
+                INDEX_OUTPUTS["value"].xreplace(sub), INDEX_OUTPUTS["d_z"].xreplace(sub),
+                INDEX_SUPPORT[0].xreplace(sub), INDEX_SUPPORT[1].xreplace(sub)], plain_c)
+            where = f"C = {C_PROOF}, class index {kv}, {label}"
+            prove_equal(sp.Add(*value), sp.Add(*soft[0]), f"{where}: the value is the one-hot row's", checks,
+                        domain=domain, numeric=True)
+            prove_equal(sp.Add(*(sp.Abs(a - b) for a, b in zip(dz, soft[1]))), 0,
+                        f"{where}: d/dz is the one-hot row's", checks, domain=domain, numeric=True)
+            if e_val == 0:
+                first, n = int(sp.floor(lower[0])), int(count[0])
+                outside = [j for j in range(C_PROOF) if not first <= j < first + n]
+                prove_equal(sp.Add(*(sp.Abs(value[j]) for j in outside)), 0, f"{where}: the value's terms are 0 "
+                            f"outside the class {kv} (at {outside})", checks, domain=domain, numeric=True)
+
+
 def derive() -> LossSpec:
     checks = []
     _prove(checks)
+    _prove_index(checks)
     arrays = (("logits", None, (z,)), ("targets", None, (y,)))
     kernel = Kernel(arrays=arrays, args=(eps,), prelude=(), branches=(Branch(None, dict(OUTPUTS)),),
                     invalid=sp.Or(y < 0, y > 1), row=ROW)
+    index_kernel = Kernel(arrays=(("logits", None, (z,)), ("targets", 1, (k,))), args=(eps,), prelude=(),
+                          branches=(Branch(None, dict(INDEX_OUTPUTS)),), invalid=sp.Or(k < 0, k > C_ROW - 1),
+                          grad_arrays=("logits",), row=INDEX_ROW, support=INDEX_SUPPORT)
     zj, yj, zk = sp.Symbol("z_j", real=True), sp.Symbol("y_j", real=True), sp.Symbol("z_k", real=True)
     lse = sp.Symbol("\\operatorname{lse}(z)")
     return LossSpec(
@@ -93,6 +140,7 @@ def derive() -> LossSpec:
         params=[Param("label_smoothing", eps, 0.0, "torch's label smoothing: the targets become "
                       "(1 - label_smoothing) y + label_smoothing / C", lower=sp.Integer(0), upper=sp.Integer(1))],
         constants=[], kernels={p: kernel for p in ("f64", "f32")},
+        index_kernels={p: index_kernel for p in ("f64", "f32")},
         steps=[Step("Cross-entropy of the softmax of a row of logits $z$ (C classes, the last axis) against "
                     "targets $y_j$ (probabilities, or one-hot for a class index $k$):", "L",
                     -sp.Sum(yj * sp.log(sp.Symbol("\\operatorname{softmax}_j(z)")), (sp.Symbol("j"), 1, sp.Symbol("C")))),
@@ -114,8 +162,10 @@ def derive() -> LossSpec:
         conventions="The class axis is the LAST axis of logits (torch.nn.functional.cross_entropy uses dim 1: "
         "move it last, e.g. logits.movedim(1, -1)). Soft targets: the same shape as logits, each in [0, 1] (they "
         "need not sum to 1: dL/dz_j = Y softmax_j - y_j with Y their sum). Hard targets: an integer array of "
-        "class indices of shape logits.shape[:-1], each in [0, C); they are one-hot rows for the kernel, and "
-        "value_and_grad returns (d_logits, None): no gradient for integer targets. reduction='mean' divides "
+        "class indices broadcastable to logits.shape[:-1], each in [0, C); on the CPU (float32, float64) a kernel of "
+        "their own takes them, one number a row (no one-hot rows built; the same results as the one-hot rows, bit "
+        "for bit), elsewhere (a GPU, float16) they are one-hot rows for the kernel; value_and_grad returns (d_logits, "
+        "None): no gradient for integer targets. reduction='mean' divides "
         "the sum by the number of rows (torch's mean for class indices without weights and for probabilities "
         "alike). Differentiable everywhere.",
         accuracy="m = max_j z_j first; exp(z_j - m) with the rounding error e of z_j - m put back "

@@ -88,14 +88,20 @@ def reduce(values: np.ndarray, reduction: str, weights_sum=None):
     return total / values.dtype.type(values.size) if values.size else values.dtype.type(np.nan)
 
 
-def one_hot(name: str, indices: np.ndarray, width: int, dtype, row_input: str) -> np.ndarray:
-    """Integer class indices as one-hot rows of ``width`` (the last axis of ``row_input``), in
-    ``dtype``; ValueError naming ``name`` and the first index outside [0, width)."""
+def check_indices(name: str, indices: np.ndarray, width: int, row_input: str) -> None:
+    """ValueError naming ``name`` and the first class index outside [0, width) (``width`` the last axis of
+    ``row_input``)."""
     bad = (indices < 0) | (indices >= width)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: class index {int(indices[where])} at {name}[{', '.join(map(str, where))}] is "
                          f"outside [0, {width}) ({width} classes: the last axis of {row_input})")
+
+
+def one_hot(name: str, indices: np.ndarray, width: int, dtype, row_input: str) -> np.ndarray:
+    """Integer class indices as one-hot rows of ``width`` (the last axis of ``row_input``), in
+    ``dtype``; ValueError naming ``name`` and the first index outside [0, width)."""
+    check_indices(name, indices, width, row_input)
     out = np.zeros(indices.shape + (width,), dtype)
     np.put_along_axis(out, indices[..., None].astype(np.intp), 1, axis=-1)
     return out

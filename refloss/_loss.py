@@ -430,6 +430,12 @@ class Loss:
         if ref.ndim == 0 or ref.shape[-1] == 0:
             raise ValueError(f"{info.inputs[rows[0]]}: needs a last axis of at least one element (the row: "
                              f"classes), got shape {ref.shape}")
+        if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \
+                out_dt.type in (np.float32, np.float64) and hasattr(self._module("cpu"), "value_index_f64"):
+            result = self._index_rows(with_grad, ref, rows[0], given[0], np.asarray(inputs[given[0]]), params,
+                                      reduction, validate)
+            if result is not None:
+                return result  # (None: a bad input, which the one-hot rows' call below names)
         inputs = list(inputs)
         for k in given:
             inputs[k] = _arrays.one_hot(info.inputs[k], np.asarray(inputs[k]), ref.shape[-1], out_dt,
@@ -439,6 +445,40 @@ class Loss:
             return result
         value, grads = result
         return value, tuple(None if k in given else g for k, g in enumerate(grads))
+
+    def _index_rows(self, with_grad, ref, row, given, indices, params, reduction, validate):
+        """A row loss with its class-index input given as integers, on the CPU: the generated ``*_index``
+        drivers (the index one float a row; the same values and gradients as the one-hot rows, without
+        building them, and no gradient for the indices).  None where the drivers counted a bad input and
+        ``validate``: the caller's one-hot path raises the error that names it."""
+        info = self._info
+        _arrays.check_indices(info.inputs[given], indices, ref.shape[-1], info.inputs[row])
+        dt = ref.dtype
+        precision = "f32" if dt == np.float32 else "f64"
+        if reduction not in REDUCTIONS:
+            check_reduction(reduction)
+        values = self._param_values(params) if params else self._default_values
+        args = self._checked_args(values, precision)
+        shape = np.broadcast_shapes(ref.shape[:-1], indices.shape)
+        logits = _arrays.flat(ref, shape, None)
+        index = _arrays.flat(indices.astype(dt), shape)
+        flat = [logits, index] if row == 0 else [index, logits]
+        size = logits.shape[0]
+        out = np.empty(size, dt)
+        drivers = self._module("cpu")
+        if not with_grad:
+            bad = _cpu.launch(drivers, f"value_index_{precision}", flat, [out], args)
+        else:
+            grad = np.empty(logits.shape, dt)
+            divisor = dt.type(size if reduction == "mean" and size else 1)
+            bad = _cpu.launch(drivers, f"value_and_grad_index_{precision}", flat, [out, grad, divisor], args)
+        if bad and validate:
+            return None
+        value = _arrays.reduce(out.reshape(shape), reduction)
+        if not with_grad:
+            return value
+        g = _arrays.sum_to_shape(grad.reshape(shape + grad.shape[1:]), ref.shape)
+        return value, tuple(g if k == row else None for k in range(2))
 
     def _weighted_mean(self, with_grad, inputs, values, dtype, device, validate):
         """reduction="mean" for a loss that weights its elements (``LossInfo.mean_weight``):

@@ -171,6 +171,72 @@ def test_hard_targets_are_one_hot_rows_and_keep_float32():
     assert SCE(z, labels, reduction="mean") == pytest.approx(float(v.astype(np.float64).mean()), rel=1e-6)
 
 
+def test_class_indices_through_their_own_kernels(monkeypatch):
+    """Class indices on the CPU (float32, float64) go to the class-index drivers (no one-hot rows are built):
+    the same bits as the one-hot rows' call for the value and d/dlogits, every reduction, with and without label
+    smoothing, rows of 1-80 classes, indices broadcast against the logits; bad indices and non-finite logits raise
+    the same errors; float16 still goes through one-hot rows (computed in float32)."""
+    from refloss import _arrays
+
+    rng = np.random.default_rng(8)
+    cases = []
+    for dt in (np.float64, np.float32):
+        for c in (1, 2, 8, 80):
+            for shape in ((300,), (4, 5), ()):
+                x = (rng.normal(0, 3, shape + (c,)) * 10.0 ** rng.uniform(-3, 3, shape + (1,))).astype(dt)
+                cases.append((x, rng.integers(0, c, shape), c))
+    x = rng.normal(size=6)  # one row of logits for every index
+    cases.append((x, rng.integers(0, 6, (3, 4)), 6))
+    expected = {}
+    for i, (x, k, c) in enumerate(cases):
+        for ls in (0.0, 0.1, 1.0):
+            for red in ("none", "sum", "mean"):
+                expected[i, ls, red] = SCE.value_and_grad(x, np.eye(c, dtype=x.dtype)[k], label_smoothing=ls,
+                                                          reduction=red)
+
+    def no_one_hot(*args, **kwargs):
+        raise AssertionError("one-hot rows built")
+
+    monkeypatch.setattr(_arrays, "one_hot", no_one_hot)
+    for i, (x, k, c) in enumerate(cases):
+        for ls in (0.0, 0.1, 1.0):
+            for red in ("none", "sum", "mean"):
+                v, (g, none) = SCE.value_and_grad(x, k, label_smoothing=ls, reduction=red)
+                ev, (eg, _) = expected[i, ls, red]
+                assert none is None and g.shape == x.shape and g.dtype == x.dtype
+                assert np.asarray(v).tobytes() == np.asarray(ev).tobytes(), (i, ls, red)
+                assert g.tobytes() == eg.tobytes(), (i, ls, red)
+                assert np.asarray(SCE(x, k, label_smoothing=ls, reduction=red)).tobytes() == np.asarray(ev).tobytes()
+    with pytest.raises(ValueError, match=r"targets: class index 4 at targets\[1\] is outside \[0, 4\)"):
+        SCE(np.zeros((2, 4)), np.array([0, 4]))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"logits: must be finite; logits\[1, 2\] = nan"):
+        SCE(np.array([[0.0, 1.0, 2.0], [0.0, 1.0, np.nan]]), np.array([0, 1]))
+    assert np.isnan(SCE(np.array([[0.0, np.nan]]), np.array([0]), validate=False)).all()
+    v16, (g16, _) = SCE.value_and_grad(np.ones((2, 3), np.float16), np.array([0, 2]))
+    assert v16.dtype == np.float16 and g16.dtype == np.float16
+
+
+def test_class_indices_allocate_nothing_row_wide():
+    """Peak memory of a call with class indices beyond its outputs (tracemalloc): the float copy of the
+    indices (one number a row), not the one-hot rows and their gradient (twice the logits' bytes before):
+    issue 16's "peak extra memory within 10 % of inputs + outputs"."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20000, 50))
+    k = rng.integers(0, 50, 20000)
+    SCE.value_and_grad(x, k)  # (compiled first: the parallel driver's compilation allocates)
+    tracemalloc.start()
+    try:
+        v, (g, _) = SCE.value_and_grad(x, k)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    outputs = v.nbytes + g.nbytes
+    assert peak - outputs <= 0.1 * (x.nbytes + k.nbytes + outputs), (peak, outputs)
+
+
 def test_bad_input():
     z = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"targets: class index 4 at targets\[1\] is outside \[0, 4\)"):

@@ -1551,10 +1551,12 @@ LOSSES['softmax_cross_entropy'] = LossInfo(
         'The class axis is the LAST axis of logits (torch.nn.functional.cross_entropy uses dim 1:'
         ' move it last, e.g. logits.movedim(1, -1)). Soft targets: the same shape as logits, each'
         ' in [0, 1] (they need not sum to 1: dL/dz_j = Y softmax_j - y_j with Y their sum). Hard '
-        'targets: an integer array of class indices of shape logits.shape[:-1], each in [0, C); '
-        'they are one-hot rows for the kernel, and value_and_grad returns (d_logits, None): no '
-        "gradient for integer targets. reduction='mean' divides the sum by the number of rows "
-        "(torch's mean for class indices without weights and for probabilities alike). "
+        'targets: an integer array of class indices broadcastable to logits.shape[:-1], each in '
+        '[0, C); on the CPU (float32, float64) a kernel of their own takes them, one number a row'
+        ' (no one-hot rows built; the same results as the one-hot rows, bit for bit), elsewhere '
+        '(a GPU, float16) they are one-hot rows for the kernel; value_and_grad returns (d_logits,'
+        " None): no gradient for integer targets. reduction='mean' divides the sum by the number "
+        "of rows (torch's mean for class indices without weights and for probabilities alike). "
         'Differentiable everywhere.'
     ),
     references=(

@@ -289,6 +289,191 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
     return value
 
 
+def value_work_index_f64(logits, targets, work, label_smoothing):
+    C_row = float(logits.shape[0])
+    m = -math.inf
+    C = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += 1.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        work[j] = _ex33
+    s_1 = 0.0
+    _c_s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
+        n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    t = n - 1.0
+    l = math.log1p(s_1 + t)
+    value = 0.0
+    _c_value = 0.0
+    _lower = targets*(1.0 - (1.0 if label_smoothing > 0.0 else 0.0))
+    _count = (C_row - 1.0)*(1.0 if label_smoothing > 0.0 else 0.0) + 1.0
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+    for j in range(_ja, _jb):
+        z = logits[j]
+        jf = float(j)
+        _r0 = jf - targets
+        _s38 = (1.0 - label_smoothing)*(1.0 if -_r0 >= 0.0 else 0.0)*(1.0 if _r0 >= 0.0 else 0.0)
+        _s39 = _s38 + label_smoothing/C
+        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
+    return value
+
+
+def value_and_grad_index_f64(logits, targets, d_logits, divisor, label_smoothing):
+    C_row = float(logits.shape[0])
+    m = -math.inf
+    C = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += 1.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
+        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
+        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
+        _k6 = _kt5 - 6755399441055744.0
+        _rh7 = _xc4 - _k6*0.6931471805598903
+        _rl8 = _k6*5.497923018708371e-14
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = 0.5 + 0.1666666666666667*_r9
+        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
+        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
+        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
+        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
+        _x16 = _r9*_r9
+        _e17 = _e11 + _e12*_x16
+        _e18 = _e13 + _e14*_x16
+        _e19 = _e15 + 2.0914685161418067e-09*_x16
+        _x20 = _x16*_x16
+        _e21 = _e17 + _e18*_x20
+        _x22 = _x20*_x20
+        _e23 = _e21 + _e19*_x22
+        _q24 = (_r9*_r9)*_e23 + _rc10
+        _q25 = _r9 + _q24
+        _kt26 = _k6*0.5 + 6755399441055744.0
+        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
+        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
+        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
+        _p31 = 1.0 + _q25
+        _ex32 = (_p31*_sc29)*_sc30
+        _ex33 = (_ex32 if _e2 == _e2 else _e2)
+        d_logits[j] = _ex33
+    s_1 = 0.0
+    _c_s_1 = 0.0
+    n = 0.0
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s34 = -m
+        _e35 = z + _s34
+        _e36 = _e35 - z
+        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
+        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1 = s_1 + _a_s_1
+        _v_s_1 = _b_s_1 - s_1
+        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+        s_1 = _b_s_1
+        n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    t = n - 1.0
+    l = math.log1p(s_1 + t)
+    s = n + s_1
+    w = 1.0
+    value = 0.0
+    _c_value = 0.0
+    _lower = targets*(1.0 - (1.0 if label_smoothing > 0.0 else 0.0))
+    _count = (C_row - 1.0)*(1.0 if label_smoothing > 0.0 else 0.0) + 1.0
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+    for j in range(_ja, _jb):
+        z = logits[j]
+        jf = float(j)
+        _r0 = jf - targets
+        _s38 = (1.0 - label_smoothing)*(1.0 if -_r0 >= 0.0 else 0.0)*(1.0 if _r0 >= 0.0 else 0.0)
+        _s39 = _s38 + label_smoothing/C
+        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+        _b_value = value + _a_value
+        _v_value = _b_value - value
+        _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+        value = _b_value
+    value = value + _c_value if _c_value - _c_value == 0.0 else value
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = float(j)
+        _kept = d_logits[j]
+        _r1 = jf - targets
+        _r2 = -m
+        _e40 = z + _r2
+        _e41 = _e40 - z
+        _s42 = (z - (_e40 - _e41)) + (_r2 - _e41)
+        _s43 = -(1.0 - label_smoothing)*(1.0 if -_r1 >= 0.0 else 0.0)*(1.0 if _r1 >= 0.0 else 0.0)
+        d_logits[j] = (_s43 + w*((_s42 if _s42 == _s42 else 0.0) + 1.0)*_kept/s - label_smoothing/C)/divisor
+    return value
+
+
 def value_f32(logits, targets, label_smoothing):
     m = -_f32(math.inf)
     C = _f32(0.0)
@@ -484,4 +669,162 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _s37 = -_r0*y + w*((_s36 if _s36 == _s36 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C
         d_logits[j] = _s37/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
+    return value
+
+
+def value_work_index_f32(logits, targets, work, label_smoothing):
+    C_row = _f32(logits.shape[0])
+    m = -_f32(math.inf)
+    C = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += _f32(1.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k6 = _kt5 - _f32(12582912.0)
+        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
+        _rl8 = _k6*_f32(1.428606765330187e-06)
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
+        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
+        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
+        _x14 = _r9*_r9
+        _e15 = _e11 + _e12*_x14
+        _x16 = _x14*_x14
+        _e17 = _e15 + _e13*_x16
+        _q18 = (_r9*_r9)*_e17 + _rc10
+        _q19 = _r9 + _q18
+        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
+        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
+        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
+        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _p25 = _f32(1.0) + _q19
+        _ex26 = (_p25*_sc23)*_sc24
+        _ex27 = (_ex26 if _e2 == _e2 else _e2)
+        work[j] = _ex27
+    _acc64_s_1 = 0.0
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = work[j]
+        _s28 = -m
+        _e29 = z + _s28
+        _e30 = _e29 - z
+        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
+        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = _f32(_acc64_s_1)
+    t = n - _f32(1.0)
+    l = math.log1p(s_1 + t)
+    _acc64_value = 0.0
+    _lower = targets*(_f32(1.0) - (_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)))
+    _count = (C_row - _f32(1.0))*(_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)) + _f32(1.0)
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+    for j in range(_ja, _jb):
+        z = logits[j]
+        jf = _f32(j)
+        _r0 = jf - targets
+        _s33 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+        _s34 = (_f32(1.0) - label_smoothing)*_s33*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+        _s35 = _s34 + label_smoothing/C
+        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
+    value = _f32(_acc64_value)
+    return value
+
+
+def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing):
+    C_row = _f32(logits.shape[0])
+    m = -_f32(math.inf)
+    C = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+        C += _f32(1.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s1 = -m
+        _e2 = z + _s1
+        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
+        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k6 = _kt5 - _f32(12582912.0)
+        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
+        _rl8 = _k6*_f32(1.428606765330187e-06)
+        _r9 = _rh7 - _rl8
+        _rc10 = (_rh7 - _r9) - _rl8
+        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
+        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
+        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
+        _x14 = _r9*_r9
+        _e15 = _e11 + _e12*_x14
+        _x16 = _x14*_x14
+        _e17 = _e15 + _e13*_x16
+        _q18 = (_r9*_r9)*_e17 + _rc10
+        _q19 = _r9 + _q18
+        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
+        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
+        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
+        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
+        _p25 = _f32(1.0) + _q19
+        _ex26 = (_p25*_sc23)*_sc24
+        _ex27 = (_ex26 if _e2 == _e2 else _e2)
+        d_logits[j] = _ex27
+    _acc64_s_1 = 0.0
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s28 = -m
+        _e29 = z + _s28
+        _e30 = _e29 - z
+        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
+        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = _f32(_acc64_s_1)
+    t = n - _f32(1.0)
+    l = math.log1p(s_1 + t)
+    s = n + s_1
+    w = _f32(1.0)
+    _acc64_value = 0.0
+    _lower = targets*(_f32(1.0) - (_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)))
+    _count = (C_row - _f32(1.0))*(_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)) + _f32(1.0)
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+    for j in range(_ja, _jb):
+        z = logits[j]
+        jf = _f32(j)
+        _r0 = jf - targets
+        _s33 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+        _s34 = (_f32(1.0) - label_smoothing)*_s33*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+        _s35 = _s34 + label_smoothing/C
+        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
+    value = _f32(_acc64_value)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        jf = _f32(j)
+        _kept = d_logits[j]
+        _r1 = jf - targets
+        _r2 = -m
+        _s36 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
+        _e37 = z + _r2
+        _e38 = _e37 - z
+        _s39 = (z - (_e37 - _e38)) + (_r2 - _e38)
+        _s40 = -(_f32(1.0) - label_smoothing)*_s36*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
+        d_logits[j] = (_s40 + w*((_s39 if _s39 == _s39 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C)/divisor
     return value

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 3b60ea752b292900
+# scalar kernels: sha256 5604b6a9a648952f
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -24,8 +24,12 @@ from refloss._generated import softmax_cross_entropy as _scalar
 
 _value_work_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_f64)
 _value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
+_value_work_index_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_index_f64)
+_value_and_grad_index_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_index_f64)
 _value_work_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_f32)
 _value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
+_value_work_index_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_index_f32)
+_value_and_grad_index_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_index_f32)
 
 
 @njit(inline='always', **CPU_OPTIONS)
@@ -183,4 +187,156 @@ def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label
         return _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor,
                 label_smoothing)
     return _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
+            label_smoothing)
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_index_step_f64(i, work, logits, targets, out, label_smoothing):
+    out[i] = _value_work_index_f64(logits[i], targets[i], work, label_smoothing)
+    for j in range(logits.shape[1]):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i] - targets[i]) != 0.0) | ((targets[i] < 0.0)) | ((targets[i] > float(logits.shape[1]) - 1.0)):
+            return 1
+    return 0
+
+
+@njit(**CPU_OPTIONS)
+def _value_index_rows_f64(logits, targets, out, label_smoothing):
+    work = _empty(logits.shape[1], _f64)
+    bad = 0
+    for i in range(out.shape[0]):
+        bad += _value_index_step_f64(i, work, logits, targets, out, label_smoothing)
+    return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_index_parallel_f64(logits, targets, out, label_smoothing):
+    bad = 0
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f64)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_index_step_f64(i, work, logits, targets, out, label_smoothing)
+        bad += block
+    return bad
+
+
+def value_index_f64(logits, targets, out, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_index_rows_f64(logits, targets, out, label_smoothing)
+    return _value_index_parallel_f64(logits, targets, out, label_smoothing)
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor, label_smoothing):
+    out[i] = _value_and_grad_index_f64(logits[i], targets[i], d_logits[i], divisor, label_smoothing)
+    for j in range(logits.shape[1]):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i] - targets[i]) != 0.0) | ((targets[i] < 0.0)) | ((targets[i] > float(logits.shape[1]) - 1.0)):
+            return 1
+    return 0
+
+
+@njit(**CPU_OPTIONS)
+def _value_and_grad_index_rows_f64(logits, targets, out, d_logits, divisor, label_smoothing):
+    bad = 0
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor,
+                label_smoothing)
+    return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_index_parallel_f64(logits, targets, out, d_logits, divisor, label_smoothing):
+    bad = 0
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor,
+                    label_smoothing)
+        bad += block
+    return bad
+
+
+def value_and_grad_index_f64(logits, targets, out, d_logits, divisor, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_index_rows_f64(logits, targets, out, d_logits, divisor,
+                label_smoothing)
+    return _value_and_grad_index_parallel_f64(logits, targets, out, d_logits, divisor,
+            label_smoothing)
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_index_step_f32(i, work, logits, targets, out, label_smoothing):
+    out[i] = _value_work_index_f32(logits[i], targets[i], work, label_smoothing)
+    for j in range(logits.shape[1]):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i] - targets[i]) != _f32(0.0)) | ((targets[i] < _f32(0.0))) | ((targets[i] > _f32(logits.shape[1]) - _f32(1.0))):
+            return 1
+    return 0
+
+
+@njit(**CPU_OPTIONS)
+def _value_index_rows_f32(logits, targets, out, label_smoothing):
+    work = _empty(logits.shape[1], _f32)
+    bad = 0
+    for i in range(out.shape[0]):
+        bad += _value_index_step_f32(i, work, logits, targets, out, label_smoothing)
+    return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_index_parallel_f32(logits, targets, out, label_smoothing):
+    bad = 0
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        work = _empty(logits.shape[1], _f32)
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_index_step_f32(i, work, logits, targets, out, label_smoothing)
+        bad += block
+    return bad
+
+
+def value_index_f32(logits, targets, out, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_index_rows_f32(logits, targets, out, label_smoothing)
+    return _value_index_parallel_f32(logits, targets, out, label_smoothing)
+
+
+@njit(inline='always', **CPU_OPTIONS)
+def _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor, label_smoothing):
+    out[i] = _value_and_grad_index_f32(logits[i], targets[i], d_logits[i], divisor, label_smoothing)
+    for j in range(logits.shape[1]):
+        if ((logits[i, j] - logits[i, j])
+                + (targets[i] - targets[i]) != _f32(0.0)) | ((targets[i] < _f32(0.0))) | ((targets[i] > _f32(logits.shape[1]) - _f32(1.0))):
+            return 1
+    return 0
+
+
+@njit(**CPU_OPTIONS)
+def _value_and_grad_index_rows_f32(logits, targets, out, d_logits, divisor, label_smoothing):
+    bad = 0
+    for i in range(out.shape[0]):
+        bad += _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor,
+                label_smoothing)
+    return bad
+
+
+@njit(parallel=True, **CPU_OPTIONS)
+def _value_and_grad_index_parallel_f32(logits, targets, out, d_logits, divisor, label_smoothing):
+    bad = 0
+    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        block = 0
+        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
+            block += _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor,
+                    label_smoothing)
+        bad += block
+    return bad
+
+
+def value_and_grad_index_f32(logits, targets, out, d_logits, divisor, label_smoothing):
+    if out.shape[0] < SERIAL_BELOW:
+        return _value_and_grad_index_rows_f32(logits, targets, out, d_logits, divisor,
+                label_smoothing)
+    return _value_and_grad_index_parallel_f32(logits, targets, out, d_logits, divisor,
             label_smoothing)
