@@ -27,14 +27,22 @@ N_PROOF = 4  # the identities are proved for rows of this many bins
 
 y = sp.Symbol("target", real=True)  # one number per row
 clamp = sp.Symbol("clamp", real=True)  # None -> -1: no clamp
-tc, on, e_end, g2, gate = sp.symbols("t_c on e_end g_2 gate", real=True)
+tc, on, e_end, g2, gate, top, dt = sp.symbols("t_c on e_end g_2 gate top delta_t", real=True)
 jf, C = ROW_INDEX, ROW_WIDTH
 H1 = lambda x: sp.Heaviside(x, 1)  # noqa: E731 - 1 where x >= 0
 H0 = lambda x: sp.Heaviside(x, 0)  # noqa: E731 - 1 where x > 0
 
 ROW = (
     RowStep(on, "let", Above(clamp + sp.Rational(1, 2))),  # 1 where a clamp is given (None is -1)
-    RowStep(tc, "let", on * TMin(TMax(y, 0), Sub(C - 1, clamp)) + (1 - on) * y),  # the (clamped) target
+    # 1 where the clamp holds the target at n - 1 - clamp (y >= n - 1 - clamp, decided as clamp >= (n - 1) - y: exact
+    # by Sterbenz's lemma for y >= (n - 1)/2)
+    RowStep(top, "let", on * H1(clamp - Sub(C - 1, y))),
+    # the (clamped) target: n - 1 - clamp rounded where the clamp holds it, with delta_t = (n - 1 - clamp) - t_c, exact
+    # (two subtractions exact by Sterbenz's lemma), put back into the weights: t_c's rounding (half an ulp of n - 1) would
+    # be magnified by the small weight of the bin below (279 ULP in a float32 value at clamp 0.01 before); elsewhere
+    # max(y, 0) itself and delta_t = 0
+    RowStep(tc, "let", top * Sub(C - 1, clamp) + (1 - top) * (on * TMax(y, 0) + (1 - on) * y)),
+    RowStep(dt, "let", top * Sub(Sub(C - 1, tc), clamp)),
     # d t_c / dy: 1, or (clamp given) 1 strictly inside (0, n - 1 - clamp), 0 where the clamp is active and at
     # its bounds (torch 2.14.1's clamp)
     RowStep(gate, "let", (1 - on) + on * H0(y) * H0(Sub(C - 1, clamp) - y)),
@@ -51,7 +59,10 @@ U = Sub(jf, tc)  # j - t_c, exact where it matters (Sterbenz)
 # the hat max(0, 1 - |j - t_c|), evaluated as the paper's weights: y - y_l = t_c - (j - 1) at j = y_r,
 # y_r - y = (j + 1) - t_c at j = y_l (exact where t_c >= 1; 1 - |j - t_c| would lose the digits of a weight
 # near 0, e.g. y = 1e-9), 0 elsewhere
-W = Clamp0(H0(U) * Sub(tc, jf - 1) + H1(-U) * Sub(jf + 1, tc))
+# (with delta_t: the weights of t_c + delta_t, one rounding each; its side of bin j from j - t_c - delta_t, an exact
+# sign; delta_t = 0 and the same operations as without it where the clamp does not hold the target)
+UD = U - dt
+W = Clamp0(H0(UD) * (Sub(tc, jf - 1) + dt) + H1(-UD) * (Sub(jf + 1, tc) - dt))
 # d w_j / dt_c: -1 at j = y_l, +1 at j = y_r, with y_l = floor(t_c) (right derivative), or at the last bin
 # y_l = n - 2 (left derivative)
 RIGHT = H0(U) * H1(1 - U) - H1(-U) * H0(U + 1)
@@ -98,6 +109,25 @@ def _prove(checks):
         piece = -((lo + 1 - y) * logS[lo] + (y - lo) * logS[lo + 1])
         prove_equal(sp.Add(*dy), sp.diff(piece, y), f"{where}: dL/dy is the derivative of the piece "
                     f"[{lo}, {lo + 1}] ({'right' if lo == yl else 'left'} derivative)", checks, domain=dom, numeric=True)
+    # with a clamp: the target at or beyond n - 1 - clamp is held there (value and dL/dz the paper's at that target,
+    # dL/dy 0), below it the target itself; clamps below 1 (ultralytics 0.01, D-FINE 0.1) and above
+    for cv in (sp.Rational(1, 100), sp.Rational(1, 10), sp.Rational(3, 2)):
+        bound = N_PROOF - 1 - cv
+        for yv in (bound - sp.Rational(1, 7), bound, sp.Integer(N_PROOF - 1)):
+            held = min(yv, bound)
+            yl = int(sp.floor(held))
+            paper = -((yl + 1 - held) * logS[yl] + (held - yl) * logS[yl + 1])
+            sub = {y: yv, clamp: cv, C: N_PROOF}
+            steps = [RowStep(st.symbol, st.op, st.expr.xreplace(sub)) for st in ROW]
+            value, dz, dy = expand_row(steps, {z: zs, jf: idx}, [o.xreplace(sub) for o in OUTPUTS.values()], _plain)
+            where = f"n = {N_PROOF}, clamp = {cv}, y = {yv}"
+            prove_equal(sp.Add(*value), paper, f"{where}: L is the paper's DFL at the target {held}", checks,
+                        domain=dom, numeric=True)
+            prove_equal(sp.Add(*(sp.Abs(dz[k] - sp.diff(paper, zs[k])) for k in range(N_PROOF))), 0,
+                        f"{where}: dL/dz is the paper's at the target {held}", checks, domain=dom, numeric=True)
+            want = 0 if yv >= bound else sp.diff(-((yl + 1 - y) * logS[yl] + (y - yl) * logS[yl + 1]), y)
+            prove_equal(sp.Add(*dy), want, f"{where}: dL/dy is " + ("0 (the clamp holds the target)" if yv >= bound
+                        else "the derivative of its piece"), checks, domain=dom, numeric=True)
 
 
 def derive() -> LossSpec:
@@ -155,7 +185,8 @@ def derive() -> LossSpec:
         accuracy="lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)) with exp(z_j - m) corrected by the rounding error "
         "of z_j - m (softmax_cross_entropy's evaluation): the value is a sum of two non-negative terms, finite and "
         "accurate for logits of any magnitude; dL/dy = z_{y_l} - z_{y_r} is one rounded subtraction. The weights "
-        "1 - |j - y| are exact where |j - y| is (Sterbenz) and within half an ulp otherwise. The value and dL/dy sum "
-        "over the two bins y_l, y_r alone (the other terms are 0, proved below); logits more than the largest float "
+        "1 - |j - y| are exact where |j - y| is (Sterbenz) and within half an ulp otherwise. Where the clamp holds the "
+        "target at n - 1 - clamp, the weights take back t_c's rounding error (exact, by Sterbenz's lemma). The value "
+        "and dL/dy sum over the two bins y_l, y_r alone (the other terms are 0, proved below); logits more than the largest float "
         "apart give no NaN (a bin of weight 0 adds exactly 0; a weighted bin whose lse(z) - z_j overflows gives inf).",
         checks=checks, input_ranges={"target": (0.0, "row")}, family="distribution")

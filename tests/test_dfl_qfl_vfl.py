@@ -303,6 +303,38 @@ def test_dfl_bad_input():
         DFL(z, np.zeros((2, 5)))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dfl_target_held_at_the_clamp_top_against_the_oracle(dtype):
+    """A target at or beyond n - 1 - clamp is held there: the weights are clamp and 1 - clamp (one rounding each),
+    not 1 - (t_c - (n - 2)) from t_c = n - 1 - clamp rounded, whose half-ulp error the small weight magnified
+    (float32: 279 ULP in the value, 246 in d/dlogits at clamp 0.01, n = 18; float64 26 ULP in d/dlogits at clamp
+    0.1): value and d/dlogits within the 8-ULP bar of the live oracle (d/dlogits in ULPs of max(S_k, w_k)),
+    d/dtarget 0 (the clamp holds it)."""
+    from refloss.oracle.classification import dfl_gradient_scale, dfl_loss as oracle
+    from refloss.oracle.rounding import ulp_error
+
+    rng = np.random.default_rng(12)
+    worst = 0.0
+    for nb in (2, 5, 17, 18):
+        for clamp in (0.01, 0.1, 0.37, 1.5):
+            if clamp >= nb - 1:
+                continue
+            z = (np.sort(rng.normal(0, 20, (8, nb)), axis=1)).astype(dtype)
+            y = np.full(8, nb - 1, dtype)
+            y[::2] = dtype(nb - 1) - dtype(clamp)  # at the bound as the float rounds it
+            v, (gz, gy) = DFL.value_and_grad(z, y, clamp=clamp)
+            c = float(dtype(clamp))  # the kernel's clamp: the float32 kernel computes at float32 parameters
+            for i in range(len(y)):
+                ev, egz, _ = oracle([float(a) for a in z[i]], float(y[i]), c)
+                scale = dfl_gradient_scale([float(a) for a in z[i]], float(y[i]), dtype, c)
+                worst = max(worst, ulp_error(v[i], ev, dtype))
+                for k in range(nb):
+                    spacing = float(np.spacing(dtype(max(abs(float(egz[k])), float(scale[k])))))
+                    worst = max(worst, abs(float(gz[i, k]) - float(egz[k])) / spacing)
+            assert (gy == 0).all()
+    assert worst <= 8, worst
+
+
 def test_cuda_simulator_equals_cpu():
     """The three losses' generated CUDA kernels (numba's simulator in CI) equal the CPU kernels (both
     precisions for DFL, whose row kernel writes its target's gradient through a one-element view)."""

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 75
+# ops: 81
 """Distribution Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -45,7 +45,9 @@ def constants(clamp):
 def value_f64(logits, target, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    t_c = on*min(max(target, 0.0), (C_row - 1.0 - clamp)) + target*(1.0 - on)
+    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
+    delta_t = top*(((C_row - 1.0 - t_c) - clamp))
     m = -math.inf
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -109,10 +111,11 @@ def value_f64(logits, target, clamp):
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
-        _r0 = jf - t_c
-        _s36 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _s37 = max(_s36, _s36 - _s36)
-        _a_value = _s37*(l + (m - z)) if _s37 != 0.0 else _s37
+        _r0 = delta_t - ((jf - t_c))
+        _s36 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s37 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s36
+        _s38 = max(_s37, _s37 - _s37)
+        _a_value = _s38*(l + (m - z)) if _s38 != 0.0 else _s38
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -124,7 +127,9 @@ def value_f64(logits, target, clamp):
 def value_work_f64(logits, target, work, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    t_c = on*min(max(target, 0.0), (C_row - 1.0 - clamp)) + target*(1.0 - on)
+    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
+    delta_t = top*(((C_row - 1.0 - t_c) - clamp))
     m = -math.inf
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -194,10 +199,11 @@ def value_work_f64(logits, target, work, clamp):
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
-        _r0 = jf - t_c
-        _s38 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _s39 = max(_s38, _s38 - _s38)
-        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+        _r0 = delta_t - ((jf - t_c))
+        _s38 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s39 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s38
+        _s40 = max(_s39, _s39 - _s39)
+        _a_value = _s40*(l + (m - z)) if _s40 != 0.0 else _s40
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -209,7 +215,9 @@ def value_work_f64(logits, target, work, clamp):
 def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    t_c = on*min(max(target, 0.0), (C_row - 1.0 - clamp)) + target*(1.0 - on)
+    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
+    delta_t = top*(((C_row - 1.0 - t_c) - clamp))
     gate = on*(1.0 if target > 0.0 else 0.0)*(1.0 if -target + (C_row - 1.0 - clamp) > 0.0 else 0.0) - on + 1.0
     e_end = 1.0 if -C_row + t_c + 1.0 >= 0.0 else 0.0
     g_2 = 1.0 if C_row - 2.0 >= 0.0 else 0.0
@@ -285,21 +293,23 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
-        _r0 = jf - t_c
-        _s38 = (1.0 if -_r0 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r0 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _s39 = max(_s38, _s38 - _s38)
-        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+        _r0 = delta_t - ((jf - t_c))
+        _s38 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s39 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s38
+        _s40 = max(_s39, _s39 - _s39)
+        _a_value = _s40*(l + (m - z)) if _s40 != 0.0 else _s40
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
         value = _b_value
-        _r1 = -_r0
-        _r2 = _r0 + 1.0
-        _r3 = 1.0 - _r0
-        _s40 = -(1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0)
-        _s41 = -(1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0)
-        _s42 = (1.0 - e_end)*((1.0 if _r0 > 0.0 else 0.0)*(1.0 if _r3 >= 0.0 else 0.0) + _s41)
-        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r0 >= 0.0 else 0.0)*(1.0 if _r3 > 0.0 else 0.0) + _s40) + _s42)
+        _r1 = jf - t_c
+        _r2 = 1.0 - _r1
+        _r3 = _r1 + 1.0
+        _r4 = -_r1
+        _s41 = -(1.0 if _r3 >= 0.0 else 0.0)*(1.0 if _r4 > 0.0 else 0.0)
+        _s42 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r4 >= 0.0 else 0.0)
+        _s43 = (1.0 - e_end)*((1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0) + _s42)
+        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0) + _s41) + _s43)
         _b_acc_target = acc_target + _a_acc_target
         _v_acc_target = _b_acc_target - acc_target
         _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
@@ -310,13 +320,14 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         jf = float(j)
         _kept = d_logits[j]
-        _r4 = -m
-        _r5 = jf - t_c
-        _s43 = (1.0 if -_r5 >= 0.0 else 0.0)*((jf + 1.0 - t_c)) + (1.0 if _r5 > 0.0 else 0.0)*((t_c - (jf - 1.0)))
-        _e44 = z + _r4
-        _e45 = _e44 - z
-        _s46 = (z - (_e44 - _e45)) + (_r4 - _e45)
-        d_logits[j] = (-max(_s43, _s43 - _s43) + ((_s46 if _s46 == _s46 else 0.0) + 1.0)*_kept/s)/divisor
+        _r5 = -m
+        _r6 = delta_t - ((jf - t_c))
+        _s44 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r6 > 0.0 else 0.0)
+        _s45 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r6 >= 0.0 else 0.0) + _s44
+        _e46 = z + _r5
+        _e47 = _e46 - z
+        _s48 = (z - (_e46 - _e47)) + (_r5 - _e47)
+        d_logits[j] = (-max(_s45, _s45 - _s45) + ((_s48 if _s48 == _s48 else 0.0) + 1.0)*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value
 
@@ -324,7 +335,10 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
 def value_f32(logits, target, clamp):
     C_row = _f32(logits.shape[0])
     on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    t_c = on*min(max(target, _f32(0.0)), (C_row - _f32(1.0) - clamp)) + target*(_f32(1.0) - on)
+    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
     m = -_f32(math.inf)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -333,38 +347,38 @@ def value_f32(logits, target, clamp):
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s1 = -m
-        _e2 = z + _s1
-        _e3 = _e2 - z
-        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
-        _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k8 = _kt7 - _f32(12582912.0)
-        _rh9 = _xc6 - _k8*_f32(0.693145751953125)
-        _rl10 = _k8*_f32(1.428606765330187e-06)
-        _r11 = _rh9 - _rl10
-        _rc12 = (_rh9 - _r11) - _rl10
-        _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
-        _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
-        _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
-        _x16 = _r11*_r11
-        _e17 = _e13 + _e14*_x16
-        _x18 = _x16*_x16
-        _e19 = _e17 + _e15*_x18
-        _q20 = (_r11*_r11)*_e19 + _rc12
-        _q21 = _r11 + _q20
-        _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
-        _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
-        _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
-        _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _p27 = _f32(1.0) + _q21
-        _ex28 = (_p27*_sc25)*_sc26
-        _ex29 = (_ex28 if _e2 == _e2 else _e2)
-        _s30 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _acc64_s_1 += float(((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29*_s30)
-        n += _f32(1.0) - _s30
+        _s2 = -m
+        _e3 = z + _s2
+        _e4 = _e3 - z
+        _s5 = (z - (_e3 - _e4)) + (_s2 - _e4)
+        _xc6 = (_e3 if _e3 > -_f32(104.0) else -_f32(104.0))
+        _xc7 = (_xc6 if _xc6 < _f32(89.0) else _f32(89.0))
+        _kt8 = _xc7*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k9 = _kt8 - _f32(12582912.0)
+        _rh10 = _xc7 - _k9*_f32(0.693145751953125)
+        _rl11 = _k9*_f32(1.428606765330187e-06)
+        _r12 = _rh10 - _rl11
+        _rc13 = (_rh10 - _r12) - _rl11
+        _e14 = _f32(0.5) + _f32(0.1666666716337204)*_r12
+        _e15 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r12
+        _e16 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r12
+        _x17 = _r12*_r12
+        _e18 = _e14 + _e15*_x17
+        _x19 = _x17*_x17
+        _e20 = _e18 + _e16*_x19
+        _q21 = (_r12*_r12)*_e20 + _rc13
+        _q22 = _r12 + _q21
+        _kt23 = _k9*_f32(0.5) + _f32(12582912.0)
+        _ki24 = _i32(_f32(_kt8).view(_i32) - _i32(1262485504))
+        _ki25 = _i32(_f32(_kt23).view(_i32) - _i32(1262485504))
+        _sc26 = _i32((_ki25 + _i32(127)) << _i32(23)).view(_f32)
+        _sc27 = _i32((_ki24 - _ki25 + _i32(127)) << _i32(23)).view(_f32)
+        _p28 = _f32(1.0) + _q22
+        _ex29 = (_p28*_sc26)*_sc27
+        _ex30 = (_ex29 if _e3 == _e3 else _e3)
+        _s31 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        _acc64_s_1 += float(((_s5 if _s5 == _s5 else _f32(0.0)) + _f32(1.0))*_ex30*_s31)
+        n += _f32(1.0) - _s31
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
@@ -377,11 +391,11 @@ def value_f32(logits, target, clamp):
     for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
-        _r0 = jf - t_c
-        _s31 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s32 = _s31 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _s33 = max(_s32, _s32 - _s32)
-        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
+        _r0 = delta_t - ((jf - t_c))
+        _s32 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s33 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s32
+        _s34 = max(_s33, _s33 - _s33)
+        _acc64_value += float(_s34*(l + (m - z)) if _s34 != _f32(0.0) else _s34)
     value = _f32(_acc64_value)
     return value
 
@@ -389,82 +403,10 @@ def value_f32(logits, target, clamp):
 def value_work_f32(logits, target, work, clamp):
     C_row = _f32(logits.shape[0])
     on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    t_c = on*min(max(target, _f32(0.0)), (C_row - _f32(1.0) - clamp)) + target*(_f32(1.0) - on)
-    m = -_f32(math.inf)
-    for j in range(logits.shape[0]):
-        z = logits[j]
-        m = max(m, z)
-    for j in range(logits.shape[0]):
-        z = logits[j]
-        _s1 = -m
-        _e2 = z + _s1
-        _xc3 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc4 = (_xc3 if _xc3 < _f32(89.0) else _f32(89.0))
-        _kt5 = _xc4*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k6 = _kt5 - _f32(12582912.0)
-        _rh7 = _xc4 - _k6*_f32(0.693145751953125)
-        _rl8 = _k6*_f32(1.428606765330187e-06)
-        _r9 = _rh7 - _rl8
-        _rc10 = (_rh7 - _r9) - _rl8
-        _e11 = _f32(0.5) + _f32(0.1666666716337204)*_r9
-        _e12 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r9
-        _e13 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r9
-        _x14 = _r9*_r9
-        _e15 = _e11 + _e12*_x14
-        _x16 = _x14*_x14
-        _e17 = _e15 + _e13*_x16
-        _q18 = (_r9*_r9)*_e17 + _rc10
-        _q19 = _r9 + _q18
-        _kt20 = _k6*_f32(0.5) + _f32(12582912.0)
-        _ki21 = _i32(_f32(_kt5).view(_i32) - _i32(1262485504))
-        _ki22 = _i32(_f32(_kt20).view(_i32) - _i32(1262485504))
-        _sc23 = _i32((_ki22 + _i32(127)) << _i32(23)).view(_f32)
-        _sc24 = _i32((_ki21 - _ki22 + _i32(127)) << _i32(23)).view(_f32)
-        _p25 = _f32(1.0) + _q19
-        _ex26 = (_p25*_sc23)*_sc24
-        _ex27 = (_ex26 if _e2 == _e2 else _e2)
-        work[j] = _ex27
-    _acc64_s_1 = 0.0
-    n = _f32(0.0)
-    for j in range(logits.shape[0]):
-        z = logits[j]
-        _kept = work[j]
-        _s28 = -m
-        _e29 = z + _s28
-        _e30 = _e29 - z
-        _s31 = (z - (_e29 - _e30)) + (_s28 - _e30)
-        _s32 = (_s31 if _s31 == _s31 else _f32(0.0)) + _f32(1.0)
-        _acc64_s_1 += float(_s32*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
-        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
-    t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
-    _acc64_value = 0.0
-    _lower = min(t_c, C_row - _f32(2.0))
-    _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
-        _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
-    for j in range(_ja, _jb):
-        z = logits[j]
-        jf = _f32(j)
-        _r0 = jf - t_c
-        _s33 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s34 = _s33 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _s35 = max(_s34, _s34 - _s34)
-        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
-    value = _f32(_acc64_value)
-    return value
-
-
-def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
-    C_row = _f32(logits.shape[0])
-    on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    t_c = on*min(max(target, _f32(0.0)), (C_row - _f32(1.0) - clamp)) + target*(_f32(1.0) - on)
-    _s1 = _f32(1.0) if -target + (C_row - _f32(1.0) - clamp) > _f32(0.0) else _f32(0.0)
-    gate = on*(_f32(1.0) if target > _f32(0.0) else _f32(0.0))*_s1 - on + _f32(1.0)
-    e_end = _f32(1.0) if -C_row + t_c + _f32(1.0) >= _f32(0.0) else _f32(0.0)
-    g_2 = _f32(1.0) if C_row - _f32(2.0) >= _f32(0.0) else _f32(0.0)
+    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
     m = -_f32(math.inf)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -498,18 +440,96 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _p26 = _f32(1.0) + _q20
         _ex27 = (_p26*_sc24)*_sc25
         _ex28 = (_ex27 if _e3 == _e3 else _e3)
-        d_logits[j] = _ex28
+        work[j] = _ex28
     _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _kept = d_logits[j]
+        _kept = work[j]
         _s29 = -m
         _e30 = z + _s29
         _e31 = _e30 - z
         _s32 = (z - (_e30 - _e31)) + (_s29 - _e31)
         _s33 = (_s32 if _s32 == _s32 else _f32(0.0)) + _f32(1.0)
         _acc64_s_1 += float(_s33*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+    s_1 = _f32(_acc64_s_1)
+    t = n - _f32(1.0)
+    l = math.log1p(s_1 + t)
+    _acc64_value = 0.0
+    _lower = min(t_c, C_row - _f32(2.0))
+    _ja, _jb = 0, logits.shape[0]
+    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+        _jl = int(math.floor(_lower))
+        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+    for j in range(_ja, _jb):
+        z = logits[j]
+        jf = _f32(j)
+        _r0 = delta_t - ((jf - t_c))
+        _s34 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s35 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s34
+        _s36 = max(_s35, _s35 - _s35)
+        _acc64_value += float(_s36*(l + (m - z)) if _s36 != _f32(0.0) else _s36)
+    value = _f32(_acc64_value)
+    return value
+
+
+def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
+    C_row = _f32(logits.shape[0])
+    on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
+    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
+    _s2 = _f32(1.0) if -target + (C_row - _f32(1.0) - clamp) > _f32(0.0) else _f32(0.0)
+    gate = on*(_f32(1.0) if target > _f32(0.0) else _f32(0.0))*_s2 - on + _f32(1.0)
+    e_end = _f32(1.0) if -C_row + t_c + _f32(1.0) >= _f32(0.0) else _f32(0.0)
+    g_2 = _f32(1.0) if C_row - _f32(2.0) >= _f32(0.0) else _f32(0.0)
+    m = -_f32(math.inf)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        m = max(m, z)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _s3 = -m
+        _e4 = z + _s3
+        _xc5 = (_e4 if _e4 > -_f32(104.0) else -_f32(104.0))
+        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k8 = _kt7 - _f32(12582912.0)
+        _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+        _rl10 = _k8*_f32(1.428606765330187e-06)
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+        _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+        _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+        _x16 = _r11*_r11
+        _e17 = _e13 + _e14*_x16
+        _x18 = _x16*_x16
+        _e19 = _e17 + _e15*_x18
+        _q20 = (_r11*_r11)*_e19 + _rc12
+        _q21 = _r11 + _q20
+        _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+        _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+        _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+        _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _p27 = _f32(1.0) + _q21
+        _ex28 = (_p27*_sc25)*_sc26
+        _ex29 = (_ex28 if _e4 == _e4 else _e4)
+        d_logits[j] = _ex29
+    _acc64_s_1 = 0.0
+    n = _f32(0.0)
+    for j in range(logits.shape[0]):
+        z = logits[j]
+        _kept = d_logits[j]
+        _s30 = -m
+        _e31 = z + _s30
+        _e32 = _e31 - z
+        _s33 = (z - (_e31 - _e32)) + (_s30 - _e32)
+        _s34 = (_s33 if _s33 == _s33 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s34*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
@@ -525,32 +545,33 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
-        _r0 = jf - t_c
-        _s34 = (_f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s35 = _s34 + (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _s36 = max(_s35, _s35 - _s35)
-        _acc64_value += float(_s36*(l + (m - z)) if _s36 != _f32(0.0) else _s36)
-        _r1 = -_r0
-        _r2 = _r0 + _f32(1.0)
-        _r3 = _f32(1.0) - _r0
-        _s37 = -(_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0))
-        _s38 = (_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0)) + _s37
-        _s39 = -(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0))
-        _s40 = (_f32(1.0) if _r0 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0)) + _s39
-        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s38 + (_f32(1.0) - e_end)*_s40))
+        _r0 = delta_t - ((jf - t_c))
+        _s35 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s36 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s35
+        _s37 = max(_s36, _s36 - _s36)
+        _acc64_value += float(_s37*(l + (m - z)) if _s37 != _f32(0.0) else _s37)
+        _r1 = jf - t_c
+        _r2 = _f32(1.0) - _r1
+        _r3 = _r1 + _f32(1.0)
+        _r4 = -_r1
+        _s38 = -(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 > _f32(0.0) else _f32(0.0))
+        _s39 = (_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0)) + _s38
+        _s40 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 >= _f32(0.0) else _f32(0.0))
+        _s41 = (_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0)) + _s40
+        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s39 + (_f32(1.0) - e_end)*_s41))
     value = _f32(_acc64_value)
     acc_target = _f32(_acc64_acc_target)
     for j in range(logits.shape[0]):
         z = logits[j]
         jf = _f32(j)
         _kept = d_logits[j]
-        _r4 = -m
-        _r5 = jf - t_c
-        _s41 = (_f32(1.0) if -_r5 >= _f32(0.0) else _f32(0.0))*((jf + _f32(1.0) - t_c))
-        _s42 = _s41 + (_f32(1.0) if _r5 > _f32(0.0) else _f32(0.0))*((t_c - (jf - _f32(1.0))))
-        _e43 = z + _r4
-        _e44 = _e43 - z
-        _s45 = (z - (_e43 - _e44)) + (_r4 - _e44)
-        d_logits[j] = (-max(_s42, _s42 - _s42) + ((_s45 if _s45 == _s45 else _f32(0.0)) + _f32(1.0))*_kept/s)/divisor
+        _r5 = -m
+        _r6 = delta_t - ((jf - t_c))
+        _s42 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r6 > _f32(0.0) else _f32(0.0))
+        _s43 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0)) + _s42
+        _e44 = z + _r5
+        _e45 = _e44 - z
+        _s46 = (z - (_e44 - _e45)) + (_r5 - _e45)
+        d_logits[j] = (-max(_s43, _s43 - _s43) + ((_s46 if _s46 == _s46 else _f32(0.0)) + _f32(1.0))*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value
