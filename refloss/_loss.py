@@ -19,8 +19,8 @@ import numpy as np
 
 from . import _arrays, _backends, _cpu
 from ._info import RESCALE_EXPONENT, LossInfo, cuda_rescaled, length_params, rescalable
-from ._validate import (DTYPES, REDUCTIONS, as_real_array, check_input, check_reduction, param_floats, reject_autograd,
-                        result_dtypes)
+from ._validate import (DTYPES, REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats,
+                        reject_autograd, result_dtypes)
 
 _MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
@@ -459,7 +459,9 @@ class Loss:
             check_reduction(reduction)
         values = self._param_values(params) if params else self._default_values
         args = self._checked_args(values, precision)
-        shape = np.broadcast_shapes(ref.shape[:-1], indices.shape)
+        names = (info.inputs[row], info.inputs[given])
+        shape = broadcast_shape({names[0]: ref.shape[:-1], names[1]: indices.shape},
+                                {names[0]: ref.shape, names[1]: indices.shape})
         logits = _arrays.flat(ref, shape, None)
         index = _arrays.flat(indices.astype(dt), shape)
         flat = [logits, index] if row == 0 else [index, logits]

@@ -209,6 +209,9 @@ def test_class_indices_through_their_own_kernels(monkeypatch):
                 assert np.asarray(SCE(x, k, label_smoothing=ls, reduction=red)).tobytes() == np.asarray(ev).tobytes()
     with pytest.raises(ValueError, match=r"targets: class index 4 at targets\[1\] is outside \[0, 4\)"):
         SCE(np.zeros((2, 4)), np.array([0, 4]))
+    with pytest.raises(ValueError, match=r"shapes not broadcastable \(the axes before the last\): logits \(2, 4\), "
+                                         r"targets \(3,\)"):
+        SCE(np.zeros((2, 4)), np.array([0, 1, 2]))
     monkeypatch.undo()
     with pytest.raises(ValueError, match=r"logits: must be finite; logits\[1, 2\] = nan"):
         SCE(np.array([[0.0, 1.0, 2.0], [0.0, 1.0, np.nan]]), np.array([0, 1]))
