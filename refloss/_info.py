@@ -134,6 +134,8 @@ class LossInfo(NamedTuple):
     # one-hot rows for the kernel, no gradient (None in value_and_grad's tuple)
     indices: tuple = ()
     properties: Properties = Properties()
+    # parameters at most the rows' last index C - 1 (DFL's clamp, in bins): checked where a call knows its rows
+    row_params: tuple = ()
 
     def kink_points(self, values: dict) -> tuple:
         """The positive kinks for these parameter values (kernel floats), sorted; () if none."""

@@ -386,6 +386,10 @@ class Loss:
         if device != "cpu":
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+            if info.row_params:  # (inputs as given: arrays, device arrays, tensors or nested lists)
+                shapes = [tuple(getattr(v, "shape", None) or np.shape(v)) for v in inputs]
+                self._check_row_params(values, next((s[-1] for s, w in zip(shapes, info.widths) if w is None and s),
+                                                    None))
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              self._cuda_args(values, precision, args), reduction, self._input_rules,
                                              validate, with_grad)
@@ -400,6 +404,8 @@ class Loss:
             values = self._default_values
         info = self._info
         shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
+        if info.row_params:
+            self._check_row_params(values, _arrays.row_width(info.widths, arrays))
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
         size = flat[0].shape[0]
         out = np.empty(size, dt)
@@ -516,6 +522,15 @@ class Loss:
                 dw = np.where(m > 0, exponent * m ** (exponent - 1), 0)[..., None]
             grads = tuple(g - value / norm * _arrays.sum_to_shape(dw * d, g.shape) for g, d in zip(grads, dm))
         return value, grads
+
+    def _check_row_params(self, values: tuple, row: int | None) -> None:
+        """ValueError for a parameter above the rows' last index C - 1 (``LossInfo.row_params``: DFL's clamp, in
+        bins; a larger one leaves no target in [0, C - 1 - clamp])."""
+        if row is None:
+            return
+        for p, v in zip(self._info.params, values):
+            if p.name in self._info.row_params and v is not None and float(v) > row - 1:
+                raise ValueError(f"{p.name}: must satisfy {p.rule} with C = {row} (the rows' last axis), got {v!r}")
 
     def _raise_bad_input(self, arrays) -> None:
         """The kernels count bad elements as they go; only then look for the first one."""

@@ -2043,7 +2043,8 @@ def _param_source(p) -> str:
         return "None" if e is None else repr(float(e))
 
     default = repr(p.default) if p.kind != "real" else repr(float(p.default))
-    return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(p.upper)}, {p.upper_closed},\n"
+    upper = None if p.row_upper else p.upper  # (checked against the rows: LossInfo.row_params)
+    return (f"Param({p.name!r}, {default}, {num(p.lower)}, {p.lower_closed}, {num(upper)}, {p.upper_closed},\n"
             f"              {p.rule()!r}, {_text(p.doc, ' ' * 14)}" + (
                 f", kind={p.kind!r}, none_value={float(p.none_value)!r}" if p.kind != "real" else "")
             + (f", choices={tuple(p.choices)!r}" if p.kind == "choice" else "") + ")")
@@ -2122,6 +2123,8 @@ def info_block(spec: LossSpec, source: str) -> str:
         f"    references=(\n{refs}    ),",
         f"    derivation={source!r},",
         *([f"    indices={tuple(spec.indices)!r},"] if spec.indices else []),
+        *([f"    row_params={tuple(p.name for p in spec.params if p.row_upper)!r},"]
+          if any(p.row_upper for p in spec.params) else []),
         *([f"    properties={spec.properties.source()},"] if spec.properties != Properties() else []),
         ")",
     ]

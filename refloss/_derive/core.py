@@ -46,6 +46,12 @@ class Param:
     none_value: float = 0.0
     choices: tuple = ()
 
+    @property
+    def row_upper(self) -> bool:
+        """Whether the upper bound is the rows' last index C - 1 (``upper`` = ROW_WIDTH - 1, a row loss's
+        parameter in bins: checked where a call knows its rows, ``LossInfo.row_params``)."""
+        return self.upper is not None and sp.sympify(self.upper).has(ROW_WIDTH)
+
     def rule(self) -> str:
         """The domain as text, e.g. ``beta >= 0`` or ``1/e <= beta <= 1``."""
         if self.kind == "bool":
@@ -58,7 +64,8 @@ class Param:
         if self.lower is not None:
             lo = f"{sp.sstr(self.lower)} {'<=' if self.lower_closed else '<'} "
         if self.upper is not None:
-            hi = f" {'<=' if self.upper_closed else '<'} {sp.sstr(self.upper)}"
+            bound = "C - 1" if self.row_upper else sp.sstr(self.upper)  # (the rows' last index: n_bins - 1, classes - 1)
+            hi = f" {'<=' if self.upper_closed else '<'} {bound}"
         rule = f"{lo}{self.name}{hi}"
         if self.kind == "optional":
             return f"{self.name} is None or " + (rule if lo or hi else "a real number")
