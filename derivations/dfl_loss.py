@@ -148,7 +148,7 @@ def derive() -> LossSpec:
                     "Dense Object Detection, arXiv:2006.04388 (eq. 6)"],
         params=[Param("clamp", clamp, None, "None (the paper); a number c >= 0: the target is clamped to at most "
                       "n_bins - 1 - c first (ultralytics 0.01, D-FINE 0.1)",
-                      lower=sp.Integer(0), kind="optional", none_value=-1.0)],
+                      lower=sp.Integer(0), upper=C - 1, kind="optional", none_value=-1.0)],
         constants=[], kernels={p: kernel for p in ("f64", "f32")},
         variants=[Variant("dfl_clamp_ultralytics", "clamp=0.01 (ultralytics: the target clamped to n_bins - 1.01)",
                           params={"clamp": 0.01}),

@@ -299,6 +299,13 @@ def test_dfl_bad_input():
         DFL(z, np.array([1.0, 5.0]), clamp=0.01)
     with pytest.raises(ValueError, match="clamp"):
         DFL(z, np.array([1.0, 2.0]), clamp=-0.5)
+    # a clamp above n_bins - 1 leaves no target in [0, n_bins - 1 - clamp] (the kernels gave gradients that did not
+    # sum to 0; one bin and clamp 0.01: d/dlogits 0.01 for a loss that is 0 everywhere)
+    with pytest.raises(ValueError, match=r"clamp: must satisfy clamp is None or 0 <= clamp <= C - 1 with C = 5"):
+        DFL.value_and_grad(z, np.array([1.0, 2.0]), clamp=4.5)
+    with pytest.raises(ValueError, match=r"with C = 1 \(the rows' last axis\), got 0.01"):
+        DFL(np.zeros((3, 1)), np.zeros(3), clamp=0.01)
+    assert DFL(z, np.array([1.0, 2.0]), clamp=4.0).shape == (2,)  # n_bins - 1 itself: every target held at 0
     with pytest.raises(ValueError, match="target"):  # one target per row, not per bin
         DFL(z, np.zeros((2, 5)))
 

@@ -1588,7 +1588,7 @@ LOSSES['dfl_loss'] = LossInfo(
     grad_inputs=('logits', 'target'),
     params=(
         Param('clamp', None, 0.0, True, None, True,
-              'clamp is None or 0 <= clamp', (
+              'clamp is None or 0 <= clamp <= C - 1', (
                   'None (the paper); a number c >= 0: the target is clamped to at most n_bins - 1'
                   ' - c first (ultralytics 0.01, D-FINE 0.1)'
               ), kind='optional', none_value=-1.0),
@@ -1627,6 +1627,7 @@ LOSSES['dfl_loss'] = LossInfo(
         ),
     ),
     derivation='derivations/dfl_loss.py',
+    row_params=('clamp',),
 )
 
 
