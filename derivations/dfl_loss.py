@@ -72,11 +72,15 @@ LSE_MINUS_Z = Sub(m, z) + l
 OUTPUTS = {"value": Weighted(W, LSE_MINUS_Z), "d_z": _exp_below(z) / s - W, "d_target": -gate * g2 * DW * z}
 # the two bins where the value's terms (w_j) and dL/dy's (dw_j/dt_c) can be non-zero: y_l = floor(t_c) and y_r, or
 # n - 2 and n - 1 at the last bin (the left derivative): the value's loop visits these alone (proved below)
-SUPPORT = (TMin(tc, C - 2), 2)
+# (where the clamp holds the target at t_c = n - 1 - clamp rounded up, delta_t < 0: if t_c rounded onto an integer K,
+# the exact target lies just below it, in the bins K - 1 and K; the loop then takes the bin below too, whose terms
+# are exactly 0 otherwise)
+SUPPORT = (TMin(tc - Above(-dt), C - 2), 2 + Above(-dt))
 
 
 def _plain(e):
-    e = e.replace(Sub, lambda a, b: a - b).replace(RealAbs, sp.Abs)  # first: Clamp0's Max needs comparable numbers
+    # first: Clamp0's Max and TMin's Min need comparable numbers
+    e = e.replace(Sub, lambda a, b: a - b).replace(RealAbs, sp.Abs).replace(Above, lambda x: sp.Heaviside(x, 0))
     return plain(e).replace(log1p, lambda a: sp.log(1 + a))
 
 
@@ -97,7 +101,7 @@ def _prove(checks):
         value, dz, dy, lower = expand_row(steps, {z: zs, jf: idx}, outs, _plain)
         where = f"n = {N_PROOF}, y = {yv}"
         first = int(sp.floor(lower[0]))
-        outside = [k for k in range(N_PROOF) if not first <= k < first + SUPPORT[1]]
+        outside = [k for k in range(N_PROOF) if not first <= k < first + 2]  # (delta_t = 0: no clamp)
         prove_equal(sp.Add(*(sp.Abs(value[k]) + sp.Abs(dy[k]) for k in outside)), 0, f"{where}: the terms of L and "
                     f"dL/dy are 0 outside the bins {first}, {first + 1} (at {outside})", checks, domain=dom, numeric=True)
         prove_equal(sp.Add(*value), paper, f"{where}: sum_j max(0, 1 - |j - y|)(lse - z_j) is the paper's DFL", checks,
@@ -119,8 +123,14 @@ def _prove(checks):
             paper = -((yl + 1 - held) * logS[yl] + (held - yl) * logS[yl + 1])
             sub = {y: yv, clamp: cv, C: N_PROOF}
             steps = [RowStep(st.symbol, st.op, st.expr.xreplace(sub)) for st in ROW]
-            value, dz, dy = expand_row(steps, {z: zs, jf: idx}, [o.xreplace(sub) for o in OUTPUTS.values()], _plain)
+            value, dz, dy, lower = expand_row(steps, {z: zs, jf: idx}, [o.xreplace(sub) for o in OUTPUTS.values()]
+                                              + [SUPPORT[0].xreplace(sub)], _plain)
             where = f"n = {N_PROOF}, clamp = {cv}, y = {yv}"
+            first = int(sp.floor(lower[0]))
+            outside = [k for k in range(N_PROOF) if not first <= k < first + 2]  # (delta_t = 0 in exact arithmetic)
+            prove_equal(sp.Add(*(sp.Abs(value[k]) + sp.Abs(dy[k]) for k in outside)), 0, f"{where}: the terms of L "
+                        f"and dL/dy are 0 outside the bins {first}, {first + 1} (at {outside})", checks, domain=dom,
+                        numeric=True)
             prove_equal(sp.Add(*value), paper, f"{where}: L is the paper's DFL at the target {held}", checks,
                         domain=dom, numeric=True)
             prove_equal(sp.Add(*(sp.Abs(dz[k] - sp.diff(paper, zs[k])) for k in range(N_PROOF))), 0,
@@ -187,6 +197,7 @@ def derive() -> LossSpec:
         "accurate for logits of any magnitude; dL/dy = z_{y_l} - z_{y_r} is one rounded subtraction. The weights "
         "1 - |j - y| are exact where |j - y| is (Sterbenz) and within half an ulp otherwise. Where the clamp holds the "
         "target at n - 1 - clamp, the weights take back t_c's rounding error (exact, by Sterbenz's lemma). The value "
-        "and dL/dy sum over the two bins y_l, y_r alone (the other terms are 0, proved below); logits more than the largest float "
+        "and dL/dy sum over the two bins y_l, y_r alone (the other terms are 0: proved below for exact targets; where t_c = n - 1 - clamp rounds up "
+        "onto an integer, the bins start one lower, as its rounding error says); logits more than the largest float "
         "apart give no NaN (a bin of weight 0 adds exactly 0; a weighted bin whose lse(z) - z_j overflows gives inf).",
         checks=checks, input_ranges={"target": (0.0, "row")}, family="distribution")

@@ -306,6 +306,12 @@ def test_dfl_bad_input():
     with pytest.raises(ValueError, match=r"with C = 1 \(the rows' last axis\), got 0.01"):
         DFL(np.zeros((3, 1)), np.zeros(3), clamp=0.01)
     assert DFL(z, np.array([1.0, 2.0]), clamp=4.0).shape == (2,)  # n_bins - 1 itself: every target held at 0
+    # before any device work (a GPU call checks it too; without one, the clamp's error comes first) and with
+    # ragged lists the input's own error, not NumPy's
+    with pytest.raises(ValueError, match=r"clamp: must satisfy .* with C = 3"):
+        DFL([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], [1.0, 1.0], clamp=5, device="cuda")
+    with pytest.raises(ValueError, match=r"logits: not a regular array"):
+        DFL([[0.0, 0.0, 0.0], [0.0, 0.0]], [1.0, 1.0], clamp=5)
     with pytest.raises(ValueError, match="target"):  # one target per row, not per bin
         DFL(z, np.zeros((2, 5)))
 
@@ -323,7 +329,8 @@ def test_dfl_target_held_at_the_clamp_top_against_the_oracle(dtype):
     rng = np.random.default_rng(12)
     worst = 0.0
     for nb in (2, 5, 17, 18):
-        for clamp in (0.01, 0.1, 0.37, 1.5):
+        # (1 + 2 eps: n - 1 - clamp rounds up onto the integer n - 2, the held target's bins one lower than t_c's)
+        for clamp in (0.01, 0.1, 0.37, 1.5, 1 + 2 * float(np.finfo(dtype).eps)):
             if clamp >= nb - 1:
                 continue
             z = (np.sort(rng.normal(0, 20, (8, nb)), axis=1)).astype(dtype)

@@ -103,11 +103,12 @@ def value_f64(logits, target, clamp):
     l = math.log1p(s_1 + t)
     value = 0.0
     _c_value = 0.0
-    _lower = min(t_c, C_row - 2.0)
+    _lower = min(t_c - (1.0 if -delta_t > 0.0 else 0.0), C_row - 2.0)
+    _count = (1.0 if -delta_t > 0.0 else 0.0) + 2.0
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
@@ -191,11 +192,12 @@ def value_work_f64(logits, target, work, clamp):
     l = math.log1p(s_1 + t)
     value = 0.0
     _c_value = 0.0
-    _lower = min(t_c, C_row - 2.0)
+    _lower = min(t_c - (1.0 if -delta_t > 0.0 else 0.0), C_row - 2.0)
+    _count = (1.0 if -delta_t > 0.0 else 0.0) + 2.0
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
@@ -285,11 +287,12 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     _c_value = 0.0
     acc_target = 0.0
     _c_acc_target = 0.0
-    _lower = min(t_c, C_row - 2.0)
+    _lower = min(t_c - (1.0 if -delta_t > 0.0 else 0.0), C_row - 2.0)
+    _count = (1.0 if -delta_t > 0.0 else 0.0) + 2.0
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = float(j)
@@ -383,11 +386,12 @@ def value_f32(logits, target, clamp):
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     _acc64_value = 0.0
-    _lower = min(t_c, C_row - _f32(2.0))
+    _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
+    _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
@@ -457,11 +461,12 @@ def value_work_f32(logits, target, work, clamp):
     t = n - _f32(1.0)
     l = math.log1p(s_1 + t)
     _acc64_value = 0.0
-    _lower = min(t_c, C_row - _f32(2.0))
+    _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
+    _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)
@@ -537,11 +542,12 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     s = n + s_1
     _acc64_value = 0.0
     _acc64_acc_target = 0.0
-    _lower = min(t_c, C_row - _f32(2.0))
+    _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
+    _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
     _ja, _jb = 0, logits.shape[0]
-    if _lower > -2 and _lower < _jb:  # (NaN, or beyond the row: every element)
+    if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
         _jl = int(math.floor(_lower))
-        _ja, _jb = max(_jl, 0), min(_jl + 2, _jb)
+        _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
     for j in range(_ja, _jb):
         z = logits[j]
         jf = _f32(j)

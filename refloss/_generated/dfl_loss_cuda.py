@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c7a582c2079f9c1f
+# scalar kernels: sha256 2f5d2992825d7d44
 """Distribution Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
