@@ -387,9 +387,7 @@ class Loss:
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
             if info.row_params:  # (inputs as given: arrays, device arrays, tensors or nested lists)
-                shapes = [tuple(getattr(v, "shape", None) or np.shape(v)) for v in inputs]
-                self._check_row_params(values, next((s[-1] for s, w in zip(shapes, info.widths) if w is None and s),
-                                                    None))
+                self._check_row_params(values, _given_row_width(info.widths, inputs))
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              self._cuda_args(values, precision, args), reduction, self._input_rules,
                                              validate, with_grad)
@@ -436,8 +434,11 @@ class Loss:
         if ref.ndim == 0 or ref.shape[-1] == 0:
             raise ValueError(f"{info.inputs[rows[0]]}: needs a last axis of at least one element (the row: "
                              f"classes), got shape {ref.shape}")
+        # (the kernels take the index as a float of the rows' dtype: exact below 2^24 classes in float32, 2^53 in
+        # float64; wider float32 rows keep the one-hot rows)
         if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \
-                out_dt.type in (np.float32, np.float64) and hasattr(self._module("cpu"), "value_index_f64"):
+                out_dt.type in (np.float32, np.float64) and hasattr(self._module("cpu"), "value_index_f64") and \
+                ref.shape[-1] <= 2 ** (np.finfo(out_dt).nmant + 1):
             result = self._index_rows(with_grad, ref, rows[0], given[0], np.asarray(inputs[given[0]]), params,
                                       reduction, validate)
             if result is not None:
@@ -537,6 +538,19 @@ class Loss:
         row = _arrays.row_width(self._info.widths, arrays)
         for n, a, (layout, bounds) in zip(self._info.inputs, arrays, self._input_rules):
             check_input(n, a, layout, bounds, row)
+
+
+def _given_row_width(widths, inputs) -> int | None:
+    """The rows' width C from inputs as given (arrays, device arrays, tensors, nested lists); None where it cannot
+    be read (a ragged list: the input checks that follow name it)."""
+    for v, w in zip(inputs, widths):
+        if w is None:
+            try:
+                shape = tuple(getattr(v, "shape", None) or np.shape(v))
+            except ValueError:
+                return None
+            return int(shape[-1]) if shape else None
+    return None
 
 
 def _is_integer(name: str, v) -> bool:

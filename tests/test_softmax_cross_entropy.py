@@ -220,6 +220,21 @@ def test_class_indices_through_their_own_kernels(monkeypatch):
     assert v16.dtype == np.float16 and g16.dtype == np.float16
 
 
+def test_class_indices_beyond_float32_integers():
+    """Rows wider than 2^24 classes in float32: an index as a float32 would round (2^24 + 1 -> 2^24), so such
+    rows keep the one-hot rows (the class-index kernels take the index as a float of the rows' dtype)."""
+    c = 2**24 + 2
+    z = np.zeros((1, c), np.float32)
+    z[0, -1] = 5.0
+    for k in (2**24, 2**24 + 1):
+        v, (g, _) = SCE.value_and_grad(z, np.array([k]))
+        hot = np.zeros((1, c), np.float32)
+        hot[0, k] = 1.0
+        ev, (eg, _) = SCE.value_and_grad(z, hot)
+        assert v.tobytes() == ev.tobytes() and g.tobytes() == eg.tobytes(), k
+        assert g[0, k] < 0 and (g[0, :k] >= 0).all() and (g[0, k + 1:] >= 0).all()
+
+
 def test_class_indices_allocate_nothing_row_wide():
     """Peak memory of a call with class indices beyond its outputs (tracemalloc): the float copy of the
     indices (one number a row), not the one-hot rows and their gradient (twice the logits' bytes before):
