@@ -386,8 +386,8 @@ class Loss:
         if device != "cpu":
             if device != "cuda":
                 raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
-            if info.row_params:  # (inputs as given: arrays, device arrays, tensors or nested lists)
-                self._check_row_params(values, _given_row_width(info.widths, inputs))
+            if info.row_params:
+                self._check_row_params(values, inputs)
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              self._cuda_args(values, precision, args), reduction, self._input_rules,
                                              validate, with_grad)
@@ -403,7 +403,7 @@ class Loss:
         info = self._info
         shape = _arrays.lead_shape(info.inputs, info.widths, arrays, info.layouts)
         if info.row_params:
-            self._check_row_params(values, _arrays.row_width(info.widths, arrays))
+            self._check_row_params(values, arrays)
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, info.widths)]
         size = flat[0].shape[0]
         out = np.empty(size, dt)
@@ -524,9 +524,11 @@ class Loss:
             grads = tuple(g - value / norm * _arrays.sum_to_shape(dw * d, g.shape) for g, d in zip(grads, dm))
         return value, grads
 
-    def _check_row_params(self, values: tuple, row: int | None) -> None:
+    def _check_row_params(self, values: tuple, inputs) -> None:
         """ValueError for a parameter above the rows' last index C - 1 (``LossInfo.row_params``: DFL's clamp, in
-        bins; a larger one leaves no target in [0, C - 1 - clamp])."""
+        bins; a larger one leaves no target in [0, C - 1 - clamp]); C from ``inputs`` as given (arrays, device
+        arrays, tensors, nested lists)."""
+        row = _given_row_width(self._info.widths, inputs)
         if row is None:
             return
         for p, v in zip(self._info.params, values):

@@ -344,7 +344,7 @@ def _cuda_impl(loss, tensors, params, reduction, validate, with_grad):
     out = torch.empty(size, dtype=dt, device=tensors[0].device)
     values = loss._param_values(params)
     if info.row_params:  # (a parameter at most the rows' last index: DFL's clamp)
-        loss._check_row_params(values, next((t.shape[-1] for t, w in zip(tensors, info.widths) if w is None), None))
+        loss._check_row_params(values, tensors)
     args = loss._cuda_args(values, precision, loss._checked_args(values, precision))
     if size:
         nstream = cuda.external_stream(stream.cuda_stream)
