@@ -7,7 +7,8 @@
 For each loss (GIoU, DIoU, CIoU on N box pairs; Smooth L1 on 4N elements), each N and dtype, the
 best of ``--repeat`` interleaved rounds of:
 
-- ``refloss`` value only and ``refloss`` value + gradients (w.r.t. pred and target), the NumPy API;
+- ``refloss`` value only and ``refloss`` value + gradients (w.r.t. pred and target), the NumPy API, and value +
+  gradients written into outputs made once (``out=``; the copy below reuses its buffer too);
 - ``refloss.torch``: forward + ``backward()`` (when torch is installed);
 - ``baseline``: a plain hand-fused Numba kernel of the textbook formula (``benchmarks/_baselines.py``),
   value + gradients, the speed issue 16 asks refloss to beat;
@@ -94,6 +95,9 @@ def contenders(loss: str, p, t, with_peers: bool) -> dict:
     fn = getattr(rl, loss)
     out = {"refloss value": lambda: fn(p, t),
            "refloss value+grad": lambda: fn.value_and_grad(p, t)}
+    # the same call writing into outputs made once (out=): no fresh pages for the operating system to zero
+    outs = (np.empty(p.shape if loss == "smooth_l1" else p.shape[:-1], p.dtype), np.empty_like(p), np.empty_like(t))
+    out["refloss value+grad, out="] = lambda: fn.value_and_grad(p, t, out=outs)
     base = _baselines.smooth_l1 if loss == "smooth_l1" else _baselines.BOXES[loss]
     out["baseline value+grad"] = lambda: base(p, t)
     out["copy"] = _copy(fused_bytes(loss, p, t))

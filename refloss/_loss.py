@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import _arrays, _backends, _cpu
+from . import _arrays, _backends, _cpu, _out
 from ._info import RESCALE_EXPONENT, LossInfo, cuda_rescaled, length_params, rescalable
 from ._validate import (DTYPES, REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats,
                         reject_autograd, result_dtypes)
@@ -75,7 +75,7 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
 
 
 # the keywords of a call besides the loss's parameters (Loss.__call__, ValueAndGrad.__call__)
-CALL_OPTIONS = ("reduction", "dtype", "device", "validate")
+CALL_OPTIONS = ("reduction", "dtype", "device", "validate", "out")
 
 
 def _not_an_argument(name: str, options) -> str:
@@ -142,7 +142,8 @@ class Loss:
             [P(n, P.POSITIONAL_OR_KEYWORD) for n in self._info.inputs]
             + [P(p.name, P.KEYWORD_ONLY, default=p.default) for p in self._info.params]
             + [P("reduction", P.KEYWORD_ONLY, default="none"), P("dtype", P.KEYWORD_ONLY, default=None),
-               P("device", P.KEYWORD_ONLY, default="cpu"), P("validate", P.KEYWORD_ONLY, default=True)]
+               P("device", P.KEYWORD_ONLY, default="cpu"), P("validate", P.KEYWORD_ONLY, default=True),
+               P("out", P.KEYWORD_ONLY, default=None)]
         )
 
     def __repr__(self) -> str:
@@ -202,8 +203,26 @@ class Loss:
                             f"{', '.join(o + '=' for o in options)}{hints}")
         return tuple(params.get(k, d) for k, d in self._defaults.items())
 
-    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
+    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, out=None, **params):
+        if out is not None:
+            return self._into(False, inputs, params, reduction, dtype, device, validate, out)
         return self._evaluate(False, inputs, params, reduction, dtype, device, validate)
+
+    def _into(self, with_grad, inputs, params, reduction, dtype, device, validate, out):
+        """A call with ``out=`` (refloss/_out.py): the kernels write into the arrays given where the common call's
+        fast path can (:meth:`_fast`), else the result is computed as without them and copied in."""
+        value_out, grad_outs = _out.parse(out, with_grad, self._info.inputs, reduction)
+        if device != "cpu":
+            raise ValueError(f"out: the results of device={device!r} are device arrays; out= is for the CPU "
+                             "(device='cpu')")
+        info = self._info
+        if (dtype is None and self._fast_width is not None and len(inputs) == len(info.inputs)
+                and reduction in REDUCTIONS and (reduction != "mean" or info.mean_weight is None)):
+            result = self._fast(with_grad, inputs, params, reduction, validate, (value_out, grad_outs))
+            if result is not None:
+                return result
+        result = self._evaluate(with_grad, inputs, params, reduction, dtype, device, validate)
+        return _out.store(result, value_out, grad_outs, info.inputs)
 
     def _bind(self, inputs: tuple, params: dict) -> tuple:
         """(arrays in order, parameters): arrays may be given by position or by name."""
@@ -225,10 +244,11 @@ class Loss:
                             f"{', '.join(names)}){hint}")
         return tuple(given[n] for n in names), params
 
-    def _fast(self, with_grad, inputs, params, reduction, validate):
+    def _fast(self, with_grad, inputs, params, reduction, validate, outs=None):
         """The common call, C-contiguous NumPy arrays of one float dtype and one shape, on few operations (the
         fixed cost of a call on a small batch); None where it does not apply, for the general path.  Its
-        results are those of the general path: the same drivers on the same memory."""
+        results are those of the general path: the same drivers on the same memory.  ``outs``: ``out=``'s
+        arrays (value, gradients; refloss/_out.py), written into where they allow it."""
         first = inputs[0]
         if type(first) is not np.ndarray:
             return None
@@ -267,6 +287,9 @@ class Loss:
             driver = self._fast_drivers[key] = getattr(self._module("cpu"),
                                                        f"value_and_grad_{precision}" if with_grad else
                                                        f"value_{precision}")
+        if outs is not None:
+            return self._fast_into(with_grad, inputs, params, reduction, validate, outs, driver, flat, lead, shape,
+                                   dt, precision, args, reshape, flat_shape)
         out = np.empty(lead, dt)
         out_flat = out.reshape(-1) if reshape else out
         if not with_grad:
@@ -280,6 +303,31 @@ class Loss:
         if driver(*flat, out_flat, *flat_grads, divisor, *args):
             self._after_bad(inputs, validate, precision, params, flat, out_flat, flat_grads, divisor)
         return (out if reduction == "none" else _arrays.reduce(out, reduction)), tuple(grads)
+
+    def _fast_into(self, with_grad, inputs, params, reduction, validate, outs, driver, flat, lead, shape, dt,
+                   precision, args, reshape, flat_shape):
+        """:meth:`_fast`'s call with ``out=``: the drivers write into each array given that is C-contiguous and
+        overlaps no input (the inputs are read again after the loop where it counted a bad element), into a
+        new array copied in after the call otherwise."""
+        value_out, grad_outs = outs
+        given = value_out
+        out = _out.direct("value", value_out, lead, dt, inputs)
+        if out is None:
+            out = np.empty(lead, dt)
+        out_flat = out.reshape(-1) if reshape else out
+        if not with_grad:
+            if driver(*flat, out_flat, *args):
+                self._after_bad(inputs, validate, precision, params, flat, out_flat)
+            return _out.store(out, given, (), self._info.inputs)
+        grads = [_out.direct("d_" + n, o, shape, dt, inputs) for n, o in zip(self._info.inputs, grad_outs)]
+        grads = [np.empty(shape, dt) if g is None else g for g in grads]
+        size = len(out_flat)
+        divisor = dt.type(size if reduction == "mean" and size else 1)
+        flat_grads = [g.reshape(flat_shape) for g in grads] if reshape else grads
+        if driver(*flat, out_flat, *flat_grads, divisor, *args):
+            self._after_bad(inputs, validate, precision, params, flat, out_flat, flat_grads, divisor)
+        value = out if reduction == "none" else _arrays.reduce(out, reduction)
+        return _out.store((value, tuple(grads)), given, grad_outs, self._info.inputs)
 
     def _after_bad(self, inputs, validate, precision, params, flat, out, grads=None, divisor=1) -> None:
         """A driver counted bad elements: a bad input (raised, naming it, when ``validate``), or a box pair beyond
@@ -595,7 +643,9 @@ class _ValueAndGrad:
     def __repr__(self) -> str:
         return f"refloss.{self._loss.name}.value_and_grad"
 
-    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, **params):
+    def __call__(self, *inputs, reduction="none", dtype=None, device="cpu", validate=True, out=None, **params):
+        if out is not None:
+            return self._loss._into(True, inputs, params, reduction, dtype, device, validate, out)
         return self._loss._evaluate(True, inputs, params, reduction, dtype, device, validate)
 
 

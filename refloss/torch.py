@@ -409,13 +409,16 @@ class TorchLoss:
                 "the parameters, conventions and formula are refloss's:\n\n" + self._loss.__doc__)
 
     @property
-    def __signature__(self):  # the NumPy API's, without dtype= and device= (they follow the tensors)
+    def __signature__(self):  # the NumPy API's, without dtype=, device= (they follow the tensors) and out=
         sig = self._loss.__signature__
-        return sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in ("dtype", "device")])
+        return sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in ("dtype", "device", "out")])
 
     def __call__(self, *inputs, reduction="none", validate=True, **params):
         info = self._info
-        if params and ("device" in params or "dtype" in params):
+        if params and ("device" in params or "dtype" in params or "out" in params):
+            if "out" in params:
+                raise TypeError(f"refloss.torch.{info.name}: takes no out=: it returns new tensors, which autograd "
+                                f"tracks (out= is the NumPy API's, refloss.{info.name}(..., out=array))")
             raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the tensors' "
                             "device in their dtype (float16/bfloat16 in float32); move or cast the tensors instead, "
                             "e.g. pred.to('cuda', torch.float64)")
