@@ -65,6 +65,10 @@ def _docstring(info: LossInfo, page: str | None = None) -> str:
         'device : {"cpu", "cuda"}, default "cpu"',
         "validate : bool, default True",
         "    Check inputs for finiteness (parameters are always checked).",
+        "out : numpy.ndarray or tuple, optional",
+        "    Arrays to write the results into (CPU): the elementwise values (reduction \"none\"); for",
+        "    ``.value_and_grad``, (value, d_<input>, ...) with None for an output to allocate (the value",
+        "    of \"sum\" and \"mean\" is None). Each of the result's shape and dtype; returned as given.",
         "", "Conventions", "-----------", info.conventions,
         "", "``.value_and_grad(...)`` takes the same arguments and returns "
         f"``(value, (d_{', d_'.join(info.inputs)}))``.",
@@ -211,8 +215,13 @@ class Loss:
     def _into(self, with_grad, inputs, params, reduction, dtype, device, validate, out):
         """A call with ``out=`` (refloss/_out.py): the kernels write into the arrays given where the common call's
         fast path can (:meth:`_fast`), else the result is computed as without them and copied in."""
+        if reduction not in REDUCTIONS:
+            check_reduction(reduction)
         value_out, grad_outs = _out.parse(out, with_grad, self._info.inputs, reduction)
         if device != "cpu":
+            if value_out is None and not any(o is not None for o in grad_outs):  # nothing to write into
+                return self._evaluate(with_grad, inputs, params, reduction, dtype, device, validate)
+            self._check_device(device)
             raise ValueError(f"out: the results of device={device!r} are device arrays; out= is for the CPU "
                              "(device='cpu')")
         info = self._info
@@ -432,8 +441,7 @@ class Loss:
             return _cast(result, out_dt)
         args = self._checked_args(values, precision)
         if device != "cpu":
-            if device != "cuda":
-                raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
+            self._check_device(device)
             if info.row_params:
                 self._check_row_params(values, inputs)
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
@@ -441,6 +449,11 @@ class Loss:
                                              validate, with_grad)
         arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
         return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate, values)
+
+    def _check_device(self, device) -> None:
+        """A ValueError where ``device`` is not one this loss runs on ("cpu", "cuda")."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device: must be 'cpu' or 'cuda', got {device!r}")
 
     def _cpu_evaluate(self, with_grad, arrays, dt, precision, args, reduction, validate, values=None):
         """The CPU drivers on ``arrays`` (NumPy arrays of dtype ``dt``, bound and converted) with the
@@ -668,10 +681,13 @@ class ModuleLoss(Loss):
             mod = self._modules[which] = importlib.import_module(self._module_names[which])
         return mod
 
-    def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
+    def _check_device(self, device) -> None:
         if device != "cpu":
             raise ValueError(f"device: {self._name} is a refloss.design loss and runs on the CPU only "
                              f"(device='cpu'), got {device!r}")
+
+    def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
+        self._check_device(device)
         return super()._evaluate(with_grad, inputs, params, reduction, dtype, device, validate)
 
     @property

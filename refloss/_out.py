@@ -4,8 +4,9 @@
 out=(v, d_pred, d_target))`` (or ``out=(v, (d_pred, d_target))``, the shape of the result) writes
 the value and each gradient given, ``None`` for the ones the call should allocate (the value of
 ``"sum"``/``"mean"``, a scalar, is always ``None``).  Each array must have the result's shape and
-dtype exactly (no casting: ``dtype=`` sets the result's) and be writeable; the call returns the
-arrays given in place of the ones it would have made.
+dtype exactly (no casting: ``dtype=`` sets the result's), be writeable and share no memory with
+another output; the call returns the arrays given in place of the ones it would have made.  Where the
+call raises (a bad input), the arrays given may hold part of the results, as NumPy's may.
 
 Why: a call's outputs are new arrays, and above glibc's mmap threshold every new array is fresh pages
 that the operating system zeroes on first touch, about half the time of an element-wise loss at
@@ -26,6 +27,7 @@ def parse(out, with_grad: bool, names: tuple, reduction: str) -> tuple:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"out: must be a NumPy array for the elementwise values (reduction='none'), got "
                             f"{type(out).__name__}")
+        _not_masked("out", out)
         if reduction != "none":
             raise ValueError(f"out: holds the elementwise values, reduction='none'; reduction={reduction!r} gives a "
                              "scalar (drop out=)")
@@ -40,13 +42,26 @@ def parse(out, with_grad: bool, names: tuple, reduction: str) -> tuple:
         value, grads = out[0] if out else None, tuple(out[1:])
     if len(grads) != len(names):
         raise TypeError(f"out: value_and_grad writes {form}: {1 + len(names)} arrays or None, got {1 + len(grads)}")
+    given = []
     for name, o in zip(("value", *("d_" + n for n in names)), (value, *grads)):
-        if o is not None and not isinstance(o, np.ndarray):
-            raise TypeError(f"out: {name} must be a NumPy array or None, got {type(o).__name__}")
+        if o is not None:
+            if not isinstance(o, np.ndarray):
+                raise TypeError(f"out: {name} must be a NumPy array or None, got {type(o).__name__}")
+            _not_masked(f"out: {name}", o)
+            for other, p in given:  # two outputs in one memory: one would overwrite the other
+                if np.may_share_memory(o, p):
+                    raise ValueError(f"out: {other} and {name} share memory; give each output an array of its own")
+            given.append((name, o))
     if value is not None and reduction != "none":
         raise ValueError(f"out: reduction={reduction!r} gives a scalar value: pass None for it, "
                          f"out=(None, {', '.join('d_' + n for n in names)})")
     return value, grads
+
+
+def _not_masked(name: str, o) -> None:
+    if isinstance(o, np.ma.MaskedArray):
+        raise TypeError(f"{name}: a masked array's mask would be left as it is over the results: pass a plain "
+                        "array (e.g. its .data)")
 
 
 def check(name: str, o: np.ndarray, shape: tuple, dt) -> None:
@@ -54,7 +69,8 @@ def check(name: str, o: np.ndarray, shape: tuple, dt) -> None:
     if o.shape != tuple(shape):
         raise ValueError(f"out: {name} must have the result's shape {tuple(shape)}, got {o.shape}")
     if o.dtype != dt:
-        raise ValueError(f"out: {name} must have the result's dtype {np.dtype(dt).name}, got {o.dtype.name} "
+        got = o.dtype.name if o.dtype.name != np.dtype(dt).name else f"{o.dtype.str} (not the native byte order)"
+        raise ValueError(f"out: {name} must have the result's dtype {np.dtype(dt).name}, got {got} "
                          "(refloss does not cast; dtype= sets the result's dtype)")
     if not o.flags.writeable:
         raise ValueError(f"out: {name} is read-only")
@@ -66,7 +82,7 @@ def direct(name: str, o, shape: tuple, dt, inputs) -> np.ndarray | None:
     if o is None:
         return None
     check(name, o, shape, dt)
-    if not o.flags.c_contiguous:
+    if type(o) is not np.ndarray or not o.flags.c_contiguous:  # (a subclass, np.matrix: reshaped its own way)
         return None
     for a in inputs:
         if np.may_share_memory(o, a):
@@ -76,23 +92,25 @@ def direct(name: str, o, shape: tuple, dt, inputs) -> np.ndarray | None:
 
 def store(result, value_out, grad_outs, names: tuple):
     """``result`` (a value, or (value, grads)) with each output given replaced by its array, the result copied
-    in where it is not already there."""
+    in where it is not already there: every array checked first, so that none is written where one is wrong."""
     if not isinstance(result, tuple):
-        return _put("value", result, value_out)
-    value, grads = result
-    if not grad_outs:
-        grad_outs = (None,) * len(grads)
-    return _put("value", value, value_out), tuple(_put("d_" + n, g, o) for n, g, o in zip(names, grads, grad_outs))
+        pairs = [("value", result, value_out)]
+    else:
+        value, grads = result
+        pairs = [("value", value, value_out)] + list(zip(("d_" + n for n in names), grads,
+                                                          grad_outs or (None,) * len(grads)))
+    for name, r, o in pairs:
+        if o is not None and o is not r:
+            if r is None:
+                raise ValueError(f"out: {name} is None in the result (a class-index input has no gradient): pass "
+                                 "None for it")
+            check(name, o, np.shape(r), np.asarray(r).dtype)
+    put = [_put(name, r, o) for name, r, o in pairs]
+    return put[0] if not isinstance(result, tuple) else (put[0], tuple(put[1:]))
 
 
 def _put(name: str, r, o):
-    if o is None:
-        return r
-    if r is None:
-        raise ValueError(f"out: {name} is None in the result (a class-index input has no gradient): pass None for it")
-    if o is r:
-        return o
-    r = np.asarray(r)
-    check(name, o, r.shape, r.dtype)
+    if o is None or o is r:
+        return r if o is None else o
     o[...] = r
     return o

@@ -416,12 +416,15 @@ class TorchLoss:
     def __call__(self, *inputs, reduction="none", validate=True, **params):
         info = self._info
         if params and ("device" in params or "dtype" in params or "out" in params):
-            if "out" in params:
+            if "out" in params and params["out"] is None:  # (the NumPy API's default, spelled out)
+                del params["out"]
+            elif "out" in params:
                 raise TypeError(f"refloss.torch.{info.name}: takes no out=: it returns new tensors, which autograd "
                                 f"tracks (out= is the NumPy API's, refloss.{info.name}(..., out=array))")
-            raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the tensors' "
-                            "device in their dtype (float16/bfloat16 in float32); move or cast the tensors instead, "
-                            "e.g. pred.to('cuda', torch.float64)")
+            if "device" in params or "dtype" in params:
+                raise TypeError(f"refloss.torch.{info.name}: takes no device= or dtype=: it computes on the "
+                                "tensors' device in their dtype (float16/bfloat16 in float32); move or cast the "
+                                "tensors instead, e.g. pred.to('cuda', torch.float64)")
         # the per-call fixed cost of the eager path (a few microseconds over the NumPy call): keep it lean
         if len(inputs) != len(info.inputs) or (params and not params.keys().isdisjoint(info.inputs)):
             inputs, params = self._loss._bind(inputs, dict(params))
