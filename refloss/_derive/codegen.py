@@ -146,6 +146,7 @@ class KernelPrinter(PythonCodePrinter):
         self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.kept: dict = {}  # exp(...) -> the name holding its value (row_function: computed in an earlier loop)
         self.printed_exp: set = set()  # exp(...) printed as expo.py's form even where libm (row_function)
+        self.printed_log1p = False  # log1p printed as expo.py's form even where libm (row_function)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -1031,7 +1032,14 @@ class KernelPrinter(PythonCodePrinter):
         return self._math("log", self._print(expr.args[0]))
 
     def _print_log1p(self, expr):
-        return self._math("log1p", self._print(expr.args[0]))
+        x = self._print(expr.args[0])
+        if self.printed_log1p and self.libm:
+            self.libm = False
+            try:
+                return self._math("log1p", x)
+            finally:
+                self.libm = True
+        return self._math("log1p", x)
 
     def _print_expm1(self, expr):
         return self._math("expm1", self._print(expr.args[0]))
@@ -1794,7 +1802,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
         raise ValueError(f"{name}: a work row is for the value alone (the gradient kernel keeps its exp in a gradient row)")
     params = [n for n, _, _ in kernel.arrays] + ([f"d_{n}" for n, _ in all_grads] + ["divisor"] if all_grads else [])
     params += (["work"] if work else []) + [s_.name for s_ in kernel.args]
-    # libm's log1p, once a row; the exp that the sums take of every element (softmax's exp(z_j - m)) as
+    # libm's log1p, once a row (float64; float32 below); the exp that the sums take of every element (softmax's exp(z_j - m)) as
     # refloss/_derive/expo.py's form: with gradients it is computed in a loop of its own, which vectorises (libm's
     # exp is a call an element, and a loop of reductions in index order stays scalar), and kept in that
     # gradient's own output row, where the sum's loop and the last loop read it back (the last then overwrites
@@ -1806,6 +1814,9 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp) for _, g in row_grads)), key=sp.default_sort_key)
     kept_exp = common[0] if len(common) == 1 else None
     printer.printed_exp = {kept_exp} if kept_exp is not None else set()
+    # the row's log1p (once a row) as expo.py's form in float32: glibc's log1pf took about a third of the
+    # float32 softmax kernel's time at 8 classes (perf); in float64 libm's log1p is the faster one, and stays
+    printer.printed_log1p = precision == "f32"
     keep = None if kept_exp is None else (kept_exp, "_kept", f"d_{grads[0][0]}[j]") if grads else \
         (kept_exp, "_kept", "work[j]") if work else None
     lines = [f"def {name}({', '.join(params)}):"]

@@ -5,8 +5,8 @@ way in refloss/_derive/atan.py).  A kernel keeps libm's functions where these wo
 call-free: a loss whose float32 maxima docs/exhaustive.md states over every input
 (``LossSpec.libm``, until it is swept again), a kernel that would still call ``pow``, ``sin`` or
 ``cos`` (its loop stays scalar anyway, and the printed forms only lengthen its compilation), and
-the row kernels (softmax, DFL: their loops over a row stay scalar, where the printed exp was
-slower than libm's).
+the row kernels' float64 log1p (softmax, DFL: once a row, where libm's is the faster; their exp, in
+a loop of its own, and their float32 log1p are printed: codegen.row_function).
 
 expm1(x) shares exp's reduction below: q = exp(r) - 1 itself where k = 0, 2^k q + (2^k - 1)
 with that sum's rounding error and q's added back for |k| <= 56, exp(x) - 1 beyond.

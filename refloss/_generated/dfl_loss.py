@@ -384,7 +384,34 @@ def value_f32(logits, target, clamp):
         n += _f32(1.0) - _s31
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a32 = s_1 + t
+    _u33 = _f32(1.0) + _a32
+    _lb34 = _f32(_u33).view(_i32)
+    _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big36 = _lm35 > _f32(1.4142135381698608)
+    _lh37 = _lm35*_f32(0.5)
+    _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
+    _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
+    _lf41 = (_a32 if _lk40 == _f32(0.0) else _lf38)
+    _lc42 = _a32 - (_u33 - _f32(1.0))
+    _lc43 = _f32(1.0) - (_u33 - _a32)
+    _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
+    _lc45 = _lc44/_u33
+    _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
+    _ls47 = _lf41/(_f32(2.0) + _lf41)
+    _lz48 = _ls47*_ls47
+    _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
+    _e50 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz48
+    _x51 = _lz48*_lz48
+    _e52 = _e49 + _e50*_x51
+    _hf53 = _f32(0.5)*(_lf41*_lf41)
+    _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
+    _lo55 = (_lg54 if _a32 != _f32(0.0) else _a32)
+    _lo56 = (-_f32(math.inf) if _a32 == -_f32(1.0) else _f32(math.nan))
+    _lo57 = (_lo55 if _a32 > -_f32(1.0) else _lo56)
+    _lo58 = (_lo57 if _a32 < _f32(math.inf) else _a32)
+    l = _lo58
     _acc64_value = 0.0
     _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
     _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
@@ -396,10 +423,10 @@ def value_f32(logits, target, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = delta_t - ((jf - t_c))
-        _s32 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
-        _s33 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s32
-        _s34 = max(_s33, _s33 - _s33)
-        _acc64_value += float(_s34*(l + (m - z)) if _s34 != _f32(0.0) else _s34)
+        _s59 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s60 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s59
+        _s61 = max(_s60, _s60 - _s60)
+        _acc64_value += float(_s61*(l + (m - z)) if _s61 != _f32(0.0) else _s61)
     value = _f32(_acc64_value)
     return value
 
@@ -459,7 +486,34 @@ def value_work_f32(logits, target, work, clamp):
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a34 = s_1 + t
+    _u35 = _f32(1.0) + _a34
+    _lb36 = _f32(_u35).view(_i32)
+    _lm37 = _i32((_lb36 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big38 = _lm37 > _f32(1.4142135381698608)
+    _lh39 = _lm37*_f32(0.5)
+    _lf40 = (_lh39 if _big38 else _lm37) - _f32(1.0)
+    _le41 = _i32(_i32(_lb36 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk42 = _le41 + (_f32(1.0) if _big38 else _f32(0.0))
+    _lf43 = (_a34 if _lk42 == _f32(0.0) else _lf40)
+    _lc44 = _a34 - (_u35 - _f32(1.0))
+    _lc45 = _f32(1.0) - (_u35 - _a34)
+    _lc46 = (_lc44 if _u35 <= _f32(2.0) else _lc45)
+    _lc47 = _lc46/_u35
+    _lc48 = (_f32(0.0) if _lk42 == _f32(0.0) else _lc47)
+    _ls49 = _lf43/(_f32(2.0) + _lf43)
+    _lz50 = _ls49*_ls49
+    _e51 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz50
+    _e52 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz50
+    _x53 = _lz50*_lz50
+    _e54 = _e51 + _e52*_x53
+    _hf55 = _f32(0.5)*(_lf43*_lf43)
+    _lg56 = _lk42*_f32(0.693145751953125) + (_lf43 - (_hf55 - (_ls49*(_hf55 + _lz50*_e54) + (_lk42*_f32(1.428606765330187e-06) + _lc48))))
+    _lo57 = (_lg56 if _a34 != _f32(0.0) else _a34)
+    _lo58 = (-_f32(math.inf) if _a34 == -_f32(1.0) else _f32(math.nan))
+    _lo59 = (_lo57 if _a34 > -_f32(1.0) else _lo58)
+    _lo60 = (_lo59 if _a34 < _f32(math.inf) else _a34)
+    l = _lo60
     _acc64_value = 0.0
     _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
     _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
@@ -471,10 +525,10 @@ def value_work_f32(logits, target, work, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = delta_t - ((jf - t_c))
-        _s34 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
-        _s35 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s34
-        _s36 = max(_s35, _s35 - _s35)
-        _acc64_value += float(_s36*(l + (m - z)) if _s36 != _f32(0.0) else _s36)
+        _s61 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s62 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s61
+        _s63 = max(_s62, _s62 - _s62)
+        _acc64_value += float(_s63*(l + (m - z)) if _s63 != _f32(0.0) else _s63)
     value = _f32(_acc64_value)
     return value
 
@@ -538,7 +592,34 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a35 = s_1 + t
+    _u36 = _f32(1.0) + _a35
+    _lb37 = _f32(_u36).view(_i32)
+    _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big39 = _lm38 > _f32(1.4142135381698608)
+    _lh40 = _lm38*_f32(0.5)
+    _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
+    _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0))
+    _lf44 = (_a35 if _lk43 == _f32(0.0) else _lf41)
+    _lc45 = _a35 - (_u36 - _f32(1.0))
+    _lc46 = _f32(1.0) - (_u36 - _a35)
+    _lc47 = (_lc45 if _u36 <= _f32(2.0) else _lc46)
+    _lc48 = _lc47/_u36
+    _lc49 = (_f32(0.0) if _lk43 == _f32(0.0) else _lc48)
+    _ls50 = _lf44/(_f32(2.0) + _lf44)
+    _lz51 = _ls50*_ls50
+    _e52 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz51
+    _e53 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz51
+    _x54 = _lz51*_lz51
+    _e55 = _e52 + _e53*_x54
+    _hf56 = _f32(0.5)*(_lf44*_lf44)
+    _lg57 = _lk43*_f32(0.693145751953125) + (_lf44 - (_hf56 - (_ls50*(_hf56 + _lz51*_e55) + (_lk43*_f32(1.428606765330187e-06) + _lc49))))
+    _lo58 = (_lg57 if _a35 != _f32(0.0) else _a35)
+    _lo59 = (-_f32(math.inf) if _a35 == -_f32(1.0) else _f32(math.nan))
+    _lo60 = (_lo58 if _a35 > -_f32(1.0) else _lo59)
+    _lo61 = (_lo60 if _a35 < _f32(math.inf) else _a35)
+    l = _lo61
     s = n + s_1
     _acc64_value = 0.0
     _acc64_acc_target = 0.0
@@ -552,19 +633,19 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = delta_t - ((jf - t_c))
-        _s35 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
-        _s36 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s35
-        _s37 = max(_s36, _s36 - _s36)
-        _acc64_value += float(_s37*(l + (m - z)) if _s37 != _f32(0.0) else _s37)
+        _s62 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s63 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s62
+        _s64 = max(_s63, _s63 - _s63)
+        _acc64_value += float(_s64*(l + (m - z)) if _s64 != _f32(0.0) else _s64)
         _r1 = jf - t_c
         _r2 = _f32(1.0) - _r1
         _r3 = _r1 + _f32(1.0)
         _r4 = -_r1
-        _s38 = -(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 > _f32(0.0) else _f32(0.0))
-        _s39 = (_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0)) + _s38
-        _s40 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 >= _f32(0.0) else _f32(0.0))
-        _s41 = (_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0)) + _s40
-        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s39 + (_f32(1.0) - e_end)*_s41))
+        _s65 = -(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 > _f32(0.0) else _f32(0.0))
+        _s66 = (_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0)) + _s65
+        _s67 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 >= _f32(0.0) else _f32(0.0))
+        _s68 = (_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0)) + _s67
+        _acc64_acc_target += float(-g_2*gate*z*(e_end*_s66 + (_f32(1.0) - e_end)*_s68))
     value = _f32(_acc64_value)
     acc_target = _f32(_acc64_acc_target)
     for j in range(logits.shape[0]):
@@ -573,11 +654,11 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
         _kept = d_logits[j]
         _r5 = -m
         _r6 = delta_t - ((jf - t_c))
-        _s42 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r6 > _f32(0.0) else _f32(0.0))
-        _s43 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0)) + _s42
-        _e44 = z + _r5
-        _e45 = _e44 - z
-        _s46 = (z - (_e44 - _e45)) + (_r5 - _e45)
-        d_logits[j] = (-max(_s43, _s43 - _s43) + ((_s46 if _s46 == _s46 else _f32(0.0)) + _f32(1.0))*_kept/s)/divisor
+        _s69 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r6 > _f32(0.0) else _f32(0.0))
+        _s70 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r6 >= _f32(0.0) else _f32(0.0)) + _s69
+        _e71 = z + _r5
+        _e72 = _e71 - z
+        _s73 = (z - (_e71 - _e72)) + (_r5 - _e72)
+        d_logits[j] = (-max(_s70, _s70 - _s70) + ((_s73 if _s73 == _s73 else _f32(0.0)) + _f32(1.0))*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value

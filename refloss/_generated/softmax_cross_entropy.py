@@ -519,13 +519,40 @@ def value_f32(logits, targets, label_smoothing):
         n += _f32(1.0) - _s30
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a31 = s_1 + t
+    _u32 = _f32(1.0) + _a31
+    _lb33 = _f32(_u32).view(_i32)
+    _lm34 = _i32((_lb33 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big35 = _lm34 > _f32(1.4142135381698608)
+    _lh36 = _lm34*_f32(0.5)
+    _lf37 = (_lh36 if _big35 else _lm34) - _f32(1.0)
+    _le38 = _i32(_i32(_lb33 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk39 = _le38 + (_f32(1.0) if _big35 else _f32(0.0))
+    _lf40 = (_a31 if _lk39 == _f32(0.0) else _lf37)
+    _lc41 = _a31 - (_u32 - _f32(1.0))
+    _lc42 = _f32(1.0) - (_u32 - _a31)
+    _lc43 = (_lc41 if _u32 <= _f32(2.0) else _lc42)
+    _lc44 = _lc43/_u32
+    _lc45 = (_f32(0.0) if _lk39 == _f32(0.0) else _lc44)
+    _ls46 = _lf40/(_f32(2.0) + _lf40)
+    _lz47 = _ls46*_ls46
+    _e48 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz47
+    _e49 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz47
+    _x50 = _lz47*_lz47
+    _e51 = _e48 + _e49*_x50
+    _hf52 = _f32(0.5)*(_lf40*_lf40)
+    _lg53 = _lk39*_f32(0.693145751953125) + (_lf40 - (_hf52 - (_ls46*(_hf52 + _lz47*_e51) + (_lk39*_f32(1.428606765330187e-06) + _lc45))))
+    _lo54 = (_lg53 if _a31 != _f32(0.0) else _a31)
+    _lo55 = (-_f32(math.inf) if _a31 == -_f32(1.0) else _f32(math.nan))
+    _lo56 = (_lo54 if _a31 > -_f32(1.0) else _lo55)
+    _lo57 = (_lo56 if _a31 < _f32(math.inf) else _a31)
+    l = _lo57
     _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _s31 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
-        _acc64_value += float(_s31*(l + (m - z)) if _s31 != _f32(0.0) else _s31)
+        _s58 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s58*(l + (m - z)) if _s58 != _f32(0.0) else _s58)
     value = _f32(_acc64_value)
     return value
 
@@ -581,13 +608,40 @@ def value_work_f32(logits, targets, work, label_smoothing):
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a33 = s_1 + t
+    _u34 = _f32(1.0) + _a33
+    _lb35 = _f32(_u34).view(_i32)
+    _lm36 = _i32((_lb35 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big37 = _lm36 > _f32(1.4142135381698608)
+    _lh38 = _lm36*_f32(0.5)
+    _lf39 = (_lh38 if _big37 else _lm36) - _f32(1.0)
+    _le40 = _i32(_i32(_lb35 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk41 = _le40 + (_f32(1.0) if _big37 else _f32(0.0))
+    _lf42 = (_a33 if _lk41 == _f32(0.0) else _lf39)
+    _lc43 = _a33 - (_u34 - _f32(1.0))
+    _lc44 = _f32(1.0) - (_u34 - _a33)
+    _lc45 = (_lc43 if _u34 <= _f32(2.0) else _lc44)
+    _lc46 = _lc45/_u34
+    _lc47 = (_f32(0.0) if _lk41 == _f32(0.0) else _lc46)
+    _ls48 = _lf42/(_f32(2.0) + _lf42)
+    _lz49 = _ls48*_ls48
+    _e50 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz49
+    _e51 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz49
+    _x52 = _lz49*_lz49
+    _e53 = _e50 + _e51*_x52
+    _hf54 = _f32(0.5)*(_lf42*_lf42)
+    _lg55 = _lk41*_f32(0.693145751953125) + (_lf42 - (_hf54 - (_ls48*(_hf54 + _lz49*_e53) + (_lk41*_f32(1.428606765330187e-06) + _lc47))))
+    _lo56 = (_lg55 if _a33 != _f32(0.0) else _a33)
+    _lo57 = (-_f32(math.inf) if _a33 == -_f32(1.0) else _f32(math.nan))
+    _lo58 = (_lo56 if _a33 > -_f32(1.0) else _lo57)
+    _lo59 = (_lo58 if _a33 < _f32(math.inf) else _a33)
+    l = _lo59
     _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _s33 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
-        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
+        _s60 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s60*(l + (m - z)) if _s60 != _f32(0.0) else _s60)
     value = _f32(_acc64_value)
     return value
 
@@ -647,15 +701,42 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a33 = s_1 + t
+    _u34 = _f32(1.0) + _a33
+    _lb35 = _f32(_u34).view(_i32)
+    _lm36 = _i32((_lb35 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big37 = _lm36 > _f32(1.4142135381698608)
+    _lh38 = _lm36*_f32(0.5)
+    _lf39 = (_lh38 if _big37 else _lm36) - _f32(1.0)
+    _le40 = _i32(_i32(_lb35 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk41 = _le40 + (_f32(1.0) if _big37 else _f32(0.0))
+    _lf42 = (_a33 if _lk41 == _f32(0.0) else _lf39)
+    _lc43 = _a33 - (_u34 - _f32(1.0))
+    _lc44 = _f32(1.0) - (_u34 - _a33)
+    _lc45 = (_lc43 if _u34 <= _f32(2.0) else _lc44)
+    _lc46 = _lc45/_u34
+    _lc47 = (_f32(0.0) if _lk41 == _f32(0.0) else _lc46)
+    _ls48 = _lf42/(_f32(2.0) + _lf42)
+    _lz49 = _ls48*_ls48
+    _e50 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz49
+    _e51 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz49
+    _x52 = _lz49*_lz49
+    _e53 = _e50 + _e51*_x52
+    _hf54 = _f32(0.5)*(_lf42*_lf42)
+    _lg55 = _lk41*_f32(0.693145751953125) + (_lf42 - (_hf54 - (_ls48*(_hf54 + _lz49*_e53) + (_lk41*_f32(1.428606765330187e-06) + _lc47))))
+    _lo56 = (_lg55 if _a33 != _f32(0.0) else _a33)
+    _lo57 = (-_f32(math.inf) if _a33 == -_f32(1.0) else _f32(math.nan))
+    _lo58 = (_lo56 if _a33 > -_f32(1.0) else _lo57)
+    _lo59 = (_lo58 if _a33 < _f32(math.inf) else _a33)
+    l = _lo59
     s = n + s_1
     w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
     _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _s33 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
-        _acc64_value += float(_s33*(l + (m - z)) if _s33 != _f32(0.0) else _s33)
+        _s60 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s60*(l + (m - z)) if _s60 != _f32(0.0) else _s60)
     value = _f32(_acc64_value)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -663,11 +744,11 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _kept = d_logits[j]
         _r0 = _f32(1.0) - label_smoothing
         _r1 = -m
-        _e34 = z + _r1
-        _e35 = _e34 - z
-        _s36 = (z - (_e34 - _e35)) + (_r1 - _e35)
-        _s37 = -_r0*y + w*((_s36 if _s36 == _s36 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C
-        d_logits[j] = _s37/divisor
+        _e61 = z + _r1
+        _e62 = _e61 - z
+        _s63 = (z - (_e61 - _e62)) + (_r1 - _e62)
+        _s64 = -_r0*y + w*((_s63 if _s63 == _s63 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C
+        d_logits[j] = _s64/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -724,7 +805,34 @@ def value_work_index_f32(logits, targets, work, label_smoothing):
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a33 = s_1 + t
+    _u34 = _f32(1.0) + _a33
+    _lb35 = _f32(_u34).view(_i32)
+    _lm36 = _i32((_lb35 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big37 = _lm36 > _f32(1.4142135381698608)
+    _lh38 = _lm36*_f32(0.5)
+    _lf39 = (_lh38 if _big37 else _lm36) - _f32(1.0)
+    _le40 = _i32(_i32(_lb35 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk41 = _le40 + (_f32(1.0) if _big37 else _f32(0.0))
+    _lf42 = (_a33 if _lk41 == _f32(0.0) else _lf39)
+    _lc43 = _a33 - (_u34 - _f32(1.0))
+    _lc44 = _f32(1.0) - (_u34 - _a33)
+    _lc45 = (_lc43 if _u34 <= _f32(2.0) else _lc44)
+    _lc46 = _lc45/_u34
+    _lc47 = (_f32(0.0) if _lk41 == _f32(0.0) else _lc46)
+    _ls48 = _lf42/(_f32(2.0) + _lf42)
+    _lz49 = _ls48*_ls48
+    _e50 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz49
+    _e51 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz49
+    _x52 = _lz49*_lz49
+    _e53 = _e50 + _e51*_x52
+    _hf54 = _f32(0.5)*(_lf42*_lf42)
+    _lg55 = _lk41*_f32(0.693145751953125) + (_lf42 - (_hf54 - (_ls48*(_hf54 + _lz49*_e53) + (_lk41*_f32(1.428606765330187e-06) + _lc47))))
+    _lo56 = (_lg55 if _a33 != _f32(0.0) else _a33)
+    _lo57 = (-_f32(math.inf) if _a33 == -_f32(1.0) else _f32(math.nan))
+    _lo58 = (_lo56 if _a33 > -_f32(1.0) else _lo57)
+    _lo59 = (_lo58 if _a33 < _f32(math.inf) else _a33)
+    l = _lo59
     _acc64_value = 0.0
     _lower = targets*(_f32(1.0) - (_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)))
     _count = (C_row - _f32(1.0))*(_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)) + _f32(1.0)
@@ -736,10 +844,10 @@ def value_work_index_f32(logits, targets, work, label_smoothing):
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - targets
-        _s33 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
-        _s34 = (_f32(1.0) - label_smoothing)*_s33*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
-        _s35 = _s34 + label_smoothing/C
-        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
+        _s60 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+        _s61 = (_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+        _s62 = _s61 + label_smoothing/C
+        _acc64_value += float(_s62*(l + (m - z)) if _s62 != _f32(0.0) else _s62)
     value = _f32(_acc64_value)
     return value
 
@@ -796,7 +904,34 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    l = math.log1p(s_1 + t)
+    _a33 = s_1 + t
+    _u34 = _f32(1.0) + _a33
+    _lb35 = _f32(_u34).view(_i32)
+    _lm36 = _i32((_lb35 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big37 = _lm36 > _f32(1.4142135381698608)
+    _lh38 = _lm36*_f32(0.5)
+    _lf39 = (_lh38 if _big37 else _lm36) - _f32(1.0)
+    _le40 = _i32(_i32(_lb35 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk41 = _le40 + (_f32(1.0) if _big37 else _f32(0.0))
+    _lf42 = (_a33 if _lk41 == _f32(0.0) else _lf39)
+    _lc43 = _a33 - (_u34 - _f32(1.0))
+    _lc44 = _f32(1.0) - (_u34 - _a33)
+    _lc45 = (_lc43 if _u34 <= _f32(2.0) else _lc44)
+    _lc46 = _lc45/_u34
+    _lc47 = (_f32(0.0) if _lk41 == _f32(0.0) else _lc46)
+    _ls48 = _lf42/(_f32(2.0) + _lf42)
+    _lz49 = _ls48*_ls48
+    _e50 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz49
+    _e51 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz49
+    _x52 = _lz49*_lz49
+    _e53 = _e50 + _e51*_x52
+    _hf54 = _f32(0.5)*(_lf42*_lf42)
+    _lg55 = _lk41*_f32(0.693145751953125) + (_lf42 - (_hf54 - (_ls48*(_hf54 + _lz49*_e53) + (_lk41*_f32(1.428606765330187e-06) + _lc47))))
+    _lo56 = (_lg55 if _a33 != _f32(0.0) else _a33)
+    _lo57 = (-_f32(math.inf) if _a33 == -_f32(1.0) else _f32(math.nan))
+    _lo58 = (_lo56 if _a33 > -_f32(1.0) else _lo57)
+    _lo59 = (_lo58 if _a33 < _f32(math.inf) else _a33)
+    l = _lo59
     s = n + s_1
     w = _f32(1.0)
     _acc64_value = 0.0
@@ -810,10 +945,10 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         z = logits[j]
         jf = _f32(j)
         _r0 = jf - targets
-        _s33 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
-        _s34 = (_f32(1.0) - label_smoothing)*_s33*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
-        _s35 = _s34 + label_smoothing/C
-        _acc64_value += float(_s35*(l + (m - z)) if _s35 != _f32(0.0) else _s35)
+        _s60 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+        _s61 = (_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+        _s62 = _s61 + label_smoothing/C
+        _acc64_value += float(_s62*(l + (m - z)) if _s62 != _f32(0.0) else _s62)
     value = _f32(_acc64_value)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -821,10 +956,10 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         _kept = d_logits[j]
         _r1 = jf - targets
         _r2 = -m
-        _s36 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
-        _e37 = z + _r2
-        _e38 = _e37 - z
-        _s39 = (z - (_e37 - _e38)) + (_r2 - _e38)
-        _s40 = -(_f32(1.0) - label_smoothing)*_s36*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
-        d_logits[j] = (_s40 + w*((_s39 if _s39 == _s39 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C)/divisor
+        _s63 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
+        _e64 = z + _r2
+        _e65 = _e64 - z
+        _s66 = (z - (_e64 - _e65)) + (_r2 - _e65)
+        _s67 = -(_f32(1.0) - label_smoothing)*_s63*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
+        d_logits[j] = (_s67 + w*((_s66 if _s66 == _s66 else _f32(0.0)) + _f32(1.0))*_kept/s - label_smoothing/C)/divisor
     return value
