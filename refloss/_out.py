@@ -22,43 +22,57 @@ import numpy as np
 
 
 def parse(out, with_grad: bool, names: tuple, reduction: str) -> tuple:
-    """(the value's array or None, one array or None a gradient) from the ``out=`` given, its form checked."""
+    """(the value's array or None, one array or None a gradient) from the ``out=`` given, its form checked
+    (on few operations: this is part of a call's fixed cost)."""
     if not with_grad:
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out: must be a NumPy array for the elementwise values (reduction='none'), got "
-                            f"{type(out).__name__}")
-        _not_masked("out", out)
+        if type(out) is not np.ndarray:
+            _array("out", out)
         if reduction != "none":
             raise ValueError(f"out: holds the elementwise values, reduction='none'; reduction={reduction!r} gives a "
                              "scalar (drop out=)")
         return out, ()
-    form = f"(value, {', '.join('d_' + n for n in names)})"
     if not isinstance(out, (tuple, list)):
-        raise TypeError(f"out: value_and_grad writes {form}, a tuple (None for an output to allocate), got "
+        raise TypeError(f"out: value_and_grad writes {_form(names)}, a tuple (None for an output to allocate), got "
                         f"{type(out).__name__}")
     if len(out) == 2 and isinstance(out[1], (tuple, list)):
         value, grads = out[0], tuple(out[1])
     else:
         value, grads = out[0] if out else None, tuple(out[1:])
     if len(grads) != len(names):
-        raise TypeError(f"out: value_and_grad writes {form}: {1 + len(names)} arrays or None, got {1 + len(grads)}")
-    given = []
-    for name, o in zip(("value", *("d_" + n for n in names)), (value, *grads)):
-        if o is not None:
-            if not isinstance(o, np.ndarray):
-                raise TypeError(f"out: {name} must be a NumPy array or None, got {type(o).__name__}")
-            _not_masked(f"out: {name}", o)
-            for other, p in given:  # two outputs in one memory: one would overwrite the other
-                if np.may_share_memory(o, p):
-                    raise ValueError(f"out: {other} and {name} share memory; give each output an array of its own")
-            given.append((name, o))
+        raise TypeError(f"out: value_and_grad writes {_form(names)}: {1 + len(names)} arrays or None, got "
+                        f"{1 + len(grads)}")
+    given = [o for o in (value, *grads) if o is not None]
+    for o in given:
+        if type(o) is not np.ndarray:
+            _array(f"out: {_name_of(o, value, grads, names)}", o)
+    for k in range(1, len(given)):  # two outputs in one memory: one would overwrite the other
+        for j in range(k):
+            if np.may_share_memory(given[k], given[j]):
+                raise ValueError(f"out: {_name_of(given[j], value, grads, names)} and "
+                                 f"{_name_of(given[k], value, grads, names)} share memory; give each output an "
+                                 "array of its own")
     if value is not None and reduction != "none":
         raise ValueError(f"out: reduction={reduction!r} gives a scalar value: pass None for it, "
                          f"out=(None, {', '.join('d_' + n for n in names)})")
     return value, grads
 
 
-def _not_masked(name: str, o) -> None:
+def _form(names: tuple) -> str:
+    return f"(value, {', '.join('d_' + n for n in names)})"
+
+
+def _name_of(o, value, grads, names) -> str:
+    """The name of the output that ``o`` was given for."""
+    if o is value:
+        return "value"
+    return next("d_" + n for n, g in zip(names, grads) if g is o)
+
+
+def _array(name: str, o) -> None:
+    """``o``, not exactly an ndarray, may be an ndarray subclass but not a masked array (TypeError)."""
+    if not isinstance(o, np.ndarray):
+        what = "for the elementwise values (reduction='none')" if name == "out" else "or None"
+        raise TypeError(f"{name} must be a NumPy array {what}, got {type(o).__name__}")
     if isinstance(o, np.ma.MaskedArray):
         raise TypeError(f"{name}: a masked array's mask would be left as it is over the results: pass a plain "
                         "array (e.g. its .data)")
