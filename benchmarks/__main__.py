@@ -313,11 +313,12 @@ def main(argv=None) -> int:
                 p, t = inputs(loss, n, np.dtype(dtype))
                 moved = fused_bytes(loss, p, t)
                 elements = n * (4 if loss == "smooth_l1" else 1)
-                for name, s in best(contenders(loss, p, t, not args.no_peers), args.repeat).items():
+                times = best(contenders(loss, p, t, not args.no_peers), args.repeat)
+                for name, s in times.items():
                     results.append({"loss": loss, "dtype": dtype, "n": n, "impl": name, "seconds": s,
                                     "elements_per_s": elements / s, "gb_per_s": moved / s / 1e9})
-                print(f"{loss} {dtype} N={n:,}: " + ", ".join(
-                    f"{r['impl']} {_time(r['seconds'])}" for r in results[-7:] if r["n"] == n), file=sys.stderr)
+                print(f"{loss} {dtype} N={n:,}: " + ", ".join(f"{k} {_time(s)}" for k, s in times.items()),
+                      file=sys.stderr)
     from refloss._numba_options import vectors
 
     meta = {"machine": platform.machine(), "processor": platform.processor(), "vectors": vectors(),
