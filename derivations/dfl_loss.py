@@ -44,8 +44,11 @@ ROW = (
     RowStep(tc, "let", top * Sub(C - 1, clamp) + (1 - top) * (on * TMax(y, 0) + (1 - on) * y)),
     RowStep(dt, "let", top * Sub(Sub(C - 1, tc), clamp)),
     # d t_c / dy: 1, or (clamp given) 1 strictly inside (0, n - 1 - clamp), 0 where the clamp is active and at
-    # its bounds (torch 2.14.1's clamp)
-    RowStep(gate, "let", (1 - on) + on * H0(y) * H0(Sub(C - 1, clamp) - y)),
+    # its bounds (torch 2.14.1's clamp); "inside" decided as (n - 1) - y > clamp, the exact complement of top's
+    # decision (fl(a - b) >= 0 exactly where a >= b): y > (n - 1 - clamp) rounded decided it apart, and a target
+    # within half an ulp below the bound (float32, clamp 0.01, 8 bins: 6.98999977 against 6.99) had its value from
+    # the target and dL/dy 0 (found by verify with clamp 0.01: 1.5e7 ULP)
+    RowStep(gate, "let", (1 - on) + on * H0(y) * H0(Sub(C - 1, y) - clamp)),
     RowStep(e_end, "let", H1(tc - (C - 1))),  # the last bin: the left derivative
     RowStep(g2, "let", H1(C - 2)),  # two bins or more (one bin: L = 0 and dL/dy = 0)
     RowStep(m, "max", z),

@@ -99,9 +99,12 @@ REFERENCES = {
     "varifocal_loss": Reference("classification.varifocal_loss", (
         {"alpha": 0.75, "gamma": 2.0}, {"alpha": 0.75, "gamma": 2.0, "detach_weight": True},
         {"alpha": 0.25, "gamma": 0.5}, {"iou_weighted": False}), ULP8, floor="classification.varifocal_gradient_scale"),
-    # the kernels round the clamp bound (n - 1) - clamp as the peers' code does (ultralytics 0.01, D-FINE
-    # 0.1): verify runs clamps whose bound is exact in float32 and float64, so the oracle's exact bound applies
-    "dfl_loss": Reference("classification.dfl_loss", ({}, {"clamp": 0.25}, {"clamp": 2.0**-7}), ULP8,
+    # clamps whose bound (n - 1) - clamp is exact in binary (0.25, 2^-7) and the peers' (ultralytics 0.01, D-FINE
+    # 0.1), which are not: the kernels decide and weight the held target exactly (docs/accuracy.md); a float32
+    # kernel takes the clamp at its float32 value, whose bound lies within 2e-10 of the oracle's (no float32
+    # target between them in the battery)
+    "dfl_loss": Reference("classification.dfl_loss", ({}, {"clamp": 0.25}, {"clamp": 2.0**-7}, {"clamp": 0.01},
+                                                      {"clamp": 0.1}), ULP8,
                           floor="classification.dfl_gradient_scale"),
     # issue 15: IoU variants
     "alpha_iou_loss": Reference("boxes.alpha_iou_loss", ({}, {"alpha": 0.5, "form": "giou"}, {"form": "diou"},

@@ -220,7 +220,7 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
     t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
     delta_t = top*(((C_row - 1.0 - t_c) - clamp))
-    gate = on*(1.0 if target > 0.0 else 0.0)*(1.0 if -target + (C_row - 1.0 - clamp) > 0.0 else 0.0) - on + 1.0
+    gate = on*(1.0 if target > 0.0 else 0.0)*(1.0 if -clamp + (C_row - 1.0 - target) > 0.0 else 0.0) - on + 1.0
     e_end = 1.0 if -C_row + t_c + 1.0 >= 0.0 else 0.0
     g_2 = 1.0 if C_row - 2.0 >= 0.0 else 0.0
     m = -math.inf
@@ -540,7 +540,7 @@ def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
     t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
     delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
-    _s2 = _f32(1.0) if -target + (C_row - _f32(1.0) - clamp) > _f32(0.0) else _f32(0.0)
+    _s2 = _f32(1.0) if -clamp + (C_row - _f32(1.0) - target) > _f32(0.0) else _f32(0.0)
     gate = on*(_f32(1.0) if target > _f32(0.0) else _f32(0.0))*_s2 - on + _f32(1.0)
     e_end = _f32(1.0) if -C_row + t_c + _f32(1.0) >= _f32(0.0) else _f32(0.0)
     g_2 = _f32(1.0) if C_row - _f32(2.0) >= _f32(0.0) else _f32(0.0)

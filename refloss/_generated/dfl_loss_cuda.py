@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5dbcf2e3b05e8386
+# scalar kernels: sha256 3a999630935cdd83
 """Distribution Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

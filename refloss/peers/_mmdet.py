@@ -151,8 +151,8 @@ CIOU_GATE = (EPS_H + "; alpha = [IoU > 0.5] v / (1 - IoU + v) under no_grad (ref
              "clamped to [-1, 1]")
 DFL_F32_BOUND = ("float32 only, 2 of 99 points, d/dtarget at the \"end\" targets placed on the clamp bound: the bound "
                  "n_bins - 1.01 = 6.99 rounds to the same float32 as the target (6.98999977), so the target sits on "
-                 "the bound, where clamp's gradient is 0 (as refloss's float32 kernel gives); the float64 reference "
-                 "on that target sees it 2.3e-7 inside the bound. As ultralytics' DFLoss")
+                 "the bound, where clamp's gradient is 0; refloss's float32 kernel (the exact bound) and the float64 "
+                 "reference on that target see it 2.3e-7 inside the bound. As ultralytics' DFLoss")
 VFL_DQ = ("the negatives' weight is alpha |sigma(x) - q|^gamma (the paper's alpha p^gamma at q = 0): the value "
           "agrees, but d/dq at q = 0 has the extra term -gamma alpha sigma^(gamma - 1) BCE(x, 0)")
 

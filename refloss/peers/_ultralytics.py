@@ -107,9 +107,10 @@ EPS_H = ("eps = 1e-7 is added to both boxes' heights (h = y2 - y1 + eps), not to
 
 DFL_F32_BOUND = ("float32 only, 2 of 99 points, d/dtarget at the \"end\" targets 7 - 0.01 placed on the clamp bound: "
                  "torch rounds DFLoss's bound reg_max - 1 - 0.01 = 6.99 to float32, the same float32 as the target "
-                 "(6.98999977), so the target sits on the bound, where clamp_'s gradient is 0 (as refloss's float32 "
-                 "kernel gives); the float64 reference on that rounded target sees it 2.3e-7 inside the bound 6.99, "
-                 "where dL/dy = z_{y_l} - z_{y_r} (rel 1). Values, logits' gradients and float64 agree")
+                 "(6.98999977), so the target sits on the bound, where clamp_'s gradient is 0; refloss's float32 kernel "
+                 "decides against the exact bound (7 - float32(0.01), 2e-10 above 6.99) and, as the float64 reference "
+                 "on that rounded target, sees it 2.3e-7 inside, where dL/dy = z_{y_l} - z_{y_r} (rel 1). Values, "
+                 "logits' gradients and float64 agree")
 VFL_F32 = ("the BCE is computed in float32 whatever the input dtype (autocast(enabled=False) around "
            "binary_cross_entropy_with_logits(pred_score.float(), gt_score.float())), then multiplied by the weight in "
            "the input dtype: float64 inputs get float32-sized errors (values rel <= 3.3e-7, gradients <= 5.3e-5 at "
