@@ -1018,14 +1018,19 @@ class KernelPrinter(PythonCodePrinter):
         tail = f"{k}*{lit(sp.Float(ln2_lo, 60))}" + (f" + {c}" if c else "")
         return self.assign("lg", f"{k}*{lit(sp.Float(ln2_hi, 60))} + ({f} - ({hfsq} - ({s}*({hfsq} + {z}*{q}) + ({tail}))))")
 
+    def _without_libm(self, name: str, x: str) -> str:
+        """``name`` of ``x`` as expo.py's form where this printer keeps libm (row_function's printed exp and float32
+        log1p)."""
+        self.libm = False
+        try:
+            return self._math(name, x)
+        finally:
+            self.libm = True
+
     def _print_exp(self, expr):
         x = self._print(expr.args[0])
         if expr in self.printed_exp and self.libm:
-            self.libm = False
-            try:
-                return self._math("exp", x)
-            finally:
-                self.libm = True
+            return self._without_libm("exp", x)
         return self._math("exp", x)
 
     def _print_log(self, expr):
@@ -1034,11 +1039,7 @@ class KernelPrinter(PythonCodePrinter):
     def _print_log1p(self, expr):
         x = self._print(expr.args[0])
         if self.printed_log1p and self.libm:
-            self.libm = False
-            try:
-                return self._math("log1p", x)
-            finally:
-                self.libm = True
+            return self._without_libm("log1p", x)
         return self._math("log1p", x)
 
     def _print_expm1(self, expr):
