@@ -28,15 +28,21 @@ N_PROOF = 4  # the identities are proved for rows of this many bins
 y = sp.Symbol("target", real=True)  # one number per row
 clamp = sp.Symbol("clamp", real=True)  # None -> -1: no clamp
 tc, on, e_end, g2, gate, top, dt = sp.symbols("t_c on e_end g_2 gate top delta_t", real=True)
+big, held = sp.symbols("big held", real=True)
 jf, C = ROW_INDEX, ROW_WIDTH
 H1 = lambda x: sp.Heaviside(x, 1)  # noqa: E731 - 1 where x >= 0
 H0 = lambda x: sp.Heaviside(x, 0)  # noqa: E731 - 1 where x > 0
 
 ROW = (
     RowStep(on, "let", Above(clamp + sp.Rational(1, 2))),  # 1 where a clamp is given (None is -1)
-    # 1 where the clamp holds the target at n - 1 - clamp (y >= n - 1 - clamp, decided as clamp >= (n - 1) - y: exact
-    # by Sterbenz's lemma for y >= (n - 1)/2)
-    RowStep(top, "let", on * H1(clamp - Sub(C - 1, y))),
+    # 1 where the clamp holds the target at n - 1 - clamp (y >= n - 1 - clamp), decided exactly: as y >= n - 1 - clamp
+    # where that bound is exact (clamp >= (n - 1)/2: Sterbenz's lemma), else as clamp >= (n - 1) - y (exact for
+    # y >= (n - 1)/2; below it the target is not held whatever the rounding, (n - 1) - y >= (n - 1)/2 > clamp).
+    # (clamp >= (n - 1) - y alone: a target a few ulps below a bound under (n - 1)/2 rounded onto it and was held,
+    # n = 4, clamp 2.5, y = 0.5 - 2^-54: dL/dy 0 for 1.5, found by review)
+    RowStep(big, "let", H1(clamp - (C - 1) / 2)),
+    RowStep(held, "let", big * H1(y - Sub(C - 1, clamp)) + (1 - big) * H1(clamp - Sub(C - 1, y))),
+    RowStep(top, "let", on * held),
     # the (clamped) target: n - 1 - clamp rounded where the clamp holds it, with delta_t = (n - 1 - clamp) - t_c, exact
     # (two subtractions exact by Sterbenz's lemma), put back into the weights: t_c's rounding (half an ulp of n - 1) would
     # be magnified by the small weight of the bin below (279 ULP in a float32 value at clamp 0.01 before); elsewhere
@@ -44,11 +50,10 @@ ROW = (
     RowStep(tc, "let", top * Sub(C - 1, clamp) + (1 - top) * (on * TMax(y, 0) + (1 - on) * y)),
     RowStep(dt, "let", top * Sub(Sub(C - 1, tc), clamp)),
     # d t_c / dy: 1, or (clamp given) 1 strictly inside (0, n - 1 - clamp), 0 where the clamp is active and at
-    # its bounds (torch 2.14.1's clamp); "inside" decided as (n - 1) - y > clamp, the exact complement of top's
-    # decision (fl(a - b) >= 0 exactly where a >= b): y > (n - 1 - clamp) rounded decided it apart, and a target
-    # within half an ulp below the bound (float32, clamp 0.01, 8 bins: 6.98999977 against 6.99) had its value from
-    # the target and dL/dy 0 (found by verify with clamp 0.01: 1.5e7 ULP)
-    RowStep(gate, "let", (1 - on) + on * H0(y) * H0(Sub(C - 1, y) - clamp)),
+    # its bounds (torch 2.14.1's clamp); "inside" is the complement of the value's decision, held: y > (n - 1 - clamp)
+    # rounded decided it apart, and a target within half an ulp below the bound (float32, clamp 0.01, 8 bins:
+    # 6.98999977 against 6.99) had its value from the target and dL/dy 0 (found by verify with clamp 0.01: 1.5e7 ULP)
+    RowStep(gate, "let", (1 - on) + on * H0(y) * (1 - held)),
     RowStep(e_end, "let", H1(tc - (C - 1))),  # the last bin: the left derivative
     RowStep(g2, "let", H1(C - 2)),  # two bins or more (one bin: L = 0 and dL/dy = 0)
     RowStep(m, "max", z),

@@ -359,20 +359,33 @@ def test_dfl_target_gradient_at_the_floats_next_to_the_clamp_bound(dtype):
     at the kernel's precision), the slope of its piece below: the gate decided y < n - 1 - clamp with the bound
     rounded, so a target within half an ulp below it (float32, clamp 0.01, 8 bins: 6.98999977 against 6.99) kept
     its value's slope out (found by `refloss verify` with clamp 0.01: 1.5e7 ULP), and one above it in (where the
-    bound rounds down).  Against the live oracle, at the floats around the bound."""
+    bound rounds down); and with a clamp of half the last index or more both decisions took (n - 1) - y rounded, so a
+    target a few ulps below the bound was held (value, d/dlogits and d/dtarget; found by review).  Against the live
+    oracle, at the three floats each side of the bound and the bound."""
     from refloss.oracle.classification import dfl_loss as oracle
 
     rng = np.random.default_rng(4)
-    for nb in (3, 8, 17):
-        for clamp in (0.01, 0.1, 0.3):
+    for nb in (2, 3, 4, 5, 8, 17):
+        # small clamps, and clamps of half the last index and more (bounds below (n - 1)/2, where (n - 1) - y rounds:
+        # a target a few ulps below such a bound was held, n = 4, clamp 2.5, found by review)
+        for clamp in (0.01, 0.1, 0.3, (nb - 1) / 2, (nb - 1) / 2 + 0.25, nb - 1.5, nb - 2):
+            if not 0 <= clamp <= nb - 1:
+                continue
             c = float(dtype(clamp))  # the kernel's clamp
             bound = dtype(nb - 1) - dtype(clamp)
-            y = np.array([np.nextafter(bound, dtype(0)), bound, np.nextafter(bound, dtype(nb))], dtype)
-            z = rng.normal(0, 3, (3, nb)).astype(dtype)
-            _, (_, gy) = DFL.value_and_grad(z, y, clamp=clamp)
-            for i in range(3):
-                want = float(oracle([float(a) for a in z[i]], float(y[i]), c)[2])
-                assert abs(float(gy[i]) - want) <= 8 * float(np.spacing(dtype(abs(want) + 1))), (nb, clamp, i, gy[i], want)
+            y = [bound]
+            for _ in range(3):
+                y = [np.nextafter(y[0], dtype(-1))] + y + [np.nextafter(y[-1], dtype(nb))]
+            y = np.clip(np.array(y, dtype), 0, nb - 1)
+            z = rng.normal(0, 3, (len(y), nb)).astype(dtype)
+            v, (gz, gy) = DFL.value_and_grad(z, y, clamp=clamp)
+            for i in range(len(y)):
+                ev, egz, want = oracle([float(a) for a in z[i]], float(y[i]), c)
+                tol = 8 * float(np.spacing(dtype(abs(float(want)) + 1)))
+                assert abs(float(gy[i]) - float(want)) <= tol, (nb, clamp, float(y[i]), gy[i], float(want))
+                assert abs(float(v[i]) - float(ev)) <= 8 * float(np.spacing(dtype(abs(float(ev)) + 1))), (nb, clamp, i)
+                assert max(abs(float(g) - float(e)) for g, e in zip(gz[i], egz)) <= 8 * float(np.spacing(dtype(1))), \
+                    (nb, clamp, i)
 
 
 def test_cuda_simulator_equals_cpu():

@@ -45,7 +45,10 @@ def constants(clamp):
 def value_f64(logits, target, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
+    _s1 = (1.0 - big)*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    held = big*(1.0 if target - ((C_row - 1.0 - clamp)) >= 0.0 else 0.0) + _s1
+    top = held*on
     t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
     delta_t = top*(((C_row - 1.0 - t_c) - clamp))
     m = -math.inf
@@ -57,42 +60,42 @@ def value_f64(logits, target, clamp):
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s1 = -m
-        _e2 = z + _s1
-        _e3 = _e2 - z
-        _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
-        _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
-        _k8 = _kt7 - 6755399441055744.0
-        _rh9 = _xc6 - _k8*0.6931471805598903
-        _rl10 = _k8*5.497923018708371e-14
-        _r11 = _rh9 - _rl10
-        _rc12 = (_rh9 - _r11) - _rl10
-        _e13 = 0.5 + 0.1666666666666667*_r11
-        _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
-        _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
-        _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
-        _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
-        _x18 = _r11*_r11
-        _e19 = _e13 + _e14*_x18
-        _e20 = _e15 + _e16*_x18
-        _e21 = _e17 + 2.0914685161418067e-09*_x18
-        _x22 = _x18*_x18
-        _e23 = _e19 + _e20*_x22
-        _x24 = _x22*_x22
-        _e25 = _e23 + _e21*_x24
-        _q26 = (_r11*_r11)*_e25 + _rc12
-        _q27 = _r11 + _q26
-        _kt28 = _k8*0.5 + 6755399441055744.0
-        _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
-        _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
-        _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _p33 = 1.0 + _q27
-        _ex34 = (_p33*_sc31)*_sc32
-        _ex35 = (_ex34 if _e2 == _e2 else _e2)
-        _a_s_1 = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35*(1.0 if m - z > 0.0 else 0.0)
+        _s2 = -m
+        _e3 = z + _s2
+        _e4 = _e3 - z
+        _s5 = (z - (_e3 - _e4)) + (_s2 - _e4)
+        _xc6 = (_e3 if _e3 > -746.0 else -746.0)
+        _xc7 = (_xc6 if _xc6 < 710.0 else 710.0)
+        _kt8 = _xc7*1.4426950408889634 + 6755399441055744.0
+        _k9 = _kt8 - 6755399441055744.0
+        _rh10 = _xc7 - _k9*0.6931471805598903
+        _rl11 = _k9*5.497923018708371e-14
+        _r12 = _rh10 - _rl11
+        _rc13 = (_rh10 - _r12) - _rl11
+        _e14 = 0.5 + 0.1666666666666667*_r12
+        _e15 = 0.04166666666666667 + 0.008333333333326136*_r12
+        _e16 = 0.001388888888888375 + 0.00019841269874815834*_r12
+        _e17 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r12
+        _e18 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r12
+        _x19 = _r12*_r12
+        _e20 = _e14 + _e15*_x19
+        _e21 = _e16 + _e17*_x19
+        _e22 = _e18 + 2.0914685161418067e-09*_x19
+        _x23 = _x19*_x19
+        _e24 = _e20 + _e21*_x23
+        _x25 = _x23*_x23
+        _e26 = _e24 + _e22*_x25
+        _q27 = (_r12*_r12)*_e26 + _rc13
+        _q28 = _r12 + _q27
+        _kt29 = _k9*0.5 + 6755399441055744.0
+        _ki30 = _i64(_f64(_kt8).view(_i64) - _i64(4843621399236968448))
+        _ki31 = _i64(_f64(_kt29).view(_i64) - _i64(4843621399236968448))
+        _sc32 = _i64((_ki31 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc33 = _i64((_ki30 - _ki31 + _i64(1023)) << _i64(52)).view(_f64)
+        _p34 = 1.0 + _q28
+        _ex35 = (_p34*_sc32)*_sc33
+        _ex36 = (_ex35 if _e3 == _e3 else _e3)
+        _a_s_1 = ((_s5 if _s5 == _s5 else 0.0) + 1.0)*_ex36*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -113,10 +116,10 @@ def value_f64(logits, target, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = delta_t - ((jf - t_c))
-        _s36 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
-        _s37 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s36
-        _s38 = max(_s37, _s37 - _s37)
-        _a_value = _s38*(l + (m - z)) if _s38 != 0.0 else _s38
+        _s37 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s38 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s37
+        _s39 = max(_s38, _s38 - _s38)
+        _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -128,7 +131,10 @@ def value_f64(logits, target, clamp):
 def value_work_f64(logits, target, work, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
+    _s1 = (1.0 - big)*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    held = big*(1.0 if target - ((C_row - 1.0 - clamp)) >= 0.0 else 0.0) + _s1
+    top = held*on
     t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
     delta_t = top*(((C_row - 1.0 - t_c) - clamp))
     m = -math.inf
@@ -137,51 +143,51 @@ def value_work_f64(logits, target, work, clamp):
         m = max(m, z)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s1 = -m
-        _e2 = z + _s1
-        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
-        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
-        _k6 = _kt5 - 6755399441055744.0
-        _rh7 = _xc4 - _k6*0.6931471805598903
-        _rl8 = _k6*5.497923018708371e-14
-        _r9 = _rh7 - _rl8
-        _rc10 = (_rh7 - _r9) - _rl8
-        _e11 = 0.5 + 0.1666666666666667*_r9
-        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
-        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
-        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
-        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
-        _x16 = _r9*_r9
-        _e17 = _e11 + _e12*_x16
-        _e18 = _e13 + _e14*_x16
-        _e19 = _e15 + 2.0914685161418067e-09*_x16
-        _x20 = _x16*_x16
-        _e21 = _e17 + _e18*_x20
-        _x22 = _x20*_x20
-        _e23 = _e21 + _e19*_x22
-        _q24 = (_r9*_r9)*_e23 + _rc10
-        _q25 = _r9 + _q24
-        _kt26 = _k6*0.5 + 6755399441055744.0
-        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
-        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
-        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
-        _p31 = 1.0 + _q25
-        _ex32 = (_p31*_sc29)*_sc30
-        _ex33 = (_ex32 if _e2 == _e2 else _e2)
-        work[j] = _ex33
+        _s2 = -m
+        _e3 = z + _s2
+        _xc4 = (_e3 if _e3 > -746.0 else -746.0)
+        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
+        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
+        _k7 = _kt6 - 6755399441055744.0
+        _rh8 = _xc5 - _k7*0.6931471805598903
+        _rl9 = _k7*5.497923018708371e-14
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = 0.5 + 0.1666666666666667*_r10
+        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
+        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
+        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
+        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
+        _x17 = _r10*_r10
+        _e18 = _e12 + _e13*_x17
+        _e19 = _e14 + _e15*_x17
+        _e20 = _e16 + 2.0914685161418067e-09*_x17
+        _x21 = _x17*_x17
+        _e22 = _e18 + _e19*_x21
+        _x23 = _x21*_x21
+        _e24 = _e22 + _e20*_x23
+        _q25 = (_r10*_r10)*_e24 + _rc11
+        _q26 = _r10 + _q25
+        _kt27 = _k7*0.5 + 6755399441055744.0
+        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
+        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
+        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _p32 = 1.0 + _q26
+        _ex33 = (_p32*_sc30)*_sc31
+        _ex34 = (_ex33 if _e3 == _e3 else _e3)
+        work[j] = _ex34
     s_1 = 0.0
     _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _s34 = -m
-        _e35 = z + _s34
-        _e36 = _e35 - z
-        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
-        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s35 = -m
+        _e36 = z + _s35
+        _e37 = _e36 - z
+        _s38 = (z - (_e36 - _e37)) + (_s35 - _e37)
+        _a_s_1 = ((_s38 if _s38 == _s38 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -202,10 +208,10 @@ def value_work_f64(logits, target, work, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = delta_t - ((jf - t_c))
-        _s38 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
-        _s39 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s38
-        _s40 = max(_s39, _s39 - _s39)
-        _a_value = _s40*(l + (m - z)) if _s40 != 0.0 else _s40
+        _s39 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s40 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s39
+        _s41 = max(_s40, _s40 - _s40)
+        _a_value = _s41*(l + (m - z)) if _s41 != 0.0 else _s41
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -217,10 +223,13 @@ def value_work_f64(logits, target, work, clamp):
 def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
     C_row = float(logits.shape[0])
     on = 1.0 if clamp + 0.5 > 0.0 else 0.0
-    top = on*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
+    _s1 = (1.0 - big)*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+    held = big*(1.0 if target - ((C_row - 1.0 - clamp)) >= 0.0 else 0.0) + _s1
+    top = held*on
     t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
     delta_t = top*(((C_row - 1.0 - t_c) - clamp))
-    gate = on*(1.0 if target > 0.0 else 0.0)*(1.0 if -clamp + (C_row - 1.0 - target) > 0.0 else 0.0) - on + 1.0
+    gate = on*(1.0 - held)*(1.0 if target > 0.0 else 0.0) - on + 1.0
     e_end = 1.0 if -C_row + t_c + 1.0 >= 0.0 else 0.0
     g_2 = 1.0 if C_row - 2.0 >= 0.0 else 0.0
     m = -math.inf
@@ -229,51 +238,51 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         m = max(m, z)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s1 = -m
-        _e2 = z + _s1
-        _xc3 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc4 = (_xc3 if _xc3 < 710.0 else 710.0)
-        _kt5 = _xc4*1.4426950408889634 + 6755399441055744.0
-        _k6 = _kt5 - 6755399441055744.0
-        _rh7 = _xc4 - _k6*0.6931471805598903
-        _rl8 = _k6*5.497923018708371e-14
-        _r9 = _rh7 - _rl8
-        _rc10 = (_rh7 - _r9) - _rl8
-        _e11 = 0.5 + 0.1666666666666667*_r9
-        _e12 = 0.04166666666666667 + 0.008333333333326136*_r9
-        _e13 = 0.001388888888888375 + 0.00019841269874815834*_r9
-        _e14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r9
-        _e15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r9
-        _x16 = _r9*_r9
-        _e17 = _e11 + _e12*_x16
-        _e18 = _e13 + _e14*_x16
-        _e19 = _e15 + 2.0914685161418067e-09*_x16
-        _x20 = _x16*_x16
-        _e21 = _e17 + _e18*_x20
-        _x22 = _x20*_x20
-        _e23 = _e21 + _e19*_x22
-        _q24 = (_r9*_r9)*_e23 + _rc10
-        _q25 = _r9 + _q24
-        _kt26 = _k6*0.5 + 6755399441055744.0
-        _ki27 = _i64(_f64(_kt5).view(_i64) - _i64(4843621399236968448))
-        _ki28 = _i64(_f64(_kt26).view(_i64) - _i64(4843621399236968448))
-        _sc29 = _i64((_ki28 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc30 = _i64((_ki27 - _ki28 + _i64(1023)) << _i64(52)).view(_f64)
-        _p31 = 1.0 + _q25
-        _ex32 = (_p31*_sc29)*_sc30
-        _ex33 = (_ex32 if _e2 == _e2 else _e2)
-        d_logits[j] = _ex33
+        _s2 = -m
+        _e3 = z + _s2
+        _xc4 = (_e3 if _e3 > -746.0 else -746.0)
+        _xc5 = (_xc4 if _xc4 < 710.0 else 710.0)
+        _kt6 = _xc5*1.4426950408889634 + 6755399441055744.0
+        _k7 = _kt6 - 6755399441055744.0
+        _rh8 = _xc5 - _k7*0.6931471805598903
+        _rl9 = _k7*5.497923018708371e-14
+        _r10 = _rh8 - _rl9
+        _rc11 = (_rh8 - _r10) - _rl9
+        _e12 = 0.5 + 0.1666666666666667*_r10
+        _e13 = 0.04166666666666667 + 0.008333333333326136*_r10
+        _e14 = 0.001388888888888375 + 0.00019841269874815834*_r10
+        _e15 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r10
+        _e16 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r10
+        _x17 = _r10*_r10
+        _e18 = _e12 + _e13*_x17
+        _e19 = _e14 + _e15*_x17
+        _e20 = _e16 + 2.0914685161418067e-09*_x17
+        _x21 = _x17*_x17
+        _e22 = _e18 + _e19*_x21
+        _x23 = _x21*_x21
+        _e24 = _e22 + _e20*_x23
+        _q25 = (_r10*_r10)*_e24 + _rc11
+        _q26 = _r10 + _q25
+        _kt27 = _k7*0.5 + 6755399441055744.0
+        _ki28 = _i64(_f64(_kt6).view(_i64) - _i64(4843621399236968448))
+        _ki29 = _i64(_f64(_kt27).view(_i64) - _i64(4843621399236968448))
+        _sc30 = _i64((_ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc31 = _i64((_ki28 - _ki29 + _i64(1023)) << _i64(52)).view(_f64)
+        _p32 = 1.0 + _q26
+        _ex33 = (_p32*_sc30)*_sc31
+        _ex34 = (_ex33 if _e3 == _e3 else _e3)
+        d_logits[j] = _ex34
     s_1 = 0.0
     _c_s_1 = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = d_logits[j]
-        _s34 = -m
-        _e35 = z + _s34
-        _e36 = _e35 - z
-        _s37 = (z - (_e35 - _e36)) + (_s34 - _e36)
-        _a_s_1 = ((_s37 if _s37 == _s37 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
+        _s35 = -m
+        _e36 = z + _s35
+        _e37 = _e36 - z
+        _s38 = (z - (_e36 - _e37)) + (_s35 - _e37)
+        _a_s_1 = ((_s38 if _s38 == _s38 else 0.0) + 1.0)*_kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -297,10 +306,10 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         z = logits[j]
         jf = float(j)
         _r0 = delta_t - ((jf - t_c))
-        _s38 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
-        _s39 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s38
-        _s40 = max(_s39, _s39 - _s39)
-        _a_value = _s40*(l + (m - z)) if _s40 != 0.0 else _s40
+        _s39 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+        _s40 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s39
+        _s41 = max(_s40, _s40 - _s40)
+        _a_value = _s41*(l + (m - z)) if _s41 != 0.0 else _s41
         _b_value = value + _a_value
         _v_value = _b_value - value
         _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
@@ -309,10 +318,10 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _r2 = 1.0 - _r1
         _r3 = _r1 + 1.0
         _r4 = -_r1
-        _s41 = -(1.0 if _r3 >= 0.0 else 0.0)*(1.0 if _r4 > 0.0 else 0.0)
-        _s42 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r4 >= 0.0 else 0.0)
-        _s43 = (1.0 - e_end)*((1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0) + _s42)
-        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0) + _s41) + _s43)
+        _s42 = -(1.0 if _r3 >= 0.0 else 0.0)*(1.0 if _r4 > 0.0 else 0.0)
+        _s43 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r4 >= 0.0 else 0.0)
+        _s44 = (1.0 - e_end)*((1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0) + _s43)
+        _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0) + _s42) + _s44)
         _b_acc_target = acc_target + _a_acc_target
         _v_acc_target = _b_acc_target - acc_target
         _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
@@ -325,12 +334,12 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
         _kept = d_logits[j]
         _r5 = -m
         _r6 = delta_t - ((jf - t_c))
-        _s44 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r6 > 0.0 else 0.0)
-        _s45 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r6 >= 0.0 else 0.0) + _s44
-        _e46 = z + _r5
-        _e47 = _e46 - z
-        _s48 = (z - (_e46 - _e47)) + (_r5 - _e47)
-        d_logits[j] = (-max(_s45, _s45 - _s45) + ((_s48 if _s48 == _s48 else 0.0) + 1.0)*_kept/s)/divisor
+        _s45 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r6 > 0.0 else 0.0)
+        _s46 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r6 >= 0.0 else 0.0) + _s45
+        _e47 = z + _r5
+        _e48 = _e47 - z
+        _s49 = (z - (_e47 - _e48)) + (_r5 - _e48)
+        d_logits[j] = (-max(_s46, _s46 - _s46) + ((_s49 if _s49 == _s49 else 0.0) + 1.0)*_kept/s)/divisor
     d_target[0] = acc_target/divisor
     return value
 
@@ -338,9 +347,12 @@ def value_and_grad_f64(logits, target, d_logits, d_target, divisor, clamp):
 def value_f32(logits, target, clamp):
     C_row = _f32(logits.shape[0])
     on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
-    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
-    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
+    _s1 = (_f32(1.0) - big)*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    held = big*(_f32(1.0) if target - ((C_row - _f32(1.0) - clamp)) >= _f32(0.0) else _f32(0.0)) + _s1
+    top = held*on
+    _s2 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s2
     delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
     m = -_f32(math.inf)
     for j in range(logits.shape[0]):
@@ -350,68 +362,68 @@ def value_f32(logits, target, clamp):
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s2 = -m
-        _e3 = z + _s2
-        _e4 = _e3 - z
-        _s5 = (z - (_e3 - _e4)) + (_s2 - _e4)
-        _xc6 = (_e3 if _e3 > -_f32(104.0) else -_f32(104.0))
-        _xc7 = (_xc6 if _xc6 < _f32(89.0) else _f32(89.0))
-        _kt8 = _xc7*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k9 = _kt8 - _f32(12582912.0)
-        _rh10 = _xc7 - _k9*_f32(0.693145751953125)
-        _rl11 = _k9*_f32(1.428606765330187e-06)
-        _r12 = _rh10 - _rl11
-        _rc13 = (_rh10 - _r12) - _rl11
-        _e14 = _f32(0.5) + _f32(0.1666666716337204)*_r12
-        _e15 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r12
-        _e16 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r12
-        _x17 = _r12*_r12
-        _e18 = _e14 + _e15*_x17
-        _x19 = _x17*_x17
-        _e20 = _e18 + _e16*_x19
-        _q21 = (_r12*_r12)*_e20 + _rc13
-        _q22 = _r12 + _q21
-        _kt23 = _k9*_f32(0.5) + _f32(12582912.0)
-        _ki24 = _i32(_f32(_kt8).view(_i32) - _i32(1262485504))
-        _ki25 = _i32(_f32(_kt23).view(_i32) - _i32(1262485504))
-        _sc26 = _i32((_ki25 + _i32(127)) << _i32(23)).view(_f32)
-        _sc27 = _i32((_ki24 - _ki25 + _i32(127)) << _i32(23)).view(_f32)
-        _p28 = _f32(1.0) + _q22
-        _ex29 = (_p28*_sc26)*_sc27
-        _ex30 = (_ex29 if _e3 == _e3 else _e3)
-        _s31 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _acc64_s_1 += float(((_s5 if _s5 == _s5 else _f32(0.0)) + _f32(1.0))*_ex30*_s31)
-        n += _f32(1.0) - _s31
+        _s3 = -m
+        _e4 = z + _s3
+        _e5 = _e4 - z
+        _s6 = (z - (_e4 - _e5)) + (_s3 - _e5)
+        _xc7 = (_e4 if _e4 > -_f32(104.0) else -_f32(104.0))
+        _xc8 = (_xc7 if _xc7 < _f32(89.0) else _f32(89.0))
+        _kt9 = _xc8*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k10 = _kt9 - _f32(12582912.0)
+        _rh11 = _xc8 - _k10*_f32(0.693145751953125)
+        _rl12 = _k10*_f32(1.428606765330187e-06)
+        _r13 = _rh11 - _rl12
+        _rc14 = (_rh11 - _r13) - _rl12
+        _e15 = _f32(0.5) + _f32(0.1666666716337204)*_r13
+        _e16 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r13
+        _e17 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r13
+        _x18 = _r13*_r13
+        _e19 = _e15 + _e16*_x18
+        _x20 = _x18*_x18
+        _e21 = _e19 + _e17*_x20
+        _q22 = (_r13*_r13)*_e21 + _rc14
+        _q23 = _r13 + _q22
+        _kt24 = _k10*_f32(0.5) + _f32(12582912.0)
+        _ki25 = _i32(_f32(_kt9).view(_i32) - _i32(1262485504))
+        _ki26 = _i32(_f32(_kt24).view(_i32) - _i32(1262485504))
+        _sc27 = _i32((_ki26 + _i32(127)) << _i32(23)).view(_f32)
+        _sc28 = _i32((_ki25 - _ki26 + _i32(127)) << _i32(23)).view(_f32)
+        _p29 = _f32(1.0) + _q23
+        _ex30 = (_p29*_sc27)*_sc28
+        _ex31 = (_ex30 if _e4 == _e4 else _e4)
+        _s32 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
+        _acc64_s_1 += float(((_s6 if _s6 == _s6 else _f32(0.0)) + _f32(1.0))*_ex31*_s32)
+        n += _f32(1.0) - _s32
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    _a32 = s_1 + t
-    _u33 = _f32(1.0) + _a32
-    _lb34 = _f32(_u33).view(_i32)
-    _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-    _big36 = _lm35 > _f32(1.4142135381698608)
-    _lh37 = _lm35*_f32(0.5)
-    _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
-    _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
-    _lf41 = (_a32 if _lk40 == _f32(0.0) else _lf38)
-    _lc42 = _a32 - (_u33 - _f32(1.0))
-    _lc43 = _f32(1.0) - (_u33 - _a32)
-    _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
-    _lc45 = _lc44/_u33
-    _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
-    _ls47 = _lf41/(_f32(2.0) + _lf41)
-    _lz48 = _ls47*_ls47
-    _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
-    _e50 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz48
-    _x51 = _lz48*_lz48
-    _e52 = _e49 + _e50*_x51
-    _hf53 = _f32(0.5)*(_lf41*_lf41)
-    _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
-    _lo55 = (_lg54 if _a32 != _f32(0.0) else _a32)
-    _lo56 = (-_f32(math.inf) if _a32 == -_f32(1.0) else _f32(math.nan))
-    _lo57 = (_lo55 if _a32 > -_f32(1.0) else _lo56)
-    _lo58 = (_lo57 if _a32 < _f32(math.inf) else _a32)
-    l = _lo58
+    _a33 = s_1 + t
+    _u34 = _f32(1.0) + _a33
+    _lb35 = _f32(_u34).view(_i32)
+    _lm36 = _i32((_lb35 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big37 = _lm36 > _f32(1.4142135381698608)
+    _lh38 = _lm36*_f32(0.5)
+    _lf39 = (_lh38 if _big37 else _lm36) - _f32(1.0)
+    _le40 = _i32(_i32(_lb35 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk41 = _le40 + (_f32(1.0) if _big37 else _f32(0.0))
+    _lf42 = (_a33 if _lk41 == _f32(0.0) else _lf39)
+    _lc43 = _a33 - (_u34 - _f32(1.0))
+    _lc44 = _f32(1.0) - (_u34 - _a33)
+    _lc45 = (_lc43 if _u34 <= _f32(2.0) else _lc44)
+    _lc46 = _lc45/_u34
+    _lc47 = (_f32(0.0) if _lk41 == _f32(0.0) else _lc46)
+    _ls48 = _lf42/(_f32(2.0) + _lf42)
+    _lz49 = _ls48*_ls48
+    _e50 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz49
+    _e51 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz49
+    _x52 = _lz49*_lz49
+    _e53 = _e50 + _e51*_x52
+    _hf54 = _f32(0.5)*(_lf42*_lf42)
+    _lg55 = _lk41*_f32(0.693145751953125) + (_lf42 - (_hf54 - (_ls48*(_hf54 + _lz49*_e53) + (_lk41*_f32(1.428606765330187e-06) + _lc47))))
+    _lo56 = (_lg55 if _a33 != _f32(0.0) else _a33)
+    _lo57 = (-_f32(math.inf) if _a33 == -_f32(1.0) else _f32(math.nan))
+    _lo58 = (_lo56 if _a33 > -_f32(1.0) else _lo57)
+    _lo59 = (_lo58 if _a33 < _f32(math.inf) else _a33)
+    l = _lo59
     _acc64_value = 0.0
     _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
     _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
@@ -423,10 +435,10 @@ def value_f32(logits, target, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = delta_t - ((jf - t_c))
-        _s59 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
-        _s60 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s59
-        _s61 = max(_s60, _s60 - _s60)
-        _acc64_value += float(_s61*(l + (m - z)) if _s61 != _f32(0.0) else _s61)
+        _s60 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s61 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s60
+        _s62 = max(_s61, _s61 - _s61)
+        _acc64_value += float(_s62*(l + (m - z)) if _s62 != _f32(0.0) else _s62)
     value = _f32(_acc64_value)
     return value
 
@@ -434,9 +446,12 @@ def value_f32(logits, target, clamp):
 def value_work_f32(logits, target, work, clamp):
     C_row = _f32(logits.shape[0])
     on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
-    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
-    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
+    _s1 = (_f32(1.0) - big)*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    held = big*(_f32(1.0) if target - ((C_row - _f32(1.0) - clamp)) >= _f32(0.0) else _f32(0.0)) + _s1
+    top = held*on
+    _s2 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s2
     delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
     m = -_f32(math.inf)
     for j in range(logits.shape[0]):
@@ -444,76 +459,76 @@ def value_work_f32(logits, target, work, clamp):
         m = max(m, z)
     for j in range(logits.shape[0]):
         z = logits[j]
-        _s2 = -m
-        _e3 = z + _s2
-        _xc4 = (_e3 if _e3 > -_f32(104.0) else -_f32(104.0))
-        _xc5 = (_xc4 if _xc4 < _f32(89.0) else _f32(89.0))
-        _kt6 = _xc5*_f32(1.4426950216293335) + _f32(12582912.0)
-        _k7 = _kt6 - _f32(12582912.0)
-        _rh8 = _xc5 - _k7*_f32(0.693145751953125)
-        _rl9 = _k7*_f32(1.428606765330187e-06)
-        _r10 = _rh8 - _rl9
-        _rc11 = (_rh8 - _r10) - _rl9
-        _e12 = _f32(0.5) + _f32(0.1666666716337204)*_r10
-        _e13 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r10
-        _e14 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r10
-        _x15 = _r10*_r10
-        _e16 = _e12 + _e13*_x15
-        _x17 = _x15*_x15
-        _e18 = _e16 + _e14*_x17
-        _q19 = (_r10*_r10)*_e18 + _rc11
-        _q20 = _r10 + _q19
-        _kt21 = _k7*_f32(0.5) + _f32(12582912.0)
-        _ki22 = _i32(_f32(_kt6).view(_i32) - _i32(1262485504))
-        _ki23 = _i32(_f32(_kt21).view(_i32) - _i32(1262485504))
-        _sc24 = _i32((_ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _sc25 = _i32((_ki22 - _ki23 + _i32(127)) << _i32(23)).view(_f32)
-        _p26 = _f32(1.0) + _q20
-        _ex27 = (_p26*_sc24)*_sc25
-        _ex28 = (_ex27 if _e3 == _e3 else _e3)
-        work[j] = _ex28
+        _s3 = -m
+        _e4 = z + _s3
+        _xc5 = (_e4 if _e4 > -_f32(104.0) else -_f32(104.0))
+        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+        _k8 = _kt7 - _f32(12582912.0)
+        _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+        _rl10 = _k8*_f32(1.428606765330187e-06)
+        _r11 = _rh9 - _rl10
+        _rc12 = (_rh9 - _r11) - _rl10
+        _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+        _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+        _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+        _x16 = _r11*_r11
+        _e17 = _e13 + _e14*_x16
+        _x18 = _x16*_x16
+        _e19 = _e17 + _e15*_x18
+        _q20 = (_r11*_r11)*_e19 + _rc12
+        _q21 = _r11 + _q20
+        _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+        _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+        _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+        _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _p27 = _f32(1.0) + _q21
+        _ex28 = (_p27*_sc25)*_sc26
+        _ex29 = (_ex28 if _e4 == _e4 else _e4)
+        work[j] = _ex29
     _acc64_s_1 = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _s29 = -m
-        _e30 = z + _s29
-        _e31 = _e30 - z
-        _s32 = (z - (_e30 - _e31)) + (_s29 - _e31)
-        _s33 = (_s32 if _s32 == _s32 else _f32(0.0)) + _f32(1.0)
-        _acc64_s_1 += float(_s33*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _s30 = -m
+        _e31 = z + _s30
+        _e32 = _e31 - z
+        _s33 = (z - (_e31 - _e32)) + (_s30 - _e32)
+        _s34 = (_s33 if _s33 == _s33 else _f32(0.0)) + _f32(1.0)
+        _acc64_s_1 += float(_s34*_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    _a34 = s_1 + t
-    _u35 = _f32(1.0) + _a34
-    _lb36 = _f32(_u35).view(_i32)
-    _lm37 = _i32((_lb36 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-    _big38 = _lm37 > _f32(1.4142135381698608)
-    _lh39 = _lm37*_f32(0.5)
-    _lf40 = (_lh39 if _big38 else _lm37) - _f32(1.0)
-    _le41 = _i32(_i32(_lb36 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk42 = _le41 + (_f32(1.0) if _big38 else _f32(0.0))
-    _lf43 = (_a34 if _lk42 == _f32(0.0) else _lf40)
-    _lc44 = _a34 - (_u35 - _f32(1.0))
-    _lc45 = _f32(1.0) - (_u35 - _a34)
-    _lc46 = (_lc44 if _u35 <= _f32(2.0) else _lc45)
-    _lc47 = _lc46/_u35
-    _lc48 = (_f32(0.0) if _lk42 == _f32(0.0) else _lc47)
-    _ls49 = _lf43/(_f32(2.0) + _lf43)
-    _lz50 = _ls49*_ls49
-    _e51 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz50
-    _e52 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz50
-    _x53 = _lz50*_lz50
-    _e54 = _e51 + _e52*_x53
-    _hf55 = _f32(0.5)*(_lf43*_lf43)
-    _lg56 = _lk42*_f32(0.693145751953125) + (_lf43 - (_hf55 - (_ls49*(_hf55 + _lz50*_e54) + (_lk42*_f32(1.428606765330187e-06) + _lc48))))
-    _lo57 = (_lg56 if _a34 != _f32(0.0) else _a34)
-    _lo58 = (-_f32(math.inf) if _a34 == -_f32(1.0) else _f32(math.nan))
-    _lo59 = (_lo57 if _a34 > -_f32(1.0) else _lo58)
-    _lo60 = (_lo59 if _a34 < _f32(math.inf) else _a34)
-    l = _lo60
+    _a35 = s_1 + t
+    _u36 = _f32(1.0) + _a35
+    _lb37 = _f32(_u36).view(_i32)
+    _lm38 = _i32((_lb37 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big39 = _lm38 > _f32(1.4142135381698608)
+    _lh40 = _lm38*_f32(0.5)
+    _lf41 = (_lh40 if _big39 else _lm38) - _f32(1.0)
+    _le42 = _i32(_i32(_lb37 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk43 = _le42 + (_f32(1.0) if _big39 else _f32(0.0))
+    _lf44 = (_a35 if _lk43 == _f32(0.0) else _lf41)
+    _lc45 = _a35 - (_u36 - _f32(1.0))
+    _lc46 = _f32(1.0) - (_u36 - _a35)
+    _lc47 = (_lc45 if _u36 <= _f32(2.0) else _lc46)
+    _lc48 = _lc47/_u36
+    _lc49 = (_f32(0.0) if _lk43 == _f32(0.0) else _lc48)
+    _ls50 = _lf44/(_f32(2.0) + _lf44)
+    _lz51 = _ls50*_ls50
+    _e52 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz51
+    _e53 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz51
+    _x54 = _lz51*_lz51
+    _e55 = _e52 + _e53*_x54
+    _hf56 = _f32(0.5)*(_lf44*_lf44)
+    _lg57 = _lk43*_f32(0.693145751953125) + (_lf44 - (_hf56 - (_ls50*(_hf56 + _lz51*_e55) + (_lk43*_f32(1.428606765330187e-06) + _lc49))))
+    _lo58 = (_lg57 if _a35 != _f32(0.0) else _a35)
+    _lo59 = (-_f32(math.inf) if _a35 == -_f32(1.0) else _f32(math.nan))
+    _lo60 = (_lo58 if _a35 > -_f32(1.0) else _lo59)
+    _lo61 = (_lo60 if _a35 < _f32(math.inf) else _a35)
+    l = _lo61
     _acc64_value = 0.0
     _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
     _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
@@ -525,10 +540,10 @@ def value_work_f32(logits, target, work, clamp):
         z = logits[j]
         jf = _f32(j)
         _r0 = delta_t - ((jf - t_c))
-        _s61 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
-        _s62 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s61
-        _s63 = max(_s62, _s62 - _s62)
-        _acc64_value += float(_s63*(l + (m - z)) if _s63 != _f32(0.0) else _s63)
+        _s62 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+        _s63 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s62
+        _s64 = max(_s63, _s63 - _s63)
+        _acc64_value += float(_s64*(l + (m - z)) if _s64 != _f32(0.0) else _s64)
     value = _f32(_acc64_value)
     return value
 
@@ -536,12 +551,14 @@ def value_work_f32(logits, target, work, clamp):
 def value_and_grad_f32(logits, target, d_logits, d_target, divisor, clamp):
     C_row = _f32(logits.shape[0])
     on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
-    top = on*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
-    _s1 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
-    t_c = top*((C_row - _f32(1.0) - clamp)) + _s1
+    big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
+    _s1 = (_f32(1.0) - big)*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+    held = big*(_f32(1.0) if target - ((C_row - _f32(1.0) - clamp)) >= _f32(0.0) else _f32(0.0)) + _s1
+    top = held*on
+    _s2 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+    t_c = top*((C_row - _f32(1.0) - clamp)) + _s2
     delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
-    _s2 = _f32(1.0) if -clamp + (C_row - _f32(1.0) - target) > _f32(0.0) else _f32(0.0)
-    gate = on*(_f32(1.0) if target > _f32(0.0) else _f32(0.0))*_s2 - on + _f32(1.0)
+    gate = on*(_f32(1.0) - held)*(_f32(1.0) if target > _f32(0.0) else _f32(0.0)) - on + _f32(1.0)
     e_end = _f32(1.0) if -C_row + t_c + _f32(1.0) >= _f32(0.0) else _f32(0.0)
     g_2 = _f32(1.0) if C_row - _f32(2.0) >= _f32(0.0) else _f32(0.0)
     m = -_f32(math.inf)
