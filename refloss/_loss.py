@@ -217,11 +217,12 @@ class Loss:
         fast path can (:meth:`_fast`), else the result is computed as without them and copied in."""
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
+        if device != "cpu":
+            self._check_device(device)
         value_out, grad_outs = _out.parse(out, with_grad, self._info.inputs, reduction)
         if device != "cpu":
             if value_out is None and not any(o is not None for o in grad_outs):  # nothing to write into
                 return self._evaluate(with_grad, inputs, params, reduction, dtype, device, validate)
-            self._check_device(device)
             raise ValueError(f"out: the results of device={device!r} are device arrays; out= is for the CPU "
                              "(device='cpu')")
         info = self._info

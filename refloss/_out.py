@@ -26,7 +26,7 @@ def parse(out, with_grad: bool, names: tuple, reduction: str) -> tuple:
     (on few operations: this is part of a call's fixed cost)."""
     if not with_grad:
         if type(out) is not np.ndarray:
-            _array("out", out)
+            _array("out:", out)
         if reduction != "none":
             raise ValueError(f"out: holds the elementwise values, reduction='none'; reduction={reduction!r} gives a "
                              "scalar (drop out=)")
@@ -41,16 +41,15 @@ def parse(out, with_grad: bool, names: tuple, reduction: str) -> tuple:
     if len(grads) != len(names):
         raise TypeError(f"out: value_and_grad writes {_form(names)}: {1 + len(names)} arrays or None, got "
                         f"{1 + len(grads)}")
-    given = [o for o in (value, *grads) if o is not None]
-    for o in given:
+    given = [(k, o) for k, o in enumerate((value, *grads)) if o is not None]  # (slot: 0 the value, k the k-th input's)
+    for k, o in given:
         if type(o) is not np.ndarray:
-            _array(f"out: {_name_of(o, value, grads, names)}", o)
-    for k in range(1, len(given)):  # two outputs in one memory: one would overwrite the other
-        for j in range(k):
-            if np.may_share_memory(given[k], given[j]):
-                raise ValueError(f"out: {_name_of(given[j], value, grads, names)} and "
-                                 f"{_name_of(given[k], value, grads, names)} share memory; give each output an "
-                                 "array of its own")
+            _array(f"out: {_slot(k, names)}", o)
+    for i in range(1, len(given)):  # two outputs in one memory: one would overwrite the other
+        for j in range(i):
+            if np.may_share_memory(given[i][1], given[j][1]):
+                raise ValueError(f"out: {_slot(given[j][0], names)} and {_slot(given[i][0], names)} share memory; "
+                                 "give each output an array of its own")
     if value is not None and reduction != "none":
         raise ValueError(f"out: reduction={reduction!r} gives a scalar value: pass None for it, "
                          f"out=(None, {', '.join('d_' + n for n in names)})")
@@ -61,20 +60,18 @@ def _form(names: tuple) -> str:
     return f"(value, {', '.join('d_' + n for n in names)})"
 
 
-def _name_of(o, value, grads, names) -> str:
-    """The name of the output that ``o`` was given for."""
-    if o is value:
-        return "value"
-    return next("d_" + n for n, g in zip(names, grads) if g is o)
+def _slot(k: int, names: tuple) -> str:
+    """The name of output ``k`` (0 the value, k the gradient of the k-th input)."""
+    return "value" if k == 0 else "d_" + names[k - 1]
 
 
 def _array(name: str, o) -> None:
     """``o``, not exactly an ndarray, may be an ndarray subclass but not a masked array (TypeError)."""
     if not isinstance(o, np.ndarray):
-        what = "for the elementwise values (reduction='none')" if name == "out" else "or None"
+        what = "for the elementwise values (reduction='none')" if name == "out:" else "or None"
         raise TypeError(f"{name} must be a NumPy array {what}, got {type(o).__name__}")
     if isinstance(o, np.ma.MaskedArray):
-        raise TypeError(f"{name}: a masked array's mask would be left as it is over the results: pass a plain "
+        raise TypeError(f"{name.rstrip(':')}: a masked array's mask would be left as it is over the results: pass a plain "
                         "array (e.g. its .data)")
 
 

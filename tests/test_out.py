@@ -126,7 +126,7 @@ def test_bad_input_is_named_when_the_output_is_the_input():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(out=np.empty(4)), ValueError, r"shape \(3, 4\)"),
     (dict(out=np.empty((3, 4), np.float32)), ValueError, "dtype float64, got float32"),
-    (dict(out=[0.0] * 12), TypeError, "NumPy array"),
+    (dict(out=[0.0] * 12), TypeError, "out: must be a NumPy array"),
     (dict(out=np.empty((3, 4)), reduction="sum"), ValueError, "scalar"),
     (dict(out=np.empty((3, 4)), device="cuda"), ValueError, "device"),
 ])
@@ -189,12 +189,14 @@ def test_masked_outs_are_refused():
         rl.l1.value_and_grad(np.ones(3), np.zeros(3), out=(None, np.ma.masked_array(np.zeros(3)), None))
 
 
-@pytest.mark.parametrize("share", ["same", "views"])
-def test_outputs_sharing_memory_are_refused(share):
+@pytest.mark.parametrize("share, names", [("same", "d_pred and d_target"), ("views", "value and d_pred"),
+                                          ("value twice", "value and d_pred")])
+def test_outputs_sharing_memory_are_refused(share, names):
     p, t = np.ones(5), np.zeros(5)
     buf = np.empty(10)
-    out = (None, buf[:5], buf[:5]) if share == "same" else (buf[:5], buf[4:9], None)  # (one element shared)
-    with pytest.raises(ValueError, match="share memory"):
+    out = {"same": (None, buf[:5], buf[:5]), "views": (buf[:5], buf[4:9], None),  # (one element shared)
+           "value twice": (buf[:5], buf[:5], None)}[share]
+    with pytest.raises(ValueError, match=f"out: {names} share memory"):
         rl.smooth_l1.value_and_grad(p, t, out=out)
 
 
@@ -213,6 +215,8 @@ def test_the_calls_own_errors_come_first():
         rl.smooth_l1(p, p, reduction="elementwise", out=o)
     with pytest.raises(ValueError, match="device: must be 'cpu' or 'cuda'"):
         rl.smooth_l1(p, p, device="gpu", out=o)
+    with pytest.raises(ValueError, match="device: must be 'cpu' or 'cuda'"):  # before out='s own form
+        rl.smooth_l1.value_and_grad(p, p, device="gpu", out=(None, None))
     with pytest.raises(ValueError, match="native byte order"):
         rl.smooth_l1(p, p, out=np.empty((3, 4), ">f8"))
 
