@@ -297,47 +297,30 @@ class Loss:
             driver = self._fast_drivers[key] = getattr(self._module("cpu"),
                                                        f"value_and_grad_{precision}" if with_grad else
                                                        f"value_{precision}")
-        if outs is not None:
-            return self._fast_into(with_grad, inputs, params, reduction, validate, outs, driver, flat, lead, shape,
-                                   dt, precision, args, reshape, flat_shape)
-        out = np.empty(lead, dt)
-        out_flat = out.reshape(-1) if reshape else out
-        if not with_grad:
-            if driver(*flat, out_flat, *args):
-                self._after_bad(inputs, validate, precision, params, flat, out_flat)
-            return out if reduction == "none" else _arrays.reduce(out, reduction)
-        grads = [np.empty(shape, dt) for a in inputs]
-        size = len(out_flat)
-        divisor = dt.type(size if reduction == "mean" and size else 1)
-        flat_grads = [g.reshape(flat_shape) for g in grads] if reshape else grads
-        if driver(*flat, out_flat, *flat_grads, divisor, *args):
-            self._after_bad(inputs, validate, precision, params, flat, out_flat, flat_grads, divisor)
-        return (out if reduction == "none" else _arrays.reduce(out, reduction)), tuple(grads)
-
-    def _fast_into(self, with_grad, inputs, params, reduction, validate, outs, driver, flat, lead, shape, dt,
-                   precision, args, reshape, flat_shape):
-        """:meth:`_fast`'s call with ``out=``: the drivers write into each array given that is C-contiguous and
-        overlaps no input (the inputs are read again after the loop where it counted a bad element), into a
-        new array copied in after the call otherwise."""
-        value_out, grad_outs = outs
-        given = value_out
-        out = _out.direct("value", value_out, lead, dt, inputs)
+        # out=: the drivers write into each array given that is C-contiguous and overlaps no input (the inputs are
+        # read again after the loop where it counted a bad element), into a new array copied in after otherwise
+        out = None if outs is None else _out.direct("value", outs[0], lead, dt, inputs)
         if out is None:
             out = np.empty(lead, dt)
         out_flat = out.reshape(-1) if reshape else out
         if not with_grad:
             if driver(*flat, out_flat, *args):
                 self._after_bad(inputs, validate, precision, params, flat, out_flat)
-            return _out.store(out, given, (), self._info.inputs)
-        grads = [_out.direct("d_" + n, o, shape, dt, inputs) for n, o in zip(self._info.inputs, grad_outs)]
-        grads = [np.empty(shape, dt) if g is None else g for g in grads]
+            value = out if reduction == "none" else _arrays.reduce(out, reduction)
+            return value if outs is None else _out.store(value, outs[0], (), self._info.inputs)
+        if outs is None:
+            grads = [np.empty(shape, dt) for a in inputs]
+        else:
+            grads = [_out.direct("d_" + n, o, shape, dt, inputs) for n, o in zip(self._info.inputs, outs[1])]
+            grads = [np.empty(shape, dt) if g is None else g for g in grads]
         size = len(out_flat)
         divisor = dt.type(size if reduction == "mean" and size else 1)
         flat_grads = [g.reshape(flat_shape) for g in grads] if reshape else grads
         if driver(*flat, out_flat, *flat_grads, divisor, *args):
             self._after_bad(inputs, validate, precision, params, flat, out_flat, flat_grads, divisor)
         value = out if reduction == "none" else _arrays.reduce(out, reduction)
-        return _out.store((value, tuple(grads)), given, grad_outs, self._info.inputs)
+        return (value, tuple(grads)) if outs is None else _out.store((value, tuple(grads)), outs[0], outs[1],
+                                                                      self._info.inputs)
 
     def _after_bad(self, inputs, validate, precision, params, flat, out, grads=None, divisor=1) -> None:
         """A driver counted bad elements: a bad input (raised, naming it, when ``validate``), or a box pair beyond
