@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, FocalCE, LogitCE, PowG, RealAbs, ScaledSigmoidPow, Sigmoid, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, RealAbs, ScaledSigmoidPow, Sigmoid, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -102,8 +102,26 @@ def derive() -> LossSpec:
         # 12.9 ULP at logit 11.815, target 0.46491, beta 3.5 (bar 8)
         # (float64 kernel: double-double only for beta > 5/2, where float64 missed the bar; up to beta = 2 its soft-target
         # maxima were 8.78 ULP64 of 12 at 2^24 points, and double-double costs 4x the loop's time at soft targets)
-        up = (lambda v: Eval64(v)) if prec == "f32" else (lambda v: Eval64(v, sp.Rational(5, 2) - beta))
-        branches.append(Branch(None, {o: up(v) for o, v in {"value": general, **grads}.items()}, "soft target"))
+        soft = {"value": general, **grads}
+        if prec == "f32":
+            branches.append(Branch(None, {o: Eval64(v) for o, v in soft.items()}, "soft target"))
+        else:
+            branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
+                                   "soft target, beta >= 5/2"))
+            # below: float64, with D = y - sigma to ~100 bits for beta <= 1 (EvalAccurate: double-double with
+            # refloss/_dd_functions.py's exp, where the guard beta - 1 > 0 fails), rounded once. Near the optimum
+            # sigma = y, D from a float64 sigma keeps an absolute error of about eps T (T = y sigma(-x) + (1 - y)
+            # sigma(x)), which |D|^(beta - 1) turns into a relative error (1 - beta) eps T/|D| of the gradients: a
+            # live verify with beta 0.3, 0.5, 0.125 found 38.4, 25.6, 50.4 ULP64 at logit 0.0147, target 0.5009 (bar
+            # 12); the double-double evaluation above does not remove it (it starts from sigma's float64 exp: 22.4,
+            # 21.4, 31.0 ULP64)
+            # (guard: float64 kept for beta > 1, for beta = 0 (D unused), and where |D| > T/2, T = y sigma(-x) +
+            # (1 - y) sigma(x), D's rounding there below 2 (1 - beta) eps relative)
+            sharp = {d: EvalAccurate(d, sp.Max(beta - 1, RealAbs(d) - OneMinusPt(x, y) / 2, 1 - Heaviside0(beta)))}
+            branches.append(Branch(None, {o: v.xreplace(sharp) for o, v in soft.items()}, "soft target"))
+            for o, v in soft.items():
+                if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
+                    raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")
         # d/dtarget = sigma^(beta-1) (-x sigma - beta softplus(x)) at target 0 crosses zero at a logit where its two
         # terms cancel (float32 lost every digit there: 9.21e6 ULP at -2.1159, beta 2), and sigma^beta's rounding
         # error is multiplied by beta: float64 in the float32 kernel, everywhere (with a fallback only where the
@@ -155,8 +173,14 @@ def derive() -> LossSpec:
         "side is not determined, and the sweeps and refloss verify do not measure the gradients there (the "
         "floor's documented limit), except in float32 at beta = 1, where D is formed in float64 from the float32 "
         "inputs and its side is the exact one (the jump bounded): measured there. At soft targets the outputs are evaluated one precision up and rounded once "
-        "(float32 kernel: float64; float64 kernel: double-double): |D|^beta multiplies D's rounding by beta, and the "
-        "soft-target sweep found float64 d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after. dL/dy crosses zero where "
+        "(float32 kernel: float64; float64 kernel: double-double for beta >= 5/2): |D|^beta multiplies D's rounding by beta, and the "
+        "soft-target sweep found float64 d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after. For 0 < beta <= 1 "
+        "the float64 kernel forms D in double-double with exp to ~100 bits (refloss/_dd_functions.py) wherever |D| < T/2, "
+        "T = y sigma(-x) + (1 - y) sigma(x), and rounds it once: from a float64 sigma, D's absolute error eps T became the "
+        "relative error (1 - beta) eps T/|D| of |D|^(beta - 1) (the soft-target sweep, 2^24 points at beta 0.125, 0.3, 0.5, "
+        "0.75: 3.1e6 points over the bar, up to 4.9e15 ULP, before; 0 over, at most 8.07 ULP, after), at a cost (10^6 "
+        "logits, half of them at soft targets: 25 ms before, 63-66 after, for those beta only). |D|^(beta - 1) is corrected for the rounding of beta - 1 (beta < 1/2: 36 ULP at "
+        "|D| = 3e-32, beta = 0.3, before). dL/dy crosses zero where "
         "its two terms cancel (logit -2.1159 at beta 2, target 0), and its float32 terms raise a rounded sigma to "
         "the power beta (their errors grow with beta: 8.1 ULP at logit 2.24, beta 3.5, where they do not cancel): the "
         "float32 kernel evaluates dL/dy in float64 (inputs widened exactly, the result rounded once), at the "

@@ -27,7 +27,9 @@ Arguments beyond each function's range (exp beyond +-708, log of x <= 0, NaN, in
 float64 function of hi with lo = 0: the reference is then float64's value there, as before.  Results below
 2^-969 keep hi correctly rounded but lo, subnormal, fewer bits (the pair's relative accuracy falls to 2^-70 at
 exp(-700)).
-Never imported by ``import refloss``: the reference kernels and their tests only.
+Never imported by ``import refloss``: the reference kernels, their tests, and the kernels with an ``EvalAccurate``
+part (QFL's float64 soft targets for 0 < beta <= 1), when their module is first loaded.  They compile for CUDA too
+(numba-cuda compiles a CPU dispatcher called from a device function as a device function of its own).
 """
 import math
 from fractions import Fraction

@@ -56,7 +56,7 @@ def test_a_floor_beyond_float32_counts_as_its_largest_number():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name, params", [("bce_with_logits", {}), ("sigmoid_focal_loss", {}), ("qfl_loss", {}),
-                                          ("varifocal_loss", {})])
+                                          ("qfl_loss", {"beta": 0.3}), ("varifocal_loss", {})])
 def test_a_soft_target_sweep(name, params, dtype):
     r = sweep.run(name, params, dtype=dtype, samples=1 << 14, space="soft_logits", workers=1)
     assert r.points == 1 << 14 and r.failures == 0, (r.failures, r.max_ulp, r.worst[:3])
@@ -95,6 +95,18 @@ def test_qfl_value_at_the_optimum_is_measured_against_d_s_own_error():
     ("sigmoid_focal_loss", {"alpha": None}, np.float64, 1.7225183627786247, 0.9985086161117648, 8.52),
     ("sigmoid_focal_loss", {}, np.float32, 9.500577926635742, 0.2621513307094574, 8.86),
     ("qfl_loss", {"beta": 3.5}, np.float64, 11.815233342294373, 0.46490597546209833, 12.9),
+    # QFL for 0 < beta < 1 near the optimum (2^24 points a beta, 3.1e6 of them over the bar): D = y - sigma from a
+    # float64 sigma, whose absolute error |D|^(beta - 1) turns into a relative one; now D in double-double with
+    # exp to ~100 bits (EvalAccurate) where |D| < T/2
+    ("qfl_loss", {"beta": 0.3}, np.float64, -2.6836422479487365, 0.06394551767293295, 3.6e15),
+    ("qfl_loss", {"beta": 0.125}, np.float64, -3.017667378235717e-08, 0.4999999924558313, 4.9e15),
+    ("qfl_loss", {"beta": 0.5}, np.float64, -1.0421612008316203, 0.26073320406768546, 2.5e15),
+    ("qfl_loss", {"beta": 0.3}, np.float64, 0.014740465343258133, 0.5009379569884868, 38.3),  # (refloss verify)
+    # ... and |D|^(beta - 1) from the rounded exponent beta - 1 (-0.7 for beta = 0.3): the factor |D|^delta, delta
+    # its rounding error, off by delta ln|D| (36 ULP at |D| = 3e-32); the power is now corrected for it
+    ("qfl_loss", {"beta": 0.3}, np.float64, -38.03402432536577, 3.034122499029535e-17, 37.9),
+    # the same power in sigmoid focal loss's soft-target d/dlogits, gamma - 1 rounded (gamma = 0.3)
+    ("sigmoid_focal_loss", {"gamma": 0.3}, np.float64, -36.70376422823889, 1.1475133073056482e-16, 15.8),
 ])
 def test_the_soft_target_defects_the_sweeps_found_are_fixed(name, params, dtype, x, y, before):
     fn = getattr(rl, name)

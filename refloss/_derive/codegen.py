@@ -37,7 +37,7 @@ from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
-from .functions import Clamp0, Decide64, Eval64, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -720,15 +720,28 @@ class KernelPrinter(PythonCodePrinter):
         return self._pow(self._print(m), self._print(g))
 
     def _print_PowGm1(self, expr):
+        """m^(g - 1) with the rounding of g - 1 corrected: where g - 1 is not exact (g < 1/2 with bits below
+        the ulp of g - 1: QFL's beta = 0.3), m^fl(g - 1) is off by the factor m^delta, delta = (g - 1) - fl(g - 1)
+        (TwoSum, exact), relative error delta ln m, which ln m makes large: float64 4e-15 (36 ULP) at m = 3e-32,
+        beta = 0.3.  There it is multiplied by 1 + delta ln m (second order below 2^-100); where delta = 0
+        (every exponent g >= 1/2) the power is the same expression, bit for bit, as without the correction.
+        Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU), where the logarithm
+        would be evaluated for every element whatever delta: there m is a ratio of box terms, ln m moderate,
+        and g - 1 exact for their exponents >= 1/2 (docs/accuracy.md)."""
         m = self._once(expr.args[0])
         zero, one = self._literal(0), self._literal(1)
         if self.special and self._vector_math():  # evaluated everywhere, then selected
             g = self._once(expr.args[1])
             gm1 = self.assign("g", f"{g} - {one}")
             return self.assign("pw", f"({self._pow(m, gm1)} if ({m} > {zero}) & ({g} != {zero}) else {zero})")
-        with self.inline():  # the exponent is evaluated only where m > 0: no temporaries
-            g = self._print(expr.args[1])
-        return f"(math.pow({m}, {g} - {one}) if {m} > {zero} and {g} != {zero} else {zero})"
+        g = self._once(expr.args[1])
+        gm1 = self.assign("g", f"{g} - {one}")
+        gb = self.assign("g", f"{gm1} - {g}")
+        delta = self.assign("g", f"({g} - ({gm1} - {gb})) + (-{one} - {gb})")  # (g - 1) - fl(g - 1), exact
+        # (the power and the logarithm are evaluated only where m > 0: Python's math raises at 0, the CUDA simulator)
+        pw = f"math.pow({m}, {gm1})"
+        fixed = f"({pw} if {delta} == {zero} else {pw}*({one} + {delta}*math.log({m})))"
+        return f"({fixed} if {m} > {zero} and {g} != {zero} else {zero})"
 
     def _print_DiffOfDiffs(self, expr):
         # (p2 - t2) - (p1 - t1) with the rounding errors of both offsets (TwoSum, additions only: no FMA
@@ -1434,19 +1447,19 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # _xok: no float64 fallback (a guarded float64 part's, a wide output's) was needed.  The CPU block loops'
     # vectorised form ("fast") has none: the elements whose _xok is false get the whole scalar kernel's results
     # in a loop of their own
-    flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g in decisions)
+    flagged = kernel.reciprocal and form in (None, "fast") and (any(g is not None for _, _, g, _ in decisions)
                                                                  or bool(wide))
     flagged = flagged or libm_deferred  # sines, cosines and pows beyond their ranges: the scalar kernel's, libm's
     rare = form == "fast" and any(b.rare for b in branches)  # the rare branches' elements: the scalar kernel's
     flagged = flagged or rare
     deferred = flagged and form == "fast"
-    parts = [e for _, a, g in decisions for e in (a, g) if e is not None]
+    parts = [e for _, a, g, _ in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
         emit("    ", sym.name, value)
     # a part that one branch alone uses is evaluated in that branch (a soft-target branch's outputs one precision up
     # cost every element of the loop when evaluated before the branches); the others before the branches
     users = {sym: [k for k, b in enumerate(branches) if any(b.outputs[o].has(sym) for o in outputs)
-                   or (b.condition is not None and b.condition.has(sym))] for sym, _, _ in decisions}
+                   or (b.condition is not None and b.condition.has(sym))] for sym, _, _, _ in decisions}
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
     shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) != 1]
     lines.extend(_decision_lines(kernel, printer, "    ", shared, deferred))
@@ -1572,7 +1585,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                 lines.extend(_wide_lines(kernel, printer, indent, [branch.outputs[o] for o in double], double))
         if flagged:
             libm_guards = printer.libm_guards() if deferred else []
-            mine = [f"_xg{i}" for i, (_, _, g) in here if g is not None]  # (this branch's and the shared)
+            mine = [f"_xg{i}" for i, (_, _, g, _) in here if g is not None]  # (this branch's and the shared)
             lines.append(f"{indent}_xok = {' & '.join(held + mine + checks + libm_guards) or 'True'}")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
@@ -1599,20 +1612,21 @@ def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lin
 
 
 def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list, outputs: list,
-                names: tuple = ("_w_", "_w", "")) -> list:
+                names: tuple = ("_w_", "_w", ""), accurate: bool = False) -> list:
     """The statements of a float32 kernel's ``wide`` outputs (see :class:`Kernel`): the inputs and
     arguments they use widened to float64 (``_f64(x)``, exact), the prelude written out in them
     (its float32 values are rounded), common subexpressions and printing in float64 (temporaries
     ``_w<k>``, a scope of their own: no float32 temporary is reused), each result rounded once.
     ``names``: the prefixes of the widened inputs, of the common subexpressions and of the printer's
-    temporaries (the float64 parts of :func:`_decision_lines` use others)."""
+    temporaries (the float64 parts of :func:`_decision_lines` use others).  ``accurate``: a float64 kernel's
+    double-double with refloss/_dd_functions.py's functions (:class:`EvalAccurate`)."""
     widen, temporaries, prefix = names
     full = {}
     for sym, value in kernel.prelude:
         full[sym] = _strip64(value).xreplace(full)
     exprs = [e.xreplace(full) for e in exprs]
     if printer.precision == "f64":
-        return _double_double_lines(printer, indent, exprs, outputs, temporaries, prefix)
+        return _double_double_lines(printer, indent, exprs, outputs, temporaries, prefix, accurate=accurate)
     used = set().union(*(e.free_symbols for e in exprs))
     widened = {s: sp.Symbol(f"{widen}{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
     lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
@@ -1700,7 +1714,9 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     the code as without them); the parts are [(symbol, expression, guard)],
     in a fixed order, those the outputs use.  The guard (None: always float64) holds where the float32
     evaluation is kept: a step's argument of magnitude above ``_DECIDE_MARGIN`` of its terms' (decided
-    alike in both precisions), an ``Eval64``'s second argument positive."""
+    alike in both precisions), an ``Eval64``'s second argument positive.  Each part is (symbol, expression,
+    guard, accurate): ``accurate`` for an :class:`EvalAccurate` (the float64 kernel's double-double with
+    refloss/_dd_functions.py's functions)."""
     parts = set()
     for b in branches:
         for e in [b.condition] + [b.outputs[o] for o in outputs]:
@@ -1719,7 +1735,7 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
         arg = -arg if arg.could_extract_minus_sign() else arg  # (x and -x: one guard)
         return sp.StrictGreaterThan(RealAbs(arg), _DECIDE_MARGIN * _magnitude(arg))
 
-    return out, [(sym, _strip64(a), guard(a)) for a, sym in symbols.items()]
+    return out, [(sym, _strip64(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()]
 
 
 def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list, deferred: bool) -> list:
@@ -1733,13 +1749,13 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
     part) pairs, the index the part's in :func:`_decisions`' list."""
     lines = []
     if printer.precision == "f32":  # the parts always in float64 together: common subexpressions shared
-        always = [(sym, expr) for _, (sym, expr, guard) in decisions if guard is None]
+        always = [(sym, expr) for _, (sym, expr, guard, _) in decisions if guard is None]
         if always:
             lines += _wide_lines(kernel, printer, indent, [e for _, e in always], [s_.name for s_, _ in always],
                                  ("_xw_", "_xt", "x"))
         decisions = [(k, d) for k, d in decisions if d[2] is not None]
-    for k, (sym, expr, guard) in decisions:
-        f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"))
+    for k, (sym, expr, guard, accurate) in decisions:
+        f64 = _wide_lines(kernel, printer, indent, [expr], [sym.name], ("_xw_", "_xt", "x"), accurate=accurate)
         if guard is None and printer.precision == "f64":  # (double-double keeps the float64 value where it overflows)
             guard = sp.false
         if guard is None:
@@ -2206,6 +2222,8 @@ def scalar_module(spec: LossSpec, source: str) -> str:
                 raise ValueError(f"variant {v.code}: its kernel must take the loss's arguments {spec.kernels[prec].args}")
             parts.append("")
             parts.append(scalar_function(kernel, f"variant_{v.code}_{prec}", prec, kernel.value_names))
+    if any("_ddf." in p for p in parts):  # an EvalAccurate part: refloss/_dd_functions.py's functions
+        parts.insert(parts.index("from refloss._select import sel as _sel") + 1, _ddf_import())
     return "\n".join(parts)
 
 
@@ -2277,6 +2295,13 @@ def _dd_functions_hash() -> str:
     return hashlib.sha256((Path(__file__).resolve().parent.parent / "_dd_functions.py").read_bytes()).hexdigest()[:16]
 
 
+def _ddf_import() -> str:
+    """The import of refloss/_dd_functions.py in a generated module that calls it (a reference module, or a kernel
+    with an :class:`EvalAccurate` part), naming its hash."""
+    return (f"from refloss import _dd_functions as _ddf  # sha256 {_dd_functions_hash()}: regenerated when it changes "
+            "(Numba's cache of this module does not see that file)")
+
+
 def reference_module(spec: LossSpec, source: str) -> str:
     """``refloss/_generated/<loss>_ref.py``: :func:`reference_function` of the float64 kernel and a compiled
     driver over (n, 4) or (n, 5) arrays (box losses) or (n,) arrays (element-wise and classification losses:
@@ -2298,8 +2323,7 @@ def reference_module(spec: LossSpec, source: str) -> str:
         "from numpy import float64 as _f64, int64 as _i64",
         "",
         "from refloss._numba_options import CPU_OPTIONS",
-        *([f"from refloss import _dd_functions as _ddf  # sha256 {_dd_functions_hash()}: regenerated when it changes "
-           "(Numba's cache of this module does not see that file)"] if spec.family in ACCURATE_FUNCTIONS else []),
+        *([_ddf_import()] if spec.family in ACCURATE_FUNCTIONS else []),
         "",
         "",
         reference_function(kernel, "reference_f64", accurate=spec.family in ACCURATE_FUNCTIONS),
@@ -2508,6 +2532,8 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
     pows = sorted({m for ln in lines for m in re.findall(r"\b_pow_(?:fast_)?f(?:64|32)\b", ln)})
     if pows:
         lines.insert(options + 1, f"from refloss._generated._pow_cpu import {', '.join(f'{p[1:]} as {p}' for p in pows)}")
+    if any("_ddf." in ln for ln in lines):  # an EvalAccurate part: refloss/_dd_functions.py's functions
+        lines.insert(options + 1, _ddf_import())
     if any("_unsigned(" in ln for ln in lines):  # the block loops' unsigned index
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import uint64 as _unsigned")
     if any("_empty(" in ln for ln in lines):  # the flags of the elements left to the scalar kernel

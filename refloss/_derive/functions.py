@@ -168,6 +168,14 @@ class Eval64(sp.Function):
         return self.args[0]
 
 
+class EvalAccurate(Eval64):
+    """``Eval64`` whose float64 kernel's double-double evaluation takes exp, log, log1p, powers and the logistic
+    functions to ~100 bits (refloss/_dd_functions.py, as the reference kernels do), not f(hi) + f'(hi) lo with
+    f's float64 rounding: for a difference that cancels the rounding of a function's float64 value (QFL's
+    y - sigma(x) near the optimum, where |D|^(beta - 1) turns its absolute error into a relative one).  The
+    float32 kernel evaluates it in float64, as ``Eval64``."""
+
+
 class Detach(sp.Function):
     nargs = 1
 
