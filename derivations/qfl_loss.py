@@ -104,20 +104,31 @@ def derive() -> LossSpec:
         # maxima were 8.78 ULP64 of 12 at 2^24 points, and double-double costs 4x the loop's time at soft targets)
         soft = {"value": general, **grads}
         if prec == "f32":
-            branches.append(Branch(None, {o: Eval64(v) for o, v in soft.items()}, "soft target"))
+            # D = y - sigma from the float64 sigma has a relative error 2^-53 T/|D|, which |D|^(beta - 1) multiplies by
+            # |beta - 1|: over float32's bar for 0 < beta < 2 where |D| < ~2^-30 T (found once the float64 kernel was
+            # right, since the float32 sweep's screen compares with it: beta = float32(1.1), 11,685 of 2^24 points
+            # over, 5.06e3 ULP at logit 1.98e-5, target 0.500004947): there D in double-double as the float64 kernel
+            # forms it (guard: float64 kept for beta >= 2, beta = 0, or |D| > 2^-20 T)
+            keep = sp.Max(1 - Heaviside0(2 - beta), RealAbs(d) - OneMinusPt(x, y) / 2**20, 1 - Heaviside0(beta))
+            sharp = {d: EvalAccurate(d, keep)}
+            branches.append(Branch(None, {o: Eval64(v.xreplace(sharp)) for o, v in soft.items()}, "soft target"))
         else:
             branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
                                    "soft target, beta >= 5/2"))
-            # below: float64, with D = y - sigma to ~100 bits for beta <= 1 (EvalAccurate: double-double with
-            # refloss/_dd_functions.py's exp, where the guard beta - 1 > 0 fails), rounded once. Near the optimum
+            # below: float64, with D = y - sigma to ~100 bits for 0 < beta < 2 (EvalAccurate: double-double with
+            # refloss/_dd_functions.py's exp, where the guard below fails), rounded once. Near the optimum
             # sigma = y, D from a float64 sigma keeps an absolute error of about eps T (T = y sigma(-x) + (1 - y)
             # sigma(x)), which |D|^(beta - 1) turns into a relative error (1 - beta) eps T/|D| of the gradients: a
             # live verify with beta 0.3, 0.5, 0.125 found 38.4, 25.6, 50.4 ULP64 at logit 0.0147, target 0.5009 (bar
             # 12); the double-double evaluation above does not remove it (it starts from sigma's float64 exp: 22.4,
             # 21.4, 31.0 ULP64)
-            # (guard: float64 kept for beta > 1, for beta = 0 (D unused), and where |D| > T/2, T = y sigma(-x) +
-            # (1 - y) sigma(x), D's rounding there below 2 (1 - beta) eps relative)
-            sharp = {d: EvalAccurate(d, sp.Max(beta - 1, RealAbs(d) - OneMinusPt(x, y) / 2, 1 - Heaviside0(beta)))}
+            # (guard: float64 kept for beta >= 2, for beta = 0 (D unused), and where |D| > T/2, T = y sigma(-x) +
+            # (1 - y) sigma(x), D's rounding there below 2 |beta - 1| eps relative. For 1 < beta < 2 too: D's error
+            # in |D|^(beta - 1) is (beta - 1) eps T |D|^(beta - 2), unbounded against the measure's beta T^(beta - 1)
+            # as |D| -> 0 (a review's sweep at beta 1.5: 519,467 of 2^20 points over the bar, 1.1e8 ULP64; 1.1:
+            # 3e14); from beta = 2 it is within it)
+            keep = sp.Max(1 - Heaviside0(2 - beta), RealAbs(d) - OneMinusPt(x, y) / 2, 1 - Heaviside0(beta))
+            sharp = {d: EvalAccurate(d, keep)}
             branches.append(Branch(None, {o: v.xreplace(sharp) for o, v in soft.items()}, "soft target"))
             for o, v in soft.items():
                 if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
@@ -174,12 +185,13 @@ def derive() -> LossSpec:
         "floor's documented limit), except in float32 at beta = 1, where D is formed in float64 from the float32 "
         "inputs and its side is the exact one (the jump bounded): measured there. At soft targets the outputs are evaluated one precision up and rounded once "
         "(float32 kernel: float64; float64 kernel: double-double for beta >= 5/2): |D|^beta multiplies D's rounding by beta, and the "
-        "soft-target sweep found float64 d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after. For 0 < beta <= 1 "
-        "the float64 kernel forms D in double-double with exp to ~100 bits (refloss/_dd_functions.py) wherever |D| < T/2, "
-        "T = y sigma(-x) + (1 - y) sigma(x), and rounds it once: from a float64 sigma, D's absolute error eps T became the "
-        "relative error (1 - beta) eps T/|D| of |D|^(beta - 1) (the soft-target sweep, 2^24 points at beta 0.125, 0.3, 0.5, "
-        "0.75: 3.1e6 points over the bar, up to 4.9e15 ULP, before; 0 over, at most 8.07 ULP, after), at a cost (10^6 "
-        "logits, half of them at soft targets: 25 ms before, 63-66 after, for those beta only). |D|^(beta - 1) is corrected for the rounding of beta - 1 (beta < 1/2: 36 ULP at "
+        "soft-target sweep found float64 d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after. For 0 < beta < 2 "
+        "both kernels form D in double-double with exp to ~100 bits (refloss/_dd_functions.py) near the optimum (float64: "
+        "|D| < T/2, float32: |D| < 2^-20 T; T = y sigma(-x) + (1 - y) sigma(x)) and round it once: from a float64 sigma, "
+        "D's absolute error eps T became an error |beta - 1| eps T |D|^(beta - 2) of the gradients (the soft-target sweep, "
+        "2^24 points a beta, float64: 1.6e6 to 8.3e6 points over the bar at beta 0.125 to 1.9, up to 4.9e15 ULP, before; "
+        "0 over, at most 8.78 ULP, after; float32 at beta float32(1.1): 11,685 over, 5.06e3 ULP, before), at a cost "
+        "for those beta only (docs/accuracy.md). |D|^(beta - 1) is corrected for the rounding of beta - 1 (beta < 1/2: 36 ULP at "
         "|D| = 3e-32, beta = 0.3, before). dL/dy crosses zero where "
         "its two terms cancel (logit -2.1159 at beta 2, target 0), and its float32 terms raise a rounded sigma to "
         "the power beta (their errors grow with beta: 8.1 ULP at logit 2.24, beta 3.5, where they do not cancel): the "

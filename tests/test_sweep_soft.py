@@ -56,7 +56,8 @@ def test_a_floor_beyond_float32_counts_as_its_largest_number():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name, params", [("bce_with_logits", {}), ("sigmoid_focal_loss", {}), ("qfl_loss", {}),
-                                          ("qfl_loss", {"beta": 0.3}), ("varifocal_loss", {})])
+                                          ("qfl_loss", {"beta": 0.3}), ("qfl_loss", {"beta": 1.5}),
+                                          ("varifocal_loss", {})])
 def test_a_soft_target_sweep(name, params, dtype):
     r = sweep.run(name, params, dtype=dtype, samples=1 << 14, space="soft_logits", workers=1)
     assert r.points == 1 << 14 and r.failures == 0, (r.failures, r.max_ulp, r.worst[:3])
@@ -105,6 +106,12 @@ def test_qfl_value_at_the_optimum_is_measured_against_d_s_own_error():
     # ... and |D|^(beta - 1) from the rounded exponent beta - 1 (-0.7 for beta = 0.3): the factor |D|^delta, delta
     # its rounding error, off by delta ln|D| (36 ULP at |D| = 3e-32); the power is now corrected for it
     ("qfl_loss", {"beta": 0.3}, np.float64, -38.03402432536577, 3.034122499029535e-17, 37.9),
+    # 1 < beta < 2 too: D's error in |D|^(beta - 1) is (beta - 1) eps T |D|^(beta - 2), unbounded as |D| -> 0 (8.3e6 of
+    # 2^24 points over at beta 1.1 and 1.5); and the float32 kernel's float64 D (masked until the float64 kernel that
+    # its sweep screens with was right: 11,685 of 2^24 points over at beta = float32(1.1))
+    ("qfl_loss", {"beta": 1.5}, np.float64, -15.920530288691713, 1.218432553432282e-07, 1.36e8),
+    ("qfl_loss", {"beta": 1.1}, np.float64, -28.48341396778554, 4.263934139929055e-13, 3.6e14),
+    ("qfl_loss", {"beta": 1.100000023841858}, np.float32, 1.9788742065429688e-05, 0.5000049471855164, 5.06e3),
     # the same power in sigmoid focal loss's soft-target d/dlogits, gamma - 1 rounded (gamma = 0.3)
     ("sigmoid_focal_loss", {"gamma": 0.3}, np.float64, -36.70376422823889, 1.1475133073056482e-16, 15.8),
 ])

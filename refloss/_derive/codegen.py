@@ -723,7 +723,7 @@ class KernelPrinter(PythonCodePrinter):
         """m^(g - 1) with the rounding of g - 1 corrected: where g - 1 is not exact (g < 1/2 with bits below
         the ulp of g - 1: QFL's beta = 0.3), m^fl(g - 1) is off by the factor m^delta, delta = (g - 1) - fl(g - 1)
         (TwoSum, exact), relative error delta ln m, which ln m makes large: float64 4e-15 (36 ULP) at m = 3e-32,
-        beta = 0.3.  There it is multiplied by 1 + delta ln m (second order below 2^-100); where delta = 0
+        beta = 0.3.  There pw + pw (delta ln m) is taken (second order below 2^-100); where delta = 0
         (every exponent g >= 1/2) the power is the same expression, bit for bit, as without the correction.
         Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU), where the logarithm
         would be evaluated for every element whatever delta: there m is a ratio of box terms, ln m moderate,
@@ -740,7 +740,7 @@ class KernelPrinter(PythonCodePrinter):
         delta = self.assign("g", f"({g} - ({gm1} - {gb})) + (-{one} - {gb})")  # (g - 1) - fl(g - 1), exact
         # (the power and the logarithm are evaluated only where m > 0: Python's math raises at 0, the CUDA simulator)
         pw = f"math.pow({m}, {gm1})"
-        fixed = f"({pw} if {delta} == {zero} else {pw}*({one} + {delta}*math.log({m})))"
+        fixed = f"({pw} if {delta} == {zero} else {pw} + {pw}*({delta}*math.log({m})))"
         return f"({fixed} if {m} > {zero} and {g} != {zero} else {zero})"
 
     def _print_DiffOfDiffs(self, expr):
@@ -1634,7 +1634,8 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     printer.restore(({}, {}, {}))
     printer.precision, printer.prefix = "f64", prefix
     try:
-        subs, reduced, _ = _cse([e.xreplace(widened) for e in exprs], prefix=temporaries)
+        exprs = _accurate_parts([e.xreplace(widened) for e in exprs], printer, indent, lines, temporaries, prefix)
+        subs, reduced, _ = _cse(exprs, prefix=temporaries)
         for sym, value in subs:
             code = _unwrap(printer.doprint(value))
             lines.extend(indent + s for s in printer.take_statements())
@@ -1647,6 +1648,30 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
         printer.precision, printer.prefix = precision, ""
         printer.restore(scope)
     return lines
+
+
+def _accurate_parts(exprs: list, printer: KernelPrinter, indent: str, lines: list, temporaries: str, prefix: str) -> list:
+    """A float32 kernel's float64 part with :class:`EvalAccurate` parts inside it (its inputs widened, the printer in
+    float64): each evaluated as the float64 kernel evaluates it — in float64, then, where its guard fails, in
+    double-double with refloss/_dd_functions.py's functions, the high word kept — into a float64 name
+    (``<temporaries>a<k>``) that replaces it in ``exprs``; the statements are appended to ``lines``."""
+    marks = sorted(set().union(*(e.atoms(EvalAccurate) for e in exprs)), key=sp.default_sort_key)
+    names = {}
+    for k, a in enumerate(marks):
+        name, inner = f"{temporaries}a{k}", _strip64(a.args[0])
+        code = _unwrap(printer.doprint(inner))
+        lines.extend(indent + st for st in printer.take_statements())
+        lines.append(f"{indent}{name} = {code}")
+        body = indent
+        if len(a.args) > 1:
+            guard = _unwrap(printer.doprint(sp.StrictGreaterThan(_strip64(a.args[1]), 0)))
+            lines.extend(indent + st for st in printer.take_statements())
+            lines += [f"{indent}{temporaries}g{k} = {guard}", f"{indent}if not {temporaries}g{k}:"]
+            body = indent + "    "
+        lines += _double_double_lines(printer, body, [inner], [name], f"{temporaries}a{k}_", prefix, accurate=True)
+        printer.prefix = prefix  # (_double_double_lines leaves it empty)
+        names[a] = sp.Symbol(name, real=True)
+    return [e.xreplace(names) for e in exprs]
 
 
 def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outputs: list, temporaries: str,
@@ -1675,9 +1700,30 @@ def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outpu
     return lines
 
 
-def _strip64(e):
-    """``e`` without the marks :class:`Decide64` and :class:`Eval64` (what the float64 kernel evaluates)."""
-    return None if e is None else e.replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x)
+def _strip64(e, keep_accurate: bool = False):
+    """``e`` without the marks :class:`Decide64` and :class:`Eval64` (what the float64 kernel evaluates);
+    ``keep_accurate``: without them but its :class:`EvalAccurate` parts (a float32 kernel's float64 part that
+    holds one: :func:`_wide_lines` evaluates it as the float64 kernel does)."""
+    if e is None:
+        return None
+    e = e.replace(Decide64, lambda x: x)
+    if keep_accurate:
+        return e.replace(lambda a: isinstance(a, Eval64) and not isinstance(a, EvalAccurate), lambda a: a.args[0])
+    return e.replace(Eval64, lambda x, *g: x)
+
+
+def _outer_marks(e) -> set:
+    """The :class:`Eval64` marks of ``e`` not inside another one."""
+    found = set()
+
+    def walk(a):
+        if isinstance(a, Eval64):
+            found.add(a)
+        else:
+            for b in a.args:
+                walk(b)
+    walk(e)
+    return found
 
 
 # a Decide64 step is decided in float32 where its argument's magnitude is above this fraction of the magnitude
@@ -1721,7 +1767,7 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     for b in branches:
         for e in [b.condition] + [b.outputs[o] for o in outputs]:
             if e is not None:
-                parts |= e.atoms(Eval64)
+                parts |= _outer_marks(e)  # (an EvalAccurate inside an Eval64: see _wide_lines)
                 if precision == "f32":  # (float64 kernels decide in float64)
                     parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)}
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
@@ -1735,7 +1781,12 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
         arg = -arg if arg.could_extract_minus_sign() else arg  # (x and -x: one guard)
         return sp.StrictGreaterThan(RealAbs(arg), _DECIDE_MARGIN * _magnitude(arg))
 
-    return out, [(sym, _strip64(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()]
+    def part(a):
+        if isinstance(a, Eval64):  # (a float32 kernel's float64 part keeps the EvalAccurate parts inside it)
+            return _strip64(a.args[0], keep_accurate=precision == "f32" and not isinstance(a, EvalAccurate))
+        return _strip64(a)
+
+    return out, [(sym, part(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()]
 
 
 def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list, deferred: bool) -> list:

@@ -1126,7 +1126,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _g1107 = alpha - 1.0
         _g1108 = _g1107 - alpha
         _g1109 = (alpha - (_g1107 - _g1108)) + (-1.0 - _g1108)
-        _dd1110 = ((math.pow(_dd1069, _g1107) if _g1109 == 0.0 else math.pow(_dd1069, _g1107)*(1.0 + _g1109*math.log(_dd1069))) if _dd1069 > 0.0 and alpha != 0.0 else 0.0)
+        _dd1110 = ((math.pow(_dd1069, _g1107) if _g1109 == 0.0 else math.pow(_dd1069, _g1107) + math.pow(_dd1069, _g1107)*(_g1109*math.log(_dd1069))) if _dd1069 > 0.0 and alpha != 0.0 else 0.0)
         _dd1111 = _dd1110*((alpha - 1.0)*(_dd1070/_dd1069)) if _dd1069 > 0.0 else 0.0
         _dd1112 = _dd1110 + _dd1111
         _dd1113 = _dd1112 - _dd1110
@@ -1348,7 +1348,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd1329 = _dd1328 + (_dd646*alpha)
         _dd1330 = _dd1327 + _dd1329
         _dd1331 = _dd1329 - (_dd1330 - _dd1327)
-        _dd1332 = ((math.pow(_dd628, _g1107) if _g1109 == 0.0 else math.pow(_dd628, _g1107)*(1.0 + _g1109*math.log(_dd628))) if _dd628 > 0.0 and alpha != 0.0 else 0.0)
+        _dd1332 = ((math.pow(_dd628, _g1107) if _g1109 == 0.0 else math.pow(_dd628, _g1107) + math.pow(_dd628, _g1107)*(_g1109*math.log(_dd628))) if _dd628 > 0.0 and alpha != 0.0 else 0.0)
         _dd1333 = _dd1332*((alpha - 1.0)*(_dd629/_dd628)) if _dd628 > 0.0 else 0.0
         _dd1334 = _dd1332 + _dd1333
         _dd1335 = _dd1334 - _dd1332
@@ -1821,7 +1821,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd1802 = _dd1801 + (_dd985*_dd1493 + _dd986*_dd1492)
         _dd1803 = _dd1800 + _dd1802
         _dd1804 = _dd1802 - (_dd1803 - _dd1800)
-        _dd1805 = ((math.pow(_dd1803, _g1107) if _g1109 == 0.0 else math.pow(_dd1803, _g1107)*(1.0 + _g1109*math.log(_dd1803))) if _dd1803 > 0.0 and alpha != 0.0 else 0.0)
+        _dd1805 = ((math.pow(_dd1803, _g1107) if _g1109 == 0.0 else math.pow(_dd1803, _g1107) + math.pow(_dd1803, _g1107)*(_g1109*math.log(_dd1803))) if _dd1803 > 0.0 and alpha != 0.0 else 0.0)
         _dd1806 = _dd1805*((alpha - 1.0)*(_dd1804/_dd1803)) if _dd1803 > 0.0 else 0.0
         _dd1807 = _dd1805 + _dd1806
         _dd1808 = _dd1807 - _dd1805
@@ -2972,7 +2972,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd2953 = _dd2950 + _dd2952
         _dd2954 = _dd2952 - (_dd2953 - _dd2950)
         _dd2955 = math.pow(_dd628, alpha)
-        _s2956 = (math.pow(_dd628, _g1107) if _g1109 == 0.0 else math.pow(_dd628, _g1107)*(1.0 + _g1109*math.log(_dd628))) if _dd628 > 0.0 and alpha != 0.0 else 0.0
+        _s2956 = (math.pow(_dd628, _g1107) if _g1109 == 0.0 else math.pow(_dd628, _g1107) + math.pow(_dd628, _g1107)*(_g1109*math.log(_dd628))) if _dd628 > 0.0 and alpha != 0.0 else 0.0
         _dd2957 = (alpha*_s2956)*_dd629
         _dd2958 = _dd2955 + _dd2957
         _dd2959 = _dd2958 - _dd2955
@@ -3029,7 +3029,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd3010 = _dd3007 + _dd3009
         _dd3011 = _dd3009 - (_dd3010 - _dd3007)
         _dd3012 = math.pow(_dd3010, alpha)
-        _s3013 = (math.pow(_dd3010, _g1107) if _g1109 == 0.0 else math.pow(_dd3010, _g1107)*(1.0 + _g1109*math.log(_dd3010))) if _dd3010 > 0.0 and alpha != 0.0 else 0.0
+        _s3013 = (math.pow(_dd3010, _g1107) if _g1109 == 0.0 else math.pow(_dd3010, _g1107) + math.pow(_dd3010, _g1107)*(_g1109*math.log(_dd3010))) if _dd3010 > 0.0 and alpha != 0.0 else 0.0
         _dd3014 = (alpha*_s3013)*_dd3011
         _dd3015 = _dd3012 + _dd3014
         _dd3016 = _dd3015 - _dd3012
@@ -3185,7 +3185,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd3166 = _dd3163 + _dd3165
         _dd3167 = _dd3165 - (_dd3166 - _dd3163)
         _dd3168 = math.pow(_dd3166, alpha)
-        _s3169 = (math.pow(_dd3166, _g1107) if _g1109 == 0.0 else math.pow(_dd3166, _g1107)*(1.0 + _g1109*math.log(_dd3166))) if _dd3166 > 0.0 and alpha != 0.0 else 0.0
+        _s3169 = (math.pow(_dd3166, _g1107) if _g1109 == 0.0 else math.pow(_dd3166, _g1107) + math.pow(_dd3166, _g1107)*(_g1109*math.log(_dd3166))) if _dd3166 > 0.0 and alpha != 0.0 else 0.0
         _dd3170 = (alpha*_s3169)*_dd3167
         _dd3171 = _dd3168 + _dd3170
         _dd3172 = _dd3171 - _dd3168
@@ -7145,7 +7145,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _g7115 = alpha - 1.0
         _g7116 = _g7115 - alpha
         _g7117 = (alpha - (_g7115 - _g7116)) + (-1.0 - _g7116)
-        _dd7118 = ((math.pow(_dd7113, _g7115) if _g7117 == 0.0 else math.pow(_dd7113, _g7115)*(1.0 + _g7117*math.log(_dd7113))) if _dd7113 > 0.0 and alpha != 0.0 else 0.0)
+        _dd7118 = ((math.pow(_dd7113, _g7115) if _g7117 == 0.0 else math.pow(_dd7113, _g7115) + math.pow(_dd7113, _g7115)*(_g7117*math.log(_dd7113))) if _dd7113 > 0.0 and alpha != 0.0 else 0.0)
         _dd7119 = _dd7118*((alpha - 1.0)*(_dd7114/_dd7113)) if _dd7113 > 0.0 else 0.0
         _dd7120 = _dd7118 + _dd7119
         _dd7121 = _dd7120 - _dd7118
@@ -7393,7 +7393,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd7363 = _dd7362 + (_dd6720*alpha)
         _dd7364 = _dd7361 + _dd7363
         _dd7365 = _dd7363 - (_dd7364 - _dd7361)
-        _dd7366 = ((math.pow(_dd6702, _g7115) if _g7117 == 0.0 else math.pow(_dd6702, _g7115)*(1.0 + _g7117*math.log(_dd6702))) if _dd6702 > 0.0 and alpha != 0.0 else 0.0)
+        _dd7366 = ((math.pow(_dd6702, _g7115) if _g7117 == 0.0 else math.pow(_dd6702, _g7115) + math.pow(_dd6702, _g7115)*(_g7117*math.log(_dd6702))) if _dd6702 > 0.0 and alpha != 0.0 else 0.0)
         _dd7367 = _dd7366*((alpha - 1.0)*(_dd6703/_dd6702)) if _dd6702 > 0.0 else 0.0
         _dd7368 = _dd7366 + _dd7367
         _dd7369 = _dd7368 - _dd7366
@@ -7697,7 +7697,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd7667 = _dd7665/_dd6433
         _dd7668 = _dd7642 + _dd7667
         _dd7669 = _dd7667 - (_dd7668 - _dd7642)
-        _dd7670 = ((math.pow(_dd7414, _g7115) if _g7117 == 0.0 else math.pow(_dd7414, _g7115)*(1.0 + _g7117*math.log(_dd7414))) if _dd7414 > 0.0 and alpha != 0.0 else 0.0)
+        _dd7670 = ((math.pow(_dd7414, _g7115) if _g7117 == 0.0 else math.pow(_dd7414, _g7115) + math.pow(_dd7414, _g7115)*(_g7117*math.log(_dd7414))) if _dd7414 > 0.0 and alpha != 0.0 else 0.0)
         _dd7671 = _dd7670*((alpha - 1.0)*(_dd7415/_dd7414)) if _dd7414 > 0.0 else 0.0
         _dd7672 = _dd7670 + _dd7671
         _dd7673 = _dd7672 - _dd7670
@@ -7866,7 +7866,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd7836 = _dd7835 + (_dd7059*_dd7828 + _dd7060*_dd7827)
         _dd7837 = _dd7834 + _dd7836
         _dd7838 = _dd7836 - (_dd7837 - _dd7834)
-        _dd7839 = ((math.pow(_dd7837, _g7115) if _g7117 == 0.0 else math.pow(_dd7837, _g7115)*(1.0 + _g7117*math.log(_dd7837))) if _dd7837 > 0.0 and alpha != 0.0 else 0.0)
+        _dd7839 = ((math.pow(_dd7837, _g7115) if _g7117 == 0.0 else math.pow(_dd7837, _g7115) + math.pow(_dd7837, _g7115)*(_g7117*math.log(_dd7837))) if _dd7837 > 0.0 and alpha != 0.0 else 0.0)
         _dd7840 = _dd7839*((alpha - 1.0)*(_dd7838/_dd7837)) if _dd7837 > 0.0 else 0.0
         _dd7841 = _dd7839 + _dd7840
         _dd7842 = _dd7841 - _dd7839
@@ -9795,7 +9795,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd9765 = _dd9762 + _dd9764
         _dd9766 = _dd9764 - (_dd9765 - _dd9762)
         _dd9767 = math.pow(_dd9765, alpha)
-        _s9768 = (math.pow(_dd9765, _g7115) if _g7117 == 0.0 else math.pow(_dd9765, _g7115)*(1.0 + _g7117*math.log(_dd9765))) if _dd9765 > 0.0 and alpha != 0.0 else 0.0
+        _s9768 = (math.pow(_dd9765, _g7115) if _g7117 == 0.0 else math.pow(_dd9765, _g7115) + math.pow(_dd9765, _g7115)*(_g7117*math.log(_dd9765))) if _dd9765 > 0.0 and alpha != 0.0 else 0.0
         _dd9769 = (alpha*_s9768)*_dd9766
         _dd9770 = _dd9767 + _dd9769
         _dd9771 = _dd9770 - _dd9767
@@ -9809,7 +9809,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd9779 = _dd9775 + _dd9778
         _dd9780 = _dd9778 - (_dd9779 - _dd9775)
         _dd9781 = math.pow(_dd6702, alpha)
-        _s9782 = (math.pow(_dd6702, _g7115) if _g7117 == 0.0 else math.pow(_dd6702, _g7115)*(1.0 + _g7117*math.log(_dd6702))) if _dd6702 > 0.0 and alpha != 0.0 else 0.0
+        _s9782 = (math.pow(_dd6702, _g7115) if _g7117 == 0.0 else math.pow(_dd6702, _g7115) + math.pow(_dd6702, _g7115)*(_g7117*math.log(_dd6702))) if _dd6702 > 0.0 and alpha != 0.0 else 0.0
         _dd9783 = (alpha*_s9782)*_dd6703
         _dd9784 = _dd9781 + _dd9783
         _dd9785 = _dd9784 - _dd9781
@@ -9872,7 +9872,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd9842 = _dd9839 + _dd9841
         _dd9843 = _dd9841 - (_dd9842 - _dd9839)
         _dd9844 = math.pow(_dd9842, alpha)
-        _s9845 = (math.pow(_dd9842, _g7115) if _g7117 == 0.0 else math.pow(_dd9842, _g7115)*(1.0 + _g7117*math.log(_dd9842))) if _dd9842 > 0.0 and alpha != 0.0 else 0.0
+        _s9845 = (math.pow(_dd9842, _g7115) if _g7117 == 0.0 else math.pow(_dd9842, _g7115) + math.pow(_dd9842, _g7115)*(_g7117*math.log(_dd9842))) if _dd9842 > 0.0 and alpha != 0.0 else 0.0
         _dd9846 = (alpha*_s9845)*_dd9843
         _dd9847 = _dd9844 + _dd9846
         _dd9848 = _dd9847 - _dd9844
@@ -10038,7 +10038,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd10008 = _dd10005 + _dd10007
         _dd10009 = _dd10007 - (_dd10008 - _dd10005)
         _dd10010 = math.pow(_dd10008, alpha)
-        _s10011 = (math.pow(_dd10008, _g7115) if _g7117 == 0.0 else math.pow(_dd10008, _g7115)*(1.0 + _g7117*math.log(_dd10008))) if _dd10008 > 0.0 and alpha != 0.0 else 0.0
+        _s10011 = (math.pow(_dd10008, _g7115) if _g7117 == 0.0 else math.pow(_dd10008, _g7115) + math.pow(_dd10008, _g7115)*(_g7117*math.log(_dd10008))) if _dd10008 > 0.0 and alpha != 0.0 else 0.0
         _dd10012 = (alpha*_s10011)*_dd10009
         _dd10013 = _dd10010 + _dd10012
         _dd10014 = _dd10013 - _dd10010
@@ -13623,7 +13623,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _g13582 = alpha - 1.0
         _g13583 = _g13582 - alpha
         _g13584 = (alpha - (_g13582 - _g13583)) + (-1.0 - _g13583)
-        _dd13585 = ((math.pow(_dd13580, _g13582) if _g13584 == 0.0 else math.pow(_dd13580, _g13582)*(1.0 + _g13584*math.log(_dd13580))) if _dd13580 > 0.0 and alpha != 0.0 else 0.0)
+        _dd13585 = ((math.pow(_dd13580, _g13582) if _g13584 == 0.0 else math.pow(_dd13580, _g13582) + math.pow(_dd13580, _g13582)*(_g13584*math.log(_dd13580))) if _dd13580 > 0.0 and alpha != 0.0 else 0.0)
         _dd13586 = _dd13585*((alpha - 1.0)*(_dd13581/_dd13580)) if _dd13580 > 0.0 else 0.0
         _dd13587 = _dd13585 + _dd13586
         _dd13588 = _dd13587 - _dd13585
@@ -13871,7 +13871,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd13830 = _dd13829 + (_dd13269*alpha)
         _dd13831 = _dd13828 + _dd13830
         _dd13832 = _dd13830 - (_dd13831 - _dd13828)
-        _dd13833 = ((math.pow(_dd13251, _g13582) if _g13584 == 0.0 else math.pow(_dd13251, _g13582)*(1.0 + _g13584*math.log(_dd13251))) if _dd13251 > 0.0 and alpha != 0.0 else 0.0)
+        _dd13833 = ((math.pow(_dd13251, _g13582) if _g13584 == 0.0 else math.pow(_dd13251, _g13582) + math.pow(_dd13251, _g13582)*(_g13584*math.log(_dd13251))) if _dd13251 > 0.0 and alpha != 0.0 else 0.0)
         _dd13834 = _dd13833*((alpha - 1.0)*(_dd13252/_dd13251)) if _dd13251 > 0.0 else 0.0
         _dd13835 = _dd13833 + _dd13834
         _dd13836 = _dd13835 - _dd13833
@@ -14175,7 +14175,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd14134 = _dd14132/_dd13201
         _dd14135 = _dd14109 + _dd14134
         _dd14136 = _dd14134 - (_dd14135 - _dd14109)
-        _dd14137 = ((math.pow(_dd13881, _g13582) if _g13584 == 0.0 else math.pow(_dd13881, _g13582)*(1.0 + _g13584*math.log(_dd13881))) if _dd13881 > 0.0 and alpha != 0.0 else 0.0)
+        _dd14137 = ((math.pow(_dd13881, _g13582) if _g13584 == 0.0 else math.pow(_dd13881, _g13582) + math.pow(_dd13881, _g13582)*(_g13584*math.log(_dd13881))) if _dd13881 > 0.0 and alpha != 0.0 else 0.0)
         _dd14138 = _dd14137*((alpha - 1.0)*(_dd13882/_dd13881)) if _dd13881 > 0.0 else 0.0
         _dd14139 = _dd14137 + _dd14138
         _dd14140 = _dd14139 - _dd14137
@@ -14341,7 +14341,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd14300 = _dd14299 + (_dd13526*_dd14292 + _dd13527*_dd14291)
         _dd14301 = _dd14298 + _dd14300
         _dd14302 = _dd14300 - (_dd14301 - _dd14298)
-        _dd14303 = ((math.pow(_dd14301, _g13582) if _g13584 == 0.0 else math.pow(_dd14301, _g13582)*(1.0 + _g13584*math.log(_dd14301))) if _dd14301 > 0.0 and alpha != 0.0 else 0.0)
+        _dd14303 = ((math.pow(_dd14301, _g13582) if _g13584 == 0.0 else math.pow(_dd14301, _g13582) + math.pow(_dd14301, _g13582)*(_g13584*math.log(_dd14301))) if _dd14301 > 0.0 and alpha != 0.0 else 0.0)
         _dd14304 = _dd14303*((alpha - 1.0)*(_dd14302/_dd14301)) if _dd14301 > 0.0 else 0.0
         _dd14305 = _dd14303 + _dd14304
         _dd14306 = _dd14305 - _dd14303
@@ -16371,7 +16371,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd16330 = _dd16327 + _dd16329
         _dd16331 = _dd16329 - (_dd16330 - _dd16327)
         _dd16332 = math.pow(_dd16330, alpha)
-        _s16333 = (math.pow(_dd16330, _g13582) if _g13584 == 0.0 else math.pow(_dd16330, _g13582)*(1.0 + _g13584*math.log(_dd16330))) if _dd16330 > 0.0 and alpha != 0.0 else 0.0
+        _s16333 = (math.pow(_dd16330, _g13582) if _g13584 == 0.0 else math.pow(_dd16330, _g13582) + math.pow(_dd16330, _g13582)*(_g13584*math.log(_dd16330))) if _dd16330 > 0.0 and alpha != 0.0 else 0.0
         _dd16334 = (alpha*_s16333)*_dd16331
         _dd16335 = _dd16332 + _dd16334
         _dd16336 = _dd16335 - _dd16332
@@ -16402,7 +16402,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd16361 = _dd16358 + _dd16360
         _dd16362 = _dd16360 - (_dd16361 - _dd16358)
         _dd16363 = math.pow(_dd13251, alpha)
-        _s16364 = (math.pow(_dd13251, _g13582) if _g13584 == 0.0 else math.pow(_dd13251, _g13582)*(1.0 + _g13584*math.log(_dd13251))) if _dd13251 > 0.0 and alpha != 0.0 else 0.0
+        _s16364 = (math.pow(_dd13251, _g13582) if _g13584 == 0.0 else math.pow(_dd13251, _g13582) + math.pow(_dd13251, _g13582)*(_g13584*math.log(_dd13251))) if _dd13251 > 0.0 and alpha != 0.0 else 0.0
         _dd16365 = (alpha*_s16364)*_dd13252
         _dd16366 = _dd16363 + _dd16365
         _dd16367 = _dd16366 - _dd16363
@@ -16530,7 +16530,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta
         _dd16489 = _dd16486 + _dd16488
         _dd16490 = _dd16488 - (_dd16489 - _dd16486)
         _dd16491 = math.pow(_dd16489, alpha)
-        _s16492 = (math.pow(_dd16489, _g13582) if _g13584 == 0.0 else math.pow(_dd16489, _g13582)*(1.0 + _g13584*math.log(_dd16489))) if _dd16489 > 0.0 and alpha != 0.0 else 0.0
+        _s16492 = (math.pow(_dd16489, _g13582) if _g13584 == 0.0 else math.pow(_dd16489, _g13582) + math.pow(_dd16489, _g13582)*(_g13584*math.log(_dd16489))) if _dd16489 > 0.0 and alpha != 0.0 else 0.0
         _dd16493 = (alpha*_s16492)*_dd16490
         _dd16494 = _dd16491 + _dd16493
         _dd16495 = _dd16494 - _dd16491

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 16973ab395ac9d24
+# scalar kernels: sha256 c2fdf4dff3300701
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -149,7 +149,7 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _xg100 = beta - 1.0
                 _xg101 = _xg100 - beta
                 _xg102 = (beta - (_xg100 - _xg101)) + (-1.0 - _xg101)
-                _xs103 = (math.pow(_xdd97, _xg100) if _xg102 == 0.0 else math.pow(_xdd97, _xg100)*(1.0 + _xg102*math.log(_xdd97))) if _xdd97 > 0.0 and beta != 0.0 else 0.0
+                _xs103 = (math.pow(_xdd97, _xg100) if _xg102 == 0.0 else math.pow(_xdd97, _xg100) + math.pow(_xdd97, _xg100)*(_xg102*math.log(_xdd97))) if _xdd97 > 0.0 and beta != 0.0 else 0.0
                 _xdd104 = (beta*_xs103)*_xdd98
                 _xdd105 = _xdd99 + _xdd104
                 _xdd106 = _xdd105 - _xdd99
@@ -180,7 +180,8 @@ def _value_block_f64(_logits, _target, _out, beta):
             _xd1 = target*_sel(_s264 >= 0.0, _sg269, _sg270) - (1.0 - target)*_sel(logits >= 0.0, _sg269, _sg270)
             _s271 = target*_sel(_s264 >= 0.0, _sg269, _sg270) + (1.0 - target)*_sel(logits >= 0.0, _sg269, _sg270)
             _s272 = target*_sel(_s264 >= 0.0, _sg269, _sg270) - (1.0 - target)*_sel(logits >= 0.0, _sg269, _sg270)
-            _xg1 = max(beta - 1.0, 1.0 - _sel(beta > 0.0, 1.0, 0.0), -0.5*_s271 + abs(_s272)) > 0.0
+            _s273 = 1.0 - _sel(2.0 - beta > 0.0, 1.0, 0.0)
+            _xg1 = max(1.0 - _sel(beta > 0.0, 1.0, 0.0), _s273, -0.5*_s271 + abs(_s272)) > 0.0
             if not _xg1:
                 _xdd130 = -logits
                 _xdd131 = _xdd130 >= 0.0
@@ -317,8 +318,8 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _xdd262 = _xdd259 + _xdd261
                 _xdd263 = _xdd261 - (_xdd262 - _xdd259)
                 _xd1 = _sel(abs(_xdd262) <= 1.7976931348623157e+308, _xdd262, _xd1)
-            _s273 = max(logits, 0.0) + math.log1p(_e267)
-            value = (target*(max(_s264, 0.0) + math.log1p(_e267)) + (1.0 - target)*_s273)*math.pow(abs(_xd1), beta)
+            _s274 = max(logits, 0.0) + math.log1p(_e267)
+            value = (target*(max(_s264, 0.0) + math.log1p(_e267)) + (1.0 - target)*_s274)*math.pow(abs(_xd1), beta)
         _out[_i] = value
     _bad = 0
     for _i_w1 in range(_unsigned(_m)):
@@ -583,7 +584,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _xg198 = beta - 1.0
                 _xg199 = _xg198 - beta
                 _xg200 = (beta - (_xg198 - _xg199)) + (-1.0 - _xg199)
-                _xs201 = (math.pow(_xdd195, _xg198) if _xg200 == 0.0 else math.pow(_xdd195, _xg198)*(1.0 + _xg200*math.log(_xdd195))) if _xdd195 > 0.0 and beta != 0.0 else 0.0
+                _xs201 = (math.pow(_xdd195, _xg198) if _xg200 == 0.0 else math.pow(_xdd195, _xg198) + math.pow(_xdd195, _xg198)*(_xg200*math.log(_xdd195))) if _xdd195 > 0.0 and beta != 0.0 else 0.0
                 _xdd202 = (beta*_xs201)*_xdd196
                 _xdd203 = _xdd197 + _xdd202
                 _xdd204 = _xdd203 - _xdd197
@@ -607,7 +608,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _g427 = beta - 1.0
             _g428 = _g427 - beta
             _g429 = (beta - (_g427 - _g428)) + (-1.0 - _g428)
-            _s430 = (math.pow(_s426, _g427) if _g429 == 0.0 else math.pow(_s426, _g427)*(1.0 + _g429*math.log(_s426))) if _s426 > 0.0 and beta != 0.0 else 0.0
+            _s430 = (math.pow(_s426, _g427) if _g429 == 0.0 else math.pow(_s426, _g427) + math.pow(_s426, _g427)*(_g429*math.log(_s426))) if _s426 > 0.0 and beta != 0.0 else 0.0
             _s431 = -target*_sel(_s222 >= 0.0, _sg225, _sg226)*_sel(logits >= 0.0, _sg225, _sg226) + _s425
             _s432 = target*(max(_s222, 0.0) + math.log1p(_e221)) + (1.0 - target)*_s223
             _s433 = -target*_sel(_s222 >= 0.0, _sg225, _sg226) + (1.0 - target)*_sel(logits >= 0.0, _sg225, _sg226)
@@ -680,7 +681,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _xg290 = beta - 1.0
                 _xg291 = _xg290 - beta
                 _xg292 = (beta - (_xg290 - _xg291)) + (-1.0 - _xg291)
-                _xs293 = (math.pow(_xdd287, _xg290) if _xg292 == 0.0 else math.pow(_xdd287, _xg290)*(1.0 + _xg292*math.log(_xdd287))) if _xdd287 > 0.0 and beta != 0.0 else 0.0
+                _xs293 = (math.pow(_xdd287, _xg290) if _xg292 == 0.0 else math.pow(_xdd287, _xg290) + math.pow(_xdd287, _xg290)*(_xg292*math.log(_xdd287))) if _xdd287 > 0.0 and beta != 0.0 else 0.0
                 _xdd294 = (beta*_xs293)*_xdd288
                 _xdd295 = _xdd289 + _xdd294
                 _xdd296 = _xdd295 - _xdd289
@@ -883,7 +884,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _xg497 = beta - 1.0
                 _xg498 = _xg497 - beta
                 _xg499 = (beta - (_xg497 - _xg498)) + (-1.0 - _xg498)
-                _xs500 = (math.pow(_xdd494, _xg497) if _xg499 == 0.0 else math.pow(_xdd494, _xg497)*(1.0 + _xg499*math.log(_xdd494))) if _xdd494 > 0.0 and beta != 0.0 else 0.0
+                _xs500 = (math.pow(_xdd494, _xg497) if _xg499 == 0.0 else math.pow(_xdd494, _xg497) + math.pow(_xdd494, _xg497)*(_xg499*math.log(_xdd494))) if _xdd494 > 0.0 and beta != 0.0 else 0.0
                 _xdd501 = (beta*_xs500)*_xdd495
                 _xdd502 = _xdd496 + _xdd501
                 _xdd503 = _xdd502 - _xdd496
@@ -993,7 +994,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _xd3 = target*_sel(_s731 >= 0.0, _sg736, _sg737) - (1.0 - target)*_sel(logits >= 0.0, _sg736, _sg737)
             _s738 = target*_sel(_s731 >= 0.0, _sg736, _sg737) + (1.0 - target)*_sel(logits >= 0.0, _sg736, _sg737)
             _s739 = target*_sel(_s731 >= 0.0, _sg736, _sg737) - (1.0 - target)*_sel(logits >= 0.0, _sg736, _sg737)
-            _xg3 = max(beta - 1.0, 1.0 - _sel(beta > 0.0, 1.0, 0.0), -0.5*_s738 + abs(_s739)) > 0.0
+            _s740 = 1.0 - _sel(2.0 - beta > 0.0, 1.0, 0.0)
+            _xg3 = max(1.0 - _sel(beta > 0.0, 1.0, 0.0), _s740, -0.5*_s738 + abs(_s739)) > 0.0
             if not _xg3:
                 _xdd597 = -logits
                 _xdd598 = _xdd597 >= 0.0
@@ -1130,20 +1132,20 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _xdd729 = _xdd726 + _xdd728
                 _xdd730 = _xdd728 - (_xdd729 - _xdd726)
                 _xd3 = _sel(abs(_xdd729) <= 1.7976931348623157e+308, _xdd729, _xd3)
-            _s740 = max(logits, 0.0) + math.log1p(_e734)
-            value = (target*(max(_s731, 0.0) + math.log1p(_e734)) + (1.0 - target)*_s740)*math.pow(abs(_xd3), beta)
+            _s741 = max(logits, 0.0) + math.log1p(_e734)
+            value = (target*(max(_s731, 0.0) + math.log1p(_e734)) + (1.0 - target)*_s741)*math.pow(abs(_xd3), beta)
             _t0_w3 = abs(_xd3)
             _t1_w1 = math.pow(_t0_w3, beta)
             _t2 = _sel(_s731 >= 0.0, _sg736, _sg737)
             _t3 = _t2*target
             _t4 = _sel(logits >= 0.0, _sg736, _sg737)
             _t5 = 1.0 - target
-            _g741 = beta - 1.0
-            _g742 = _g741 - beta
-            _g743 = (beta - (_g741 - _g742)) + (-1.0 - _g742)
-            _s744 = (math.pow(_t0_w3, _g741) if _g743 == 0.0 else math.pow(_t0_w3, _g741)*(1.0 + _g743*math.log(_t0_w3))) if _t0_w3 > 0.0 and beta != 0.0 else 0.0
-            _s745 = target*(max(_s731, 0.0) + math.log1p(_e734)) + (1.0 - target)*_s740
-            _t6 = beta*_s745*_s744*_sel(_xd3 > 0.0, 1.0, _sel(_xd3 < 0.0, -1.0, 0.0))
+            _g742 = beta - 1.0
+            _g743 = _g742 - beta
+            _g744 = (beta - (_g742 - _g743)) + (-1.0 - _g743)
+            _s745 = (math.pow(_t0_w3, _g742) if _g744 == 0.0 else math.pow(_t0_w3, _g742) + math.pow(_t0_w3, _g742)*(_g744*math.log(_t0_w3))) if _t0_w3 > 0.0 and beta != 0.0 else 0.0
+            _s746 = target*(max(_s731, 0.0) + math.log1p(_e734)) + (1.0 - target)*_s741
+            _t6 = beta*_s746*_s745*_sel(_xd3 > 0.0, 1.0, _sel(_xd3 < 0.0, -1.0, 0.0))
             d_logits = _t1_w1*(-_t3 + _t4*_t5) + _t6*(-_t2*_t4*_t5 - _t3*_t4)
             d_target = -_t1_w1*logits + _t6*(_t2 + _t4)
         _out[_i] = value
@@ -1228,17 +1230,159 @@ def _value_block_f32(_logits, _target, _out, beta):
             _xw_logits = _f64(logits)
             _xw_target = _f64(target)
             _xw_beta = _f64(beta)
-            _xs36 = abs(_xw_logits)
-            _xna37 = -_xs36
-            _xe38 = math.exp(_xna37)
-            _xs39 = -_xw_logits
-            _xs40 = max(_xw_logits, 0.0) + math.log1p(_xe38)
-            _xd41 = 1.0 + _xe38
-            _xsg42 = 1.0/_xd41
-            _xsg43 = _xe38/_xd41
-            _xs44 = -(1.0 - _xw_target)*_sel(_xw_logits >= 0.0, _xsg42, _xsg43)
-            _xs45 = math.pow(abs(_xw_target*_sel(_xs39 >= 0.0, _xsg42, _xsg43) + _xs44), _xw_beta)
-            _xd0 = _f32((_xw_target*(max(_xs39, 0.0) + math.log1p(_xe38)) + (1.0 - _xw_target)*_xs40)*_xs45)
+            _xs36 = -_xw_logits
+            _xs37 = abs(_xw_logits)
+            _xna38 = -_xs37
+            _xe39 = math.exp(_xna38)
+            _xd40 = 1.0 + _xe39
+            _xsg41 = 1.0/_xd40
+            _xsg42 = _xe39/_xd40
+            _xs43 = -(1.0 - _xw_target)*_sel(_xw_logits >= 0.0, _xsg41, _xsg42)
+            _xta0 = _xw_target*_sel(_xs36 >= 0.0, _xsg41, _xsg42) + _xs43
+            _xs44 = _sel(_xw_logits >= 0.0, _xsg41, _xsg42)
+            _xs45 = -9.5367431640625e-07*(_xw_target*_sel(_xs36 >= 0.0, _xsg41, _xsg42) + (1.0 - _xw_target)*_xs44)
+            _xs46 = _xs45 + abs(_xw_target*_sel(_xs36 >= 0.0, _xsg41, _xsg42) + _xs43)
+            _xs47 = max(1.0 - _sel(_xw_beta > 0.0, 1.0, 0.0), 1.0 - _sel(2.0 - _xw_beta > 0.0, 1.0, 0.0), _xs46)
+            _xtg0 = _xs47 > 0.0
+            if not _xtg0:
+                _xdd48 = -_xw_logits
+                _xdd49 = _xdd48 >= 0.0
+                _xdd50 = -_xdd48
+                _xdd51 = _sel(_xdd49, _xdd50, _xdd48)
+                _xdd52 = _ddf.exp(_xdd51, 0.0)
+                _xdd53 = _xdd52[0]
+                _xdd54 = _xdd52[1]
+                _xdd55 = _sel(_xdd49, 1.0, _xdd53)
+                _xdd56 = _sel(_xdd49, 0.0, _xdd54)
+                _xdd57 = 1.0 + _xdd53
+                _xdd58 = _xdd57 - 1.0
+                _xdd59 = (1.0 - (_xdd57 - _xdd58)) + (_xdd53 - _xdd58)
+                _xdd60 = _xdd59 + _xdd54
+                _xdd61 = _xdd57 + _xdd60
+                _xdd62 = _xdd60 - (_xdd61 - _xdd57)
+                _xdd63 = _xdd55/_xdd61
+                _xc64 = _xdd61*134217728.0 + _xdd61
+                _xh65 = _xc64 - (_xc64 - _xdd61)
+                _xl66 = _xdd61 - _xh65
+                _xc67 = _xdd63*134217728.0 + _xdd63
+                _xh68 = _xc67 - (_xc67 - _xdd63)
+                _xl69 = _xdd63 - _xh68
+                _xdd70 = _xh65*_xh68
+                _xdd71 = _xh65*_xl69 + _xl66*_xh68
+                _xdd72 = _xdd70 + _xdd71
+                _xdd73 = (_xdd71 - (_xdd72 - _xdd70)) + _xl66*_xl69
+                _xdd74 = _xdd73 + (_xdd62*_xdd63)
+                _xdd75 = _xdd72 + _xdd74
+                _xdd76 = _xdd74 - (_xdd75 - _xdd72)
+                _xdd77 = -_xdd75
+                _xdd78 = -_xdd76
+                _xdd79 = _xdd55 + _xdd77
+                _xdd80 = _xdd79 - _xdd55
+                _xdd81 = (_xdd55 - (_xdd79 - _xdd80)) + (_xdd77 - _xdd80)
+                _xdd82 = _xdd56 + _xdd78
+                _xdd83 = _xdd82 - _xdd56
+                _xdd84 = (_xdd56 - (_xdd82 - _xdd83)) + (_xdd78 - _xdd83)
+                _xdd85 = _xdd81 + _xdd82
+                _xdd86 = _xdd79 + _xdd85
+                _xdd87 = _xdd85 - (_xdd86 - _xdd79)
+                _xdd88 = _xdd87 + _xdd84
+                _xdd89 = _xdd86 + _xdd88
+                _xdd90 = _xdd88 - (_xdd89 - _xdd86)
+                _xdd91 = _xdd89/_xdd61
+                _xdd92 = _xdd63 + _xdd91
+                _xdd93 = _xdd91 - (_xdd92 - _xdd63)
+                _xc94 = _xw_target*134217728.0 + _xw_target
+                _xh95 = _xc94 - (_xc94 - _xw_target)
+                _xl96 = _xw_target - _xh95
+                _xc97 = _xdd92*134217728.0 + _xdd92
+                _xh98 = _xc97 - (_xc97 - _xdd92)
+                _xl99 = _xdd92 - _xh98
+                _xdd100 = _xh95*_xh98
+                _xdd101 = _xh95*_xl99 + _xl96*_xh98
+                _xdd102 = _xdd100 + _xdd101
+                _xdd103 = (_xdd101 - (_xdd102 - _xdd100)) + _xl96*_xl99
+                _xdd104 = _xdd103 + (_xw_target*_xdd93)
+                _xdd105 = _xdd102 + _xdd104
+                _xdd106 = _xdd104 - (_xdd105 - _xdd102)
+                _xdd107 = -_xw_target
+                _xdd108 = 1.0 + _xdd107
+                _xdd109 = _xdd108 - 1.0
+                _xdd110 = (1.0 - (_xdd108 - _xdd109)) + (_xdd107 - _xdd109)
+                _xdd111 = _xw_logits >= 0.0
+                _xdd112 = _sel(_xdd111, _xdd48, _xw_logits)
+                _xdd113 = _ddf.exp(_xdd112, 0.0)
+                _xdd114 = _xdd113[0]
+                _xdd115 = _xdd113[1]
+                _xdd116 = _sel(_xdd111, 1.0, _xdd114)
+                _xdd117 = _sel(_xdd111, 0.0, _xdd115)
+                _xdd118 = 1.0 + _xdd114
+                _xdd119 = _xdd118 - 1.0
+                _xdd120 = (1.0 - (_xdd118 - _xdd119)) + (_xdd114 - _xdd119)
+                _xdd121 = _xdd120 + _xdd115
+                _xdd122 = _xdd118 + _xdd121
+                _xdd123 = _xdd121 - (_xdd122 - _xdd118)
+                _xdd124 = _xdd116/_xdd122
+                _xc125 = _xdd122*134217728.0 + _xdd122
+                _xh126 = _xc125 - (_xc125 - _xdd122)
+                _xl127 = _xdd122 - _xh126
+                _xc128 = _xdd124*134217728.0 + _xdd124
+                _xh129 = _xc128 - (_xc128 - _xdd124)
+                _xl130 = _xdd124 - _xh129
+                _xdd131 = _xh126*_xh129
+                _xdd132 = _xh126*_xl130 + _xl127*_xh129
+                _xdd133 = _xdd131 + _xdd132
+                _xdd134 = (_xdd132 - (_xdd133 - _xdd131)) + _xl127*_xl130
+                _xdd135 = _xdd134 + (_xdd123*_xdd124)
+                _xdd136 = _xdd133 + _xdd135
+                _xdd137 = _xdd135 - (_xdd136 - _xdd133)
+                _xdd138 = -_xdd136
+                _xdd139 = -_xdd137
+                _xdd140 = _xdd116 + _xdd138
+                _xdd141 = _xdd140 - _xdd116
+                _xdd142 = (_xdd116 - (_xdd140 - _xdd141)) + (_xdd138 - _xdd141)
+                _xdd143 = _xdd117 + _xdd139
+                _xdd144 = _xdd143 - _xdd117
+                _xdd145 = (_xdd117 - (_xdd143 - _xdd144)) + (_xdd139 - _xdd144)
+                _xdd146 = _xdd142 + _xdd143
+                _xdd147 = _xdd140 + _xdd146
+                _xdd148 = _xdd146 - (_xdd147 - _xdd140)
+                _xdd149 = _xdd148 + _xdd145
+                _xdd150 = _xdd147 + _xdd149
+                _xdd151 = _xdd149 - (_xdd150 - _xdd147)
+                _xdd152 = _xdd150/_xdd122
+                _xdd153 = _xdd124 + _xdd152
+                _xdd154 = _xdd152 - (_xdd153 - _xdd124)
+                _xc155 = _xdd108*134217728.0 + _xdd108
+                _xh156 = _xc155 - (_xc155 - _xdd108)
+                _xl157 = _xdd108 - _xh156
+                _xc158 = _xdd153*134217728.0 + _xdd153
+                _xh159 = _xc158 - (_xc158 - _xdd153)
+                _xl160 = _xdd153 - _xh159
+                _xdd161 = _xh156*_xh159
+                _xdd162 = _xh156*_xl160 + _xl157*_xh159
+                _xdd163 = _xdd161 + _xdd162
+                _xdd164 = (_xdd162 - (_xdd163 - _xdd161)) + _xl157*_xl160
+                _xdd165 = _xdd164 + (_xdd108*_xdd154 + _xdd110*_xdd153)
+                _xdd166 = _xdd163 + _xdd165
+                _xdd167 = _xdd165 - (_xdd166 - _xdd163)
+                _xdd168 = -_xdd166
+                _xdd169 = -_xdd167
+                _xdd170 = _xdd105 + _xdd168
+                _xdd171 = _xdd170 - _xdd105
+                _xdd172 = (_xdd105 - (_xdd170 - _xdd171)) + (_xdd168 - _xdd171)
+                _xdd173 = _xdd106 + _xdd169
+                _xdd174 = _xdd173 - _xdd106
+                _xdd175 = (_xdd106 - (_xdd173 - _xdd174)) + (_xdd169 - _xdd174)
+                _xdd176 = _xdd172 + _xdd173
+                _xdd177 = _xdd170 + _xdd176
+                _xdd178 = _xdd176 - (_xdd177 - _xdd170)
+                _xdd179 = _xdd178 + _xdd175
+                _xdd180 = _xdd177 + _xdd179
+                _xdd181 = _xdd179 - (_xdd180 - _xdd177)
+                _xta0 = _sel(abs(_xdd180) <= 1.7976931348623157e+308, _xdd180, _xta0)
+            _xs182 = max(_xw_logits, 0.0) + math.log1p(_xe39)
+            _xs183 = _xw_target*(max(_xs36, 0.0) + math.log1p(_xe39)) + (1.0 - _xw_target)*_xs182
+            _xd0 = _f32(_xs183*math.pow(abs(_xta0), _xw_beta))
             value = _xd0
         _out[_i] = value
     _bad = 0
@@ -1456,30 +1600,172 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _xw_logits = _f64(logits)
             _xw_target = _f64(target)
             _xw_beta = _f64(beta)
-            _xs154 = abs(_xw_logits)
-            _xna155 = -_xs154
-            _xe156 = math.exp(_xna155)
-            _xs157 = -_xw_logits
-            _xs158 = max(_xw_logits, 0.0) + math.log1p(_xe156)
-            _xt0 = _xw_target*(max(_xs157, 0.0) + math.log1p(_xe156)) + (1.0 - _xw_target)*_xs158
-            _xd159 = 1.0 + _xe156
-            _xsg160 = 1.0/_xd159
-            _xsg161 = _xe156/_xd159
-            _xt1 = _sel(_xs157 >= 0.0, _xsg160, _xsg161)
-            _xt2 = _xt1*_xw_target
-            _xt3 = _sel(_xw_logits >= 0.0, _xsg160, _xsg161)
-            _xt4 = _xt3*(1.0 - _xw_target)
-            _xt5 = _xt2 - _xt4
-            _xt6 = abs(_xt5)
-            _xt7 = math.pow(_xt6, _xw_beta)
-            _xg162 = _xw_beta - 1.0
-            _xg163 = _xg162 - _xw_beta
-            _xg164 = (_xw_beta - (_xg162 - _xg163)) + (-1.0 - _xg163)
-            _xs165 = (math.pow(_xt6, _xg162) if _xg164 == 0.0 else math.pow(_xt6, _xg162)*(1.0 + _xg164*math.log(_xt6))) if _xt6 > 0.0 and _xw_beta != 0.0 else 0.0
-            _xt8 = _xt0*_xw_beta*_xs165*_sel(_xt5 > 0.0, 1.0, _sel(_xt5 < 0.0, -1.0, 0.0))
-            _xd0 = _f32(_xt0*_xt7)
-            _xd1 = _f32(-_xt5*_xt7 + _xt8*(-_xt1*_xt4 - _xt2*_xt3))
-            _xd2 = _f32(-_xt7*_xw_logits + _xt8*(_xt1 + _xt3))
+            _xs154 = -_xw_logits
+            _xs155 = abs(_xw_logits)
+            _xna156 = -_xs155
+            _xe157 = math.exp(_xna156)
+            _xd158 = 1.0 + _xe157
+            _xsg159 = 1.0/_xd158
+            _xsg160 = _xe157/_xd158
+            _xs161 = -(1.0 - _xw_target)*_sel(_xw_logits >= 0.0, _xsg159, _xsg160)
+            _xta0 = _xw_target*_sel(_xs154 >= 0.0, _xsg159, _xsg160) + _xs161
+            _xs162 = _sel(_xw_logits >= 0.0, _xsg159, _xsg160)
+            _xs163 = _xw_target*_sel(_xs154 >= 0.0, _xsg159, _xsg160) + (1.0 - _xw_target)*_xs162
+            _xs164 = -9.5367431640625e-07*_xs163 + abs(_xw_target*_sel(_xs154 >= 0.0, _xsg159, _xsg160) + _xs161)
+            _xs165 = max(1.0 - _sel(_xw_beta > 0.0, 1.0, 0.0), 1.0 - _sel(2.0 - _xw_beta > 0.0, 1.0, 0.0), _xs164)
+            _xtg0 = _xs165 > 0.0
+            if not _xtg0:
+                _xdd166 = -_xw_logits
+                _xdd167 = _xdd166 >= 0.0
+                _xdd168 = -_xdd166
+                _xdd169 = _sel(_xdd167, _xdd168, _xdd166)
+                _xdd170 = _ddf.exp(_xdd169, 0.0)
+                _xdd171 = _xdd170[0]
+                _xdd172 = _xdd170[1]
+                _xdd173 = _sel(_xdd167, 1.0, _xdd171)
+                _xdd174 = _sel(_xdd167, 0.0, _xdd172)
+                _xdd175 = 1.0 + _xdd171
+                _xdd176 = _xdd175 - 1.0
+                _xdd177 = (1.0 - (_xdd175 - _xdd176)) + (_xdd171 - _xdd176)
+                _xdd178 = _xdd177 + _xdd172
+                _xdd179 = _xdd175 + _xdd178
+                _xdd180 = _xdd178 - (_xdd179 - _xdd175)
+                _xdd181 = _xdd173/_xdd179
+                _xc182 = _xdd179*134217728.0 + _xdd179
+                _xh183 = _xc182 - (_xc182 - _xdd179)
+                _xl184 = _xdd179 - _xh183
+                _xc185 = _xdd181*134217728.0 + _xdd181
+                _xh186 = _xc185 - (_xc185 - _xdd181)
+                _xl187 = _xdd181 - _xh186
+                _xdd188 = _xh183*_xh186
+                _xdd189 = _xh183*_xl187 + _xl184*_xh186
+                _xdd190 = _xdd188 + _xdd189
+                _xdd191 = (_xdd189 - (_xdd190 - _xdd188)) + _xl184*_xl187
+                _xdd192 = _xdd191 + (_xdd180*_xdd181)
+                _xdd193 = _xdd190 + _xdd192
+                _xdd194 = _xdd192 - (_xdd193 - _xdd190)
+                _xdd195 = -_xdd193
+                _xdd196 = -_xdd194
+                _xdd197 = _xdd173 + _xdd195
+                _xdd198 = _xdd197 - _xdd173
+                _xdd199 = (_xdd173 - (_xdd197 - _xdd198)) + (_xdd195 - _xdd198)
+                _xdd200 = _xdd174 + _xdd196
+                _xdd201 = _xdd200 - _xdd174
+                _xdd202 = (_xdd174 - (_xdd200 - _xdd201)) + (_xdd196 - _xdd201)
+                _xdd203 = _xdd199 + _xdd200
+                _xdd204 = _xdd197 + _xdd203
+                _xdd205 = _xdd203 - (_xdd204 - _xdd197)
+                _xdd206 = _xdd205 + _xdd202
+                _xdd207 = _xdd204 + _xdd206
+                _xdd208 = _xdd206 - (_xdd207 - _xdd204)
+                _xdd209 = _xdd207/_xdd179
+                _xdd210 = _xdd181 + _xdd209
+                _xdd211 = _xdd209 - (_xdd210 - _xdd181)
+                _xc212 = _xw_target*134217728.0 + _xw_target
+                _xh213 = _xc212 - (_xc212 - _xw_target)
+                _xl214 = _xw_target - _xh213
+                _xc215 = _xdd210*134217728.0 + _xdd210
+                _xh216 = _xc215 - (_xc215 - _xdd210)
+                _xl217 = _xdd210 - _xh216
+                _xdd218 = _xh213*_xh216
+                _xdd219 = _xh213*_xl217 + _xl214*_xh216
+                _xdd220 = _xdd218 + _xdd219
+                _xdd221 = (_xdd219 - (_xdd220 - _xdd218)) + _xl214*_xl217
+                _xdd222 = _xdd221 + (_xw_target*_xdd211)
+                _xdd223 = _xdd220 + _xdd222
+                _xdd224 = _xdd222 - (_xdd223 - _xdd220)
+                _xdd225 = -_xw_target
+                _xdd226 = 1.0 + _xdd225
+                _xdd227 = _xdd226 - 1.0
+                _xdd228 = (1.0 - (_xdd226 - _xdd227)) + (_xdd225 - _xdd227)
+                _xdd229 = _xw_logits >= 0.0
+                _xdd230 = _sel(_xdd229, _xdd166, _xw_logits)
+                _xdd231 = _ddf.exp(_xdd230, 0.0)
+                _xdd232 = _xdd231[0]
+                _xdd233 = _xdd231[1]
+                _xdd234 = _sel(_xdd229, 1.0, _xdd232)
+                _xdd235 = _sel(_xdd229, 0.0, _xdd233)
+                _xdd236 = 1.0 + _xdd232
+                _xdd237 = _xdd236 - 1.0
+                _xdd238 = (1.0 - (_xdd236 - _xdd237)) + (_xdd232 - _xdd237)
+                _xdd239 = _xdd238 + _xdd233
+                _xdd240 = _xdd236 + _xdd239
+                _xdd241 = _xdd239 - (_xdd240 - _xdd236)
+                _xdd242 = _xdd234/_xdd240
+                _xc243 = _xdd240*134217728.0 + _xdd240
+                _xh244 = _xc243 - (_xc243 - _xdd240)
+                _xl245 = _xdd240 - _xh244
+                _xc246 = _xdd242*134217728.0 + _xdd242
+                _xh247 = _xc246 - (_xc246 - _xdd242)
+                _xl248 = _xdd242 - _xh247
+                _xdd249 = _xh244*_xh247
+                _xdd250 = _xh244*_xl248 + _xl245*_xh247
+                _xdd251 = _xdd249 + _xdd250
+                _xdd252 = (_xdd250 - (_xdd251 - _xdd249)) + _xl245*_xl248
+                _xdd253 = _xdd252 + (_xdd241*_xdd242)
+                _xdd254 = _xdd251 + _xdd253
+                _xdd255 = _xdd253 - (_xdd254 - _xdd251)
+                _xdd256 = -_xdd254
+                _xdd257 = -_xdd255
+                _xdd258 = _xdd234 + _xdd256
+                _xdd259 = _xdd258 - _xdd234
+                _xdd260 = (_xdd234 - (_xdd258 - _xdd259)) + (_xdd256 - _xdd259)
+                _xdd261 = _xdd235 + _xdd257
+                _xdd262 = _xdd261 - _xdd235
+                _xdd263 = (_xdd235 - (_xdd261 - _xdd262)) + (_xdd257 - _xdd262)
+                _xdd264 = _xdd260 + _xdd261
+                _xdd265 = _xdd258 + _xdd264
+                _xdd266 = _xdd264 - (_xdd265 - _xdd258)
+                _xdd267 = _xdd266 + _xdd263
+                _xdd268 = _xdd265 + _xdd267
+                _xdd269 = _xdd267 - (_xdd268 - _xdd265)
+                _xdd270 = _xdd268/_xdd240
+                _xdd271 = _xdd242 + _xdd270
+                _xdd272 = _xdd270 - (_xdd271 - _xdd242)
+                _xc273 = _xdd226*134217728.0 + _xdd226
+                _xh274 = _xc273 - (_xc273 - _xdd226)
+                _xl275 = _xdd226 - _xh274
+                _xc276 = _xdd271*134217728.0 + _xdd271
+                _xh277 = _xc276 - (_xc276 - _xdd271)
+                _xl278 = _xdd271 - _xh277
+                _xdd279 = _xh274*_xh277
+                _xdd280 = _xh274*_xl278 + _xl275*_xh277
+                _xdd281 = _xdd279 + _xdd280
+                _xdd282 = (_xdd280 - (_xdd281 - _xdd279)) + _xl275*_xl278
+                _xdd283 = _xdd282 + (_xdd226*_xdd272 + _xdd228*_xdd271)
+                _xdd284 = _xdd281 + _xdd283
+                _xdd285 = _xdd283 - (_xdd284 - _xdd281)
+                _xdd286 = -_xdd284
+                _xdd287 = -_xdd285
+                _xdd288 = _xdd223 + _xdd286
+                _xdd289 = _xdd288 - _xdd223
+                _xdd290 = (_xdd223 - (_xdd288 - _xdd289)) + (_xdd286 - _xdd289)
+                _xdd291 = _xdd224 + _xdd287
+                _xdd292 = _xdd291 - _xdd224
+                _xdd293 = (_xdd224 - (_xdd291 - _xdd292)) + (_xdd287 - _xdd292)
+                _xdd294 = _xdd290 + _xdd291
+                _xdd295 = _xdd288 + _xdd294
+                _xdd296 = _xdd294 - (_xdd295 - _xdd288)
+                _xdd297 = _xdd296 + _xdd293
+                _xdd298 = _xdd295 + _xdd297
+                _xdd299 = _xdd297 - (_xdd298 - _xdd295)
+                _xta0 = _sel(abs(_xdd298) <= 1.7976931348623157e+308, _xdd298, _xta0)
+            _xs300 = max(_xw_logits, 0.0) + math.log1p(_xe157)
+            _xt0 = _xw_target*(max(_xs154, 0.0) + math.log1p(_xe157)) + (1.0 - _xw_target)*_xs300
+            _xt1 = abs(_xta0)
+            _xt2 = math.pow(_xt1, _xw_beta)
+            _xt3 = _sel(_xs154 >= 0.0, _xsg159, _xsg160)
+            _xt4 = _xt3*_xw_target
+            _xt5 = _xs162
+            _xt6 = 1.0 - _xw_target
+            _xg301 = _xw_beta - 1.0
+            _xg302 = _xg301 - _xw_beta
+            _xg303 = (_xw_beta - (_xg301 - _xg302)) + (-1.0 - _xg302)
+            _xs304 = (math.pow(_xt1, _xg301) if _xg303 == 0.0 else math.pow(_xt1, _xg301) + math.pow(_xt1, _xg301)*(_xg303*math.log(_xt1))) if _xt1 > 0.0 and _xw_beta != 0.0 else 0.0
+            _xt7 = _xt0*_xw_beta*_xs304*_sel(_xta0 > 0.0, 1.0, _sel(_xta0 < 0.0, -1.0, 0.0))
+            _xd0 = _f32(_xt0*_xt2)
+            _xd1 = _f32(_xt2*(-_xt4 + _xt5*_xt6) + _xt7*(-_xt3*_xt5*_xt6 - _xt4*_xt5))
+            _xd2 = _f32(-_xt2*_xw_logits + _xt7*(_xt3 + _xt5))
             value = _xd0
             d_logits = _xd1
             d_target = _f32(_xd2)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 16973ab395ac9d24
+# scalar kernels: sha256 c2fdf4dff3300701
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -3455,7 +3455,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, scale, eps):
         _g3426 = scale - 1.0
         _g3427 = _g3426 - scale
         _g3428 = (scale - (_g3426 - _g3427)) + (-1.0 - _g3427)
-        _s3429 = (math.pow(_dd3423, _g3426) if _g3428 == 0.0 else math.pow(_dd3423, _g3426)*(1.0 + _g3428*math.log(_dd3423))) if _dd3423 > 0.0 and scale != 0.0 else 0.0
+        _s3429 = (math.pow(_dd3423, _g3426) if _g3428 == 0.0 else math.pow(_dd3423, _g3426) + math.pow(_dd3423, _g3426)*(_g3428*math.log(_dd3423))) if _dd3423 > 0.0 and scale != 0.0 else 0.0
         _dd3430 = (scale*_s3429)*_dd3424
         _dd3431 = _dd3425 + _dd3430
         _dd3432 = _dd3431 - _dd3425
@@ -3471,7 +3471,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, scale, eps):
         _dd3442 = _dd3439 + _dd3441
         _dd3443 = _dd3441 - (_dd3442 - _dd3439)
         _dd3444 = math.pow(_dd3442, scale)
-        _s3445 = (math.pow(_dd3442, _g3426) if _g3428 == 0.0 else math.pow(_dd3442, _g3426)*(1.0 + _g3428*math.log(_dd3442))) if _dd3442 > 0.0 and scale != 0.0 else 0.0
+        _s3445 = (math.pow(_dd3442, _g3426) if _g3428 == 0.0 else math.pow(_dd3442, _g3426) + math.pow(_dd3442, _g3426)*(_g3428*math.log(_dd3442))) if _dd3442 > 0.0 and scale != 0.0 else 0.0
         _dd3446 = (scale*_s3445)*_dd3443
         _dd3447 = _dd3444 + _dd3446
         _dd3448 = _dd3447 - _dd3444

@@ -159,7 +159,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xg93 = gamma - 1.0
             _xg94 = _xg93 - gamma
             _xg95 = (gamma - (_xg93 - _xg94)) + (-1.0 - _xg94)
-            _xs96 = (math.pow(_xdd90, _xg93) if _xg95 == 0.0 else math.pow(_xdd90, _xg93)*(1.0 + _xg95*math.log(_xdd90))) if _xdd90 > 0.0 and gamma != 0.0 else 0.0
+            _xs96 = (math.pow(_xdd90, _xg93) if _xg95 == 0.0 else math.pow(_xdd90, _xg93) + math.pow(_xdd90, _xg93)*(_xg95*math.log(_xdd90))) if _xdd90 > 0.0 and gamma != 0.0 else 0.0
             _xdd97 = (gamma*_xs96)*_xdd91
             _xdd98 = _xdd92 + _xdd97
             _xdd99 = _xdd98 - _xdd92
@@ -385,7 +385,7 @@ def value_f64(logits, targets, alpha, gamma):
             _xg299 = gamma - 1.0
             _xg300 = _xg299 - gamma
             _xg301 = (gamma - (_xg299 - _xg300)) + (-1.0 - _xg300)
-            _xs302 = (math.pow(_xdd296, _xg299) if _xg301 == 0.0 else math.pow(_xdd296, _xg299)*(1.0 + _xg301*math.log(_xdd296))) if _xdd296 > 0.0 and gamma != 0.0 else 0.0
+            _xs302 = (math.pow(_xdd296, _xg299) if _xg301 == 0.0 else math.pow(_xdd296, _xg299) + math.pow(_xdd296, _xg299)*(_xg301*math.log(_xdd296))) if _xdd296 > 0.0 and gamma != 0.0 else 0.0
             _xdd303 = (gamma*_xs302)*_xdd297
             _xdd304 = _xdd298 + _xdd303
             _xdd305 = _xdd304 - _xdd298
@@ -620,7 +620,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg172 = gamma - 1.0
             _xg173 = _xg172 - gamma
             _xg174 = (gamma - (_xg172 - _xg173)) + (-1.0 - _xg173)
-            _xs175 = (math.pow(_xdd169, _xg172) if _xg174 == 0.0 else math.pow(_xdd169, _xg172)*(1.0 + _xg174*math.log(_xdd169))) if _xdd169 > 0.0 and gamma != 0.0 else 0.0
+            _xs175 = (math.pow(_xdd169, _xg172) if _xg174 == 0.0 else math.pow(_xdd169, _xg172) + math.pow(_xdd169, _xg172)*(_xg174*math.log(_xdd169))) if _xdd169 > 0.0 and gamma != 0.0 else 0.0
             _xdd176 = (gamma*_xs175)*_xdd170
             _xdd177 = _xdd171 + _xdd176
             _xdd178 = _xdd177 - _xdd171
@@ -644,7 +644,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g386 = gamma - 1.0
         _g387 = _g386 - gamma
         _g388 = (gamma - (_g386 - _g387)) + (-1.0 - _g387)
-        _s389 = (math.pow(_s385, _g386) if _g388 == 0.0 else math.pow(_s385, _g386)*(1.0 + _g388*math.log(_s385))) if _s385 > 0.0 and gamma != 0.0 else 0.0
+        _s389 = (math.pow(_s385, _g386) if _g388 == 0.0 else math.pow(_s385, _g386) + math.pow(_s385, _g386)*(_g388*math.log(_s385))) if _s385 > 0.0 and gamma != 0.0 else 0.0
         _s390 = (((((_s384*_sel(_s196 >= 0.0, _sg199, _sg200))*_s201)*_s389)*(1.0 - 2.0*targets))*1.0)*gamma
         _xd3 = (1.0*((-targets*_sel(_s196 >= 0.0, _sg199, _sg200) + (1.0 - targets)*_s201)*_s202)) + _s390
         _xg3 = False
@@ -721,7 +721,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg272 = gamma - 1.0
             _xg273 = _xg272 - gamma
             _xg274 = (gamma - (_xg272 - _xg273)) + (-1.0 - _xg273)
-            _xs275 = (math.pow(_xdd269, _xg272) if _xg274 == 0.0 else math.pow(_xdd269, _xg272)*(1.0 + _xg274*math.log(_xdd269))) if _xdd269 > 0.0 and gamma != 0.0 else 0.0
+            _xs275 = (math.pow(_xdd269, _xg272) if _xg274 == 0.0 else math.pow(_xdd269, _xg272) + math.pow(_xdd269, _xg272)*(_xg274*math.log(_xdd269))) if _xdd269 > 0.0 and gamma != 0.0 else 0.0
             _xdd276 = (gamma*_xs275)*_xdd270
             _xdd277 = _xdd271 + _xdd276
             _xdd278 = _xdd277 - _xdd271
@@ -892,7 +892,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg446 = gamma - 1.0
             _xg447 = _xg446 - gamma
             _xg448 = (gamma - (_xg446 - _xg447)) + (-1.0 - _xg447)
-            _xs449 = (math.pow(_xdd443, _xg446) if _xg448 == 0.0 else math.pow(_xdd443, _xg446)*(1.0 + _xg448*math.log(_xdd443))) if _xdd443 > 0.0 and gamma != 0.0 else 0.0
+            _xs449 = (math.pow(_xdd443, _xg446) if _xg448 == 0.0 else math.pow(_xdd443, _xg446) + math.pow(_xdd443, _xg446)*(_xg448*math.log(_xdd443))) if _xdd443 > 0.0 and gamma != 0.0 else 0.0
             _xdd450 = (gamma*_xs449)*_xdd444
             _xdd451 = _xdd445 + _xdd450
             _xdd452 = _xdd451 - _xdd445
@@ -1249,7 +1249,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _g990 = gamma - 1.0
         _g991 = _g990 - gamma
         _g992 = (gamma - (_g990 - _g991)) + (-1.0 - _g991)
-        _s993 = (math.pow(_s989, _g990) if _g992 == 0.0 else math.pow(_s989, _g990)*(1.0 + _g992*math.log(_s989))) if _s989 > 0.0 and gamma != 0.0 else 0.0
+        _s993 = (math.pow(_s989, _g990) if _g992 == 0.0 else math.pow(_s989, _g990) + math.pow(_s989, _g990)*(_g992*math.log(_s989))) if _s989 > 0.0 and gamma != 0.0 else 0.0
         _s994 = (targets*(max(_s982, 0.0) + math.log1p(_e981)) + (1.0 - targets)*_s983)*_s993
         _s995 = ((_s994*(-math.tanh(0.5*logits)))*(alpha*targets + (1.0 - alpha)*(1.0 - targets)))*gamma
         _s996 = (2.0*alpha - 1.0)*(targets*(max(_s982, 0.0) + math.log1p(_e981)) + (1.0 - targets)*_s983)*_s988
@@ -1332,7 +1332,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg814 = gamma - 1.0
             _xg815 = _xg814 - gamma
             _xg816 = (gamma - (_xg814 - _xg815)) + (-1.0 - _xg815)
-            _xs817 = (math.pow(_xdd811, _xg814) if _xg816 == 0.0 else math.pow(_xdd811, _xg814)*(1.0 + _xg816*math.log(_xdd811))) if _xdd811 > 0.0 and gamma != 0.0 else 0.0
+            _xs817 = (math.pow(_xdd811, _xg814) if _xg816 == 0.0 else math.pow(_xdd811, _xg814) + math.pow(_xdd811, _xg814)*(_xg816*math.log(_xdd811))) if _xdd811 > 0.0 and gamma != 0.0 else 0.0
             _xdd818 = (gamma*_xs817)*_xdd812
             _xdd819 = _xdd813 + _xdd818
             _xdd820 = _xdd819 - _xdd813
@@ -1605,7 +1605,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg1100 = gamma - 1.0
             _xg1101 = _xg1100 - gamma
             _xg1102 = (gamma - (_xg1100 - _xg1101)) + (-1.0 - _xg1101)
-            _xs1103 = (math.pow(_xdd1097, _xg1100) if _xg1102 == 0.0 else math.pow(_xdd1097, _xg1100)*(1.0 + _xg1102*math.log(_xdd1097))) if _xdd1097 > 0.0 and gamma != 0.0 else 0.0
+            _xs1103 = (math.pow(_xdd1097, _xg1100) if _xg1102 == 0.0 else math.pow(_xdd1097, _xg1100) + math.pow(_xdd1097, _xg1100)*(_xg1102*math.log(_xdd1097))) if _xdd1097 > 0.0 and gamma != 0.0 else 0.0
             _xdd1104 = (gamma*_xs1103)*_xdd1098
             _xdd1105 = _xdd1099 + _xdd1104
             _xdd1106 = _xdd1105 - _xdd1099
@@ -1735,7 +1735,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
             _xg1224 = gamma - 1.0
             _xg1225 = _xg1224 - gamma
             _xg1226 = (gamma - (_xg1224 - _xg1225)) + (-1.0 - _xg1225)
-            _xs1227 = (math.pow(_xdd1221, _xg1224) if _xg1226 == 0.0 else math.pow(_xdd1221, _xg1224)*(1.0 + _xg1226*math.log(_xdd1221))) if _xdd1221 > 0.0 and gamma != 0.0 else 0.0
+            _xs1227 = (math.pow(_xdd1221, _xg1224) if _xg1226 == 0.0 else math.pow(_xdd1221, _xg1224) + math.pow(_xdd1221, _xg1224)*(_xg1226*math.log(_xdd1221))) if _xdd1221 > 0.0 and gamma != 0.0 else 0.0
             _xdd1228 = (gamma*_xs1227)*_xdd1222
             _xdd1229 = _xdd1223 + _xdd1228
             _xdd1230 = _xdd1229 - _xdd1223
@@ -2186,7 +2186,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _xg127 = _xw_gamma - 1.0
         _xg128 = _xg127 - _xw_gamma
         _xg129 = (_xw_gamma - (_xg127 - _xg128)) + (-1.0 - _xg128)
-        _xs130 = (math.pow(_xs124, _xg127) if _xg129 == 0.0 else math.pow(_xs124, _xg127)*(1.0 + _xg129*math.log(_xs124))) if _xs124 > 0.0 and _xw_gamma != 0.0 else 0.0
+        _xs130 = (math.pow(_xs124, _xg127) if _xg129 == 0.0 else math.pow(_xs124, _xg127) + math.pow(_xs124, _xg127)*(_xg129*math.log(_xs124))) if _xs124 > 0.0 and _xw_gamma != 0.0 else 0.0
         _xs131 = ((((_xs125*_sel(_xs118 >= 0.0, _xsg121, _xsg122))*_xs123)*_xs130)*(1.0 - 2.0*_xw_targets))*1.0
         _xd3 = _f32((1.0*(_xs126*math.pow(_xs124, _xw_gamma))) + (_xs131*_xw_gamma))
         _xs132 = (((_xs125*_xs130)*(-math.tanh(0.5*_xw_logits)))*1.0)*_xw_gamma
@@ -2673,7 +2673,7 @@ def value_and_grad_f32(logits, targets, alpha, gamma):
         _xg514 = _xw_gamma_w1 - 1.0
         _xg515 = _xg514 - _xw_gamma_w1
         _xg516 = (_xw_gamma_w1 - (_xg514 - _xg515)) + (-1.0 - _xg515)
-        _xs517 = (math.pow(_xs512, _xg514) if _xg516 == 0.0 else math.pow(_xs512, _xg514)*(1.0 + _xg516*math.log(_xs512))) if _xs512 > 0.0 and _xw_gamma_w1 != 0.0 else 0.0
+        _xs517 = (math.pow(_xs512, _xg514) if _xg516 == 0.0 else math.pow(_xs512, _xg514) + math.pow(_xs512, _xg514)*(_xg516*math.log(_xs512))) if _xs512 > 0.0 and _xw_gamma_w1 != 0.0 else 0.0
         _xs518 = (((_xs513*_xs517)*(-math.tanh(0.5*_xw_logits_w1)))*_xt0)*_xw_gamma_w1
         _xs519 = (2.0*_xw_alpha - 1.0)*_xs513*math.pow(_xs512, _xw_gamma_w1)
         _xd0 = _f32(_xs519 + (_xt0*(_xs506*math.pow(_xs512, _xw_gamma_w1))) + _xs518)

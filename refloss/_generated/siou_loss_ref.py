@@ -484,7 +484,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _g465 = theta - 1.0
         _g466 = _g465 - theta
         _g467 = (theta - (_g465 - _g466)) + (-1.0 - _g466)
-        _dd468 = ((math.pow(_dd463, _g465) if _g467 == 0.0 else math.pow(_dd463, _g465)*(1.0 + _g467*math.log(_dd463))) if _dd463 > 0.0 and theta != 0.0 else 0.0)
+        _dd468 = ((math.pow(_dd463, _g465) if _g467 == 0.0 else math.pow(_dd463, _g465) + math.pow(_dd463, _g465)*(_g467*math.log(_dd463))) if _dd463 > 0.0 and theta != 0.0 else 0.0)
         _dd469 = _dd468*((theta - 1.0)*(_dd464/_dd463)) if _dd463 > 0.0 else 0.0
         _dd470 = _dd468 + _dd469
         _dd471 = _dd470 - _dd468
@@ -855,7 +855,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd836 = (_dd830 - (_dd834 - _dd835)) + (_dd833 - _dd835)
         _dd837 = -_dd834
         _dd838 = -_dd836
-        _dd839 = ((math.pow(_dd837, _g465) if _g467 == 0.0 else math.pow(_dd837, _g465)*(1.0 + _g467*math.log(_dd837))) if _dd837 > 0.0 and theta != 0.0 else 0.0)
+        _dd839 = ((math.pow(_dd837, _g465) if _g467 == 0.0 else math.pow(_dd837, _g465) + math.pow(_dd837, _g465)*(_g467*math.log(_dd837))) if _dd837 > 0.0 and theta != 0.0 else 0.0)
         _dd840 = _dd839*((theta - 1.0)*(_dd838/_dd837)) if _dd837 > 0.0 else 0.0
         _dd841 = _dd839 + _dd840
         _dd842 = _dd841 - _dd839
@@ -1436,7 +1436,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd1417 = -_dd1414
         _dd1418 = -_dd1416
         _dd1419 = math.pow(_dd1417, theta)
-        _s1420 = (math.pow(_dd1417, _g465) if _g467 == 0.0 else math.pow(_dd1417, _g465)*(1.0 + _g467*math.log(_dd1417))) if _dd1417 > 0.0 and theta != 0.0 else 0.0
+        _s1420 = (math.pow(_dd1417, _g465) if _g467 == 0.0 else math.pow(_dd1417, _g465) + math.pow(_dd1417, _g465)*(_g467*math.log(_dd1417))) if _dd1417 > 0.0 and theta != 0.0 else 0.0
         _dd1421 = (theta*_s1420)*_dd1418
         _dd1422 = _dd1419 + _dd1421
         _dd1423 = _dd1422 - _dd1419
@@ -1541,7 +1541,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd1522 = -_dd1519
         _dd1523 = -_dd1521
         _dd1524 = math.pow(_dd1522, theta)
-        _s1525 = (math.pow(_dd1522, _g465) if _g467 == 0.0 else math.pow(_dd1522, _g465)*(1.0 + _g467*math.log(_dd1522))) if _dd1522 > 0.0 and theta != 0.0 else 0.0
+        _s1525 = (math.pow(_dd1522, _g465) if _g467 == 0.0 else math.pow(_dd1522, _g465) + math.pow(_dd1522, _g465)*(_g467*math.log(_dd1522))) if _dd1522 > 0.0 and theta != 0.0 else 0.0
         _dd1526 = (theta*_s1525)*_dd1523
         _dd1527 = _dd1524 + _dd1526
         _dd1528 = _dd1527 - _dd1524
@@ -3665,7 +3665,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _g3635 = theta - 1.0
         _g3636 = _g3635 - theta
         _g3637 = (theta - (_g3635 - _g3636)) + (-1.0 - _g3636)
-        _dd3638 = ((math.pow(_dd3633, _g3635) if _g3637 == 0.0 else math.pow(_dd3633, _g3635)*(1.0 + _g3637*math.log(_dd3633))) if _dd3633 > 0.0 and theta != 0.0 else 0.0)
+        _dd3638 = ((math.pow(_dd3633, _g3635) if _g3637 == 0.0 else math.pow(_dd3633, _g3635) + math.pow(_dd3633, _g3635)*(_g3637*math.log(_dd3633))) if _dd3633 > 0.0 and theta != 0.0 else 0.0)
         _dd3639 = _dd3638*((theta - 1.0)*(_dd3634/_dd3633)) if _dd3633 > 0.0 else 0.0
         _dd3640 = _dd3638 + _dd3639
         _dd3641 = _dd3640 - _dd3638
@@ -4508,7 +4508,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd4478 = (_dd4472 - (_dd4476 - _dd4477)) + (_dd4475 - _dd4477)
         _dd4479 = -_dd4476
         _dd4480 = -_dd4478
-        _dd4481 = ((math.pow(_dd4479, _g3635) if _g3637 == 0.0 else math.pow(_dd4479, _g3635)*(1.0 + _g3637*math.log(_dd4479))) if _dd4479 > 0.0 and theta != 0.0 else 0.0)
+        _dd4481 = ((math.pow(_dd4479, _g3635) if _g3637 == 0.0 else math.pow(_dd4479, _g3635) + math.pow(_dd4479, _g3635)*(_g3637*math.log(_dd4479))) if _dd4479 > 0.0 and theta != 0.0 else 0.0)
         _dd4482 = _dd4481*((theta - 1.0)*(_dd4480/_dd4479)) if _dd4479 > 0.0 else 0.0
         _dd4483 = _dd4481 + _dd4482
         _dd4484 = _dd4483 - _dd4481
@@ -5682,7 +5682,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd5652 = -_dd5649
         _dd5653 = -_dd5651
         _dd5654 = math.pow(_dd5652, theta)
-        _s5655 = (math.pow(_dd5652, _g3635) if _g3637 == 0.0 else math.pow(_dd5652, _g3635)*(1.0 + _g3637*math.log(_dd5652))) if _dd5652 > 0.0 and theta != 0.0 else 0.0
+        _s5655 = (math.pow(_dd5652, _g3635) if _g3637 == 0.0 else math.pow(_dd5652, _g3635) + math.pow(_dd5652, _g3635)*(_g3637*math.log(_dd5652))) if _dd5652 > 0.0 and theta != 0.0 else 0.0
         _dd5656 = (theta*_s5655)*_dd5653
         _dd5657 = _dd5654 + _dd5656
         _dd5658 = _dd5657 - _dd5654
@@ -5787,7 +5787,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, theta, positive_e
         _dd5757 = -_dd5754
         _dd5758 = -_dd5756
         _dd5759 = math.pow(_dd5757, theta)
-        _s5760 = (math.pow(_dd5757, _g3635) if _g3637 == 0.0 else math.pow(_dd5757, _g3635)*(1.0 + _g3637*math.log(_dd5757))) if _dd5757 > 0.0 and theta != 0.0 else 0.0
+        _s5760 = (math.pow(_dd5757, _g3635) if _g3637 == 0.0 else math.pow(_dd5757, _g3635) + math.pow(_dd5757, _g3635)*(_g3637*math.log(_dd5757))) if _dd5757 > 0.0 and theta != 0.0 else 0.0
         _dd5761 = (theta*_s5760)*_dd5758
         _dd5762 = _dd5759 + _dd5761
         _dd5763 = _dd5762 - _dd5759

@@ -3599,7 +3599,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean
         _g3569 = g2 - 1.0
         _g3570 = _g3569 - g2
         _g3571 = (g2 - (_g3569 - _g3570)) + (-1.0 - _g3570)
-        _s3572 = (math.pow(_dd3566, _g3569) if _g3571 == 0.0 else math.pow(_dd3566, _g3569)*(1.0 + _g3571*math.log(_dd3566))) if _dd3566 > 0.0 and g2 != 0.0 else 0.0
+        _s3572 = (math.pow(_dd3566, _g3569) if _g3571 == 0.0 else math.pow(_dd3566, _g3569) + math.pow(_dd3566, _g3569)*(_g3571*math.log(_dd3566))) if _dd3566 > 0.0 and g2 != 0.0 else 0.0
         _dd3573 = (g2*_s3572)*_dd3567
         _dd3574 = _dd3568 + _dd3573
         _dd3575 = _dd3574 - _dd3568
@@ -4421,7 +4421,7 @@ def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, eps, version, iou_mean
         _dd4391 = _dd4388 + _dd4390
         _dd4392 = _dd4390 - (_dd4391 - _dd4388)
         _dd4393 = math.pow(_dd4391, g2)
-        _s4394 = (math.pow(_dd4391, _g3569) if _g3571 == 0.0 else math.pow(_dd4391, _g3569)*(1.0 + _g3571*math.log(_dd4391))) if _dd4391 > 0.0 and g2 != 0.0 else 0.0
+        _s4394 = (math.pow(_dd4391, _g3569) if _g3571 == 0.0 else math.pow(_dd4391, _g3569) + math.pow(_dd4391, _g3569)*(_g3571*math.log(_dd4391))) if _dd4391 > 0.0 and g2 != 0.0 else 0.0
         _dd4395 = (g2*_s4394)*_dd4392
         _dd4396 = _dd4393 + _dd4395
         _dd4397 = _dd4396 - _dd4393
