@@ -58,6 +58,7 @@ class DoubleDouble:
         # ~100 bits (refloss/_dd_functions.py, called as ``_ddf.<name>``), not f(hi) + f'(hi) lo with f's float64
         # rounding (the reference kernels of losses whose bars are a few ulps of the value)
         self.accurate = accurate
+        self._exps: dict = {}  # |u| -> e^-|u| and 1 + e^-|u| (double-double), for the logistic functions of u and -u
 
     # -- the building blocks (names of printed float64 values; lo None: 0)
     def _a(self, code: str) -> str:
@@ -230,14 +231,17 @@ class DoubleDouble:
         if isinstance(e, LogitCE):
             x, y = e.args
             return self.lower(y * Softplus(-x) + (1 - y) * Softplus(x))
-        zero = (self.p._literal(0), None)
+        zero, one = (self.p._literal(0), None), (self.p._literal(1), None)
         x = self.lower(e.args[0])
         pos = self._a(f"{x[0]} >= {zero[0]}")
-        ex = self._call("exp", [self.select(pos, self.neg(x), x)])  # e^-|x|
+        key = sp.Abs(e.args[0])  # (x and -x alike: sigma(x), sigma(-x) and the softplus of both share e^-|x|)
+        if key not in self._exps:
+            ex = self._call("exp", [self.select(pos, self.neg(x), x)])  # e^-|x|
+            self._exps[key] = ex, self.add(one, ex)
+        ex, d = self._exps[key]
         if isinstance(e, Softplus):
             return self.add(self.select(pos, x, zero), self._call("log1p", [ex]))
-        one = (self.p._literal(1), None)
-        return self.div(self.select(pos, one, ex), self.add(one, ex))
+        return self.div(self.select(pos, one, ex), d)
 
     @staticmethod
     def _focal(e):
