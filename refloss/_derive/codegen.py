@@ -17,6 +17,7 @@ float64 in Numba and would promote the whole kernel to double precision.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import textwrap
@@ -1833,6 +1834,30 @@ def _row_needed(kernel: Kernel, exprs) -> set:
     return needed
 
 
+def _kept_product(kept_exp, exprs):
+    """What a row kernel keeps in its row for the loops after the one that computes it: ``kept_exp``
+    times the factors that every product holding it in ``exprs`` (the sums' terms, the gradients) has
+    too -- e.g. softmax's exp(z_j - m) (1 + e_j), its rounding error put back, which the sum's term
+    (times the maximum's mask) and the gradient (over the sum) both hold.  Computed in the exp's own
+    loop, which vectorises, the correction leaves the sum's loop, which stays scalar (a reduction in
+    index order).  A product then multiplies the shared factors first: the same product where they printed
+    first before (DFL's, softmax's sum), the same factors in another order where they did not (softmax's
+    gradient: (exp (1 + e)) w, once (w (1 + e)) exp: as accurate, not the same bits).  ``kept_exp`` alone
+    where one of the expressions holds it otherwise."""
+    common = None
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, sp.Mul) and kept_exp in node.args:
+                common = set(node.args) if common is None else common & set(node.args)
+    if not common or common == {kept_exp}:
+        return kept_exp
+    kept = sp.Mul(*common)
+    name = sp.Dummy("kept")
+    if any(e.subs(kept, name).has(kept_exp) for e in exprs):
+        return kept_exp
+    return kept
+
+
 def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, work: bool = False) -> str:
     """Source of a row kernel's scalar function (see :class:`~refloss._derive.core.RowStep`):
     ``def name(<rows>[, d_<rows>, divisor][, work], args...)`` over 1-D rows of length C, returning
@@ -1858,7 +1883,6 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     scalar_grads = [(n, f"d_{syms[0].name}") for n, w, syms in kernel.differentiated if w == 1] if with_grad else []
     element = {syms[0]: n for n, w, syms in kernel.arrays if w is None}
     scalars = {syms[0]: n for n, w, syms in kernel.arrays if w == 1}
-    steps = {st.symbol: st for st in kernel.row}
     bad = [st.op for st in kernel.row if st.op not in ("max", "sum", "count", "let")]
     if bad:
         raise ValueError(f"{name}: row steps are 'max', 'sum', 'count' or 'let', got {bad}")
@@ -1887,6 +1911,19 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     printer.printed_log1p = precision == "f32"
     keep = None if kept_exp is None else (kept_exp, "_kept", f"d_{grads[0][0]}[j]") if grads else \
         (kept_exp, "_kept", "work[j]") if work else None
+    row = list(kernel.row)
+    if keep is not None:  # what is kept: the exp with the factors every product holding it shares (see _kept_product)
+        held = [st.expr for st in row if st.op == "sum" and st.symbol in needed] + [outputs[g] for _, g in row_grads]
+        kept = _kept_product(kept_exp, held)
+        if kept != kept_exp:
+            name_ = sp.Symbol(keep[1])
+            row = [dataclasses.replace(st, expr=st.expr.subs(kept, name_)) for st in row]
+            outputs = {o: v.subs(kept, name_) for o, v in outputs.items()}
+            keep = (kept, *keep[1:])
+    steps = {st.symbol: st for st in row}
+
+    def holds_kept(expr) -> bool:
+        return keep is not None and (expr.has(keep[0]) or sp.Symbol(keep[1]) in expr.free_symbols)
     lines = [f"def {name}({', '.join(params)}):"]
     lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
     first = next(n for n, w, _ in kernel.arrays if w is None)
@@ -1954,7 +1991,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     def flush() -> None:
         if not pending:
             return
-        keeps = keep is not None and any(st.op == "sum" and st.expr.has(keep[0]) for st in pending)
+        keeps = any(st.op == "sum" and holds_kept(st.expr) for st in pending)
         if keeps:  # the kept exp's own loop (a map: it vectorises), before the sums that read it back
             scope = printer.snapshot()
             loop_head([keep[0]])
@@ -1983,7 +2020,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
         available.update(st.symbol for st in pending)
         pending.clear()
 
-    for st in kernel.row:
+    for st in row:
         if st.symbol not in needed:
             continue
         deps = {d for d in st.expr.free_symbols if d in steps}
@@ -2018,7 +2055,7 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
         bounds = "_ja, _jb"
     scope = printer.snapshot()
     loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads], bounds)
-    if keep is not None and outputs["value"].has(keep[0]):
+    if holds_kept(outputs["value"]):
         lines.append(f"        {keep[1]} = {keep[2]}")
         printer.kept = {keep[0]: keep[1]}
     subs, reduced, start = _cse([outputs["value"]], prefix="_r")

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ddbff393d1fd4f45
+# scalar kernels: sha256 9f0f1fe5f803dcbb
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
