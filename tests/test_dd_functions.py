@@ -29,6 +29,9 @@ def _points(rng, n, make):
 
 @pytest.mark.parametrize("name, make, exact, bound", [
     ("exp", lambda r: r.uniform(-700, 700) * r.choice([1, 1e-3, 1e-9, 1e-18]), mp.exp, 2.0**-100),
+    # near the reduction's multiples n ln 2/64 (its table's entries and the rounding of n between them)
+    ("exp", lambda r: int(r.integers(-65000, 65000)) * math.log(2) / 64 * (1 + r.uniform(-1, 1) * r.choice([1e-3, 1e-12])),
+     mp.exp, 2.0**-100),
     ("expm1", lambda r: r.uniform(-1, 1) * 10.0 ** r.uniform(-300, 2.8), mp.expm1, 2.0**-99),
     ("log", lambda r: 10.0 ** r.uniform(-307, 307), mp.log, 2.0**-97),
     ("log", lambda r: 1 + r.uniform(-0.1, 0.1) * r.choice([1, 1e-7, 1e-15]), mp.log, 2.0**-88),
