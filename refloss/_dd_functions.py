@@ -41,9 +41,9 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
+from ._fma import fma
 from ._numba_options import CPU_OPTIONS
 
-_SPLIT = 134217729.0  # 2^27 + 1: Veltkamp's split of a float64
 # ln 2 as three float64 words (hi has 32 significant bits: k * hi is exact for |k| < 2^21)
 _LN2_HI = 0.6931471803691238
 _LN2_MID = 1.9082149292705877e-10
@@ -95,18 +95,11 @@ def _fast_two_sum(a, b):
 
 
 @njit(inline="always", **CPU_OPTIONS)
-def _split(a):
-    c = _SPLIT * a
-    h = c - (c - a)
-    return h, a - h
-
-
-@njit(inline="always", **CPU_OPTIONS)
 def _two_prod(a, b):
-    ah, al = _split(a)
-    bh, bl = _split(b)
+    """(p, e): p = fl(a b), e = a b - p exactly (an FMA; exact where a b neither overflows nor underflows)."""
+    a, b = float(a), float(b)  # (an integer k of the reductions, a float64 in Dekker's product as here)
     p = a * b
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, fma(a, b, -p)
 
 
 @njit(inline="always", **CPU_OPTIONS)
@@ -221,7 +214,7 @@ def log1p(xh, xl):
             sh, sl = add(sh, sl, _INV[n, 0], _INV[n, 1])
         return mul(sh, sl, xh, xl)
     uh, ul = add(1.0, 0.0, xh, xl)
-    return _log_newton(uh, ul)
+    return _log_scaled(uh, ul)  # (scaled beyond 2^900: before 2026-12-05, NaN from about 1.3e300)
 
 
 @njit(**CPU_OPTIONS)
@@ -234,6 +227,19 @@ def _log_newton(xh, xl):
 
 
 @njit(**CPU_OPTIONS)
+def _log_scaled(xh, xl):
+    """log(x) by the Newton step, x scaled by 2^(+-200) first beyond 2^(+-900): exp(-y0) would overflow (tiny x)
+    or lose bits as a subnormal (huge x)."""
+    if xh < 2.0**-900 or xh > 2.0**900:
+        e = 200.0 if xh < 1.0 else -200.0
+        yh, yl = _log_newton(xh * 2.0**e, xl * 2.0**e)
+        ph, pl = _two_prod(e, _LN2_MID)  # e ln 2: e * hi exact
+        ph, pl = add(e * _LN2_HI, 0.0, ph, pl + e * _LN2_LO)
+        return add(yh, yl, -ph, -pl)
+    return _log_newton(xh, xl)
+
+
+@njit(**CPU_OPTIONS)
 def log(xh, xl):
     """log(xh + xl) as a double-double number."""
     if not (xh > 0.0 and xh < math.inf):
@@ -241,13 +247,7 @@ def log(xh, xl):
     if abs(xh - 1.0) < _NEAR_ONE:
         mh, ml = add(xh, xl, -1.0, 0.0)
         return log1p(mh, ml)
-    if xh < 2.0**-900 or xh > 2.0**900:  # scaled by 2^(+-200) first: Veltkamp's split of x or of exp(-y0) would
-        e = 200.0 if xh < 1.0 else -200.0  # overflow beyond ~2^996
-        yh, yl = _log_newton(xh * 2.0**e, xl * 2.0**e)
-        ph, pl = _two_prod(e, _LN2_MID)  # e ln 2: e * hi exact
-        ph, pl = add(e * _LN2_HI, 0.0, ph, pl + e * _LN2_LO)
-        return add(yh, yl, -ph, -pl)
-    return _log_newton(xh, xl)
+    return _log_scaled(xh, xl)
 
 
 @njit(**CPU_OPTIONS)
