@@ -18,10 +18,15 @@ value within a hair of its correctly rounded result.
   steps (so that the scaling is exact for results down to the subnormal range).  (Until 2026-12-05, r/2^10,
   the series to degree 12 in double-double, squared ten times: the same accuracy, about 2.5 times the work.)
 - log(x): y0 = log(hi) (libm, within an ulp), then one Newton step y0 + (x exp(-y0) - 1), in
-  double-double: the error squares (2^-104 relative).  Near x = 1 (|x - 1| < 2^-5) log1p(x - 1)
-  instead (x - 1 exact in double-double there).
+  double-double: the error squares (2^-104 relative); x beyond 2^(+-900) scaled by 2^(-+200) first
+  (exp(-y0) would overflow or be subnormal).  Near x = 1 (|x - 1| < 2^-5) log1p(x - 1) instead (x - 1
+  exact in double-double there).
 - log1p(x): |x| < 2^-5: the series x - x^2/2 + x^3/3 - ... to degree 26 (2^-5 to the 27th is below
-  2^-130); else log(1 + x) with 1 + x in double-double.
+  2^-130); else log(1 + x) with 1 + x in double-double, scaled as log's.
+
+Products are double-double products (Dekker's), their error-free part a b - fl(a b) by an FMA
+(refloss/_fma.py; until 2026-12-05 by Veltkamp's splits, the same bits for products that neither overflow nor
+underflow, and NaN where a split overflowed: log1p beyond about 1.3e300).
 - expm1(x): its series to degree 12 for |x| < 2^-10; for |x| <= ln 2 / 2, x/2^10, the series, squared ten
   times as (1 + e)^2 = 1 + (2e + e^2) (no 1 added); else exp(x) - 1.
 - pow(x, y) for x > 0: exp(y log x).
@@ -32,7 +37,8 @@ float64 function of hi with lo = 0: the reference is then float64's value there,
 exp(-700)).
 Never imported by ``import refloss``: the reference kernels, their tests, and the kernels with an ``EvalAccurate``
 part (QFL's float64 soft targets for 0 < beta <= 1), when their module is first loaded.  They compile for CUDA too
-(numba-cuda compiles a CPU dispatcher called from a device function as a device function of its own).
+(numba-cuda compiles a CPU dispatcher called from a device function as a device function of its own; the FMA
+is LLVM's intrinsic, PTX's fma.rn there).
 """
 import math
 from decimal import Decimal, localcontext
