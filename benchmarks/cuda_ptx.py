@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# this checkout's refloss, in this process and in the recording subprocess alike (an installed one elsewhere, or the
+# directory it is run from, would otherwise answer one of them)
+sys.path.insert(0, str(HERE.parent))
 
 
 def _record(names: list[str], path: str) -> None:
@@ -77,7 +80,7 @@ def _launches(names: list[str]) -> list:
     """The recorded launches, from a subprocess under the simulator."""
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"refloss_cuda_launches_{os.getpid()}.pkl"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import cuda_ptx; "
+    code = (f"import sys; sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]; import cuda_ptx; "
             f"cuda_ptx._record({names!r}, {str(path)!r})")
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     try:

@@ -11,7 +11,7 @@ exactly the errors a sweep looks for.  These functions are accurate to about 2^-
 value within a hair of its correctly rounded result.
 
 - exp(x): N = round(64 x / ln 2) = 64 k + j (0 <= j < 64), r = x - N ln 2/64 with ln 2 to 159 bits (three
-  float64 words), |r| <= ln 2/128 < 0.0055; exp(r) - 1 = r + r^2/2! + ... + r^11/11!, the terms to r^6 in
+  float64 words), |r| <= ln 2/128 + 2e-7 < 0.0055 (n rounded with ln 2's 32-bit word); exp(r) - 1 = r + r^2/2! + ... + r^11/11!, the terms to r^6 in
   double-double and those from r^7 (below 2.8e-20, so float64's rounding of them is below 2^-114) in float64
   (the first term left out, r^12/12!, is below 2^-118); then exp(x) = 2^k 2^(j/64) (1 + (exp(r) - 1)), 2^(j/64)
   from a table of double-double numbers (computed with the decimal module at import, 60 digits), 2^k in two

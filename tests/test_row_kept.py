@@ -73,3 +73,47 @@ def test_dfl_keeping_the_corrected_exp_changes_no_bit(dt, monkeypatch):
                     got.append((dt(value).tobytes(), dt(v(x[i], y[i], np.empty(width, dt), dt(clamp))).tobytes(),
                                 d_logits.tobytes(), d_target.tobytes()))
                 assert got[0] == got[1], (width, clamp, x[i], y[i])
+
+
+@pytest.mark.parametrize("precision", ["f64", "f32"])
+def test_value_work_and_gradient_kernels_keep_the_same_product(precision):
+    """A row kernel whose sum's term holds the corrected exp times a real factor (not a 0/1 mask), and a second sum
+    that the gradient alone needs: the value kernel (no row to keep in), the work kernel and the gradient kernel
+    choose the same kept product and multiply in the same order, so their values are the same bits (a review found
+    them apart, 12-56 rows of 3,000, when the choice depended on the variant)."""
+    from refloss._derive.core import RowStep
+
+    sce = importlib.import_module("derivations.softmax_cross_entropy")
+    module = importlib.import_module("refloss._generated.softmax_cross_entropy")
+    factor = 1 + sce.y / 3
+    extra = sp.Symbol("s_extra", real=True)
+    row = tuple(RowStep(st.symbol, st.op, st.expr * factor) if st.symbol == sce.s1 else st for st in sce.ROW)
+    row += (RowStep(extra, "sum", sce._exp_below(sce.z)),)
+    outputs = dict(sce.OUTPUTS)
+    outputs["d_z"] = sce.w * sce._exp_below(sce.z) * factor / sce.s + extra
+    kernel = Kernel(arrays=(("logits", None, (sce.z,)), ("targets", None, (sce.y,))), args=(sce.eps,), prelude=(),
+                    branches=(Branch(None, outputs),), invalid=None, row=row)
+    ns = dict(module.__dict__)
+    exec(codegen.row_function(kernel, "v", precision, False) + codegen.row_function(kernel, "vw", precision, False, work=True)
+         + codegen.row_function(kernel, "vg", precision, True), ns)
+    v, vw, vg = (numba.njit(ns[n]) for n in ("v", "vw", "vg"))
+    dt = np.float64 if precision == "f64" else np.float32
+    rng = np.random.default_rng(1)
+    for _ in range(1500):
+        c = int(rng.integers(2, 20))
+        x, t = rng.normal(0, 3, c).astype(dt), rng.uniform(0, 1, c).astype(dt)
+        a = dt(v(x, t, dt(0)))
+        b = dt(vw(x, t, np.empty(c, dt), dt(0)))
+        g = dt(vg(x, t, np.empty(c, dt), np.empty(c, dt), dt(1), dt(0)))
+        assert a.tobytes() == b.tobytes() == g.tobytes(), (x, t)
+
+
+def test_a_power_of_the_product_keeps_the_exp_alone():
+    from refloss._derive.functions import NanTo0, Step, TwoSum
+
+    z, m, w, s, a = sp.symbols("z m w s a", real=True)
+    ex, corr, mask = sp.exp(TwoSum(z, -m, 0)), 1 + NanTo0(TwoSum(z, -m, 1)), Step(m - z)
+    assert codegen._kept_product(ex, [mask * ex * corr, w * ex * corr / s]) == ex * corr
+    # the product squared, or its reciprocal, in the gradient: it would be kept as a power of itself -- the exp alone is
+    assert codegen._kept_product(ex, [mask * ex * corr, w * ex * corr / s + a * (ex * corr) ** 2]) == ex
+    assert codegen._kept_product(ex, [mask * ex * corr, w * ex * corr / s + a / (ex * corr)]) == ex

@@ -1853,8 +1853,11 @@ def _kept_product(kept_exp, exprs):
         return kept_exp
     kept = sp.Mul(*common)
     name = sp.Dummy("kept")
-    if any(e.subs(kept, name).has(kept_exp) for e in exprs):
-        return kept_exp
+    for e in exprs:
+        e = e.subs(kept, name)
+        # (a factor of a product alone: not a power of it, nor the exp left elsewhere)
+        if e.has(kept_exp) or any(p.base == name for p in e.atoms(sp.Pow)):
+            return kept_exp
     return kept
 
 
@@ -1912,18 +1915,32 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     keep = None if kept_exp is None else (kept_exp, "_kept", f"d_{grads[0][0]}[j]") if grads else \
         (kept_exp, "_kept", "work[j]") if work else None
     row = list(kernel.row)
-    if keep is not None:  # what is kept: the exp with the factors every product holding it shares (see _kept_product)
-        held = [st.expr for st in row if st.op == "sum" and st.symbol in needed] + [outputs[g] for _, g in row_grads]
+    # what is kept: the exp with the factors every product holding it shares (see _kept_product), chosen from the
+    # same expressions in every variant (value, work, gradients) and named _kept in each: the kernel without a
+    # row to keep it in (the value alone, the CUDA kernels' form) computes it where a loop needs it, so that the
+    # three compute the same products in the same order
+    kept_name = sp.Symbol("_kept")
+    kept = None
+    if kept_exp is not None:
+        held = [st.expr for st in row if st.op == "sum"] + [outputs[g] for _, g in row_grads]
         kept = _kept_product(kept_exp, held)
-        if kept != kept_exp:
-            name_ = sp.Symbol(keep[1])
-            row = [dataclasses.replace(st, expr=st.expr.subs(kept, name_)) for st in row]
-            outputs = {o: v.subs(kept, name_) for o, v in outputs.items()}
-            keep = (kept, *keep[1:])
+        if kept == kept_exp:
+            kept = None
+        else:
+            row = [dataclasses.replace(st, expr=st.expr.subs(kept, kept_name)) for st in row]
+            outputs = {o: v.subs(kept, kept_name) for o, v in outputs.items()}
+            keep = None if keep is None else (kept, *keep[1:])
     steps = {st.symbol: st for st in row}
 
     def holds_kept(expr) -> bool:
-        return keep is not None and (expr.has(keep[0]) or sp.Symbol(keep[1]) in expr.free_symbols)
+        return keep is not None and (expr.has(keep[0]) or kept_name in expr.free_symbols)
+
+    def read_kept(exprs) -> None:
+        """In a loop over j: _kept from the row that keeps it, or (no such row) computed here."""
+        if keep is not None:
+            lines.append(f"        {keep[1]} = {keep[2]}")
+        elif kept is not None and any(kept_name in sp.sympify(e).free_symbols for e in exprs):
+            emit("        ", kept_name.name, kept)
     lines = [f"def {name}({', '.join(params)}):"]
     lines += [f"    {sym.name} = {n}" for sym, n in scalars.items() if sym.name != n]
     first = next(n for n, w, _ in kernel.arrays if w is None)
@@ -2005,8 +2022,10 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
         scope = printer.snapshot()
         loop_head([st.expr for st in pending])
         if keeps:
-            lines.append(f"        {keep[1]} = {keep[2]}")
+            read_kept([])
             printer.kept = {keep[0]: keep[1]}  # (printed as its name: the expression, its order, as they are)
+        elif keep is None:
+            read_kept([st.expr for st in pending])
         for st in pending:
             if st.op == "max":
                 emit("        ", st.symbol.name, TMaxRow(st.symbol, st.expr))
@@ -2056,8 +2075,10 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     scope = printer.snapshot()
     loop_head([outputs["value"]] + [outputs[g] for _, g in scalar_grads], bounds)
     if holds_kept(outputs["value"]):
-        lines.append(f"        {keep[1]} = {keep[2]}")
+        read_kept([])
         printer.kept = {keep[0]: keep[1]}
+    elif keep is None:
+        read_kept([outputs["value"]] + [outputs[g] for _, g in scalar_grads])
     subs, reduced, start = _cse([outputs["value"]], prefix="_r")
     for sym, val in subs:
         emit("        ", sym.name, val)

@@ -89,7 +89,8 @@ def value_f64(logits, targets, label_smoothing):
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
-        _a_s_1 = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35*(1.0 if m - z > 0.0 else 0.0)
+        _kept = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
         _b_s_1 = s_1 + _a_s_1
         _v_s_1 = _b_s_1 - s_1
         _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
@@ -497,45 +498,45 @@ def value_f32(logits, targets, label_smoothing):
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
-        _s30 = _f32(1.0) if m - z > _f32(0.0) else _f32(0.0)
-        _acc64_s_1 += float(((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29*_s30)
-        n += _f32(1.0) - _s30
+        _kept = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
     s_1 = _f32(_acc64_s_1)
     t = n - _f32(1.0)
-    _a31 = s_1 + t
-    _u32 = _f32(1.0) + _a31
-    _lb33 = _f32(_u32).view(_i32)
-    _lm34 = _i32((_lb33 & _i32(8388607)) | _i32(1065353216)).view(_f32)
-    _big35 = _lm34 > _f32(1.4142135381698608)
-    _lh36 = _lm34*_f32(0.5)
-    _lf37 = (_lh36 if _big35 else _lm34) - _f32(1.0)
-    _le38 = _i32(_i32(_lb33 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
-    _lk39 = _le38 + (_f32(1.0) if _big35 else _f32(0.0))
-    _lf40 = (_a31 if _lk39 == _f32(0.0) else _lf37)
-    _lc41 = _a31 - (_u32 - _f32(1.0))
-    _lc42 = _f32(1.0) - (_u32 - _a31)
-    _lc43 = (_lc41 if _u32 <= _f32(2.0) else _lc42)
-    _lc44 = _lc43/_u32
-    _lc45 = (_f32(0.0) if _lk39 == _f32(0.0) else _lc44)
-    _ls46 = _lf40/(_f32(2.0) + _lf40)
-    _lz47 = _ls46*_ls46
-    _e48 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz47
-    _e49 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz47
-    _x50 = _lz47*_lz47
-    _e51 = _e48 + _e49*_x50
-    _hf52 = _f32(0.5)*(_lf40*_lf40)
-    _lg53 = _lk39*_f32(0.693145751953125) + (_lf40 - (_hf52 - (_ls46*(_hf52 + _lz47*_e51) + (_lk39*_f32(1.428606765330187e-06) + _lc45))))
-    _lo54 = (_lg53 if _a31 != _f32(0.0) else _a31)
-    _lo55 = (-_f32(math.inf) if _a31 == -_f32(1.0) else _f32(math.nan))
-    _lo56 = (_lo54 if _a31 > -_f32(1.0) else _lo55)
-    _lo57 = (_lo56 if _a31 < _f32(math.inf) else _a31)
-    l = _lo57
+    _a30 = s_1 + t
+    _u31 = _f32(1.0) + _a30
+    _lb32 = _f32(_u31).view(_i32)
+    _lm33 = _i32((_lb32 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+    _big34 = _lm33 > _f32(1.4142135381698608)
+    _lh35 = _lm33*_f32(0.5)
+    _lf36 = (_lh35 if _big34 else _lm33) - _f32(1.0)
+    _le37 = _i32(_i32(_lb32 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+    _lk38 = _le37 + (_f32(1.0) if _big34 else _f32(0.0))
+    _lf39 = (_a30 if _lk38 == _f32(0.0) else _lf36)
+    _lc40 = _a30 - (_u31 - _f32(1.0))
+    _lc41 = _f32(1.0) - (_u31 - _a30)
+    _lc42 = (_lc40 if _u31 <= _f32(2.0) else _lc41)
+    _lc43 = _lc42/_u31
+    _lc44 = (_f32(0.0) if _lk38 == _f32(0.0) else _lc43)
+    _ls45 = _lf39/(_f32(2.0) + _lf39)
+    _lz46 = _ls45*_ls45
+    _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
+    _e48 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz46
+    _x49 = _lz46*_lz46
+    _e50 = _e47 + _e48*_x49
+    _hf51 = _f32(0.5)*(_lf39*_lf39)
+    _lg52 = _lk38*_f32(0.693145751953125) + (_lf39 - (_hf51 - (_ls45*(_hf51 + _lz46*_e50) + (_lk38*_f32(1.428606765330187e-06) + _lc44))))
+    _lo53 = (_lg52 if _a30 != _f32(0.0) else _a30)
+    _lo54 = (-_f32(math.inf) if _a30 == -_f32(1.0) else _f32(math.nan))
+    _lo55 = (_lo53 if _a30 > -_f32(1.0) else _lo54)
+    _lo56 = (_lo55 if _a30 < _f32(math.inf) else _a30)
+    l = _lo56
     _acc64_value = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         y = targets[j]
-        _s58 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
-        _acc64_value += float(_s58*(l + (m - z)) if _s58 != _f32(0.0) else _s58)
+        _s57 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+        _acc64_value += float(_s57*(l + (m - z)) if _s57 != _f32(0.0) else _s57)
     value = _f32(_acc64_value)
     return value
 

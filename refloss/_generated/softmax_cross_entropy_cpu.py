@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 9f0f1fe5f803dcbb
+# scalar kernels: sha256 1b3058f58c1c3cf8
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 9f0f1fe5f803dcbb
+# scalar kernels: sha256 1b3058f58c1c3cf8
 """Softmax cross-entropy: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
