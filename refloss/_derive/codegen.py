@@ -1676,18 +1676,19 @@ def _accurate_parts(exprs: list, printer: KernelPrinter, indent: str, lines: lis
 
 
 def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outputs: list, temporaries: str,
-                         prefix: str, strict: bool = True, fallback: bool = True, accurate: bool = False) -> list:
+                         prefix: str, strict: bool = True, fallback: bool = True, accurate: bool = False,
+                         fma: bool = False) -> list:
     """A float64 kernel's wide outputs and ``Eval64`` parts (see :func:`_wide_lines`, one precision up): the
     expressions in double-double arithmetic (refloss/_derive/double_double.py), each output the pair's high
     word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996)
     the output keeps the float64 value it was given before these lines (``fallback``; else it is that high
-    word).  ``strict``, ``accurate``: see :class:`DoubleDouble`."""
+    word).  ``strict``, ``accurate``, ``fma``: see :class:`DoubleDouble`."""
     scope = printer.snapshot()
     printer.restore(({}, {}, {}))
     printer.prefix = prefix
     try:
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
-        dd = DoubleDouble(printer, strict, accurate)
+        dd = DoubleDouble(printer, strict, accurate, fma)
         for sym, value in subs:
             dd.known[sym] = dd.lower(value)
         his = [dd.lower(e)[0] for e in reduced]
@@ -2344,7 +2345,8 @@ def reference_function(kernel: Kernel, name: str, accurate: bool = False) -> str
     finds where the float64 kernel loses digits to cancellation, which the oracle then measures.  ``accurate``:
     exp, expm1, log, log1p, powers, tanh and the logistic and focal forms to ~100 bits too
     (refloss/_dd_functions.py), so that the reference is within a hair of the correctly rounded result (the
-    element-wise and classification losses)."""
+    element-wise and classification losses).  Its products' error terms are FMAs (refloss/_fma.py): exact, where the
+    kernels' double-double parts use Dekker's split halves (their middle sum rounds, 2^-79 of the product)."""
     outputs = kernel.output_names
     printer = KernelPrinter("f64", width=_EXPR_WIDTH, libm=_keeps_libm(kernel, "f64"), special=False)  # libm's sin, cos, pow
     branches = _live_branches(tuple(kernel.branches), outputs)
@@ -2371,7 +2373,7 @@ def reference_function(kernel: Kernel, name: str, accurate: bool = False) -> str
             indent = "        "
         exprs = [_strip64(branch.outputs[o]).xreplace(full) for o in outputs]
         lines += _double_double_lines(printer, indent, exprs, list(outputs), "_t", "", strict=False, fallback=False,
-                                      accurate=accurate)
+                                      accurate=accurate, fma=True)
         lines.append(f"{indent}return {', '.join(outputs)}")
     return unique_names("\n".join(lines), keep=outputs) + "\n"
 
@@ -2431,6 +2433,7 @@ def reference_module(spec: LossSpec, source: str) -> str:
         "from numba import njit",
         "from numpy import float64 as _f64, int64 as _i64",
         "",
+        "from refloss._fma import fma as _fma",
         "from refloss._numba_options import CPU_OPTIONS",
         *([_ddf_import()] if spec.family in ACCURATE_FUNCTIONS else []),
         "",

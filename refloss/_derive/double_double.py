@@ -45,7 +45,7 @@ class DoubleDouble:
     the statements are the printer's pending ones (``take_statements``).  ``known``: {symbol: (hi, lo)}
     of the common subexpressions lowered so far; any other symbol is a float64 input (lo 0)."""
 
-    def __init__(self, printer, strict: bool = True, accurate: bool = False):
+    def __init__(self, printer, strict: bool = True, accurate: bool = False, fma: bool = False):
         if printer.precision != "f64":
             raise ValueError("double-double evaluation is for float64 kernels")
         self.p = printer
@@ -59,6 +59,10 @@ class DoubleDouble:
         # rounding (the reference kernels of losses whose bars are a few ulps of the value)
         self.accurate = accurate
         self._exps: dict = {}  # |u| -> e^-|u| and 1 + e^-|u| (double-double), for the logistic functions of u and -u
+        # fma: products' error terms by an FMA (``_fma``, refloss/_fma.py: exact, two operations), not Dekker's split
+        # halves (whose middle sum rounds, 2^-79 of the product): the reference modules, whose results screen the
+        # float64 kernels and need not be the kernels' own bits
+        self.fma = fma
 
     # -- the building blocks (names of printed float64 values; lo None: 0)
     def _a(self, code: str) -> str:
@@ -76,7 +80,10 @@ class DoubleDouble:
 
     def _two_prod(self, a: str, b: str) -> tuple:
         """a*b as a pair, from the split halves (exact partial products; the middle sum's rounding,
-        2^-79 of the product, is the only error)."""
+        2^-79 of the product, is the only error), or (``fma``) the product and its exact error."""
+        if self.fma:
+            hi = self._a(f"{a}*{b}")
+            return hi, self._a(f"_fma({a}, {b}, -{hi})")
         (ah, al), (bh, bl) = self.p._split(a), self.p._split(b)
         p1 = self._a(f"{ah}*{bh}")
         p2 = self._a(f"{ah}*{bl} + {al}*{bh}")

@@ -11,6 +11,7 @@ import math
 from numba import njit
 from numpy import float64 as _f64, int64 as _i64
 
+from refloss._fma import fma as _fma
 from refloss._numba_options import CPU_OPTIONS
 from refloss import _dd_functions as _ddf  # sha256 0cb69cffcc0c1ec3: regenerated when it changes (Numba's cache of this module does not see that file)
 
@@ -26,47 +27,26 @@ def reference_f64(pred, target):
     _dd8 = _dd6 if _dd5 else _dd2
     _dd9 = _dd7 if _dd5 else _dd4
     _dd10 = (1.0 if _dd2 > 0.0 else (-1.0 if _dd2 < 0.0 else 0.0))
-    _c11 = _dd8*134217728.0 + _dd8
-    _h12 = _c11 - (_c11 - _dd8)
-    _l13 = _dd8 - _h12
-    _c14 = _dd10*134217728.0 + _dd10
-    _h15 = _c14 - (_c14 - _dd10)
-    _l16 = _dd10 - _h15
-    _dd17 = _h12*_h15
-    _dd18 = _h12*_l16 + _l13*_h15
-    _dd19 = _dd17 + _dd18
-    _dd20 = (_dd18 - (_dd19 - _dd17)) + _l13*_l16
-    _dd21 = _dd20 + (_dd9*_dd10)
-    _dd22 = _dd19 + _dd21
-    _dd23 = _dd21 - (_dd22 - _dd19)
-    _c24 = 2.0*134217728.0 + 2.0
-    _h25 = _c24 - (_c24 - 2.0)
-    _l26 = 2.0 - _h25
-    _c27 = _dd22*134217728.0 + _dd22
-    _h28 = _c27 - (_c27 - _dd22)
-    _l29 = _dd22 - _h28
-    _dd30 = _h25*_h28
-    _dd31 = _h25*_l29 + _l26*_h28
-    _dd32 = _dd30 + _dd31
-    _dd33 = (_dd31 - (_dd32 - _dd30)) + _l26*_l29
-    _dd34 = _dd33 + (2.0*_dd23)
-    _dd35 = _dd32 + _dd34
-    _dd36 = _dd34 - (_dd35 - _dd32)
-    _c37 = _dd2*134217728.0 + _dd2
-    _h38 = _c37 - (_c37 - _dd2)
-    _l39 = _dd2 - _h38
-    _dd40 = _h38*_h38
-    _dd41 = _h38*_l39 + _l39*_h38
-    _dd42 = _dd40 + _dd41
-    _dd43 = (_dd41 - (_dd42 - _dd40)) + _l39*_l39
-    _dd44 = _dd43 + (_dd2*_dd4 + _dd4*_dd2)
-    _dd45 = _dd42 + _dd44
-    _dd46 = _dd44 - (_dd45 - _dd42)
-    _dd47 = -_dd35
-    _dd48 = -_dd36
-    value = _dd45
-    d_pred = _dd35
-    d_target = _dd47
+    _dd11 = _dd8*_dd10
+    _dd12 = _fma(_dd8, _dd10, -_dd11)
+    _dd13 = _dd12 + (_dd9*_dd10)
+    _dd14 = _dd11 + _dd13
+    _dd15 = _dd13 - (_dd14 - _dd11)
+    _dd16 = 2.0*_dd14
+    _dd17 = _fma(2.0, _dd14, -_dd16)
+    _dd18 = _dd17 + (2.0*_dd15)
+    _dd19 = _dd16 + _dd18
+    _dd20 = _dd18 - (_dd19 - _dd16)
+    _dd21 = _dd2*_dd2
+    _dd22 = _fma(_dd2, _dd2, -_dd21)
+    _dd23 = _dd22 + (_dd2*_dd4 + _dd4*_dd2)
+    _dd24 = _dd21 + _dd23
+    _dd25 = _dd23 - (_dd24 - _dd21)
+    _dd26 = -_dd19
+    _dd27 = -_dd20
+    value = _dd24
+    d_pred = _dd19
+    d_target = _dd26
     return value, d_pred, d_target
 
 
