@@ -208,3 +208,21 @@ def test_cuda_double_double_parts_equal_cpu(loss, params, p, t):
     np.testing.assert_allclose(v_gpu, v_cpu, rtol=4e-16)
     for a, b in ((gp_gpu, gp_cpu), (gt_gpu, gt_cpu)):
         np.testing.assert_allclose(np.asarray(a), b, rtol=0, atol=4e-16 * np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("beta", [0.3, 1.5])
+def test_cuda_qfl_accurate_part_equals_cpu(beta):
+    """QFL's float64 soft targets near the optimum (|y - sigma(x)| < T/2, 0 < beta < 2) form D = y - sigma(x) in
+    double-double with refloss/_dd_functions.py's exp (its table of 2^(j/64)) and products by an FMA
+    (refloss/_fma.py): compiled as device functions on a GPU (numba-cuda), the CPU dispatchers under the simulator.
+    The CUDA path agrees with the CPU to float64's rounding (on a real GPU NVVM may contract other products into
+    FMAs: a low word's bits, not the result's)."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 4, 256)
+    y = 1 / (1 + np.exp(-x)) * (1 + rng.normal(0, 1, 256) * 10.0 ** rng.uniform(-14, -2, 256))
+    y = np.clip(y, 0, 1)
+    v_cpu, (gx_cpu, gy_cpu) = rl.qfl_loss.value_and_grad(x, y, beta=beta)
+    v_gpu, (gx_gpu, gy_gpu) = rl.qfl_loss.value_and_grad(x, y, beta=beta, device="cuda")
+    np.testing.assert_allclose(np.asarray(v_gpu), v_cpu, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(gx_gpu), gx_cpu, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(gy_gpu), gy_cpu, rtol=1e-15)
