@@ -103,7 +103,7 @@ def _fast_two_sum(a, b):
 @njit(inline="always", **CPU_OPTIONS)
 def _two_prod(a, b):
     """(p, e): p = fl(a b), e = a b - p exactly (an FMA; exact where a b neither overflows nor underflows)."""
-    a, b = float(a), float(b)  # (an integer k of the reductions, a float64 in Dekker's product as here)
+    a, b = np.float64(a), np.float64(b)  # (an integer k of the reductions; float64 numbers, as these functions take)
     p = a * b
     return p, fma(a, b, -p)
 
@@ -263,4 +263,6 @@ def pow(xh, xl, yh, yl):
         return math.pow(xh, yh), 0.0
     lh, ll = log(xh, xl)
     ph, pl = mul(lh, ll, yh, yl)
+    if not (abs(ph) < math.inf):  # (y log x beyond the floats: float64's pow, inf, 0 or 1, not NaN)
+        return math.pow(xh, yh), 0.0
     return exp(ph, pl)

@@ -1680,9 +1680,9 @@ def _double_double_lines(printer: KernelPrinter, indent: str, exprs: list, outpu
                          fma: bool = False) -> list:
     """A float64 kernel's wide outputs and ``Eval64`` parts (see :func:`_wide_lines`, one precision up): the
     expressions in double-double arithmetic (refloss/_derive/double_double.py), each output the pair's high
-    word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996)
-    the output keeps the float64 value it was given before these lines (``fallback``; else it is that high
-    word).  ``strict``, ``accurate``, ``fma``: see :class:`DoubleDouble`."""
+    word, float64's rounding of the pair; where that is not finite (Veltkamp's split overflows beyond ~2^996; with
+    ``fma``, only where a product itself overflows) the output keeps the float64 value it was given before these
+    lines (``fallback``; else it is that high word).  ``strict``, ``accurate``, ``fma``: see :class:`DoubleDouble`."""
     scope = printer.snapshot()
     printer.restore(({}, {}, {}))
     printer.prefix = prefix
@@ -2398,18 +2398,26 @@ def has_reference(spec: LossSpec) -> bool:
 
 
 def _dd_functions_hash() -> str:
-    """The first 16 hex digits of refloss/_dd_functions.py's sha256: the reference modules that call it name it, so
-    that a change to it changes them (the drift test asks for them to be generated again, and Numba's cache of
-    them, which does not track the functions they call from another module, is invalidated)."""
+    """The first 16 hex digits of the sha256 of refloss/_dd_functions.py and refloss/_fma.py (which it imports): the
+    reference modules that call them name it, so that a change to either changes them (the drift test asks for them
+    to be generated again, and Numba's cache of them, which does not track the functions they call from another
+    module, is invalidated)."""
     from pathlib import Path
 
-    return hashlib.sha256((Path(__file__).resolve().parent.parent / "_dd_functions.py").read_bytes()).hexdigest()[:16]
+    here = Path(__file__).resolve().parent.parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("_dd_functions.py", "_fma.py"))).hexdigest()[:16]
 
 
 def _ddf_import() -> str:
     """The import of refloss/_dd_functions.py in a generated module that calls it (a reference module, or a kernel
-    with an :class:`EvalAccurate` part), naming its hash."""
+    with an :class:`EvalAccurate` part), naming its hash (and refloss/_fma.py's)."""
     return (f"from refloss import _dd_functions as _ddf  # sha256 {_dd_functions_hash()}: regenerated when it changes "
+            "(Numba's cache of this module does not see that file)")
+
+
+def _fma_import() -> str:
+    """The import of refloss/_fma.py in a reference module whose products use it, naming its hash."""
+    return (f"from refloss._fma import fma as _fma  # sha256 {_dd_functions_hash()}: regenerated when it changes "
             "(Numba's cache of this module does not see that file)")
 
 
@@ -2423,6 +2431,7 @@ def reference_module(spec: LossSpec, source: str) -> str:
     call = ", ".join(([f"pred[i, {k}]" for k in range(w)] + [f"target[i, {k}]" for k in range(w)] if w > 1
                       else ["pred[i]", "target[i]"]) + [s.name for s in kernel.args])
     args = ", ".join(s.name for s in kernel.args)
+    function = reference_function(kernel, "reference_f64", accurate=spec.family in ACCURATE_FUNCTIONS)
     return "\n".join([
         banner(source),
         "# ruff: noqa",
@@ -2433,12 +2442,12 @@ def reference_module(spec: LossSpec, source: str) -> str:
         "from numba import njit",
         "from numpy import float64 as _f64, int64 as _i64",
         "",
-        "from refloss._fma import fma as _fma",
         "from refloss._numba_options import CPU_OPTIONS",
+        *([_fma_import()] if "_fma(" in function else []),
         *([_ddf_import()] if spec.family in ACCURATE_FUNCTIONS else []),
         "",
         "",
-        reference_function(kernel, "reference_f64", accurate=spec.family in ACCURATE_FUNCTIONS),
+        function,
         "",
         "_reference_f64 = njit(**CPU_OPTIONS)(reference_f64)",
         "",

@@ -11,9 +11,9 @@ import math
 from numba import njit
 from numpy import float64 as _f64, int64 as _i64
 
-from refloss._fma import fma as _fma
 from refloss._numba_options import CPU_OPTIONS
-from refloss import _dd_functions as _ddf  # sha256 0cb69cffcc0c1ec3: regenerated when it changes (Numba's cache of this module does not see that file)
+from refloss._fma import fma as _fma  # sha256 1b3529447a111569: regenerated when it changes (Numba's cache of this module does not see that file)
+from refloss import _dd_functions as _ddf  # sha256 1b3529447a111569: regenerated when it changes (Numba's cache of this module does not see that file)
 
 
 def reference_f64(pred, target, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
