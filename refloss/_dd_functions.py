@@ -11,11 +11,12 @@ exactly the errors a sweep looks for.  These functions are accurate to about 2^-
 value within a hair of its correctly rounded result.
 
 - exp(x): N = round(64 x / ln 2) = 64 k + j (0 <= j < 64), r = x - N ln 2/64 with ln 2 to 159 bits (three
-  float64 words), |r| <= ln 2/128 + 2e-7 < 0.0055 (n rounded with ln 2's 32-bit word); exp(r) - 1 = r + r^2/2! + ... + r^11/11!, the terms to r^6 in
-  double-double and those from r^7 (below 2.8e-20, so float64's rounding of them is below 2^-114) in float64
-  (the first term left out, r^12/12!, is below 2^-118); then exp(x) = 2^k 2^(j/64) (1 + (exp(r) - 1)), 2^(j/64)
-  from a table of double-double numbers (computed with the decimal module at import, 60 digits), 2^k in two
-  steps (so that the scaling is exact for results down to the subnormal range).  (Until 2026-12-05, r/2^10,
+  float64 words), |r| <= ln 2/128 + 2e-7 < 0.0055 (N rounded with ln 2's 32-bit word); exp(r) - 1 = r + r^2/2!
+  + ... + r^11/11!, the terms to r^6 in double-double and those from r^7 (below 2.8e-20, so float64's rounding
+  of them is below 2^-114) in float64 (the first term left out, r^12/12!, is below 2^-118); then exp(x) =
+  2^k 2^(j/64) (1 + (exp(r) - 1)), 2^(j/64) from a table of double-double numbers (computed with the decimal
+  module at import, 60 digits), 2^k in two steps (so that the scaling is exact for results down to the
+  subnormal range).  (Until 2026-12-05, r/2^10,
   the series to degree 12 in double-double, squared ten times: the same accuracy, about 2.5 times the work.)
 - log(x): y0 = log(hi) (libm, within an ulp), then one Newton step y0 + (x exp(-y0) - 1), in
   double-double: the error squares (2^-104 relative); x beyond 2^(+-900) scaled by 2^(-+200) first
@@ -23,13 +24,13 @@ value within a hair of its correctly rounded result.
   exact in double-double there).
 - log1p(x): |x| < 2^-5: the series x - x^2/2 + x^3/3 - ... to degree 26 (2^-5 to the 27th is below
   2^-130); else log(1 + x) with 1 + x in double-double, scaled as log's.
+- expm1(x): its series to degree 12 for |x| < 2^-10; for |x| <= ln 2 / 2, x/2^10, the series, squared ten
+  times as (1 + e)^2 = 1 + (2e + e^2) (no 1 added); else exp(x) - 1.
+- pow(x, y) for x > 0: exp(y log x) (float64's pow where y log x is beyond the floats).
 
 Products are double-double products (Dekker's), their error-free part a b - fl(a b) by an FMA
 (refloss/_fma.py; until 2026-12-05 by Veltkamp's splits, the same bits for products that neither overflow nor
 underflow, and NaN where a split overflowed: log1p beyond about 1.3e300).
-- expm1(x): its series to degree 12 for |x| < 2^-10; for |x| <= ln 2 / 2, x/2^10, the series, squared ten
-  times as (1 + e)^2 = 1 + (2e + e^2) (no 1 added); else exp(x) - 1.
-- pow(x, y) for x > 0: exp(y log x).
 
 Arguments beyond each function's range (exp beyond +-708, log of x <= 0, NaN, infinities) give the
 float64 function of hi with lo = 0: the reference is then float64's value there, as before.  Results below

@@ -12,7 +12,7 @@ from numba import njit
 from numpy import float64 as _f64, int64 as _i64
 
 from refloss._numba_options import CPU_OPTIONS
-from refloss._fma import fma as _fma  # sha256 1b3529447a111569: regenerated when it changes (Numba's cache of this module does not see that file)
+from refloss._fma import fma as _fma  # sha256 37093e5d35b56957: regenerated when it changes (Numba's cache of this module does not see that file)
 
 
 def reference_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, alpha, form, eps, beta_grad):

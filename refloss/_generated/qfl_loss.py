@@ -13,7 +13,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperatio
 from numpy import float32 as _f32, float64 as _f64
 
 from refloss._select import sel as _sel
-from refloss import _dd_functions as _ddf  # sha256 1b3529447a111569: regenerated when it changes (Numba's cache of this module does not see that file)
+from refloss import _dd_functions as _ddf  # sha256 37093e5d35b56957: regenerated when it changes (Numba's cache of this module does not see that file)
 
 
 def _constants(prec, beta):

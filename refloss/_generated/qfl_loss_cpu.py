@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 da51fc5272d41692
+# scalar kernels: sha256 1e864ad6889b648c
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -20,7 +20,7 @@ from numpy import float32 as _f32, float64 as _f64
 from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss import _dd_functions as _ddf  # sha256 1b3529447a111569: regenerated when it changes (Numba's cache of this module does not see that file)
+from refloss import _dd_functions as _ddf  # sha256 37093e5d35b56957: regenerated when it changes (Numba's cache of this module does not see that file)
 from refloss._select import _sel
 
 
