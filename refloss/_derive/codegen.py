@@ -20,8 +20,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import textwrap
 import re
+import textwrap
 from contextlib import contextmanager
 
 import numpy as np
@@ -38,7 +38,7 @@ from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
-from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -143,6 +143,9 @@ class KernelPrinter(PythonCodePrinter):
         self.libm = libm  # exp, log and log1p as libm calls, not refloss/_derive/expo.py's forms
         self.special = special  # sin, cos (refloss/_derive/trig.py) and pow (_pow) printed, unless libm
         self.deferred_libm = False  # their guards go to _xok (the CPU block loops' "fast" form), no libm fallback
+        # printing a rare branch (Branch.rare), which the CPU loops' vectorised form leaves to the scalar kernel:
+        # PowGm1 with its exponent's rounding corrected (a logarithm, libm's), as where libm is kept
+        self.rare_branch = False
         self.pow_call = False  # pow as a call of refloss/_generated/_pow_cpu.py's functions (the CPU modules)
         self._libm_guards: set = set()  # the guards' code (named in a scope's _codes)
         self.kept: dict = {}  # exp(...) -> the name holding its value (row_function: computed in an earlier loop)
@@ -555,9 +558,9 @@ class KernelPrinter(PythonCodePrinter):
         hi, lo = self._two_prod(g, t)
         big = lit(750 if self.precision == "f64" else 110)
         ex = self._math("exp", f"-{hi}")
-        eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else math.pow({e}, {g})) "
+        eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else {self._pow(e, g)}) "
                                f"if {neg} else {lit(1)})")
-        p0 = self.assign("p", f"{eg}*math.pow({d}, -{g})")
+        p0 = self.assign("p", f"{eg}*{self._pow(d, f'-{g}')}")
         return hi, lo, eg, f"{p0} - {p0}*({g}*{c})"
 
     def _focal_general(self, expr, argindex=0):
@@ -598,7 +601,7 @@ class KernelPrinter(PythonCodePrinter):
         g1 = self.assign("g1", f"{n['g']} + {lit(1)}")
         v = self.assign("g1", f"{g1} - {n['g']}")
         g1_lo = self.assign("g1", f"({n['g']} - ({g1} - {v})) + ({lit(1)} - {v})")
-        p1 = self.assign("p", f"{n['eg']}*math.pow({n['d']}, -{g1})")
+        p1 = self.assign("p", f"{n['eg']}*{self._pow(n['d'], f'-{g1}')}")
         corrected = f"{p1} - {p1}*({g1}*{n['c']} + {g1_lo}*{n['l']})"
         weight = "" if expr.args[2] == 1 else f"{n['a']}*"
         q = self.assign("q", f"{weight}({corrected})")
@@ -606,7 +609,7 @@ class KernelPrinter(PythonCodePrinter):
                              f"else {lit(1)} + {n['g']}*(({n['z']} + {n['l']})*{n['e']}))")
         # where (z < 0) q is subnormal and w > 1 (gamma above ~30 in float32, ~150 in float64): the factors between
         # the halves of e^g, so that w does not magnify a subnormal rounding
-        pd = self.assign("p", f"math.pow({n['d']}, -{g1})")
+        pd = self.assign("p", self._pow(n['d'], f"-{g1}"))
         h = self._exp_half(n["hi"])
         sub = f"((({weight}({pd} - {pd}*({g1}*{n['c']} + {g1_lo}*{n['l']})))*{w})*{h}*({lit(1)} - {n['lo']}))*{h}"
         r = (f"({sub} if {n['neg']} and {q} < {self._tiny()} and {w} > {lit(1)} and {n['hi']} < {self._exp_half_limit()} "
@@ -632,12 +635,12 @@ class KernelPrinter(PythonCodePrinter):
             return self._focal_general(expr, 2)
         n, lit = self._focal_hard(expr), self._literal
         e, g, t, l, ap, z = n["e"], n["g"], n["t"], n["l"], n["aP"], n["z"]
-        om = self.assign("om", f"-math.expm1(-{t})")
+        om = self.assign("om", f"-{self._math('expm1', f'-{t}')}")
         # z < 0: R = -rn, rn = t + g (l/e)(1 - e) > 0 (l/e -> 1 as e -> 0)
         rn = self.assign("rn", f"{t} + {g}*(({l}/{e} if {e} > {lit(0)} else {lit(1)})*{om})")
         # where a e^g d^-g is subnormal: ((a d^-g rn) h (1 - lo)) h, h = e^(-hi/2), the factors between the halves,
         # so that rn (up to ~100) does not magnify a subnormal rounding
-        pd = f"({lit(1)} - {g}*{n['c']})*math.pow({n['d']}, -{g})"
+        pd = f"({lit(1)} - {g}*{n['c']})*{self._pow(n['d'], f'-{g}')}"
         h = self._exp_half(n["hi"])
         sub = f"(({'' if expr.args[2] == 1 else n['a'] + '*'}{pd}*{rn})*{h}*({lit(1)} - {n['lo']}))*{h}"
         neg = f"(-{sub} if {ap} < {self._tiny()} and {n['hi']} < {self._exp_half_limit()} else -{ap}*{rn})"
@@ -726,12 +729,12 @@ class KernelPrinter(PythonCodePrinter):
         (TwoSum, exact), relative error delta ln m, which ln m makes large: float64 4e-15 (36 ULP) at m = 3e-32,
         beta = 0.3.  There pw + pw (delta ln m) is taken (second order below 2^-100); where delta = 0
         (every exponent g >= 1/2) the power is the same expression, bit for bit, as without the correction.
-        Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU), where the logarithm
+        Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU; a rare branch, the scalar kernel's, has it), where the logarithm
         would be evaluated for every element whatever delta: there m is a ratio of box terms, ln m moderate,
         and g - 1 exact for their exponents >= 1/2 (docs/accuracy.md)."""
         m = self._once(expr.args[0])
         zero, one = self._literal(0), self._literal(1)
-        if self.special and self._vector_math():  # evaluated everywhere, then selected
+        if self.special and self._vector_math() and not self.rare_branch:  # evaluated everywhere, then selected
             g = self._once(expr.args[1])
             gm1 = self.assign("g", f"{g} - {one}")
             return self.assign("pw", f"({self._pow(m, gm1)} if ({m} > {zero}) & ({g} != {zero}) else {zero})")
@@ -1067,6 +1070,14 @@ class KernelPrinter(PythonCodePrinter):
         w = self._once(expr.args[0], PRECEDENCE["Mul"])
         return f"({w}*{self.parenthesize(expr.args[1], PRECEDENCE['Mul'])} if {w} != {self._literal(0)} else {w})"
 
+    def _print_Select(self, expr):
+        c, a, b = expr.args
+        if self._inline:
+            return f"({self._print(a)} if {self._print(c)} else {self._print(b)})"
+        # both arms named: a conditional between names is a select, which the loop vectoriser takes
+        cs, as_, bs = (self._once(v) for v in (c, a, b))
+        return f"({as_} if {cs} else {bs})"
+
     def _print_NanTo0(self, expr):
         x = self._once(expr.args[0])
         return f"({x} if {x} == {x} else {self._literal(0)})"
@@ -1364,7 +1375,9 @@ def has_libm_fallback(kernel: Kernel) -> bool:
     exprs = [v for _, v in kernel.prelude] + [e for b in kernel.branches for e in b.outputs.values()]
     exprs += [b.condition for b in kernel.branches if b.condition is not None]
     exprs = [e for e in exprs if isinstance(e, sp.Basic)]
-    return any(e.has(sp.sin, sp.cos) or any(_is_pow(a) for a in e.atoms(sp.Pow, PowG, PowGm1)) for e in exprs)
+    # (the focal forms print d^-g and e^g as pows)
+    return any(e.has(sp.sin, sp.cos, FocalCE, FocalCEDx, FocalCEDy) or any(_is_pow(a) for a in e.atoms(sp.Pow, PowG, PowGm1))
+               for e in exprs)
 
 
 def _prints_fallback(kernel: Kernel, precision: str) -> bool:
@@ -1454,6 +1467,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     rare = form == "fast" and any(b.rare for b in branches)  # the rare branches' elements: the scalar kernel's
     flagged = flagged or rare
     deferred = flagged and form == "fast"
+    # one common branch with wide outputs: its elements flagged by the wide checks alone get its float64 lines
+    # alone again (_wide_only_lines), not the whole scalar kernel
+    wide_only = deferred and _wide_branch(kernel, precision, outputs) is not None
     parts = [e for _, a, g, _ in decisions for e in (a, g) if e is not None]
     for sym, value in _used_prelude(kernel, exprs + parts):
         emit("    ", sym.name, value)
@@ -1478,6 +1494,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         here = shared + local[k]  # the parts this branch may use (k is reused below)
         checks = []  # the wide outputs' checks in this branch
         printer.restore(top)  # the previous branch's temporaries do not exist here
+        printer.rare_branch = branch.rare
         held = []  # the condition of a branch printed as the else, as a flag
         if tail and k > last:
             break
@@ -1501,7 +1518,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
         if rare and branch.rare:  # no statements: the element is flagged, and computed again by the scalar kernel
             lines.extend(f"{indent}{o} = {printer._literal(0)}" for o in outputs)
-            lines.extend([f"{indent}_xok = False", f"{indent}return {', '.join(outputs)}"])
+            lines.extend([f"{indent}_xok = False"] + [f"{indent}_xw = False"] * wide_only
+                         + [f"{indent}return {', '.join(outputs)}"])
             continue
         lines.extend(_decision_lines(kernel, printer, indent, local[k], deferred))
         # the value program: the same statements in value_<p> and value_and_grad_<p>
@@ -1588,13 +1606,45 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             libm_guards = printer.libm_guards() if deferred else []
             mine = [f"_xg{i}" for i, (_, _, g, _) in here if g is not None]  # (this branch's and the shared)
             lines.append(f"{indent}_xok = {' & '.join(held + mine + checks + libm_guards) or 'True'}")
+            if wide_only:  # _xw: only the wide checks may have failed (the element's float64 lines alone again)
+                lines.append(f"{indent}_xw = {' & '.join(held + mine + libm_guards) or 'True'}" if checks else
+                             f"{indent}_xw = False")
         lines.append(f"{indent}return {', '.join(outputs)}")
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
     # each branch's temporaries under names of their own; not the outputs, nor _ok: the CPU block loops
     # write the body in without its returns and read them after it, whichever branch assigned them
-    return unique_names("\n".join(lines), keep=(*outputs, "_ok", "_xok")) + "\n"
+    return unique_names("\n".join(lines), keep=(*outputs, "_ok", "_xok", "_xw")) + "\n"
+
+
+def _wide_branch(kernel: Kernel, precision: str, outputs: tuple):
+    """(the branch, its wide outputs) where exactly one of the float32 kernel's common (not rare) branches has
+    wide outputs among ``outputs`` that are sums (the terms its checks compare), else None."""
+    if precision != "f32" or not kernel.wide:
+        return None
+    branches, _ = _decisions(_live_branches(tuple(kernel.branches), outputs), outputs, precision)
+    found = [(b, [o for o in outputs if o in kernel.wide and b.outputs[o].is_Add]) for b in branches if not b.rare]
+    found = [(b, w) for b, w in found if w]
+    return found[0] if len(found) == 1 else None
+
+
+def _wide_only_lines(kernel: Kernel, prec: str, outputs: tuple, taken: set) -> list | None:
+    """The float64 statements of the one common branch's wide outputs (:func:`_wide_branch`), as the scalar
+    kernel prints them where their float32 terms cancel: for the CPU block loops' elements flagged by the wide
+    checks alone (``_xw``), whose other outputs the vectorised loop computed as the scalar kernel does."""
+    found = _wide_branch(kernel, prec, outputs)
+    if found is None:
+        return None
+    branch, wide = found
+    printer = KernelPrinter(prec, width=_EXPR_WIDTH, libm=_keeps_libm(kernel, prec))
+    printer.pow_call = True
+    lines = _wide_lines(kernel, printer, "", [branch.outputs[o] for o in wide], wide)
+    text = unique_names("\n".join(["def _():"] + ["    " + ln for ln in lines]), keep=tuple(wide))
+    clash = taken & set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+    if clash:
+        raise ValueError(f"the kernel's names {sorted(clash)} clash with the CPU driver's loop")
+    return ["    " + ln for ln in textwrap.dedent("\n".join(text.splitlines()[1:])).splitlines()]
 
 
 def _reciprocal_condition(printer: KernelPrinter, indent: str, recips: dict, lines: list) -> str:
@@ -2659,6 +2709,8 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import uint64 as _unsigned")
     if any("_empty(" in ln for ln in lines):  # the flags of the elements left to the scalar kernel
         lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import bool_ as _b1, empty as _empty")
+    if any("_u8(" in ln for ln in lines):  # (flags 1 and 2: the whole kernel again, the wide outputs alone)
+        lines.insert(lines.index(_numpy_import(spec)) + 1, "from numpy import uint8 as _u8")
     return "\n".join(lines) + "\n"
 
 
@@ -2787,8 +2839,16 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
     lines += loads
     flag = "(_ok & _xok)" if deferred and any(ln.lstrip().startswith("_ok = ") for ln in fast) else "_xok"
+    # _xw: the element failed the wide checks alone (flag 2: the wide outputs' float64 lines again, not the kernel)
+    wide_only = _wide_only_lines(kernel, prec, outputs, taken) if deferred and any(
+        ln.lstrip().startswith("_xw = ") for ln in fast) else None
     again = [f"        _flags[_i] = not {flag}", "        _far = _far | _flags[_i]"] if deferred else \
         ["        _far = _far | (not _ok)"] if recip else []
+    if wide_only is not None:  # (_xw with _ok: a denominator out of range needs the whole kernel's quotients)
+        eligible = "_xw & _ok" if flag != "_xok" else "_xw"
+        again = [f"        _flags[_i] = _u8(not {flag}) + _u8((not {flag}) & {eligible})",
+                 f"        _far = _far | (not {flag})"]
+        lines = [ln.replace("_flags = _empty(_m, _b1)", "_flags = _empty(_m, _u8)") for ln in lines]
     lines += ["    " + ln for ln in body] + again
     values = [f"{_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
     lines += ["        " + st for st in values]
@@ -2812,8 +2872,17 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
         lines += ["    if _far:", "        _idx = _empty(_m, _unsigned)", "        _k = 0",
                   "        for _q in range(_unsigned(_m)):", "            if _flags[_q]:", "                _idx[_k] = _q",
                   "                _k += 1", "        for _j in range(_k):", "            _i = _idx[_j]"]
-        lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
-        lines += ["            " + st for st in values + stores]
+        if wide_only is None:
+            lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+            lines += ["            " + st for st in values + stores]
+        else:
+            wide = set(_wide_branch(kernel, prec, outputs)[1])
+            lines += ["    " + ln for ln in loads] + ["            if _flags[_i] == 2:"]
+            lines += ["            " + ln for ln in wide_only]
+            lines += ["                " + st for n, w, syms in kernel.differentiated for k, s in enumerate(syms)
+                      if f"d_{s.name}" in wide for st in [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"]]
+            lines += ["            else:"] + ["            " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+            lines += ["                " + st for st in values + stores]
     elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_unsigned(_m)):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]

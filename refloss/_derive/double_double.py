@@ -27,7 +27,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, FocalCE, FocalCEDx,
-                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, ScaledSigmoidPow, Select, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -145,6 +145,8 @@ class DoubleDouble:
             return self.known[e]
         if e in (sp.nan, sp.oo, -sp.oo, sp.zoo):
             return self.p._print(e), None
+        if isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or, sp.Not)):  # a condition (a Select's)
+            return self._a(self._condition(e)), None
         if e.is_Number or (e.is_number and not e.free_symbols):
             return self.number(e)
         if e.is_Symbol:
@@ -210,6 +212,10 @@ class DoubleDouble:
         if isinstance(e, _SIGN):  # the sign of a normalised pair is hi's
             arg = sp.Symbol(self.lower(e.args[0])[0], real=True)
             return self._a(self.p._print(e.func(arg, *e.args[1:]))), None
+        if isinstance(e, Select):  # the condition from the pairs' high words
+            c, a, b = e.args
+            cond = self._a(self._condition(c))
+            return self.select(cond, self.lower(a), self.lower(b))
         if isinstance(e, AtanSlope):  # a/(w^2 + h^2), 0 at w = h = 0 (rational: in pairs)
             a, w, h = (self.lower(v) for v in e.args)
             d = self.add(self.mul(w, w), self.mul(h, h))
@@ -218,6 +224,19 @@ class DoubleDouble:
         if isinstance(e, sp.Function) or e.is_Pow:
             return self._function(e)
         raise ValueError(f"double-double evaluation of {type(e).__name__} is not implemented: {e}")
+
+    def _condition(self, c) -> str:
+        """A condition (relations joined by And, Or, Not) printed with each side's high word: a select between
+        pairs, decided as the kernel decides it where the sides are float64 numbers."""
+        if c.is_Symbol:  # a common subexpression's name
+            return self.lower(c)[0]
+        if isinstance(c, (sp.And, sp.Or)):
+            return f" {'&' if isinstance(c, sp.And) else '|'} ".join(f"({self._condition(a)})" for a in c.args)
+        if isinstance(c, sp.Not):
+            return f"not ({self._condition(c.args[0])})"
+        if isinstance(c, sp.core.relational.Relational):
+            return f"{self.lower(c.lhs)[0]} {c.rel_op} {self.lower(c.rhs)[0]}"
+        raise ValueError(f"double-double evaluation of the condition {c} is not implemented")
 
     def _accurate(self, e):
         """(name in refloss/_dd_functions.py, its arguments) where ``e`` is one of its functions, else None."""

@@ -226,6 +226,18 @@ class Quot(sp.Function):
         return Quot(Sub(da, Quot(a, b) * db), b)
 
 
+class Select(sp.Function):
+    """a where the condition c holds, else b: a choice between two values inside one branch (both evaluated, then
+    selected: the CPU loops' vectorised form takes it as a ``select``), where branches of their own would make
+    every element evaluate both branches' statements.  Differentiated arm by arm (the condition is held)."""
+
+    nargs = 3
+
+    def _eval_derivative(self, s):
+        c, a, b = self.args
+        return Select(c, a.diff(s), b.diff(s))
+
+
 class Times(sp.Function):
     """a*b as one product, a evaluated first: what the code generator writes for ``Quot(a, b)`` where
     a kernel multiplies by a reciprocal of b computed once (see ``Kernel.reciprocal``); never
@@ -291,7 +303,7 @@ def plain(expr):
         .replace(Detach, lambda x: x).replace(Decide64, lambda x: x).replace(Eval64, lambda x, *g: x).replace(DiffOfDiffs, lambda p1, p2, t1, t2: (p2 - p1) - (t2 - t1)).replace(HandDiff, lambda x, k: x).replace(Step, lambda x: sp.Heaviside(x, 0)) \
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
-        .replace(Weighted, lambda w, x: w * x).replace(NanTo0, lambda x: x) \
+        .replace(Weighted, lambda w, x: w * x).replace(Select, lambda c, a, b: sp.Piecewise((a, c), (b, True))).replace(NanTo0, lambda x: x) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
