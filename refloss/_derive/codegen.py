@@ -558,8 +558,12 @@ class KernelPrinter(PythonCodePrinter):
         hi, lo = self._two_prod(g, t)
         big = lit(750 if self.precision == "f64" else 110)
         ex = self._math("exp", f"-{hi}")
-        eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else {self._pow(e, g)}) "
-                               f"if {neg} else {lit(1)})")
+        if self.deferred_libm:  # (the CPU loops' vectorised form: hi beyond the range, or NaN, computed again)
+            self._rare_guard(f"({hi} < {big}) | ({neg.replace('<', '>=')})")
+            eg = self.assign("eg", f"({ex}*({lit(1)} - {lo}) if {neg} else {lit(1)})")
+        else:  # (libm's pow, evaluated where the arm is taken)
+            eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else math.pow({e}, {g})) "
+                                   f"if {neg} else {lit(1)})")
         p0 = self.assign("p", f"{eg}*{self._pow(d, f'-{g}')}")
         return hi, lo, eg, f"{p0} - {p0}*({g}*{c})"
 
@@ -612,8 +616,13 @@ class KernelPrinter(PythonCodePrinter):
         pd = self.assign("p", self._pow(n['d'], f"-{g1}"))
         h = self._exp_half(n["hi"])
         sub = f"((({weight}({pd} - {pd}*({g1}*{n['c']} + {g1_lo}*{n['l']})))*{w})*{h}*({lit(1)} - {n['lo']}))*{h}"
-        r = (f"({sub} if {n['neg']} and {q} < {self._tiny()} and {w} > {lit(1)} and {n['hi']} < {self._exp_half_limit()} "
-             f"else {w}*{q})")
+        if self.deferred_libm:  # (the vectorised form: those elements computed again)
+            self._rare_guard(f"not (({n['neg']}) & ({q} < {self._tiny()}) & ({w} > {lit(1)}) & "
+                             f"({n['hi']} < {self._exp_half_limit()}))")
+            r = f"({w}*{q})"
+        else:
+            r = (f"({sub} if {n['neg']} and {q} < {self._tiny()} and {w} > {lit(1)} and {n['hi']} < {self._exp_half_limit()} "
+                 f"else {w}*{q})")
         return f"({'' if expr.args[1] == 0 else '-'}{r})"
 
     def _tiny(self) -> str:
@@ -626,9 +635,16 @@ class KernelPrinter(PythonCodePrinter):
 
     def _exp_half(self, hi: str) -> str:
         """e^(-hi/2) (hi/2 exact), the half of an exponential that the subnormal forms multiply their factors
-        between; libm's is written in place (called in a rare arm only, twice: LLVM computes it once)."""
-        half = f"-{hi}*{self._literal(sp.Rational(1, 2))}"
-        return self._math("exp", half) if self._vector_math() else f"math.exp({half})"
+        between: libm's, written in place (called in a rare arm only, twice: LLVM computes it once; the CPU loops'
+        vectorised form leaves those elements to the scalar kernel, :meth:`_rare_guard`)."""
+        return f"math.exp(-{hi}*{self._literal(sp.Rational(1, 2))})"
+
+    def _rare_guard(self, code: str) -> None:
+        """In the CPU loops' vectorised form (``deferred_libm``): ``code`` holds where a rare arm is not taken;
+        where it fails the element is flagged and computed again by the scalar kernel (whose arm is written
+        in place), so that the loop does not evaluate the arm for every element."""
+        self.assign("pg", code)
+        self._libm_guards.add(code)
 
     def _print_FocalCEDy(self, expr):
         if expr.args[1] not in (0, 1):
@@ -643,7 +659,11 @@ class KernelPrinter(PythonCodePrinter):
         pd = f"({lit(1)} - {g}*{n['c']})*{self._pow(n['d'], f'-{g}')}"
         h = self._exp_half(n["hi"])
         sub = f"(({'' if expr.args[2] == 1 else n['a'] + '*'}{pd}*{rn})*{h}*({lit(1)} - {n['lo']}))*{h}"
-        neg = f"(-{sub} if {ap} < {self._tiny()} and {n['hi']} < {self._exp_half_limit()} else -{ap}*{rn})"
+        if self.deferred_libm:  # (the vectorised form: those elements computed again)
+            self._rare_guard(f"not (({n['neg']}) & ({ap} < {self._tiny()}) & ({n['hi']} < {self._exp_half_limit()}))")
+            neg = f"(-{ap}*{rn})"
+        else:
+            neg = f"(-{sub} if {ap} < {self._tiny()} and {n['hi']} < {self._exp_half_limit()} else -{ap}*{rn})"
         pos = f"{ap}*{z} + {g}*({ap}*(({z} + {l})*{om}))"
         r = f"({neg} if {n['neg']} else {pos})"
         # dF/dy = -s a sigma(z)^g R
@@ -729,9 +749,10 @@ class KernelPrinter(PythonCodePrinter):
         (TwoSum, exact), relative error delta ln m, which ln m makes large: float64 4e-15 (36 ULP) at m = 3e-32,
         beta = 0.3.  There pw + pw (delta ln m) is taken (second order below 2^-100); where delta = 0
         (every exponent g >= 1/2) the power is the same expression, bit for bit, as without the correction.
-        Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU; a rare branch, the scalar kernel's, has it), where the logarithm
+        Not in the vectorised loops (the box losses' powers: alpha-IoU, SIoU, Shape-IoU), where the logarithm
         would be evaluated for every element whatever delta: there m is a ratio of box terms, ln m moderate,
-        and g - 1 exact for their exponents >= 1/2 (docs/accuracy.md)."""
+        and g - 1 exact for their exponents >= 1/2 (docs/accuracy.md); a rare branch (the scalar kernel's:
+        sigmoid focal loss's soft targets) keeps the correction."""
         m = self._once(expr.args[0])
         zero, one = self._literal(0), self._literal(1)
         if self.special and self._vector_math() and not self.rare_branch:  # evaluated everywhere, then selected
@@ -1045,6 +1066,8 @@ class KernelPrinter(PythonCodePrinter):
             self.libm = True
 
     def _print_exp(self, expr):
+        if isinstance(-expr.args[0], sp.Abs) and self._vector_math():  # exp(-|u|) as the focal forms print it (shared)
+            return self._math("exp", f"-{self._once(-expr.args[0])}")
         x = self._print(expr.args[0])
         if expr in self.printed_exp and self.libm:
             return self._without_libm("exp", x)
@@ -1639,8 +1662,13 @@ def _wide_only_lines(kernel: Kernel, prec: str, outputs: tuple, taken: set) -> l
     branch, wide = found
     printer = KernelPrinter(prec, width=_EXPR_WIDTH, libm=_keeps_libm(kernel, prec))
     printer.pow_call = True
+    # the vectorised form's functions (a loop of their own over these elements: no libm fallback, a rare arm's
+    # element flagged by _wok for the whole scalar kernel)
+    printer.deferred_libm = True
     lines = _wide_lines(kernel, printer, "", [branch.outputs[o] for o in wide], wide)
-    text = unique_names("\n".join(["def _():"] + ["    " + ln for ln in lines]), keep=tuple(wide))
+    guards = [ln.partition(" = ")[0].strip() for ln in lines if ln.partition(" = ")[2] in printer._libm_guards]
+    lines.append(f"_wok = {' & '.join(guards) or 'True'}")
+    text = unique_names("\n".join(["def _():"] + ["    " + ln for ln in lines]), keep=(*wide, "_wok"))
     clash = taken & set(re.findall(r"\b[A-Za-z_]\w*\b", text))
     if clash:
         raise ValueError(f"the kernel's names {sorted(clash)} clash with the CPU driver's loop")
@@ -2821,7 +2849,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     rest = (["divisor"] if with_grad else []) + [s.name for s in kernel.args]  # as in the driver's signature
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
-    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", *local}
+    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", "_idw", "_kw", "_wg", *local}
     deferring = kernel.reciprocal or _prints_fallback(kernel, prec) or any(b.rare for b in kernel.branches)
     fast = _inlined_body(kernel, prec, outputs, taken, "fast") if deferring else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
@@ -2869,20 +2897,39 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
         # Their indices first (a loop LLVM leaves scalar), then the kernel over those alone: a loop over the block
         # testing each flag was vectorised with masks, the whole kernel for every element of a block holding one
         # flagged element (Inner-IoU's float32 gradients: 28.4 -> 14.4 ns a pair, 0.04 % of its pairs flagged)
-        lines += ["    if _far:", "        _idx = _empty(_m, _unsigned)", "        _k = 0",
-                  "        for _q in range(_unsigned(_m)):", "            if _flags[_q]:", "                _idx[_k] = _q",
-                  "                _k += 1", "        for _j in range(_k):", "            _i = _idx[_j]"]
         if wide_only is None:
-            lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
-            lines += ["            " + st for st in values + stores]
+            lines += ["    if _far:", "        _idx = _empty(_m, _unsigned)", "        _k = 0",
+                      "        for _q in range(_unsigned(_m)):", "            if _flags[_q]:", "                _idx[_k] = _q",
+                      "                _k += 1"]
         else:
-            wide = set(_wide_branch(kernel, prec, outputs)[1])
-            lines += ["    " + ln for ln in loads] + ["            if _flags[_i] == 2:"]
-            lines += ["            " + ln for ln in wide_only]
-            lines += ["                " + st for n, w, syms in kernel.differentiated for k, s in enumerate(syms)
-                      if f"d_{s.name}" in wide for st in [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"]]
-            lines += ["            else:"] + ["            " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
-            lines += ["                " + st for st in values + stores]
+            # flag 2: the wide outputs' float64 lines, in a loop of their own over those elements (vectorised: their
+            # inputs gathered, the results stored in order), then stored where no rare arm or range (_wok) failed;
+            # flag 1 and those: the whole scalar kernel
+            wide = [(f"_tw{j}", st) for j, st in enumerate(
+                f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}" for n, w, syms in kernel.differentiated
+                for k, s in enumerate(syms) if f"d_{s.name}" in _wide_branch(kernel, prec, outputs)[1])]
+            ftype = "_f32" if prec == "f32" else "_f64"
+            lines += ["    if _far:", "        _idx = _empty(_m, _unsigned)", "        _k = 0",
+                      "        _idw = _empty(_m, _unsigned)", "        _kw = 0",
+                      "        for _q in range(_unsigned(_m)):", "            if _flags[_q] == 2:",
+                      "                _idw[_kw] = _q", "                _kw += 1", "            elif _flags[_q]:",
+                      "                _idx[_k] = _q", "                _k += 1"]
+            lines += [f"        {t} = _empty(_kw, {ftype})" for t, _ in wide] + ["        _wg = _empty(_kw, _b1)"]
+            # the inputs gathered first (a loop of loads through the indices): LLVM vectorises the loop over
+            # contiguous copies, not one that loads through _idw ("cannot identify array bounds")
+            syms = [s for _, _, ss in kernel.arrays for s in ss]
+            lines += [f"        _g_{s.name} = _empty(_kw, {ftype})" for s in syms]
+            lines += ["        for _j in range(_kw):", "            _i = _idw[_j]"]
+            lines += [f"            _g_{ln.partition(' = ')[0].strip()}[_j] = {ln.partition(' = ')[2]}" for ln in loads]
+            lines += ["        for _j in range(_unsigned(_kw)):"]
+            lines += [f"            {s.name} = _g_{s.name}[_j]" for s in syms] + ["        " + ln for ln in wide_only]
+            lines += [f"            {t}[_j] = {st.partition(' = ')[2]}" for t, st in wide] + ["            _wg[_j] = _wok"]
+            lines += ["        for _j in range(_kw):", "            _i = _idw[_j]", "            if _wg[_j]:"]
+            lines += [f"                {st.partition(' = ')[0]} = {t}[_j]" for t, st in wide]
+            lines += ["            else:", "                _idx[_k] = _i", "                _k += 1"]
+        lines += ["        for _j in range(_k):", "            _i = _idx[_j]"]
+        lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
+        lines += ["            " + st for st in values + stores]
     elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_unsigned(_m)):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
