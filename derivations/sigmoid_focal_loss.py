@@ -10,10 +10,10 @@ import dataclasses
 import sympy as sp
 
 from . import _logits as C
-from refloss._derive.core import Branch, LossSpec, Param, Step, prove_equal
+from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, OneMinusPt, PowG, TwoProd, TwoSum, plain
+from refloss._derive.functions import Eval64, FocalCE, FocalCEDx, FocalCEDy, Group, LogitCE, OneMinusPt, PowG, Select, TwoProd, TwoSum, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
@@ -48,86 +48,100 @@ def _prove_hard_forms(checks):
                 prove_equal(a, b, f"hard target {v}, {side}: {what} form of FocalCE", checks, domain=xdom, numeric=True)
 
 
-def _far_tail(kernel, alpha_t, limit, checks):
-    """``kernel`` with, before each hard-target branch, a branch for the far tail z < -limit of the
-    signed logit z = x (target 0) or -x (target 1), where d/dtargets is evaluated as
-    d alpha_t/dy FocalCE(x, y, 1, gamma) + alpha_t s e^(gamma z) (gamma - z), s = 1 - 2y.
+def _hard_branches(alpha_t, limit, checks):
+    """The hard targets 0 and 1 as branches in the signed logit z = s x, s = 1 - 2y (their forms are the
+    same in z: at y = 1, CE(x, 1) = softplus(-x) = CE(-x, 0) and 1 - p_t = sigma(-x) = sigma(z)), with the
+    weight a = alpha_t (or 1, alpha None) and its derivative da = 2 alpha - 1 (or 0) as selects on alpha: so that
+    the CPU block loops evaluate one branch for both targets and both weightings, and LLVM vectorises it.
 
-    There 1 - p_t = sigma(z) is e^z to the precision, and the hard form's d/dy, a multiple of
-    sigma(z)^gamma, took it from e = e^z, subnormal from z = -708 (float32 -87) though the result
-    e^(gamma z) |z| is normal far beyond for gamma < 1 (float32, gamma 0.5: 5.7e6 ULP at logit
-    -103.97, float64 1e15 ULP at -744). Exactly, d/dy of CE (1 - p_t)^gamma at a hard target is
-    s sigma(z)^gamma (-z - gamma r tanh(z / 2)), r = CE / sigma(z) = (1 + e^-z) log(1 + e^z): the
-    far-tail form drops (1 + e^z)^-gamma, r and -tanh(z / 2), each 1 + O((1 + gamma) e^z), below
-    float64's rounding from z = -45 and float32's from -20 (for gamma up to 3.8e3 and 29)."""
+    value = FocalCE(z, 0, a, g), d/dx = s FocalCEDx(z, 0, a, g), and d/dy = da F + s FocalCEDy(z, 0, a, g), F the
+    unweighted loss FocalCE(z, 0, 1, g); two forms of d/dy replace the last where it loses digits:
+
+    - *the far tail* z < -limit (a rare branch: the scalar kernel's): d/dy = da F + a s e^(gamma z) (gamma - z).
+      There 1 - p_t = sigma(z) is e^z to the precision, and the hard form's d/dy, a multiple of sigma(z)^gamma,
+      took it from e = e^z, subnormal from z = -708 (float32 -87) though the result e^(gamma z) |z| is normal far
+      beyond for gamma < 1 (float32, gamma 0.5: 5.7e6 ULP at logit -103.97, float64 1e15 ULP at -744).  Exactly,
+      d/dy of CE (1 - p_t)^gamma at a hard target is s sigma(z)^gamma (-z - gamma r tanh(z / 2)),
+      r = CE / sigma(z) = (1 + e^-z) log(1 + e^z): the far-tail form drops (1 + e^z)^-gamma, r and -tanh(z / 2),
+      each 1 + O((1 + gamma) e^z), below float64's rounding from z = -45 and float32's from -20 (for gamma up to
+      3.8e3 and 29).
+    - *the wrong side* z > 1, alpha weighting on (a select in the common branch): d/dy = F (c1 - k (l/(z + l) +
+      gamma u)), u = e^-z, l = log(1 + u), k = -s alpha_t, c1 = -s (alpha_t (3 + gamma) - 1).  There d/dy is a
+      difference of two terms of size z F, and their leading parts cancel exactly where alpha_t (3 + gamma) = 1
+      (alpha 0.25, gamma 1, target 1): the result, -alpha (l + (z + l) u) sigma(z)^gamma there, is e^-z smaller
+      than the terms, and float64 lost every digit (7e15 ULP at logit -40).  This form cancels the leading parts
+      analytically: c1 is formed from the parameters with 3 + gamma and alpha_t (3 + gamma) split error-free
+      (TwoSum, TwoProd) so that alpha_t (3 + gamma) - 1 is exact before it is rounded; what is left cancels only
+      at the roots of d/dy.  Below z = 1 the hard form is kept: the leading parts are of size z there and cannot
+      cancel far, while this form would cancel near the root at z = 0 that alpha 0.5 gives (22 ULP64 at z = 0.01).
+
+    d/dy is written as a sum of two terms, each a select between the two forms' terms, so that the float32
+    kernel's check of their cancellation (``Kernel.wide``) sees the terms of the form it takes.  Every form is
+    proved against the derivatives of the general form at y = 0 and 1, weighted and not."""
     x, y, g = C.x, C.y, gamma
-    branches = []
-    for b in kernel.branches:
-        if "hard target" in b.label and "wrong side" not in b.label:  # (the wrong side is z > 1: no far tail)
-            v = 1 if "target 1" in b.label else 0
-            s = 1 - 2 * v
-            z = s * x
-            weighted = b.label.startswith("alpha_t")
-            a_v, da = (alpha_t.subs(y, v), sp.diff(alpha_t, y)) if weighted else (1, 0)
-            d_y = da * FocalCE(x, sp.Integer(v), 1, g) + a_v * C.exp_scaled(g, z, s * (g - z))
-            # q = (1 + e^z)^-gamma, r = CE / sigma(z), t = -tanh(z / 2): each 1 + O((1 + gamma) e^z)
+    s = 1 - 2 * y
+    weighted = alpha >= 0
+
+    def forms(z, a, da):
+        f = FocalCE(z, sp.Integer(0), 1, g)
+        main = (da * f, s * FocalCEDy(z, sp.Integer(0), a, g))
+        # the wrong side (alpha_t weighting): c1 from 3 + gamma and alpha_t (3 + gamma) split error-free
+        three = TwoSum(sp.Integer(3), g, 0)
+        c1 = -s * (Group(TwoProd(alpha_t, three, 0) - 1)
+                   + Group(TwoProd(alpha_t, three, 1) + alpha_t * TwoSum(sp.Integer(3), g, 1)))
+        u = sp.exp(-sp.Abs(z))  # (e^-z for z > 0: the e = e^-|z| and l = log1p(e) of the forms above, shared)
+        lg = log1p(u)
+        wrong = (f * c1, s * alpha_t * f * (lg / (z + lg) + g * u))
+        # (the split 3 + gamma and alpha_t (3 + gamma) stay finite: Veltkamp, below ~2^115 in float32)
+        side = sp.And(weighted, z > 1, g < sp.Integer(2) ** 60)
+        return {"value": FocalCE(z, sp.Integer(0), a, g), "d_x": s * FocalCEDx(z, sp.Integer(0), a, g), "main": main,
+                "wrong": wrong, "d_y": sp.Add(*(Select(side, w, m) for w, m in zip(wrong, main)), evaluate=False),
+                "far": da * f + a * C.exp_scaled(g, z, s * (g - z))}
+
+    z_form, a_form, da_form = s * x, Select(weighted, alpha_t, 1), Select(weighted, sp.diff(alpha_t, y), 0)
+    fm = forms(z_form, a_form, da_form)
+    value, d_x, main, wrong, far = fm["value"], fm["d_x"], fm["main"], fm["wrong"], fm["far"]
+    # the definitions: the general form, weighted (alpha in (0, 1)) and not (alpha None: the unweighted form)
+    general = {True: FocalCE(x, y, alpha_t, g), False: FocalCE(x, y, 1, g)}
+    for v in (0, 1):
+        sv = 1 - 2 * v
+        for w in (True, False):
+            at = {y: v} if w else {y: v, alpha: -1}
+            gen = general[w]
+            dom = {x: (-4, 4), g: (0, 5), alpha: (0, 1)}
+            what = f"target {v}, {'alpha_t weighting' if w else 'alpha None'}"
+            for form, ref, name in ((value, gen, "the value"), (d_x, sp.diff(gen, x), "d/dx"),
+                                    (sum(main), sp.diff(gen, y), "d/dy")):
+                prove_equal(plain(form.subs(at)), plain(ref).subs(at), f"hard {what}: {name} in z = (1 - 2y) x",
+                            checks, domain=dom, numeric=True)
+            # the far tail: the exact d/dy with the factors 1 + O((1 + gamma) e^z) q, r, t dropped
             q, r, t = sp.symbols("q r t", positive=True)
-            tail = da * plain(FocalCE(x, sp.Integer(v), 1, g)) + a_v * s * q * sp.exp(g * z) * (g * r * t - z)
-            exact = tail.subs({q: (1 + sp.exp(z)) ** -g, r: (1 + sp.exp(-z)) * sp.log(1 + sp.exp(z)),
-                               t: -sp.tanh(z / 2)})
-            dom = {x: (-30, -1) if v == 0 else (1, 30), g: (sp.Rational(1, 20), 4), alpha: (0, 1)}
-            prove_equal(exact, plain(b.outputs["d_targets"]), f"{b.label}: d/dtargets = d alpha_t/dy CE sigma(z)^gamma "
-                        "+ alpha_t s sigma(z)^gamma (-z - gamma r tanh(z/2))", checks, domain=dom, numeric=True)
-            prove_equal(plain(d_y), tail.subs({q: 1, r: 1, t: 1}),
-                        f"{b.label}: the far-tail form is the exact one with the factors 1 + O((1 + gamma) e^z) "
-                        "dropped", checks, domain=dom, numeric=True)
-            branches.append(Branch(sp.And(b.condition, z < -limit, z > -sp.Integer(2) ** 100),
-                                   {**b.outputs, "d_targets": d_y}, f"{b.label}, far tail"))
-        branches.append(b)
-    return dataclasses.replace(kernel, branches=tuple(branches))
-
-
-def _wrong_side(kernel, alpha_t, checks):
-    """``kernel`` with, before each alpha_t-weighted hard-target branch, a branch for the wrong side
-    z > 1 of the signed logit z = x (target 0) or -x (target 1), where d/dtargets is evaluated as
-    F (c1 - k (l/(z + l) + gamma u)), F the unweighted loss (z + l) sigma(z)^gamma in its hard form,
-    u = e^-z, l = log(1 + u), k = -s alpha_t, s = 1 - 2y, and c1 = -s (alpha_t (3 + gamma) - 1).
-
-    There d/dtargets = (2 alpha - 1) F + alpha_t d(CE (1 - p_t)^gamma)/dy is a difference of two
-    terms of size z F, and their leading parts cancel exactly where alpha_t (3 + gamma) = 1
-    (alpha 0.25, gamma 1, target 1): the result, -alpha (l + (z + l) u) sigma(z)^gamma there, is
-    e^-z smaller than the terms, and float64 lost every digit (7e15 ULP at logit -40). The form
-    here cancels the leading parts analytically: c1, their coefficient, is formed from the
-    parameters with 3 + gamma and alpha_t (3 + gamma) split error-free (TwoSum, TwoProd) so that
-    alpha_t (3 + gamma) - 1 is exact before it is rounded; what is left cancels only at the
-    roots of d/dtargets, where the float32 kernel takes its float64 form as before.  Below z = 1
-    the hard form is kept: the leading parts are of size z there and cannot cancel far, while
-    this form would cancel near the root at z = 0 that alpha 0.5 gives (d/dtargets is z times a
-    positive factor there: float64 22 ULP at z = 0.01 in this form)."""
-    x, y, g = C.x, C.y, gamma
-    branches = []
-    for b in kernel.branches:
-        if b.label.startswith("alpha_t") and b.label.endswith(("hard target 0", "hard target 1")):
-            v = 1 if b.label.endswith("target 1") else 0
-            s = 1 - 2 * v
-            z = s * x
-            a_v = alpha_t.subs(y, v)
-            k = -s * a_v
-            three = TwoSum(sp.Integer(3), g, 0)
-            c1 = -s * (Group(TwoProd(a_v, three, 0) - 1) + Group(TwoProd(a_v, three, 1) + a_v * TwoSum(sp.Integer(3), g, 1)))
-            u = sp.exp(-z)
-            lg = log1p(u)
-            f = FocalCE(x, sp.Integer(v), 1, g)
-            d_y = f * c1 - k * f * (lg / (z + lg) + g * u)
-            dom = {x: (1, 30) if v == 0 else (-30, -1), g: (sp.Rational(1, 20), 4),
-                   alpha: (0, 1)}
-            prove_equal(plain(d_y), plain(b.outputs["d_targets"]), f"{b.label}, z > 1: d/dtargets = F (c1 - k (l/(z + l) "
-                        "+ gamma u)), c1 = -s (alpha_t (3 + gamma) - 1)", checks, domain=dom, numeric=True)
-            # the split 3 + gamma and alpha_t (3 + gamma) stay finite (Veltkamp: below ~2^115 in float32)
-            branches.append(Branch(sp.And(b.condition, z > 1, g < sp.Integer(2) ** 60),
-                                   {**b.outputs, "d_targets": d_y}, f"{b.label}, wrong side"))
-        branches.append(b)
-    return dataclasses.replace(kernel, branches=tuple(branches))
+            zv = sv * x
+            a_v, da_v = (alpha_t.subs(y, v), sp.diff(alpha_t, y)) if w else (1, 0)
+            tail = da_v * plain(FocalCE(zv, sp.Integer(0), 1, g)) + a_v * sv * q * sp.exp(g * zv) * (g * r * t - zv)
+            exact = tail.subs({q: (1 + sp.exp(zv)) ** -g, r: (1 + sp.exp(-zv)) * sp.log(1 + sp.exp(zv)),
+                               t: -sp.tanh(zv / 2)})
+            tdom = {x: (-30, -1) if v == 0 else (1, 30), g: (sp.Rational(1, 20), 4), alpha: (0, 1)}
+            prove_equal(exact, plain(sp.diff(gen, y)).subs(at), f"hard {what}, far tail: d/dy = da CE sigma(z)^gamma "
+                        "+ a s sigma(z)^gamma (-z - gamma r tanh(z/2))", checks, domain=tdom, numeric=True)
+            prove_equal(plain(far.subs(at)), tail.subs({q: 1, r: 1, t: 1}), f"hard {what}, far tail: the form is the "
+                        "exact one with the factors 1 + O((1 + gamma) e^z) dropped", checks, domain=tdom, numeric=True)
+            if w:
+                sdom = {x: (1, 30) if v == 0 else (-30, -1), g: (sp.Rational(1, 20), 4), alpha: (0, 1)}
+                prove_equal(plain(sum(wrong).subs(at)), plain(sp.diff(gen, y)).subs(at), f"hard {what}, z > 1: d/dy "
+                            "= F (c1 - k (l/(z + l) + gamma u)), c1 = -s (alpha_t (3 + gamma) - 1)", checks,
+                            domain=sdom, numeric=True)
+    # the kernel's forms in z, a and da computed once before the branches (the prelude), so that the value's
+    # and the gradients' programs share the signed logit's exp, log1p and powers
+    z, a, da = sp.Symbol("z", real=True), sp.Symbol("a_t", real=True), sp.Symbol("da_t", real=True)
+    fm = forms(z, a, da)
+    hard = sp.Or(sp.Eq(y, 0), sp.Eq(y, 1))
+    outputs = {"value": fm["value"], "d_logits": fm["d_x"]}
+    # the far tail first (rare: beyond -limit, and above -2^100, where gamma |z| splits; NaN takes the common branch)
+    return ((z, z_form), (a, a_form), (da, da_form)), [
+        Branch(sp.And(hard, z < -limit, z > -sp.Integer(2) ** 100), {**outputs, "d_targets": fm["far"]},
+               "hard target 0 or 1, far tail", True),
+        Branch(hard, {**outputs, "d_targets": fm["d_y"]}, "hard target 0 or 1")]
 
 
 def _soft_one_precision_up(kernel):
@@ -159,26 +173,19 @@ def derive() -> LossSpec:
     _prove_hard_forms(checks)
     weighted = FocalCE(x, y, alpha_t, gamma)
     unweighted = FocalCE(x, y, 1, gamma)
-    # the hard targets 0 and 1 get branches of their own, where y is substituted after
-    # differentiating (d/dy is the derivative of the general form there): FocalCE then prints the
-    # hard-target forms in the signed logit (refloss/_derive/functions.py)
-    hard = {0: "hard target 0", 1: "hard target 1"}
-    branches = []
-    for cond, form, label in ((alpha < 0, unweighted, "alpha None or negative: no alpha_t weighting"),
-                              (None, weighted, "alpha_t weighting")):
-        for v, name in hard.items():
-            both = sp.Eq(y, v) if cond is None else sp.And(cond, sp.Eq(y, v))
-            branches.append((both, form, form, f"{label}, {name}"))
-        branches.append((cond, form, form, label))
-    k = C.logits_kernel(branches, args=(alpha, gamma), checks=checks)
-    k = dataclasses.replace(k, branches=tuple(
-        dataclasses.replace(b, outputs={o: v.xreplace({y: sp.Integer(1 if "target 1" in b.label else 0)})
-                                        for o, v in b.outputs.items()})
-        if "hard target" in b.label else b for b in k.branches))
-    sides = _wrong_side(k, alpha_t, checks)
+    # soft targets (0 < y < 1): the general form, its derivatives SymPy's, one precision up
+    # (_soft_one_precision_up); rare branches, left to the scalar kernel by the CPU block loops
+    soft = C.logits_kernel([(alpha < 0, unweighted, unweighted, "soft target, alpha None or negative: no alpha_t "
+                             "weighting"), (None, weighted, weighted, "soft target, alpha_t weighting")],
+                           args=(alpha, gamma), checks=checks)
+    soft = [dataclasses.replace(b, rare=True) for b in soft.branches]
+
+    def kernel(limit, claims):
+        prelude, hard = _hard_branches(alpha_t, limit, claims)
+        return Kernel(arrays=C.ARRAYS, args=(alpha, gamma), prelude=prelude, branches=(*hard, *soft), invalid=C.INVALID)
+
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
-        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
         "alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as torchvision).",
         references=["T.-Y. Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002",
@@ -189,18 +196,18 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _soft_one_precision_up(_far_tail(sides, alpha_t, 45, checks)),
+        constants=[], kernels={"f64": _soft_one_precision_up(kernel(45, checks)),
                                # (the same claims again: not recorded twice)
-                               "f32": _soft_one_precision_up(dataclasses.replace(_far_tail(sides, alpha_t, 20, []),
-                                                                           wide=("d_targets",)))},
+                               "f32": _soft_one_precision_up(dataclasses.replace(kernel(20, []),
+                                                                                 wide=("d_targets",)))},
         steps=[Step("Focal loss (eq. 5 of the paper, with soft targets as torchvision) of the logit $x$ against the "
                     "target $y$:", "L",
                     sp.Symbol("\\alpha_t") * (1 - sp.Symbol("p_t")) ** gamma * sp.Symbol("\\mathrm{CE}")),
                Step("", "p_t", C.doc(p_t)), Step("", "\\alpha_t", C.doc(alpha_t)),
                Step("$1 - p_t$ is evaluated as a sum of non-negative terms, with a sigmoid that never overflows:",
                     "1 - p_t", C.doc(y * sp.Symbol("\\sigma(-x)") + (1 - y) * sp.Symbol("\\sigma(x)"))),
-               Step("At the hard targets y = 0 and y = 1 (branches of their own) the kernels use the signed logit "
-                    "$z = x$ or $-x$, $t = |z|$, $e = e^{-t}$, $d = 1 + e$, $l = \\log(1 + e)$: the loss is a product of "
+               Step("At the hard targets y = 0 and y = 1 (one branch for both, the forms the same in z) the kernels use "
+                    "the signed logit $z = (1 - 2y) x$, $t = |z|$, $e = e^{-t}$, $d = 1 + e$, $l = \\log(1 + e)$: the loss is a product of "
                     "factors each rounded once, and its derivatives sums of non-negative terms (SymPy-checked against "
                     "the derivatives of the general form):", "L",
                     sp.Piecewise((sp.Symbol("\\alpha_t") * sp.Symbol("l") * sp.Symbol("e") ** gamma
@@ -217,7 +224,9 @@ def derive() -> LossSpec:
         conventions="Differentiable everywhere for gamma >= 1; for 0 < gamma < 1 the gradient is infinite where "
         "1 - p_t = 0 exactly. Targets outside [0, 1] are invalid input.",
         accuracy="1 - p_t without cancellation; cross-entropy and sigmoid without overflow. At the hard targets "
-        "0 and 1 (their own branches) the loss and its gradients are evaluated in the signed logit z = x or -x "
+        "0 and 1 (one branch, alpha_t and its derivative as selects: the CPU loop vectorises it, with exp, log1p, "
+        "expm1 and pow printed, refloss/_derive/expo.py) the loss and its gradients are evaluated in the signed logit "
+        "z = (1 - 2y) x "
         "as a l e^g d^-g (z < 0) or a (z + l) d^-g (z >= 0), e = exp(-|z|), d = 1 + e, l = log1p(e), with d^-g "
         "corrected by the exact rounding error of d (Fast2Sum): float32 within 6.6 ULP of value and d/dlogit "
         "(alpha 0.25, gamma 2) where the general form, which rounds sigma(x) and raises its error to the power "

@@ -85,3 +85,53 @@ def test_balanced_l1_block_loops_equal_the_scalar_kernel_element_by_element(para
         got = np.array([value[i], dp[i], dt[i]])
         assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got), np.signbit(want)), \
             (i, r[i], got, want)
+
+
+@functools.cache
+def _focal_scalar(prec):
+    return numba.njit(error_model="numpy")(getattr(importlib.import_module("refloss._generated.sigmoid_focal_loss"),
+                                                   f"value_and_grad_{prec}"))
+
+
+def _logits(dtype, n=3000, seed=1):
+    """Logits of every size, dense around the roots of d/dtargets (|x| < 2, where the float32 kernel's terms
+    cancel and the element's float64 lines are computed again alone), the far tails, zeros, NaN and infinities."""
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    e = rng.uniform(np.log2(info.smallest_subnormal), np.log2(info.max) - 1, n)
+    x = np.exp2(e) * rng.choice([-1.0, 1.0], n)
+    x[: n // 2] = rng.uniform(-2, 2, n // 2)
+    x[n // 2: n // 2 + 200] = rng.uniform(-120, 120, 200)
+    x = x.astype(dtype)
+    x[::17] = 0
+    x[1::17] = -0.0
+    x[2::101] = np.nan
+    x[3::101] = np.inf
+    x[4::101] = -np.inf
+    return x
+
+
+FOCAL_PARAMS = [dict(), dict(alpha=None), dict(alpha=0.5, gamma=0.5), dict(alpha=0.25, gamma=0.0),
+                dict(alpha=0.25, gamma=1.0), dict(alpha=0.75, gamma=5.5), dict(alpha=0.1, gamma=40.0)]
+
+
+@pytest.mark.parametrize("params", FOCAL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sigmoid_focal_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
+    """The hard targets' common branch is vectorised; the far tail and the soft targets are rare branches; in
+    float32 an element whose d/dtargets terms cancel gets d/dtargets' float64 lines alone again (flag 2), any
+    other flagged element the whole scalar kernel: every element as the scalar kernel gives it, bit for bit."""
+    fn = rl.sigmoid_focal_loss
+    x = _logits(dtype)
+    y = np.random.default_rng(2).choice([0.0, 1.0, 0.0, 1.0, 0.3], x.size).astype(dtype)
+    with np.errstate(all="ignore"):
+        value, (dx, dy) = fn.value_and_grad(x, y, validate=False, **params)
+    prec = "f64" if dtype == "float64" else "f32"
+    scalar, args = _focal_scalar(prec), fn.kernel_args(params, prec)
+    for i in range(len(x)):
+        want = np.array(scalar(x[i], y[i], *args), dtype)
+        got = np.array([value[i], dx[i], dy[i]])
+        number = ~np.isnan(want)  # (a NaN's sign bit is not a result)
+        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
+                                                                            np.signbit(want[number])), \
+            (i, x[i], y[i], got, want)
