@@ -68,3 +68,16 @@ def test_large_exponents_within_bar(dtype, name, exponent, others, bar, targets)
             err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
             worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
     assert worst[0] <= bar, worst
+
+
+@pytest.mark.parametrize("dtype,gamma", [(np.float32, 1e6), (np.float32, 1e10), (np.float32, 1e14),
+                                         (np.float64, 1e17), (np.float64, 1e30)])
+def test_sigmoid_focal_at_huge_gamma_is_zero(dtype, gamma):
+    """sigma(z)^gamma underflows for every signed logit z = (1 - 2y) x below ~40: the loss and its gradients are 0 (the
+    printed pow, beyond exp's range, gave a negative loss at gamma 1e10 in float32, NaN at 1e14, 2.3e-178 at 1e30 in
+    float64: tests/test_pow.py)."""
+    z = np.array([-30.0, -2.0, -0.35, 0.0, 0.5, 3.0], dtype)  # the signed logit: sigma(z)^gamma underflows
+    for t in (0.0, 1.0):
+        x, y = z * dtype(1 - 2 * t), np.full_like(z, t)
+        v, (dx, dy) = rl.sigmoid_focal_loss.value_and_grad(x, y, alpha=0.25, gamma=gamma)
+        assert np.all(v == 0) and np.all(dx == 0) and np.all(dy == 0), (t, v, dx, dy)

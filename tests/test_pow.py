@@ -127,6 +127,27 @@ def test_special_values_are_math_pows(precision):
     assert np.array_equal(py, got[keep], equal_nan=True)
 
 
+@pytest.mark.parametrize("deferred", [False, True])
+@pytest.mark.parametrize("precision", ["f64", "f32"])
+def test_beyond_exps_range_the_power_is_0_or_inf(precision, deferred):
+    """|y log x| beyond exp's range (the argument clamped): the result is 0 or inf, as libm's.  The low part of
+    y log x, as large as y times log's error, was added to the clamped argument: pow(1.6065, 1e10) read -inf in
+    float32, pow(1.6065, -1e30) 9.3e-171 in float64, and sigmoid focal loss at gamma 1e10 a negative loss."""
+    dt = np.float64 if precision == "f64" else np.float32
+    limit = float(expo.POW_Y_LIMIT[precision])
+    xs = np.array([1.0001, 1.3, 1.6065, 1.999, 0.5, 0.9999, 1e-30, 3.0e10], dt)
+    ys = np.array([s * 10.0**k for k in (8, 10, 14, 17, 30, 100) for s in (1, -1) if 10.0**k < limit], dt)
+    xs, ys = np.repeat(xs, ys.size), np.tile(ys, xs.size)
+    _, many, *_ = _compile(precision, deferred)
+    got = np.empty_like(xs)
+    with np.errstate(all="ignore"):
+        many(xs, ys, got)
+    want = np.array([_math_pow(float(a), float(b)) for a, b in zip(xs, ys)]).astype(dt)
+    far = np.abs(np.log(xs.astype(np.float64)) * ys.astype(np.float64)) > 800
+    assert far.sum() > 20 and np.array_equal(got[far], want[far]), [
+        (a, b, g, w) for a, b, g, w in zip(xs[far], ys[far], got[far], want[far]) if g != w]
+
+
 @pytest.mark.parametrize("precision", ["f64", "f32"])
 def test_plain_python_equals_the_compiled_loop(precision):
     dt = np.float64 if precision == "f64" else np.float32

@@ -900,6 +900,9 @@ class KernelPrinter(PythonCodePrinter):
         r = self.assign("r", f"{h} - {l_}")
         c = self.assign("rc", f"({h} - {r}) - {l_}")
         if x_lo:  # r + (c + x_lo) again as a rounded sum and its error (x_lo is too large for exp(r) + c)
+            # (only where x was not clamped: beyond exp's range the low part of pow's y log x is as large as x may
+            # be, and added to the clamped r it made 0 or inf finite, or inf negative: pow(1.6065, 1e10) = -inf)
+            x_lo = self.assign("xl", f"({x_lo} if {xc} == {x} else {lit(0)})")
             r, c = self._two_diff(r, f"-({c} + {x_lo})")
         coeffs, _ = expo.polynomial("exp", self.precision)
         poly = self._estrin([lit(sp.Float(c_, 40)) for c_ in reversed(coeffs)], r)

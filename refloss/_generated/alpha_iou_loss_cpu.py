@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d409de778c41dbed
+# scalar kernels: sha256 83959cfa48b43165
 """Alpha-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

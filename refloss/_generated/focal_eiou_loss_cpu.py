@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 583f1b3ba5c29b8b
+# scalar kernels: sha256 fa1d51cccaaa0d88
 """Focal-EIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6c6046020d0d770b
+# scalar kernels: sha256 65b0e5ff1a1a31d9
 """Shape-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

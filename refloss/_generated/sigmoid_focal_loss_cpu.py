@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 efdabb198aa0e1b9
+# scalar kernels: sha256 764a14a19af1a427
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ce8c6af2f786d130
+# scalar kernels: sha256 5ce4f5286b689ca4
 """SIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1a6849d8eced9c2d
+# scalar kernels: sha256 abf1aad2345044ae
 """Wise-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
