@@ -135,3 +135,15 @@ def test_sigmoid_focal_block_loops_equal_the_scalar_kernel_element_by_element(pa
         assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
                                                                             np.signbit(want[number])), \
             (i, x[i], y[i], got, want)
+
+
+def test_float32_wide_outputs_alone_in_a_loop_of_their_own():
+    """sigmoid focal loss's float32 gradient block: an element whose d/dtargets terms cancel (flag 2) gets
+    d/dtargets' float64 lines alone, over gathered copies of the inputs (a loop LLVM vectorises), not the whole
+    scalar kernel; the float64 block (no wide outputs) and the value blocks have no such loop."""
+    import inspect
+    from refloss._generated import sigmoid_focal_loss_cpu as cpu
+    text = inspect.getsource(cpu._value_and_grad_block_f32.py_func)
+    assert "_flags[_q] == 2" in text and "_g_logits[_j] = _logits[" in text and "_xw" in text, text[:2000]
+    for other in (cpu._value_and_grad_block_f64, cpu._value_block_f32):
+        assert "== 2" not in inspect.getsource(other.py_func)
