@@ -73,18 +73,24 @@ PARAMS = [dict(), dict(beta=1 / 9), dict(beta=2.0, alpha=1.0, gamma=1.0), dict(b
 @pytest.mark.parametrize("params", PARAMS, ids=repr)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_balanced_l1_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
-    fn = rl.balanced_l1
     r = _residuals(dtype)
-    target = np.zeros_like(r)
+    _equal_to_the_scalar_kernel(rl.balanced_l1, _scalar_kernel, (r, np.zeros_like(r)), params, dtype)
+
+
+def _equal_to_the_scalar_kernel(fn, scalar_kernel, inputs, params, dtype):
+    """``fn.value_and_grad`` (the CPU block loops) equals ``scalar_kernel(prec)`` element by element, bit for bit, the
+    sign of a zero included (a NaN's sign bit is not a result)."""
     with np.errstate(all="ignore"):
-        value, (dp, dt) = fn.value_and_grad(r, target, validate=False, **params)
+        value, grads = fn.value_and_grad(*inputs, validate=False, **params)
     prec = "f64" if dtype == "float64" else "f32"
-    scalar, args = _scalar_kernel(prec), fn.kernel_args(params, prec)
-    for i in range(len(r)):
-        want = np.array(scalar(r[i], target[i], *args), dtype)
-        got = np.array([value[i], dp[i], dt[i]])
-        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got), np.signbit(want)), \
-            (i, r[i], got, want)
+    scalar, args = scalar_kernel(prec), fn.kernel_args(params, prec)
+    for i in range(len(value)):
+        want = np.array(scalar(*(a[i] for a in inputs), *args), dtype)
+        got = np.array([value[i], *(g[i] for g in grads)])
+        number = ~np.isnan(want)
+        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
+                                                                            np.signbit(want[number])), \
+            (i, [a[i] for a in inputs], got, want)
 
 
 @functools.cache
@@ -121,20 +127,9 @@ def test_sigmoid_focal_block_loops_equal_the_scalar_kernel_element_by_element(pa
     """The hard targets' common branch is vectorised; the far tail and the soft targets are rare branches; in
     float32 an element whose d/dtargets terms cancel gets d/dtargets' float64 lines alone again (flag 2), any
     other flagged element the whole scalar kernel: every element as the scalar kernel gives it, bit for bit."""
-    fn = rl.sigmoid_focal_loss
     x = _logits(dtype)
     y = np.random.default_rng(2).choice([0.0, 1.0, 0.0, 1.0, 0.3], x.size).astype(dtype)
-    with np.errstate(all="ignore"):
-        value, (dx, dy) = fn.value_and_grad(x, y, validate=False, **params)
-    prec = "f64" if dtype == "float64" else "f32"
-    scalar, args = _focal_scalar(prec), fn.kernel_args(params, prec)
-    for i in range(len(x)):
-        want = np.array(scalar(x[i], y[i], *args), dtype)
-        got = np.array([value[i], dx[i], dy[i]])
-        number = ~np.isnan(want)  # (a NaN's sign bit is not a result)
-        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
-                                                                            np.signbit(want[number])), \
-            (i, x[i], y[i], got, want)
+    _equal_to_the_scalar_kernel(rl.sigmoid_focal_loss, _focal_scalar, (x, y), params, dtype)
 
 
 def test_float32_wide_outputs_alone_in_a_loop_of_their_own():
