@@ -727,13 +727,19 @@ class KernelPrinter(PythonCodePrinter):
         fs, gs = self._once(f, mul), self._once(g, mul)
         us, t, e, d, c = self._logistic_parts(u)
         hi, lo = self._two_prod(gs, t)
-        q = self.assign("p", f"math.pow({d}, -{gs})")
+        q = self.assign("p", self._pow(d, f"-{gs}"))
         p = self.assign("p", f"{fs}*({q} - {q}*({gs}*{c}))")  # (f times a positive factor: f's sign kept at f = -0)
+        # h = e^(-hi/2), the common arm's (u < 0): printed where exp is (expo.py; the same in the scalar kernel
+        # and the vectorised loop), libm's where the loss keeps libm
+        h = self._math("exp", f"-{hi}*{lit(sp.Rational(1, 2))}") if self._vector_math() else self._exp_half(hi)
+        neg, limit = f"{us} < {lit(0)}", self._exp_half_limit()
         # (hi beyond twice the exponent's range: h is 0 there, and an overflowed split (NaN) or a NaN input takes
-        # pow(e, g))
-        h = self._exp_half(hi)
-        return (f"(({p}*{h})*({lit(1)} - {lo})*{h} if {us} < {lit(0)} and {hi} < {self._exp_half_limit()} else "
-                f"{p}*math.pow({e}, {gs}) if {us} < {lit(0)} else {p})")
+        # pow(e, g): in the CPU loops' vectorised form a rare arm, those elements computed again)
+        if self.deferred_libm:
+            self._rare_guard(f"({hi} < {limit}) | ({us} >= {lit(0)})")
+            return f"(({p}*{h})*({lit(1)} - {lo})*{h} if {neg} else {p})"
+        return (f"(({p}*{h})*({lit(1)} - {lo})*{h} if {neg} and {hi} < {limit} else "
+                f"{p}*math.pow({e}, {gs}) if {neg} else {p})")
 
     def _print_PowG(self, expr):
         m, g = expr.args
