@@ -106,7 +106,6 @@ def derive() -> LossSpec:
     xs, qs, ps = sp.Symbol("x", real=True), sp.Symbol("q", real=True), sp.Symbol("p")
     return LossSpec(
         name=NAME, title="Varifocal Loss",
-        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = -q*(q*log(p) + (1 - q)*log(1 - p)) for q > 0, -alpha*p**gamma*log(1 - p) for q = 0, "
         "p = sigmoid(x), for logits x and IoU-aware targets q in [0, 1]; detach_weight=True holds the weight "
         "(q, or alpha*p**gamma) constant in the gradient, as RT-DETR and D-FINE do; iou_weighted=False weights the "

@@ -94,9 +94,13 @@ def _equal_to_the_scalar_kernel(fn, scalar_kernel, inputs, params, dtype):
 
 
 @functools.cache
-def _focal_scalar(prec):
-    return numba.njit(error_model="numpy")(getattr(importlib.import_module("refloss._generated.sigmoid_focal_loss"),
+def _scalar_of(name, prec):
+    return numba.njit(error_model="numpy")(getattr(importlib.import_module(f"refloss._generated.{name}"),
                                                    f"value_and_grad_{prec}"))
+
+
+def _focal_scalar(prec):
+    return _scalar_of("sigmoid_focal_loss", prec)
 
 
 def _logits(dtype, n=3000, seed=1):
@@ -142,3 +146,21 @@ def test_float32_wide_outputs_alone_in_a_loop_of_their_own():
     assert "_flags[_q] == 2" in text and "_g_logits[_j] = _logits[" in text and "_xw" in text, text[:2000]
     for other in (cpu._value_and_grad_block_f64, cpu._value_block_f32):
         assert "== 2" not in inspect.getsource(other.py_func)
+
+
+VARIFOCAL_PARAMS = [dict(), dict(detach_weight=True), dict(alpha=0.25, gamma=0.5), dict(iou_weighted=False),
+                    dict(gamma=0.0), dict(alpha=0.75, gamma=14.1, detach_weight=True), dict(gamma=40.0),
+                    dict(alpha=0.5, gamma=1e4)]
+
+
+@pytest.mark.parametrize("params", VARIFOCAL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_varifocal_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
+    """varifocal_loss's negatives (q = 0): sigma(x)^gamma from x (ScaledSigmoidPow) with its power and exponential
+    printed, so that the loop vectorises; its arm beyond the exponential's range (gamma |x| past 1500, float32 220,
+    or NaN) is rare, those elements computed again by the scalar kernel: every element as the scalar kernel gives
+    it, bit for bit (gamma = 1e4 sends most negative logits there)."""
+    x = _logits(dtype, seed=3)
+    y = np.random.default_rng(4).choice([0.0, 0.0, 0.0, 1.0, 0.3, 1e-30], x.size).astype(dtype)
+    _equal_to_the_scalar_kernel(rl.varifocal_loss, functools.partial(_scalar_of, "varifocal_loss"), (x, y), params,
+                                dtype)
