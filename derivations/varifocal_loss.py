@@ -170,6 +170,8 @@ def derive() -> LossSpec:
         "float64, for the rounded powers these forms replace) and the positives' gradients in float64 (inputs "
         "widened exactly, each result rounded once): they cancel near the optimum sigma = q. At q = 1, dL/dq = softplus(-x) - x crosses zero at x = ln((1 + sqrt 5)/2) = 0.4812, a difference of "
         "terms that each keep their digits: near it the error in ULPs of the result is unbounded (absolute, about "
-        "an ulp of softplus(-x)), as for the focal losses' dL/dtarget.",
+        "an ulp of softplus(-x)), as for the focal losses' dL/dtarget. exp, log1p and the powers are printed "
+        "(refloss/_derive/expo.py, no libm call: the CPU loops vectorise), libm's only in the arms beyond the "
+        "exponential's range (gamma |x| past 1500, float32 220), which the vectorised loops leave to the scalar kernel.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification",
         properties=Properties(true_derivative={"detach_weight": False}))

@@ -157,9 +157,11 @@ VARIFOCAL_PARAMS = [dict(), dict(detach_weight=True), dict(alpha=0.25, gamma=0.5
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_varifocal_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
     """varifocal_loss's negatives (q = 0): sigma(x)^gamma from x (ScaledSigmoidPow) with its power and exponential
-    printed, so that the loop vectorises; its arm beyond the exponential's range (gamma |x| past 1500, float32 220,
-    or NaN) is rare, those elements computed again by the scalar kernel: every element as the scalar kernel gives
-    it, bit for bit (gamma = 1e4 sends most negative logits there)."""
+    printed, so that the loop vectorises; the arms beyond the exponential's range (gamma |x| past 1500, float32 220,
+    an overflowed split, NaN) are rare, those elements computed again by the scalar kernel: every element as the
+    scalar kernel gives it, bit for bit (gamma = 1e4: the split of gamma |x| overflows for float32 logits beyond
+    ~1e34).  (Without ScaledSigmoidPow's own guard this still passes: the value's FocalCE flags the same elements
+    from the same split of gamma |x|, and beyond its range both arms give 0.)"""
     x = _logits(dtype, seed=3)
     y = np.random.default_rng(4).choice([0.0, 0.0, 0.0, 1.0, 0.3, 1e-30], x.size).astype(dtype)
     _equal_to_the_scalar_kernel(rl.varifocal_loss, functools.partial(_scalar_of, "varifocal_loss"), (x, y), params,
