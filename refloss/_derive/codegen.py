@@ -151,6 +151,7 @@ class KernelPrinter(PythonCodePrinter):
         self.kept: dict = {}  # exp(...) -> the name holding its value (row_function: computed in an earlier loop)
         self.printed_exp: set = set()  # exp(...) printed as expo.py's form even where libm (row_function)
         self.printed_log1p = False  # log1p printed as expo.py's form even where libm (row_function)
+        self._exp_parts_of: dict = {}  # a printed exp's name -> its reduction's parts (_exp_low)
         self.width = width
         self.statements: list[str] = []
         self._names = 0
@@ -539,7 +540,7 @@ class KernelPrinter(PythonCodePrinter):
         n["t"] = t = self.assign("a", f"abs({xs})")
         n["e"] = e = self._math("exp", f"-{t}") if self._vector_math() else self.assign("e", f"math.exp(-{t})")
         n["d"] = d = self.assign("d", f"{lit(1)} + {e}")
-        n["c"] = self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")  # d_l/d, d_l exact (Fast2Sum)
+        n["c"] = self._d_rounding(e, d, n["g"])  # d_l/d, d_l exact (Fast2Sum), e's rounding too where g > 3
         n["l"] = self._math("log1p", e) if self._vector_math() else self.assign("l", f"math.log1p({e})")
         n["neg"] = f"{n['z']} < {lit(0)}"
         n["hi"], n["lo"], n["eg"], corrected = self._sigmoid_power(n["neg"], t, e, d, n["c"], n["g"])
@@ -703,14 +704,15 @@ class KernelPrinter(PythonCodePrinter):
                 f"if {e} >= {lit(sp.Rational(-1, 2))} else {e} - {lit(2)}*math.log({a}/{c}) if {a} > {lit(0)} "
                 f"else {self._print(sp.oo)})")
 
-    def _logistic_parts(self, u) -> tuple:
+    def _logistic_parts(self, u, g: str | None = None) -> tuple:
         """Printed (u, t = |u|, e = exp(-t), d = 1 + e, c = d_l/d) for the logistic forms of u: sigma(u) = e/d
         (u < 0) or 1/d, softplus(u) = max(u, 0) + log1p(e); d_l = e - (d - 1), d's rounding error, is exact
-        (Fast2Sum; no error-free product, so an FMA contraction cannot break it)."""
+        (Fast2Sum; no error-free product, so an FMA contraction cannot break it); ``g``: the exponent d is
+        raised to (c then includes e's rounding where g > 3, :meth:`_d_rounding`)."""
         lit, mul = self._literal, PRECEDENCE["Mul"]
         us, t, e = self._once(u, mul), self._once(sp.Abs(u), mul), self._exp_neg_abs(u)
         d = self.assign("d", f"{lit(1)} + {e}")
-        return us, t, e, d, self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")
+        return us, t, e, d, self._d_rounding(e, d, g)
 
     def _print_SoftplusOverSigmoid(self, expr):
         lit = self._literal
@@ -725,7 +727,7 @@ class KernelPrinter(PythonCodePrinter):
             return self._print(f * PowG(Sigmoid(u), g))
         lit, mul = self._literal, PRECEDENCE["Mul"]
         fs, gs = self._once(f, mul), self._once(g, mul)
-        us, t, e, d, c = self._logistic_parts(u)
+        us, t, e, d, c = self._logistic_parts(u, gs)
         hi, lo = self._two_prod(gs, t)
         q = self.assign("p", self._pow(d, f"-{gs}"))
         p = self.assign("p", f"{fs}*({q} - {q}*({gs}*{c}))")  # (f times a positive factor: f's sign kept at f = -0)
@@ -744,8 +746,8 @@ class KernelPrinter(PythonCodePrinter):
     def _print_PowG(self, expr):
         m, g = expr.args
         if isinstance(m, Sigmoid) and not self._inline:  # sigma(u)^g from u, not a rounded sigma raised to g
-            us, t, e, d, c = self._logistic_parts(m.args[0])
             g = self._once(g, PRECEDENCE["Mul"])
+            us, t, e, d, c = self._logistic_parts(m.args[0], g)
             return f"({self._sigmoid_power(f'{us} < {self._literal(0)}', t, e, d, c, g)[3]})"
         return self._pow(self._print(m), self._print(g))
 
@@ -925,10 +927,37 @@ class KernelPrinter(PythonCodePrinter):
         return q, s1, s2, k, (r, t_)
 
     def _exp_of(self, x: str) -> str:
-        q, s1, s2, _, _ = self._exp_parts(x)
+        q, s1, s2, _, (r, t_) = self._exp_parts(x)
         p = self.assign("p", f"{self._literal(1)} + {q}")
         v = self.assign("ex", f"({p}*{s1})*{s2}")
-        return self.assign("ex", f"({v} if {x} == {x} else {x})")
+        v = self.assign("ex", f"({v} if {x} == {x} else {x})")
+        self._exp_parts_of[v] = (p, q, r, t_, s1, s2)
+        return v
+
+    def _exp_low(self, e: str) -> str | None:
+        """The rounding error of the printed exp named ``e`` (``_exp_of``), to a small fraction of its ulp:
+        exp(x) = (p + (1 - p) + q + (r - q) + t) 2^k, with p = 1 + q and q = r + t rounded (Fast2Sum, both
+        exact); None where ``e`` is not a printed exp (libm's)."""
+        parts = self._exp_parts_of.get(e)
+        if parts is None:
+            return None
+        p, q, r, t_, s1, s2 = parts
+        lit = self._literal
+        lo = self.assign("el", f"(({lit(1)} - {p}) + {q}) + (({r} - {q}) + {t_})")
+        return self.assign("el", f"({lo}*{s1})*{s2}")
+
+    def _d_rounding(self, e: str, d: str, g: str | None = None) -> str:
+        """c = d_l/d for d = 1 + e: d_l = e - (d - 1), d's rounding error (Fast2Sum, exact), and where ``g``
+        (an exponent d is raised to) exceeds 3 and e is a printed exp, e's own rounding error too (_exp_low):
+        d^-g carries e's relative error times g e/d, up to g/4 ulps, which the correction (1 - g c) then removes
+        (sigma(z)^g at gamma 17 kept 9.0 ULP from a printed e, float32).  At g <= 3 (the exponents of the swept
+        parameter sets: gamma <= 2 and gamma + 1) c is d_l/d, the same bits as without it."""
+        lit = self._literal
+        el = self._exp_low(e) if g is not None else None
+        if el is None:
+            return self.assign("c", f"({e} - ({d} - {lit(1)}))/{d}")
+        el = self.assign("el", f"({el} if {g} > {lit(3)} else {lit(0)})")
+        return self.assign("c", f"(({e} - ({d} - {lit(1)})) + {el})/{d}")
 
     def _expm1_of(self, x: str) -> str:
         """exp(x) - 1: q itself where k = 0 (|x| < ln(2)/2: no cancellation); 2^k q + (2^k - 1) for |k| <= 56,
