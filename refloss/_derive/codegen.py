@@ -38,7 +38,7 @@ from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
-from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, ScaledSigmoidPow, Sigmoid, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, plain_residual_margin, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -516,6 +516,59 @@ class KernelPrinter(PythonCodePrinter):
         ys = self._once(y)
         return f"({ys}*{self._print(Sigmoid(-x))} + ({self._literal(1)} - {ys})*{self._print(Sigmoid(x))})"
 
+    def _print_SigmoidProduct(self, expr):
+        """sigma(x) sigma(-x) as q - 2 q d_l/d, q = e/(d d) (see :class:`SigmoidProduct`)."""
+        x = expr.args[0]
+        if self._inline:
+            return self._print(Sigmoid(x) * Sigmoid(-x))
+        e, d, c = self._corrected_d(x)
+        q = self.assign("q", f"{e}/({d}*{d})")
+        return f"({q} - {self._literal(2)}*({q}*{c}))"
+
+    def _corrected_d(self, x) -> tuple:
+        """Printed e = exp(-|x|), d = 1 + e and c = d_l/d, d_l = e - (d - 1) d's rounding error (exact)."""
+        one = self._literal(1)
+        e = self._exp_neg_abs(x)
+        d = self.assign("d", f"{one} + {e}")
+        dl = self.assign("dl", f"{e} - ({d} - {one})")
+        return e, d, self.assign("c", f"{dl}/{d}")
+
+    def _residual_parts(self, x, y) -> tuple:
+        """Printed (N, d, c, P + Q) of Residual(x, y) = (N/d)(1 - c): N = (P - Q) - m_l b, P = y a, Q = m b
+        (products in FMAs, refloss/_fma.py: exact), m = 1 - y rounded and m_l its error (see :class:`Residual`);
+        P + Q = T d, T = y sigma(-x) + (1 - y) sigma(x)."""
+        one, zero = self._literal(1), self._literal(0)
+        xs, ys = self._once(x, PRECEDENCE["Mul"]), self._once(y, PRECEDENCE["Mul"])
+        e, d, c = self._corrected_d(x)
+        a, b = self.assign("a", f"{e} if {xs} >= {zero} else {one}"), self.assign("b", f"{one} if {xs} >= {zero} else {e}")
+        m = self.assign("m", f"{one} - {ys}")
+        ml = self.assign("m", f"({one} - {m}) - {ys}")  # 1 - y's rounding error, exact
+        # P = y a, Q = m b and their rounding errors (FMAs: exact), P - Q and its rounding error (TwoSum: exact),
+        # then the errors and m_l b added: N to about half an ulp however much y a and m b cancel
+        p, q = self.assign("n", f"{ys}*{a}"), self.assign("n", f"{m}*{b}")
+        pl, ql = self.assign("n", f"_ddf.fma({ys}, {a}, -{p})"), self.assign("n", f"_ddf.fma({m}, {b}, -{q})")
+        s = self.assign("n", f"{p} - {q}")
+        v = self.assign("n", f"{s} - {p}")
+        n = self.assign("n", f"{s} + (((({p} - ({s} - {v})) + (-{q} - {v})) + ({pl} - {ql})) - {ml}*{b})")
+        return n, d, c, f"({p} + {q})"
+
+    def _print_Residual(self, expr):
+        """y - sigma(x) as (N/d)(1 - d_l/d), N = (y a - m b) - m_l b, y a and m b exact (see :class:`Residual`)."""
+        x, y = expr.args
+        if self._inline:
+            return self._print(y * Sigmoid(-x) - (1 - y) * Sigmoid(x))
+        n, d, c, _ = self._residual_parts(x, y)
+        q = self.assign("q", f"{n}/{d}")
+        return f"({q} - {q}*{c})"
+
+    def _print_ResidualMargin(self, expr):
+        """|N| - f (P + Q): the sign of |D| - f T (see :class:`ResidualMargin`), no quotient."""
+        x, y, f = expr.args
+        if self._inline:
+            return self._print(plain_residual_margin(x, y, f))
+        n, _, _, t = self._residual_parts(x, y)
+        return f"(abs({n}) - {self._print(f)}*{t})"
+
     def _print_SigmoidSize(self, expr):
         p = self.parenthesize(expr.args[0], PRECEDENCE["Mul"])
         x = self._once(expr.args[1], PRECEDENCE["Mul"])
@@ -761,6 +814,13 @@ class KernelPrinter(PythonCodePrinter):
         would be evaluated for every element whatever delta: there m is a ratio of box terms, ln m moderate,
         and g - 1 exact for their exponents >= 1/2 (docs/accuracy.md); a rare branch (the scalar kernel's:
         sigmoid focal loss's soft targets) keeps the correction."""
+        if len(expr.args) == 3:  # p/m from the program's p = m^g where p is normal (see PowGm1), else m^(g - 1)
+            p, m, g = self._once(expr.args[2]), self._once(expr.args[0]), self._once(expr.args[1])
+            tiny = self._literal(2.0 ** (-1022 if self.precision == "f64" else -126))
+            children = list(self._children) if self._children is not None else None
+            other = self._print(PowGm1(*expr.args[:2]))
+            self._children = children  # (not a child of its own: a temporary would evaluate its pow everywhere)
+            return f"({p}/{m} if {p} >= {tiny} and {g} != {self._literal(0)} else {other})"
         m = self._once(expr.args[0])
         zero, one = self._literal(0), self._literal(1)
         if self.special and self._vector_math() and not self.rare_branch:  # evaluated everywhere, then selected
@@ -1930,7 +1990,8 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
         if guard is None:
             lines += f64
             continue
-        for target, e in ((sym.name, expr), (f"_xg{k}", guard)):
+        # (in the kernel's precision first: an EvalAccurate inside a float32 kernel's part is its argument there)
+        for target, e in ((sym.name, _strip64(expr)), (f"_xg{k}", guard)):
             code = _unwrap(printer.doprint(e))
             lines.extend(indent + st for st in printer.take_statements())
             lines.append(f"{indent}{target} = {code}")

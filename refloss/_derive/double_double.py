@@ -27,7 +27,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, FocalCE, FocalCEDx,
-                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, ScaledSigmoidPow, Select, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, Residual, ResidualMargin, SigmoidProduct, plain_residual_margin, ScaledSigmoidPow, Select, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -143,6 +143,15 @@ class DoubleDouble:
     def lower(self, e) -> tuple:
         if e in self.known:
             return self.known[e]
+        if isinstance(e, PowGm1) and len(e.args) == 3:  # (the shared power is a float64 kernel's shortcut)
+            return self.lower(PowGm1(*e.args[:2]))
+        if isinstance(e, Residual):  # the difference of its terms, each to ~106 bits (accurate: ~100 bits)
+            x, y = e.args
+            return self.lower(y * Sigmoid(-x) - (1 - y) * Sigmoid(x))
+        if isinstance(e, ResidualMargin):
+            return self.lower(plain_residual_margin(*e.args))
+        if isinstance(e, SigmoidProduct):
+            return self.lower(Sigmoid(e.args[0]) * Sigmoid(-e.args[0]))
         if e in (sp.nan, sp.oo, -sp.oo, sp.zoo):
             return self.p._print(e), None
         if isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or, sp.Not)):  # a condition (a Select's)

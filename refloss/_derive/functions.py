@@ -307,8 +307,13 @@ def plain(expr):
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
-        .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g: m ** (g - 1)) \
+        .replace(PowG, lambda m, g: m**g).replace(PowGm1, lambda m, g, *p: m ** (g - 1)) \
         .replace(OneMinusPt, lambda x, y: y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))) \
+        .replace(Residual, lambda x, y: y / (1 + sp.exp(x)) - (1 - y) / (1 + sp.exp(-x))) \
+        .replace(SigmoidProduct, lambda x: 1 / ((1 + sp.exp(x)) * (1 + sp.exp(-x)))) \
+        .replace(ResidualMargin, lambda x, y, f: (sp.Abs(y / (1 + sp.exp(x)) - (1 - y) / (1 + sp.exp(-x)))
+                                                  - f * (y / (1 + sp.exp(x)) + (1 - y) / (1 + sp.exp(-x))))
+                 * (1 + sp.exp(-sp.Abs(x)))) \
         .replace(SigmoidSize, lambda p, x: p * (2 / (1 + sp.exp(-x))) ** 2)
 
 
@@ -389,9 +394,12 @@ class PowG(sp.Function):
 class PowGm1(sp.Function):
     """m**(g-1), 0 where m == 0 (see PowG) or g == 0.  It appears only in PowG's derivative
     g m**(g-1), which is 0 at g = 0 (m**0 = 1 for every m): without the second rule an underflowed
-    1 - p_t (|logit| ~ 709..745) made it 0 * inf = NaN for gamma = 0."""
+    1 - p_t (|logit| ~ 709..745) made it 0 * inf = NaN for gamma = 0.
+    ``PowGm1(m, g, p)``, p = PowG(m, g) the power the same program forms: printed as p/m where p is a
+    normal number (one division for a second power; the exponent g exact, not fl(g - 1)), as PowGm1(m, g)
+    elsewhere (p subnormal or 0, where p/m would keep few digits or none)."""
 
-    nargs = 2
+    nargs = (2, 3)
 
 
 class ScaledSigmoidPow(sp.Function):
@@ -410,6 +418,51 @@ class SoftplusOverSigmoid(sp.Function):
     underflows to 0 (the limit; the quotient would be 0/0).  Never differentiated."""
 
     nargs = 1
+
+
+class ResidualMargin(sp.Function):
+    """(|D| - f T) d for D = Residual(x, y), T = y sigma(-x) + (1 - y) sigma(x) and d = 1 + e^-|x| > 0: of the sign of
+    |D| - f T, for a guard that keeps D where it does not cancel to below f T.  Printed as |N| - f (P + Q) from
+    Residual's parts (N = D d, P + Q = T d): no quotient.  Never differentiated."""
+
+    nargs = 3
+
+
+def plain_residual_margin(x, y, f):
+    """ResidualMargin(x, y, f) as SymPy expressions of x and y."""
+    return (sp.Abs(Residual(x, y)) - f * OneMinusPt(x, y)) * (1 + sp.exp(-sp.Abs(x)))
+
+
+class SigmoidProduct(sp.Function):
+    """sigma(x) sigma(-x) = e/(1 + e)^2, e = e^-|x| (the derivative of sigma(x) and of -Residual), printed from
+    e and d = 1 + e as q - 2 q d_l/d, q = e/(d d), d_l = e - (d - 1) d's rounding error (exact): three roundings
+    and e's, where the product of the two sigmoids had five.  Never differentiated."""
+
+    nargs = 1
+
+
+class Residual(sp.Function):
+    """y - sigma(x) = y sigma(-x) - (1 - y) sigma(x) (QFL's D), with d/dx = -sigma(x) sigma(-x) (SigmoidProduct)
+    and d/dy = 1.
+
+    Printed over the common denominator d = 1 + e, e = e^-|x|: y sigma(-x) - (1 - y) sigma(x) = (y a - (1 - y)
+    b)/(1 + e), (a, b) = (e, 1) for x >= 0 and (1, e) for x < 0, as (N/d)(1 - d_l/d) with d_l = e - (d - 1) the
+    rounding error of d (exact, Fast2Sum; d + d_l = 1 + e) and N = (y a - m b) - m_l b, m = 1 - y rounded and
+    m_l = (1 - m) - y its error (exact), the products' rounding errors exact (FMAs, refloss/_fma.py) and their
+    difference's too (TwoSum), all added back: N to about half an ulp, so D keeps about an ulp and a half (N's, the
+    quotient's, the correction's second order) besides e's, which
+    no form from a rounded e^-|x| removes (an absolute error eps T, T = y sigma(-x) + (1 - y) sigma(x), the
+    documented floor where D cancels).  The difference of the rounded sigmoids had three roundings more, each
+    multiplied by T/|D| where D cancels.  At the hard targets y = 0 and 1 it is -b/(1 + e) = -sigma(x) and
+    a/(1 + e) = sigma(-x), each to one rounding."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return -SigmoidProduct(x)
+        return sp.Integer(1)
 
 
 class OneMinusPt(sp.Function):
