@@ -12,16 +12,19 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, RealAbs, ScaledSigmoidPow, Sigmoid, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
 beta = sp.Symbol("beta", nonnegative=True)
 
 
-def residual(x, y):
-    """y - sigma(x) as y sigma(-x) - (1 - y) sigma(x): exactly sigma(-x) or -sigma(x) at y = 1, 0."""
-    return y * Sigmoid(-x) - (1 - y) * Sigmoid(x)
+def _residual_form(x, y, checks):
+    """The printed form of Residual(x, y) = y - sigma(x) (refloss/_derive/functions.py): with e = e^-|x|,
+    (y a - (1 - y) b)/(1 + e), (a, b) = (e, 1) for x >= 0 and (1, e) for x < 0."""
+    for side, e, a, b in (("x >= 0", sp.exp(-x), sp.exp(-x), 1), ("x < 0", sp.exp(x), 1, sp.exp(x))):
+        prove_equal((y * a - (1 - y) * b) / (1 + e), y - 1 / (1 + sp.exp(-x)), f"y - sigma(x) = (y a - (1 - y) b)/(1 "
+                    f"+ e) for {side}", checks, domain={x: (0, 30) if side == "x >= 0" else (-30, 0), y: (0, 1)})
 
 
 def _deep_target_gradients(x, d_target, checks):
@@ -57,8 +60,12 @@ def derive() -> LossSpec:
     x, y = C.x, C.y
     sig = 1 / (1 + sp.exp(-x))
     textbook = -sp.Abs(y - sig) ** beta * ((1 - y) * sp.log(1 - sig) + y * sp.log(sig))
-    d = residual(x, y)
+    d = Residual(x, y)  # y sigma(-x) - (1 - y) sigma(x), printed from e^-|x| (see _residual_form)
     prove_equal(plain(d), y - sig, "y sigma(-x) - (1 - y) sigma(x) = y - sigma(x)", checks, domain=C.DOMAIN)
+    _residual_form(x, y, checks)
+    for f in (sp.Rational(1, 2), sp.Rational(1, 2**20)):  # the guards' margin has the sign of |D| - f T
+        prove_equal(plain(ResidualMargin(x, y, f)), (sp.Abs(y - sig) - f * plain(OneMinusPt(x, y))) * (1 + sp.exp(-sp.Abs(x))),
+                    f"ResidualMargin = (|y - sigma| - {f} T)(1 + e^-|x|)", checks, domain=C.DOMAIN)
     general = LogitCE(x, y) * PowG(RealAbs(d), beta)
     dom = {**C.DOMAIN, beta: (1, 4)}
     prove_equal(plain(general), textbook, "CE(x, y) |y sigma(-x) - (1 - y) sigma(x)|^beta is the paper's QFL", checks,
@@ -90,55 +97,70 @@ def derive() -> LossSpec:
     # the deep form drops factors 1 + O(beta e^-|x|): below float64's and float32's rounding from |x| = 45 and 20
     # (for beta up to 1e3 and 7); it was used only from where |D| itself is subnormal (708, 87), but |D|^beta is
     # subnormal from |x| = 708/beta, 87/beta, and the general form's d/dy lost its digits there
+    # at soft targets dCE/dx = (1 - y) sigma(x) - y sigma(-x) is -D: the same Residual (one D an element, not a
+    # second difference of rounded terms)
+    ce_dx = sp.diff(LogitCE(x, y), x)
+    prove_equal(plain(ce_dx), plain(-d), "dCE/dx = -(y - sigma(x))", checks, domain=C.DOMAIN)
     for prec, limit in (("f64", 45), ("f32", 20)):
         branches = []
         for v, s in ((0, 1), (1, -1)):  # s x: the logit's distance on the side where |D| = sigma(-|x|) vanishes
             outs, d_y = hard_branches[v]
+            # d/dtarget at a hard target: float64 in the float32 kernel (see the note on d/dtarget below)
+            deep_y, near_y = (Eval64(deep[v]), Eval64(d_y)) if prec == "f32" else (deep[v], d_y)
             branches.append(Branch(sp.And(sp.Eq(y, v), s * x < -limit, s * x > -sp.Integer(2)**100),
-                                   {**outs, "d_target": deep[v]}, f"hard target {v}, |y - sigma| subnormal or 0"))
-            branches.append(Branch(sp.Eq(y, v), {**outs, "d_target": d_y}, f"hard target {v}"))
-        # soft targets: one precision up (Eval64: float64 in the float32 kernel, double-double in the float64 one),
-        # rounded once: |D|^beta multiplies D's rounding by beta, and the soft-target sweep found float64 d/dlogits
-        # 12.9 ULP at logit 11.815, target 0.46491, beta 3.5 (bar 8)
-        # (float64 kernel: double-double only for beta > 5/2, where float64 missed the bar; up to beta = 2 its soft-target
-        # maxima were 8.78 ULP64 of 12 at 2^24 points, and double-double costs 4x the loop's time at soft targets)
-        soft = {"value": general, **grads}
+                                   {**outs, "d_target": deep_y}, f"hard target {v}, |y - sigma| subnormal or 0"))
+            branches.append(Branch(sp.Eq(y, v), {**outs, "d_target": near_y}, f"hard target {v}"))
+        # soft targets, beta >= 5/2 (float32: beta > 2): one precision up (Eval64: float64 in the float32 kernel,
+        # double-double in the float64 one), rounded once: |D|^beta multiplies D's rounding by beta + 1 (d/dlogits'
+        # |D|^beta D), and the soft-target sweep found float64 d/dlogits 12.9 ULP at logit 11.815, target 0.46491,
+        # beta 3.5 (bar 12), and float32 evaluation 15.76 ULP at logit 6.0271, target 0.47409, beta 3.5 and 12.3 at
+        # logit 8.6295, target 0.46332, beta float32(2.4) (4 of 2^24 points over)
+        # (below, each kernel evaluates in its own precision: up to beta = 2 the soft-target maxima were 8.78 ULP64
+        # at 2^24 points (double-double costs 4x the loop's time at soft targets), and float32 10.1 at beta 1.9)
+        soft = {o: v.xreplace({ce_dx: -d}) for o, v in {"value": general, **grads}.items()}
+        if soft["d_logits"].has(ce_dx):
+            raise ValueError("dCE/dx was not found in dL/dx to write it as -D")
+        wide = beta >= sp.Rational(5, 2) if prec == "f64" else beta > 2
+        label = "soft target, beta >= 5/2" if prec == "f64" else "soft target, beta > 2"
         if prec == "f32":
-            # D = y - sigma from the float64 sigma has a relative error 2^-53 T/|D|, which |D|^(beta - 1) multiplies by
-            # |beta - 1|: over float32's bar for 0 < beta < 2 where |D| < ~2^-30 T (found once the float64 kernel was
-            # right, since the float32 sweep's screen compares with it: beta = float32(1.1), 11,685 of 2^24 points
-            # over, 5.06e3 ULP at logit 1.98e-5, target 0.500004947): there D in double-double as the float64 kernel
-            # forms it (guard: float64 kept for beta >= 2, beta = 0, or |D| > 2^-20 T)
-            keep = sp.Max(1 - Heaviside0(2 - beta), RealAbs(d) - OneMinusPt(x, y) / 2**20, 1 - Heaviside0(beta))
-            sharp = {d: EvalAccurate(d, keep)}
-            branches.append(Branch(None, {o: Eval64(v.xreplace(sharp)) for o, v in soft.items()}, "soft target"))
-        else:
-            branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
-                                   "soft target, beta >= 5/2"))
-            # below: float64, with D = y - sigma to ~100 bits for 0 < beta < 2 (EvalAccurate: double-double with
-            # refloss/_dd_functions.py's exp, where the guard below fails), rounded once. Near the optimum
-            # sigma = y, D from a float64 sigma keeps an absolute error of about eps T (T = y sigma(-x) + (1 - y)
-            # sigma(x)), which |D|^(beta - 1) turns into a relative error (1 - beta) eps T/|D| of the gradients: a
-            # live verify with beta 0.3, 0.5, 0.125 found 38.4, 25.6, 50.4 ULP64 at logit 0.0147, target 0.5009 (bar
-            # 12); the double-double evaluation above does not remove it (it starts from sigma's float64 exp: 22.4,
-            # 21.4, 31.0 ULP64)
-            # (guard: float64 kept for beta >= 2, for beta = 0 (D unused), and where |D| > T/2, T = y sigma(-x) +
-            # (1 - y) sigma(x), D's rounding there below 2 |beta - 1| eps relative. For 1 < beta < 2 too: D's error
-            # in |D|^(beta - 1) is (beta - 1) eps T |D|^(beta - 2), unbounded against the measure's beta T^(beta - 1)
-            # as |D| -> 0 (a review's sweep at beta 1.5: 519,467 of 2^20 points over the bar, 1.1e8 ULP64; 1.1:
-            # 3e14); from beta = 2 it is within it)
-            keep = sp.Max(1 - Heaviside0(2 - beta), RealAbs(d) - OneMinusPt(x, y) / 2, 1 - Heaviside0(beta))
-            sharp = {d: EvalAccurate(d, keep)}
-            branches.append(Branch(None, {o: v.xreplace(sharp) for o, v in soft.items()}, "soft target"))
-            for o, v in soft.items():
-                if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
-                    raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")
+            # ... and where float32 would overflow between finite factors: beta CE (CE ~ |x|) beyond float32's range
+            # for |x| near its largest (d/dlogits inf times sigma(x) sigma(-x) = 0: NaN, where it is about -y; the
+            # soft-target sweep at beta = 2, 7,515 of 2^24 points), |D|^(beta - 1) for beta < 1/4 (|D| down to the
+            # smallest subnormal, 2^-149)
+            wide = sp.Or(wide, beta < sp.Rational(1, 4), x > sp.Integer(2)**64, x < -sp.Integer(2)**64)
+            label += " or < 1/4, or |logit| > 2^64"
+        branches.append(Branch(wide, {o: Eval64(v) for o, v in soft.items()}, label))
+        # below: D = y - sigma formed one precision up for 0 < beta < 2 where it cancels (|D| < T/2, T = y sigma(-x)
+        # + (1 - y) sigma(x)) and rounded once, the rest in the kernel's precision. Near the optimum sigma = y, D
+        # from a rounded sigma keeps an absolute error of about eps T, which |D|^(beta - 1) turns into a relative
+        # error (1 - beta) eps T/|D| of the gradients: a live verify with beta 0.3, 0.5, 0.125 found 38.4, 25.6,
+        # 50.4 ULP64 at logit 0.0147, target 0.5009 (bar 12). The float64 kernel forms D in double-double with
+        # refloss/_dd_functions.py's exp (EvalAccurate; from sigma's float64 exp it kept 22.4, 21.4, 31.0 ULP64).
+        # The float32 kernel forms it in float64 (Eval64), and in double-double where |D| < 2^-20 T: D from the
+        # float64 sigma has a relative error 2^-53 T/|D|, over float32's bar for 0 < beta < 2 where |D| < ~2^-30 T
+        # (beta = float32(1.1): 11,685 of 2^24 points over, 5.06e3 ULP at logit 1.98e-5, target 0.500004947)
+        # (guards: D in the kernel's precision for beta >= 2, for beta = 0 (D unused), and where |D| > T/2, its
+        # rounding there below 2 |beta - 1| eps relative. For 1 < beta < 2 too: D's error in |D|^(beta - 1) is
+        # (beta - 1) eps T |D|^(beta - 2), unbounded against the measure's beta T^(beta - 1) as |D| -> 0 (a
+        # review's sweep at beta 1.5: 519,467 of 2^20 points over the bar, 1.1e8 ULP64; 1.1: 3e14); from beta = 2
+        # it is within it)
+        def keep(fraction):
+            # (|D| - fraction T as ResidualMargin: of its sign, printed without a quotient)
+            return sp.Max(1 - Heaviside0(2 - beta), ResidualMargin(x, y, fraction), 1 - Heaviside0(beta))
+        sharp = EvalAccurate(d, keep(sp.Rational(1, 2) if prec == "f64" else sp.Rational(1, 2**20)))
+        if prec == "f32":
+            sharp = Eval64(sharp, keep(sp.Rational(1, 2)))
+        # (the gradients' |D|^(beta - 1) as |D|^beta/|D|, the value's power shared: one pow less an element)
+        shared = {o: v.replace(PowGm1, lambda m, g: PowGm1(m, g, PowG(m, g))) for o, v in soft.items()}
+        branches.append(Branch(None, {o: v.xreplace({d: sharp}) for o, v in shared.items()}, "soft target"))
+        for o, v in soft.items():
+            if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
+                raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")
         # d/dtarget = sigma^(beta-1) (-x sigma - beta softplus(x)) at target 0 crosses zero at a logit where its two
         # terms cancel (float32 lost every digit there: 9.21e6 ULP at -2.1159, beta 2), and sigma^beta's rounding
-        # error is multiplied by beta: float64 in the float32 kernel, everywhere (with a fallback only where the
-        # terms cancel by more than half, beta = 3.5 kept 12.3 ULP at -13.14 and 8.1 at 2.24, where they do not)
-        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID,
-                               double=("d_target",) if prec == "f32" else ())
+        # error is multiplied by beta: float64 in the float32 kernel at the hard targets (with a fallback only where
+        # the terms cancel by more than half, beta = 3.5 kept 12.3 ULP at -13.14 and 8.1 at 2.24, where they do not)
+        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
     xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
     return LossSpec(
         name=NAME, title="Quality Focal Loss",
@@ -172,29 +194,38 @@ def derive() -> LossSpec:
         "derivative is infinite at y = sigma and the kernels give its factor |D|^(beta-1) as 0 there. Targets "
         "outside [0, 1] are invalid input. The gradient with respect to the target is the derivative of the "
         "formula (peers pass the IoU target detached, so they return none).",
-        accuracy="y - sigma as y sigma(-x) - (1 - y) sigma(x), exact at the hard targets and without overflow; "
+        accuracy="y - sigma as y sigma(-x) - (1 - y) sigma(x) over one denominator, (y a - (1 - y) b)/(1 + e) with e = "
+        "e^-|x| and (a, b) = (e, 1) or (1, e), the products' rounding errors (FMAs), their difference's, 1 - y's "
+        "and 1 + e's put back (Residual): about an ulp and a half besides e's own rounding, exact at the hard targets "
+        "and without overflow; "
         "cross-entropy as y softplus(-x) + (1 - y) softplus(x); at y = 0 and 1 the focal loss's forms in the "
         "signed logit; far from the optimum at a hard target (|x| > 45, float32 20: the factors it drops are 1 there), "
         "dL/dy as e^(-beta |x|) from beta x split error-free times (beta - |x|), the exponential halved and squared "
         "with the factor between (e^(-beta |x|) alone is subnormal long before the result), since beta "
         "|D|^(beta-1) CE would overflow (beta < 1) or |D|^beta (subnormal from |x| = 708/beta, float32 87/beta) "
         "keep few digits. Near the optimum sigma = y of a soft target y - sigma cancels (an error of eps "
-        "(y sigma(-x) + (1 - y) sigma(x)) absolute), as in any evaluation from a rounded sigma; for beta <= 1 the "
+        "(y sigma(-x) + (1 - y) sigma(x)) absolute, from e's rounding), as in any evaluation from a rounded sigma; for beta <= 1 the "
         "gradient jumps (beta = 1) or is unbounded (beta < 1) at y = sigma, so within that error of the optimum its "
         "side is not determined, and the sweeps and refloss verify do not measure the gradients there (the "
         "floor's documented limit), except in float32 at beta = 1, where D is formed in float64 from the float32 "
-        "inputs and its side is the exact one (the jump bounded): measured there. At soft targets the outputs are evaluated one precision up and rounded once "
-        "(float32 kernel: float64; float64 kernel: double-double for beta >= 5/2): |D|^beta multiplies D's rounding by beta, and the "
-        "soft-target sweep found float64 d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after. For 0 < beta < 2 "
-        "both kernels form D in double-double with exp to ~100 bits (refloss/_dd_functions.py) near the optimum (float64: "
-        "|D| < T/2, float32: |D| < 2^-20 T; T = y sigma(-x) + (1 - y) sigma(x)) and round it once: from a float64 sigma, "
+        "inputs near the optimum and its side is the exact one (the jump bounded): measured there. At soft targets "
+        "with beta >= 5/2 (float32 kernel: beta > 2, beta < 1/4, or |x| > 2^64, where beta CE overflows float32) the "
+        "outputs are evaluated one precision up and rounded once (float32 kernel: float64; float64 kernel: "
+        "double-double): |D|^beta D multiplies D's rounding by beta + 1, and the soft-target sweep found float64 "
+        "d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after; float32 evaluation 15.8 ULP at beta 3.5 and 12.3 "
+        "at beta float32(2.4). Below, each kernel evaluates in its own precision, |D|^(beta - 1) as |D|^beta/|D| "
+        "where |D|^beta is normal (one power an element, the exponent beta exact) and sigma(x) sigma(-x) as e/(1 + "
+        "e)^2 corrected for d's rounding. For 0 < beta < 2 "
+        "both kernels form D one precision up near the optimum (float64: double-double with exp to ~100 bits, "
+        "refloss/_dd_functions.py, where |D| < T/2; float32: float64 where |D| < T/2 and double-double where |D| < "
+        "2^-20 T; T = y sigma(-x) + (1 - y) sigma(x)) and round it once: from a float64 sigma, "
         "D's absolute error eps T became an error |beta - 1| eps T |D|^(beta - 2) of the gradients (the soft-target sweep, "
         "2^24 points a beta, float64: 1.6e6 to 8.3e6 points over the bar at beta 0.125 to 1.9, up to 4.9e15 ULP, before; "
         "0 over, at most 8.78 ULP, after; float32 at beta float32(1.1): 11,685 over, 5.06e3 ULP, before), at a cost "
-        "for those beta only (docs/accuracy.md). |D|^(beta - 1) is corrected for the rounding of beta - 1 (beta < 1/2: 36 ULP at "
-        "|D| = 3e-32, beta = 0.3, before). dL/dy crosses zero where "
+        "for those beta only (docs/accuracy.md). |D|^(beta - 1) is corrected for the rounding of beta - 1 where it is "
+        "a power of its own (beta < 1/2: 36 ULP at |D| = 3e-32, beta = 0.3, before). dL/dy at a hard target crosses zero where "
         "its two terms cancel (logit -2.1159 at beta 2, target 0), and its float32 terms raise a rounded sigma to "
         "the power beta (their errors grow with beta: 8.1 ULP at logit 2.24, beta 3.5, where they do not cancel): the "
-        "float32 kernel evaluates dL/dy in float64 (inputs widened exactly, the result rounded once), at the "
-        "cost of float64's speed for that output.",
+        "float32 kernel evaluates dL/dy at the hard targets in float64 (inputs widened exactly, the result rounded "
+        "once), at the cost of float64's speed for that output.",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

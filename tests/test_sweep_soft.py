@@ -114,6 +114,19 @@ def test_qfl_value_at_the_optimum_is_measured_against_d_s_own_error():
     ("qfl_loss", {"beta": 1.100000023841858}, np.float32, 1.9788742065429688e-05, 0.5000049471855164, 5.06e3),
     # the same power in sigmoid focal loss's soft-target d/dlogits, gamma - 1 rounded (gamma = 0.3)
     ("sigmoid_focal_loss", {"gamma": 0.3}, np.float64, -36.70376422823889, 1.1475133073056482e-16, 15.8),
+    # QFL's float32 soft targets in float32 (until 2026-12-06 in float64), as first written: beta CE overflowed for
+    # logits near float32's largest (d/dlogits inf times sigma(x) sigma(-x) = 0: NaN; d/dtarget inf where it is
+    # 2.9e38; 7,515 of 2^24 points at beta = 2), and beta = float32(2.4) kept 12.3 ULP (bar 12): both in float64 now
+    ("qfl_loss", {"beta": 2.0}, np.float32, -3.4023289812391516e+38, 0.9729509949684143, float("nan")),
+    ("qfl_loss", {"beta": 2.0}, np.float32, -3.397827300427621e+38, 0.536910891532898, float("inf")),
+    ("qfl_loss", {"beta": 2.4000000953674316}, np.float32, 8.629526138305664, 0.4633171856403351, 12.3),
+    # ... and its D over one denominator (Residual) where y a - (1 - y) b cancels with y near 1: 1.3e10 ULP with y d
+    # - 1 formed first (y a - (1 - y) b since); the worst of beta = 2 with the difference of rounded sigmoids (9.11)
+    ("qfl_loss", {"beta": 2.0}, np.float32, 14.07058048248291, 0.9999992251396179, 1.31e10),
+    ("qfl_loss", {"beta": 2.0}, np.float32, 3.7986528873443604, 0.4282566010951996, 9.11),
+    # |D|^(beta - 1) as |D|^beta/|D| where |D|^beta is normal, the power itself where it is subnormal (|D| = 1e-21,
+    # |D|^2 = 1e-42 keeps 10 bits: d/dtarget 2 |D| CE, normal, from it would be off by ~1e-3 relative)
+    ("qfl_loss", {"beta": 2.0}, np.float32, -43.29999923706055, 1.5769288479649664e-19, 0.0),
 ])
 def test_the_soft_target_defects_the_sweeps_found_are_fixed(name, params, dtype, x, y, before):
     fn = getattr(rl, name)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1e864ad6889b648c
+# scalar kernels: sha256 2974f709dc38f4bf
 """Quality Focal Loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
