@@ -108,6 +108,21 @@ def _without_simulator() -> dict:
     return {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
 
 
+def test_ab_kernels_times_two_checkouts_in_one_process(capsys):
+    """benchmarks/ab_kernels.py against this checkout itself: a row a loss, both precisions, the loss's own
+    parameters only; a parameter no loss has is an error, not a traceback."""
+    from benchmarks.ab_kernels import main
+
+    assert main(["--old", str(REPO), "qfl_loss", "smooth_l1", "--param", "beta=0.5", "--zeros", "0.9", "--n", "100",
+                 "--repeat", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
+    assert [r.split(" | ")[0] for r in rows] == ["| `qfl_loss`", "| `smooth_l1`"]
+    assert all(len(r.split(" | ")) == 7 for r in rows)
+    with pytest.raises(SystemExit):
+        main(["--old", str(REPO), "qfl_loss", "--param", "bta=2"])
+    assert "no loss listed has the parameter" in capsys.readouterr().err
+
+
 def test_cuda_kernels_compile_to_ptx_without_a_gpu(tmp_path):
     """benchmarks/cuda_ptx.py compiles CUDA kernels as a GPU would (numba-cuda's front end and NVVM), with no
     device: the simulator, which runs the kernels in CI, never compiles them.  One loss of each family's kernel
