@@ -544,8 +544,10 @@ class KernelPrinter(PythonCodePrinter):
         m = self.assign("m", f"{one} - {ys}")
         ml = self.assign("m", f"({one} - {m}) - {ys}")  # 1 - y's rounding error, exact
         # P = y a, Q = m b and their rounding errors (FMAs: exact), P - Q and its rounding error (TwoSum: exact),
-        # then the errors and m_l b added: N to about half an ulp however much y a and m b cancel
-        p, q = self.assign("n", f"{ys}*{a}"), self.assign("n", f"{m}*{b}")
+        # then the errors and m_l b added: N to about half an ulp however much y a and m b cancel.  P and Q are
+        # FMAs with 0 (the rounded products): a compiler that contracts (NVVM) would otherwise fuse P - Q into
+        # fma(y, a, -Q), which the TwoSum's error term and the added P error would count twice
+        p, q = self.assign("n", f"_ddf.fma({ys}, {a}, {zero})"), self.assign("n", f"_ddf.fma({m}, {b}, {zero})")
         pl, ql = self.assign("n", f"_ddf.fma({ys}, {a}, -{p})"), self.assign("n", f"_ddf.fma({m}, {b}, -{q})")
         s = self.assign("n", f"{p} - {q}")
         v = self.assign("n", f"{s} - {p}")

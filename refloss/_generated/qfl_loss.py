@@ -98,8 +98,8 @@ def value_f64(logits, target, beta):
         _b130 = _sel(logits >= 0.0, 1.0, _e123)
         _m131 = 1.0 - target
         _m132 = (1.0 - _m131) - target
-        _n133 = target*_a129
-        _n134 = _m131*_b130
+        _n133 = _ddf.fma(target, _a129, 0.0)
+        _n134 = _ddf.fma(_m131, _b130, 0.0)
         _n135 = _ddf.fma(target, _a129, -_n133)
         _n136 = _ddf.fma(_m131, _b130, -_n134)
         _n137 = _n133 - _n134
@@ -209,8 +209,8 @@ def value_f64(logits, target, beta):
         _b270 = _sel(logits >= 0.0, 1.0, _e265)
         _m271 = 1.0 - target
         _m272 = (1.0 - _m271) - target
-        _n273 = target*_a269
-        _n274 = _m271*_b270
+        _n273 = _ddf.fma(target, _a269, 0.0)
+        _n274 = _ddf.fma(_m271, _b270, 0.0)
         _n275 = _ddf.fma(target, _a269, -_n273)
         _n276 = _ddf.fma(_m271, _b270, -_n274)
         _n277 = _n273 - _n274
@@ -520,8 +520,8 @@ def value_and_grad_f64(logits, target, beta):
         _b228 = _sel(logits >= 0.0, 1.0, _e221)
         _m229 = 1.0 - target
         _m230 = (1.0 - _m229) - target
-        _n231 = target*_a227
-        _n232 = _m229*_b228
+        _n231 = _ddf.fma(target, _a227, 0.0)
+        _n232 = _ddf.fma(_m229, _b228, 0.0)
         _n233 = _ddf.fma(target, _a227, -_n231)
         _n234 = _ddf.fma(_m229, _b228, -_n232)
         _n235 = _n231 - _n232
@@ -952,8 +952,8 @@ def value_and_grad_f64(logits, target, beta):
         _b679 = _sel(logits >= 0.0, 1.0, _e674)
         _m680 = 1.0 - target
         _m681 = (1.0 - _m680) - target
-        _n682 = target*_a678
-        _n683 = _m680*_b679
+        _n682 = _ddf.fma(target, _a678, 0.0)
+        _n683 = _ddf.fma(_m680, _b679, 0.0)
         _n684 = _ddf.fma(target, _a678, -_n682)
         _n685 = _ddf.fma(_m680, _b679, -_n683)
         _n686 = _n682 - _n683
@@ -1161,8 +1161,8 @@ def value_f32(logits, target, beta):
         _xb45 = _sel(_xw_logits >= 0.0, 1.0, _xe38)
         _xm46 = 1.0 - _xw_target
         _xm47 = (1.0 - _xm46) - _xw_target
-        _xn48 = _xw_target*_xa44
-        _xn49 = _xm46*_xb45
+        _xn48 = _ddf.fma(_xw_target, _xa44, 0.0)
+        _xn49 = _ddf.fma(_xm46, _xb45, 0.0)
         _xn50 = _ddf.fma(_xw_target, _xa44, -_xn48)
         _xn51 = _ddf.fma(_xm46, _xb45, -_xn49)
         _xn52 = _xn48 - _xn49
@@ -1184,8 +1184,8 @@ def value_f32(logits, target, beta):
         _b205 = _sel(logits >= _f32(0.0), _f32(1.0), _e200)
         _m206 = _f32(1.0) - target
         _m207 = (_f32(1.0) - _m206) - target
-        _n208 = target*_a204
-        _n209 = _m206*_b205
+        _n208 = _ddf.fma(target, _a204, _f32(0.0))
+        _n209 = _ddf.fma(_m206, _b205, _f32(0.0))
         _n210 = _ddf.fma(target, _a204, -_n208)
         _n211 = _ddf.fma(_m206, _b205, -_n209)
         _n212 = _n208 - _n209
@@ -1210,8 +1210,8 @@ def value_f32(logits, target, beta):
             _xb64 = _sel(_xw_logits_w1 >= 0.0, 1.0, _xe59)
             _xm65 = 1.0 - _xw_target_w1
             _xm66 = (1.0 - _xm65) - _xw_target_w1
-            _xn67 = _xw_target_w1*_xa63
-            _xn68 = _xm65*_xb64
+            _xn67 = _ddf.fma(_xw_target_w1, _xa63, 0.0)
+            _xn68 = _ddf.fma(_xm65, _xb64, 0.0)
             _xn69 = _ddf.fma(_xw_target_w1, _xa63, -_xn67)
             _xn70 = _ddf.fma(_xm65, _xb64, -_xn68)
             _xn71 = _xn67 - _xn68
@@ -1561,8 +1561,8 @@ def value_and_grad_f32(logits, target, beta):
         _xb164 = _sel(_xw_logits_w4 >= 0.0, 1.0, _xe157)
         _xm165 = 1.0 - _xw_target
         _xm166 = (1.0 - _xm165) - _xw_target
-        _xn167 = _xw_target*_xa163
-        _xn168 = _xm165*_xb164
+        _xn167 = _ddf.fma(_xw_target, _xa163, 0.0)
+        _xn168 = _ddf.fma(_xm165, _xb164, 0.0)
         _xn169 = _ddf.fma(_xw_target, _xa163, -_xn167)
         _xn170 = _ddf.fma(_xm165, _xb164, -_xn168)
         _xn171 = _xn167 - _xn168
@@ -1596,8 +1596,8 @@ def value_and_grad_f32(logits, target, beta):
         _b328 = _sel(logits >= _f32(0.0), _f32(1.0), _e323)
         _m329 = _f32(1.0) - target
         _m330 = (_f32(1.0) - _m329) - target
-        _n331 = target*_a327
-        _n332 = _m329*_b328
+        _n331 = _ddf.fma(target, _a327, _f32(0.0))
+        _n332 = _ddf.fma(_m329, _b328, _f32(0.0))
         _n333 = _ddf.fma(target, _a327, -_n331)
         _n334 = _ddf.fma(_m329, _b328, -_n332)
         _n335 = _n331 - _n332
@@ -1622,8 +1622,8 @@ def value_and_grad_f32(logits, target, beta):
             _xb187 = _sel(_xw_logits_w5 >= 0.0, 1.0, _xe182)
             _xm188 = 1.0 - _xw_target_w1
             _xm189 = (1.0 - _xm188) - _xw_target_w1
-            _xn190 = _xw_target_w1*_xa186
-            _xn191 = _xm188*_xb187
+            _xn190 = _ddf.fma(_xw_target_w1, _xa186, 0.0)
+            _xn191 = _ddf.fma(_xm188, _xb187, 0.0)
             _xn192 = _ddf.fma(_xw_target_w1, _xa186, -_xn190)
             _xn193 = _ddf.fma(_xm188, _xb187, -_xn191)
             _xn194 = _xn190 - _xn191
