@@ -448,13 +448,14 @@ class Residual(sp.Function):
     Printed over the common denominator d = 1 + e, e = e^-|x|: y sigma(-x) - (1 - y) sigma(x) = (y a - (1 - y)
     b)/(1 + e), (a, b) = (e, 1) for x >= 0 and (1, e) for x < 0, as (N/d)(1 - d_l/d) with d_l = e - (d - 1) the
     rounding error of d (exact, Fast2Sum; d + d_l = 1 + e) and N = (y a - m b) - m_l b, m = 1 - y rounded and
-    m_l = (1 - m) - y its error (exact), the products' rounding errors exact (FMAs, refloss/_fma.py) and their
-    difference's too (TwoSum), all added back: N to about half an ulp, so D keeps about an ulp and a half (N's, the
-    quotient's, the correction's second order) besides e's, which
-    no form from a rounded e^-|x| removes (an absolute error eps T, T = y sigma(-x) + (1 - y) sigma(x), the
-    documented floor where D cancels).  The difference of the rounded sigmoids had three roundings more, each
-    multiplied by T/|D| where D cancels.  At the hard targets y = 0 and 1 it is -b/(1 + e) = -sigma(x) and
-    a/(1 + e) = sigma(-x), each to one rounding."""
+    m_l = (1 - m) - y its error (exact), the products' rounding errors (FMAs, refloss/_fma.py: exact where the
+    products do not underflow) and their difference's (TwoSum), all added back: N to about half an ulp, so D keeps
+    about an ulp and a half (N's, the quotient's, the correction's second order) besides e's, which no form from a
+    rounded e^-|x| removes (an absolute error eps T, T = y sigma(-x) + (1 - y) sigma(x), the documented floor where
+    D cancels).  The difference of the rounded sigmoids had three roundings more, each multiplied by T/|D| where D
+    cancels.  At the hard targets y = 0 and 1 it is -b/(1 + e) = -sigma(x) and a/(1 + e) = sigma(-x), a quotient and
+    the correction (about an ulp).  A subnormal D, or factors formed from it, keep few digits: the kernels evaluate
+    one precision up where that matters (QFL's float32 kernel)."""
 
     nargs = 2
 
