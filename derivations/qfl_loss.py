@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -120,39 +120,53 @@ def derive() -> LossSpec:
         soft = {o: v.xreplace({ce_dx: -d}) for o, v in {"value": general, **grads}.items()}
         if soft["d_logits"].has(ce_dx):
             raise ValueError("dCE/dx was not found in dL/dx to write it as -D")
-        wide = beta >= sp.Rational(5, 2) if prec == "f64" else beta > 2
-        label = "soft target, beta >= 5/2" if prec == "f64" else "soft target, beta > 2"
-        if prec == "f32":
-            # ... and where float32 would overflow between finite factors: beta CE (CE ~ |x|) beyond float32's range
-            # for |x| near its largest (d/dlogits inf times sigma(x) sigma(-x) = 0: NaN, where it is about -y; the
-            # soft-target sweep at beta = 2, 7,515 of 2^24 points), |D|^(beta - 1) for beta < 1/4 (|D| down to the
-            # smallest subnormal, 2^-149)
-            wide = sp.Or(wide, beta < sp.Rational(1, 4), x > sp.Integer(2)**64, x < -sp.Integer(2)**64)
-            label += " or < 1/4, or |logit| > 2^64"
-        branches.append(Branch(wide, {o: Eval64(v) for o, v in soft.items()}, label))
-        # below: D = y - sigma formed one precision up for 0 < beta < 2 where it cancels (|D| < T/2, T = y sigma(-x)
-        # + (1 - y) sigma(x)) and rounded once, the rest in the kernel's precision. Near the optimum sigma = y, D
-        # from a rounded sigma keeps an absolute error of about eps T, which |D|^(beta - 1) turns into a relative
-        # error (1 - beta) eps T/|D| of the gradients: a live verify with beta 0.3, 0.5, 0.125 found 38.4, 25.6,
-        # 50.4 ULP64 at logit 0.0147, target 0.5009 (bar 12). The float64 kernel forms D in double-double with
-        # refloss/_dd_functions.py's exp (EvalAccurate; from sigma's float64 exp it kept 22.4, 21.4, 31.0 ULP64).
-        # The float32 kernel forms it in float64 (Eval64), and in double-double where |D| < 2^-20 T: D from the
-        # float64 sigma has a relative error 2^-53 T/|D|, over float32's bar for 0 < beta < 2 where |D| < ~2^-30 T
-        # (beta = float32(1.1): 11,685 of 2^24 points over, 5.06e3 ULP at logit 1.98e-5, target 0.500004947)
+        def keep(fraction):  # > 0 where D's rounding costs little: beta >= 2, beta = 0, or |D| >= fraction T
+            # (|D| - fraction T as ResidualMargin: of its sign, printed without a quotient)
+            return sp.Max(1 - Heaviside0(2 - beta), ResidualMargin(x, y, fraction), 1 - Heaviside0(beta))
+        # D = y - sigma formed one precision up for 0 < beta < 2 where it cancels, and rounded once. Near the optimum
+        # sigma = y, D from a rounded sigma keeps an absolute error of about eps T, which |D|^(beta - 1) turns into a
+        # relative error (1 - beta) eps T/|D| of the gradients: a live verify with beta 0.3, 0.5, 0.125 found 38.4,
+        # 25.6, 50.4 ULP64 at logit 0.0147, target 0.5009 (bar 12). The float64 kernel forms D in double-double with
+        # refloss/_dd_functions.py's exp where |D| < T/2 (EvalAccurate; from sigma's float64 exp it kept 22.4, 21.4,
+        # 31.0 ULP64); the float32 kernel's float64 evaluations where |D| < 2^-20 T: D from the float64 sigma has a
+        # relative error 2^-53 T/|D|, over float32's bar for 0 < beta < 2 where |D| < ~2^-30 T (beta = float32(1.1):
+        # 11,685 of 2^24 points over, 5.06e3 ULP at logit 1.98e-5, target 0.500004947)
         # (guards: D in the kernel's precision for beta >= 2, for beta = 0 (D unused), and where |D| > T/2, its
         # rounding there below 2 |beta - 1| eps relative. For 1 < beta < 2 too: D's error in |D|^(beta - 1) is
         # (beta - 1) eps T |D|^(beta - 2), unbounded against the measure's beta T^(beta - 1) as |D| -> 0 (a
         # review's sweep at beta 1.5: 519,467 of 2^20 points over the bar, 1.1e8 ULP64; 1.1: 3e14); from beta = 2
         # it is within it)
-        def keep(fraction):
-            # (|D| - fraction T as ResidualMargin: of its sign, printed without a quotient)
-            return sp.Max(1 - Heaviside0(2 - beta), ResidualMargin(x, y, fraction), 1 - Heaviside0(beta))
         sharp = EvalAccurate(d, keep(sp.Rational(1, 2) if prec == "f64" else sp.Rational(1, 2**20)))
-        if prec == "f32":
-            sharp = Eval64(sharp, keep(sp.Rational(1, 2)))
+        far = sp.Or(x > sp.Integer(2)**64, x < -sp.Integer(2)**64)
+        if prec == "f64":
+            # |x| > 2^64: sigma(x) sigma(-x) = 0 (below the smallest subnormal from |x| = 745), the term it multiplies
+            # in dL/dx 0 to the precision (beta |D|^(beta - 1) CE at most 2^1078 |x|): dropped, or beta CE (~ |x|)
+            # overflowed and inf times 0 gave NaN d/dlogits near float64's largest logits, where it is -|D|^beta D
+            branches.append(Branch(far, {o: v.xreplace({SigmoidProduct(x): 0}) for o, v in soft.items()},
+                                   "soft target, |logit| > 2^64"))
+            branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
+                                   "soft target, beta >= 5/2"))
+            wanted = {o: v.xreplace({d: sharp}) for o, v in soft.items()}
+        else:
+            # ... float64 in the float32 kernel also where float32 would overflow between finite factors (beta CE,
+            # CE ~ |x|, for |x| near float32's largest: d/dlogits inf times sigma(x) sigma(-x) = 0 = NaN where it is
+            # about -y; the soft-target sweep at beta = 2, 7,515 of 2^24 points) and for beta < 1/4 (|D|^(beta - 1)
+            # overflows for a subnormal |D|): the soft targets' float32 kernel before 2026-12-06, D as above
+            branches.append(Branch(sp.Or(beta > 2, beta < sp.Rational(1, 4), far),
+                                   {o: Eval64(v.xreplace({d: sharp})) for o, v in soft.items()},
+                                   "soft target, beta > 2 or < 1/4, or |logit| > 2^64"))
+            # and each output in float64 where D cancels (0 < beta < 2, as above) or a float32 factor may not be a
+            # normal number (CE, sigma(x) sigma(-x) below 2^-126, |D| below 2^-63, where |D|^beta may be, beta <= 2:
+            # subnormal or 0 where the outputs need not be; a review found 0 for 0.173 at a subnormal logit, beta =
+            # 1, y = 0.5 (D rounded to 0), and d/dtarget 6.26e-38 for 9.39e-38 at logit -2.5e14, target 1.1e-26,
+            # beta = 2 (|D|^2 underflowed))
+            tiny = sp.Integer(2)**-126
+            normal = sp.Min(keep(sp.Rational(1, 2)), RealAbs(d) - sp.Integer(2)**-63, LogitCE(x, y) - tiny,
+                            SigmoidProduct(x) - tiny)
+            wanted = {o: Eval64(v.xreplace({d: sharp}), normal) for o, v in soft.items()}
         # (the gradients' |D|^(beta - 1) as |D|^beta/|D|, the value's power shared: one pow less an element)
-        shared = {o: v.replace(PowGm1, lambda m, g: PowGm1(m, g, PowG(m, g))) for o, v in soft.items()}
-        branches.append(Branch(None, {o: v.xreplace({d: sharp}) for o, v in shared.items()}, "soft target"))
+        branches.append(Branch(None, {o: v.replace(PowGm1, lambda m, g: PowGm1(m, g, PowG(m, g)))
+                                      for o, v in wanted.items()}, "soft target"))
         for o, v in soft.items():
             if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
                 raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")
@@ -215,10 +229,13 @@ def derive() -> LossSpec:
         "d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after; float32 evaluation 15.8 ULP at beta 3.5 and 12.3 "
         "at beta float32(2.4). Below, each kernel evaluates in its own precision, |D|^(beta - 1) as |D|^beta/|D| "
         "where |D|^beta is normal (one power an element, the exponent beta exact) and sigma(x) sigma(-x) as e/(1 + "
-        "e)^2 corrected for d's rounding. For 0 < beta < 2 "
+        "e)^2 corrected for d's rounding; the float32 kernel each output in float64 where a float32 factor may be "
+        "subnormal while the outputs are not (|D| < 2^-63, CE or sigma(x) sigma(-x) below 2^-126: a review found 0 "
+        "for 0.173 at a subnormal logit) and, in float64, beyond |x| = 2^64 the term of dL/dx with sigma(x) "
+        "sigma(-x) = 0 dropped (beta CE overflowed: NaN). For 0 < beta < 2 "
         "both kernels form D one precision up near the optimum (float64: double-double with exp to ~100 bits, "
-        "refloss/_dd_functions.py, where |D| < T/2; float32: float64 where |D| < T/2 and double-double where |D| < "
-        "2^-20 T; T = y sigma(-x) + (1 - y) sigma(x)) and round it once: from a float64 sigma, "
+        "refloss/_dd_functions.py, where |D| < T/2; float32: each output in float64 where |D| < T/2, D in "
+        "double-double where |D| < 2^-20 T; T = y sigma(-x) + (1 - y) sigma(x)) and round it once: from a float64 sigma, "
         "D's absolute error eps T became an error |beta - 1| eps T |D|^(beta - 2) of the gradients (the soft-target sweep, "
         "2^24 points a beta, float64: 1.6e6 to 8.3e6 points over the bar at beta 0.125 to 1.9, up to 4.9e15 ULP, before; "
         "0 over, at most 8.78 ULP, after; float32 at beta float32(1.1): 11,685 over, 5.06e3 ULP, before), at a cost "

@@ -127,6 +127,17 @@ def test_qfl_value_at_the_optimum_is_measured_against_d_s_own_error():
     # |D|^(beta - 1) as |D|^beta/|D| where |D|^beta is normal, the power itself where it is subnormal (|D| = 1e-21,
     # |D|^2 = 1e-42 keeps 10 bits: d/dtarget 2 |D| CE, normal, from it would be off by ~1e-3 relative)
     ("qfl_loss", {"beta": 2.0}, np.float32, -43.29999923706055, 1.5769288479649664e-19, 0.0),
+    # found by a review of it: where a float32 factor is subnormal or 0 (D, |D|^beta, CE) but the outputs are not,
+    # each output in float64 now (D rounded to 0 at a subnormal logit; |D|^2 underflowed beside |x| = 2.5e14; CE
+    # subnormal); and beta < 1/4, float64, with D in double-double again near the optimum (D = 0 at |x| < 1e-16)
+    ("qfl_loss", {"beta": 1.0}, np.float32, 1.4e-45, 0.5, 1.2e7),
+    ("qfl_loss", {"beta": 0.25}, np.float32, -103.65752, 1.4e-45, 1.5e7),
+    ("qfl_loss", {"beta": 0.25}, np.float32, -423.16, 2.8e-45, 3.4e3),
+    ("qfl_loss", {"beta": 2.0}, np.float32, -2.54592e14, 1.1088713e-26, 5.6e6),
+    ("qfl_loss", {"beta": 2.0}, np.float32, -60.0, 1e-20, 15.5),
+    ("qfl_loss", {"beta": 1.5}, np.float32, -1.0e19, 1e-30, 2.6e6),
+    ("qfl_loss", {"beta": 0.001}, np.float32, 5.3487732e-17, 0.5, 683.0),
+    ("qfl_loss", {"beta": 0.01}, np.float32, 5.0e-17, 0.5, 60.0),
 ])
 def test_the_soft_target_defects_the_sweeps_found_are_fixed(name, params, dtype, x, y, before):
     fn = getattr(rl, name)
@@ -140,6 +151,18 @@ def test_the_soft_target_defects_the_sweeps_found_are_fixed(name, params, dtype,
     bar = REFERENCES[name].bar.at(np.dtype(dtype).name)
     assert errs[0] <= bar[0] and max(errs[1:]) <= bar[1], (errs, f"was {before}")
     assert max(errs) <= 8.0
+
+
+def test_qfl_float64_d_logits_at_logits_near_float64_s_largest():
+    """sigma(x) sigma(-x) = 0 beyond |x| = 745 and the term it multiplies is dropped there (|x| > 2^64): beta CE
+    (~ |x|) overflowed and inf times 0 gave NaN d/dlogits (beta >= 5/2 since the product's order changed, found by a
+    review; every beta before), where it is -|D|^beta D."""
+    exact = oracle("qfl_loss")
+    for beta, x, y in ((2.5, 1.5e308, 0.5), (2.5, 1.7976931348623157e308, 0.3), (10.0, -1.7976931348623157e308,
+                                                                                   1 - 2**-53), (1.0, 3e300, 0.25)):
+        _, (gx, _) = rl.qfl_loss.value_and_grad(np.array([x]), np.array([y]), beta=beta)
+        ex = float(exact(x, y, beta=beta)[1])
+        assert abs(float(gx[0]) - ex) <= 4 * 2.0**-52 * abs(ex), (beta, x, y, gx[0], ex)
 
 
 def test_qfl_beta_1_within_d_s_own_error_of_the_optimum_is_not_measured():  # (float64)
