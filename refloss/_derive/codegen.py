@@ -521,17 +521,9 @@ class KernelPrinter(PythonCodePrinter):
         x = expr.args[0]
         if self._inline:
             return self._print(Sigmoid(x) * Sigmoid(-x))
-        e, d, c = self._corrected_d(x)
+        _, _, e, d, c = self._logistic_parts(x)
         q = self.assign("q", f"{e}/({d}*{d})")
         return f"({q} - {self._literal(2)}*({q}*{c}))"
-
-    def _corrected_d(self, x) -> tuple:
-        """Printed e = exp(-|x|), d = 1 + e and c = d_l/d, d_l = e - (d - 1) d's rounding error (exact)."""
-        one = self._literal(1)
-        e = self._exp_neg_abs(x)
-        d = self.assign("d", f"{one} + {e}")
-        dl = self.assign("dl", f"{e} - ({d} - {one})")
-        return e, d, self.assign("c", f"{dl}/{d}")
 
     def _residual_parts(self, x, y) -> tuple:
         """Printed (N, d, c, P + Q) of Residual(x, y) = (N/d)(1 - c): N = (P - Q) - m_l b, P = y a, Q = m b
@@ -539,7 +531,7 @@ class KernelPrinter(PythonCodePrinter):
         P + Q = T d, T = y sigma(-x) + (1 - y) sigma(x)."""
         one, zero = self._literal(1), self._literal(0)
         xs, ys = self._once(x, PRECEDENCE["Mul"]), self._once(y, PRECEDENCE["Mul"])
-        e, d, c = self._corrected_d(x)
+        _, _, e, d, c = self._logistic_parts(x)
         a, b = self.assign("a", f"{e} if {xs} >= {zero} else {one}"), self.assign("b", f"{one} if {xs} >= {zero} else {e}")
         m = self.assign("m", f"{one} - {ys}")
         ml = self.assign("m", f"({one} - {m}) - {ys}")  # 1 - y's rounding error, exact
