@@ -455,3 +455,18 @@ def test_torch_function_gradients_are_measured():
                   impl=torch_smooth_l1, workers=1)
     assert set(r.max_ulp) == {"value", "d_pred", "d_target"} and None not in r.max_ulp.values()
     assert r.max_ulp["value"] <= 0.5 and r.max_ulp["d_pred"] <= 0.5 and r.failures == 0
+
+
+def test_a_float32_sweep_says_where_a_parameter_is_not_a_float32_number():
+    """The float32 kernel computes with its parameters rounded to float32 (docs/accuracy.md); a float32 sweep
+    measures it against the loss at the parameter as given, so the errors it reports at beta = 0.3 include
+    beta's rounding (QFL at hard targets, logits near 39: 10.4 ULP; 5.29 at most at float32(0.3)).  The
+    result says so, naming the float32 value to pass instead; a float32 number, or a float64 sweep, gets no note."""
+    from refloss import sweep
+
+    r = sweep.run("qfl_loss", {"beta": 0.3}, dtype="float32", samples=512, space="soft_logits", workers=1)
+    notes = [ln for ln in str(r).splitlines() if ln.lstrip().startswith("note:")]
+    assert len(notes) == 1 and "beta=0.3 is not a float32 number" in notes[0] and "0.30000001192092896" in notes[0]
+    for params, dtype in (({"beta": 0.5}, "float32"), ({"beta": 0.3}, "float64")):
+        r = sweep.run("qfl_loss", params, dtype=dtype, samples=512, space="soft_logits", workers=1)
+        assert "note:" not in str(r), (params, dtype)
