@@ -43,6 +43,30 @@ def test_fast_form_flags_a_rare_branch_among_common_ones():
     assert text.count("_xok = False") == 3 and "2.0*x" not in text and "if (x > 1.0)" in text, text
 
 
+def _with_exp(libm: bool) -> Kernel:
+    """value = exp(x) (x > 0, common), exp(2x) (else, rare; printed with libm's functions where ``libm``)."""
+    branches = (Branch(x > 0, {"value": sp.exp(x), "d_x": sp.exp(x)}, "common"),
+                Branch(None, {"value": sp.exp(2 * x), "d_x": 2 * sp.exp(2 * x)}, "rare", True, libm=libm))
+    return Kernel(arrays=(("x", 1, (x,)),), args=(), prelude=(), branches=branches)
+
+
+@pytest.mark.parametrize("prec", ["f64", "f32"])
+def test_a_rare_branch_with_libm_prints_libm_calls_there_alone(prec):
+    """``Branch.libm``: the rare branch's exp is libm's in the scalar kernel; the common branch keeps the printed
+    exp (refloss/_derive/expo.py), and the vectorised form, which prints no statements for a rare branch, no libm
+    call at all.  Without the mark the rare branch's exp is printed too."""
+    whole = scalar_function(_with_exp(True), "_f", prec, ("value", "d_x"), None)
+    common, rare = whole.split("else:")
+    assert "math.exp" not in common and "math.exp" in rare, whole
+    assert "math." not in scalar_function(_with_exp(True), "_f", prec, ("value", "d_x"), "fast")
+    assert "math.exp" not in scalar_function(_with_exp(False), "_f", prec, ("value", "d_x"), None)
+
+
+def test_libm_in_a_common_branch_is_refused():
+    with pytest.raises(ValueError, match="libm=True needs rare=True"):
+        Branch(x > 0, {"value": sp.exp(x)}, "common", libm=True)
+
+
 @functools.cache
 def _scalar_kernel(prec):
     return numba.njit(error_model="numpy")(getattr(importlib.import_module("refloss._generated.balanced_l1"),
@@ -166,3 +190,26 @@ def test_varifocal_block_loops_equal_the_scalar_kernel_element_by_element(params
     y = np.random.default_rng(4).choice([0.0, 0.0, 0.0, 1.0, 0.3, 1e-30], x.size).astype(dtype)
     _equal_to_the_scalar_kernel(rl.varifocal_loss, functools.partial(_scalar_of, "varifocal_loss"), (x, y), params,
                                 dtype)
+
+
+QFL_PARAMS = [dict(), dict(beta=0.0), dict(beta=0.125), dict(beta=0.3), dict(beta=0.5), dict(beta=1.0),
+              dict(beta=1.1), dict(beta=1.9), dict(beta=2.4), dict(beta=3.5), dict(beta=16.9)]
+
+
+@pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_qfl_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
+    """qfl_loss: the hard targets one common branch in the signed logit (vectorised), the soft targets another
+    (if-converted into the same loop, their float64 or double-double parts guarded: flagged), the deep tail and
+    the soft targets beyond beta's and the logit's ranges rare; in float32 an element whose d/dtarget terms
+    cancel at a hard target gets d/dtarget's float64 lines alone again (flag 2), any other flagged element the
+    whole scalar kernel: every element as the scalar kernel gives it, bit for bit.  Soft targets include ones
+    at the optimum sigma(x) = y (D cancels: the guarded parts), subnormal and tiny ones."""
+    x = _logits(dtype, seed=5)
+    rng = np.random.default_rng(6)
+    y = rng.choice([0.0, 1.0, 0.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20], x.size)
+    near = rng.random(x.size) < 0.2  # targets at the optimum of their logit (finite logits only)
+    with np.errstate(all="ignore"):
+        opt = 1 / (1 + np.exp(-x.astype(np.float64)))
+    y = np.where(near & np.isfinite(opt) & (opt > 0) & (opt < 1), opt, y).astype(dtype)
+    _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y), params, dtype)

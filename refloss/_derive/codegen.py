@@ -1610,6 +1610,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         checks = []  # the wide outputs' checks in this branch
         printer.restore(top)  # the previous branch's temporaries do not exist here
         printer.rare_branch = branch.rare
+        printer.libm = libm or (branch.libm and not probe)  # (the probe asks whether the others need libm)
         held = []  # the condition of a branch printed as the else, as a flag
         if tail and k > last:
             break
@@ -1943,8 +1944,10 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
                 if precision == "f32":  # (float64 kernels decide in float64)
                     parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)}
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
-    out = tuple(type(b)(_strip64(b.condition if b.condition is None else b.condition.xreplace(symbols)),
-                        {o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()}, b.label, b.rare) for b in branches)
+    out = tuple(dataclasses.replace(b, condition=_strip64(b.condition if b.condition is None
+                                                          else b.condition.xreplace(symbols)),
+                                    outputs={o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()})
+                for b in branches)
 
     def guard(a):
         if isinstance(a, Eval64):

@@ -94,6 +94,15 @@ class Branch:
     # element to the scalar kernel (flagged, then computed again alone), so that LLVM does not weigh the branch's
     # statements on every element of the loop (an if-converted loop evaluates every branch)
     rare: bool = False
+    # a rare branch printed with libm's exp, log, log1p, expm1, pow, sin and cos: the scalar kernel computes its elements
+    # one at a time, where libm's calls are faster than the printed forms, which are made for vector loops (QFL's soft
+    # targets beyond beta's range took twice their time with them); its results are libm's
+    libm: bool = False
+
+    def __post_init__(self):
+        if self.libm and not self.rare:
+            raise ValueError(f"branch {self.label!r}: libm's functions in a common branch keep its loop scalar "
+                             "(libm=True needs rare=True)")
 
 
 @dataclass(frozen=True)
