@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -74,25 +74,43 @@ def derive() -> LossSpec:
     for s in (x, y):  # the derivative of the evaluation form is the derivative of the paper's formula
         prove_equal(plain(grads[f"d_{s.name}"]), sp.diff(textbook, s), f"dL/d{s.name} of the evaluated form is the "
                     "derivative of the paper's formula", checks, domain=dom, numeric=True)
-    hard_branches = {}
-    for v in (0, 1):  # hard targets: the focal loss without alpha_t (its accurate forms), y substituted
-        hard = FocalCE(x, sp.Integer(v), 1, beta)
-        prove_equal(plain(hard), plain(general.subs(y, v)), f"at y = {v} QFL is the focal loss with gamma = beta "
-                    "and no alpha_t", checks, domain=dom, numeric=True)
-        d_x = sp.diff(FocalCE(x, y, 1, beta), x).subs(y, v)  # FocalCEDx's hard form: d/dx at fixed y is the same
-        prove_equal(plain(d_x), plain(grads["d_logits"].subs(y, v)), f"at y = {v}: dQFL/dx is the focal loss's",
-                    checks, domain=dom, numeric=True)
-        # d/dy in the signed logit z = s x, s = 1 - 2y: -s sigma(z)^beta (z + beta softplus(z)/sigma(z)), with
-        # sigma(z)^beta formed from z and the factor multiplied in (ScaledSigmoidPow): the general form raised a
-        # rounded sigma to the power beta (float64 19 ULP64 at beta 16.9, logit 43.98)
-        s = 1 - 2 * v
-        z = s * x
-        d_y = ScaledSigmoidPow(-s * (z + beta * SoftplusOverSigmoid(z)), z, beta)
-        prove_equal(plain(d_y), plain(grads["d_target"].subs(y, v)), f"at y = {v}: dL/dy = -s sigma(z)^beta (z + beta "
-                    "softplus(z)/sigma(z)), z = s x", checks, domain={x: (-4, 4), beta: (sp.Rational(1, 20), 4)},
-                    numeric=True)
-        hard_branches[v] = ({"value": hard, "d_logits": d_x}, d_y)
+    # hard targets 0 and 1: one branch in the signed logit z = s x, s = 1 - 2y (their forms are the same in z: the
+    # focal loss's without alpha_t, gamma = beta), z the prelude, so that the CPU block loops evaluate one branch for
+    # both targets and LLVM vectorises it (sigmoid_focal_loss's structure)
+    s = 1 - 2 * y
+    z = sp.Symbol("z", real=True)
+    hard_value = FocalCE(z, sp.Integer(0), 1, beta)
+    hard_d_x = s * FocalCEDx(z, sp.Integer(0), 1, beta)
+    # d/dy in z: -s sigma(z)^beta (z + beta softplus(z)/sigma(z)), as two terms, each with sigma(z)^beta formed from
+    # z and its factor multiplied in (ScaledSigmoidPow: the general form raised a rounded sigma to the power beta,
+    # float64 19 ULP64 at beta 16.9, logit 43.98): a sum, so that the float32 kernel's check of their cancellation
+    # (Kernel.wide) sees its terms (they cancel at d/dy's root, logit -2.1159 at beta 2, target 0)
+    hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), ScaledSigmoidPow(-s * beta * SoftplusOverSigmoid(z), z, beta),
+                      evaluate=False)
+    # (the float64 kernel, which has no wide outputs, keeps one product: the factor's sum rounded once, then sigma(z)^beta
+    # times it; as two products summed, each with its own roundings, its error at d/dy's root is larger: the sampled
+    # float64 table's d/dtarget, 2^24 points at beta = 2, 8,809 points over the bar there against 6,220)
+    hard_d_y_f64 = ScaledSigmoidPow(-s * (z + beta * SoftplusOverSigmoid(z)), z, beta)
+    for v in (0, 1):
+        at = {z: (1 - 2 * v) * x, y: v}
+        prove_equal(plain(hard_value.subs(at)), plain(general.subs(y, v)), f"at y = {v} QFL is the focal loss with "
+                    "gamma = beta and no alpha_t, in z = (1 - 2y) x", checks, domain=dom, numeric=True)
+        prove_equal(plain(hard_d_x.subs(at)), plain(grads["d_logits"].subs(y, v)), f"at y = {v}: dQFL/dx is the "
+                    "focal loss's, in z", checks, domain=dom, numeric=True)
+        prove_equal(plain(hard_d_y.subs(at)), plain(grads["d_target"].subs(y, v)), f"at y = {v}: dL/dy = -s "
+                    "sigma(z)^beta z - s sigma(z)^beta beta softplus(z)/sigma(z), z = s x", checks,
+                    domain={x: (-4, 4), beta: (sp.Rational(1, 20), 4)}, numeric=True)
+        prove_equal(plain(hard_d_y_f64.subs(at)), plain(grads["d_target"].subs(y, v)), f"at y = {v}: dL/dy = -s "
+                    "sigma(z)^beta (z + beta softplus(z)/sigma(z)), z = s x", checks,
+                    domain={x: (-4, 4), beta: (sp.Rational(1, 20), 4)}, numeric=True)
     deep = _deep_target_gradients(x, grads["d_target"], checks)
+    deep_z = _logits.exp_scaled(beta, z, -s * (z + beta))  # the deep forms of both targets, in z
+    for v in (0, 1):
+        prove_equal(plain(deep_z.subs({z: (1 - 2 * v) * x, y: v})), plain(deep[v]), f"at y = {v}: the deep form in "
+                    "z is -s e^(beta z) (z + beta)", checks, domain={x: (-30, -1) if v == 0 else (1, 30),
+                                                                      beta: (sp.Rational(1, 20), 4)}, numeric=True)
+    hard = sp.Or(sp.Eq(y, 0), sp.Eq(y, 1))
+    hard_outputs = {"value": hard_value, "d_logits": hard_d_x}
     kernels = {}
     # the deep form drops factors 1 + O(beta e^-|x|): below float64's and float32's rounding from |x| = 45 and 20
     # (for beta up to 1e3 and 7); it was used only from where |D| itself is subnormal (708, 87), but |D|^beta is
@@ -102,14 +120,17 @@ def derive() -> LossSpec:
     ce_dx = sp.diff(LogitCE(x, y), x)
     prove_equal(plain(ce_dx), plain(-d), "dCE/dx = -(y - sigma(x))", checks, domain=C.DOMAIN)
     for prec, limit in (("f64", 45), ("f32", 20)):
-        branches = []
-        for v, s in ((0, 1), (1, -1)):  # s x: the logit's distance on the side where |D| = sigma(-|x|) vanishes
-            outs, d_y = hard_branches[v]
-            # d/dtarget at a hard target: float64 in the float32 kernel (see the note on d/dtarget below)
-            deep_y, near_y = (Eval64(deep[v]), Eval64(d_y)) if prec == "f32" else (deep[v], d_y)
-            branches.append(Branch(sp.And(sp.Eq(y, v), s * x < -limit, s * x > -sp.Integer(2)**100),
-                                   {**outs, "d_target": deep_y}, f"hard target {v}, |y - sigma| subnormal or 0"))
-            branches.append(Branch(sp.Eq(y, v), {**outs, "d_target": near_y}, f"hard target {v}"))
+        # the deep tail first (rare: beyond -limit, and above -2^100, where beta |z| splits; the scalar kernel's;
+        # its d/dtarget float64 in the float32 kernel), then the common branch: d/dtarget in the kernel's precision,
+        # the float32 kernel's in float64 where its terms cancel by more than half (Kernel.wide)
+        branches = [Branch(sp.And(hard, z < -limit, z > -sp.Integer(2)**100),
+                           {**hard_outputs, "d_target": Eval64(deep_z) if prec == "f32" else deep_z},
+                           "hard target 0 or 1, |y - sigma| subnormal or 0", True),
+                    Branch(hard, {**hard_outputs, "d_target": hard_d_y if prec == "f32" else hard_d_y_f64},
+                           "hard target 0 or 1")]
+        # (the soft targets' branches below but the last are rare: flagged in the CPU loops, computed again by the
+        # scalar kernel alone, with libm's functions, faster there than the printed forms: float64 at beta = 3.5, soft
+        # targets, 732 ms with the printed forms against 375 before, when the whole kernel was libm's)
         # soft targets, beta >= 5/2 (float32: beta > 2): one precision up (Eval64: float64 in the float32 kernel,
         # double-double in the float64 one), rounded once: |D|^beta multiplies D's rounding by beta + 1 (d/dlogits'
         # |D|^beta D), and the soft-target sweep found float64 d/dlogits 12.9 ULP at logit 11.815, target 0.46491,
@@ -143,9 +164,9 @@ def derive() -> LossSpec:
             # in dL/dx 0 to the precision (beta |D|^(beta - 1) CE at most 2^1078 |x|): dropped, or beta CE (~ |x|)
             # overflowed and inf times 0 gave NaN d/dlogits near float64's largest logits, where it is -|D|^beta D
             branches.append(Branch(far, {o: v.xreplace({SigmoidProduct(x): 0}) for o, v in soft.items()},
-                                   "soft target, |logit| > 2^64"))
+                                   "soft target, |logit| > 2^64", True, libm=True))
             branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
-                                   "soft target, beta >= 5/2"))
+                                   "soft target, beta >= 5/2", True, libm=True))
             wanted = {o: v.xreplace({d: sharp}) for o, v in soft.items()}
         else:
             # ... float64 in the float32 kernel also where float32 would overflow between finite factors (beta CE,
@@ -154,7 +175,7 @@ def derive() -> LossSpec:
             # overflows for a subnormal |D|): the soft targets' float32 kernel before 2026-12-06, D as above
             branches.append(Branch(sp.Or(beta > 2, beta < sp.Rational(1, 4), far),
                                    {o: Eval64(v.xreplace({d: sharp})) for o, v in soft.items()},
-                                   "soft target, beta > 2 or < 1/4, or |logit| > 2^64"))
+                                   "soft target, beta > 2 or < 1/4, or |logit| > 2^64", True, libm=True))
             # and each output in float64 where D cancels (0 < beta < 2, as above) or a float32 factor may not be a
             # normal number (CE, sigma(x) sigma(-x) below 2^-126, |D| below 2^-63, where |D|^beta may be, beta <= 2:
             # subnormal or 0 where the outputs need not be; a review found 0 for 0.173 at a subnormal logit, beta =
@@ -171,14 +192,16 @@ def derive() -> LossSpec:
             if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
                 raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")
         # d/dtarget = sigma^(beta-1) (-x sigma - beta softplus(x)) at target 0 crosses zero at a logit where its two
-        # terms cancel (float32 lost every digit there: 9.21e6 ULP at -2.1159, beta 2), and sigma^beta's rounding
-        # error is multiplied by beta: float64 in the float32 kernel at the hard targets (with a fallback only where
-        # the terms cancel by more than half, beta = 3.5 kept 12.3 ULP at -13.14 and 8.1 at 2.24, where they do not)
-        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=(), branches=tuple(branches), invalid=C.INVALID)
+        # terms cancel (float32 lost every digit there: 9.21e6 ULP at -2.1159, beta 2): the float32 kernel evaluates
+        # it in float64 where they cancel by more than half (Kernel.wide), in float32 elsewhere, each term's
+        # sigma(z)^beta formed from z (ScaledSigmoidPow). Until 2026-12-06 it was float64 at every hard target: a
+        # fallback on the general form's terms, which raise a rounded sigma to the power beta (its error times
+        # beta), kept 12.3 ULP at -13.14 and 8.1 at 2.24 (beta 3.5), where they do not cancel
+        kernels[prec] = Kernel(arrays=C.ARRAYS, args=(beta,), prelude=((z, s * x),), branches=tuple(branches),
+                               invalid=C.INVALID, wide=("d_target",) if prec == "f32" else ())
     xs, ys, sg = sp.Symbol("x", real=True), sp.Symbol("y", real=True), sp.Symbol("\\sigma")
     return LossSpec(
         name=NAME, title="Quality Focal Loss",
-        libm=True,  # its float32 maxima are stated over all inputs (docs/exhaustive.md): libm until swept again
         formula="L = -|y - sigma|**beta * ((1 - y)*log(1 - sigma) + y*log(sigma)), sigma = sigmoid(x), for logits x "
         "and soft quality targets y in [0, 1] (the IoU of the predicted box with its ground truth, 0 for "
         "the background); beta = 2 in the paper.",
@@ -240,9 +263,12 @@ def derive() -> LossSpec:
         "2^24 points a beta, float64: 1.6e6 to 8.3e6 points over the bar at beta 0.125 to 1.9, up to 4.9e15 ULP, before; "
         "0 over, at most 8.78 ULP, after; float32 at beta float32(1.1): 11,685 over, 5.06e3 ULP, before), at a cost "
         "for those beta only (docs/accuracy.md). |D|^(beta - 1) is corrected for the rounding of beta - 1 where it is "
-        "a power of its own (beta < 1/2: 36 ULP at |D| = 3e-32, beta = 0.3, before). dL/dy at a hard target crosses zero where "
-        "its two terms cancel (logit -2.1159 at beta 2, target 0), and its float32 terms raise a rounded sigma to "
-        "the power beta (their errors grow with beta: 8.1 ULP at logit 2.24, beta 3.5, where they do not cancel): the "
-        "float32 kernel evaluates dL/dy at the hard targets in float64 (inputs widened exactly, the result rounded "
-        "once), at the cost of float64's speed for that output.",
+        "a power of its own (beta < 1/2: 36 ULP at |D| = 3e-32, beta = 0.3, before). At the hard targets both targets are"
+        " one branch in the signed logit z = (1 - 2y) x (sigmoid_focal_loss's forms, exp, log1p and pow printed, "
+        "refloss/_derive/expo.py, so that the CPU loops vectorise: the value and dL/dx the same bits as "
+        "sigmoid_focal_loss with alpha None and gamma = beta); dL/dy there, -s sigma(z)^beta (z + beta "
+        "softplus(z)/sigma(z)), s = 1 - 2y, crosses zero where its two terms cancel (logit -2.1159 at beta 2, target 0): "
+        "each term's sigma(z)^beta is formed from z (a rounded sigma raised to the power beta multiplies its error by "
+        "beta: 8.1 ULP at logit 2.24, beta 3.5, where they do not cancel), and the float32 kernel evaluates dL/dy in "
+        "float64 where the terms cancel by more than half (inputs widened exactly, the result rounded once).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")

@@ -39,15 +39,18 @@ def test_qfl_hard_targets_are_the_focal_loss_and_beta_0_is_bce():
     """At y in {0, 1} QFL is the sigmoid focal loss with gamma = beta and no alpha_t (value and
     d/dlogits; d/dtarget differs: QFL's weight |y - sigma|^beta depends on y differently);
     beta = 0 is BCE, gradients included."""
-    x = np.linspace(-30, 30, 61)
-    for y in (0.0, 1.0):
-        t = np.full_like(x, y)
-        v, (gx, _) = QFL.value_and_grad(x, t, beta=2.0)
-        fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, t, alpha=None, gamma=2.0)
-        # the same accurate forms; sigmoid focal loss's exp, log1p and pow are printed (refloss/_derive/expo.py:
-        # its loop vectorises), QFL's libm's: within an ulp or two of each other, not the same bits
-        np.testing.assert_allclose(v, fv, rtol=5e-16, atol=0)
-        np.testing.assert_allclose(gx, fx, rtol=5e-16, atol=0)
+    # the same forms in the signed logit, printed alike (refloss/_derive/expo.py: both loops vectorise): the same bits,
+    # logits of every size, both dtypes, beta below 1, between 1 and 2, above 2 and far above
+    rng = np.random.default_rng(7)
+    for dtype in (np.float64, np.float32):
+        x = np.concatenate([np.linspace(-30, 30, 61), rng.normal(0, 20, 4000), [0.0, -0.0, 1e-30, -1e-30, 200.0, -200.0,
+                                                                                 1e30, -1e30]]).astype(dtype)
+        for beta in (0.3, 1.5, 2.0, 3.5, 16.9):
+            for y in (0.0, 1.0):
+                t = np.full_like(x, y)
+                v, (gx, _) = QFL.value_and_grad(x, t, beta=beta)
+                fv, (fx, _) = rl.sigmoid_focal_loss.value_and_grad(x, t, alpha=None, gamma=beta)
+                assert np.array_equal(v, fv) and np.array_equal(gx, fx), (dtype, beta, y)
     x, y = _points()
     v, g = QFL.value_and_grad(x, y, beta=0.0)
     bv, bg = rl.bce_with_logits.value_and_grad(x, y)
