@@ -135,10 +135,14 @@ class Result:
 
         notes = []
         for name, v in (self.params or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and float(np.float32(v)) != v:
-                notes.append(f"  note: {name}={v!r} is not a float32 number; the float32 kernel computes with "
-                             f"{float(np.float32(v))!r} and is measured here against the loss at {v!r} "
-                             f"(--param {name}={float(np.float32(v))!r} measures the kernel alone)")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                continue
+            with np.errstate(over="ignore"):  # (beyond float32's range: inf, said so)
+                r = float(np.float32(v))
+            if r != v:
+                notes.append(f"  note: {name}={v!r} is not a float32 number; the float32 kernel computes with {r!r} "
+                             f"and is measured here against the loss at {v!r} (--param {name}={r!r} measures the "
+                             "kernel alone)")
         return notes
 
     def __str__(self) -> str:
