@@ -34,7 +34,7 @@ from refloss._info import RESCALE_EXPONENT, cuda_rescaled, rescalable, Propertie
 
 from . import expo, trig
 from .atan import polynomial as atan_polynomial
-from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Kernel, LossSpec
+from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Branch, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
@@ -2917,51 +2917,60 @@ def _inlined_body(kernel: Kernel, prec: str, outputs: tuple, taken: set, form: s
     return [ln for ln in body if ln not in returns]
 
 
-def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: bool = False) -> list:
-    """A kernel over elements of fixed width: ``_<fn>_block_<prec>`` runs the scalar kernel,
-    written into its loop, over a block of flat arrays, then counts the block's bad elements in a
-    loop of its own while the block is in cache; the driver runs blocks of BLOCK elements in
-    parallel.
-
-    Both loops vectorise: the flat arrays have a constant stride (an (n, 4) array's stride is a
-    run-time value, and its loads become gathers); the kernel is in the loop, not called (a call
-    blocks LLVM's loop vectoriser, and Numba's ``inline='always'`` doubles compile times); and
-    the count is kept out of the kernel's loop (an int64 sum beside float32 arithmetic halves
-    the vector width); the loops' index is unsigned (``range(_unsigned(_m))``, ``_unsigned(5) * _i + _unsigned(4)``),
-    so that Numba emits no wraparound for a negative index, whose select LLVM did not always fold
-    away in a long loop body (GWD's and ProbIoU's: "cannot identify array bounds", the loop scalar).
-
-    A ``reciprocal`` kernel's gradient loop multiplies by the reciprocals (the "fast" form of
-    :func:`scalar_function`) and notes, in one boolean (an "any of" reduction: a vector of flags, at
-    the loop's full width), whether an element's denominators were out of the reciprocals' safe range;
-    where one was, one more loop gives those elements the scalar kernel's gradients (its quotients), so
-    that an element's result never depends on its neighbours in the block.  (Counting them in the
-    counting loop instead took the denominators' whole computation again, CIoU's two arctangents
-    included: 20 % of CIoU's time in float64, 45 % in float32.)"""
-    sig = _driver_signature(kernel, with_grad)
+def _block_arrays(kernel: Kernel, with_grad: bool) -> tuple:
+    """([(array, width)], [the other arguments]) of a block function, as in the driver's signature."""
     arrays = [(n, w) for n, w, _ in kernel.arrays] + [("out", len(kernel.value_names))]
     if with_grad:
         arrays += [(f"d_{n}", w) for n, w, _ in kernel.differentiated]
-    rest = (["divisor"] if with_grad else []) + [s.name for s in kernel.args]  # as in the driver's signature
-    outputs = kernel.output_names if with_grad else kernel.value_names
-    local = [f"_{n}" for n, _ in arrays]
-    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", "_idw", "_kw", "_wg", *local}
+    return arrays, (["divisor"] if with_grad else []) + [s.name for s in kernel.args]
+
+
+SPARSE_BELOW = 16  # a block takes the sparse form where its sparse and rare branches hold fewer than 1/16 of its elements
+SPARSE_RUN = 256  # ... counted in runs of this many elements
+
+
+def _sparse_form(kernel: Kernel) -> Kernel:
+    """The kernel with its sparse branches (:attr:`Branch.sparse`) rare."""
+    return dataclasses.replace(kernel, branches=tuple(dataclasses.replace(b, rare=True, sparse=False) if b.sparse
+                                                      else b for b in kernel.branches))
+
+
+def _sparse_count(kernel: Kernel, prec: str, taken: set) -> list:
+    """Statements counting, into ``_c``, the elements of a block that take a sparse or a rare branch (those the
+    sparse form flags; :attr:`Branch.sparse`): the kernel's branch chain with 1 as the output of those branches,
+    0 of the others, printed as the kernel prints it (if-converted: the loop vectorises), an integer count (a
+    float sum in index order stays scalar), in runs of SPARSE_RUN elements until it reaches the bar (a block
+    mostly of those elements is known from its first run).  (Rare branches counted too: where a parameter makes
+    the sparse branch's elements rare in both forms, QFL's soft targets above beta = 2, the sparse form flags
+    every one of them.)"""
+    one, zero = (sp.Integer(k) for k in (1, 0))
+    counting = dataclasses.replace(kernel, branches=tuple(
+        Branch(b.condition, {"value": one if b.sparse or b.rare else zero}, b.label) for b in kernel.branches),
+        value_names=("value",), grad_arrays=(), wide=(), double=(), reciprocal=False, invalid=None)
+    loads = [f"            {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
+             for k, s in enumerate(syms)]
+    lines = ["    _c = 0", "    _lo = 0", f"    while _lo < _m and _c * {SPARSE_BELOW} < _m:",
+             f"        _hi = min(_lo + {SPARSE_RUN}, _m)", "        for _i in range(_unsigned(_lo), _unsigned(_hi)):"]
+    lines += loads + ["        " + ln for ln in _inlined_body(counting, prec, ("value",), taken | {"_c", "_lo", "_hi"})]
+    return lines + ["            _c += _i64(value)", "        _lo = _hi"]
+
+
+def _main_loop(kernel: Kernel, prec: str, outputs: tuple, taken: set, with_grad: bool) -> tuple:
+    """(the lines of a block function's main loop, at the function's indent, and (recip, deferred, wide)): the
+    loop over the block's elements, the kernel in it (its "fast" form where it defers elements to the scalar
+    kernel), the results stored, the flags noted; recip: a reciprocal kernel's gradients (``_far``), deferred:
+    flagged elements (``_flags``), wide: the wide outputs' float64 lines for flag 2 (:func:`_wide_only_lines`)."""
     deferring = kernel.reciprocal or _prints_fallback(kernel, prec) or any(b.rare for b in kernel.branches)
     fast = _inlined_body(kernel, prec, outputs, taken, "fast") if deferring else None
     recip = fast is not None and fast != _inlined_body(kernel, prec, outputs, taken, "exact")
     body = fast if recip else _inlined_body(kernel, prec, outputs, taken)
-    block = f"_{fn}_block_{prec}"
-    params = ", ".join(local + rest)
     width = len(kernel.value_names)
-    lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}({params}):", "")
-    lines += ["    _m = _out.shape[0]" if width == 1 else f"    _m = _out.shape[0] // {width}"]
     # _xok: a float64 fallback left to the scalar kernel (common enough that only the flagged elements, noted in
     # _flags, are computed again; a denominator out of range is rare: the block again, those elements stored)
     deferred = recip and any("_xok" in ln for ln in fast)
-    lines += (["    _far = False"] if recip else []) + (["    _flags = _empty(_m, _b1)"] if deferred else [])
-    lines += ["    for _i in range(_unsigned(_m)):"]
-    loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
-    lines += loads
+    lines = ["    for _i in range(_unsigned(_m)):"]
+    lines += [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
+              for k, s in enumerate(syms)]
     flag = "(_ok & _xok)" if deferred and any(ln.lstrip().startswith("_ok = ") for ln in fast) else "_xok"
     # _xw: the element failed the wide checks alone (flag 2: the wide outputs' float64 lines again, not the kernel)
     wide_only = _wide_only_lines(kernel, prec, outputs, taken) if deferred and any(
@@ -2972,18 +2981,49 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
         eligible = "_xw & _ok" if flag != "_xok" else "_xw"
         again = [f"        _flags[_i] = _u8(not {flag}) + _u8((not {flag}) & {eligible})",
                  f"        _far = _far | (not {flag})"]
-        lines = [ln.replace("_flags = _empty(_m, _b1)", "_flags = _empty(_m, _u8)") for ln in lines]
     lines += ["    " + ln for ln in body] + again
-    values = [f"{_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
-    lines += ["        " + st for st in values]
-    stores = []
+    lines += [f"        {_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
     if with_grad:
         # the gradients as they are, then divided by the divisor in a loop of their own only where it is not 1
         # (reduction="mean"): x / 1 is x, so the results are those of dividing each in the kernel's loop, which
         # cost one division a component (GIoU: 8 of its 80 an element) on every call
-        stores = [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
+        lines += [f"        {_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
                   for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
-        lines += ["        " + st for st in stores]
+    return lines, (recip, deferred, wide_only)
+
+
+def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, block: str) -> list:
+    """The lines of the block function ``block`` (see :func:`_block_driver`).  A kernel with sparse branches
+    (:attr:`Branch.sparse`) has two main loops: its own form's, and the sparse form's (those branches rare), which
+    a block takes where :func:`_sparse_count` counts fewer than 1/SPARSE_BELOW of its elements in them; both
+    flag their elements alike, and the loops after them are the kernel's (the flagged elements' scalar kernel
+    and the rest), so that every element gets the scalar kernel's results in either form."""
+    arrays, rest = _block_arrays(kernel, with_grad)
+    outputs = kernel.output_names if with_grad else kernel.value_names
+    local = [f"_{n}" for n, _ in arrays]
+    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", "_idw", "_kw", "_wg", *local}
+    params = ", ".join(local + rest)
+    width = len(kernel.value_names)
+    lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}({params}):", "")
+    lines += ["    _m = _out.shape[0]" if width == 1 else f"    _m = _out.shape[0] // {width}"]
+    main, (recip, deferred, wide_only) = _main_loop(kernel, prec, outputs, taken, with_grad)
+    if any(b.sparse for b in kernel.branches):
+        sparse, state = _main_loop(_sparse_form(kernel), prec, outputs, taken, with_grad)
+        if state != (recip, deferred, wide_only):
+            raise ValueError(f"{block}: the sparse form must flag elements as the kernel's form does (a kernel with "
+                             "sparse branches has rare ones too)")
+        lines += _sparse_count(kernel, prec, taken)
+        prefix = ["    _far = False", f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"]
+        main = [f"    if _c * {SPARSE_BELOW} < _m:"] + ["    " + ln for ln in sparse] + ["    else:"] + \
+            ["    " + ln for ln in main]
+    else:
+        prefix = (["    _far = False"] if recip else []) + \
+            ([f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"] if deferred else [])
+    lines += prefix + main
+    loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
+    values = [f"{_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
+    stores = [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
+              for n, w, syms in kernel.differentiated for k, s in enumerate(syms)] if with_grad else []
     checks = _bad_element(kernel, prec, flat=True, prefix="_", i="_i")
     if rescale:  # a box pair beyond the range where the kernel keeps its scale invariance is counted too: the
         # caller computes it again, scaled by a power of two (Loss._rescale); counted here, it costs no pass of its own
@@ -3042,6 +3082,35 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     lines[head - 1:] = selects(unique_names("\n".join(lines[head - 1:]))).split("\n")
     # square roots as LLVM's intrinsic, which a branch of the loop may take and still be made a selection
     lines[head - 1:] = [re.sub(r"\bmath\.sqrt\(", "_sqrt(", ln) for ln in lines[head - 1:]]
+    return lines
+
+
+def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: bool = False) -> list:
+    """A kernel over elements of fixed width: ``_<fn>_block_<prec>`` runs the scalar kernel,
+    written into its loop, over a block of flat arrays, then counts the block's bad elements in a
+    loop of its own while the block is in cache; the driver runs blocks of BLOCK elements in
+    parallel.
+
+    Both loops vectorise: the flat arrays have a constant stride (an (n, 4) array's stride is a
+    run-time value, and its loads become gathers); the kernel is in the loop, not called (a call
+    blocks LLVM's loop vectoriser, and Numba's ``inline='always'`` doubles compile times); and
+    the count is kept out of the kernel's loop (an int64 sum beside float32 arithmetic halves
+    the vector width); the loops' index is unsigned (``range(_unsigned(_m))``, ``_unsigned(5) * _i + _unsigned(4)``),
+    so that Numba emits no wraparound for a negative index, whose select LLVM did not always fold
+    away in a long loop body (GWD's and ProbIoU's: "cannot identify array bounds", the loop scalar).
+
+    A ``reciprocal`` kernel's gradient loop multiplies by the reciprocals (the "fast" form of
+    :func:`scalar_function`) and notes, in one boolean (an "any of" reduction: a vector of flags, at
+    the loop's full width), whether an element's denominators were out of the reciprocals' safe range;
+    where one was, one more loop gives those elements the scalar kernel's gradients (its quotients), so
+    that an element's result never depends on its neighbours in the block.  (Counting them in the
+    counting loop instead took the denominators' whole computation again, CIoU's two arctangents
+    included: 20 % of CIoU's time in float64, 45 % in float32.)"""
+    sig = _driver_signature(kernel, with_grad)
+    arrays, rest = _block_arrays(kernel, with_grad)
+    block = f"_{fn}_block_{prec}"
+    lines = []
+    lines += _block_function(kernel, prec, with_grad, rescale, block)
     parallel = f"_{fn}_blocks_{prec}"
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {parallel}({sig}):", "")

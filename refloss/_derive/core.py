@@ -98,11 +98,19 @@ class Branch:
     # one at a time, where libm's calls are faster than the printed forms, which are made for vector loops (QFL's soft
     # targets beyond beta's range took twice their time with them); its results are libm's
     libm: bool = False
+    # a common branch that many a block of inputs holds few or none of (QFL's soft targets among the background's
+    # 0s): the CPU block function gets a second main loop in which it is rare, which a block takes where a counting
+    # pass finds it and the rare branches hold fewer than 1/16 of its elements (codegen's SPARSE_BELOW; the same
+    # bits either way: a rare branch's elements get the scalar kernel's, which the kernel's own loop gives too)
+    sparse: bool = False
 
     def __post_init__(self):
         if self.libm and not self.rare:
             raise ValueError(f"branch {self.label!r}: libm's functions in a common branch keep its loop scalar "
                              "(libm=True needs rare=True)")
+        if self.sparse and self.rare:
+            raise ValueError(f"branch {self.label!r}: a rare branch has one form already (sparse=True is for a "
+                             "common branch)")
 
 
 @dataclass(frozen=True)
