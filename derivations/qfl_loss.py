@@ -185,9 +185,11 @@ def derive() -> LossSpec:
             normal = sp.Min(keep(sp.Rational(1, 2)), RealAbs(d) - sp.Integer(2)**-63, LogitCE(x, y) - tiny,
                             SigmoidProduct(x) - tiny)
             wanted = {o: Eval64(v.xreplace({d: sharp}), normal) for o, v in soft.items()}
-        # (the gradients' |D|^(beta - 1) as |D|^beta/|D|, the value's power shared: one pow less an element)
+        # (the gradients' |D|^(beta - 1) as |D|^beta/|D|, the value's power shared: one pow less an element; sparse:
+        # a block of background targets, fewer than 1/16 soft, takes a loop without this branch's statements, which
+        # the if-converted loop evaluates for every element: all-0 targets 68 -> 33 ms float64, 44 -> 30 float32)
         branches.append(Branch(None, {o: v.replace(PowGm1, lambda m, g: PowGm1(m, g, PowG(m, g)))
-                                      for o, v in wanted.items()}, "soft target"))
+                                      for o, v in wanted.items()}, "soft target", sparse=True))
         for o, v in soft.items():
             if o != "value" and not branches[-1].outputs[o].has(EvalAccurate):
                 raise ValueError(f"{o}: y - sigma was not found in the soft-target form to evaluate it accurately")

@@ -5,6 +5,7 @@ the flag.  The block loops give what the scalar kernel gives element by element,
 element's neighbours (tests/test_vectorisation.py: balanced_l1's loops, the first with rare branches, vectorise)."""
 import functools
 import importlib
+import re
 
 import numba
 import numpy as np
@@ -213,3 +214,49 @@ def test_qfl_block_loops_equal_the_scalar_kernel_element_by_element(params, dtyp
         opt = 1 / (1 + np.exp(-x.astype(np.float64)))
     y = np.where(near & np.isfinite(opt) & (opt > 0) & (opt < 1), opt, y).astype(dtype)
     _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y), params, dtype)
+
+
+@pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", ["sparse", "run", "127 of 2048", "128 of 2048"])
+def test_qfl_sparse_form_equals_the_scalar_kernel_element_by_element(params, dtype, layout):
+    """qfl_loss's soft targets are a sparse branch (``Branch.sparse``): a block where they and the rare branches'
+    elements are fewer than 1/16 takes a loop in which they are rare (flagged, computed again by the scalar
+    kernel).  Background targets (0) with a few soft or 1 targets ("sparse": 2 %), soft ones in a run ("run":
+    the first 256 of 4096 elements soft, the rest 0: the kernel's own loop, the count stopping after its first
+    run of 256), and at the bar (127 and 128 soft targets of 2048: the sparse loop and the other): every element
+    as the scalar kernel gives it, bit for bit."""
+    n = 2048 if "of" in layout else 4096
+    rng = np.random.default_rng(8)
+    # (at the bar, logits of no rare branch: the deep tail's elements are counted, as the sparse loop flags them)
+    x = rng.uniform(-8, 8, n).astype(dtype) if "of" in layout else _logits(dtype, seed=7, n=n)
+    y = np.zeros(n)
+    if layout == "sparse":
+        few = rng.random(n) < 0.02
+        y[few] = rng.choice([1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20], few.sum())
+    elif layout == "run":
+        y[:256] = rng.random(256)
+    else:
+        y[rng.choice(n, int(layout.split()[0]), replace=False)] = 0.4
+    _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y.astype(dtype)),
+                                params, dtype)
+
+
+def test_qfl_block_functions_choose_between_two_loops_by_a_count():
+    """The generated block functions: a counting loop, then the sparse form's loop or the kernel's own, in both
+    dtypes and both functions (value alone, value and gradients); the scalar kernel once, after them, for the
+    flagged elements of either."""
+    import inspect
+    from refloss._derive.codegen import SPARSE_BELOW
+    from refloss._generated import qfl_loss_cpu as cpu
+    for fn in ("value", "value_and_grad"):
+        for prec in ("f32", "f64"):
+            text = inspect.getsource(getattr(cpu, f"_{fn}_block_{prec}").py_func)
+            assert f"while _lo < _m and _c * {SPARSE_BELOW} < _m:" in text, text[:1500]
+            assert f"    if _c * {SPARSE_BELOW} < _m:\n        for " in text and "\n    else:\n        for " in text
+            assert len(re.findall(r"for _j\w* in range\(_k\):", text)) == 1
+
+
+def test_a_sparse_rare_branch_is_refused():
+    with pytest.raises(ValueError, match="sparse=True is for a common branch"):
+        Branch(x > 0, {"value": x}, "both", True, sparse=True)
