@@ -99,7 +99,11 @@ def derive() -> LossSpec:
             branches = (
                 Branch(sp.Eq(q, 0), {"value": neg, "d_logits": det * held + (1 - det) * d_neg_exact, "d_target": d_neg_q},
                        "negative (q = 0)"),
-                Branch(None, {"value": pos, "d_logits": Eval64(d_pos_x), "d_target": Eval64(d_pos_q)}, "positive (q > 0)"),
+                # (sparse: a block of negatives, fewer than 1/16 positives, takes a loop without the positives'
+                # statements: 1.3-1.45x faster, 23 -> 17 ms for 4e6 negatives; the float64 kernel's gain was 0.87-1.03x,
+                # within its noise, for 5 s more compile: not there)
+                Branch(None, {"value": pos, "d_logits": Eval64(d_pos_x), "d_target": Eval64(d_pos_q)}, "positive (q > 0)",
+                       sparse=True),
             )
         kernels[prec] = Kernel(arrays=C.ARRAYS, args=(alpha, gamma, det, iw), prelude=(), branches=branches,
                                invalid=C.INVALID)

@@ -216,9 +216,30 @@ def test_qfl_block_loops_equal_the_scalar_kernel_element_by_element(params, dtyp
     _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y), params, dtype)
 
 
+def _sparse_layout(layout, dtype, hot):
+    """(logits, targets) of 2048 or 4096 elements: targets 0 but for a few ``hot`` ones (the sparse branch's)
+    placed as ``layout`` says."""
+    n = 2048 if "of" in layout else 4096
+    rng = np.random.default_rng(8)
+    # (at the bar, logits of no rare branch: the rare branches' elements are counted, as the sparse loop flags them)
+    x = rng.uniform(-8, 8, n).astype(dtype) if "of" in layout else _logits(dtype, seed=7, n=n)
+    y = np.zeros(n)
+    if layout == "sparse":
+        few = rng.random(n) < 0.02
+        y[few] = rng.choice(hot, few.sum())
+    elif layout == "run":
+        y[:256] = rng.random(256)
+    else:
+        y[rng.choice(n, int(layout.split()[0]), replace=False)] = 0.4
+    return x, y.astype(dtype)
+
+
+LAYOUTS = ["sparse", "run", "127 of 2048", "128 of 2048"]
+
+
 @pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("layout", ["sparse", "run", "127 of 2048", "128 of 2048"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_qfl_sparse_form_equals_the_scalar_kernel_element_by_element(params, dtype, layout):
     """qfl_loss's soft targets are a sparse branch (``Branch.sparse``): a block where they and the rare branches'
     elements are fewer than 1/16 takes a loop in which they are rare (flagged, computed again by the scalar
@@ -226,34 +247,37 @@ def test_qfl_sparse_form_equals_the_scalar_kernel_element_by_element(params, dty
     the first 256 of 4096 elements soft, the rest 0: the kernel's own loop, the count stopping after its first
     run of 256), and at the bar (127 and 128 soft targets of 2048: the sparse loop and the other): every element
     as the scalar kernel gives it, bit for bit."""
-    n = 2048 if "of" in layout else 4096
-    rng = np.random.default_rng(8)
-    # (at the bar, logits of no rare branch: the deep tail's elements are counted, as the sparse loop flags them)
-    x = rng.uniform(-8, 8, n).astype(dtype) if "of" in layout else _logits(dtype, seed=7, n=n)
-    y = np.zeros(n)
-    if layout == "sparse":
-        few = rng.random(n) < 0.02
-        y[few] = rng.choice([1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20], few.sum())
-    elif layout == "run":
-        y[:256] = rng.random(256)
-    else:
-        y[rng.choice(n, int(layout.split()[0]), replace=False)] = 0.4
-    _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y.astype(dtype)),
-                                params, dtype)
+    inputs = _sparse_layout(layout, dtype, [1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20])
+    _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), inputs, params, dtype)
 
 
-def test_qfl_block_functions_choose_between_two_loops_by_a_count():
+@pytest.mark.parametrize("params", VARIFOCAL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_varifocal_sparse_form_equals_the_scalar_kernel_element_by_element(params, dtype, layout):
+    """varifocal_loss's positives (q > 0) are a sparse branch of its float32 kernel: negatives with a few positives,
+    a run of them, and 127 or 128 of 2048 at the bar, as qfl_loss's above (float64: one loop): every element as
+    the scalar kernel gives it."""
+    inputs = _sparse_layout(layout, dtype, [1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20])
+    _equal_to_the_scalar_kernel(rl.varifocal_loss, functools.partial(_scalar_of, "varifocal_loss"), inputs, params,
+                                dtype)
+
+
+@pytest.mark.parametrize("name, precisions", [("qfl_loss", ("f32", "f64")), ("varifocal_loss", ("f32",))])
+def test_block_functions_with_a_sparse_branch_choose_between_two_loops_by_a_count(name, precisions):
     """The generated block functions: a counting loop, then the sparse form's loop or the kernel's own, in both
-    dtypes and both functions (value alone, value and gradients); the scalar kernel once, after them, for the
-    flagged elements of either."""
+    functions (value alone, value and gradients) of the precisions whose kernel has a sparse branch (varifocal
+    loss's float64 kernel has none: one loop); the scalar kernel once, after them, for the flagged elements."""
     import inspect
     from refloss._derive.codegen import SPARSE_BELOW
-    from refloss._generated import qfl_loss_cpu as cpu
+    cpu = importlib.import_module(f"refloss._generated.{name}_cpu")
     for fn in ("value", "value_and_grad"):
         for prec in ("f32", "f64"):
             text = inspect.getsource(getattr(cpu, f"_{fn}_block_{prec}").py_func)
-            assert f"while _lo < _m and _c * {SPARSE_BELOW} < _m:" in text, text[:1500]
-            assert f"    if _c * {SPARSE_BELOW} < _m:\n        for " in text and "\n    else:\n        for " in text
+            counted = f"while _lo < _m and _c * {SPARSE_BELOW} < _m:" in text
+            assert counted == (prec in precisions), (prec, text[:1500])
+            if counted:
+                assert f"    if _c * {SPARSE_BELOW} < _m:\n        for " in text and "\n    else:\n        for " in text
             assert len(re.findall(r"for _j\w* in range\(_k\):", text)) == 1
 
 
