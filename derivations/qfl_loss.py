@@ -125,9 +125,15 @@ def derive() -> LossSpec:
         # the float32 kernel's in float64 where its terms cancel by more than half (Kernel.wide)
         branches = [Branch(sp.And(hard, z < -limit, z > -sp.Integer(2)**100),
                            {**hard_outputs, "d_target": Eval64(deep_z) if prec == "f32" else deep_z},
-                           "hard target 0 or 1, |y - sigma| subnormal or 0", True),
-                    Branch(hard, {**hard_outputs, "d_target": hard_d_y if prec == "f32" else hard_d_y_f64},
-                           "hard target 0 or 1")]
+                           "hard target 0 or 1, |y - sigma| subnormal or 0", True)]
+        if prec == "f32":
+            # beyond -2^100 (rare): d/dtarget as the float64 kernel's one product, in float64; the float32 kernel's two
+            # terms are zeros of opposite signs there, whose sum +0 had the wrong sign at the target 1 (the exact value
+            # underflows from below, -0; a review found it at logits >= 2^100)
+            branches.append(Branch(sp.And(hard, z <= -sp.Integer(2)**100), {**hard_outputs, "d_target": Eval64(hard_d_y_f64)},
+                                   "hard target 0 or 1, |logit| >= 2^100", True))
+        branches.append(Branch(hard, {**hard_outputs, "d_target": hard_d_y if prec == "f32" else hard_d_y_f64},
+                               "hard target 0 or 1"))
         # (the soft targets' branches below but the last are rare: flagged in the CPU loops, computed again by the
         # scalar kernel alone, with libm's functions, faster there than the printed forms: float64 at beta = 3.5, soft
         # targets, 732 ms with the printed forms against 375 before, when the whole kernel was libm's)

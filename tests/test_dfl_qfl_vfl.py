@@ -67,6 +67,22 @@ def test_qfl_is_zero_with_zero_logit_gradient_at_the_optimum():
     assert np.all(np.abs(v) < 1e-30) and np.all(np.abs(gx) < 1e-15) and np.all(np.abs(gy) < 1e-15)
 
 
+@pytest.mark.parametrize("beta", [1e-3, 1.0, 2.0, 3.5, 100.0])
+def test_qfl_target_gradient_keeps_the_sign_of_its_underflow_beyond_2_to_the_100(beta):
+    """dL/dy = -s sigma(z)^beta (z + beta softplus(z)/sigma(z)), z = (1 - 2y) x, s = 1 - 2y: at a hard target with
+    z <= -2^100 sigma(z)^beta underflows and the exact value is a tiny number of the sign of -s z: -0 at the target 1
+    (x >= 2^100), +0 at the target 0 (x <= -2^100), in both dtypes.  The float32 kernel's two terms there are zeros of
+    opposite signs, whose sum gave +0 at the target 1 (a review's finding): those logits are a rare branch now,
+    d/dtarget the float64 kernel's one product.  Finite logits from 2^100 to float32's largest, the same at 2^100
+    exactly."""
+    big = np.array([2.0**100, 1e31, 1e35, 3e38, np.finfo(np.float32).max], dtype=np.float64)
+    for dtype in (np.float32, np.float64):
+        for target, x, negative in ((1.0, big, True), (0.0, -big, False)):
+            _, (d_logits, d_target) = rl.qfl_loss.value_and_grad(x.astype(dtype), np.full(x.shape, target, dtype),
+                                                                 beta=beta)
+            assert np.all(d_target == 0) and np.all(np.signbit(d_target) == negative), (dtype, target, d_target)
+
+
 def test_qfl_torch_peer():
     """mmdetection's quality_focal_loss as it is written in torch (BCE against the score times
     |score - sigma|^beta, no detach; mmdet's own splits positives and negatives with index
