@@ -216,25 +216,59 @@ def test_qfl_block_loops_equal_the_scalar_kernel_element_by_element(params, dtyp
     _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), (x, y), params, dtype)
 
 
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38, 1e30, -1e30, 2.0**100, -(2.0**100), 50.0,
+           -50.0, 25.0, -25.0, 100.0, -100.0, 1.5, -1.5]
+
+
 def _sparse_layout(layout, dtype, hot):
     """(logits, targets) of 2048 or 4096 elements: targets 0 but for a few ``hot`` ones (the sparse branch's)
-    placed as ``layout`` says."""
+    placed as ``layout`` says; logits uniform in (-8, 8), and for "sparse" every 64th one a special value (NaN,
+    infinities, zeros, subnormal, the tails: few enough that the count, which takes the rare branches' elements
+    too, stays under the bar)."""
     n = 2048 if "of" in layout else 4096
     rng = np.random.default_rng(8)
-    # (at the bar, logits of no rare branch: the rare branches' elements are counted, as the sparse loop flags them)
-    x = rng.uniform(-8, 8, n).astype(dtype) if "of" in layout else _logits(dtype, seed=7, n=n)
+    x = rng.uniform(-8, 8, n)
     y = np.zeros(n)
     if layout == "sparse":
+        x[::64] = np.resize(SPECIAL, x[::64].size)
         few = rng.random(n) < 0.02
         y[few] = rng.choice(hot, few.sum())
     elif layout == "run":
         y[:256] = rng.random(256)
     else:
         y[rng.choice(n, int(layout.split()[0]), replace=False)] = 0.4
-    return x, y.astype(dtype)
+    with np.errstate(over="ignore"):
+        return x.astype(dtype), y.astype(dtype)
 
 
 LAYOUTS = ["sparse", "run", "127 of 2048", "128 of 2048"]
+SPARSE_LOOP = {"sparse": True, "run": False, "127 of 2048": True, "128 of 2048": False}
+
+
+def _count(name, fn, prec):
+    """The block function's count of the elements its sparse loop would flag, as a function of the block's
+    arguments: the generated function's statements up to its loops (the count's), compiled alone."""
+    import inspect
+    cpu = importlib.import_module(f"refloss._generated.{name}_cpu")
+    block = f"_{fn}_block_{prec}"
+    lines = inspect.getsource(getattr(cpu, block).py_func).splitlines()
+    end = next(k for k, ln in enumerate(lines) if ln.strip() == "_far = False")
+    namespace = dict(vars(cpu))
+    exec("\n".join([ln for ln in lines[:end] if not ln.startswith("@")] + ["    return _c"]), namespace)
+    return numba.njit(namespace[block])
+
+
+def _assert_loop(name, layout, inputs, params, dtype):
+    """The block takes the sparse loop where the layout says it does (``SPARSE_LOOP``): the tests' layouts
+    test the loop they mean to."""
+    from refloss._derive.codegen import SPARSE_BELOW
+    prec = "f64" if dtype == "float64" else "f32"
+    fn = getattr(rl, name)
+    x, y = inputs
+    out = [np.empty_like(x) for _ in range(3)]
+    with np.errstate(all="ignore"):
+        c = _count(name, "value_and_grad", prec)(x, y, *out, x.dtype.type(1), *fn.kernel_args(params, prec))
+    assert (c * SPARSE_BELOW < x.size) == SPARSE_LOOP[layout], (layout, c, x.size)
 
 
 @pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)
@@ -248,6 +282,7 @@ def test_qfl_sparse_form_equals_the_scalar_kernel_element_by_element(params, dty
     run of 256), and at the bar (127 and 128 soft targets of 2048: the sparse loop and the other): every element
     as the scalar kernel gives it, bit for bit."""
     inputs = _sparse_layout(layout, dtype, [1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20])
+    _assert_loop("qfl_loss", layout, inputs, params, dtype)  # (soft targets counted whether sparse or rare)
     _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), inputs, params, dtype)
 
 
@@ -259,6 +294,8 @@ def test_varifocal_sparse_form_equals_the_scalar_kernel_element_by_element(param
     a run of them, and 127 or 128 of 2048 at the bar, as qfl_loss's above (float64: one loop): every element as
     the scalar kernel gives it."""
     inputs = _sparse_layout(layout, dtype, [1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20])
+    if dtype == "float32":  # (the float64 kernel has one loop)
+        _assert_loop("varifocal_loss", layout, inputs, params, dtype)
     _equal_to_the_scalar_kernel(rl.varifocal_loss, functools.partial(_scalar_of, "varifocal_loss"), inputs, params,
                                 dtype)
 
