@@ -2935,17 +2935,19 @@ def _sparse_form(kernel: Kernel) -> Kernel:
                                                       else b for b in kernel.branches))
 
 
-def _sparse_count(kernel: Kernel, prec: str, taken: set) -> list:
+def _sparse_count(kernel: Kernel, prec: str, taken: set, outputs: tuple) -> list:
     """Statements counting, into ``_c``, the elements of a block that take a sparse or a rare branch (those the
     sparse form flags; :attr:`Branch.sparse`): the kernel's branch chain with 1 as the output of those branches,
     0 of the others, printed as the kernel prints it (if-converted: the loop vectorises), an integer count (a
     float sum in index order stays scalar), in runs of SPARSE_RUN elements until it reaches the bar (a block
     mostly of those elements is known from its first run).  (Rare branches counted too: where a parameter makes
     the sparse branch's elements rare in both forms, QFL's soft targets above beta = 2, the sparse form flags
-    every one of them.)"""
+    every one of them.)  The branches are those a function returning ``outputs`` keeps (:func:`_live_branches`:
+    the value alone leaves out QFL's deep tail, whose value is the hard targets' own)."""
     one, zero = (sp.Integer(k) for k in (1, 0))
     counting = dataclasses.replace(kernel, branches=tuple(
-        Branch(b.condition, {"value": one if b.sparse or b.rare else zero}, b.label) for b in kernel.branches),
+        Branch(b.condition, {"value": one if b.sparse or b.rare else zero}, b.label)
+        for b in _live_branches(tuple(kernel.branches), outputs)),
         value_names=("value",), grad_arrays=(), wide=(), double=(), reciprocal=False, invalid=None)
     loads = [f"            {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
              for k, s in enumerate(syms)]
@@ -3012,7 +3014,7 @@ def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, b
         if state != (recip, deferred, wide_only):
             raise ValueError(f"{block}: the sparse form must flag elements as the kernel's form does (a kernel with "
                              "sparse branches has rare ones too)")
-        lines += _sparse_count(kernel, prec, taken)
+        lines += _sparse_count(kernel, prec, taken, outputs)
         prefix = ["    _far = False", f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"]
         main = [f"    if _c * {SPARSE_BELOW} < _m:"] + ["    " + ln for ln in sparse] + ["    else:"] + \
             ["    " + ln for ln in main]

@@ -37,10 +37,7 @@ def _value_block_f64(_logits, _target, _out, beta):
         for _i in range(_unsigned(_lo), _unsigned(_hi)):
             logits = _logits[_i]
             target = _target[_i]
-            z = logits*(1.0 - 2.0*target)
-            if ((target == 0.0) or (target == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value = 1.0
-            elif (target == 0.0) or (target == 1.0):  # hard target 0 or 1
+            if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
                 value = 0.0
             elif (logits > 1.8446744073709552e+19) or (logits < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 value = 1.0
@@ -54,9 +51,9 @@ def _value_block_f64(_logits, _target, _out, beta):
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
-            z_w1 = logits_w1*(1.0 - 2.0*target_w1)
+            z = logits_w1*(1.0 - 2.0*target_w1)
             if (target_w1 == 0.0) or (target_w1 == 1.0):  # hard target 0 or 1
-                _a1 = abs(z_w1)
+                _a1 = abs(z)
                 _a2 = -_a1
                 _xc3 = _sel(_a2 > -746.0, _a2, -746.0)
                 _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
@@ -165,14 +162,14 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _p107 = 1.0 + _q101
                 _ex108 = (_p107*_sc105)*_sc106
                 _ex109 = _sel(_a78 == _a78, _ex108, _a78)
-                _pg110 = (_p77 < 750.0) | (z_w1 >= 0.0)
-                _eg111 = _sel(z_w1 < 0.0, _ex109*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74)), 1.0)
+                _pg110 = (_p77 < 750.0) | (z >= 0.0)
+                _eg111 = _sel(z < 0.0, _ex109*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74)), 1.0)
                 _a112 = -beta
                 _pg113 = (_d34 >= 0.0) & (_d34 < math.inf) & (abs(_a112) < 3.273390607896142e+150) & (math.copysign(1.0, _d34) > 0.0)
                 _pw114 = _pow_fast_f64(_d34, _a112)
                 _p115 = _eg111*_pw114
                 _ap116 = _p115 - _p115*(beta*_c38)
-                value_w1 = _sel(z_w1 < 0.0, _lo68, z_w1 + _lo68)*_ap116
+                value_w1 = _sel(z < 0.0, _lo68, z + _lo68)*_ap116
                 _xok = _pg113 & _pg110
             elif (logits_w1 > 1.8446744073709552e+19) or (logits_w1 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 value_w1 = 0.0
@@ -190,9 +187,9 @@ def _value_block_f64(_logits, _target, _out, beta):
         for _i_w2 in range(_unsigned(_m)):
             logits_w2 = _logits[_i_w2]
             target_w2 = _target[_i_w2]
-            z_w2 = logits_w2*(1.0 - 2.0*target_w2)
+            z_w1 = logits_w2*(1.0 - 2.0*target_w2)
             if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
-                _a1_w1 = abs(z_w2)
+                _a1_w1 = abs(z_w1)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -746.0, _a2_w1, -746.0)
                 _xc4_w1 = _sel(_xc3_w1 < 710.0, _xc3_w1, 710.0)
@@ -301,14 +298,14 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _p107_w1 = 1.0 + _q101_w1
                 _ex108_w1 = (_p107_w1*_sc105_w1)*_sc106_w1
                 _ex109_w1 = _sel(_a78_w1 == _a78_w1, _ex108_w1, _a78_w1)
-                _pg110_w1 = (_p77_w1 < 750.0) | (z_w2 >= 0.0)
-                _eg111_w1 = _sel(z_w2 < 0.0, _ex109_w1*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1)), 1.0)
+                _pg110_w1 = (_p77_w1 < 750.0) | (z_w1 >= 0.0)
+                _eg111_w1 = _sel(z_w1 < 0.0, _ex109_w1*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1)), 1.0)
                 _a112_w1 = -beta
                 _pg113_w1 = (_d34_w1 >= 0.0) & (_d34_w1 < math.inf) & (abs(_a112_w1) < 3.273390607896142e+150) & (math.copysign(1.0, _d34_w1) > 0.0)
                 _pw114_w1 = _pow_fast_f64(_d34_w1, _a112_w1)
                 _p115_w1 = _eg111_w1*_pw114_w1
                 _ap116_w1 = _p115_w1 - _p115_w1*(beta*_c38_w1)
-                value_w2 = _sel(z_w2 < 0.0, _lo68_w1, z_w2 + _lo68_w1)*_ap116_w1
+                value_w2 = _sel(z_w1 < 0.0, _lo68_w1, z_w1 + _lo68_w1)*_ap116_w1
                 _xok_w1 = _pg113_w1 & _pg110_w1
             elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 value_w2 = 0.0
@@ -417,9 +414,9 @@ def _value_block_f64(_logits, _target, _out, beta):
             _i_w3 = _idx[_j]
             logits_w3 = _logits[_i_w3]
             target_w3 = _target[_i_w3]
-            z_w3 = logits_w3*(1.0 - 2.0*target_w3)
+            z_w2 = logits_w3*(1.0 - 2.0*target_w3)
             if (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
-                _a1_w2 = abs(z_w3)
+                _a1_w2 = abs(z_w2)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -746.0, _a2_w2, -746.0)
                 _xc4_w2 = _sel(_xc3_w2 < 710.0, _xc3_w2, 710.0)
@@ -528,12 +525,12 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _p107_w2 = 1.0 + _q101_w2
                 _ex108_w2 = (_p107_w2*_sc105_w2)*_sc106_w2
                 _ex109_w2 = _sel(_a78_w2 == _a78_w2, _ex108_w2, _a78_w2)
-                _eg110 = ((_ex109_w2*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)) if _p77_w2 < 750.0 else math.pow(_ex33_w2, beta)) if z_w3 < 0.0 else 1.0)
+                _eg110 = ((_ex109_w2*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)) if _p77_w2 < 750.0 else math.pow(_ex33_w2, beta)) if z_w2 < 0.0 else 1.0)
                 _a111 = -beta
                 _pw112 = _pow_f64(_d34_w2, _a111)
                 _p113 = _eg110*_pw112
                 _ap114 = _p113 - _p113*(beta*_c38_w2)
-                value_w3 = _sel(z_w3 < 0.0, _lo68_w2, z_w3 + _lo68_w2)*_ap114
+                value_w3 = _sel(z_w2 < 0.0, _lo68_w2, z_w2 + _lo68_w2)*_ap114
             elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 _s115 = abs(logits_w3)
                 _na116 = -_s115
@@ -2478,8 +2475,6 @@ def _value_block_f32(_logits, _target, _out, beta):
             z = logits*(_f32(1.0) - _f32(2.0)*target)
             _s1 = (target == _f32(0.0)) or (target == _f32(1.0))
             if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value = _f32(1.0)
-            elif (z <= -_f32(1.2676506002282294e+30)) and _s1:  # hard target 0 or 1, |logit| >= 2^100
                 value = _f32(1.0)
             elif _s1:  # hard target 0 or 1
                 value = _f32(0.0)
