@@ -3015,13 +3015,10 @@ def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, b
             raise ValueError(f"{block}: the sparse form must flag elements as the kernel's form does (a kernel with "
                              "sparse branches has rare ones too)")
         lines += _sparse_count(kernel, prec, taken, outputs)
-        prefix = ["    _far = False", f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"]
         main = [f"    if _c * {SPARSE_BELOW} < _m:"] + ["    " + ln for ln in sparse] + ["    else:"] + \
             ["    " + ln for ln in main]
-    else:
-        prefix = (["    _far = False"] if recip else []) + \
-            ([f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"] if deferred else [])
-    lines += prefix + main
+    lines += (["    _far = False"] if recip else []) + \
+        ([f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"] if deferred else []) + main
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]
     values = [f"{_element('_out', width, k, True, '_i')} = {v}" for k, v in enumerate(kernel.value_names)]
     stores = [f"{_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
@@ -3111,8 +3108,7 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     sig = _driver_signature(kernel, with_grad)
     arrays, rest = _block_arrays(kernel, with_grad)
     block = f"_{fn}_block_{prec}"
-    lines = []
-    lines += _block_function(kernel, prec, with_grad, rescale, block)
+    lines = _block_function(kernel, prec, with_grad, rescale, block)
     parallel = f"_{fn}_blocks_{prec}"
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {parallel}({sig}):", "")
