@@ -606,9 +606,13 @@ class KernelPrinter(PythonCodePrinter):
         hi, lo = self._two_prod(g, t)
         big = lit(750 if self.precision == "f64" else 110)
         ex = self._math("exp", f"-{hi}")
-        if self.deferred_libm:  # (the CPU loops' vectorised form: hi beyond the range, or NaN, computed again)
-            self._rare_guard(f"({hi} < {big}) | ({neg.replace('<', '>=')})")
-            eg = self.assign("eg", f"({ex}*({lit(1)} - {lo}) if {neg} else {lit(1)})")
+        if self.deferred_libm:
+            # (the CPU loops' vectorised form: hi NaN computed again; beyond the range pow(e, g) is 0, e^-110 and
+            # e^-750 below half the smallest subnormal, and so where e is subnormal: its rounding, a factor of at
+            # most 2, moves the exponent g ln e by g ln 2 < 1 % of g t there. Flagged, as they were until
+            # 2026-12-06, those elements cost QFL's float32 value 20x at logits N(-60, 1))
+            self._rare_guard(f"({hi} == {hi}) | ({neg.replace('<', '>=')})")
+            eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else {lit(0)}) if {neg} else {lit(1)})")
         else:  # (libm's pow, evaluated where the arm is taken)
             eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else math.pow({e}, {g})) "
                                    f"if {neg} else {lit(1)})")
@@ -784,9 +788,9 @@ class KernelPrinter(PythonCodePrinter):
         neg, limit = f"{us} < {lit(0)}", self._exp_half_limit()
         # (hi beyond twice the exponent's range: h is 0 there, and an overflowed split (NaN) or a NaN input takes
         # pow(e, g): in the CPU loops' vectorised form a rare arm, those elements computed again)
-        if self.deferred_libm:
-            self._rare_guard(f"({hi} < {limit}) | ({us} >= {lit(0)})")
-            return f"(({p}*{h})*({lit(1)} - {lo})*{h} if {neg} else {p})"
+        if self.deferred_libm:  # (beyond the limit pow(e, g) is 0, as in _sigmoid_power: p*0, p's sign; NaN flagged)
+            self._rare_guard(f"({hi} == {hi}) | ({us} >= {lit(0)})")
+            return f"((({p}*{h})*({lit(1)} - {lo})*{h} if {hi} < {limit} else {p}*{lit(0)}) if {neg} else {p})"
         return (f"(({p}*{h})*({lit(1)} - {lo})*{h} if {neg} and {hi} < {limit} else "
                 f"{p}*math.pow({e}, {gs}) if {neg} else {p})")
 
@@ -1411,18 +1415,22 @@ def _conjuncts(condition) -> set:
 
 def _live_branches(branches, outputs) -> tuple:
     """The branches a function returning ``outputs`` needs.  A branch is left out where the
-    next one gives the same outputs and holds wherever it holds (its condition is the next
-    one's conjuncts and more, or the next one is the final else): e.g. a branch for a far tail
-    that changes a gradient only, in the value function."""
+    next one kept gives the same outputs and holds wherever it holds (its condition is that
+    one's conjuncts and more, or that one is the final else): e.g. a branch for a far tail
+    that changes a gradient only, in the value function.  From the last branch to the first,
+    so that a run of such branches goes (QFL's float32 kernel: two far-tail branches before
+    the hard targets' one, each changing d/dtarget only; comparing each with the next one
+    alone kept the first, and the value function flagged its elements for the scalar kernel)."""
     out = []
-    for branch, following in zip(branches, branches[1:] + (None,)):
+    for branch in reversed(branches):
+        following = out[-1] if out else None
         if (following is not None and branch.condition is not None
                 and all(branch.outputs[o] == following.outputs[o] for o in outputs)
                 and (following.condition is None
                      or _conjuncts(following.condition) <= _conjuncts(branch.condition))):
             continue
         out.append(branch)
-    return tuple(out)
+    return tuple(reversed(out))
 
 
 _RECIPROCAL_EXP = {"f64": 1021, "f32": 125}  # 2^-e..2^e: a reciprocal's magnitude, normal with a margin
