@@ -10,7 +10,7 @@ import sympy as sp
 
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Plot
-from refloss._derive.functions import Group, TwoProd
+from refloss._derive.functions import Group, RealAbs, TwoProd
 
 
 class Inputs(NamedTuple):
@@ -47,9 +47,12 @@ logits_kernel = TARGETS.kernel
 def exp_scaled(k, z, factor):
     """``factor * e^(k z)`` for the far tails of the hard targets: k z split error-free (TwoProd),
     e^(k z) rounded once, as the square of e^(k z / 2) with the factor multiplied in between
-    (e^(k z) alone is subnormal long before the product is), times 1 + the low word of k z."""
+    (e^(k z) alone is subnormal long before the product is), times |1 + the low word of k z|.
+    (|1 + lo| for e^lo: the same where e^(k z / 2) is not 0, |lo| below 2^-42 there; where |k z|
+    reaches 2^54 lo may be below -1, and 1 + lo gave the float64 kernels' zeros there the wrong
+    sign: QFL's d/dtarget at beta 1e-3, logits from 2^62, a review's finding)"""
     half = sp.exp(TwoProd(k, z, 0) / 2)
-    return Group(Group(factor * half) * (1 + TwoProd(k, z, 1))) * half
+    return Group(Group(factor * half) * RealAbs(1 + TwoProd(k, z, 1))) * half
 
 
 def p_t_path(target: float):

@@ -96,7 +96,7 @@ def _hard_branches(alpha_t, limit, checks):
         side = sp.And(weighted, z > 1, g < sp.Integer(2) ** 60)
         return {"value": FocalCE(z, sp.Integer(0), a, g), "d_x": s * FocalCEDx(z, sp.Integer(0), a, g), "main": main,
                 "wrong": wrong, "d_y": sp.Add(*(Select(side, w, m) for w, m in zip(wrong, main)), evaluate=False),
-                "far": da * f + a * C.exp_scaled(g, z, s * (g - z))}
+                "far": _far_signed(da * f, a, C.exp_scaled(g, z, s * (g - z)))}
 
     z_form, a_form, da_form = s * x, Select(weighted, alpha_t, 1), Select(weighted, sp.diff(alpha_t, y), 0)
     fm = forms(z_form, a_form, da_form)
@@ -142,6 +142,16 @@ def _hard_branches(alpha_t, limit, checks):
         Branch(sp.And(hard, z < -limit, z > -sp.Integer(2) ** 100), {**outputs, "d_targets": fm["far"]},
                "hard target 0 or 1, far tail", True),
         Branch(hard, {**outputs, "d_targets": fm["d_y"]}, "hard target 0 or 1")]
+
+
+def _far_signed(weight_term, a, tail):
+    """The far tail's d/dy, weight_term + a tail (weight_term = da F, tail = s e^(gamma z) (gamma - z)), with the
+    sign of the exact value where both terms underflow to zero: their sum of a +0 and a -0 is +0, and at the target 1
+    (tail < 0) d/dy was +0 where it is negative (alpha None, alpha >= 1/2; both dtypes, logits from about 745/gamma,
+    float32 104/gamma). There the sign is the tail's (|da F| is below e^z |a tail| when a > 0) or, where a = 0
+    (alpha 0 or 1 at one target), the weight term's alone."""
+    total = weight_term + a * tail
+    return Select(sp.Ne(total, 0), total, Select(sp.Eq(a, 0), weight_term, a * tail))
 
 
 def _soft_one_precision_up(kernel):

@@ -83,6 +83,42 @@ def test_qfl_target_gradient_keeps_the_sign_of_its_underflow_beyond_2_to_the_100
             assert np.all(d_target == 0) and np.all(np.signbit(d_target) == negative), (dtype, target, d_target)
 
 
+@pytest.mark.parametrize("beta", [1e-3, 0.3, 2.0, 3.5, 100.0])
+def test_qfl_target_gradient_keeps_its_sign_in_the_deep_tail(beta):
+    """The deep tail's d/dtarget, -s e^(beta z) (z + beta) from beta z split error-free (hi + lo) and e^hi as two
+    halves, times e^lo: written 1 + lo, it turned the sign of d/dtarget where beta |z| passes 2^54 (lo below -1; e^hi
+    is 0 there): float64 at beta 1e-3 gave +0 at the target 1 for 872 of 4001 logits from 2^62 to 2^100, where the
+    exact value is a tiny negative number.  Every d/dtarget of the deep tail (logits 2^20 to 2^100, float64 logits
+    that float32 cannot hold, so that lo is not 0; and their float32 roundings) has the sign of -s z, zero or not."""
+    x = 2.0 ** np.linspace(20, 99.99, 4001)
+    for dtype in (np.float64, np.float32):
+        for target, logits, negative in ((1.0, x, True), (0.0, -x, False)):
+            _, (_, d_target) = rl.qfl_loss.value_and_grad(logits.astype(dtype), np.full(x.shape, target, dtype),
+                                                          beta=beta)
+            wrong = np.signbit(d_target) != negative
+            assert not wrong.any(), (dtype, target, int(wrong.sum()), logits[wrong][:3], d_target[wrong][:3])
+
+
+def test_sigmoid_focal_target_gradient_keeps_its_sign_where_it_underflows():
+    """sigmoid_focal_loss's far tail, d/dy = da F + a s e^(gamma z) (gamma - z): where both terms underflow they were
+    a +0 and a -0, summed to +0, and at the target 1 (s = -1) d/dy was +0 where the exact value is negative (alpha
+    None and alpha >= 1/2, both dtypes, logits from about 745/gamma, float32 104/gamma).  Now -0 there; at the
+    target 0 +0; with alpha_t = 0 (alpha 1 at the target 0, alpha 0 at the target 1) the weight term's own sign."""
+    x = 2.0 ** np.linspace(4.5, 99.99, 4001)
+    for dtype in (np.float64, np.float32):
+        for alpha in (None, 0.25, 0.5, 0.75, 1.0, 0.0):
+            for gamma in (0.5, 2.0):
+                for target, logits in ((1.0, x), (0.0, -x)):
+                    _, (_, d_y) = rl.sigmoid_focal_loss.value_and_grad(logits.astype(dtype), np.full(x.shape, target, dtype),
+                                                                       alpha=alpha, gamma=gamma)
+                    # the exact sign: -s (gamma - z) > 0 times a, s = 1 - 2 target, plus da F (da = 2 alpha - 1), the
+                    # first term dominant unless alpha_t = 0
+                    a_t = 1.0 if alpha is None else (alpha if target == 1 else 1 - alpha)
+                    negative = target == 1.0 if a_t > 0 else (2 * alpha - 1) < 0
+                    wrong = np.signbit(d_y) != negative
+                    assert not wrong.any(), (dtype, alpha, gamma, target, int(wrong.sum()), logits[wrong][:3])
+
+
 def test_qfl_torch_peer():
     """mmdetection's quality_focal_loss as it is written in torch (BCE against the score times
     |score - sigma|^beta, no detach; mmdet's own splits positives and negatives with index

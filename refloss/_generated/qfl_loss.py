@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 242
+# ops: 243
 """Quality Focal Loss: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -997,7 +997,7 @@ def value_and_grad_f64(logits, target, beta):
         _p297 = _pw293
         _s298 = (((((_p297 - _p297*(_g1245*_c38 + _g1247*_lo68)))*_w296)*math.exp(-_p77*0.5)*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74)))*math.exp(-_p77*0.5) if z < 0.0 and _q295 < 2.2250738585072014e-308 and _w296 > 1.0 and _p77 < 1500.0 else _w296*_q295)
         d_logits = -_t0*_s298
-        d_target = _t1*((((_p211 - (_p212 - _p210)) + _l71*_l209) + 1.0)*(_t0*_t1*(beta + z)))
+        d_target = _t1*((_t0*_t1*(beta + z))*abs(((_p211 - (_p212 - _p210)) + _l71*_l209) + 1.0))
         return value, d_logits, d_target
     elif (target == 0.0) or (target == 1.0):  # hard target 0 or 1
         _a299 = abs(z)
@@ -3069,7 +3069,7 @@ def value_and_grad_f32(logits, target, beta):
         _xex41 = (_xp40*_xsc38)*_xsc39
         _xex42 = _sel(_xa11 == _xa11, _xex41, _xa11)
         _xt2 = _xex42
-        _xd0 = _f32(_xt2*((((_xp9 - (_xp10 - _xp8)) + _xl4*_xl7) + 1.0)*(_xt0*_xt2*(_xt1 + _xw_beta))))
+        _xd0 = _f32(_xt2*((_xt0*_xt2*(_xt1 + _xw_beta))*abs(((_xp9 - (_xp10 - _xp8)) + _xl4*_xl7) + 1.0)))
         _a43 = abs(z)
         _a44 = -_a43
         _xc45 = _sel(_a44 > -_f32(104.0), _a44, -_f32(104.0))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 875cbb3df863f454
+# scalar kernels: sha256 c2b236aa817154ba
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -1574,7 +1574,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p161_w2 = _pw157
                 _s162 = (((((_p161_w2 - _p161_w2*(_g1153*_c38_w2 + _g1155*_lo68_w2)))*_w160)*math.exp(-_p77_w2*0.5)*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)))*math.exp(-_p77_w2*0.5) if z_w3 < 0.0 and _q159 < 2.2250738585072014e-308 and _w160 > 1.0 and _p77_w2 < 1500.0 else _w160*_q159)
                 d_logits_w2 = -_t0_w5*_s162
-                d_target_w2 = _t1_w3*((((_p119 - (_p120 - _p118)) + _l71_w2*_l117) + 1.0)*(_t0_w5*_t1_w3*(beta + z_w3)))
+                d_target_w2 = _t1_w3*((_t0_w5*_t1_w3*(beta + z_w3))*abs(((_p119 - (_p120 - _p118)) + _l71_w2*_l117) + 1.0))
             elif (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
                 _a163 = abs(z_w3)
                 _a164 = -_a163
@@ -4059,7 +4059,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xex41 = (_xp40*_xsc38)*_xsc39
                 _xex42 = _sel(_xa11 == _xa11, _xex41, _xa11)
                 _xt2 = _xex42
-                _xd0 = _f32(_xt2*((((_xp9 - (_xp10 - _xp8)) + _xl4*_xl7) + 1.0)*(_xt0*_xt2*(_xt1 + _xw_beta))))
+                _xd0 = _f32(_xt2*((_xt0*_xt2*(_xt1 + _xw_beta))*abs(((_xp9 - (_xp10 - _xp8)) + _xl4*_xl7) + 1.0)))
                 _a43 = abs(z_w3)
                 _a44 = -_a43
                 _xc45 = _sel(_a44 > -_f32(104.0), _a44, -_f32(104.0))
