@@ -2,12 +2,15 @@
 
     git clone -q . /tmp/before && git -C /tmp/before checkout -q HEAD~1
     python benchmarks/ab_kernels.py --old /tmp/before qfl_loss [--param beta=2] [--zeros 0.9] [--n 1000000]
+    python benchmarks/ab_kernels.py --old /tmp/before sigmoid_focal_loss --zeros 1 --logits -60 --value
 
 Separate processes of ``benchmarks/float32.py`` differ by 10-15 % on this kind of machine for the same kernel
 (docs/performance.md), more than many a kernel change moves; timed in one process, alternately, the two kernels
 see the same machine.  For element-wise and classification losses (their ``value_and_grad_<p>`` drivers take two
 inputs): value and both gradients, reduction "none", on ``benchmarks/float32.py``'s inputs (``4 N`` elements),
-``--zeros F``: a fraction F of the targets set to 0 (a classification loss's background).  The other checkout's
+``--zeros F``: a fraction F of the targets set to 0 (a classification loss's background); ``--logits MU``: the
+first input drawn from N(MU, 1) instead (a classification loss's logits far in a tail: easy negatives late in
+training); ``--value``: the value alone (the ``value_<p>`` drivers).  The other checkout's
 CPU module is loaded from its file under another name (as ``benchmarks/same_float32.py`` loads it), with this
 checkout's kernel arguments.  Prints the best of ``--repeat`` rounds each, in ms, and new / old.
 """
@@ -32,19 +35,21 @@ def _param(text: str) -> tuple:
     return name, (None if value == "None" else True if value == "True" else False if value == "False" else float(value))
 
 
-def measure(old, new, args_of, x, t, repeat: int) -> dict:
-    """{precision: (old ms, new ms)}: the best of ``repeat`` rounds, the two modules' drivers called alternately."""
+def measure(old, new, args_of, x, t, repeat: int, value: bool = False) -> dict:
+    """{precision: (old ms, new ms)}: the best of ``repeat`` rounds, the two modules' drivers called alternately
+    (``value``: the value drivers, else value and gradients)."""
     out = {}
     for prec, dtype in (("f64", np.float64), ("f32", np.float32)):
         xs, ts = x.astype(dtype), t.astype(dtype)
         buffers = [np.empty_like(xs) for _ in range(3)]
         args = args_of(prec)
-        drivers = [getattr(m, f"value_and_grad_{prec}") for m in (old, new)]
+        drivers = [getattr(m, f"value_{prec}" if value else f"value_and_grad_{prec}") for m in (old, new)]
+        outputs = (buffers[0],) if value else (*buffers, dtype(1))
         best = [float("inf")] * 2
         for _ in range(repeat + 1):  # (the first round compiles)
             for k, f in enumerate(drivers):
                 t0 = time.perf_counter()
-                f(xs, ts, *buffers, dtype(1), *args)
+                f(xs, ts, *outputs, *args)
                 best[k] = min(best[k], time.perf_counter() - t0)
         out[prec] = tuple(b * 1e3 for b in best)
     return out
@@ -58,6 +63,9 @@ def main(argv=None) -> int:
                     help="a loss parameter (repeatable; the loss's default otherwise)")
     ap.add_argument("--zeros", type=float, default=None, metavar="F",
                     help="a fraction F of the targets set to 0 (classification losses)")
+    ap.add_argument("--logits", type=float, default=None, metavar="MU",
+                    help="the first input (logits) drawn from N(MU, 1) instead of the benchmark's")
+    ap.add_argument("--value", action="store_true", help="the value alone (else value and gradients)")
     ap.add_argument("--n", type=int, default=1_000_000, help="box-pair equivalents: 4 N elements")
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
@@ -76,9 +84,11 @@ def main(argv=None) -> int:
         (x, t), _ = inputs(loss, args.n)
         if args.zeros is not None:
             t = np.where(np.random.default_rng(1).random(t.shape) < args.zeros, 0.0, t)
+        if args.logits is not None:
+            x = np.random.default_rng(2).normal(args.logits, 1.0, x.shape)
         mine = {k: v for k, v in params.items() if k in {p.name for p in fn.info.params}}
         got = measure(old_module(args.old, loss), fn._module("cpu"), lambda p: fn.kernel_args(mine, p), x, t,
-                      args.repeat)
+                      args.repeat, args.value)
         cells = [f"{o:.2f} | {n:.2f} | {n / o:.2f}" for o, n in (got["f64"], got["f32"])]
         print(f"| `{loss}` | {cells[0]} | {cells[1]} |", flush=True)
     return 0

@@ -118,6 +118,10 @@ def test_ab_kernels_times_two_checkouts_in_one_process(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
     assert [r.split(" | ")[0] for r in rows] == ["| `qfl_loss`", "| `smooth_l1`"]
     assert all(len(r.split(" | ")) == 7 for r in rows)
+    assert main(["--old", str(REPO), "sigmoid_focal_loss", "--zeros", "1", "--logits", "-60", "--value", "--n", "100",
+                 "--repeat", "1"]) == 0
+    assert [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("| `")] == \
+        ["| `sigmoid_focal_loss`"]
     with pytest.raises(SystemExit):
         main(["--old", str(REPO), "qfl_loss", "--param", "bta=2"])
     assert "no loss listed has the parameter" in capsys.readouterr().err
