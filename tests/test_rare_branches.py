@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import refloss as rl
-from refloss._derive.codegen import scalar_function
+from refloss._derive.codegen import SPARSE_RUN, scalar_function
 from refloss._derive.core import Branch, Kernel
 
 x, y, c = sp.symbols("x y c", real=True)
@@ -153,7 +153,8 @@ FOCAL_PARAMS = [dict(), dict(alpha=None), dict(alpha=0.5, gamma=0.5), dict(alpha
 @pytest.mark.parametrize("params", FOCAL_PARAMS, ids=repr)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sigmoid_focal_block_loops_equal_the_scalar_kernel_element_by_element(params, dtype):
-    """The hard targets' common branch is vectorised; the far tail and the soft targets are rare branches; in
+    """The hard targets' common branch is vectorised; the far tail a sparse branch (rare in these blocks, few of
+    them), the soft targets rare branches; in
     float32 an element whose d/dtargets terms cancel gets d/dtargets' float64 lines alone again (flag 2), any
     other flagged element the whole scalar kernel: every element as the scalar kernel gives it, bit for bit."""
     x = _logits(dtype)
@@ -223,8 +224,8 @@ SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38, 1e30,
 def _sparse_layout(layout, dtype, hot):
     """(logits, targets) of 2048 or 4096 elements: targets 0 but for a few ``hot`` ones (the sparse branch's)
     placed as ``layout`` says; logits uniform in (-8, 8), and for "sparse" every 64th one a special value (NaN,
-    infinities, zeros, subnormal, the tails: few enough that the count, which takes the rare branches' elements
-    too, stays under the bar)."""
+    infinities, zeros, subnormal, the tails: few enough that the counts, which take the rare branches' elements
+    too, stay under the bar)."""
     n = 2048 if "of" in layout else 4096
     rng = np.random.default_rng(8)
     x = rng.uniform(-8, 8, n)
@@ -236,39 +237,64 @@ def _sparse_layout(layout, dtype, hot):
     elif layout == "run":
         y[:256] = rng.random(256)
     else:
-        y[rng.choice(n, int(layout.split()[0]), replace=False)] = 0.4
+        y[rng.choice(np.arange(SPARSE_RUN, n), int(layout.split()[0]), replace=False)] = 0.4
     with np.errstate(over="ignore"):
         return x.astype(dtype), y.astype(dtype)
 
 
+def _far_layout(layout, dtype):
+    """(logits, targets) as :func:`_sparse_layout`'s, for sigmoid focal loss's sparse branch, the far tail: hard
+    targets 0 and 1, signed logits z = (1 - 2y) x uniform in (-8, 8) but for the layout's far ones (z from -50 to
+    -1000: beyond both kernels' far-tail limits, -45 and -20)."""
+    x, _ = _sparse_layout(layout, "float64", [0.0])
+    n = x.size
+    rng = np.random.default_rng(9)
+    y = rng.choice([0.0, 1.0], n)
+    z = x
+    if layout == "sparse":
+        hot = rng.random(n) < 0.02
+    elif layout == "run":
+        hot = np.arange(n) < SPARSE_RUN
+    else:
+        hot = np.zeros(n, bool)
+        hot[rng.choice(np.arange(SPARSE_RUN, n), int(layout.split()[0]), replace=False)] = True
+    z = np.where(hot, -rng.uniform(50, 1000, n), z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (z * (1 - 2 * y)).astype(dtype), y.astype(dtype)
+
+
 LAYOUTS = ["sparse", "run", "127 of 2048", "128 of 2048"]
+# the sparse loop kept: "sparse" (2 % and the specials), "127 of 2048" (after the first run, under the bar); the
+# kernel's loop: "run" (the first run's count), "128 of 2048" (the sparse loop's count of its flags, at the bar)
 SPARSE_LOOP = {"sparse": True, "run": False, "127 of 2048": True, "128 of 2048": False}
 
 
-def _count(name, fn, prec):
-    """The block function's count of the elements its sparse loop would flag, as a function of the block's
-    arguments: the generated function's statements up to its loops (the count's), compiled alone."""
+def _takes_dense(name, fn, prec):
+    """Whether the block function runs the kernel's own loop (``_dense``), as a function of the block's arguments:
+    the generated function's statements up to that loop (the first run's count, the sparse loop and the count of
+    its flags), compiled alone."""
     import inspect
     cpu = importlib.import_module(f"refloss._generated.{name}_cpu")
     block = f"_{fn}_block_{prec}"
     lines = inspect.getsource(getattr(cpu, block).py_func).splitlines()
-    end = next(k for k, ln in enumerate(lines) if ln.strip() == "_far = False")
+    end = lines.index("    if _dense:")
     namespace = dict(vars(cpu))
-    exec("\n".join([ln for ln in lines[:end] if not ln.startswith("@")] + ["    return _c"]), namespace)
-    return numba.njit(namespace[block])
+    exec("\n".join([ln for ln in lines[:end] if not ln.startswith("@")] + ["    return _dense"]), namespace)
+    return numba.njit(error_model="numpy")(namespace[block])
 
 
-def _assert_loop(name, layout, inputs, params, dtype):
-    """The block takes the sparse loop where the layout says it does (``SPARSE_LOOP``): the tests' layouts
-    test the loop they mean to."""
-    from refloss._derive.codegen import SPARSE_BELOW
+def _assert_loop(name, layout, inputs, params, dtype, rare_hot=False):
+    """The block ends in the loop the layout says it does (``SPARSE_LOOP``): the tests' layouts test the loop they
+    mean to.  ``rare_hot``: the hot elements take a rare branch at these parameters (QFL's soft targets at beta >=
+    5/2, float32 beta > 2 or < 1/4), flagged in both loops: the sparse loop's count leaves them out, and the block
+    keeps that loop at the bar too."""
     prec = "f64" if dtype == "float64" else "f32"
     fn = getattr(rl, name)
     x, y = inputs
     out = [np.empty_like(x) for _ in range(3)]
     with np.errstate(all="ignore"):
-        c = _count(name, "value_and_grad", prec)(x, y, *out, x.dtype.type(1), *fn.kernel_args(params, prec))
-    assert (c * SPARSE_BELOW < x.size) == SPARSE_LOOP[layout], (layout, c, x.size)
+        dense = _takes_dense(name, "value_and_grad", prec)(x, y, *out, x.dtype.type(1), *fn.kernel_args(params, prec))
+    assert (not dense) == (SPARSE_LOOP[layout] or (rare_hot and layout != "run")), (layout, dense, x.size)
 
 
 @pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)
@@ -278,11 +304,14 @@ def test_qfl_sparse_form_equals_the_scalar_kernel_element_by_element(params, dty
     """qfl_loss's soft targets are a sparse branch (``Branch.sparse``): a block where they and the rare branches'
     elements are fewer than 1/16 takes a loop in which they are rare (flagged, computed again by the scalar
     kernel).  Background targets (0) with a few soft or 1 targets ("sparse": 2 %), soft ones in a run ("run":
-    the first 256 of 4096 elements soft, the rest 0: the kernel's own loop, the count stopping after its first
-    run of 256), and at the bar (127 and 128 soft targets of 2048: the sparse loop and the other): every element
-    as the scalar kernel gives it, bit for bit."""
+    the first 256 of 4096 elements soft, the rest 0: the kernel's own loop, from the count of the first run of
+    256), and at the bar (127 and 128 soft targets of 2048 after the first run: the sparse loop kept, and the
+    kernel's loop again after it, from the sparse loop's count of its flags): every element as the scalar kernel
+    gives it, bit for bit."""
     inputs = _sparse_layout(layout, dtype, [1.0, 0.3, 0.75, 1e-30, 1 - 2.0**-20])
-    _assert_loop("qfl_loss", layout, inputs, params, dtype)  # (soft targets counted whether sparse or rare)
+    beta = params.get("beta", 2.0)
+    rare_hot = beta >= 2.5 if dtype == "float64" else (beta > 2 or beta < 0.25)
+    _assert_loop("qfl_loss", layout, inputs, params, dtype, rare_hot)
     _equal_to_the_scalar_kernel(rl.qfl_loss, functools.partial(_scalar_of, "qfl_loss"), inputs, params, dtype)
 
 
@@ -300,21 +329,39 @@ def test_varifocal_sparse_form_equals_the_scalar_kernel_element_by_element(param
                                 dtype)
 
 
-@pytest.mark.parametrize("name, precisions", [("qfl_loss", ("f32", "f64")), ("varifocal_loss", ("f32",))])
-def test_block_functions_with_a_sparse_branch_choose_between_two_loops_by_a_count(name, precisions):
-    """The generated block functions: a counting loop, then the sparse form's loop or the kernel's own, in both
-    functions (value alone, value and gradients) of the precisions whose kernel has a sparse branch (varifocal
-    loss's float64 kernel has none: one loop); the scalar kernel once, after them, for the flagged elements."""
+@pytest.mark.parametrize("params", FOCAL_PARAMS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigmoid_focal_far_tail_sparse_form_equals_the_scalar_kernel_element_by_element(params, dtype, layout):
+    """sigmoid_focal_loss's far tail (z < -45, float32 -20) is a sparse branch: a block of far-tail hard targets
+    (easy negatives late in training) runs the kernel's loop, the far tail vectorised there; others keep it rare.
+    The layouts of qfl_loss's test above with far-tail logits as the hot elements: every element as the scalar
+    kernel gives it, bit for bit, the loop the layout means asserted."""
+    inputs = _far_layout(layout, dtype)
+    _assert_loop("sigmoid_focal_loss", layout, inputs, params, dtype)
+    _equal_to_the_scalar_kernel(rl.sigmoid_focal_loss, _focal_scalar, inputs, params, dtype)
+
+
+@pytest.mark.parametrize("name, precisions, functions", [("qfl_loss", ("f32", "f64"), ("value", "value_and_grad")),
+                                                         ("varifocal_loss", ("f32",), ("value", "value_and_grad")),
+                                                         ("sigmoid_focal_loss", ("f32", "f64"), ("value_and_grad",))])
+def test_block_functions_with_a_sparse_branch_choose_between_two_loops_by_a_count(name, precisions, functions):
+    """The generated block functions: a count of the first run, the sparse form's loop where it is under the bar
+    and a count of that loop's flags, then the kernel's own loop where either count reached it, in the functions
+    whose branches hold a sparse one (varifocal loss's float64 kernel has none; sigmoid focal loss's value leaves
+    out its far tail, whose value is the hard targets'): one loop otherwise; the scalar kernel once, after them,
+    for the flagged elements."""
     import inspect
-    from refloss._derive.codegen import SPARSE_BELOW
+    from refloss._derive.codegen import SPARSE_BELOW, SPARSE_RUN
     cpu = importlib.import_module(f"refloss._generated.{name}_cpu")
     for fn in ("value", "value_and_grad"):
         for prec in ("f32", "f64"):
             text = inspect.getsource(getattr(cpu, f"_{fn}_block_{prec}").py_func)
-            counted = f"while _lo < _m and _c * {SPARSE_BELOW} < _m:" in text
-            assert counted == (prec in precisions), (prec, text[:1500])
+            counted = f"    _hi = min({SPARSE_RUN}, _m)\n" in text
+            assert counted == (prec in precisions and fn in functions), (fn, prec, text[:1500])
             if counted:
-                assert f"    if _c * {SPARSE_BELOW} < _m:\n        for " in text and "\n    else:\n        for " in text
+                assert f"    _dense = _c * {SPARSE_BELOW} >= _hi\n    if not _dense:\n        for " in text
+                assert f"            _dense = _n * {SPARSE_BELOW} >= _m\n    if _dense:\n        _far = False\n        for " in text
             assert len(re.findall(r"for _j\w* in range\(_k\):", text)) == 1
 
 

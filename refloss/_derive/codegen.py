@@ -2933,8 +2933,8 @@ def _block_arrays(kernel: Kernel, with_grad: bool) -> tuple:
     return arrays, (["divisor"] if with_grad else []) + [s.name for s in kernel.args]
 
 
-SPARSE_BELOW = 16  # a block takes the sparse form where its sparse and rare branches hold fewer than 1/16 of its elements
-SPARSE_RUN = 256  # ... counted in runs of this many elements
+SPARSE_BELOW = 16  # a block keeps the sparse form where its sparse and rare branches hold fewer than 1/16 of its elements
+SPARSE_RUN = 256  # ... judged first from its first run of this many elements
 
 
 def _sparse_form(kernel: Kernel) -> Kernel:
@@ -2943,26 +2943,30 @@ def _sparse_form(kernel: Kernel) -> Kernel:
                                                       else b for b in kernel.branches))
 
 
-def _sparse_count(kernel: Kernel, prec: str, taken: set, outputs: tuple) -> list:
-    """Statements counting, into ``_c``, the elements of a block that take a sparse or a rare branch (those the
-    sparse form flags; :attr:`Branch.sparse`): the kernel's branch chain with 1 as the output of those branches,
-    0 of the others, printed as the kernel prints it (if-converted: the loop vectorises), an integer count (a
-    float sum in index order stays scalar), in runs of SPARSE_RUN elements until it reaches the bar (a block
-    mostly of those elements is known from its first run).  (Rare branches counted too: where a parameter makes
-    the sparse branch's elements rare in both forms, QFL's soft targets above beta = 2, the sparse form flags
-    every one of them.)  The branches are those a function returning ``outputs`` keeps (:func:`_live_branches`:
-    the value alone leaves out QFL's deep tail, whose value is the hard targets' own)."""
+def _counting_body(kernel: Kernel, prec: str, taken: set, outputs: tuple, rare: bool) -> list:
+    """The loads and branch chain of :func:`_sparse_count` at the indent of a loop's body over ``_i``: ``value`` 1
+    for an element of a sparse branch (and of a rare one where ``rare``), else 0."""
     one, zero = (sp.Integer(k) for k in (1, 0))
     counting = dataclasses.replace(kernel, branches=tuple(
-        Branch(b.condition, {"value": one if b.sparse or b.rare else zero}, b.label)
+        Branch(b.condition, {"value": one if b.sparse or (rare and b.rare) else zero}, b.label)
         for b in _live_branches(tuple(kernel.branches), outputs)),
         value_names=("value",), grad_arrays=(), wide=(), double=(), reciprocal=False, invalid=None)
-    loads = [f"            {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
+    loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
              for k, s in enumerate(syms)]
-    lines = ["    _c = 0", "    _lo = 0", f"    while _lo < _m and _c * {SPARSE_BELOW} < _m:",
-             f"        _hi = min(_lo + {SPARSE_RUN}, _m)", "        for _i in range(_unsigned(_lo), _unsigned(_hi)):"]
-    lines += loads + ["        " + ln for ln in _inlined_body(counting, prec, ("value",), taken | {"_c", "_lo", "_hi"})]
-    return lines + ["            _c += _i64(value)", "        _lo = _hi"]
+    return loads + ["    " + ln for ln in _inlined_body(counting, prec, ("value",), taken | {"_c", "_hi"})]
+
+
+def _sparse_count(kernel: Kernel, prec: str, taken: set, outputs: tuple) -> list:
+    """Statements counting, into ``_c``, the elements of a block's first SPARSE_RUN (``_hi``) that take a sparse or a
+    rare branch (those the sparse form flags; :attr:`Branch.sparse`): the kernel's branch chain with 1 as the output
+    of those branches, 0 of the others, printed as the kernel prints it (if-converted: the loop vectorises), an
+    integer count (a float sum in index order stays scalar).  A block mostly of those elements is known from its
+    first run; the sparse loop counts the rest as it flags them (:func:`_block_function`).  (Rare branches counted
+    too: where a parameter makes the sparse branch's elements rare in both forms, QFL's soft targets above beta = 2,
+    the sparse form flags every one of them.)  The branches are those a function returning ``outputs`` keeps
+    (:func:`_live_branches`: the value alone leaves out QFL's deep tail, whose value is the hard targets' own)."""
+    lines = ["    _c = 0", f"    _hi = min({SPARSE_RUN}, _m)", "    for _i in range(_unsigned(_hi)):"]
+    return lines + _counting_body(kernel, prec, taken, outputs, True) + ["        _c += _i64(value)"]
 
 
 def _main_loop(kernel: Kernel, prec: str, outputs: tuple, taken: set, with_grad: bool) -> tuple:
@@ -3004,27 +3008,42 @@ def _main_loop(kernel: Kernel, prec: str, outputs: tuple, taken: set, with_grad:
 
 def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, block: str) -> list:
     """The lines of the block function ``block`` (see :func:`_block_driver`).  A kernel with sparse branches
-    (:attr:`Branch.sparse`) has two main loops: its own form's, and the sparse form's (those branches rare), which
-    a block takes where :func:`_sparse_count` counts fewer than 1/SPARSE_BELOW of its elements in them; both
-    flag their elements alike, and the loops after them are the kernel's (the flagged elements' scalar kernel
-    and the rest), so that every element gets the scalar kernel's results in either form."""
+    (:attr:`Branch.sparse`) has two main loops: the sparse form's (those branches rare), which a block takes where
+    :func:`_sparse_count` counts fewer than 1/SPARSE_BELOW of its first run's elements in them and which counts the
+    elements it flags, and its own form's, over the whole block where either count reaches the bar; both flag their
+    elements alike, and the loops after them are the kernel's (the flagged elements' scalar kernel and the rest),
+    so that every element gets the scalar kernel's results in either form."""
     arrays, rest = _block_arrays(kernel, with_grad)
     outputs = kernel.output_names if with_grad else kernel.value_names
     local = [f"_{n}" for n, _ in arrays]
-    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", "_idw", "_kw", "_wg", *local}
+    taken = {"_i", "_m", "_bad", "_far", "divisor", "_idx", "_k", "_q", "_j", "_idw", "_kw", "_wg", "_c", "_hi", "_n",
+             "_qn", "_dense", *local}
     params = ", ".join(local + rest)
     width = len(kernel.value_names)
     lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}({params}):", "")
     lines += ["    _m = _out.shape[0]" if width == 1 else f"    _m = _out.shape[0] // {width}"]
     main, (recip, deferred, wide_only) = _main_loop(kernel, prec, outputs, taken, with_grad)
-    if any(b.sparse for b in kernel.branches):
+    if any(b.sparse for b in _live_branches(tuple(kernel.branches), outputs)):  # (sigmoid focal loss's value: not)
         sparse, state = _main_loop(_sparse_form(kernel), prec, outputs, taken, with_grad)
         if state != (recip, deferred, wide_only):
             raise ValueError(f"{block}: the sparse form must flag elements as the kernel's form does (a kernel with "
                              "sparse branches has rare ones too)")
         lines += _sparse_count(kernel, prec, taken, outputs)
-        main = [f"    if _c * {SPARSE_BELOW} < _m:"] + ["    " + ln for ln in sparse] + ["    else:"] + \
-            ["    " + ln for ln in main]
+        # the sparse loop where the first run is under the bar, then, where it flagged any element, a count of the
+        # flagged elements (flag 1) that take a sparse branch (counted in the sparse loop itself, an integer sum held
+        # its float32 loops to 8 lanes, QFL's value and gradients 18.8 -> 36.3 ms; every flag counted, flag 2 (a
+        # wide output's cancellation, common, the same in both loops) sent QFL's float32 blocks at logits N(-5, 1)
+        # to the kernel's loop, 32 ms, and a rare arm's (sigmoid focal loss at gamma 40: most hard targets) every
+        # block); the kernel's loop over the whole block where the first run, or that count, reaches the bar (its
+        # results replace the sparse loop's: every element's are the scalar kernel's in both, so no bit depends on
+        # the choice). A count of the whole block first cost sigmoid focal loss's common case 3-6 %
+        # (docs/performance.md)
+        main = [f"    _dense = _c * {SPARSE_BELOW} >= _hi", "    if not _dense:"] + ["    " + ln for ln in sparse] + \
+            ["        if _far:", "            _n = 0", "            for _i in range(_unsigned(_m)):",
+             "                if _flags[_i] == 1:"] + \
+            ["            " + ln for ln in _counting_body(kernel, prec, taken, outputs, False)] + \
+            ["                    _n += _i64(value)", f"            _dense = _n * {SPARSE_BELOW} >= _m",
+             "    if _dense:", "        _far = False"] + ["    " + ln for ln in main]
     lines += (["    _far = False"] if recip else []) + \
         ([f"    _flags = _empty(_m, {'_u8' if wide_only is not None else '_b1'})"] if deferred else []) + main
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays for k, s in enumerate(syms)]

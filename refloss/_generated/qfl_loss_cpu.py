@@ -31,21 +31,19 @@ from refloss._select import _sel
 def _value_block_f64(_logits, _target, _out, beta):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
-                value = 0.0
-            else:  # soft target
-                value = 1.0
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
+            value = 0.0
+        else:  # soft target
+            value = 1.0
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -181,12 +179,29 @@ def _value_block_f64(_logits, _target, _out, beta):
             _flags[_i_w1] = not _xok
             _far = _far | _flags[_i_w1]
             _out[_i_w1] = value_w1
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            z_w1 = logits_w2*(1.0 - 2.0*target_w2)
-            if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
+                        value_w2 = 0.0
+                    elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                        value_w2 = 0.0
+                    elif (beta >= 2.5):  # soft target, beta >= 5/2
+                        value_w2 = 0.0
+                    else:  # soft target
+                        value_w2 = 1.0
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            z_w1 = logits_w3*(1.0 - 2.0*target_w3)
+            if (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
                 _a1_w1 = abs(z_w1)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -746.0, _a2_w1, -746.0)
@@ -303,16 +318,16 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _pw114_w1 = _pow_fast_f64(_d34_w1, _a112_w1)
                 _p115_w1 = _eg111_w1*_pw114_w1
                 _ap116_w1 = _p115_w1 - _p115_w1*(beta*_c38_w1)
-                value_w2 = _sel(z_w1 < 0.0, _lo68_w1, z_w1 + _lo68_w1)*_ap116_w1
+                value_w3 = _sel(z_w1 < 0.0, _lo68_w1, z_w1 + _lo68_w1)*_ap116_w1
                 _xok_w1 = _pg113_w1 & _pg110_w1
-            elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
-                value_w2 = 0.0
+            elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                value_w3 = 0.0
                 _xok_w1 = False
             elif (beta >= 2.5):  # soft target, beta >= 5/2
-                value_w2 = 0.0
+                value_w3 = 0.0
                 _xok_w1 = False
             else:  # soft target
-                _s238 = abs(logits_w2)
+                _s238 = abs(logits_w3)
                 _na239 = -_s238
                 _xc240 = _sel(_na239 > -746.0, _na239, -746.0)
                 _xc241 = _sel(_xc240 < 710.0, _xc240, 710.0)
@@ -347,13 +362,13 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _ex270 = _sel(_na239 == _na239, _ex269, _na239)
                 _d271 = 1.0 + _ex270
                 _c272 = (_ex270 - (_d271 - 1.0))/_d271
-                _a273 = _sel(logits_w2 >= 0.0, _ex270, 1.0)
-                _b274 = _sel(logits_w2 >= 0.0, 1.0, _ex270)
-                _m275 = 1.0 - target_w2
-                _m276 = (1.0 - _m275) - target_w2
-                _n277 = _ddf.fma(target_w2, _a273, 0.0)
+                _a273 = _sel(logits_w3 >= 0.0, _ex270, 1.0)
+                _b274 = _sel(logits_w3 >= 0.0, 1.0, _ex270)
+                _m275 = 1.0 - target_w3
+                _m276 = (1.0 - _m275) - target_w3
+                _n277 = _ddf.fma(target_w3, _a273, 0.0)
                 _n278 = _ddf.fma(_m275, _b274, 0.0)
-                _n279 = _ddf.fma(target_w2, _a273, -_n277)
+                _n279 = _ddf.fma(target_w3, _a273, -_n277)
                 _n280 = _ddf.fma(_m275, _b274, -_n278)
                 _n281 = _n277 - _n278
                 _n282 = _n281 - _n277
@@ -392,15 +407,15 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _lo313 = (-math.inf if _ex270 == -1.0 else math.nan)
                 _lo314 = _sel(_ex270 > -1.0, _lo312, _lo313)
                 _lo315 = _sel(_ex270 < math.inf, _lo314, _ex270)
-                _s316 = -logits_w2
+                _s316 = -logits_w3
                 _a317 = abs(_xd1)
                 _pg318 = (_a317 >= 0.0) & (_a317 < math.inf) & (abs(beta) < 3.273390607896142e+150) & (math.copysign(1.0, _a317) > 0.0)
                 _pw319 = _pow_fast_f64(_a317, beta)
-                value_w2 = (target_w2*(max(_s316, 0.0) + _lo315) + (1.0 - target_w2)*(max(logits_w2, 0.0) + _lo315))*_pw319
+                value_w3 = (target_w3*(max(_s316, 0.0) + _lo315) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo315))*_pw319
                 _xok_w1 = _xg1 & _pg318
-            _flags[_i_w2] = not _xok_w1
-            _far = _far | _flags[_i_w2]
-            _out[_i_w2] = value_w2
+            _flags[_i_w3] = not _xok_w1
+            _far = _far | _flags[_i_w3]
+            _out[_i_w3] = value_w3
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -409,11 +424,11 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _idx[_k] = _q
                 _k += 1
         for _j in range(_k):
-            _i_w3 = _idx[_j]
-            logits_w3 = _logits[_i_w3]
-            target_w3 = _target[_i_w3]
-            z_w2 = logits_w3*(1.0 - 2.0*target_w3)
-            if (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
+            _i_w4 = _idx[_j]
+            logits_w4 = _logits[_i_w4]
+            target_w4 = _target[_i_w4]
+            z_w2 = logits_w4*(1.0 - 2.0*target_w4)
+            if (target_w4 == 0.0) or (target_w4 == 1.0):  # hard target 0 or 1
                 _a1_w2 = abs(z_w2)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -746.0, _a2_w2, -746.0)
@@ -528,59 +543,59 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _pw112 = _pow_f64(_d34_w2, _a111)
                 _p113 = _eg110*_pw112
                 _ap114 = _p113 - _p113*(beta*_c38_w2)
-                value_w3 = _sel(z_w2 < 0.0, _lo68_w2, z_w2 + _lo68_w2)*_ap114
-            elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
-                _s115 = abs(logits_w3)
+                value_w4 = _sel(z_w2 < 0.0, _lo68_w2, z_w2 + _lo68_w2)*_ap114
+            elif (logits_w4 > 1.8446744073709552e+19) or (logits_w4 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                _s115 = abs(logits_w4)
                 _na116 = -_s115
                 _e117 = math.exp(_na116)
-                _s118 = -logits_w3
-                _s119 = max(logits_w3, 0.0) + math.log1p(_e117)
+                _s118 = -logits_w4
+                _s119 = max(logits_w4, 0.0) + math.log1p(_e117)
                 _d120 = 1.0 + _e117
                 _c121 = (_e117 - (_d120 - 1.0))/_d120
-                _a122 = _sel(logits_w3 >= 0.0, _e117, 1.0)
-                _b123 = _sel(logits_w3 >= 0.0, 1.0, _e117)
-                _m124 = 1.0 - target_w3
-                _m125 = (1.0 - _m124) - target_w3
-                _n126 = _ddf.fma(target_w3, _a122, 0.0)
+                _a122 = _sel(logits_w4 >= 0.0, _e117, 1.0)
+                _b123 = _sel(logits_w4 >= 0.0, 1.0, _e117)
+                _m124 = 1.0 - target_w4
+                _m125 = (1.0 - _m124) - target_w4
+                _n126 = _ddf.fma(target_w4, _a122, 0.0)
                 _n127 = _ddf.fma(_m124, _b123, 0.0)
-                _n128 = _ddf.fma(target_w3, _a122, -_n126)
+                _n128 = _ddf.fma(target_w4, _a122, -_n126)
                 _n129 = _ddf.fma(_m124, _b123, -_n127)
                 _n130 = _n126 - _n127
                 _n131 = _n130 - _n126
                 _n132 = _n130 + ((((_n126 - (_n130 - _n131)) + (-_n127 - _n131)) + (_n128 - _n129)) - _m125*_b123)
                 _q133 = _n132/_d120
-                _s134 = target_w3*(max(_s118, 0.0) + math.log1p(_e117)) + (1.0 - target_w3)*_s119
-                value_w3 = _s134*math.pow(abs((_q133 - _q133*_c121)), beta)
+                _s134 = target_w4*(max(_s118, 0.0) + math.log1p(_e117)) + (1.0 - target_w4)*_s119
+                value_w4 = _s134*math.pow(abs((_q133 - _q133*_c121)), beta)
             elif (beta >= 2.5):  # soft target, beta >= 5/2
-                _s220 = abs(logits_w3)
+                _s220 = abs(logits_w4)
                 _na221 = -_s220
                 _e222 = math.exp(_na221)
-                _s223 = -logits_w3
-                _s224 = max(logits_w3, 0.0) + math.log1p(_e222)
+                _s223 = -logits_w4
+                _s224 = max(logits_w4, 0.0) + math.log1p(_e222)
                 _d225 = 1.0 + _e222
                 _c226 = (_e222 - (_d225 - 1.0))/_d225
-                _a227 = _sel(logits_w3 >= 0.0, _e222, 1.0)
-                _b228 = _sel(logits_w3 >= 0.0, 1.0, _e222)
-                _m229 = 1.0 - target_w3
-                _m230 = (1.0 - _m229) - target_w3
-                _n231 = _ddf.fma(target_w3, _a227, 0.0)
+                _a227 = _sel(logits_w4 >= 0.0, _e222, 1.0)
+                _b228 = _sel(logits_w4 >= 0.0, 1.0, _e222)
+                _m229 = 1.0 - target_w4
+                _m230 = (1.0 - _m229) - target_w4
+                _n231 = _ddf.fma(target_w4, _a227, 0.0)
                 _n232 = _ddf.fma(_m229, _b228, 0.0)
-                _n233 = _ddf.fma(target_w3, _a227, -_n231)
+                _n233 = _ddf.fma(target_w4, _a227, -_n231)
                 _n234 = _ddf.fma(_m229, _b228, -_n232)
                 _n235 = _n231 - _n232
                 _n236 = _n235 - _n231
                 _n237 = _n235 + ((((_n231 - (_n235 - _n236)) + (-_n232 - _n236)) + (_n233 - _n234)) - _m230*_b228)
                 _q238 = _n237/_d225
-                _s239 = target_w3*(max(_s223, 0.0) + math.log1p(_e222)) + (1.0 - target_w3)*_s224
+                _s239 = target_w4*(max(_s223, 0.0) + math.log1p(_e222)) + (1.0 - target_w4)*_s224
                 _xd0 = _s239*math.pow(abs((_q238 - _q238*_c226)), beta)
                 _xg0 = False
                 if not _xg0:
-                    _xs135 = abs(logits_w3)
+                    _xs135 = abs(logits_w4)
                     _xna136 = -_xs135
                     _xe137 = math.exp(_xna136)
-                    _xs138 = -logits_w3
-                    _xs139 = max(logits_w3, 0.0) + math.log1p(_xe137)
-                    _xdd140 = (target_w3*(max(_xs138, 0.0) + math.log1p(_xe137)) + (1.0 - target_w3)*_xs139)
+                    _xs138 = -logits_w4
+                    _xs139 = max(logits_w4, 0.0) + math.log1p(_xe137)
+                    _xdd140 = (target_w4*(max(_xs138, 0.0) + math.log1p(_xe137)) + (1.0 - target_w4)*_xs139)
                     _xs141 = abs(_xs138)
                     _xna142 = -_xs141
                     _xe143 = math.exp(_xna142)
@@ -588,9 +603,9 @@ def _value_block_f64(_logits, _target, _out, beta):
                     _xsg145 = 1.0/_xd144
                     _xsg146 = _xe143/_xd144
                     _xdd147 = _sel(_xs138 >= 0.0, _xsg145, _xsg146)
-                    _xc148 = target_w3*134217728.0 + target_w3
-                    _xh149 = _xc148 - (_xc148 - target_w3)
-                    _xl150 = target_w3 - _xh149
+                    _xc148 = target_w4*134217728.0 + target_w4
+                    _xh149 = _xc148 - (_xc148 - target_w4)
+                    _xl150 = target_w4 - _xh149
                     _xc151 = _xdd147*134217728.0 + _xdd147
                     _xh152 = _xc151 - (_xc151 - _xdd147)
                     _xl153 = _xdd147 - _xh152
@@ -598,14 +613,14 @@ def _value_block_f64(_logits, _target, _out, beta):
                     _xdd155 = _xh149*_xl153 + _xl150*_xh152
                     _xdd156 = _xdd154 + _xdd155
                     _xdd157 = (_xdd155 - (_xdd156 - _xdd154)) + _xl150*_xl153
-                    _xdd158 = -target_w3
+                    _xdd158 = -target_w4
                     _xdd159 = 1.0 + _xdd158
                     _xdd160 = _xdd159 - 1.0
                     _xdd161 = (1.0 - (_xdd159 - _xdd160)) + (_xdd158 - _xdd160)
                     _xd162 = 1.0 + _xe137
                     _xsg163 = 1.0/_xd162
                     _xsg164 = _xe137/_xd162
-                    _xdd165 = _sel(logits_w3 >= 0.0, _xsg163, _xsg164)
+                    _xdd165 = _sel(logits_w4 >= 0.0, _xsg163, _xsg164)
                     _xc166 = _xdd159*134217728.0 + _xdd159
                     _xh167 = _xc166 - (_xc166 - _xdd159)
                     _xl168 = _xdd159 - _xh167
@@ -661,9 +676,9 @@ def _value_block_f64(_logits, _target, _out, beta):
                     _xdd218 = _xdd215 + _xdd217
                     _xdd219 = _xdd217 - (_xdd218 - _xdd215)
                     _xd0 = _sel(abs(_xdd218) <= 1.7976931348623157e+308, _xdd218, _xd0)
-                value_w3 = _xd0
+                value_w4 = _xd0
             else:  # soft target
-                _s361 = abs(logits_w3)
+                _s361 = abs(logits_w4)
                 _na362 = -_s361
                 _xc363 = _sel(_na362 > -746.0, _na362, -746.0)
                 _xc364 = _sel(_xc363 < 710.0, _xc363, 710.0)
@@ -698,13 +713,13 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _ex393 = _sel(_na362 == _na362, _ex392, _na362)
                 _d394 = 1.0 + _ex393
                 _c395 = (_ex393 - (_d394 - 1.0))/_d394
-                _a396 = _sel(logits_w3 >= 0.0, _ex393, 1.0)
-                _b397 = _sel(logits_w3 >= 0.0, 1.0, _ex393)
-                _m398 = 1.0 - target_w3
-                _m399 = (1.0 - _m398) - target_w3
-                _n400 = _ddf.fma(target_w3, _a396, 0.0)
+                _a396 = _sel(logits_w4 >= 0.0, _ex393, 1.0)
+                _b397 = _sel(logits_w4 >= 0.0, 1.0, _ex393)
+                _m398 = 1.0 - target_w4
+                _m399 = (1.0 - _m398) - target_w4
+                _n400 = _ddf.fma(target_w4, _a396, 0.0)
                 _n401 = _ddf.fma(_m398, _b397, 0.0)
-                _n402 = _ddf.fma(target_w3, _a396, -_n400)
+                _n402 = _ddf.fma(target_w4, _a396, -_n400)
                 _n403 = _ddf.fma(_m398, _b397, -_n401)
                 _n404 = _n400 - _n401
                 _n405 = _n404 - _n400
@@ -714,7 +729,7 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _s408 = 1.0 - _sel(2.0 - beta > 0.0, 1.0, 0.0)
                 _xg1_w1 = max((abs(_n406) - 0.5*(_n400 + _n401)), 1.0 - _sel(beta > 0.0, 1.0, 0.0), _s408) > 0.0
                 if not _xg1_w1:
-                    _xdd240 = -logits_w3
+                    _xdd240 = -logits_w4
                     _xdd241 = _xdd240 >= 0.0
                     _xdd242 = -_xdd240
                     _xdd243 = _sel(_xdd241, _xdd242, _xdd240)
@@ -760,9 +775,9 @@ def _value_block_f64(_logits, _target, _out, beta):
                     _xdd283 = _xdd281/_xdd251
                     _xdd284 = _xdd255 + _xdd283
                     _xdd285 = _xdd283 - (_xdd284 - _xdd255)
-                    _xc286 = target_w3*134217728.0 + target_w3
-                    _xh287 = _xc286 - (_xc286 - target_w3)
-                    _xl288 = target_w3 - _xh287
+                    _xc286 = target_w4*134217728.0 + target_w4
+                    _xh287 = _xc286 - (_xc286 - target_w4)
+                    _xl288 = target_w4 - _xh287
                     _xc289 = _xdd284*134217728.0 + _xdd284
                     _xh290 = _xc289 - (_xc289 - _xdd284)
                     _xl291 = _xdd284 - _xh290
@@ -770,14 +785,14 @@ def _value_block_f64(_logits, _target, _out, beta):
                     _xdd293 = _xh287*_xl291 + _xl288*_xh290
                     _xdd294 = _xdd292 + _xdd293
                     _xdd295 = (_xdd293 - (_xdd294 - _xdd292)) + _xl288*_xl291
-                    _xdd296 = _xdd295 + (target_w3*_xdd285)
+                    _xdd296 = _xdd295 + (target_w4*_xdd285)
                     _xdd297 = _xdd294 + _xdd296
                     _xdd298 = _xdd296 - (_xdd297 - _xdd294)
-                    _xdd299 = -target_w3
+                    _xdd299 = -target_w4
                     _xdd300 = 1.0 + _xdd299
                     _xdd301 = _xdd300 - 1.0
                     _xdd302 = (1.0 - (_xdd300 - _xdd301)) + (_xdd299 - _xdd301)
-                    _xdd303 = logits_w3 >= 0.0
+                    _xdd303 = logits_w4 >= 0.0
                     _xdd304 = _sel(_xdd303, 1.0, _xdd245)
                     _xdd305 = _sel(_xdd303, 0.0, _xdd246)
                     _xdd306 = _xdd304/_xdd251
@@ -866,15 +881,15 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _lo436 = (-math.inf if _ex393 == -1.0 else math.nan)
                 _lo437 = _sel(_ex393 > -1.0, _lo435, _lo436)
                 _lo438 = _sel(_ex393 < math.inf, _lo437, _ex393)
-                _s439 = -logits_w3
+                _s439 = -logits_w4
                 _a440 = abs(_xd1_w1)
                 _pw441 = _pow_f64(_a440, beta)
-                value_w3 = (target_w3*(max(_s439, 0.0) + _lo438) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo438))*_pw441
-            _out[_i_w3] = value_w3
+                value_w4 = (target_w4*(max(_s439, 0.0) + _lo438) + (1.0 - target_w4)*(max(logits_w4, 0.0) + _lo438))*_pw441
+            _out[_i_w4] = value_w4
     _bad = 0
-    for _i_w4 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w4] - _logits[_i_w4]) + (_target[_i_w4] - _target[_i_w4]) != 0.0)
-                | ((_target[_i_w4] > 1.0)) | ((_target[_i_w4] < 0.0)), 1, 0)
+    for _i_w5 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w5] - _logits[_i_w5]) + (_target[_i_w5] - _target[_i_w5]) != 0.0)
+                | ((_target[_i_w5] > 1.0)) | ((_target[_i_w5] < 0.0)), 1, 0)
     return _bad
 
 
@@ -899,24 +914,22 @@ def value_f64(logits, target, out, beta):
 def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            z = logits*(1.0 - 2.0*target)
-            if ((target == 0.0) or (target == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value = 1.0
-            elif (target == 0.0) or (target == 1.0):  # hard target 0 or 1
-                value = 0.0
-            else:  # soft target
-                value = 1.0
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        z = logits*(1.0 - 2.0*target)
+        if ((target == 0.0) or (target == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            value = 1.0
+        elif (target == 0.0) or (target == 1.0):  # hard target 0 or 1
+            value = 0.0
+        else:  # soft target
+            value = 1.0
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -1100,17 +1113,34 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _out[_i_w1] = value_w1
             _d_logits[_i_w1] = d_logits
             _d_target[_i_w1] = d_target
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            z_w2 = logits_w2*(1.0 - 2.0*target_w2)
-            if ((target_w2 == 0.0) or (target_w2 == 1.0)) and (z_w2 > -1.2676506002282294e+30) and (z_w2 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value_w2 = 0.0
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
+                        value_w2 = 0.0
+                    elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                        value_w2 = 0.0
+                    elif (beta >= 2.5):  # soft target, beta >= 5/2
+                        value_w2 = 0.0
+                    else:  # soft target
+                        value_w2 = 1.0
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            z_w2 = logits_w3*(1.0 - 2.0*target_w3)
+            if ((target_w3 == 0.0) or (target_w3 == 1.0)) and (z_w2 > -1.2676506002282294e+30) and (z_w2 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+                value_w3 = 0.0
                 d_logits_w1 = 0.0
                 d_target_w1 = 0.0
                 _xok_w1 = False
-            elif (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
+            elif (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
                 _a1_w1 = abs(z_w2)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -746.0, _a2_w1, -746.0)
@@ -1227,8 +1257,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw114_w1 = _pow_fast_f64(_d34_w1, _a112_w1)
                 _p115_w1 = _eg111_w1*_pw114_w1
                 _ap116_w1 = _p115_w1 - _p115_w1*(beta*_c38_w1)
-                value_w2 = _sel(z_w2 < 0.0, _lo68_w1, z_w2 + _lo68_w1)*_ap116_w1
-                _t0_w4 = 2.0*target_w2 - 1.0
+                value_w3 = _sel(z_w2 < 0.0, _lo68_w1, z_w2 + _lo68_w1)*_ap116_w1
+                _t0_w4 = 2.0*target_w3 - 1.0
                 _g1117_w1 = beta + 1.0
                 _g1118_w1 = _g1117_w1 - beta
                 _g1119_w1 = (beta - (_g1117_w1 - _g1118_w1)) + (1.0 - _g1118_w1)
@@ -1279,18 +1309,18 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _ex163_w1 = _sel(_a132_w1 == _a132_w1, _ex162_w1, _a132_w1)
                 d_target_w1 = _sel(z_w2 < 0.0, _sel(_p77_w1 < 1500.0, (_p131_w1*_ex163_w1)*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1))*_ex163_w1, _p131_w1*0.0), _p131_w1)
                 _xok_w1 = _pg113_w1 & _pg121_w1 & _pg110_w1 & _pg127_w1
-            elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
-                value_w2 = 0.0
+            elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                value_w3 = 0.0
                 d_logits_w1 = 0.0
                 d_target_w1 = 0.0
                 _xok_w1 = False
             elif (beta >= 2.5):  # soft target, beta >= 5/2
-                value_w2 = 0.0
+                value_w3 = 0.0
                 d_logits_w1 = 0.0
                 d_target_w1 = 0.0
                 _xok_w1 = False
             else:  # soft target
-                _s285 = abs(logits_w2)
+                _s285 = abs(logits_w3)
                 _na286 = -_s285
                 _xc287 = _sel(_na286 > -746.0, _na286, -746.0)
                 _xc288 = _sel(_xc287 < 710.0, _xc287, 710.0)
@@ -1325,13 +1355,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _ex317 = _sel(_na286 == _na286, _ex316, _na286)
                 _d318 = 1.0 + _ex317
                 _c319 = (_ex317 - (_d318 - 1.0))/_d318
-                _a320 = _sel(logits_w2 >= 0.0, _ex317, 1.0)
-                _b321 = _sel(logits_w2 >= 0.0, 1.0, _ex317)
-                _m322 = 1.0 - target_w2
-                _m323 = (1.0 - _m322) - target_w2
-                _n324 = _ddf.fma(target_w2, _a320, 0.0)
+                _a320 = _sel(logits_w3 >= 0.0, _ex317, 1.0)
+                _b321 = _sel(logits_w3 >= 0.0, 1.0, _ex317)
+                _m322 = 1.0 - target_w3
+                _m323 = (1.0 - _m322) - target_w3
+                _n324 = _ddf.fma(target_w3, _a320, 0.0)
                 _n325 = _ddf.fma(_m322, _b321, 0.0)
-                _n326 = _ddf.fma(target_w2, _a320, -_n324)
+                _n326 = _ddf.fma(target_w3, _a320, -_n324)
                 _n327 = _ddf.fma(_m322, _b321, -_n325)
                 _n328 = _n324 - _n325
                 _n329 = _n328 - _n324
@@ -1370,11 +1400,11 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo360 = (-math.inf if _ex317 == -1.0 else math.nan)
                 _lo361 = _sel(_ex317 > -1.0, _lo359, _lo360)
                 _lo362 = _sel(_ex317 < math.inf, _lo361, _ex317)
-                _s363 = -logits_w2
+                _s363 = -logits_w3
                 _a364 = abs(_xd3)
                 _pg365 = (_a364 >= 0.0) & (_a364 < math.inf) & (abs(beta) < 3.273390607896142e+150) & (math.copysign(1.0, _a364) > 0.0)
                 _pw366 = _pow_fast_f64(_a364, beta)
-                value_w2 = (target_w2*(max(_s363, 0.0) + _lo362) + (1.0 - target_w2)*(max(logits_w2, 0.0) + _lo362))*_pw366
+                value_w3 = (target_w3*(max(_s363, 0.0) + _lo362) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo362))*_pw366
                 _t0_w1 = abs(_xd3)
                 _pg367 = (_t0_w1 >= 0.0) & (_t0_w1 < math.inf) & (abs(beta) < 3.273390607896142e+150) & (math.copysign(1.0, _t0_w1) > 0.0)
                 _pw368 = _pow_fast_f64(_t0_w1, beta)
@@ -1383,18 +1413,18 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pg370 = (_t0_w1 >= 0.0) & (_t0_w1 < math.inf) & (abs(_g369) < 3.273390607896142e+150) & (math.copysign(1.0, _t0_w1) > 0.0)
                 _pw371 = _pow_fast_f64(_t0_w1, _g369)
                 _pw372 = _sel((_t0_w1 > 0.0) & (beta != 0.0), _pw371, 0.0)
-                _s373 = target_w2*(max(_s363, 0.0) + _lo362) + (1.0 - target_w2)*(max(logits_w2, 0.0) + _lo362)
+                _s373 = target_w3*(max(_s363, 0.0) + _lo362) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo362)
                 _s374 = _sel(_t1 >= 2.2250738585072014e-308 and beta != 0.0, _t1/_t0_w1, _pw372)
                 _t2 = beta*_s373*_s374*_sel(_xd3 > 0.0, 1.0, _sel(_xd3 < 0.0, -1.0, 0.0))
                 _q375 = _ex317/(_d318*_d318)
                 d_logits_w1 = -_t1*_xd3 - _t2*(_q375 - 2.0*(_q375*_c319))
-                d_target_w1 = -_t1*logits_w2 + _t2
+                d_target_w1 = -_t1*logits_w3 + _t2
                 _xok_w1 = _xg3 & _pg365 & _pg370 & _pg367
-            _flags[_i_w2] = not _xok_w1
-            _far = _far | _flags[_i_w2]
-            _out[_i_w2] = value_w2
-            _d_logits[_i_w2] = d_logits_w1
-            _d_target[_i_w2] = d_target_w1
+            _flags[_i_w3] = not _xok_w1
+            _far = _far | _flags[_i_w3]
+            _out[_i_w3] = value_w3
+            _d_logits[_i_w3] = d_logits_w1
+            _d_target[_i_w3] = d_target_w1
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -1403,11 +1433,11 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _idx[_k] = _q
                 _k += 1
         for _j in range(_k):
-            _i_w3 = _idx[_j]
-            logits_w3 = _logits[_i_w3]
-            target_w3 = _target[_i_w3]
-            z_w3 = logits_w3*(1.0 - 2.0*target_w3)
-            if ((target_w3 == 0.0) or (target_w3 == 1.0)) and (z_w3 > -1.2676506002282294e+30) and (z_w3 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            _i_w4 = _idx[_j]
+            logits_w4 = _logits[_i_w4]
+            target_w4 = _target[_i_w4]
+            z_w3 = logits_w4*(1.0 - 2.0*target_w4)
+            if ((target_w4 == 0.0) or (target_w4 == 1.0)) and (z_w3 > -1.2676506002282294e+30) and (z_w3 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 _a1_w2 = abs(z_w3)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -746.0, _a2_w2, -746.0)
@@ -1522,8 +1552,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw112 = _pow_f64(_d34_w2, _a111)
                 _p113 = _eg110*_pw112
                 _ap114 = _p113 - _p113*(beta*_c38_w2)
-                value_w3 = _sel(z_w3 < 0.0, _lo68_w2, z_w3 + _lo68_w2)*_ap114
-                _t0_w5 = 2.0*target_w3 - 1.0
+                value_w4 = _sel(z_w3 < 0.0, _lo68_w2, z_w3 + _lo68_w2)*_ap114
+                _t0_w5 = 2.0*target_w4 - 1.0
                 _c115 = z_w3*134217728.0 + z_w3
                 _h116 = _c115 - (_c115 - z_w3)
                 _l117 = z_w3 - _h116
@@ -1575,7 +1605,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _s162 = (((((_p161_w2 - _p161_w2*(_g1153*_c38_w2 + _g1155*_lo68_w2)))*_w160)*math.exp(-_p77_w2*0.5)*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)))*math.exp(-_p77_w2*0.5) if z_w3 < 0.0 and _q159 < 2.2250738585072014e-308 and _w160 > 1.0 and _p77_w2 < 1500.0 else _w160*_q159)
                 d_logits_w2 = -_t0_w5*_s162
                 d_target_w2 = _t1_w3*((_t0_w5*_t1_w3*(beta + z_w3))*abs(((_p119 - (_p120 - _p118)) + _l71_w2*_l117) + 1.0))
-            elif (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
+            elif (target_w4 == 0.0) or (target_w4 == 1.0):  # hard target 0 or 1
                 _a163 = abs(z_w3)
                 _a164 = -_a163
                 _xc165 = _sel(_a164 > -746.0, _a164, -746.0)
@@ -1690,8 +1720,8 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw274 = _pow_f64(_d196, _a273)
                 _p275 = _eg272*_pw274
                 _ap276 = _p275 - _p275*(beta*_c200)
-                value_w3 = _sel(z_w3 < 0.0, _lo230, z_w3 + _lo230)*_ap276
-                _t0_w1_w1 = 2.0*target_w3 - 1.0
+                value_w4 = _sel(z_w3 < 0.0, _lo230, z_w3 + _lo230)*_ap276
+                _t0_w1_w1 = 2.0*target_w4 - 1.0
                 _g1277 = beta + 1.0
                 _g1278 = _g1277 - beta
                 _g1279 = (beta - (_g1277 - _g1278)) + (1.0 - _g1278)
@@ -1740,28 +1770,28 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _ex321 = (_p320*_sc318)*_sc319
                 _ex322 = _sel(_a291 == _a291, _ex321, _a291)
                 d_target_w2 = (_p290*_ex322)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236))*_ex322 if z_w3 < 0.0 and _p239 < 1500.0 else _p290*math.pow(_ex195, beta) if z_w3 < 0.0 else _p290
-            elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
-                _s323 = abs(logits_w3)
+            elif (logits_w4 > 1.8446744073709552e+19) or (logits_w4 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+                _s323 = abs(logits_w4)
                 _na324 = -_s323
                 _e325 = math.exp(_na324)
-                _s326 = -logits_w3
-                _s327 = max(logits_w3, 0.0) + math.log1p(_e325)
+                _s326 = -logits_w4
+                _s327 = max(logits_w4, 0.0) + math.log1p(_e325)
                 _d328 = 1.0 + _e325
                 _c329 = (_e325 - (_d328 - 1.0))/_d328
-                _a330 = _sel(logits_w3 >= 0.0, _e325, 1.0)
-                _b331 = _sel(logits_w3 >= 0.0, 1.0, _e325)
-                _m332 = 1.0 - target_w3
-                _m333 = (1.0 - _m332) - target_w3
-                _n334 = _ddf.fma(target_w3, _a330, 0.0)
+                _a330 = _sel(logits_w4 >= 0.0, _e325, 1.0)
+                _b331 = _sel(logits_w4 >= 0.0, 1.0, _e325)
+                _m332 = 1.0 - target_w4
+                _m333 = (1.0 - _m332) - target_w4
+                _n334 = _ddf.fma(target_w4, _a330, 0.0)
                 _n335 = _ddf.fma(_m332, _b331, 0.0)
-                _n336 = _ddf.fma(target_w3, _a330, -_n334)
+                _n336 = _ddf.fma(target_w4, _a330, -_n334)
                 _n337 = _ddf.fma(_m332, _b331, -_n335)
                 _n338 = _n334 - _n335
                 _n339 = _n338 - _n334
                 _n340 = _n338 + ((((_n334 - (_n338 - _n339)) + (-_n335 - _n339)) + (_n336 - _n337)) - _m333*_b331)
                 _q341 = _n340/_d328
-                _s342 = target_w3*(max(_s326, 0.0) + math.log1p(_e325)) + (1.0 - target_w3)*_s327
-                value_w3 = _s342*math.pow(abs((_q341 - _q341*_c329)), beta)
+                _s342 = target_w4*(max(_s326, 0.0) + math.log1p(_e325)) + (1.0 - target_w4)*_s327
+                value_w4 = _s342*math.pow(abs((_q341 - _q341*_c329)), beta)
                 _t0_w2 = _q341 - _q341*_c329
                 _t1_w1 = abs(_t0_w2)
                 _t2_w2 = math.pow(_t1_w1, beta)
@@ -1770,37 +1800,37 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _g344 = _g343 - beta
                 _g345 = (beta - (_g343 - _g344)) + (-1.0 - _g344)
                 _s346 = (math.pow(_t1_w1, _g343) if _g345 == 0.0 else math.pow(_t1_w1, _g343) + math.pow(_t1_w1, _g343)*(_g345*math.log(_t1_w1))) if _t1_w1 > 0.0 and beta != 0.0 else 0.0
-                d_target_w2 = -_t2_w2*logits_w3 + beta*_s342*_s346*_sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))
+                d_target_w2 = -_t2_w2*logits_w4 + beta*_s342*_s346*_sel(_t0_w2 > 0.0, 1.0, _sel(_t0_w2 < 0.0, -1.0, 0.0))
             elif (beta >= 2.5):  # soft target, beta >= 5/2
-                _s432 = abs(logits_w3)
+                _s432 = abs(logits_w4)
                 _na433 = -_s432
                 _e434 = math.exp(_na433)
-                _s435 = -logits_w3
-                _s436 = max(logits_w3, 0.0) + math.log1p(_e434)
+                _s435 = -logits_w4
+                _s436 = max(logits_w4, 0.0) + math.log1p(_e434)
                 _d437 = 1.0 + _e434
                 _c438 = (_e434 - (_d437 - 1.0))/_d437
-                _a439 = _sel(logits_w3 >= 0.0, _e434, 1.0)
-                _b440 = _sel(logits_w3 >= 0.0, 1.0, _e434)
-                _m441 = 1.0 - target_w3
-                _m442 = (1.0 - _m441) - target_w3
-                _n443 = _ddf.fma(target_w3, _a439, 0.0)
+                _a439 = _sel(logits_w4 >= 0.0, _e434, 1.0)
+                _b440 = _sel(logits_w4 >= 0.0, 1.0, _e434)
+                _m441 = 1.0 - target_w4
+                _m442 = (1.0 - _m441) - target_w4
+                _n443 = _ddf.fma(target_w4, _a439, 0.0)
                 _n444 = _ddf.fma(_m441, _b440, 0.0)
-                _n445 = _ddf.fma(target_w3, _a439, -_n443)
+                _n445 = _ddf.fma(target_w4, _a439, -_n443)
                 _n446 = _ddf.fma(_m441, _b440, -_n444)
                 _n447 = _n443 - _n444
                 _n448 = _n447 - _n443
                 _n449 = _n447 + ((((_n443 - (_n447 - _n448)) + (-_n444 - _n448)) + (_n445 - _n446)) - _m442*_b440)
                 _q450 = _n449/_d437
-                _s451 = target_w3*(max(_s435, 0.0) + math.log1p(_e434)) + (1.0 - target_w3)*_s436
+                _s451 = target_w4*(max(_s435, 0.0) + math.log1p(_e434)) + (1.0 - target_w4)*_s436
                 _xd0 = _s451*math.pow(abs((_q450 - _q450*_c438)), beta)
                 _xg0 = False
                 if not _xg0:
-                    _xs347 = abs(logits_w3)
+                    _xs347 = abs(logits_w4)
                     _xna348 = -_xs347
                     _xe349 = math.exp(_xna348)
-                    _xs350 = -logits_w3
-                    _xs351 = max(logits_w3, 0.0) + math.log1p(_xe349)
-                    _xdd352 = (target_w3*(max(_xs350, 0.0) + math.log1p(_xe349)) + (1.0 - target_w3)*_xs351)
+                    _xs350 = -logits_w4
+                    _xs351 = max(logits_w4, 0.0) + math.log1p(_xe349)
+                    _xdd352 = (target_w4*(max(_xs350, 0.0) + math.log1p(_xe349)) + (1.0 - target_w4)*_xs351)
                     _xs353 = abs(_xs350)
                     _xna354 = -_xs353
                     _xe355 = math.exp(_xna354)
@@ -1808,9 +1838,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xsg357 = 1.0/_xd356
                     _xsg358 = _xe355/_xd356
                     _xdd359 = _sel(_xs350 >= 0.0, _xsg357, _xsg358)
-                    _xc360 = target_w3*134217728.0 + target_w3
-                    _xh361 = _xc360 - (_xc360 - target_w3)
-                    _xl362 = target_w3 - _xh361
+                    _xc360 = target_w4*134217728.0 + target_w4
+                    _xh361 = _xc360 - (_xc360 - target_w4)
+                    _xl362 = target_w4 - _xh361
                     _xc363 = _xdd359*134217728.0 + _xdd359
                     _xh364 = _xc363 - (_xc363 - _xdd359)
                     _xl365 = _xdd359 - _xh364
@@ -1818,14 +1848,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd367 = _xh361*_xl365 + _xl362*_xh364
                     _xdd368 = _xdd366 + _xdd367
                     _xdd369 = (_xdd367 - (_xdd368 - _xdd366)) + _xl362*_xl365
-                    _xdd370 = -target_w3
+                    _xdd370 = -target_w4
                     _xdd371 = 1.0 + _xdd370
                     _xdd372 = _xdd371 - 1.0
                     _xdd373 = (1.0 - (_xdd371 - _xdd372)) + (_xdd370 - _xdd372)
                     _xd374 = 1.0 + _xe349
                     _xsg375 = 1.0/_xd374
                     _xsg376 = _xe349/_xd374
-                    _xdd377 = _sel(logits_w3 >= 0.0, _xsg375, _xsg376)
+                    _xdd377 = _sel(logits_w4 >= 0.0, _xsg375, _xsg376)
                     _xc378 = _xdd371*134217728.0 + _xdd371
                     _xh379 = _xc378 - (_xc378 - _xdd371)
                     _xl380 = _xdd371 - _xh379
@@ -1888,10 +1918,10 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _s597 = _q450 - _q450*_c438
                 _s598 = (math.pow(_s593, _g594) if _g596 == 0.0 else math.pow(_s593, _g594) + math.pow(_s593, _g594)*(_g596*math.log(_s593))) if _s593 > 0.0 and beta != 0.0 else 0.0
                 _s599 = beta*_s451*_s598*_sel(_s597 > 0.0, 1.0, _sel(_s597 < 0.0, -1.0, 0.0))
-                _xd1 = _s599 - logits_w3*math.pow(abs((_q450 - _q450*_c438)), beta)
+                _xd1 = _s599 - logits_w4*math.pow(abs((_q450 - _q450*_c438)), beta)
                 _xg1 = False
                 if not _xg1:
-                    _xdd452 = -logits_w3
+                    _xdd452 = -logits_w4
                     _xs453 = abs(_xdd452)
                     _xna454 = -_xs453
                     _xe455 = math.exp(_xna454)
@@ -1899,9 +1929,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xsg457 = 1.0/_xd456
                     _xsg458 = _xe455/_xd456
                     _xdd459 = _sel(_xdd452 >= 0.0, _xsg457, _xsg458)
-                    _xc460 = target_w3*134217728.0 + target_w3
-                    _xh461 = _xc460 - (_xc460 - target_w3)
-                    _xl462 = target_w3 - _xh461
+                    _xc460 = target_w4*134217728.0 + target_w4
+                    _xh461 = _xc460 - (_xc460 - target_w4)
+                    _xl462 = target_w4 - _xh461
                     _xc463 = _xdd459*134217728.0 + _xdd459
                     _xh464 = _xc463 - (_xc463 - _xdd459)
                     _xl465 = _xdd459 - _xh464
@@ -1909,17 +1939,17 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd467 = _xh461*_xl465 + _xl462*_xh464
                     _xdd468 = _xdd466 + _xdd467
                     _xdd469 = (_xdd467 - (_xdd468 - _xdd466)) + _xl462*_xl465
-                    _xdd470 = -target_w3
+                    _xdd470 = -target_w4
                     _xdd471 = 1.0 + _xdd470
                     _xdd472 = _xdd471 - 1.0
                     _xdd473 = (1.0 - (_xdd471 - _xdd472)) + (_xdd470 - _xdd472)
-                    _xs474 = abs(logits_w3)
+                    _xs474 = abs(logits_w4)
                     _xna475 = -_xs474
                     _xe476 = math.exp(_xna475)
                     _xd477 = 1.0 + _xe476
                     _xsg478 = 1.0/_xd477
                     _xsg479 = _xe476/_xd477
-                    _xdd480 = _sel(logits_w3 >= 0.0, _xsg478, _xsg479)
+                    _xdd480 = _sel(logits_w4 >= 0.0, _xsg478, _xsg479)
                     _xc481 = _xdd471*134217728.0 + _xdd471
                     _xh482 = _xc481 - (_xc481 - _xdd471)
                     _xl483 = _xdd471 - _xh482
@@ -1961,9 +1991,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd519 = _xdd513 + _xdd518
                     _xdd520 = _xdd519 - _xdd513
                     _xdd521 = (_xdd513 - (_xdd519 - _xdd520)) + (_xdd518 - _xdd520)
-                    _xc522 = logits_w3*134217728.0 + logits_w3
-                    _xh523 = _xc522 - (_xc522 - logits_w3)
-                    _xl524 = logits_w3 - _xh523
+                    _xc522 = logits_w4*134217728.0 + logits_w4
+                    _xh523 = _xc522 - (_xc522 - logits_w4)
+                    _xl524 = logits_w4 - _xh523
                     _xc525 = _xdd519*134217728.0 + _xdd519
                     _xh526 = _xc525 - (_xc525 - _xdd519)
                     _xl527 = _xdd519 - _xh526
@@ -1971,13 +2001,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd529 = _xh523*_xl527 + _xl524*_xh526
                     _xdd530 = _xdd528 + _xdd529
                     _xdd531 = (_xdd529 - (_xdd530 - _xdd528)) + _xl524*_xl527
-                    _xdd532 = _xdd531 + (logits_w3*_xdd521)
+                    _xdd532 = _xdd531 + (logits_w4*_xdd521)
                     _xdd533 = _xdd530 + _xdd532
                     _xdd534 = _xdd532 - (_xdd533 - _xdd530)
                     _xdd535 = -_xdd533
                     _xdd536 = -_xdd534
                     _xs537 = max(_xdd452, 0.0) + math.log1p(_xe476)
-                    _xdd538 = (target_w3*_xs537 + (1.0 - target_w3)*(max(logits_w3, 0.0) + math.log1p(_xe476)))
+                    _xdd538 = (target_w4*_xs537 + (1.0 - target_w4)*(max(logits_w4, 0.0) + math.log1p(_xe476)))
                     _xc539 = beta*134217728.0 + beta
                     _xh540 = _xc539 - (_xc539 - beta)
                     _xl541 = beta - _xh540
@@ -2039,7 +2069,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _xd2 = _s762 - math.pow(abs((_q450 - _q450*_c438)), beta)*_s597
                 _xg2 = False
                 if not _xg2:
-                    _xdd600 = -logits_w3
+                    _xdd600 = -logits_w4
                     _xs601 = abs(_xdd600)
                     _xna602 = -_xs601
                     _xe603 = math.exp(_xna602)
@@ -2047,9 +2077,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xsg605 = 1.0/_xd604
                     _xsg606 = _xe603/_xd604
                     _xdd607 = _sel(_xdd600 >= 0.0, _xsg605, _xsg606)
-                    _xc608 = target_w3*134217728.0 + target_w3
-                    _xh609 = _xc608 - (_xc608 - target_w3)
-                    _xl610 = target_w3 - _xh609
+                    _xc608 = target_w4*134217728.0 + target_w4
+                    _xh609 = _xc608 - (_xc608 - target_w4)
+                    _xl610 = target_w4 - _xh609
                     _xc611 = _xdd607*134217728.0 + _xdd607
                     _xh612 = _xc611 - (_xc611 - _xdd607)
                     _xl613 = _xdd607 - _xh612
@@ -2057,17 +2087,17 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd615 = _xh609*_xl613 + _xl610*_xh612
                     _xdd616 = _xdd614 + _xdd615
                     _xdd617 = (_xdd615 - (_xdd616 - _xdd614)) + _xl610*_xl613
-                    _xdd618 = -target_w3
+                    _xdd618 = -target_w4
                     _xdd619 = 1.0 + _xdd618
                     _xdd620 = _xdd619 - 1.0
                     _xdd621 = (1.0 - (_xdd619 - _xdd620)) + (_xdd618 - _xdd620)
-                    _xs622 = abs(logits_w3)
+                    _xs622 = abs(logits_w4)
                     _xna623 = -_xs622
                     _xe624 = math.exp(_xna623)
                     _xd625 = 1.0 + _xe624
                     _xsg626 = 1.0/_xd625
                     _xsg627 = _xe624/_xd625
-                    _xdd628 = _sel(logits_w3 >= 0.0, _xsg626, _xsg627)
+                    _xdd628 = _sel(logits_w4 >= 0.0, _xsg626, _xsg627)
                     _xc629 = _xdd619*134217728.0 + _xdd619
                     _xh630 = _xc629 - (_xc629 - _xdd619)
                     _xl631 = _xdd619 - _xh630
@@ -2125,7 +2155,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd683 = -_xdd681
                     _xdd684 = -_xdd682
                     _xs685 = max(_xdd600, 0.0) + math.log1p(_xe624)
-                    _xdd686 = (target_w3*_xs685 + (1.0 - target_w3)*(max(logits_w3, 0.0) + math.log1p(_xe624)))
+                    _xdd686 = (target_w4*_xs685 + (1.0 - target_w4)*(max(logits_w4, 0.0) + math.log1p(_xe624)))
                     _xc687 = beta*134217728.0 + beta
                     _xh688 = _xc687 - (_xc687 - beta)
                     _xl689 = beta - _xh688
@@ -2200,11 +2230,11 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd758 = _xdd755 + _xdd757
                     _xdd759 = _xdd757 - (_xdd758 - _xdd755)
                     _xd2 = _sel(abs(_xdd758) <= 1.7976931348623157e+308, _xdd758, _xd2)
-                value_w3 = _xd0
+                value_w4 = _xd0
                 d_logits_w2 = _xd2
                 d_target_w2 = _xd1
             else:  # soft target
-                _s884 = abs(logits_w3)
+                _s884 = abs(logits_w4)
                 _na885 = -_s884
                 _xc886 = _sel(_na885 > -746.0, _na885, -746.0)
                 _xc887 = _sel(_xc886 < 710.0, _xc886, 710.0)
@@ -2239,13 +2269,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _ex916 = _sel(_na885 == _na885, _ex915, _na885)
                 _d917 = 1.0 + _ex916
                 _c918 = (_ex916 - (_d917 - 1.0))/_d917
-                _a919 = _sel(logits_w3 >= 0.0, _ex916, 1.0)
-                _b920 = _sel(logits_w3 >= 0.0, 1.0, _ex916)
-                _m921 = 1.0 - target_w3
-                _m922 = (1.0 - _m921) - target_w3
-                _n923 = _ddf.fma(target_w3, _a919, 0.0)
+                _a919 = _sel(logits_w4 >= 0.0, _ex916, 1.0)
+                _b920 = _sel(logits_w4 >= 0.0, 1.0, _ex916)
+                _m921 = 1.0 - target_w4
+                _m922 = (1.0 - _m921) - target_w4
+                _n923 = _ddf.fma(target_w4, _a919, 0.0)
                 _n924 = _ddf.fma(_m921, _b920, 0.0)
-                _n925 = _ddf.fma(target_w3, _a919, -_n923)
+                _n925 = _ddf.fma(target_w4, _a919, -_n923)
                 _n926 = _ddf.fma(_m921, _b920, -_n924)
                 _n927 = _n923 - _n924
                 _n928 = _n927 - _n923
@@ -2255,7 +2285,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _s931 = 1.0 - _sel(2.0 - beta > 0.0, 1.0, 0.0)
                 _xg3_w1 = max((abs(_n929) - 0.5*(_n923 + _n924)), 1.0 - _sel(beta > 0.0, 1.0, 0.0), _s931) > 0.0
                 if not _xg3_w1:
-                    _xdd763 = -logits_w3
+                    _xdd763 = -logits_w4
                     _xdd764 = _xdd763 >= 0.0
                     _xdd765 = -_xdd763
                     _xdd766 = _sel(_xdd764, _xdd765, _xdd763)
@@ -2301,9 +2331,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd806 = _xdd804/_xdd774
                     _xdd807 = _xdd778 + _xdd806
                     _xdd808 = _xdd806 - (_xdd807 - _xdd778)
-                    _xc809 = target_w3*134217728.0 + target_w3
-                    _xh810 = _xc809 - (_xc809 - target_w3)
-                    _xl811 = target_w3 - _xh810
+                    _xc809 = target_w4*134217728.0 + target_w4
+                    _xh810 = _xc809 - (_xc809 - target_w4)
+                    _xl811 = target_w4 - _xh810
                     _xc812 = _xdd807*134217728.0 + _xdd807
                     _xh813 = _xc812 - (_xc812 - _xdd807)
                     _xl814 = _xdd807 - _xh813
@@ -2311,14 +2341,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     _xdd816 = _xh810*_xl814 + _xl811*_xh813
                     _xdd817 = _xdd815 + _xdd816
                     _xdd818 = (_xdd816 - (_xdd817 - _xdd815)) + _xl811*_xl814
-                    _xdd819 = _xdd818 + (target_w3*_xdd808)
+                    _xdd819 = _xdd818 + (target_w4*_xdd808)
                     _xdd820 = _xdd817 + _xdd819
                     _xdd821 = _xdd819 - (_xdd820 - _xdd817)
-                    _xdd822 = -target_w3
+                    _xdd822 = -target_w4
                     _xdd823 = 1.0 + _xdd822
                     _xdd824 = _xdd823 - 1.0
                     _xdd825 = (1.0 - (_xdd823 - _xdd824)) + (_xdd822 - _xdd824)
-                    _xdd826 = logits_w3 >= 0.0
+                    _xdd826 = logits_w4 >= 0.0
                     _xdd827 = _sel(_xdd826, 1.0, _xdd768)
                     _xdd828 = _sel(_xdd826, 0.0, _xdd769)
                     _xdd829 = _xdd827/_xdd774
@@ -2407,34 +2437,34 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo959 = (-math.inf if _ex916 == -1.0 else math.nan)
                 _lo960 = _sel(_ex916 > -1.0, _lo958, _lo959)
                 _lo961 = _sel(_ex916 < math.inf, _lo960, _ex916)
-                _s962 = -logits_w3
+                _s962 = -logits_w4
                 _a963 = abs(_xd3_w1)
                 _pw964 = _pow_f64(_a963, beta)
-                value_w3 = (target_w3*(max(_s962, 0.0) + _lo961) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo961))*_pw964
+                value_w4 = (target_w4*(max(_s962, 0.0) + _lo961) + (1.0 - target_w4)*(max(logits_w4, 0.0) + _lo961))*_pw964
                 _t0_w3 = abs(_xd3_w1)
                 _pw965 = _pow_f64(_t0_w3, beta)
                 _t1_w2 = _pw965
                 _g966 = beta - 1.0
                 _pw967 = _pow_f64(_t0_w3, _g966)
                 _pw968 = _sel((_t0_w3 > 0.0) & (beta != 0.0), _pw967, 0.0)
-                _s969 = target_w3*(max(_s962, 0.0) + _lo961) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo961)
+                _s969 = target_w4*(max(_s962, 0.0) + _lo961) + (1.0 - target_w4)*(max(logits_w4, 0.0) + _lo961)
                 _s970 = _sel(_t1_w2 >= 2.2250738585072014e-308 and beta != 0.0, _t1_w2/_t0_w3, _pw968)
                 _t2_w1 = beta*_s969*_s970*_sel(_xd3_w1 > 0.0, 1.0, _sel(_xd3_w1 < 0.0, -1.0, 0.0))
                 _q971 = _ex916/(_d917*_d917)
                 d_logits_w2 = -_t1_w2*_xd3_w1 - _t2_w1*(_q971 - 2.0*(_q971*_c918))
-                d_target_w2 = -_t1_w2*logits_w3 + _t2_w1
-            _out[_i_w3] = value_w3
-            _d_logits[_i_w3] = d_logits_w2
-            _d_target[_i_w3] = d_target_w2
+                d_target_w2 = -_t1_w2*logits_w4 + _t2_w1
+            _out[_i_w4] = value_w4
+            _d_logits[_i_w4] = d_logits_w2
+            _d_target[_i_w4] = d_target_w2
     if divisor != 1.0:
-        for _i_w4 in range(_d_logits.shape[0]):
-            _d_logits[_i_w4] /= divisor
-        for _i_w5 in range(_d_target.shape[0]):
-            _d_target[_i_w5] /= divisor
+        for _i_w5 in range(_d_logits.shape[0]):
+            _d_logits[_i_w5] /= divisor
+        for _i_w6 in range(_d_target.shape[0]):
+            _d_target[_i_w6] /= divisor
     _bad = 0
-    for _i_w6 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w6] - _logits[_i_w6]) + (_target[_i_w6] - _target[_i_w6]) != 0.0)
-                | ((_target[_i_w6] > 1.0)) | ((_target[_i_w6] < 0.0)), 1, 0)
+    for _i_w7 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w7] - _logits[_i_w7]) + (_target[_i_w7] - _target[_i_w7]) != 0.0)
+                | ((_target[_i_w7] > 1.0)) | ((_target[_i_w7] < 0.0)), 1, 0)
     return _bad
 
 
@@ -2460,21 +2490,19 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
 def _value_block_f32(_logits, _target, _out, beta):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            if (target == _f32(0.0)) or (target == _f32(1.0)):  # hard target 0 or 1
-                value = _f32(0.0)
-            else:  # soft target
-                value = _f32(1.0)
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)) or (target == _f32(1.0)):  # hard target 0 or 1
+            value = _f32(0.0)
+        else:  # soft target
+            value = _f32(1.0)
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -2590,12 +2618,27 @@ def _value_block_f32(_logits, _target, _out, beta):
             _flags[_i_w1] = not _xok
             _far = _far | _flags[_i_w1]
             _out[_i_w1] = value_w1
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            z_w1 = logits_w2*(_f32(1.0) - _f32(2.0)*target_w2)
-            if (target_w2 == _f32(0.0)) or (target_w2 == _f32(1.0)):  # hard target 0 or 1
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == _f32(0.0)) or (target_w2 == _f32(1.0)):  # hard target 0 or 1
+                        value_w2 = _f32(0.0)
+                    elif (beta > _f32(2.0)) or (logits_w2 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w2 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                        value_w2 = _f32(0.0)
+                    else:  # soft target
+                        value_w2 = _f32(1.0)
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            z_w1 = logits_w3*(_f32(1.0) - _f32(2.0)*target_w3)
+            if (target_w3 == _f32(0.0)) or (target_w3 == _f32(1.0)):  # hard target 0 or 1
                 _a1_w1 = abs(z_w1)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -_f32(104.0), _a2_w1, -_f32(104.0))
@@ -2695,13 +2738,13 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _pw97_w1 = _pow_fast_f32(_d28_w1, _a95_w1)
                 _p98_w1 = _eg94_w1*_pw97_w1
                 _ap99_w1 = _p98_w1 - _p98_w1*(beta*_c32_w1)
-                value_w2 = _sel(z_w1 < _f32(0.0), _lo57_w1, z_w1 + _lo57_w1)*_ap99_w1
+                value_w3 = _sel(z_w1 < _f32(0.0), _lo57_w1, z_w1 + _lo57_w1)*_ap99_w1
                 _xok_w1 = _pg96_w1 & _pg93_w1
-            elif (beta > _f32(2.0)) or (logits_w2 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w2 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
-                value_w2 = _f32(0.0)
+            elif (beta > _f32(2.0)) or (logits_w3 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w3 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                value_w3 = _f32(0.0)
                 _xok_w1 = False
             else:  # soft target
-                _s305 = abs(logits_w2)
+                _s305 = abs(logits_w3)
                 _na306 = -_s305
                 _xc307 = _sel(_na306 > -_f32(104.0), _na306, -_f32(104.0))
                 _xc308 = _sel(_xc307 < _f32(89.0), _xc307, _f32(89.0))
@@ -2754,15 +2797,15 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _lo355 = (-_f32(math.inf) if _ex331 == -_f32(1.0) else _f32(math.nan))
                 _lo356 = _sel(_ex331 > -_f32(1.0), _lo354, _lo355)
                 _lo357 = _sel(_ex331 < _f32(math.inf), _lo356, _ex331)
-                _s358 = -logits_w2
+                _s358 = -logits_w3
                 _c359 = (_ex331 - (_u332 - _f32(1.0)))/_u332
-                _a360 = _sel(logits_w2 >= _f32(0.0), _ex331, _f32(1.0))
-                _b361 = _sel(logits_w2 >= _f32(0.0), _f32(1.0), _ex331)
-                _m362 = _f32(1.0) - target_w2
-                _m363 = (_f32(1.0) - _m362) - target_w2
-                _n364 = _ddf.fma(target_w2, _a360, _f32(0.0))
+                _a360 = _sel(logits_w3 >= _f32(0.0), _ex331, _f32(1.0))
+                _b361 = _sel(logits_w3 >= _f32(0.0), _f32(1.0), _ex331)
+                _m362 = _f32(1.0) - target_w3
+                _m363 = (_f32(1.0) - _m362) - target_w3
+                _n364 = _ddf.fma(target_w3, _a360, _f32(0.0))
                 _n365 = _ddf.fma(_m362, _b361, _f32(0.0))
-                _n366 = _ddf.fma(target_w2, _a360, -_n364)
+                _n366 = _ddf.fma(target_w3, _a360, -_n364)
                 _n367 = _ddf.fma(_m362, _b361, -_n365)
                 _n368 = _n364 - _n365
                 _n369 = _n368 - _n364
@@ -2771,7 +2814,7 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _a372 = abs((_q371 - _q371*_c359))
                 _pg373 = (_a372 >= _f32(0.0)) & (_a372 < _f32(math.inf)) & (abs(beta) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _a372) > _f32(0.0))
                 _pw374 = _pow_fast_f32(_a372, beta)
-                _s375 = target_w2*(max(_s358, _f32(0.0)) + _lo357) + (_f32(1.0) - target_w2)*(max(logits_w2, _f32(0.0)) + _lo357)
+                _s375 = target_w3*(max(_s358, _f32(0.0)) + _lo357) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo357)
                 _xd1 = _s375*_pw374
                 _q376 = _ex331/(_u332*_u332)
                 _s377 = _f32(1.0) - _sel(_f32(2.0) - beta > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -2780,11 +2823,11 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _s380 = max((abs(_n370) - _f32(0.5)*(_n364 + _n365)), _s378, _s377)
                 _s381 = abs((_q371 - _q371*_c359)) - _f32(1.0842021724855044e-19)
                 _xg1 = min(_s379, _s375 - _f32(1.1754943508222875e-38), _s381, _s380) > _f32(0.0)
-                value_w2 = _xd1
+                value_w3 = _xd1
                 _xok_w1 = _xg1 & _pg373
-            _flags[_i_w2] = not _xok_w1
-            _far = _far | _flags[_i_w2]
-            _out[_i_w2] = value_w2
+            _flags[_i_w3] = not _xok_w1
+            _far = _far | _flags[_i_w3]
+            _out[_i_w3] = value_w3
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -2793,11 +2836,11 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _idx[_k] = _q
                 _k += 1
         for _j in range(_k):
-            _i_w3 = _idx[_j]
-            logits_w3 = _logits[_i_w3]
-            target_w3 = _target[_i_w3]
-            z_w2 = logits_w3*(_f32(1.0) - _f32(2.0)*target_w3)
-            if (target_w3 == _f32(0.0)) or (target_w3 == _f32(1.0)):  # hard target 0 or 1
+            _i_w4 = _idx[_j]
+            logits_w4 = _logits[_i_w4]
+            target_w4 = _target[_i_w4]
+            z_w2 = logits_w4*(_f32(1.0) - _f32(2.0)*target_w4)
+            if (target_w4 == _f32(0.0)) or (target_w4 == _f32(1.0)):  # hard target 0 or 1
                 _a1_w2 = abs(z_w2)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -_f32(104.0), _a2_w2, -_f32(104.0))
@@ -2895,10 +2938,10 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _pw95 = _pow_f32(_d28_w2, _a94)
                 _p96 = _eg93*_pw95
                 _ap97 = _p96 - _p96*(beta*_c32_w2)
-                value_w3 = _sel(z_w2 < _f32(0.0), _lo57_w2, z_w2 + _lo57_w2)*_ap97
-            elif (beta > _f32(2.0)) or (logits_w3 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w3 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
-                _xw_logits = _f64(logits_w3)
-                _xw_target = _f64(target_w3)
+                value_w4 = _sel(z_w2 < _f32(0.0), _lo57_w2, z_w2 + _lo57_w2)*_ap97
+            elif (beta > _f32(2.0)) or (logits_w4 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w4 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                _xw_logits = _f64(logits_w4)
+                _xw_target = _f64(target_w4)
                 _xw_beta = _f64(beta)
                 _xs98 = abs(_xw_logits)
                 _xna99 = -_xs98
@@ -3048,9 +3091,9 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _xs239 = max(_xw_logits, 0.0) + math.log1p(_xe100)
                 _xs240 = _xw_target*(max(_xs238, 0.0) + math.log1p(_xe100)) + (1.0 - _xw_target)*_xs239
                 _xd0 = _f32(_xs240*math.pow(abs(_xta0), _xw_beta))
-                value_w3 = _xd0
+                value_w4 = _xd0
             else:  # soft target
-                _s445 = abs(logits_w3)
+                _s445 = abs(logits_w4)
                 _na446 = -_s445
                 _xc447 = _sel(_na446 > -_f32(104.0), _na446, -_f32(104.0))
                 _xc448 = _sel(_xc447 < _f32(89.0), _xc447, _f32(89.0))
@@ -3103,15 +3146,15 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _lo495 = (-_f32(math.inf) if _ex471 == -_f32(1.0) else _f32(math.nan))
                 _lo496 = _sel(_ex471 > -_f32(1.0), _lo494, _lo495)
                 _lo497 = _sel(_ex471 < _f32(math.inf), _lo496, _ex471)
-                _s498 = -logits_w3
+                _s498 = -logits_w4
                 _c499 = (_ex471 - (_u472 - _f32(1.0)))/_u472
-                _a500 = _sel(logits_w3 >= _f32(0.0), _ex471, _f32(1.0))
-                _b501 = _sel(logits_w3 >= _f32(0.0), _f32(1.0), _ex471)
-                _m502 = _f32(1.0) - target_w3
-                _m503 = (_f32(1.0) - _m502) - target_w3
-                _n504 = _ddf.fma(target_w3, _a500, _f32(0.0))
+                _a500 = _sel(logits_w4 >= _f32(0.0), _ex471, _f32(1.0))
+                _b501 = _sel(logits_w4 >= _f32(0.0), _f32(1.0), _ex471)
+                _m502 = _f32(1.0) - target_w4
+                _m503 = (_f32(1.0) - _m502) - target_w4
+                _n504 = _ddf.fma(target_w4, _a500, _f32(0.0))
                 _n505 = _ddf.fma(_m502, _b501, _f32(0.0))
-                _n506 = _ddf.fma(target_w3, _a500, -_n504)
+                _n506 = _ddf.fma(target_w4, _a500, -_n504)
                 _n507 = _ddf.fma(_m502, _b501, -_n505)
                 _n508 = _n504 - _n505
                 _n509 = _n508 - _n504
@@ -3119,7 +3162,7 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _q511 = _n510/_u472
                 _a512 = abs((_q511 - _q511*_c499))
                 _pw513 = _pow_f32(_a512, beta)
-                _s514 = target_w3*(max(_s498, _f32(0.0)) + _lo497) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo497)
+                _s514 = target_w4*(max(_s498, _f32(0.0)) + _lo497) + (_f32(1.0) - target_w4)*(max(logits_w4, _f32(0.0)) + _lo497)
                 _xd1_w1 = _s514*_pw513
                 _q515 = _ex471/(_u472*_u472)
                 _s516 = _f32(1.0) - _sel(_f32(2.0) - beta > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -3129,8 +3172,8 @@ def _value_block_f32(_logits, _target, _out, beta):
                 _s520 = abs((_q511 - _q511*_c499)) - _f32(1.0842021724855044e-19)
                 _xg1_w1 = min(_s518, _s514 - _f32(1.1754943508222875e-38), _s520, _s519) > _f32(0.0)
                 if not _xg1_w1:
-                    _xw_logits_w1 = _f64(logits_w3)
-                    _xw_target_w1 = _f64(target_w3)
+                    _xw_logits_w1 = _f64(logits_w4)
+                    _xw_target_w1 = _f64(target_w4)
                     _xw_beta_w1 = _f64(beta)
                     _xs241 = abs(_xw_logits_w1)
                     _xna242 = -_xs241
@@ -3341,12 +3384,12 @@ def _value_block_f32(_logits, _target, _out, beta):
                     _xpw443 = _pow_f64(_xa442, _xw_beta_w1)
                     _xs444 = _xw_target_w1*(max(_xs441, 0.0) + _xlo440) + (1.0 - _xw_target_w1)*(max(_xw_logits_w1, 0.0) + _xlo440)
                     _xd1_w1 = _f32(_xs444*_xpw443)
-                value_w3 = _xd1_w1
-            _out[_i_w3] = value_w3
+                value_w4 = _xd1_w1
+            _out[_i_w4] = value_w4
     _bad = 0
-    for _i_w4 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w4] - _logits[_i_w4]) + (_target[_i_w4] - _target[_i_w4]) != _f32(0.0))
-                | ((_target[_i_w4] > _f32(1.0))) | ((_target[_i_w4] < _f32(0.0))), 1, 0)
+    for _i_w5 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w5] - _logits[_i_w5]) + (_target[_i_w5] - _target[_i_w5]) != _f32(0.0))
+                | ((_target[_i_w5] > _f32(1.0))) | ((_target[_i_w5] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -3371,27 +3414,25 @@ def value_f32(logits, target, out, beta):
 def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divisor, beta):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            z = logits*(_f32(1.0) - _f32(2.0)*target)
-            _s1 = (target == _f32(0.0)) or (target == _f32(1.0))
-            if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value = _f32(1.0)
-            elif (z <= -_f32(1.2676506002282294e+30)) and _s1:  # hard target 0 or 1, |logit| >= 2^100
-                value = _f32(1.0)
-            elif _s1:  # hard target 0 or 1
-                value = _f32(0.0)
-            else:  # soft target
-                value = _f32(1.0)
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        z = logits*(_f32(1.0) - _f32(2.0)*target)
+        _s1 = (target == _f32(0.0)) or (target == _f32(1.0))
+        if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            value = _f32(1.0)
+        elif (z <= -_f32(1.2676506002282294e+30)) and _s1:  # hard target 0 or 1, |logit| >= 2^100
+            value = _f32(1.0)
+        elif _s1:  # hard target 0 or 1
+            value = _f32(0.0)
+        else:  # soft target
+            value = _f32(1.0)
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _u8)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -3567,20 +3608,35 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _out[_i_w1] = value_w1
             _d_logits[_i_w1] = d_logits
             _d_target[_i_w1] = d_target
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            z_w2 = logits_w2*(_f32(1.0) - _f32(2.0)*target_w2)
-            _s1_w2 = (target_w2 == _f32(0.0)) or (target_w2 == _f32(1.0))
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == _f32(0.0)) or (target_w2 == _f32(1.0)):  # hard target 0 or 1
+                        value_w2 = _f32(0.0)
+                    elif (beta > _f32(2.0)) or (logits_w2 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w2 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                        value_w2 = _f32(0.0)
+                    else:  # soft target
+                        value_w2 = _f32(1.0)
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            z_w2 = logits_w3*(_f32(1.0) - _f32(2.0)*target_w3)
+            _s1_w2 = (target_w3 == _f32(0.0)) or (target_w3 == _f32(1.0))
             if _s1_w2 and (z_w2 > -_f32(1.2676506002282294e+30)) and (z_w2 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                value_w2 = _f32(0.0)
+                value_w3 = _f32(0.0)
                 d_logits_w1 = _f32(0.0)
                 d_target_w1 = _f32(0.0)
                 _xok_w1 = False
                 _xw_w1 = False
             elif (z_w2 <= -_f32(1.2676506002282294e+30)) and _s1_w2:  # hard target 0 or 1, |logit| >= 2^100
-                value_w2 = _f32(0.0)
+                value_w3 = _f32(0.0)
                 d_logits_w1 = _f32(0.0)
                 d_target_w1 = _f32(0.0)
                 _xok_w1 = False
@@ -3685,8 +3741,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw98_w1 = _pow_fast_f32(_d29_w1, _a96_w1)
                 _p99_w1 = _eg95_w1*_pw98_w1
                 _ap100_w1 = _p99_w1 - _p99_w1*(beta*_c33_w1)
-                value_w2 = _sel(z_w2 < _f32(0.0), _lo58_w1, z_w2 + _lo58_w1)*_ap100_w1
-                _t0_w1 = _f32(2.0)*target_w2 - _f32(1.0)
+                value_w3 = _sel(z_w2 < _f32(0.0), _lo58_w1, z_w2 + _lo58_w1)*_ap100_w1
+                _t0_w1 = _f32(2.0)*target_w3 - _f32(1.0)
                 _g1101_w1 = beta + _f32(1.0)
                 _g1102_w1 = _g1101_w1 - beta
                 _g1103_w1 = (beta - (_g1101_w1 - _g1102_w1)) + (_f32(1.0) - _g1102_w1)
@@ -3738,14 +3794,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xc147_w1 = abs(d_target_w1) > _f32(0.5)*(abs(_u112_w1) + abs(_u113_w1))
                 _xok_w1 = _xc147_w1 & _pg105_w1 & _pg97_w1 & _pg94_w1 & _pg111_w1
                 _xw_w1 = _pg105_w1 & _pg97_w1 & _pg94_w1 & _pg111_w1
-            elif (beta > _f32(2.0)) or (logits_w2 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w2 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
-                value_w2 = _f32(0.0)
+            elif (beta > _f32(2.0)) or (logits_w3 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w3 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                value_w3 = _f32(0.0)
                 d_logits_w1 = _f32(0.0)
                 d_target_w1 = _f32(0.0)
                 _xok_w1 = False
                 _xw_w1 = False
             else:  # soft target
-                _s353 = abs(logits_w2)
+                _s353 = abs(logits_w3)
                 _na354 = -_s353
                 _xc355 = _sel(_na354 > -_f32(104.0), _na354, -_f32(104.0))
                 _xc356 = _sel(_xc355 < _f32(89.0), _xc355, _f32(89.0))
@@ -3798,15 +3854,15 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo403 = (-_f32(math.inf) if _ex379 == -_f32(1.0) else _f32(math.nan))
                 _lo404 = _sel(_ex379 > -_f32(1.0), _lo402, _lo403)
                 _lo405 = _sel(_ex379 < _f32(math.inf), _lo404, _ex379)
-                _s406 = -logits_w2
+                _s406 = -logits_w3
                 _c407 = (_ex379 - (_u380 - _f32(1.0)))/_u380
-                _a408 = _sel(logits_w2 >= _f32(0.0), _ex379, _f32(1.0))
-                _b409 = _sel(logits_w2 >= _f32(0.0), _f32(1.0), _ex379)
-                _m410 = _f32(1.0) - target_w2
-                _m411 = (_f32(1.0) - _m410) - target_w2
-                _n412 = _ddf.fma(target_w2, _a408, _f32(0.0))
+                _a408 = _sel(logits_w3 >= _f32(0.0), _ex379, _f32(1.0))
+                _b409 = _sel(logits_w3 >= _f32(0.0), _f32(1.0), _ex379)
+                _m410 = _f32(1.0) - target_w3
+                _m411 = (_f32(1.0) - _m410) - target_w3
+                _n412 = _ddf.fma(target_w3, _a408, _f32(0.0))
                 _n413 = _ddf.fma(_m410, _b409, _f32(0.0))
-                _n414 = _ddf.fma(target_w2, _a408, -_n412)
+                _n414 = _ddf.fma(target_w3, _a408, -_n412)
                 _n415 = _ddf.fma(_m410, _b409, -_n413)
                 _n416 = _n412 - _n413
                 _n417 = _n416 - _n412
@@ -3815,7 +3871,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _a420 = abs((_q419 - _q419*_c407))
                 _pg421 = (_a420 >= _f32(0.0)) & (_a420 < _f32(math.inf)) & (abs(beta) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _a420) > _f32(0.0))
                 _pw422 = _pow_fast_f32(_a420, beta)
-                _s423 = target_w2*(max(_s406, _f32(0.0)) + _lo405) + (_f32(1.0) - target_w2)*(max(logits_w2, _f32(0.0)) + _lo405)
+                _s423 = target_w3*(max(_s406, _f32(0.0)) + _lo405) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo405)
                 _xd5 = _s423*_pw422
                 _q424 = _ex379/(_u380*_u380)
                 _s425 = _f32(1.0) - _sel(_f32(2.0) - beta > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -3831,20 +3887,20 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s643 = _q419 - _q419*_c407
                 _s644 = _sel(_pw422 >= _f32(1.1754943508222875e-38) and beta != _f32(0.0), _pw422/_a420, _pw642)
                 _s645 = _sel(_s643 > _f32(0.0), _f32(1.0), _sel(_s643 < _f32(0.0), -_f32(1.0), _f32(0.0)))
-                _xd6 = beta*_s423*_s644*_s645 - logits_w2*_pw422
+                _xd6 = beta*_s423*_s644*_s645 - logits_w3*_pw422
                 _xg6 = min(_s427, _s423 - _f32(1.1754943508222875e-38), _s429, _s428) > _f32(0.0)
                 _xd7 = -beta*_s423*_s644*(_q424 - _f32(2.0)*(_q424*_c407))*_s645 - _pw422*_s643
                 _xg7 = min(_s427, _s423 - _f32(1.1754943508222875e-38), _s429, _s428) > _f32(0.0)
-                value_w2 = _xd5
+                value_w3 = _xd5
                 d_logits_w1 = _xd7
                 d_target_w1 = _xd6
                 _xok_w1 = _xg5 & _xg6 & _xg7 & _pg640 & _pg421
                 _xw_w1 = False
-            _flags[_i_w2] = _u8(not _xok_w1) + _u8((not _xok_w1) & _xw_w1)
+            _flags[_i_w3] = _u8(not _xok_w1) + _u8((not _xok_w1) & _xw_w1)
             _far = _far | (not _xok_w1)
-            _out[_i_w2] = value_w2
-            _d_logits[_i_w2] = d_logits_w1
-            _d_target[_i_w2] = d_target_w1
+            _out[_i_w3] = value_w3
+            _d_logits[_i_w3] = d_logits_w1
+            _d_target[_i_w3] = d_target_w1
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -3862,14 +3918,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         _g_logits = _empty(_kw, _f32)
         _g_target = _empty(_kw, _f32)
         for _j in range(_kw):
-            _i_w3 = _idw[_j]
-            _g_logits[_j] = _logits[_i_w3]
-            _g_target[_j] = _target[_i_w3]
+            _i_w4 = _idw[_j]
+            _g_logits[_j] = _logits[_i_w4]
+            _g_target[_j] = _target[_i_w4]
         for _j_w1 in range(_unsigned(_kw)):
-            logits_w3 = _g_logits[_j_w1]
-            target_w3 = _g_target[_j_w1]
-            _w_logits = _f64(logits_w3)
-            _w_target = _f64(target_w3)
+            logits_w4 = _g_logits[_j_w1]
+            target_w4 = _g_target[_j_w1]
+            _w_logits = _f64(logits_w4)
+            _w_target = _f64(target_w4)
             _w_beta = _f64(beta)
             _w0 = 2.0*_w_target - 1.0
             _w1 = -_w0*_w_logits
@@ -3999,21 +4055,21 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _tw0[_j_w1] = d_target_w2
             _wg[_j_w1] = _wok
         for _j_w2 in range(_kw):
-            _i_w4 = _idw[_j_w2]
+            _i_w5 = _idw[_j_w2]
             if _wg[_j_w2]:
-                _d_target[_i_w4] = _tw0[_j_w2]
+                _d_target[_i_w5] = _tw0[_j_w2]
             else:
-                _idx[_k] = _i_w4
+                _idx[_k] = _i_w5
                 _k += 1
         for _j_w3 in range(_k):
-            _i_w5 = _idx[_j_w3]
-            logits_w4 = _logits[_i_w5]
-            target_w4 = _target[_i_w5]
-            z_w3 = logits_w4*(_f32(1.0) - _f32(2.0)*target_w4)
-            _s1_w4 = (target_w4 == _f32(0.0)) or (target_w4 == _f32(1.0))
+            _i_w6 = _idx[_j_w3]
+            logits_w5 = _logits[_i_w6]
+            target_w5 = _target[_i_w6]
+            z_w3 = logits_w5*(_f32(1.0) - _f32(2.0)*target_w5)
+            _s1_w4 = (target_w5 == _f32(0.0)) or (target_w5 == _f32(1.0))
             if _s1_w4 and (z_w3 > -_f32(1.2676506002282294e+30)) and (z_w3 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                _xw_logits = _f64(logits_w4)
-                _xw_target = _f64(target_w4)
+                _xw_logits = _f64(logits_w5)
+                _xw_target = _f64(target_w5)
                 _xw_beta = _f64(beta)
                 _xt0 = 2.0*_xw_target - 1.0
                 _xt1 = -_xt0*_xw_logits
@@ -4157,7 +4213,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw137 = _pow_f32(_d70, _a136)
                 _p138 = _eg135*_pw137
                 _ap139 = _p138 - _p138*(beta*_c74)
-                value_w3 = _sel(z_w3 < _f32(0.0), _lo99, z_w3 + _lo99)*_ap139
+                value_w4 = _sel(z_w3 < _f32(0.0), _lo99, z_w3 + _lo99)*_ap139
                 _g1140 = beta + _f32(1.0)
                 _g1141 = _g1140 - beta
                 _g1142 = (beta - (_g1140 - _g1141)) + (_f32(1.0) - _g1141)
@@ -4168,11 +4224,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _w147 = _sel(z_w3 < _f32(0.0), _ex69 + beta*_lo99, _f32(1.0) + beta*((z_w3 + _lo99)*_ex69))
                 _p148 = _pw144
                 _s149 = (((((_p148 - _p148*(_g1140*_c74 + _g1142*_lo99)))*_w147)*math.exp(-_p108*_f32(0.5))*(_f32(1.0) - ((_p107_w2 - (_p108 - _p106)) + _l102*_l105)))*math.exp(-_p108*_f32(0.5)) if z_w3 < _f32(0.0) and _q146 < _f32(1.1754943508222875e-38) and _w147 > _f32(1.0) and _p108 < _f32(220.0) else _w147*_q146)
-                d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w4)*_s149
+                d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w5)*_s149
                 d_target_w3 = _xd0
             elif (z_w3 <= -_f32(1.2676506002282294e+30)) and _s1_w4:  # hard target 0 or 1, |logit| >= 2^100
-                _xw_logits_w1 = _f64(logits_w4)
-                _xw_target_w1 = _f64(target_w4)
+                _xw_logits_w1 = _f64(logits_w5)
+                _xw_target_w1 = _f64(target_w5)
                 _xw_beta_w1 = _f64(beta)
                 _xt0_w1 = 2.0*_xw_target_w1 - 1.0
                 _xt1_w1 = -_xt0_w1*_xw_logits_w1
@@ -4390,7 +4446,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw360 = _pow_f32(_d293, _a359)
                 _p361 = _eg358*_pw360
                 _ap362 = _p361 - _p361*(beta*_c297)
-                value_w3 = _sel(z_w3 < _f32(0.0), _lo322, z_w3 + _lo322)*_ap362
+                value_w4 = _sel(z_w3 < _f32(0.0), _lo322, z_w3 + _lo322)*_ap362
                 _g1363 = beta + _f32(1.0)
                 _g1364 = _g1363 - beta
                 _g1365 = (beta - (_g1363 - _g1364)) + (_f32(1.0) - _g1364)
@@ -4401,7 +4457,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _w370 = _sel(z_w3 < _f32(0.0), _ex292 + beta*_lo322, _f32(1.0) + beta*((z_w3 + _lo322)*_ex292))
                 _p371 = _pw367
                 _s372 = (((((_p371 - _p371*(_g1363*_c297 + _g1365*_lo322)))*_w370)*math.exp(-_p331*_f32(0.5))*(_f32(1.0) - ((_p330 - (_p331 - _p329)) + _l325*_l328)))*math.exp(-_p331*_f32(0.5)) if z_w3 < _f32(0.0) and _q369 < _f32(1.1754943508222875e-38) and _w370 > _f32(1.0) and _p331 < _f32(220.0) else _w370*_q369)
-                d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w4)*_s372
+                d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w5)*_s372
                 d_target_w3 = _xd4
             elif _s1_w4:  # hard target 0 or 1
                 _a373 = abs(z_w3)
@@ -4501,8 +4557,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw467 = _pow_f32(_d400, _a466)
                 _p468 = _eg465*_pw467
                 _ap469 = _p468 - _p468*(beta*_c404)
-                value_w3 = _sel(z_w3 < _f32(0.0), _lo429, z_w3 + _lo429)*_ap469
-                _t0_w2 = _f32(2.0)*target_w4 - _f32(1.0)
+                value_w4 = _sel(z_w3 < _f32(0.0), _lo429, z_w3 + _lo429)*_ap469
+                _t0_w2 = _f32(2.0)*target_w5 - _f32(1.0)
                 _g1470 = beta + _f32(1.0)
                 _g1471 = _g1470 - beta
                 _g1472 = (beta - (_g1470 - _g1471)) + (_f32(1.0) - _g1471)
@@ -4552,8 +4608,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 d_target_w3 = _u480 + _u481
                 _xc515 = abs(d_target_w3) > _f32(0.5)*(abs(_u480) + abs(_u481))
                 if not (_xc515):
-                    _w_logits_w1 = _f64(logits_w4)
-                    _w_target_w1 = _f64(target_w4)
+                    _w_logits_w1 = _f64(logits_w5)
+                    _w_target_w1 = _f64(target_w5)
                     _w_beta_w1 = _f64(beta)
                     _w0_w1 = 2.0*_w_target_w1 - 1.0
                     _w1_w1 = -_w0_w1*_w_logits_w1
@@ -4677,9 +4733,9 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                     _s633 = (_p567*_ex599)*(1.0 - ((_p562 - (_p563 - _p561)) + _l557*_l560))*_ex599 if _w1_w1 < 0.0 and _p563 < 1500.0 else _p567*math.pow(_ex549, _w_beta_w1) if _w1_w1 < 0.0 else _p567
                     _s634 = (_p632*_ex599)*(1.0 - ((_p562 - (_p563 - _p561)) + _l557*_l560))*_ex599 if _w1_w1 < 0.0 and _p563 < 1500.0 else _p632*math.pow(_ex549, _w_beta_w1) if _w1_w1 < 0.0 else _p632
                     d_target_w3 = _f32(_s633 + _s634)
-            elif (beta > _f32(2.0)) or (logits_w4 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w4 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
-                _xw_logits_w2 = _f64(logits_w4)
-                _xw_target_w2 = _f64(target_w4)
+            elif (beta > _f32(2.0)) or (logits_w5 > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits_w5 < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
+                _xw_logits_w2 = _f64(logits_w5)
+                _xw_target_w2 = _f64(target_w5)
                 _xw_beta_w2 = _f64(beta)
                 _xs635 = abs(_xw_logits_w2)
                 _xna636 = -_xs635
@@ -4839,11 +4895,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xd2 = _f32(-_xt2_w1*_xw_logits_w2 + _xt3)
                 _xq781 = _xe637/(_xd638*_xd638)
                 _xd3 = _f32(-_xt2_w1*_xta0 - _xt3*(_xq781 - 2.0*(_xq781*_xc639)))
-                value_w3 = _xd1
+                value_w4 = _xd1
                 d_logits_w2 = _xd3
                 d_target_w3 = _xd2
             else:  # soft target
-                _s986 = abs(logits_w4)
+                _s986 = abs(logits_w5)
                 _na987 = -_s986
                 _xc988 = _sel(_na987 > -_f32(104.0), _na987, -_f32(104.0))
                 _xc989 = _sel(_xc988 < _f32(89.0), _xc988, _f32(89.0))
@@ -4896,16 +4952,16 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo1036 = (-_f32(math.inf) if _ex1012 == -_f32(1.0) else _f32(math.nan))
                 _lo1037 = _sel(_ex1012 > -_f32(1.0), _lo1035, _lo1036)
                 _lo1038 = _sel(_ex1012 < _f32(math.inf), _lo1037, _ex1012)
-                _s1039 = -logits_w4
-                _s1040 = max(logits_w4, _f32(0.0)) + _lo1038
+                _s1039 = -logits_w5
+                _s1040 = max(logits_w5, _f32(0.0)) + _lo1038
                 _c1041 = (_ex1012 - (_u1013 - _f32(1.0)))/_u1013
-                _a1042 = _sel(logits_w4 >= _f32(0.0), _ex1012, _f32(1.0))
-                _b1043 = _sel(logits_w4 >= _f32(0.0), _f32(1.0), _ex1012)
-                _m1044 = _f32(1.0) - target_w4
-                _m1045 = (_f32(1.0) - _m1044) - target_w4
-                _n1046 = _ddf.fma(target_w4, _a1042, _f32(0.0))
+                _a1042 = _sel(logits_w5 >= _f32(0.0), _ex1012, _f32(1.0))
+                _b1043 = _sel(logits_w5 >= _f32(0.0), _f32(1.0), _ex1012)
+                _m1044 = _f32(1.0) - target_w5
+                _m1045 = (_f32(1.0) - _m1044) - target_w5
+                _n1046 = _ddf.fma(target_w5, _a1042, _f32(0.0))
                 _n1047 = _ddf.fma(_m1044, _b1043, _f32(0.0))
-                _n1048 = _ddf.fma(target_w4, _a1042, -_n1046)
+                _n1048 = _ddf.fma(target_w5, _a1042, -_n1046)
                 _n1049 = _ddf.fma(_m1044, _b1043, -_n1047)
                 _n1050 = _n1046 - _n1047
                 _n1051 = _n1050 - _n1046
@@ -4913,9 +4969,9 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _q1053 = _n1052/_u1013
                 _a1054 = abs((_q1053 - _q1053*_c1041))
                 _pw1055 = _pow_f32(_a1054, beta)
-                _xd5_w1 = (target_w4*(max(_s1039, _f32(0.0)) + _lo1038) + (_f32(1.0) - target_w4)*_s1040)*_pw1055
+                _xd5_w1 = (target_w5*(max(_s1039, _f32(0.0)) + _lo1038) + (_f32(1.0) - target_w5)*_s1040)*_pw1055
                 _q1056 = _ex1012/(_u1013*_u1013)
-                _s1057 = target_w4*(max(_s1039, _f32(0.0)) + _lo1038) + (_f32(1.0) - target_w4)*_s1040
+                _s1057 = target_w5*(max(_s1039, _f32(0.0)) + _lo1038) + (_f32(1.0) - target_w5)*_s1040
                 _s1058 = _f32(1.0) - _sel(_f32(2.0) - beta > _f32(0.0), _f32(1.0), _f32(0.0))
                 _s1059 = _f32(1.0) - _sel(beta > _f32(0.0), _f32(1.0), _f32(0.0))
                 _s1060 = (_q1056 - _f32(2.0)*(_q1056*_c1041)) - _f32(1.1754943508222875e-38)
@@ -4923,8 +4979,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s1062 = abs((_q1053 - _q1053*_c1041)) - _f32(1.0842021724855044e-19)
                 _xg5_w1 = min(_s1060, _s1057 - _f32(1.1754943508222875e-38), _s1062, _s1061) > _f32(0.0)
                 if not _xg5_w1:
-                    _xw_logits_w3 = _f64(logits_w4)
-                    _xw_target_w3 = _f64(target_w4)
+                    _xw_logits_w3 = _f64(logits_w5)
+                    _xw_target_w3 = _f64(target_w5)
                     _xw_beta_w3 = _f64(beta)
                     _xs782 = abs(_xw_logits_w3)
                     _xna783 = -_xs782
@@ -5141,11 +5197,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s1273 = _q1053 - _q1053*_c1041
                 _s1274 = _sel(_pw1055 >= _f32(1.1754943508222875e-38) and beta != _f32(0.0), _pw1055/_a1054, _pw1272)
                 _s1275 = _sel(_s1273 > _f32(0.0), _f32(1.0), _sel(_s1273 < _f32(0.0), -_f32(1.0), _f32(0.0)))
-                _xd6_w1 = beta*_s1057*_s1274*_s1275 - logits_w4*_pw1055
+                _xd6_w1 = beta*_s1057*_s1274*_s1275 - logits_w5*_pw1055
                 _xg6_w1 = min(_s1060, _s1057 - _f32(1.1754943508222875e-38), _s1062, _s1061) > _f32(0.0)
                 if not _xg6_w1:
-                    _xw_logits_w4 = _f64(logits_w4)
-                    _xw_target_w4 = _f64(target_w4)
+                    _xw_logits_w4 = _f64(logits_w5)
+                    _xw_target_w4 = _f64(target_w5)
                     _xw_beta_w4 = _f64(beta)
                     _xs1063 = abs(_xw_logits_w4)
                     _xna1064 = -_xs1063
@@ -5364,8 +5420,8 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xd7_w1 = -beta*_s1057*_s1274*(_q1056 - _f32(2.0)*(_q1056*_c1041))*_s1275 - _pw1055*_s1273
                 _xg7_w1 = min(_s1060, _s1057 - _f32(1.1754943508222875e-38), _s1062, _s1061) > _f32(0.0)
                 if not _xg7_w1:
-                    _xw_logits_w5 = _f64(logits_w4)
-                    _xw_target_w5 = _f64(target_w4)
+                    _xw_logits_w5 = _f64(logits_w5)
+                    _xw_target_w5 = _f64(target_w5)
                     _xw_beta_w5 = _f64(beta)
                     _xs1276 = abs(_xw_logits_w5)
                     _xna1277 = -_xs1276
@@ -5583,21 +5639,21 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                     _xs1483 = _sel(_xt1_w4 >= 2.2250738585072014e-308 and _xw_beta_w5 != 0.0, _xt1_w4/_xt0_w4, _xpw1480)
                     _xs1484 = _sel(_xta0_w3 > 0.0, 1.0, _sel(_xta0_w3 < 0.0, -1.0, 0.0))
                     _xd7_w1 = _f32(-_xt1_w4*_xta0_w3 - _xw_beta_w5*_xs1482*_xs1483*(_xq1481 - 2.0*(_xq1481*_xc1310))*_xs1484)
-                value_w3 = _xd5_w1
+                value_w4 = _xd5_w1
                 d_logits_w2 = _xd7_w1
                 d_target_w3 = _xd6_w1
-            _out[_i_w5] = value_w3
-            _d_logits[_i_w5] = d_logits_w2
-            _d_target[_i_w5] = d_target_w3
+            _out[_i_w6] = value_w4
+            _d_logits[_i_w6] = d_logits_w2
+            _d_target[_i_w6] = d_target_w3
     if divisor != 1.0:
-        for _i_w6 in range(_d_logits.shape[0]):
-            _d_logits[_i_w6] /= divisor
-        for _i_w7 in range(_d_target.shape[0]):
-            _d_target[_i_w7] /= divisor
+        for _i_w7 in range(_d_logits.shape[0]):
+            _d_logits[_i_w7] /= divisor
+        for _i_w8 in range(_d_target.shape[0]):
+            _d_target[_i_w8] /= divisor
     _bad = 0
-    for _i_w8 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w8] - _logits[_i_w8]) + (_target[_i_w8] - _target[_i_w8]) != _f32(0.0))
-                | ((_target[_i_w8] > _f32(1.0))) | ((_target[_i_w8] < _f32(0.0))), 1, 0)
+    for _i_w9 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w9] - _logits[_i_w9]) + (_target[_i_w9] - _target[_i_w9]) != _f32(0.0))
+                | ((_target[_i_w9] > _f32(1.0))) | ((_target[_i_w9] < _f32(0.0))), 1, 0)
     return _bad
 
 

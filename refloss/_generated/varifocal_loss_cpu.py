@@ -1420,21 +1420,19 @@ def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, 
 def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_weighted):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            if (target == _f32(0.0)):  # negative (q = 0)
-                value = _f32(0.0)
-            else:  # positive (q > 0)
-                value = _f32(1.0)
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)):  # negative (q = 0)
+            value = _f32(0.0)
+        else:  # positive (q > 0)
+            value = _f32(1.0)
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -1546,12 +1544,25 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
             _flags[_i_w1] = not _xok
             _far = _far | _flags[_i_w1]
             _out[_i_w1] = value_w1
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            if (target_w2 == _f32(0.0)):  # negative (q = 0)
-                _a1_w1 = abs(logits_w2)
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == _f32(0.0)):  # negative (q = 0)
+                        value_w2 = _f32(0.0)
+                    else:  # positive (q > 0)
+                        value_w2 = _f32(1.0)
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            if (target_w3 == _f32(0.0)):  # negative (q = 0)
+                _a1_w1 = abs(logits_w3)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -_f32(104.0), _a2_w1, -_f32(104.0))
                 _xc4_w1 = _sel(_xc3_w1 < _f32(89.0), _xc3_w1, _f32(89.0))
@@ -1643,17 +1654,17 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
                 _p90_w1 = _f32(1.0) + _q84_w1
                 _ex91_w1 = (_p90_w1*_sc88_w1)*_sc89_w1
                 _ex92_w1 = _sel(_a67_w1 == _a67_w1, _ex91_w1, _a67_w1)
-                _pg93_w1 = (_p66_w1 == _p66_w1) | (logits_w2 >= _f32(0.0))
-                _eg94_w1 = _sel(logits_w2 < _f32(0.0), _sel(_p66_w1 < _f32(110.0), _ex92_w1*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1)), _f32(0.0)), _f32(1.0))
+                _pg93_w1 = (_p66_w1 == _p66_w1) | (logits_w3 >= _f32(0.0))
+                _eg94_w1 = _sel(logits_w3 < _f32(0.0), _sel(_p66_w1 < _f32(110.0), _ex92_w1*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1)), _f32(0.0)), _f32(1.0))
                 _a95_w1 = -gamma
                 _pg96_w1 = (_d28_w1 >= _f32(0.0)) & (_d28_w1 < _f32(math.inf)) & (abs(_a95_w1) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _d28_w1) > _f32(0.0))
                 _pw97_w1 = _pow_fast_f32(_d28_w1, _a95_w1)
                 _p98_w1 = _eg94_w1*_pw97_w1
                 _ap99_w1 = alpha*(_p98_w1 - _p98_w1*(gamma*_c32_w1))
-                value_w2 = _sel(logits_w2 < _f32(0.0), _lo57_w1, logits_w2 + _lo57_w1)*_ap99_w1
+                value_w3 = _sel(logits_w3 < _f32(0.0), _lo57_w1, logits_w3 + _lo57_w1)*_ap99_w1
                 _xok_w1 = _pg96_w1 & _pg93_w1
             else:  # positive (q > 0)
-                _s100 = abs(logits_w2)
+                _s100 = abs(logits_w3)
                 _na101 = -_s100
                 _xc102 = _sel(_na101 > -_f32(104.0), _na101, -_f32(104.0))
                 _xc103 = _sel(_xc102 < _f32(89.0), _xc102, _f32(89.0))
@@ -1706,13 +1717,13 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
                 _lo150 = (-_f32(math.inf) if _ex126 == -_f32(1.0) else _f32(math.nan))
                 _lo151 = _sel(_ex126 > -_f32(1.0), _lo149, _lo150)
                 _lo152 = _sel(_ex126 < _f32(math.inf), _lo151, _ex126)
-                _s153 = -logits_w2
-                _s154 = target_w2*(max(_s153, _f32(0.0)) + _lo152) + (_f32(1.0) - target_w2)*(max(logits_w2, _f32(0.0)) + _lo152)
-                value_w2 = (iou_weighted*target_w2 + (_f32(1.0) - iou_weighted))*_s154
+                _s153 = -logits_w3
+                _s154 = target_w3*(max(_s153, _f32(0.0)) + _lo152) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo152)
+                value_w3 = (iou_weighted*target_w3 + (_f32(1.0) - iou_weighted))*_s154
                 _xok_w1 = True
-            _flags[_i_w2] = not _xok_w1
-            _far = _far | _flags[_i_w2]
-            _out[_i_w2] = value_w2
+            _flags[_i_w3] = not _xok_w1
+            _far = _far | _flags[_i_w3]
+            _out[_i_w3] = value_w3
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -1721,11 +1732,11 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
                 _idx[_k] = _q
                 _k += 1
         for _j in range(_k):
-            _i_w3 = _idx[_j]
-            logits_w3 = _logits[_i_w3]
-            target_w3 = _target[_i_w3]
-            if (target_w3 == _f32(0.0)):  # negative (q = 0)
-                _a1_w2 = abs(logits_w3)
+            _i_w4 = _idx[_j]
+            logits_w4 = _logits[_i_w4]
+            target_w4 = _target[_i_w4]
+            if (target_w4 == _f32(0.0)):  # negative (q = 0)
+                _a1_w2 = abs(logits_w4)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -_f32(104.0), _a2_w2, -_f32(104.0))
                 _xc4_w2 = _sel(_xc3_w2 < _f32(89.0), _xc3_w2, _f32(89.0))
@@ -1817,14 +1828,14 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
                 _p90_w2 = _f32(1.0) + _q84_w2
                 _ex91_w2 = (_p90_w2*_sc88_w2)*_sc89_w2
                 _ex92_w2 = _sel(_a67_w2 == _a67_w2, _ex91_w2, _a67_w2)
-                _eg93 = ((_ex92_w2*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)) if _p66_w2 < _f32(110.0) else math.pow(_ex27_w2, gamma)) if logits_w3 < _f32(0.0) else _f32(1.0))
+                _eg93 = ((_ex92_w2*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)) if _p66_w2 < _f32(110.0) else math.pow(_ex27_w2, gamma)) if logits_w4 < _f32(0.0) else _f32(1.0))
                 _a94 = -gamma
                 _pw95 = _pow_f32(_d28_w2, _a94)
                 _p96 = _eg93*_pw95
                 _ap97 = alpha*(_p96 - _p96*(gamma*_c32_w2))
-                value_w3 = _sel(logits_w3 < _f32(0.0), _lo57_w2, logits_w3 + _lo57_w2)*_ap97
+                value_w4 = _sel(logits_w4 < _f32(0.0), _lo57_w2, logits_w4 + _lo57_w2)*_ap97
             else:  # positive (q > 0)
-                _s98 = abs(logits_w3)
+                _s98 = abs(logits_w4)
                 _na99 = -_s98
                 _xc100 = _sel(_na99 > -_f32(104.0), _na99, -_f32(104.0))
                 _xc101 = _sel(_xc100 < _f32(89.0), _xc100, _f32(89.0))
@@ -1877,14 +1888,14 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
                 _lo148 = (-_f32(math.inf) if _ex124 == -_f32(1.0) else _f32(math.nan))
                 _lo149_w1 = _sel(_ex124 > -_f32(1.0), _lo147, _lo148)
                 _lo150_w1 = _sel(_ex124 < _f32(math.inf), _lo149_w1, _ex124)
-                _s151 = -logits_w3
-                _s152 = target_w3*(max(_s151, _f32(0.0)) + _lo150_w1) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo150_w1)
-                value_w3 = (iou_weighted*target_w3 + (_f32(1.0) - iou_weighted))*_s152
-            _out[_i_w3] = value_w3
+                _s151 = -logits_w4
+                _s152 = target_w4*(max(_s151, _f32(0.0)) + _lo150_w1) + (_f32(1.0) - target_w4)*(max(logits_w4, _f32(0.0)) + _lo150_w1)
+                value_w4 = (iou_weighted*target_w4 + (_f32(1.0) - iou_weighted))*_s152
+            _out[_i_w4] = value_w4
     _bad = 0
-    for _i_w4 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w4] - _logits[_i_w4]) + (_target[_i_w4] - _target[_i_w4]) != _f32(0.0))
-                | ((_target[_i_w4] > _f32(1.0))) | ((_target[_i_w4] < _f32(0.0))), 1, 0)
+    for _i_w5 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w5] - _logits[_i_w5]) + (_target[_i_w5] - _target[_i_w5]) != _f32(0.0))
+                | ((_target[_i_w5] > _f32(1.0))) | ((_target[_i_w5] < _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -1911,21 +1922,19 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         detach_weight, iou_weighted):
     _m = _out.shape[0]
     _c = 0
-    _lo = 0
-    while _lo < _m and _c * 16 < _m:
-        _hi = min(_lo + 256, _m)
-        for _i in range(_unsigned(_lo), _unsigned(_hi)):
-            logits = _logits[_i]
-            target = _target[_i]
-            if (target == _f32(0.0)):  # negative (q = 0)
-                value = _f32(0.0)
-            else:  # positive (q > 0)
-                value = _f32(1.0)
-            _c += _i64(value)
-        _lo = _hi
+    _hi = min(256, _m)
+    for _i in range(_unsigned(_hi)):
+        logits = _logits[_i]
+        target = _target[_i]
+        if (target == _f32(0.0)):  # negative (q = 0)
+            value = _f32(0.0)
+        else:  # positive (q > 0)
+            value = _f32(1.0)
+        _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
-    if _c * 16 < _m:
+    _dense = _c * 16 >= _hi
+    if not _dense:
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
@@ -2123,12 +2132,25 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _out[_i_w1] = value_w1
             _d_logits[_i_w1] = d_logits
             _d_target[_i_w1] = d_target
-    else:
-        for _i_w2 in range(_unsigned(_m)):
-            logits_w2 = _logits[_i_w2]
-            target_w2 = _target[_i_w2]
-            if (target_w2 == _f32(0.0)):  # negative (q = 0)
-                _a1_w1 = abs(logits_w2)
+        if _far:
+            _n = 0
+            for _i_w2 in range(_unsigned(_m)):
+                if _flags[_i_w2] == 1:
+                    logits_w2 = _logits[_i_w2]
+                    target_w2 = _target[_i_w2]
+                    if (target_w2 == _f32(0.0)):  # negative (q = 0)
+                        value_w2 = _f32(0.0)
+                    else:  # positive (q > 0)
+                        value_w2 = _f32(1.0)
+                    _n += _i64(value_w2)
+            _dense = _n * 16 >= _m
+    if _dense:
+        _far = False
+        for _i_w3 in range(_unsigned(_m)):
+            logits_w3 = _logits[_i_w3]
+            target_w3 = _target[_i_w3]
+            if (target_w3 == _f32(0.0)):  # negative (q = 0)
+                _a1_w1 = abs(logits_w3)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -_f32(104.0), _a2_w1, -_f32(104.0))
                 _xc4_w1 = _sel(_xc3_w1 < _f32(89.0), _xc3_w1, _f32(89.0))
@@ -2220,15 +2242,15 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p90_w1 = _f32(1.0) + _q84_w1
                 _ex91_w1 = (_p90_w1*_sc88_w1)*_sc89_w1
                 _ex92_w1 = _sel(_a67_w1 == _a67_w1, _ex91_w1, _a67_w1)
-                _pg93_w1 = (_p66_w1 == _p66_w1) | (logits_w2 >= _f32(0.0))
-                _eg94_w1 = _sel(logits_w2 < _f32(0.0), _sel(_p66_w1 < _f32(110.0), _ex92_w1*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1)), _f32(0.0)), _f32(1.0))
+                _pg93_w1 = (_p66_w1 == _p66_w1) | (logits_w3 >= _f32(0.0))
+                _eg94_w1 = _sel(logits_w3 < _f32(0.0), _sel(_p66_w1 < _f32(110.0), _ex92_w1*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1)), _f32(0.0)), _f32(1.0))
                 _a95_w1 = -gamma
                 _pg96_w1 = (_d28_w1 >= _f32(0.0)) & (_d28_w1 < _f32(math.inf)) & (abs(_a95_w1) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _d28_w1) > _f32(0.0))
                 _pw97_w1 = _pow_fast_f32(_d28_w1, _a95_w1)
                 _p98_w1 = _eg94_w1*_pw97_w1
                 _ap99_w1 = alpha*(_p98_w1 - _p98_w1*(gamma*_c32_w1))
-                value_w2 = _sel(logits_w2 < _f32(0.0), _lo57_w1, logits_w2 + _lo57_w1)*_ap99_w1
-                _s100_w1 = -logits_w2
+                value_w3 = _sel(logits_w3 < _f32(0.0), _lo57_w1, logits_w3 + _lo57_w1)*_ap99_w1
+                _s100_w1 = -logits_w3
                 _e101_w1 = gamma + _f32(1.0)
                 _e102_w1 = _e101_w1 - gamma
                 _s103_w1 = -(max(_s100_w1, _f32(0.0)) + _lo57_w1)*((gamma - (_e101_w1 - _e102_w1)) + (_f32(1.0) - _e102_w1)) + _f32(1.0)
@@ -2272,15 +2294,15 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p141_w1 = _f32(1.0) + _q135_w1
                 _ex142_w1 = (_p141_w1*_sc139_w1)*_sc140_w1
                 _ex143_w1 = _sel(_a118_w1 == _a118_w1, _ex142_w1, _a118_w1)
-                _pg144_w1 = (_p112_w1 == _p112_w1) | (logits_w2 >= _f32(0.0))
-                _s145_w1 = _sel(logits_w2 < _f32(0.0), _sel(_p112_w1 < _f32(220.0), (_p117_w1*_ex143_w1)*(_f32(1.0) - ((_p111_w1 - (_p112_w1 - _p110_w1)) + _l109_w1*_l63_w1))*_ex143_w1, _p117_w1*_f32(0.0)), _p117_w1)
+                _pg144_w1 = (_p112_w1 == _p112_w1) | (logits_w3 >= _f32(0.0))
+                _s145_w1 = _sel(logits_w3 < _f32(0.0), _sel(_p112_w1 < _f32(220.0), (_p117_w1*_ex143_w1)*(_f32(1.0) - ((_p111_w1 - (_p112_w1 - _p110_w1)) + _l109_w1*_l63_w1))*_ex143_w1, _p117_w1*_f32(0.0)), _p117_w1)
                 _g1146_w1 = (gamma - (_e101_w1 - _e102_w1)) + (_f32(1.0) - _e102_w1)
                 _p147_w1 = _eg94_w1*_pw115_w1
                 _q148_w1 = alpha*(_p147_w1 - _p147_w1*(_e101_w1*_c32_w1 + _g1146_w1*_lo57_w1))
-                _w149_w1 = _sel(logits_w2 < _f32(0.0), _ex27_w1 + gamma*_lo57_w1, _f32(1.0) + gamma*((logits_w2 + _lo57_w1)*_ex27_w1))
-                _pg150_w1 = not ((logits_w2 < _f32(0.0)) & (_q148_w1 < _f32(1.1754943508222875e-38)) & (_w149_w1 > _f32(1.0)) & (_p66_w1 < _f32(220.0)))
+                _w149_w1 = _sel(logits_w3 < _f32(0.0), _ex27_w1 + gamma*_lo57_w1, _f32(1.0) + gamma*((logits_w3 + _lo57_w1)*_ex27_w1))
+                _pg150_w1 = not ((logits_w3 < _f32(0.0)) & (_q148_w1 < _f32(1.1754943508222875e-38)) & (_w149_w1 > _f32(1.0)) & (_p66_w1 < _f32(220.0)))
                 d_logits_w1 = detach_weight*_s145_w1 + (_f32(1.0) - detach_weight)*((_w149_w1*_q148_w1))
-                _s151_w1 = -alpha*logits_w2
+                _s151_w1 = -alpha*logits_w3
                 _p152_w1 = _pw97_w1
                 _p153_w1 = _s151_w1*(_p152_w1 - _p152_w1*(gamma*_c32_w1))
                 _a154_w1 = -_p66_w1*_f32(0.5)
@@ -2309,11 +2331,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p177_w1 = _f32(1.0) + _q171_w1
                 _ex178_w1 = (_p177_w1*_sc175_w1)*_sc176_w1
                 _ex179_w1 = _sel(_a154_w1 == _a154_w1, _ex178_w1, _a154_w1)
-                d_target_w1 = _sel(logits_w2 < _f32(0.0), _sel(_p66_w1 < _f32(220.0), (_p153_w1*_ex179_w1)*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1))*_ex179_w1, _p153_w1*_f32(0.0)), _p153_w1)
+                d_target_w1 = _sel(logits_w3 < _f32(0.0), _sel(_p66_w1 < _f32(220.0), (_p153_w1*_ex179_w1)*(_f32(1.0) - ((_p65_w1 - (_p66_w1 - _p64_w1)) + _l60_w1*_l63_w1))*_ex179_w1, _p153_w1*_f32(0.0)), _p153_w1)
                 _xok_w1 = _pg114_w1 & _pg96_w1 & _pg144_w1 & _pg93_w1 & _pg150_w1
             else:  # positive (q > 0)
-                _xw_logits = _f64(logits_w2)
-                _xw_target = _f64(target_w2)
+                _xw_logits = _f64(logits_w3)
+                _xw_target = _f64(target_w3)
                 _xw_detach_weight = _f64(detach_weight)
                 _xw_iou_weighted = _f64(iou_weighted)
                 _xt0 = _xw_iou_weighted*_xw_target + (1.0 - _xw_iou_weighted)
@@ -2389,7 +2411,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xlo247 = _sel(_xex213 < math.inf, _xlo246, _xex213)
                 _xs248 = _xw_target*(max(_xs180, 0.0) + _xlo247) + (1.0 - _xw_target)*(max(_xw_logits, 0.0) + _xlo247)
                 _xd1 = _f32(-_xt1*_xw_detach_weight + (1.0 - _xw_detach_weight)*(-_xt1 + _xw_iou_weighted*_xs248))
-                _s249 = abs(logits_w2)
+                _s249 = abs(logits_w3)
                 _na250 = -_s249
                 _xc251 = _sel(_na250 > -_f32(104.0), _na250, -_f32(104.0))
                 _xc252 = _sel(_xc251 < _f32(89.0), _xc251, _f32(89.0))
@@ -2442,17 +2464,17 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo299 = (-_f32(math.inf) if _ex275 == -_f32(1.0) else _f32(math.nan))
                 _lo300 = _sel(_ex275 > -_f32(1.0), _lo298, _lo299)
                 _lo301 = _sel(_ex275 < _f32(math.inf), _lo300, _ex275)
-                _s302 = -logits_w2
-                _s303 = target_w2*(max(_s302, _f32(0.0)) + _lo301) + (_f32(1.0) - target_w2)*(max(logits_w2, _f32(0.0)) + _lo301)
-                value_w2 = (iou_weighted*target_w2 + (_f32(1.0) - iou_weighted))*_s303
+                _s302 = -logits_w3
+                _s303 = target_w3*(max(_s302, _f32(0.0)) + _lo301) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo301)
+                value_w3 = (iou_weighted*target_w3 + (_f32(1.0) - iou_weighted))*_s303
                 d_logits_w1 = _xd0
                 d_target_w1 = _xd1
                 _xok_w1 = True
-            _flags[_i_w2] = not _xok_w1
-            _far = _far | _flags[_i_w2]
-            _out[_i_w2] = value_w2
-            _d_logits[_i_w2] = d_logits_w1
-            _d_target[_i_w2] = d_target_w1
+            _flags[_i_w3] = not _xok_w1
+            _far = _far | _flags[_i_w3]
+            _out[_i_w3] = value_w3
+            _d_logits[_i_w3] = d_logits_w1
+            _d_target[_i_w3] = d_target_w1
     if _far:
         _idx = _empty(_m, _unsigned)
         _k = 0
@@ -2461,11 +2483,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _idx[_k] = _q
                 _k += 1
         for _j in range(_k):
-            _i_w3 = _idx[_j]
-            logits_w3 = _logits[_i_w3]
-            target_w3 = _target[_i_w3]
-            if (target_w3 == _f32(0.0)):  # negative (q = 0)
-                _a1_w2 = abs(logits_w3)
+            _i_w4 = _idx[_j]
+            logits_w4 = _logits[_i_w4]
+            target_w4 = _target[_i_w4]
+            if (target_w4 == _f32(0.0)):  # negative (q = 0)
+                _a1_w2 = abs(logits_w4)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -_f32(104.0), _a2_w2, -_f32(104.0))
                 _xc4_w2 = _sel(_xc3_w2 < _f32(89.0), _xc3_w2, _f32(89.0))
@@ -2557,13 +2579,13 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p90_w2 = _f32(1.0) + _q84_w2
                 _ex91_w2 = (_p90_w2*_sc88_w2)*_sc89_w2
                 _ex92_w2 = _sel(_a67_w2 == _a67_w2, _ex91_w2, _a67_w2)
-                _eg93 = ((_ex92_w2*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)) if _p66_w2 < _f32(110.0) else math.pow(_ex27_w2, gamma)) if logits_w3 < _f32(0.0) else _f32(1.0))
+                _eg93 = ((_ex92_w2*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)) if _p66_w2 < _f32(110.0) else math.pow(_ex27_w2, gamma)) if logits_w4 < _f32(0.0) else _f32(1.0))
                 _a94 = -gamma
                 _pw95 = _pow_f32(_d28_w2, _a94)
                 _p96 = _eg93*_pw95
                 _ap97 = alpha*(_p96 - _p96*(gamma*_c32_w2))
-                value_w3 = _sel(logits_w3 < _f32(0.0), _lo57_w2, logits_w3 + _lo57_w2)*_ap97
-                _s98 = -logits_w3
+                value_w4 = _sel(logits_w4 < _f32(0.0), _lo57_w2, logits_w4 + _lo57_w2)*_ap97
+                _s98 = -logits_w4
                 _e99 = gamma + _f32(1.0)
                 _e100 = _e99 - gamma
                 _s101 = alpha*(-(max(_s98, _f32(0.0)) + _lo57_w2)*((gamma - (_e99 - _e100)) + (_f32(1.0) - _e100)) + _f32(1.0))
@@ -2605,14 +2627,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p137 = _f32(1.0) + _q131
                 _ex138 = (_p137*_sc135)*_sc136
                 _ex139 = _sel(_a114 == _a114, _ex138, _a114)
-                _s140 = (_p113*_ex139)*(_f32(1.0) - ((_p108 - (_p109 - _p107)) + _l106*_l63_w2))*_ex139 if logits_w3 < _f32(0.0) and _p109 < _f32(220.0) else _p113*math.pow(_ex27_w2, _e99) if logits_w3 < _f32(0.0) else _p113
+                _s140 = (_p113*_ex139)*(_f32(1.0) - ((_p108 - (_p109 - _p107)) + _l106*_l63_w2))*_ex139 if logits_w4 < _f32(0.0) and _p109 < _f32(220.0) else _p113*math.pow(_ex27_w2, _e99) if logits_w4 < _f32(0.0) else _p113
                 _g1141 = (gamma - (_e99 - _e100)) + (_f32(1.0) - _e100)
                 _p142 = _eg93*_pw111
                 _q143 = alpha*(_p142 - _p142*(_e99*_c32_w2 + _g1141*_lo57_w2))
-                _w144 = _sel(logits_w3 < _f32(0.0), _ex27_w2 + gamma*_lo57_w2, _f32(1.0) + gamma*((logits_w3 + _lo57_w2)*_ex27_w2))
-                _s145_w2 = ((((alpha*(_p112_w2 - _p112_w2*(_e99*_c32_w2 + _g1141*_lo57_w2)))*_w144)*math.exp(-_p66_w2*_f32(0.5))*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)))*math.exp(-_p66_w2*_f32(0.5)) if logits_w3 < _f32(0.0) and _q143 < _f32(1.1754943508222875e-38) and _w144 > _f32(1.0) and _p66_w2 < _f32(220.0) else _w144*_q143)
+                _w144 = _sel(logits_w4 < _f32(0.0), _ex27_w2 + gamma*_lo57_w2, _f32(1.0) + gamma*((logits_w4 + _lo57_w2)*_ex27_w2))
+                _s145_w2 = ((((alpha*(_p112_w2 - _p112_w2*(_e99*_c32_w2 + _g1141*_lo57_w2)))*_w144)*math.exp(-_p66_w2*_f32(0.5))*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2)))*math.exp(-_p66_w2*_f32(0.5)) if logits_w4 < _f32(0.0) and _q143 < _f32(1.1754943508222875e-38) and _w144 > _f32(1.0) and _p66_w2 < _f32(220.0) else _w144*_q143)
                 d_logits_w2 = detach_weight*_s140 + (_f32(1.0) - detach_weight)*_s145_w2
-                _s146 = -alpha*logits_w3
+                _s146 = -alpha*logits_w4
                 _p147_w2 = _pw95
                 _p148 = _s146*(_p147_w2 - _p147_w2*(gamma*_c32_w2))
                 _a149 = -_p66_w2*_f32(0.5)
@@ -2641,10 +2663,10 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p172 = _f32(1.0) + _q166
                 _ex173 = (_p172*_sc170)*_sc171
                 _ex174 = _sel(_a149 == _a149, _ex173, _a149)
-                d_target_w2 = (_p148*_ex174)*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2))*_ex174 if logits_w3 < _f32(0.0) and _p66_w2 < _f32(220.0) else _p148*math.pow(_ex27_w2, gamma) if logits_w3 < _f32(0.0) else _p148
+                d_target_w2 = (_p148*_ex174)*(_f32(1.0) - ((_p65_w2 - (_p66_w2 - _p64_w2)) + _l60_w2*_l63_w2))*_ex174 if logits_w4 < _f32(0.0) and _p66_w2 < _f32(220.0) else _p148*math.pow(_ex27_w2, gamma) if logits_w4 < _f32(0.0) else _p148
             else:  # positive (q > 0)
-                _xw_logits_w1 = _f64(logits_w3)
-                _xw_target_w1 = _f64(target_w3)
+                _xw_logits_w1 = _f64(logits_w4)
+                _xw_target_w1 = _f64(target_w4)
                 _xw_detach_weight_w1 = _f64(detach_weight)
                 _xw_iou_weighted_w1 = _f64(iou_weighted)
                 _xt0_w1 = _xw_iou_weighted_w1*_xw_target_w1 + (1.0 - _xw_iou_weighted_w1)
@@ -2720,7 +2742,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xlo242 = _sel(_xex208 < math.inf, _xlo241, _xex208)
                 _xs243 = _xw_target_w1*(max(_xs175, 0.0) + _xlo242) + (1.0 - _xw_target_w1)*(max(_xw_logits_w1, 0.0) + _xlo242)
                 _xd1_w1 = _f32(-_xt1_w1*_xw_detach_weight_w1 + (1.0 - _xw_detach_weight_w1)*(-_xt1_w1 + _xw_iou_weighted_w1*_xs243))
-                _s244 = abs(logits_w3)
+                _s244 = abs(logits_w4)
                 _na245 = -_s244
                 _xc246 = _sel(_na245 > -_f32(104.0), _na245, -_f32(104.0))
                 _xc247 = _sel(_xc246 < _f32(89.0), _xc246, _f32(89.0))
@@ -2773,23 +2795,23 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _lo294 = (-_f32(math.inf) if _ex270 == -_f32(1.0) else _f32(math.nan))
                 _lo295 = _sel(_ex270 > -_f32(1.0), _lo293, _lo294)
                 _lo296 = _sel(_ex270 < _f32(math.inf), _lo295, _ex270)
-                _s297 = -logits_w3
-                _s298 = target_w3*(max(_s297, _f32(0.0)) + _lo296) + (_f32(1.0) - target_w3)*(max(logits_w3, _f32(0.0)) + _lo296)
-                value_w3 = (iou_weighted*target_w3 + (_f32(1.0) - iou_weighted))*_s298
+                _s297 = -logits_w4
+                _s298 = target_w4*(max(_s297, _f32(0.0)) + _lo296) + (_f32(1.0) - target_w4)*(max(logits_w4, _f32(0.0)) + _lo296)
+                value_w4 = (iou_weighted*target_w4 + (_f32(1.0) - iou_weighted))*_s298
                 d_logits_w2 = _xd0_w1
                 d_target_w2 = _xd1_w1
-            _out[_i_w3] = value_w3
-            _d_logits[_i_w3] = d_logits_w2
-            _d_target[_i_w3] = d_target_w2
+            _out[_i_w4] = value_w4
+            _d_logits[_i_w4] = d_logits_w2
+            _d_target[_i_w4] = d_target_w2
     if divisor != 1.0:
-        for _i_w4 in range(_d_logits.shape[0]):
-            _d_logits[_i_w4] /= divisor
-        for _i_w5 in range(_d_target.shape[0]):
-            _d_target[_i_w5] /= divisor
+        for _i_w5 in range(_d_logits.shape[0]):
+            _d_logits[_i_w5] /= divisor
+        for _i_w6 in range(_d_target.shape[0]):
+            _d_target[_i_w6] /= divisor
     _bad = 0
-    for _i_w6 in range(_unsigned(_m)):
-        _bad += _sel(((_logits[_i_w6] - _logits[_i_w6]) + (_target[_i_w6] - _target[_i_w6]) != _f32(0.0))
-                | ((_target[_i_w6] > _f32(1.0))) | ((_target[_i_w6] < _f32(0.0))), 1, 0)
+    for _i_w7 in range(_unsigned(_m)):
+        _bad += _sel(((_logits[_i_w7] - _logits[_i_w7]) + (_target[_i_w7] - _target[_i_w7]) != _f32(0.0))
+                | ((_target[_i_w7] > _f32(1.0))) | ((_target[_i_w7] < _f32(0.0))), 1, 0)
     return _bad
 
 
