@@ -150,8 +150,8 @@ def _far_signed(weight_term, a, tail):
     """The far tail's d/dy, weight_term + a tail (weight_term = da F, tail = s e^(gamma z) (gamma - z)), with the
     sign of the exact value where both terms underflow to zero: their sum of a +0 and a -0 is +0, and at the target 1
     (tail < 0) d/dy was +0 where it is negative (alpha None, alpha >= 1/2; both dtypes, logits from about 745/gamma,
-    float32 104/gamma). There the sign is the tail's (|da F| is below e^z |a tail| when a > 0) or, where a = 0
-    (alpha 0 or 1 at one target), the weight term's alone."""
+    float32 104/gamma). There the sign is the tail's where a > 0 (da F is the smaller term unless a is tiny, and
+    then the two terms have the same sign) or, where a = 0 (alpha 0 or 1 at one target), the weight term's alone."""
     total = weight_term + a * tail
     return Select(sp.Ne(total, 0), total, Select(sp.Eq(a, 0), weight_term, a * tail))
 

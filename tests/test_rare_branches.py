@@ -286,15 +286,15 @@ def _takes_dense(name, fn, prec):
 def _assert_loop(name, layout, inputs, params, dtype, rare_hot=False):
     """The block ends in the loop the layout says it does (``SPARSE_LOOP``): the tests' layouts test the loop they
     mean to.  ``rare_hot``: the hot elements take a rare branch at these parameters (QFL's soft targets at beta >=
-    5/2, float32 beta > 2 or < 1/4), flagged in both loops: the sparse loop's count leaves them out, and the block
-    keeps that loop at the bar too."""
+    5/2, float32 beta > 2 or < 1/4), flagged in both loops: neither count takes them, and the block keeps the
+    sparse loop in every layout."""
     prec = "f64" if dtype == "float64" else "f32"
     fn = getattr(rl, name)
     x, y = inputs
     out = [np.empty_like(x) for _ in range(3)]
     with np.errstate(all="ignore"):
         dense = _takes_dense(name, "value_and_grad", prec)(x, y, *out, x.dtype.type(1), *fn.kernel_args(params, prec))
-    assert (not dense) == (SPARSE_LOOP[layout] or (rare_hot and layout != "run")), (layout, dense, x.size)
+    assert (not dense) == (SPARSE_LOOP[layout] or rare_hot), (layout, dense, x.size)
 
 
 @pytest.mark.parametrize("params", QFL_PARAMS, ids=repr)

@@ -609,8 +609,10 @@ class KernelPrinter(PythonCodePrinter):
         if self.deferred_libm:
             # (the CPU loops' vectorised form: hi NaN computed again; beyond the range pow(e, g) is 0, e^-110 and
             # e^-750 below half the smallest subnormal, and so where e is subnormal: its rounding, a factor of at
-            # most 2, moves the exponent g ln e by g ln 2 < 1 % of g t there. Flagged, as they were until
-            # 2026-12-06, those elements cost QFL's float32 value 20x at logits N(-60, 1))
+            # most 2, moves the exponent g ln e by g ln 2 < 1 % of g t there. Where t is so small that e rounds to 1
+            # (g > 1e10) pow(e, g) is 1, but d^-g (d = 2) is 0 and the product the same +0 either way (a review's
+            # note). Flagged, as they were until 2026-12-06, those elements cost QFL's float32 value 20x at logits
+            # N(-60, 1))
             self._rare_guard(f"({hi} == {hi}) | ({neg.replace('<', '>=')})")
             eg = self.assign("eg", f"(({ex}*({lit(1)} - {lo}) if {hi} < {big} else {lit(0)}) if {neg} else {lit(1)})")
         else:  # (libm's pow, evaluated where the arm is taken)
@@ -2943,12 +2945,12 @@ def _sparse_form(kernel: Kernel) -> Kernel:
                                                       else b for b in kernel.branches))
 
 
-def _counting_body(kernel: Kernel, prec: str, taken: set, outputs: tuple, rare: bool) -> list:
+def _counting_body(kernel: Kernel, prec: str, taken: set, outputs: tuple) -> list:
     """The loads and branch chain of :func:`_sparse_count` at the indent of a loop's body over ``_i``: ``value`` 1
-    for an element of a sparse branch (and of a rare one where ``rare``), else 0."""
+    for an element of a sparse branch, else 0."""
     one, zero = (sp.Integer(k) for k in (1, 0))
     counting = dataclasses.replace(kernel, branches=tuple(
-        Branch(b.condition, {"value": one if b.sparse or (rare and b.rare) else zero}, b.label)
+        Branch(b.condition, {"value": one if b.sparse else zero}, b.label)
         for b in _live_branches(tuple(kernel.branches), outputs)),
         value_names=("value",), grad_arrays=(), wide=(), double=(), reciprocal=False, invalid=None)
     loads = [f"        {s.name} = {_element('_' + n, w, k, True, '_i')}" for n, w, syms in kernel.arrays
@@ -2957,16 +2959,17 @@ def _counting_body(kernel: Kernel, prec: str, taken: set, outputs: tuple, rare: 
 
 
 def _sparse_count(kernel: Kernel, prec: str, taken: set, outputs: tuple) -> list:
-    """Statements counting, into ``_c``, the elements of a block's first SPARSE_RUN (``_hi``) that take a sparse or a
-    rare branch (those the sparse form flags; :attr:`Branch.sparse`): the kernel's branch chain with 1 as the output
-    of those branches, 0 of the others, printed as the kernel prints it (if-converted: the loop vectorises), an
-    integer count (a float sum in index order stays scalar).  A block mostly of those elements is known from its
-    first run; the sparse loop counts the rest as it flags them (:func:`_block_function`).  (Rare branches counted
-    too: where a parameter makes the sparse branch's elements rare in both forms, QFL's soft targets above beta = 2,
-    the sparse form flags every one of them.)  The branches are those a function returning ``outputs`` keeps
+    """Statements counting, into ``_c``, the elements of a block's first SPARSE_RUN (``_hi``) that take a sparse
+    branch (:attr:`Branch.sparse`): the kernel's branch chain with 1 as the output of those branches, 0 of the
+    others, printed as the kernel prints it (if-converted: the loop vectorises), an integer count (a float sum in
+    index order stays scalar).  A block mostly of those elements is known from its first run; the sparse loop's
+    flagged elements are counted after it (:func:`_block_function`).  Rare branches' elements are not counted: both
+    loops flag them, and the kernel's loop costs more (until 2026-12-06 they were: a review found sigmoid focal
+    loss's blocks with soft targets in their first run sent to the kernel's loop, which holds the far tail's
+    statements, 34.7 -> 46.5 us a float32 block).  The branches are those a function returning ``outputs`` keeps
     (:func:`_live_branches`: the value alone leaves out QFL's deep tail, whose value is the hard targets' own)."""
     lines = ["    _c = 0", f"    _hi = min({SPARSE_RUN}, _m)", "    for _i in range(_unsigned(_hi)):"]
-    return lines + _counting_body(kernel, prec, taken, outputs, True) + ["        _c += _i64(value)"]
+    return lines + _counting_body(kernel, prec, taken, outputs) + ["        _c += _i64(value)"]
 
 
 def _main_loop(kernel: Kernel, prec: str, outputs: tuple, taken: set, with_grad: bool) -> tuple:
@@ -3041,7 +3044,7 @@ def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, b
         main = [f"    _dense = _c * {SPARSE_BELOW} >= _hi", "    if not _dense:"] + ["    " + ln for ln in sparse] + \
             ["        if _far:", "            _n = 0", "            for _i in range(_unsigned(_m)):",
              "                if _flags[_i] == 1:"] + \
-            ["            " + ln for ln in _counting_body(kernel, prec, taken, outputs, False)] + \
+            ["            " + ln for ln in _counting_body(kernel, prec, taken, outputs)] + \
             ["                    _n += _i64(value)", f"            _dense = _n * {SPARSE_BELOW} >= _m",
              "    if _dense:", "        _far = False"] + ["    " + ln for ln in main]
     lines += (["    _far = False"] if recip else []) + \

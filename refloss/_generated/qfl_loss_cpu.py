@@ -37,6 +37,10 @@ def _value_block_f64(_logits, _target, _out, beta):
         target = _target[_i]
         if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
             value = 0.0
+        elif (logits > 1.8446744073709552e+19) or (logits < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+            value = 0.0
+        elif (beta >= 2.5):  # soft target, beta >= 5/2
+            value = 0.0
         else:  # soft target
             value = 1.0
         _c += _i64(value)
@@ -918,10 +922,11 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
     for _i in range(_unsigned(_hi)):
         logits = _logits[_i]
         target = _target[_i]
-        z = logits*(1.0 - 2.0*target)
-        if ((target == 0.0) or (target == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
-            value = 1.0
-        elif (target == 0.0) or (target == 1.0):  # hard target 0 or 1
+        if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
+            value = 0.0
+        elif (logits > 1.8446744073709552e+19) or (logits < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
+            value = 0.0
+        elif (beta >= 2.5):  # soft target, beta >= 5/2
             value = 0.0
         else:  # soft target
             value = 1.0
@@ -933,14 +938,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
-            z_w1 = logits_w1*(1.0 - 2.0*target_w1)
-            if ((target_w1 == 0.0) or (target_w1 == 1.0)) and (z_w1 > -1.2676506002282294e+30) and (z_w1 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            z = logits_w1*(1.0 - 2.0*target_w1)
+            if ((target_w1 == 0.0) or (target_w1 == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 value_w1 = 0.0
                 d_logits = 0.0
                 d_target = 0.0
                 _xok = False
             else:  # hard target 0 or 1
-                _a1 = abs(z_w1)
+                _a1 = abs(z)
                 _a2 = -_a1
                 _xc3 = _sel(_a2 > -746.0, _a2, -746.0)
                 _xc4 = _sel(_xc3 < 710.0, _xc3, 710.0)
@@ -1049,14 +1054,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p107 = 1.0 + _q101
                 _ex108 = (_p107*_sc105)*_sc106
                 _ex109 = _sel(_a78 == _a78, _ex108, _a78)
-                _pg110 = (_p77 == _p77) | (z_w1 >= 0.0)
-                _eg111 = _sel(z_w1 < 0.0, _sel(_p77 < 750.0, _ex109*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74)), 0.0), 1.0)
+                _pg110 = (_p77 == _p77) | (z >= 0.0)
+                _eg111 = _sel(z < 0.0, _sel(_p77 < 750.0, _ex109*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74)), 0.0), 1.0)
                 _a112 = -beta
                 _pg113 = (_d34 >= 0.0) & (_d34 < math.inf) & (abs(_a112) < 3.273390607896142e+150) & (math.copysign(1.0, _d34) > 0.0)
                 _pw114 = _pow_fast_f64(_d34, _a112)
                 _p115 = _eg111*_pw114
                 _ap116 = _p115 - _p115*(beta*_c38)
-                value_w1 = _sel(z_w1 < 0.0, _lo68, z_w1 + _lo68)*_ap116
+                value_w1 = _sel(z < 0.0, _lo68, z + _lo68)*_ap116
                 _t0 = 2.0*target_w1 - 1.0
                 _g1117 = beta + 1.0
                 _g1118 = _g1117 - beta
@@ -1066,12 +1071,12 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw122 = _pow_fast_f64(_d34, _a120)
                 _p123 = _eg111*_pw122
                 _q124 = (_p123 - _p123*(_g1117*_c38 + _g1119*_lo68))
-                _w125 = _sel(z_w1 < 0.0, _ex33 + beta*_lo68, 1.0 + beta*((z_w1 + _lo68)*_ex33))
+                _w125 = _sel(z < 0.0, _ex33 + beta*_lo68, 1.0 + beta*((z + _lo68)*_ex33))
                 _p126 = _pw122
-                _pg127 = not ((z_w1 < 0.0) & (_q124 < 2.2250738585072014e-308) & (_w125 > 1.0) & (_p77 < 1500.0))
+                _pg127 = not ((z < 0.0) & (_q124 < 2.2250738585072014e-308) & (_w125 > 1.0) & (_p77 < 1500.0))
                 d_logits = -_t0*((_w125*_q124))
                 _c128 = (_ex33 - (_d34 - 1.0))/_d34
-                _s129 = _t0*(beta*_sel(z_w1 < 0.0, _sel(_ex33 > 0.0, _lo68/_ex33, 1.0)*_d34, (z_w1 + _lo68)*_d34) + z_w1)
+                _s129 = _t0*(beta*_sel(z < 0.0, _sel(_ex33 > 0.0, _lo68/_ex33, 1.0)*_d34, (z + _lo68)*_d34) + z)
                 _p130 = _pw114
                 _p131 = _s129*(_p130 - _p130*(beta*_c38))
                 _a132 = -_p77*0.5
@@ -1106,7 +1111,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p161 = 1.0 + _q155
                 _ex162 = (_p161*_sc159)*_sc160
                 _ex163 = _sel(_a132 == _a132, _ex162, _a132)
-                d_target = _sel(z_w1 < 0.0, _sel(_p77 < 1500.0, (_p131*_ex163)*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74))*_ex163, _p131*0.0), _p131)
+                d_target = _sel(z < 0.0, _sel(_p77 < 1500.0, (_p131*_ex163)*(1.0 - ((_p76 - (_p77 - _p75)) + _l71*_l74))*_ex163, _p131*0.0), _p131)
                 _xok = ((target_w1 == 0.0) or (target_w1 == 1.0)) & _pg113 & _pg121 & _pg110 & _pg127
             _flags[_i_w1] = not _xok
             _far = _far | _flags[_i_w1]
@@ -1134,14 +1139,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w3 in range(_unsigned(_m)):
             logits_w3 = _logits[_i_w3]
             target_w3 = _target[_i_w3]
-            z_w2 = logits_w3*(1.0 - 2.0*target_w3)
-            if ((target_w3 == 0.0) or (target_w3 == 1.0)) and (z_w2 > -1.2676506002282294e+30) and (z_w2 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            z_w1 = logits_w3*(1.0 - 2.0*target_w3)
+            if ((target_w3 == 0.0) or (target_w3 == 1.0)) and (z_w1 > -1.2676506002282294e+30) and (z_w1 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 value_w3 = 0.0
                 d_logits_w1 = 0.0
                 d_target_w1 = 0.0
                 _xok_w1 = False
             elif (target_w3 == 0.0) or (target_w3 == 1.0):  # hard target 0 or 1
-                _a1_w1 = abs(z_w2)
+                _a1_w1 = abs(z_w1)
                 _a2_w1 = -_a1_w1
                 _xc3_w1 = _sel(_a2_w1 > -746.0, _a2_w1, -746.0)
                 _xc4_w1 = _sel(_xc3_w1 < 710.0, _xc3_w1, 710.0)
@@ -1250,14 +1255,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p107_w1 = 1.0 + _q101_w1
                 _ex108_w1 = (_p107_w1*_sc105_w1)*_sc106_w1
                 _ex109_w1 = _sel(_a78_w1 == _a78_w1, _ex108_w1, _a78_w1)
-                _pg110_w1 = (_p77_w1 == _p77_w1) | (z_w2 >= 0.0)
-                _eg111_w1 = _sel(z_w2 < 0.0, _sel(_p77_w1 < 750.0, _ex109_w1*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1)), 0.0), 1.0)
+                _pg110_w1 = (_p77_w1 == _p77_w1) | (z_w1 >= 0.0)
+                _eg111_w1 = _sel(z_w1 < 0.0, _sel(_p77_w1 < 750.0, _ex109_w1*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1)), 0.0), 1.0)
                 _a112_w1 = -beta
                 _pg113_w1 = (_d34_w1 >= 0.0) & (_d34_w1 < math.inf) & (abs(_a112_w1) < 3.273390607896142e+150) & (math.copysign(1.0, _d34_w1) > 0.0)
                 _pw114_w1 = _pow_fast_f64(_d34_w1, _a112_w1)
                 _p115_w1 = _eg111_w1*_pw114_w1
                 _ap116_w1 = _p115_w1 - _p115_w1*(beta*_c38_w1)
-                value_w3 = _sel(z_w2 < 0.0, _lo68_w1, z_w2 + _lo68_w1)*_ap116_w1
+                value_w3 = _sel(z_w1 < 0.0, _lo68_w1, z_w1 + _lo68_w1)*_ap116_w1
                 _t0_w4 = 2.0*target_w3 - 1.0
                 _g1117_w1 = beta + 1.0
                 _g1118_w1 = _g1117_w1 - beta
@@ -1267,12 +1272,12 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw122_w1 = _pow_fast_f64(_d34_w1, _a120_w1)
                 _p123_w1 = _eg111_w1*_pw122_w1
                 _q124_w1 = (_p123_w1 - _p123_w1*(_g1117_w1*_c38_w1 + _g1119_w1*_lo68_w1))
-                _w125_w1 = _sel(z_w2 < 0.0, _ex33_w1 + beta*_lo68_w1, 1.0 + beta*((z_w2 + _lo68_w1)*_ex33_w1))
+                _w125_w1 = _sel(z_w1 < 0.0, _ex33_w1 + beta*_lo68_w1, 1.0 + beta*((z_w1 + _lo68_w1)*_ex33_w1))
                 _p126_w1 = _pw122_w1
-                _pg127_w1 = not ((z_w2 < 0.0) & (_q124_w1 < 2.2250738585072014e-308) & (_w125_w1 > 1.0) & (_p77_w1 < 1500.0))
+                _pg127_w1 = not ((z_w1 < 0.0) & (_q124_w1 < 2.2250738585072014e-308) & (_w125_w1 > 1.0) & (_p77_w1 < 1500.0))
                 d_logits_w1 = -_t0_w4*((_w125_w1*_q124_w1))
                 _c128_w1 = (_ex33_w1 - (_d34_w1 - 1.0))/_d34_w1
-                _s129_w1 = _t0_w4*(beta*_sel(z_w2 < 0.0, _sel(_ex33_w1 > 0.0, _lo68_w1/_ex33_w1, 1.0)*_d34_w1, (z_w2 + _lo68_w1)*_d34_w1) + z_w2)
+                _s129_w1 = _t0_w4*(beta*_sel(z_w1 < 0.0, _sel(_ex33_w1 > 0.0, _lo68_w1/_ex33_w1, 1.0)*_d34_w1, (z_w1 + _lo68_w1)*_d34_w1) + z_w1)
                 _p130_w1 = _pw114_w1
                 _p131_w1 = _s129_w1*(_p130_w1 - _p130_w1*(beta*_c38_w1))
                 _a132_w1 = -_p77_w1*0.5
@@ -1307,7 +1312,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p161_w1 = 1.0 + _q155_w1
                 _ex162_w1 = (_p161_w1*_sc159_w1)*_sc160_w1
                 _ex163_w1 = _sel(_a132_w1 == _a132_w1, _ex162_w1, _a132_w1)
-                d_target_w1 = _sel(z_w2 < 0.0, _sel(_p77_w1 < 1500.0, (_p131_w1*_ex163_w1)*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1))*_ex163_w1, _p131_w1*0.0), _p131_w1)
+                d_target_w1 = _sel(z_w1 < 0.0, _sel(_p77_w1 < 1500.0, (_p131_w1*_ex163_w1)*(1.0 - ((_p76_w1 - (_p77_w1 - _p75_w1)) + _l71_w1*_l74_w1))*_ex163_w1, _p131_w1*0.0), _p131_w1)
                 _xok_w1 = _pg113_w1 & _pg121_w1 & _pg110_w1 & _pg127_w1
             elif (logits_w3 > 1.8446744073709552e+19) or (logits_w3 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 value_w3 = 0.0
@@ -1436,9 +1441,9 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
             _i_w4 = _idx[_j]
             logits_w4 = _logits[_i_w4]
             target_w4 = _target[_i_w4]
-            z_w3 = logits_w4*(1.0 - 2.0*target_w4)
-            if ((target_w4 == 0.0) or (target_w4 == 1.0)) and (z_w3 > -1.2676506002282294e+30) and (z_w3 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
-                _a1_w2 = abs(z_w3)
+            z_w2 = logits_w4*(1.0 - 2.0*target_w4)
+            if ((target_w4 == 0.0) or (target_w4 == 1.0)) and (z_w2 > -1.2676506002282294e+30) and (z_w2 < -45.0):  # hard target 0 or 1, |y - sigma| subnormal or 0
+                _a1_w2 = abs(z_w2)
                 _a2_w2 = -_a1_w2
                 _xc3_w2 = _sel(_a2_w2 > -746.0, _a2_w2, -746.0)
                 _xc4_w2 = _sel(_xc3_w2 < 710.0, _xc3_w2, 710.0)
@@ -1547,16 +1552,16 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p107_w2 = 1.0 + _q101_w2
                 _ex108_w2 = (_p107_w2*_sc105_w2)*_sc106_w2
                 _ex109_w2 = _sel(_a78_w2 == _a78_w2, _ex108_w2, _a78_w2)
-                _eg110 = ((_ex109_w2*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)) if _p77_w2 < 750.0 else math.pow(_ex33_w2, beta)) if z_w3 < 0.0 else 1.0)
+                _eg110 = ((_ex109_w2*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)) if _p77_w2 < 750.0 else math.pow(_ex33_w2, beta)) if z_w2 < 0.0 else 1.0)
                 _a111 = -beta
                 _pw112 = _pow_f64(_d34_w2, _a111)
                 _p113 = _eg110*_pw112
                 _ap114 = _p113 - _p113*(beta*_c38_w2)
-                value_w4 = _sel(z_w3 < 0.0, _lo68_w2, z_w3 + _lo68_w2)*_ap114
+                value_w4 = _sel(z_w2 < 0.0, _lo68_w2, z_w2 + _lo68_w2)*_ap114
                 _t0_w5 = 2.0*target_w4 - 1.0
-                _c115 = z_w3*134217728.0 + z_w3
-                _h116 = _c115 - (_c115 - z_w3)
-                _l117 = z_w3 - _h116
+                _c115 = z_w2*134217728.0 + z_w2
+                _h116 = _c115 - (_c115 - z_w2)
+                _l117 = z_w2 - _h116
                 _p118 = _h70_w2*_h116
                 _p119 = _h70_w2*_l117 + _l71_w2*_h116
                 _p120 = _p118 + _p119
@@ -1600,13 +1605,13 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw157 = _pow_f64(_d34_w2, _a156)
                 _p158 = _eg110*_pw157
                 _q159 = (_p158 - _p158*(_g1153*_c38_w2 + _g1155*_lo68_w2))
-                _w160 = _sel(z_w3 < 0.0, _ex33_w2 + beta*_lo68_w2, 1.0 + beta*((z_w3 + _lo68_w2)*_ex33_w2))
+                _w160 = _sel(z_w2 < 0.0, _ex33_w2 + beta*_lo68_w2, 1.0 + beta*((z_w2 + _lo68_w2)*_ex33_w2))
                 _p161_w2 = _pw157
-                _s162 = (((((_p161_w2 - _p161_w2*(_g1153*_c38_w2 + _g1155*_lo68_w2)))*_w160)*math.exp(-_p77_w2*0.5)*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)))*math.exp(-_p77_w2*0.5) if z_w3 < 0.0 and _q159 < 2.2250738585072014e-308 and _w160 > 1.0 and _p77_w2 < 1500.0 else _w160*_q159)
+                _s162 = (((((_p161_w2 - _p161_w2*(_g1153*_c38_w2 + _g1155*_lo68_w2)))*_w160)*math.exp(-_p77_w2*0.5)*(1.0 - ((_p76_w2 - (_p77_w2 - _p75_w2)) + _l71_w2*_l74_w2)))*math.exp(-_p77_w2*0.5) if z_w2 < 0.0 and _q159 < 2.2250738585072014e-308 and _w160 > 1.0 and _p77_w2 < 1500.0 else _w160*_q159)
                 d_logits_w2 = -_t0_w5*_s162
-                d_target_w2 = _t1_w3*((_t0_w5*_t1_w3*(beta + z_w3))*abs(((_p119 - (_p120 - _p118)) + _l71_w2*_l117) + 1.0))
+                d_target_w2 = _t1_w3*((_t0_w5*_t1_w3*(beta + z_w2))*abs(((_p119 - (_p120 - _p118)) + _l71_w2*_l117) + 1.0))
             elif (target_w4 == 0.0) or (target_w4 == 1.0):  # hard target 0 or 1
-                _a163 = abs(z_w3)
+                _a163 = abs(z_w2)
                 _a164 = -_a163
                 _xc165 = _sel(_a164 > -746.0, _a164, -746.0)
                 _xc166 = _sel(_xc165 < 710.0, _xc165, 710.0)
@@ -1715,12 +1720,12 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p269 = 1.0 + _q263
                 _ex270 = (_p269*_sc267)*_sc268
                 _ex271 = _sel(_a240 == _a240, _ex270, _a240)
-                _eg272 = ((_ex271*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236)) if _p239 < 750.0 else math.pow(_ex195, beta)) if z_w3 < 0.0 else 1.0)
+                _eg272 = ((_ex271*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236)) if _p239 < 750.0 else math.pow(_ex195, beta)) if z_w2 < 0.0 else 1.0)
                 _a273 = -beta
                 _pw274 = _pow_f64(_d196, _a273)
                 _p275 = _eg272*_pw274
                 _ap276 = _p275 - _p275*(beta*_c200)
-                value_w4 = _sel(z_w3 < 0.0, _lo230, z_w3 + _lo230)*_ap276
+                value_w4 = _sel(z_w2 < 0.0, _lo230, z_w2 + _lo230)*_ap276
                 _t0_w1_w1 = 2.0*target_w4 - 1.0
                 _g1277 = beta + 1.0
                 _g1278 = _g1277 - beta
@@ -1729,12 +1734,12 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw281 = _pow_f64(_d196, _a280)
                 _p282 = _eg272*_pw281
                 _q283 = (_p282 - _p282*(_g1277*_c200 + _g1279*_lo230))
-                _w284 = _sel(z_w3 < 0.0, _ex195 + beta*_lo230, 1.0 + beta*((z_w3 + _lo230)*_ex195))
+                _w284 = _sel(z_w2 < 0.0, _ex195 + beta*_lo230, 1.0 + beta*((z_w2 + _lo230)*_ex195))
                 _p285 = _pw281
-                _s286 = (((((_p285 - _p285*(_g1277*_c200 + _g1279*_lo230)))*_w284)*math.exp(-_p239*0.5)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236)))*math.exp(-_p239*0.5) if z_w3 < 0.0 and _q283 < 2.2250738585072014e-308 and _w284 > 1.0 and _p239 < 1500.0 else _w284*_q283)
+                _s286 = (((((_p285 - _p285*(_g1277*_c200 + _g1279*_lo230)))*_w284)*math.exp(-_p239*0.5)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236)))*math.exp(-_p239*0.5) if z_w2 < 0.0 and _q283 < 2.2250738585072014e-308 and _w284 > 1.0 and _p239 < 1500.0 else _w284*_q283)
                 d_logits_w2 = -_t0_w1_w1*_s286
                 _c287 = (_ex195 - (_d196 - 1.0))/_d196
-                _s288 = _t0_w1_w1*(beta*_sel(z_w3 < 0.0, _sel(_ex195 > 0.0, _lo230/_ex195, 1.0)*_d196, (z_w3 + _lo230)*_d196) + z_w3)
+                _s288 = _t0_w1_w1*(beta*_sel(z_w2 < 0.0, _sel(_ex195 > 0.0, _lo230/_ex195, 1.0)*_d196, (z_w2 + _lo230)*_d196) + z_w2)
                 _p289 = _pw274
                 _p290 = _s288*(_p289 - _p289*(beta*_c200))
                 _a291 = -_p239*0.5
@@ -1769,7 +1774,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _p320 = 1.0 + _q314
                 _ex321 = (_p320*_sc318)*_sc319
                 _ex322 = _sel(_a291 == _a291, _ex321, _a291)
-                d_target_w2 = (_p290*_ex322)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236))*_ex322 if z_w3 < 0.0 and _p239 < 1500.0 else _p290*math.pow(_ex195, beta) if z_w3 < 0.0 else _p290
+                d_target_w2 = (_p290*_ex322)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236))*_ex322 if z_w2 < 0.0 and _p239 < 1500.0 else _p290*math.pow(_ex195, beta) if z_w2 < 0.0 else _p290
             elif (logits_w4 > 1.8446744073709552e+19) or (logits_w4 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                 _s323 = abs(logits_w4)
                 _na324 = -_s323
@@ -2495,6 +2500,8 @@ def _value_block_f32(_logits, _target, _out, beta):
         logits = _logits[_i]
         target = _target[_i]
         if (target == _f32(0.0)) or (target == _f32(1.0)):  # hard target 0 or 1
+            value = _f32(0.0)
+        elif (beta > _f32(2.0)) or (logits > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
             value = _f32(0.0)
         else:  # soft target
             value = _f32(1.0)
@@ -3418,13 +3425,9 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
     for _i in range(_unsigned(_hi)):
         logits = _logits[_i]
         target = _target[_i]
-        z = logits*(_f32(1.0) - _f32(2.0)*target)
-        _s1 = (target == _f32(0.0)) or (target == _f32(1.0))
-        if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
-            value = _f32(1.0)
-        elif (z <= -_f32(1.2676506002282294e+30)) and _s1:  # hard target 0 or 1, |logit| >= 2^100
-            value = _f32(1.0)
-        elif _s1:  # hard target 0 or 1
+        if (target == _f32(0.0)) or (target == _f32(1.0)):  # hard target 0 or 1
+            value = _f32(0.0)
+        elif (beta > _f32(2.0)) or (logits > _f32(1.8446744073709552e+19)) or (beta < _f32(0.25)) or (logits < -_f32(1.8446744073709552e+19)):  # soft target, beta > 2 or < 1/4, or |logit| > 2^64
             value = _f32(0.0)
         else:  # soft target
             value = _f32(1.0)
@@ -3436,22 +3439,22 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w1 in range(_unsigned(_m)):
             logits_w1 = _logits[_i_w1]
             target_w1 = _target[_i_w1]
-            z_w1 = logits_w1*(_f32(1.0) - _f32(2.0)*target_w1)
-            _s1_w1 = (target_w1 == _f32(0.0)) or (target_w1 == _f32(1.0))
-            if _s1_w1 and (z_w1 > -_f32(1.2676506002282294e+30)) and (z_w1 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            z = logits_w1*(_f32(1.0) - _f32(2.0)*target_w1)
+            _s1 = (target_w1 == _f32(0.0)) or (target_w1 == _f32(1.0))
+            if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 value_w1 = _f32(0.0)
                 d_logits = _f32(0.0)
                 d_target = _f32(0.0)
                 _xok = False
                 _xw = False
-            elif (z_w1 <= -_f32(1.2676506002282294e+30)) and _s1_w1:  # hard target 0 or 1, |logit| >= 2^100
+            elif (z <= -_f32(1.2676506002282294e+30)) and _s1:  # hard target 0 or 1, |logit| >= 2^100
                 value_w1 = _f32(0.0)
                 d_logits = _f32(0.0)
                 d_target = _f32(0.0)
                 _xok = False
                 _xw = False
             else:  # hard target 0 or 1
-                _a2 = abs(z_w1)
+                _a2 = abs(z)
                 _a3 = -_a2
                 _xc4 = _sel(_a3 > -_f32(104.0), _a3, -_f32(104.0))
                 _xc5 = _sel(_xc4 < _f32(89.0), _xc4, _f32(89.0))
@@ -3543,14 +3546,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p91 = _f32(1.0) + _q85
                 _ex92 = (_p91*_sc89)*_sc90
                 _ex93 = _sel(_a68 == _a68, _ex92, _a68)
-                _pg94 = (_p67 == _p67) | (z_w1 >= _f32(0.0))
-                _eg95 = _sel(z_w1 < _f32(0.0), _sel(_p67 < _f32(110.0), _ex93*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64)), _f32(0.0)), _f32(1.0))
+                _pg94 = (_p67 == _p67) | (z >= _f32(0.0))
+                _eg95 = _sel(z < _f32(0.0), _sel(_p67 < _f32(110.0), _ex93*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64)), _f32(0.0)), _f32(1.0))
                 _a96 = -beta
                 _pg97 = (_d29 >= _f32(0.0)) & (_d29 < _f32(math.inf)) & (abs(_a96) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _d29) > _f32(0.0))
                 _pw98 = _pow_fast_f32(_d29, _a96)
                 _p99 = _eg95*_pw98
                 _ap100 = _p99 - _p99*(beta*_c33)
-                value_w1 = _sel(z_w1 < _f32(0.0), _lo58, z_w1 + _lo58)*_ap100
+                value_w1 = _sel(z < _f32(0.0), _lo58, z + _lo58)*_ap100
                 _t0 = _f32(2.0)*target_w1 - _f32(1.0)
                 _g1101 = beta + _f32(1.0)
                 _g1102 = _g1101 - beta
@@ -3560,11 +3563,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw106 = _pow_fast_f32(_d29, _a104)
                 _p107 = _eg95*_pw106
                 _q108 = (_p107 - _p107*(_g1101*_c33 + _g1103*_lo58))
-                _w109 = _sel(z_w1 < _f32(0.0), _ex28 + beta*_lo58, _f32(1.0) + beta*((z_w1 + _lo58)*_ex28))
+                _w109 = _sel(z < _f32(0.0), _ex28 + beta*_lo58, _f32(1.0) + beta*((z + _lo58)*_ex28))
                 _p110 = _pw106
-                _pg111 = not ((z_w1 < _f32(0.0)) & (_q108 < _f32(1.1754943508222875e-38)) & (_w109 > _f32(1.0)) & (_p67 < _f32(220.0)))
+                _pg111 = not ((z < _f32(0.0)) & (_q108 < _f32(1.1754943508222875e-38)) & (_w109 > _f32(1.0)) & (_p67 < _f32(220.0)))
                 d_logits = -_t0*((_w109*_q108))
-                _s114 = _t0*z_w1
+                _s114 = _t0*z
                 _p115 = _pw98
                 _p116 = _s114*(_p115 - _p115*(beta*_c33))
                 _a117 = -_p67*_f32(0.5)
@@ -3593,16 +3596,16 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p140 = _f32(1.0) + _q134
                 _ex141 = (_p140*_sc138)*_sc139
                 _ex142 = _sel(_a117 == _a117, _ex141, _a117)
-                _u112 = _sel(z_w1 < _f32(0.0), _sel(_p67 < _f32(220.0), (_p116*_ex142)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64))*_ex142, _p116*_f32(0.0)), _p116)
+                _u112 = _sel(z < _f32(0.0), _sel(_p67 < _f32(220.0), (_p116*_ex142)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64))*_ex142, _p116*_f32(0.0)), _p116)
                 _c143 = (_ex28 - (_d29 - _f32(1.0)))/_d29
-                _s144 = _sel(z_w1 < _f32(0.0), _sel(_ex28 > _f32(0.0), _lo58/_ex28, _f32(1.0))*_d29, (z_w1 + _lo58)*_d29)
+                _s144 = _sel(z < _f32(0.0), _sel(_ex28 > _f32(0.0), _lo58/_ex28, _f32(1.0))*_d29, (z + _lo58)*_d29)
                 _s145 = _t0*beta*_s144
                 _p146 = _s145*(_p115 - _p115*(beta*_c33))
-                _u113 = _sel(z_w1 < _f32(0.0), _sel(_p67 < _f32(220.0), (_p146*_ex142)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64))*_ex142, _p146*_f32(0.0)), _p146)
+                _u113 = _sel(z < _f32(0.0), _sel(_p67 < _f32(220.0), (_p146*_ex142)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64))*_ex142, _p146*_f32(0.0)), _p146)
                 d_target = _u112 + _u113
                 _xc147 = abs(d_target) > _f32(0.5)*(abs(_u112) + abs(_u113))
-                _xok = (_s1_w1) & _xc147 & _pg105 & _pg97 & _pg94 & _pg111
-                _xw = (_s1_w1) & _pg105 & _pg97 & _pg94 & _pg111
+                _xok = (_s1) & _xc147 & _pg105 & _pg97 & _pg94 & _pg111
+                _xw = (_s1) & _pg105 & _pg97 & _pg94 & _pg111
             _flags[_i_w1] = _u8(not _xok) + _u8((not _xok) & _xw)
             _far = _far | (not _xok)
             _out[_i_w1] = value_w1
@@ -3627,22 +3630,22 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
         for _i_w3 in range(_unsigned(_m)):
             logits_w3 = _logits[_i_w3]
             target_w3 = _target[_i_w3]
-            z_w2 = logits_w3*(_f32(1.0) - _f32(2.0)*target_w3)
-            _s1_w2 = (target_w3 == _f32(0.0)) or (target_w3 == _f32(1.0))
-            if _s1_w2 and (z_w2 > -_f32(1.2676506002282294e+30)) and (z_w2 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            z_w1 = logits_w3*(_f32(1.0) - _f32(2.0)*target_w3)
+            _s1_w1 = (target_w3 == _f32(0.0)) or (target_w3 == _f32(1.0))
+            if _s1_w1 and (z_w1 > -_f32(1.2676506002282294e+30)) and (z_w1 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 value_w3 = _f32(0.0)
                 d_logits_w1 = _f32(0.0)
                 d_target_w1 = _f32(0.0)
                 _xok_w1 = False
                 _xw_w1 = False
-            elif (z_w2 <= -_f32(1.2676506002282294e+30)) and _s1_w2:  # hard target 0 or 1, |logit| >= 2^100
+            elif (z_w1 <= -_f32(1.2676506002282294e+30)) and _s1_w1:  # hard target 0 or 1, |logit| >= 2^100
                 value_w3 = _f32(0.0)
                 d_logits_w1 = _f32(0.0)
                 d_target_w1 = _f32(0.0)
                 _xok_w1 = False
                 _xw_w1 = False
-            elif _s1_w2:  # hard target 0 or 1
-                _a2_w1 = abs(z_w2)
+            elif _s1_w1:  # hard target 0 or 1
+                _a2_w1 = abs(z_w1)
                 _a3_w1 = -_a2_w1
                 _xc4_w1 = _sel(_a3_w1 > -_f32(104.0), _a3_w1, -_f32(104.0))
                 _xc5_w1 = _sel(_xc4_w1 < _f32(89.0), _xc4_w1, _f32(89.0))
@@ -3734,14 +3737,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p91_w1 = _f32(1.0) + _q85_w1
                 _ex92_w1 = (_p91_w1*_sc89_w1)*_sc90_w1
                 _ex93_w1 = _sel(_a68_w1 == _a68_w1, _ex92_w1, _a68_w1)
-                _pg94_w1 = (_p67_w1 == _p67_w1) | (z_w2 >= _f32(0.0))
-                _eg95_w1 = _sel(z_w2 < _f32(0.0), _sel(_p67_w1 < _f32(110.0), _ex93_w1*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1)), _f32(0.0)), _f32(1.0))
+                _pg94_w1 = (_p67_w1 == _p67_w1) | (z_w1 >= _f32(0.0))
+                _eg95_w1 = _sel(z_w1 < _f32(0.0), _sel(_p67_w1 < _f32(110.0), _ex93_w1*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1)), _f32(0.0)), _f32(1.0))
                 _a96_w1 = -beta
                 _pg97_w1 = (_d29_w1 >= _f32(0.0)) & (_d29_w1 < _f32(math.inf)) & (abs(_a96_w1) < _f32(1.152921504606847e+18)) & (math.copysign(_f32(1.0), _d29_w1) > _f32(0.0))
                 _pw98_w1 = _pow_fast_f32(_d29_w1, _a96_w1)
                 _p99_w1 = _eg95_w1*_pw98_w1
                 _ap100_w1 = _p99_w1 - _p99_w1*(beta*_c33_w1)
-                value_w3 = _sel(z_w2 < _f32(0.0), _lo58_w1, z_w2 + _lo58_w1)*_ap100_w1
+                value_w3 = _sel(z_w1 < _f32(0.0), _lo58_w1, z_w1 + _lo58_w1)*_ap100_w1
                 _t0_w1 = _f32(2.0)*target_w3 - _f32(1.0)
                 _g1101_w1 = beta + _f32(1.0)
                 _g1102_w1 = _g1101_w1 - beta
@@ -3751,11 +3754,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw106_w1 = _pow_fast_f32(_d29_w1, _a104_w1)
                 _p107_w1 = _eg95_w1*_pw106_w1
                 _q108_w1 = (_p107_w1 - _p107_w1*(_g1101_w1*_c33_w1 + _g1103_w1*_lo58_w1))
-                _w109_w1 = _sel(z_w2 < _f32(0.0), _ex28_w1 + beta*_lo58_w1, _f32(1.0) + beta*((z_w2 + _lo58_w1)*_ex28_w1))
+                _w109_w1 = _sel(z_w1 < _f32(0.0), _ex28_w1 + beta*_lo58_w1, _f32(1.0) + beta*((z_w1 + _lo58_w1)*_ex28_w1))
                 _p110_w1 = _pw106_w1
-                _pg111_w1 = not ((z_w2 < _f32(0.0)) & (_q108_w1 < _f32(1.1754943508222875e-38)) & (_w109_w1 > _f32(1.0)) & (_p67_w1 < _f32(220.0)))
+                _pg111_w1 = not ((z_w1 < _f32(0.0)) & (_q108_w1 < _f32(1.1754943508222875e-38)) & (_w109_w1 > _f32(1.0)) & (_p67_w1 < _f32(220.0)))
                 d_logits_w1 = -_t0_w1*((_w109_w1*_q108_w1))
-                _s114_w1 = _t0_w1*z_w2
+                _s114_w1 = _t0_w1*z_w1
                 _p115_w1 = _pw98_w1
                 _p116_w1 = _s114_w1*(_p115_w1 - _p115_w1*(beta*_c33_w1))
                 _a117_w1 = -_p67_w1*_f32(0.5)
@@ -3784,12 +3787,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p140_w1 = _f32(1.0) + _q134_w1
                 _ex141_w1 = (_p140_w1*_sc138_w1)*_sc139_w1
                 _ex142_w1 = _sel(_a117_w1 == _a117_w1, _ex141_w1, _a117_w1)
-                _u112_w1 = _sel(z_w2 < _f32(0.0), _sel(_p67_w1 < _f32(220.0), (_p116_w1*_ex142_w1)*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1))*_ex142_w1, _p116_w1*_f32(0.0)), _p116_w1)
+                _u112_w1 = _sel(z_w1 < _f32(0.0), _sel(_p67_w1 < _f32(220.0), (_p116_w1*_ex142_w1)*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1))*_ex142_w1, _p116_w1*_f32(0.0)), _p116_w1)
                 _c143_w1 = (_ex28_w1 - (_d29_w1 - _f32(1.0)))/_d29_w1
-                _s144_w1 = _sel(z_w2 < _f32(0.0), _sel(_ex28_w1 > _f32(0.0), _lo58_w1/_ex28_w1, _f32(1.0))*_d29_w1, (z_w2 + _lo58_w1)*_d29_w1)
+                _s144_w1 = _sel(z_w1 < _f32(0.0), _sel(_ex28_w1 > _f32(0.0), _lo58_w1/_ex28_w1, _f32(1.0))*_d29_w1, (z_w1 + _lo58_w1)*_d29_w1)
                 _s145_w1 = _t0_w1*beta*_s144_w1
                 _p146_w1 = _s145_w1*(_p115_w1 - _p115_w1*(beta*_c33_w1))
-                _u113_w1 = _sel(z_w2 < _f32(0.0), _sel(_p67_w1 < _f32(220.0), (_p146_w1*_ex142_w1)*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1))*_ex142_w1, _p146_w1*_f32(0.0)), _p146_w1)
+                _u113_w1 = _sel(z_w1 < _f32(0.0), _sel(_p67_w1 < _f32(220.0), (_p146_w1*_ex142_w1)*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1))*_ex142_w1, _p146_w1*_f32(0.0)), _p146_w1)
                 d_target_w1 = _u112_w1 + _u113_w1
                 _xc147_w1 = abs(d_target_w1) > _f32(0.5)*(abs(_u112_w1) + abs(_u113_w1))
                 _xok_w1 = _xc147_w1 & _pg105_w1 & _pg97_w1 & _pg94_w1 & _pg111_w1
@@ -3929,7 +3932,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _w_beta = _f64(beta)
             _w0 = 2.0*_w_target - 1.0
             _w1 = -_w0*_w_logits
-            _s1_w3 = _w0*_w1
+            _s1_w2 = _w0*_w1
             _s2 = abs(_w1)
             _na3 = -_s2
             _xc4_w2 = _sel(_na3 > -746.0, _na3, -746.0)
@@ -3981,7 +3984,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _pg50 = (_d35 >= 0.0) & (_d35 < math.inf) & (abs(_a49) < 3.273390607896142e+150) & (math.copysign(1.0, _d35) > 0.0)
             _pw51 = _pow_fast_f64(_d35, _a49)
             _p52 = _pw51
-            _p53 = _s1_w3*(_p52 - _p52*(_w_beta*_c39))
+            _p53 = _s1_w2*(_p52 - _p52*(_w_beta*_c39))
             _a54 = -_p48*0.5
             _xc55 = _sel(_a54 > -746.0, _a54, -746.0)
             _xc56 = _sel(_xc55 < 710.0, _xc55, 710.0)
@@ -4065,9 +4068,9 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _i_w6 = _idx[_j_w3]
             logits_w5 = _logits[_i_w6]
             target_w5 = _target[_i_w6]
-            z_w3 = logits_w5*(_f32(1.0) - _f32(2.0)*target_w5)
-            _s1_w4 = (target_w5 == _f32(0.0)) or (target_w5 == _f32(1.0))
-            if _s1_w4 and (z_w3 > -_f32(1.2676506002282294e+30)) and (z_w3 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
+            z_w2 = logits_w5*(_f32(1.0) - _f32(2.0)*target_w5)
+            _s1_w3 = (target_w5 == _f32(0.0)) or (target_w5 == _f32(1.0))
+            if _s1_w3 and (z_w2 > -_f32(1.2676506002282294e+30)) and (z_w2 < -_f32(20.0)):  # hard target 0 or 1, |y - sigma| subnormal or 0
                 _xw_logits = _f64(logits_w5)
                 _xw_target = _f64(target_w5)
                 _xw_beta = _f64(beta)
@@ -4116,7 +4119,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xex42 = _sel(_xa11 == _xa11, _xex41, _xa11)
                 _xt2 = _xex42
                 _xd0 = _f32(_xt2*((_xt0*_xt2*(_xt1 + _xw_beta))*abs(((_xp9 - (_xp10 - _xp8)) + _xl4*_xl7) + 1.0)))
-                _a43 = abs(z_w3)
+                _a43 = abs(z_w2)
                 _a44 = -_a43
                 _xc45 = _sel(_a44 > -_f32(104.0), _a44, -_f32(104.0))
                 _xc46 = _sel(_xc45 < _f32(89.0), _xc45, _f32(89.0))
@@ -4208,12 +4211,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p132 = _f32(1.0) + _q126
                 _ex133 = (_p132*_sc130)*_sc131
                 _ex134 = _sel(_a109 == _a109, _ex133, _a109)
-                _eg135 = ((_ex134*(_f32(1.0) - ((_p107_w2 - (_p108 - _p106)) + _l102*_l105)) if _p108 < _f32(110.0) else math.pow(_ex69, beta)) if z_w3 < _f32(0.0) else _f32(1.0))
+                _eg135 = ((_ex134*(_f32(1.0) - ((_p107_w2 - (_p108 - _p106)) + _l102*_l105)) if _p108 < _f32(110.0) else math.pow(_ex69, beta)) if z_w2 < _f32(0.0) else _f32(1.0))
                 _a136 = -beta
                 _pw137 = _pow_f32(_d70, _a136)
                 _p138 = _eg135*_pw137
                 _ap139 = _p138 - _p138*(beta*_c74)
-                value_w4 = _sel(z_w3 < _f32(0.0), _lo99, z_w3 + _lo99)*_ap139
+                value_w4 = _sel(z_w2 < _f32(0.0), _lo99, z_w2 + _lo99)*_ap139
                 _g1140 = beta + _f32(1.0)
                 _g1141 = _g1140 - beta
                 _g1142 = (beta - (_g1140 - _g1141)) + (_f32(1.0) - _g1141)
@@ -4221,12 +4224,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw144 = _pow_f32(_d70, _a143)
                 _p145 = _eg135*_pw144
                 _q146 = (_p145 - _p145*(_g1140*_c74 + _g1142*_lo99))
-                _w147 = _sel(z_w3 < _f32(0.0), _ex69 + beta*_lo99, _f32(1.0) + beta*((z_w3 + _lo99)*_ex69))
+                _w147 = _sel(z_w2 < _f32(0.0), _ex69 + beta*_lo99, _f32(1.0) + beta*((z_w2 + _lo99)*_ex69))
                 _p148 = _pw144
-                _s149 = (((((_p148 - _p148*(_g1140*_c74 + _g1142*_lo99)))*_w147)*math.exp(-_p108*_f32(0.5))*(_f32(1.0) - ((_p107_w2 - (_p108 - _p106)) + _l102*_l105)))*math.exp(-_p108*_f32(0.5)) if z_w3 < _f32(0.0) and _q146 < _f32(1.1754943508222875e-38) and _w147 > _f32(1.0) and _p108 < _f32(220.0) else _w147*_q146)
+                _s149 = (((((_p148 - _p148*(_g1140*_c74 + _g1142*_lo99)))*_w147)*math.exp(-_p108*_f32(0.5))*(_f32(1.0) - ((_p107_w2 - (_p108 - _p106)) + _l102*_l105)))*math.exp(-_p108*_f32(0.5)) if z_w2 < _f32(0.0) and _q146 < _f32(1.1754943508222875e-38) and _w147 > _f32(1.0) and _p108 < _f32(220.0) else _w147*_q146)
                 d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w5)*_s149
                 d_target_w3 = _xd0
-            elif (z_w3 <= -_f32(1.2676506002282294e+30)) and _s1_w4:  # hard target 0 or 1, |logit| >= 2^100
+            elif (z_w2 <= -_f32(1.2676506002282294e+30)) and _s1_w3:  # hard target 0 or 1, |logit| >= 2^100
                 _xw_logits_w1 = _f64(logits_w5)
                 _xw_target_w1 = _f64(target_w5)
                 _xw_beta_w1 = _f64(beta)
@@ -4349,7 +4352,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _xex264 = (_xp263*_xsc261)*_xsc262
                 _xex265 = _sel(_xa234 == _xa234, _xex264, _xa234)
                 _xd4 = _f32(((_xp233*_xex265)*(1.0 - ((_xp228 - (_xp229 - _xp227)) + _xl223*_xl226))*_xex265 if _xt1_w1 < 0.0 and _xp229 < 1500.0 else _xp233*math.pow(_xex182, _xw_beta_w1) if _xt1_w1 < 0.0 else _xp233))
-                _a266 = abs(z_w3)
+                _a266 = abs(z_w2)
                 _a267 = -_a266
                 _xc268 = _sel(_a267 > -_f32(104.0), _a267, -_f32(104.0))
                 _xc269 = _sel(_xc268 < _f32(89.0), _xc268, _f32(89.0))
@@ -4441,12 +4444,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p355 = _f32(1.0) + _q349
                 _ex356 = (_p355*_sc353)*_sc354
                 _ex357 = _sel(_a332 == _a332, _ex356, _a332)
-                _eg358 = ((_ex357*(_f32(1.0) - ((_p330 - (_p331 - _p329)) + _l325*_l328)) if _p331 < _f32(110.0) else math.pow(_ex292, beta)) if z_w3 < _f32(0.0) else _f32(1.0))
+                _eg358 = ((_ex357*(_f32(1.0) - ((_p330 - (_p331 - _p329)) + _l325*_l328)) if _p331 < _f32(110.0) else math.pow(_ex292, beta)) if z_w2 < _f32(0.0) else _f32(1.0))
                 _a359 = -beta
                 _pw360 = _pow_f32(_d293, _a359)
                 _p361 = _eg358*_pw360
                 _ap362 = _p361 - _p361*(beta*_c297)
-                value_w4 = _sel(z_w3 < _f32(0.0), _lo322, z_w3 + _lo322)*_ap362
+                value_w4 = _sel(z_w2 < _f32(0.0), _lo322, z_w2 + _lo322)*_ap362
                 _g1363 = beta + _f32(1.0)
                 _g1364 = _g1363 - beta
                 _g1365 = (beta - (_g1363 - _g1364)) + (_f32(1.0) - _g1364)
@@ -4454,13 +4457,13 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw367 = _pow_f32(_d293, _a366)
                 _p368 = _eg358*_pw367
                 _q369 = (_p368 - _p368*(_g1363*_c297 + _g1365*_lo322))
-                _w370 = _sel(z_w3 < _f32(0.0), _ex292 + beta*_lo322, _f32(1.0) + beta*((z_w3 + _lo322)*_ex292))
+                _w370 = _sel(z_w2 < _f32(0.0), _ex292 + beta*_lo322, _f32(1.0) + beta*((z_w2 + _lo322)*_ex292))
                 _p371 = _pw367
-                _s372 = (((((_p371 - _p371*(_g1363*_c297 + _g1365*_lo322)))*_w370)*math.exp(-_p331*_f32(0.5))*(_f32(1.0) - ((_p330 - (_p331 - _p329)) + _l325*_l328)))*math.exp(-_p331*_f32(0.5)) if z_w3 < _f32(0.0) and _q369 < _f32(1.1754943508222875e-38) and _w370 > _f32(1.0) and _p331 < _f32(220.0) else _w370*_q369)
+                _s372 = (((((_p371 - _p371*(_g1363*_c297 + _g1365*_lo322)))*_w370)*math.exp(-_p331*_f32(0.5))*(_f32(1.0) - ((_p330 - (_p331 - _p329)) + _l325*_l328)))*math.exp(-_p331*_f32(0.5)) if z_w2 < _f32(0.0) and _q369 < _f32(1.1754943508222875e-38) and _w370 > _f32(1.0) and _p331 < _f32(220.0) else _w370*_q369)
                 d_logits_w2 = (_f32(1.0) - _f32(2.0)*target_w5)*_s372
                 d_target_w3 = _xd4
-            elif _s1_w4:  # hard target 0 or 1
-                _a373 = abs(z_w3)
+            elif _s1_w3:  # hard target 0 or 1
+                _a373 = abs(z_w2)
                 _a374 = -_a373
                 _xc375 = _sel(_a374 > -_f32(104.0), _a374, -_f32(104.0))
                 _xc376 = _sel(_xc375 < _f32(89.0), _xc375, _f32(89.0))
@@ -4552,12 +4555,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p462 = _f32(1.0) + _q456
                 _ex463 = (_p462*_sc460)*_sc461
                 _ex464 = _sel(_a439 == _a439, _ex463, _a439)
-                _eg465 = ((_ex464*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435)) if _p438 < _f32(110.0) else math.pow(_ex399, beta)) if z_w3 < _f32(0.0) else _f32(1.0))
+                _eg465 = ((_ex464*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435)) if _p438 < _f32(110.0) else math.pow(_ex399, beta)) if z_w2 < _f32(0.0) else _f32(1.0))
                 _a466 = -beta
                 _pw467 = _pow_f32(_d400, _a466)
                 _p468 = _eg465*_pw467
                 _ap469 = _p468 - _p468*(beta*_c404)
-                value_w4 = _sel(z_w3 < _f32(0.0), _lo429, z_w3 + _lo429)*_ap469
+                value_w4 = _sel(z_w2 < _f32(0.0), _lo429, z_w2 + _lo429)*_ap469
                 _t0_w2 = _f32(2.0)*target_w5 - _f32(1.0)
                 _g1470 = beta + _f32(1.0)
                 _g1471 = _g1470 - beta
@@ -4566,11 +4569,11 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _pw474 = _pow_f32(_d400, _a473)
                 _p475 = _eg465*_pw474
                 _q476 = (_p475 - _p475*(_g1470*_c404 + _g1472*_lo429))
-                _w477 = _sel(z_w3 < _f32(0.0), _ex399 + beta*_lo429, _f32(1.0) + beta*((z_w3 + _lo429)*_ex399))
+                _w477 = _sel(z_w2 < _f32(0.0), _ex399 + beta*_lo429, _f32(1.0) + beta*((z_w2 + _lo429)*_ex399))
                 _p478 = _pw474
-                _s479 = (((((_p478 - _p478*(_g1470*_c404 + _g1472*_lo429)))*_w477)*math.exp(-_p438*_f32(0.5))*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435)))*math.exp(-_p438*_f32(0.5)) if z_w3 < _f32(0.0) and _q476 < _f32(1.1754943508222875e-38) and _w477 > _f32(1.0) and _p438 < _f32(220.0) else _w477*_q476)
+                _s479 = (((((_p478 - _p478*(_g1470*_c404 + _g1472*_lo429)))*_w477)*math.exp(-_p438*_f32(0.5))*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435)))*math.exp(-_p438*_f32(0.5)) if z_w2 < _f32(0.0) and _q476 < _f32(1.1754943508222875e-38) and _w477 > _f32(1.0) and _p438 < _f32(220.0) else _w477*_q476)
                 d_logits_w2 = -_t0_w2*_s479
-                _s482 = _t0_w2*z_w3
+                _s482 = _t0_w2*z_w2
                 _p483 = _pw467
                 _p484 = _s482*(_p483 - _p483*(beta*_c404))
                 _a485 = -_p438*_f32(0.5)
@@ -4599,12 +4602,12 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _p508 = _f32(1.0) + _q502
                 _ex509 = (_p508*_sc506)*_sc507
                 _ex510 = _sel(_a485 == _a485, _ex509, _a485)
-                _u480 = (_p484*_ex510)*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435))*_ex510 if z_w3 < _f32(0.0) and _p438 < _f32(220.0) else _p484*math.pow(_ex399, beta) if z_w3 < _f32(0.0) else _p484
+                _u480 = (_p484*_ex510)*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435))*_ex510 if z_w2 < _f32(0.0) and _p438 < _f32(220.0) else _p484*math.pow(_ex399, beta) if z_w2 < _f32(0.0) else _p484
                 _c511 = (_ex399 - (_d400 - _f32(1.0)))/_d400
-                _s512 = _sel(z_w3 < _f32(0.0), _sel(_ex399 > _f32(0.0), _lo429/_ex399, _f32(1.0))*_d400, (z_w3 + _lo429)*_d400)
+                _s512 = _sel(z_w2 < _f32(0.0), _sel(_ex399 > _f32(0.0), _lo429/_ex399, _f32(1.0))*_d400, (z_w2 + _lo429)*_d400)
                 _s513 = _t0_w2*beta*_s512
                 _p514 = _s513*(_p483 - _p483*(beta*_c404))
-                _u481 = (_p514*_ex510)*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435))*_ex510 if z_w3 < _f32(0.0) and _p438 < _f32(220.0) else _p514*math.pow(_ex399, beta) if z_w3 < _f32(0.0) else _p514
+                _u481 = (_p514*_ex510)*(_f32(1.0) - ((_p437 - (_p438 - _p436)) + _l432*_l435))*_ex510 if z_w2 < _f32(0.0) and _p438 < _f32(220.0) else _p514*math.pow(_ex399, beta) if z_w2 < _f32(0.0) else _p514
                 d_target_w3 = _u480 + _u481
                 _xc515 = abs(d_target_w3) > _f32(0.5)*(abs(_u480) + abs(_u481))
                 if not (_xc515):

@@ -868,10 +868,8 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
         z = logits*(1.0 - 2.0*targets)
         if ((targets == 0.0) or (targets == 1.0)) and (z > -1.2676506002282294e+30) and (z < -45.0):  # hard target 0 or 1, far tail
             value = 1.0
-        elif (targets == 0.0) or (targets == 1.0):  # hard target 0 or 1
-            value = 0.0
         else:  # soft target, alpha_t weighting
-            value = 1.0
+            value = 0.0
         _c += _i64(value)
     _far = False
     _flags = _empty(_m, _b1)
@@ -4093,10 +4091,8 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
         _s1 = (targets == _f32(0.0)) or (targets == _f32(1.0))
         if _s1 and (z > -_f32(1.2676506002282294e+30)) and (z < -_f32(20.0)):  # hard target 0 or 1, far tail
             value = _f32(1.0)
-        elif _s1:  # hard target 0 or 1
-            value = _f32(0.0)
         else:  # soft target, alpha_t weighting
-            value = _f32(1.0)
+            value = _f32(0.0)
         _c += _i64(value)
     _far = False
     _flags = _empty(_m, _u8)
