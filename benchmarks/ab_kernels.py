@@ -7,7 +7,8 @@
 Separate processes of ``benchmarks/float32.py`` differ by 10-15 % on this kind of machine for the same kernel
 (docs/performance.md), more than many a kernel change moves; timed in one process, alternately, the two kernels
 see the same machine.  For element-wise and classification losses (their ``value_and_grad_<p>`` drivers take two
-inputs): value and both gradients, reduction "none", on ``benchmarks/float32.py``'s inputs (``4 N`` elements),
+inputs): value and both gradients, reduction "none", on ``benchmarks/float32.py``'s inputs (``4 N`` elements;
+the row losses ``softmax_cross_entropy`` and ``dfl_loss``: N rows),
 ``--zeros F``: a fraction F of the targets set to 0 (a classification loss's background); ``--logits MU``: the
 first input drawn from N(MU, 1) instead (a classification loss's logits far in a tail: easy negatives late in
 training); ``--value``: the value alone (the ``value_<p>`` drivers).  The other checkout's
@@ -30,6 +31,9 @@ from float32 import inputs  # noqa: E402
 from same_float32 import old_module  # noqa: E402
 
 
+ROW_LOSSES = ("softmax_cross_entropy", "dfl_loss")  # (their drivers take two inputs too: rows, and targets)
+
+
 def _param(text: str) -> tuple:
     name, _, value = text.partition("=")
     return name, (None if value == "None" else True if value == "True" else False if value == "False" else float(value))
@@ -41,7 +45,9 @@ def measure(old, new, args_of, x, t, repeat: int, value: bool = False) -> dict:
     out = {}
     for prec, dtype in (("f64", np.float64), ("f32", np.float32)):
         xs, ts = x.astype(dtype), t.astype(dtype)
-        buffers = [np.empty_like(xs) for _ in range(3)]
+        # (a row loss's value is one a row, its gradients the shapes of its two inputs)
+        buffers = ([np.empty(xs.shape[0], dtype), np.empty_like(xs), np.empty_like(ts)] if xs.ndim == 2 else
+                   [np.empty_like(xs) for _ in range(3)])
         args = args_of(prec)
         drivers = [getattr(m, f"value_{prec}" if value else f"value_and_grad_{prec}") for m in (old, new)]
         outputs = (buffers[0],) if value else (*buffers, dtype(1))
@@ -58,7 +64,7 @@ def measure(old, new, args_of, x, t, repeat: int, value: bool = False) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", type=Path, required=True, help="the other checkout (its repository root)")
-    ap.add_argument("losses", nargs="+", help="element-wise or classification losses")
+    ap.add_argument("losses", nargs="+", help="element-wise, classification or row losses")
     ap.add_argument("--param", action="append", default=[], type=_param, metavar="NAME=VALUE",
                     help="a loss parameter (repeatable; the loss's default otherwise)")
     ap.add_argument("--zeros", type=float, default=None, metavar="F",
@@ -69,10 +75,10 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1_000_000, help="box-pair equivalents: 4 N elements")
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
-    allowed = tuple(rl.ELEMENTWISE_LOSSES) + tuple(rl.CLASSIFICATION_LOSSES)
+    allowed = tuple(rl.ELEMENTWISE_LOSSES) + tuple(rl.CLASSIFICATION_LOSSES) + ROW_LOSSES
     unknown = [n for n in args.losses if n not in allowed]
     if unknown:
-        ap.error(f"not element-wise or classification losses: {unknown}; these are: {', '.join(allowed)}")
+        ap.error(f"not element-wise, classification or row losses: {unknown}; these are: {', '.join(allowed)}")
     params = dict(args.param)
     names = {p.name for loss in args.losses for p in getattr(rl, loss).info.params}
     if set(params) - names:
@@ -82,9 +88,9 @@ def main(argv=None) -> int:
     for loss in args.losses:
         fn = getattr(rl, loss)
         (x, t), _ = inputs(loss, args.n)
-        if args.zeros is not None:
+        if args.zeros is not None and x.ndim == 1:
             t = np.where(np.random.default_rng(1).random(t.shape) < args.zeros, 0.0, t)
-        if args.logits is not None:
+        if args.logits is not None and x.ndim == 1:
             x = np.random.default_rng(2).normal(args.logits, 1.0, x.shape)
         mine = {k: v for k, v in params.items() if k in {p.name for p in fn.info.params}}
         got = measure(old_module(args.old, loss), fn._module("cpu"), lambda p: fn.kernel_args(mine, p), x, t,

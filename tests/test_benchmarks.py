@@ -110,13 +110,14 @@ def _without_simulator() -> dict:
 
 def test_ab_kernels_times_two_checkouts_in_one_process(capsys):
     """benchmarks/ab_kernels.py against this checkout itself: a row a loss, both precisions, the loss's own
-    parameters only; a parameter no loss has is an error, not a traceback."""
+    parameters only (a row loss too: its value a row, its targets a vector); a parameter no loss has is an
+    error, not a traceback."""
     from benchmarks.ab_kernels import main
 
-    assert main(["--old", str(REPO), "qfl_loss", "smooth_l1", "--param", "beta=0.5", "--zeros", "0.9", "--n", "100",
-                 "--repeat", "1"]) == 0
+    assert main(["--old", str(REPO), "qfl_loss", "smooth_l1", "dfl_loss", "--param", "beta=0.5", "--zeros", "0.9",
+                 "--n", "100", "--repeat", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
-    assert [r.split(" | ")[0] for r in rows] == ["| `qfl_loss`", "| `smooth_l1`"]
+    assert [r.split(" | ")[0] for r in rows] == ["| `qfl_loss`", "| `smooth_l1`", "| `dfl_loss`"]
     assert all(len(r.split(" | ")) == 7 for r in rows)
     assert main(["--old", str(REPO), "sigmoid_focal_loss", "--zeros", "1", "--logits", "-60", "--value", "--n", "100",
                  "--repeat", "1"]) == 0
