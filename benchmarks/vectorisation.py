@@ -89,10 +89,14 @@ def count(loss: str, precision: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--loss", nargs="*", default=None)
+    ap.add_argument("--loss", nargs="*", default=None, help="loss names, space- or comma-separated (default: every loss)")
     ap.add_argument("--asm-dir", type=Path)
     args = ap.parse_args(argv)
-    losses = args.loss or [n for n in rl.ALL_LOSSES if getattr(rl, n).info.family != "yolo"]
+    losses = [n for text in args.loss or () for n in text.split(",") if n]
+    unknown = [n for n in losses if n not in rl.ALL_LOSSES]
+    if unknown:
+        ap.error(f"unknown loss(es) {unknown}; these are: {', '.join(rl.ALL_LOSSES)}")
+    losses = losses or [n for n in rl.ALL_LOSSES if getattr(rl, n).info.family != "yolo"]
     print("| loss | vector widths f64 | f32 | f64 packed / scalar arithmetic | f32 packed / scalar |")
     print("|---|---|---|---|---|")
     for loss in losses:
