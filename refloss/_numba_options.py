@@ -76,6 +76,10 @@ def vectors() -> str:
 CACHE = os.environ.get("REFLOSS_NUMBA_CACHE", "1") != "0"
 CPU_OPTIONS = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 
+# a row loss's driver runs a chunk of this many rows phase by phase (refloss/_derive/row_phases.py): the values
+# one phase keeps for the next, a few arrays of it, stay in the first-level cache
+ROW_CHUNK = 64
+
 # below this many elements a driver loops on the calling thread: launching the
 # thread pool costs a few microseconds, more than the work on small arrays
 SERIAL_BELOW = 16384

@@ -116,7 +116,7 @@ def cached(name: str) -> bool:
         return False
     where = os.environ.get("NUMBA_CACHE_DIR")
     folder = Path(where) if where else Path(__file__).resolve().parent / "_generated" / "__pycache__"
-    pattern = f"{name}_cpu._value_and_grad_*f64-*.nbi"  # (the block, row loop or row kernel)
+    pattern = f"{name}_cpu._value_and_grad_*f64-*.nbi"  # (its block function)
     return any(folder.rglob(pattern) if where else folder.glob(pattern))
 
 

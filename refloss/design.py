@@ -195,7 +195,7 @@ class Design:
             "its entry in refloss/_generated/_index.py", "its LossInfo in the package's __init__.py")
         return {f"{self.name}/__init__.py": _package_init(spec, source),
                 f"{self.name}/_scalar.py": scalar,
-                f"{self.name}/_cpu.py": cpu_module(spec, source, scalar_import="from . import _scalar")}
+                f"{self.name}/_cpu.py": cpu_module(spec, source)}
 
     def page(self) -> str:
         """The derivation page (Markdown; its figures are written next to it by :meth:`write`)."""

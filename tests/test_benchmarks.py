@@ -128,6 +128,29 @@ def test_ab_kernels_times_two_checkouts_in_one_process(capsys):
     assert "no loss listed has the parameter" in capsys.readouterr().err
 
 
+def test_same_rows_compares_the_row_drivers_of_two_checkouts(tmp_path, capsys):
+    """benchmarks/same_rows.py against a copy of this checkout's row drivers whose DFL driver reads a kept value
+    of the wrong row (a planted bug in its phases): DFL's calls are named as differing (exit 1), softmax
+    cross-entropy's (the same file) none; a bad --sizes is an error, not a traceback."""
+    from benchmarks.same_rows import main
+
+    planted = tmp_path / "refloss" / "_generated"
+    planted.mkdir(parents=True)
+    for loss in ("softmax_cross_entropy", "dfl_loss"):
+        text = (REPO / "refloss" / "_generated" / f"{loss}_cpu.py").read_text()
+        if loss == "dfl_loss":
+            assert "            l = _keep_l[i - _c0]" in text
+            text = text.replace("            l = _keep_l[i - _c0]", "            l = _keep_l[max(i - _c0 - 1, 0)]", 1)
+        (planted / f"{loss}_cpu.py").write_text(text)
+    assert main(["--old", str(tmp_path), "--sizes", "65"]) == 1
+    out = capsys.readouterr().out
+    assert "differs: dfl_loss f64 value rows (65," in out and "softmax_cross_entropy" not in out
+    assert 0 < int(out.splitlines()[-1].split()[0]) < int(out.splitlines()[-1].split()[2])
+    with pytest.raises(SystemExit):
+        main(["--old", str(REPO), "--sizes", "6x"])
+    assert "--sizes: whole numbers" in capsys.readouterr().err
+
+
 def test_cuda_kernels_compile_to_ptx_without_a_gpu(tmp_path):
     """benchmarks/cuda_ptx.py compiles CUDA kernels as a GPU would (numba-cuda's front end and NVVM), with no
     device: the simulator, which runs the kernels in CI, never compiles them.  One loss of each family's kernel

@@ -3,8 +3,9 @@ float64 literal would silently promote the whole kernel), but in the blocks a ke
 outputs evaluate in float64 where their terms cancel (``Kernel.wide``: the source lines indented
 under ``if not abs(output) > _f32(<margin>)*(...)``) and its ``double`` outputs everywhere
 (``Kernel.double``: from the first ``_w_<input> = _f64(<input>)`` outside such a guard to the
-branch's end or ``return``), and the float64 decisions (``Decide64``: the lines assigning a name that
-starts with ``_x``)."""
+branch's end or ``return``), the float64 decisions (``Decide64``: the lines assigning a name that
+starts with ``_x``), and a row kernel's float64 accumulators (``_acc64_``) and the row drivers' arrays that
+keep them between phases (``_keep__acc64_``)."""
 import numba
 import numpy as np
 import pytest
@@ -71,7 +72,9 @@ def _float64_lines(typed: str) -> list:
                 double = None
             if wide is None and double is None and stripped.startswith("_w_") and " = _f64(" in stripped:
                 double = indent  # the double outputs, up to the branch's end or return
-            if double is None and not stripped.startswith("_x"):  # _x<name>: a float64 decision (Decide64)
+            # _x<name>: a float64 decision (Decide64); _keep__acc64_<name>: a row driver's array of a float64
+            # accumulator, kept between the phases of a chunk of rows (refloss/_derive/row_phases.py)
+            if double is None and not stripped.startswith(("_x", "_keep__acc64_")):
                 out.extend(pending)
             pending = []
             continue
@@ -104,14 +107,15 @@ def test_float32_kernels_have_no_float64(name):
     # the first parameter set of the reference table (a required parameter, MPDIoU's image_size, has no default)
     args = fn.kernel_args(dict(REFERENCES[name].param_sets[0]) if name in REFERENCES else {}, "f32")
     mod = fn._module("cpu")
-    if None in fn.info.widths:  # a row loss: its scalar kernels take rows (and write the gradient rows); an
-        # input of width 1 is one number per row (its gradient a one-element array)
+    if None in fn.info.widths:  # a row loss: its block functions (the row kernel written into their loops) take
+        # arrays of rows (an input of width 1: one number a row), and rows lo..hi
         widths = dict(zip(fn.info.inputs, fn.info.widths))
-        rows = [np.full(3, 0.5, np.float32) if w is None else np.float32(0.5) for w in fn.info.widths]
-        grads = [np.empty(3 if widths[n] is None else 1, np.float32) for n in fn.info.grad_inputs]
-        work = [np.empty(3, np.float32)]  # (the value's work row, where it keeps its sums' exp)
-        calls = ((mod._value_work_f32, rows + work), (mod._value_and_grad_f32, rows + grads + [np.float32(1)]))
-        kernels = [_typed_ir(scalar.py_func, [*inputs, *args]) for scalar, inputs in calls]
+        rows = [np.full((3, 3) if w is None else 3, 0.5, np.float32) for w in fn.info.widths]
+        grads = [np.empty((3, 3) if widths[n] is None else 3, np.float32) for n in fn.info.grad_inputs]
+        out = [np.empty(3, np.float32)]
+        calls = ((mod._value_block_f32, rows + out + list(args) + [0, 3]),
+                 (mod._value_and_grad_block_f32, rows + out + grads + [np.float32(1)] + list(args) + [0, 3]))
+        kernels = [_typed_ir(block.py_func, inputs) for block, inputs in calls]
     else:
         widths = dict(zip(fn.info.inputs, fn.info.widths))
         kernels = _block_calls(mod, fn.info.widths, [widths[n] for n in fn.info.grad_inputs], 1, args)

@@ -32,7 +32,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from refloss._info import RESCALE_EXPONENT, cuda_rescaled, rescalable, Properties
 
-from . import expo, trig
+from . import expo, row_phases, trig
 from .atan import polynomial as atan_polynomial
 from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Branch, Kernel, LossSpec
 from .double_double import DoubleDouble
@@ -2754,7 +2754,7 @@ def _bad_element(kernel: Kernel, precision: str, flat: bool = False, prefix: str
         if kernel.is_row:  # the row width, as the kernel's float
             first = next(n for n, w, _ in kernel.arrays if w is None)
             cast = "float" if precision == "f64" else "_f32"
-            subs[ROW_WIDTH] = sp.Symbol(f"{cast}({first}.shape[1])")
+            subs[ROW_WIDTH] = sp.Symbol(f"{cast}({prefix}{first}.shape[1])")
         printer = KernelPrinter(precision)
         invalid = kernel.invalid.xreplace(subs)  # an Or: each condition on its own (a line each once wrapped)
         for c in invalid.args if isinstance(invalid, sp.Or) else (invalid,):
@@ -2796,14 +2796,11 @@ def _drivers(spec: LossSpec, index: bool = True):
                     yield prec, kernels[prec], fn + suffix, with_grad
 
 
-def _scalar_names(spec: LossSpec, fns: tuple) -> tuple:
-    """``fns`` and, for a loss with class-index kernels, their ``_index`` twins."""
-    return fns + (tuple(f + "_index" for f in fns) if spec.index_kernels else ())
-
-
-def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) -> str:
-    """``scalar_import``: the line that imports the scalar module as ``_scalar`` (default: from
-    ``refloss._generated``; a ``refloss.design`` package imports its own)."""
+def cpu_module(spec: LossSpec, source: str) -> str:
+    """The CPU module: every kernel's statements written into its drivers' loops (no import of the scalar
+    module)."""
+    row = spec.kernels["f64"].is_row
+    options_import = f"from refloss._numba_options import BLOCK, CPU_OPTIONS, {'ROW_CHUNK, ' if row else ''}SERIAL_BELOW"
     lines = [
         banner(source),
         "# ruff: noqa",
@@ -2821,17 +2818,14 @@ def cpu_module(spec: LossSpec, source: str, scalar_import: str | None = None) ->
         "from numba import njit, prange",
         _numpy_import(spec),
         "",
-        "from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW",
+        options_import,
     ]
-    if spec.kernels["f64"].is_row:  # the row kernels are called; the others are written into the drivers' loops
-        lines += [scalar_import or f"from refloss._generated import {spec.name} as _scalar", ""]
-        lines += _compiled_scalars("njit(**CPU_OPTIONS)", _scalar_names(spec, ("value_work", "value_and_grad")))
     for prec, kernel, fn, with_grad in _drivers(spec):
         lines += (_row_driver(kernel, prec, fn, with_grad) if kernel.is_row else
                   _block_driver(kernel, prec, fn, with_grad,
                                 rescale=rescalable(spec.family, spec.properties, spec.params)))
     used = [f for f in ("_sel", "_sqrt") if any(f"{f}(" in ln for ln in lines)]
-    options = lines.index("from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW")
+    options = lines.index(options_import)
     if used:
         lines.insert(options + 1, f"from refloss._select import {', '.join(used)}")
     pows = sorted({m for ln in lines for m in re.findall(r"\b_pow_(?:fast_)?f(?:64|32)\b", ln)})
@@ -2872,33 +2866,61 @@ def pow_module() -> str:
 
 
 def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
-    """A kernel over rows: a step per element (its loops over the row), in a loop over elements; the
-    loop on the calling thread below SERIAL_BELOW elements, else in parallel over blocks of BLOCK rows
-    (see :func:`_dispatch`).  The value alone is the scalar ``value_work`` kernel, given a work row of C
-    (one a call, or a block), where it keeps the exp its sums take, as the gradient kernel keeps it in
-    a gradient row."""
+    """A kernel over rows: a block function runs rows lo..hi, in chunks of ROW_CHUNK rows, the row kernel's
+    statements (:func:`row_function`'s, the value alone its ``value_work`` form, given a work row of C where
+    it keeps the exp its sums take, as the gradient kernel keeps it in a gradient row) written into its
+    loops phase by phase (refloss/_derive/row_phases.py: the row's log, once a row, in a loop over the
+    chunk's rows of its own), then checks the row's inputs.  The driver runs it over all rows on the
+    calling thread below SERIAL_BELOW rows, else over blocks of BLOCK rows in parallel (:func:`_dispatch`).
+    Written in, not called: a call took each row's views of the arrays as new references (two atomic
+    updates of a reference count a view: 14-35 ns of softmax cross-entropy's 82-133 ns a row of 8
+    classes), and Numba's inlining of the call cost 4-10x the compile time."""
     sig = _driver_signature(kernel, with_grad)
     first = next(n for n, w, _ in kernel.arrays if w is None)
-    work = [] if with_grad else ["work"]
-    step_sig = ", ".join(["i"] + work + [sig])
-    lines = ["", "", "@njit(inline='always', **CPU_OPTIONS)"]
-    lines += _wrap(f"def _{fn}_step_{prec}({step_sig}):", "")
-    work_fn = fn.replace("value", "value_work", 1)  # (value -> value_work, value_index -> value_work_index)
-    body = _loop_body(kernel, f"_{fn}_{prec}" if with_grad else f"_{work_fn}_{prec}", with_grad, work=not with_grad)
-    lines += [w for s in body for w in _wrap(s, "    ")]
-    lines.append(f"    for j in range({first}.shape[1]):")
-    lines += _wrap(f"if {_bad_element(kernel, prec)}:", " " * 8) + ["            return 1", "    return 0"]
-    alloc = [f"    work = _empty({first}.shape[1], _{prec})"] if not with_grad else []
-    lines += ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def _{fn}_rows_{prec}({sig}):", "")
-    lines += alloc + ["    bad = 0", "    for i in range(out.shape[0]):"]
-    lines += _wrap(f"bad += _{fn}_step_{prec}({step_sig})", " " * 8)
-    lines.append("    return bad")
+    scalar_fn = fn if with_grad else fn.replace("value", "value_work", 1)  # (value_index -> value_work_index)
+    # (what may cross a phase: the row's steps and width, and row_function's window of DFL's terms, all floats of
+    # the kernel's precision; the float32 kernel's float64 accumulators and the compensated sums' errors)
+    steps = {st.symbol.name for st in kernel.row} | {ROW_WIDTH.name, "_lower", "_count"}
+    wide = {f"_acc64_{n}" for n in steps} if prec == "f32" else set()  # (row_function's float64 accumulators)
+    carried = steps | wide | {f"_c_{n}" for n in steps}
+    phases = row_phases.split(row_function(kernel, f"{scalar_fn}_{prec}", prec, with_grad, work=not with_grad),
+                              carried.__contains__)
+    arrays = [n for n, _, _ in kernel.arrays]
+    grads = [(f"d_{n}", w) for n, w, _ in kernel.differentiated] if with_grad else []
+    rows = {n: f"_rows_{n}" for n in arrays + [g for g, _ in grads]}
+    block_sig = ", ".join([rows[n] for n in arrays] + ["out"] + [rows[g] for g, _ in grads]
+                          + (["divisor"] if with_grad else []) + [s_.name for s_ in kernel.args] + ["lo", "hi"])
+    taken = {"_c0", "_c1", "i", "bad", "lo", "hi", "out"}
+    clash = taken & set(re.findall(r"\b[A-Za-z_]\w*\b", "\n".join(ln for p in phases.parts for ln in p)))
+    clash |= {n for p in phases.parts for ln in p for n in re.findall(r"\b_(?:rows|keep)_\w*", ln)}
+    if clash:
+        raise ValueError(f"the row kernel's names {sorted(clash)} clash with its CPU driver's")
+    binding = {n: f"{rows[n]}[i]" for n in arrays}
+    binding.update({g: f"{rows[g]}[i]" if w is None else f"{rows[g]}[i:i + 1]" for g, w in grads})
+    lines = ["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def _{fn}_block_{prec}({block_sig}):", "")
+    if not with_grad:
+        lines.append(f"    work = _empty({rows[first]}.shape[1], _{prec})")
+    kept = sorted({n for names in phases.stores for n in names})
+    lines += [f"    _keep_{n} = _empty(ROW_CHUNK, _{'f64' if n in wide else prec})" for n in kept]
+    lines += ["    bad = 0", "    for _c0 in range(lo, hi, ROW_CHUNK):", "        _c1 = min(_c0 + ROW_CHUNK, hi)"]
+    for k, part in enumerate(phases.parts):
+        lines.append("        for i in range(_c0, _c1):")
+        used = set(re.findall(r"\b[A-Za-z_]\w*\b", "\n".join(part)))
+        if k == len(phases.parts) - 1:
+            used |= {phases.result}
+        lines += [f"            {n} = {binding[n]}" for n in binding if n in used]
+        lines += [f"            {n} = _keep_{n}[i - _c0]" for n in phases.loads[k]]
+        lines += ["        " + ln for ln in part]
+        lines += [f"            _keep_{n}[i - _c0] = {n}" for n in phases.stores[k]]
+    lines.append(f"            out[i] = {phases.result}")
+    lines.append(f"            for j in range({rows[first]}.shape[1]):")
+    lines += _wrap(f"if {_bad_element(kernel, prec, prefix='_rows_')}:", " " * 16)
+    lines += ["                    bad += 1", "                    break", "    return bad"]
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"] + _wrap(f"def _{fn}_parallel_{prec}({sig}):", "")
     lines += ["    bad = 0", "    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):"]
-    lines += ["    " + ln for ln in alloc] + ["        block = 0", "        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):"]
-    lines += _wrap(f"block += _{fn}_step_{prec}({step_sig})", " " * 12)
-    lines += ["        bad += block", "    return bad"]
-    return lines + _dispatch(fn, prec, sig, f"_{fn}_rows_{prec}({sig})", f"_{fn}_parallel_{prec}")
+    lines += _wrap(f"bad += _{fn}_block_{prec}({sig}, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))", " " * 8)
+    lines.append("    return bad")
+    return lines + _dispatch(fn, prec, sig, f"_{fn}_block_{prec}({sig}, 0, out.shape[0])", f"_{fn}_parallel_{prec}")
 
 
 def _dispatch(fn: str, prec: str, sig: str, serial: str, parallel: str) -> list:

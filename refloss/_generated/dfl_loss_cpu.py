@@ -19,31 +19,145 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 from numpy import bool_ as _b1, empty as _empty
 
-from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import dfl_loss as _scalar
-
-_value_work_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_work_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
-
-
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, work, logits, target, out, clamp):
-    out[i] = _value_work_f64(logits[i], target[i], work, clamp)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (target[i] - target[i]) != 0.0) | ((target[i] < 0.0)) | ((target[i] > float(logits.shape[1]) - 1.0)):
-            return 1
-    return 0
+from refloss._numba_options import BLOCK, CPU_OPTIONS, ROW_CHUNK, SERIAL_BELOW
 
 
 @njit(**CPU_OPTIONS)
-def _value_rows_f64(logits, target, out, clamp):
-    work = _empty(logits.shape[1], _f64)
+def _value_block_f64(_rows_logits, _rows_target, out, clamp, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f64)
+    _keep_C_row = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f64)
+    _keep__lower = _empty(ROW_CHUNK, _f64)
+    _keep_delta_t = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_t_c = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_step_f64(i, work, logits, target, out, clamp)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            target = _rows_target[i]
+            C_row = float(logits.shape[0])
+            on = 1.0 if clamp + 0.5 > 0.0 else 0.0
+            big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
+            _s1 = (1.0 - big)*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+            held = big*(1.0 if target - ((C_row - 1.0 - clamp)) >= 0.0 else 0.0) + _s1
+            top = held*on
+            t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
+            delta_t = top*(((C_row - 1.0 - t_c) - clamp))
+            m = -math.inf
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s2 = -m
+                _e3 = z + _s2
+                _e4 = _e3 - z
+                _s5 = (z - (_e3 - _e4)) + (_s2 - _e4)
+                _xc6 = (_e3 if _e3 > -746.0 else -746.0)
+                _xc7 = (_xc6 if _xc6 < 710.0 else 710.0)
+                _kt8 = _xc7*1.4426950408889634 + 6755399441055744.0
+                _k9 = _kt8 - 6755399441055744.0
+                _rh10 = _xc7 - _k9*0.6931471805598903
+                _rl11 = _k9*5.497923018708371e-14
+                _r12 = _rh10 - _rl11
+                _rc13 = (_rh10 - _r12) - _rl11
+                _e14 = 0.5 + 0.1666666666666667*_r12
+                _e15 = 0.04166666666666667 + 0.008333333333326136*_r12
+                _e16 = 0.001388888888888375 + 0.00019841269874815834*_r12
+                _e17 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r12
+                _e18 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r12
+                _x19 = _r12*_r12
+                _e20 = _e14 + _e15*_x19
+                _e21 = _e16 + _e17*_x19
+                _e22 = _e18 + 2.0914685161418067e-09*_x19
+                _x23 = _x19*_x19
+                _e24 = _e20 + _e21*_x23
+                _x25 = _x23*_x23
+                _e26 = _e24 + _e22*_x25
+                _q27 = (_r12*_r12)*_e26 + _rc13
+                _q28 = _r12 + _q27
+                _kt29 = _k9*0.5 + 6755399441055744.0
+                _ki30 = _i64(_f64(_kt8).view(_i64) - _i64(4843621399236968448))
+                _ki31 = _i64(_f64(_kt29).view(_i64) - _i64(4843621399236968448))
+                _sc32 = _i64((_ki31 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc33 = _i64((_ki30 - _ki31 + _i64(1023)) << _i64(52)).view(_f64)
+                _p34 = 1.0 + _q28
+                _ex35 = (_p34*_sc32)*_sc33
+                _ex36 = (_ex35 if _e3 == _e3 else _e3)
+                work[j] = ((_s5 if _s5 == _s5 else 0.0) + 1.0)*_ex36
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C_row[i - _c0] = C_row
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            C_row = _keep_C_row[i - _c0]
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            _lower = min(t_c - (1.0 if -delta_t > 0.0 else 0.0), C_row - 2.0)
+            _count = (1.0 if -delta_t > 0.0 else 0.0) + 2.0
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            value = 0.0
+            _c_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = float(j)
+                _r0 = delta_t - ((jf - t_c))
+                _s37 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+                _s38 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s37
+                _s39 = max(_s38, _s38 - _s38)
+                _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0)) | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -51,36 +165,195 @@ def _value_rows_f64(logits, target, out, clamp):
 def _value_parallel_f64(logits, target, out, clamp):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f64)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_step_f64(i, work, logits, target, out, clamp)
-        bad += block
+        bad += _value_block_f64(logits, target, out, clamp, b * BLOCK, min(b * BLOCK
+                + BLOCK, out.shape[0]))
     return bad
 
 
 def value_f64(logits, target, out, clamp):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_rows_f64(logits, target, out, clamp)
+        return _value_block_f64(logits, target, out, clamp, 0, out.shape[0])
     return _value_parallel_f64(logits, target, out, clamp)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, clamp):
-    out[i] = _value_and_grad_f64(logits[i], target[i], d_logits[i], d_target[i:i + 1], divisor,
-            clamp)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (target[i] - target[i]) != 0.0) | ((target[i] < 0.0)) | ((target[i] > float(logits.shape[1]) - 1.0)):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, clamp):
+def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _rows_d_target,
+        divisor, clamp, lo, hi):
+    _keep_C_row = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f64)
+    _keep__lower = _empty(ROW_CHUNK, _f64)
+    _keep_delta_t = _empty(ROW_CHUNK, _f64)
+    _keep_e_end = _empty(ROW_CHUNK, _f64)
+    _keep_g_2 = _empty(ROW_CHUNK, _f64)
+    _keep_gate = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_t_c = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            target = _rows_target[i]
+            d_logits = _rows_d_logits[i]
+            C_row = float(logits.shape[0])
+            on = 1.0 if clamp + 0.5 > 0.0 else 0.0
+            big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
+            _s1 = (1.0 - big)*(1.0 if clamp - ((C_row - 1.0 - target)) >= 0.0 else 0.0)
+            held = big*(1.0 if target - ((C_row - 1.0 - clamp)) >= 0.0 else 0.0) + _s1
+            top = held*on
+            t_c = top*((C_row - 1.0 - clamp)) + (1.0 - top)*(on*max(target, 0.0) + target*(1.0 - on))
+            delta_t = top*(((C_row - 1.0 - t_c) - clamp))
+            gate = on*(1.0 - held)*(1.0 if target > 0.0 else 0.0) - on + 1.0
+            e_end = 1.0 if -C_row + t_c + 1.0 >= 0.0 else 0.0
+            g_2 = 1.0 if C_row - 2.0 >= 0.0 else 0.0
+            m = -math.inf
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s2 = -m
+                _e3 = z + _s2
+                _e4 = _e3 - z
+                _s5 = (z - (_e3 - _e4)) + (_s2 - _e4)
+                _xc6 = (_e3 if _e3 > -746.0 else -746.0)
+                _xc7 = (_xc6 if _xc6 < 710.0 else 710.0)
+                _kt8 = _xc7*1.4426950408889634 + 6755399441055744.0
+                _k9 = _kt8 - 6755399441055744.0
+                _rh10 = _xc7 - _k9*0.6931471805598903
+                _rl11 = _k9*5.497923018708371e-14
+                _r12 = _rh10 - _rl11
+                _rc13 = (_rh10 - _r12) - _rl11
+                _e14 = 0.5 + 0.1666666666666667*_r12
+                _e15 = 0.04166666666666667 + 0.008333333333326136*_r12
+                _e16 = 0.001388888888888375 + 0.00019841269874815834*_r12
+                _e17 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r12
+                _e18 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r12
+                _x19 = _r12*_r12
+                _e20 = _e14 + _e15*_x19
+                _e21 = _e16 + _e17*_x19
+                _e22 = _e18 + 2.0914685161418067e-09*_x19
+                _x23 = _x19*_x19
+                _e24 = _e20 + _e21*_x23
+                _x25 = _x23*_x23
+                _e26 = _e24 + _e22*_x25
+                _q27 = (_r12*_r12)*_e26 + _rc13
+                _q28 = _r12 + _q27
+                _kt29 = _k9*0.5 + 6755399441055744.0
+                _ki30 = _i64(_f64(_kt8).view(_i64) - _i64(4843621399236968448))
+                _ki31 = _i64(_f64(_kt29).view(_i64) - _i64(4843621399236968448))
+                _sc32 = _i64((_ki31 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc33 = _i64((_ki30 - _ki31 + _i64(1023)) << _i64(52)).view(_f64)
+                _p34 = 1.0 + _q28
+                _ex35 = (_p34*_sc32)*_sc33
+                _ex36 = (_ex35 if _e3 == _e3 else _e3)
+                d_logits[j] = ((_s5 if _s5 == _s5 else 0.0) + 1.0)*_ex36
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C_row[i - _c0] = C_row
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_e_end[i - _c0] = e_end
+            _keep_g_2[i - _c0] = g_2
+            _keep_gate[i - _c0] = gate
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            C_row = _keep_C_row[i - _c0]
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            s = n + s_1
+            _lower = min(t_c - (1.0 if -delta_t > 0.0 else 0.0), C_row - 2.0)
+            _count = (1.0 if -delta_t > 0.0 else 0.0) + 2.0
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            d_target = _rows_d_target[i:i + 1]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            e_end = _keep_e_end[i - _c0]
+            g_2 = _keep_g_2[i - _c0]
+            gate = _keep_gate[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            value = 0.0
+            _c_value = 0.0
+            acc_target = 0.0
+            _c_acc_target = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = float(j)
+                _r0 = delta_t - ((jf - t_c))
+                _s37 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r0 > 0.0 else 0.0)
+                _s38 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r0 >= 0.0 else 0.0) + _s37
+                _s39 = max(_s38, _s38 - _s38)
+                _a_value = _s39*(l + (m - z)) if _s39 != 0.0 else _s39
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+                _r1 = jf - t_c
+                _r2 = 1.0 - _r1
+                _r3 = _r1 + 1.0
+                _r4 = -_r1
+                _s40 = -(1.0 if _r3 >= 0.0 else 0.0)*(1.0 if _r4 > 0.0 else 0.0)
+                _s41 = -(1.0 if _r3 > 0.0 else 0.0)*(1.0 if _r4 >= 0.0 else 0.0)
+                _s42 = (1.0 - e_end)*((1.0 if _r1 > 0.0 else 0.0)*(1.0 if _r2 >= 0.0 else 0.0) + _s41)
+                _a_acc_target = -g_2*gate*z*(e_end*((1.0 if _r1 >= 0.0 else 0.0)*(1.0 if _r2 > 0.0 else 0.0) + _s40) + _s42)
+                _b_acc_target = acc_target + _a_acc_target
+                _v_acc_target = _b_acc_target - acc_target
+                _c_acc_target += (acc_target - (_b_acc_target - _v_acc_target)) + (_a_acc_target - _v_acc_target)
+                acc_target = _b_acc_target
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            acc_target = acc_target + _c_acc_target if _c_acc_target - _c_acc_target == 0.0 else acc_target
+            for j in range(logits.shape[0]):
+                jf = float(j)
+                _kept = d_logits[j]
+                _r5 = delta_t - ((jf - t_c))
+                _s43 = (delta_t + (t_c - (jf - 1.0)))*(1.0 if -_r5 > 0.0 else 0.0)
+                _s44 = (-delta_t + (jf + 1.0 - t_c))*(1.0 if _r5 >= 0.0 else 0.0) + _s43
+                d_logits[j] = (_kept/s - max(_s44, _s44 - _s44))/divisor
+            d_target[0] = acc_target/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0)) | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -88,36 +361,163 @@ def _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, c
 def _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_step_f64(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
-        bad += block
+        bad += _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, clamp,
+                b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_rows_f64(logits, target, out, d_logits, d_target, divisor, clamp)
+        return _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, clamp, 0,
+                out.shape[0])
     return _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, work, logits, target, out, clamp):
-    out[i] = _value_work_f32(logits[i], target[i], work, clamp)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (target[i] - target[i]) != _f32(0.0)) | ((target[i] < _f32(0.0))) | ((target[i] > _f32(logits.shape[1]) - _f32(1.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_rows_f32(logits, target, out, clamp):
-    work = _empty(logits.shape[1], _f32)
+def _value_block_f32(_rows_logits, _rows_target, out, clamp, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f32)
+    _keep_C_row = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f32)
+    _keep__lower = _empty(ROW_CHUNK, _f32)
+    _keep_delta_t = _empty(ROW_CHUNK, _f32)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
+    _keep_t_c = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_step_f32(i, work, logits, target, out, clamp)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            target = _rows_target[i]
+            C_row = _f32(logits.shape[0])
+            on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
+            big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
+            _s1 = (_f32(1.0) - big)*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+            held = big*(_f32(1.0) if target - ((C_row - _f32(1.0) - clamp)) >= _f32(0.0) else _f32(0.0)) + _s1
+            top = held*on
+            _s2 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+            t_c = top*((C_row - _f32(1.0) - clamp)) + _s2
+            delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
+            m = -_f32(math.inf)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s3 = -m
+                _e4 = z + _s3
+                _e5 = _e4 - z
+                _s6 = (z - (_e4 - _e5)) + (_s3 - _e5)
+                _xc7 = (_e4 if _e4 > -_f32(104.0) else -_f32(104.0))
+                _xc8 = (_xc7 if _xc7 < _f32(89.0) else _f32(89.0))
+                _kt9 = _xc8*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k10 = _kt9 - _f32(12582912.0)
+                _rh11 = _xc8 - _k10*_f32(0.693145751953125)
+                _rl12 = _k10*_f32(1.428606765330187e-06)
+                _r13 = _rh11 - _rl12
+                _rc14 = (_rh11 - _r13) - _rl12
+                _e15 = _f32(0.5) + _f32(0.1666666716337204)*_r13
+                _e16 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r13
+                _e17 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r13
+                _x18 = _r13*_r13
+                _e19 = _e15 + _e16*_x18
+                _x20 = _x18*_x18
+                _e21 = _e19 + _e17*_x20
+                _q22 = (_r13*_r13)*_e21 + _rc14
+                _q23 = _r13 + _q22
+                _kt24 = _k10*_f32(0.5) + _f32(12582912.0)
+                _ki25 = _i32(_f32(_kt9).view(_i32) - _i32(1262485504))
+                _ki26 = _i32(_f32(_kt24).view(_i32) - _i32(1262485504))
+                _sc27 = _i32((_ki26 + _i32(127)) << _i32(23)).view(_f32)
+                _sc28 = _i32((_ki25 - _ki26 + _i32(127)) << _i32(23)).view(_f32)
+                _p29 = _f32(1.0) + _q23
+                _ex30 = (_p29*_sc27)*_sc28
+                _ex31 = (_ex30 if _e4 == _e4 else _e4)
+                work[j] = ((_s6 if _s6 == _s6 else _f32(0.0)) + _f32(1.0))*_ex31
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C_row[i - _c0] = C_row
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            C_row = _keep_C_row[i - _c0]
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            n = _keep_n[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a32 = s_1 + t
+            _u33 = _f32(1.0) + _a32
+            _lb34 = _f32(_u33).view(_i32)
+            _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big36 = _lm35 > _f32(1.4142135381698608)
+            _lh37 = _lm35*_f32(0.5)
+            _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
+            _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
+            _lf41 = (_a32 if _lk40 == _f32(0.0) else _lf38)
+            _lc42 = _a32 - (_u33 - _f32(1.0))
+            _lc43 = _f32(1.0) - (_u33 - _a32)
+            _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
+            _lc45 = _lc44/_u33
+            _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
+            _ls47 = _lf41/(_f32(2.0) + _lf41)
+            _lz48 = _ls47*_ls47
+            _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
+            _e50 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz48
+            _x51 = _lz48*_lz48
+            _e52 = _e49 + _e50*_x51
+            _hf53 = _f32(0.5)*(_lf41*_lf41)
+            _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
+            _lo55 = (_lg54 if _a32 != _f32(0.0) else _a32)
+            _lo56 = (-_f32(math.inf) if _a32 == -_f32(1.0) else _f32(math.nan))
+            _lo57 = (_lo55 if _a32 > -_f32(1.0) else _lo56)
+            _lo58 = (_lo57 if _a32 < _f32(math.inf) else _a32)
+            l = _lo58
+            _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
+            _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            _acc64_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = _f32(j)
+                _r0 = delta_t - ((jf - t_c))
+                _s59 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+                _s60 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s59
+                _s61 = max(_s60, _s60 - _s60)
+                _acc64_value += float(_s61*(l + (m - z)) if _s61 != _f32(0.0) else _s61)
+            value = _f32(_acc64_value)
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0)) | ((_rows_target[i] < _f32(0.0))) | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -125,36 +525,200 @@ def _value_rows_f32(logits, target, out, clamp):
 def _value_parallel_f32(logits, target, out, clamp):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f32)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_step_f32(i, work, logits, target, out, clamp)
-        bad += block
+        bad += _value_block_f32(logits, target, out, clamp, b * BLOCK, min(b * BLOCK
+                + BLOCK, out.shape[0]))
     return bad
 
 
 def value_f32(logits, target, out, clamp):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_rows_f32(logits, target, out, clamp)
+        return _value_block_f32(logits, target, out, clamp, 0, out.shape[0])
     return _value_parallel_f32(logits, target, out, clamp)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, clamp):
-    out[i] = _value_and_grad_f32(logits[i], target[i], d_logits[i], d_target[i:i + 1], divisor,
-            clamp)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (target[i] - target[i]) != _f32(0.0)) | ((target[i] < _f32(0.0))) | ((target[i] > _f32(logits.shape[1]) - _f32(1.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, clamp):
+def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _rows_d_target,
+        divisor, clamp, lo, hi):
+    _keep_C_row = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f32)
+    _keep__lower = _empty(ROW_CHUNK, _f32)
+    _keep_delta_t = _empty(ROW_CHUNK, _f32)
+    _keep_e_end = _empty(ROW_CHUNK, _f32)
+    _keep_g_2 = _empty(ROW_CHUNK, _f32)
+    _keep_gate = _empty(ROW_CHUNK, _f32)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
+    _keep_s = _empty(ROW_CHUNK, _f32)
+    _keep_t_c = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor, clamp)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            target = _rows_target[i]
+            d_logits = _rows_d_logits[i]
+            C_row = _f32(logits.shape[0])
+            on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
+            big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
+            _s1 = (_f32(1.0) - big)*(_f32(1.0) if clamp - ((C_row - _f32(1.0) - target)) >= _f32(0.0) else _f32(0.0))
+            held = big*(_f32(1.0) if target - ((C_row - _f32(1.0) - clamp)) >= _f32(0.0) else _f32(0.0)) + _s1
+            top = held*on
+            _s2 = (_f32(1.0) - top)*(on*max(target, _f32(0.0)) + target*(_f32(1.0) - on))
+            t_c = top*((C_row - _f32(1.0) - clamp)) + _s2
+            delta_t = top*(((C_row - _f32(1.0) - t_c) - clamp))
+            gate = on*(_f32(1.0) - held)*(_f32(1.0) if target > _f32(0.0) else _f32(0.0)) - on + _f32(1.0)
+            e_end = _f32(1.0) if -C_row + t_c + _f32(1.0) >= _f32(0.0) else _f32(0.0)
+            g_2 = _f32(1.0) if C_row - _f32(2.0) >= _f32(0.0) else _f32(0.0)
+            m = -_f32(math.inf)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s3 = -m
+                _e4 = z + _s3
+                _e5 = _e4 - z
+                _s6 = (z - (_e4 - _e5)) + (_s3 - _e5)
+                _xc7 = (_e4 if _e4 > -_f32(104.0) else -_f32(104.0))
+                _xc8 = (_xc7 if _xc7 < _f32(89.0) else _f32(89.0))
+                _kt9 = _xc8*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k10 = _kt9 - _f32(12582912.0)
+                _rh11 = _xc8 - _k10*_f32(0.693145751953125)
+                _rl12 = _k10*_f32(1.428606765330187e-06)
+                _r13 = _rh11 - _rl12
+                _rc14 = (_rh11 - _r13) - _rl12
+                _e15 = _f32(0.5) + _f32(0.1666666716337204)*_r13
+                _e16 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r13
+                _e17 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r13
+                _x18 = _r13*_r13
+                _e19 = _e15 + _e16*_x18
+                _x20 = _x18*_x18
+                _e21 = _e19 + _e17*_x20
+                _q22 = (_r13*_r13)*_e21 + _rc14
+                _q23 = _r13 + _q22
+                _kt24 = _k10*_f32(0.5) + _f32(12582912.0)
+                _ki25 = _i32(_f32(_kt9).view(_i32) - _i32(1262485504))
+                _ki26 = _i32(_f32(_kt24).view(_i32) - _i32(1262485504))
+                _sc27 = _i32((_ki26 + _i32(127)) << _i32(23)).view(_f32)
+                _sc28 = _i32((_ki25 - _ki26 + _i32(127)) << _i32(23)).view(_f32)
+                _p29 = _f32(1.0) + _q23
+                _ex30 = (_p29*_sc27)*_sc28
+                _ex31 = (_ex30 if _e4 == _e4 else _e4)
+                d_logits[j] = ((_s6 if _s6 == _s6 else _f32(0.0)) + _f32(1.0))*_ex31
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C_row[i - _c0] = C_row
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_e_end[i - _c0] = e_end
+            _keep_g_2[i - _c0] = g_2
+            _keep_gate[i - _c0] = gate
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            C_row = _keep_C_row[i - _c0]
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            n = _keep_n[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a32 = s_1 + t
+            _u33 = _f32(1.0) + _a32
+            _lb34 = _f32(_u33).view(_i32)
+            _lm35 = _i32((_lb34 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big36 = _lm35 > _f32(1.4142135381698608)
+            _lh37 = _lm35*_f32(0.5)
+            _lf38 = (_lh37 if _big36 else _lm35) - _f32(1.0)
+            _le39 = _i32(_i32(_lb34 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk40 = _le39 + (_f32(1.0) if _big36 else _f32(0.0))
+            _lf41 = (_a32 if _lk40 == _f32(0.0) else _lf38)
+            _lc42 = _a32 - (_u33 - _f32(1.0))
+            _lc43 = _f32(1.0) - (_u33 - _a32)
+            _lc44 = (_lc42 if _u33 <= _f32(2.0) else _lc43)
+            _lc45 = _lc44/_u33
+            _lc46 = (_f32(0.0) if _lk40 == _f32(0.0) else _lc45)
+            _ls47 = _lf41/(_f32(2.0) + _lf41)
+            _lz48 = _ls47*_ls47
+            _e49 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz48
+            _e50 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz48
+            _x51 = _lz48*_lz48
+            _e52 = _e49 + _e50*_x51
+            _hf53 = _f32(0.5)*(_lf41*_lf41)
+            _lg54 = _lk40*_f32(0.693145751953125) + (_lf41 - (_hf53 - (_ls47*(_hf53 + _lz48*_e52) + (_lk40*_f32(1.428606765330187e-06) + _lc46))))
+            _lo55 = (_lg54 if _a32 != _f32(0.0) else _a32)
+            _lo56 = (-_f32(math.inf) if _a32 == -_f32(1.0) else _f32(math.nan))
+            _lo57 = (_lo55 if _a32 > -_f32(1.0) else _lo56)
+            _lo58 = (_lo57 if _a32 < _f32(math.inf) else _a32)
+            l = _lo58
+            s = n + s_1
+            _lower = min(t_c - (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)), C_row - _f32(2.0))
+            _count = (_f32(1.0) if -delta_t > _f32(0.0) else _f32(0.0)) + _f32(2.0)
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            d_target = _rows_d_target[i:i + 1]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            delta_t = _keep_delta_t[i - _c0]
+            e_end = _keep_e_end[i - _c0]
+            g_2 = _keep_g_2[i - _c0]
+            gate = _keep_gate[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            t_c = _keep_t_c[i - _c0]
+            _acc64_value = 0.0
+            _acc64_acc_target = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = _f32(j)
+                _r0 = delta_t - ((jf - t_c))
+                _s59 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r0 > _f32(0.0) else _f32(0.0))
+                _s60 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0)) + _s59
+                _s61 = max(_s60, _s60 - _s60)
+                _acc64_value += float(_s61*(l + (m - z)) if _s61 != _f32(0.0) else _s61)
+                _r1 = jf - t_c
+                _r2 = _f32(1.0) - _r1
+                _r3 = _r1 + _f32(1.0)
+                _r4 = -_r1
+                _s62 = -(_f32(1.0) if _r3 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 > _f32(0.0) else _f32(0.0))
+                _s63 = (_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 > _f32(0.0) else _f32(0.0)) + _s62
+                _s64 = -(_f32(1.0) if _r3 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r4 >= _f32(0.0) else _f32(0.0))
+                _s65 = (_f32(1.0) if _r1 > _f32(0.0) else _f32(0.0))*(_f32(1.0) if _r2 >= _f32(0.0) else _f32(0.0)) + _s64
+                _acc64_acc_target += float(-g_2*gate*z*(e_end*_s63 + (_f32(1.0) - e_end)*_s65))
+            value = _f32(_acc64_value)
+            acc_target = _f32(_acc64_acc_target)
+            for j in range(logits.shape[0]):
+                jf = _f32(j)
+                _kept = d_logits[j]
+                _r5 = delta_t - ((jf - t_c))
+                _s66 = (delta_t + (t_c - (jf - _f32(1.0))))*(_f32(1.0) if -_r5 > _f32(0.0) else _f32(0.0))
+                _s67 = (-delta_t + (jf + _f32(1.0) - t_c))*(_f32(1.0) if _r5 >= _f32(0.0) else _f32(0.0)) + _s66
+                d_logits[j] = (_kept/s - max(_s67, _s67 - _s67))/divisor
+            d_target[0] = acc_target/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0)) | ((_rows_target[i] < _f32(0.0))) | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -162,15 +726,13 @@ def _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, c
 def _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_step_f32(i, logits, target, out, d_logits, d_target, divisor,
-                    clamp)
-        bad += block
+        bad += _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, clamp,
+                b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, clamp):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_rows_f32(logits, target, out, d_logits, d_target, divisor, clamp)
+        return _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, clamp, 0,
+                out.shape[0])
     return _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp)

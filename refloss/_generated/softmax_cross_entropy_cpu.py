@@ -19,35 +19,116 @@ from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
 from numpy import bool_ as _b1, empty as _empty
 
-from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
-from refloss._generated import softmax_cross_entropy as _scalar
-
-_value_work_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_f64)
-_value_and_grad_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f64)
-_value_work_index_f64 = njit(**CPU_OPTIONS)(_scalar.value_work_index_f64)
-_value_and_grad_index_f64 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_index_f64)
-_value_work_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_f32)
-_value_and_grad_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_f32)
-_value_work_index_f32 = njit(**CPU_OPTIONS)(_scalar.value_work_index_f32)
-_value_and_grad_index_f32 = njit(**CPU_OPTIONS)(_scalar.value_and_grad_index_f32)
-
-
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f64(i, work, logits, targets, out, label_smoothing):
-    out[i] = _value_work_f64(logits[i], targets[i], work, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i, j] - targets[i, j]) != 0.0) | ((targets[i, j] > 1.0)) | ((targets[i, j] < 0.0)):
-            return 1
-    return 0
+from refloss._numba_options import BLOCK, CPU_OPTIONS, ROW_CHUNK, SERIAL_BELOW
 
 
 @njit(**CPU_OPTIONS)
-def _value_rows_f64(logits, targets, out, label_smoothing):
-    work = _empty(logits.shape[1], _f64)
+def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f64)
+    _keep_C = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_step_f64(i, work, logits, targets, out, label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = -math.inf
+            C = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += 1.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+                _k8 = _kt7 - 6755399441055744.0
+                _rh9 = _xc6 - _k8*0.6931471805598903
+                _rl10 = _k8*5.497923018708371e-14
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = 0.5 + 0.1666666666666667*_r11
+                _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+                _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+                _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+                _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+                _x18 = _r11*_r11
+                _e19 = _e13 + _e14*_x18
+                _e20 = _e15 + _e16*_x18
+                _e21 = _e17 + 2.0914685161418067e-09*_x18
+                _x22 = _x18*_x18
+                _e23 = _e19 + _e20*_x22
+                _x24 = _x22*_x22
+                _e25 = _e23 + _e21*_x24
+                _q26 = (_r11*_r11)*_e25 + _rc12
+                _q27 = _r11 + _q26
+                _kt28 = _k8*0.5 + 6755399441055744.0
+                _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+                _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+                _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _p33 = 1.0 + _q27
+                _ex34 = (_p33*_sc31)*_sc32
+                _ex35 = (_ex34 if _e2 == _e2 else _e2)
+                work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C[i - _c0] = C
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+        for i in range(_c0, _c1):
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            C = _keep_C[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            value = 0.0
+            _c_value = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _s36 = y*(1.0 - label_smoothing) + label_smoothing/C
+                _a_value = _s36*(l + (m - z)) if _s36 != 0.0 else _s36
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0) | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -55,38 +136,155 @@ def _value_rows_f64(logits, targets, out, label_smoothing):
 def _value_parallel_f64(logits, targets, out, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f64)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_step_f64(i, work, logits, targets, out, label_smoothing)
-        bad += block
+        bad += _value_block_f64(logits, targets, out, label_smoothing, b * BLOCK, min(b * BLOCK
+                + BLOCK, out.shape[0]))
     return bad
 
 
 def value_f64(logits, targets, out, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_rows_f64(logits, targets, out, label_smoothing)
+        return _value_block_f64(logits, targets, out, label_smoothing, 0, out.shape[0])
     return _value_parallel_f64(logits, targets, out, label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-        label_smoothing):
-    out[i] = _value_and_grad_f64(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
-            label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i, j] - targets[i, j]) != 0.0) | ((targets[i, j] > 1.0)) | ((targets[i, j] < 0.0)):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_rows_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
+def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, _rows_d_targets,
+        divisor, label_smoothing, lo, hi):
+    _keep_C = _empty(ROW_CHUNK, _f64)
+    _keep_Y = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_w = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            m = -math.inf
+            C = 0.0
+            Y = 0.0
+            _c_Y = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                m = max(m, z)
+                C += 1.0
+                _a_Y = y
+                _b_Y = Y + _a_Y
+                _v_Y = _b_Y - Y
+                _c_Y += (Y - (_b_Y - _v_Y)) + (_a_Y - _v_Y)
+                Y = _b_Y
+            Y = Y + _c_Y if _c_Y - _c_Y == 0.0 else Y
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+                _k8 = _kt7 - 6755399441055744.0
+                _rh9 = _xc6 - _k8*0.6931471805598903
+                _rl10 = _k8*5.497923018708371e-14
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = 0.5 + 0.1666666666666667*_r11
+                _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+                _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+                _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+                _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+                _x18 = _r11*_r11
+                _e19 = _e13 + _e14*_x18
+                _e20 = _e15 + _e16*_x18
+                _e21 = _e17 + 2.0914685161418067e-09*_x18
+                _x22 = _x18*_x18
+                _e23 = _e19 + _e20*_x22
+                _x24 = _x22*_x22
+                _e25 = _e23 + _e21*_x24
+                _q26 = (_r11*_r11)*_e25 + _rc12
+                _q27 = _r11 + _q26
+                _kt28 = _k8*0.5 + 6755399441055744.0
+                _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+                _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+                _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _p33 = 1.0 + _q27
+                _ex34 = (_p33*_sc31)*_sc32
+                _ex35 = (_ex34 if _e2 == _e2 else _e2)
+                d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C[i - _c0] = C
+            _keep_Y[i - _c0] = Y
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+        for i in range(_c0, _c1):
+            Y = _keep_Y[i - _c0]
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            s = n + s_1
+            w = Y*(1.0 - label_smoothing) + label_smoothing
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+            _keep_w[i - _c0] = w
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            d_targets = _rows_d_targets[i]
+            C = _keep_C[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            w = _keep_w[i - _c0]
+            value = 0.0
+            _c_value = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _s36 = y*(1.0 - label_smoothing) + label_smoothing/C
+                _a_value = _s36*(l + (m - z)) if _s36 != 0.0 else _s36
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _kept = d_logits[j]
+                _r0 = 1.0 - label_smoothing
+                d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+                d_targets[j] = _r0*(l + (m - z))/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0) | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -95,38 +293,134 @@ def _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divi
         label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_step_f64(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
-        bad += block
+        bad += _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_rows_f64(logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+        return _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, 0, out.shape[0])
     return _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divisor,
             label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_step_f32(i, work, logits, targets, out, label_smoothing):
-    out[i] = _value_work_f32(logits[i], targets[i], work, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i, j] - targets[i, j]) != _f32(0.0)) | ((targets[i, j] > _f32(1.0))) | ((targets[i, j] < _f32(0.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_rows_f32(logits, targets, out, label_smoothing):
-    work = _empty(logits.shape[1], _f32)
+def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f32)
+    _keep_C = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_step_f32(i, work, logits, targets, out, label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = -_f32(math.inf)
+            C = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += _f32(1.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k8 = _kt7 - _f32(12582912.0)
+                _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+                _rl10 = _k8*_f32(1.428606765330187e-06)
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+                _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+                _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+                _x16 = _r11*_r11
+                _e17 = _e13 + _e14*_x16
+                _x18 = _x16*_x16
+                _e19 = _e17 + _e15*_x18
+                _q20 = (_r11*_r11)*_e19 + _rc12
+                _q21 = _r11 + _q20
+                _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+                _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+                _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+                _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _p27 = _f32(1.0) + _q21
+                _ex28 = (_p27*_sc25)*_sc26
+                _ex29 = (_ex28 if _e2 == _e2 else _e2)
+                work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C[i - _c0] = C
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+        for i in range(_c0, _c1):
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a30 = s_1 + t
+            _u31 = _f32(1.0) + _a30
+            _lb32 = _f32(_u31).view(_i32)
+            _lm33 = _i32((_lb32 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big34 = _lm33 > _f32(1.4142135381698608)
+            _lh35 = _lm33*_f32(0.5)
+            _lf36 = (_lh35 if _big34 else _lm33) - _f32(1.0)
+            _le37 = _i32(_i32(_lb32 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk38 = _le37 + (_f32(1.0) if _big34 else _f32(0.0))
+            _lf39 = (_a30 if _lk38 == _f32(0.0) else _lf36)
+            _lc40 = _a30 - (_u31 - _f32(1.0))
+            _lc41 = _f32(1.0) - (_u31 - _a30)
+            _lc42 = (_lc40 if _u31 <= _f32(2.0) else _lc41)
+            _lc43 = _lc42/_u31
+            _lc44 = (_f32(0.0) if _lk38 == _f32(0.0) else _lc43)
+            _ls45 = _lf39/(_f32(2.0) + _lf39)
+            _lz46 = _ls45*_ls45
+            _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
+            _e48 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz46
+            _x49 = _lz46*_lz46
+            _e50 = _e47 + _e48*_x49
+            _hf51 = _f32(0.5)*(_lf39*_lf39)
+            _lg52 = _lk38*_f32(0.693145751953125) + (_lf39 - (_hf51 - (_ls45*(_hf51 + _lz46*_e50) + (_lk38*_f32(1.428606765330187e-06) + _lc44))))
+            _lo53 = (_lg52 if _a30 != _f32(0.0) else _a30)
+            _lo54 = (-_f32(math.inf) if _a30 == -_f32(1.0) else _f32(math.nan))
+            _lo55 = (_lo53 if _a30 > -_f32(1.0) else _lo54)
+            _lo56 = (_lo55 if _a30 < _f32(math.inf) else _a30)
+            l = _lo56
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            C = _keep_C[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            _acc64_value = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _s57 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+                _acc64_value += float(_s57*(l + (m - z)) if _s57 != _f32(0.0) else _s57)
+            value = _f32(_acc64_value)
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0)) | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -134,38 +428,158 @@ def _value_rows_f32(logits, targets, out, label_smoothing):
 def _value_parallel_f32(logits, targets, out, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f32)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_step_f32(i, work, logits, targets, out, label_smoothing)
-        bad += block
+        bad += _value_block_f32(logits, targets, out, label_smoothing, b * BLOCK, min(b * BLOCK
+                + BLOCK, out.shape[0]))
     return bad
 
 
 def value_f32(logits, targets, out, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_rows_f32(logits, targets, out, label_smoothing)
+        return _value_block_f32(logits, targets, out, label_smoothing, 0, out.shape[0])
     return _value_parallel_f32(logits, targets, out, label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-        label_smoothing):
-    out[i] = _value_and_grad_f32(logits[i], targets[i], d_logits[i], d_targets[i], divisor,
-            label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i, j] - targets[i, j]) != _f32(0.0)) | ((targets[i, j] > _f32(1.0))) | ((targets[i, j] < _f32(0.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
+def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, _rows_d_targets,
+        divisor, label_smoothing, lo, hi):
+    _keep_C = _empty(ROW_CHUNK, _f32)
+    _keep_Y = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
+    _keep_s = _empty(ROW_CHUNK, _f32)
+    _keep_w = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            m = -_f32(math.inf)
+            C = _f32(0.0)
+            _acc64_Y = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                m = max(m, z)
+                C += _f32(1.0)
+                _acc64_Y += float(y)
+            Y = _f32(_acc64_Y)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k8 = _kt7 - _f32(12582912.0)
+                _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+                _rl10 = _k8*_f32(1.428606765330187e-06)
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+                _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+                _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+                _x16 = _r11*_r11
+                _e17 = _e13 + _e14*_x16
+                _x18 = _x16*_x16
+                _e19 = _e17 + _e15*_x18
+                _q20 = (_r11*_r11)*_e19 + _rc12
+                _q21 = _r11 + _q20
+                _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+                _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+                _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+                _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _p27 = _f32(1.0) + _q21
+                _ex28 = (_p27*_sc25)*_sc26
+                _ex29 = (_ex28 if _e2 == _e2 else _e2)
+                d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C[i - _c0] = C
+            _keep_Y[i - _c0] = Y
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+        for i in range(_c0, _c1):
+            Y = _keep_Y[i - _c0]
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a30 = s_1 + t
+            _u31 = _f32(1.0) + _a30
+            _lb32 = _f32(_u31).view(_i32)
+            _lm33 = _i32((_lb32 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big34 = _lm33 > _f32(1.4142135381698608)
+            _lh35 = _lm33*_f32(0.5)
+            _lf36 = (_lh35 if _big34 else _lm33) - _f32(1.0)
+            _le37 = _i32(_i32(_lb32 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk38 = _le37 + (_f32(1.0) if _big34 else _f32(0.0))
+            _lf39 = (_a30 if _lk38 == _f32(0.0) else _lf36)
+            _lc40 = _a30 - (_u31 - _f32(1.0))
+            _lc41 = _f32(1.0) - (_u31 - _a30)
+            _lc42 = (_lc40 if _u31 <= _f32(2.0) else _lc41)
+            _lc43 = _lc42/_u31
+            _lc44 = (_f32(0.0) if _lk38 == _f32(0.0) else _lc43)
+            _ls45 = _lf39/(_f32(2.0) + _lf39)
+            _lz46 = _ls45*_ls45
+            _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
+            _e48 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz46
+            _x49 = _lz46*_lz46
+            _e50 = _e47 + _e48*_x49
+            _hf51 = _f32(0.5)*(_lf39*_lf39)
+            _lg52 = _lk38*_f32(0.693145751953125) + (_lf39 - (_hf51 - (_ls45*(_hf51 + _lz46*_e50) + (_lk38*_f32(1.428606765330187e-06) + _lc44))))
+            _lo53 = (_lg52 if _a30 != _f32(0.0) else _a30)
+            _lo54 = (-_f32(math.inf) if _a30 == -_f32(1.0) else _f32(math.nan))
+            _lo55 = (_lo53 if _a30 > -_f32(1.0) else _lo54)
+            _lo56 = (_lo55 if _a30 < _f32(math.inf) else _a30)
+            l = _lo56
+            s = n + s_1
+            w = Y*(_f32(1.0) - label_smoothing) + label_smoothing
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+            _keep_w[i - _c0] = w
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            d_targets = _rows_d_targets[i]
+            C = _keep_C[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            w = _keep_w[i - _c0]
+            _acc64_value = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _s57 = y*(_f32(1.0) - label_smoothing) + label_smoothing/C
+                _acc64_value += float(_s57*(l + (m - z)) if _s57 != _f32(0.0) else _s57)
+            value = _f32(_acc64_value)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                y = targets[j]
+                _kept = d_logits[j]
+                _r0 = _f32(1.0) - label_smoothing
+                d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+                d_targets[j] = _r0*(l + (m - z))/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0)) | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -174,38 +588,145 @@ def _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divi
         label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_step_f32(i, logits, targets, out, d_logits, d_targets, divisor,
-                    label_smoothing)
-        bad += block
+        bad += _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_rows_f32(logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing)
+        return _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, 0, out.shape[0])
     return _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
             label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_index_step_f64(i, work, logits, targets, out, label_smoothing):
-    out[i] = _value_work_index_f64(logits[i], targets[i], work, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i] - targets[i]) != 0.0) | ((targets[i] < 0.0)) | ((targets[i] > float(logits.shape[1]) - 1.0)):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_index_rows_f64(logits, targets, out, label_smoothing):
-    work = _empty(logits.shape[1], _f64)
+def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f64)
+    _keep_C = _empty(ROW_CHUNK, _f64)
+    _keep_C_row = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f64)
+    _keep__lower = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_index_step_f64(i, work, logits, targets, out, label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            C_row = float(logits.shape[0])
+            m = -math.inf
+            C = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += 1.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+                _k8 = _kt7 - 6755399441055744.0
+                _rh9 = _xc6 - _k8*0.6931471805598903
+                _rl10 = _k8*5.497923018708371e-14
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = 0.5 + 0.1666666666666667*_r11
+                _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+                _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+                _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+                _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+                _x18 = _r11*_r11
+                _e19 = _e13 + _e14*_x18
+                _e20 = _e15 + _e16*_x18
+                _e21 = _e17 + 2.0914685161418067e-09*_x18
+                _x22 = _x18*_x18
+                _e23 = _e19 + _e20*_x22
+                _x24 = _x22*_x22
+                _e25 = _e23 + _e21*_x24
+                _q26 = (_r11*_r11)*_e25 + _rc12
+                _q27 = _r11 + _q26
+                _kt28 = _k8*0.5 + 6755399441055744.0
+                _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+                _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+                _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _p33 = 1.0 + _q27
+                _ex34 = (_p33*_sc31)*_sc32
+                _ex35 = (_ex34 if _e2 == _e2 else _e2)
+                work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+        for i in range(_c0, _c1):
+            targets = _rows_targets[i]
+            C_row = _keep_C_row[i - _c0]
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            _lower = targets*(1.0 - (1.0 if label_smoothing > 0.0 else 0.0))
+            _count = (C_row - 1.0)*(1.0 if label_smoothing > 0.0 else 0.0) + 1.0
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            C = _keep_C[i - _c0]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            value = 0.0
+            _c_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = float(j)
+                _r0 = jf - targets
+                _s36 = (1.0 - label_smoothing)*(1.0 if -_r0 >= 0.0 else 0.0)*(1.0 if _r0 >= 0.0 else 0.0)
+                _s37 = _s36 + label_smoothing/C
+                _a_value = _s37*(l + (m - z)) if _s37 != 0.0 else _s37
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0)) | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -213,36 +734,156 @@ def _value_index_rows_f64(logits, targets, out, label_smoothing):
 def _value_index_parallel_f64(logits, targets, out, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f64)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_index_step_f64(i, work, logits, targets, out, label_smoothing)
-        bad += block
+        bad += _value_index_block_f64(logits, targets, out, label_smoothing, b * BLOCK,
+                min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_index_f64(logits, targets, out, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_index_rows_f64(logits, targets, out, label_smoothing)
+        return _value_index_block_f64(logits, targets, out, label_smoothing, 0, out.shape[0])
     return _value_index_parallel_f64(logits, targets, out, label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor, label_smoothing):
-    out[i] = _value_and_grad_index_f64(logits[i], targets[i], d_logits[i], divisor, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i] - targets[i]) != 0.0) | ((targets[i] < 0.0)) | ((targets[i] > float(logits.shape[1]) - 1.0)):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_index_rows_f64(logits, targets, out, d_logits, divisor, label_smoothing):
+def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, divisor,
+        label_smoothing, lo, hi):
+    _keep_C = _empty(ROW_CHUNK, _f64)
+    _keep_C_row = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f64)
+    _keep__lower = _empty(ROW_CHUNK, _f64)
+    _keep_l = _empty(ROW_CHUNK, _f64)
+    _keep_m = _empty(ROW_CHUNK, _f64)
+    _keep_n = _empty(ROW_CHUNK, _f64)
+    _keep_s = _empty(ROW_CHUNK, _f64)
+    _keep_s_1 = _empty(ROW_CHUNK, _f64)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor,
-                label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            C_row = float(logits.shape[0])
+            m = -math.inf
+            C = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += 1.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
+                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
+                _k8 = _kt7 - 6755399441055744.0
+                _rh9 = _xc6 - _k8*0.6931471805598903
+                _rl10 = _k8*5.497923018708371e-14
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = 0.5 + 0.1666666666666667*_r11
+                _e14 = 0.04166666666666667 + 0.008333333333326136*_r11
+                _e15 = 0.001388888888888375 + 0.00019841269874815834*_r11
+                _e16 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r11
+                _e17 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r11
+                _x18 = _r11*_r11
+                _e19 = _e13 + _e14*_x18
+                _e20 = _e15 + _e16*_x18
+                _e21 = _e17 + 2.0914685161418067e-09*_x18
+                _x22 = _x18*_x18
+                _e23 = _e19 + _e20*_x22
+                _x24 = _x22*_x22
+                _e25 = _e23 + _e21*_x24
+                _q26 = (_r11*_r11)*_e25 + _rc12
+                _q27 = _r11 + _q26
+                _kt28 = _k8*0.5 + 6755399441055744.0
+                _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
+                _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
+                _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _p33 = 1.0 + _q27
+                _ex34 = (_p33*_sc31)*_sc32
+                _ex35 = (_ex34 if _e2 == _e2 else _e2)
+                d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+            s_1 = 0.0
+            _c_s_1 = 0.0
+            n = 0.0
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1 = s_1 + _a_s_1
+                _v_s_1 = _b_s_1 - s_1
+                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
+                s_1 = _b_s_1
+                n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+            _keep_s_1[i - _c0] = s_1
+        for i in range(_c0, _c1):
+            targets = _rows_targets[i]
+            C_row = _keep_C_row[i - _c0]
+            _c_s_1 = _keep__c_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _keep_s_1[i - _c0]
+            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            t = n - 1.0
+            l = math.log1p(s_1 + t)
+            s = n + s_1
+            _lower = targets*(1.0 - (1.0 if label_smoothing > 0.0 else 0.0))
+            _count = (C_row - 1.0)*(1.0 if label_smoothing > 0.0 else 0.0) + 1.0
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            C = _keep_C[i - _c0]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            w = 1.0
+            value = 0.0
+            _c_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = float(j)
+                _r0 = jf - targets
+                _s36 = (1.0 - label_smoothing)*(1.0 if -_r0 >= 0.0 else 0.0)*(1.0 if _r0 >= 0.0 else 0.0)
+                _s37 = _s36 + label_smoothing/C
+                _a_value = _s37*(l + (m - z)) if _s37 != 0.0 else _s37
+                _b_value = value + _a_value
+                _v_value = _b_value - value
+                _c_value += (value - (_b_value - _v_value)) + (_a_value - _v_value)
+                value = _b_value
+            value = value + _c_value if _c_value - _c_value == 0.0 else value
+            for j in range(logits.shape[0]):
+                jf = float(j)
+                _kept = d_logits[j]
+                _r1 = jf - targets
+                _s38 = -(1.0 - label_smoothing)*(1.0 if -_r1 >= 0.0 else 0.0)*(1.0 if _r1 >= 0.0 else 0.0)
+                d_logits[j] = (_kept*w/s + _s38 - label_smoothing/C)/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0)) | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)):
+                    bad += 1
+                    break
     return bad
 
 
@@ -250,38 +891,154 @@ def _value_and_grad_index_rows_f64(logits, targets, out, d_logits, divisor, labe
 def _value_and_grad_index_parallel_f64(logits, targets, out, d_logits, divisor, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_index_step_f64(i, logits, targets, out, d_logits, divisor,
-                    label_smoothing)
-        bad += block
+        bad += _value_and_grad_index_block_f64(logits, targets, out, d_logits, divisor,
+                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_index_f64(logits, targets, out, d_logits, divisor, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_index_rows_f64(logits, targets, out, d_logits, divisor,
-                label_smoothing)
+        return _value_and_grad_index_block_f64(logits, targets, out, d_logits, divisor,
+                label_smoothing, 0, out.shape[0])
     return _value_and_grad_index_parallel_f64(logits, targets, out, d_logits, divisor,
             label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_index_step_f32(i, work, logits, targets, out, label_smoothing):
-    out[i] = _value_work_index_f32(logits[i], targets[i], work, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i] - targets[i]) != _f32(0.0)) | ((targets[i] < _f32(0.0))) | ((targets[i] > _f32(logits.shape[1]) - _f32(1.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_index_rows_f32(logits, targets, out, label_smoothing):
-    work = _empty(logits.shape[1], _f32)
+def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
+    work = _empty(_rows_logits.shape[1], _f32)
+    _keep_C = _empty(ROW_CHUNK, _f32)
+    _keep_C_row = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f32)
+    _keep__lower = _empty(ROW_CHUNK, _f32)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_index_step_f32(i, work, logits, targets, out, label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            C_row = _f32(logits.shape[0])
+            m = -_f32(math.inf)
+            C = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += _f32(1.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k8 = _kt7 - _f32(12582912.0)
+                _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+                _rl10 = _k8*_f32(1.428606765330187e-06)
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+                _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+                _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+                _x16 = _r11*_r11
+                _e17 = _e13 + _e14*_x16
+                _x18 = _x16*_x16
+                _e19 = _e17 + _e15*_x18
+                _q20 = (_r11*_r11)*_e19 + _rc12
+                _q21 = _r11 + _q20
+                _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+                _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+                _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+                _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _p27 = _f32(1.0) + _q21
+                _ex28 = (_p27*_sc25)*_sc26
+                _ex29 = (_ex28 if _e2 == _e2 else _e2)
+                work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = work[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+        for i in range(_c0, _c1):
+            targets = _rows_targets[i]
+            C_row = _keep_C_row[i - _c0]
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a30 = s_1 + t
+            _u31 = _f32(1.0) + _a30
+            _lb32 = _f32(_u31).view(_i32)
+            _lm33 = _i32((_lb32 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big34 = _lm33 > _f32(1.4142135381698608)
+            _lh35 = _lm33*_f32(0.5)
+            _lf36 = (_lh35 if _big34 else _lm33) - _f32(1.0)
+            _le37 = _i32(_i32(_lb32 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk38 = _le37 + (_f32(1.0) if _big34 else _f32(0.0))
+            _lf39 = (_a30 if _lk38 == _f32(0.0) else _lf36)
+            _lc40 = _a30 - (_u31 - _f32(1.0))
+            _lc41 = _f32(1.0) - (_u31 - _a30)
+            _lc42 = (_lc40 if _u31 <= _f32(2.0) else _lc41)
+            _lc43 = _lc42/_u31
+            _lc44 = (_f32(0.0) if _lk38 == _f32(0.0) else _lc43)
+            _ls45 = _lf39/(_f32(2.0) + _lf39)
+            _lz46 = _ls45*_ls45
+            _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
+            _e48 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz46
+            _x49 = _lz46*_lz46
+            _e50 = _e47 + _e48*_x49
+            _hf51 = _f32(0.5)*(_lf39*_lf39)
+            _lg52 = _lk38*_f32(0.693145751953125) + (_lf39 - (_hf51 - (_ls45*(_hf51 + _lz46*_e50) + (_lk38*_f32(1.428606765330187e-06) + _lc44))))
+            _lo53 = (_lg52 if _a30 != _f32(0.0) else _a30)
+            _lo54 = (-_f32(math.inf) if _a30 == -_f32(1.0) else _f32(math.nan))
+            _lo55 = (_lo53 if _a30 > -_f32(1.0) else _lo54)
+            _lo56 = (_lo55 if _a30 < _f32(math.inf) else _a30)
+            l = _lo56
+            _lower = targets*(_f32(1.0) - (_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)))
+            _count = (C_row - _f32(1.0))*(_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)) + _f32(1.0)
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            C = _keep_C[i - _c0]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            _acc64_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = _f32(j)
+                _r0 = jf - targets
+                _s57 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+                _s58 = (_f32(1.0) - label_smoothing)*_s57*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+                _s59 = _s58 + label_smoothing/C
+                _acc64_value += float(_s59*(l + (m - z)) if _s59 != _f32(0.0) else _s59)
+            value = _f32(_acc64_value)
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0)) | ((_rows_targets[i] < _f32(0.0))) | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -289,36 +1046,166 @@ def _value_index_rows_f32(logits, targets, out, label_smoothing):
 def _value_index_parallel_f32(logits, targets, out, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        work = _empty(logits.shape[1], _f32)
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_index_step_f32(i, work, logits, targets, out, label_smoothing)
-        bad += block
+        bad += _value_index_block_f32(logits, targets, out, label_smoothing, b * BLOCK,
+                min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_index_f32(logits, targets, out, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_index_rows_f32(logits, targets, out, label_smoothing)
+        return _value_index_block_f32(logits, targets, out, label_smoothing, 0, out.shape[0])
     return _value_index_parallel_f32(logits, targets, out, label_smoothing)
 
 
-@njit(inline='always', **CPU_OPTIONS)
-def _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor, label_smoothing):
-    out[i] = _value_and_grad_index_f32(logits[i], targets[i], d_logits[i], divisor, label_smoothing)
-    for j in range(logits.shape[1]):
-        if ((logits[i, j] - logits[i, j])
-                + (targets[i] - targets[i]) != _f32(0.0)) | ((targets[i] < _f32(0.0))) | ((targets[i] > _f32(logits.shape[1]) - _f32(1.0))):
-            return 1
-    return 0
-
-
 @njit(**CPU_OPTIONS)
-def _value_and_grad_index_rows_f32(logits, targets, out, d_logits, divisor, label_smoothing):
+def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, divisor,
+        label_smoothing, lo, hi):
+    _keep_C = _empty(ROW_CHUNK, _f32)
+    _keep_C_row = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__count = _empty(ROW_CHUNK, _f32)
+    _keep__lower = _empty(ROW_CHUNK, _f32)
+    _keep_l = _empty(ROW_CHUNK, _f32)
+    _keep_m = _empty(ROW_CHUNK, _f32)
+    _keep_n = _empty(ROW_CHUNK, _f32)
+    _keep_s = _empty(ROW_CHUNK, _f32)
     bad = 0
-    for i in range(out.shape[0]):
-        bad += _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor,
-                label_smoothing)
+    for _c0 in range(lo, hi, ROW_CHUNK):
+        _c1 = min(_c0 + ROW_CHUNK, hi)
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            C_row = _f32(logits.shape[0])
+            m = -_f32(math.inf)
+            C = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                m = max(m, z)
+                C += _f32(1.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _s1 = -m
+                _e2 = z + _s1
+                _e3 = _e2 - z
+                _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
+                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
+                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k8 = _kt7 - _f32(12582912.0)
+                _rh9 = _xc6 - _k8*_f32(0.693145751953125)
+                _rl10 = _k8*_f32(1.428606765330187e-06)
+                _r11 = _rh9 - _rl10
+                _rc12 = (_rh9 - _r11) - _rl10
+                _e13 = _f32(0.5) + _f32(0.1666666716337204)*_r11
+                _e14 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r11
+                _e15 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r11
+                _x16 = _r11*_r11
+                _e17 = _e13 + _e14*_x16
+                _x18 = _x16*_x16
+                _e19 = _e17 + _e15*_x18
+                _q20 = (_r11*_r11)*_e19 + _rc12
+                _q21 = _r11 + _q20
+                _kt22 = _k8*_f32(0.5) + _f32(12582912.0)
+                _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
+                _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
+                _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _p27 = _f32(1.0) + _q21
+                _ex28 = (_p27*_sc25)*_sc26
+                _ex29 = (_ex28 if _e2 == _e2 else _e2)
+                d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+            _acc64_s_1 = 0.0
+            n = _f32(0.0)
+            for j in range(logits.shape[0]):
+                z = logits[j]
+                _kept = d_logits[j]
+                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep_m[i - _c0] = m
+            _keep_n[i - _c0] = n
+        for i in range(_c0, _c1):
+            targets = _rows_targets[i]
+            C_row = _keep_C_row[i - _c0]
+            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            n = _keep_n[i - _c0]
+            s_1 = _f32(_acc64_s_1)
+            t = n - _f32(1.0)
+            _a30 = s_1 + t
+            _u31 = _f32(1.0) + _a30
+            _lb32 = _f32(_u31).view(_i32)
+            _lm33 = _i32((_lb32 & _i32(8388607)) | _i32(1065353216)).view(_f32)
+            _big34 = _lm33 > _f32(1.4142135381698608)
+            _lh35 = _lm33*_f32(0.5)
+            _lf36 = (_lh35 if _big34 else _lm33) - _f32(1.0)
+            _le37 = _i32(_i32(_lb32 >> _i32(23)) + _i32(1262485377)).view(_f32) - _f32(12582912.0)
+            _lk38 = _le37 + (_f32(1.0) if _big34 else _f32(0.0))
+            _lf39 = (_a30 if _lk38 == _f32(0.0) else _lf36)
+            _lc40 = _a30 - (_u31 - _f32(1.0))
+            _lc41 = _f32(1.0) - (_u31 - _a30)
+            _lc42 = (_lc40 if _u31 <= _f32(2.0) else _lc41)
+            _lc43 = _lc42/_u31
+            _lc44 = (_f32(0.0) if _lk38 == _f32(0.0) else _lc43)
+            _ls45 = _lf39/(_f32(2.0) + _lf39)
+            _lz46 = _ls45*_ls45
+            _e47 = _f32(0.6666666865348816) + _f32(0.4000012278556824)*_lz46
+            _e48 = _f32(0.2855081558227539) + _f32(0.23330573737621307)*_lz46
+            _x49 = _lz46*_lz46
+            _e50 = _e47 + _e48*_x49
+            _hf51 = _f32(0.5)*(_lf39*_lf39)
+            _lg52 = _lk38*_f32(0.693145751953125) + (_lf39 - (_hf51 - (_ls45*(_hf51 + _lz46*_e50) + (_lk38*_f32(1.428606765330187e-06) + _lc44))))
+            _lo53 = (_lg52 if _a30 != _f32(0.0) else _a30)
+            _lo54 = (-_f32(math.inf) if _a30 == -_f32(1.0) else _f32(math.nan))
+            _lo55 = (_lo53 if _a30 > -_f32(1.0) else _lo54)
+            _lo56 = (_lo55 if _a30 < _f32(math.inf) else _a30)
+            l = _lo56
+            s = n + s_1
+            _lower = targets*(_f32(1.0) - (_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)))
+            _count = (C_row - _f32(1.0))*(_f32(1.0) if label_smoothing > _f32(0.0) else _f32(0.0)) + _f32(1.0)
+            _keep__count[i - _c0] = _count
+            _keep__lower[i - _c0] = _lower
+            _keep_l[i - _c0] = l
+            _keep_s[i - _c0] = s
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            targets = _rows_targets[i]
+            d_logits = _rows_d_logits[i]
+            C = _keep_C[i - _c0]
+            _count = _keep__count[i - _c0]
+            _lower = _keep__lower[i - _c0]
+            l = _keep_l[i - _c0]
+            m = _keep_m[i - _c0]
+            s = _keep_s[i - _c0]
+            w = _f32(1.0)
+            _acc64_value = 0.0
+            _ja, _jb = 0, logits.shape[0]
+            if _lower > -_count and _lower < _jb:  # (NaN, or beyond the row: every element)
+                _jl = int(math.floor(_lower))
+                _ja, _jb = max(_jl, 0), min(_jl + int(_count), _jb)
+            for j in range(_ja, _jb):
+                z = logits[j]
+                jf = _f32(j)
+                _r0 = jf - targets
+                _s57 = _f32(1.0) if -_r0 >= _f32(0.0) else _f32(0.0)
+                _s58 = (_f32(1.0) - label_smoothing)*_s57*(_f32(1.0) if _r0 >= _f32(0.0) else _f32(0.0))
+                _s59 = _s58 + label_smoothing/C
+                _acc64_value += float(_s59*(l + (m - z)) if _s59 != _f32(0.0) else _s59)
+            value = _f32(_acc64_value)
+            for j in range(logits.shape[0]):
+                jf = _f32(j)
+                _kept = d_logits[j]
+                _r1 = jf - targets
+                _s60 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
+                _s61 = -(_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
+                d_logits[j] = (_kept*w/s + _s61 - label_smoothing/C)/divisor
+            out[i] = value
+            for j in range(_rows_logits.shape[1]):
+                if ((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0)) | ((_rows_targets[i] < _f32(0.0))) | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
+                    bad += 1
+                    break
     return bad
 
 
@@ -326,17 +1213,14 @@ def _value_and_grad_index_rows_f32(logits, targets, out, d_logits, divisor, labe
 def _value_and_grad_index_parallel_f32(logits, targets, out, d_logits, divisor, label_smoothing):
     bad = 0
     for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        block = 0
-        for i in range(b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0])):
-            block += _value_and_grad_index_step_f32(i, logits, targets, out, d_logits, divisor,
-                    label_smoothing)
-        bad += block
+        bad += _value_and_grad_index_block_f32(logits, targets, out, d_logits, divisor,
+                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
     return bad
 
 
 def value_and_grad_index_f32(logits, targets, out, d_logits, divisor, label_smoothing):
     if out.shape[0] < SERIAL_BELOW:
-        return _value_and_grad_index_rows_f32(logits, targets, out, d_logits, divisor,
-                label_smoothing)
+        return _value_and_grad_index_block_f32(logits, targets, out, d_logits, divisor,
+                label_smoothing, 0, out.shape[0])
     return _value_and_grad_index_parallel_f32(logits, targets, out, d_logits, divisor,
             label_smoothing)

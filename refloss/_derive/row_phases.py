@@ -1,0 +1,141 @@
+"""A row kernel's statements in three phases, for the CPU row drivers (issue 16).
+
+A row kernel (:func:`refloss._derive.codegen.row_function`) runs loops over a row's elements and,
+between two of them, the row's own steps: softmax cross-entropy's and DFL's log of the row's sum, once a
+row, is a chain of some thirty dependent operations in float32 (two divisions among them) and a call of
+libm's log1p in float64.  Run row after row, each row waits on that chain (perf: 40 % of the float32
+softmax kernel's samples at 8 classes).  The drivers instead run a chunk of rows phase by phase: the
+kernel's statements up to that segment for every row of the chunk, then the segment for every row (a
+loop over rows, without a dependence from one to the next), then the rest.  Each row runs the kernel's
+own statements in the kernel's order, so the results are the same bits; what one phase computes and a
+later one reads is kept in an array a chunk (:class:`Phases`' ``stores`` and ``loads``).
+
+The source is split by its own syntax tree (Python's ``ast``), and the phases are the kernel's own
+lines (re-indented), not a re-printed tree: the generated files do not depend on how a Python version
+prints a tree.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+# a segment between two loops is worth a phase of its own from this many statements, or with a call of libm
+HEAVY_STATEMENTS = 8
+
+
+@dataclass(frozen=True)
+class Phases:
+    """``params``: the kernel's parameters; ``parts``: the lines of each phase (one part where the kernel
+    has no heavy segment, else three), at the kernel body's indentation (4 spaces), the ``return`` line
+    left out; ``result``: the name the kernel returns; ``stores[k]``: the names part k keeps for the
+    parts after it; ``loads[k]``: the names part k reads from the parts before it."""
+
+    params: tuple
+    parts: tuple
+    result: str
+    stores: tuple
+    loads: tuple
+
+
+def _names(nodes, load: bool) -> set:
+    """The names the nodes read (``load``; an augmented assignment's target too) or write."""
+    out = set()
+    for node in nodes:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load if load else (ast.Store, ast.Del)):
+                out.add(n.id)
+            if load and isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+                out.add(n.target.id)
+    return out
+
+
+def _upward(stmts, defined=frozenset()) -> tuple:
+    """(the names the statements read before they write them, the names they surely write), in order;
+    a loop's body as if run once, an ``if``'s names written only where both arms write them."""
+    defined, up = set(defined), set()
+    for st in stmts:
+        if isinstance(st, ast.For):
+            up |= _names([st.iter], True) - defined
+            inner, _ = _upward(st.body, defined | _names([st.target], False))
+            up |= inner
+            defined |= _names([st.target], False)  # (the body may not run: its names are not surely written)
+        elif isinstance(st, ast.If):
+            up |= _names([st.test], True) - defined
+            a_up, a_def = _upward(st.body, defined)
+            b_up, b_def = _upward(st.orelse, defined)
+            up |= a_up | b_up
+            defined |= a_def & b_def
+        elif isinstance(st, (ast.Assign, ast.AugAssign, ast.Expr, ast.Return, ast.AnnAssign)):
+            up |= _names([st], True) - defined
+            defined |= _names([st], False)
+        else:
+            raise ValueError(f"a row kernel's statement the phases do not handle: {ast.dump(st)[:80]}")
+    return up, defined
+
+
+def _is_constant(value) -> bool:
+    """A literal, or a cast of one (``0.0``, ``_f32(0.0)``, ``-_f32(math.inf)``)."""
+    if isinstance(value, ast.UnaryOp):
+        return _is_constant(value.operand)
+    if isinstance(value, ast.Constant):
+        return True
+    if isinstance(value, ast.Attribute):
+        return isinstance(value.value, ast.Name) and value.value.id == "math"
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and len(value.args) == 1
+            and not value.keywords and _is_constant(value.args[0]))
+
+
+def _heavy(stmts) -> bool:
+    calls = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                and n.func.value.id == "math" for st in stmts for n in ast.walk(st))
+    return calls or len(stmts) >= HEAVY_STATEMENTS
+
+
+def split(source: str, carried_ok) -> Phases:
+    """The phases of the row kernel ``source`` (one function, ending in ``return <name>``).  The middle
+    phase is the first segment between two loops that is heavy (:data:`HEAVY_STATEMENTS`, or a call of
+    ``math``): its leading run of simple assignments, less the constant initialisations that only later
+    statements read (they move to the last phase, so that no accumulator crosses a phase); the rest of
+    the segment goes to the last phase.  ``carried_ok(name)``: whether a name may cross a phase (the
+    caller knows their types); a kernel that would carry any other raises ValueError."""
+    fn = ast.parse(source).body[0]
+    lines = source.splitlines()
+    body = fn.body
+    last = body[-1]
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name)):
+        raise ValueError("a row kernel ends in `return <name>`")
+    params = tuple(a.arg for a in fn.args.args)
+
+    def text(stmts) -> list:
+        return [ln for st in stmts for ln in lines[st.lineno - 1:st.end_lineno]]
+
+    loops = [k for k, st in enumerate(body) if isinstance(st, ast.For)]
+    middle = None
+    for k1, k2 in zip(loops, loops[1:]):
+        if _heavy(body[k1 + 1:k2]):
+            middle = (k1 + 1, k2)
+            break
+    if middle is None:
+        return Phases(params, (text(body[:-1]),), last.value.id, ((),), ((),))
+    start, stop = middle
+    run, moved, k = [], [], start
+    while (k < stop and isinstance(body[k], ast.Assign) and len(body[k].targets) == 1
+           and isinstance(body[k].targets[0], ast.Name)):
+        run.append(body[k])
+        k += 1
+    for st in list(run):
+        others = [s for s in run if s is not st]
+        if _is_constant(st.value) and st.targets[0].id not in _names(others, True) | _names(others, False):
+            run.remove(st)
+            moved.append(st)
+    parts = (body[:start], run, moved + body[k:-1] + [last])
+    written = [_names(p, False) for p in parts]
+    reads = [_upward(p)[0] - set(params) for p in parts]
+    loads = ((), tuple(sorted(reads[1] & written[0])), tuple(sorted(reads[2] & (written[0] | written[1]))))
+    # a name part 2 reads that part 1 writes comes from part 1 (it runs after part 0)
+    stores = (tuple(sorted((set(loads[1]) | (set(loads[2]) - written[1])) & written[0])),
+              tuple(sorted(set(loads[2]) & written[1])), ())
+    bad = sorted(n for n in set(loads[1]) | set(loads[2]) if not carried_ok(n))
+    if bad:
+        raise ValueError(f"a row kernel's phases would carry {bad}, whose type the driver does not know")
+    return Phases(params, tuple(text(p) for p in parts[:2]) + (text(parts[2][:-1]),), last.value.id, stores, loads)

@@ -1,0 +1,186 @@
+"""The row losses' CPU drivers run a chunk of rows phase by phase (refloss/_derive/row_phases.py): each row's
+statements are the row kernel's own, so every output is the scalar row kernel's, row by row, bit for bit.
+
+Checked here: the drivers of softmax cross-entropy (one-hot, soft and class-index targets) and DFL against
+their scalar row kernels (refloss/_generated/<loss>.py, compiled here) called row by row, at row counts on both
+sides of a chunk's end and of the parallel drivers' threshold, with bad rows among them (their count returned);
+and the phase split itself on small kernels (the heavy segment, what crosses a phase, the constant
+initialisations that move, a name of unknown type refused).
+"""
+import importlib
+
+import numpy as np
+import pytest
+from numba import njit
+
+from refloss._derive import row_phases
+from refloss._numba_options import CPU_OPTIONS, ROW_CHUNK, SERIAL_BELOW
+
+ROWS = (1, ROW_CHUNK - 1, ROW_CHUNK, ROW_CHUNK + 1, 3 * ROW_CHUNK + 5)
+PRECISIONS = (("f64", np.float64), ("f32", np.float32))
+
+
+def _same(a, b) -> bool:
+    """Bit for bit (the sign of zero too); a NaN equal to any NaN (its sign and payload are not results)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    return a[~np.isnan(a)].tobytes() == b[~np.isnan(b)].tobytes()
+
+
+def _scalar(loss: str, name: str):
+    """The scalar row kernel, compiled (it returns the value as a Python float: the tests cast it back)."""
+    return njit(**{k: v for k, v in CPU_OPTIONS.items() if k != "cache"})(
+        getattr(importlib.import_module(f"refloss._generated.{loss}"), name))
+
+
+def _softmax_rows(rng, n: int, c: int, dt):
+    z = rng.normal(0, 3, (n, c)) * 10.0 ** rng.uniform(-2, 2, (n, 1))
+    y = rng.random((n, c)) * (rng.random((n, c)) < 0.5)
+    y[::3] = 0.0
+    y[::3, 0] = 1.0
+    if n > 4:
+        z[1, 0], z[2, -1], y[3, 0] = np.nan, np.inf, 1.5  # bad rows: their count is returned
+    return z.astype(dt), y.astype(dt)
+
+
+def _dfl_rows(rng, n: int, c: int, dt):
+    z = rng.normal(0, 3, (n, c))
+    t = rng.uniform(0, c - 1, n)
+    t[::4] = np.round(t[::4])
+    if n > 4:
+        z[1, 0], t[2], t[3] = np.nan, c + 0.5, -0.25
+    return z.astype(dt), t.astype(dt)
+
+
+def _bad_rows(x, t, high) -> int:
+    bad = ~np.isfinite(x).all(axis=1) | ~np.isfinite(t if t.ndim == 1 else t.sum(axis=1))
+    return int((bad | ((t < 0) | (t > high)).reshape(len(x), -1).any(axis=1)).sum())
+
+
+@pytest.mark.parametrize("prec, dt", PRECISIONS)
+def test_softmax_drivers_equal_the_row_kernel_row_by_row(prec, dt):
+    """Every output of softmax cross-entropy's drivers (value; value and gradients, divided by 3; the
+    class-index twins) is its scalar row kernel's on the same row, bit for bit, at 1 to 3 chunks and more
+    rows, rows of 1 to 33 classes, label smoothing 0, 0.1 and 1; the count of bad rows is theirs."""
+    from refloss._generated import softmax_cross_entropy_cpu as cpu
+
+    vag = _scalar("softmax_cross_entropy", f"value_and_grad_{prec}")
+    work = _scalar("softmax_cross_entropy", f"value_work_{prec}")
+    vag_k = _scalar("softmax_cross_entropy", f"value_and_grad_index_{prec}")
+    work_k = _scalar("softmax_cross_entropy", f"value_work_index_{prec}")
+    rng = np.random.default_rng(3)
+    for n in ROWS:
+        for c in (1, 2, 5, 8, 33):
+            x, y = _softmax_rows(rng, n, c, dt)
+            k = rng.integers(0, c, n)
+            for ls in (0.0, 0.1, 1.0):
+                args, three = (dt(ls),), dt(3)
+                out, d_x, d_y = np.empty(n, dt), np.empty_like(x), np.empty_like(y)
+                bad = getattr(cpu, f"value_and_grad_{prec}")(x, y, out, d_x, d_y, three, *args)
+                assert bad == _bad_rows(x, y, 1.0)
+                value = np.empty(n, dt)
+                assert getattr(cpu, f"value_{prec}")(x, y, value, *args) == bad
+                out_k, d_xk, value_k = np.empty(n, dt), np.empty_like(x), np.empty(n, dt)
+                getattr(cpu, f"value_and_grad_index_{prec}")(x, k, out_k, d_xk, three, *args)
+                getattr(cpu, f"value_index_{prec}")(x, k, value_k, *args)
+                row = np.empty(c, dt)
+                for i in range(n):
+                    e_x, e_y = np.empty(c, dt), np.empty(c, dt)
+                    assert _same(out[i], dt(vag(x[i], y[i], e_x, e_y, three, *args))), (n, c, ls, i)
+                    assert _same(d_x[i], e_x) and _same(d_y[i], e_y), (n, c, ls, i)
+                    assert _same(value[i], dt(work(x[i], y[i], row, *args))), (n, c, ls, i)
+                    e_xk = np.empty(c, dt)
+                    assert _same(out_k[i], dt(vag_k(x[i], k[i], e_xk, three, *args))), (n, c, ls, i)
+                    assert _same(d_xk[i], e_xk), (n, c, ls, i)
+                    assert _same(value_k[i], dt(work_k(x[i], k[i], row, *args))), (n, c, ls, i)
+
+
+@pytest.mark.parametrize("prec, dt", PRECISIONS)
+def test_dfl_drivers_equal_the_row_kernel_row_by_row(prec, dt):
+    """DFL's drivers against its scalar row kernel, row by row, bit for bit: rows of 2 to 33 bins, clamps
+    None (no clamp), 0, 1 and C - 1.5, targets on bins and between them, bad rows counted."""
+    import refloss as rl
+    from refloss._generated import dfl_loss_cpu as cpu
+
+    vag = _scalar("dfl_loss", f"value_and_grad_{prec}")
+    work = _scalar("dfl_loss", f"value_work_{prec}")
+    rng = np.random.default_rng(4)
+    for n in ROWS:
+        for c in (2, 5, 17, 33):
+            x, t = _dfl_rows(rng, n, c, dt)
+            for clamp in (None, 0.0, 1.0, c - 1.5):
+                args, three = rl.dfl_loss.kernel_args({"clamp": clamp}, prec), dt(3)
+                out, d_x, d_t = np.empty(n, dt), np.empty_like(x), np.empty_like(t)
+                bad = getattr(cpu, f"value_and_grad_{prec}")(x, t, out, d_x, d_t, three, *args)
+                assert bad == _bad_rows(x, t, c - 1)
+                value = np.empty(n, dt)
+                assert getattr(cpu, f"value_{prec}")(x, t, value, *args) == bad
+                row = np.empty(c, dt)
+                for i in range(n):
+                    e_x, e_t = np.empty(c, dt), np.empty(1, dt)
+                    assert _same(out[i], dt(vag(x[i], t[i], e_x, e_t, three, *args))), (n, c, clamp, i)
+                    assert _same(d_x[i], e_x) and _same(d_t[i], e_t[0]), (n, c, clamp, i)
+                    assert _same(value[i], dt(work(x[i], t[i], row, *args))), (n, c, clamp, i)
+
+
+def test_parallel_drivers_equal_the_serial_ones():
+    """Above SERIAL_BELOW rows the drivers run blocks in parallel: the same outputs as the block function
+    over all rows on the calling thread, and the same count of bad rows."""
+    import refloss as rl
+    from refloss._generated import dfl_loss_cpu, softmax_cross_entropy_cpu
+
+    rng = np.random.default_rng(5)
+    n = SERIAL_BELOW + 3 * ROW_CHUNK + 7
+    for prec, dt in PRECISIONS:
+        x, y = _softmax_rows(rng, n, 8, dt)
+        got = [np.empty(n, dt), np.empty_like(x), np.empty_like(y)]
+        serial = [np.empty(n, dt), np.empty_like(x), np.empty_like(y)]
+        bad = softmax_cross_entropy_cpu.__dict__[f"value_and_grad_{prec}"](x, y, *got, dt(1), dt(0.1))
+        assert bad == softmax_cross_entropy_cpu.__dict__[f"_value_and_grad_block_{prec}"](
+            x, y, *serial, dt(1), dt(0.1), 0, n) == _bad_rows(x, y, 1.0)
+        assert all(_same(a, b) for a, b in zip(got, serial))
+        x, t = _dfl_rows(rng, n, 17, dt)
+        got, serial = [np.empty(n, dt)], [np.empty(n, dt)]
+        args = rl.dfl_loss.kernel_args({}, prec)
+        assert dfl_loss_cpu.__dict__[f"value_{prec}"](x, t, *got, *args) == \
+            dfl_loss_cpu.__dict__[f"_value_block_{prec}"](x, t, *serial, *args, 0, n) == _bad_rows(x, t, 16)
+        assert _same(got[0], serial[0])
+
+
+KERNEL = '''def k(row, p):
+    m = -math.inf
+    for j in range(row.shape[0]):
+        m = max(m, row[j])
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += math.exp(row[j] - m)
+    l = math.log1p(s - 1.0)
+    value = 0.0
+    w = l * p
+    for j in range(row.shape[0]):
+        value += w + (m - row[j])
+    return value
+'''
+
+
+def test_the_split_finds_the_heavy_segment_and_what_crosses_it():
+    """The segment between the second and third loops holds libm's log1p: it is the middle phase; its
+    constant initialisation (value = 0.0, read only by the last loop) moves to the last phase, so that no
+    accumulator crosses; m and s cross from the first phase, l (through w: w is the middle phase's) from the
+    middle one; the parts are the kernel's own lines."""
+    ph = row_phases.split(KERNEL, lambda name: name in {"m", "s", "l", "w"})
+    assert ph.params == ("row", "p") and ph.result == "value" and len(ph.parts) == 3
+    assert ph.parts[1] == ["    l = math.log1p(s - 1.0)", "    w = l * p"]
+    assert ph.parts[2][0] == "    value = 0.0" and ph.parts[2][-1] == "        value += w + (m - row[j])"
+    assert ph.loads == ((), ("s",), ("m", "w")) and ph.stores == (("m", "s"), ("w",), ())
+    assert all(ln in KERNEL.splitlines() for part in ph.parts for ln in part)
+
+
+def test_the_split_refuses_a_name_of_unknown_type_and_keeps_a_light_kernel_whole():
+    with pytest.raises(ValueError, match=r"would carry \['s'\]"):
+        row_phases.split(KERNEL, lambda name: name != "s")
+    light = KERNEL.replace("    l = math.log1p(s - 1.0)\n", "    l = s - 1.0\n")
+    ph = row_phases.split(light, lambda name: False)
+    assert len(ph.parts) == 1 and ph.loads == ((),) and ph.stores == ((),)
+    assert ph.parts[0] == light.splitlines()[1:-1]
