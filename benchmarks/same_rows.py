@@ -9,7 +9,7 @@ cross-entropy's class-index drivers) on the same inputs and compares every outpu
 too; a NaN equal to any NaN: its sign and payload are not results) and the returned count of bad rows: rows of
 1-80 classes and 2-33 bins, ``--sizes`` rows a call (both sides of a 64-row chunk and the parallel drivers'
 threshold by default), one-hot, soft, huge and spread logits, NaN, infinite and out-of-range inputs among them,
-label smoothing 0, 0.1 and 1, DFL's clamps None, 0, 1, 3 and 15.99.  Float64 and float32.  Exits 1 if any call
+class indices (in range), label smoothing 0, 0.1 and 1, DFL's clamps None, 0, 1, 3 and 15.99.  Float64 and float32.  Exits 1 if any call
 differs.  The other checkout's CPU module is loaded from its file under another name (as
 ``benchmarks/same_float32.py`` loads it), with this checkout's kernel arguments.
 """

@@ -3,9 +3,11 @@ statements are the row kernel's own, so every output is the scalar row kernel's,
 
 Checked here: the drivers of softmax cross-entropy (one-hot, soft and class-index targets) and DFL against
 their scalar row kernels (refloss/_generated/<loss>.py, compiled here) called row by row, at row counts on both
-sides of a chunk's end and of the parallel drivers' threshold, with bad rows among them (their count returned);
-and the phase split itself on small kernels (the heavy segment, what crosses a phase, the constant
-initialisations that move, a name of unknown type refused).
+sides of a chunk's end, with bad rows among them (their count returned), and the parallel drivers (above
+SERIAL_BELOW rows) against the block function on the calling thread; the arrays that keep a value between
+phases have the type Numba gives that value in the scalar kernel; and the phase split itself on small kernels
+(the heavy segment, what crosses a phase, the constant initialisations that move, a name of unknown type, an
+assigned parameter and a loop's `else` refused).
 """
 import importlib
 
@@ -177,10 +179,55 @@ def test_the_split_finds_the_heavy_segment_and_what_crosses_it():
     assert all(ln in KERNEL.splitlines() for part in ph.parts for ln in part)
 
 
-def test_the_split_refuses_a_name_of_unknown_type_and_keeps_a_light_kernel_whole():
+def test_the_split_refuses_what_it_cannot_carry_and_keeps_a_light_kernel_whole():
+    """A name the caller has no type for; a parameter assigned (its new value would not reach the later phases,
+    and would be assigned again a row); a loop's `else` (the liveness does not read it). A kernel without a heavy
+    segment is one phase, its own lines."""
     with pytest.raises(ValueError, match=r"would carry \['s'\]"):
         row_phases.split(KERNEL, lambda name: name != "s")
+    with pytest.raises(ValueError, match=r"assigns its parameters \['p'\]"):
+        row_phases.split(KERNEL.replace("    w = l * p\n", "    p = p * 2.0\n    w = l * p\n"), lambda name: True)
+    with pytest.raises(ValueError, match="loop has an `else`"):
+        row_phases.split(KERNEL.replace("    return value\n", "    for q in range(0):\n        value = 1.0\n"
+                                        "    else:\n        value = m\n    return value\n"), lambda name: True)
     light = KERNEL.replace("    l = math.log1p(s - 1.0)\n", "    l = s - 1.0\n")
     ph = row_phases.split(light, lambda name: False)
     assert len(ph.parts) == 1 and ph.loads == ((),) and ph.stores == ((),)
     assert ph.parts[0] == light.splitlines()[1:-1]
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "dfl_loss"])
+def test_kept_arrays_have_the_types_of_their_values_in_the_scalar_kernel(loss):
+    """Each `_keep_<name>` array of a block function is of the type Numba gives <name> in the scalar row kernel
+    (a float64 kept in a float32 array would round it: the class-index kernels' window start, a class index
+    times a float, is a float64 in the float32 kernels)."""
+    import re
+
+    import refloss as rl
+
+    cpu = importlib.import_module(f"refloss._generated.{loss}_cpu")
+    source = open(cpu.__file__).read()
+    checked = 0
+    for prec, dt in PRECISIONS:
+        row, args = np.zeros(4, dt), rl.loss_named(loss).kernel_args({}, prec)
+        target = row if loss == "softmax_cross_entropy" else dt(1.5)
+        d_target = np.zeros(4, dt) if loss == "softmax_cross_entropy" else np.zeros(1, dt)
+        calls = {"value": ("value_work", (row, target, np.zeros(4, dt))),
+                 "value_and_grad": ("value_and_grad", (row, target, np.zeros(4, dt), d_target, dt(1)))}
+        if loss == "softmax_cross_entropy":
+            calls.update({"value_index": ("value_work_index", (row, np.int64(1), np.zeros(4, dt))),
+                          "value_and_grad_index": ("value_and_grad_index", (row, np.int64(1), np.zeros(4, dt), dt(1)))})
+        for fn, (scalar_name, inputs) in calls.items():
+            kernel = _scalar(loss, f"{scalar_name}_{prec}")
+            kernel(*inputs, *args)
+            types = {}
+            for var, ty in kernel.overloads[kernel.signatures[0]].type_annotation.typemap.items():
+                types.setdefault(var.split(".")[0], set()).add(str(ty))
+            block = source[source.index(f"def _{fn}_block_{prec}("):]
+            block = block[:block.index("\n\n\n")]
+            kept = re.findall(r"_keep_(\w+) = _empty\(ROW_CHUNK, _(f32|f64)\)", block)
+            assert kept, (fn, prec)
+            for name, kind in kept:
+                assert types[name] == {"float64" if kind == "f64" else "float32"}, (fn, prec, name, types[name])
+                checked += 1
+    assert checked > 20

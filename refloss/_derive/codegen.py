@@ -2881,7 +2881,9 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     # (what may cross a phase: the row's steps and width, and row_function's window of DFL's terms, all floats of
     # the kernel's precision; the float32 kernel's float64 accumulators and the compensated sums' errors)
     steps = {st.symbol.name for st in kernel.row} | {ROW_WIDTH.name, "_lower", "_count"}
-    wide = {f"_acc64_{n}" for n in steps} if prec == "f32" else set()  # (row_function's float64 accumulators)
+    # float64 in a float32 kernel: row_function's float64 accumulators, and the class-index kernels' window start
+    # (the class index, an integer, times a float: Numba makes it a float64)
+    wide = {f"_acc64_{n}" for n in steps} | ({"_lower"} if fn.endswith("_index") else set()) if prec == "f32" else set()
     carried = steps | wide | {f"_c_{n}" for n in steps}
     phases = row_phases.split(row_function(kernel, f"{scalar_fn}_{prec}", prec, with_grad, work=not with_grad),
                               carried.__contains__)

@@ -105,6 +105,12 @@ def split(source: str, carried_ok) -> Phases:
     if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name)):
         raise ValueError("a row kernel ends in `return <name>`")
     params = tuple(a.arg for a in fn.args.args)
+    # (what the phases cannot carry: a parameter assigned, whose new value would not reach the later phases and
+    # would be assigned again a row; a loop's `else`, which the liveness below does not read)
+    if _names(body, False) & set(params):
+        raise ValueError(f"a row kernel assigns its parameters {sorted(_names(body, False) & set(params))}")
+    if any(isinstance(n, (ast.For, ast.While)) and n.orelse for n in ast.walk(fn)):
+        raise ValueError("a row kernel's loop has an `else`")
 
     def text(stmts) -> list:
         return [ln for st in stmts for ln in lines[st.lineno - 1:st.end_lineno]]
