@@ -1,7 +1,7 @@
 """Are this checkout's row-loss drivers (softmax_cross_entropy, dfl_loss) bit for bit another checkout's?
 
     git clone -q . /tmp/before && git -C /tmp/before checkout -q HEAD~1
-    python benchmarks/same_rows.py --old /tmp/before [--sizes 1,63,64,65,130,20000]
+    python benchmarks/same_rows.py --old /tmp/before [--sizes 1,63,64,65,130,20000] [--loss dfl_loss]
 
 A change to how the row drivers run the row kernels (docs/performance.md, "Row losses in phases") must not move an
 output.  This calls both checkouts' CPU drivers (value; value and gradients, divided by 3; softmax
@@ -81,11 +81,15 @@ def _call(module, name, prec, x, t, args):
     return getattr(module, f"{name}_{prec}")(x, t, out, *args), out
 
 
-def compare(old_root: Path, sizes, seed: int = 7) -> tuple:
+CASES = {"softmax_cross_entropy": softmax_cases, "dfl_loss": dfl_cases}
+
+
+def compare(old_root: Path, sizes, losses=tuple(CASES), seed: int = 7) -> tuple:
     """(calls that differ, calls)."""
     rng = np.random.default_rng(seed)
     differ = total = 0
-    for loss, cases in (("softmax_cross_entropy", softmax_cases), ("dfl_loss", dfl_cases)):
+    for loss in losses:
+        cases = CASES[loss]
         old, new, fn = old_module(old_root, loss), rl.loss_named(loss)._module("cpu"), getattr(rl, loss)
         for prec, dt in (("f64", np.float64), ("f32", np.float32)):
             for x, t, params in cases(rng, sizes, dt):
@@ -107,6 +111,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", type=Path, required=True, help="the other checkout (its repository root)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="rows a call, comma-separated")
+    ap.add_argument("--loss", choices=sorted(CASES), action="append", help="one row loss (repeatable; default both)")
     args = ap.parse_args(argv)
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
         ap.error(f"--sizes: whole numbers, comma-separated, got {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         ap.error("--sizes: at least one size, each 1 or more")
-    differ, total = compare(args.old, sizes)
+    differ, total = compare(args.old, sizes, tuple(args.loss or CASES))
     print(f"{differ} of {total} calls differ")
     return 1 if differ else 0
 
