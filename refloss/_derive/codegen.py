@@ -2878,8 +2878,10 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     sig = _driver_signature(kernel, with_grad)
     first = next(n for n, w, _ in kernel.arrays if w is None)
     scalar_fn = fn if with_grad else fn.replace("value", "value_work", 1)  # (value_index -> value_work_index)
-    # (what may cross a phase: the row's steps and width, and row_function's window of DFL's terms, all floats of
-    # the kernel's precision; the float32 kernel's float64 accumulators and the compensated sums' errors)
+    # (what may cross a phase: the row's steps and width, and row_function's window of the terms (DFL's, the
+    # class-index kernels'), floats of the kernel's precision but where `wide` says float64; the float32 kernel's
+    # float64 accumulators and the compensated sums' errors.  The types are this rule's, by name:
+    # tests/test_row_phases.py checks each kept array against the type Numba gives its value in the scalar kernel)
     steps = {st.symbol.name for st in kernel.row} | {ROW_WIDTH.name, "_lower", "_count"}
     # float64 in a float32 kernel: row_function's float64 accumulators, and the class-index kernels' window start
     # (the class index, an integer, times a float: Numba makes it a float64)
