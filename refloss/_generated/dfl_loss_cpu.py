@@ -153,11 +153,13 @@ def _value_block_f64(_rows_logits, _rows_target, out, clamp, lo, hi):
                 value = _b_value
             value = value + _c_value if _c_value - _c_value == 0.0 else value
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0)) | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0))
+                        | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -349,11 +351,13 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
                 d_logits[j] = (_kept/s - max(_s44, _s44 - _s44))/divisor
             d_target[0] = acc_target/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0)) | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != 0.0) | ((_rows_target[i] < 0.0))
+                        | ((_rows_target[i] > float(_rows_logits.shape[1]) - 1.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -513,11 +517,14 @@ def _value_block_f32(_rows_logits, _rows_target, out, clamp, lo, hi):
                 _acc64_value += float(_s61*(l + (m - z)) if _s61 != _f32(0.0) else _s61)
             value = _f32(_acc64_value)
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0)) | ((_rows_target[i] < _f32(0.0))) | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0))
+                        | ((_rows_target[i] < _f32(0.0)))
+                        | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -714,11 +721,14 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
                 d_logits[j] = (_kept/s - max(_s67, _s67 - _s67))/divisor
             d_target[0] = acc_target/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0)) | ((_rows_target[i] < _f32(0.0))) | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_target[i] - _rows_target[i]) != _f32(0.0))
+                        | ((_rows_target[i] < _f32(0.0)))
+                        | ((_rows_target[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 

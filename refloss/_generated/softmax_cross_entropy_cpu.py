@@ -124,11 +124,13 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 value = _b_value
             value = value + _c_value if _c_value - _c_value == 0.0 else value
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0) | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0)
+                        | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -280,11 +282,13 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
                 d_targets[j] = _r0*(l + (m - z))/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0) | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != 0.0)
+                        | ((_rows_targets[i, j] > 1.0)) | ((_rows_targets[i, j] < 0.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -416,11 +420,13 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _acc64_value += float(_s57*(l + (m - z)) if _s57 != _f32(0.0) else _s57)
             value = _f32(_acc64_value)
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0)) | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0))
+                        | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -575,11 +581,13 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
                 d_targets[j] = _r0*(l + (m - z))/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0)) | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i, j] - _rows_targets[i, j]) != _f32(0.0))
+                        | ((_rows_targets[i, j] > _f32(1.0))) | ((_rows_targets[i, j] < _f32(0.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -722,11 +730,13 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
                 value = _b_value
             value = value + _c_value if _c_value - _c_value == 0.0 else value
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0)) | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0))
+                        | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -879,11 +889,13 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _s38 = -(1.0 - label_smoothing)*(1.0 if -_r1 >= 0.0 else 0.0)*(1.0 if _r1 >= 0.0 else 0.0)
                 d_logits[j] = (_kept*w/s + _s38 - label_smoothing/C)/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0)) | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != 0.0) | ((_rows_targets[i] < 0.0))
+                        | ((_rows_targets[i] > float(_rows_logits.shape[1]) - 1.0)))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -1034,11 +1046,14 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _acc64_value += float(_s59*(l + (m - z)) if _s59 != _f32(0.0) else _s59)
             value = _f32(_acc64_value)
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0)) | ((_rows_targets[i] < _f32(0.0))) | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0))
+                        | ((_rows_targets[i] < _f32(0.0)))
+                        | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 
@@ -1201,11 +1216,14 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _s61 = -(_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
                 d_logits[j] = (_kept*w/s + _s61 - label_smoothing/C)/divisor
             out[i] = value
+            _bad_row = False
             for j in range(_rows_logits.shape[1]):
-                if ((_rows_logits[i, j] - _rows_logits[i, j])
-                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0)) | ((_rows_targets[i] < _f32(0.0))) | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))):
-                    bad += 1
-                    break
+                _bad_row |= (((_rows_logits[i, j] - _rows_logits[i, j])
+                        + (_rows_targets[i] - _rows_targets[i]) != _f32(0.0))
+                        | ((_rows_targets[i] < _f32(0.0)))
+                        | ((_rows_targets[i] > _f32(_rows_logits.shape[1]) - _f32(1.0))))
+            if _bad_row:
+                bad += 1
     return bad
 
 
