@@ -167,16 +167,58 @@ KERNEL = '''def k(row, p):
 
 
 def test_the_split_finds_the_heavy_segment_and_what_crosses_it():
-    """The segment between the second and third loops holds libm's log1p: it is the middle phase; its
+    """The segment between the second and third loops holds libm's log1p: it is a phase of its own; its
     constant initialisation (value = 0.0, read only by the last loop) moves to the last phase, so that no
-    accumulator crosses; m and s cross from the first phase, l (through w: w is the middle phase's) from the
-    middle one; the parts are the kernel's own lines."""
+    accumulator crosses; each loop before it is a phase with the statements before it (the maximum's, the
+    sum's); m crosses from the first phase, s from the second, w (from l) from the log's; the parts are the
+    kernel's own lines."""
     ph = row_phases.split(KERNEL, lambda name: name in {"m", "s", "l", "w"})
-    assert ph.params == ("row", "p") and ph.result == "value" and len(ph.parts) == 3
-    assert ph.parts[1] == ["    l = math.log1p(s - 1.0)", "    w = l * p"]
-    assert ph.parts[2][0] == "    value = 0.0" and ph.parts[2][-1] == "        value += w + (m - row[j])"
-    assert ph.loads == ((), ("s",), ("m", "w")) and ph.stores == (("m", "s"), ("w",), ())
+    assert ph.params == ("row", "p") and ph.result == "value" and len(ph.parts) == 4
+    assert ph.parts[0] == KERNEL.splitlines()[1:4] and ph.parts[1] == KERNEL.splitlines()[4:7]
+    assert ph.parts[2] == ["    l = math.log1p(s - 1.0)", "    w = l * p"]
+    assert ph.parts[3][0] == "    value = 0.0" and ph.parts[3][-1] == "        value += w + (m - row[j])"
+    assert ph.loads == ((), ("m",), ("s",), ("m", "w")) and ph.stores == (("m",), ("s",), ("w",), ())
     assert all(ln in KERNEL.splitlines() for part in ph.parts for ln in part)
+
+
+WORK_KERNEL = '''def k(row, work, p):
+    m = -math.inf
+    for j in range(row.shape[0]):
+        m = max(m, row[j])
+    for j in range(row.shape[0]):
+        work[j] = math.exp(row[j] - m)
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += work[j]
+    l = math.log1p(s - 1.0)
+    value = 0.0
+    w = l * p
+    for j in range(row.shape[0]):
+        value += w * work[j] + (m - row[j])
+    return value
+'''
+
+
+def test_the_loops_before_the_log_are_phases_where_that_carries_nothing_more():
+    """A loop before the heavy segment stays in its predecessor's phase where a phase of its own would carry a
+    name the caller has no type for (q), one written in two phases and in the later one maybe not (x: a loop's
+    body may not run), or would share the value kernel's one work row between two phases (it holds one row at a
+    time); where the heavy segment's own phases would share that row, the split raises."""
+    q = KERNEL.replace("    m = -math.inf\n", "    q = 2.0\n    m = -math.inf\n").replace(
+        "math.exp(row[j] - m)", "math.exp(row[j] - m) * q")
+    assert len(row_phases.split(q, lambda name: True).parts) == 4
+    ph = row_phases.split(q, lambda name: name != "q")
+    assert len(ph.parts) == 3 and ph.loads == ((), ("s",), ("m", "w"))
+    x = KERNEL.replace("    m = -math.inf\n", "    x = 0.0\n    m = -math.inf\n").replace(
+        "        s += math.exp(row[j] - m)\n", "        s += math.exp(row[j] - m)\n        x = row[j]\n").replace(
+        "math.log1p(s - 1.0)", "math.log1p(s - 1.0) + x")
+    assert len(row_phases.split(x, lambda name: True).parts) == 3
+    tail = WORK_KERNEL.replace("w * work[j]", "w")
+    assert len(row_phases.split(tail, lambda name: True).parts) == 5
+    ph = row_phases.split(tail, lambda name: True, shared={"work"})
+    assert len(ph.parts) == 4 and ph.parts[1] == tail.splitlines()[4:9]
+    with pytest.raises(ValueError, match=r"share the one row \['work'\]"):
+        row_phases.split(WORK_KERNEL, lambda name: True, shared={"work"})
 
 
 def test_the_split_refuses_what_it_cannot_carry_and_keeps_a_light_kernel_whole():

@@ -2870,7 +2870,8 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     statements (:func:`row_function`'s, the value alone its ``value_work`` form, given a work row of C where
     it keeps the exp its sums take, as the gradient kernel keeps it in a gradient row) written into its
     loops phase by phase (refloss/_derive/row_phases.py: the row's log, once a row, in a loop over the
-    chunk's rows of its own), then checks the row's inputs.  The driver runs it over all rows on the
+    chunk's rows of its own, and each loop before it a phase too, but where two would both use the value
+    kernel's one work row), then checks the row's inputs.  The driver runs it over all rows on the
     calling thread below SERIAL_BELOW rows, else over blocks of BLOCK rows in parallel (:func:`_dispatch`).
     Written in, not called: a call took each row's views of the arrays as new references (two atomic
     updates of a reference count a view: 14-35 ns of softmax cross-entropy's 82-133 ns a row of 8
@@ -2888,7 +2889,7 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     wide = {f"_acc64_{n}" for n in steps} | ({"_lower"} if fn.endswith("_index") else set()) if prec == "f32" else set()
     carried = steps | wide | {f"_c_{n}" for n in steps}
     phases = row_phases.split(row_function(kernel, f"{scalar_fn}_{prec}", prec, with_grad, work=not with_grad),
-                              carried.__contains__)
+                              carried.__contains__, shared=set() if with_grad else {"work"})
     arrays = [n for n, _, _ in kernel.arrays]
     grads = [(f"d_{n}", w) for n, w, _ in kernel.differentiated] if with_grad else []
     rows = {n: f"_rows_{n}" for n in arrays + [g for g, _ in grads]}

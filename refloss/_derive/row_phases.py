@@ -1,4 +1,4 @@
-"""A row kernel's statements in three phases, for the CPU row drivers (issue 16).
+"""A row kernel's statements in phases, for the CPU row drivers (issue 16).
 
 A row kernel (:func:`refloss._derive.codegen.row_function`) runs loops over a row's elements and,
 between two of them, the row's own steps: softmax cross-entropy's and DFL's log of the row's sum, once a
@@ -6,7 +6,10 @@ row, is a chain of some thirty dependent operations in float32 (two divisions am
 libm's log1p in float64.  Run row after row, each row waits on that chain (perf: 40 % of the float32
 softmax kernel's samples at 8 classes).  The drivers instead run a chunk of rows phase by phase: the
 kernel's statements up to that segment for every row of the chunk, then the segment for every row (a
-loop over rows, without a dependence from one to the next), then the rest.  Each row runs the kernel's
+loop over rows, without a dependence from one to the next), then the rest.  Before the segment, each of the
+row's loops (a maximum, an exp, a sum: each a chain of dependent operations in index order, waiting on the
+loop before) is a phase of its own too, so that the next row's chain overlaps the last one's: the float32
+DFL row 0.90x the time, softmax cross-entropy's 0.88x (docs/performance.md).  Each row runs the kernel's
 own statements in the kernel's order, so the results are the same bits; what one phase computes and a
 later one reads is kept in an array a chunk (:class:`Phases`' ``stores`` and ``loads``).
 
@@ -26,9 +29,10 @@ HEAVY_STATEMENTS = 8
 @dataclass(frozen=True)
 class Phases:
     """``params``: the kernel's parameters; ``parts``: the lines of each phase (one part where the kernel
-    has no heavy segment, else three), at the kernel body's indentation (4 spaces), the ``return`` line
-    left out; ``result``: the name the kernel returns; ``stores[k]``: the names part k keeps for the
-    parts after it; ``loads[k]``: the names part k reads from the parts before it."""
+    has no heavy segment, else a part for each loop before it, one for it and one after), at the kernel
+    body's indentation (4 spaces), the ``return`` line left out; ``result``: the name the kernel returns;
+    ``stores[k]``: the names part k keeps for the parts after it; ``loads[k]``: the names part k reads
+    from the parts before it."""
 
     params: tuple
     parts: tuple
@@ -91,13 +95,54 @@ def _heavy(stmts) -> bool:
     return calls or len(stmts) >= HEAVY_STATEMENTS
 
 
-def split(source: str, carried_ok) -> Phases:
+def _flow(parts, params) -> tuple:
+    """(loads, stores, unsure) of the parts, run one after another: ``loads[j]``, the names part j reads
+    before it writes them and an earlier part writes; each kept by the last part before j that writes it
+    (``stores``); ``unsure``, those written by more than one part whose last writer may not write them (in
+    a loop's body or one arm of an ``if``): the kept value would be stale where it does not."""
+    written = [_names(p, False) for p in parts]
+    surely = [_upward(p)[1] for p in parts]
+    loads, stores, unsure = [], [set() for _ in parts], set()
+    for j, part in enumerate(parts):
+        here = set()
+        for n in _upward(part)[0] - set(params):
+            writers = [k for k in range(j) if n in written[k]]
+            if writers:
+                here.add(n)
+                stores[writers[-1]].add(n)
+                if len(writers) > 1 and n not in surely[writers[-1]]:
+                    unsure.add(n)
+        loads.append(tuple(sorted(here)))
+    return tuple(loads), tuple(tuple(sorted(st)) for st in stores), unsure
+
+
+def _problem(parts, params, carried_ok, shared) -> str | None:
+    """Why the parts cannot be phases, or None."""
+    loads, _, unsure = _flow(parts, params)
+    bad = sorted(n for names in loads for n in names if not carried_ok(n))
+    if bad:
+        return f"a row kernel's phases would carry {bad}, whose type the driver does not know"
+    if unsure:
+        return f"a row kernel's phases would carry {sorted(unsure)}, written in more than one phase, not surely"
+    crossing = sorted(n for n in shared if sum(n in _names(p, True) | _names(p, False) for p in parts) > 1)
+    if crossing:
+        return f"a row kernel's phases would share the one row {crossing} between rows"
+    return None
+
+
+def split(source: str, carried_ok, shared=frozenset()) -> Phases:
     """The phases of the row kernel ``source`` (one function, ending in ``return <name>``).  The middle
     phase is the first segment between two loops that is heavy (:data:`HEAVY_STATEMENTS`, or a call of
     ``math``): its leading run of simple assignments, less the constant initialisations that only later
     statements read (they move to the last phase, so that no accumulator crosses a phase); the rest of
-    the segment goes to the last phase.  ``carried_ok(name)``: whether a name may cross a phase (the
-    caller knows their types); a kernel that would carry any other raises ValueError."""
+    the segment goes to the last phase.  The statements before the middle phase are a phase a loop (each
+    loop with the statements before it), wherever that carries nothing more than ``carried_ok`` allows:
+    a row's loops run one after another in the kernel, each waiting on the one before (a maximum, an
+    exp, a sum: latency chains), and run for a chunk of rows the next row's chain overlaps the last's.
+    ``carried_ok(name)``: whether a name may cross a phase (the caller knows their types); ``shared``:
+    arrays that are one row for every row of a chunk (the value kernel's ``work``), which no two phases may
+    both use.  A kernel whose middle phase would carry any other name or share such a row raises
+    ValueError."""
     fn = ast.parse(source).body[0]
     lines = source.splitlines()
     body = fn.body
@@ -134,14 +179,20 @@ def split(source: str, carried_ok) -> Phases:
         if _is_constant(st.value) and st.targets[0].id not in _names(others, True) | _names(others, False):
             run.remove(st)
             moved.append(st)
-    parts = (body[:start], run, moved + body[k:-1] + [last])
-    written = [_names(p, False) for p in parts]
-    reads = [_upward(p)[0] - set(params) for p in parts]
-    loads = ((), tuple(sorted(reads[1] & written[0])), tuple(sorted(reads[2] & (written[0] | written[1]))))
-    # a name part 2 reads that part 1 writes comes from part 1 (it runs after part 0)
-    stores = (tuple(sorted((set(loads[1]) | (set(loads[2]) - written[1])) & written[0])),
-              tuple(sorted(set(loads[2]) & written[1])), ())
-    bad = sorted(n for n in set(loads[1]) | set(loads[2]) if not carried_ok(n))
-    if bad:
-        raise ValueError(f"a row kernel's phases would carry {bad}, whose type the driver does not know")
-    return Phases(params, tuple(text(p) for p in parts[:2]) + (text(parts[2][:-1]),), last.value.id, stores, loads)
+    tail = [run, moved + body[k:-1] + [last]]
+
+    def cut(ends) -> list:
+        bounds = [0] + ends + [start]
+        return [body[a:b] for a, b in zip(bounds, bounds[1:])] + tail
+
+    problem = _problem(cut([]), params, carried_ok, shared)
+    if problem:
+        raise ValueError(problem)
+    ends = []
+    for end in (j + 1 for j in loops if j + 1 < start):  # (after each loop before the middle but the last)
+        if _problem(cut(ends + [end]), params, carried_ok, shared) is None:
+            ends.append(end)
+    parts = cut(ends)
+    loads, stores, _ = _flow(parts, params)
+    return Phases(params, tuple(text(p) for p in parts[:-1]) + (text(parts[-1][:-1]),), last.value.id, stores,
+                  loads)

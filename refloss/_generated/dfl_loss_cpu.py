@@ -53,6 +53,13 @@ def _value_block_f64(_rows_logits, _rows_target, out, clamp, lo, hi):
             for j in range(logits.shape[0]):
                 z = logits[j]
                 m = max(m, z)
+            _keep_C_row[i - _c0] = C_row
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_m[i - _c0] = m
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s2 = -m
@@ -103,13 +110,9 @@ def _value_block_f64(_rows_logits, _rows_target, out, clamp, lo, hi):
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C_row[i - _c0] = C_row
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_delta_t[i - _c0] = delta_t
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
-            _keep_t_c[i - _c0] = t_c
         for i in range(_c0, _c1):
             C_row = _keep_C_row[i - _c0]
             _c_s_1 = _keep__c_s_1[i - _c0]
@@ -201,7 +204,6 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
             target = _rows_target[i]
-            d_logits = _rows_d_logits[i]
             C_row = float(logits.shape[0])
             on = 1.0 if clamp + 0.5 > 0.0 else 0.0
             big = 1.0 if -0.5*C_row + clamp + 0.5 >= 0.0 else 0.0
@@ -217,6 +219,17 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
             for j in range(logits.shape[0]):
                 z = logits[j]
                 m = max(m, z)
+            _keep_C_row[i - _c0] = C_row
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_e_end[i - _c0] = e_end
+            _keep_g_2[i - _c0] = g_2
+            _keep_gate[i - _c0] = gate
+            _keep_m[i - _c0] = m
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s2 = -m
@@ -255,6 +268,10 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
                 _ex35 = (_p34*_sc32)*_sc33
                 _ex36 = (_ex35 if _e3 == _e3 else _e3)
                 d_logits[j] = ((_s5 if _s5 == _s5 else 0.0) + 1.0)*_ex36
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             s_1 = 0.0
             _c_s_1 = 0.0
             n = 0.0
@@ -267,16 +284,9 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C_row[i - _c0] = C_row
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_delta_t[i - _c0] = delta_t
-            _keep_e_end[i - _c0] = e_end
-            _keep_g_2[i - _c0] = g_2
-            _keep_gate[i - _c0] = gate
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
-            _keep_t_c[i - _c0] = t_c
         for i in range(_c0, _c1):
             C_row = _keep_C_row[i - _c0]
             _c_s_1 = _keep__c_s_1[i - _c0]
@@ -408,6 +418,13 @@ def _value_block_f32(_rows_logits, _rows_target, out, clamp, lo, hi):
             for j in range(logits.shape[0]):
                 z = logits[j]
                 m = max(m, z)
+            _keep_C_row[i - _c0] = C_row
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_m[i - _c0] = m
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s3 = -m
@@ -447,12 +464,8 @@ def _value_block_f32(_rows_logits, _rows_target, out, clamp, lo, hi):
                 _kept = work[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C_row[i - _c0] = C_row
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_delta_t[i - _c0] = delta_t
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
-            _keep_t_c[i - _c0] = t_c
         for i in range(_c0, _c1):
             C_row = _keep_C_row[i - _c0]
             _acc64_s_1 = _keep__acc64_s_1[i - _c0]
@@ -565,7 +578,6 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
             target = _rows_target[i]
-            d_logits = _rows_d_logits[i]
             C_row = _f32(logits.shape[0])
             on = _f32(1.0) if clamp + _f32(0.5) > _f32(0.0) else _f32(0.0)
             big = _f32(1.0) if -_f32(0.5)*C_row + clamp + _f32(0.5) >= _f32(0.0) else _f32(0.0)
@@ -582,6 +594,17 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
             for j in range(logits.shape[0]):
                 z = logits[j]
                 m = max(m, z)
+            _keep_C_row[i - _c0] = C_row
+            _keep_delta_t[i - _c0] = delta_t
+            _keep_e_end[i - _c0] = e_end
+            _keep_g_2[i - _c0] = g_2
+            _keep_gate[i - _c0] = gate
+            _keep_m[i - _c0] = m
+            _keep_t_c[i - _c0] = t_c
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s3 = -m
@@ -614,6 +637,10 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
                 _ex30 = (_p29*_sc27)*_sc28
                 _ex31 = (_ex30 if _e4 == _e4 else _e4)
                 d_logits[j] = ((_s6 if _s6 == _s6 else _f32(0.0)) + _f32(1.0))*_ex31
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             _acc64_s_1 = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
@@ -621,15 +648,8 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
                 _kept = d_logits[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C_row[i - _c0] = C_row
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_delta_t[i - _c0] = delta_t
-            _keep_e_end[i - _c0] = e_end
-            _keep_g_2[i - _c0] = g_2
-            _keep_gate[i - _c0] = gate
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
-            _keep_t_c[i - _c0] = t_c
         for i in range(_c0, _c1):
             C_row = _keep_C_row[i - _c0]
             _acc64_s_1 = _keep__acc64_s_1[i - _c0]

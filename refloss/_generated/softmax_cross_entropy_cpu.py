@@ -42,6 +42,11 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 z = logits[j]
                 m = max(m, z)
                 C += 1.0
+            _keep_C[i - _c0] = C
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -92,9 +97,7 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C[i - _c0] = C
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
         for i in range(_c0, _c1):
@@ -154,6 +157,7 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
         divisor, label_smoothing, lo, hi):
     _keep_C = _empty(ROW_CHUNK, _f64)
     _keep_Y = _empty(ROW_CHUNK, _f64)
+    _keep__c_Y = _empty(ROW_CHUNK, _f64)
     _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f64)
     _keep_m = _empty(ROW_CHUNK, _f64)
@@ -167,7 +171,6 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
             targets = _rows_targets[i]
-            d_logits = _rows_d_logits[i]
             m = -math.inf
             C = 0.0
             Y = 0.0
@@ -182,6 +185,16 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _v_Y = _b_Y - Y
                 _c_Y += (Y - (_b_Y - _v_Y)) + (_a_Y - _v_Y)
                 Y = _b_Y
+            _keep_C[i - _c0] = C
+            _keep_Y[i - _c0] = Y
+            _keep__c_Y[i - _c0] = _c_Y
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            Y = _keep_Y[i - _c0]
+            _c_Y = _keep__c_Y[i - _c0]
+            m = _keep_m[i - _c0]
             Y = Y + _c_Y if _c_Y - _c_Y == 0.0 else Y
             for j in range(logits.shape[0]):
                 z = logits[j]
@@ -221,6 +234,11 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
                 d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+            _keep_Y[i - _c0] = Y
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             s_1 = 0.0
             _c_s_1 = 0.0
             n = 0.0
@@ -233,10 +251,7 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C[i - _c0] = C
-            _keep_Y[i - _c0] = Y
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
         for i in range(_c0, _c1):
@@ -329,6 +344,11 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 z = logits[j]
                 m = max(m, z)
                 C += _f32(1.0)
+            _keep_C[i - _c0] = C
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -368,9 +388,7 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _kept = work[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C[i - _c0] = C
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             _acc64_s_1 = _keep__acc64_s_1[i - _c0]
@@ -450,6 +468,7 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
         divisor, label_smoothing, lo, hi):
     _keep_C = _empty(ROW_CHUNK, _f32)
     _keep_Y = _empty(ROW_CHUNK, _f32)
+    _keep__acc64_Y = _empty(ROW_CHUNK, _f64)
     _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f32)
     _keep_m = _empty(ROW_CHUNK, _f32)
@@ -462,7 +481,6 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
             targets = _rows_targets[i]
-            d_logits = _rows_d_logits[i]
             m = -_f32(math.inf)
             C = _f32(0.0)
             _acc64_Y = 0.0
@@ -472,6 +490,14 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 m = max(m, z)
                 C += _f32(1.0)
                 _acc64_Y += float(y)
+            _keep_C[i - _c0] = C
+            _keep__acc64_Y[i - _c0] = _acc64_Y
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            _acc64_Y = _keep__acc64_Y[i - _c0]
+            m = _keep_m[i - _c0]
             Y = _f32(_acc64_Y)
             for j in range(logits.shape[0]):
                 z = logits[j]
@@ -505,6 +531,11 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
                 d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+            _keep_Y[i - _c0] = Y
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             _acc64_s_1 = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
@@ -512,10 +543,7 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _kept = d_logits[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C[i - _c0] = C
-            _keep_Y[i - _c0] = Y
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             Y = _keep_Y[i - _c0]
@@ -633,6 +661,12 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
                 z = logits[j]
                 m = max(m, z)
                 C += 1.0
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -683,10 +717,7 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C[i - _c0] = C
-            _keep_C_row[i - _c0] = C_row
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
         for i in range(_c0, _c1):
@@ -773,7 +804,6 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
         _c1 = min(_c0 + ROW_CHUNK, hi)
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
-            d_logits = _rows_d_logits[i]
             C_row = float(logits.shape[0])
             m = -math.inf
             C = 0.0
@@ -781,6 +811,13 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 z = logits[j]
                 m = max(m, z)
                 C += 1.0
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -819,6 +856,10 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
                 d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             s_1 = 0.0
             _c_s_1 = 0.0
             n = 0.0
@@ -831,10 +872,7 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
                 s_1 = _b_s_1
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep_C[i - _c0] = C
-            _keep_C_row[i - _c0] = C_row
             _keep__c_s_1[i - _c0] = _c_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
             _keep_s_1[i - _c0] = s_1
         for i in range(_c0, _c1):
@@ -939,6 +977,12 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
                 z = logits[j]
                 m = max(m, z)
                 C += _f32(1.0)
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -978,10 +1022,7 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _kept = work[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C[i - _c0] = C
-            _keep_C_row[i - _c0] = C_row
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
@@ -1089,7 +1130,6 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
         _c1 = min(_c0 + ROW_CHUNK, hi)
         for i in range(_c0, _c1):
             logits = _rows_logits[i]
-            d_logits = _rows_d_logits[i]
             C_row = _f32(logits.shape[0])
             m = -_f32(math.inf)
             C = _f32(0.0)
@@ -1097,6 +1137,13 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 z = logits[j]
                 m = max(m, z)
                 C += _f32(1.0)
+            _keep_C[i - _c0] = C
+            _keep_C_row[i - _c0] = C_row
+            _keep_m[i - _c0] = m
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _s1 = -m
@@ -1129,6 +1176,10 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
                 d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
+        for i in range(_c0, _c1):
+            logits = _rows_logits[i]
+            d_logits = _rows_d_logits[i]
+            m = _keep_m[i - _c0]
             _acc64_s_1 = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
@@ -1136,10 +1187,7 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _kept = d_logits[j]
                 _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep_C[i - _c0] = C
-            _keep_C_row[i - _c0] = C_row
             _keep__acc64_s_1[i - _c0] = _acc64_s_1
-            _keep_m[i - _c0] = m
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
