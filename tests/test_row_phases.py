@@ -6,8 +6,10 @@ their scalar row kernels (refloss/_generated/<loss>.py, compiled here) called ro
 sides of a chunk's end, with bad rows among them (their count returned), and the parallel drivers (above
 SERIAL_BELOW rows) against the block function on the calling thread; the arrays that keep a value between
 phases have the type Numba gives that value in the scalar kernel; and the phase split itself on small kernels
-(the heavy segment, what crosses a phase, the constant initialisations that move, a name of unknown type, an
-assigned parameter and a loop's `else` refused).
+(the heavy segment, a phase a loop before it, what crosses a phase, the constant initialisations that move, a name
+of unknown type, an assigned parameter and a loop's `else` refused; a loop kept with the one before where its own
+phase would carry a name of unknown type, a name written in two phases and maybe not in the later one (in a loop's
+body, or as a loop's variable), or share the value kernel's work row).
 """
 import importlib
 
@@ -213,6 +215,10 @@ def test_the_loops_before_the_log_are_phases_where_that_carries_nothing_more():
         "        s += math.exp(row[j] - m)\n", "        s += math.exp(row[j] - m)\n        x = row[j]\n").replace(
         "math.log1p(s - 1.0)", "math.log1p(s - 1.0) + x")
     assert len(row_phases.split(x, lambda name: True).parts) == 3
+    target = KERNEL.replace("    m = -math.inf\n", "    x = 0.0\n    m = -math.inf\n").replace(
+        "    for j in range(row.shape[0]):\n        s += ", "    for x in range(row.shape[0]):\n        s += ").replace(
+        "math.exp(row[j] - m)", "math.exp(row[x] - m)").replace("math.log1p(s - 1.0)", "math.log1p(s - 1.0) + x")
+    assert len(row_phases.split(target, lambda name: True).parts) == 3  # (a row of no elements: x stays 0.0)
     tail = WORK_KERNEL.replace("w * work[j]", "w")
     assert len(row_phases.split(tail, lambda name: True).parts) == 5
     ph = row_phases.split(tail, lambda name: True, shared={"work"})

@@ -2870,8 +2870,9 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     statements (:func:`row_function`'s, the value alone its ``value_work`` form, given a work row of C where
     it keeps the exp its sums take, as the gradient kernel keeps it in a gradient row) written into its
     loops phase by phase (refloss/_derive/row_phases.py: the row's log, once a row, in a loop over the
-    chunk's rows of its own, and each loop before it a phase too, but where two would both use the value
-    kernel's one work row), then checks the row's inputs.  The driver runs it over all rows on the
+    chunk's rows of its own, and each loop before it a phase too, but where that would carry a name of
+    unknown type or one written in two phases and maybe not in the later, or where two phases would both use
+    the value kernel's one work row), then checks the row's inputs.  The driver runs it over all rows on the
     calling thread below SERIAL_BELOW rows, else over blocks of BLOCK rows in parallel (:func:`_dispatch`).
     Written in, not called: a call took each row's views of the arrays as new references (two atomic
     updates of a reference count a view: 14-35 ns of softmax cross-entropy's 82-133 ns a row of 8

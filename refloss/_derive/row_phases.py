@@ -8,7 +8,9 @@ softmax kernel's samples at 8 classes).  The drivers instead run a chunk of rows
 kernel's statements up to that segment for every row of the chunk, then the segment for every row (a
 loop over rows, without a dependence from one to the next), then the rest.  Before the segment, each of the
 row's loops (a maximum, an exp, a sum: each a chain of dependent operations in index order, waiting on the
-loop before) is a phase of its own too, so that the next row's chain overlaps the last one's: the float32
+loop before) is a phase of its own too, where that carries nothing the driver cannot keep (:func:`split`;
+the value kernels' exp and sums share their one work row, and stay one phase), so that the next row's chain
+overlaps the last one's: the float32
 DFL row 0.90x the time, softmax cross-entropy's 0.88x (docs/performance.md).  Each row runs the kernel's
 own statements in the kernel's order, so the results are the same bits; what one phase computes and a
 later one reads is kept in an array a chunk (:class:`Phases`' ``stores`` and ``loads``).
@@ -29,8 +31,9 @@ HEAVY_STATEMENTS = 8
 @dataclass(frozen=True)
 class Phases:
     """``params``: the kernel's parameters; ``parts``: the lines of each phase (one part where the kernel
-    has no heavy segment, else a part for each loop before it, one for it and one after), at the kernel
-    body's indentation (4 spaces), the ``return`` line left out; ``result``: the name the kernel returns;
+    has no heavy segment, else a part for each loop before it but where :func:`split` keeps a loop with the
+    one before, one for the segment and one after), at the kernel body's indentation (4 spaces), the
+    ``return`` line left out; ``result``: the name the kernel returns;
     ``stores[k]``: the names part k keeps for the parts after it; ``loads[k]``: the names part k reads
     from the parts before it."""
 
@@ -61,8 +64,8 @@ def _upward(stmts, defined=frozenset()) -> tuple:
         if isinstance(st, ast.For):
             up |= _names([st.iter], True) - defined
             inner, _ = _upward(st.body, defined | _names([st.target], False))
-            up |= inner
-            defined |= _names([st.target], False)  # (the body may not run: its names are not surely written)
+            up |= inner  # (the body may not run, over a row of no elements: neither its names nor the loop's
+            # variable are surely written after it)
         elif isinstance(st, ast.If):
             up |= _names([st.test], True) - defined
             a_up, a_def = _upward(st.body, defined)
