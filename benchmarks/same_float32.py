@@ -37,12 +37,16 @@ def _bits(text: str) -> tuple:
 
 
 def old_module(checkout: Path, loss: str):
+    import atexit
     import shutil
     import tempfile
 
     # a copy in a folder of its own: Numba's on-disk cache is per file path, and a cached function of this
-    # checkout's module (the same path when --old is this checkout) would not load under the other name
-    path = Path(tempfile.mkdtemp(prefix="same_float32_")) / f"_old_{loss}_cpu.py"
+    # checkout's module (the same path when --old is this checkout) would not load under the other name;
+    # the folder is removed when the process ends (each run left one behind)
+    folder = tempfile.mkdtemp(prefix="same_float32_")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / f"_old_{loss}_cpu.py"
     shutil.copyfile(checkout / "refloss" / "_generated" / f"{loss}_cpu.py", path)
     spec = importlib.util.spec_from_file_location(f"_old_{loss}_cpu", path)
     module = importlib.util.module_from_spec(spec)
