@@ -31,6 +31,8 @@ equal edges) the gradient averages one-sided derivatives (1 + r)/2 and (1 - r)/2
 coordinates, whose difference r cancels: about 0.1 eps/r of the largest component (measured 2.7e-11
 at r = 1e-6 in float64), within the box bar for r >= 1/100; tinier ratios also underflow r^2 w h.
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _boxes as B
@@ -126,6 +128,9 @@ def derive():
     prove_equal((big_x / u * big_i.diff(x) - big_i / u * big_x.diff(x)) / u, sp.diff(big_i / u, x),
                 "the rule ((1 - IoU) dI - IoU d(U - I))/(U + eps) is dIoU for any U - I + eps and I", checks)
     k = B.box_kernel([(None, one_minus_iou, diff_form, "")], args=(r, B.eps), checks=checks, numeric_proof=True)
+    # its float32 gradients' guarded decisions flag ~4 pairs in 10^4; computed by a function of their own, the main
+    # loop ran 0.81-0.83x the time on two threads (docs/performance.md)
+    k = dataclasses.replace(k, flagged_apart=True)
     return B.box_spec(
         NAME, "Inner-IoU loss", "L = 1 - IoU(inner(pred), inner(target)), inner(b) the box b scaled by ratio about "
         "its centre; the paper's L_Inner-X = L_X + IoU - IoU^inner combines it with another IoU loss.",

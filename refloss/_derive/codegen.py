@@ -3122,9 +3122,14 @@ def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, b
             lines += ["        for _j in range(_kw):", "            _i = _idw[_j]", "            if _wg[_j]:"]
             lines += [f"                {st.partition(' = ')[0]} = {t}[_j]" for t, st in wide]
             lines += ["            else:", "                _idx[_k] = _i", "                _k += 1"]
-        lines += ["        for _j in range(_k):", "            _i = _idx[_j]"]
-        lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
-        lines += ["            " + st for st in values + stores]
+        again = ["for _j in range(_k):", "    _i = _idx[_j]"] + [ln[4:] for ln in loads] + \
+            _inlined_body(kernel, prec, outputs, taken) + ["    " + st for st in values + stores]
+        if kernel.flagged_apart:  # (Kernel.flagged_apart: the scalar kernel over them in a function of its own)
+            lines += _wrap(f"{block}_flagged({params}, _idx, _k)", " " * 8)
+            lines[:0] = _tidy(["", "", "@njit(**CPU_OPTIONS)"] + _wrap(f"def {block}_flagged({params}, _idx, _k):", "")
+                              + ["    " + ln for ln in again])
+        else:
+            lines += ["        " + ln for ln in again]
     elif recip:  # the elements whose denominators are out of the reciprocals' range: their quotients
         lines += ["    if _far:", "        for _i in range(_unsigned(_m)):"]
         lines += ["    " + ln for ln in loads] + ["        " + ln for ln in _inlined_body(kernel, prec, outputs, taken)]
@@ -3136,12 +3141,18 @@ def _block_function(kernel: Kernel, prec: str, with_grad: bool, rescale: bool, b
     lines += count
     lines += ["    return _bad"]
     head = len(lines) - next(k for k, ln in enumerate(reversed(lines)) if ln.startswith("def "))
-    # the loops' values under names of their own, and the cheap conditional expressions as selections:
-    # Numba's compile time grows with the product of the function's blocks and its variables assigned twice
-    lines[head - 1:] = selects(unique_names("\n".join(lines[head - 1:]))).split("\n")
-    # square roots as LLVM's intrinsic, which a branch of the loop may take and still be made a selection
-    lines[head - 1:] = [re.sub(r"\bmath\.sqrt\(", "_sqrt(", ln) for ln in lines[head - 1:]]
+    lines[head - 1:] = _tidy(lines[head - 1:])
     return lines
+
+
+def _tidy(lines: list) -> list:
+    """A generated function's lines (from its ``def``) with the loops' values under names of their own, and the cheap
+    conditional expressions as selections (Numba's compile time grows with the product of the function's blocks and
+    its variables assigned twice), and square roots as LLVM's intrinsic, which a branch of the loop may take and
+    still be made a selection."""
+    head = next(k for k, ln in enumerate(lines) if ln.startswith("def "))
+    body = selects(unique_names("\n".join(lines[head:]))).split("\n")
+    return lines[:head] + [re.sub(r"\bmath\.sqrt\(", "_sqrt(", ln) for ln in body]
 
 
 def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: bool = False) -> list:

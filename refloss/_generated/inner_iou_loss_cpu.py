@@ -604,6 +604,457 @@ def value_f32(pred, target, out, ratio, eps):
 
 
 @njit(**CPU_OPTIONS)
+def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps,
+        _idx, _k):
+    for _j in range(_k):
+        _i = _idx[_j]
+        px1 = _pred[_unsigned(4) * _i]
+        py1 = _pred[_unsigned(4) * _i + _unsigned(1)]
+        px2 = _pred[_unsigned(4) * _i + _unsigned(2)]
+        py2 = _pred[_unsigned(4) * _i + _unsigned(3)]
+        tx1 = _target[_unsigned(4) * _i]
+        ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
+        tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
+        ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
+        _xd0 = _sel(_s5 > _f32(0.0), _f32(1.0), _sel(_s5 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s6 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _s7 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _xg0 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        if not _xg0:
+            _xw_px1 = _f64(px1)
+            _xw_px2 = _f64(px2)
+            _xw_tx1 = _f64(tx1)
+            _xw_tx2 = _f64(tx2)
+            _xw_ratio = _f64(ratio)
+            _xt0 = _xw_px2 - _xw_tx2
+            _xt1 = 0.5*_xw_ratio + 0.5
+            _xt2 = _xw_px1 - _xw_tx1
+            _xt3 = 0.5 - 0.5*_xw_ratio
+            _xs1 = -_xw_ratio*((_xw_px2 - _xw_px1))
+            _xs2 = _xs1 + max(_xt0*_xt1 + _xt2*_xt3, 0.0) + max(-_xt0*_xt3 - _xt1*_xt2, 0.0)
+            _xd0 = _f32(_sel(_xs2 > 0.0, 1.0, _sel(_xs2 == 0.0, 0.5, 0.0)))
+        _s9 = ratio*((px2 - px1)) - max(_s3, _f32(0.0)) - max(_s4, _f32(0.0))
+        _xd1 = _sel(_s9 > _f32(0.0), _f32(1.0), _sel(_s9 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg1 = abs(_s5) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        if not _xg1:
+            _xw_px1_w1 = _f64(px1)
+            _xw_px2_w1 = _f64(px2)
+            _xw_tx1_w1 = _f64(tx1)
+            _xw_tx2_w1 = _f64(tx2)
+            _xw_ratio_w1 = _f64(ratio)
+            _xt0_w1 = _xw_px2_w1 - _xw_tx2_w1
+            _xt1_w1 = 0.5*_xw_ratio_w1 + 0.5
+            _xt2_w1 = _xw_px1_w1 - _xw_tx1_w1
+            _xt3_w1 = 0.5 - 0.5*_xw_ratio_w1
+            _xs8 = _xw_ratio_w1*((_xw_px2_w1 - _xw_px1_w1)) - max(_xt0_w1*_xt1_w1 + _xt2_w1*_xt3_w1, 0.0) - max(-_xt0_w1*_xt3_w1 - _xt1_w1*_xt2_w1, 0.0)
+            _xd1 = _f32(_sel(_xs8 > 0.0, 1.0, _sel(_xs8 == 0.0, 0.5, 0.0)))
+        _s12 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _s13 = -_f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) - _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
+        _s14 = -ratio*((py2 - py1)) + max(_s12, _f32(0.0)) + max(_s13, _f32(0.0))
+        _xd2 = _sel(_s14 > _f32(0.0), _f32(1.0), _sel(_s14 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s15 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _s16 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _xg2 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        if not _xg2:
+            _xw_py1 = _f64(py1)
+            _xw_py2 = _f64(py2)
+            _xw_ty1 = _f64(ty1)
+            _xw_ty2 = _f64(ty2)
+            _xw_ratio_w2 = _f64(ratio)
+            _xt0_w2 = _xw_py2 - _xw_ty2
+            _xt1_w2 = 0.5*_xw_ratio_w2 + 0.5
+            _xt2_w2 = _xw_py1 - _xw_ty1
+            _xt3_w2 = 0.5 - 0.5*_xw_ratio_w2
+            _xs10 = -_xw_ratio_w2*((_xw_py2 - _xw_py1))
+            _xs11 = _xs10 + max(_xt0_w2*_xt1_w2 + _xt2_w2*_xt3_w2, 0.0) + max(-_xt0_w2*_xt3_w2 - _xt1_w2*_xt2_w2, 0.0)
+            _xd2 = _f32(_sel(_xs11 > 0.0, 1.0, _sel(_xs11 == 0.0, 0.5, 0.0)))
+        _s18 = ratio*((py2 - py1)) - max(_s12, _f32(0.0)) - max(_s13, _f32(0.0))
+        _xd3 = _sel(_s18 > _f32(0.0), _f32(1.0), _sel(_s18 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg3 = abs(_s14) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        if not _xg3:
+            _xw_py1_w1 = _f64(py1)
+            _xw_py2_w1 = _f64(py2)
+            _xw_ty1_w1 = _f64(ty1)
+            _xw_ty2_w1 = _f64(ty2)
+            _xw_ratio_w3 = _f64(ratio)
+            _xt0_w3 = _xw_py2_w1 - _xw_ty2_w1
+            _xt1_w3 = 0.5*_xw_ratio_w3 + 0.5
+            _xt2_w3 = _xw_py1_w1 - _xw_ty1_w1
+            _xt3_w3 = 0.5 - 0.5*_xw_ratio_w3
+            _xs17 = _xw_ratio_w3*((_xw_py2_w1 - _xw_py1_w1)) - max(_xt0_w3*_xt1_w3 + _xt2_w3*_xt3_w3, 0.0) - max(-_xt0_w3*_xt3_w3 - _xt1_w3*_xt2_w3, 0.0)
+            _xd3 = _f32(_sel(_xs17 > 0.0, 1.0, _sel(_xs17 == 0.0, 0.5, 0.0)))
+        _s21 = -_f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) - _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _s22 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _s23 = -ratio*((tx2 - tx1)) + max(_s21, _f32(0.0)) + max(_s22, _f32(0.0))
+        _xd4 = _sel(_s23 > _f32(0.0), _f32(1.0), _sel(_s23 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg4 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
+        if not _xg4:
+            _xw_px1_w2 = _f64(px1)
+            _xw_px2_w2 = _f64(px2)
+            _xw_tx1_w2 = _f64(tx1)
+            _xw_tx2_w2 = _f64(tx2)
+            _xw_ratio_w4 = _f64(ratio)
+            _xt0_w4 = _xw_px2_w2 - _xw_tx2_w2
+            _xt1_w4 = 0.5*_xw_ratio_w4 + 0.5
+            _xt2_w4 = _xw_px1_w2 - _xw_tx1_w2
+            _xt3_w4 = 0.5 - 0.5*_xw_ratio_w4
+            _xs19 = -_xw_ratio_w4*((_xw_tx2_w2 - _xw_tx1_w2))
+            _xs20 = _xs19 + max(-_xt0_w4*_xt1_w4 - _xt2_w4*_xt3_w4, 0.0) + max(_xt0_w4*_xt3_w4 + _xt1_w4*_xt2_w4, 0.0)
+            _xd4 = _f32(_sel(_xs20 > 0.0, 1.0, _sel(_xs20 == 0.0, 0.5, 0.0)))
+        _s25 = ratio*((tx2 - tx1)) - max(_s21, _f32(0.0)) - max(_s22, _f32(0.0))
+        _xd5 = _sel(_s25 > _f32(0.0), _f32(1.0), _sel(_s25 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg5 = abs(_s23) > _s6 + _s7 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2 - tx1))
+        if not _xg5:
+            _xw_px1_w3 = _f64(px1)
+            _xw_px2_w3 = _f64(px2)
+            _xw_tx1_w3 = _f64(tx1)
+            _xw_tx2_w3 = _f64(tx2)
+            _xw_ratio_w5 = _f64(ratio)
+            _xt0_w5 = _xw_px2_w3 - _xw_tx2_w3
+            _xt1_w5 = 0.5*_xw_ratio_w5 + 0.5
+            _xt2_w5 = _xw_px1_w3 - _xw_tx1_w3
+            _xt3_w5 = 0.5 - 0.5*_xw_ratio_w5
+            _xs24 = _xw_ratio_w5*((_xw_tx2_w3 - _xw_tx1_w3)) - max(-_xt0_w5*_xt1_w5 - _xt2_w5*_xt3_w5, 0.0) - max(_xt0_w5*_xt3_w5 + _xt1_w5*_xt2_w5, 0.0)
+            _xd5 = _f32(_sel(_xs24 > 0.0, 1.0, _sel(_xs24 == 0.0, 0.5, 0.0)))
+        _s28 = -_f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) - _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _s29 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
+        _s30 = -ratio*((ty2 - ty1)) + max(_s28, _f32(0.0)) + max(_s29, _f32(0.0))
+        _xd6 = _sel(_s30 > _f32(0.0), _f32(1.0), _sel(_s30 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg6 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
+        if not _xg6:
+            _xw_py1_w2 = _f64(py1)
+            _xw_py2_w2 = _f64(py2)
+            _xw_ty1_w2 = _f64(ty1)
+            _xw_ty2_w2 = _f64(ty2)
+            _xw_ratio_w6 = _f64(ratio)
+            _xt0_w6 = _xw_py2_w2 - _xw_ty2_w2
+            _xt1_w6 = 0.5*_xw_ratio_w6 + 0.5
+            _xt2_w6 = _xw_py1_w2 - _xw_ty1_w2
+            _xt3_w6 = 0.5 - 0.5*_xw_ratio_w6
+            _xs26 = -_xw_ratio_w6*((_xw_ty2_w2 - _xw_ty1_w2))
+            _xs27 = _xs26 + max(-_xt0_w6*_xt1_w6 - _xt2_w6*_xt3_w6, 0.0) + max(_xt0_w6*_xt3_w6 + _xt1_w6*_xt2_w6, 0.0)
+            _xd6 = _f32(_sel(_xs27 > 0.0, 1.0, _sel(_xs27 == 0.0, 0.5, 0.0)))
+        _s32 = ratio*((ty2 - ty1)) - max(_s28, _f32(0.0)) - max(_s29, _f32(0.0))
+        _xd7 = _sel(_s32 > _f32(0.0), _f32(1.0), _sel(_s32 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg7 = abs(_s30) > _s15 + _s16 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2 - ty1))
+        if not _xg7:
+            _xw_py1_w3 = _f64(py1)
+            _xw_py2_w3 = _f64(py2)
+            _xw_ty1_w3 = _f64(ty1)
+            _xw_ty2_w3 = _f64(ty2)
+            _xw_ratio_w7 = _f64(ratio)
+            _xt0_w7 = _xw_py2_w3 - _xw_ty2_w3
+            _xt1_w7 = 0.5*_xw_ratio_w7 + 0.5
+            _xt2_w7 = _xw_py1_w3 - _xw_ty1_w3
+            _xt3_w7 = 0.5 - 0.5*_xw_ratio_w7
+            _xs31 = _xw_ratio_w7*((_xw_ty2_w3 - _xw_ty1_w3)) - max(-_xt0_w7*_xt1_w7 - _xt2_w7*_xt3_w7, 0.0) - max(_xt0_w7*_xt3_w7 + _xt1_w7*_xt2_w7, 0.0)
+            _xd7 = _f32(_sel(_xs31 > 0.0, 1.0, _sel(_xs31 == 0.0, 0.5, 0.0)))
+        _xd8 = _sel(_s21 > _f32(0.0), _f32(1.0), _sel(_s21 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s34 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _xg8 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        if not _xg8:
+            _xw_px1_w4 = _f64(px1)
+            _xw_px2_w4 = _f64(px2)
+            _xw_tx1_w4 = _f64(tx1)
+            _xw_tx2_w4 = _f64(tx2)
+            _xw_ratio_w8 = _f64(ratio)
+            _xs33 = -0.5*(1.0 - _xw_ratio_w8)*((_xw_px1_w4 - _xw_tx1_w4)) - 0.5*(_xw_ratio_w8 + 1.0)*((_xw_px2_w4 - _xw_tx2_w4))
+            _xd8 = _f32(_sel(_xs33 > 0.0, 1.0, _sel(_xs33 == 0.0, 0.5, 0.0)))
+        _xd9 = _sel(_s3 > _f32(0.0), _f32(1.0), _sel(_s3 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg9 = abs(_s3) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        if not _xg9:
+            _xw_px1_w5 = _f64(px1)
+            _xw_px2_w5 = _f64(px2)
+            _xw_tx1_w5 = _f64(tx1)
+            _xw_tx2_w5 = _f64(tx2)
+            _xw_ratio_w9 = _f64(ratio)
+            _xs35 = 0.5*(1.0 - _xw_ratio_w9)*((_xw_px1_w5 - _xw_tx1_w5)) + 0.5*(_xw_ratio_w9 + 1.0)*((_xw_px2_w5 - _xw_tx2_w5))
+            _xd9 = _f32(_sel(_xs35 > 0.0, 1.0, _sel(_xs35 == 0.0, 0.5, 0.0)))
+        _xd10 = _sel(_s4 > _f32(0.0), _f32(1.0), _sel(_s4 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg10 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        if not _xg10:
+            _xw_px1_w6 = _f64(px1)
+            _xw_px2_w6 = _f64(px2)
+            _xw_tx1_w6 = _f64(tx1)
+            _xw_tx2_w6 = _f64(tx2)
+            _xw_ratio_w10 = _f64(ratio)
+            _xs36 = -0.5*(1.0 - _xw_ratio_w10)*((_xw_px2_w6 - _xw_tx2_w6)) - 0.5*(_xw_ratio_w10 + 1.0)*((_xw_px1_w6 - _xw_tx1_w6))
+            _xd10 = _f32(_sel(_xs36 > 0.0, 1.0, _sel(_xs36 == 0.0, 0.5, 0.0)))
+        _xd11 = _sel(_s22 > _f32(0.0), _f32(1.0), _sel(_s22 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg11 = abs(_s22) > _s34 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        if not _xg11:
+            _xw_px1_w7 = _f64(px1)
+            _xw_px2_w7 = _f64(px2)
+            _xw_tx1_w7 = _f64(tx1)
+            _xw_tx2_w7 = _f64(tx2)
+            _xw_ratio_w11 = _f64(ratio)
+            _xs37 = 0.5*(1.0 - _xw_ratio_w11)*((_xw_px2_w7 - _xw_tx2_w7)) + 0.5*(_xw_ratio_w11 + 1.0)*((_xw_px1_w7 - _xw_tx1_w7))
+            _xd11 = _f32(_sel(_xs37 > 0.0, 1.0, _sel(_xs37 == 0.0, 0.5, 0.0)))
+        _xd12 = _sel(_s28 > _f32(0.0), _f32(1.0), _sel(_s28 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _s39 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _xg12 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        if not _xg12:
+            _xw_py1_w4 = _f64(py1)
+            _xw_py2_w4 = _f64(py2)
+            _xw_ty1_w4 = _f64(ty1)
+            _xw_ty2_w4 = _f64(ty2)
+            _xw_ratio_w12 = _f64(ratio)
+            _xs38 = -0.5*(1.0 - _xw_ratio_w12)*((_xw_py1_w4 - _xw_ty1_w4)) - 0.5*(_xw_ratio_w12 + 1.0)*((_xw_py2_w4 - _xw_ty2_w4))
+            _xd12 = _f32(_sel(_xs38 > 0.0, 1.0, _sel(_xs38 == 0.0, 0.5, 0.0)))
+        _xd13 = _sel(_s12 > _f32(0.0), _f32(1.0), _sel(_s12 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg13 = abs(_s12) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        if not _xg13:
+            _xw_py1_w5 = _f64(py1)
+            _xw_py2_w5 = _f64(py2)
+            _xw_ty1_w5 = _f64(ty1)
+            _xw_ty2_w5 = _f64(ty2)
+            _xw_ratio_w13 = _f64(ratio)
+            _xs40 = 0.5*(1.0 - _xw_ratio_w13)*((_xw_py1_w5 - _xw_ty1_w5)) + 0.5*(_xw_ratio_w13 + 1.0)*((_xw_py2_w5 - _xw_ty2_w5))
+            _xd13 = _f32(_sel(_xs40 > 0.0, 1.0, _sel(_xs40 == 0.0, 0.5, 0.0)))
+        _xd14 = _sel(_s13 > _f32(0.0), _f32(1.0), _sel(_s13 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg14 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        if not _xg14:
+            _xw_py1_w6 = _f64(py1)
+            _xw_py2_w6 = _f64(py2)
+            _xw_ty1_w6 = _f64(ty1)
+            _xw_ty2_w6 = _f64(ty2)
+            _xw_ratio_w14 = _f64(ratio)
+            _xs41 = -0.5*(1.0 - _xw_ratio_w14)*((_xw_py2_w6 - _xw_ty2_w6)) - 0.5*(_xw_ratio_w14 + 1.0)*((_xw_py1_w6 - _xw_ty1_w6))
+            _xd14 = _f32(_sel(_xs41 > 0.0, 1.0, _sel(_xs41 == 0.0, 0.5, 0.0)))
+        _xd15 = _sel(_s29 > _f32(0.0), _f32(1.0), _sel(_s29 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        _xg15 = abs(_s29) > _s39 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        if not _xg15:
+            _xw_py1_w7 = _f64(py1)
+            _xw_py2_w7 = _f64(py2)
+            _xw_ty1_w7 = _f64(ty1)
+            _xw_ty2_w7 = _f64(ty2)
+            _xw_ratio_w15 = _f64(ratio)
+            _xs42 = 0.5*(1.0 - _xw_ratio_w15)*((_xw_py2_w7 - _xw_ty2_w7)) + 0.5*(_xw_ratio_w15 + 1.0)*((_xw_py1_w7 - _xw_ty1_w7))
+            _xd15 = _f32(_sel(_xs42 > 0.0, 1.0, _sel(_xs42 == 0.0, 0.5, 0.0)))
+        _s44 = (_f32(1.0) - _sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s25
+        _s45 = _s44 + _s9*_sel(-((px2 - px1)) + (tx2 - tx1) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _xd16 = _sel(_s45 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s46 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px1 - tx1))
+        _s47 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px2 - tx2))
+        _s48 = _f32(6.103515625e-05)*abs(ratio)*abs((px2 - px1))
+        _xg16 = abs(_s45) > _s46 + _s47 + _s48 + _f32(0.0001220703125)*abs(ratio)*abs((tx2 - tx1))
+        if not _xg16:
+            _xw_px1_w8 = _f64(px1)
+            _xw_px2_w8 = _f64(px2)
+            _xw_tx1_w8 = _f64(tx1)
+            _xw_tx2_w8 = _f64(tx2)
+            _xw_ratio_w16 = _f64(ratio)
+            _xt0_w8 = _xw_px2_w8 - _xw_px1_w8
+            _xt1_w8 = _xw_tx2_w8 - _xw_tx1_w8
+            _xt2_w8 = _sel(-_xt0_w8 + _xt1_w8 > 0.0, 1.0, 0.0)
+            _xt3_w8 = _xw_px2_w8 - _xw_tx2_w8
+            _xt4 = 0.5*_xw_ratio_w16 + 0.5
+            _xt5 = _xw_px1_w8 - _xw_tx1_w8
+            _xt6 = 0.5 - 0.5*_xw_ratio_w16
+            _xt7 = _xt3_w8*_xt4 + _xt5*_xt6
+            _xt8 = _xt3_w8*_xt6 + _xt4*_xt5
+            _xs43 = (1.0 - _xt2_w8)*(_xt1_w8*_xw_ratio_w16 - max(-_xt7, 0.0) - max(_xt8, 0.0))
+            _xd16 = _f32(_sel(_xt2_w8*(_xt0_w8*_xw_ratio_w16 - max(_xt7, 0.0) - max(-_xt8, 0.0)) + _xs43 > 0.0, 1.0, 0.0))
+        _s50 = (_f32(1.0) - _sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s32
+        _s51 = _s50 + _s18*_sel(-((py2 - py1)) + (ty2 - ty1) > _f32(0.0), _f32(1.0), _f32(0.0))
+        _xd17 = _sel(_s51 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s52 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py1 - ty1))
+        _s53 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
+        _s54 = _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
+        _xg17 = abs(_s51) > _s52 + _s53 + _s54 + _f32(0.0001220703125)*abs(ratio)*abs((ty2 - ty1))
+        if not _xg17:
+            _xw_py1_w8 = _f64(py1)
+            _xw_py2_w8 = _f64(py2)
+            _xw_ty1_w8 = _f64(ty1)
+            _xw_ty2_w8 = _f64(ty2)
+            _xw_ratio_w17 = _f64(ratio)
+            _xt0_w9 = _xw_py2_w8 - _xw_py1_w8
+            _xt1_w9 = _xw_ty2_w8 - _xw_ty1_w8
+            _xt2_w9 = _sel(-_xt0_w9 + _xt1_w9 > 0.0, 1.0, 0.0)
+            _xt3_w9 = _xw_py2_w8 - _xw_ty2_w8
+            _xt4_w1 = 0.5*_xw_ratio_w17 + 0.5
+            _xt5_w1 = _xw_py1_w8 - _xw_ty1_w8
+            _xt6_w1 = 0.5 - 0.5*_xw_ratio_w17
+            _xt7_w1 = _xt3_w9*_xt4_w1 + _xt5_w1*_xt6_w1
+            _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
+            _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
+            _xd17 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
+        _t0 = px2 - px1
+        _t1 = px2 - tx2
+        _t2 = _f32(0.5)*ratio + _f32(0.5)
+        _t3 = px1 - tx1
+        _t4 = _f32(0.5) - _f32(0.5)*ratio
+        _t5 = _t1*_t2 + _t3*_t4
+        _t6 = _t1*_t4 + _t2*_t3
+        _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
+        _t8 = py2 - py1
+        _t9 = _t8*ratio
+        _t10 = tx2 - tx1
+        _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
+        _t12 = ty2 - ty1
+        _t13 = _t12*ratio
+        _t14 = py2 - ty2
+        _t15 = py1 - ty1
+        _t16 = _t14*_t2 + _t15*_t4
+        _t17 = _t14*_t4 + _t15*_t2
+        _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
+        _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
+        _t20 = max(_s55, _s55 - _s55)
+        _t21 = max(-_t16, _f32(0.0)) + max(_t17, _f32(0.0))
+        _s56 = _t13*min(_t10*ratio, _t11)
+        _t22 = _s56 + _t20*min(_t13, _t21) + _t20*min(_t9, _t18) + _t9*min(_t0*ratio, _t7) + eps
+        _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
+        value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
+        _t33 = ratio + _f32(1.0)
+        _t34 = _f32(0.5)*_t15
+        _t35 = _f32(1.0) - ratio
+        _t36 = _f32(0.5)*_t14
+        _t37 = _t33*_t34 + _t35*_t36
+        _t38 = _t33*_t36 + _t34*_t35
+        _t39 = max(_t37, _f32(0.0)) + max(-_t38, _f32(0.0))
+        _t40 = min(_t13, _t39)
+        _t41 = _f32(1.0) - _t19
+        _t43 = max(-_t37, _f32(0.0)) + max(_t38, _f32(0.0))
+        _t44 = min(_t9, _t43)
+        _t45 = _f32(1.0) - _t23
+        _s58 = _t23*(-_t43 + _t9) + _t45*(_t13 - _t39)
+        _t46 = max(_s58, _s58 - _s58)
+        _t47 = _f32(0.5)*_t3
+        _t48 = _f32(0.5)*_t1
+        _t49 = _t33*_t47 + _t35*_t48
+        _t50 = _t33*_t48 + _t35*_t47
+        _t51 = max(-_t49, _f32(0.0)) + max(_t50, _f32(0.0))
+        _t52 = max(_t49, _f32(0.0)) + max(-_t50, _f32(0.0))
+        _s59 = _t19*(_t0*ratio - _t51) + _t41*(_t10*ratio - _t52)
+        _t53 = max(_s59, _s59 - _s59)
+        _t54 = _t46*_t53
+        _t55 = ratio*min(_t10*ratio, _t52)
+        _t56 = ratio*min(_t0*ratio, _t51)
+        _t57 = _t12*_t55 + _t40*_t53 + _t44*_t53 + _t56*_t8 + eps
+        _t58 = _t54 + _t57
+        _a60 = abs(_t58)
+        _ok = (_a60 >= _f32(2.350988701644575e-38)) & (_a60 <= _f32(4.253529586511731e+37))
+        if _ok:
+            _inv0 = _f32(1.0)/_t58
+            _t24 = _f32(0.5)*ratio
+            _t25 = _t24 - _f32(0.5)
+            _t26 = _t2*_xd11 + _t25*_xd8
+            _t27 = _t12*ratio
+            _t28 = _t27*_xd5
+            _t29 = _xd0*ratio
+            _t30 = -_t24 - _f32(0.5)
+            _t31 = _t30*_xd10 + _t4*_xd9
+            _t32 = _t8*ratio
+            _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
+            _t59 = _t54*_inv0
+            _t60 = _t57*_inv0
+            _t61 = _t46*_t60
+            _t62 = _t2*_xd15 + _t25*_xd12
+            _t63 = _t53*_xd7
+            _t64 = _xd2*ratio
+            _t65 = _t30*_xd14 + _t4*_xd13
+            _t66 = _t53*_t60*_xd17
+            _t67 = _t30*_xd8 + _t4*_xd11
+            _t68 = _t2*_xd9 + _t25*_xd10
+            _t69 = -ratio
+            _t70 = _xd16*(_t19*(-_t68 - _t69) - _t41*_t67)
+            _t71 = _t30*_xd12 + _t4*_xd15
+            _t72 = _t2*_xd13 + _t25*_xd14
+            _t73 = _t2*_xd10 + _t25*_xd9
+            _t74 = _t32*_xd1
+            _t75 = _xd4*ratio
+            _t76 = _t30*_xd11 + _t4*_xd8
+            _t77 = _xd16*(-_t19*_t73 + _t41*(-_t76 - ratio))
+            _t78 = _t2*_xd14 + _t25*_xd13
+            _t79 = _t53*_xd3
+            _t80 = _xd6*ratio
+            _t81 = _t30*_xd15 + _t4*_xd12
+            _t82 = _t30*_xd9 + _t4*_xd10
+            _t83 = _t2*_xd8 + _t25*_xd11
+            _t84 = _xd16*(-_t19*_t82 + _t41*(-_t69 - _t83))
+            _t85 = _t30*_xd13 + _t4*_xd14
+            _t86 = _t2*_xd12 + _t25*_xd15
+            d_px1 = -((_t42*_t61 - _t59*(_t26*_t28 + _t32*(-_t29 + _t31*_xd1) + _t40*_t42 + _t42*_t44))*_inv0)
+            _s61 = -_t59*(_t53*(-_t64 + _t65*_xd3) - _t56 + _t62*_t63) + _t66*(_t23*(-_t65 - ratio) - _t45*_t62)
+            d_py1 = -(_s61*_inv0)
+            d_px2 = -((-_t59*(_t28*_t67 + _t32*(_t29 + _t68*_xd1) + _t40*_t70 + _t44*_t70) + _t61*_t70)*_inv0)
+            _s62 = -_t59*(_t53*(_t64 + _t72*_xd3) + _t56 + _t63*_t71) + _t66*(_t23*(-_t69 - _t72) - _t45*_t71)
+            d_py2 = -(_s62*_inv0)
+            d_tx1 = -((-_t59*(_t27*(-_t75 + _t76*_xd5) + _t40*_t77 + _t44*_t77 + _t73*_t74) + _t61*_t77)*_inv0)
+            _s63 = -_t59*(_t53*(-_t80 + _t81*_xd7) - _t55 + _t78*_t79) + _t66*(-_t23*_t78 + _t45*(-_t81 - ratio))
+            d_ty1 = -(_s63*_inv0)
+            d_tx2 = -((-_t59*(_t27*(_t75 + _t83*_xd5) + _t40*_t84 + _t44*_t84 + _t74*_t82) + _t61*_t84)*_inv0)
+            _s64 = -_t59*(_t53*(_t80 + _t86*_xd7) + _t55 + _t79*_t85) + _t66*(-_t23*_t85 + _t45*(-_t69 - _t86))
+            d_ty2 = -(_s64*_inv0)
+        else:
+            _t24_w1 = _f32(0.5)*ratio
+            _t25_w1 = _t24_w1 - _f32(0.5)
+            _t26_w1 = _t2*_xd11 + _t25_w1*_xd8
+            _t27_w1 = _t12*ratio
+            _t28_w1 = _t27_w1*_xd5
+            _t29_w1 = _xd0*ratio
+            _t30_w1 = -_t24_w1 - _f32(0.5)
+            _t31_w1 = _t30_w1*_xd10 + _t4*_xd9
+            _t32_w1 = _t8*ratio
+            _t42_w1 = _xd16*(_t19*(-_t31_w1 - ratio) - _t26_w1*_t41)
+            _t59_w1 = _t54/_t58
+            _t60_w1 = _t57/_t58
+            _t61_w1 = _t46*_t60_w1
+            _t62_w1 = _t2*_xd15 + _t25_w1*_xd12
+            _t63_w1 = _t53*_xd7
+            _t64_w1 = _xd2*ratio
+            _t65_w1 = _t30_w1*_xd14 + _t4*_xd13
+            _t66_w1 = _t53*_t60_w1*_xd17
+            _t67_w1 = _t30_w1*_xd8 + _t4*_xd11
+            _t68_w1 = _t2*_xd9 + _t25_w1*_xd10
+            _t69_w1 = -ratio
+            _t70_w1 = _xd16*(_t19*(-_t68_w1 - _t69_w1) - _t41*_t67_w1)
+            _t71_w1 = _t30_w1*_xd12 + _t4*_xd15
+            _t72_w1 = _t2*_xd13 + _t25_w1*_xd14
+            _t73_w1 = _t2*_xd10 + _t25_w1*_xd9
+            _t74_w1 = _t32_w1*_xd1
+            _t75_w1 = _xd4*ratio
+            _t76_w1 = _t30_w1*_xd11 + _t4*_xd8
+            _t77_w1 = _xd16*(-_t19*_t73_w1 + _t41*(-_t76_w1 - ratio))
+            _t78_w1 = _t2*_xd14 + _t25_w1*_xd13
+            _t79_w1 = _t53*_xd3
+            _t80_w1 = _xd6*ratio
+            _t81_w1 = _t30_w1*_xd15 + _t4*_xd12
+            _t82_w1 = _t30_w1*_xd9 + _t4*_xd10
+            _t83_w1 = _t2*_xd8 + _t25_w1*_xd11
+            _t84_w1 = _xd16*(-_t19*_t82_w1 + _t41*(-_t69_w1 - _t83_w1))
+            _t85_w1 = _t30_w1*_xd13 + _t4*_xd14
+            _t86_w1 = _t2*_xd12 + _t25_w1*_xd15
+            d_px1 = -((_t42_w1*_t61_w1 - _t59_w1*(_t26_w1*_t28_w1 + _t32_w1*(-_t29_w1 + _t31_w1*_xd1) + _t40*_t42_w1 + _t42_w1*_t44))/_t58)
+            _s65 = -_t59_w1*(_t53*(-_t64_w1 + _t65_w1*_xd3) - _t56 + _t62_w1*_t63_w1) + _t66_w1*(_t23*(-_t65_w1 - ratio) - _t45*_t62_w1)
+            d_py1 = -(_s65/_t58)
+            d_px2 = -((-_t59_w1*(_t28_w1*_t67_w1 + _t32_w1*(_t29_w1 + _t68_w1*_xd1) + _t40*_t70_w1 + _t44*_t70_w1) + _t61_w1*_t70_w1)/_t58)
+            _s66 = (-_t59_w1*(_t53*(_t64_w1 + _t72_w1*_xd3) + _t56 + _t63_w1*_t71_w1) + _t66_w1*(_t23*(-_t69_w1 - _t72_w1) - _t45*_t71_w1))/_t58
+            d_py2 = -_s66
+            d_tx1 = -((-_t59_w1*(_t27_w1*(-_t75_w1 + _t76_w1*_xd5) + _t40*_t77_w1 + _t44*_t77_w1 + _t73_w1*_t74_w1) + _t61_w1*_t77_w1)/_t58)
+            _s67 = -_t59_w1*(_t53*(-_t80_w1 + _t81_w1*_xd7) - _t55 + _t78_w1*_t79_w1) + _t66_w1*(-_t23*_t78_w1 + _t45*(-_t81_w1 - ratio))
+            d_ty1 = -(_s67/_t58)
+            d_tx2 = -((-_t59_w1*(_t27_w1*(_t75_w1 + _t83_w1*_xd5) + _t40*_t84_w1 + _t44*_t84_w1 + _t74_w1*_t82_w1) + _t61_w1*_t84_w1)/_t58)
+            _s68 = -_t59_w1*(_t53*(_t80_w1 + _t86_w1*_xd7) + _t55 + _t79_w1*_t85_w1) + _t66_w1*(-_t23*_t85_w1 + _t45*(-_t69_w1 - _t86_w1))
+            d_ty2 = -(_s68/_t58)
+        _xok = _xg0 & _xg1 & _xg2 & _xg3 & _xg4 & _xg5 & _xg6 & _xg7 & _xg8 & _xg9 & _xg10 & _xg11 & _xg12 & _xg13 & _xg14 & _xg15 & _xg16 & _xg17
+        _out[_i] = value
+        _d_pred[_unsigned(4) * _i] = d_px1
+        _d_pred[_unsigned(4) * _i + _unsigned(1)] = d_py1
+        _d_pred[_unsigned(4) * _i + _unsigned(2)] = d_px2
+        _d_pred[_unsigned(4) * _i + _unsigned(3)] = d_py2
+        _d_target[_unsigned(4) * _i] = d_tx1
+        _d_target[_unsigned(4) * _i + _unsigned(1)] = d_ty1
+        _d_target[_unsigned(4) * _i + _unsigned(2)] = d_tx2
+        _d_target[_unsigned(4) * _i + _unsigned(3)] = d_ty2
+
+
+@njit(**CPU_OPTIONS)
 def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor, ratio, eps):
     _m = _out.shape[0]
     _far = False
@@ -812,473 +1263,29 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             if _flags[_q]:
                 _idx[_k] = _q
                 _k += 1
-        for _j in range(_k):
-            _i_w1 = _idx[_j]
-            px1_w1 = _pred[_unsigned(4) * _i_w1]
-            py1_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(1)]
-            px2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(2)]
-            py2_w1 = _pred[_unsigned(4) * _i_w1 + _unsigned(3)]
-            tx1_w1 = _target[_unsigned(4) * _i_w1]
-            ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
-            tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
-            ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
-            _s3_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((px1_w1 - tx1_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2_w1 - tx2_w1))
-            _s4_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2_w1 - tx2_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((px1_w1 - tx1_w1))
-            _s5_w1 = -ratio*((px2_w1 - px1_w1)) + max(_s3_w1, _f32(0.0)) + max(_s4_w1, _f32(0.0))
-            _xd0_w1 = _sel(_s5_w1 > _f32(0.0), _f32(1.0), _sel(_s5_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _s6_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
-            _s7_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            _xg0_w1 = abs(_s5_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
-            if not _xg0_w1:
-                _xw_px1 = _f64(px1_w1)
-                _xw_px2 = _f64(px2_w1)
-                _xw_tx1 = _f64(tx1_w1)
-                _xw_tx2 = _f64(tx2_w1)
-                _xw_ratio = _f64(ratio)
-                _xt0 = _xw_px2 - _xw_tx2
-                _xt1 = 0.5*_xw_ratio + 0.5
-                _xt2 = _xw_px1 - _xw_tx1
-                _xt3 = 0.5 - 0.5*_xw_ratio
-                _xs1 = -_xw_ratio*((_xw_px2 - _xw_px1))
-                _xs2 = _xs1 + max(_xt0*_xt1 + _xt2*_xt3, 0.0) + max(-_xt0*_xt3 - _xt1*_xt2, 0.0)
-                _xd0_w1 = _f32(_sel(_xs2 > 0.0, 1.0, _sel(_xs2 == 0.0, 0.5, 0.0)))
-            _s9_w1 = ratio*((px2_w1 - px1_w1)) - max(_s3_w1, _f32(0.0)) - max(_s4_w1, _f32(0.0))
-            _xd1_w1 = _sel(_s9_w1 > _f32(0.0), _f32(1.0), _sel(_s9_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg1_w1 = abs(_s5_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
-            if not _xg1_w1:
-                _xw_px1_w1 = _f64(px1_w1)
-                _xw_px2_w1 = _f64(px2_w1)
-                _xw_tx1_w1 = _f64(tx1_w1)
-                _xw_tx2_w1 = _f64(tx2_w1)
-                _xw_ratio_w1 = _f64(ratio)
-                _xt0_w1 = _xw_px2_w1 - _xw_tx2_w1
-                _xt1_w1 = 0.5*_xw_ratio_w1 + 0.5
-                _xt2_w1 = _xw_px1_w1 - _xw_tx1_w1
-                _xt3_w1 = 0.5 - 0.5*_xw_ratio_w1
-                _xs8 = _xw_ratio_w1*((_xw_px2_w1 - _xw_px1_w1)) - max(_xt0_w1*_xt1_w1 + _xt2_w1*_xt3_w1, 0.0) - max(-_xt0_w1*_xt3_w1 - _xt1_w1*_xt2_w1, 0.0)
-                _xd1_w1 = _f32(_sel(_xs8 > 0.0, 1.0, _sel(_xs8 == 0.0, 0.5, 0.0)))
-            _s12_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((py1_w1 - ty1_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2_w1 - ty2_w1))
-            _s13_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((py2_w1 - ty2_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((py1_w1 - ty1_w1))
-            _s14_w1 = -ratio*((py2_w1 - py1_w1)) + max(_s12_w1, _f32(0.0)) + max(_s13_w1, _f32(0.0))
-            _xd2_w1 = _sel(_s14_w1 > _f32(0.0), _f32(1.0), _sel(_s14_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _s15_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
-            _s16_w1 = _f32(6.103515625e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            _xg2_w1 = abs(_s14_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
-            if not _xg2_w1:
-                _xw_py1 = _f64(py1_w1)
-                _xw_py2 = _f64(py2_w1)
-                _xw_ty1 = _f64(ty1_w1)
-                _xw_ty2 = _f64(ty2_w1)
-                _xw_ratio_w2 = _f64(ratio)
-                _xt0_w2 = _xw_py2 - _xw_ty2
-                _xt1_w2 = 0.5*_xw_ratio_w2 + 0.5
-                _xt2_w2 = _xw_py1 - _xw_ty1
-                _xt3_w2 = 0.5 - 0.5*_xw_ratio_w2
-                _xs10 = -_xw_ratio_w2*((_xw_py2 - _xw_py1))
-                _xs11 = _xs10 + max(_xt0_w2*_xt1_w2 + _xt2_w2*_xt3_w2, 0.0) + max(-_xt0_w2*_xt3_w2 - _xt1_w2*_xt2_w2, 0.0)
-                _xd2_w1 = _f32(_sel(_xs11 > 0.0, 1.0, _sel(_xs11 == 0.0, 0.5, 0.0)))
-            _s18_w1 = ratio*((py2_w1 - py1_w1)) - max(_s12_w1, _f32(0.0)) - max(_s13_w1, _f32(0.0))
-            _xd3_w1 = _sel(_s18_w1 > _f32(0.0), _f32(1.0), _sel(_s18_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg3_w1 = abs(_s14_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
-            if not _xg3_w1:
-                _xw_py1_w1 = _f64(py1_w1)
-                _xw_py2_w1 = _f64(py2_w1)
-                _xw_ty1_w1 = _f64(ty1_w1)
-                _xw_ty2_w1 = _f64(ty2_w1)
-                _xw_ratio_w3 = _f64(ratio)
-                _xt0_w3 = _xw_py2_w1 - _xw_ty2_w1
-                _xt1_w3 = 0.5*_xw_ratio_w3 + 0.5
-                _xt2_w3 = _xw_py1_w1 - _xw_ty1_w1
-                _xt3_w3 = 0.5 - 0.5*_xw_ratio_w3
-                _xs17 = _xw_ratio_w3*((_xw_py2_w1 - _xw_py1_w1)) - max(_xt0_w3*_xt1_w3 + _xt2_w3*_xt3_w3, 0.0) - max(-_xt0_w3*_xt3_w3 - _xt1_w3*_xt2_w3, 0.0)
-                _xd3_w1 = _f32(_sel(_xs17 > 0.0, 1.0, _sel(_xs17 == 0.0, 0.5, 0.0)))
-            _s21_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((px1_w1 - tx1_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((px2_w1 - tx2_w1))
-            _s22_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2_w1 - tx2_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((px1_w1 - tx1_w1))
-            _s23_w1 = -ratio*((tx2_w1 - tx1_w1)) + max(_s21_w1, _f32(0.0)) + max(_s22_w1, _f32(0.0))
-            _xd4_w1 = _sel(_s23_w1 > _f32(0.0), _f32(1.0), _sel(_s23_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg4_w1 = abs(_s23_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2_w1 - tx1_w1))
-            if not _xg4_w1:
-                _xw_px1_w2 = _f64(px1_w1)
-                _xw_px2_w2 = _f64(px2_w1)
-                _xw_tx1_w2 = _f64(tx1_w1)
-                _xw_tx2_w2 = _f64(tx2_w1)
-                _xw_ratio_w4 = _f64(ratio)
-                _xt0_w4 = _xw_px2_w2 - _xw_tx2_w2
-                _xt1_w4 = 0.5*_xw_ratio_w4 + 0.5
-                _xt2_w4 = _xw_px1_w2 - _xw_tx1_w2
-                _xt3_w4 = 0.5 - 0.5*_xw_ratio_w4
-                _xs19 = -_xw_ratio_w4*((_xw_tx2_w2 - _xw_tx1_w2))
-                _xs20 = _xs19 + max(-_xt0_w4*_xt1_w4 - _xt2_w4*_xt3_w4, 0.0) + max(_xt0_w4*_xt3_w4 + _xt1_w4*_xt2_w4, 0.0)
-                _xd4_w1 = _f32(_sel(_xs20 > 0.0, 1.0, _sel(_xs20 == 0.0, 0.5, 0.0)))
-            _s25_w1 = ratio*((tx2_w1 - tx1_w1)) - max(_s21_w1, _f32(0.0)) - max(_s22_w1, _f32(0.0))
-            _xd5_w1 = _sel(_s25_w1 > _f32(0.0), _f32(1.0), _sel(_s25_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg5_w1 = abs(_s23_w1) > _s6_w1 + _s7_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((tx2_w1 - tx1_w1))
-            if not _xg5_w1:
-                _xw_px1_w3 = _f64(px1_w1)
-                _xw_px2_w3 = _f64(px2_w1)
-                _xw_tx1_w3 = _f64(tx1_w1)
-                _xw_tx2_w3 = _f64(tx2_w1)
-                _xw_ratio_w5 = _f64(ratio)
-                _xt0_w5 = _xw_px2_w3 - _xw_tx2_w3
-                _xt1_w5 = 0.5*_xw_ratio_w5 + 0.5
-                _xt2_w5 = _xw_px1_w3 - _xw_tx1_w3
-                _xt3_w5 = 0.5 - 0.5*_xw_ratio_w5
-                _xs24 = _xw_ratio_w5*((_xw_tx2_w3 - _xw_tx1_w3)) - max(-_xt0_w5*_xt1_w5 - _xt2_w5*_xt3_w5, 0.0) - max(_xt0_w5*_xt3_w5 + _xt1_w5*_xt2_w5, 0.0)
-                _xd5_w1 = _f32(_sel(_xs24 > 0.0, 1.0, _sel(_xs24 == 0.0, 0.5, 0.0)))
-            _s28_w1 = -_f32(0.5)*(_f32(1.0) - ratio)*((py1_w1 - ty1_w1)) - _f32(0.5)*(ratio + _f32(1.0))*((py2_w1 - ty2_w1))
-            _s29_w1 = _f32(0.5)*(_f32(1.0) - ratio)*((py2_w1 - ty2_w1)) + _f32(0.5)*(ratio + _f32(1.0))*((py1_w1 - ty1_w1))
-            _s30_w1 = -ratio*((ty2_w1 - ty1_w1)) + max(_s28_w1, _f32(0.0)) + max(_s29_w1, _f32(0.0))
-            _xd6_w1 = _sel(_s30_w1 > _f32(0.0), _f32(1.0), _sel(_s30_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg6_w1 = abs(_s30_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2_w1 - ty1_w1))
-            if not _xg6_w1:
-                _xw_py1_w2 = _f64(py1_w1)
-                _xw_py2_w2 = _f64(py2_w1)
-                _xw_ty1_w2 = _f64(ty1_w1)
-                _xw_ty2_w2 = _f64(ty2_w1)
-                _xw_ratio_w6 = _f64(ratio)
-                _xt0_w6 = _xw_py2_w2 - _xw_ty2_w2
-                _xt1_w6 = 0.5*_xw_ratio_w6 + 0.5
-                _xt2_w6 = _xw_py1_w2 - _xw_ty1_w2
-                _xt3_w6 = 0.5 - 0.5*_xw_ratio_w6
-                _xs26 = -_xw_ratio_w6*((_xw_ty2_w2 - _xw_ty1_w2))
-                _xs27 = _xs26 + max(-_xt0_w6*_xt1_w6 - _xt2_w6*_xt3_w6, 0.0) + max(_xt0_w6*_xt3_w6 + _xt1_w6*_xt2_w6, 0.0)
-                _xd6_w1 = _f32(_sel(_xs27 > 0.0, 1.0, _sel(_xs27 == 0.0, 0.5, 0.0)))
-            _s32_w1 = ratio*((ty2_w1 - ty1_w1)) - max(_s28_w1, _f32(0.0)) - max(_s29_w1, _f32(0.0))
-            _xd7_w1 = _sel(_s32_w1 > _f32(0.0), _f32(1.0), _sel(_s32_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg7_w1 = abs(_s30_w1) > _s15_w1 + _s16_w1 + _f32(6.103515625e-05)*abs(ratio)*abs((ty2_w1 - ty1_w1))
-            if not _xg7_w1:
-                _xw_py1_w3 = _f64(py1_w1)
-                _xw_py2_w3 = _f64(py2_w1)
-                _xw_ty1_w3 = _f64(ty1_w1)
-                _xw_ty2_w3 = _f64(ty2_w1)
-                _xw_ratio_w7 = _f64(ratio)
-                _xt0_w7 = _xw_py2_w3 - _xw_ty2_w3
-                _xt1_w7 = 0.5*_xw_ratio_w7 + 0.5
-                _xt2_w7 = _xw_py1_w3 - _xw_ty1_w3
-                _xt3_w7 = 0.5 - 0.5*_xw_ratio_w7
-                _xs31 = _xw_ratio_w7*((_xw_ty2_w3 - _xw_ty1_w3)) - max(-_xt0_w7*_xt1_w7 - _xt2_w7*_xt3_w7, 0.0) - max(_xt0_w7*_xt3_w7 + _xt1_w7*_xt2_w7, 0.0)
-                _xd7_w1 = _f32(_sel(_xs31 > 0.0, 1.0, _sel(_xs31 == 0.0, 0.5, 0.0)))
-            _xd8_w1 = _sel(_s21_w1 > _f32(0.0), _f32(1.0), _sel(_s21_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _s34_w1 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
-            _xg8_w1 = abs(_s3_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            if not _xg8_w1:
-                _xw_px1_w4 = _f64(px1_w1)
-                _xw_px2_w4 = _f64(px2_w1)
-                _xw_tx1_w4 = _f64(tx1_w1)
-                _xw_tx2_w4 = _f64(tx2_w1)
-                _xw_ratio_w8 = _f64(ratio)
-                _xs33 = -0.5*(1.0 - _xw_ratio_w8)*((_xw_px1_w4 - _xw_tx1_w4)) - 0.5*(_xw_ratio_w8 + 1.0)*((_xw_px2_w4 - _xw_tx2_w4))
-                _xd8_w1 = _f32(_sel(_xs33 > 0.0, 1.0, _sel(_xs33 == 0.0, 0.5, 0.0)))
-            _xd9_w1 = _sel(_s3_w1 > _f32(0.0), _f32(1.0), _sel(_s3_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg9_w1 = abs(_s3_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            if not _xg9_w1:
-                _xw_px1_w5 = _f64(px1_w1)
-                _xw_px2_w5 = _f64(px2_w1)
-                _xw_tx1_w5 = _f64(tx1_w1)
-                _xw_tx2_w5 = _f64(tx2_w1)
-                _xw_ratio_w9 = _f64(ratio)
-                _xs35 = 0.5*(1.0 - _xw_ratio_w9)*((_xw_px1_w5 - _xw_tx1_w5)) + 0.5*(_xw_ratio_w9 + 1.0)*((_xw_px2_w5 - _xw_tx2_w5))
-                _xd9_w1 = _f32(_sel(_xs35 > 0.0, 1.0, _sel(_xs35 == 0.0, 0.5, 0.0)))
-            _xd10_w1 = _sel(_s4_w1 > _f32(0.0), _f32(1.0), _sel(_s4_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg10_w1 = abs(_s22_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            if not _xg10_w1:
-                _xw_px1_w6 = _f64(px1_w1)
-                _xw_px2_w6 = _f64(px2_w1)
-                _xw_tx1_w6 = _f64(tx1_w1)
-                _xw_tx2_w6 = _f64(tx2_w1)
-                _xw_ratio_w10 = _f64(ratio)
-                _xs36 = -0.5*(1.0 - _xw_ratio_w10)*((_xw_px2_w6 - _xw_tx2_w6)) - 0.5*(_xw_ratio_w10 + 1.0)*((_xw_px1_w6 - _xw_tx1_w6))
-                _xd10_w1 = _f32(_sel(_xs36 > 0.0, 1.0, _sel(_xs36 == 0.0, 0.5, 0.0)))
-            _xd11_w1 = _sel(_s22_w1 > _f32(0.0), _f32(1.0), _sel(_s22_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg11_w1 = abs(_s22_w1) > _s34_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            if not _xg11_w1:
-                _xw_px1_w7 = _f64(px1_w1)
-                _xw_px2_w7 = _f64(px2_w1)
-                _xw_tx1_w7 = _f64(tx1_w1)
-                _xw_tx2_w7 = _f64(tx2_w1)
-                _xw_ratio_w11 = _f64(ratio)
-                _xs37 = 0.5*(1.0 - _xw_ratio_w11)*((_xw_px2_w7 - _xw_tx2_w7)) + 0.5*(_xw_ratio_w11 + 1.0)*((_xw_px1_w7 - _xw_tx1_w7))
-                _xd11_w1 = _f32(_sel(_xs37 > 0.0, 1.0, _sel(_xs37 == 0.0, 0.5, 0.0)))
-            _xd12_w1 = _sel(_s28_w1 > _f32(0.0), _f32(1.0), _sel(_s28_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _s39_w1 = _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
-            _xg12_w1 = abs(_s12_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            if not _xg12_w1:
-                _xw_py1_w4 = _f64(py1_w1)
-                _xw_py2_w4 = _f64(py2_w1)
-                _xw_ty1_w4 = _f64(ty1_w1)
-                _xw_ty2_w4 = _f64(ty2_w1)
-                _xw_ratio_w12 = _f64(ratio)
-                _xs38 = -0.5*(1.0 - _xw_ratio_w12)*((_xw_py1_w4 - _xw_ty1_w4)) - 0.5*(_xw_ratio_w12 + 1.0)*((_xw_py2_w4 - _xw_ty2_w4))
-                _xd12_w1 = _f32(_sel(_xs38 > 0.0, 1.0, _sel(_xs38 == 0.0, 0.5, 0.0)))
-            _xd13_w1 = _sel(_s12_w1 > _f32(0.0), _f32(1.0), _sel(_s12_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg13_w1 = abs(_s12_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            if not _xg13_w1:
-                _xw_py1_w5 = _f64(py1_w1)
-                _xw_py2_w5 = _f64(py2_w1)
-                _xw_ty1_w5 = _f64(ty1_w1)
-                _xw_ty2_w5 = _f64(ty2_w1)
-                _xw_ratio_w13 = _f64(ratio)
-                _xs40 = 0.5*(1.0 - _xw_ratio_w13)*((_xw_py1_w5 - _xw_ty1_w5)) + 0.5*(_xw_ratio_w13 + 1.0)*((_xw_py2_w5 - _xw_ty2_w5))
-                _xd13_w1 = _f32(_sel(_xs40 > 0.0, 1.0, _sel(_xs40 == 0.0, 0.5, 0.0)))
-            _xd14_w1 = _sel(_s13_w1 > _f32(0.0), _f32(1.0), _sel(_s13_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg14_w1 = abs(_s29_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            if not _xg14_w1:
-                _xw_py1_w6 = _f64(py1_w1)
-                _xw_py2_w6 = _f64(py2_w1)
-                _xw_ty1_w6 = _f64(ty1_w1)
-                _xw_ty2_w6 = _f64(ty2_w1)
-                _xw_ratio_w14 = _f64(ratio)
-                _xs41 = -0.5*(1.0 - _xw_ratio_w14)*((_xw_py2_w6 - _xw_ty2_w6)) - 0.5*(_xw_ratio_w14 + 1.0)*((_xw_py1_w6 - _xw_ty1_w6))
-                _xd14_w1 = _f32(_sel(_xs41 > 0.0, 1.0, _sel(_xs41 == 0.0, 0.5, 0.0)))
-            _xd15_w1 = _sel(_s29_w1 > _f32(0.0), _f32(1.0), _sel(_s29_w1 == _f32(0.0), _f32(0.5), _f32(0.0)))
-            _xg15_w1 = abs(_s29_w1) > _s39_w1 + _f32(3.0517578125e-05)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            if not _xg15_w1:
-                _xw_py1_w7 = _f64(py1_w1)
-                _xw_py2_w7 = _f64(py2_w1)
-                _xw_ty1_w7 = _f64(ty1_w1)
-                _xw_ty2_w7 = _f64(ty2_w1)
-                _xw_ratio_w15 = _f64(ratio)
-                _xs42 = 0.5*(1.0 - _xw_ratio_w15)*((_xw_py2_w7 - _xw_ty2_w7)) + 0.5*(_xw_ratio_w15 + 1.0)*((_xw_py1_w7 - _xw_ty1_w7))
-                _xd15_w1 = _f32(_sel(_xs42 > 0.0, 1.0, _sel(_xs42 == 0.0, 0.5, 0.0)))
-            _s44_w1 = (_f32(1.0) - _sel(-((px2_w1 - px1_w1)) + (tx2_w1 - tx1_w1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s25_w1
-            _s45_w1 = _s44_w1 + _s9_w1*_sel(-((px2_w1 - px1_w1)) + (tx2_w1 - tx1_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
-            _xd16_w1 = _sel(_s45_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-            _s46_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px1_w1 - tx1_w1))
-            _s47_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((px2_w1 - tx2_w1))
-            _s48_w1 = _f32(6.103515625e-05)*abs(ratio)*abs((px2_w1 - px1_w1))
-            _xg16_w1 = abs(_s45_w1) > _s46_w1 + _s47_w1 + _s48_w1 + _f32(0.0001220703125)*abs(ratio)*abs((tx2_w1 - tx1_w1))
-            if not _xg16_w1:
-                _xw_px1_w8 = _f64(px1_w1)
-                _xw_px2_w8 = _f64(px2_w1)
-                _xw_tx1_w8 = _f64(tx1_w1)
-                _xw_tx2_w8 = _f64(tx2_w1)
-                _xw_ratio_w16 = _f64(ratio)
-                _xt0_w8 = _xw_px2_w8 - _xw_px1_w8
-                _xt1_w8 = _xw_tx2_w8 - _xw_tx1_w8
-                _xt2_w8 = _sel(-_xt0_w8 + _xt1_w8 > 0.0, 1.0, 0.0)
-                _xt3_w8 = _xw_px2_w8 - _xw_tx2_w8
-                _xt4 = 0.5*_xw_ratio_w16 + 0.5
-                _xt5 = _xw_px1_w8 - _xw_tx1_w8
-                _xt6 = 0.5 - 0.5*_xw_ratio_w16
-                _xt7 = _xt3_w8*_xt4 + _xt5*_xt6
-                _xt8 = _xt3_w8*_xt6 + _xt4*_xt5
-                _xs43 = (1.0 - _xt2_w8)*(_xt1_w8*_xw_ratio_w16 - max(-_xt7, 0.0) - max(_xt8, 0.0))
-                _xd16_w1 = _f32(_sel(_xt2_w8*(_xt0_w8*_xw_ratio_w16 - max(_xt7, 0.0) - max(-_xt8, 0.0)) + _xs43 > 0.0, 1.0, 0.0))
-            _s50_w1 = (_f32(1.0) - _sel(-((py2_w1 - py1_w1)) + (ty2_w1 - ty1_w1) > _f32(0.0), _f32(1.0), _f32(0.0)))*_s32_w1
-            _s51_w1 = _s50_w1 + _s18_w1*_sel(-((py2_w1 - py1_w1)) + (ty2_w1 - ty1_w1) > _f32(0.0), _f32(1.0), _f32(0.0))
-            _xd17_w1 = _sel(_s51_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-            _s52_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py1_w1 - ty1_w1))
-            _s53_w1 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2_w1 - ty2_w1))
-            _s54_w1 = _f32(6.103515625e-05)*abs(ratio)*abs((py2_w1 - py1_w1))
-            _xg17_w1 = abs(_s51_w1) > _s52_w1 + _s53_w1 + _s54_w1 + _f32(0.0001220703125)*abs(ratio)*abs((ty2_w1 - ty1_w1))
-            if not _xg17_w1:
-                _xw_py1_w8 = _f64(py1_w1)
-                _xw_py2_w8 = _f64(py2_w1)
-                _xw_ty1_w8 = _f64(ty1_w1)
-                _xw_ty2_w8 = _f64(ty2_w1)
-                _xw_ratio_w17 = _f64(ratio)
-                _xt0_w9 = _xw_py2_w8 - _xw_py1_w8
-                _xt1_w9 = _xw_ty2_w8 - _xw_ty1_w8
-                _xt2_w9 = _sel(-_xt0_w9 + _xt1_w9 > 0.0, 1.0, 0.0)
-                _xt3_w9 = _xw_py2_w8 - _xw_ty2_w8
-                _xt4_w1 = 0.5*_xw_ratio_w17 + 0.5
-                _xt5_w1 = _xw_py1_w8 - _xw_ty1_w8
-                _xt6_w1 = 0.5 - 0.5*_xw_ratio_w17
-                _xt7_w1 = _xt3_w9*_xt4_w1 + _xt5_w1*_xt6_w1
-                _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
-                _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
-                _xd17_w1 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
-            _t0_w1 = px2_w1 - px1_w1
-            _t1_w1 = px2_w1 - tx2_w1
-            _t2_w1 = _f32(0.5)*ratio + _f32(0.5)
-            _t3_w1 = px1_w1 - tx1_w1
-            _t4_w1 = _f32(0.5) - _f32(0.5)*ratio
-            _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
-            _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
-            _t7_w1 = max(_t5_w1, _f32(0.0)) + max(-_t6_w1, _f32(0.0))
-            _t8_w1 = py2_w1 - py1_w1
-            _t9_w1 = _t8_w1*ratio
-            _t10_w1 = tx2_w1 - tx1_w1
-            _t11_w1 = max(-_t5_w1, _f32(0.0)) + max(_t6_w1, _f32(0.0))
-            _t12_w1 = ty2_w1 - ty1_w1
-            _t13_w1 = _t12_w1*ratio
-            _t14_w1 = py2_w1 - ty2_w1
-            _t15_w1 = py1_w1 - ty1_w1
-            _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
-            _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
-            _t18_w1 = max(_t16_w1, _f32(0.0)) + max(-_t17_w1, _f32(0.0))
-            _t19_w1 = _sel(-_t0_w1 + _t10_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-            _s55_w1 = _t19_w1*(_t0_w1*ratio - _t7_w1) + (_f32(1.0) - _t19_w1)*(_t10_w1*ratio - _t11_w1)
-            _t20_w1 = max(_s55_w1, _s55_w1 - _s55_w1)
-            _t21_w1 = max(-_t16_w1, _f32(0.0)) + max(_t17_w1, _f32(0.0))
-            _s56_w1 = _t13_w1*min(_t10_w1*ratio, _t11_w1)
-            _t22_w1 = _s56_w1 + _t20_w1*min(_t13_w1, _t21_w1) + _t20_w1*min(_t9_w1, _t18_w1) + _t9_w1*min(_t0_w1*ratio, _t7_w1) + eps
-            _t23_w1 = _sel(_t12_w1 - _t8_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
-            _s57_w1 = _t23_w1*(-_t18_w1 + _t8_w1*ratio) + (_f32(1.0) - _t23_w1)*(_t12_w1*ratio - _t21_w1)
-            value_w1 = _t22_w1/(_t20_w1*max(_s57_w1, _s57_w1 - _s57_w1) + _t22_w1)
-            _t33_w1 = ratio + _f32(1.0)
-            _t34_w1 = _f32(0.5)*_t15_w1
-            _t35_w1 = _f32(1.0) - ratio
-            _t36_w1 = _f32(0.5)*_t14_w1
-            _t37_w1 = _t33_w1*_t34_w1 + _t35_w1*_t36_w1
-            _t38_w1 = _t33_w1*_t36_w1 + _t34_w1*_t35_w1
-            _t39_w1 = max(_t37_w1, _f32(0.0)) + max(-_t38_w1, _f32(0.0))
-            _t40_w1 = min(_t13_w1, _t39_w1)
-            _t41_w1 = _f32(1.0) - _t19_w1
-            _t43_w1 = max(-_t37_w1, _f32(0.0)) + max(_t38_w1, _f32(0.0))
-            _t44_w1 = min(_t9_w1, _t43_w1)
-            _t45_w1 = _f32(1.0) - _t23_w1
-            _s58_w1 = _t23_w1*(-_t43_w1 + _t9_w1) + _t45_w1*(_t13_w1 - _t39_w1)
-            _t46_w1 = max(_s58_w1, _s58_w1 - _s58_w1)
-            _t47_w1 = _f32(0.5)*_t3_w1
-            _t48_w1 = _f32(0.5)*_t1_w1
-            _t49_w1 = _t33_w1*_t47_w1 + _t35_w1*_t48_w1
-            _t50_w1 = _t33_w1*_t48_w1 + _t35_w1*_t47_w1
-            _t51_w1 = max(-_t49_w1, _f32(0.0)) + max(_t50_w1, _f32(0.0))
-            _t52_w1 = max(_t49_w1, _f32(0.0)) + max(-_t50_w1, _f32(0.0))
-            _s59_w1 = _t19_w1*(_t0_w1*ratio - _t51_w1) + _t41_w1*(_t10_w1*ratio - _t52_w1)
-            _t53_w1 = max(_s59_w1, _s59_w1 - _s59_w1)
-            _t54_w1 = _t46_w1*_t53_w1
-            _t55_w1 = ratio*min(_t10_w1*ratio, _t52_w1)
-            _t56_w1 = ratio*min(_t0_w1*ratio, _t51_w1)
-            _t57_w1 = _t12_w1*_t55_w1 + _t40_w1*_t53_w1 + _t44_w1*_t53_w1 + _t56_w1*_t8_w1 + eps
-            _t58_w1 = _t54_w1 + _t57_w1
-            _a60_w1 = abs(_t58_w1)
-            _ok_w1 = (_a60_w1 >= _f32(2.350988701644575e-38)) & (_a60_w1 <= _f32(4.253529586511731e+37))
-            if _ok_w1:
-                _inv0_w1 = _f32(1.0)/_t58_w1
-                _t24_w2 = _f32(0.5)*ratio
-                _t25_w2 = _t24_w2 - _f32(0.5)
-                _t26_w2 = _t2_w1*_xd11_w1 + _t25_w2*_xd8_w1
-                _t27_w2 = _t12_w1*ratio
-                _t28_w2 = _t27_w2*_xd5_w1
-                _t29_w2 = _xd0_w1*ratio
-                _t30_w2 = -_t24_w2 - _f32(0.5)
-                _t31_w2 = _t30_w2*_xd10_w1 + _t4_w1*_xd9_w1
-                _t32_w2 = _t8_w1*ratio
-                _t42_w2 = _xd16_w1*(_t19_w1*(-_t31_w2 - ratio) - _t26_w2*_t41_w1)
-                _t59_w2 = _t54_w1*_inv0_w1
-                _t60_w2 = _t57_w1*_inv0_w1
-                _t61_w2 = _t46_w1*_t60_w2
-                _t62_w2 = _t2_w1*_xd15_w1 + _t25_w2*_xd12_w1
-                _t63_w2 = _t53_w1*_xd7_w1
-                _t64_w2 = _xd2_w1*ratio
-                _t65_w2 = _t30_w2*_xd14_w1 + _t4_w1*_xd13_w1
-                _t66_w2 = _t53_w1*_t60_w2*_xd17_w1
-                _t67_w2 = _t30_w2*_xd8_w1 + _t4_w1*_xd11_w1
-                _t68_w2 = _t2_w1*_xd9_w1 + _t25_w2*_xd10_w1
-                _t69_w2 = -ratio
-                _t70_w2 = _xd16_w1*(_t19_w1*(-_t68_w2 - _t69_w2) - _t41_w1*_t67_w2)
-                _t71_w2 = _t30_w2*_xd12_w1 + _t4_w1*_xd15_w1
-                _t72_w2 = _t2_w1*_xd13_w1 + _t25_w2*_xd14_w1
-                _t73_w2 = _t2_w1*_xd10_w1 + _t25_w2*_xd9_w1
-                _t74_w2 = _t32_w2*_xd1_w1
-                _t75_w2 = _xd4_w1*ratio
-                _t76_w2 = _t30_w2*_xd11_w1 + _t4_w1*_xd8_w1
-                _t77_w2 = _xd16_w1*(-_t19_w1*_t73_w2 + _t41_w1*(-_t76_w2 - ratio))
-                _t78_w2 = _t2_w1*_xd14_w1 + _t25_w2*_xd13_w1
-                _t79_w2 = _t53_w1*_xd3_w1
-                _t80_w2 = _xd6_w1*ratio
-                _t81_w2 = _t30_w2*_xd15_w1 + _t4_w1*_xd12_w1
-                _t82_w2 = _t30_w2*_xd9_w1 + _t4_w1*_xd10_w1
-                _t83_w2 = _t2_w1*_xd8_w1 + _t25_w2*_xd11_w1
-                _t84_w2 = _xd16_w1*(-_t19_w1*_t82_w2 + _t41_w1*(-_t69_w2 - _t83_w2))
-                _t85_w2 = _t30_w2*_xd13_w1 + _t4_w1*_xd14_w1
-                _t86_w2 = _t2_w1*_xd12_w1 + _t25_w2*_xd15_w1
-                d_px1_w1 = -((_t42_w2*_t61_w2 - _t59_w2*(_t26_w2*_t28_w2 + _t32_w2*(-_t29_w2 + _t31_w2*_xd1_w1) + _t40_w1*_t42_w2 + _t42_w2*_t44_w1))*_inv0_w1)
-                _s61_w1 = -_t59_w2*(_t53_w1*(-_t64_w2 + _t65_w2*_xd3_w1) - _t56_w1 + _t62_w2*_t63_w2) + _t66_w2*(_t23_w1*(-_t65_w2 - ratio) - _t45_w1*_t62_w2)
-                d_py1_w1 = -(_s61_w1*_inv0_w1)
-                d_px2_w1 = -((-_t59_w2*(_t28_w2*_t67_w2 + _t32_w2*(_t29_w2 + _t68_w2*_xd1_w1) + _t40_w1*_t70_w2 + _t44_w1*_t70_w2) + _t61_w2*_t70_w2)*_inv0_w1)
-                _s62_w1 = -_t59_w2*(_t53_w1*(_t64_w2 + _t72_w2*_xd3_w1) + _t56_w1 + _t63_w2*_t71_w2) + _t66_w2*(_t23_w1*(-_t69_w2 - _t72_w2) - _t45_w1*_t71_w2)
-                d_py2_w1 = -(_s62_w1*_inv0_w1)
-                d_tx1_w1 = -((-_t59_w2*(_t27_w2*(-_t75_w2 + _t76_w2*_xd5_w1) + _t40_w1*_t77_w2 + _t44_w1*_t77_w2 + _t73_w2*_t74_w2) + _t61_w2*_t77_w2)*_inv0_w1)
-                _s63_w1 = -_t59_w2*(_t53_w1*(-_t80_w2 + _t81_w2*_xd7_w1) - _t55_w1 + _t78_w2*_t79_w2) + _t66_w2*(-_t23_w1*_t78_w2 + _t45_w1*(-_t81_w2 - ratio))
-                d_ty1_w1 = -(_s63_w1*_inv0_w1)
-                d_tx2_w1 = -((-_t59_w2*(_t27_w2*(_t75_w2 + _t83_w2*_xd5_w1) + _t40_w1*_t84_w2 + _t44_w1*_t84_w2 + _t74_w2*_t82_w2) + _t61_w2*_t84_w2)*_inv0_w1)
-                _s64_w1 = -_t59_w2*(_t53_w1*(_t80_w2 + _t86_w2*_xd7_w1) + _t55_w1 + _t79_w2*_t85_w2) + _t66_w2*(-_t23_w1*_t85_w2 + _t45_w1*(-_t69_w2 - _t86_w2))
-                d_ty2_w1 = -(_s64_w1*_inv0_w1)
-            else:
-                _t24_w1 = _f32(0.5)*ratio
-                _t25_w1 = _t24_w1 - _f32(0.5)
-                _t26_w1 = _t2_w1*_xd11_w1 + _t25_w1*_xd8_w1
-                _t27_w1 = _t12_w1*ratio
-                _t28_w1 = _t27_w1*_xd5_w1
-                _t29_w1 = _xd0_w1*ratio
-                _t30_w1 = -_t24_w1 - _f32(0.5)
-                _t31_w1 = _t30_w1*_xd10_w1 + _t4_w1*_xd9_w1
-                _t32_w1 = _t8_w1*ratio
-                _t42_w1 = _xd16_w1*(_t19_w1*(-_t31_w1 - ratio) - _t26_w1*_t41_w1)
-                _t59_w1 = _t54_w1/_t58_w1
-                _t60_w1 = _t57_w1/_t58_w1
-                _t61_w1 = _t46_w1*_t60_w1
-                _t62_w1 = _t2_w1*_xd15_w1 + _t25_w1*_xd12_w1
-                _t63_w1 = _t53_w1*_xd7_w1
-                _t64_w1 = _xd2_w1*ratio
-                _t65_w1 = _t30_w1*_xd14_w1 + _t4_w1*_xd13_w1
-                _t66_w1 = _t53_w1*_t60_w1*_xd17_w1
-                _t67_w1 = _t30_w1*_xd8_w1 + _t4_w1*_xd11_w1
-                _t68_w1 = _t2_w1*_xd9_w1 + _t25_w1*_xd10_w1
-                _t69_w1 = -ratio
-                _t70_w1 = _xd16_w1*(_t19_w1*(-_t68_w1 - _t69_w1) - _t41_w1*_t67_w1)
-                _t71_w1 = _t30_w1*_xd12_w1 + _t4_w1*_xd15_w1
-                _t72_w1 = _t2_w1*_xd13_w1 + _t25_w1*_xd14_w1
-                _t73_w1 = _t2_w1*_xd10_w1 + _t25_w1*_xd9_w1
-                _t74_w1 = _t32_w1*_xd1_w1
-                _t75_w1 = _xd4_w1*ratio
-                _t76_w1 = _t30_w1*_xd11_w1 + _t4_w1*_xd8_w1
-                _t77_w1 = _xd16_w1*(-_t19_w1*_t73_w1 + _t41_w1*(-_t76_w1 - ratio))
-                _t78_w1 = _t2_w1*_xd14_w1 + _t25_w1*_xd13_w1
-                _t79_w1 = _t53_w1*_xd3_w1
-                _t80_w1 = _xd6_w1*ratio
-                _t81_w1 = _t30_w1*_xd15_w1 + _t4_w1*_xd12_w1
-                _t82_w1 = _t30_w1*_xd9_w1 + _t4_w1*_xd10_w1
-                _t83_w1 = _t2_w1*_xd8_w1 + _t25_w1*_xd11_w1
-                _t84_w1 = _xd16_w1*(-_t19_w1*_t82_w1 + _t41_w1*(-_t69_w1 - _t83_w1))
-                _t85_w1 = _t30_w1*_xd13_w1 + _t4_w1*_xd14_w1
-                _t86_w1 = _t2_w1*_xd12_w1 + _t25_w1*_xd15_w1
-                d_px1_w1 = -((_t42_w1*_t61_w1 - _t59_w1*(_t26_w1*_t28_w1 + _t32_w1*(-_t29_w1 + _t31_w1*_xd1_w1) + _t40_w1*_t42_w1 + _t42_w1*_t44_w1))/_t58_w1)
-                _s65 = -_t59_w1*(_t53_w1*(-_t64_w1 + _t65_w1*_xd3_w1) - _t56_w1 + _t62_w1*_t63_w1) + _t66_w1*(_t23_w1*(-_t65_w1 - ratio) - _t45_w1*_t62_w1)
-                d_py1_w1 = -(_s65/_t58_w1)
-                d_px2_w1 = -((-_t59_w1*(_t28_w1*_t67_w1 + _t32_w1*(_t29_w1 + _t68_w1*_xd1_w1) + _t40_w1*_t70_w1 + _t44_w1*_t70_w1) + _t61_w1*_t70_w1)/_t58_w1)
-                _s66 = (-_t59_w1*(_t53_w1*(_t64_w1 + _t72_w1*_xd3_w1) + _t56_w1 + _t63_w1*_t71_w1) + _t66_w1*(_t23_w1*(-_t69_w1 - _t72_w1) - _t45_w1*_t71_w1))/_t58_w1
-                d_py2_w1 = -_s66
-                d_tx1_w1 = -((-_t59_w1*(_t27_w1*(-_t75_w1 + _t76_w1*_xd5_w1) + _t40_w1*_t77_w1 + _t44_w1*_t77_w1 + _t73_w1*_t74_w1) + _t61_w1*_t77_w1)/_t58_w1)
-                _s67 = -_t59_w1*(_t53_w1*(-_t80_w1 + _t81_w1*_xd7_w1) - _t55_w1 + _t78_w1*_t79_w1) + _t66_w1*(-_t23_w1*_t78_w1 + _t45_w1*(-_t81_w1 - ratio))
-                d_ty1_w1 = -(_s67/_t58_w1)
-                d_tx2_w1 = -((-_t59_w1*(_t27_w1*(_t75_w1 + _t83_w1*_xd5_w1) + _t40_w1*_t84_w1 + _t44_w1*_t84_w1 + _t74_w1*_t82_w1) + _t61_w1*_t84_w1)/_t58_w1)
-                _s68 = -_t59_w1*(_t53_w1*(_t80_w1 + _t86_w1*_xd7_w1) + _t55_w1 + _t79_w1*_t85_w1) + _t66_w1*(-_t23_w1*_t85_w1 + _t45_w1*(-_t69_w1 - _t86_w1))
-                d_ty2_w1 = -(_s68/_t58_w1)
-            _xok_w1 = _xg0_w1 & _xg1_w1 & _xg2_w1 & _xg3_w1 & _xg4_w1 & _xg5_w1 & _xg6_w1 & _xg7_w1 & _xg8_w1 & _xg9_w1 & _xg10_w1 & _xg11_w1 & _xg12_w1 & _xg13_w1 & _xg14_w1 & _xg15_w1 & _xg16_w1 & _xg17_w1
-            _out[_i_w1] = value_w1
-            _d_pred[_unsigned(4) * _i_w1] = d_px1_w1
-            _d_pred[_unsigned(4) * _i_w1 + _unsigned(1)] = d_py1_w1
-            _d_pred[_unsigned(4) * _i_w1 + _unsigned(2)] = d_px2_w1
-            _d_pred[_unsigned(4) * _i_w1 + _unsigned(3)] = d_py2_w1
-            _d_target[_unsigned(4) * _i_w1] = d_tx1_w1
-            _d_target[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty1_w1
-            _d_target[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tx2_w1
-            _d_target[_unsigned(4) * _i_w1 + _unsigned(3)] = d_ty2_w1
+        _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, divisor, ratio,
+                eps, _idx, _k)
     if divisor != 1.0:
-        for _i_w2 in range(_d_pred.shape[0]):
-            _d_pred[_i_w2] /= divisor
-        for _i_w3 in range(_d_target.shape[0]):
-            _d_target[_i_w3] /= divisor
+        for _i_w1 in range(_d_pred.shape[0]):
+            _d_pred[_i_w1] /= divisor
+        for _i_w2 in range(_d_target.shape[0]):
+            _d_target[_i_w2] /= divisor
     _bad = 0
-    for _i_w4 in range(_unsigned(_m)):
-        _bad += _sel(((_pred[_unsigned(4) * _i_w4] - _pred[_unsigned(4) * _i_w4])
-                + (_pred[_unsigned(4) * _i_w4 + _unsigned(1)] - _pred[_unsigned(4) * _i_w4 + _unsigned(1)])
-                + (_pred[_unsigned(4) * _i_w4 + _unsigned(2)] - _pred[_unsigned(4) * _i_w4 + _unsigned(2)])
-                + (_pred[_unsigned(4) * _i_w4 + _unsigned(3)] - _pred[_unsigned(4) * _i_w4 + _unsigned(3)])
-                + (_target[_unsigned(4) * _i_w4] - _target[_unsigned(4) * _i_w4])
-                + (_target[_unsigned(4) * _i_w4 + _unsigned(1)] - _target[_unsigned(4) * _i_w4 + _unsigned(1)])
-                + (_target[_unsigned(4) * _i_w4 + _unsigned(2)] - _target[_unsigned(4) * _i_w4 + _unsigned(2)])
-                + (_target[_unsigned(4) * _i_w4 + _unsigned(3)] - _target[_unsigned(4) * _i_w4 + _unsigned(3)]) != _f32(0.0))
-                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(2)] < _pred[_unsigned(4) * _i_w4]))
-                | ((_pred[_unsigned(4) * _i_w4 + _unsigned(3)] < _pred[_unsigned(4) * _i_w4 + _unsigned(1)]))
-                | ((_target[_unsigned(4) * _i_w4 + _unsigned(2)] < _target[_unsigned(4) * _i_w4]))
-                | ((_target[_unsigned(4) * _i_w4 + _unsigned(3)] < _target[_unsigned(4) * _i_w4 + _unsigned(1)]))
-                | (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(7.205759403792794e+16))
-                | ((max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w4]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w4 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w4]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w4 + _unsigned(3)])) > _f32(0.0))), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_pred[_unsigned(4) * _i_w3] - _pred[_unsigned(4) * _i_w3])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(1)] - _pred[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(2)] - _pred[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_pred[_unsigned(4) * _i_w3 + _unsigned(3)] - _pred[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_target[_unsigned(4) * _i_w3] - _target[_unsigned(4) * _i_w3])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(1)] - _target[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(2)] - _target[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_target[_unsigned(4) * _i_w3 + _unsigned(3)] - _target[_unsigned(4) * _i_w3 + _unsigned(3)]) != _f32(0.0))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(2)] < _pred[_unsigned(4) * _i_w3]))
+                | ((_pred[_unsigned(4) * _i_w3 + _unsigned(3)] < _pred[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(2)] < _target[_unsigned(4) * _i_w3]))
+                | ((_target[_unsigned(4) * _i_w3 + _unsigned(3)] < _target[_unsigned(4) * _i_w3 + _unsigned(1)]))
+                | (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > _f32(7.205759403792794e+16))
+                | ((max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) < _f32(1.3877787807814457e-17)) & (max(abs(_pred[_unsigned(4) * _i_w3]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_pred[_unsigned(4) * _i_w3 + _unsigned(3)]), abs(_target[_unsigned(4) * _i_w3]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(1)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(2)]), abs(_target[_unsigned(4) * _i_w3 + _unsigned(3)])) > _f32(0.0))), 1, 0)
     return _bad
 
 
