@@ -197,8 +197,10 @@ class Kernel:
     double: tuple = ()  # gradient outputs the float32 kernel evaluates in float64 everywhere
     reciprocal: bool = False  # gradients multiply by reciprocals of repeated denominators (where safe)
     libm: bool = False  # exp, log, log1p as libm calls (LossSpec.libm), not refloss/_derive/expo.py's forms
-    # the CPU block functions' flagged elements (a rare branch, a guard's float64 decision) computed by a function of
-    # their own, called, not written into the block function: a large kernel whose main loop LLVM compiled slower with
+    # the CPU block functions' loop over their flagged elements (a rare branch, a guard's float64 decision, a wide
+    # output's fallback: the scalar kernel again; not a reciprocal kernel's out-of-range quotients, which stay written
+    # in) as a function of its own, called, not written into the block function: a large kernel whose main loop LLVM
+    # compiled slower with
     # the rarely run statements beside it (Inner-IoU's float32 gradients 0.81-0.83x the time on two threads); for
     # others it was the reverse (balanced L1's, focal-EIoU's float32 1.06-1.09x), so it is the derivation's choice
     flagged_apart: bool = False
