@@ -1974,6 +1974,16 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     return out, [(sym, part(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()]
 
 
+def _guarded_sign(expr, guard) -> str | None:
+    """For a step decision ``expr`` (Step(x) or Heaviside(x, h)) whose guard is |c| > bound with c = x or c = -x
+    (:func:`_decisions`): ">" or "<", the step as a comparison of c with 0 where c != 0; else None."""
+    if not (isinstance(expr, (sp.Heaviside, _Step)) and isinstance(guard, sp.StrictGreaterThan)
+            and isinstance(guard.lhs, RealAbs)):
+        return None
+    c, x = guard.lhs.args[0], expr.args[0]
+    return ">" if x == c else "<" if x == -c else None
+
+
 def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisions: list, deferred: bool) -> list:
     """The statements of a float32 kernel's float64 parts (see :func:`_decisions`), as :func:`_wide_lines`
     writes a wide output's: each part evaluated in float64 as the float64 kernel evaluates it (a step: its
@@ -1996,6 +2006,20 @@ def _decision_lines(kernel: Kernel, printer: KernelPrinter, indent: str, decisio
             guard = sp.false
         if guard is None:
             lines += f64
+            continue
+        sign = _guarded_sign(expr, guard) if deferred else None
+        if sign is not None:
+            # the fast form keeps an element only where its guard holds, |x| > (a bound) >= 0: x != 0 there, and
+            # the step is x > 0 (or x < 0 for the guard's -x) whatever its value at 0 -- two values, not three,
+            # from the guard's own argument (not a second evaluation of -x); a flagged element is computed
+            # again by the whole scalar kernel, which decides as before
+            v = printer._once(guard.lhs.args[0])
+            lines.extend(indent + st for st in printer.take_statements())
+            one, zero = printer._literal(1), printer._literal(0)
+            lines.append(f"{indent}{sym.name} = ({one} if {v} {sign} {zero} else {zero})")
+            code = _unwrap(printer.doprint(guard))
+            lines.extend(indent + st for st in printer.take_statements())
+            lines.append(f"{indent}_xg{k} = {code}")
             continue
         # (in the kernel's precision first: an EvalAccurate inside a float32 kernel's part is its argument there)
         for target, e in ((sym.name, _strip64(expr)), (f"_xg{k}", guard)):

@@ -852,11 +852,10 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _s55 = -max(px1, tx1) + min(px2, tx2)
         _s56 = -max(py1, ty1) + min(py2, ty2)
         _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
-        _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-        _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s58 = alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+        _xd0 = _sel(_s58 < _f32(0.0), _f32(1.0), _f32(0.0))
         _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-        _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-        _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+        _xg0 = abs(_s58) > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
         _t0 = px1 - tx1
         _t1 = px2 - tx2
         _t2 = py1 - ty1
@@ -864,23 +863,23 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
         _t4 = _s2
         _t5 = _s27
         _t6 = max(_s55, _s55 - _s55)
-        _s61 = tx1 - px1
-        _s62 = tx2 - px2
-        _s63 = ty1 - py1
-        _s64 = ty2 - py2
-        _s65 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s62, _s62 - _s62))
-        _s66 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s61, _s61 - _s61))
-        _s67 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s63, _s63 - _s63))
-        _t7 = _s66 + _s65 + _s67 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s64, _s64 - _s64)) + eps
+        _s60 = tx1 - px1
+        _s61 = tx2 - px2
+        _s62 = ty1 - py1
+        _s63 = ty2 - py2
+        _s64 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s61, _s61 - _s61))
+        _s65 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s60, _s60 - _s60))
+        _s66 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s62, _s62 - _s62))
+        _t7 = _s65 + _s64 + _s66 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s63, _s63 - _s63)) + eps
         _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
         _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s68 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
-        _s69 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s70 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s71 = max(px2, tx2) - min(px1, tx1)
-        _s72 = max(py2, ty2) - min(py1, ty1)
-        _s73 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s68
-        value = _t8 + _s73 + ((_s69*_s69) + (_s70*_s70))/(eps + (_s71*_s71) + (_s72*_s72))
+        _s67 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s68 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s69 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s70 = max(px2, tx2) - min(px1, tx1)
+        _s71 = max(py2, ty2) - min(py1, ty1)
+        _s72 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s67
+        value = _t8 + _s72 + ((_s68*_s68) + (_s69*_s69))/(eps + (_s70*_s70) + (_s71*_s71))
         _xok = _xg0
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
@@ -1000,8 +999,8 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
             _s70_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s71_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
             _s72_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
-            _s73_w1 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s68_w1
-            value_w1 = _t8_w1 + _s73_w1 + ((_s69_w1*_s69_w1) + (_s70_w1*_s70_w1))/(eps + (_s71_w1*_s71_w1) + (_s72_w1*_s72_w1))
+            _s73 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s68_w1
+            value_w1 = _t8_w1 + _s73 + ((_s69_w1*_s69_w1) + (_s70_w1*_s70_w1))/(eps + (_s71_w1*_s71_w1) + (_s72_w1*_s72_w1))
             _xok_w1 = _xg0_w1
             _out[_i_w1] = value_w1
     _bad = 0
@@ -1112,16 +1111,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s55 = -max(px1, tx1) + min(px2, tx2)
         _s56 = -max(py1, ty1) + min(py2, ty2)
         _s57 = eps + _s1*_s2 + _s26*_s27 - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)
-        _s58 = -alpha_gate + max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
-        _xd0 = _sel(_s58 > _f32(0.0), _f32(1.0), _f32(0.0))
+        _s58 = alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57
+        _xd0 = _sel(_s58 < _f32(0.0), _f32(1.0), _f32(0.0))
         _s59 = _f32(6.103515625e-05)*abs(max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-        _s60 = abs(alpha_gate - max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-        _xg0 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
-        _s65 = -alpha_gate + (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
-        _xd1 = _sel(_s65 > _f32(0.0), _f32(1.0), _f32(0.0))
-        _s66 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
-        _s67 = abs(alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
-        _xg1 = _s67 > _f32(6.103515625e-05)*abs(alpha_gate) + _s66
+        _xg0 = abs(_s58) > _f32(6.103515625e-05)*abs(alpha_gate) + _s59
+        _s64 = alpha_gate - (max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57)
+        _xd1 = _sel(_s64 < _f32(0.0), _f32(1.0), _f32(0.0))
+        _s65 = _f32(6.103515625e-05)*abs((max(_s55, _s55 - _s55)*max(_s56, _s56 - _s56)/_s57))
+        _xg1 = abs(_s64) > _f32(6.103515625e-05)*abs(alpha_gate) + _s65
         _t0 = px1 - tx1
         _t1 = px2 - tx2
         _t2 = py1 - ty1
@@ -1129,62 +1126,62 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t4 = _s2
         _t5 = _s27
         _t6 = max(_s55, _s55 - _s55)
-        _s68 = tx1 - px1
-        _s69 = tx2 - px2
-        _s70 = ty1 - py1
-        _s71 = ty2 - py2
-        _s72 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
-        _s73 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
-        _s74 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
-        _t7 = _s73 + _s72 + _s74 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71)) + eps
+        _s66 = tx1 - px1
+        _s67 = tx2 - px2
+        _s68 = ty1 - py1
+        _s69 = ty2 - py2
+        _s70 = _t5*min(_s26, max(_t0, _t0 - _t0) + max(_s67, _s67 - _s67))
+        _s71 = _t4*min(_s1, max(_t1, _t1 - _t1) + max(_s66, _s66 - _s66))
+        _s72 = _t6*min(_t4, max(_t3, _t3 - _t3) + max(_s68, _s68 - _s68))
+        _t7 = _s71 + _s70 + _s72 + _t6*min(_t5, max(_t2, _t2 - _t2) + max(_s69, _s69 - _s69)) + eps
         _t8 = _t7/(_t6*max(_s56, _s56 - _s56) + _t7)
         _t9 = _f32(0.40528473258018494)*(d_atan*d_atan)
-        _s75 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
-        _s76 = _f32(0.5)*_t0 + _f32(0.5)*_t1
-        _s77 = _f32(0.5)*_t2 + _f32(0.5)*_t3
-        _s78 = max(px2, tx2) - min(px1, tx1)
-        _s79 = max(py2, ty2) - min(py1, ty1)
-        _s80 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s75
-        value = _t8 + _s80 + ((_s76*_s76) + (_s77*_s77))/(eps + (_s78*_s78) + (_s79*_s79))
-        _t13 = _s78
-        _t15 = _s79
+        _s73 = _t8 + _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0)))
+        _s74 = _f32(0.5)*_t0 + _f32(0.5)*_t1
+        _s75 = _f32(0.5)*_t2 + _f32(0.5)*_t3
+        _s76 = max(px2, tx2) - min(px1, tx1)
+        _s77 = max(py2, ty2) - min(py1, ty1)
+        _s78 = _f32(0.16425572335720062)*_xd0*(d_atan*d_atan*d_atan*d_atan)/_s73
+        value = _t8 + _s78 + ((_s74*_s74) + (_s75*_s75))/(eps + (_s76*_s76) + (_s77*_s77))
+        _t13 = _s76
+        _t15 = _s77
         _t16 = (_t13*_t13) + (_t15*_t15) + eps
         _t20 = _s1
-        _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s70, _s70 - _s70))
+        _t27 = min(_t4, max(_t3, _t3 - _t3) + max(_s68, _s68 - _s68))
         _t28 = _t27*_t6
         _t29 = -tx2
         _t30 = -_t29 - tx1
-        _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s69, _s69 - _s69))
+        _t31 = min(_t30, max(_t0, _t0 - _t0) + max(_s67, _s67 - _s67))
         _t32 = _t31*_t5
-        _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s71, _s71 - _s71))
+        _t33 = min(_t5, max(_t2, _t2 - _t2) + max(_s69, _s69 - _s69))
         _t34 = _t33*_t6
         _t35 = _t32 + _t34
         _t36 = _s56
         _t37 = max(_t36, _t36 - _t36)
         _t38 = _t37*_t6
-        _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s68, _s68 - _s68))
+        _t39 = min(_t20, max(_t1, _t1 - _t1) + max(_s66, _s66 - _s66))
         _t40 = _t39*_t4 + eps
         _t41 = _t38 + _t40
         _t42 = _t35 + _t41
         _t43 = _t9 + eps + (_f32(1.0) - _sel(_t9 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7/(_t28 + _t42))
         _t48 = _t20*_t4 + _t30*_t5 - _t38 + eps
-        _a81 = abs(_t16)
-        _a82 = abs(_t43)
-        _a83 = abs(_t48)
-        _ok = (_a81 >= _f32(2.350988701644575e-38)) & (_a81 <= _f32(4.253529586511731e+37)) & (_a82 >= _f32(2.350988701644575e-38)) & (_a82 <= _f32(4.253529586511731e+37)) & (_a83 >= _f32(2.350988701644575e-38)) & (_a83 <= _f32(4.253529586511731e+37))
+        _a79 = abs(_t16)
+        _a80 = abs(_t43)
+        _a81 = abs(_t48)
+        _ok = (_a79 >= _f32(2.350988701644575e-38)) & (_a79 <= _f32(4.253529586511731e+37)) & (_a80 >= _f32(2.350988701644575e-38)) & (_a80 <= _f32(4.253529586511731e+37)) & (_a81 >= _f32(2.350988701644575e-38)) & (_a81 <= _f32(4.253529586511731e+37))
         _inv0 = _f32(1.0)/_t16
         _inv1 = _f32(1.0)/_t43
         _inv2 = _f32(1.0)/_t48
-        _t10 = _s76
+        _t10 = _s74
         _t11 = px1 - tx1
         _t12 = -_t11
-        _t14 = _s77
+        _t14 = _s75
         _t17 = _f32(2.0)*(((_t10*_t10) + (_t14*_t14))*_inv0)
         _t18 = _t13*_t17
         _t19 = _f32(2.0)*darknet
         _t21 = _f32(2.0) - _f32(2.0)*darknet
-        _n84 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
-        _t22 = _t19*_t4 + _t21*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n84)
+        _n82 = _sel(_mx5 > _f32(0.0), _f32(1.0)/(max(_mx5, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6*_q6)), _f32(0.0))
+        _t22 = _t19*_t4 + _t21*(math.copysign(_sel(_aw3 > _ah4, _q6, _f32(1.0)), _s2)*_n82)
         _t24 = _f32(0.40528473258018494)
         _t25 = _t24*d_atan
         _t26 = _t22*_t25
@@ -1204,7 +1201,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t58 = py1 - ty1
         _t59 = -_t58
         _t60 = _t15*_t17
-        _t61 = _t19*_t20 + _t21*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n84)
+        _t61 = _t19*_t20 + _t21*(math.copysign(_sel(_aw3 > _ah4, _f32(1.0), _q6), _s1)*_n82)
         _t62 = -_t25*_t61
         _t63 = _sel(_t59 > _f32(0.0), _f32(1.0), _f32(0.0))
         _t64 = _sel(_t58 > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -1231,11 +1228,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t85 = -((-_t20*_t49*_t81 + _t67*_t83 + _t70*_t84)*_inv2)
         _t86 = -_t10
         _t87 = _f32(0.8105694651603699)*d_atan
-        _aw85 = abs(_t30)
-        _mx86 = max(_aw85, _ah29)
-        _q87 = _sel(_mx86 > _f32(0.0), min(_aw85, _ah29)/_mx86, _f32(0.0))
-        _n88 = _sel(_mx86 > _f32(0.0), _f32(1.0)/(max(_mx86, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87*_q87)), _f32(0.0))
-        _t88 = _t87*(math.copysign(_sel(_aw85 > _ah29, _q87, _f32(1.0)), _s27)*_n88)
+        _aw83 = abs(_t30)
+        _mx84 = max(_aw83, _ah29)
+        _q85 = _sel(_mx84 > _f32(0.0), min(_aw83, _ah29)/_mx84, _f32(0.0))
+        _n86 = _sel(_mx84 > _f32(0.0), _f32(1.0)/(max(_mx84, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q85*_q85)), _f32(0.0))
+        _t88 = _t87*(math.copysign(_sel(_aw83 > _ah29, _q85, _f32(1.0)), _s27)*_n86)
         _t89 = _t46*_t88
         _t90 = _t28 + _t32
         _t91 = _t51*((_t41 + _t90)*_inv2)
@@ -1243,7 +1240,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t93 = (-_t47*_t91 + _t49*_t5*_t50 - _t53*_t92)*_inv2
         _t94 = _t88*alpha_grad
         _t95 = -_t14
-        _t96 = _t87*(math.copysign(_sel(_aw85 > _ah29, _f32(1.0), _q87), _t30)*_n88)
+        _t96 = _t87*(math.copysign(_sel(_aw83 > _ah29, _f32(1.0), _q85), _t30)*_n86)
         _t97 = _t46*_t96
         _t98 = _t28 + _t30*_t33
         _t99 = _t66*((_t41 + _t98)*_inv2)
@@ -1252,22 +1249,22 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t102 = _t96*alpha_grad
         _t103 = -((-_t49*_t5*_t76 + _t74*_t91 + _t77*_t92)*_inv2)
         _t104 = (_t100*_t84 - _t30*_t49*_t83 + _t81*_t99)*_inv2
-        _s89 = _t10 - -_t18*_sel(_t12 > _f32(0.0), _f32(1.0), _sel(_t12 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s89*_inv0)
-        _s90 = _t14 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s90*_inv0)
-        _s91 = _t10 - _t18*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s91*_inv0)
-        _s92 = _t14 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s92*_inv0)
-        _s93 = _t86 - -_t18*_sel(_t11 > _f32(0.0), _f32(1.0), _sel(_t11 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s93*_inv0)
-        _s94 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s94*_inv0)
-        _s95 = _t86 - _t18*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s95*_inv0)
-        _s96 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
-        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s96*_inv0)
+        _s87 = _t10 - -_t18*_sel(_t12 > _f32(0.0), _f32(1.0), _sel(_t12 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_px1 = _t26*_t46 + _t56 + _t57*(((_t26*alpha_grad - _t45*(_t26 + _t56)))*_inv1) + (_s87*_inv0)
+        _s88 = _t14 - -_t60*_sel(_t59 > _f32(0.0), _f32(1.0), _sel(_t59 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_py1 = _t46*_t62 + _t57*(((_t62*alpha_grad - _t45*(_t62 + _t71)))*_inv1) + _t71 + (_s88*_inv0)
+        _s89 = _t10 - _t18*_sel(_t72 > _f32(0.0), _f32(1.0), _sel(_t72 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_px2 = _t46*_t73 + _t57*(((_t73*alpha_grad - _t45*(_t73 + _t78)))*_inv1) + _t78 + (_s89*_inv0)
+        _s90 = _t14 - _t60*_sel(_t79 > _f32(0.0), _f32(1.0), _sel(_t79 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_py2 = _t46*_t80 + _t57*(((_t80*alpha_grad - _t45*(_t80 + _t85)))*_inv1) + _t85 + (_s90*_inv0)
+        _s91 = _t86 - -_t18*_sel(_t11 > _f32(0.0), _f32(1.0), _sel(_t11 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_tx1 = _t57*(((-_t94 - _t45*(-_t88 - _t93)))*_inv1) - _t89 - _t93 + (_s91*_inv0)
+        _s92 = _t95 - -_t60*_sel(_t58 > _f32(0.0), _f32(1.0), _sel(_t58 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_ty1 = _t101 + _t57*(((_t102 - _t45*(_t101 + _t96)))*_inv1) + _t97 + (_s92*_inv0)
+        _s93 = _t86 - _t18*_sel(_t75 > _f32(0.0), _f32(1.0), _sel(_t75 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_tx2 = _t103 + _t57*(((_t94 - _t45*(_t103 + _t88)))*_inv1) + _t89 + (_s93*_inv0)
+        _s94 = _t95 - _t60*_sel(_t82 > _f32(0.0), _f32(1.0), _sel(_t82 == _f32(0.0), _f32(0.5), _f32(0.0)))
+        d_ty2 = -_t104 + _t57*(((-_t102 - _t45*(-_t104 - _t96)))*_inv1) - _t97 + (_s94*_inv0)
         _xok = _xg0 & _xg1
         _flags[_i] = not (_ok & _xok)
         _far = _far | _flags[_i]
@@ -1354,8 +1351,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s58_w1 = -alpha_gate + max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1
             _xd0_w1 = _sel(_s58_w1 > _f32(0.0), _f32(1.0), _f32(0.0))
             _s59_w1 = _f32(6.103515625e-05)*abs(max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
-            _s60_w1 = abs(alpha_gate - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
-            _xg0_w1 = _s60_w1 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59_w1
+            _s60 = abs(alpha_gate - max(_s55_w1, _s55_w1 - _s55_w1)*max(_s56_w1, _s56_w1 - _s56_w1)/_s57_w1)
+            _xg0_w1 = _s60 > _f32(6.103515625e-05)*abs(alpha_gate) + _s59_w1
             if not _xg0_w1:
                 _xw_px1 = _f64(px1_w1)
                 _xw_py1 = _f64(py1_w1)
@@ -1416,11 +1413,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s76_w1 = _f32(0.5)*_t0_w1 + _f32(0.5)*_t1_w1
             _s77_w1 = _f32(0.5)*_t2_w1 + _f32(0.5)*_t3_w1
             _s78_w1 = max(px2_w1, tx2_w1) - min(px1_w1, tx1_w1)
-            _s79_w1 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
-            _s80_w1 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s75_w1
-            value_w1 = _t8_w1 + _s80_w1 + ((_s76_w1*_s76_w1) + (_s77_w1*_s77_w1))/(eps + (_s78_w1*_s78_w1) + (_s79_w1*_s79_w1))
+            _s79 = max(py2_w1, ty2_w1) - min(py1_w1, ty1_w1)
+            _s80 = _f32(0.16425572335720062)*_xd0_w1*(d_atan_w1*d_atan_w1*d_atan_w1*d_atan_w1)/_s75_w1
+            value_w1 = _t8_w1 + _s80 + ((_s76_w1*_s76_w1) + (_s77_w1*_s77_w1))/(eps + (_s78_w1*_s78_w1) + (_s79*_s79))
             _t13_w1 = _s78_w1
-            _t15_w1 = _s79_w1
+            _t15_w1 = _s79
             _t16_w1 = (_t13_w1*_t13_w1) + (_t15_w1*_t15_w1) + eps
             _t20_w1 = _s1_w1
             _t27_w1 = min(_t4_w1, max(_t3_w1, _t3_w1 - _t3_w1) + max(_s70_w1, _s70_w1 - _s70_w1))
@@ -1442,9 +1439,9 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t43_w1 = _t9_w1 + eps + (_f32(1.0) - _sel(_t9_w1 > _f32(0.0), _f32(1.0), _f32(0.0))) + (_t7_w1/(_t28_w1 + _t42_w1))
             _t48_w1 = _t20_w1*_t4_w1 + _t30_w1*_t5_w1 - _t38_w1 + eps
             _a81_w1 = abs(_t16_w1)
-            _a82_w1 = abs(_t43_w1)
-            _a83_w1 = abs(_t48_w1)
-            _ok_w1 = (_a81_w1 >= _f32(2.350988701644575e-38)) & (_a81_w1 <= _f32(4.253529586511731e+37)) & (_a82_w1 >= _f32(2.350988701644575e-38)) & (_a82_w1 <= _f32(4.253529586511731e+37)) & (_a83_w1 >= _f32(2.350988701644575e-38)) & (_a83_w1 <= _f32(4.253529586511731e+37))
+            _a82 = abs(_t43_w1)
+            _a83 = abs(_t48_w1)
+            _ok_w1 = (_a81_w1 >= _f32(2.350988701644575e-38)) & (_a81_w1 <= _f32(4.253529586511731e+37)) & (_a82 >= _f32(2.350988701644575e-38)) & (_a82 <= _f32(4.253529586511731e+37)) & (_a83 >= _f32(2.350988701644575e-38)) & (_a83 <= _f32(4.253529586511731e+37))
             if _ok_w1:
                 _inv0_w1 = _f32(1.0)/_t16_w1
                 _inv1_w1 = _f32(1.0)/_t43_w1
@@ -1457,8 +1454,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t18_w2 = _t13_w1*_t17_w2
                 _t19_w2 = _f32(2.0)*darknet
                 _t21_w2 = _f32(2.0) - _f32(2.0)*darknet
-                _n84_w1 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
-                _t22_w2 = _t19_w2*_t4_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n84_w1)
+                _n84 = _sel(_mx5_w1 > _f32(0.0), _f32(1.0)/(max(_mx5_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q6_w1*_q6_w1)), _f32(0.0))
+                _t22_w2 = _t19_w2*_t4_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _q6_w1, _f32(1.0)), _s2_w1)*_n84)
                 _t24_w2 = _f32(0.40528473258018494)
                 _t25_w2 = _t24_w2*d_atan_w1
                 _t26_w2 = _t22_w2*_t25_w2
@@ -1478,7 +1475,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t58_w2 = py1_w1 - ty1_w1
                 _t59_w2 = -_t58_w2
                 _t60_w2 = _t15_w1*_t17_w2
-                _t61_w2 = _t19_w2*_t20_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n84_w1)
+                _t61_w2 = _t19_w2*_t20_w1 + _t21_w2*(math.copysign(_sel(_aw3_w1 > _ah4_w1, _f32(1.0), _q6_w1), _s1_w1)*_n84)
                 _t62_w2 = -_t25_w2*_t61_w2
                 _t63_w2 = _sel(_t59_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
                 _t64_w2 = _sel(_t58_w2 > _f32(0.0), _f32(1.0), _f32(0.0))
@@ -1505,11 +1502,11 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t85_w2 = -((-_t20_w1*_t49_w2*_t81_w2 + _t67_w2*_t83_w2 + _t70_w2*_t84_w2)*_inv2_w1)
                 _t86_w2 = -_t10_w2
                 _t87_w2 = _f32(0.8105694651603699)*d_atan_w1
-                _aw85_w1 = abs(_t30_w1)
-                _mx86_w1 = max(_aw85_w1, _ah29_w1)
-                _q87_w1 = _sel(_mx86_w1 > _f32(0.0), min(_aw85_w1, _ah29_w1)/_mx86_w1, _f32(0.0))
-                _n88_w1 = _sel(_mx86_w1 > _f32(0.0), _f32(1.0)/(max(_mx86_w1, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87_w1*_q87_w1)), _f32(0.0))
-                _t88_w2 = _t87_w2*(math.copysign(_sel(_aw85_w1 > _ah29_w1, _q87_w1, _f32(1.0)), _s27_w1)*_n88_w1)
+                _aw85 = abs(_t30_w1)
+                _mx86 = max(_aw85, _ah29_w1)
+                _q87 = _sel(_mx86 > _f32(0.0), min(_aw85, _ah29_w1)/_mx86, _f32(0.0))
+                _n88 = _sel(_mx86 > _f32(0.0), _f32(1.0)/(max(_mx86, _f32(1.1754943508222875e-38))*(_f32(1.0) + _q87*_q87)), _f32(0.0))
+                _t88_w2 = _t87_w2*(math.copysign(_sel(_aw85 > _ah29_w1, _q87, _f32(1.0)), _s27_w1)*_n88)
                 _t89_w2 = _t46_w2*_t88_w2
                 _t90_w2 = _t28_w1 + _t32_w1
                 _t91_w2 = _t51_w2*((_t41_w1 + _t90_w2)*_inv2_w1)
@@ -1517,7 +1514,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t93_w2 = (-_t47_w2*_t91_w2 + _t49_w2*_t5_w1*_t50_w2 - _t53_w2*_t92_w2)*_inv2_w1
                 _t94_w2 = _t88_w2*alpha_grad
                 _t95_w2 = -_t14_w2
-                _t96_w2 = _t87_w2*(math.copysign(_sel(_aw85_w1 > _ah29_w1, _f32(1.0), _q87_w1), _t30_w1)*_n88_w1)
+                _t96_w2 = _t87_w2*(math.copysign(_sel(_aw85 > _ah29_w1, _f32(1.0), _q87), _t30_w1)*_n88)
                 _t97_w2 = _t46_w2*_t96_w2
                 _t98_w2 = _t28_w1 + _t30_w1*_t33_w1
                 _t99_w2 = _t66_w2*((_t41_w1 + _t98_w2)*_inv2_w1)
@@ -1538,10 +1535,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_tx1_w1 = _t57_w2*(((-_t94_w2 - _t45_w2*(-_t88_w2 - _t93_w2)))*_inv1_w1) - _t89_w2 - _t93_w2 + (_s93_w1*_inv0_w1)
                 _s94_w1 = _t95_w2 - -_t60_w2*_sel(_t58_w2 > _f32(0.0), _f32(1.0), _sel(_t58_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
                 d_ty1_w1 = _t101_w2 + _t57_w2*(((_t102_w2 - _t45_w2*(_t101_w2 + _t96_w2)))*_inv1_w1) + _t97_w2 + (_s94_w1*_inv0_w1)
-                _s95_w1 = _t86_w2 - _t18_w2*_sel(_t75_w2 > _f32(0.0), _f32(1.0), _sel(_t75_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t45_w2*(_t103_w2 + _t88_w2)))*_inv1_w1) + _t89_w2 + (_s95_w1*_inv0_w1)
-                _s96_w1 = _t95_w2 - _t60_w2*_sel(_t82_w2 > _f32(0.0), _f32(1.0), _sel(_t82_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
-                d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t45_w2*(-_t104_w2 - _t96_w2)))*_inv1_w1) - _t97_w2 + (_s96_w1*_inv0_w1)
+                _s95 = _t86_w2 - _t18_w2*_sel(_t75_w2 > _f32(0.0), _f32(1.0), _sel(_t75_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                d_tx2_w1 = _t103_w2 + _t57_w2*(((_t94_w2 - _t45_w2*(_t103_w2 + _t88_w2)))*_inv1_w1) + _t89_w2 + (_s95*_inv0_w1)
+                _s96 = _t95_w2 - _t60_w2*_sel(_t82_w2 > _f32(0.0), _f32(1.0), _sel(_t82_w2 == _f32(0.0), _f32(0.5), _f32(0.0)))
+                d_ty2_w1 = -_t104_w2 + _t57_w2*(((-_t102_w2 - _t45_w2*(-_t104_w2 - _t96_w2)))*_inv1_w1) - _t97_w2 + (_s96*_inv0_w1)
             else:
                 _t10_w1 = _s76_w1
                 _t11_w1 = px1_w1 - tx1_w1
