@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Select, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -85,12 +85,19 @@ def derive() -> LossSpec:
     # z and its factor multiplied in (ScaledSigmoidPow: the general form raised a rounded sigma to the power beta,
     # float64 19 ULP64 at beta 16.9, logit 43.98): a sum, so that the float32 kernel's check of their cancellation
     # (Kernel.wide) sees its terms (they cancel at d/dy's root, logit -2.1159 at beta 2, target 0)
-    hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), ScaledSigmoidPow(-s * beta * SoftplusOverSigmoid(z), z, beta),
+    # (the second term where it is a zero: -0, so that the sum is the first term, -s z = -x at beta 0, with its sign: a +0
+    # there, (-0) + (+0) = +0, gave +0 at logit +0, target 1, where dL/dy = -x is -0)
+    beta_term = ScaledSigmoidPow(-s * beta * SoftplusOverSigmoid(z), z, beta)
+    hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), Select(sp.Ne(beta_term, 0), beta_term, -RealAbs(beta_term)),
                       evaluate=False)
     # (the float64 kernel, which has no wide outputs, keeps one product: the factor's sum rounded once, then sigma(z)^beta
     # times it; as two products summed, each with its own roundings, its error at d/dy's root is larger: the sampled
     # float64 table's d/dtarget, 2^24 points at beta = 2, 8,809 points over the bar there against 6,220)
-    hard_d_y_f64 = ScaledSigmoidPow(-s * (z + beta * SoftplusOverSigmoid(z)), z, beta)
+    # where beta softplus/sigma is 0 (beta 0), -s z itself, the same number but for a zero's sign: z + (+0) = +0 at
+    # z = -0 gave d/dy = -x the wrong sign at logit -0, target 0 and logit +0, target 1 (not where the factor is 0: at
+    # d/dy's root it may round to 0 where -s z does not)
+    beta_w = beta * SoftplusOverSigmoid(z)
+    hard_d_y_f64 = ScaledSigmoidPow(Select(sp.Ne(beta_w, 0), -s * (z + beta_w), -s * z), z, beta)
     for v in (0, 1):
         at = {z: (1 - 2 * v) * x, y: v}
         prove_equal(plain(hard_value.subs(at)), plain(general.subs(y, v)), f"at y = {v} QFL is the focal loss with "

@@ -99,6 +99,22 @@ def test_qfl_target_gradient_keeps_its_sign_in_the_deep_tail(beta):
             assert not wrong.any(), (dtype, target, int(wrong.sum()), logits[wrong][:3], d_target[wrong][:3])
 
 
+def test_qfl_target_gradient_at_beta_0_is_minus_the_logit_with_its_sign():
+    """At beta 0, QFL is the cross-entropy and dL/dy = -x exactly (the beta term's factor beta is 0): at logit +-0
+    d/dtarget is -x with its zero's sign, at both hard targets and in both dtypes (the torch peer: autograd of
+    binary_cross_entropy_with_logits gives -x).  A +0 from the beta term summed into -0 gave +0: float64 at logit
+    -0, target 0 and logit +0, target 1 (one product -s (z + beta w), z = -0); float32 at logit +0, target 1 (two
+    terms, -0 and +0).  Beside them, ordinary logits: -x to rounding."""
+    x = np.array([-0.0, 0.0, -1.5, 2.0, -1e-300, 5e-324])
+    for dtype in (np.float64, np.float32):
+        for target in (0.0, 1.0):
+            logits = x.astype(dtype)
+            _, (_, d_target) = rl.qfl_loss.value_and_grad(logits, np.full(x.shape, target, dtype), beta=0.0)
+            expected = -logits
+            assert np.array_equal(np.signbit(d_target), np.signbit(expected)), (dtype, target, d_target)
+            np.testing.assert_allclose(d_target, expected, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
 def test_sigmoid_focal_target_gradient_keeps_its_sign_where_it_underflows():
     """sigmoid_focal_loss's far tail, d/dy = da F + a s e^(gamma z) (gamma - z): where both terms underflow they were
     a +0 and a -0, summed to +0, and at the target 1 (s = -1) d/dy was +0 where the exact value is negative (alpha
