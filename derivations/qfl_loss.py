@@ -85,10 +85,11 @@ def derive() -> LossSpec:
     # z and its factor multiplied in (ScaledSigmoidPow: the general form raised a rounded sigma to the power beta,
     # float64 19 ULP64 at beta 16.9, logit 43.98): a sum, so that the float32 kernel's check of their cancellation
     # (Kernel.wide) sees its terms (they cancel at d/dy's root, logit -2.1159 at beta 2, target 0)
-    # (the second term where it is a zero: -0, so that the sum is the first term, -s z = -x at beta 0, with its sign: a +0
-    # there, (-0) + (+0) = +0, gave +0 at logit +0, target 1, where dL/dy = -x is -0)
+    # (at beta 0 the second term is -0, so that the sum is the first term, -s z = -x, with its sign: its +0 there,
+    # (-0) + (+0) = +0, gave +0 at logit +0, target 1, where dL/dy = -x is -0; at beta > 0 the term as it is: where both
+    # terms underflow, the first's zero's sign is not the exact value's, and a review found -0 in place of a right +0)
     beta_term = ScaledSigmoidPow(-s * beta * SoftplusOverSigmoid(z), z, beta)
-    hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), Select(sp.Ne(beta_term, 0), beta_term, -RealAbs(beta_term)),
+    hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), Select(sp.Ne(beta, 0), beta_term, -RealAbs(beta_term)),
                       evaluate=False)
     # (the float64 kernel, which has no wide outputs, keeps one product: the factor's sum rounded once, then sigma(z)^beta
     # times it; as two products summed, each with its own roundings, its error at d/dy's root is larger: the sampled

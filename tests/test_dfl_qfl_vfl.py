@@ -113,6 +113,14 @@ def test_qfl_target_gradient_at_beta_0_is_minus_the_logit_with_its_sign():
             expected = -logits
             assert np.array_equal(np.signbit(d_target), np.signbit(expected)), (dtype, target, d_target)
             np.testing.assert_allclose(d_target, expected, rtol=4 * np.finfo(dtype).eps, atol=0)
+    # beta > 0 keeps the second term as it is: at the target 1, logits where both float32 terms underflow (beta |z|
+    # past ~104), the exact d/dtarget is a tiny positive number and the float64 kernel's is positive or +0; a first
+    # form of this fix (the second term -0 wherever it was a zero) gave -0 there (a review's finding)
+    x = np.array([5.0, 10.0, 19.0])
+    for dtype in (np.float64, np.float32):
+        for beta in (40.0, 100.0, 1000.0):
+            _, (_, d_target) = rl.qfl_loss.value_and_grad(x.astype(dtype), np.ones(3, dtype), beta=beta)
+            assert np.all(d_target >= 0) and not np.signbit(d_target).any(), (dtype, beta, d_target)
 
 
 def test_sigmoid_focal_target_gradient_keeps_its_sign_where_it_underflows():

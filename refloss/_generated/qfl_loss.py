@@ -4018,7 +4018,7 @@ def value_and_grad_f32(logits, target, beta):
         _s965 = _t0*z
         _p966 = _s965*(_p887 - _p887*(beta*_c737))
         _u963 = (_p966*_ex914)*(_f32(1.0) - ((_p770 - (_p771 - _p769)) + _l765*_l768))*_ex914 if z < _f32(0.0) and _p771 < _f32(220.0) else _p966*math.pow(_ex732, beta) if z < _f32(0.0) else _p966
-        _s967 = _t1 != _f32(0.0)
+        _s967 = beta != _f32(0.0)
         _s968 = -abs(_t1)
         _u964 = _sel(_s967, _t1, _s968)
         d_target = _u963 + _u964
@@ -4240,7 +4240,7 @@ def value_and_grad_f32(logits, target, beta):
             _w2 = (_p1145*_ex1177)*(1.0 - ((_p1048 - (_p1049 - _p1047)) + _l1043*_l1046))*_ex1177 if _w1 < 0.0 and _p1049 < 1500.0 else _p1145*math.pow(_ex1002, _w_beta) if _w1 < 0.0 else _p1145
             _s1178 = _w0*_w1
             _p1179 = _s1178*(_p1144 - _p1144*(_w_beta*_c1040))
-            _s1180 = _w2 != 0.0
+            _s1180 = _w_beta != 0.0
             _s1181 = -abs(_w2)
             _s1182 = (_p1179*_ex1177)*(1.0 - ((_p1048 - (_p1049 - _p1047)) + _l1043*_l1046))*_ex1177 if _w1 < 0.0 and _p1049 < 1500.0 else _p1179*math.pow(_ex1002, _w_beta) if _w1 < 0.0 else _p1179
             d_target = _f32(_s1182 + _sel(_s1180, _w2, _s1181))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0f88404905a48a01
+# scalar kernels: sha256 dff1115f09e20336
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -3614,7 +3614,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s145 = _t0*z
                 _p146 = _s145*(_p104 - _p104*(beta*_c33))
                 _u143 = _sel(z < _f32(0.0), _sel(_p67 < _f32(220.0), (_p146*_ex131)*(_f32(1.0) - ((_p66 - (_p67 - _p65)) + _l61*_l64))*_ex131, _p146*_f32(0.0)), _p146)
-                _s147 = _t1 != _f32(0.0)
+                _s147 = beta != _f32(0.0)
                 _s148 = -abs(_t1)
                 _u144 = _sel(_s147, _t1, _s148)
                 d_target = _u143 + _u144
@@ -3808,7 +3808,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s145_w1 = _t0_w1*z_w1
                 _p146_w1 = _s145_w1*(_p104_w1 - _p104_w1*(beta*_c33_w1))
                 _u143_w1 = _sel(z_w1 < _f32(0.0), _sel(_p67_w1 < _f32(220.0), (_p146_w1*_ex131_w1)*(_f32(1.0) - ((_p66_w1 - (_p67_w1 - _p65_w1)) + _l61_w1*_l64_w1))*_ex131_w1, _p146_w1*_f32(0.0)), _p146_w1)
-                _s147_w1 = _t1_w1 != _f32(0.0)
+                _s147_w1 = beta != _f32(0.0)
                 _s148_w1 = -abs(_t1_w1)
                 _u144_w1 = _sel(_s147_w1, _t1_w1, _s148_w1)
                 d_target_w1 = _u143_w1 + _u144_w1
@@ -4070,7 +4070,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
             _w2 = _sel(_w1 < 0.0, _sel(_p79 < 1500.0, (_p84*_ex116)*(1.0 - ((_p78 - (_p79 - _p77)) + _l73*_l76))*_ex116, _p84*0.0), _p84)
             _s118 = _w0*_w1
             _p119 = _s118*(_p83 - _p83*(_w_beta*_c70))
-            _s120 = _w2 != 0.0
+            _s120 = _w_beta != 0.0
             _s121 = -abs(_w2)
             _s122 = _sel(_w1 < 0.0, _sel(_p79 < 1500.0, (_p119*_ex116)*(1.0 - ((_p78 - (_p79 - _p77)) + _l73*_l76))*_ex116, _p119*0.0), _p119)
             d_target_w2 = _f32(_s122 + _sel(_s120, _w2, _s121))
@@ -4632,7 +4632,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                 _s516 = _t0_w2*z_w2
                 _p517 = _s516*(_p476 - _p476*(beta*_c407))
                 _u514 = (_p517*_ex503)*(_f32(1.0) - ((_p440 - (_p441 - _p439)) + _l435*_l438))*_ex503 if z_w2 < _f32(0.0) and _p441 < _f32(220.0) else _p517*math.pow(_ex402, beta) if z_w2 < _f32(0.0) else _p517
-                _s518 = _t1_w2 != _f32(0.0)
+                _s518 = beta != _f32(0.0)
                 _s519 = -abs(_t1_w2)
                 _u515 = _sel(_s518, _t1_w2, _s519)
                 d_target_w3 = _u514 + _u515
@@ -4761,7 +4761,7 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
                     _w2_w1 = (_p603*_ex635)*(1.0 - ((_p598 - (_p599 - _p597)) + _l593*_l596))*_ex635 if _w1_w1 < 0.0 and _p599 < 1500.0 else _p603*math.pow(_ex553, _w_beta_w1) if _w1_w1 < 0.0 else _p603
                     _s636 = _w0_w1*_w1_w1
                     _p637 = _s636*(_p602 - _p602*(_w_beta_w1*_c590))
-                    _s638 = _w2_w1 != 0.0
+                    _s638 = _w_beta_w1 != 0.0
                     _s639 = -abs(_w2_w1)
                     _s640 = (_p637*_ex635)*(1.0 - ((_p598 - (_p599 - _p597)) + _l593*_l596))*_ex635 if _w1_w1 < 0.0 and _p599 < 1500.0 else _p637*math.pow(_ex553, _w_beta_w1) if _w1_w1 < 0.0 else _p637
                     d_target_w3 = _f32(_s640 + _sel(_s638, _w2_w1, _s639))
