@@ -123,6 +123,21 @@ def test_qfl_target_gradient_at_beta_0_is_minus_the_logit_with_its_sign():
             assert np.all(d_target >= 0) and not np.signbit(d_target).any(), (dtype, beta, d_target)
 
 
+def test_qfl_at_beta_0_target_gradient_bit_for_bit_as_torch_bce():
+    """The peer: at beta 0 QFL is torch's binary_cross_entropy_with_logits, whose autograd d/dtarget is -x; refloss's
+    d/dtarget equals it bit for bit (zeros' signs included) at the hard targets, both dtypes."""
+    torch = pytest.importorskip("torch")
+    x = np.array([-0.0, 0.0, -1.5, 2.0, 1e-30, -7.25])
+    for dtype in (np.float64, np.float32):
+        for target in (0.0, 1.0):
+            y = np.full(x.shape, target, dtype)
+            _, (_, d_target) = rl.qfl_loss.value_and_grad(x.astype(dtype), y, beta=0.0)
+            tx, ty = torch.tensor(x.astype(dtype)), torch.tensor(y, requires_grad=True)
+            torch.nn.functional.binary_cross_entropy_with_logits(tx, ty, reduction="sum").backward()
+            peer = ty.grad.numpy()
+            assert d_target.tobytes() == peer.tobytes(), (dtype, target, d_target, peer)
+
+
 def test_sigmoid_focal_target_gradient_keeps_its_sign_where_it_underflows():
     """sigmoid_focal_loss's far tail, d/dy = da F + a s e^(gamma z) (gamma - z): where both terms underflow they were
     a +0 and a -0, summed to +0, and at the target 1 (s = -1) d/dy was +0 where the exact value is negative (alpha
