@@ -86,8 +86,8 @@ def derive() -> LossSpec:
     # float64 19 ULP64 at beta 16.9, logit 43.98): a sum, so that the float32 kernel's check of their cancellation
     # (Kernel.wide) sees its terms (they cancel at d/dy's root, logit -2.1159 at beta 2, target 0)
     # (at beta 0 the second term is -0, so that the sum is the first term, -s z = -x, with its sign: its +0 there,
-    # (-0) + (+0) = +0, gave +0 at logit +0, target 1, where dL/dy = -x is -0; at beta > 0 the term as it is: where both
-    # terms underflow, the first's zero's sign is not the exact value's, and a review found -0 in place of a right +0)
+    # (-0) + (+0) = +0, gave +0 at logit +0, target 1, where dL/dy = -x is -0; at beta > 0 the term is kept as it is:
+    # made -0 wherever it was a zero, it turned a right +0 into -0 at the target 1 where both terms underflow, a review)
     beta_term = ScaledSigmoidPow(-s * beta * SoftplusOverSigmoid(z), z, beta)
     hard_d_y = sp.Add(ScaledSigmoidPow(-s * z, z, beta), Select(sp.Ne(beta, 0), beta_term, -RealAbs(beta_term)),
                       evaluate=False)
