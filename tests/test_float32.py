@@ -148,6 +148,49 @@ def test_the_typed_ir_check_finds_a_float64_literal():
     assert not _float64_lines(_typed_ir(_clean, [x, out]))
 
 
+def test_a_decide64_argument_outside_a_step_is_evaluated_once_with_the_same_roundings():
+    """Inner-IoU's pattern: D = ((1 + r) d1 + (1 - r) d2)/2 in max(D, 0) of the value and, through its derivative,
+    of the gradients.  Unmarked, the value's and the gradients' common-subexpression passes each write D in a form
+    of their own (d1 (r/2 + 1/2) + ..., (r + 1)(d1/2) + ...): four sums of two products for two D's.  Marked, each
+    is the one name ``_dec<k>`` (codegen._shared_marks), and the results are the same bits (a product by 1/2 is
+    exact outside the subnormal range)."""
+    import math
+    import re
+
+    import sympy as sp
+    from refloss._derive.codegen import scalar_function
+    from refloss._derive.core import Branch, Kernel
+    from refloss._derive.functions import Decide64, Sub, TMax
+
+    a1, a2, b1, b2, r = (sp.Symbol(n, real=True) for n in ("a1", "a2", "b1", "b2", "r"))
+
+    def kernel(marked):
+        m = Decide64 if marked else (lambda e: e)
+        lo = m(((1 + r) * Sub(a1, b1) + (1 - r) * Sub(a2, b2)) / 2)
+        hi = m(((1 - r) * Sub(a1, b1) + (1 + r) * Sub(a2, b2)) / 2)
+        v = (TMax(hi, 0) + TMax(-lo, 0)) * Sub(a2, a1) + (TMax(-hi, 0) + TMax(lo, 0)) * r
+        outputs = {"value": v, **{f"d_{s}": sp.diff(v, s) for s in (a1, a2, b1, b2)}}
+        return Kernel(arrays=(("pred", 2, (a1, a2)), ("target", 2, (b1, b2))), args=(r,), prelude=(),
+                      branches=(Branch(None, outputs),))
+
+    forms = re.compile(r"= _t\d+\*_t\d+ \+ _t\d+\*_t\d+\n")
+    rng = np.random.default_rng(3)
+    args = rng.normal(0, 10, (4, 2000))
+    for precision, dtype in (("f64", np.float64), ("f32", np.float32)):
+        functions = {}
+        for marked in (False, True):
+            text = scalar_function(kernel(marked), "f", precision, kernel(marked).output_names)
+            assert len(forms.findall(text)) == (0 if marked else 4), text
+            assert ("_dec0 = " in text and "_dec1 = " in text) == marked
+            namespace = {"math": math, "_f32": np.float32, "_f64": np.float64}
+            exec(text, namespace)
+            functions[marked] = namespace["f"]
+        for ratio in (0.75, 1.3, 0.01, 100.0, 0.37):
+            for a in args.T.astype(dtype):
+                got, want = functions[True](*a, dtype(ratio)), functions[False](*a, dtype(ratio))
+                assert np.array(got, dtype).tobytes() == np.array(want, dtype).tobytes(), (precision, ratio, a)
+
+
 def test_decide64_and_eval64_are_float64_in_the_float32_kernel_and_decide64_invisible_in_the_float64_one():
     import math
     from fractions import Fraction

@@ -1390,6 +1390,30 @@ def _cse(exprs, start: int = 0, prefix: str = "_t"):
     return kept, [e.xreplace(inline) for e in reduced], start + len(subs)
 
 
+def _shared_marks(subs, marks, full: dict) -> list:
+    """``subs`` (kept temporaries, :func:`_cse`) with each temporary that is x or -x of a mark (symbol, x)
+    (:func:`_decisions`' ``Decide64`` arguments) the mark's symbol, assigned x once before the branches in the
+    form the decisions print it: the value and gradient programs' passes each found the sum x in a form of their
+    own (Inner-IoU's D1 = ((1 + r) d1 + (1 - r) d2)/2 as d1 (r/2 + 1/2) + d2 (1/2 - r/2), and as
+    (r + 1) (d1/2) + (1 - r) (d2/2): the same roundings as (1/2)(1 + r) d1 + ..., but where a product is
+    subnormal, three times the operations).  ``full``: each temporary written out in the inputs, carried from
+    the value program to the gradients'."""
+    out = []
+    for sym, value in subs:
+        written = full[sym] = value.xreplace(full)
+        if written.is_Add:
+            for mark, x in marks:
+                if written.free_symbols == x.free_symbols:
+                    if sp.expand(written - x) == 0:
+                        value = mark
+                        break
+                    if sp.expand(written + x) == 0:
+                        value = -mark
+                        break
+        out.append((sym, value))
+    return out
+
+
 def _known(subs, values: dict) -> dict:
     """{subtree: symbol} of what the value program computed: each kept temporary's subtree
     written out in the inputs, and each value output's expression (as its local)."""
@@ -1570,7 +1594,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     libm_deferred = form == "fast" and not libm and has_libm_fallback(kernel)
     params = ", ".join(s.name for s in kernel.inputs + kernel.args)
     branches = _live_branches(tuple(kernel.branches), outputs)
-    branches, decisions = _decisions(branches, outputs, precision)
+    branches, decisions, marks = _decisions(branches, outputs, precision)
     exprs = [b.condition for b in branches if b.condition is not None]
     exprs += [b.outputs[o] for b in branches for o in outputs]
     lines = [f"def {name}({params}):"]
@@ -1595,7 +1619,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # one common branch with wide outputs: its elements flagged by the wide checks alone get its float64 lines
     # alone again (_wide_only_lines), not the whole scalar kernel
     wide_only = deferred and _wide_branch(kernel, precision, outputs) is not None
-    parts = [e for _, a, g, _ in decisions for e in (a, g) if e is not None]
+    parts = [e for _, a, g, _ in decisions for e in (a, g) if e is not None] + [e for _, e in marks]
     for sym, value in _used_prelude(kernel, exprs + parts):
         emit("    ", sym.name, value)
     # a part that one branch alone uses is evaluated in that branch (a soft-target branch's outputs one precision up
@@ -1605,6 +1629,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
     shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) != 1]
     lines.extend(_decision_lines(kernel, printer, "    ", shared, deferred))
+    for sym, value in marks:  # (after the decisions: x is the text, or the temporary, their arguments named)
+        emit("    ", sym.name, value)
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
@@ -1650,6 +1676,8 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         lines.extend(_decision_lines(kernel, printer, indent, local[k], deferred))
         # the value program: the same statements in value_<p> and value_and_grad_<p>
         vsubs, vreduced, start = _cse([branch.outputs[o] for o in values])
+        full = {}
+        vshared = _shared_marks(vsubs, marks, full)
         if grads:  # then the gradient program, reusing the value's temporaries where subtrees coincide
             known = _known(vsubs, {o: branch.outputs[o] for o in values})
             # a wide output that is a sum: its terms in float32 first (a product keeps its float32 form)
@@ -1657,9 +1685,10 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             plain = [o for o in grads if o not in sums and o not in double]
             exprs = [branch.outputs[o] for o in plain] + [t for o in sums for t in sums[o]]
             subs, reduced, _ = _cse([e.xreplace(known) for e in exprs], start)
+            subs = _shared_marks(subs, marks, full)
             recips = _denominators(subs, reduced) if kernel.reciprocal else {}
             pre = _needed(subs, list(recips))
-        for sym, value in vsubs:
+        for sym, value in vshared:
             emit(indent, sym.name, value)
         for output, expr in zip(values, vreduced):
             emit(indent, output, expr)
@@ -1739,6 +1768,9 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
+    for sym, _ in marks:  # a mark no temporary turned out to be (_shared_marks): not assigned
+        if not any(re.search(rf"\b{sym.name}\b", ln) for ln in lines if not ln.lstrip().startswith(f"{sym.name} = ")):
+            lines = [ln for ln in lines if not ln.lstrip().startswith(f"{sym.name} = ")]
     # each branch's temporaries under names of their own; not the outputs, nor _ok: the CPU block loops
     # write the body in without its returns and read them after it, whichever branch assigned them
     return unique_names("\n".join(lines), keep=(*outputs, "_ok", "_xok", "_xw")) + "\n"
@@ -1749,7 +1781,7 @@ def _wide_branch(kernel: Kernel, precision: str, outputs: tuple):
     wide outputs among ``outputs`` that are sums (the terms its checks compare), else None."""
     if precision != "f32" or not kernel.wide:
         return None
-    branches, _ = _decisions(_live_branches(tuple(kernel.branches), outputs), outputs, precision)
+    branches, _, _ = _decisions(_live_branches(tuple(kernel.branches), outputs), outputs, precision)
     found = [(b, [o for o in outputs if o in kernel.wide and b.outputs[o].is_Add]) for b in branches if not b.rare]
     found = [(b, w) for b, w in found if w]
     return found[0] if len(found) == 1 else None
@@ -1945,7 +1977,10 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
     evaluation is kept: a step's argument of magnitude above ``_DECIDE_MARGIN`` of its terms' (decided
     alike in both precisions), an ``Eval64``'s second argument positive.  Each part is (symbol, expression,
     guard, accurate): ``accurate`` for an :class:`EvalAccurate` (the float64 kernel's double-double with
-    refloss/_dd_functions.py's functions)."""
+    refloss/_dd_functions.py's functions).
+
+    A third item, [(symbol, x)]: each ``Decide64(x)`` the outputs hold outside a decided step, named ``_dec<k>``
+    (see :func:`_shared_marks`)."""
     parts = set()
     for b in branches:
         for e in [b.condition] + [b.outputs[o] for o in outputs]:
@@ -1954,6 +1989,21 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
                 if precision == "f32":  # (float64 kernels decide in float64)
                     parts |= {a for a in e.atoms(sp.Heaviside, _Step) if a.has(Decide64)}
     symbols = {a: sp.Symbol(f"_xd{k}", real=True) for k, a in enumerate(sorted(parts, key=sp.default_sort_key))}
+    marks, seen = set(), set()
+
+    def walk(a):  # (a step's argument is the step's: its decision)
+        if a in seen:
+            return
+        seen.add(a)
+        if isinstance(a, Decide64) and not a.args[0].has(Decide64):
+            marks.add(a)
+        elif not isinstance(a, (sp.Heaviside, _Step)):
+            for c in a.args:
+                walk(c)
+    for b in branches:
+        for o in outputs:
+            walk(b.outputs[o])
+    named = {a: sp.Symbol(f"_dec{k}", real=True) for k, a in enumerate(sorted(marks, key=sp.default_sort_key))}
     out = tuple(dataclasses.replace(b, condition=_strip64(b.condition if b.condition is None
                                                           else b.condition.xreplace(symbols)),
                                     outputs={o: _strip64(e.xreplace(symbols)) for o, e in b.outputs.items()})
@@ -1971,7 +2021,8 @@ def _decisions(branches: tuple, outputs, precision: str) -> tuple:
             return _strip64(a.args[0], keep_accurate=precision == "f32" and not isinstance(a, EvalAccurate))
         return _strip64(a)
 
-    return out, [(sym, part(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()]
+    return (out, [(sym, part(a), guard(a), isinstance(a, EvalAccurate)) for a, sym in symbols.items()],
+            [(sym, _strip64(a.args[0])) for a, sym in named.items()])
 
 
 def _guarded_sign(expr, guard) -> str | None:

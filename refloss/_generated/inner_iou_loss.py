@@ -44,13 +44,17 @@ def constants(ratio, eps):
 
 
 def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
+    _dec0 = 0.5*(1.0 - ratio)*((px1 - tx1)) + 0.5*(ratio + 1.0)*((px2 - tx2))
+    _dec1 = 0.5*(1.0 - ratio)*((px2 - tx2)) + 0.5*(ratio + 1.0)*((px1 - tx1))
+    _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
+    _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
     _t0 = px2 - px1
     _t1 = px2 - tx2
     _t2 = 0.5*ratio + 0.5
     _t3 = px1 - tx1
     _t4 = 0.5 - 0.5*ratio
-    _t5 = _t1*_t2 + _t3*_t4
-    _t6 = _t1*_t4 + _t2*_t3
+    _t5 = _dec0
+    _t6 = _dec1
     _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
     _t8 = py2 - py1
     _t9 = _t8*ratio
@@ -60,8 +64,8 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t13 = _t12*ratio
     _t14 = py2 - ty2
     _t15 = py1 - ty1
-    _t16 = _t14*_t2 + _t15*_t4
-    _t17 = _t14*_t4 + _t15*_t2
+    _t16 = _dec2
+    _t17 = _dec3
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
     _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
     _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
@@ -76,13 +80,17 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
 
 
 def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
+    _dec0 = 0.5*(1.0 - ratio)*((px1 - tx1)) + 0.5*(ratio + 1.0)*((px2 - tx2))
+    _dec1 = 0.5*(1.0 - ratio)*((px2 - tx2)) + 0.5*(ratio + 1.0)*((px1 - tx1))
+    _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
+    _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
     _t0 = px2 - px1
     _t1 = px2 - tx2
     _t2 = 0.5*ratio + 0.5
     _t3 = px1 - tx1
     _t4 = 0.5 - 0.5*ratio
-    _t5 = _t1*_t2 + _t3*_t4
-    _t6 = _t1*_t4 + _t2*_t3
+    _t5 = _dec0
+    _t6 = _dec1
     _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
     _t8 = py2 - py1
     _t9 = _t8*ratio
@@ -92,8 +100,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t13 = _t12*ratio
     _t14 = py2 - ty2
     _t15 = py1 - ty1
-    _t16 = _t14*_t2 + _t15*_t4
-    _t17 = _t14*_t4 + _t15*_t2
+    _t16 = _dec2
+    _t17 = _dec3
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
     _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
     _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
@@ -104,15 +112,11 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t23 = _sel(_t12 - _t8 > 0.0, 1.0, 0.0)
     _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
-    _t24 = ratio + 1.0
-    _t25 = 0.5*_t1
-    _t26 = 1.0 - ratio
-    _t27 = 0.5*_t3
-    _t28 = _t24*_t25 + _t26*_t27
-    _t32 = _t24*_t27 + _t25*_t26
-    _t33 = -_t32
+    _t28 = _dec0
+    _t32 = _dec1
+    _t33 = -_dec1
     _t36 = 1.0 - _t19
-    _t39 = -_t28
+    _t39 = -_dec0
     _t42 = max(_t28, 0.0) + max(_t33, 0.0)
     _t43 = -_t0*ratio + _t42
     _t44 = -_t43
@@ -120,15 +124,13 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t46 = -_t10*ratio + _t45
     _t47 = -_t46
     _t48 = _t19*_t44 + _t36*_t47
-    _t51 = 0.5*_t15
-    _t52 = 0.5*_t14
-    _t53 = _t24*_t51 + _t26*_t52
-    _t54 = -_t53
-    _t55 = _t24*_t52 + _t26*_t51
+    _t53 = _dec3
+    _t54 = -_dec3
+    _t55 = _dec2
     _t56 = max(_t54, 0.0) + max(_t55, 0.0)
     _t57 = -_t56 + _t9
     _t58 = 1.0 - _t23
-    _t59 = -_t55
+    _t59 = -_dec2
     _t60 = max(_t53, 0.0) + max(_t59, 0.0)
     _t61 = _t13 - _t60
     _t62 = _t23*_t57 + _t58*_t61
@@ -147,6 +149,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
     if _ok:
         _inv0 = 1.0/_t73
+        _t24 = ratio + 1.0
+        _t25 = 0.5*_t1
+        _t26 = 1.0 - ratio
+        _t27 = 0.5*_t3
         _t29 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
@@ -158,6 +164,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
+        _t51 = 0.5*_t15
+        _t52 = 0.5*_t14
         _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -213,6 +221,10 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
         d_ty2 = -(_s10*_inv0)
     else:
+        _t24_w1 = ratio + 1.0
+        _t25_w1 = 0.5*_t1
+        _t26_w1 = 1.0 - ratio
+        _t27_w1 = 0.5*_t3
         _t29_w1 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30_w1 = 0.5*ratio
         _t31_w1 = -_t30_w1 - 0.5
@@ -224,6 +236,8 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t41_w1 = _t2*_t37_w1 + _t38_w1*_t40_w1
         _t49_w1 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50_w1 = _t49_w1*(_t19*(-_t35_w1 - ratio) - _t36*_t41_w1)
+        _t51_w1 = 0.5*_t15
+        _t52_w1 = 0.5*_t14
         _t74_w1 = _t71/_t73
         _t75_w1 = _t63*_t74_w1
         _t76_w1 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -282,13 +296,17 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
 
 
 def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
+    _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+    _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+    _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+    _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _t0 = px2 - px1
     _t1 = px2 - tx2
     _t2 = _f32(0.5)*ratio + _f32(0.5)
     _t3 = px1 - tx1
     _t4 = _f32(0.5) - _f32(0.5)*ratio
-    _t5 = _t1*_t2 + _t3*_t4
-    _t6 = _t1*_t4 + _t2*_t3
+    _t5 = _dec0
+    _t6 = _dec1
     _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
     _t8 = py2 - py1
     _t9 = _t8*ratio
@@ -298,8 +316,8 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t13 = _t12*ratio
     _t14 = py2 - ty2
     _t15 = py1 - ty1
-    _t16 = _t14*_t2 + _t15*_t4
-    _t17 = _t14*_t4 + _t15*_t2
+    _t16 = _dec2
+    _t17 = _dec3
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
     _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
@@ -314,6 +332,10 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
+    _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+    _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+    _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+    _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
     _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
     _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -585,8 +607,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t2 = _f32(0.5)*ratio + _f32(0.5)
     _t3 = px1 - tx1
     _t4 = _f32(0.5) - _f32(0.5)*ratio
-    _t5 = _t1*_t2 + _t3*_t4
-    _t6 = _t1*_t4 + _t2*_t3
+    _t5 = _dec0
+    _t6 = _dec1
     _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
     _t8 = py2 - py1
     _t9 = _t8*ratio
@@ -596,8 +618,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t13 = _t12*ratio
     _t14 = py2 - ty2
     _t15 = py1 - ty1
-    _t16 = _t14*_t2 + _t15*_t4
-    _t17 = _t14*_t4 + _t15*_t2
+    _t16 = _dec2
+    _t17 = _dec3
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
     _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
@@ -608,12 +630,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
     _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
     value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
-    _t33 = ratio + _f32(1.0)
-    _t34 = _f32(0.5)*_t15
-    _t35 = _f32(1.0) - ratio
-    _t36 = _f32(0.5)*_t14
-    _t37 = _t33*_t34 + _t35*_t36
-    _t38 = _t33*_t36 + _t34*_t35
+    _t37 = _dec3
+    _t38 = _dec2
     _t39 = max(_t37, _f32(0.0)) + max(-_t38, _f32(0.0))
     _t40 = min(_t13, _t39)
     _t41 = _f32(1.0) - _t19
@@ -622,10 +640,8 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t45 = _f32(1.0) - _t23
     _s58 = _t23*(-_t43 + _t9) + _t45*(_t13 - _t39)
     _t46 = max(_s58, _s58 - _s58)
-    _t47 = _f32(0.5)*_t3
-    _t48 = _f32(0.5)*_t1
-    _t49 = _t33*_t47 + _t35*_t48
-    _t50 = _t33*_t48 + _t35*_t47
+    _t49 = _dec1
+    _t50 = _dec0
     _t51 = max(-_t49, _f32(0.0)) + max(_t50, _f32(0.0))
     _t52 = max(_t49, _f32(0.0)) + max(-_t50, _f32(0.0))
     _s59 = _t19*(_t0*ratio - _t51) + _t41*(_t10*ratio - _t52)
@@ -648,7 +664,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t30 = -_t24 - _f32(0.5)
         _t31 = _t30*_xd10 + _t4*_xd9
         _t32 = _t8*ratio
+        _t33 = ratio + _f32(1.0)
+        _t34 = _f32(0.5)*_t15
+        _t35 = _f32(1.0) - ratio
+        _t36 = _f32(0.5)*_t14
         _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
+        _t47 = _f32(0.5)*_t3
+        _t48 = _f32(0.5)*_t1
         _t59 = _t54*_inv0
         _t60 = _t57*_inv0
         _t61 = _t46*_t60
@@ -699,7 +721,13 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t30_w1 = -_t24_w1 - _f32(0.5)
         _t31_w1 = _t30_w1*_xd10 + _t4*_xd9
         _t32_w1 = _t8*ratio
+        _t33_w1 = ratio + _f32(1.0)
+        _t34_w1 = _f32(0.5)*_t15
+        _t35_w1 = _f32(1.0) - ratio
+        _t36_w1 = _f32(0.5)*_t14
         _t42_w1 = _xd16*(_t19*(-_t31_w1 - ratio) - _t26_w1*_t41)
+        _t47_w1 = _f32(0.5)*_t3
+        _t48_w1 = _f32(0.5)*_t1
         _t59_w1 = _t54/_t58
         _t60_w1 = _t57/_t58
         _t61_w1 = _t46*_t60_w1

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 50aeae73575b10b9
+# scalar kernels: sha256 b295b2a778a247db
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -36,13 +36,17 @@ def _value_block_f64(_pred, _target, _out, ratio, eps):
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _dec0 = 0.5*(1.0 - ratio)*((px1 - tx1)) + 0.5*(ratio + 1.0)*((px2 - tx2))
+        _dec1 = 0.5*(1.0 - ratio)*((px2 - tx2)) + 0.5*(ratio + 1.0)*((px1 - tx1))
+        _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
+        _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
         _t0 = px2 - px1
         _t1 = px2 - tx2
         _t2 = 0.5*ratio + 0.5
         _t3 = px1 - tx1
         _t4 = 0.5 - 0.5*ratio
-        _t5 = _t1*_t2 + _t3*_t4
-        _t6 = _t1*_t4 + _t2*_t3
+        _t5 = _dec0
+        _t6 = _dec1
         _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
         _t8 = py2 - py1
         _t9 = _t8*ratio
@@ -52,8 +56,8 @@ def _value_block_f64(_pred, _target, _out, ratio, eps):
         _t13 = _t12*ratio
         _t14 = py2 - ty2
         _t15 = py1 - ty1
-        _t16 = _t14*_t2 + _t15*_t4
-        _t17 = _t14*_t4 + _t15*_t2
+        _t16 = _dec2
+        _t17 = _dec3
         _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
         _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
         _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
@@ -115,13 +119,17 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _dec0 = 0.5*(1.0 - ratio)*((px1 - tx1)) + 0.5*(ratio + 1.0)*((px2 - tx2))
+        _dec1 = 0.5*(1.0 - ratio)*((px2 - tx2)) + 0.5*(ratio + 1.0)*((px1 - tx1))
+        _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
+        _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
         _t0 = px2 - px1
         _t1 = px2 - tx2
         _t2 = 0.5*ratio + 0.5
         _t3 = px1 - tx1
         _t4 = 0.5 - 0.5*ratio
-        _t5 = _t1*_t2 + _t3*_t4
-        _t6 = _t1*_t4 + _t2*_t3
+        _t5 = _dec0
+        _t6 = _dec1
         _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
         _t8 = py2 - py1
         _t9 = _t8*ratio
@@ -131,8 +139,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t13 = _t12*ratio
         _t14 = py2 - ty2
         _t15 = py1 - ty1
-        _t16 = _t14*_t2 + _t15*_t4
-        _t17 = _t14*_t4 + _t15*_t2
+        _t16 = _dec2
+        _t17 = _dec3
         _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
         _t19 = _sel(-_t0 + _t10 > 0.0, 1.0, 0.0)
         _s1 = _t19*(_t0*ratio - _t7) + (1.0 - _t19)*(_t10*ratio - _t11)
@@ -143,15 +151,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t23 = _sel(_t12 - _t8 > 0.0, 1.0, 0.0)
         _s3 = _t23*(-_t18 + _t8*ratio) + (1.0 - _t23)*(_t12*ratio - _t21)
         value = _t22/(_t20*max(_s3, _s3 - _s3) + _t22)
-        _t24 = ratio + 1.0
-        _t25 = 0.5*_t1
-        _t26 = 1.0 - ratio
-        _t27 = 0.5*_t3
-        _t28 = _t24*_t25 + _t26*_t27
-        _t32 = _t24*_t27 + _t25*_t26
-        _t33 = -_t32
+        _t28 = _dec0
+        _t32 = _dec1
+        _t33 = -_dec1
         _t36 = 1.0 - _t19
-        _t39 = -_t28
+        _t39 = -_dec0
         _t42 = max(_t28, 0.0) + max(_t33, 0.0)
         _t43 = -_t0*ratio + _t42
         _t44 = -_t43
@@ -159,15 +163,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t46 = -_t10*ratio + _t45
         _t47 = -_t46
         _t48 = _t19*_t44 + _t36*_t47
-        _t51 = 0.5*_t15
-        _t52 = 0.5*_t14
-        _t53 = _t24*_t51 + _t26*_t52
-        _t54 = -_t53
-        _t55 = _t24*_t52 + _t26*_t51
+        _t53 = _dec3
+        _t54 = -_dec3
+        _t55 = _dec2
         _t56 = max(_t54, 0.0) + max(_t55, 0.0)
         _t57 = -_t56 + _t9
         _t58 = 1.0 - _t23
-        _t59 = -_t55
+        _t59 = -_dec2
         _t60 = max(_t53, 0.0) + max(_t59, 0.0)
         _t61 = _t13 - _t60
         _t62 = _t23*_t57 + _t58*_t61
@@ -185,6 +187,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _a4 = abs(_t73)
         _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
         _inv0 = 1.0/_t73
+        _t24 = ratio + 1.0
+        _t25 = 0.5*_t1
+        _t26 = 1.0 - ratio
+        _t27 = 0.5*_t3
         _t29 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
@@ -196,6 +202,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
+        _t51 = 0.5*_t15
+        _t52 = 0.5*_t14
         _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -270,13 +278,17 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             ty1_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(1)]
             tx2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(2)]
             ty2_w1 = _target[_unsigned(4) * _i_w1 + _unsigned(3)]
+            _dec0_w1 = 0.5*(1.0 - ratio)*((px1_w1 - tx1_w1)) + 0.5*(ratio + 1.0)*((px2_w1 - tx2_w1))
+            _dec1_w1 = 0.5*(1.0 - ratio)*((px2_w1 - tx2_w1)) + 0.5*(ratio + 1.0)*((px1_w1 - tx1_w1))
+            _dec2_w1 = 0.5*(1.0 - ratio)*((py1_w1 - ty1_w1)) + 0.5*(ratio + 1.0)*((py2_w1 - ty2_w1))
+            _dec3_w1 = 0.5*(1.0 - ratio)*((py2_w1 - ty2_w1)) + 0.5*(ratio + 1.0)*((py1_w1 - ty1_w1))
             _t0_w1 = px2_w1 - px1_w1
             _t1_w1 = px2_w1 - tx2_w1
             _t2_w1 = 0.5*ratio + 0.5
             _t3_w1 = px1_w1 - tx1_w1
             _t4_w1 = 0.5 - 0.5*ratio
-            _t5_w1 = _t1_w1*_t2_w1 + _t3_w1*_t4_w1
-            _t6_w1 = _t1_w1*_t4_w1 + _t2_w1*_t3_w1
+            _t5_w1 = _dec0_w1
+            _t6_w1 = _dec1_w1
             _t7_w1 = max(_t5_w1, 0.0) + max(-_t6_w1, 0.0)
             _t8_w1 = py2_w1 - py1_w1
             _t9_w1 = _t8_w1*ratio
@@ -286,8 +298,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t13_w1 = _t12_w1*ratio
             _t14_w1 = py2_w1 - ty2_w1
             _t15_w1 = py1_w1 - ty1_w1
-            _t16_w1 = _t14_w1*_t2_w1 + _t15_w1*_t4_w1
-            _t17_w1 = _t14_w1*_t4_w1 + _t15_w1*_t2_w1
+            _t16_w1 = _dec2_w1
+            _t17_w1 = _dec3_w1
             _t18_w1 = max(_t16_w1, 0.0) + max(-_t17_w1, 0.0)
             _t19_w1 = _sel(-_t0_w1 + _t10_w1 > 0.0, 1.0, 0.0)
             _s1_w1 = _t19_w1*(_t0_w1*ratio - _t7_w1) + (1.0 - _t19_w1)*(_t10_w1*ratio - _t11_w1)
@@ -298,15 +310,11 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t23_w1 = _sel(_t12_w1 - _t8_w1 > 0.0, 1.0, 0.0)
             _s3_w1 = _t23_w1*(-_t18_w1 + _t8_w1*ratio) + (1.0 - _t23_w1)*(_t12_w1*ratio - _t21_w1)
             value_w1 = _t22_w1/(_t20_w1*max(_s3_w1, _s3_w1 - _s3_w1) + _t22_w1)
-            _t24_w1 = ratio + 1.0
-            _t25_w1 = 0.5*_t1_w1
-            _t26_w1 = 1.0 - ratio
-            _t27_w1 = 0.5*_t3_w1
-            _t28_w1 = _t24_w1*_t25_w1 + _t26_w1*_t27_w1
-            _t32_w1 = _t24_w1*_t27_w1 + _t25_w1*_t26_w1
-            _t33_w1 = -_t32_w1
+            _t28_w1 = _dec0_w1
+            _t32_w1 = _dec1_w1
+            _t33_w1 = -_dec1_w1
             _t36_w1 = 1.0 - _t19_w1
-            _t39_w1 = -_t28_w1
+            _t39_w1 = -_dec0_w1
             _t42_w1 = max(_t28_w1, 0.0) + max(_t33_w1, 0.0)
             _t43_w1 = -_t0_w1*ratio + _t42_w1
             _t44_w1 = -_t43_w1
@@ -314,15 +322,13 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t46_w1 = -_t10_w1*ratio + _t45_w1
             _t47_w1 = -_t46_w1
             _t48_w1 = _t19_w1*_t44_w1 + _t36_w1*_t47_w1
-            _t51_w1 = 0.5*_t15_w1
-            _t52_w1 = 0.5*_t14_w1
-            _t53_w1 = _t24_w1*_t51_w1 + _t26_w1*_t52_w1
-            _t54_w1 = -_t53_w1
-            _t55_w1 = _t24_w1*_t52_w1 + _t26_w1*_t51_w1
+            _t53_w1 = _dec3_w1
+            _t54_w1 = -_dec3_w1
+            _t55_w1 = _dec2_w1
             _t56_w1 = max(_t54_w1, 0.0) + max(_t55_w1, 0.0)
             _t57_w1 = -_t56_w1 + _t9_w1
             _t58_w1 = 1.0 - _t23_w1
-            _t59_w1 = -_t55_w1
+            _t59_w1 = -_dec2_w1
             _t60_w1 = max(_t53_w1, 0.0) + max(_t59_w1, 0.0)
             _t61_w1 = _t13_w1 - _t60_w1
             _t62_w1 = _t23_w1*_t57_w1 + _t58_w1*_t61_w1
@@ -341,6 +347,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _ok_w1 = (_a4_w1 >= 4.450147717014403e-308) & (_a4_w1 <= 2.247116418577895e+307)
             if _ok_w1:
                 _inv0_w1 = 1.0/_t73_w1
+                _t24_w2 = ratio + 1.0
+                _t25_w2 = 0.5*_t1_w1
+                _t26_w2 = 1.0 - ratio
+                _t27_w2 = 0.5*_t3_w1
                 _t29_w2 = _sel(_t28_w1 > 0.0, 1.0, _sel(_t28_w1 == 0.0, 0.5, 0.0))
                 _t30_w2 = 0.5*ratio
                 _t31_w2 = -_t30_w2 - 0.5
@@ -352,6 +362,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41_w2 = _t2_w1*_t37_w2 + _t38_w2*_t40_w2
                 _t49_w2 = _sel(_t48_w1 > 0.0, 1.0, 0.0)
                 _t50_w2 = _t49_w2*(_t19_w1*(-_t35_w2 - ratio) - _t36_w1*_t41_w2)
+                _t51_w2 = 0.5*_t15_w1
+                _t52_w2 = 0.5*_t14_w1
                 _t74_w2 = _t71_w1*_inv0_w1
                 _t75_w2 = _t63_w1*_t74_w2
                 _t76_w2 = _sel(_t47_w1 > 0.0, 1.0, _sel(_t47_w1 == 0.0, 0.5, 0.0))
@@ -407,6 +419,10 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s10_w1 = -_t80_w2*(_t104_w2 + _t106_w2*_t112_w2 + _t69_w1*(_t107_w2 + _t113_w2*_t85_w2)) + _t92_w2*(-_t112_w2*_t23_w1 + _t58_w1*(-_t113_w2 - _t93_w2))
                 d_ty2_w1 = -(_s10_w1*_inv0_w1)
             else:
+                _t24_w1 = ratio + 1.0
+                _t25_w1 = 0.5*_t1_w1
+                _t26_w1 = 1.0 - ratio
+                _t27_w1 = 0.5*_t3_w1
                 _t29_w1 = _sel(_t28_w1 > 0.0, 1.0, _sel(_t28_w1 == 0.0, 0.5, 0.0))
                 _t30_w1 = 0.5*ratio
                 _t31_w1 = -_t30_w1 - 0.5
@@ -418,6 +434,8 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41_w1 = _t2_w1*_t37_w1 + _t38_w1*_t40_w1
                 _t49_w1 = _sel(_t48_w1 > 0.0, 1.0, 0.0)
                 _t50_w1 = _t49_w1*(_t19_w1*(-_t35_w1 - ratio) - _t36_w1*_t41_w1)
+                _t51_w1 = 0.5*_t15_w1
+                _t52_w1 = 0.5*_t14_w1
                 _t74_w1 = _t71_w1/_t73_w1
                 _t75_w1 = _t63_w1*_t74_w1
                 _t76_w1 = _sel(_t47_w1 > 0.0, 1.0, _sel(_t47_w1 == 0.0, 0.5, 0.0))
@@ -537,13 +555,17 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _t0 = px2 - px1
         _t1 = px2 - tx2
         _t2 = _f32(0.5)*ratio + _f32(0.5)
         _t3 = px1 - tx1
         _t4 = _f32(0.5) - _f32(0.5)*ratio
-        _t5 = _t1*_t2 + _t3*_t4
-        _t6 = _t1*_t4 + _t2*_t3
+        _t5 = _dec0
+        _t6 = _dec1
         _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
         _t8 = py2 - py1
         _t9 = _t8*ratio
@@ -553,8 +575,8 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         _t13 = _t12*ratio
         _t14 = py2 - ty2
         _t15 = py1 - ty1
-        _t16 = _t14*_t2 + _t15*_t4
-        _t17 = _t14*_t4 + _t15*_t2
+        _t16 = _dec2
+        _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
         _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s1 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
@@ -616,6 +638,10 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
         _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
         _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -887,8 +913,8 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         _t2 = _f32(0.5)*ratio + _f32(0.5)
         _t3 = px1 - tx1
         _t4 = _f32(0.5) - _f32(0.5)*ratio
-        _t5 = _t1*_t2 + _t3*_t4
-        _t6 = _t1*_t4 + _t2*_t3
+        _t5 = _dec0
+        _t6 = _dec1
         _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
         _t8 = py2 - py1
         _t9 = _t8*ratio
@@ -898,8 +924,8 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         _t13 = _t12*ratio
         _t14 = py2 - ty2
         _t15 = py1 - ty1
-        _t16 = _t14*_t2 + _t15*_t4
-        _t17 = _t14*_t4 + _t15*_t2
+        _t16 = _dec2
+        _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
         _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
@@ -910,12 +936,8 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
         value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
-        _t33 = ratio + _f32(1.0)
-        _t34 = _f32(0.5)*_t15
-        _t35 = _f32(1.0) - ratio
-        _t36 = _f32(0.5)*_t14
-        _t37 = _t33*_t34 + _t35*_t36
-        _t38 = _t33*_t36 + _t34*_t35
+        _t37 = _dec3
+        _t38 = _dec2
         _t39 = max(_t37, _f32(0.0)) + max(-_t38, _f32(0.0))
         _t40 = min(_t13, _t39)
         _t41 = _f32(1.0) - _t19
@@ -924,10 +946,8 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         _t45 = _f32(1.0) - _t23
         _s58 = _t23*(-_t43 + _t9) + _t45*(_t13 - _t39)
         _t46 = max(_s58, _s58 - _s58)
-        _t47 = _f32(0.5)*_t3
-        _t48 = _f32(0.5)*_t1
-        _t49 = _t33*_t47 + _t35*_t48
-        _t50 = _t33*_t48 + _t35*_t47
+        _t49 = _dec1
+        _t50 = _dec0
         _t51 = max(-_t49, _f32(0.0)) + max(_t50, _f32(0.0))
         _t52 = max(_t49, _f32(0.0)) + max(-_t50, _f32(0.0))
         _s59 = _t19*(_t0*ratio - _t51) + _t41*(_t10*ratio - _t52)
@@ -950,7 +970,13 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
             _t30 = -_t24 - _f32(0.5)
             _t31 = _t30*_xd10 + _t4*_xd9
             _t32 = _t8*ratio
+            _t33 = ratio + _f32(1.0)
+            _t34 = _f32(0.5)*_t15
+            _t35 = _f32(1.0) - ratio
+            _t36 = _f32(0.5)*_t14
             _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
+            _t47 = _f32(0.5)*_t3
+            _t48 = _f32(0.5)*_t1
             _t59 = _t54*_inv0
             _t60 = _t57*_inv0
             _t61 = _t46*_t60
@@ -1001,7 +1027,13 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
             _t30_w1 = -_t24_w1 - _f32(0.5)
             _t31_w1 = _t30_w1*_xd10 + _t4*_xd9
             _t32_w1 = _t8*ratio
+            _t33_w1 = ratio + _f32(1.0)
+            _t34_w1 = _f32(0.5)*_t15
+            _t35_w1 = _f32(1.0) - ratio
+            _t36_w1 = _f32(0.5)*_t14
             _t42_w1 = _xd16*(_t19*(-_t31_w1 - ratio) - _t26_w1*_t41)
+            _t47_w1 = _f32(0.5)*_t3
+            _t48_w1 = _f32(0.5)*_t1
             _t59_w1 = _t54/_t58
             _t60_w1 = _t57/_t58
             _t61_w1 = _t46*_t60_w1
@@ -1068,6 +1100,10 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
+        _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
+        _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
+        _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
+        _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
         _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
         _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -1141,8 +1177,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t2 = _f32(0.5)*ratio + _f32(0.5)
         _t3 = px1 - tx1
         _t4 = _f32(0.5) - _f32(0.5)*ratio
-        _t5 = _t1*_t2 + _t3*_t4
-        _t6 = _t1*_t4 + _t2*_t3
+        _t5 = _dec0
+        _t6 = _dec1
         _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
         _t8 = py2 - py1
         _t9 = _t8*ratio
@@ -1152,8 +1188,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t13 = _t12*ratio
         _t14 = py2 - ty2
         _t15 = py1 - ty1
-        _t16 = _t14*_t2 + _t15*_t4
-        _t17 = _t14*_t4 + _t15*_t2
+        _t16 = _dec2
+        _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
         _t19 = _sel(-_t0 + _t10 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s55 = _t19*(_t0*ratio - _t7) + (_f32(1.0) - _t19)*(_t10*ratio - _t11)
@@ -1164,12 +1200,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t23 = _sel(_t12 - _t8 > _f32(0.0), _f32(1.0), _f32(0.0))
         _s57 = _t23*(-_t18 + _t8*ratio) + (_f32(1.0) - _t23)*(_t12*ratio - _t21)
         value = _t22/(_t20*max(_s57, _s57 - _s57) + _t22)
-        _t33 = ratio + _f32(1.0)
-        _t34 = _f32(0.5)*_t15
-        _t35 = _f32(1.0) - ratio
-        _t36 = _f32(0.5)*_t14
-        _t37 = _t33*_t34 + _t35*_t36
-        _t38 = _t33*_t36 + _t34*_t35
+        _t37 = _dec3
+        _t38 = _dec2
         _t39 = max(_t37, _f32(0.0)) + max(-_t38, _f32(0.0))
         _t40 = min(_t13, _t39)
         _t41 = _f32(1.0) - _t19
@@ -1178,10 +1210,8 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t45 = _f32(1.0) - _t23
         _s58 = _t23*(-_t43 + _t9) + _t45*(_t13 - _t39)
         _t46 = max(_s58, _s58 - _s58)
-        _t47 = _f32(0.5)*_t3
-        _t48 = _f32(0.5)*_t1
-        _t49 = _t33*_t47 + _t35*_t48
-        _t50 = _t33*_t48 + _t35*_t47
+        _t49 = _dec1
+        _t50 = _dec0
         _t51 = max(-_t49, _f32(0.0)) + max(_t50, _f32(0.0))
         _t52 = max(_t49, _f32(0.0)) + max(-_t50, _f32(0.0))
         _s59 = _t19*(_t0*ratio - _t51) + _t41*(_t10*ratio - _t52)
@@ -1203,7 +1233,13 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t30 = -_t24 - _f32(0.5)
         _t31 = _t30*_xd10 + _t4*_xd9
         _t32 = _t8*ratio
+        _t33 = ratio + _f32(1.0)
+        _t34 = _f32(0.5)*_t15
+        _t35 = _f32(1.0) - ratio
+        _t36 = _f32(0.5)*_t14
         _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
+        _t47 = _f32(0.5)*_t3
+        _t48 = _f32(0.5)*_t1
         _t59 = _t54*_inv0
         _t60 = _t57*_inv0
         _t61 = _t46*_t60

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 50aeae73575b10b9
+# scalar kernels: sha256 b295b2a778a247db
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
