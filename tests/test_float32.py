@@ -151,9 +151,10 @@ def test_the_typed_ir_check_finds_a_float64_literal():
 def test_a_decide64_argument_outside_a_step_is_evaluated_once_with_the_same_roundings():
     """Inner-IoU's pattern: D = ((1 + r) d1 + (1 - r) d2)/2 in max(D, 0) of the value and, through its derivative,
     of the gradients.  Unmarked, the value's and the gradients' common-subexpression passes each write D in a form
-    of their own (d1 (r/2 + 1/2) + ..., (r + 1)(d1/2) + ...): four sums of two products for two D's.  Marked, each
-    is the one name ``_dec<k>`` (codegen._shared_marks), and the results are the same bits (a product by 1/2 is
-    exact outside the subnormal range)."""
+    of their own (d1 (r/2 + 1/2) + ..., (r + 1)(d1/2) + ...): four temporaries that are sums of two products for
+    two D's.  Marked, each such temporary is the one name ``_dec<k>`` (codegen._shared_marks; a D inside a larger
+    temporary keeps its form: the float32 gradients' max(...) here), and the results are the same bits (halving
+    is exact above the subnormal range: the inputs here are far from it)."""
     import math
     import re
 

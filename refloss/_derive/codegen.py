@@ -1395,9 +1395,12 @@ def _shared_marks(subs, marks, full: dict) -> list:
     (:func:`_decisions`' ``Decide64`` arguments) the mark's symbol, assigned x once before the branches in the
     form the decisions print it: the value and gradient programs' passes each found the sum x in a form of their
     own (Inner-IoU's D1 = ((1 + r) d1 + (1 - r) d2)/2 as d1 (r/2 + 1/2) + d2 (1/2 - r/2), and as
-    (r + 1) (d1/2) + (1 - r) (d2/2): the same roundings as (1/2)(1 + r) d1 + ..., but where a product is
-    subnormal, three times the operations).  ``full``: each temporary written out in the inputs, carried from
-    the value program to the gradients'."""
+    (r + 1) (d1/2) + (1 - r) (d2/2): the same products as (1/2)(1 + r) d1 + ..., 1/2 (1 + r) and 1/2 r being
+    exact, but in d1/2 where halving d1 is inexact, below the normal range; three times the operations).  Only a
+    temporary that is +-x is replaced (an x inside a larger temporary keeps its form).  Equality is decided in
+    exact arithmetic: the roundings are the caller's to check (tests/test_float32.py, Inner-IoU's old and new
+    modules compared).  ``full``: each temporary written out in the inputs, carried from the value program to the
+    gradients'."""
     out = []
     for sym, value in subs:
         written = full[sym] = value.xreplace(full)
@@ -1412,6 +1415,19 @@ def _shared_marks(subs, marks, full: dict) -> list:
                         break
         out.append((sym, value))
     return out
+
+
+def _live(vsubs, subs, roots) -> tuple:
+    """(value temporaries, gradient temporaries) that ``roots`` (the programs' outputs) use, directly or through
+    other temporaries (the gradient program's may use the value program's)."""
+    live = set().union(*(sp.sympify(e).free_symbols for e in roots))
+    kept = ([], [])
+    for k, program in ((1, subs), (0, vsubs)):
+        for sym, value in reversed(program):
+            if sym in live:
+                kept[k].append((sym, value))
+                live |= value.free_symbols
+    return kept[0][::-1], kept[1][::-1]
 
 
 def _known(subs, values: dict) -> dict:
@@ -1629,8 +1645,6 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
     shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) != 1]
     lines.extend(_decision_lines(kernel, printer, "    ", shared, deferred))
-    for sym, value in marks:  # (after the decisions: x is the text, or the temporary, their arguments named)
-        emit("    ", sym.name, value)
     first = branches[0].condition
     if first is not None:  # evaluated unconditionally: its temporaries can precede the if
         first = printer.doprint(first)
@@ -1686,8 +1700,16 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
             exprs = [branch.outputs[o] for o in plain] + [t for o in sums for t in sums[o]]
             subs, reduced, _ = _cse([e.xreplace(known) for e in exprs], start)
             subs = _shared_marks(subs, marks, full)
+            if marks:  # (the temporaries that only the forms replaced by a mark used are not assigned)
+                vshared, subs = _live(vshared, subs, list(vreduced) + list(reduced))
             recips = _denominators(subs, reduced) if kernel.reciprocal else {}
             pre = _needed(subs, list(recips))
+        elif marks:
+            vshared, _ = _live(vshared, [], list(vreduced))
+        used = set().union(*(value.free_symbols for _, value in vshared + (subs if grads else [])))
+        for sym, value in marks:  # in this branch, where it uses them: x may be undefined in another (after the
+            if sym in used:  # decisions: their arguments' text, or its temporary, which the mark's then is)
+                emit(indent, sym.name, value)
         for sym, value in vshared:
             emit(indent, sym.name, value)
         for output, expr in zip(values, vreduced):
@@ -1768,9 +1790,6 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     if kernel.reciprocal and form in (None, "fast") and not any(ln.lstrip().startswith("_ok = ") and ln.strip() != "_ok = True"
                                                        for ln in lines):
         lines = [ln for ln in lines if ln.strip() != "_ok = True"]  # no branch has a repeated denominator
-    for sym, _ in marks:  # a mark no temporary turned out to be (_shared_marks): not assigned
-        if not any(re.search(rf"\b{sym.name}\b", ln) for ln in lines if not ln.lstrip().startswith(f"{sym.name} = ")):
-            lines = [ln for ln in lines if not ln.lstrip().startswith(f"{sym.name} = ")]
     # each branch's temporaries under names of their own; not the outputs, nor _ok: the CPU block loops
     # write the body in without its returns and read them after it, whichever branch assigned them
     return unique_names("\n".join(lines), keep=(*outputs, "_ok", "_xok", "_xw")) + "\n"

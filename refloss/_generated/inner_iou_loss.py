@@ -49,10 +49,6 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
     _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
     _t0 = px2 - px1
-    _t1 = px2 - tx2
-    _t2 = 0.5*ratio + 0.5
-    _t3 = px1 - tx1
-    _t4 = 0.5 - 0.5*ratio
     _t5 = _dec0
     _t6 = _dec1
     _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
@@ -62,8 +58,6 @@ def value_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
     _t12 = ty2 - ty1
     _t13 = _t12*ratio
-    _t14 = py2 - ty2
-    _t15 = py1 - ty1
     _t16 = _dec2
     _t17 = _dec3
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
@@ -85,9 +79,7 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
     _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
     _t0 = px2 - px1
-    _t1 = px2 - tx2
     _t2 = 0.5*ratio + 0.5
-    _t3 = px1 - tx1
     _t4 = 0.5 - 0.5*ratio
     _t5 = _dec0
     _t6 = _dec1
@@ -98,8 +90,6 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
     _t12 = ty2 - ty1
     _t13 = _t12*ratio
-    _t14 = py2 - ty2
-    _t15 = py1 - ty1
     _t16 = _dec2
     _t17 = _dec3
     _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
@@ -149,10 +139,6 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
     if _ok:
         _inv0 = 1.0/_t73
-        _t24 = ratio + 1.0
-        _t25 = 0.5*_t1
-        _t26 = 1.0 - ratio
-        _t27 = 0.5*_t3
         _t29 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
@@ -164,8 +150,6 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-        _t51 = 0.5*_t15
-        _t52 = 0.5*_t14
         _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -221,10 +205,6 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _s10 = -_t80*(_t104 + _t106*_t112 + _t69*(_t107 + _t113*_t85)) + _t92*(-_t112*_t23 + _t58*(-_t113 - _t93))
         d_ty2 = -(_s10*_inv0)
     else:
-        _t24_w1 = ratio + 1.0
-        _t25_w1 = 0.5*_t1
-        _t26_w1 = 1.0 - ratio
-        _t27_w1 = 0.5*_t3
         _t29_w1 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30_w1 = 0.5*ratio
         _t31_w1 = -_t30_w1 - 0.5
@@ -236,8 +216,6 @@ def value_and_grad_f64(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t41_w1 = _t2*_t37_w1 + _t38_w1*_t40_w1
         _t49_w1 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50_w1 = _t49_w1*(_t19*(-_t35_w1 - ratio) - _t36*_t41_w1)
-        _t51_w1 = 0.5*_t15
-        _t52_w1 = 0.5*_t14
         _t74_w1 = _t71/_t73
         _t75_w1 = _t63*_t74_w1
         _t76_w1 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -301,10 +279,6 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
     _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _t0 = px2 - px1
-    _t1 = px2 - tx2
-    _t2 = _f32(0.5)*ratio + _f32(0.5)
-    _t3 = px1 - tx1
-    _t4 = _f32(0.5) - _f32(0.5)*ratio
     _t5 = _dec0
     _t6 = _dec1
     _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
@@ -314,8 +288,6 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
     _t12 = ty2 - ty1
     _t13 = _t12*ratio
-    _t14 = py2 - ty2
-    _t15 = py1 - ty1
     _t16 = _dec2
     _t17 = _dec3
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
@@ -332,10 +304,6 @@ def value_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
 
 
 def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
-    _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
-    _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
-    _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
-    _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
     _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
     _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
     _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -602,10 +570,12 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
         _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
         _xd17 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
+    _dec0 = _s3
+    _dec1 = _s22
+    _dec2 = _s12
+    _dec3 = _s29
     _t0 = px2 - px1
-    _t1 = px2 - tx2
     _t2 = _f32(0.5)*ratio + _f32(0.5)
-    _t3 = px1 - tx1
     _t4 = _f32(0.5) - _f32(0.5)*ratio
     _t5 = _dec0
     _t6 = _dec1
@@ -616,8 +586,6 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
     _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
     _t12 = ty2 - ty1
     _t13 = _t12*ratio
-    _t14 = py2 - ty2
-    _t15 = py1 - ty1
     _t16 = _dec2
     _t17 = _dec3
     _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
@@ -664,13 +632,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t30 = -_t24 - _f32(0.5)
         _t31 = _t30*_xd10 + _t4*_xd9
         _t32 = _t8*ratio
-        _t33 = ratio + _f32(1.0)
-        _t34 = _f32(0.5)*_t15
-        _t35 = _f32(1.0) - ratio
-        _t36 = _f32(0.5)*_t14
         _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
-        _t47 = _f32(0.5)*_t3
-        _t48 = _f32(0.5)*_t1
         _t59 = _t54*_inv0
         _t60 = _t57*_inv0
         _t61 = _t46*_t60
@@ -721,13 +683,7 @@ def value_and_grad_f32(px1, py1, px2, py2, tx1, ty1, tx2, ty2, ratio, eps):
         _t30_w1 = -_t24_w1 - _f32(0.5)
         _t31_w1 = _t30_w1*_xd10 + _t4*_xd9
         _t32_w1 = _t8*ratio
-        _t33_w1 = ratio + _f32(1.0)
-        _t34_w1 = _f32(0.5)*_t15
-        _t35_w1 = _f32(1.0) - ratio
-        _t36_w1 = _f32(0.5)*_t14
         _t42_w1 = _xd16*(_t19*(-_t31_w1 - ratio) - _t26_w1*_t41)
-        _t47_w1 = _f32(0.5)*_t3
-        _t48_w1 = _f32(0.5)*_t1
         _t59_w1 = _t54/_t58
         _t60_w1 = _t57/_t58
         _t61_w1 = _t46*_t60_w1

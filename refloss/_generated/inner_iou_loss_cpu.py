@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b295b2a778a247db
+# scalar kernels: sha256 3d5c5d74cae3fae3
 """Inner-IoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -41,10 +41,6 @@ def _value_block_f64(_pred, _target, _out, ratio, eps):
         _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
         _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
         _t0 = px2 - px1
-        _t1 = px2 - tx2
-        _t2 = 0.5*ratio + 0.5
-        _t3 = px1 - tx1
-        _t4 = 0.5 - 0.5*ratio
         _t5 = _dec0
         _t6 = _dec1
         _t7 = max(_t5, 0.0) + max(-_t6, 0.0)
@@ -54,8 +50,6 @@ def _value_block_f64(_pred, _target, _out, ratio, eps):
         _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
         _t12 = ty2 - ty1
         _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
         _t16 = _dec2
         _t17 = _dec3
         _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
@@ -124,9 +118,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _dec2 = 0.5*(1.0 - ratio)*((py1 - ty1)) + 0.5*(ratio + 1.0)*((py2 - ty2))
         _dec3 = 0.5*(1.0 - ratio)*((py2 - ty2)) + 0.5*(ratio + 1.0)*((py1 - ty1))
         _t0 = px2 - px1
-        _t1 = px2 - tx2
         _t2 = 0.5*ratio + 0.5
-        _t3 = px1 - tx1
         _t4 = 0.5 - 0.5*ratio
         _t5 = _dec0
         _t6 = _dec1
@@ -137,8 +129,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t11 = max(-_t5, 0.0) + max(_t6, 0.0)
         _t12 = ty2 - ty1
         _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
         _t16 = _dec2
         _t17 = _dec3
         _t18 = max(_t16, 0.0) + max(-_t17, 0.0)
@@ -187,10 +177,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _a4 = abs(_t73)
         _ok = (_a4 >= 4.450147717014403e-308) & (_a4 <= 2.247116418577895e+307)
         _inv0 = 1.0/_t73
-        _t24 = ratio + 1.0
-        _t25 = 0.5*_t1
-        _t26 = 1.0 - ratio
-        _t27 = 0.5*_t3
         _t29 = _sel(_t28 > 0.0, 1.0, _sel(_t28 == 0.0, 0.5, 0.0))
         _t30 = 0.5*ratio
         _t31 = -_t30 - 0.5
@@ -202,8 +188,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t41 = _t2*_t37 + _t38*_t40
         _t49 = _sel(_t48 > 0.0, 1.0, 0.0)
         _t50 = _t49*(_t19*(-_t35 - ratio) - _t36*_t41)
-        _t51 = 0.5*_t15
-        _t52 = 0.5*_t14
         _t74 = _t71*_inv0
         _t75 = _t63*_t74
         _t76 = _sel(_t47 > 0.0, 1.0, _sel(_t47 == 0.0, 0.5, 0.0))
@@ -283,9 +267,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _dec2_w1 = 0.5*(1.0 - ratio)*((py1_w1 - ty1_w1)) + 0.5*(ratio + 1.0)*((py2_w1 - ty2_w1))
             _dec3_w1 = 0.5*(1.0 - ratio)*((py2_w1 - ty2_w1)) + 0.5*(ratio + 1.0)*((py1_w1 - ty1_w1))
             _t0_w1 = px2_w1 - px1_w1
-            _t1_w1 = px2_w1 - tx2_w1
             _t2_w1 = 0.5*ratio + 0.5
-            _t3_w1 = px1_w1 - tx1_w1
             _t4_w1 = 0.5 - 0.5*ratio
             _t5_w1 = _dec0_w1
             _t6_w1 = _dec1_w1
@@ -296,8 +278,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t11_w1 = max(-_t5_w1, 0.0) + max(_t6_w1, 0.0)
             _t12_w1 = ty2_w1 - ty1_w1
             _t13_w1 = _t12_w1*ratio
-            _t14_w1 = py2_w1 - ty2_w1
-            _t15_w1 = py1_w1 - ty1_w1
             _t16_w1 = _dec2_w1
             _t17_w1 = _dec3_w1
             _t18_w1 = max(_t16_w1, 0.0) + max(-_t17_w1, 0.0)
@@ -347,10 +327,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _ok_w1 = (_a4_w1 >= 4.450147717014403e-308) & (_a4_w1 <= 2.247116418577895e+307)
             if _ok_w1:
                 _inv0_w1 = 1.0/_t73_w1
-                _t24_w2 = ratio + 1.0
-                _t25_w2 = 0.5*_t1_w1
-                _t26_w2 = 1.0 - ratio
-                _t27_w2 = 0.5*_t3_w1
                 _t29_w2 = _sel(_t28_w1 > 0.0, 1.0, _sel(_t28_w1 == 0.0, 0.5, 0.0))
                 _t30_w2 = 0.5*ratio
                 _t31_w2 = -_t30_w2 - 0.5
@@ -362,8 +338,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41_w2 = _t2_w1*_t37_w2 + _t38_w2*_t40_w2
                 _t49_w2 = _sel(_t48_w1 > 0.0, 1.0, 0.0)
                 _t50_w2 = _t49_w2*(_t19_w1*(-_t35_w2 - ratio) - _t36_w1*_t41_w2)
-                _t51_w2 = 0.5*_t15_w1
-                _t52_w2 = 0.5*_t14_w1
                 _t74_w2 = _t71_w1*_inv0_w1
                 _t75_w2 = _t63_w1*_t74_w2
                 _t76_w2 = _sel(_t47_w1 > 0.0, 1.0, _sel(_t47_w1 == 0.0, 0.5, 0.0))
@@ -419,10 +393,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _s10_w1 = -_t80_w2*(_t104_w2 + _t106_w2*_t112_w2 + _t69_w1*(_t107_w2 + _t113_w2*_t85_w2)) + _t92_w2*(-_t112_w2*_t23_w1 + _t58_w1*(-_t113_w2 - _t93_w2))
                 d_ty2_w1 = -(_s10_w1*_inv0_w1)
             else:
-                _t24_w1 = ratio + 1.0
-                _t25_w1 = 0.5*_t1_w1
-                _t26_w1 = 1.0 - ratio
-                _t27_w1 = 0.5*_t3_w1
                 _t29_w1 = _sel(_t28_w1 > 0.0, 1.0, _sel(_t28_w1 == 0.0, 0.5, 0.0))
                 _t30_w1 = 0.5*ratio
                 _t31_w1 = -_t30_w1 - 0.5
@@ -434,8 +404,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _t41_w1 = _t2_w1*_t37_w1 + _t38_w1*_t40_w1
                 _t49_w1 = _sel(_t48_w1 > 0.0, 1.0, 0.0)
                 _t50_w1 = _t49_w1*(_t19_w1*(-_t35_w1 - ratio) - _t36_w1*_t41_w1)
-                _t51_w1 = 0.5*_t15_w1
-                _t52_w1 = 0.5*_t14_w1
                 _t74_w1 = _t71_w1/_t73_w1
                 _t75_w1 = _t63_w1*_t74_w1
                 _t76_w1 = _sel(_t47_w1 > 0.0, 1.0, _sel(_t47_w1 == 0.0, 0.5, 0.0))
@@ -560,10 +528,6 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
         _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _t0 = px2 - px1
-        _t1 = px2 - tx2
-        _t2 = _f32(0.5)*ratio + _f32(0.5)
-        _t3 = px1 - tx1
-        _t4 = _f32(0.5) - _f32(0.5)*ratio
         _t5 = _dec0
         _t6 = _dec1
         _t7 = max(_t5, _f32(0.0)) + max(-_t6, _f32(0.0))
@@ -573,8 +537,6 @@ def _value_block_f32(_pred, _target, _out, ratio, eps):
         _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
         _t12 = ty2 - ty1
         _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
         _t16 = _dec2
         _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
@@ -638,10 +600,6 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
-        _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
-        _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
-        _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
-        _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
         _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
         _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -908,10 +866,12 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
             _xt8_w1 = _xt3_w9*_xt6_w1 + _xt4_w1*_xt5_w1
             _xs49 = (1.0 - _xt2_w9)*(_xt1_w9*_xw_ratio_w17 - max(-_xt7_w1, 0.0) - max(_xt8_w1, 0.0))
             _xd17 = _f32(_sel(_xt2_w9*(_xt0_w9*_xw_ratio_w17 - max(_xt7_w1, 0.0) - max(-_xt8_w1, 0.0)) + _xs49 > 0.0, 1.0, 0.0))
+        _dec0 = _s3
+        _dec1 = _s22
+        _dec2 = _s12
+        _dec3 = _s29
         _t0 = px2 - px1
-        _t1 = px2 - tx2
         _t2 = _f32(0.5)*ratio + _f32(0.5)
-        _t3 = px1 - tx1
         _t4 = _f32(0.5) - _f32(0.5)*ratio
         _t5 = _dec0
         _t6 = _dec1
@@ -922,8 +882,6 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
         _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
         _t12 = ty2 - ty1
         _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
         _t16 = _dec2
         _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
@@ -970,13 +928,7 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
             _t30 = -_t24 - _f32(0.5)
             _t31 = _t30*_xd10 + _t4*_xd9
             _t32 = _t8*ratio
-            _t33 = ratio + _f32(1.0)
-            _t34 = _f32(0.5)*_t15
-            _t35 = _f32(1.0) - ratio
-            _t36 = _f32(0.5)*_t14
             _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
-            _t47 = _f32(0.5)*_t3
-            _t48 = _f32(0.5)*_t1
             _t59 = _t54*_inv0
             _t60 = _t57*_inv0
             _t61 = _t46*_t60
@@ -1027,13 +979,7 @@ def _value_and_grad_block_f32_flagged(_pred, _target, _out, _d_pred, _d_target, 
             _t30_w1 = -_t24_w1 - _f32(0.5)
             _t31_w1 = _t30_w1*_xd10 + _t4*_xd9
             _t32_w1 = _t8*ratio
-            _t33_w1 = ratio + _f32(1.0)
-            _t34_w1 = _f32(0.5)*_t15
-            _t35_w1 = _f32(1.0) - ratio
-            _t36_w1 = _f32(0.5)*_t14
             _t42_w1 = _xd16*(_t19*(-_t31_w1 - ratio) - _t26_w1*_t41)
-            _t47_w1 = _f32(0.5)*_t3
-            _t48_w1 = _f32(0.5)*_t1
             _t59_w1 = _t54/_t58
             _t60_w1 = _t57/_t58
             _t61_w1 = _t46*_t60_w1
@@ -1100,10 +1046,6 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         ty1 = _target[_unsigned(4) * _i + _unsigned(1)]
         tx2 = _target[_unsigned(4) * _i + _unsigned(2)]
         ty2 = _target[_unsigned(4) * _i + _unsigned(3)]
-        _dec0 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
-        _dec1 = _f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) + _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
-        _dec2 = _f32(0.5)*(_f32(1.0) - ratio)*((py1 - ty1)) + _f32(0.5)*(ratio + _f32(1.0))*((py2 - ty2))
-        _dec3 = _f32(0.5)*(_f32(1.0) - ratio)*((py2 - ty2)) + _f32(0.5)*(ratio + _f32(1.0))*((py1 - ty1))
         _s3 = _f32(0.5)*(_f32(1.0) - ratio)*((px1 - tx1)) + _f32(0.5)*(ratio + _f32(1.0))*((px2 - tx2))
         _s4 = -_f32(0.5)*(_f32(1.0) - ratio)*((px2 - tx2)) - _f32(0.5)*(ratio + _f32(1.0))*((px1 - tx1))
         _s5 = -ratio*((px2 - px1)) + max(_s3, _f32(0.0)) + max(_s4, _f32(0.0))
@@ -1172,10 +1114,12 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _s53 = _f32(0.00018310546875)*(abs(ratio) + _f32(1.0))*abs((py2 - ty2))
         _s54 = _f32(6.103515625e-05)*abs(ratio)*abs((py2 - py1))
         _xg17 = abs(_s51) > _s52 + _s53 + _s54 + _f32(0.0001220703125)*abs(ratio)*abs((ty2 - ty1))
+        _dec0 = _s3
+        _dec1 = _s20
+        _dec2 = _s11
+        _dec3 = _s26
         _t0 = px2 - px1
-        _t1 = px2 - tx2
         _t2 = _f32(0.5)*ratio + _f32(0.5)
-        _t3 = px1 - tx1
         _t4 = _f32(0.5) - _f32(0.5)*ratio
         _t5 = _dec0
         _t6 = _dec1
@@ -1186,8 +1130,6 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t11 = max(-_t5, _f32(0.0)) + max(_t6, _f32(0.0))
         _t12 = ty2 - ty1
         _t13 = _t12*ratio
-        _t14 = py2 - ty2
-        _t15 = py1 - ty1
         _t16 = _dec2
         _t17 = _dec3
         _t18 = max(_t16, _f32(0.0)) + max(-_t17, _f32(0.0))
@@ -1233,13 +1175,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
         _t30 = -_t24 - _f32(0.5)
         _t31 = _t30*_xd10 + _t4*_xd9
         _t32 = _t8*ratio
-        _t33 = ratio + _f32(1.0)
-        _t34 = _f32(0.5)*_t15
-        _t35 = _f32(1.0) - ratio
-        _t36 = _f32(0.5)*_t14
         _t42 = _xd16*(_t19*(-_t31 - ratio) - _t26*_t41)
-        _t47 = _f32(0.5)*_t3
-        _t48 = _f32(0.5)*_t1
         _t59 = _t54*_inv0
         _t60 = _t57*_inv0
         _t61 = _t46*_t60

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 b295b2a778a247db
+# scalar kernels: sha256 3d5c5d74cae3fae3
 """Inner-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
