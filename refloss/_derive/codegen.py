@@ -1392,8 +1392,8 @@ def _cse(exprs, start: int = 0, prefix: str = "_t"):
 
 def _shared_marks(subs, marks, full: dict) -> list:
     """``subs`` (kept temporaries, :func:`_cse`) with each temporary that is x or -x of a mark (symbol, x)
-    (:func:`_decisions`' ``Decide64`` arguments) the mark's symbol, assigned x once before the branches in the
-    form the decisions print it: the value and gradient programs' passes each found the sum x in a form of their
+    (:func:`_decisions`' ``Decide64`` arguments) the mark's symbol, which :func:`scalar_function` assigns x once in
+    the branch, after its decisions, in the form they print it: the value and gradient programs' passes each found the sum x in a form of their
     own (Inner-IoU's D1 = ((1 + r) d1 + (1 - r) d2)/2 as d1 (r/2 + 1/2) + d2 (1/2 - r/2), and as
     (r + 1) (d1/2) + (1 - r) (d2/2): the same products as (1/2)(1 + r) d1 + ..., 1/2 (1 + r) and 1/2 r being
     exact, but in d1/2 where halving d1 is inexact, below the normal range; three times the operations).  Only a
