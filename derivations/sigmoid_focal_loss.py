@@ -202,8 +202,12 @@ def derive() -> LossSpec:
         "alpha_t = alpha*y + (1-alpha)*(1-y); alpha=None or negative: no alpha_t (as torchvision).",
         references=["T.-Y. Lin et al., Focal Loss for Dense Object Detection, arXiv:1708.02002",
                     "torchvision.ops.sigmoid_focal_loss"],
-        params=[Param("alpha", alpha, 0.25, "weight of the positive class; None or negative: no weighting",
-                      kind="optional", none_value=-1.0),
+        # alpha above 1 is refused (as torchvision does): 1 - alpha would weight the negatives by a negative number,
+        # and alpha times a term below the normal range (logits beyond about 87 in float32, 708 in float64) loses its
+        # digits (float32, alpha 1e3, logit -93.9: 500 ULP); the claims are proved and swept for alpha in [0, 1]
+        params=[Param("alpha", alpha, 0.25, "weight of the positive class, at most 1 (1 - alpha weights the "
+                      "negatives); None or negative: no weighting", upper=sp.Integer(1), kind="optional",
+                      none_value=-1.0),
                 Param("gamma", gamma, 2.0, "focusing exponent; 0 gives (weighted) BCE", lower=sp.Integer(0))],
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root

@@ -119,3 +119,31 @@ def test_discrepancy_torchvision_focal_loses_digits_for_confident_predictions():
     theirs = tvops.sigmoid_focal_loss(torch.tensor(x), torch.tensor(y), reduction="none").item()
     assert abs(ours - exact) <= 8 * np.spacing(exact)
     assert abs(theirs - exact) / exact > 1e-10
+
+
+@pytest.mark.parametrize("loss,target,side", [("sigmoid_focal_loss", 1.0, 1.0), ("varifocal_loss", 0.0, -1.0)])
+def test_alpha_above_one_is_refused_and_alpha_one_keeps_the_tail_s_digits(loss, target, side):
+    """alpha weights a term that falls below the normal range in the logits' tail (|x| > 87 in float32): times a
+    weight above 1 that term's few digits became the result's (float32, alpha 1e3, logit -93.9: 500 ULP; alpha 1e10
+    at -109.7: 0 for 2.35e-38), so alpha > 1 is refused, as torchvision refuses it for the focal loss.  At alpha = 1,
+    the bound, the tail keeps the ULP8 bar against the 50-digit oracle (value and d/dlogits; sigmoid focal's
+    positives, VFL's negatives: the sides alpha weights)."""
+    from refloss.oracle import classification as oracle
+
+    fn = getattr(rl, loss)
+    x, t = np.zeros(3), np.full(3, target)
+    for bad in (1.0 + 2.0**-52, 2.0, 1e30):
+        with pytest.raises(ValueError, match=r"alpha: must satisfy .*alpha <= 1, got"):
+            fn(x, t, alpha=bad)
+    assert np.all(np.isfinite(fn(x, t, alpha=1.0)))
+    if loss == "sigmoid_focal_loss":  # None or a negative alpha still turns the weighting off
+        np.testing.assert_array_equal(fn(x + 3, t, alpha=-5.0), fn(x + 3, t, alpha=None))
+    logits = (side * np.linspace(60.0, 110.0, 41)).astype(np.float32)
+    for gamma in (0.0, 0.5, 2.0):
+        v, (gx, _) = fn.value_and_grad(logits, np.full_like(logits, target), alpha=1.0, gamma=gamma)
+        for i, xi in enumerate(logits):
+            exact = getattr(oracle, loss)(float(xi), target, alpha=1.0, gamma=gamma)
+            for got, want in ((v[i], exact[0]), (gx[i], exact[1])):
+                want = float(want)
+                ulp = max(float(np.spacing(np.abs(np.float32(want)))), float(np.finfo(np.float32).smallest_subnormal))
+                assert abs(float(got) - want) <= 8 * ulp, (loss, gamma, float(xi), float(got), want)

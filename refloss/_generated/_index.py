@@ -1423,8 +1423,11 @@ LOSSES['sigmoid_focal_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('logits', 'targets'),
     params=(
-        Param('alpha', 0.25, None, True, None, True,
-              'alpha is None or a real number', 'weight of the positive class; None or negative: no weighting', kind='optional', none_value=-1.0),
+        Param('alpha', 0.25, None, True, 1.0, True,
+              'alpha is None or alpha <= 1', (
+                  'weight of the positive class, at most 1 (1 - alpha weights the negatives); '
+                  'None or negative: no weighting'
+              ), kind='optional', none_value=-1.0),
         Param('gamma', 2.0, 0.0, True, None, True,
               '0 <= gamma', 'focusing exponent; 0 gives (weighted) BCE'),
     ),
@@ -1462,8 +1465,8 @@ LOSSES['varifocal_loss'] = LossInfo(
     value_width=1,
     grad_inputs=('logits', 'target'),
     params=(
-        Param('alpha', 0.75, 0.0, True, None, True,
-              '0 <= alpha', 'weight of the negatives (q = 0)'),
+        Param('alpha', 0.75, 0.0, True, 1.0, True,
+              '0 <= alpha <= 1', 'weight of the negatives (q = 0), 0 <= alpha <= 1'),
         Param('gamma', 2.0, 0.0, True, None, True,
               '0 <= gamma', 'focusing exponent on p for the negatives'),
         Param('detach_weight', False, None, True, None, True,
