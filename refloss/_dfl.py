@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_real_array, check_finite
+from ._validate import as_real_array, check_finite, numpy_dtype
 
 __all__ = ["dfl_decode"]
 
@@ -32,7 +32,7 @@ def _softmax(z: np.ndarray):
 
 def _prepare(logits, dtype):
     z = np.asarray(logits)
-    dt = np.result_type(z.dtype, np.float32) if dtype is None else np.dtype(dtype)
+    dt = np.result_type(z.dtype, np.float32) if dtype is None else numpy_dtype(dtype)
     if dt not in (np.float32, np.float64):
         dt = np.dtype(np.float64) if dt != np.float16 else np.dtype(np.float32)
     z = as_real_array("logits", z, dt)

@@ -92,6 +92,25 @@ def _not_an_argument(name: str, options) -> str:
     return "is not an argument" + (f" (did you mean {close[0]}=?)" if close else "")
 
 
+
+def _key_type(value):
+    """A parameter value's type for the cache's key: a tuple's or list's the types of its elements too."""
+    return (type(value), *map(type, value)) if isinstance(value, (tuple, list)) else type(value)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(params, floats: tuple, values: tuple) -> None:
+    """ValueError for a parameter beyond float32's range in a call computed in float32 (it would be inf there:
+    eps = 1e300 gave NaN)."""
+    for p, f, v in zip(params, floats, values):
+        # (a size's float is width^2 + height^2, which mpdiou_loss's float32 kernel takes as inf beyond the range)
+        if p.kind in ("real", "optional") and abs(f) > _FLOAT32_MAX:
+            raise ValueError(f"{p.name}: {v!r} is beyond float32's range ({_FLOAT32_MAX:.4g}), and this call computes "
+                             "in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs or "
+                             "dtype=numpy.float64")
+
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
 
@@ -107,8 +126,9 @@ class Loss:
         # per input: (box layout "xyxy", "xywh" or None, (lo, hi) range or None)
         self._input_rules = tuple((layout, info.ranges.get(n)) for n, layout in zip(info.inputs, info.layouts))
         self._modules = {}
-        # keyed on the values' types too: True == 1 and hash(True) == hash(1), so a key of values alone let
-        # version=True (or beta=True) through unvalidated once version=1 (beta=1) was cached
+        # keyed on the values' types too (a pair's, its elements'): True == 1 and hash(True) == hash(1), so a key of
+        # values alone let version=True (or beta=True, image_size=(True, 8)) through unvalidated once version=1
+        # (beta=1, image_size=(1, 8)) was cached
         self._kernel_args = lru_cache(maxsize=1024)(lambda values, precision, _types:
                                                     self._kernel_args_uncached(values, precision))
         # the fast path (_fast): every input of one width (None: not taken), and its drivers once looked up
@@ -178,16 +198,18 @@ class Loss:
 
     def _kernel_args_uncached(self, values: tuple, precision: str) -> tuple:
         """Kernel arguments after the inputs: float for f64 (fastest to pass), float32 for f32."""
-        constants = self._module("scalar").constants(*param_floats(self._info.params, values))
+        floats = param_floats(self._info.params, values)
         if precision != "f32":
-            return constants
+            return self._module("scalar").constants(*floats)
+        _check_float32_range(self._info.params, floats, values)
+        constants = self._module("scalar").constants(*floats)
         with np.errstate(over="ignore"):  # a constant beyond float32's range is inf there, which its kernel handles
             return tuple(np.float32(c) for c in constants)
 
     def _checked_args(self, values: tuple, precision: str) -> tuple:
         """The parameters checked and converted (cached; an unhashable value is checked without the cache)."""
         try:
-            return self._kernel_args(values, precision, tuple(map(type, values)))
+            return self._kernel_args(values, precision, tuple(map(_key_type, values)))
         except TypeError:  # unhashable parameter value
             return self._kernel_args_uncached(values, precision)
 
@@ -386,18 +408,20 @@ class Loss:
     def _scaled_args(self, values: tuple, precision: str, ex):
         """The kernel arguments with the parameters in the boxes' units scaled by 2^-ex (exactly: None where one
         would leave the normal numbers of the precision)."""
-        if ex is not None:
-            ft = np.float32 if precision == "f32" else np.float64
-            tiny, top = np.finfo(ft).tiny, np.finfo(ft).max
-            values = list(values)
-            for k in self._lengths_at:
-                v = values[k]
-                scaled = [np.ldexp(float(x), -int(ex)) for x in (v if isinstance(v, (tuple, list)) else (v,))]
-                if not all(x == 0 or tiny <= abs(x) <= top for x in scaled):
-                    return None
-                values[k] = tuple(scaled) if isinstance(v, (tuple, list)) else scaled[0]
-            values = tuple(values)
-        return self._checked_args(values, precision)
+        args = self._checked_args(values, precision)  # (the values as given checked first: scaled, (True, 8) passed)
+        if ex is None:
+            return args
+        ft = np.float32 if precision == "f32" else np.float64
+        tiny, top = np.finfo(ft).tiny, np.finfo(ft).max
+        values = list(values)
+        for k in self._lengths_at:
+            v = values[k]
+            pair = self._info.params[k].kind == "size"  # (a tuple, list or array of two)
+            scaled = [np.ldexp(float(x), -int(ex)) for x in (v if pair else (v,))]
+            if not all(x == 0 or tiny <= abs(x) <= top for x in scaled):
+                return None
+            values[k] = tuple(scaled) if pair else scaled[0]
+        return self._checked_args(tuple(values), precision)
 
     def _evaluate(self, with_grad, inputs, params, reduction, dtype, device, validate):
         # This is the per-call fixed cost (a few microseconds): keep it lean.
@@ -479,6 +503,16 @@ class Loss:
         if ref.ndim == 0 or ref.shape[-1] == 0:
             raise ValueError(f"{info.inputs[rows[0]]}: needs a last axis of at least one element (the row: "
                              f"classes), got shape {ref.shape}")
+        for k in given:  # integer rows shaped like the rows (one-hot ints) are not indices: say so
+            shape = np.shape(inputs[k])
+            if shape == ref.shape and len(shape) > 1 and shape[-1] > 1:
+                try:
+                    np.broadcast_shapes(shape, ref.shape[:-1])
+                except ValueError:
+                    raise ValueError(
+                        f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
+                        f"{ref.shape}: a shape that broadcasts with {ref.shape[:-1]}, got {shape}; for one-hot or "
+                        f"probability rows pass floats, e.g. {info.inputs[k]}.astype(float)") from None
         # (the kernels take the index as a float of the rows' dtype: exact below 2^24 classes in float32, 2^53 in
         # float64; wider float32 rows keep the one-hot rows)
         if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \
@@ -558,15 +592,18 @@ class Loss:
         if not weights.size:  # an empty batch: NaN, as every mean of nothing; gradients: sums over nothing (0)
             nan = norm.dtype.type(np.nan)
             return (nan, result[1]) if with_grad else nan
-        if not with_grad:
-            return result / norm
-        total, grads = result
-        value = total / norm
-        grads = tuple(np.asarray(g) / norm for g in grads)
-        if differentiate:
-            with np.errstate(divide="ignore", invalid="ignore"):  # d(m^e)/dm, 0 where m = 0
+        # every weight 0 (focal_eiou_loss: every pair disjoint): the quotient 0/0, NaN, as the mean of nothing above
+        # (no element carries weight; the formula's own result, what its peers' autograd gives), without NumPy's
+        # warnings
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if not with_grad:
+                return result / norm
+            total, grads = result
+            value = total / norm
+            grads = tuple(np.asarray(g) / norm for g in grads)
+            if differentiate:  # d(m^e)/dm, 0 where m = 0
                 dw = np.where(m > 0, exponent * m ** (exponent - 1), 0)[..., None]
-            grads = tuple(g - value / norm * _arrays.sum_to_shape(dw * d, g.shape) for g, d in zip(grads, dm))
+                grads = tuple(g - value / norm * _arrays.sum_to_shape(dw * d, g.shape) for g, d in zip(grads, dm))
         return value, grads
 
     def _check_row_params(self, values: tuple, inputs) -> None:

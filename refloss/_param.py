@@ -1,4 +1,5 @@
 """Description of a loss parameter (used by generated metadata and validation)."""
+import math
 from numbers import Real
 from typing import NamedTuple, Optional
 
@@ -45,6 +46,9 @@ class Param(NamedTuple):
         if isinstance(value, (bool, str, bytes)) or not _is_real_scalar(value):
             raise TypeError(f"{self.name}: must be a real scalar, got {value!r}")
         v = float(value)
+        if v in (math.inf, -math.inf):  # no rule's bound is infinite: eps = inf gave NaN, balanced_l1's beta = inf
+            # failed inside its constants (decimal.InvalidOperation)
+            raise ValueError(f"{self.name}: must be finite and satisfy {self.rule}, got {value!r}")
         if self.kind == "int" and not v.is_integer():
             raise ValueError(f"{self.name}: must satisfy {self.rule}, got {value!r}")
         if not self.admits(v):

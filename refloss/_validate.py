@@ -17,10 +17,19 @@ def precision_of(dtype) -> tuple[np.dtype, str]:
         return _PRECISION[dtype]
     except (KeyError, TypeError):
         pass
-    dt = np.dtype(dtype)
+    dt = numpy_dtype(dtype)
     if dt not in DTYPES:
         raise ValueError(f"dtype: must be float64 or float32, got {dt}")
     return dt, DTYPES[dt]
+
+
+def numpy_dtype(dtype) -> np.dtype:
+    """np.dtype(dtype), a TypeError naming the argument where NumPy's ("data type 'bogus' not understood") does not."""
+    try:
+        return np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype: must be None, numpy.float64 or numpy.float32 (or their names), got {dtype!r} ({e})") \
+            from None
 
 
 _WIDER = {np.dtype(np.float16): np.dtype(np.float32)}  # computed in float32, returned as float16
@@ -84,12 +93,19 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
             raise TypeError(f"{name}: a masked array (numpy.ma.MaskedArray), whose mask refloss would ignore: "
                             f"pass {name}.filled(fill_value) to compute every element, or a plain array of the "
                             "unmasked elements")
-        arr = value
+        # a subclass as a plain array: np.matrix keeps two axes through reshape and indexing (the box drivers
+        # failed on it in Numba's typing); a memmap's view is the same memory
+        arr = value if type(value) is np.ndarray else np.asarray(value)
     else:
         try:
             arr = np.asarray(value)
         except ValueError as e:  # NumPy's "setting an array element with a sequence" names no argument
             raise ValueError(f"{name}: not a regular array (a ragged nested sequence?): {e}") from None
+        except TypeError as e:  # e.g. a torch tensor NumPy cannot view: bfloat16, or on the meta device
+            if str(getattr(value, "dtype", "")).endswith("bfloat16") and hasattr(value, "float"):
+                arr = np.asarray(value.float())  # (bfloat16 to float32: exact; the result is float16, _dtype_of)
+            else:
+                raise TypeError(f"{name}: cannot be read as a NumPy array: {e}") from None
     kind = arr.dtype.kind
     if kind not in "fiub":
         what = "complex" if kind == "c" else f"non-numeric ({arr.dtype})"

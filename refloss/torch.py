@@ -445,7 +445,9 @@ class TorchLoss:
                 if t.requires_grad:
                     with_grad = True
                     break
-        if torch.compiler.is_compiling():  # (compiled: the operator checks the parameters when it runs)
+        # compiled, or meta tensors (shapes without values: the operator's fake implementation gives the results'
+        # shapes, as under torch.compile): the registered operator, which checks the parameters when it runs
+        if torch.compiler.is_compiling() or tensors[0].is_meta:
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
         else:  # eager: the operator's implementation without the dispatcher's round trip (it checks the parameters)

@@ -157,7 +157,7 @@ def test_arrays_by_name_and_the_inputs_own_names():
     assert list(inspect.signature(rl.sigmoid_focal_loss).parameters)[:2] == ["logits", "targets"]
     doc = rl.sigmoid_focal_loss.__doc__
     assert "logits : array_like" in doc and "targets : array_like" in doc and "pred" not in doc.split("Conventions")[0]
-    assert "alpha is None or a real number" in doc
+    assert "alpha is None or alpha <= 1" in doc
     for call, says in ((lambda: rl.smooth_l1(p), "missing array argument(s) target"),
                        (lambda: rl.smooth_l1(p, t, pred=p), "multiple values for pred"),
                        (lambda: rl.smooth_l1(p, t, p), "takes 2 arrays (pred, target), got 3")):

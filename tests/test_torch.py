@@ -523,3 +523,26 @@ def test_broadcast_gradients_are_the_numpy_apis_bit_for_bit(dtype):
     g = torch.tensor(rng.normal(size=(50, 3, 4)), dtype=dtype)
     torch.library.opcheck(torch.ops.refloss.sum_to, (g, [3, 1]))
     torch.library.opcheck(torch.ops.refloss.sum_to, (g, [50, 3, 4]))
+
+
+def test_meta_tensors_in_eager_mode_give_meta_results_of_the_right_shapes():
+    """Shapes without values (the meta device) go to the registered operator's fake implementation, as under
+    torch.compile; the eager path asked NumPy for their values ("can't convert meta device type tensor")."""
+    m = torch.ones(3, 4, device="meta", requires_grad=True)
+    for reduction, shape in (("none", (3,)), ("sum", ())):
+        out = rt.giou_loss(m, torch.ones(3, 4, device="meta"), reduction=reduction)
+        assert out.is_meta and tuple(out.shape) == shape
+    rt.giou_loss(m, torch.ones(3, 4, device="meta"), reduction="sum").backward()
+    assert m.grad.is_meta and tuple(m.grad.shape) == (3, 4)
+    half = rt.l1(torch.ones(2, device="meta", dtype=torch.float16), torch.ones(2, device="meta", dtype=torch.float16))
+    assert half.is_meta and half.dtype == torch.float16
+    with pytest.raises(TypeError, match=r"^pred: cannot be read as a NumPy array"):  # the NumPy API names the input
+        rl.l1(torch.ones(2, device="meta"), 0.0)
+
+
+def test_the_numpy_api_reads_a_bfloat16_tensor():
+    """bfloat16 is computed in float32 and returned as float16 (NumPy has no bfloat16); NumPy could not view it."""
+    x = torch.tensor([0.5, 1.25, -3.0], dtype=torch.bfloat16)
+    v, (g, _) = rl.smooth_l1.value_and_grad(x, torch.zeros(3, dtype=torch.bfloat16))
+    w, (h, _) = rl.smooth_l1.value_and_grad(np.array([0.5, 1.25, -3.0], np.float32), np.zeros(3, np.float32))
+    assert v.dtype == np.float16 and np.array_equal(v, w.astype(np.float16)) and np.array_equal(g, h.astype(np.float16))

@@ -89,3 +89,86 @@ def test_wrong_dtype_and_device():
 def test_wrong_number_of_arrays():
     with pytest.raises(TypeError, match=r"l1\(\) missing array argument\(s\) target \(it takes pred, target\)"):
         rl.l1(P)
+
+
+# --- found by a fuzz of the API (2026-12-06): each raised an error that named nothing, or let a bad value through
+
+B = np.array([[0.0, 0.0, 2.0, 2.0]])
+G = np.array([[0.0, 0.0, 1.0, 1.0]])
+
+
+@pytest.mark.parametrize("loss,param", [("giou_loss", "eps"), ("balanced_l1", "beta"), ("balanced_l1", "alpha"),
+                                        ("wiou_loss", "delta"), ("smooth_l1", "beta"), ("qfl_loss", "beta")])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_parameter_is_refused_by_name(loss, param, bad):
+    """No rule's bound is infinite: eps = inf gave NaN, balanced_l1's beta = inf decimal.InvalidOperation."""
+    fn = getattr(rl, loss)
+    args = (B, G) if fn.info.family == "box" else (np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match=rf"^{param}: must be finite and satisfy"):
+        fn(*args, **{param: bad})
+
+
+def test_a_parameter_beyond_float32_s_range_is_refused_in_a_float32_call():
+    for dtype in (np.float32, np.float16):
+        with pytest.raises(ValueError, match=r"^eps: 1e\+300 is beyond float32's range .* pass float64 inputs"):
+            rl.iou_loss(B.astype(dtype), G.astype(dtype), eps=1e300)
+    with pytest.raises(ValueError, match=r"^tau: 1e\+300 is beyond float32's range"):
+        rl.gwd_loss(np.array([[0, 0, 2, 1, 0.3]]), np.array([[0, 0, 1, 1, 0.1]]), tau=1e300, dtype=np.float32)
+    assert np.isfinite(rl.iou_loss(B, G, eps=1e300)).all()  # float64 takes it
+
+
+def test_a_pair_parameter_is_checked_whatever_was_cached_before():
+    """(True, 8) == (1, 8) and their hashes are equal: the parameters' cache let the bool through once (1, 8) had
+    been seen."""
+    rl.mpdiou_loss(B, B, image_size=(1, 8))
+    with pytest.raises(TypeError, match=r"^image_size: must be a pair \(width, height\) of real numbers"):
+        rl.mpdiou_loss(B, B, image_size=(True, 8))
+
+
+def test_an_array_image_size_with_pairs_that_are_rescaled():
+    """Pairs beyond 2^+-480 are computed scaled, their length parameters with them: an array image_size gave
+    'only 0-dimensional arrays can be converted to Python scalars'."""
+    p, t = B * 1e150, B * 1e150 + 1e149
+    want = rl.mpdiou_loss(p, t, image_size=(640.0, 640.0))
+    np.testing.assert_array_equal(rl.mpdiou_loss(p, t, image_size=np.array([640.0, 640.0])), want)
+    with pytest.raises(TypeError, match=r"^image_size: must be a pair"):
+        rl.mpdiou_loss(p, t, image_size=(True, 640.0))
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # (np.matrix itself warns)
+def test_a_matrix_is_read_as_a_plain_array():
+    """np.matrix keeps two axes through reshape: the box drivers failed on it in Numba's typing."""
+    v, g = rl.giou_loss.value_and_grad(np.matrix(B * 3), np.matrix(G), reduction="sum")
+    w, h = rl.giou_loss.value_and_grad(B * 3, G, reduction="sum")
+    assert v == w and all(type(a) is np.ndarray and np.array_equal(a, b) for a, b in zip(g, h))
+    assert np.array_equal(rl.kld_loss(np.matrix([[0, 0, 2, 1, 0.3]]), np.array([[0, 0, 1, 1, 0.1]])),
+                          rl.kld_loss(np.array([[0, 0, 2, 1, 0.3]]), np.array([[0, 0, 1, 1, 0.1]])))
+    m = rl.match_by_iou(np.matrix([[0.6, 0.1], [0.2, 0.9]]), 0.5, 0.4)
+    assert type(m) is np.ndarray and m.tolist() == [0, 1]
+
+
+def test_a_dtype_numpy_does_not_know_is_named():
+    for call in (lambda: rl.l1(np.ones(2), 0.0, dtype="bogus"), lambda: rl.dfl_decode(np.zeros((2, 17)), dtype="f9")):
+        with pytest.raises(TypeError, match=r"^dtype: must be None, numpy.float64 or numpy.float32"):
+            call()
+
+
+def test_integer_rows_shaped_like_the_logits_are_not_taken_for_indices():
+    with pytest.raises(ValueError, match=r"^targets: integer values are class indices, one per row of logits \(3, 4\)"
+                                         r".* got \(3, 4\); for one-hot or probability rows pass floats"):
+        rl.softmax_cross_entropy(np.zeros((3, 4)), np.eye(4, dtype=int)[:3])
+    np.testing.assert_array_equal(rl.softmax_cross_entropy(np.zeros((3, 4)), np.eye(4)[:3]),
+                                  rl.softmax_cross_entropy(np.zeros((3, 4)), np.arange(3)))
+
+
+def test_focal_eiou_mean_of_disjoint_pairs_only_is_nan_without_warnings():
+    """Every weight IoU^gamma is 0: the paper's normalisation is 0/0 (NaN, as the mean of an empty batch), and
+    NumPy's division warnings stay inside."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for wg in (False, True):
+            v, (gp, gt) = rl.focal_eiou_loss.value_and_grad(G, G + 2, reduction="mean", weight_grad=wg)
+            assert np.isnan(v) and np.isnan(gp).all() and np.isnan(gt).all()
+        assert np.isnan(rl.focal_eiou_loss(G, G + 2, reduction="mean"))
