@@ -65,7 +65,8 @@ def derive():
                  "\\bar L", "\\frac{\\sum_i \\mathrm{IoU}_i^\\gamma L_{\\mathrm{EIoU},i}}{\\sum_i \\mathrm{IoU}_i^\\gamma}")],
         [B.slide_plot("Focal-EIoU loss", note=SLIDE_NOTE, grad_title="gradient (weight constant)")],
         B.CONVENTIONS + " With weight_grad=False (default) the weight IoU^gamma is a constant in the gradient, and "
-        "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated.", "", checks,
+        "so is the normaliser of reduction='mean'; with weight_grad=True both are differentiated. reduction='mean' of a "
+        "batch whose pairs are all disjoint (every weight 0) is 0/0: NaN, as the mean of an empty batch.", "", checks,
         variants=[Variant("focal_eiou_v1_v2", "the paper's v1, Focal-L1 of the EIoU loss (beta=0.8)",
                           loss="focal_l1_eiou_loss")],
         mean_weight=("iou", "gamma", "weight_grad", ("eps",)),

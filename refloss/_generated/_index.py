@@ -645,7 +645,8 @@ LOSSES['focal_eiou_loss'] = LossInfo(
         'intersection mask). Where the formula is undefined for valid boxes (zero union, zero '
         'enclosing diagonal) the value is NaN. With weight_grad=False (default) the weight '
         "IoU^gamma is a constant in the gradient, and so is the normaliser of reduction='mean'; "
-        'with weight_grad=True both are differentiated.'
+        "with weight_grad=True both are differentiated. reduction='mean' of a batch whose pairs "
+        'are all disjoint (every weight 0) is 0/0: NaN, as the mean of an empty batch.'
     ),
     references=(
         (
