@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import reject_masked
+
 FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
@@ -16,6 +18,7 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
     for name, fmt in (("in_fmt", in_fmt), ("out_fmt", out_fmt)):
         if fmt not in FORMATS:
             raise ValueError(f"{name}: must be one of {FORMATS}, got {fmt!r}")
+    reject_masked("boxes", boxes)
     b = np.asarray(boxes)
     if b.dtype.kind not in "fiu":
         raise TypeError(f"boxes: must be a real numeric array, got {b.dtype}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_real_array, check_finite, numpy_dtype
+from ._validate import as_real_array, check_finite, numpy_dtype, reject_masked
 
 __all__ = ["dfl_decode"]
 
@@ -31,6 +31,7 @@ def _softmax(z: np.ndarray):
 
 
 def _prepare(logits, dtype):
+    reject_masked("logits", logits)
     z = np.asarray(logits)
     dt = np.result_type(z.dtype, np.float32) if dtype is None else numpy_dtype(dtype)
     if dt not in (np.float32, np.float64):

@@ -648,11 +648,13 @@ def _is_integer(name: str, v) -> bool:
 
 
 def _cast(result, dt):
-    """A value, or (value, grads), as ``dt`` (NumPy arrays and scalars)."""
-    if isinstance(result, tuple):
-        value, grads = result
-        return _cast(value, dt), tuple(np.asarray(g).astype(dt) for g in grads)
-    return np.asarray(result).astype(dt)[()] if np.ndim(result) == 0 else np.asarray(result).astype(dt)
+    """A value, or (value, grads), as ``dt`` (NumPy arrays and scalars): float16 results of the float32 kernels,
+    ±inf where they exceed float16's range (its rounding; NumPy's cast warning kept inside)."""
+    with np.errstate(over="ignore"):
+        if isinstance(result, tuple):
+            value, grads = result
+            return _cast(value, dt), tuple(np.asarray(g).astype(dt) for g in grads)
+        return np.asarray(result).astype(dt)[()] if np.ndim(result) == 0 else np.asarray(result).astype(dt)
 
 
 class _ValueAndGrad:

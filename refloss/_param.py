@@ -30,7 +30,10 @@ class Param(NamedTuple):
     def to_float(self, value) -> float:
         """The kernel's float for a user value (ValueError/TypeError if not admitted)."""
         if self.kind == "bool":
-            if value not in (True, False) or isinstance(value, float):
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value[()]
+            # (an array of one element compared equal to True and passed)
+            if isinstance(value, (float, np.floating, np.ndarray)) or value not in (True, False):
                 raise TypeError(f"{self.name}: must be True or False, got {value!r}")
             return 1.0 if value else 0.0
         if self.kind == "size":

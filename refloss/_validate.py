@@ -85,14 +85,19 @@ def reject_autograd(names, inputs) -> None:
                             ".value_and_grad(...)")
 
 
+def reject_masked(name: str, value) -> None:
+    """TypeError for a masked array (numpy.ma.MaskedArray): np.asarray would drop its mask silently."""
+    if type(value) is not np.ndarray and isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name}: a masked array (numpy.ma.MaskedArray), whose mask refloss would ignore: "
+                        f"pass {name}.filled(fill_value) to compute every element, or a plain array of the "
+                        "unmasked elements")
+
+
 def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     """``value`` as an array of ``dtype``; TypeError for non-numeric or complex input and for a
     masked array (its mask would be ignored), ValueError for a ragged nested sequence."""
     if isinstance(value, np.ndarray):
-        if type(value) is not np.ndarray and isinstance(value, np.ma.MaskedArray):
-            raise TypeError(f"{name}: a masked array (numpy.ma.MaskedArray), whose mask refloss would ignore: "
-                            f"pass {name}.filled(fill_value) to compute every element, or a plain array of the "
-                            "unmasked elements")
+        reject_masked(name, value)
         # a subclass as a plain array: np.matrix keeps two axes through reshape and indexing (the box drivers
         # failed on it in Numba's typing); a memmap's view is the same memory
         arr = value if type(value) is np.ndarray else np.asarray(value)

@@ -26,7 +26,10 @@ __all__ = ["wiou_update_mean", "wiou_momentum"]
 def _real(value, name: str) -> float:
     if isinstance(value, (bool, str, bytes)) or not isinstance(value, (Real, np.floating, np.integer)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a Python int beyond float's range (10**400)
+        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(value)))} digits") from None
 
 
 def wiou_momentum(batches_per_epoch: int, epochs: float) -> float:

@@ -172,3 +172,30 @@ def test_focal_eiou_mean_of_disjoint_pairs_only_is_nan_without_warnings():
             v, (gp, gt) = rl.focal_eiou_loss.value_and_grad(G, G + 2, reduction="mean", weight_grad=wg)
             assert np.isnan(v) and np.isnan(gp).all() and np.isnan(gt).all()
         assert np.isnan(rl.focal_eiou_loss(G, G + 2, reduction="mean"))
+
+
+def test_a_bool_parameter_is_a_bool_not_an_array_of_one():
+    for ok in (True, np.True_, np.array(True), 0):
+        rl.ciou_loss(B, G, alpha_grad=ok)
+    for bad in (np.array([True]), 1.0, np.float64(0.0), "yes"):
+        with pytest.raises(TypeError, match=r"^alpha_grad: must be True or False"):
+            rl.ciou_loss(B, G, alpha_grad=bad)
+
+
+def test_a_float16_result_beyond_its_range_is_inf_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (NumPy's "overflow encountered in cast" leaked before)
+        v, (g, _) = rl.mse.value_and_grad(np.array([300.0], np.float16), np.array([0.0], np.float16))
+    assert v.dtype == np.float16 and v[0] == np.inf and g[0] == np.float16(600.0)
+
+
+def test_the_helpers_refuse_a_masked_array_as_the_losses_do():
+    """box_convert and dfl_decode read np.asarray(x), which drops a mask silently (dfl_decode of [[0, 5]] with the 5
+    masked gave 0.993, the 5 included)."""
+    for call, name in ((lambda: rl.box_convert(np.ma.masked_array([0.0, 0, 1, 1], mask=[0, 1, 0, 0]), "xyxy", "xywh"),
+                        "boxes"),
+                       (lambda: rl.dfl_decode(np.ma.masked_array([[0.0, 5.0]], mask=[[0, 1]])), "logits")):
+        with pytest.raises(TypeError, match=rf"^{name}: a masked array"):
+            call()
