@@ -12,7 +12,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from . import _boxes as B
 from . import giou_loss as G
 from refloss._derive.core import Param, Step
-from refloss._derive.functions import PowG
+from refloss._derive.functions import PowG, Select
 from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, HandDiff, TwoProd, TwoSum
 from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
@@ -25,10 +25,18 @@ form = sp.Symbol("form", nonnegative=True)  # 0 iou, 1 giou, 2 diou, 3 ciou
 i_sym = sp.Symbol("inter", nonnegative=True)
 pg_sym = sp.Symbol("giou_penalty", nonnegative=True)
 FORMS = ("iou", "giou", "diou", "ciou")
-# the penalty of each form, selected by the Lagrange indicators of the form's index on 0..3 (exact in floats)
-ind_giou = form * (form - 2) * (form - 3) / 2
-ind_distance = -form * (form - 1) * (form - 3) / 2 + form * (form - 1) * (form - 2) / 6  # diou and ciou
-ind_ciou = form * (form - 1) * (form - 2) / 6
+
+
+def _chosen(condition, term):
+    """A form's penalty term where the form is chosen, else 0: a select of the form's index (0 iou, 1 giou, 2 diou,
+    3 ciou), not a product with a 0/1 indicator, under which a form not chosen poisoned the chosen one's result
+    wherever its own term overflowed (0 * inf = NaN: float32, alpha 0.1, eps 1e4, nearly identical boxes, form
+    'iou': every gradient NaN, the CIoU aspect term's (beta v)^(alpha - 1) inf there; found by a parameter probe,
+    2026-12-06).  Differentiated arm by arm (Select)."""
+    return Select(condition, term, 0)
+
+
+FORM_GIOU, FORM_DISTANCE, FORM_CIOU = sp.Eq(form, 1), form >= 2, sp.Eq(form, 3)  # (distance: diou and ciou)
 # CIoU's beta v = v^2/((1 - IoU) + v + eps), 0 where v = 0 (the 1 - [v > 0] in the denominators keeps identical
 # boxes from 0/0; it is 0 wherever v > 0); beta a constant in the gradient
 # CIoU's D = arctan(w_t/h_t) - arctan(w_p/h_p) evaluated as one angle, atan2(w_t h_p - h_t w_p, w_t w_p + h_t h_p)
@@ -71,12 +79,12 @@ distance = (_dx**2 + _dy**2) / B.c2
 no_aspect = Group(1 - Above0(v))
 aspect_value = v**2 / (B.one_minus_iou + v + B.eps + no_aspect)
 beta = v / (B.one_minus_iou_diff + v + B.eps + no_aspect)
-penalty_value = (ind_giou * PowG(G.penalty, alpha) + ind_distance * PowG(distance, alpha)
-                 + ind_ciou * PowG(aspect_value, alpha))
+penalty_value = (_chosen(FORM_GIOU, PowG(G.penalty, alpha)) + _chosen(FORM_DISTANCE, PowG(distance, alpha))
+                 + _chosen(FORM_CIOU, PowG(aspect_value, alpha)))
 bg = sp.Symbol("beta_grad", nonnegative=True)
 beta_eff = bg * beta + (1 - bg) * Detach(beta)
-penalty_diff = (ind_giou * PowG(G.penalty_diff, alpha) + ind_distance * PowG(distance, alpha)
-                + ind_ciou * PowG(beta_eff * v, alpha))
+penalty_diff = (_chosen(FORM_GIOU, PowG(G.penalty_diff, alpha)) + _chosen(FORM_DISTANCE, PowG(distance, alpha))
+                + _chosen(FORM_CIOU, PowG(beta_eff * v, alpha)))
 
 PARAMS = [
     Param("alpha", alpha, 3.0, "power alpha of IoU and of the penalty (3 in the paper's experiments; 1 gives the base "

@@ -117,6 +117,27 @@ def test_alpha_translation_and_scale_invariant(form):
     np.testing.assert_allclose(rl.alpha_iou_loss(P * 8.0, T * 8.0, form=form), base, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("form", ["iou", "giou", "diou"])
+def test_alpha_a_form_not_chosen_does_not_poison_the_chosen_one(form):
+    """Each form's penalty is selected, not multiplied by a 0/1 indicator: float32, alpha 0.1, eps 1e4, nearly
+    identical boxes, the CIoU aspect term's (beta v)^(alpha - 1) overflowed and 0 * inf made every gradient of
+    the IoU, GIoU and DIoU forms NaN (a parameter probe, 2026-12-06).  Against the oracle at the float32 box bar
+    (5.4e-6 value, 5.4e-5 of the largest gradient component), at the pair and at a corner-touching one."""
+    pairs = [([0.006832262501120567, 0.1940915584564209, 0.628467321395874, 0.4493114650249481],
+              [0.006832262966781855, 0.1940915584564209, 0.628467321395874, 0.4493114650249481], 0.1, 1e4),
+             ([-10.511556625366211, -7.7239203453063965, 2.658262014389038, 31.086633682250977],
+              [2.658262014389038, 31.086633682250977, 15.828080177307129, 69.89718627929688], 0.0537, 573.0)]
+    for p, t, alpha, eps in pairs:
+        p32, t32 = np.array([p], np.float32), np.array([t], np.float32)
+        v, (gp, gt) = rl.alpha_iou_loss.value_and_grad(p32, t32, alpha=alpha, form=form, eps=eps)
+        ev, dp, dt = oracle.alpha_iou_loss(p32[0].astype(float), t32[0].astype(float), alpha=alpha, form=form,
+                                           eps=eps)
+        exact = np.array([float(x) for x in dp + dt])
+        assert abs(float(v[0]) - float(ev)) <= 5.4e-6 * max(1.0, abs(float(ev)))
+        assert np.all(np.isfinite(gp)) and np.all(np.isfinite(gt))
+        assert np.max(np.abs(np.r_[gp[0], gt[0]] - exact)) <= 5.4e-5 * max(np.max(np.abs(exact)), 1e-30), form
+
+
 def test_alpha_parameters_validated():
     with pytest.raises(ValueError, match="form"):
         rl.alpha_iou_loss(P, T, form="eiou")
