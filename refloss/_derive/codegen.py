@@ -3290,11 +3290,25 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     return lines + _dispatch(fn, prec, sig, f"{block}({', '.join(flat + rest)})", parallel)
 
 
-def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: str) -> list:
+def _cuda_length_args(spec: LossSpec, kernel: Kernel) -> tuple:
+    """The kernel arguments in the boxes' units (``properties.length_params``: NWD's c), which a rescaled CUDA
+    driver scales with the pair."""
+    lengths = tuple(p.symbol for p in spec.params if p.name in spec.properties.length_params)
+    for a in lengths:
+        if a not in kernel.args:
+            raise ValueError(f"{spec.name}: the length parameter {a} is not a kernel argument as it is (a constant "
+                             "derived from it cannot be scaled in the driver)")
+    return lengths
+
+
+def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: str, lengths: tuple = ()) -> list:
     """The loop body of a rescaled CUDA driver: ``_e`` is 0 for a pair within range, else the exponent of
     its largest |coordinate|; the kernel runs on the inputs times 2^-_e (exact) with the arguments of eps 0
     (``<arg>_0``) where _e != 0, and the gradients are scaled back by 2^-_e after the divisor, as
-    Loss._rescale does on the CPU."""
+    Loss._rescale does on the CPU.  ``lengths`` (:func:`_cuda_length_args`): arguments in the boxes' units,
+    scaled with the pair by 2^-_e; where one would leave the normal numbers (its exponent, frexp's, outside
+    theirs: decided before ldexp, which the simulator's Python would raise on) the pair is computed as it is, as
+    Loss._scaled_args decides on the CPU."""
     if len(kernel.value_names) != 1:
         raise ValueError("a rescaled CUDA driver needs a one-value kernel")
     lit = (lambda x: repr(x)) if precision == "f64" else (lambda x: f"_f32({x!r})")
@@ -3308,7 +3322,19 @@ def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: s
             f"_big = (_top > {lit(2.0 ** x)}) and (_top < {inf})",
             f"_far = _big or ((_top < {lit(2.0 ** -x)}) and (_top > {lit(0.0)}) and tiny_ok)",
             "_e = math.frexp(_top)[1] if _far else 0"]
-    body += [f"_arg_{a.name} = {a.name}_0 if _far else {a.name}" for a in kernel.args]
+    if lengths:  # (scaled only in the rare branch, as the inputs below)
+        finfo = np.finfo(np.float64 if precision == "f64" else np.float32)
+        lo, hi = finfo.minexp + 1, finfo.maxexp  # frexp's exponents of the normal numbers: m 2^k, 1/2 <= m < 1
+        body += [f"_len_{a.name} = {a.name}_0" for a in lengths] + ["if _far:"]
+        for a in lengths:
+            body += [f"    _k_{a.name} = math.frexp({a.name}_0)[1] - _e",
+                     f"    _far = _far and (({a.name}_0 == {lit(0.0)}) or (({lo} <= _k_{a.name}) and "
+                     f"(_k_{a.name} <= {hi})))"]
+        body += ["    if _far:"] + [f"        _len_{a.name} = {cast(f'math.ldexp({a.name}_0, -_e)')}"
+                                    for a in lengths]
+        body.append("    _e = _e if _far else 0")
+    body += [f"_arg_{a.name} = {f'_len_{a.name}' if a in lengths else f'{a.name}_0'} if _far else {a.name}"
+             for a in kernel.args]
     # the scaling only in the rare branch (the common one, _e = 0, is ldexp(x, 0) = x: skipping it is exact),
     # one call of the kernel either way (the device function is inlined: one copy of it)
     xs = [f"_x{j}" for j in range(len(elems))]
@@ -3351,7 +3377,8 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         extra = "".join(f", {a.name}_0" for a in kernel.args) + ", tiny_ok" if rescaled else ""
         lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}{extra}):", "")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
-        body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec) if rescaled else
+        body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec, _cuda_length_args(spec, kernel))
+                if rescaled else
                 _loop_body(kernel, f"_{fn}_{prec}", with_grad, unit_divisor=True))
         lines += [w for s in body for w in _wrap(s, " " * 8)]
     return "\n".join(lines) + "\n"
