@@ -13,6 +13,7 @@ whose modules are not in ``refloss._generated`` (``refloss.design``) overrides.
 from __future__ import annotations
 
 import importlib
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -102,14 +103,22 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_float32_range(params, floats: tuple, values: tuple) -> None:
-    """ValueError for a parameter beyond float32's range in a call computed in float32 (it would be inf there:
-    eps = 1e300 gave NaN)."""
+    """ValueError for a parameter that float32 cannot hold in a call computed in float32: beyond its range (inf
+    there: eps = 1e300 gave NaN), or rounded out of the parameter's domain (c = 2^-224 to 0, alpha_gate =
+    1 - 1e-9 to 1)."""
     for p, f, v in zip(params, floats, values):
         # (a size's float is width^2 + height^2, which mpdiou_loss's float32 kernel takes as inf beyond the range)
-        if p.kind in ("real", "optional") and abs(f) > _FLOAT32_MAX:
+        if p.kind not in ("real", "optional") or (p.kind == "optional" and v is None):
+            continue
+        if abs(f) > _FLOAT32_MAX:
             raise ValueError(f"{p.name}: {v!r} is beyond float32's range ({_FLOAT32_MAX:.4g}), and this call computes "
                              "in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs or "
                              "dtype=numpy.float64")
+        f32 = float(np.float32(f))
+        if not p.admits(f32):
+            raise ValueError(f"{p.name}: {v!r} is {f32!r} in float32, outside its domain ({p.rule}), and this call "
+                             "computes in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs "
+                             "or dtype=numpy.float64")
 
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
@@ -131,6 +140,8 @@ class Loss:
         # (beta=1, image_size=(1, 8)) was cached
         self._kernel_args = lru_cache(maxsize=1024)(lambda values, precision, _types:
                                                     self._kernel_args_uncached(values, precision))
+        # (a pair's element types only where a parameter is a pair: type() alone is cheaper on the fast path)
+        self._key_type = _key_type if any(p.kind == "size" for p in info.params) else type
         # the fast path (_fast): every input of one width (None: not taken), and its drivers once looked up
         widths = set(info.widths)
         self._fast_width = widths.pop() if len(widths) == 1 and None not in widths and not info.indices else None
@@ -209,7 +220,7 @@ class Loss:
     def _checked_args(self, values: tuple, precision: str) -> tuple:
         """The parameters checked and converted (cached; an unhashable value is checked without the cache)."""
         try:
-            return self._kernel_args(values, precision, tuple(map(_key_type, values)))
+            return self._kernel_args(values, precision, tuple(map(self._key_type, values)))
         except TypeError:  # unhashable parameter value
             return self._kernel_args_uncached(values, precision)
 
@@ -412,14 +423,18 @@ class Loss:
         if ex is None:
             return args
         ft = np.float32 if precision == "f32" else np.float64
-        tiny, top = np.finfo(ft).tiny, np.finfo(ft).max
+        info = np.finfo(ft)
         values = list(values)
         for k in self._lengths_at:
             v = values[k]
             pair = self._info.params[k].kind == "size"  # (a tuple, list or array of two)
-            scaled = [np.ldexp(float(x), -int(ex)) for x in (v if pair else (v,))]
-            if not all(x == 0 or tiny <= abs(x) <= top for x in scaled):
+            # each length as the kernel has it (float32's value in a float32 call), scaled where its scaled value is
+            # a normal number: decided on frexp's exponent (m 2^k, 1/2 <= m < 1), as the CUDA drivers decide, and
+            # never by a scaling that underflowed to 0 (which the parameter's rule refused: c = 1e-300 at 2^600)
+            xs = [float(x) for x in v] if pair else [float(ft(v))]  # (a pair's squares are summed after scaling)
+            if not all(x == 0 or info.minexp + 1 <= math.frexp(x)[1] - int(ex) <= info.maxexp for x in xs):
                 return None
+            scaled = [math.ldexp(x, -int(ex)) for x in xs]
             values[k] = tuple(scaled) if pair else scaled[0]
         return self._checked_args(tuple(values), precision)
 
@@ -503,16 +518,14 @@ class Loss:
         if ref.ndim == 0 or ref.shape[-1] == 0:
             raise ValueError(f"{info.inputs[rows[0]]}: needs a last axis of at least one element (the row: "
                              f"classes), got shape {ref.shape}")
-        for k in given:  # integer rows shaped like the rows (one-hot ints) are not indices: say so
+        for k in given:  # integer rows of the rows' own shape (one-hot ints) are not indices: say so (as torch's
+            # cross_entropy refuses integer targets of the input's shape; a square batch would have broadcast)
             shape = np.shape(inputs[k])
             if shape == ref.shape and len(shape) > 1 and shape[-1] > 1:
-                try:
-                    np.broadcast_shapes(shape, ref.shape[:-1])
-                except ValueError:
-                    raise ValueError(
-                        f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
-                        f"{ref.shape}: a shape that broadcasts with {ref.shape[:-1]}, got {shape}; for one-hot or "
-                        f"probability rows pass floats, e.g. {info.inputs[k]}.astype(float)") from None
+                raise ValueError(
+                    f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
+                    f"{ref.shape} (shape {ref.shape[:-1]}), got the rows' own shape {shape}; for one-hot or "
+                    f"probability rows pass floats, e.g. {info.inputs[k]}.astype(float)")
         # (the kernels take the index as a float of the rows' dtype: exact below 2^24 classes in float32, 2^53 in
         # float64; wider float32 rows keep the one-hot rows)
         if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \

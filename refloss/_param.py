@@ -48,7 +48,11 @@ class Param(NamedTuple):
             return self.none_value
         if isinstance(value, (bool, str, bytes)) or not _is_real_scalar(value):
             raise TypeError(f"{self.name}: must be a real scalar, got {value!r}")
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # a Python int beyond float's range (10**400)
+            raise ValueError(f"{self.name}: must be finite and satisfy {self.rule}, got an integer beyond float's "
+                             "range") from None
         if v in (math.inf, -math.inf):  # no rule's bound is infinite: eps = inf gave NaN, balanced_l1's beta = inf
             # failed inside its constants (decimal.InvalidOperation)
             raise ValueError(f"{self.name}: must be finite and satisfy {self.rule}, got {value!r}")

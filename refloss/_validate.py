@@ -36,7 +36,7 @@ _WIDER = {np.dtype(np.float16): np.dtype(np.float32)}  # computed in float32, re
 
 
 def _dtype_of(value):
-    """The NumPy dtype of an input (a torch dtype by its name; bfloat16 as float16), or the
+    """The NumPy dtype of an input (a torch dtype by its name; bfloat16 as float32), or the
     value itself for a Python scalar (NumPy's weak scalars: they do not widen an array)."""
     if isinstance(value, (bool, int, float)):
         return value
@@ -51,7 +51,7 @@ def _dtype_of(value):
     except TypeError:
         name = str(dt).rpartition(".")[2]  # torch.float32 -> float32
         try:
-            return np.dtype("float16" if name == "bfloat16" else name)
+            return np.dtype("float32" if name == "bfloat16" else name)  # (float32 holds every bfloat16; float16 not)
         except TypeError:
             return np.dtype(np.float64)  # not numeric: as_real_array says so with the argument's name
 
@@ -108,7 +108,7 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
             raise ValueError(f"{name}: not a regular array (a ragged nested sequence?): {e}") from None
         except TypeError as e:  # e.g. a torch tensor NumPy cannot view: bfloat16, or on the meta device
             if str(getattr(value, "dtype", "")).endswith("bfloat16") and hasattr(value, "float"):
-                arr = np.asarray(value.float())  # (bfloat16 to float32: exact; the result is float16, _dtype_of)
+                arr = np.asarray(value.float())  # (bfloat16 to float32: exact; the result is float32, _dtype_of)
             else:
                 raise TypeError(f"{name}: cannot be read as a NumPy array: {e}") from None
     kind = arr.dtype.kind

@@ -29,7 +29,7 @@ def _real(value, name: str) -> float:
     try:
         return float(value)
     except OverflowError:  # a Python int beyond float's range (10**400)
-        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(value)))} digits") from None
+        raise ValueError(f"{name} must be finite, got an integer beyond float's range") from None
 
 
 def wiou_momentum(batches_per_epoch: int, epochs: float) -> float:

@@ -447,7 +447,10 @@ class TorchLoss:
                     break
         # compiled, or meta tensors (shapes without values: the operator's fake implementation gives the results'
         # shapes, as under torch.compile): the registered operator, which checks the parameters when it runs
-        if torch.compiler.is_compiling() or tensors[0].is_meta:
+        meta = tensors[0].is_meta
+        if meta:  # (the fake implementation checks nothing: the parameters here, as the operator's would)
+            self._loss._checked_args(values, "f32" if tensors[0].dtype == torch.float32 else "f64")
+        if meta or torch.compiler.is_compiling():
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
         else:  # eager: the operator's implementation without the dispatcher's round trip (it checks the parameters)

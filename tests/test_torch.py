@@ -538,11 +538,15 @@ def test_meta_tensors_in_eager_mode_give_meta_results_of_the_right_shapes():
     assert half.is_meta and half.dtype == torch.float16
     with pytest.raises(TypeError, match=r"^pred: cannot be read as a NumPy array"):  # the NumPy API names the input
         rl.l1(torch.ones(2, device="meta"), 0.0)
+    for call in (lambda: rt.giou_loss(m, m, eps=-1.0), lambda: rt.sigmoid_focal_loss(m, m, alpha=2.0)):
+        with pytest.raises(ValueError, match=r"must satisfy"):  # (the fake implementation checks no parameter)
+            call()
 
 
 def test_the_numpy_api_reads_a_bfloat16_tensor():
-    """bfloat16 is computed in float32 and returned as float16 (NumPy has no bfloat16); NumPy could not view it."""
-    x = torch.tensor([0.5, 1.25, -3.0], dtype=torch.bfloat16)
-    v, (g, _) = rl.smooth_l1.value_and_grad(x, torch.zeros(3, dtype=torch.bfloat16))
-    w, (h, _) = rl.smooth_l1.value_and_grad(np.array([0.5, 1.25, -3.0], np.float32), np.zeros(3, np.float32))
-    assert v.dtype == np.float16 and np.array_equal(v, w.astype(np.float16)) and np.array_equal(g, h.astype(np.float16))
+    """bfloat16 is computed and returned in float32 (NumPy has no bfloat16; float32 holds every bfloat16 and its
+    range, float16 not: 300^2 overflows it); NumPy could not view it."""
+    x = torch.tensor([0.5, 1.25, -3.0, 300.0], dtype=torch.bfloat16)
+    v, (g, _) = rl.mse.value_and_grad(x, torch.zeros(4, dtype=torch.bfloat16))
+    w, (h, _) = rl.mse.value_and_grad(np.array([0.5, 1.25, -3.0, 300.0], np.float32), np.zeros(4, np.float32))
+    assert v.dtype == np.float32 and np.array_equal(v, w) and np.array_equal(g, h) and v[3] == 90000.0

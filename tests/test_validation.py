@@ -154,9 +154,10 @@ def test_a_dtype_numpy_does_not_know_is_named():
 
 
 def test_integer_rows_shaped_like_the_logits_are_not_taken_for_indices():
-    with pytest.raises(ValueError, match=r"^targets: integer values are class indices, one per row of logits \(3, 4\)"
-                                         r".* got \(3, 4\); for one-hot or probability rows pass floats"):
-        rl.softmax_cross_entropy(np.zeros((3, 4)), np.eye(4, dtype=int)[:3])
+    for n in (3, 4):  # (a square batch broadcast its one-hot rows as indices before)
+        with pytest.raises(ValueError, match=rf"^targets: integer values are class indices, one per row of logits "
+                                             rf"\({n}, 4\) .* got the rows' own shape \({n}, 4\); for one-hot"):
+            rl.softmax_cross_entropy(np.zeros((n, 4)), np.eye(4, dtype=int)[:n])
     np.testing.assert_array_equal(rl.softmax_cross_entropy(np.zeros((3, 4)), np.eye(4)[:3]),
                                   rl.softmax_cross_entropy(np.zeros((3, 4)), np.arange(3)))
 
@@ -199,3 +200,25 @@ def test_the_helpers_refuse_a_masked_array_as_the_losses_do():
                        (lambda: rl.dfl_decode(np.ma.masked_array([[0.0, 5.0]], mask=[[0, 1]])), "logits")):
         with pytest.raises(TypeError, match=rf"^{name}: a masked array"):
             call()
+
+
+def test_a_float32_call_refuses_a_parameter_float32_rounds_out_of_its_domain():
+    B32, G32 = B.astype(np.float32), G.astype(np.float32)
+    with pytest.raises(ValueError, match=r"^c: .* is 0.0 in float32, outside its domain \(0 < c\)"):
+        rl.nwd_loss(B32, G32, c=2.0**-224)
+    with pytest.raises(ValueError, match=r"^alpha_gate: 0.999999999 is 1.0 in float32, outside its domain"):
+        rl.ciou_loss(B32, G32, alpha_gate=1 - 1e-9)
+    rl.ciou_loss(B, G, alpha_gate=1 - 1e-9)  # float64 holds it
+    with pytest.raises(ValueError, match=r"^eps: must be finite .* got an integer beyond float's range"):
+        rl.giou_loss(B, G, eps=10**400)
+
+
+def test_a_length_whose_scaling_would_underflow_leaves_the_pair_as_it_is():
+    """NWD's c scaled with a pair beyond 2^+-480: where c 2^-e would leave the normal numbers the pair is computed
+    as it is (c = 1e-300 at 2^600 raised 'c: must satisfy 0 < c, got 0.0' from the underflowed scaling)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (np.ldexp's overflow warning leaked at c = 1e300, 2^-1000)
+        assert np.all(np.isfinite(rl.nwd_loss(B * 2.0**600, G * 2.0**600, c=1e-300)))
+        assert np.all(np.isfinite(rl.nwd_loss(B * 2.0**-1000, G * 2.0**-1000, c=1e300)))
