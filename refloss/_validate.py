@@ -112,10 +112,26 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
             else:
                 raise TypeError(f"{name}: cannot be read as a NumPy array: {e}") from None
     kind = arr.dtype.kind
+    if kind == "O":
+        arr = _object_numbers(name, arr)
+        kind = arr.dtype.kind
     if kind not in "fiub":
         what = "complex" if kind == "c" else f"non-numeric ({arr.dtype})"
         raise TypeError(f"{name}: must be a real numeric array, got {what} values")
     return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
+def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:
+    """An object array of Python ints and floats (NumPy makes one of an int beyond int64, 2**70) as float64,
+    each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's range (it is not
+    finite there, as a parameter beyond it is not: Param.to_float).
+    Anything else is returned as it is (as_real_array refuses it by its dtype)."""
+    if not all(isinstance(x, (int, float)) for x in arr.flat):  # (bool is an int; strings, None, objects are not)
+        return arr
+    try:
+        return np.array([float(x) for x in arr.flat], dtype=np.float64).reshape(arr.shape)
+    except OverflowError:
+        raise ValueError(f"{name}: must be finite; got an integer beyond float's range (about 1.8e308)") from None
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

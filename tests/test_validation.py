@@ -69,6 +69,20 @@ def test_non_numeric_array():
         rl.l1(np.array(["a", "b"]), 0.0)
 
 
+def test_python_ints_beyond_int64_are_read_as_floats():
+    # NumPy makes an object array of 2**70; refloss reads it as float(2**70), as it reads 2.0**70
+    for pred in (2**70, [2**70, -3], [[2**70, 1.5]]):
+        value, (d_pred, d_target) = rl.l1.value_and_grad(pred, 0)
+        expected = np.abs(np.array(pred, dtype=float))
+        assert value.dtype == np.float64 and np.array_equal(value, expected)
+        assert np.array_equal(d_pred, np.sign(np.array(pred, dtype=float)))
+    assert rl.l1(2**70, 0, dtype=np.float32) == np.float32(2.0**70)
+    with pytest.raises(ValueError, match=r"^pred: must be finite; got an integer beyond float's range"):
+        rl.l1([1, 2**1100], 0)
+    with pytest.raises(TypeError, match=r"^pred: must be a real numeric array, got non-numeric \(object\)"):
+        rl.l1([2**70, None], 0)
+
+
 def test_complex_array():
     with pytest.raises(TypeError, match=r"target: must be a real numeric array, got complex values"):
         rl.l1(P, np.array([1j, 2]))
