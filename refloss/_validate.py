@@ -112,7 +112,7 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
             else:
                 raise TypeError(f"{name}: cannot be read as a NumPy array: {e}") from None
     kind = arr.dtype.kind
-    if kind == "O":
+    if kind == "O" and not isinstance(value, np.ndarray):  # (an object array passed as one stays refused)
         arr = _object_numbers(name, arr)
         kind = arr.dtype.kind
     if kind not in "fiub":
@@ -122,8 +122,8 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
 
 
 def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:
-    """An object array of Python ints and floats (NumPy makes one of an int beyond int64, 2**70) as float64,
-    each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's range (it is not
+    """NumPy's object array of Python ints and floats (it makes one of an int beyond int64: 2**70, [2**70, 1])
+    as float64, each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's range (it is not
     finite there, as a parameter beyond it is not: Param.to_float).
     Anything else is returned as it is (as_real_array refuses it by its dtype)."""
     if not all(isinstance(x, (int, float)) for x in arr.flat):  # (bool is an int; strings, None, objects are not)

@@ -81,6 +81,8 @@ def test_python_ints_beyond_int64_are_read_as_floats():
         rl.l1([1, 2**1100], 0)
     with pytest.raises(TypeError, match=r"^pred: must be a real numeric array, got non-numeric \(object\)"):
         rl.l1([2**70, None], 0)
+    with pytest.raises(TypeError, match=r"^pred: must be a real numeric array, got non-numeric \(object\)"):
+        rl.l1(np.array([2**70, 1], dtype=object), 0)  # an object array passed as one: refused, as before
 
 
 def test_complex_array():
