@@ -123,9 +123,9 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
 
 def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:
     """NumPy's object array of Python ints and floats (it makes one of an int beyond int64: 2**70, [2**70, 1])
-    as float64, each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's range (it is not
-    finite there, as a parameter beyond it is not: Param.to_float).
-    Anything else is returned as it is (as_real_array refuses it by its dtype)."""
+    as float64, each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's
+    range (not finite there, as a parameter beyond it is not: Param.to_float).  Anything else is returned as it
+    is (as_real_array refuses it by its dtype)."""
     if not all(isinstance(x, (int, float)) for x in arr.flat):  # (bool is an int; strings, None, objects are not)
         return arr
     try:
