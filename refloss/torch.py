@@ -555,6 +555,19 @@ def _leaves(tree) -> list:
     return [tree]
 
 
+def _paired(heads, grads) -> list:
+    """(leaf of ``heads``, its gradient or None) for every leaf of the dict / list / tuple tree ``heads``, each
+    gradient found at the same key or index of ``grads`` (value_and_grad's, in refloss's own key order, not the
+    caller's: zipping the two trees' leaves gave cls_logits bbox_regression's gradient for a dict in the other
+    order); None for a leaf the loss does not read (an extra key)."""
+    if isinstance(heads, dict):
+        return [x for k in heads for x in _paired(heads[k], grads.get(k) if isinstance(grads, dict) else None)]
+    if isinstance(heads, (list, tuple)):
+        same = isinstance(grads, (list, tuple)) and len(grads) == len(heads)
+        return [x for i, v in enumerate(heads) for x in _paired(v, grads[i] if same else None)]
+    return [(heads, grads)]
+
+
 class _Total(torch.autograd.Function):
     """The total of a detector loss as a function of the head outputs' tensors, its gradients given."""
 
@@ -607,10 +620,10 @@ class TorchDetectionLoss:
         as_tensor = lambda v: torch.as_tensor(np.asarray(v), dtype=ref.dtype, device=ref.device)  # noqa: E731
         total = as_tensor(result.total)
         if with_grad:
-            leaves = _leaves(heads)
-            g = [None if not (isinstance(h, torch.Tensor) and h.requires_grad) else as_tensor(d)
-                 for h, d in zip(leaves, _leaves(grads))]
-            total = _Total.apply(total, g, *[h if isinstance(h, torch.Tensor) else torch.empty(0) for h in leaves])
+            pairs = _paired(heads, grads)
+            g = [None if d is None or not (isinstance(h, torch.Tensor) and h.requires_grad) else as_tensor(d)
+                 for h, d in pairs]
+            total = _Total.apply(total, g, *[h if isinstance(h, torch.Tensor) else torch.empty(0) for h, _ in pairs])
         result.total = total
         result.parts = {k: as_tensor(v) for k, v in result.parts.items()}
         return result

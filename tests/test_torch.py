@@ -363,6 +363,24 @@ def test_detector_losses_take_tensors():
         rt.retinanet_loss(targets, head, anchors, None)
 
 
+@pytest.mark.parametrize("name", ["retinanet_loss", "ssd_loss"])
+def test_detector_gradients_follow_the_head_outputs_keys(name):
+    """Each head output gets its own gradient whatever the dict's key order (the gradients were zipped in refloss's
+    order: bbox_regression got cls_logits' with the keys swapped, 4 classes; PyTorch's shape error with others),
+    and a key the loss does not read gets none."""
+    rng = np.random.default_rng(0)
+    anchors = [np.array([[0, 0, 4, 4], [3, 0, 7, 4], [4, 0, 8, 4], [0, 4, 4, 8]], float)]
+    targets = [{"boxes": np.array([[0.5, 0.5, 4.5, 4.0]]), "labels": np.array([1])}]
+    head = {"bbox_regression": rng.normal(0, 0.1, (1, 4, 4)), "cls_logits": rng.normal(size=(1, 4, 4))}
+    _, grads = getattr(rl, name).value_and_grad(targets, dict(reversed(head.items())), anchors)
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in head.items()}
+    tensors["features"] = torch.ones(3, requires_grad=True)  # not read by the loss
+    getattr(rt, name)(targets, tensors, anchors).total.backward()
+    for k in head:
+        np.testing.assert_array_equal(tensors[k].grad.numpy(), grads[k])
+    assert tensors["features"].grad is None
+
+
 def test_repeated_backward_accumulates():
     """The eager backward of a reduced loss hands out the kernel's gradients as they are: autograd
     must not accumulate into them (three backward passes give three times the gradient)."""
