@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from fractions import Fraction
 
 import numpy as np
 
@@ -354,6 +355,16 @@ def hard_negatives(losses: np.ndarray, negative: np.ndarray, count: int) -> np.n
 MINING = ("paper", "torchvision")
 
 
+def _negative_count(ratio: float, num_fg: int, mining: str) -> int:
+    """ceil(r |F|), the hard negatives wanted, with r the shortest decimal that rounds to neg_to_pos_ratio (2.2 as
+    11/5): float64's product 2.2 * 25 = 55.00000000000001 asked for 56 where the 2.2 written means 55 (a probe
+    found 21 one-decimal ratios with |F| < 60 so).  mining="torchvision": torchvision's count, the anchors ranked
+    below its float32 product fl32(fl32(r) |F|) (0.15 * 100 -> 15.000001: 16)."""
+    if mining == "torchvision":
+        return math.ceil(float(np.float32(ratio) * np.float32(num_fg)))
+    return math.ceil(Fraction(repr(float(ratio))) * num_fg)
+
+
 def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to_pos_ratio=3.0, beta=1.0,
          weights=SSD_WEIGHTS, iou_thresh=0.5, mining="paper", dtype=None, validate=True):
     ratio = _threshold("neg_to_pos_ratio", neg_to_pos_ratio)
@@ -404,7 +415,7 @@ def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to
     twice = np.zeros((n, n_anchors), bool)
     selected = []
     for i in range(n):
-        count = math.ceil(ratio * int(num_fg[i]))
+        count = _negative_count(ratio, int(num_fg[i]), mining)
         available = n_anchors - int(num_fg[i])
         chosen = hard_negatives(ce[i], ~fg[i], min(count, available))
         negatives[i][chosen] = True
@@ -434,7 +445,8 @@ _SSD_DOC = """SSD's loss (Liu et al., arXiv:1512.02325) as torchvision's ``SSD.c
 With F_i the foreground anchors of image i (matched_idxs >= 0; labels 1..K-1, class 0 is the
 background), P = max(1, sum_i |F_i|) and H_i the hard negatives: the min(ceil(ratio |F_i|),
 A - |F_i|) anchors outside F_i with the largest cross-entropy against class 0 (ties: lower index
-first; ignored anchors, -2, count as background, as in torchvision):
+first; ignored anchors, -2, count as background, as in torchvision; ratio as the decimal written,
+2.2 = 11/5, so 2.2 * 25 asks for 55):
 
     bbox_regression = 1/P sum_i sum_{a in F_i} sum_c smooth_l1_beta(t_iac - encode(gt, anchor)_c)
     classification  = 1/P sum_i (sum_{a in F_i} CE(x_ia, label) + sum_{a in H_i} CE(x_ia, 0))
@@ -444,7 +456,8 @@ CE = refloss.softmax_cross_entropy.  ``matched_idxs=None``: torchvision's SSDMat
 available, torchvision's rank test also selects the first positives (by anchor index, for
 A <= 16; beyond, torch's unstable sort picks them) and counts their cross-entropy twice:
 ``mining="torchvision"`` does that, the default ``mining="paper"`` takes only the negatives
-(SSD, 2.2: "at most 3:1").  See docs/retinanet-ssd.md.
+(SSD, 2.2: "at most 3:1"); it also counts as torchvision does, ceil of the float32 product
+ratio * |F_i| (0.15 * 100 asks for 16).  See docs/retinanet-ssd.md.
 
 ``.details``: "matched_idxs", "num_foreground" (N,), "normaliser" P, "hard_negatives" (N index
 arrays, by descending loss), "negative_mask" (N, A), "positives_counted_twice" (N, A; all

@@ -193,6 +193,22 @@ def test_ssd_more_positives_than_negatives_differs_from_torchvision_as_documente
     assert_matches_tv(result, grads, want, want_grads)
 
 
+@pytest.mark.parametrize("ratio, n_fg, paper, torchvision", [(2.2, 25, 55, 55), (0.15, 100, 15, 16), (3.0, 7, 21, 21)])
+def test_hard_negative_count_takes_the_ratio_as_written(ratio, n_fg, paper, torchvision):
+    """ceil(r |F|) with r the decimal written: 2.2 * 25 asks for 55 (float64's product, 55.00000000000001, asked
+    for 56: a probe); mining="torchvision" counts as torchvision does, from its float32 product (0.15 * 100 ->
+    15.000001: 16), and then matches its compute_loss."""
+    targets, head, anchors = make_batch(3, n_anchors=200, ssd=True, boxes_per_image=(1,))
+    matched = [np.r_[np.zeros(n_fg, np.int64), np.full(200 - n_fg, -1)]]
+    result = rl.ssd_loss(targets, head, anchors, matched, neg_to_pos_ratio=ratio)
+    assert len(result.details["hard_negatives"][0]) == paper
+    want, want_grads = tv_ssd(targets, head, anchors, matched, neg_to_pos_ratio=ratio)
+    result, grads = rl.ssd_loss.value_and_grad(targets, head, anchors, matched, neg_to_pos_ratio=ratio,
+                                               mining="torchvision")
+    assert len(result.details["hard_negatives"][0]) == torchvision
+    assert_matches_tv(result, grads, want, want_grads)
+
+
 def test_hard_negative_ties_take_the_lower_index_first():
     losses = np.array([0.5, 2.0, 1.0, 2.0, 1.0, 1.0, 3.0])
     negative = np.array([True, True, True, True, False, True, False])

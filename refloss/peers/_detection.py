@@ -141,15 +141,16 @@ def tv_retinanet(targets, head, anchors, matched, loss_type="l1", dtype=None):
     return _backward(net.compute_loss(t, h, a, m), h)
 
 
-def tv_ssd(targets, head, anchors, matched, dtype=None):
+def tv_ssd(targets, head, anchors, matched, dtype=None, neg_to_pos_ratio=3.0):
     """torchvision's SSD.compute_loss, on an object with the attributes it reads (BoxCoder weights
-    (10, 10, 5, 5), neg_to_pos_ratio 3)."""
+    (10, 10, 5, 5), neg_to_pos_ratio 3 unless given)."""
     from types import SimpleNamespace
 
     from torchvision.models.detection import _utils as det_utils
     from torchvision.models.detection.ssd import SSD
 
-    ssd = SimpleNamespace(box_coder=det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0)), neg_to_pos_ratio=3.0)
+    ssd = SimpleNamespace(box_coder=det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0)),
+                          neg_to_pos_ratio=neg_to_pos_ratio)
     t, h, a, m = torch_inputs(targets, head, anchors, matched, dtype)
     return _backward(SSD.compute_loss(ssd, t, h, a, m), h)
 
