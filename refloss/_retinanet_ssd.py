@@ -215,8 +215,12 @@ def _iou_matrix(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def _threshold(name, value):
+    """A real parameter as a float; errors name it (NaN too: it surfaced as 'pred: must be finite' from the box
+    kernels or as the matcher's 'high_threshold')."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: must be a real number, got {value!r}")
+    if value != value:
+        raise ValueError(f"{name}: must be a number, got nan")
     return float(value)
 
 
@@ -261,6 +265,9 @@ def _retinanet(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, 
     n, n_anchors, n_classes = logits.shape
     if matched_idxs is None:
         hi, lo = _threshold("fg_iou_thresh", fg_iou_thresh), _threshold("bg_iou_thresh", bg_iou_thresh)
+        if lo > hi:
+            raise ValueError(f"bg_iou_thresh: must be <= fg_iou_thresh (torchvision's Matcher asserts it), got "
+                             f"bg_iou_thresh={bg_iou_thresh!r} > fg_iou_thresh={fg_iou_thresh!r}")
         matched = [match_by_iou(_iou_matrix(b, a), hi, lo, allow_low_quality_matches) if len(b)
                    else np.full(n_anchors, BACKGROUND, np.int64) for b, a in zip(boxes, anchors)]
     zero = dt.type(0)

@@ -6,6 +6,8 @@ s sigma(t) - (s-1)/2 + c with s = scale_xy), "scaled" (Scaled-YOLOv4 / YOLOv5: c
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _arrays, _backends, _cpu
@@ -19,11 +21,29 @@ _NAMES = ("t", "anchors", "grid", "cotangent")
 _WIDTHS = (4, 2, 2, 4)
 
 
+def real_number(name: str, value) -> float:
+    """``value`` as a float: a TypeError naming the argument for anything but a real number (None, a string;
+    NumPy's and Python's own errors named nothing)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)) \
+            or isinstance(value, np.complexfloating):
+        raise TypeError(f"{name}: must be a real number, got {value!r}")
+    return float(value)
+
+
+def unit_interval(name: str, value) -> float:
+    """``value`` as a float in [0, 1] (a threshold); errors name the argument."""
+    v = real_number(name, value)
+    if not 0 <= v <= 1:
+        raise ValueError(f"{name}: must satisfy 0 <= {name} <= 1, got {value!r}")
+    return v
+
+
 def _variant_args(variant: str, scale_xy: float, stride: float) -> tuple:
     """(scale_xy, scaled_wh, stride) of the kernel for a variant; errors name the argument."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: must be one of {VARIANTS}, got {variant!r}")
     for name, v in (("scale_xy", scale_xy), ("stride", stride)):
+        v = real_number(name, v)
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name}: must satisfy 0 < {name} (finite), got {v!r}")
     if variant in ("v2", "v3", "scaled") and scale_xy != 1.0:
@@ -217,6 +237,9 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     g = as_real_array("grid", grid, dt)
     for n, arr in (("boxes", b), ("anchors", a), ("grid", g)):
         check_finite(n, arr)
+    # (boxes (..., 4), anchors and grid (..., 2), leading axes broadcast: a 3-coordinate box or a 1-element anchor
+    # broadcast silently before)
+    _arrays.lead_shape(("boxes", "anchors", "grid"), (4, 2, 2), (b, a, g))
     _check_anchors(a)
     # the inverse is evaluated in extended precision where the platform has it (x86: 64-bit
     # significand), so that the logit and square root add no float64 rounding of their own
@@ -285,13 +308,29 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
     configs (``ignore_thresh``).  pred_boxes (..., N, 4), gt_boxes (..., M, 4); returns (..., N)
     booleans (all False when M = 0).
     """
-    if not 0 <= threshold <= 1 or threshold != threshold:
-        raise ValueError(f"threshold: must satisfy 0 <= threshold <= 1, got {threshold!r}")
-    p = np.asarray(pred_boxes, dtype=np.float64)
-    g = np.asarray(gt_boxes, dtype=np.float64)
-    if fmt != "xyxy":
-        p, g = box_convert(p, fmt, "xyxy"), box_convert(g, fmt, "xyxy")
+    threshold = unit_interval("threshold", threshold)
+    p = as_real_array("pred_boxes", pred_boxes, np.dtype(np.float64))
+    g = as_real_array("gt_boxes", gt_boxes, np.dtype(np.float64))
+    if p.ndim == 1 and p.size == 0:  # (no predictions: [])
+        return np.zeros(0, dtype=bool)
+    if g.ndim == 1:  # [] is no ground truth, a (4,) box one
+        g = g.reshape(-1, 4) if g.size in (0, 4) else g
+    for name, arr in (("pred_boxes", p), ("gt_boxes", g)):
+        if arr.ndim < 1 or arr.shape[-1] != 4:
+            raise ValueError(f"{name}: last dimension must be 4 ({fmt} boxes), got shape {arr.shape}")
+    if np.isnan(p).any():
+        index = tuple(int(i) for i in np.argwhere(np.isnan(p))[0])
+        raise ValueError(f"pred_boxes: must not be NaN; pred_boxes[{', '.join(map(str, index))}] = nan")
+    check_finite("gt_boxes", g)
     if g.shape[-2] == 0:
         return np.zeros(p.shape[:-1], dtype=bool)
+    if fmt != "xyxy":
+        p, g = box_convert(p, fmt, "xyxy"), box_convert(g, fmt, "xyxy")
+    # a predicted box with an infinite coordinate (a decoded size e^t that overflowed: t_w = 90 in float32) has
+    # IoU 0 with every finite ground truth (its union is infinite): not ignored; the iou kernel refused it as
+    # "pred: must be finite"
+    finite = np.isfinite(p).all(axis=-1)
+    p = np.where(finite[..., None], p, 0.0)
     ious = loss_named("iou")(p[..., :, None, :], g[..., None, :, :])
-    return np.nanmax(ious, axis=-1) > threshold
+    ious = np.where(finite[..., :, None] & ~np.isnan(ious), ious, 0.0)  # (NaN: 0/0 of two empty boxes)
+    return ious.max(axis=-1) > threshold

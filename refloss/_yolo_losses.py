@@ -21,7 +21,7 @@ import numpy as np
 from ._detection import DetectionLoss, DetectionResult, weighted_term
 from ._loss import loss_named
 from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
-from ._yolo import yolo_decode, yolo_encode, yolo_ignore_mask
+from ._yolo import unit_interval, yolo_decode, yolo_encode, yolo_ignore_mask
 
 NORMALIZE = ("batch", "sum")
 
@@ -327,6 +327,19 @@ def _shape_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return inter / (wh[:, None, 0] * wh[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter)
 
 
+def _grid_shapes(grid_shapes) -> list:
+    """[(H_k, W_k), ...] of positive ints; errors name the argument (an int for a pair raised 'cannot unpack')."""
+    try:
+        shapes = [(int(h), int(w)) for h, w in grid_shapes]
+        ok = all(h >= 1 and w >= 1 and (h, w) == tuple(hw) for (h, w), hw in zip(shapes, grid_shapes))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"grid_shapes: must be a list of (H_k, W_k) pairs of positive ints, one per scale, got "
+                         f"{grid_shapes!r}")
+    return shapes
+
+
 def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_threshold=0.5,
                 pos_iou_threshold=None):
     """The YOLOv2/v3 assignment: best anchor by shape IoU, in the cell holding the centre.
@@ -348,13 +361,13 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
        with some ground truth of its image (``yolo_ignore_mask``).
     Returns a :class:`YoloAssignment`.
     """
-    if not 0 <= ignore_threshold <= 1:
-        raise ValueError(f"ignore_threshold: must satisfy 0 <= ignore_threshold <= 1, got {ignore_threshold!r}")
-    if pos_iou_threshold is not None and not 0 <= pos_iou_threshold <= 1:
-        raise ValueError(f"pos_iou_threshold: must be None or in [0, 1], got {pos_iou_threshold!r}")
+    ignore_threshold = unit_interval("ignore_threshold", ignore_threshold)
+    if pos_iou_threshold is not None:
+        pos_iou_threshold = unit_interval("pos_iou_threshold", pos_iou_threshold)
     if not isinstance(gt_boxes, (list, tuple)):
         raise ValueError(f"gt_boxes: must be a list of (G_i, 4) arrays, one per image, got {type(gt_boxes).__name__}")
     gt_boxes = [_gt_array(f"gt_boxes[{i}]", b, np.dtype(np.float64)) for i, b in enumerate(gt_boxes)]
+    grid_shapes = _grid_shapes(grid_shapes)
     if len(grid_shapes) != len(anchors):
         raise ValueError(f"anchors: one (B_k, 2) array per scale of grid_shapes ({len(grid_shapes)}), "
                          f"got {len(anchors)}")
@@ -394,6 +407,9 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
             for i, b in enumerate(gt_boxes):
                 if len(b):
                     pb = np.asarray(pred_boxes[k][i], np.float64)
+                    if pb.shape != m.shape[1:] + (4,):
+                        raise ValueError(f"pred_boxes[{k}]: must have shape (N, H, W, B, 4) = "
+                                         f"{(n,) + m.shape[1:] + (4,)}, got {np.shape(pred_boxes[k])}")
                     mask[i] = yolo_ignore_mask(pb.reshape(-1, 4), _xyxy(np.asarray(b, np.float64)),
                                                ignore_threshold).reshape(m.shape[1:])
         ignore.append(mask & (m < 0))
@@ -429,9 +445,9 @@ def _heads(version, head_outputs, anchors, dtype):
                 raise ValueError(f"{name}: the last dimension {arr.shape[3]} must be B (5 + C) with B = "
                                  f"{len(a)} anchors")
             arr = arr.reshape(arr.shape[:3] + (len(a), arr.shape[3] // len(a)))
-        if arr.ndim != 5 or arr.shape[3] != len(a) or arr.shape[4] < 6:
-            raise ValueError(f"{name}: must have shape (N, H, W, B, 5 + C) with B = {len(a)} anchors and C >= 1, "
-                             f"got shape {arr.shape}")
+        if arr.ndim != 5 or arr.shape[3] != len(a) or arr.shape[4] < 6 or 0 in arr.shape[1:3]:
+            raise ValueError(f"{name}: must have shape (N, H, W, B, 5 + C) with B = {len(a)} anchors, C >= 1 and a "
+                             f"grid of at least one cell, got shape {arr.shape}")
         check_finite(name, arr)
         heads.append(arr)
         anchor_list.append(a)

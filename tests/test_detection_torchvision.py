@@ -462,6 +462,13 @@ def test_bad_input_is_named():
         rl.ssd_loss([{"boxes": targets[0]["boxes"], "labels": np.array([0, 1])}, targets[1]], head, anchors, matched)
     with pytest.raises(ValueError, match="mining: must be one of"):
         rl.ssd_loss(targets, head, anchors, matched, mining="all")
+    # parameters named in their errors (a probe: NaN surfaced as "pred: must be finite" and "high_threshold")
+    with pytest.raises(ValueError, match="^bbox_xform_clip: must be a number, got nan"):
+        rl.retinanet_loss(targets, head, anchors, matched, bbox_xform_clip=math.nan, bbox_reg_loss_type="giou")
+    with pytest.raises(ValueError, match="^iou_thresh: must be a number, got nan"):
+        rl.ssd_loss(targets, head, anchors, iou_thresh=math.nan)
+    with pytest.raises(ValueError, match="^bg_iou_thresh: must be <= fg_iou_thresh"):
+        rl.retinanet_loss(targets, head, anchors, fg_iou_thresh=0.4, bg_iou_thresh=0.5)
     with pytest.raises(TypeError, match="requires grad"):
         rl.retinanet_loss(targets, {**head, "cls_logits": torch.tensor(head["cls_logits"], requires_grad=True)},
                           anchors, matched)

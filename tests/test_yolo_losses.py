@@ -394,3 +394,61 @@ def test_a_misspelt_keyword_names_the_loss_and_its_arguments(loss):
         loss([], [], [], [], gama=2.0)
     with pytest.raises(TypeError, match=rf"^{loss.name}\(\): "):
         loss.value_and_grad(gama=2.0)
+
+
+@pytest.mark.parametrize("version", ["v2", "v3", "v4"])
+def test_a_decoded_size_that_overflows_is_not_ignored(version):
+    """A negative anchor's t_w = 90 (float32; 710 float64) decodes to an infinitely wide box: IoU 0 with every
+    ground truth, so not ignored, and the loss is the one at t_w = 0 wherever t_w enters only the ignore test (a
+    probe: 'pred: must be finite' from the iou kernel, naming an internal array)."""
+    for dt, big in ((np.float32, 90.0), (np.float64, 710.0)):
+        h = np.zeros((1, 2, 2, 1, 6), dt)
+        gt, labels = [np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]
+        call = getattr(rl, f"yolo{version}_loss")
+        head = h if version == "v2" else [h]
+        anchors = np.array([[0.3, 0.4]]) if version == "v2" else [np.array([[0.3, 0.4]])]
+        before = call(head, anchors, gt, labels).total
+        h[0, 1, 1, 0, 2] = big  # the anchor of cell (1, 1): the ground truth's centre is in cell (0, 0)
+        assert call(head, anchors, gt, labels).total == before
+
+
+def test_ignore_mask_inputs():
+    p = np.array([[0, 0, 1, 1], [0.1, 0, 1, 1.0]])
+    assert rl.yolo_ignore_mask(p, []).tolist() == [False, False]  # an image without boxes, as a list
+    assert rl.yolo_ignore_mask(p, [0, 0, 1, 1]).tolist() == [True, True]  # one box, 1-D
+    assert rl.yolo_ignore_mask([], [[0, 0, 1, 1]]).shape == (0,)
+    assert rl.yolo_ignore_mask([[-np.inf, 0, np.inf, 1], [0, 0, 1, 1]], [[0, 0, 1, 1]]).tolist() == [False, True]
+    assert rl.yolo_ignore_mask([[0, 0, 0, 0.0]], [[0, 0, 0, 0.0]]).tolist() == [False]  # 0/0: not ignored
+    for bad, err, match in ((None, TypeError, "^threshold: must be a real number"),
+                            ("0.5", TypeError, "^threshold: must be a real number"),
+                            (1.5, ValueError, "^threshold: must satisfy 0 <= threshold <= 1")):
+        with pytest.raises(err, match=match):
+            rl.yolo_ignore_mask(p, [[0, 0, 1, 1]], bad)
+    with pytest.raises(ValueError, match=r"^pred_boxes: must not be NaN; pred_boxes\[0, 0\]"):
+        rl.yolo_ignore_mask([[np.nan, 0, 1, 1]], [[0, 0, 1, 1]])
+    with pytest.raises(ValueError, match=r"^gt_boxes: last dimension must be 4"):
+        rl.yolo_ignore_mask(p, [[0, 0, 1]])
+    with pytest.raises(TypeError, match="^ignore_threshold: must be a real number"):
+        rl.yolo_assign([(2, 2)], [np.array([[0.2, 0.2]])], [np.array([[0.3, 0.3, 0.2, 0.2]])], ignore_threshold=None)
+
+
+def test_yolo_encode_checks_the_last_axes():
+    for args, match in ((([0.5, 0.5, 1.0], [1, 1], [0, 0]), "^boxes: last dimension must be 4"),
+                        (([0.25, 0.5, 2, 1], [2.0], [0, 0]), "^anchors: last dimension must be 2"),
+                        (([0.25, 0.5, 2, 1], [2, 1], [0]), "^grid: last dimension must be 2")):
+        with pytest.raises(ValueError, match=match):
+            rl.yolo_encode(*args)
+    with pytest.raises(TypeError, match="^scale_xy: must be a real number"):
+        rl.yolo_decode([0, 0, 0, 0], [1, 1], [0, 0], variant="v4", scale_xy="1.1")
+
+
+def test_grid_shapes_and_pred_boxes_are_checked_by_name():
+    gt = [np.array([[0.3, 0.3, 0.2, 0.2]])]
+    anchors = [np.array([[0.2, 0.2]])]
+    for grid in ([2], [(2.5, 2)], [(0, 2)]):
+        with pytest.raises(ValueError, match="^grid_shapes: must be a list of"):
+            rl.yolo_assign(grid, anchors, gt)
+    with pytest.raises(ValueError, match=r"^pred_boxes\[0\]: must have shape \(N, H, W, B, 4\) = \(1, 2, 2, 1, 4\)"):
+        rl.yolo_assign([(2, 2)], anchors, gt, pred_boxes=[np.zeros((1, 3, 3, 1, 4))])
+    with pytest.raises(ValueError, match=r"^head_outputs\[0\]: must have shape .* a grid of at least one cell"):
+        rl.yolov3_loss([np.zeros((1, 0, 0, 1, 6))], anchors, gt, [np.array([0])])
