@@ -22,9 +22,12 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
     b = np.asarray(boxes)
     if b.dtype.kind not in "fiu":
         raise TypeError(f"boxes: must be a real numeric array, got {b.dtype}")
-    b = b.astype(np.result_type(b.dtype, np.float32), copy=False)
+    result = b.dtype if b.dtype == np.float16 else np.result_type(b.dtype, np.float32)  # (float16 out, as torchvision)
+    b = b.astype(np.result_type(b.dtype, np.float32), copy=False)  # (float16 computed in float32)
     if b.ndim == 0 or b.shape[-1] != 4:
         raise ValueError(f"boxes: last dimension must be 4, got shape {b.shape}")
+    if in_fmt == out_fmt:  # the boxes as given (a copy), as torchvision's clone: no round trip through xyxy
+        return b.astype(result)
     a0, a1, a2, a3 = np.moveaxis(b, -1, 0)
     if in_fmt == "xywh":
         a2, a3 = a0 + a2, a1 + a3
@@ -34,4 +37,4 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
         a2, a3 = a2 - a0, a3 - a1
     elif out_fmt == "cxcywh":
         a0, a1, a2, a3 = (a0 + a2) / 2, (a1 + a3) / 2, a2 - a0, a3 - a1
-    return np.stack([a0, a1, a2, a3], axis=-1)
+    return np.stack([a0, a1, a2, a3], axis=-1).astype(result, copy=False)

@@ -31,16 +31,24 @@ def _softmax(z: np.ndarray):
 
 
 def _prepare(logits, dtype):
+    """(logits in the computation dtype, the result dtype): float16 computed in float32 and returned as float16
+    (refloss's rule; float32 came back before)."""
     reject_masked("logits", logits)
     z = np.asarray(logits)
     dt = np.result_type(z.dtype, np.float32) if dtype is None else numpy_dtype(dtype)
+    result = np.dtype(np.float16) if dtype is None and z.dtype == np.float16 else None
     if dt not in (np.float32, np.float64):
         dt = np.dtype(np.float64) if dt != np.float16 else np.dtype(np.float32)
     z = as_real_array("logits", z, dt)
     if z.ndim == 0 or z.shape[-1] == 0:
         raise ValueError(f"logits: needs a last axis of at least one element (the bins), got shape {z.shape}")
     check_finite("logits", z)
-    return z
+    return z, result or dt
+
+
+def _cast(x: np.ndarray, dt: np.dtype) -> np.ndarray:
+    with np.errstate(over="ignore"):  # (float16: beyond its range is inf, as NumPy's cast gives)
+        return x.astype(dt, copy=False)
 
 
 class _Decode:
@@ -55,13 +63,13 @@ class _Decode:
         return "refloss.dfl_decode"
 
     def __call__(self, logits, dtype=None):
-        z = _prepare(logits, dtype)
+        z, result = _prepare(logits, dtype)
         e, s = _softmax(z)
         bins = np.arange(z.shape[-1], dtype=z.dtype)
-        return (e @ bins) / s[..., 0]
+        return _cast((e @ bins) / s[..., 0], result)
 
     def value_and_grad(self, logits, cotangent=None, dtype=None):
-        z = _prepare(logits, dtype)
+        z, result = _prepare(logits, dtype)
         e, s = _softmax(z)
         bins = np.arange(z.shape[-1], dtype=z.dtype)
         value = (e @ bins) / s[..., 0]
@@ -70,7 +78,7 @@ class _Decode:
             raise ValueError(f"cotangent: must have the value's shape {value.shape} (logits without the bins), got "
                              f"{c.shape}")
         p = e / s
-        return value, c[..., None] * p * (bins - value[..., None])
+        return _cast(value, result), _cast(c[..., None] * p * (bins - value[..., None]), result)
 
 
 dfl_decode = _Decode()

@@ -240,6 +240,22 @@ def test_box_convert_round_trips():
         rl.box_convert(b, "yxyx", "xyxy")
 
 
+def test_box_convert_to_the_same_format_and_float16_as_torchvision():
+    """The same format gives the boxes as they are, a copy (torchvision's clone; the round trip through xyxy
+    gave 0.20000000000000004 for 0.2: a probe); float16 is computed in float32 and returned as float16 (float32
+    came back), as torchvision returns it."""
+    b = np.array([0.1, 0.0, 0.2, 1.0])
+    for fmt in ("xyxy", "xywh", "cxcywh"):
+        out = rl.box_convert(b, fmt, fmt)
+        assert np.array_equal(out, b) and not np.shares_memory(out, b)
+    h = b.astype(np.float16)
+    out = rl.box_convert(h, "xywh", "xyxy")
+    assert out.dtype == np.float16 and np.array_equal(out, rl.box_convert(h.astype(np.float32), "xywh", "xyxy")
+                                                      .astype(np.float16))
+    assert rl.box_convert(h, "cxcywh", "cxcywh").dtype == np.float16
+    assert rl.box_convert(np.array([1, 2, 3, 4]), "xyxy", "xywh").dtype == np.float64
+
+
 @pytest.mark.parametrize("name", ["iou_loss", "log_iou_loss", "giou_loss", "diou_loss", "eiou_loss", "focal_l1_eiou_loss",
                                   "ciou_loss"])
 def test_values_keep_their_relative_accuracy_as_iou_tends_to_1(name):

@@ -503,6 +503,15 @@ def test_cuda_simulator_equals_cpu():
                 np.testing.assert_allclose(a, b, **kw)
 
 
+def test_dfl_decode_float16_in_float16_out():
+    """float16 logits are computed in float32 and the results returned as float16 (float32 came back: a probe)."""
+    z = np.random.default_rng(0).normal(size=(3, 17)).astype(np.float16)
+    value, grad = rl.dfl_decode.value_and_grad(z)
+    value32, grad32 = rl.dfl_decode.value_and_grad(z.astype(np.float32))
+    assert rl.dfl_decode(z).dtype == value.dtype == grad.dtype == np.float16
+    assert np.array_equal(value, value32.astype(np.float16)) and np.array_equal(grad, grad32.astype(np.float16))
+
+
 def test_dfl_decode_and_its_vjp_against_the_oracle():
     """rl.dfl_decode: sum_i i softmax_i over the last axis, and its VJP c S_j (j - y_hat), within a few
     ULP of the 50-digit oracle (refloss/oracle/classification.py), float64 and float32, logits of
