@@ -11,9 +11,9 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from . import _boxes as B
 from . import giou_loss as G
-from refloss._derive.core import Param, Step
-from refloss._derive.functions import PowG, Select
-from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Group, HandDiff, TwoProd, TwoSum
+from refloss._derive.core import Param, Step, prove_equal
+from refloss._derive.functions import PowG, RealAbs, Select
+from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Eval64, Group, HandDiff, TwoProd, TwoSum
 from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
 from .iou_loss import EPS
@@ -65,7 +65,17 @@ _small = ((B.wt * (_lo["hp"] - _lo["ht"]) + (Group(B.wt) - Group(B.wp)) * _lo["h
           + (B.hp * (_lo["wt"] - _lo["wp"]) + (Group(B.hp) - Group(B.ht)) * _lo["wp"]))
 _cross = (Group(TwoProd(B.wt, B.hp, 0) - TwoProd(B.ht, B.wp, 0))
           + Group((TwoProd(B.wt, B.hp, 1) - TwoProd(B.ht, B.wp, 1)) + _small))
-D = HandDiff(sp.atan2(_cross, B.wt * B.wp + B.ht * B.hp), sp.Integer(_D_RULE))
+_dot = B.wt * B.wp + B.ht * B.hp
+# The error-free cross product above still rounds its low words' sum: an absolute error ~2^-48 w h in float32
+# (2^-106 float64), so D's relative error grows as the aspect ratios approach each other, 2^-13 where they agree to
+# 2^-35 (sides grown by one factor); the aspect term's gradient alpha (beta v)^alpha 2 dD/D carries it whole (2.5e-4
+# of the largest component at alpha 0.05, 0.1 and 0.25 in a 2^25 sweep, bar 5.4e-5).  Where |cross| < 2^-26 dot
+# (and not 0: equal aspect ratios, exactly 0 either way), D is evaluated one precision up (Eval64: float64 in the
+# float32 kernel, where the sides' products are exact and their difference exact by Sterbenz; double-double in the
+# float64 kernel)
+_TIGHT = sp.Integer(2)**-26
+_near = RealAbs(_cross) - _TIGHT * _dot + (1 - Above0(RealAbs(_cross))) * _dot
+D = Eval64(HandDiff(sp.atan2(_cross, _dot), sp.Integer(_D_RULE)), _near)
 v = 4 / sp.pi**2 * D**2
 # The distance term's centre offsets 2 dx = (px1 + px2) - (tx1 + tx2) by TwoSum (DiffOfDiffs): the plain sum of the
 # two coordinate differences cancels when the centres nearly coincide (crossing thin boxes), and P^alpha's
@@ -77,14 +87,44 @@ _dy = DiffOfDiffs(B.ty1, B.py2, B.py1, B.ty2) / 2
 distance = (_dx**2 + _dy**2) / B.c2
 # (Group: the 0 or 1 is formed before it is added, so that adding it leaves the denominator exact)
 no_aspect = Group(1 - Above0(v))
-aspect_value = v**2 / (B.one_minus_iou + v + B.eps + no_aspect)
+beta_value = v / (B.one_minus_iou + v + B.eps + no_aspect)
 beta = v / (B.one_minus_iou_diff + v + B.eps + no_aspect)
-penalty_value = (_chosen(FORM_GIOU, PowG(G.penalty, alpha)) + _chosen(FORM_DISTANCE, PowG(distance, alpha))
-                 + _chosen(FORM_CIOU, PowG(aspect_value, alpha)))
 bg = sp.Symbol("beta_grad", nonnegative=True)
 beta_eff = bg * beta + (1 - bg) * Detach(beta)
+# The power (beta v)^alpha in float64 in the float32 kernel where beta v is below float32's normal range (Eval64):
+# beta v = v^2/(...) is subnormal or 0 in float32 where v is only ~1e-19 (aspect ratios equal to float32's
+# precision; v itself is at least ~5e-30, the cross product being exact), and the chain rule's
+# alpha (beta v)^(alpha - 1) then overflowed: +-inf for gradients of 1e5 (alpha 0.0537, eps 100, corner-touching
+# boxes of one aspect ratio; a parameter probe, 2026-12-06), and the power of a subnormal kept few digits (of an
+# underflowed 0, none: (2.5e-59)^0.05 = 1.2e-3).  float64 holds beta v there (v^2 >= ~1e-128 for float64 inputs).
+# beta v is formed as the product of beta = v/(...) and v (Group: SymPy's v**2/(...) squared v first, subnormal in
+# float32 from v ~ 1e-19 with beta v still normal: 5 % off at nearly identical boxes, alpha 0.05, found by a 2^25
+# sweep).  The derivative by hand, alpha (beta v)^alpha (bg dbeta/beta + dv/v), beta and v each normal, the power
+# the term's own (0 where v = 0, as PowG's convention gives): one power, where the chain rule took
+# (beta v)^(alpha - 1)
+_TINY32 = sp.Integer(2)**-126
+_ASPECT_RULE = 17
+
+
+def _power64(m):
+    """m^alpha, in float64 in the float32 kernel where float32's m is not a normal number, or where D itself is
+    evaluated one precision up (its float32 form, inside this mark, is not)."""
+    return Eval64(PowG(m, alpha), sp.Min(m - _TINY32, _near))
+
+
+def _aspect_derivative(s):
+    """d/ds (beta_eff v)^alpha, beta_eff = bg beta + (1 - bg) Detach(beta), bg 0 or 1."""
+    # (+ no_aspect: 1 where v = 0, where beta = v = 0 and dv = 0 too, so that the rule is 0 there, not 0/0)
+    log_derivative = bg * sp.diff(beta, s) / (beta + no_aspect) + sp.diff(v, s) / (v + no_aspect)
+    return alpha * _power64(Group(beta) * v) * log_derivative
+
+
+HAND_RULES[_ASPECT_RULE] = _aspect_derivative
+aspect = HandDiff(PowG(beta_eff * v, alpha), sp.Integer(_ASPECT_RULE))
+penalty_value = (_chosen(FORM_GIOU, PowG(G.penalty, alpha)) + _chosen(FORM_DISTANCE, PowG(distance, alpha))
+                 + _chosen(FORM_CIOU, _power64(v * Group(beta_value))))
 penalty_diff = (_chosen(FORM_GIOU, PowG(G.penalty_diff, alpha)) + _chosen(FORM_DISTANCE, PowG(distance, alpha))
-                + _chosen(FORM_CIOU, PowG(beta_eff * v, alpha)))
+                + _chosen(FORM_CIOU, aspect))
 
 PARAMS = [
     Param("alpha", alpha, 3.0, "power alpha of IoU and of the penalty (3 in the paper's experiments; 1 gives the base "
@@ -117,7 +157,11 @@ ACCURACY = (B.ACCURACY + " 1 - IoU^alpha is evaluated as -expm1(alpha log1p(-(1 
             "products of the rounded sides, plus each side's rounding error times the other side). Before these two "
             "forms alpha = 0.5, form 'ciou' missed the float32 box bar (5.4e-5) on 262 of 9.6e6 pairs of the box "
             "sweep of docs/exhaustive.md (9.4e-4 of the largest component, crossing thin boxes and far-apart boxes "
-            "of nearly equal aspect ratios); after, 0.")
+            "of nearly equal aspect ratios); after, 0. The CIoU form's (beta v)^alpha is taken in float64 in the "
+            "float32 kernel where beta v = v^2/(1 - IoU + v + eps) falls below float32's normal range (aspect ratios "
+            "equal to float32's precision), and differentiated as alpha (beta v)^alpha (dbeta/beta + dv/v), beta and "
+            "v each normal: before, alpha 0.05 gave a value 1.5 % off with every gradient 0 there, and alpha 0.0537 "
+            "with eps 100 +-inf gradients (the power's derivative alpha (beta v)^(alpha - 1) overflowed).")
 SLIDE_NOTE = ("With alpha = 3, 1 - IoU^3 is flatter than 1 - IoU near a perfect overlap and steeper at low overlap (the "
               "paper's up-weighting of high-IoU objects is the relative gradient |d IoU^alpha|/ IoU^alpha); like "
               "1 - IoU it is 1, with no gradient, wherever the boxes do not overlap (form='iou').")
@@ -127,6 +171,11 @@ ASPECT_NOTE = "1 - IoU^3 with equal centres: smallest (0) at width 1 for height 
 def derive():
     checks = []
     iou_pow_value = -expm1(alpha * log1p(-B.one_minus_iou))
+    x, a = sp.Symbol("x"), sp.Symbol("a", positive=True)
+    fb, fv = sp.Function("b")(x), sp.Function("v")(x)  # beta and v: any positive functions of a coordinate
+    prove_equal(a * (fb * fv)**a * (fb.diff(x) / fb + fv.diff(x) / fv), sp.diff((fb * fv)**a, x),
+                "the aspect term's rule alpha (beta v)^alpha (dbeta/beta + dv/v) is d(beta v)^alpha for any "
+                "positive beta and v (beta_grad=False: dbeta = 0)", checks)
     k = B.box_kernel(
         [(sp.And(sp.Eq(i_sym, 0), B.union + B.eps > 0), 1 + penalty_value, 1 + penalty_diff,
           "no overlap: IoU^alpha = 0 with no gradient"),

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c4abba2b73c1cf39
+# scalar kernels: sha256 fbed4fe6705ff117
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
