@@ -5,7 +5,9 @@
 For every loss of ``refloss.ALL_LOSSES`` (metrics and box codings excluded: they share their loss's
 kernel form), times ``value_and_grad`` (reduction "none", gradients with respect to every input) on
 ordinary random inputs in float64 and in float32, interleaved (f64, f32, f64, ...), and reports the
-best of ``--repeat`` rounds each and their ratio. ``N`` counts the loss's elements: box pairs,
+best of ``--repeat`` rounds each and their ratio: as called plainly (new output arrays each call) and
+with ``out=`` (outputs made once: the kernels' time without the operating system's zeroing of fresh
+output pages, which on this kind of machine moves a plain call's time by up to 2x between runs). ``N`` counts the loss's elements: box pairs,
 rotated box pairs, scalars (element-wise and classification losses: ``4 N``, as a box pair's four
 coordinates), softmax rows of 8 classes, DFL rows of 17 bins (``reg_max`` 16).
 
@@ -78,28 +80,49 @@ def inputs(name: str, n: int, seed: int = 0) -> tuple[tuple, dict]:
     raise ValueError(f"{name}: no inputs for family {info.family!r}")
 
 
+def _outputs(result) -> tuple:
+    """Arrays shaped as ``value_and_grad``'s result (value, gradients), for its ``out=``."""
+    value, grads = result
+    return (np.empty_like(value), *(np.empty_like(g) for g in grads))
+
+
 def measure(names, n: int, repeat: int) -> list[dict]:
+    """Each loss's best time of ``repeat`` interleaved rounds a dtype: the call as written (new output arrays,
+    whose pages the operating system zeroes on first touch above glibc's mmap threshold: docs/performance.md)
+    and with ``out=`` (outputs made once and reused: the kernels' own time)."""
     rows = []
     for name in names:
         fn = getattr(rl, name).value_and_grad
         args64, params = inputs(name, n)
         args32 = tuple(a.astype(np.float32) for a in args64)
-        ms = {"float64": [], "float32": []}
-        fn(*args64, **params), fn(*args32, **params)  # compile
+        out64, out32 = _outputs(fn(*args64, **params)), _outputs(fn(*args32, **params))  # (compiles)
+        ms = {k: [] for k in ("float64", "float32", "float64_out", "float32_out")}
         for _ in range(repeat):  # interleaved rounds
             ms["float64"].append(best_ms(lambda: fn(*args64, **params), 1))
             ms["float32"].append(best_ms(lambda: fn(*args32, **params), 1))
-        f64, f32 = min(ms["float64"]), min(ms["float32"])
-        rows.append({"loss": name, "n": n, "float64_ms": f64, "float32_ms": f32, "speedup": f64 / f32})
-        print(f"{name:24s} f64 {f64:8.2f} ms  f32 {f32:8.2f} ms  {f64 / f32:5.2f}x", flush=True)
+            ms["float64_out"].append(best_ms(lambda: fn(*args64, **params, out=out64), 1))
+            ms["float32_out"].append(best_ms(lambda: fn(*args32, **params, out=out32), 1))
+        best = {k: min(v) for k, v in ms.items()}
+        rows.append({"loss": name, "n": n, **{f"{k}_ms": v for k, v in best.items()},
+                     "speedup": best["float64"] / best["float32"],
+                     "speedup_out": best["float64_out"] / best["float32_out"]})
+        r = rows[-1]
+        print(f"{name:24s} f64 {best['float64']:8.2f} ms  f32 {best['float32']:8.2f} ms  {r['speedup']:5.2f}x   "
+              f"out=: {best['float64_out']:8.2f} / {best['float32_out']:8.2f} ms  {r['speedup_out']:5.2f}x", flush=True)
     return rows
 
 
+def _met(ratio: float) -> str:
+    return "yes" if ratio >= TARGET else "**no**"
+
+
 def table(rows) -> list[str]:
-    lines = ["| loss | float64, ms | float32, ms | float64 / float32 | ≥ 1.6× |", "|---|---|---|---|---|"]
+    lines = ["| loss | float64, ms | float32, ms | float64 / float32 | ≥ 1.6× | with `out=`: float64, ms | float32, ms "
+             "| float64 / float32 | ≥ 1.6× |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| `{r['loss']}` | {r['float64_ms']:.2f} | {r['float32_ms']:.2f} | {r['speedup']:.2f} | "
-                     f"{'yes' if r['speedup'] >= TARGET else '**no**'} |")
+                     f"{_met(r['speedup'])} | {r['float64_out_ms']:.2f} | {r['float32_out_ms']:.2f} | "
+                     f"{r['speedup_out']:.2f} | {_met(r['speedup_out'])} |")
     return lines
 
 

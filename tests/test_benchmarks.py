@@ -48,6 +48,7 @@ def test_float32_benchmark_covers_every_loss_and_writes_its_table(tmp_path, caps
     rows = json.loads(out.read_text())["results"]
     assert [r["loss"] for r in rows] == float32.losses()  # every loss ran, both dtypes
     assert all(r["float64_ms"] > 0 and r["float32_ms"] > 0 for r in rows)
+    assert all(r["float64_out_ms"] > 0 and r["float32_out_ms"] > 0 for r in rows)  # and with out= (outputs reused)
     text = page.read_text()
     assert text.startswith("before\n<!-- float32 -->\n| loss |") and text.endswith("<!-- /float32 -->\nafter\n")
     assert "old" not in text and text.count("\n| `") == len(rows)
