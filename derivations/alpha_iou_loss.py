@@ -74,7 +74,12 @@ _dot = B.wt * B.wp + B.ht * B.hp
 # float32 kernel, where the sides' products are exact and their difference exact by Sterbenz; double-double in the
 # float64 kernel)
 _TIGHT = sp.Integer(2)**-26
-_near = RealAbs(_cross) - _TIGHT * _dot + (1 - Above0(RealAbs(_cross))) * _dot
+# Only for alpha <= 1/4, where the gradient's D^(4 alpha - 1) grows as D vanishes (for alpha > 1/4 the term's
+# gradient vanishes with D, and D's error with it: the rows' alpha = 0.5 and 3 swept clean before this): pairs of
+# one size at two places have sides rounded apart, so |cross| < 2^-26 dot for most of them, and took this path,
+# 13x the time in float64 (double-double) and 3x in float32 (a review)
+_near = (RealAbs(_cross) - _TIGHT * _dot + (1 - Above0(RealAbs(_cross))) * _dot
+         + Above0(alpha - sp.Rational(1, 4)) * _dot)
 D = Eval64(HandDiff(sp.atan2(_cross, _dot), sp.Integer(_D_RULE)), _near)
 v = 4 / sp.pi**2 * D**2
 # The distance term's centre offsets 2 dx = (px1 + px2) - (tx1 + tx2) by TwoSum (DiffOfDiffs): the plain sum of the
@@ -93,7 +98,8 @@ bg = sp.Symbol("beta_grad", nonnegative=True)
 beta_eff = bg * beta + (1 - bg) * Detach(beta)
 # The power (beta v)^alpha in float64 in the float32 kernel where beta v is below float32's normal range (Eval64):
 # beta v = v^2/(...) is subnormal or 0 in float32 where v is only ~1e-19 (aspect ratios equal to float32's
-# precision; v itself is at least ~5e-30, the cross product being exact), and the chain rule's
+# precision; v itself is at least ~5e-30 for sides of one magnitude, the cross product being exact; subnormal for
+# sides 2^40 apart), and the chain rule's
 # alpha (beta v)^(alpha - 1) then overflowed: +-inf for gradients of 1e5 (alpha 0.0537, eps 100, corner-touching
 # boxes of one aspect ratio; a parameter probe, 2026-12-06), and the power of a subnormal kept few digits (of an
 # underflowed 0, none: (2.5e-59)^0.05 = 1.2e-3).  float64 holds beta v there (v^2 >= ~1e-128 for float64 inputs).
@@ -103,19 +109,27 @@ beta_eff = bg * beta + (1 - bg) * Detach(beta)
 # the term's own (0 where v = 0, as PowG's convention gives): one power, where the chain rule took
 # (beta v)^(alpha - 1)
 _TINY32 = sp.Integer(2)**-126
-_ASPECT_RULE = 17
+_ASPECT_RULE = 19  # (17 is obb_angle_loss's, 18 focal_l1_eiou_loss's; 20-22 shape_iou_loss's)
 
 
 def _power64(m):
     """m^alpha, in float64 in the float32 kernel where float32's m is not a normal number, or where D itself is
-    evaluated one precision up (its float32 form, inside this mark, is not)."""
-    return Eval64(PowG(m, alpha), sp.Min(m - _TINY32, _near))
+    evaluated one precision up (its float32 form, inside this mark, is not); not where v = 0 (equal aspect ratios:
+    squares against squares, a shifted copy; m = 0 and the power 0 exactly), which took every such pair one
+    precision up (20x the time; a review)."""
+    # (+ [alpha > 3/4]: there the power of a subnormal m (< 2^-126) is below 2^-94 and its gradient term, m^alpha
+    # 2 dD/D with D > ~1e-19, below 1e-9 of the others, whatever its digits: the float64 kernel, whose m is normal
+    # where float32's is not, took double-double for pairs of one size at two places, m ~ 1e-65 < 2^-126: 13x the
+    # time at the default alpha 3; for alpha <= 3/4 it still does)
+    return Eval64(PowG(m, alpha), sp.Min(m - _TINY32 + no_aspect + Above0(alpha - sp.Rational(3, 4)), _near))
 
 
 def _aspect_derivative(s):
     """d/ds (beta_eff v)^alpha, beta_eff = bg beta + (1 - bg) Detach(beta), bg 0 or 1."""
-    # (+ no_aspect: 1 where v = 0, where beta = v = 0 and dv = 0 too, so that the rule is 0 there, not 0/0)
-    log_derivative = bg * sp.diff(beta, s) / (beta + no_aspect) + sp.diff(v, s) / (v + no_aspect)
+    # (+ no_aspect: 1 where v = 0, where beta = v = 0 and dv = 0 too, so that the rule is 0 there, not 0/0; + no_beta:
+    # 1 where beta underflowed with v > 0, eps ~1e9 in float32, where the power is 0 too: not 0 * x/0 = NaN)
+    no_beta = Group(1 - Above0(beta))
+    log_derivative = bg * sp.diff(beta, s) / (beta + no_beta) + sp.diff(v, s) / (v + no_aspect)
     return alpha * _power64(Group(beta) * v) * log_derivative
 
 

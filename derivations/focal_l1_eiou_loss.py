@@ -39,7 +39,7 @@ ASPECT_NOTE = ("The curves have the shape of the EIoU loss's, flattened near 0: 
 # 0, as the linear branch; ln(x) > 0 had given 2.3e-5 where the gradient is 0, found by the sweep of the fix)
 slope = Eval64(-4 * F.q * x_e * (F.ln_b + sp.log(TMin(x_e, 1))),
                TMax(RealAbs(F.ln_b + sp.log(x_e)) - sp.Rational(1, 8), x_e - 1))  # (x > 1: the linear branch)
-_RULE = 18  # (keys 1-4 are _boxes', 15-17 inner_iou_loss's, alpha_iou_loss's, obb_angle_loss's)
+_RULE = 18  # (keys 1-4 are _boxes', 15 inner_iou_loss's, 16, 19 alpha_iou_loss's, 17 obb_angle_loss's, 20-22 shape's)
 HAND_RULES[_RULE] = lambda s: slope * sp.diff(B.stabilised_quotients(E.diff_form), s)
 
 

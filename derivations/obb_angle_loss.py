@@ -32,7 +32,7 @@ W, H = Group(R.tw + eps), Group(R.th + eps)
 # eps absolute, eps/|ln(w/h)| relative: 107 ULP of d/dh_t in float32 at w/h = 1.004), ln of the ratio elsewhere;
 # both exactly scale invariant.  Differentiated as dw/w - dh/h: the chain rule through the ratio gives w/h^2,
 # whose h^2 underflows for sides below 1e-154 (0/0 for a point target with a tiny eps)
-_RULE = 17  # (keys 1-4 are _boxes', 15 inner_iou_loss's, 16 alpha_iou_loss's)
+_RULE = 17  # (keys 1-4 are _boxes', 15 inner_iou_loss's, 16 and 19 alpha_iou_loss's)
 _RATIO = Group(W / H)
 NEAR_SQUARE = sp.And(_RATIO >= sp.Rational(1, 2), _RATIO <= 2)
 LOG_RATIO_NEAR = HandDiff(log1p(Group(Sub(W, H) / H)), _RULE)

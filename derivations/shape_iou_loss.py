@@ -45,9 +45,11 @@ def _share_derivative(sign):
     return rule
 
 
-HAND_RULES[3], HAND_RULES[4], HAND_RULES[5] = _share_derivative(1), _share_derivative(-1), _share_derivative(1)
-ww, hh = HandDiff(2 * wu / (wu + hu), sp.Integer(3)), HandDiff(2 * hu / (wu + hu), sp.Integer(4))
-ww_minus_1 = HandDiff(Group((wu - hu) / (wu + hu)), sp.Integer(5))  # ww - 1 = 1 - hh
+# (keys 20-22: 3 and 4 are _boxes' GIoU and 1 - IoU rules, which these overwrote in any process that imported this
+# module before deriving another box loss)
+HAND_RULES[20], HAND_RULES[21], HAND_RULES[22] = _share_derivative(1), _share_derivative(-1), _share_derivative(1)
+ww, hh = HandDiff(2 * wu / (wu + hu), sp.Integer(20)), HandDiff(2 * hu / (wu + hu), sp.Integer(21))
+ww_minus_1 = HandDiff(Group((wu - hu) / (wu + hu)), sp.Integer(22))  # ww - 1 = 1 - hh
 # rho_y - rho_x and rho_y + rho_x from the corners' offsets with their rounding errors added back (DiffOfDiffs):
 # hh rho_x^2 + ww rho_y^2 = rho^2 + (ww - 1)(rho_y - rho_x)(rho_y + rho_x), whose weight derivative is
 # d(ww) (rho_y^2 - rho_x^2), small for a diagonal (or anti-diagonal) offset; as dhh rho_x^2 + dww rho_y^2 it was the
@@ -100,10 +102,10 @@ def derive():
     prove_equal(plain(shape_terms(ww, hh, ww_minus_1)), plain(paper), "the shape distance as (rho^2 + (ww - 1)(rho_y - "
                 "rho_x)(rho_y + rho_x))/c^2 equals the paper's (hh rho_x^2 + ww rho_y^2)/c^2", checks,
                 domain=B._POSITIVE_BOXES, numeric=True)
-    for k, weight, name in ((3, ww, "ww"), (4, hh, "hh"), (5, ww_minus_1, "ww - 1")):  # the hand-written derivatives
+    for k, weight, name in ((20, ww, "ww"), (21, hh, "hh"), (22, ww_minus_1, "ww - 1")):  # the hand-written derivatives
         for z in B.TARGET:
             prove_equal(plain(HAND_RULES[k](z)), sp.diff(plain(weight.args[0]), z), f"d({name})/d{z} = "
-                        f"{'-' if k == 4 else ''}2 (wu' hu - wu hu')/(wu + hu)^2, one product", checks,
+                        f"{'-' if k == 21 else ''}2 (wu' hu - wu hu')/(wu + hu)^2, one product", checks,
                         domain={**B._POSITIVE_BOXES, s: (sp.Rational(1, 2), 6)}, numeric=True)
     base_value, base_diff = B.one_minus_iou, 1 - B.iou
     k = B.box_kernel(

@@ -83,3 +83,28 @@ def test_an_invalid_condition_decided_by_assumptions_is_refused():
     q = sympy.Symbol("p", real=True)
     assert "p[i] <= 0.0" in _bad_element(Kernel(arrays=(("p", 1, (q,)),), args=(), prelude=(),
                                                 branches=(Branch(None, {"value": q}, ""),), invalid=q <= 0), "f64")
+
+
+def test_no_derivation_replaces_another_s_hand_rule():
+    """HAND_RULES is one dict for every derivation: a key registered twice replaces the first module's rule in any
+    process that imports both before deriving (alpha_iou_loss's 17 was obb_angle_loss's; shape_iou_loss replaced
+    _boxes' 3 and 4, the GIoU sum and 1 - IoU rules, found by a review)."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib, pkgutil, derivations
+from refloss._derive.functions import HAND_RULES
+owner = {}
+for m in sorted(n for _, n, _ in pkgutil.iter_modules(derivations.__path__) if not n.startswith('__')):
+    before = dict(HAND_RULES)
+    importlib.import_module('derivations.' + m)
+    for k, f in HAND_RULES.items():
+        if k in before and before[k] is not f:
+            raise SystemExit(f'derivations.{m} replaced HAND_RULES[{k}], registered by {owner[k]}')
+        owner.setdefault(k, m)
+print(len(owner))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO))
+    assert run.returncode == 0, run.stderr[-2000:] + run.stdout
+    assert int(run.stdout.split()[-1]) >= 12
