@@ -27,7 +27,7 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
     if b.ndim == 0 or b.shape[-1] != 4:
         raise ValueError(f"boxes: last dimension must be 4, got shape {b.shape}")
     if in_fmt == out_fmt:  # the boxes as given (a copy), as torchvision's clone: no round trip through xyxy
-        return b.astype(result)
+        return b.astype(result)  # (float16 in: a float16 copy, exact)
     a0, a1, a2, a3 = np.moveaxis(b, -1, 0)
     if in_fmt == "xywh":
         a2, a3 = a0 + a2, a1 + a3
@@ -37,4 +37,5 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
         a2, a3 = a2 - a0, a3 - a1
     elif out_fmt == "cxcywh":
         a0, a1, a2, a3 = (a0 + a2) / 2, (a1 + a3) / 2, a2 - a0, a3 - a1
-    return np.stack([a0, a1, a2, a3], axis=-1).astype(result, copy=False)
+    with np.errstate(over="ignore"):  # (float16: beyond its range is inf, as NumPy's cast gives, without a warning)
+        return np.stack([a0, a1, a2, a3], axis=-1).astype(result, copy=False)

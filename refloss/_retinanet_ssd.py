@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -368,7 +369,11 @@ def _negative_count(ratio: float, num_fg: int, mining: str) -> int:
     found 21 one-decimal ratios with |F| < 60 so).  mining="torchvision": torchvision's count, the anchors ranked
     below its float32 product fl32(fl32(r) |F|) (0.15 * 100 -> 15.000001: 16)."""
     if mining == "torchvision":
-        return math.ceil(float(np.float32(ratio) * np.float32(num_fg)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            product = float(np.float32(ratio) * np.float32(num_fg))
+        if not math.isfinite(product):  # (a ratio beyond float32's range: inf takes every anchor, 0 * inf = NaN none)
+            return 0 if product != product else sys.maxsize
+        return math.ceil(product)
     return math.ceil(Fraction(repr(float(ratio))) * num_fg)
 
 

@@ -126,7 +126,8 @@ def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:
     as float64, each rounded as float(x) rounds it; ValueError naming the argument for an int beyond float64's
     range (not finite there, as a parameter beyond it is not: Param.to_float).  Anything else is returned as it
     is (as_real_array refuses it by its dtype)."""
-    if not all(isinstance(x, (int, float)) for x in arr.flat):  # (bool is an int; strings, None, objects are not)
+    if not all(isinstance(x, (int, float, np.integer, np.floating)) for x in arr.flat):  # (bool is an int; strings,
+        # None, other objects are not)
         return arr
     try:
         return np.array([float(x) for x in arr.flat], dtype=np.float64).reshape(arr.shape)

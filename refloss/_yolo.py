@@ -13,7 +13,7 @@ import numpy as np
 from . import _arrays, _backends, _cpu
 from ._boxes import box_convert
 from ._loss import loss_named
-from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
+from ._validate import as_real_array, check_boxes, check_finite, reject_autograd, result_dtypes
 
 VARIANTS = ("v2", "v3", "v4", "scaled")
 FORMATS = ("cxcywh", "xyxy", "xywh")
@@ -309,12 +309,13 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
     booleans (all False when M = 0).
     """
     threshold = unit_interval("threshold", threshold)
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
     p = as_real_array("pred_boxes", pred_boxes, np.dtype(np.float64))
     g = as_real_array("gt_boxes", gt_boxes, np.dtype(np.float64))
-    if p.ndim == 1 and p.size == 0:  # (no predictions: [])
-        return np.zeros(0, dtype=bool)
-    if g.ndim == 1:  # [] is no ground truth, a (4,) box one
-        g = g.reshape(-1, 4) if g.size in (0, 4) else g
+    one = p.ndim == 1 and p.size == 4  # one predicted box, (4,): a 0-d result
+    p = p.reshape(-1, 4) if p.ndim == 1 and p.size in (0, 4) else p  # ([] is no predictions)
+    g = g.reshape(-1, 4) if g.ndim == 1 and g.size in (0, 4) else g  # ([] is no ground truth, a (4,) box one)
     for name, arr in (("pred_boxes", p), ("gt_boxes", g)):
         if arr.ndim < 1 or arr.shape[-1] != 4:
             raise ValueError(f"{name}: last dimension must be 4 ({fmt} boxes), got shape {arr.shape}")
@@ -322,15 +323,19 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
         index = tuple(int(i) for i in np.argwhere(np.isnan(p))[0])
         raise ValueError(f"pred_boxes: must not be NaN; pred_boxes[{', '.join(map(str, index))}] = nan")
     check_finite("gt_boxes", g)
-    if g.shape[-2] == 0:
-        return np.zeros(p.shape[:-1], dtype=bool)
     if fmt != "xyxy":
         p, g = box_convert(p, fmt, "xyxy"), box_convert(g, fmt, "xyxy")
+    check_boxes("gt_boxes", g)
     # a predicted box with an infinite coordinate (a decoded size e^t that overflowed: t_w = 90 in float32) has
     # IoU 0 with every finite ground truth (its union is infinite): not ignored; the iou kernel refused it as
     # "pred: must be finite"
     finite = np.isfinite(p).all(axis=-1)
     p = np.where(finite[..., None], p, 0.0)
+    check_boxes("pred_boxes", p)  # (the finite ones; an infinite box's corners may be -inf, +inf either way)
+    if g.shape[-2] == 0 or p.shape[-2] == 0:
+        mask = np.zeros(np.broadcast_shapes(p.shape[:-1], g.shape[:-2] + (1,)), bool)  # (..., N)
+        return mask.reshape(()) if one else mask
     ious = loss_named("iou")(p[..., :, None, :], g[..., None, :, :])
     ious = np.where(finite[..., :, None] & ~np.isnan(ious), ious, 0.0)  # (NaN: 0/0 of two empty boxes)
-    return ious.max(axis=-1) > threshold
+    mask = ious.max(axis=-1) > threshold
+    return mask.reshape(()) if one else mask

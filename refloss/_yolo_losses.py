@@ -340,6 +340,24 @@ def _grid_shapes(grid_shapes) -> list:
     return shapes
 
 
+def _pred_boxes(pred_boxes, shapes) -> list:
+    """pred_boxes as float64 arrays, one (N, H_k, W_k, B_k, 4) a scale, checked whole before the ignore test: its
+    errors name the scale and the full index (they named a per-image reshape's, or raised IndexError)."""
+    if not isinstance(pred_boxes, (list, tuple)) or len(pred_boxes) != len(shapes):
+        raise ValueError(f"pred_boxes: must be a list of {len(shapes)} (N, H, W, B, 4) arrays, one per scale, got "
+                         f"{type(pred_boxes).__name__} of {len(pred_boxes) if hasattr(pred_boxes, '__len__') else 1}")
+    out = []
+    for k, (pb, shape) in enumerate(zip(pred_boxes, shapes)):
+        arr = as_real_array(f"pred_boxes[{k}]", pb, np.dtype(np.float64))
+        if arr.shape != shape + (4,):
+            raise ValueError(f"pred_boxes[{k}]: must have shape (N, H, W, B, 4) = {shape + (4,)}, got {arr.shape}")
+        if np.isnan(arr).any():
+            index = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0])
+            raise ValueError(f"pred_boxes[{k}]: must not be NaN; pred_boxes[{k}][{', '.join(map(str, index))}] = nan")
+        out.append(arr)
+    return out
+
+
 def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_threshold=0.5,
                 pos_iou_threshold=None):
     """The YOLOv2/v3 assignment: best anchor by shape IoU, in the cell holding the centre.
@@ -401,16 +419,14 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
             got.add((i, g))
     dropped = [(i, g) for i, b in enumerate(gt_boxes) for g in range(len(b)) if (i, g) not in got]
     ignore = []
+    if pred_boxes is not None:
+        pred_boxes = _pred_boxes(pred_boxes, [m.shape for m in matched])
     for k, m in enumerate(matched):
         mask = np.zeros(m.shape, bool)
         if pred_boxes is not None:
             for i, b in enumerate(gt_boxes):
                 if len(b):
-                    pb = np.asarray(pred_boxes[k][i], np.float64)
-                    if pb.shape != m.shape[1:] + (4,):
-                        raise ValueError(f"pred_boxes[{k}]: must have shape (N, H, W, B, 4) = "
-                                         f"{(n,) + m.shape[1:] + (4,)}, got {np.shape(pred_boxes[k])}")
-                    mask[i] = yolo_ignore_mask(pb.reshape(-1, 4), _xyxy(np.asarray(b, np.float64)),
+                    mask[i] = yolo_ignore_mask(pred_boxes[k][i].reshape(-1, 4), _xyxy(np.asarray(b, np.float64)),
                                                ignore_threshold).reshape(m.shape[1:])
         ignore.append(mask & (m < 0))
     return YoloAssignment(matched, ignore, dropped)

@@ -209,6 +209,13 @@ def test_hard_negative_count_takes_the_ratio_as_written(ratio, n_fg, paper, torc
     assert_matches_tv(result, grads, want, want_grads)
 
 
+def test_hard_negative_count_beyond_float32_s_range():
+    """mining="torchvision" with a ratio beyond float32's range: torchvision's product is inf (every negative) or
+    0 * inf = NaN (none); the count raised OverflowError (a review)."""
+    assert rs._negative_count(1e39, 3, "torchvision") >= 10**18 and rs._negative_count(1e39, 0, "torchvision") == 0
+    assert rs._negative_count(1e39, 3, "paper") == 3 * 10**39
+
+
 def test_hard_negative_ties_take_the_lower_index_first():
     losses = np.array([0.5, 2.0, 1.0, 2.0, 1.0, 1.0, 3.0])
     negative = np.array([True, True, True, True, False, True, False])

@@ -428,6 +428,13 @@ def test_ignore_mask_inputs():
         rl.yolo_ignore_mask([[np.nan, 0, 1, 1]], [[0, 0, 1, 1]])
     with pytest.raises(ValueError, match=r"^gt_boxes: last dimension must be 4"):
         rl.yolo_ignore_mask(p, [[0, 0, 1]])
+    assert rl.yolo_ignore_mask([0, 0, 10, 10], [[0, 0, 10, 10]]).shape == ()  # one prediction, (4,): 0-d
+    with pytest.raises(ValueError, match="^fmt: must be one of"):
+        rl.yolo_ignore_mask([[0, 0, 1, 1]], [], fmt="bogus")
+    with pytest.raises(ValueError, match=r"^pred_boxes: boxes must have x2 >= x1"):
+        rl.yolo_ignore_mask([[2, 0, 1, 1]], [[0, 0, 1, 1]])
+    with pytest.raises(ValueError, match=r"^gt_boxes: must be finite"):
+        rl.yolo_ignore_mask([], [[np.nan, 0, 1, 1]])
     with pytest.raises(TypeError, match="^ignore_threshold: must be a real number"):
         rl.yolo_assign([(2, 2)], [np.array([[0.2, 0.2]])], [np.array([[0.3, 0.3, 0.2, 0.2]])], ignore_threshold=None)
 
@@ -450,5 +457,13 @@ def test_grid_shapes_and_pred_boxes_are_checked_by_name():
             rl.yolo_assign(grid, anchors, gt)
     with pytest.raises(ValueError, match=r"^pred_boxes\[0\]: must have shape \(N, H, W, B, 4\) = \(1, 2, 2, 1, 4\)"):
         rl.yolo_assign([(2, 2)], anchors, gt, pred_boxes=[np.zeros((1, 3, 3, 1, 4))])
+    pb = np.zeros((1, 2, 2, 1, 4))
+    pb[..., 2:] = 0.5
+    bad = pb.copy()
+    bad[0, 1, 0, 0, 3] = np.nan
+    for pred, match in (([], r"^pred_boxes: must be a list of 1"), ([bad], r"^pred_boxes\[0\]: must not be NaN; "
+                                                                    r"pred_boxes\[0\]\[0, 1, 0, 0, 3\]")):
+        with pytest.raises(ValueError, match=match):
+            rl.yolo_assign([(2, 2)], anchors, gt, pred_boxes=pred)
     with pytest.raises(ValueError, match=r"^head_outputs\[0\]: must have shape .* a grid of at least one cell"):
         rl.yolov3_loss([np.zeros((1, 0, 0, 1, 6))], anchors, gt, [np.array([0])])
