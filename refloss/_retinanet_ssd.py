@@ -17,7 +17,6 @@ a worked example: docs/retinanet-ssd.md.  Pure NumPy here (the kernels compile o
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from fractions import Fraction
 
@@ -28,6 +27,7 @@ from ._detection import DetectionLoss, DetectionResult, weighted_term
 from ._loss import loss_named
 from ._matching import BACKGROUND, IGNORED, match_by_iou
 from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
+from ._yolo import real_number
 
 RETINANET_WEIGHTS = (1.0, 1.0, 1.0, 1.0)  # torchvision's RetinaNet BoxCoder
 SSD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # torchvision's SSD BoxCoder (1 / the variances 0.1, 0.2)
@@ -218,11 +218,10 @@ def _iou_matrix(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 def _threshold(name, value):
     """A real parameter as a float; errors name it (NaN too: it surfaced as 'pred: must be finite' from the box
     kernels or as the matcher's 'high_threshold')."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: must be a real number, got {value!r}")
-    if value != value:
+    v = real_number(name, value)
+    if v != v:
         raise ValueError(f"{name}: must be a number, got nan")
-    return float(value)
+    return v
 
 
 def _box_weights(weights):
