@@ -13,7 +13,8 @@ from . import _boxes as B
 from . import giou_loss as G
 from refloss._derive.core import Param, Step, prove_equal
 from refloss._derive.functions import PowG, RealAbs, Select
-from refloss._derive.functions import HAND_RULES, Detach, DiffOfDiffs, Eval64, Group, HandDiff, TwoProd, TwoSum
+from refloss._derive.functions import (HAND_RULES, Detach, DiffOfDiffs, Eval64, Group, HandDiff, SmallestNormal,
+                                      TwoProd, TwoSum, UnitRoundoff)
 from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
 from .iou_loss import EPS
@@ -69,14 +70,17 @@ _dot = B.wt * B.wp + B.ht * B.hp
 # The error-free cross product above still rounds its low words' sum: an absolute error ~2^-48 w h in float32
 # (2^-106 float64), so D's relative error grows as the aspect ratios approach each other, 2^-13 where they agree to
 # 2^-35 (sides grown by one factor); the aspect term's gradient alpha (beta v)^alpha 2 dD/D carries it whole (2.5e-4
-# of the largest component at alpha 0.05, 0.1 and 0.25 in a 2^25 sweep, bar 5.4e-5).  Where |cross| < 2^-26 dot
+# of the largest component at alpha 0.05, 0.1 and 0.25 in a 2^25 sweep, bar 5.4e-5).  Where |cross| < u/4 dot
+# (u the kernel's unit roundoff, UnitRoundoff: 2^-26 dot in float32, 2^-55 in float64, D's relative error within
+# ~4u either way; float32's 2^-26 in the float64 kernel took most pairs of one size at two places into double-double,
+# 9x the time at alpha 0.2)
 # (and not 0: equal aspect ratios, exactly 0 either way), D is evaluated one precision up (Eval64: float64 in the
 # float32 kernel, where the sides' products are exact and their difference exact by Sterbenz; double-double in the
 # float64 kernel)
-_TIGHT = sp.Integer(2)**-26
+_TIGHT = UnitRoundoff() / 4
 # Only for alpha <= 1/4, where the gradient's D^(4 alpha - 1) grows as D vanishes (for alpha > 1/4 the term's
 # gradient vanishes with D, and D's error with it: the rows' alpha = 0.5 and 3 swept clean before this): pairs of
-# one size at two places have sides rounded apart, so |cross| < 2^-26 dot for most of them, and took this path,
+# one size at two places have sides rounded apart, so |cross| < u/4 dot for many of them, and took this path,
 # 13x the time in float64 (double-double) and 3x in float32 (a review)
 _near = (RealAbs(_cross) - _TIGHT * _dot + (1 - Above0(RealAbs(_cross))) * _dot
          + Above0(alpha - sp.Rational(1, 4)) * _dot)
@@ -108,20 +112,21 @@ beta_eff = bg * beta + (1 - bg) * Detach(beta)
 # sweep).  The derivative by hand, alpha (beta v)^alpha (bg dbeta/beta + dv/v), beta and v each normal, the power
 # the term's own (0 where v = 0, as PowG's convention gives): one power, where the chain rule took
 # (beta v)^(alpha - 1)
-_TINY32 = sp.Integer(2)**-126
 _ASPECT_RULE = 19  # (17 is obb_angle_loss's, 18 focal_l1_eiou_loss's; 20-22 shape_iou_loss's)
 
 
 def _power64(m):
-    """m^alpha, in float64 in the float32 kernel where float32's m is not a normal number, or where D itself is
-    evaluated one precision up (its float32 form, inside this mark, is not); not where v = 0 (equal aspect ratios:
-    squares against squares, a shifted copy; m = 0 and the power 0 exactly), which took every such pair one
-    precision up (20x the time; a review)."""
-    # (+ [alpha > 3/4]: there the power of a subnormal m (< 2^-126) is below 2^-94 and its gradient term, m^alpha
-    # 2 dD/D with D > ~1e-19, below 1e-9 of the others, whatever its digits: the float64 kernel, whose m is normal
-    # where float32's is not, took double-double for pairs of one size at two places, m ~ 1e-65 < 2^-126: 13x the
-    # time at the default alpha 3; for alpha <= 3/4 it still does)
-    return Eval64(PowG(m, alpha), sp.Min(m - _TINY32 + no_aspect + Above0(alpha - sp.Rational(3, 4)), _near))
+    """m^alpha, one precision up where m is not a normal number of the kernel's precision (SmallestNormal: 2^-126
+    in the float32 kernel, 2^-1022 in the float64 one), or where D itself is evaluated one precision up (its
+    kernel-precision form, inside this mark, is not); not where v = 0 (equal aspect ratios: squares against squares,
+    a shifted copy; m = 0 and the power 0 exactly), which took every such pair one precision up (20x the time; a
+    review)."""
+    # (+ [alpha > 3/4]: there the power of a subnormal m is below 2^-94 (float32) and its gradient term, m^alpha
+    # 2 dD/D with D > ~1e-19, below 1e-9 of the others, whatever its digits.  The bound is the kernel's own: with
+    # float32's 2^-126 in both kernels, the float64 kernel, whose m is normal where float32's is not, took
+    # double-double for pairs of one size at two places (m ~ 1e-65): 13x the time at alpha 3 before the
+    # [alpha > 3/4] term, 8x at 1/4 < alpha <= 3/4 until the bound became the kernel's)
+    return Eval64(PowG(m, alpha), sp.Min(m - SmallestNormal() + no_aspect + Above0(alpha - sp.Rational(3, 4)), _near))
 
 
 def _aspect_derivative(s):

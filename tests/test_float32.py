@@ -223,3 +223,28 @@ def test_decide64_and_eval64_are_float64_in_the_float32_kernel_and_decide64_invi
     assert plain["f"](*args) == 0
     got = namespace["f"](*args)
     assert got.dtype == np.float32 and Fraction(float(got)) == 1 + 4 * Fraction(1, 2 ** 24)
+
+
+@pytest.mark.parametrize("precision", ["f32", "f64"])
+def test_precision_constants_are_the_kernel_precision_s_own(precision):
+    # SmallestNormal and UnitRoundoff: guard bounds that mean the same in either kernel (alpha-IoU's power and D);
+    # float32's figures in the float64 kernel sent pairs of one size at two places into double-double (8x the time)
+    import math
+
+    import sympy as sp
+    from refloss._derive.codegen import scalar_function
+    from refloss._derive.core import Branch, Kernel
+    from refloss._derive.functions import SmallestNormal, UnitRoundoff
+
+    x, y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
+    kernel = Kernel(arrays=(("pred", 1, (x,)), ("target", 1, (y,))), args=(), prelude=(),
+                    branches=(Branch(None, {"value": x * SmallestNormal() + y * UnitRoundoff(), "d_x": SmallestNormal(),
+                                            "d_y": UnitRoundoff()}),))
+    namespace = {"math": math, "_f32": np.float32, "_f64": np.float64}
+    exec(scalar_function(kernel, "f", precision, ("value",)), namespace)
+    dtype = np.float32 if precision == "f32" else np.float64
+    info = np.finfo(dtype)
+    tiny_value = namespace["f"](dtype(1.0), dtype(0.0))
+    unit_value = namespace["f"](dtype(0.0), dtype(1.0))
+    assert tiny_value == info.tiny and unit_value == info.eps / 2
+    assert np.asarray(tiny_value).dtype == dtype and np.asarray(unit_value).dtype == dtype

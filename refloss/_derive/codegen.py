@@ -857,6 +857,12 @@ class KernelPrinter(PythonCodePrinter):
     def _print_Eval64(self, expr):
         return self._print(expr.args[0])
 
+    def _print_SmallestNormal(self, expr):
+        return self._literal(sp.Integer(2)**(-126 if self.precision == "f32" else -1022))
+
+    def _print_UnitRoundoff(self, expr):
+        return self._literal(sp.Integer(2)**(-24 if self.precision == "f32" else -53))
+
     def _print_Detach(self, expr):
         return self._print(expr.args[0])
 

@@ -176,6 +176,28 @@ class EvalAccurate(Eval64):
     float32 kernel evaluates it in float64, as ``Eval64``."""
 
 
+class SmallestNormal(sp.Function):
+    """The kernel precision's smallest normal number (2^-126 in float32 kernels, 2^-1022 in float64): a guard's
+    bound for a part whose float32 trouble is float32's range, not a cancellation float64 shares (alpha-IoU's
+    power of a beta v below float32's normal range, normal in float64, which then takes no double-double)."""
+
+    nargs = 0
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+
+class UnitRoundoff(sp.Function):
+    """The kernel precision's unit roundoff (2^-24 in float32 kernels, 2^-53 in float64): a guard's bound for a
+    part whose error is a fixed number of roundings, tight enough in either precision (alpha-IoU's D where the
+    aspect ratios nearly agree)."""
+
+    nargs = 0
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+
 class Detach(sp.Function):
     nargs = 1
 

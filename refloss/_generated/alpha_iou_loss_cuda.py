@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f9292af2e029a114
+# scalar kernels: sha256 a19ce7155f530622
 """Alpha-IoU loss: numba.cuda device functions and fused grid-stride kernels."""
 import math
 
