@@ -135,12 +135,17 @@ def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:
         raise ValueError(f"{name}: must be finite; got an integer beyond float's range (about 1.8e308)") from None
 
 
+def _element(name: str, index: tuple) -> str:
+    """``name[i, j]`` for an element's index; the name alone for a 0-d array or one box (index ())."""
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     """ValueError naming the first non-finite element of ``arr``."""
     if arr.size and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         index = tuple(int(i) for i in bad)
-        raise ValueError(f"{name}: must be finite; {name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
+        raise ValueError(f"{name}: must be finite; {_element(name, index)} = {float(arr[index])!r}")
 
 
 def check_boxes(name: str, arr: np.ndarray) -> None:
@@ -149,7 +154,7 @@ def check_boxes(name: str, arr: np.ndarray) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: boxes must have x2 >= x1 and y2 >= y1; "
-                         f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
+                         f"{_element(name, index)} = {arr[index].tolist()}")
 
 
 def check_sizes(name: str, arr: np.ndarray, layout: str = "x, y, w, h") -> None:
@@ -158,7 +163,7 @@ def check_sizes(name: str, arr: np.ndarray, layout: str = "x, y, w, h") -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: sizes must be >= 0 (boxes are {layout}); "
-                         f"{name}[{', '.join(map(str, index))}] = {arr[index].tolist()}")
+                         f"{_element(name, index)} = {arr[index].tolist()}")
 
 
 def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
@@ -167,7 +172,7 @@ def check_range(name: str, arr: np.ndarray, lo: float, hi: float) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: must lie in [{lo:g}, {hi:g}]; "
-                         f"{name}[{', '.join(map(str, index))}] = {float(arr[index])!r}")
+                         f"{_element(name, index)} = {float(arr[index])!r}")
 
 
 def check_reduction(reduction: str) -> None:

@@ -235,3 +235,13 @@ def test_a_length_whose_scaling_would_underflow_leaves_the_pair_as_it_is():
         warnings.simplefilter("error")  # (np.ldexp's overflow warning leaked at c = 1e300, 2^-1000)
         assert np.all(np.isfinite(rl.nwd_loss(B * 2.0**600, G * 2.0**600, c=1e-300)))
         assert np.all(np.isfinite(rl.nwd_loss(B * 2.0**-1000, G * 2.0**-1000, c=1e300)))
+
+
+def test_an_error_on_one_box_names_the_array_not_an_empty_index():
+    # (a probe, 2026-12-07: "pred[] = [...]" for a 1-D box)
+    with pytest.raises(ValueError, match=r"sizes must be >= 0 .*; pred = \[0\.0, 0\.0, -1\.0, 1\.0, 0\.0\]$"):
+        rl.kld_loss([0, 0, -1, 1, 0], [0, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match=r"boxes must have x2 >= x1 and y2 >= y1; target = \[0\.0, 0\.0, -1\.0, 1\.0\]$"):
+        rl.giou_loss([0, 0, 1, 1], [0, 0, -1, 1])
+    with pytest.raises(ValueError, match=r"must be finite; pred\[2\] = nan"):
+        rl.giou_loss([0, 0, np.nan, 1], [0, 0, 1, 1])
