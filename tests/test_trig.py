@@ -152,3 +152,33 @@ def test_rotated_kernels_beyond_the_limit_equal_the_scalar_kernel(loss, dtype):
         r = kernel(*p[i], *t[i], *(dtype(a) for a in params))
         assert r[0] == v[i] or (np.isnan(r[0]) and np.isnan(v[i]))
         assert np.array_equal(np.array(r[1:6], dtype), gp[i]) and np.array_equal(np.array(r[6:11], dtype), gt[i])
+
+
+@pytest.mark.parametrize("name", ["SinSmall", "CosSmall"])
+@pytest.mark.parametrize("precision", ["f64", "f32"])
+def test_small_forms_without_reduction(name, precision):
+    # SinSmall/CosSmall (the rotated losses' sin and cos of the angle difference's rounding error): the polynomials
+    # of x itself within R_MAX, libm's beyond (the scalar form; the deferred form's guard sends those elements there)
+    from refloss._derive.functions import CosSmall, SinSmall
+
+    function = {"SinSmall": SinSmall, "CosSmall": CosSmall}[name]
+    dtype = np.float64 if precision == "f64" else np.float32
+    rng = np.random.default_rng(11)
+    r = float(trig.R_MAX) * 0.9999
+    xs = np.concatenate([rng.uniform(-r, r, 100_000), rng.choice([-1, 1], 10_000) * 10.0 ** rng.uniform(-40, 0, 10_000),
+                         [0.0, -0.0, r, -r]]).astype(dtype)
+    f, many = _compile(function, precision)
+    got = np.empty_like(xs)
+    many(xs, got)
+    libm = np.sin if name == "SinSmall" else np.cos
+    want = libm(xs.astype(np.longdouble if LONG and precision == "f64" else np.float64))
+    err = _ulp(got, want, dtype)
+    assert err.max() <= BAR[precision], (err.max(), xs[np.argmax(err)])
+    if name == "SinSmall":  # -0 keeps its sign
+        assert np.signbit(got[xs.size - 3]) and not np.signbit(got[xs.size - 4])
+    beyond = np.array([1.0, -2.5, 1e10, np.inf, np.nan], dtype)
+    out = np.empty_like(beyond)
+    many(beyond, out)
+    assert _ulp(out[:3], libm(beyond[:3].astype(np.float64)), dtype).max() <= BAR[precision] and np.isnan(out[3:]).all()
+    for k in range(0, xs.size, 997):  # as plain Python (the CUDA simulator's way): the same numbers
+        assert f(xs[k]) == got[k]

@@ -1275,6 +1275,47 @@ class KernelPrinter(PythonCodePrinter):
         co = self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + ({z}*{z}*{pc} - {r}*{rl}))")
         return s, co, ji, guard
 
+    def _small_sincos_parts(self, x: str) -> tuple:
+        """trig.py's polynomials of the printed x itself (r = x, no reduction: :class:`SinSmall`): (sin(x), cos(x),
+        the guard |x| <= trig.R_MAX), shared by sin and cos of the same x."""
+        lit = self._literal
+        code = f"abs({x}) <= {lit(sp.Float(trig.R_MAX, 40))}"
+        guard = self.assign("tg", code)
+        self._libm_guards.add(code)
+        r = self.assign("xc", f"({x} if {guard} else {lit(0)})")  # (beyond: libm's result, or computed again)
+        z = self.assign("z", f"{r}*{r}")
+        coeffs, _ = trig.polynomial("sin", self.precision)
+        ps = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
+        s = self.assign("sn", f"{r} + {r}*{z}*{ps}")
+        coeffs, _ = trig.polynomial("cos", self.precision)
+        pc = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
+        hz = self.assign("hz", f"{lit(sp.Rational(1, 2))}*{z}")
+        w = self.assign("cw", f"{lit(1)} - {hz}")
+        co = self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + {z}*{z}*{pc})")
+        return s, co, guard
+
+    def _trig_small(self, name: str, expr) -> str:
+        """sin or cos of a small ``expr`` (:class:`SinSmall`, :class:`CosSmall`), as :meth:`_trig` without the
+        reduction."""
+        x = self._print(expr.args[0])
+        if not (self.special and self._vector_math()):
+            return f"math.{name}({x})"
+        if not _ATOMIC.match(x):
+            x = self.assign("a", _unwrap(x))
+        s, c, guard = self._small_sincos_parts(self._canonical(x))
+        v = s if name == "sin" else c
+        if name == "sin":  # -0 as itself
+            v = self.assign("sv", f"({v} if {x} != {self._literal(0)} else {x})")
+        if self.deferred_libm:
+            return v
+        return self.assign(name[0] + "v", f"({v} if {guard} else math.{name}({x}))")
+
+    def _print_SinSmall(self, expr):
+        return self._trig_small("sin", expr)
+
+    def _print_CosSmall(self, expr):
+        return self._trig_small("cos", expr)
+
     def _trig(self, name: str, expr) -> str:
         """sin or cos of ``expr``: libm's, or trig.py's form; where that is deferred (the CPU block loops'
         vectorised form) its guard is one of ``_xok``'s, else libm's result is selected beyond the limit."""

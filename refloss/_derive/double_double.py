@@ -27,7 +27,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from .functions import (AtanRatio, AtanSlope, Clamp0, Decide64, DiffOfDiffs, Detach, Eval64, FocalCE, FocalCEDx,
-                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, Residual, ResidualMargin, SigmoidProduct, plain_residual_margin, ScaledSigmoidPow, Select, Sigmoid, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum)
+                        FocalCEDy, Group, HandDiff, LogitCE, OneMinusPt, PowG, PowGm1, Quot, RealAbs, Residual, ResidualMargin, SigmoidProduct, plain_residual_margin, ScaledSigmoidPow, Select, Sigmoid, SmallestNormal, Softplus, SoftplusOverSigmoid, Step, Sub, Times, TMax, TMin, TwoProd, TwoSum,
+                        UnitRoundoff)
 
 # functions whose value is their first argument's
 _IDENTITY = (Group, Detach, Decide64, Eval64, HandDiff)
@@ -156,6 +157,8 @@ class DoubleDouble:
             return self.p._print(e), None
         if isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or, sp.Not)):  # a condition (a Select's)
             return self._a(self._condition(e)), None
+        if isinstance(e, (SmallestNormal, UnitRoundoff)):  # (the printer's precision's: the kernel's decisions)
+            return self.p._print(e), None
         if e.is_Number or (e.is_number and not e.free_symbols):
             return self.number(e)
         if e.is_Symbol:

@@ -198,6 +198,16 @@ class UnitRoundoff(sp.Function):
         return sp.Integer(0)
 
 
+class SinSmall(sp.sin):
+    """sin(x) for an x nearly always within pi/4 (a rounding error, such as the rotated losses' angle difference's
+    low part): printed as trig.py's polynomial without the argument reduction, libm's beyond pi/4 (the rare path);
+    elsewhere (derivative, proofs, double-double, libm kernels) sin itself."""
+
+
+class CosSmall(sp.cos):
+    """cos(x) for an x nearly always within pi/4: as :class:`SinSmall`."""
+
+
 class Detach(sp.Function):
     nargs = 1
 
@@ -326,6 +336,7 @@ def plain(expr):
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(Weighted, lambda w, x: w * x).replace(Select, lambda c, a, b: sp.Piecewise((a, c), (b, True))).replace(NanTo0, lambda x: x) \
+        .replace(SmallestNormal, lambda: sp.Integer(2)**-126).replace(UnitRoundoff, lambda: sp.Integer(2)**-24) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
