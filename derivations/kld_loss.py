@@ -26,7 +26,7 @@ import sympy as sp
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import GapLog, Group, Step as Above0, plain
+from refloss._derive.functions import GapLog, Group, Select, plain
 from refloss._info import Properties
 
 NAME = "kld_loss"
@@ -39,16 +39,17 @@ def divergence():
     # (u/w_t)^2 + (v/h_t)^2 = rho^2/h_t^2 + (u/w_t)^2 (h_t - w_t)(h_t + w_t)/h_t^2 (h_t >= w_t), or the same with the
     # roles exchanged: terms >= 0, and the target angle's derivative 2 u v (1/w_t^2 - 1/h_t^2) one product (as two
     # terms it cancelled for a nearly square target: 8.9e4 ULP of the gradient scale in float32)
-    taller = Above0(R.th - R.tw)
-    centre = 2 * (taller * (Group(R.dx / R.th)**2 + Group(R.dy / R.th)**2
-                            + Group(u / R.tw)**2 * Group((R.th - R.tw) * (R.th + R.tw) / R.th**2))
-                  + Group(1 - taller) * (Group(R.dx / R.tw)**2 + Group(R.dy / R.tw)**2
-                                         + Group(v / R.th)**2 * Group((R.tw - R.th) * (R.tw + R.th) / R.tw**2)))
+    # (each choice here a select, not a sum weighted by a 0/1 step: the form not chosen overflows where a side is far
+    # smaller than another, its 0 * inf = NaN poisoning the chosen one's value and gradient)
+    centre = 2 * Select(R.th > R.tw, Group(R.dx / R.th)**2 + Group(R.dy / R.th)**2
+                        + Group(u / R.tw)**2 * Group((R.th - R.tw) * (R.th + R.tw) / R.th**2),
+                        Group(R.dx / R.tw)**2 + Group(R.dy / R.tw)**2
+                        + Group(v / R.th)**2 * Group((R.tw - R.th) * (R.tw + R.th) / R.tw**2))
     x = Group((R.pw - R.ph) * (R.pw + R.ph) / (R.tw * R.th)) * Group((R.tw - R.th) * (R.tw + R.th) / (R.tw * R.th))
     form_a = GapLog(R.pw, R.tw) + GapLog(R.ph, R.th) + R.sin_phi**2 * x
     form_b = GapLog(R.pw, R.th) + GapLog(R.ph, R.tw) - R.cos_phi**2 * x
-    k = Above0((R.pw - R.ph) * (R.tw - R.th))  # X > 0: form A, else form B (both exact at X = 0)
-    return centre + (k * form_a + Group(1 - k) * form_b) / 2
+    # X > 0: form A, else form B (both exact at X = 0)
+    return centre + Select((R.pw - R.ph) * (R.tw - R.th) > 0, form_a, form_b) / 2
 
 
 def definition():
@@ -60,8 +61,11 @@ def definition():
 
 SWAP = {**dict(zip(R.PRED, R.TARGET)), **dict(zip(R.TARGET, R.PRED))}
 rev = sp.Symbol("reverse", nonnegative=True)
-# reverse=True: KL(N_t || N_p), the divergence the authors' code and mmrotate's GDLoss compute
-D_KL = Group(1 - rev) * divergence() + rev * divergence().xreplace(SWAP)
+# reverse=True: KL(N_t || N_p), the divergence the authors' code and mmrotate's GDLoss compute.  A select, not
+# (1 - reverse) D + reverse D_swapped: the direction not chosen divides by the other box's sides (their squares and,
+# in the gradient, cubes), which overflow where that box is far smaller (a size ratio below ~2.4e-13 in float32,
+# 2.9e-103 in float64), and 0 * inf = NaN poisoned the value and the gradient of the chosen one
+D_KL = Select(rev > 0, divergence().xreplace(SWAP), divergence())
 PARAMS = R.normalisation_params("D") + [
     Param("reverse", rev, False, "False: D = KL(N_p || N_t) as the paper writes it; True: KL(N_t || N_p), the "
           "direction of the authors' code and of mmrotate's GDLoss (the prediction's covariance inverted)",

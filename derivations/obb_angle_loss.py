@@ -9,8 +9,8 @@ weight exp(-ln^2(w_t/h_t)/lambda^2) (lambda = 3 in ultralytics) fades the term o
 whose angle ProbIoU already fixes.  ultralytics adds 1e-9 to w_t and h_t (the parameter eps).
 
 sin(2 phi) is formed from phi = pa - ta rounded plus its rounding error (TwoSum, as the Gaussian losses):
-sin(2 phi) = sin(2 hi) + 2 lo cos(2 hi) (2 hi is exact), and the gradient's cos(2 phi) likewise, so no digit
-is lost to the difference of two large angles nor to c^2 - s^2 near phi = pi/4.
+sin(2 phi) = sin(2 hi) cos(2 lo) + cos(2 hi) sin(2 lo) (2 hi and 2 lo are exact), and the gradient's cos(2 phi)
+likewise, so no digit is lost to the difference of two large angles nor to c^2 - s^2 near phi = pi/4.
 """
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
@@ -18,7 +18,7 @@ from sympy.codegen.cfunctions import log1p
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, prove_equal
-from refloss._derive.functions import HAND_RULES, Group, HandDiff, Sub, plain
+from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, Select, SinSmall, SmallestNormal, Sub, plain
 from refloss._info import Properties
 
 NAME = "obb_angle_loss"
@@ -26,7 +26,7 @@ lam = sp.Symbol("lam", positive=True)
 eps = sp.Symbol("eps", nonnegative=True)
 
 _hi, _lo = R._phi_hi, R._phi_lo
-SIN_2PHI = sp.sin(2 * _hi) + 2 * _lo * sp.cos(2 * _hi)
+SIN_2PHI = sp.sin(2 * _hi) * CosSmall(2 * _lo) + sp.cos(2 * _hi) * SinSmall(2 * _lo)
 W, H = Group(R.tw + eps), Group(R.th + eps)
 # ln(w/h): log1p((w - h)/h) for 1/2 <= w/h <= 2, where w - h is exact (ln of the rounded ratio would be off by
 # eps absolute, eps/|ln(w/h)| relative: 107 ULP of d/dh_t in float32 at w/h = 1.004), ln of the ratio elsewhere;
@@ -36,7 +36,11 @@ _RULE = 17  # (keys 1-4 are _boxes', 15 inner_iou_loss's, 16 and 19 alpha_iou_lo
 _RATIO = Group(W / H)
 NEAR_SQUARE = sp.And(_RATIO >= sp.Rational(1, 2), _RATIO <= 2)
 LOG_RATIO_NEAR = HandDiff(log1p(Group(Sub(W, H) / H)), _RULE)
-LOG_RATIO = HandDiff(sp.log(_RATIO), _RULE)
+# ln w - ln h where the ratio overflows or is not a normal number (w_t 1e20, h_t 1e-19 in float32: the ratio inf
+# gave the weight's limit 0 where the weight is 0.79 at lam = 100; a probe, 2026-12-07): there |ln(w/h)| > 87,
+# so the two logs' roundings stay within a few ulps of the difference; the ratio's log elsewhere
+_RATIO_NORMAL = sp.And(_RATIO >= SmallestNormal(), _RATIO < sp.oo)
+LOG_RATIO = HandDiff(Select(_RATIO_NORMAL, sp.log(_RATIO), sp.log(W) - sp.log(H)), _RULE)
 HAND_RULES[_RULE] = lambda s: sp.diff(W, s) / W - sp.diff(H, s) / H
 
 
@@ -72,9 +76,9 @@ def derive():
          "the weight underflows (q^2 > 746, q = ln(w/h)/lam; a ratio w/h of 0 or inf too): 0, every derivative too "
          "(inf * 0 otherwise, for a tiny lam)"),
         (sp.And(zero_w, zero_h), sp.nan, sp.nan, "a point target (w_t + eps = h_t + eps = 0): w/h undefined, NaN"),
-        # the ratio rounded to 0 or inf: taken above already; kept for the scalar kernels that print libm's log
-        (sp.Or(zero_w, zero_h, sp.Eq(Group(W / H), 0), sp.Eq(Group(W / H), sp.oo)), sp.Integer(0), sp.Integer(0),
-         "a target side (plus eps) of 0, or w/h beyond the float range: the weight's limit 0, with every derivative"),
+        # a side of 0: taken above already (ln 0 = -inf); kept for the scalar kernels that print libm's log
+        (sp.Or(zero_w, zero_h), sp.Integer(0), sp.Integer(0),
+         "a target side (plus eps) of 0: the weight's limit 0, with every derivative"),
         (NEAR_SQUARE, loss(LOG_RATIO_NEAR), loss(LOG_RATIO_NEAR), "1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)"),
         (None, LOSS, LOSS, "ln(w/h) of the ratio"),
     ]

@@ -28,7 +28,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import Clamp0, Detach, Group, Step as Above0, TMax, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, plain
 
 NAME = "probiou_loss"
 mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
@@ -36,8 +36,31 @@ MODES = ("hellinger", "bd")
 bd_sym = sp.Symbol("b_d", nonnegative=True)
 
 
-def closed_form(m):
-    """B_D with every length divided by m (any m > 0)."""
+_LOG_RULE = 23  # HAND_RULES key of d/ds log1p(N/D)
+_FAR = sp.Integer(2)**100  # N/D above this: log(N) - log(D) from the logs of the sides (N/D overflows float32 ~2^128)
+
+
+def log_term(n, d, sides, hand):
+    """log1p(N/D) for D = 4 times the product of ``sides`` (each a length over m, m held fixed): where N/D is
+    below 2^100, log1p(N/D) differentiated by hand as (N' - N (ln D)')/(N + D), (ln D)' = sum of (ln side)' =
+    1/w_p etc. (the chain rule's N D'/D^2 underflowed D^2 to 0 -- gradient -inf -- where one box's sides are
+    below ~1e-13 (float32) or 1e-100 (float64) times the other's: D is the product of four sides, D^2 of eight);
+    above, log(N) - log 4 - the logs of the sides (N/D overflows; log(N + D) = log(N) to 2^-100)."""
+    if not hand:
+        return log1p(n / d)
+    near = HandDiff(log1p(n / d), sp.Integer(_LOG_RULE))
+    far = sp.log(n) - sp.log(4) - sp.Add(*(sp.log(x) for x in sides))
+    return Select(n < _FAR * d, near, far)
+
+
+def log_rule(n, d, raw_sides):
+    """s -> d/ds log1p(N/D) = (N' - N (ln D)')/(N + D), (ln D)' from the raw sides (m held fixed)."""
+    return lambda s: (sp.diff(n, s) - n * sp.Add(*(sp.diff(x, s) / x for x in raw_sides))) / (n + d)
+
+
+def closed_form(m, hand=False, parts=None):
+    """B_D with every length divided by m (any m > 0); ``hand``: log1p(N/D) in the kernel's form (see
+    ``log_term``, its derivative registered as HAND_RULES[23])."""
     g = lambda e: Group(e / m)  # noqa: E731 - a length over m, formed before it is multiplied
     w1, h1, w2, h2 = g(R.pw), g(R.ph), g(R.tw), g(R.th)
     # w_p h_p - w_t h_t from the differences of the sides that are close: the same sides for boxes of the same
@@ -62,7 +85,11 @@ def closed_form(m):
         taller = Above0(hr - wr)
         q += taller * (w**2 * rho2 + Group(g(hr - wr) * (h + w)) * u**2) \
             + Group(1 - taller) * (h**2 * rho2 + Group(g(wr - hr) * (w + h)) * v**2)
-    return 3 * q / (n + d) + log1p(n / d) / 2
+    if parts is not None:
+        parts.update(n=n, d=d)
+    if hand:
+        HAND_RULES[_LOG_RULE] = log_rule(n, d, (R.pw, R.ph, R.tw, R.th))
+    return 3 * q / (n + d) + log_term(n, d, (w1, h1, w2, h2), hand) / 2
 
 
 def definition():
@@ -74,7 +101,7 @@ def definition():
 
 
 M = Detach(TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)))  # the largest side: a constant in the gradient
-B_D = closed_form(M)
+B_D = closed_form(M, hand=True)
 
 
 def ultralytics_program(floor=0):
@@ -124,6 +151,14 @@ def derive():
                 "1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)) (so it does not "
                 "depend on m, which is held fixed in the gradient)", checks, domain={**R.DOMAIN, m_free: (sp.Rational(1, 2), 3)},
                 numeric=True)
+    parts = {}
+    closed_form(m_free, parts=parts)
+    n_m, d_m = parts["n"], parts["d"]
+    rule = log_rule(n_m, d_m, (R.pw, R.ph, R.tw, R.th))
+    for z in (R.pw, R.ph, R.tw, R.th, R.pa, R.px):
+        prove_equal(plain(rule(z)), sp.diff(plain(log1p(n_m / d_m)), z), f"d/d{z} log1p(N/D) = (N' - N (ln D)')/(N + D) "
+                    "(HAND_RULES[23]: no D^2, which underflows for a box far smaller than the other)", checks,
+                    domain={**R.DOMAIN, m_free: (sp.Rational(1, 2), 3)}, numeric=True)
     hd = sp.sqrt(-expm1(-B_D))
     k = kernel_from_forms(
         R.ARRAYS,

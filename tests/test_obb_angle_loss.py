@@ -145,3 +145,17 @@ def test_float32_nearly_square_target_keeps_the_log_ratio_digits():
     _, _, exact = oracle.obb_angle_loss(p.astype(float), t.astype(float), lam=1.0)
     for i in (2, 3):  # d/dw_t, d/dh_t: proportional to ln(w/h)
         assert ulp_error(gt[i], exact[i], np.float32) <= 4, (i, gt[i], exact[i])
+
+
+@pytest.mark.parametrize("dtype,tw,th,lam", [(np.float32, 1e20, 1e-19, 100.0), (np.float32, 1e-19, 1e20, 100.0),
+                                             (np.float64, 1e200, 1e-200, 1000.0), (np.float32, 3e-39, 1.0, 100.0)])
+def test_a_target_ratio_beyond_the_float_range_keeps_its_weight(dtype, tw, th, lam):
+    # w_t/h_t overflowed to inf (or to 0, or a subnormal): the weight's limit 0 was taken where the weight is 0.79
+    # (|ln(w_t/h_t)|/lam = 0.92 < 27.3; a probe, 2026-12-07); now ln w_t - ln h_t there
+    p, t = np.array([0, 0, 1, 1, 0.5], dtype), np.array([0, 0, tw, th, 0.1], dtype)
+    v, g = _grads(p, t, lam=lam)
+    ov, op, ot = oracle.obb_angle_loss(p, t, lam=lam)
+    want = np.array([float(x) for x in op + ot])
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    assert float(ov) > 0.1 and abs(float(v) - float(ov)) <= value_bar * float(ov), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)

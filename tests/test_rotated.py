@@ -327,3 +327,58 @@ def test_check_loss_names_the_reversed_kld():
     assert not report.ok and [c for c, _ in report.diagnoses][0] == "kld_reversed"
     assert check_loss(lambda p, t: _torch_distance("kld_loss", p, t, {}), "kld_loss", framework="torch",
                       cases="standard", rtol=1e-6).ok
+
+
+# one box's sides far below the other's (a probe, 2026-12): ProbIoU's gradient was -inf (the chain rule's N D'/D^2 of
+# log1p(N/D), D the product of four sides: D^2 underflowed), KLD's value and gradient NaN (the direction or the form
+# not chosen, weighted by 0, overflowed: 0 * inf); the exact values from the oracle, with the digits that a size
+# ratio of 1e-120 needs (KLD's det Sigma_p/det Sigma_t - 1 = -1 + ratio^4)
+FAR_SIZES = [
+    ("probiou_loss", {}, np.float32, [0, 0, 1e-16, 2e-16, 0.3], [0, 0, 1, 1.5, 0]),
+    ("probiou_loss", {"mode": "bd"}, np.float32, [0, 0, 1e-16, 2e-16, 0.3], [0, 0, 1, 1.5, 0]),
+    ("probiou_loss", {}, np.float32, [0, 0, 1e-8, 1e-8, 0], [0, 0, 1e8, 1e8, 0]),
+    ("probiou_loss", {"mode": "bd"}, np.float32, [0, 0, 1e-8, 1e-8, 0], [0, 0, 1e8, 1e8, 0]),
+    ("probiou_loss", {}, np.float32, [0, 0, 1e-30, 2e-30, 0.3], [0.5, 0, 1, 1.5, 0]),
+    ("probiou_loss", {"mode": "bd"}, np.float32, [0, 0, 1e-30, 2e-30, 0.3], [0, 0, 1, 1.5, 0]),
+    ("probiou_loss", {}, np.float64, [0, 0, 1e-120, 2e-120, 0.3], [0, 0, 1, 1.5, 0]),
+    ("probiou_loss", {"mode": "bd"}, np.float64, [0, 0, 1e-120, 2e-120, 0.3], [0.5, 0, 1, 1.5, 0]),
+    ("probiou_loss", {"mode": "bd"}, np.float64, [0, 0, 1e-250, 2e-250, 0.3], [0, 0, 1, 1.5, 0]),
+    ("kld_loss", {}, np.float32, [0, 0, 1e-16, 2e-16, 0.3], [0, 0, 1, 1.5, 0]),
+    ("kld_loss", {"reverse": True}, np.float32, [0, 0, 1, 1.5, 0], [0, 0, 1e-16, 2e-16, 0.3]),
+    ("kld_loss", {}, np.float32, [0.3, -0.2, 1e-20, 1, 0.4], [0.1, 0.1, 1.5, 1.2, 0.1]),
+    ("kld_loss", {}, np.float64, [0, 0, 1e-120, 2e-120, 0.3], [0, 0, 1, 1.5, 0]),
+    ("kld_loss", {"fun": "sqrt", "reverse": True}, np.float64, [0, 0, 1, 1.5, 0], [0, 0, 1e-120, 2e-120, 0.3]),
+    ("kld_loss", {}, np.float64, [0.3, -0.2, 1e-160, 1, 0.4], [0.1, 0.1, 1.5, 1.2, 0.1]),
+]
+
+
+@pytest.mark.parametrize("name,params,dtype,p,t", FAR_SIZES, ids=repr)
+def test_one_box_far_smaller_than_the_other(name, params, dtype, p, t, monkeypatch):
+    monkeypatch.setattr(oracle, "_GUARD_DPS", 700)
+    p, t = np.array(p, dtype), np.array(t, dtype)
+    v, g = _grads(name, p, t, **params)
+    ov, op, ot = getattr(oracle, name)(p, t, **params)
+    want = np.array([float(x) for x in op + ot])
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    assert np.isfinite(v) and np.isfinite(g).all(), (v, g)
+    assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)
+
+
+# angles far from 0 (a probe, 2026-12-07): sin(phi) was sin(hi) + lo cos(hi), phi = hi + lo the angle difference's
+# TwoSum, which drops lo^2/2: 5e-13 of the value at an angle of 1e10 in float64, 1.7e-3 at 1e6 in float32, an OBB
+# angle loss of 1.012 > 1 at 1e300; now sin(hi) cos(lo) + cos(hi) sin(lo)
+FAR_ANGLES = [(name, dtype, pa, ta) for name in ("probiou_loss", "kld_loss", "gwd_loss", "obb_angle_loss")
+              for dtype, pa, ta in ((np.float64, 1e10, 0.1), (np.float64, 2.0**40, 1.2e-4), (np.float64, 1e300, 0.1),
+                                    (np.float32, 1e6, 0.03), (np.float32, 3e4, -0.2))]
+
+
+@pytest.mark.parametrize("name,dtype,pa,ta", FAR_ANGLES, ids=repr)
+def test_angles_far_from_zero(name, dtype, pa, ta):
+    p, t = np.array([0.3, 0.2, 2.0, 1.0, pa], dtype), np.array([0.0, 0.0, 1.5, 1.2, ta], dtype)
+    v, g = _grads(name, p, t)
+    ov, op, ot = getattr(oracle, name)(p, t)
+    want = np.array([float(x) for x in op + ot])
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)

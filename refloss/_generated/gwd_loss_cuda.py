@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 ea58e1a84a2b289e
+# scalar kernels: sha256 64efdb2a5acb27d7
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5f6143e6644968db
+# scalar kernels: sha256 9fdd1c3017e7e234
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

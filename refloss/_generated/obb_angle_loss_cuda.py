@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 df8bd266bfa101e7
+# scalar kernels: sha256 815b6e47325a99bd
 """OBB angle loss (ultralytics): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
