@@ -1264,16 +1264,25 @@ class KernelPrinter(PythonCodePrinter):
         c, ec = self._two_diff(b, f"{j}*{c3}")
         r, er = self._two_diff(c, f"{j}*{c4}")
         rl = self.assign("rl", f"{er} + ({ec} + {eb})")
+        s, co = self._sincos_polynomials(r, rl)
+        return s, co, ji, guard
+
+    def _sincos_polynomials(self, r: str, rl: str | None) -> tuple:
+        """(sin(r + rl), cos(r + rl)) by trig.py's polynomials in z = r^2, |r| <= trig.R_MAX (rl None: 0)."""
+        lit = self._literal
         z = self.assign("z", f"{r}*{r}")
         coeffs, _ = trig.polynomial("sin", self.precision)
         ps = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
         hz = self.assign("hz", f"{lit(sp.Rational(1, 2))}*{z}")
-        s = self.assign("sn", f"{r} + ({rl} + ({r}*{z}*{ps} - {hz}*{rl}))")
         coeffs, _ = trig.polynomial("cos", self.precision)
+        if rl is None:
+            s = self.assign("sn", f"{r} + {r}*{z}*{ps}")
+        else:
+            s = self.assign("sn", f"{r} + ({rl} + ({r}*{z}*{ps} - {hz}*{rl}))")
         pc = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
         w = self.assign("cw", f"{lit(1)} - {hz}")
-        co = self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + ({z}*{z}*{pc} - {r}*{rl}))")
-        return s, co, ji, guard
+        tail = f"{z}*{z}*{pc}" if rl is None else f"({z}*{z}*{pc} - {r}*{rl})"
+        return s, self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + {tail})")
 
     def _small_sincos_parts(self, x: str) -> tuple:
         """trig.py's polynomials of the printed x itself (r = x, no reduction: :class:`SinSmall`): (sin(x), cos(x),
@@ -1283,15 +1292,7 @@ class KernelPrinter(PythonCodePrinter):
         guard = self.assign("tg", code)
         self._libm_guards.add(code)
         r = self.assign("xc", f"({x} if {guard} else {lit(0)})")  # (beyond: libm's result, or computed again)
-        z = self.assign("z", f"{r}*{r}")
-        coeffs, _ = trig.polynomial("sin", self.precision)
-        ps = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
-        s = self.assign("sn", f"{r} + {r}*{z}*{ps}")
-        coeffs, _ = trig.polynomial("cos", self.precision)
-        pc = self._estrin([lit(sp.Float(v, 40)) for v in reversed(coeffs)], z)
-        hz = self.assign("hz", f"{lit(sp.Rational(1, 2))}*{z}")
-        w = self.assign("cw", f"{lit(1)} - {hz}")
-        co = self.assign("cs", f"{w} + ((({lit(1)} - {w}) - {hz}) + {z}*{z}*{pc})")
+        s, co = self._sincos_polynomials(r, None)
         return s, co, guard
 
     def _trig_small(self, name: str, expr) -> str:

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 64efdb2a5acb27d7
+# scalar kernels: sha256 09d50a0c96ce43c0
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

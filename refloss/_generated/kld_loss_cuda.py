@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 9fdd1c3017e7e234
+# scalar kernels: sha256 f941e9e7ab150a15
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

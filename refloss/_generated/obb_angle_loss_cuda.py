@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 815b6e47325a99bd
+# scalar kernels: sha256 c80b1f3323da90cd
 """OBB angle loss (ultralytics): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
