@@ -1747,14 +1747,15 @@ LOSSES['gwd_loss'] = LossInfo(
         'cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).'
     ),
     conventions=(
-        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
-        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
-        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
-        'in 1/radian). f = sqrt at W^2 = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0'
-        ' by convention (sqrt has no derivative there). Zero-size boxes are valid (degenerate '
-        "Gaussians); where the trace term's root F = sqrt(tr(Sigma_p Sigma_t) + 2 sqrt(det "
-        'Sigma_p det Sigma_t)) is 0 (a point box, or two perpendicular zero-width boxes) the '
-        "value is defined and every gradient NaN (F's derivative is infinite)."
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (a negative size is '
+        'refused with ValueError; with validate=False the formula is evaluated as written). The '
+        'loss has period pi in either angle and is unchanged by swapping w and h and adding pi/2 '
+        "to the angle; gradients are w.r.t. all ten coordinates (the angle's in 1/radian). f = "
+        'sqrt at W^2 = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 by convention '
+        '(sqrt has no derivative there). Zero-size boxes are valid (degenerate Gaussians); where '
+        "the trace term's root F = sqrt(tr(Sigma_p Sigma_t) + 2 sqrt(det Sigma_p det Sigma_t)) is"
+        ' 0 (a point box, or two perpendicular zero-width boxes) the value is defined and every '
+        "gradient NaN (F's derivative is infinite)."
     ),
     references=(
         (
@@ -1812,14 +1813,15 @@ LOSSES['kld_loss'] = LossInfo(
         'each box the Gaussian N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).'
     ),
     conventions=(
-        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
-        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
-        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
-        'in 1/radian). f = sqrt at D = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 '
-        'by convention (sqrt has no derivative there). A box with w = 0 or h = 0 is a degenerate '
-        'Gaussian: D = inf, L = 1 and every gradient NaN. D is the divergence of the prediction '
-        'from the target, as the paper writes it (not symmetric in pred and target); reverse=True'
-        " gives the other direction, which the authors' code and mmrotate's GDLoss compute."
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (a negative size is '
+        'refused with ValueError; with validate=False the formula is evaluated as written). The '
+        'loss has period pi in either angle and is unchanged by swapping w and h and adding pi/2 '
+        "to the angle; gradients are w.r.t. all ten coordinates (the angle's in 1/radian). f = "
+        'sqrt at D = 0 (equal Gaussians) gives 1 - 1/tau with a gradient of 0 by convention (sqrt'
+        ' has no derivative there). A box with w = 0 or h = 0 is a degenerate Gaussian: D = inf, '
+        'L = 1 and every gradient NaN. D is the divergence of the prediction from the target, as '
+        'the paper writes it (not symmetric in pred and target); reverse=True gives the other '
+        "direction, which the authors' code and mmrotate's GDLoss compute."
     ),
     references=(
         (
@@ -1866,14 +1868,15 @@ LOSSES['obb_angle_loss'] = LossInfo(
         'and h_t).'
     ),
     conventions=(
-        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
-        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
-        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
-        "in 1/radian). Only the angles and the target's w and h enter; the centres and the "
-        "prediction's size get gradient 0. A target side (plus eps) of 0 gives 0 (the weight's "
-        'limit) with gradient 0, and so does a weight that underflows (|ln(w_t/h_t)|/lam > 27.3, '
-        "where exp(-746) is 0 in either precision: the weight's derivatives underflow with it "
-        'unless lam w_t or lam h_t is itself tiny); a point target gives NaN.'
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (a negative size is '
+        'refused with ValueError; with validate=False the formula is evaluated as written). The '
+        'loss has period pi in either angle and is unchanged by swapping w and h and adding pi/2 '
+        "to the angle; gradients are w.r.t. all ten coordinates (the angle's in 1/radian). Only "
+        "the angles and the target's w and h enter; the centres and the prediction's size get "
+        "gradient 0. A target side (plus eps) of 0 gives 0 (the weight's limit) with gradient 0, "
+        'and so does a weight that underflows (|ln(w_t/h_t)|/lam > 27.3, where exp(-746) is 0 in '
+        "either precision: the weight's derivatives underflow with it unless lam w_t or lam h_t "
+        'is itself tiny); a point target gives NaN.'
     ),
     references=(
         (
@@ -1926,16 +1929,17 @@ LOSSES['probiou_loss'] = LossInfo(
         'R(angle)^T).'
     ),
     conventions=(
-        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (negative sizes are '
-        'invalid: NaN). The loss has period pi in either angle and is unchanged by swapping w and'
-        " h and adding pi/2 to the angle; gradients are w.r.t. all ten coordinates (the angle's "
-        "in 1/radian). Identical Gaussians (B_D = 0) give 0 and, for mode 'hellinger', a gradient"
-        ' of 0 by convention (sqrt(B_D) has no derivative there: H_D grows like |offset|; torch '
-        'autograd gives NaN). A box with w = 0 or h = 0 is a degenerate Gaussian with no density:'
-        " L = 1 ('hellinger') or inf ('bd') and every gradient NaN (the derivative w.r.t. the "
-        "vanishing side is infinite). ultralytics' eps placements and its clamp of B_D to [1e-7, "
-        "100] are the variant 'probiou_ultralytics_eps'; its training loss (RotatedBboxLoss, "
-        "8.4.190) also adds floor = 0.01 to both variances: 'probiou_ultralytics_floor'."
+        'Boxes are (cx, cy, w, h, angle), the angle in radians; w, h >= 0 (a negative size is '
+        'refused with ValueError; with validate=False the formula is evaluated as written). The '
+        'loss has period pi in either angle and is unchanged by swapping w and h and adding pi/2 '
+        "to the angle; gradients are w.r.t. all ten coordinates (the angle's in 1/radian). "
+        "Identical Gaussians (B_D = 0) give 0 and, for mode 'hellinger', a gradient of 0 by "
+        'convention (sqrt(B_D) has no derivative there: H_D grows like |offset|; torch autograd '
+        'gives NaN). A box with w = 0 or h = 0 is a degenerate Gaussian with no density: L = 1 '
+        "('hellinger') or inf ('bd') and every gradient NaN (the derivative w.r.t. the vanishing "
+        "side is infinite). ultralytics' eps placements and its clamp of B_D to [1e-7, 100] are "
+        "the variant 'probiou_ultralytics_eps'; its training loss (RotatedBboxLoss, 8.4.190) also"
+        " adds floor = 0.01 to both variances: 'probiou_ultralytics_floor'."
     ),
     references=(
         (
