@@ -19,7 +19,10 @@ or of your function (``--impl``), over every float32 bit pattern or a sampled sp
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import os
+import re
 import sys
 from fractions import Fraction
 
@@ -56,7 +59,7 @@ def _verify_target(args) -> int:
 
         impl = _load_callable(args.target)
         if args.impl_param:
-            impl = partial(impl, **_parse_params(args.impl_param))
+            impl = partial(impl, **_parse_params(args.impl_param, ints=True))
             impl.__qualname__ = args.target
         params = _parse_params(args.param)
         ok = True
@@ -100,8 +103,7 @@ def _conformance(args) -> int:
     unknown = [n for n in names if n not in peers.PEERS]
     if unknown:
         raise UsageError(f"unknown peer(s) {', '.join(unknown)}; built-in peers: {', '.join(peers.PEERS)}")
-    if args.output:  # the folder first: fail before the work, not after it
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    _output(args.output)  # the folder first: fail before the work, not after it
     command = "refloss conformance" + "".join(f" {n}" for n in args.peer) + (f" -o {args.output}" if args.output else "")
     text = conformance.markdown(names, progress=lambda p: print(f"  {p}", file=sys.stderr, flush=True),
                                 command=command)
@@ -142,8 +144,6 @@ def _verify(args) -> int:
     known = kernels + wholes
     unknown = sorted(set(args.loss or ()) - set(known))
     if unknown:
-        import difflib
-
         guesses = [g for name in unknown for g in difflib.get_close_matches(name, known, n=1)]
         hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
         raise UsageError(f"unknown loss(es) {', '.join(unknown)}{hint}; known: {', '.join(known)}")
@@ -222,32 +222,71 @@ class _progress:
             self.bar.close()
 
 
-def _parse_params(items) -> dict:
-    """``["beta=0.11", "alpha_grad=false", "eps=none"]`` -> ``{"beta": 0.11, "alpha_grad": False, "eps": None}``."""
+def _number(key: str, text: str, ints: bool):
+    """One number of --param/--impl-param: 0.11, 1e-7 and 1/9 alike; with ``ints``, 3 as the int 3."""
+    text = text.strip()
+    if ints and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    try:
+        return float(Fraction(text))
+    except ZeroDivisionError:
+        raise UsageError(f"--param {key}: division by zero in {text!r}") from None
+
+
+def _parse_params(items, ints: bool = False) -> dict:
+    """``["beta=0.11", "alpha_grad=false", "eps=none", "image_size=(640, 480)", "reduction=none"]`` -> ``{"beta":
+    0.11, "alpha_grad": False, "eps": None, "image_size": (640.0, 480.0), "reduction": "none"}`` (``reduction`` stays
+    a word: torch's and refloss's "none"); ``ints``: whole numbers as ints (--impl-param: the user's function)."""
     params = {}
     for item in items or ():
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--param must be NAME=VALUE, got {item!r}")
         low = text.strip().lower()
-        if low in ("true", "false"):
+        if key == "reduction":
+            params[key] = text.strip()
+        elif low in ("true", "false"):
             params[key] = low == "true"
         elif low == "none":
             params[key] = None
+        elif "," in low:  # a pair or a list: image_size=(640, 480), [640, 480] or 640,480
+            parts = [t for t in low.strip("()[] ").split(",") if t.strip()]
+            try:
+                params[key] = tuple(_number(key, t, ints) for t in parts)
+            except ValueError:
+                raise UsageError(f"--param {key}: expected numbers separated by commas, got {text!r}") from None
         else:
             try:
-                params[key] = float(Fraction(text.strip()))  # 0.11, 1e-7 and 1/9 alike
-            except ZeroDivisionError:
-                raise UsageError(f"--param {key}: division by zero in {text!r}") from None
+                params[key] = _number(key, text, ints)
             except ValueError:  # a word (yolo_decode's variant=scaled): the loss checks its own parameters
                 params[key] = text.strip()
     return params
 
 
+def _output(path: str | None) -> None:
+    """-o PATH checked (and its folder made) before the work, not after it: not a folder, its folder makeable."""
+    if not path:
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"-o {path}: is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"-o {path}: cannot make its folder {p.parent} ({e.strerror or e})") from None
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"-o {path}: not writable")
+
+
 def _vectors(args) -> int:
     from . import vectors
 
-    data = vectors.golden_vectors(args.loss, dtype=args.dtype, cases=args.cases, **_parse_params(args.param))
+    params = _parse_params(args.param)
+    _known(args.loss)
+    _output(args.output)
+    data = vectors.golden_vectors(args.loss, dtype=args.dtype, cases=args.cases, **params)
     path = vectors.write_vectors(data, args.output, args.format)
     print(f"refloss vectors: {data['meta']['points']} points of {args.loss}{data['meta']['params']} "
           f"({args.dtype}, cases {args.cases}) -> {path}")
@@ -272,7 +311,11 @@ def _sweep(args) -> int:
     if args.bits is not None and not args.exhaustive:
         raise UsageError("--bits applies to --exhaustive")
     if args.exhaustive == (args.samples is not None):
-        raise UsageError("give --exhaustive or --samples N")
+        raise UsageError("give --exhaustive or --samples N (one of them)")
+    if args.chunk is not None and args.chunk < 1:
+        raise UsageError(f"--chunk must be at least 1, got {args.chunk}")
+    if args.target is not None and not math.isfinite(args.target):
+        raise UsageError(f"--target must be finite, got {args.target}")
     if args.space and args.exhaustive:
         raise UsageError("--space applies to --samples")
     if args.target is not None and not args.exhaustive:
@@ -286,9 +329,18 @@ def _sweep(args) -> int:
     impl = args.impl
     if impl is not None:
         _load_callable(impl)  # a bad --impl is a usage error here, before any worker starts
+    if args.target is not None and _known(args.loss):  # the loss's own rule for a target (bce: in [0, 1])
+        import refloss
+
+        try:
+            getattr(refloss, args.loss)(0.0, args.target, **params)
+        except (ValueError, TypeError) as e:
+            if str(e).startswith("target"):
+                raise UsageError(f"--target {args.target!r}: {e}") from None
+    _output(args.output)
     kwargs = dict(dtype=args.dtype, exhaustive=args.exhaustive, bits=_bits(args.bits) if args.bits else None,
                   target=args.target if args.target is not None else 0.0, samples=args.samples, space=args.space,
-                  seed=args.seed, impl=impl, impl_params=_parse_params(args.impl_param), framework=args.framework,
+                  seed=args.seed, impl=impl, impl_params=_parse_params(args.impl_param, ints=True), framework=args.framework,
                   workers=args.workers, scheduler=args.scheduler, chunk=args.chunk, top_k=args.top,
                   output=args.output, resume=not args.no_resume)
     try:
@@ -316,7 +368,9 @@ def _known(loss: str) -> bool:
     from ._generated._index import LOSSES
 
     if loss not in LOSSES:
-        raise UsageError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        guess = difflib.get_close_matches(loss, list(LOSSES), n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        raise UsageError(f"unknown loss {loss!r}{hint}; known: {', '.join(LOSSES)}")
     return True
 
 

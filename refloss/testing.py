@@ -124,6 +124,8 @@ Built-in adapters for peer libraries: :mod:`refloss.peers`.
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -261,33 +263,65 @@ def _detect(impl, inputs) -> str:
     for fw in ("torch", "jax"):
         if mod.split(".")[0] in (fw, f"{fw}vision") or mod.startswith(fw):
             return fw
+    few = tuple(a[:2] for a in inputs)
     try:
-        out = impl(*inputs[:1] and tuple(a[:2] for a in inputs))
+        out = impl(*few)
     except Exception:  # noqa: BLE001 - the numpy call is only a probe
-        out = None
+        # torch where a call with tensors works; else numpy, whose call then reports the function's own error
+        # (not torch's, for a NumPy function with a bug of its own)
+        try:
+            import torch
+        except ImportError:
+            return "numpy"
+        try:
+            with warnings.catch_warnings():  # (NumPy's functions on tensors warn; only a probe)
+                warnings.simplefilter("ignore")
+                out = impl(*(torch.tensor(a) for a in few))
+        except Exception:  # noqa: BLE001 - a probe too
+            return "numpy"
+        return "torch" if isinstance(out, torch.Tensor) else "numpy"
     if out is not None and type(out).__module__.split(".")[0] in ("torch", "jax", "jaxlib"):
         return type(out).__module__.split(".")[0].replace("jaxlib", "jax")
-    if out is None:
-        try:
-            import torch  # noqa: F401
-
-            return "torch"
-        except ImportError:
-            pass
     return "numpy"
 
 
-def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, device=None, wrt=None):
+class _Returned(Exception):
+    """What the implementation returned is not a loss per element (its type or shape): reported as such, not as
+    an error the implementation raised."""
+
+
+def _returned(v, n: int, shape: tuple, kind: str):
+    """``v`` (what the implementation returned) checked: an array of ``shape`` (n points); ``kind`` the array type
+    expected ("a torch tensor", "an array")."""
+    if v is None or isinstance(v, (str, bytes, dict)):
+        raise _Returned(f"returned {type(v).__name__}, not {kind} of losses (one per element)")
+    got = tuple(np.shape(v))
+    if got == tuple(shape):
+        return
+    if len(got) == 0 or int(np.prod(got)) == 1 < n:
+        raise _Returned(
+            f"returned shape {got} for {n} points: check_loss needs one loss per element, not a reduced (mean or "
+            "sum) loss; pass reduction='none' to it, e.g. functools.partial(fn, reduction='none') (the CLI: "
+            "--impl-param reduction=none)")
+    raise _Returned(f"returned shape {got} for {n} points: check_loss needs one loss per element, shape {tuple(shape)}")
+
+
+def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, device=None, wrt=None, shape=None):
     """(values, grads or None) of the implementation, as float64 numpy arrays: the gradients of
     the sum of the values (the cotangent of ones) with respect to the inputs numbered ``wrt``
-    (default: all)."""
+    (default: all); ``shape``: the values' shape the loss has (:class:`_Returned` where it differs)."""
     wrt = range(len(inputs)) if wrt is None else wrt
+    n = len(inputs[0])
+    shape = (n,) if shape is None else shape
     if framework == "torch":
         import torch
 
         tdt = torch.float64 if dtype == "float64" else torch.float32
         ts = [torch.tensor(a, dtype=tdt, device=device or "cpu", requires_grad=grad) for a in inputs]
         v = impl(*ts)
+        if not isinstance(v, torch.Tensor):
+            raise _Returned(f"returned {type(v).__name__}, not a torch tensor of losses (one per element)")
+        _returned(v, n, shape, "a torch tensor")
         values = v.detach().double().cpu().numpy()
         if not grad:
             return values, None
@@ -301,10 +335,13 @@ def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, devi
         jax.config.update("jax_enable_x64", True)  # else JAX silently computes float64 inputs in float32
         js = [jnp.asarray(a.astype(dtype)) for a in inputs]
         v, vjp = jax.vjp(impl, *js)
+        _returned(v, n, shape, "a JAX array")
         grads = vjp(jnp.ones_like(v)) if grad else None
         return np.asarray(v, np.float64), None if grads is None else [np.asarray(grads[k], np.float64) for k in wrt]
     xs = [a.astype(dtype) for a in inputs]
-    v = np.asarray(impl(*xs), dtype=np.float64)
+    out = impl(*xs)
+    _returned(out, n, shape, "an array")
+    v = np.asarray(out, dtype=np.float64)
     if not grad:
         return v, None
     scale = _fd_scale(xs, layouts)
@@ -383,7 +420,14 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
             keep = np.array([n not in FLOAT32_UNRESOLVED_GROUPS for n in names], bool)
             names, inputs, convention = names[keep], tuple(a[keep] for a in inputs), convention[keep]
     else:  # the user's own arrays
-        inputs = tuple(np.asarray(c, dtype=np.float64) for c in cases)
+        try:
+            inputs = tuple(np.asarray(c, dtype=np.float64) for c in cases)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cases: each must be an array of numbers ({e})") from None
+        lengths = [len(a) if a.ndim else 0 for a in inputs]
+        if len(set(lengths)) > 1 or 0 in [a.ndim for a in inputs]:
+            raise ValueError(f"cases: arrays of one length (one row per point) needed, got shapes "
+                             f"{[a.shape for a in inputs]}")
         names = np.array(["user"] * len(inputs[0]), dtype=object)
         convention = np.zeros(len(names), bool)
     inputs = tuple(a.astype(dt).astype(np.float64) for a in inputs)  # the inputs the implementation sees
@@ -394,25 +438,29 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     fw = _detect(impl, inputs) if framework == "auto" else framework
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
-    vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol else TOLERANCES[dt])
+    vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol is not None else TOLERANCES[dt])
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < math.inf for t in (vtol, gtol)):
+        raise ValueError(f"rtol: must be a number >= 0 or a pair (value, gradient) of them, got {rtol!r}")
     kinks = _battery.kinks(ref, params) if ref.info.family == "elementwise" else None
     if device not in (None, "cpu") and fw != "torch":
         raise ValueError(f"device: only the torch adapter places inputs on a device, got {device!r} with {fw!r}")
+    if str(device or "").startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: torch sees no CUDA device on this machine")
     wrt = [ref.inputs.index(n) for n in ref.grad_inputs]
+    want_v, want_g = ref.value_and_grad(*inputs, **params)
     try:
         got_v, got_g = _evaluate(impl, fw, inputs, dt, grad, layouts=ref.info.layouts, kinks=kinks, device=device,
-                                 wrt=wrt)
+                                 wrt=wrt, shape=np.shape(want_v))
+    except _Returned as e:
+        raise ImplementationError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - the implementation's own failure, reported as such
         raise ImplementationError(f"raised {type(e).__name__}: {e}") from e
-    if np.ndim(got_v) == 0 or np.shape(got_v)[0] != len(names):
-        raise ImplementationError(
-            f"returned shape {np.shape(got_v)} for {len(names)} points: check_loss needs one loss per element, "
-            "not a reduced (mean or sum) loss; pass reduction='none' to it, e.g. functools.partial(fn, "
-            "reduction='none') (the CLI: --impl-param reduction=none)")
     if isinstance(got_g, tuple):
         got_g = (got_g[0], _unresolved(names, got_g[1]))
         report.unchecked = _unchecked(ref.grad_inputs, got_g[1])
-    want_v, want_g = ref.value_and_grad(*inputs, **params)
     report.framework = fw
     report.failures = _compare(names, inputs, ref.grad_inputs, got_v, got_g, want_v, want_g, vtol, gtol,
                                fd=(fw == "numpy"), dtype=dt)

@@ -1,6 +1,9 @@
 """`refloss verify` prints the table and signals failures through its exit status."""
+import json
 import subprocess
 import sys
+
+import pytest
 
 from refloss import _verify, cli
 
@@ -59,3 +62,34 @@ def test_verify_live_without_mpmath_says_what_to_install(monkeypatch, capsys):
     assert cli.main(["verify", "--live", "--loss", "l1"]) == 2
     assert "pip install 'refloss[verify]'" in capsys.readouterr().err
     assert cli.main(["verify", "--loss", "l1", "--device", "cpu", "-q"]) == 0  # the stored references need none
+
+
+def test_parameters_reduction_pairs_and_ints():
+    # (a probe, 2026-12-07) reduction=none reached a user's function as None; image_size had no CLI form
+    assert cli._parse_params(["reduction=none", "image_size=(640, 480)", "beta=1/9", "flag=true", "eps=none"]) == {
+        "reduction": "none", "image_size": (640.0, 480.0), "beta": 1 / 9, "flag": True, "eps": None}
+    assert cli._parse_params(["s=[2,3]", "t=4,5"]) == {"s": (2.0, 3.0), "t": (4.0, 5.0)}
+    assert cli._parse_params(["n=3", "x=2.5"], ints=True) == {"n": 3, "x": 2.5}
+
+
+@pytest.mark.parametrize("argv", [
+    ["vectors", "giou_los", "-o", "v.json"],  # a typo: its guess
+    ["vectors", "smooth_l1", "-o", "."],  # a folder
+    ["sweep", "smooth_l1", "--samples", "1000", "--workers", "1", "--chunk", "-3"],
+    ["sweep", "smooth_l1", "--exhaustive", "--bits", "0:16", "--target", "nan", "--workers", "1"],
+    ["sweep", "bce_with_logits", "--exhaustive", "--bits", "0:16", "--target", "5", "--workers", "1"],
+    ["sweep", "smoth_l1", "--samples", "10"],
+    ["sweep", "smooth_l1", "--samples", "1000", "--workers", "1", "-o", "."],
+])
+def test_usage_errors_before_the_work(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "refloss: error:" in err
+    assert "did you mean" in err or "giou_los" not in argv and "smoth_l1" not in argv
+
+
+def test_vectors_of_mpdiou_with_its_image_size(tmp_path):
+    out = tmp_path / "sub" / "v.json"
+    assert cli.main(["vectors", "mpdiou_loss", "--param", "image_size=(640, 640)", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["meta"]["params"]["image_size"] in ([640.0, 640.0], [640, 640])

@@ -398,3 +398,15 @@ def test_the_design_page_examples_run(capsys):
 def test_a_gradient_sympy_cannot_integrate_needs_an_evaluation_form(design):
     with pytest.raises(design.DerivationError, match="SymPy cannot integrate"):
         design.from_gradient("bad", [(None, sp.exp(a**3))], a, {})
+
+
+def test_a_gradient_not_integrable_from_zero_is_a_derivation_error():
+    # (a probe, 2026-12-07: an IndexError from deep inside the integration)
+    import sympy as sp
+
+    from refloss._derive.core import DerivationError
+    from refloss.design import from_gradient
+
+    a = sp.Symbol("a", positive=True)
+    with pytest.raises(DerivationError, match="no finite limit at 0"):
+        from_gradient("inverse", [(None, 1 / a)], a, {})

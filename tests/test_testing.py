@@ -244,3 +244,33 @@ def test_batteries_are_dense_where_textbook_forms_lose_digits():
     r = rt.check_loss(mse_expanded, "mse", grad=False)
     assert {f.case for f in r.failures} == {"large"}
     assert rt.check_loss(lambda p, t: (p - t) ** 2, "mse").ok
+
+
+def _l1_ok(p, t):
+    return np.abs(p - t)
+
+
+@pytest.mark.parametrize("impl,message", [
+    (lambda p, t: np.abs(p - t) * undefined_scale, "raised NameError"),  # noqa: F821 - its own error, not torch's
+    (lambda p, t: None, "returned NoneType, not an array"),
+    (lambda p, t: np.append(np.abs(p - t), 0.0), "one loss per element, shape"),
+    (lambda p, t: np.abs(p - t)[:, None], "one loss per element, shape"),
+    (lambda p, t: np.abs(p - t)[None, :], "one loss per element, shape"),
+    (lambda p, t: np.abs(p - t).mean(), "not a reduced"),
+])
+def test_what_the_implementation_returned_is_named(impl, message):
+    # (a probe, 2026-12-07: a (N, 1) result passed, a (1, N) one was called reduced, None and lists were reported
+    # as errors inside refloss's comparison, and a NumPy function's own NameError as torch's)
+    with pytest.raises(rt.ImplementationError, match=message):
+        rt.check_loss(impl, "l1")
+
+
+def test_tolerances_and_cases_are_checked():
+    assert rt.check_loss(_l1_ok, "l1", rtol=0).ok  # rtol=0 is exact agreement, not the default tolerances
+    for bad in (-1, float("nan"), "x", (1e-9, -1)):
+        with pytest.raises(ValueError, match="rtol"):
+            rt.check_loss(_l1_ok, "l1", rtol=bad)
+    with pytest.raises(ValueError, match="cases: arrays of one length"):
+        rt.check_loss(_l1_ok, "l1", cases=(np.array([0.5, 2.0]), np.array([0.0])))
+    with pytest.raises(rt.ImplementationError, match=r"raised ZeroDivisionError"):
+        rt.check_loss(lambda p, t: 1 / 0, "l1", rtol=0)

@@ -104,10 +104,19 @@ def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain
         c = sp.Symbol(f"C_{k}")
         antiderivative = _integral(g, (antiderivatives or [None] * len(gradient_pieces))[k], k)
         if k == 0:
-            value = sp.solve(sp.Eq(sp.limit(antiderivative + c, a, 0, "+"), 0), c)[0]
+            solved = sp.solve(sp.Eq(sp.limit(antiderivative + c, a, 0, "+"), 0), c)
+            if not solved:  # (a gradient such as 1/a: its integral ln a has no finite value at 0)
+                raise DerivationError(f"piece 0: the integral {sp.sstr(antiderivative)} of the gradient {sp.sstr(g)} "
+                                      "has no finite limit at 0, so L(0) = 0 fixes no constant (a gradient must be "
+                                      "integrable from 0)")
+            value = solved[0]
         else:
             previous = out[-1][3]
-            value = sp.solve(sp.Eq(_at(antiderivative + c, start, "+"), _at(previous, start, "-")), c)[0]
+            solved = sp.solve(sp.Eq(_at(antiderivative + c, start, "+"), _at(previous, start, "-")), c)
+            if not solved:
+                raise DerivationError(f"piece {k}: no constant makes L continuous at {sp.sstr(start)} (the integral "
+                                      f"{sp.sstr(antiderivative)} has no finite value there)")
+            value = solved[0]
         piece = sp.simplify(antiderivative + value)
         within = {a: (starts[k], starts[k + 1] if k + 1 < len(starts) else None)}
         check_gradient(piece, g, f"piece {k}", checks, domain=domain, within=within)
