@@ -364,6 +364,19 @@ def _sweep(args) -> int:
     return 0 if result.ok else 1
 
 
+def _at_least(low: int):
+    """An argparse type: an int >= ``low`` (argparse names the option in its message)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def _known(loss: str) -> bool:
     from ._generated._index import LOSSES
 
@@ -399,9 +412,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="with module:function: which battery")
     v.add_argument("--dtype", action="append", choices=("float64", "float32"), default=None)
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
-    v.add_argument("--random", type=int, default=200, help="random points per battery (default 200; another number "
+    v.add_argument("--random", type=_at_least(0), default=200, help="random points per battery (default 200; another number "
                                                            "recomputes the references with mpmath)")
-    v.add_argument("-j", "--jobs", type=int, default=None,
+    v.add_argument("-j", "--jobs", type=_at_least(1), default=None,
                    help="processes checking losses in parallel (default: one per core when kernels must be "
                         "compiled, as on a first run, else 1)")
     v.add_argument("--live", action="store_true", help="recompute the exact references with the 50-digit oracle "
@@ -427,7 +440,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--samples", type=int, metavar="N", help="N points drawn from --space")
     w.add_argument("--space", help="residuals (element-wise), boxes, rotated, logits (hard targets), soft_logits (soft "
                    "targets, measured against the cancelling terms where they cancel) (default: the loss family's)")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--seed", type=_at_least(0), default=0)
     w.add_argument("--impl", metavar="MODULE:FUNCTION", help="sweep your function instead of refloss's kernel "
                                                              "(module:function or file.py:function)")
     w.add_argument("--impl-param", action="append", metavar="NAME=VALUE", help="a keyword argument for --impl")

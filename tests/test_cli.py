@@ -80,10 +80,17 @@ def test_parameters_reduction_pairs_and_ints():
     ["sweep", "bce_with_logits", "--exhaustive", "--bits", "0:16", "--target", "5", "--workers", "1"],
     ["sweep", "smoth_l1", "--samples", "10"],
     ["sweep", "smooth_l1", "--samples", "1000", "--workers", "1", "-o", "."],
+    ["sweep", "smooth_l1", "--samples", "10", "--seed", "-1"],
+    ["verify", "--random", "-3", "--loss", "l1"],
+    ["verify", "-j", "0", "--loss", "l1"],
 ])
 def test_usage_errors_before_the_work(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(argv) == 2
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # (argparse's own errors)
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "refloss: error:" in err
     assert "did you mean" in err or "giou_los" not in argv and "smoth_l1" not in argv
