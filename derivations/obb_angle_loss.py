@@ -18,7 +18,8 @@ from sympy.codegen.cfunctions import log1p
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, prove_equal
-from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, Select, SinSmall, SmallestNormal, Sub, plain
+from refloss._derive.functions import (HAND_RULES, CosSmall, Group, HandDiff, Select, SinSmall, SmallestNormal, Sub,
+                                      plain)
 from refloss._info import Properties
 
 NAME = "obb_angle_loss"
@@ -93,8 +94,9 @@ def derive():
         Step("The loss of the angle difference $\\varphi = \\theta_p - \\theta_t$, weighted by how square the "
              "target is:", "L", sp.exp(-sp.log(w_s / h_s)**2 / lam_s**2) * sp.sin(2 * phi_s)**2),
         Step("$\\sin 2\\varphi$ from the rounded difference $\\varphi_{hi}$ and its rounding error "
-             "$\\varphi_{lo}$ (TwoSum; $2\\varphi_{hi}$ is exact):", "\\sin 2\\varphi",
-             "\\sin 2\\varphi_{hi} + 2\\varphi_{lo} \\cos 2\\varphi_{hi}"),
+             "$\\varphi_{lo}$ (TwoSum; $2\\varphi_{hi}$ and $2\\varphi_{lo}$ are exact; the addition theorem):",
+             "\\sin 2\\varphi",
+             "\\sin 2\\varphi_{hi} \\cos 2\\varphi_{lo} + \\cos 2\\varphi_{hi} \\sin 2\\varphi_{lo}"),
         Step("Its derivative in either angle is $\\pm 2 W \\sin 4\\varphi$, $W$ the weight above, "
              "evaluated as $4 \\sin 2\\varphi \\cos 2\\varphi$ with both factors formed as above; the target's "
              "$w_t$ and $h_t$ get the weight's derivative, $\\mp 2 \\ln(w_t/h_t) / (\\lambda^2 w_t)$ times $L$ "
@@ -112,7 +114,8 @@ def derive():
         "Only the angles and the target's w and h enter; the centres and the prediction's size get gradient 0. "
         "A target side (plus eps) of 0 gives 0 (the weight's limit) with gradient 0, and so does a weight that "
         "underflows (|ln(w_t/h_t)|/lam > 27.3, where exp(-746) is 0 in either precision: the weight's derivatives "
-        "underflow with it unless lam w_t or lam h_t is itself tiny); a point target gives NaN.",
+        "underflow with it unless lam w_t or lam h_t is itself tiny, and d/dw_t = -L 2q/(lam w_t) exceeds float64's range, "
+        "+-inf, where w_t + eps is subnormal and the weight is not negligible); a point target gives NaN.",
         "sin(2 phi) and cos(2 phi) from phi's TwoSum (no digits lost for large angles or near phi = pi/4); the "
         "weight from ln(w_t/h_t) as log1p((w_t - h_t)/h_t) (w_t - h_t exact) for 1/2 <= w_t/h_t <= 2, the log of the "
         "ratio elsewhere, divided by lambda and squared; that exponent e is rounded, a relative "

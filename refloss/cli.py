@@ -330,10 +330,10 @@ def _sweep(args) -> int:
     if impl is not None:
         _load_callable(impl)  # a bad --impl is a usage error here, before any worker starts
     if args.target is not None and _known(args.loss):  # the loss's own rule for a target (bce: in [0, 1])
-        import refloss
+        from ._loss import loss_named
 
         try:
-            getattr(refloss, args.loss)(0.0, args.target, **params)
+            loss_named(args.loss)(0.0, args.target, **params)
         except (ValueError, TypeError) as e:
             if str(e).startswith("target"):
                 raise UsageError(f"--target {args.target!r}: {e}") from None

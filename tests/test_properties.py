@@ -443,8 +443,13 @@ def _rotated_no_derivative(name, p, t, params=None):
     Gaussian); GWD where F = sqrt(cos^2 G^2 + sin^2 H^2) = 0, G = w_p w_t + h_p h_t, H = w_p h_t + h_p w_t (a point
     box, or two zero-width boxes at right angles: on the grid's angles j/16, sin(phi) = 0 only at phi = 0 and cos(phi)
     is never 0); obb_angle_loss where its value is undefined too (_rotated_undefined)."""
-    if name == "obb_angle_loss":
-        return _rotated_undefined(name, p, t, params or {})
+    if name == "obb_angle_loss":  # (and where d/dw_t = -L 2q/(lam (w_t + eps)) exceeds float64, w_t + eps subnormal)
+        eps, lam = (params or {}).get("eps", 0.0), (params or {}).get("lam", 3.0)
+        w, h = t[:, 2] + eps, t[:, 3] + eps
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            q = (np.log(w) - np.log(h)) / lam
+            bound = np.exp(-q * q) * 2 * np.abs(q) / lam / np.minimum(w, h)
+        return _rotated_undefined(name, p, t, params or {}) | (bound > np.finfo(np.float64).max / 64)
     if name != "gwd_loss":
         return (p[:, 2:4] == 0).any(axis=1) | (t[:, 2:4] == 0).any(axis=1)
     g = p[:, 2] * t[:, 2] + p[:, 3] * t[:, 3]

@@ -1876,7 +1876,8 @@ LOSSES['obb_angle_loss'] = LossInfo(
         "gradient 0. A target side (plus eps) of 0 gives 0 (the weight's limit) with gradient 0, "
         'and so does a weight that underflows (|ln(w_t/h_t)|/lam > 27.3, where exp(-746) is 0 in '
         "either precision: the weight's derivatives underflow with it unless lam w_t or lam h_t "
-        'is itself tiny); a point target gives NaN.'
+        "is itself tiny, and d/dw_t = -L 2q/(lam w_t) exceeds float64's range, +-inf, where w_t +"
+        ' eps is subnormal and the weight is not negligible); a point target gives NaN.'
     ),
     references=(
         (
