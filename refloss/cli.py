@@ -358,7 +358,8 @@ def _sweep(args) -> int:
         return 1
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
-    print(result)
+    # (--quiet: the summary lines, not the worst points' table; the JSON holds them)
+    print(result.text(worst=not args.quiet))
     if args.output:
         print(f"refloss sweep: wrote {args.output}")
     return 0 if result.ok else 1
@@ -452,7 +453,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--top", type=int, default=8, help="worst points kept per component (default 8)")
     w.add_argument("--no-resume", action="store_true", help="ignore the chunks recorded in OUTPUT.chunks.jsonl")
     w.add_argument("-o", "--output", help="result JSON (finished chunks go to OUTPUT.chunks.jsonl as they finish)")
-    w.add_argument("-q", "--quiet", action="store_true")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress and no table of the worst points (the "
+                                                              "summary only; -o keeps them)")
     c = sub.add_parser("conformance", help="check every installed peer and write the conformance matrix (markdown)")
     c.add_argument("peer", nargs="*", help=f"peers (default: all built-in: {peer_names})")
     c.add_argument("-o", "--output", help="file (default: standard output), e.g. docs/conformance.md")

@@ -341,6 +341,8 @@ def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, devi
     xs = [a.astype(dtype) for a in inputs]
     out = impl(*xs)
     _returned(out, n, shape, "an array")
+    if np.iscomplexobj(out):  # (NumPy's cast would drop the imaginary part with a warning)
+        raise _Returned("returned complex values, not real losses")
     v = np.asarray(out, dtype=np.float64)
     if not grad:
         return v, None
@@ -434,6 +436,8 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     report = Report(loss, getattr(impl, "__qualname__", repr(impl)), framework, dt, dict(params), len(names),
                     ref.inputs)
     if not len(names):
+        if not isinstance(cases, str):  # (the user's own arrays: nothing checked is not a pass)
+            raise ValueError("cases: no points (empty arrays) - nothing to check")
         return report  # nothing to check (e.g. the convention points of a smooth loss)
     fw = _detect(impl, inputs) if framework == "auto" else framework
     if fw not in ("numpy", "torch", "jax"):

@@ -100,3 +100,11 @@ def test_vectors_of_mpdiou_with_its_image_size(tmp_path):
     out = tmp_path / "sub" / "v.json"
     assert cli.main(["vectors", "mpdiou_loss", "--param", "image_size=(640, 640)", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["meta"]["params"]["image_size"] in ([640.0, 640.0], [640, 640])
+
+
+def test_sweep_quiet_prints_the_summary_only(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "l1", "--samples", "2000", "--workers", "1", "-q", "--no-resume", "-o", "s.json"]) == 0
+    out = capsys.readouterr().out
+    assert "max ULP" in out and " ULP at " not in out and "reference:" in out
+    assert json.loads((tmp_path / "s.json").read_text())["worst"]

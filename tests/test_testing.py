@@ -274,3 +274,11 @@ def test_tolerances_and_cases_are_checked():
         rt.check_loss(_l1_ok, "l1", cases=(np.array([0.5, 2.0]), np.array([0.0])))
     with pytest.raises(rt.ImplementationError, match=r"raised ZeroDivisionError"):
         rt.check_loss(lambda p, t: 1 / 0, "l1", rtol=0)
+
+
+def test_complex_results_and_empty_cases_are_refused():
+    # (a probe, 2026-12-07: a complex result passed after NumPy's ComplexWarning; empty cases reported "OK")
+    with pytest.raises(rt.ImplementationError, match="complex"):
+        rt.check_loss(lambda p, t: np.abs(p - t) + 0j, "l1")
+    with pytest.raises(ValueError, match="cases: no points"):
+        rt.check_loss(_l1_ok, "l1", cases=(np.zeros(0), np.zeros(0)))

@@ -146,6 +146,10 @@ class Result:
         return notes
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, worst: bool = True) -> str:
+        """The summary; ``worst``: with the (up to ten) worst points' rows."""
         comp = ", ".join(f"{g} {_fmt(v)}" for g, v in self.max_ulp.items())
         lines = [f"refloss sweep {self.loss}{_fmt_params(self.params)} [{self.dtype}"
                  + (f", {self.impl}" if self.impl else ", refloss kernel") + f"]: {self.points} points"
@@ -153,7 +157,7 @@ class Result:
                  + f", {self.failures} over the bar ({_fmt(self.bar['value'])} / {_fmt(self.bar['grad'])} ULP)",
                  f"  max ULP: {comp}"]
         lines[1:1] = self._float32_parameter_notes()
-        for e in self.worst[:10]:
+        for e in self.worst[:10 if worst else 0]:
             ins = ", ".join(f"{k}={v!r}" for k, v in e["inputs"].items())
             lines.append(f"  {e['column']:<12} {_fmt(e['ulp']):>10} ULP at {ins}: got {e['got']!r}, expected "
                          f"{e['expected']!r} ({e['reference']})")
