@@ -261,7 +261,7 @@ class KernelPrinter(PythonCodePrinter):
         """``expr`` for a function that prints it several times: a temporary unless atomic
         (parenthesized for ``level`` when printed whole)."""
         text = self._print(expr)
-        if _ATOMIC.match(text):
+        if _ATOMIC.match(text) or (expr.is_Number and expr not in self._memo):  # (a literal: printed where used)
             return text
         if self._inline:
             return self.parenthesize(expr, level) if level is not None else text
