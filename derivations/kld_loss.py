@@ -21,12 +21,14 @@ when X >= 0, and with w_t and h_t exchanged in e_w, e_h and cos^2(phi) (-X) in p
 sin^2(phi) X otherwise: every term >= 0, so nothing cancels for nearly equal boxes, nor for a box
 and its w/h swap turned by pi/2 (the same Gaussian), and D keeps its relative digits (f = sqrt needs them).
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import GapLog, Group, Select, plain
+from refloss._derive.functions import Eval64, GapLog, Group, Select, TMax, TMin, plain
 from refloss._info import Properties
 
 NAME = "kld_loss"
@@ -78,7 +80,38 @@ CONVENTIONS = ("f = sqrt at D = 0 (equal Gaussians) gives 1 - 1/tau with a gradi
 ACCURACY = ("D in closed form as a sum of non-negative terms, chosen by the sign of (w_p^2 - h_p^2)(w_t^2 - h_t^2) so "
             "that nothing cancels for nearly equal boxes nor for a box and its w/h swap turned by pi/2; g(e) = e - log1p(e) "
             "from e = ((a - b)/b)((a + b)/b) (the side differences first), as a series for |e| < 1/16 and as "
-            "e - 2 ln(a/b) for e < -1/2 (thin boxes); L = (tau - 1 + f)/(tau + f).")
+            "e - 2 ln(a/b) for e < -1/2 (thin boxes); L = (tau - 1 + f)/(tau + f). The float32 kernel evaluates value and "
+            "gradients in float64 (its inputs widened exactly, each result rounded once) where D >= 2^64 or a side is "
+            "outside [2^-30, 2^30]: there float32's range did not hold the sides' powers, D or the gradient's factors "
+            "(a target side 1e-20 gave NaN, sides 1e8 against 1e-8 an infinite d/dw_t). The float64 kernel's range is "
+            "the same with float64's: sides within ~1e-77..1e77 of each other.")
+
+
+# The float32 kernel's range (the sides' squares, cubes and fourth powers, D and its gradient's factors, each
+# normal): float32's value where D < 2^64 and every side in [2^-30, 2^30], float64 (Eval64, the float32 inputs
+# widened exactly, the result rounded once) elsewhere.  Beyond it the float32 kernel overflowed or lost its digits:
+# sides 1e8 against 1e-8, d/dw_t -inf (exact -1.79e4: (w_p/w_t)^2/w_t overflows before dL/dD ~ 1/D multiplies it);
+# a target side 1e-20, the value NaN (D ~ 5e39 beyond float32's range, exact L 0.98919); every side below ~1e-19,
+# NaN (their squares 0, X = 0/0).  In float64 the same range is sides within ~1e-77..1e77 of each other (the
+# documented limit beyond 1e154), and the float64 kernel keeps its forms.
+F32_SIDES = sp.Integer(2) ** 30
+F32_DIVERGENCE = sp.Integer(2) ** 64
+
+
+def float32_kernel(kernel):
+    """``kernel`` with a rare copy of each branch that is not constant (the same condition, where D or a side leaves
+    the float32 kernel's range, above) before it, its outputs evaluated in float64 together (``Eval64``)."""
+    # (one select of a max and a min: no chain of comparisons in the block loops; D NaN: its comparison false, outside)
+    largest, smallest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)), TMin(TMin(R.pw, R.ph), TMin(R.tw, R.th))
+    outside = Select(d_sym < F32_DIVERGENCE, TMax(largest / F32_SIDES, 1 / (F32_SIDES * smallest)), sp.Integer(2)) > 1
+    branches = []
+    for b in kernel.branches:
+        if not all(v.is_Number or v is sp.nan for v in b.outputs.values()):
+            branches.append(dataclasses.replace(
+                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
+                outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
+        branches.append(b)
+    return dataclasses.replace(kernel, branches=tuple(branches))
 
 
 def derive():
@@ -110,7 +143,7 @@ def derive():
         "Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p) + 1/2 ln(det Sigma_t/det Sigma_p) - 1, each box the Gaussian "
         "N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection via Kullback-Leibler "
-         "Divergence, arXiv:2106.01883"], PARAMS, {p: k for p in ("f64", "f32")}, steps,
+         "Divergence, arXiv:2106.01883"], PARAMS, {"f64": k, "f32": float32_kernel(k)}, steps,
         [R.rotation_plot("KLD loss"), R.slide_plot("KLD loss", note="The centre term grows with the offset in units "
                                                                     "of the target's sides.")],
         CONVENTIONS, ACCURACY, checks,

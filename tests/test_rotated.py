@@ -349,6 +349,15 @@ FAR_SIZES = [
     ("kld_loss", {}, np.float64, [0, 0, 1e-120, 2e-120, 0.3], [0, 0, 1, 1.5, 0]),
     ("kld_loss", {"fun": "sqrt", "reverse": True}, np.float64, [0, 0, 1, 1.5, 0], [0, 0, 1e-120, 2e-120, 0.3]),
     ("kld_loss", {}, np.float64, [0.3, -0.2, 1e-160, 1, 0.4], [0.1, 0.1, 1.5, 1.2, 0.1]),
+    # beyond the float32 kernel's range (D >= 2^64 or a side outside [2^-30, 2^30]: float64 there, 2026-12-07): a
+    # target far smaller (d/dw_t -inf), a target side 1e-20 (D beyond float32's range: NaN), boxes of sides below
+    # 1e-19 (their squares 0: NaN), a thin target, large boxes
+    ("kld_loss", {}, np.float32, [0, 0, 1e8, 1e8, 0.3], [0, 0, 1e-8, 1e-8, 0.1]),
+    ("kld_loss", {"fun": "sqrt"}, np.float32, [0, 0, 1, 1, 0.3], [0, 0, 1e-20, 1e-20, 0.1]),
+    ("kld_loss", {}, np.float32, [0, 0, 1e-25, 2e-25, 0.3], [0, 0, 1e-30, 1e-30, 0.1]),
+    ("kld_loss", {"reverse": True}, np.float32, [0, 0, 1e-30, 1e-30, 0.1], [1e-25, 0, 1e-25, 2e-25, 0.3]),
+    ("kld_loss", {}, np.float32, [0, 0, 1, 2, 0.3], [0, 0, 3, 1e-30, 0.1]),
+    ("kld_loss", {"tau": 2.0}, np.float32, [1e12, 0, 3e12, 2e12, 0.3], [0, 0, 2e12, 1e12, 0.1]),
 ]
 
 

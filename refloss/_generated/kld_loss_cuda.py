@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f941e9e7ab150a15
+# scalar kernels: sha256 c3b24bdd5e5b8b34
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
