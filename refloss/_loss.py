@@ -161,6 +161,9 @@ class Loss:
                 f"refloss._generated.{self._name}{_MODULE_SUFFIX[which]}")
         return mod
 
+    def __reduce__(self):  # pickled and copied as a reference: refloss.<name> itself (its compiled kernels stay)
+        return loss_named, (self._name,)
+
     @property
     def __doc__(self):  # noqa: D105 - built from the generated metadata on demand
         return _docstring(self._info)
@@ -705,6 +708,9 @@ class ModuleLoss(Loss):
         self._module_names = {"scalar": scalar, "cpu": cpu}
         self._page = page
         self.__module__ = "refloss.design"
+
+    def __reduce__(self):  # (its generated modules are importable by name: the same loss in another process)
+        return ModuleLoss, (self._info, self._module_names["scalar"], self._module_names["cpu"], self._page)
 
     def _module(self, which: str):
         if which not in self._module_names:

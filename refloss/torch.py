@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.autograd import forward_ad as _fwad
 
 from . import _retinanet_ssd, _yolo_losses
 from ._arrays import _COORDINATES, sum_to_shape
 from ._detection import DetectionLoss
 from ._generated._index import LOSSES as _INDEX
 from ._loss import Loss, _not_an_argument, loss_named
-from ._validate import REDUCTIONS, check_reduction
+from ._validate import REDUCTIONS, broadcast_shape, check_reduction
 
 # the keywords of a call besides the loss's parameters (no dtype= or device=: they follow the tensors)
 _OPTIONS = ("reduction", "validate")
@@ -93,10 +94,24 @@ class _Shapes:
         leads = [tuple(t.shape) if (w == 1 or idx) else tuple(t.shape[:-1])
                  for t, w, idx in zip(tensors, info.widths, self.index)]
         first = leads[0]  # (torch.broadcast_shapes costs tens of microseconds: only where shapes differ)
-        self.lead = first if all(s == first for s in leads) else tuple(torch.broadcast_shapes(*leads))
+        if all(s == first for s in leads):
+            self.lead = first
+        else:
+            try:
+                self.lead = tuple(torch.broadcast_shapes(*leads))
+            except RuntimeError:  # (refloss's message, as the NumPy API's, not torch's "Mismatching argument")
+                broadcast_shape(dict(zip(info.inputs, leads)), dict(zip(info.inputs, (tuple(t.shape) for t in tensors))))
+                raise
         row = next((t.shape[-1] for t, w, idx in zip(tensors, info.widths, self.index) if w is None and not idx), None)
         self.full = tuple(self.lead if w == 1 or idx else self.lead + ((row if w is None else w),)
                           for w, idx in zip(info.widths, self.index))
+        # a weighted mean's gradients come from the NumPy API at the inputs' own shapes (its sums over broadcast
+        # axes: broadcast first and summed by the backward, focal_eiou_loss's target gradient was an ulp off)
+        self.own = tuple(tuple(t.shape) for t in tensors) if info.mean_weight is not None else None
+
+    def grads(self, reduction: str) -> tuple:
+        """The shapes of the operator's gradient outputs (each input's broadcast shape, but a weighted mean's)."""
+        return self.own if reduction == "mean" and self.own is not None else self.full
 
 
 _SHAPES: dict = {}
@@ -134,15 +149,27 @@ def _make_op(loss: Loss, op_name: str):
         return tensors, params, *args[n_in + len(kinds):]
 
     def impl(*args):
-        return _impl(loss, *split(args))
+        tensors, params, reduction, validate, with_grad = split(args)
+        if _native(tensors):
+            return _impl(loss, tensors, params, reduction, validate, with_grad)
+        # the operator called directly with mixed, integer or half-precision tensors: as refloss.torch's call
+        # computes them (the fake implementation's dtype), half precision in float32 and rounded once
+        tensors = _tensors(info, tensors)
+        low = tensors[0].dtype if tensors[0].dtype in _LOW_PRECISION else None
+        if low is None:
+            return _impl(loss, tensors, params, reduction, validate, with_grad)
+        out = _impl(loss, [t.float() if t.dtype.is_floating_point else t for t in tensors], params, reduction,
+                    validate, with_grad)
+        return tuple(o.to(low) for o in out)
 
     def fake(*args):
         tensors, _, reduction, _, with_grad = split(args)
         shapes = _Shapes(loss, tensors)
         ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
-        value = ref.new_empty(shapes.lead if reduction == "none" else ())
-        grads = [ref.new_empty(full if with_grad and not idx else (0,))
-                 for full, idx in zip(shapes.full, shapes.index)]
+        dt = _common_dtype([t.dtype for t, idx in zip(tensors, shapes.index) if not idx])
+        value = ref.new_empty(shapes.lead if reduction == "none" else (), dtype=dt)
+        grads = [ref.new_empty(grad_shape if with_grad and not idx else (0,), dtype=dt)
+                 for grad_shape, idx in zip(shapes.grads(reduction), shapes.index)]
         return (value, *grads)
 
     def setup_context(ctx, inputs, output):
@@ -298,9 +325,10 @@ def _cpu_impl(loss, tensors, params, reduction, validate, with_grad, native=Fals
         return (_fast_tensor(result[0], reduction), *[torch.from_numpy(g) for g in result[1]])
     shapes = _shapes_of(loss, tensors)
     ref = next(t for t, idx in zip(tensors, shapes.index) if not idx)
-    # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums)
+    # each gradient at the broadcast shape (the backward multiplies it by the incoming gradient, then sums), but a
+    # weighted mean's (the NumPy API's at the inputs' shapes, see _Shapes.own)
     arrays = [a if idx or a.shape == full else np.broadcast_to(a, full)
-              for a, full, idx in zip(arrays, shapes.full, shapes.index)]
+              for a, full, idx in zip(arrays, shapes.grads(reduction), shapes.index)]
     value, grads = _numpy_call(loss, arrays, params, reduction, validate, True, fast=False)
     return (_tensor(value), *[ref.new_empty((0,)) if g is None else _tensor(g) for g in grads])
 
@@ -384,6 +412,15 @@ class TorchLoss:
     def __repr__(self) -> str:
         return f"refloss.torch.{self._info.name}"
 
+    def __reduce__(self):  # pickled as a reference (its operator is registered once a process): wrap(the loss)
+        return wrap, (self._loss,)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):  # (copy.deepcopy of a model holding the loss: an EMA model)
+        return self
+
     @property
     def name(self) -> str:
         return self._info.name
@@ -405,8 +442,9 @@ class TorchLoss:
     @property
     def __doc__(self):  # noqa: D105
         return (f"refloss.{self._info.name} for PyTorch tensors, differentiable (refloss.torch).\n\n"
-                "Takes and returns tensors (the result's dtype and device follow the inputs); "
-                "the parameters, conventions and formula are refloss's:\n\n" + self._loss.__doc__)
+                "Takes and returns tensors (the result's dtype and device follow the inputs; the NumPy API's "
+                "dtype=, device= and out=, documented below, are not taken); the parameters, conventions and "
+                "formula are refloss's:\n\n" + self._loss.__doc__)
 
     @property
     def __signature__(self):  # the NumPy API's, without dtype=, device= (they follow the tensors) and out=
@@ -426,7 +464,13 @@ class TorchLoss:
                                 "tensors' device in their dtype (float16/bfloat16 in float32); move or cast the "
                                 "tensors instead, e.g. pred.to('cuda', torch.float64)")
         # the per-call fixed cost of the eager path (a few microseconds over the NumPy call): keep it lean
-        if len(inputs) != len(info.inputs) or (params and not params.keys().isdisjoint(info.inputs)):
+        rebind = len(inputs) != len(info.inputs)
+        if params and not rebind:  # (a loop: torch.compile does not trace dict_keys.isdisjoint)
+            for n in info.inputs:
+                if n in params:
+                    rebind = True
+                    break
+        if rebind:
             inputs, params = self._loss._bind(inputs, dict(params))
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
@@ -450,13 +494,32 @@ class TorchLoss:
         meta = tensors[0].is_meta
         if meta:  # (the fake implementation checks nothing: the parameters here, as the operator's would)
             self._loss._checked_args(values, "f32" if tensors[0].dtype == torch.float32 else "f64")
+            if info.row_params:  # (a parameter at most the rows' last index: DFL's clamp)
+                self._loss._check_row_params(values, tensors)
         if meta or torch.compiler.is_compiling():
             args = [_as_schema_value(self._kinds[k], v) for k, v in zip(self._loss._defaults, values)]
             out = self._op(*tensors, *args, reduction, bool(validate), with_grad)[0]
         else:  # eager: the operator's implementation without the dispatcher's round trip (it checks the parameters)
+            if torch._C._are_functorch_transforms_active() or _fwad._current_level >= 0:
+                _check_transforms(info.name, tensors)
             out = (_Eager.apply((self, params, reduction, bool(validate), native), *tensors) if with_grad
                    else _value(self._loss, tensors, params, reduction, bool(validate), native))
         return out.to(low) if low is not None else out
+
+
+def _check_transforms(name: str, tensors) -> None:
+    """RuntimeError under a torch.func transform, or for a dual tensor of forward-mode AD: the loss runs refloss's
+    compiled kernel on the tensors' data (the value path read a dual tensor's primal and dropped its tangent
+    silently; torch.func's wrapped tensors failed inside PyTorch)."""
+    if torch._C._are_functorch_transforms_active():
+        raise RuntimeError(f"refloss.torch.{name}: torch.func transforms (grad, vmap, jacrev, jvp, ...) are not "
+                           "supported: the loss runs refloss's compiled kernel on the tensors' data; use "
+                           "loss.backward() or torch.autograd.grad (a batch is a leading axis: the losses broadcast)")
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and _fwad.unpack_dual(t).tangent is not None:
+            raise RuntimeError(f"refloss.torch.{name}: forward-mode AD (torch.autograd.forward_ad dual tensors) is "
+                               "not supported: the kernel gives the gradient (reverse mode); use loss.backward() or "
+                               "torch.autograd.grad")
 
 
 def _native(inputs) -> bool:
@@ -494,8 +557,16 @@ def _tensors(info, inputs) -> list:
         if isinstance(v, torch.Tensor) and v.dtype.is_complex:
             raise TypeError(f"{n}: must be a real tensor, got {v.dtype}")
     dt = _common_dtype([v.dtype for v in floats if isinstance(v, torch.Tensor)])
-    return [torch.as_tensor(v, device=device) if idx else torch.as_tensor(v, dtype=dt, device=device)
-            for v, idx in zip(inputs, index)]
+    out = []
+    for n, v, idx in zip(info.inputs, inputs, index):
+        if v is None or isinstance(v, (str, bytes)):
+            raise TypeError(f"refloss.torch.{info.name}: {n} must be a tensor (or numbers), got {v!r}")
+        try:
+            out.append(torch.as_tensor(v, device=device) if idx else torch.as_tensor(v, dtype=dt, device=device))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"refloss.torch.{info.name}: {n} must be a tensor (or numbers), got "
+                            f"{type(v).__name__} ({e})") from None
+    return out
 
 
 _RANK = {torch.float16: 1, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
@@ -537,8 +608,8 @@ def wrap(loss) -> TorchLoss:
 
 def _to_numpy(tree):
     """Tensors anywhere in dicts, lists and tuples as NumPy arrays (detached, on the CPU)."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu().numpy()
+    if isinstance(tree, torch.Tensor):  # (bfloat16, which NumPy has not: float32, exactly)
+        return (tree.detach().float() if tree.dtype == torch.bfloat16 else tree.detach()).cpu().numpy()
     if isinstance(tree, dict):
         return {k: _to_numpy(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
@@ -572,13 +643,18 @@ class _Total(torch.autograd.Function):
     """The total of a detector loss as a function of the head outputs' tensors, its gradients given."""
 
     @staticmethod
-    def forward(ctx, total, grads, *heads):
-        ctx.grads = grads
+    def forward(ctx, name, total, grads, *heads):
+        ctx.name = name
+        ctx.save_for_backward(*grads)  # (freed after a backward without retain_graph: a second one is refused)
         return total.clone()
 
     @staticmethod
     def backward(ctx, grad_total):
-        return (None, None, *[None if g is None else g * grad_total for g in ctx.grads])
+        if torch.is_grad_enabled():  # (the gradients are constants here: a second derivative would be 0, silently)
+            raise RuntimeError(f"refloss.torch.{ctx.name}: second derivatives are not available (the backward "
+                               "multiplies refloss's first derivatives by the incoming gradient); create_graph=True "
+                               "/ torch.autograd.grad of a gradient is not supported")
+        return (None, None, None, *[None if g is None else g * grad_total for g in ctx.saved_tensors])
 
 
 class TorchDetectionLoss:
@@ -598,6 +674,9 @@ class TorchDetectionLoss:
     def __repr__(self) -> str:
         return f"refloss.torch.{self.__name__}"
 
+    def __reduce__(self):  # pickled and copied as a reference: refloss.torch.<name> itself
+        return self.__name__
+
     def __call__(self, *args, **kwargs):
         self._loss._bind(args, kwargs)
         heads = self.__signature__.bind(*args, **kwargs).arguments["head_outputs"]
@@ -606,6 +685,11 @@ class TorchDetectionLoss:
             raise TypeError(f"refloss.torch.{self.__name__}: head_outputs holds no torch tensor (refloss."
                             f"{self.__name__} takes NumPy arrays)")
         ref = tensors[0]
+        # the results' dtype: NumPy's (the widest of the heads', or dtype=; it was the first head's), but float16 or
+        # bfloat16 heads' results in their dtype (computed in float32; bfloat16, which NumPy has not, converted exactly)
+        floats = {t.dtype for t in tensors if t.dtype.is_floating_point}
+        low = floats.pop() if len(floats) == 1 and not floats & set(_NATIVE) and kwargs.get("dtype") is None else None
+        low = low if low in _LOW_PRECISION else None
         np_args, np_kwargs = _to_numpy(list(args)), _to_numpy(kwargs)
         with_grad = False
         if torch.is_grad_enabled():
@@ -617,13 +701,18 @@ class TorchDetectionLoss:
             result = self._loss(*np_args, **np_kwargs)
         else:
             result, grads = self._loss.value_and_grad(*np_args, **np_kwargs)
-        as_tensor = lambda v: torch.as_tensor(np.asarray(v), dtype=ref.dtype, device=ref.device)  # noqa: E731
+        def as_tensor(v, dtype=None):
+            v = np.asarray(v)
+            return torch.as_tensor(v, dtype=dtype or (low if low is not None and v.dtype.kind == "f" else None),
+                                   device=ref.device)
+
         total = as_tensor(result.total)
         if with_grad:
             pairs = _paired(heads, grads)
-            g = [None if d is None or not (isinstance(h, torch.Tensor) and h.requires_grad) else as_tensor(d)
+            g = [None if d is None or not (isinstance(h, torch.Tensor) and h.requires_grad) else as_tensor(d, h.dtype)
                  for h, d in pairs]
-            total = _Total.apply(total, g, *[h if isinstance(h, torch.Tensor) else torch.empty(0) for h, _ in pairs])
+            total = _Total.apply(self.__name__, total, g,
+                                 *[h if isinstance(h, torch.Tensor) else torch.empty(0) for h, _ in pairs])
         result.total = total
         result.parts = {k: as_tensor(v) for k, v in result.parts.items()}
         return result

@@ -568,3 +568,131 @@ def test_the_numpy_api_reads_a_bfloat16_tensor():
     v, (g, _) = rl.mse.value_and_grad(x, torch.zeros(4, dtype=torch.bfloat16))
     w, (h, _) = rl.mse.value_and_grad(np.array([0.5, 1.25, -3.0, 300.0], np.float32), np.zeros(4, np.float32))
     assert v.dtype == np.float32 and np.array_equal(v, w) and np.array_equal(g, h) and v[3] == 90000.0
+
+
+# --- a probe of refloss.torch (2026-12-07): each test failed before its fix ---
+
+def test_torch_compile_fullgraph_with_parameters():
+    """A parameter given by keyword (eps=1e-7; the docs' training loop) broke fullgraph tracing: Dynamo does not trace
+    dict_keys.isdisjoint, which the call used to see whether an input came by keyword."""
+    p = torch.tensor([[0., 0, 2, 2], [1, 1, 4, 3]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1., 1, 3, 3], [1, 0.5, 4, 3.5]], dtype=torch.float64)
+    compiled = torch.compile(lambda a, b: rt.giou_loss(a, b, eps=1e-7, reduction="mean"), fullgraph=True,
+                             backend="aot_eager")
+    out = compiled(p, t)
+    out.backward()
+    value, (gp, _) = rl.giou_loss.value_and_grad(p.detach().numpy(), t.numpy(), eps=1e-7, reduction="mean")
+    assert out.item() == value and np.array_equal(p.grad.numpy(), gp)
+
+
+def test_losses_pickle_and_copy_as_references():
+    """copy.deepcopy of a model holding a loss (an EMA model), torch.save, spawn workers: a loss is pickled as a
+    reference to itself (the NumPy API's had a lambda, refloss.torch's a registered operator)."""
+    import copy
+    import pickle
+
+    for loss in (rl.giou_loss, rl.kld_loss, rt.giou_loss, rt.smooth_l1, rt.yolov3_loss):
+        assert pickle.loads(pickle.dumps(loss)) is loss and copy.deepcopy(loss) is loss and copy.copy(loss) is loss
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4))
+    model.crit = rt.giou_loss
+    assert copy.deepcopy(model).crit is rt.giou_loss
+
+
+def test_second_derivatives_of_detector_losses_are_refused():
+    """The detector losses' backward multiplied constant gradients by the incoming one: a second derivative was 0,
+    silently (now the element-wise ops' error); a second backward without retain_graph accumulated again."""
+    rng = np.random.default_rng(0)
+    heads = [torch.tensor(rng.normal(0, .5, (2, 4, 4, 2, 8)), requires_grad=True)]
+    args = ([np.array([[0.2, 0.3], [0.5, 0.4]])], [np.array([[0.3, 0.3, 0.2, 0.3]]), np.array([[0.6, 0.6, 0.3, 0.2]])],
+            [np.array([1]), np.array([0])])
+    r = rt.yolov3_loss(heads, *args)
+    with pytest.raises(RuntimeError, match="second derivatives are not available"):
+        torch.autograd.grad(r.total + (heads[0] ** 3).sum(), heads[0], create_graph=True)
+    r = rt.yolov3_loss(heads, *args)
+    r.total.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        r.total.backward()
+
+
+def test_forward_mode_and_torch_func_are_refused():
+    """A dual tensor's tangent was dropped silently (the value path read its primal); torch.func's transforms
+    failed inside PyTorch."""
+    import torch.autograd.forward_ad as fwad
+
+    p = torch.tensor([[0., 0, 2, 2]], dtype=torch.float64)
+    t = torch.tensor([[1., 1, 3, 3]], dtype=torch.float64)
+    with fwad.dual_level():
+        with pytest.raises(RuntimeError, match="forward-mode AD"):
+            rt.giou_loss(fwad.make_dual(p, torch.ones_like(p)), t, reduction="mean")
+        rt.giou_loss(p, t)  # (inside a dual level, tensors without a tangent: as ever)
+    with pytest.raises(RuntimeError, match="torch.func transforms"):
+        torch.func.grad(lambda q: rt.giou_loss(q, t, reduction="mean"))(p)
+    with pytest.raises(RuntimeError, match="torch.func transforms"):
+        torch.func.vmap(lambda q: rt.l1(q, torch.zeros(3, dtype=torch.float64), reduction="sum"))(torch.ones(4, 3))
+
+
+def test_weighted_mean_with_a_broadcast_input_is_the_numpy_apis_bit_for_bit():
+    """focal_eiou_loss's mean (weighted by IoU^gamma) with a broadcast target: its gradient from the NumPy API at the
+    target's own shape, eager and compiled (broadcast first and summed after, it was an ulp off)."""
+    rng = np.random.default_rng(3)
+    xy = rng.random((200, 2))
+    p = np.concatenate([xy, xy + 0.2 + rng.random((200, 2))], axis=1)
+    t = np.array([0.1, 0.2, 0.9, 0.8])
+    value, (gp, gt) = rl.focal_eiou_loss.value_and_grad(p, t, reduction="mean")
+    compiled = torch.compile(lambda a, b: rt.focal_eiou_loss(a, b, reduction="mean"), fullgraph=True,
+                             backend="aot_eager")
+    for fn in (lambda a, b: rt.focal_eiou_loss(a, b, reduction="mean"), compiled):
+        pt, tt = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+        out = fn(pt, tt)
+        out.backward()
+        assert out.item() == value and np.array_equal(tt.grad.numpy(), gt) and np.array_equal(pt.grad.numpy(), gp)
+    torch.library.opcheck(rt.focal_eiou_loss.op, (torch.tensor(p, requires_grad=True),
+                                                  torch.tensor(t, requires_grad=True), 1e-7, 0.5, False, "mean",
+                                                  True, True))
+
+
+def test_operator_called_directly_agrees_with_its_fake():
+    """Mixed or integer tensors: the fake implementation said the first tensor's dtype, the implementation computed
+    NumPy's (float64); bfloat16 was refused."""
+    op = rt.giou_loss.op
+    p = torch.tensor([[0., 0, 2, 2], [1, 1, 4, 3]], dtype=torch.float64)
+    t = torch.tensor([[1., 1, 3, 3], [1, 0.5, 4, 3.5]], dtype=torch.float64)
+    torch.library.opcheck(op, (p.float().requires_grad_(), t, 0.0, "mean", True, True))
+    torch.library.opcheck(op, (p.long(), t.long(), 0.0, "none", True, False))
+    got = op(p.bfloat16(), t.bfloat16(), 0.0, "none", True, True)
+    want = rt.giou_loss(p.bfloat16(), t.bfloat16())
+    assert all(g.dtype == torch.bfloat16 for g in got) and torch.equal(got[0], want)
+
+
+def test_errors_name_the_input():
+    with pytest.raises(ValueError, match=r"shapes not broadcastable .*pred \(3, 4\), target \(4, 4\)"):
+        rt.giou_loss(torch.zeros(3, 4, requires_grad=True), torch.zeros(4, 4))  # (torch's own message before)
+    for bad in (None, "abc"):
+        with pytest.raises(TypeError, match=r"target must be a tensor"):
+            rt.giou_loss(torch.zeros(1, 4), bad)
+    m = torch.randn(5, 8, dtype=torch.float64).to("meta")
+    with pytest.raises(ValueError, match=r"clamp: must satisfy"):  # (meta tensors skipped the rows' check)
+        rt.dfl_loss(m, torch.rand(5, dtype=torch.float64).to("meta"), clamp=100.0)
+
+
+def test_detector_results_have_numpys_dtype():
+    """Mixed float32/float64 heads: the total and the float64 head's gradient in float64, as the NumPy API computes
+    them (they were the first head's float32); bfloat16 heads computed in float32 and returned in bfloat16 (an
+    error before)."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(0, .5, (2, 4, 4, 2, 8)), rng.normal(0, .5, (2, 2, 2, 2, 8))]
+    args = ([np.array([[0.2, 0.3], [0.5, 0.4]]), np.array([[0.1, 0.1], [0.3, 0.2]])],
+            [np.array([[0.3, 0.3, 0.2, 0.3]]), np.array([[0.6, 0.6, 0.3, 0.2]])], [np.array([1]), np.array([0])])
+    heads = [torch.tensor(arrays[0], dtype=torch.float32, requires_grad=True),
+             torch.tensor(arrays[1], requires_grad=True)]
+    r = rt.yolov3_loss(heads, *args)
+    r.total.backward()
+    value, grads = rl.yolov3_loss.value_and_grad([h.detach().numpy() for h in heads], *args)
+    assert r.total.dtype == torch.float64 and r.total.item() == value.total
+    assert heads[1].grad.dtype == torch.float64 and np.array_equal(heads[1].grad.numpy(), grads[1])
+    low = [torch.tensor(a, dtype=torch.bfloat16, requires_grad=True) for a in arrays]
+    r = rt.yolov3_loss(low, *args)
+    r.total.backward()
+    value = rl.yolov3_loss([h.detach().float().numpy() for h in low], *args)
+    assert r.total.dtype == torch.bfloat16 and r.total.item() == torch.tensor(float(value.total)).bfloat16().item()
+    assert low[0].grad.dtype == torch.bfloat16
