@@ -203,12 +203,15 @@ def _float_view(a: np.ndarray) -> np.ndarray:
     return a if a.dtype.type in (np.float32, np.float64) else a.astype(np.float64)
 
 
-def total(values: np.ndarray):
-    """The sum of every element of ``values`` (a float array), compensated, as a scalar of its dtype."""
+def total(values: np.ndarray, wide: bool = False):
+    """The sum of every element of ``values`` (a float array), compensated, as a scalar of its dtype (``wide``: as
+    float64, not yet rounded to a narrower dtype: a mean divides it before its one rounding)."""
     a = _float_view(values).reshape(-1)
     if a.shape[0] < SERIAL_BELOW:
-        return values.dtype.type(_total_serial(a))
-    return values.dtype.type(_sum_middle(a.reshape(1, -1, 1))[0, 0])
+        s = _total_serial(a)
+    else:
+        s = _sum_middle(a.reshape(1, -1, 1))[0, 0]
+    return np.float64(s) if wide else values.dtype.type(s)
 
 
 def sum_axes(g: np.ndarray, axes) -> np.ndarray:

@@ -125,3 +125,24 @@ def test_sum_to_shape_keeps_its_contract():
     assert _arrays.sum_to_shape(g, (3, 1)).tolist() == g.sum(axis=(0, 2), keepdims=True).reshape(3, 1).tolist()
     assert _arrays.sum_to_shape(g, (2, 3, 4)) is g or (_arrays.sum_to_shape(g, (2, 3, 4)) == g).all()
     assert _arrays.sum_to_shape(g, ()).tolist() == g.sum()
+
+
+def test_float32_mean_is_rounded_once():
+    """The mean is the float64 sum divided in float64, rounded to float32 once: the float32 sum divided in float32
+    was rounded twice, 1.12 ulp from the exact mean of QFL's elements on a probe's batch (2026-12-07)."""
+    from fractions import Fraction
+
+    r = np.random.default_rng(3)
+    x = (r.standard_normal((1000, 3)) * 5).astype(np.float32)
+    y = r.random((1000, 3)).astype(np.float32)
+    got = rl.qfl_loss(x, y, reduction="mean")
+    elements = rl.qfl_loss(x, y)
+    exact = sum(Fraction(float(v)) for v in elements.ravel()) / elements.size
+    assert got.dtype == np.float32 and got == np.float32(float(exact))
+    worst = 0.0
+    for seed in range(200):
+        v = np.random.default_rng(seed).random(1000).astype(np.float32) * 3
+        m = _arrays.reduce(v, "mean")
+        exact = float(sum(Fraction(float(t)) for t in v) / v.size)
+        worst = max(worst, abs(float(m) - exact) / float(np.spacing(np.float32(exact))))
+    assert worst <= 0.5 + 1e-6
