@@ -13,7 +13,7 @@ from . import _logits as C
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Eval64, FocalCE, FocalCEDx, FocalCEDy, Group, LogitCE, OneMinusPt, PowG, Select, TwoProd, TwoSum, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, LogitCE, OneMinusPt, PowG, Select, TwoProd, TwoSum, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
@@ -156,16 +156,31 @@ def _far_signed(weight_term, a, tail):
     return Select(sp.Ne(total, 0), total, Select(sp.Eq(a, 0), weight_term, a * tail))
 
 
-def _soft_one_precision_up(kernel):
+# soft targets, float64: from this gamma on, double-double with ~100-bit functions (see _soft_one_precision_up)
+ACCURATE_FROM = sp.Integer(4)
+
+
+def _soft_one_precision_up(kernel, accurate_from=None):
     """``kernel`` with the outputs of its soft-target branches evaluated one precision up and rounded once
     (Eval64: float64 in the float32 kernel, double-double in the float64 one): there the general form rounds
     sigma(x) and 1 - p_t and raises them to the power gamma, and the soft-target sweep found d/dlogits 8.86
     ULP32 at logit 9.5006, target 0.26215 (bar 8; 8.02 before the product's order was changed for the far
     logits), and 8.86 ULP64 at -7.0717, target 0.28854 (the value 8.52 at 1.7225, 0.99851).  The hard targets
-    keep their forms."""
-    return dataclasses.replace(kernel, branches=tuple(
-        b if "hard target" in b.label else dataclasses.replace(b, outputs={o: Eval64(v) for o, v in b.outputs.items()})
-        for b in kernel.branches))
+    keep their forms.  ``accurate_from``: from this gamma on, the float64 kernel's double-double takes exp, log,
+    log1p and the logistic functions to ~100 bits (EvalAccurate): from float64's roundings of sigma and 1 - p_t,
+    (1 - p_t)^gamma kept an error that grows with gamma (a probe, 2026-12-07: 11.5 ULP64 at gamma 8, 47 at 40, 137
+    at 100; bar 8)."""
+    branches = []
+    for b in kernel.branches:
+        if "hard target" in b.label:
+            branches.append(b)
+            continue
+        if accurate_from is not None:
+            branches.append(dataclasses.replace(
+                b, condition=sp.And(gamma >= accurate_from, *([b.condition] if b.condition is not None else [])),
+                outputs={o: EvalAccurate(v) for o, v in b.outputs.items()}, label=f"{b.label}, gamma >= {accurate_from}"))
+        branches.append(dataclasses.replace(b, outputs={o: Eval64(v) for o, v in b.outputs.items()}))
+    return dataclasses.replace(kernel, branches=tuple(branches))
 
 
 def derive() -> LossSpec:
@@ -212,7 +227,7 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _soft_one_precision_up(kernel(45, checks)),
+        constants=[], kernels={"f64": _soft_one_precision_up(kernel(45, checks), accurate_from=ACCURATE_FROM),
                                # (the same claims again: not recorded twice)
                                "f32": _soft_one_precision_up(dataclasses.replace(kernel(20, []),
                                                                                  wide=("d_targets",)))},
@@ -261,7 +276,10 @@ def derive() -> LossSpec:
         "targets (the general form) the outputs are evaluated one precision up and rounded once (float32 kernel: "
         "float64; float64 kernel: double-double): the general form rounds sigma(x) and 1 - p_t and raises them to the "
         "power gamma, and the soft-target sweep (refloss sweep --space soft_logits) found d/dlogits 8.86 ULP in both "
-        "dtypes (bar 8) before; and the derivative of the power is multiplied out from CE through the factors "
+        "dtypes (bar 8) before; from gamma 4 the float64 kernel's double-double takes exp, log, log1p and the "
+        "logistic functions to ~100 bits (the float64 roundings of sigma and 1 - p_t, raised to gamma, kept 11.5 ULP64 "
+        "at gamma 8, 47 at 40, 137 at 100: a probe, 2026-12-07; soft targets there cost ~4 us an element); and the "
+        "derivative of the power is multiplied out from CE through the factors "
         "below 1 before gamma (g CE first overflowed float32 for logits beyond 1.7e38, and inf times sigma(-x) = 0 "
         "gave a NaN d/dlogits where it is 0.72).",
         checks=checks, input_ranges=C.INPUT_RANGES, family="classification")
