@@ -179,6 +179,10 @@ def derive() -> LossSpec:
             # overflowed and inf times 0 gave NaN d/dlogits near float64's largest logits, where it is -|D|^beta D
             branches.append(Branch(far, {o: v.xreplace({SigmoidProduct(x): 0}) for o, v in soft.items()},
                                    "soft target, |logit| > 2^64", True, libm=True))
+            # (from beta 6 with ~100-bit functions, EvalAccurate: the float64 roundings of sigma and D raised to beta
+            # kept 10.8 ULP64 at beta 8, 24.3 at 17, 58.9 at 40, bar 12: a probe, 2026-12-07)
+            branches.append(Branch(beta >= 6, {o: EvalAccurate(v) for o, v in soft.items()},
+                                   "soft target, beta >= 6", True, libm=True))
             branches.append(Branch(beta >= sp.Rational(5, 2), {o: Eval64(v) for o, v in soft.items()},
                                    "soft target, beta >= 5/2", True, libm=True))
             wanted = {o: v.xreplace({d: sharp}) for o, v in soft.items()}
@@ -265,7 +269,9 @@ def derive() -> LossSpec:
         "with beta >= 5/2 (float32 kernel: beta > 2, beta < 1/4, or |x| > 2^64, where beta CE overflows float32) the "
         "outputs are evaluated one precision up and rounded once (float32 kernel: float64; float64 kernel: "
         "double-double): |D|^beta D multiplies D's rounding by beta + 1, and the soft-target sweep found float64 "
-        "d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after; float32 evaluation 15.8 ULP at beta 3.5 and 12.3 "
+        "d/dlogits 13.1 ULP at beta 3.5 (bar 12) before, 10.1 after; from beta 6 the float64 kernel's double-double "
+        "takes exp, log, log1p and the logistic functions to ~100 bits (float64's roundings raised to beta kept 10.8 "
+        "ULP64 at beta 8, 58.9 at 40: a probe, 2026-12-07); float32 evaluation 15.8 ULP at beta 3.5 and 12.3 "
         "at beta float32(2.4). Below, each kernel evaluates in its own precision, |D|^(beta - 1) as |D|^beta/|D| "
         "where |D|^beta is normal (one power an element, the exponent beta exact) and sigma(x) sigma(-x) as e/(1 + "
         "e)^2 corrected for d's rounding; the float32 kernel each output in float64 where a float32 factor may be "
