@@ -17,7 +17,7 @@ from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, Variant, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Sigmoid, Softplus, TwoSum, plain
+from refloss._derive.functions import Eval64, FocalCE, Group, LogitCE, PowG, ScaledSigmoidPow, Select, Sigmoid, Softplus, TwoSum, plain
 from refloss._info import Properties
 
 C = _logits.inputs("target")
@@ -43,7 +43,9 @@ def derive() -> LossSpec:
     prove_equal(plain(pos.subs(iw, 1)), pos_paper, "q > 0: q CE(x, q) is the paper's -q (q ln p + (1 - q) ln(1 - p))",
                 checks, domain=dom)
     d_pos_x = sp.diff(pos, x)
-    d_pos_q = det * w_pos * sp.diff(LogitCE(x, q), q) + (1 - det) * sp.diff(pos, q)
+    # (a select, not det w dCE/dq + (1 - det) dpos/dq: the form not chosen overflows for logits below ~-9e307 (q x
+    # beyond the range), and 0 * inf = NaN poisoned the chosen one: d/dq NaN at q = 1, detach_weight=True, a probe)
+    d_pos_q = Select(det > 0, w_pos * sp.diff(LogitCE(x, q), q), sp.diff(pos, q))
     prove_equal(plain(d_pos_x.subs(iw, 1)), sp.diff(pos_paper, x), "q > 0: dL/dx (the weight q does not depend on "
                 "x)", checks, domain=dom)
     prove_equal(plain(d_pos_q.subs({det: 0, iw: 1})), sp.diff(pos_paper, q), "q > 0: dL/dq, weight differentiated",

@@ -537,3 +537,17 @@ def test_dfl_decode_and_its_vjp_against_the_oracle():
         rl.dfl_decode(np.array([[0.0, np.nan]]))
     with pytest.raises(ValueError, match="cotangent"):
         rl.dfl_decode.value_and_grad(z, np.ones(3))
+
+
+@pytest.mark.parametrize("x, q", [(-1e308, 1.0), (-8.99e307, 1.0), (-1e308, 0.99999999), (-1e308, 1 - 2.0**-53)])
+def test_varifocal_detached_weight_at_the_largest_logits(x, q):
+    """detach_weight=True, q > 0: d/dq = q dCE/dq = -q x is finite where the form not chosen
+    (the weight differentiated, ~2 q |x|) overflows; as a sum weighted by 0 and 1 its 0 * inf gave NaN (a probe,
+    2026-12-07: from logits ~-8.99e307)."""
+    from refloss.oracle import classification as oracle
+
+    v, (gx, gq) = rl.varifocal_loss.value_and_grad(np.array([x]), np.array([q]), detach_weight=True)
+    want = oracle.varifocal_loss(x, q, detach_weight=True)
+    assert np.isfinite(gq[0])
+    for got, exact in zip((v[0], gx[0], gq[0]), want):
+        assert abs(got - float(exact)) <= 4 * np.spacing(abs(float(exact))), (got, exact)
