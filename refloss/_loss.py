@@ -457,11 +457,11 @@ class Loss:
         if reduction not in REDUCTIONS:
             check_reduction(reduction)
         values = self._param_values(params) if params else self._default_values
-        if reduction == "mean" and info.mean_weight is not None:
-            return self._weighted_mean(with_grad, inputs, values, dtype, device, validate)
-        if out_dt != dt:  # float16: computed in float32, returned as float16 (NumPy's result type)
+        if out_dt != dt:  # float16: computed in float32, returned as float16 (NumPy's result type), rounded once
             result = self._evaluate(with_grad, inputs, params, reduction, dt, device, validate)
             return _cast(result, out_dt)
+        if reduction == "mean" and info.mean_weight is not None:  # (float16: its sums and quotient in float32 above)
+            return self._weighted_mean(with_grad, inputs, values, dtype, device, validate)
         args = self._checked_args(values, precision)
         if device != "cpu":
             self._check_device(device)

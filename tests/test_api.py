@@ -126,3 +126,18 @@ def test_gradient_conventions_at_kinks():
     np.testing.assert_array_equal(gp, [0.0, 1.0, -1.0])
     v, (gp, _) = rl.focal_l1.value_and_grad(np.array([0.0]), 0.0)
     assert v[0] == 0 and gp[0] == 0
+
+
+def test_float16_weighted_mean_is_the_float32_result_rounded_once():
+    """focal_eiou_loss's mean (weighted by IoU^gamma) of float16 inputs: its sums and quotient in float32, rounded to
+    float16 once, as every float16 call (the quotient and the gradients were divided in float16: 27 % of the
+    gradients an ulp off, a probe of refloss.torch, 2026-12-07)."""
+    rng = np.random.default_rng(0)
+    xy = rng.random((1000, 2))
+    p = np.concatenate([xy, xy + 0.2 + rng.random((1000, 2))], 1).astype(np.float16)
+    t = np.concatenate([xy + 0.05, xy + 0.3 + rng.random((1000, 2))], 1).astype(np.float16)
+    v16, g16 = rl.focal_eiou_loss.value_and_grad(p, t, reduction="mean")
+    v32, g32 = rl.focal_eiou_loss.value_and_grad(p.astype(np.float32), t.astype(np.float32), reduction="mean")
+    assert v16.dtype == np.float16 and v16 == np.float16(v32)
+    for a, b in zip(g16, g32):
+        assert a.dtype == np.float16 and np.array_equal(a, b.astype(np.float16))
