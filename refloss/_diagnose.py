@@ -96,26 +96,33 @@ def _variant_candidates(ev: Evidence):
     ref, params = ev.ref, ev.params
     order = {"params": 0, "kernel": 1, "loss": 2}
     out = []
+    # values with float32 rounding at ordinary points (float32 arithmetic inside, or a float32 result of float64
+    # inputs): a variant is judged at float32's value tolerance, and says so (a float64 torchvision GIoU returned as
+    # float32 was "unexplained": its eps variant missed the float64 tolerance by float32's rounding)
+    noisy = _float32_values(ev)
+    vtol = max(ev.vtol, ev.float32_vtol) if noisy else ev.vtol
+    rounded = ("; its values carry float32 rounding (a float32 result, or float32 arithmetic inside)" if noisy
+               else "")
     for v in ref.info.variants:
         if v.params is not None:
             if all(params.get(k, _MISSING) == val for k, val in v.params.items()):
                 continue  # the parameters checked already
             what = {**params, **v.params}
             checked = ", ".join(f"{k}={ev.asked(k)!r}" for k in v.params)
-            text = f"agrees with refloss's {ref.name} with {v.text}, not with the {checked} checked"
+            text = f"agrees with refloss's {ref.name} with {v.text}, not with the {checked} checked{rounded}"
             out.append((order["params"], v.code, text,
-                        lambda what=what: ref.value_and_grad(*ev.inputs, **what), ev.vtol, ev.gtol, False))
+                        lambda what=what: ref.value_and_grad(*ev.inputs, **what), vtol, ev.gtol, False))
         elif v.kernel is not None:
-            out.append((order["kernel"], v.code, f"agrees with refloss's {ref.name} with {v.text}",
-                        lambda k=v.kernel: (_variant_values(ref, k, ev.inputs, params), None), ev.vtol, None, False))
+            out.append((order["kernel"], v.code, f"agrees with refloss's {ref.name} with {v.text}{rounded}",
+                        lambda k=v.kernel: (_variant_values(ref, k, ev.inputs, params), None), vtol, None, False))
         else:
             def other(name=v.loss):
                 loss = loss_named(name)
                 shared = {p.name for p in loss.params}
                 return loss.value_and_grad(*ev.inputs, **{k: val for k, val in params.items() if k in shared})
 
-            out.append((order["loss"], v.code, f"agrees with refloss.{v.loss} instead: {v.text}", other, ev.vtol,
-                        ev.gtol, False))
+            out.append((order["loss"], v.code, f"agrees with refloss.{v.loss} instead: {v.text}{rounded}", other,
+                        vtol, ev.gtol, False))
     out = [c[1:] for c in sorted(out, key=lambda c: c[0])]
     if ev.dt == "float64" and _float32_noise(ev):
         out.append(("float32_inside", "agrees with refloss's {0} with float32 arithmetic inside (values agree with "
@@ -137,6 +144,35 @@ def _float32_noise(ev: Evidence) -> bool:
     with np.errstate(invalid="ignore"):
         rel = np.abs(got - want) / np.maximum(1.0, np.abs(want))
     return bool(np.mean(np.nanmax(np.where(np.isnan(rel), np.inf, rel), axis=1) > 2.0**-30) >= 0.25)
+
+
+def _float32_values(ev: Evidence) -> bool:
+    """Whether a float64 check's values are float32 numbers (a float32 result of float64 inputs, or float32
+    arithmetic inside) where refloss's are not: at 95 % of the finite points or more, against half of refloss's
+    at most."""
+    if ev.dt != "float64":
+        return False
+    got = np.asarray(ev.got_v, np.float64).ravel()
+    want = np.asarray(ev.want_v, np.float64).ravel()
+    fin = np.isfinite(got) & np.isfinite(want)
+    if fin.sum() < 8:
+        return False
+    got, want = got[fin], want[fin]
+    return bool(np.mean(got.astype(np.float32) == got) >= 0.95 and np.mean(want.astype(np.float32) == want) <= 0.5)
+
+
+def _rounding_only(ev: Evidence, rows) -> np.ndarray:
+    """The points of the mask ``rows`` whose failures are values alone, within float32's value tolerance of
+    refloss's."""
+    got = np.asarray(ev.got_v, np.float64).reshape(ev.n, -1)
+    want = np.asarray(ev.want_v, np.float64).reshape(ev.n, -1)
+    with np.errstate(invalid="ignore"):
+        close = (np.abs(got - want) <= ev.float32_vtol * np.maximum(1.0, np.abs(want))).all(axis=1)
+    gradient = np.zeros(ev.n, bool)
+    for f in ev.failures:
+        if not f.component.startswith("value"):
+            gradient[f.index] = True
+    return rows & close & ~gradient
 
 
 def _variant_values(ref, code: str, inputs, params) -> np.ndarray:
@@ -725,9 +761,16 @@ def diagnose(ev: Evidence) -> list:
                 if best is not None:
                     found.append(best)
     found = min(found, key=lambda c: int(c[1].sum()), default=None)  # min keeps the first of equals
+    noisy = _float32_values(ev)
     if found is not None:
         (code, text), rest = found
         out = [(code, text)] + patterns
+        if rest.any() and noisy:  # points left over by float32 rounding alone: named, not "unexplained"
+            rounded = _rounding_only(ev, rest)
+            if rounded.any():
+                out.append(("float32_inside", f"besides, {int(rounded.sum())} points differ from refloss by float32 "
+                            "rounding of the values alone (a float32 result, or float32 arithmetic inside)"))
+                rest = rest & ~rounded
         if rest.any():
             cases = ", ".join(sorted({str(c) for c in ev.names[rest]}))
             out.append(("unexplained", f"besides, {int(rest.sum())} points differ from refloss and from that "

@@ -282,3 +282,19 @@ def test_complex_results_and_empty_cases_are_refused():
         rt.check_loss(lambda p, t: np.abs(p - t) + 0j, "l1")
     with pytest.raises(ValueError, match="cases: no points"):
         rt.check_loss(_l1_ok, "l1", cases=(np.zeros(0), np.zeros(0)))
+
+
+def test_a_float32_result_of_float64_inputs_is_named():
+    """torchvision's float64 GIoU returned as float32: its eps variant missed the float64 tolerance by float32's
+    rounding and the diagnosis was "unexplained" (2026-12-07); now the variant is judged at float32's value
+    tolerance and says so, and the points left over by the rounding alone are named. torchvision's own float64
+    result keeps the plain eps diagnosis."""
+    torch = pytest.importorskip("torch")
+    ops = pytest.importorskip("torchvision.ops")
+    from refloss.testing import check_loss
+
+    plain = check_loss(lambda p, t: ops.generalized_box_iou_loss(p, t), "giou_loss")
+    rounded = check_loss(lambda p, t: ops.generalized_box_iou_loss(p, t).to(torch.float32), "giou_loss")
+    assert [c for c, _ in plain.diagnoses] == ["eps_ignored"] and "float32" not in plain.diagnoses[0][1]
+    codes = [c for c, _ in rounded.diagnoses]
+    assert codes[0] == "eps_ignored" and "float32 rounding" in rounded.diagnoses[0][1] and "unexplained" not in codes
