@@ -50,7 +50,18 @@ def _verify_target(args) -> int:
     """refloss verify PEER | module:function --loss NAME [--param k=v]."""
     from . import peers
 
-    if ":" in args.target:
+    module = ":" in args.target
+    # (options of refloss's own kernels' verification: accepted and ignored silently before)
+    ignored = [o for o, given in (("--random", args.random is not None), ("--live", args.live),
+                                  ("-j", args.jobs is not None), ("--device", bool(args.device) and not module)) if given]
+    if ignored:
+        what = ("module:function runs check_loss's battery (--cases, --dtype, --framework, --device)" if module
+                else f"peer {args.target} runs its own checks")
+        raise UsageError(f"{', '.join(ignored)}: apply to refloss's own kernels (refloss verify without a target); "
+                         f"{what}")
+    if module and args.device and len(set(args.device)) > 1:
+        raise UsageError("--device: module:function checks on one device (where check_loss makes its tensors)")
+    if module:
         if not args.loss or len(args.loss) != 1:
             raise UsageError("module:function needs exactly one --loss NAME (the refloss loss it should equal)")
         from functools import partial
@@ -66,7 +77,7 @@ def _verify_target(args) -> int:
         for dt in args.dtype or ["float64"]:
             try:
                 report = testing.check_loss(impl, args.loss[0], framework=args.framework, cases=args.cases, dtype=dt,
-                                            **params)
+                                            device=args.device[0] if args.device else None, **params)
             except testing.ImplementationError as e:  # the function under test failed: that is a finding
                 print(f"refloss verify: {args.target}: {e}", file=sys.stderr)
                 return 1
@@ -129,7 +140,8 @@ def _verify(args) -> int:
         why = cuda_unavailable()
         if why:
             raise UsageError(why)
-    live = args.live or args.random != _stored.N_RANDOM
+    random = _stored.N_RANDOM if args.random is None else args.random
+    live = args.live or random != _stored.N_RANDOM
     if live:
         try:
             import mpmath  # noqa: F401
@@ -162,7 +174,7 @@ def _verify(args) -> int:
                   f"{jobs} processes", flush=True)
     progress = _progress(losses, args.quiet)
     try:
-        rows = _verify.run(kernels, tuple(args.dtype), devices, args.random, live=live, starting=progress,
+        rows = _verify.run(kernels, tuple(args.dtype), devices, random, live=live, starting=progress,
                            workers=jobs) if kernels else []
         yolo = tuple(n for n in wholes if n in yolo_wholes)
         rows += _verify_detection.rows(yolo, tuple(args.dtype), live=live, starting=progress) if yolo else []
@@ -413,7 +425,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="with module:function: which battery")
     v.add_argument("--dtype", action="append", choices=("float64", "float32"), default=None)
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
-    v.add_argument("--random", type=_at_least(0), default=200, help="random points per battery (default 200; another number "
+    v.add_argument("--random", type=_at_least(0), default=None, help="random points per battery (default 200; another number "
                                                            "recomputes the references with mpmath)")
     v.add_argument("-j", "--jobs", type=_at_least(1), default=None,
                    help="processes checking losses in parallel (default: one per core when kernels must be "

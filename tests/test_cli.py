@@ -108,3 +108,15 @@ def test_sweep_quiet_prints_the_summary_only(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert "max ULP" in out and " ULP at " not in out and "reference:" in out
     assert json.loads((tmp_path / "s.json").read_text())["worst"]
+
+
+@pytest.mark.parametrize("option", [["--random", "5"], ["--live"], ["-j", "2"]])
+def test_verify_of_a_function_refuses_the_kernels_options(option, capsys, tmp_path, monkeypatch):
+    """--random, --live, -j (and --device for a peer) are refloss's own kernels' options: with module:function or a
+    peer they were accepted and ignored silently."""
+    (tmp_path / "myimpl_cli.py").write_text("def l1(p, t):\n    import numpy as np\n    return np.abs(p - t)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli.main(["verify", "myimpl_cli:l1", "--loss", "l1", *option]) == 2
+    assert "apply to refloss's own kernels" in capsys.readouterr().err
+    assert cli.main(["verify", "torchvision", "--device", "cpu"]) == 2
+    assert "peer torchvision runs its own checks" in capsys.readouterr().err
