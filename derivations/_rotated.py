@@ -29,7 +29,7 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import LossSpec, Param, Plot, Step
 from refloss._info import Properties
-from refloss._derive.functions import CosSmall, Group, SinSmall, Sub, TwoSum
+from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, SinSmall, Sub, TwoSum
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
 tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
@@ -165,21 +165,32 @@ def normalisation_params(distance: str) -> list:
                   "mmrotate applies the map only for tau >= 1)", lower=sp.Integer(1))]
 
 
-def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, undefined_value=sp.Integer(1)):
+def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, undefined_value=sp.Integer(1),
+                        sqrt_rule: int | None = None):
     """The branches of L = 1 - 1/(tau + f(distance)) (``d_sym`` the prelude symbol of the distance): where
     ``undefined`` holds, ``undefined_value`` with NaN gradients; f = sqrt at distance 0: (tau - 1)/tau with gradient 0
     (sqrt has no derivative there); else the value as (tau - 1 + f)/(tau + f), no cancellation for small f (so
-    at distance 0 both give the same float)."""
+    at distance 0 both give the same float).  ``sqrt_rule``: the HAND_RULES key (one a loss) under which the
+    derivative of 1/(tau + f), f = sqrt, is registered as -[1/(tau + f)^2] [(d distance/ds) [1/(2 f)]], each bracket
+    a factor of its own: the chain rule's 1/(2 f (tau + f)^2) overflowed its denominator where f ~ 1e103 (float64;
+    float32 ~ 1e13), and the gradient was 0 where it is ~1/f^2 times a bounded factor."""
     out = []
     if undefined is not None:
         out.append((undefined, undefined_value, sp.nan, undefined_label))
-    for k, f, label in ((0, log1p(distance), "f = log1p"), (1, sp.sqrt(distance), "f = sqrt")):
+    root = sp.sqrt(distance)
+    if sqrt_rule is not None:  # (each factor computed once: 1/(tau + f)^2, 1/(2 f); each gradient two products)
+        HAND_RULES[sqrt_rule] = lambda s: (-Group(1 / (tau + root)**2)
+                                           * Group(sp.diff(distance, s) * Group(1 / (2 * root))))
+    for k, f, label in ((0, log1p(distance), "f = log1p"), (1, root, "f = sqrt")):
         cond = sp.Eq(fun, k)
         if k == 1:
             out.append((sp.And(cond, sp.Eq(d_sym, 0)), Group(tau - 1) / tau, sp.Integer(1) - 1 / tau,
                         "f = sqrt at distance 0: gradient 0 by convention"))
             cond = None
-        out.append((cond, (Group(tau - 1) + f) / (tau + f), 1 - 1 / (tau + f), label))
+        reciprocal = 1 / (tau + f)
+        if k == 1 and sqrt_rule is not None:
+            reciprocal = HandDiff(reciprocal, sp.Integer(sqrt_rule))
+        out.append((cond, (Group(tau - 1) + f) / (tau + f), 1 - reciprocal, label))
     return out
 
 

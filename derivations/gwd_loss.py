@@ -28,6 +28,7 @@ from refloss._derive.functions import Detach, Group, Step as Above0, Sub, TMax, 
 from refloss._info import Properties
 
 NAME = "gwd_loss"
+_SQRT_RULE = 24  # HAND_RULES key of f = sqrt(W^2)'s derivative (1-4 _boxes', 15-23 other losses', 25 kld_loss's)
 w2_sym = sp.Symbol("w2", nonnegative=True)
 f_sym = sp.Symbol("f_bures", nonnegative=True)
 m_sym = sp.Symbol("m_gh", nonnegative=True)
@@ -98,7 +99,7 @@ def derive():
     zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0), sp.Eq(side_sym, 0))
     branches = [(sp.And(zero_f, sp.Eq(R.fun, k)), (Group(R.tau - 1) + f) / (R.tau + f), sp.nan, label + f" ({name})")
                 for k, (f, name) in enumerate(((log1p(sq), "log1p"), (sp.sqrt(sq), "sqrt")))]
-    branches += R.normalised_branches(W2, w2_sym, "")
+    branches += R.normalised_branches(W2, w2_sym, "", sqrt_rule=_SQRT_RULE)
     kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((side_sym, _side.args[0]), (m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
                              invalid=R.INVALID, checks=checks, numeric_proof=True, domain=R.DOMAIN)
     steps = [

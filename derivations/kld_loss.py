@@ -32,6 +32,7 @@ from refloss._derive.functions import Eval64, GapLog, Group, Select, TMax, TMin,
 from refloss._info import Properties
 
 NAME = "kld_loss"
+_SQRT_RULE = 25  # HAND_RULES key of f = sqrt(D)'s derivative (24 is gwd_loss's)
 d_sym = sp.Symbol("d_kl", nonnegative=True)
 
 
@@ -122,7 +123,7 @@ def derive():
                     f"({label})", checks, domain=dom, numeric=True)
     k = kernel_from_forms(
         R.ARRAYS, R.normalised_branches(D_KL, d_sym, "a degenerate box (w h = 0): D = inf, L = 1, gradient NaN",
-                                        undefined=R.DEGENERATE),
+                                        undefined=R.DEGENERATE, sqrt_rule=_SQRT_RULE),
         args=(R.fun, R.tau, rev), prelude=((d_sym, D_KL),), invalid=R.INVALID, checks=checks, numeric_proof=True,
         domain=R.DOMAIN)
     steps = [

@@ -391,3 +391,21 @@ def test_angles_far_from_zero(name, dtype, pa, ta):
     value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
     assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
     assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)
+
+
+# fun="sqrt" far from the origin (2026-12-07): the chain rule's 1/(2 f (tau + f)^2), f = sqrt(distance), overflowed its
+# denominator where f ~ 1e103 (float64; float32 ~ 1e13) and every gradient component was 0; now -[1/(tau + f)^2]
+# [(d distance/ds) [1/(2 f)]], each bracket one factor (the pair scaled by s, its angles kept)
+@pytest.mark.parametrize("name", ["gwd_loss", "kld_loss"])
+@pytest.mark.parametrize("dtype,s", [(np.float64, 1e103), (np.float64, 1e110), (np.float64, 1e150), (np.float32, 1e13),
+                                     (np.float32, 1e17)])
+def test_sqrt_normalisation_far_from_the_origin(name, dtype, s, monkeypatch):
+    monkeypatch.setattr(oracle, "_GUARD_DPS", 700)
+    p = np.array([0.3 * s, 0.2 * s, 2 * s, 1 * s, 0.5], dtype)
+    t = np.array([0, 0, 1.5 * s, 1.2 * s, 0.1], dtype)
+    v, g = _grads(name, p, t, fun="sqrt")
+    ov, op, ot = getattr(oracle, name)(p, t, fun="sqrt")
+    want = np.array([float(x) for x in op + ot])
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 09d50a0c96ce43c0
+# scalar kernels: sha256 eed42cf0e7c053ad
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

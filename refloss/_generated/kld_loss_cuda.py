@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c3b24bdd5e5b8b34
+# scalar kernels: sha256 25ed3064218be4bb
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
