@@ -31,6 +31,21 @@ def _floors(name, x, y, dtype, params):
     return scales if len(scales) == 3 else (None, *scales)
 
 
+def _worst(name, dtype, points):
+    """(the largest error in ULP, where) of the loss's value and gradients at ``points`` [(x, y, params)] against the
+    oracle, each against its bar's floor."""
+    loss, exact_of = getattr(rl, name), getattr(oracle, name)
+    worst = (0.0, None)
+    for x, y, params in points:
+        exact = exact_of(x, y, **params)
+        value, grads = loss.value_and_grad(np.array([x], dtype), np.array([y], dtype), **params)
+        for what, got, want, floor in zip(("value", "d_logits", "d_target"), (value[0], *(g[0] for g in grads)), exact,
+                                          _floors(name, x, y, dtype, params)):
+            err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
+            worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
+    return worst
+
+
 def _points(dtype, rng, name, exponent, others, targets, n):
     """n (logit, target, parameters): exponents in [4, 17], signed logits z = -|x| where sigma(z)^gamma is
     e^(gamma z) (z in [-20, -0.05], float64 [-45, -0.05]); two fifths where gamma |z| nears float32's or
@@ -58,15 +73,7 @@ def _points(dtype, rng, name, exponent, others, targets, n):
 @pytest.mark.parametrize("name, exponent, others, bar, targets", CASES, ids=[c[0] for c in CASES])
 def test_large_exponents_within_bar(dtype, name, exponent, others, bar, targets):
     rng = np.random.default_rng([7, 0 if dtype == np.float32 else 1, len(name)])
-    loss, exact_of = getattr(rl, name), getattr(oracle, name)
-    worst = (0.0, None)
-    for x, y, params in _points(dtype, rng, name, exponent, others, targets, 150):
-        exact = exact_of(x, y, **params)
-        value, grads = loss.value_and_grad(np.array([x], dtype), np.array([y], dtype), **params)
-        outs = (value[0], *(g[0] for g in grads))
-        for what, got, want, floor in zip(("value", "d_logits", "d_target"), outs, exact, _floors(name, x, y, dtype, params)):
-            err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
-            worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
+    worst = _worst(name, dtype, _points(dtype, rng, name, exponent, others, targets, 150))
     assert worst[0] <= bar, worst
 
 
@@ -91,19 +98,13 @@ def test_e_rounding_not_multiplied_by_gamma(dtype, name, exponent, others, bar, 
     reached 9.0 ULP at gamma 17, 11-17 at 25-40 (float32 and float64, bar 8).  The correction of d's rounding now
     takes e's own rounding error from its exp's reduction where the exponent exceeds 3: 3-5 ULP there."""
     rng = np.random.default_rng([11, 0 if dtype == np.float32 else 1, len(name)])
-    loss, exact_of = getattr(rl, name), getattr(oracle, name)
-    worst = (0.0, None)
+    points = []
     for k in range(120):
         y = float(targets[k % len(targets)])
         params = {exponent: float(dtype(rng.uniform(12.0, 40.0))), **others(rng)}
         z = float(dtype(-rng.uniform(0.05, 2.5)))
-        x = z if y == 0.0 else -z
-        exact = exact_of(x, y, **params)
-        value, grads = loss.value_and_grad(np.array([x], dtype), np.array([y], dtype), **params)
-        for what, got, want, floor in zip(("value", "d_logits", "d_target"), (value[0], *(g[0] for g in grads)), exact,
-                                          _floors(name, x, y, dtype, params)):
-            err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
-            worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
+        points.append((z if y == 0.0 else -z, y, params))
+    worst = _worst(name, dtype, points)
     assert worst[0] <= bar, worst
 
 
@@ -116,18 +117,9 @@ def test_soft_targets_at_large_exponents(dtype, name, exponent, others, bar):
     8, 47 at 40 at logit 11.03, target 0.669, bar 8; QFL 10.8 at beta 8, 58.9 at 40, bar 12); now with ~100-bit
     functions (EvalAccurate) from gamma 4 (QFL: beta 6)."""
     rng = np.random.default_rng([13, 0 if dtype == np.float32 else 1, len(name)])
-    loss, exact_of = getattr(rl, name), getattr(oracle, name)
     alpha = (lambda: {"alpha": float(rng.choice(others))}) if name == "sigmoid_focal_loss" else dict
-    worst = (0.0, None)
     points = [(11.027427609807742, 0.6694123519986497, {**alpha(), exponent: 40.0})]
     points += [(rng.uniform(-20, 20), rng.uniform(0.02, 0.98),
                 {**alpha(), exponent: float(dtype(rng.choice([4.0, 6.0, 8.0, 17.0, 40.0, 100.0])))}) for _ in range(100)]
-    for x, y, params in points:
-        x, y = float(dtype(x)), float(dtype(y))
-        exact = exact_of(x, y, **params)
-        value, grads = loss.value_and_grad(np.array([x], dtype), np.array([y], dtype), **params)
-        for what, got, want, floor in zip(("value", "d_logits", "d_target"), (value[0], *(g[0] for g in grads)), exact,
-                                          _floors(name, x, y, dtype, params)):
-            err = float(ulp_error(float(got), float(want), float(want - float(want)), dtype, floor))
-            worst = max(worst, (err, (what, x, y, params)), key=lambda w: w[0])
+    worst = _worst(name, dtype, [(float(dtype(x)), float(dtype(y)), params) for x, y, params in points])
     assert worst[0] <= bar, worst
