@@ -354,10 +354,14 @@ def _sample(expr, domain, within, n):
     rng = random.Random(1234)
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)
     points = _random_points(symbols, domain or {}, rng, n)
-    for pt in points:
+    for k, pt in enumerate(points):
         for s, (lo, hi) in (within or {}).items():
             if s in pt:  # between bounds that depend on the other symbols
                 lo_v = _rational(sp.sympify(lo).xreplace(pt))
+                if hi is None and k % 2:  # (unbounded: every other point far beyond lo, 10 to 10^6 times its scale)
+                    far = sp.Integer(10) ** rng.randint(1, 6) * sp.Rational(rng.randint(10**5, 10**6), 10**5)
+                    pt[s] = lo_v + max(abs(lo_v), sp.Integer(1)) * far
+                    continue
                 hi_v = lo_v + 10 if hi is None else _rational(sp.sympify(hi).xreplace(pt))
                 pt[s] = lo_v + (hi_v - lo_v) * sp.Rational(rng.randint(1, 10**6), 10**6 + 1)
     return symbols, points
@@ -393,7 +397,9 @@ def prove_zero(expr, claim: str, spec_checks: list | None = None, *, domain=None
 
     ``domain`` maps a symbol to a (lo, hi) interval of rationals used for the
     numerical fallback (default (1/10, 3) for every free symbol).  ``within`` maps a symbol
-    to bounds ``(lo, hi)`` that are expressions of the other symbols (``hi`` None: lo + 10),
+    to bounds ``(lo, hi)`` that are expressions of the other symbols (``hi`` None: unbounded,
+    half the points in (lo, lo + 10), half 10 to 10^7 times max(|lo|, 1) beyond lo: a form that
+    differs from the loss only far out -- a min, a step, exp(a - 200) -- was accepted),
     e.g. a residual sampled inside the piece of a loss where a claim is made.
     ``numeric=True`` goes straight to the numerical check (for compositions too large for
     ``sympy.simplify`` to finish).

@@ -117,6 +117,20 @@ def _forms(form) -> list:
     return out
 
 
+def _zero_at_zero(expr) -> bool:
+    """Whether each term of the sum ``expr`` is 0 where a = 0 (so that the printed sum is exactly 0 there)."""
+    return all(_finite_at_zero(t) and sp.sympify(t).subs(a, 0) == 0 for t in sp.Add.make_args(sp.sympify(expr)))
+
+
+def _finite_at_zero(expr) -> bool:
+    """Whether ``expr`` (of a and the parameters) is finite where a = 0, as written (0 log 0 is not)."""
+    try:
+        at = sp.sympify(expr).subs(a, 0)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return not at.has(sp.nan, sp.zoo, sp.oo, -sp.oo) and at.is_finite is not False
+
+
 def _decimal_printable(expr) -> bool:
     """Whether the 40-digit decimal printer (kernel constants) can compute ``expr``."""
     allowed = (sp.Symbol, sp.Rational, sp.Add, sp.Mul, sp.Pow, sp.exp, sp.log, sp.core.numbers.Exp1)
@@ -262,6 +276,12 @@ class GradientLoss:
                     full = cond if p.condition is None else sp.And(p.condition, cond)
                 sub_label = label if len(forms) == 1 else f"{label}, form {j}"
                 branches.append((full, value.xreplace(inline), p.gradient, sub_label))
+        if not all(_zero_at_zero(v) and _finite_at_zero(g) for c, v, g, _ in branches[:1]):
+            # a = 0 (pred = target) first where the first piece's value is not 0 there term by term, as printed, or its
+            # gradient not finite (a log(a), a gradient 1/sqrt(a), log(a^2 + k^2) - log(k^2)): L(0) = 0 by construction
+            # and the gradient g(0) sign(0) = 0, as everywhere (the forms as written gave NaN at pred = target, a mean's
+            # d_target NaN with it, and -3.7e-9 in float32 for a sum of logs: a probe, 2026-12-07)
+            branches.insert(0, (sp.Eq(a, 0), sp.Integer(0), sp.Integer(0), "a = 0: L(0) = 0, gradient 0"))
         used = set().union(*(v.free_symbols for _, v, _, _ in branches))
         args = tuple(p.symbol for p in self.params) + tuple(c.symbol for c in self.kernel_constants() if c.symbol in used)
         return kernel(branches, args=args)
@@ -285,7 +305,9 @@ class GradientLoss:
             tol = sp.Rational(1, 2 ** precision_bits(prec))
             n = 0
             for pt in points:
-                values = {s: sp.N(_substitute(s, defs).xreplace(pt), 60) for s in kern.args}
+                # (numerically, evalf's subs: an exact xreplace simplified log((W + eps)^W / eps^W) at random rationals
+                # W, eps and never returned -- the Wing loss's constant)
+                values = {s: sp.N(_substitute(s, defs), 60, subs=pt) for s in kern.args}
                 for a_val in self._kernel_points(pt):
                     piece = self._piece_at(a_val, pt)
                     want_v, want_g = (f({a: a_val, **pt}) for f in derived[piece.index])
