@@ -68,3 +68,13 @@ def test_the_wing_loss_gradient_derives():
     v = d.loss(np.array([0.0, 1.0, 20.0]), 0.0)
     want = [0.0, 10 * math.log1p(0.5), 20 - 10 + 10 * math.log1p(5.0)]
     np.testing.assert_allclose(v, want, rtol=1e-14)
+
+
+def test_breakpoints_that_cross_for_small_parameters_are_refused():
+    """k and k + w - 1/1000 increase only for w > 1/1000: shown numerically at w in (0.1, 3.1) and accepted; at
+    w = 0.0005 the loss then dropped at a = k. The order is now also sampled near the domains' edges."""
+    w = sp.Symbol("w", positive=True)
+    with pytest.raises(DerivationError, match="breakpoints in increasing order"):
+        from_gradient("crossing", [(a < k, a), (a < k + w - sp.Rational(1, 1000), 1), (None, 0)], a, {k: 1.0, w: 2.0})
+    d = from_gradient("not_crossing", [(a < k, a / k), (a < k + w, 1), (None, 0)], a, {k: 1.0, w: 2.0})
+    np.testing.assert_allclose(d.loss(np.array([0.5, 2.0, 5.0]), 0.0), [0.125, 1.5, 2.5], rtol=1e-15)

@@ -96,6 +96,25 @@ def _sampling_domain(params) -> dict:
     return out
 
 
+def _edge_domains(params, domain: dict) -> list:
+    """Sampling domains near the edges of the parameters' domains (each parameter without a domain of the caller's:
+    just above its lower bound, or far above it; likewise below an upper bound), for claims that must hold for every
+    admitted value and were shown numerically in the middle of the domains only."""
+    near, far = {}, {}
+    for p in params:
+        if p.symbol in domain:
+            continue
+        lo, hi = p.lower, p.upper
+        if lo is not None and hi is not None:
+            span = hi - lo
+            near[p.symbol], far[p.symbol] = (lo + span / 10**6, lo + span / 10**3), (hi - span / 10**3, hi - span / 10**6)
+        elif lo is not None:
+            near[p.symbol], far[p.symbol] = (lo + sp.Rational(1, 10**6), lo + sp.Rational(1, 10**3)), (lo + 10**3, lo + 10**6)
+        elif hi is not None:
+            near[p.symbol], far[p.symbol] = (hi - sp.Rational(1, 10**3), hi - sp.Rational(1, 10**6)), (hi - 10**6, hi - 10**3)
+    return [d for d in (near, far) if d]
+
+
 def _substitute(expr, defs: dict, keep=frozenset()):
     """``expr`` with the definitions substituted until none is left (except those in ``keep``)."""
     defs = {s: e for s, e in defs.items() if s not in keep}
@@ -487,8 +506,13 @@ def integrate_gradient(pieces, variable, params, *, constants=(), definitions=No
     previous = sp.Integer(0)
     for _, end, _, _ in rows[:-1]:
         try:
-            prove_positive(_substitute(end - previous, defs),
-                           f"breakpoints in increasing order: {sp.sstr(previous)} < {sp.sstr(end)}", checks, domain=dom)
+            gap = _substitute(end - previous, defs)
+            method = prove_positive(gap, f"breakpoints in increasing order: {sp.sstr(previous)} < {sp.sstr(end)}",
+                                    checks, domain=dom)
+            if method.startswith("numerically"):  # (also near the domains' edges: k and k + w - 1/1000 passed
+                for edge in _edge_domains(params, domain or {}):  # at w in (0.1, 3.1), and failed at w = 0.0005)
+                    prove_positive(gap, f"breakpoints in increasing order: {sp.sstr(previous)} < {sp.sstr(end)}",
+                                   domain={**dom, **edge})
         except DerivationError as e:
             raise DerivationError(f"{e}. The breakpoints must increase for every admitted parameter value: write a "
                                   "later one as an earlier one plus a positive parameter (e.g. k and k + w)") from None
