@@ -2491,6 +2491,13 @@ def _constants_function(spec: LossSpec, args: tuple) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _doc(s: str) -> str:
+    """``s`` as text inside a generated \"\"\"docstring\"\"\": backslashes, quotes and control characters
+    (not newlines) escaped, so that any title makes valid source and reads back as itself."""
+    return "".join("\\\\" if c == "\\" else '\\"' if c == '"' else c if c == "\n" or c.isprintable() else repr(c)[1:-1]
+                   for c in s)
+
+
 def _text(s: str, indent: str, width: int = 100) -> str:
     """A string literal for generated source: ``repr`` where it fits, else adjacent literals
     in parentheses, a line each, broken at spaces."""
@@ -2620,7 +2627,7 @@ def scalar_module(spec: LossSpec, source: str) -> str:
         banner(source),
         "# ruff: noqa",
         f"# ops: {count_ops(spec.kernels['f64'])}",
-        f'"""{spec.title}: constants and scalar kernels (plain Python math); what generic code needs to know',
+        f'"""{_doc(spec.title)}: constants and scalar kernels (plain Python math); what generic code needs to know',
         'about the loss is its entry in refloss/_generated/_index.py."""',
         "import math",
         "from decimal import MAX_EMAX, MIN_EMIN, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext",
@@ -2761,7 +2768,7 @@ def reference_module(spec: LossSpec, source: str) -> str:
     return "\n".join([
         banner(source),
         "# ruff: noqa",
-        f'"""{spec.title}: the float64 kernel\'s branches with every output in double-double arithmetic, the',
+        f'"""{_doc(spec.title)}: the float64 kernel\'s branches with every output in double-double arithmetic, the',
         'float64 sweeps\' reference (refloss/sweep/_chunk.py); never imported by ``import refloss``."""',
         "import math",
         "",
@@ -2947,7 +2954,7 @@ def cpu_module(spec: LossSpec, source: str) -> str:
         banner(source),
         "# ruff: noqa",
         f"# scalar kernels: sha256 {_scalar_hash(spec, source)}",
-        f'"""{spec.title}: Numba CPU kernels.',
+        f'"""{_doc(spec.title)}: Numba CPU kernels.',
         "",
         "Each driver makes one fused pass that writes the value (and the gradients) and",
         "returns the number of elements with a non-finite or invalid input, so validation costs no",
@@ -3405,7 +3412,7 @@ def cuda_module(spec: LossSpec, source: str) -> str:
         banner(source),
         "# ruff: noqa",
         f"# scalar kernels: sha256 {_scalar_hash(spec, source)}",
-        f'"""{spec.title}: numba.cuda device functions and fused grid-stride kernels."""',
+        f'"""{_doc(spec.title)}: numba.cuda device functions and fused grid-stride kernels."""',
         *(["import math", "", "from numpy import float32 as _f32, float64 as _f64"]
           if cuda_rescaled(spec.family, spec.properties, spec.params) else []),
         "from numba import cuda",
