@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -709,8 +711,16 @@ class ModuleLoss(Loss):
         self._page = page
         self.__module__ = "refloss.design"
 
-    def __reduce__(self):  # (its generated modules are importable by name: the same loss in another process)
-        return ModuleLoss, (self._info, self._module_names["scalar"], self._module_names["cpu"], self._page)
+    def __reduce__(self):
+        # pickled as a reference to its package's ``loss`` and the folder the package lies in (a written
+        # package's folder, or refloss.design's cache folder), which design_loss puts on sys.path if the
+        # package is not importable there: the same loss in another process
+        package = self._module_names["scalar"].rpartition(".")[0]
+        module = sys.modules.get(package)
+        file = getattr(module, "__file__", None)
+        if module is None or getattr(module, "loss", None) is not self or not file:
+            return ModuleLoss, (self._info, self._module_names["scalar"], self._module_names["cpu"], self._page)
+        return design_loss, (package, os.path.dirname(os.path.dirname(os.path.abspath(file))))
 
     def _module(self, which: str):
         if which not in self._module_names:
@@ -735,6 +745,27 @@ class ModuleLoss(Loss):
 
     def __repr__(self) -> str:
         return f"<refloss.design loss {self._name!r} from {self._module_names['scalar'].rpartition('.')[0]}>"
+
+
+def design_loss(package: str, folder: str) -> ModuleLoss:
+    """The ``loss`` of the refloss.design package ``package`` (unpickling): imported by name, else from
+    ``folder`` (appended to sys.path: the written package's folder, or the design cache)."""
+    module = sys.modules.get(package)
+    if module is None:
+        try:
+            module = importlib.import_module(package)
+        except ModuleNotFoundError as e:
+            if e.name != package:
+                raise
+            if not os.path.isfile(os.path.join(folder, package, "__init__.py")):
+                raise ModuleNotFoundError(
+                    f"the refloss.design loss's package {package!r} is not importable here, nor in {folder!r} "
+                    "where it was: write the design (Design.write) to a folder this process has on sys.path, "
+                    "or derive it again here", name=package) from None
+            if folder not in sys.path:
+                sys.path.append(folder)
+            module = importlib.import_module(package)
+    return module.loss
 
 
 @lru_cache(maxsize=None)
