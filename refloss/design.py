@@ -30,15 +30,17 @@ except ImportError as _e:  # pragma: no cover - exercised in a subprocess by the
     raise ImportError('refloss.design derives losses with SymPy, which is not installed: '
                       'pip install "refloss[derive]"') from _e
 
+import builtins
 import hashlib
 import importlib.util
 import keyword
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from ._derive.codegen import banner, cpu_module, info_block, scalar_module
+from ._derive.codegen import _doc, banner, cpu_module, info_block, scalar_module
 from ._derive.core import SYMPY_PIN, DerivationError, Param
 from ._derive.docs import figure_name, figures, markdown
 from ._derive.elementwise import a as _a
@@ -47,6 +49,7 @@ from ._derive.gradient import default_plot, integrate_gradient
 __all__ = ["from_gradient", "Design", "DerivationError"]
 
 _REGENERATE = "run `python -m derivations`"
+_MARKER = "regenerate it with refloss.design (Design.write)"  # in the banner of every file a design writes
 
 
 def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False, domains: dict | None = None,
@@ -88,18 +91,17 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
     ValueError, TypeError
         Malformed pieces, names or parameters.
     """
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
-        raise ValueError(f"name: must be a Python identifier not starting with '_', got {name!r}")
-    if name in sys.stdlib_module_names or name in ("refloss", "numpy", "numba", "sympy"):
-        raise ValueError(f"name: {name!r} would shadow the module of that name; choose another")
+    _check_name(name)
     if not isinstance(params, dict):
         raise TypeError(f"params: must be a dict {{symbol: default}}, got {type(params).__name__}")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title: must be a str, got {type(title).__name__}")
     domains = dict(domains or {})
     unknown = set(domains) - set(params)
     if unknown:
         raise ValueError(f"domains: {sorted(map(str, unknown))} are not parameters")
     plist = [_param(sym, default, domains.get(sym)) for sym, default in params.items()]
-    g = integrate_gradient(pieces, variable, plist, c1=c1)
+    g = integrate_gradient(_pieces(pieces, variable, list(params)), variable, plist, c1=c1)
     defaults = {p.name: p.default for p in plist}
     spec = g.spec(
         name,
@@ -110,13 +112,116 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
     return Design(name, variable, g, spec)
 
 
+# names of refloss's own losses and of packages a written design would shadow (with its folder on the path)
+_SHADOWED = frozenset({"refloss", "numpy", "numba", "sympy", "mpmath", "scipy", "torch", "torchvision", "jax",
+                       "jaxlib", "tensorflow", "pytest", "hypothesis", "matplotlib", "pandas", "derivations"})
+# parameter names the generated modules use themselves (imports, helpers, locals of the kernels and drivers) or
+# that their LossInfo and calls use; with builtins and keywords these would clash in the generated source
+_GENERATED_NAMES = frozenset({
+    "np", "numpy", "math", "numba", "njit", "prange", "BLOCK", "CPU_OPTIONS", "SERIAL_BELOW", "ROW_CHUNK",
+    "LossInfo", "MeanWeight", "Variant", "ModuleLoss", "Param", "LOSSES", "info", "loss", "value_and_grad",
+    "constants", "value", "value_f64", "value_f32", "value_and_grad_f64", "value_and_grad_f32", "reference_f64",
+    "b", "lo", "hi", "n", "m", "out", "bad", "divisor", "prec", "last", "got", "ctx", "sel", "refloss",
+    "Decimal", "localcontext", "MAX_EMAX", "MIN_EMIN", "DivisionByZero", "InvalidOperation", "Overflow"})
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise ValueError(f"name: must be a Python identifier, not a keyword, not starting with '_', got {name!r}")
+    if name in sys.stdlib_module_names or name in _SHADOWED:
+        raise ValueError(f"name: {name!r} would shadow the module of that name when the written package is "
+                         "imported; choose another name")
+    from ._generated._index import LOSSES
+    from . import ALL_LOSSES
+
+    if name in LOSSES or name in ALL_LOSSES:
+        raise ValueError(f"name: {name!r} is the name of refloss's own loss refloss.{name}; a design of that "
+                         "name would be confused with it (e.g. in check_loss's report): choose another, e.g. "
+                         f"'my_{name}'")
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    origin = getattr(found, "origin", None)
+    if origin and os.path.isfile(origin) and not _written_by_refloss(Path(origin)):
+        raise ValueError(f"name: {name!r} is an importable module ({origin}); the package Design.write writes "
+                         "would shadow it or be shadowed by it: choose another name")
+
+
+def _check_param_name(n: str) -> None:
+    if keyword.iskeyword(n) or keyword.issoftkeyword(n) or n in _BUILTINS or n in _GENERATED_NAMES:
+        what = ("a Python keyword" if keyword.iskeyword(n) or keyword.issoftkeyword(n)
+                else "a Python builtin" if n in _BUILTINS else "a name the generated code uses")
+        raise ValueError(f"params: the name {n!r} is reserved ({what}: the generated kernels take the parameters "
+                         f"as arguments of that name); rename the symbol, e.g. sympy.Symbol({n + '_'!r}, ...)")
+
+
+_BUILTINS = frozenset(dir(builtins))
+# functions that make a gradient non-smooth inside a piece: the kernels branch on the pieces' conditions only
+_KINKS = (sp.Abs, sp.Min, sp.Max, sp.Piecewise, sp.Heaviside, sp.sign, sp.floor, sp.ceiling)
+
+
+def _pieces(pieces, variable, symbols) -> list:
+    """``pieces`` with strings parsed in the design's own symbols, Python floats made exact rationals, and
+    gradients that hide a kink (Abs, Min, Max, an inner Piecewise, ...) refused."""
+    if not isinstance(pieces, (list, tuple)):
+        return pieces  # integrate_gradient says what is wrong
+    names = {s.name: s for s in symbols if isinstance(s, sp.Symbol)}
+    if isinstance(variable, sp.Symbol):
+        names[variable.name] = variable
+    out = []
+    for k, piece in enumerate(pieces):
+        if not isinstance(piece, (tuple, list)) or len(piece) not in (2, 3):
+            out.append(piece)  # integrate_gradient says what is wrong
+            continue
+        local = dict(names)
+        local.update({f"C_{j}": sp.Symbol(f"C_{j}") for j in range(len(pieces))} if len(piece) == 3 else {})
+        row = [None if piece[0] is None else _expr(piece[0], local, f"pieces[{k}]: the condition")]
+        row.append(_expr(piece[1], local, f"pieces[{k}]: the gradient"))
+        if len(piece) == 3:
+            row.append(None if piece[2] is None else _expr(piece[2], local, f"pieces[{k}]: the evaluation form"))
+        kinks = sorted({type(f).__name__ for f in sp.preorder_traversal(row[1]) if isinstance(f, _KINKS)})
+        if kinks:
+            raise ValueError(f"pieces[{k}]: the gradient {sp.sstr(row[1])} uses {', '.join(kinks)}, which hides a "
+                             "kink (or jump) inside the piece; split the gradient into pieces at the kink (a piece "
+                             "each side), each with a plain expression")
+        out.append(tuple(row))
+    return out
+
+
+def _expr(e, local: dict, what: str):
+    """``e`` as a SymPy object: a string parsed with the design's symbols (so 'beta' is the parameter, not
+    SymPy's beta function), Python floats replaced by the rational of their shortest decimal (0.1 -> 1/10,
+    which rounds back to the same float)."""
+    try:
+        e = sp.sympify(e, locals=local) if isinstance(e, str) else sp.sympify(e)
+    except (sp.SympifyError, SyntaxError, TypeError) as err:
+        raise ValueError(f"{what}: cannot read {e!r} as a SymPy expression ({err})") from None
+    floats = {f: sp.Rational(repr(float(f))) for f in e.atoms(sp.Float) if math.isfinite(float(f))}
+    return e.xreplace(floats) if floats else e
+
+
+def _written_by_refloss(path: Path) -> bool:
+    """Whether ``path`` is a file refloss.design wrote (its banner)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(2000)
+    except OSError:
+        return False
+    return _MARKER in head
+
+
 def _param(sym, default, domain) -> Param:
     if not isinstance(sym, sp.Symbol):
         raise TypeError(f"params: keys must be SymPy symbols, got {sym!r}")
+    _check_param_name(sym.name)
     try:
         value = float(default)
     except (TypeError, ValueError):
         raise TypeError(f"params: the default of {sym.name} must be a real number, got {default!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"params: the default of {sym.name} must be finite, got {default!r}; give a finite "
+                         "value inside its domain (calls may pass others)")
     lower = upper = None
     lower_closed = upper_closed = True
     if domain is None:
@@ -210,12 +315,25 @@ class Design:
             out[figure_name(self.spec, k)] = svg
         return out
 
-    def write(self, folder) -> list:
+    def write(self, folder, *, overwrite: bool = False) -> list:
         """Write the package ``<folder>/<name>/`` (``import <name>; <name>.loss(pred, target)``
         with ``folder`` on the path; needs refloss, not SymPy), the page ``<name>.md`` and its
-        figure ``<name>.svg``; returns the paths written."""
+        figure ``<name>.svg``; returns the paths written.
+
+        Files refloss.design wrote before (its banner) are replaced; any other file in the way
+        (a hand-written ``<name>/__init__.py``, say) is an error unless ``overwrite=True``."""
         folder = Path(folder)
-        return [_write(folder / rel, text) for rel, text in sorted(self.files().items())]
+        files = sorted(self.files().items())
+        if not overwrite:
+            page = folder / f"{self.name}.md"  # a figure (no banner) is ours where the page beside it is
+            theirs = [folder / rel for rel, text in files if (folder / rel).exists()
+                      and not _written_by_refloss(page if rel.endswith(".svg") else folder / rel)
+                      and (folder / rel).read_bytes() != text.encode()]
+            if theirs:
+                raise FileExistsError(
+                    f"write: {', '.join(map(str, theirs))} exist and were not written by refloss.design; "
+                    "write to another folder, rename the design, or pass overwrite=True to replace them")
+        return [_write(folder / rel, text) for rel, text in files]
 
     # -- the compiled loss -------------------------------------------------------------------
     @property
@@ -250,7 +368,7 @@ def _package_init(spec, source: str) -> str:
     return "\n".join([
         banner(source),
         "# ruff: noqa",
-        f'"""{spec.title}: a loss designed with refloss.design from its gradient.',
+        f'"""{_doc(spec.title)}: a loss designed with refloss.design from its gradient.',
         "",
         spec.formula,
         "",
@@ -281,7 +399,7 @@ def _banner(text: str) -> str:
     head, sep, rest = text.partition("\n\n")
     if _REGENERATE not in head:
         raise AssertionError(f"generated text without the expected banner: {head[:200]!r}")
-    head = head.replace(_REGENERATE, "regenerate it with refloss.design (Design.write)").replace(
+    head = head.replace(_REGENERATE, _MARKER).replace(
         f"with SymPy {SYMPY_PIN}.", f"with SymPy {sp.__version__}.")
     return head + sep + rest
 

@@ -308,13 +308,13 @@ def test_bad_names_are_refused(design):
 
 
 def test_explicit_domains(design):
-    b = sp.Symbol("b", real=True)
+    b = sp.Symbol("c", real=True)
     d = design.from_gradient("dom", [(a < b, a / b), (None, 1)], a, {b: 0.5}, domains={b: sp.Interval(sp.Rational(1, 4), 2)})
-    assert d.loss.params[0].rule == "1/4 <= b <= 2"
-    with pytest.raises(ValueError, match="b: must satisfy"):
-        d.loss(np.ones(2), np.zeros(2), b=3.0)
-    # without the domain a real b may be negative: the breakpoint 0 < b is not proved
-    with pytest.raises(design.DerivationError, match="0 < b"):
+    assert d.loss.params[0].rule == "1/4 <= c <= 2"
+    with pytest.raises(ValueError, match="c: must satisfy"):
+        d.loss(np.ones(2), np.zeros(2), c=3.0)
+    # without the domain a real c may be negative: the breakpoint 0 < c is not proved
+    with pytest.raises(design.DerivationError, match="0 < c"):
         design.from_gradient("dom", [(a < b, a / b), (None, 1)], a, {b: 0.5})
 
 
@@ -410,3 +410,120 @@ def test_a_gradient_not_integrable_from_zero_is_a_derivation_error():
     a = sp.Symbol("a", positive=True)
     with pytest.raises(DerivationError, match="no finite limit at 0"):
         from_gradient("inverse", [(None, 1 / a)], a, {})
+
+
+# -- input validation at from_gradient time (a reviewer's reproductions) ------------------------
+
+@pytest.mark.parametrize("pname, what", [
+    ("lambda", "keyword"), ("class", "keyword"), ("None", "keyword"), ("True", "keyword"),
+    ("float", "builtin"), ("abs", "builtin"), ("range", "builtin"), ("min", "builtin"), ("len", "builtin"),
+    ("np", "generated code"), ("math", "generated code"), ("value", "generated code"),
+    # the parallel driver's block index: a parameter b read the block index above SERIAL_BELOW elements
+    ("b", "generated code"), ("lo", "generated code"),
+])
+def test_parameter_names_the_generated_code_cannot_take_are_refused(design, pname, what):
+    s = sp.Symbol(pname, positive=True)
+    with pytest.raises(ValueError, match=f"params: the name '{pname}' is reserved \\(a .*{what}.*rename"):
+        design.from_gradient("kw", [(a < s, a / s), (None, 1)], a, {s: 1.0})
+
+
+def test_strings_are_read_in_the_design_symbols(design):
+    want = sp.Piecewise((a**2 / (2 * beta), a < beta), (a - beta / 2, True))
+    for pieces in ([(a < beta, "a/beta"), (None, 1)], [("a < beta", "a/beta"), (None, "1")]):
+        d = design.from_gradient("s1", pieces, a, {beta: 1.0})  # "beta": the parameter, not SymPy's beta()
+        assert d.expr == want
+    assert design.from_gradient("s2", [(None, "a")], a, {}).expr == a**2 / 2
+    form = design.from_gradient("s3", [(a < beta, a / beta, "a**2/(2*beta) + C_0"), (None, 1)], a, {beta: 1.0})
+    assert form.expr == want
+
+
+def test_float_numbers_are_the_rational_of_their_decimal(design):
+    d = design.from_gradient("f1", [(a < 0.1, a / 0.1), (None, 1)], a, {})
+    assert d.expr == sp.Piecewise((5 * a**2, a < sp.Rational(1, 10)), (a - sp.Rational(1, 20), True))
+    np.testing.assert_array_equal(d.loss(np.array([0.05, 1.0]), 0.0), [5 * 0.05**2, 1.0 - 0.05])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_defaults_are_refused(design, bad):
+    with pytest.raises(ValueError, match="params: the default of beta must be finite"):
+        design.from_gradient("n", [(a < beta, a / beta), (None, 1)], a, {beta: bad})
+
+
+@pytest.mark.parametrize("g", [sp.Abs(a - 1), sp.Min(a, 1), sp.Max(a, 1), sp.Piecewise((a, a < 1), (1, True))])
+def test_gradients_that_hide_a_kink_are_refused(design, g):
+    with pytest.raises(ValueError, match="split the gradient into pieces at the kink"):
+        design.from_gradient("kink", [(None, g)], a, {})
+
+
+@pytest.mark.parametrize("title", ['Triple """ quote', "Back\\slash \\N{x}", 'ends in "', "tab\tand\rcr"])
+def test_any_title_makes_valid_modules(design, title, tmp_path):
+    d = design.from_gradient("titled", [(None, a)], a, {}, title=title)
+    for rel, text in d.files().items():
+        if rel.endswith(".py"):
+            compile(text, rel, "exec")
+    assert d.loss(np.array([2.0]), 0.0)[0] == 2.0
+    d.write(tmp_path)
+    code = "import sys, titled; sys.stdout.write(repr(titled.__doc__.partition(': a loss designed')[0]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout == repr(title)
+
+
+_PICKLE_CHILD = ("import pickle, sys, numpy as np\n"
+                 "loss = pickle.loads(sys.stdin.buffer.read())\n"
+                 "print(float(loss(np.array([0.5]), np.array([0.0]), beta=0.5)[0]), 'sympy' in sys.modules)\n")
+
+
+def test_a_design_loss_pickles_to_another_process(sl1, tmp_path):
+    import pickle
+
+    assert pickle.loads(pickle.dumps(sl1.loss)) is sl1.loss
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # from the design cache (not on the child's sys.path)
+    out = subprocess.run([sys.executable, "-c", _PICKLE_CHILD], input=pickle.dumps(sl1.loss), env=env,
+                         capture_output=True, check=True, cwd=tmp_path)
+    assert out.stdout.decode().split() == ["0.25", "False"]
+    # a written package, imported from its folder
+    sl1.write(tmp_path / "pkg")
+    sys.path.insert(0, str(tmp_path / "pkg"))
+    try:
+        import importlib
+
+        written = importlib.import_module("sl1")
+        blob = pickle.dumps(written.loss)
+    finally:
+        sys.path.remove(str(tmp_path / "pkg"))
+        sys.modules.pop("sl1", None)
+        sys.modules.pop("sl1._scalar", None)
+        sys.modules.pop("sl1._cpu", None)
+    out = subprocess.run([sys.executable, "-c", _PICKLE_CHILD], input=blob, env=env, capture_output=True, check=True,
+                         cwd=tmp_path)
+    assert out.stdout.decode().split() == ["0.25", "False"]
+
+
+@pytest.mark.parametrize("name", ["smooth_l1", "giou_loss", "huber", "torch", "torchvision", "jax", "scipy", "mpmath",
+                                  "pytest"])
+def test_names_of_refloss_losses_and_of_packages_are_refused(design, name):
+    with pytest.raises(ValueError, match=f"name: '{name}' (is the name of refloss's own loss|would shadow)"):
+        design.from_gradient(name, [(None, a)], a, {})
+
+
+def test_an_installed_module_name_is_refused_but_a_written_design_is_not(design, tmp_path, monkeypatch):
+    (tmp_path / "handmade.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="name: 'handmade' is an importable module"):
+        design.from_gradient("handmade", [(None, a)], a, {})
+    design.from_gradient("rewritten", [(None, a)], a, {}).write(tmp_path)
+    design.from_gradient("rewritten", [(None, 2 * a)], a, {}).write(tmp_path)  # its own earlier package: fine
+
+
+def test_write_does_not_overwrite_files_refloss_did_not_write(sl1, tmp_path):
+    (tmp_path / "sl1").mkdir()
+    mine = tmp_path / "sl1" / "__init__.py"
+    mine.write_text("# my own package\n")
+    with pytest.raises(FileExistsError, match="not written by refloss.design.*overwrite=True"):
+        sl1.write(tmp_path)
+    assert mine.read_text() == "# my own package\n" and not (tmp_path / "sl1" / "_cpu.py").exists()
+    paths = sl1.write(tmp_path, overwrite=True)
+    assert mine in paths and "Generated by refloss.design" in mine.read_text()
+    assert sl1.write(tmp_path) == paths  # what refloss wrote, it rewrites
