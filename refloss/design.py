@@ -59,7 +59,8 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
     Parameters
     ----------
     name : str
-        The loss's name: a Python identifier (it names the package :meth:`Design.write` writes).
+        The loss's name: a Python identifier (it names the package :meth:`Design.write` writes);
+        not a keyword, a refloss loss's name, nor the name of a module it would shadow.
     pieces : list
         ``[(condition, gradient), ...]`` in ``variable``: ``variable < k`` or ``variable <= k``
         with breakpoints k (numbers or expressions of the parameters) in increasing order, the
@@ -89,7 +90,11 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
         A claim does not hold: breakpoints not increasing, an evaluation form not equal to its
         piece, the gradient not continuous where ``c1=True`` claims it, ...
     ValueError, TypeError
-        Malformed pieces, names or parameters.
+        Malformed pieces, names or parameters: a parameter named like a keyword, a builtin or a
+        name the generated code uses, a non-finite default, a gradient with Abs, Min, Max or an
+        inner Piecewise (split it into pieces at the kink).  Strings in ``pieces`` are read with
+        the variable's and the parameters' names; Python floats become the rational of their
+        shortest decimal (0.1 -> 1/10).
     """
     _check_name(name)
     if not isinstance(params, dict):
