@@ -64,7 +64,7 @@ def test_the_wing_loss_gradient_derives():
     """W/(eps + a) below W: its integration constant W log(1 + W/eps) - W held exact powers of random rationals
     when the kernels were checked (xreplace), which SymPy never finished simplifying."""
     w, eps = sp.symbols("W eps", positive=True)
-    d = from_gradient("wing", [(a < w, w / (eps + a)), (None, 1)], a, {w: 10.0, eps: 2.0})
+    d = from_gradient("my_wing", [(a < w, w / (eps + a)), (None, 1)], a, {w: 10.0, eps: 2.0})
     v = d.loss(np.array([0.0, 1.0, 20.0]), 0.0)
     want = [0.0, 10 * math.log1p(0.5), 20 - 10 + 10 * math.log1p(5.0)]
     np.testing.assert_allclose(v, want, rtol=1e-14)
