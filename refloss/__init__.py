@@ -55,3 +55,14 @@ __all__ = ["Loss", "ALL_LOSSES", "ELEMENTWISE_LOSSES", "BOX_LOSSES", "METRICS", 
            "YOLO_LOSSES", "ROTATED_LOSSES", "box_convert", "match_by_iou", "retinanet_loss", "ssd_loss", "yolo_decode", "yolo_encode", "yolo_ignore_mask",
            "yolo_assign", "yolov1_assign", "yolov1_loss", "yolov2_loss", "yolov3_loss", "yolov4_loss", "dfl_decode",
            "wiou_update_mean", "wiou_momentum", *ALL_LOSSES]
+
+
+def __getattr__(name: str):
+    """AttributeError for a name refloss does not have, with the closest of its names (a typo: refloss.giou_los)."""
+    hint = ""
+    if not name.startswith("_"):
+        import difflib
+
+        close = [n for n in __all__ if n.lower() == name.lower()] or difflib.get_close_matches(name, __all__, 1)
+        hint = f" (did you mean refloss.{close[0]}?)" if close else ""
+    raise AttributeError(f"module 'refloss' has no attribute {name!r}{hint}")

@@ -727,6 +727,7 @@ def __getattr__(name: str):
         return fn
     raise AttributeError(f"module 'refloss.torch' has no attribute {name!r}"
                          + ("; " + _not_an_argument(name, LOSSES + DETECTOR_LOSSES).replace("is not an argument ", "")
+                            .replace("=?", "?")
                             if not name.startswith("__") else ""))
 
 

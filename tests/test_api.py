@@ -141,3 +141,11 @@ def test_float16_weighted_mean_is_the_float32_result_rounded_once():
     assert v16.dtype == np.float16 and v16 == np.float16(v32)
     for a, b in zip(g16, g32):
         assert a.dtype == np.float16 and np.array_equal(a, b.astype(np.float16))
+
+
+def test_a_typo_in_a_loss_name_gets_a_guess():
+    """refloss.giou_los said only that refloss has no such attribute (refloss.torch guessed, as "giou_loss=?")."""
+    with pytest.raises(AttributeError, match=r"did you mean refloss\.giou_loss\?"):
+        rl.giou_los  # noqa: B018
+    with pytest.raises(AttributeError, match=r"has no attribute 'zzzq'$"):
+        rl.zzzq  # noqa: B018
