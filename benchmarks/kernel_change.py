@@ -89,15 +89,21 @@ def main(argv=None) -> None:
     change[ok] = np.max(np.abs(gn[ok] - go[ok]), axis=1) / scale[ok]
     print(f"{args.loss} {params} {args.dtype}: {len(p):,} pairs, {np.count_nonzero(change):,} changed "
           f"({np.count_nonzero(change) / len(p):.2%}), largest change {change.max():.3g} of the scale")
+    if not np.count_nonzero(change):
+        return  # (nothing changed: no pair to measure; unchanged pairs whose exact gradient is 0 gave "median nan")
     exact = oracle(args.loss)
     errors = {"old": [], "new": []}
-    for i in np.argsort(change)[::-1][:args.top]:
+    for i in np.argsort(change)[::-1][:min(args.top, np.count_nonzero(change))]:
         _, ep, et = exact(p[i].astype(float), t[i].astype(float), **params)
         ex = np.concatenate([np.ravel(ep), np.ravel(et)]).astype(float)
         s = np.max(np.abs(ex))
+        if not s > 0:  # (an exact gradient of 0: no scale to measure against)
+            continue
         for label, g in (("old", go[i]), ("new", gn[i])):
             errors[label].append(np.max(np.abs(g - ex)) / s)
     for label, e in errors.items():
+        if not e:
+            continue
         print(f"  {label}: at the {len(e)} most changed pairs, error max {max(e):.3g}, median {np.median(e):.3g}"
               " (of the exact gradient's largest component)")
 
