@@ -44,7 +44,7 @@ from ._derive.codegen import _doc, banner, cpu_module, info_block, scalar_module
 from ._derive.core import SYMPY_PIN, DerivationError, Param
 from ._derive.docs import figure_name, figures, markdown
 from ._derive.elementwise import a as _a
-from ._derive.gradient import default_plot, integrate_gradient
+from ._derive.gradient import RESERVED as _RESERVED, default_plot, integrate_gradient
 
 __all__ = ["from_gradient", "Design", "DerivationError"]
 
@@ -120,14 +120,12 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
 # names of refloss's own losses and of packages a written design would shadow (with its folder on the path)
 _SHADOWED = frozenset({"refloss", "numpy", "numba", "sympy", "mpmath", "scipy", "torch", "torchvision", "jax",
                        "jaxlib", "tensorflow", "pytest", "hypothesis", "matplotlib", "pandas", "derivations"})
-# parameter names the generated modules use themselves (imports, helpers, locals of the kernels and drivers) or
-# that their LossInfo and calls use; with builtins and keywords these would clash in the generated source
-_GENERATED_NAMES = frozenset({
-    "np", "numpy", "math", "numba", "njit", "prange", "BLOCK", "CPU_OPTIONS", "SERIAL_BELOW", "ROW_CHUNK",
-    "LossInfo", "MeanWeight", "Variant", "ModuleLoss", "Param", "LOSSES", "info", "loss", "value_and_grad",
-    "constants", "value", "value_f64", "value_f32", "value_and_grad_f64", "value_and_grad_f32", "reference_f64",
-    "b", "lo", "hi", "n", "m", "out", "bad", "divisor", "prec", "last", "got", "ctx", "sel", "refloss",
-    "Decimal", "localcontext", "MAX_EMAX", "MIN_EMIN", "DivisionByZero", "InvalidOperation", "Overflow"})
+# parameter names the generated modules use themselves (integrate_gradient's RESERVED, and the imports, helpers and
+# names of the package, its LossInfo and calls); with builtins and keywords these would clash in the generated source
+_GENERATED_NAMES = _RESERVED | frozenset({
+    "BLOCK", "CPU_OPTIONS", "LOSSES", "LossInfo", "MeanWeight", "ModuleLoss", "Param", "ROW_CHUNK", "SERIAL_BELOW",
+    "Variant", "constants", "info", "loss", "m", "np", "numba", "numpy", "reference_f64", "refloss", "sel", "value",
+    "value_and_grad", "value_and_grad_f32", "value_and_grad_f64", "value_f32", "value_f64"})
 
 
 def _check_name(name) -> None:
@@ -154,6 +152,9 @@ def _check_name(name) -> None:
 
 
 def _check_param_name(n: str) -> None:
+    if n.startswith("_"):  # (the generated code's own names start with _: _t0, _sel, the drivers' _b, _lo, ...)
+        raise ValueError(f"params: the name {n!r} is reserved (a name starting with '_': the generated code's "
+                         f"own); rename the symbol, e.g. sympy.Symbol({n.lstrip('_') or 'p'!r}, ...)")
     if keyword.iskeyword(n) or keyword.issoftkeyword(n) or n in _BUILTINS or n in _GENERATED_NAMES:
         what = ("a Python keyword" if keyword.iskeyword(n) or keyword.issoftkeyword(n)
                 else "a Python builtin" if n in _BUILTINS else "a name the generated code uses")

@@ -3074,9 +3074,10 @@ def _row_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool) -> list:
     lines += _wrap(f"_bad_row |= ({_bad_element(kernel, prec, prefix='_rows_')})", " " * 16)
     lines += ["            if _bad_row:", "                bad += 1", "    return bad"]
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"] + _wrap(f"def _{fn}_parallel_{prec}({sig}):", "")
-    lines += ["    bad = 0", "    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):"]
-    lines += _wrap(f"bad += _{fn}_block_{prec}({sig}, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))", " " * 8)
-    lines.append("    return bad")
+    # (the driver's own names start with _: a kernel argument of the same name, a parameter b, read the block index)
+    lines += ["    _bad = 0", "    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):"]
+    lines += _wrap(f"_bad += _{fn}_block_{prec}({sig}, _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))", " " * 8)
+    lines.append("    return _bad")
     return lines + _dispatch(fn, prec, sig, f"_{fn}_block_{prec}({sig}, 0, out.shape[0])", f"_{fn}_parallel_{prec}")
 
 
@@ -3332,15 +3333,17 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
     parallel = f"_{fn}_blocks_{prec}"
     lines += ["", "", "@njit(parallel=True, **CPU_OPTIONS)"]
     lines += _wrap(f"def {parallel}({sig}):", "")
-    lines.append("    n = out.shape[0]")
+    # (the driver's own names start with _, as the block functions' do: a kernel argument of the same name -- a
+    # refloss.design parameter b -- was the block index above SERIAL_BELOW elements, silently)
+    lines.append("    _n = out.shape[0]")
     wide = [n for n, w in arrays if w != 1]
     if wide:  # flat views (the arrays are C-contiguous)
         lines.append(f"    {', '.join(wide)} = {', '.join(f'{n}.reshape(-1)' for n in wide)}")
-    lines += ["    bad = 0", "    for b in prange((n + BLOCK - 1) // BLOCK):", "        lo = b * BLOCK",
-              "        hi = min(lo + BLOCK, n)"]
-    sliced = [f"{n}[lo:hi]" if w == 1 else f"{n}[{w} * lo:{w} * hi]" for n, w in arrays]
-    lines += _wrap(f"bad += {block}({', '.join(sliced + rest)})", " " * 8)
-    lines.append("    return bad")
+    lines += ["    _bad = 0", "    for _b in prange((_n + BLOCK - 1) // BLOCK):", "        _lo = _b * BLOCK",
+              "        _hi = min(_lo + BLOCK, _n)"]
+    sliced = [f"{n}[_lo:_hi]" if w == 1 else f"{n}[{w} * _lo:{w} * _hi]" for n, w in arrays]
+    lines += _wrap(f"_bad += {block}({', '.join(sliced + rest)})", " " * 8)
+    lines.append("    return _bad")
     flat = [n if w == 1 else f"{n}.reshape(-1)" for n, w in arrays]
     return lines + _dispatch(fn, prec, sig, f"{block}({', '.join(flat + rest)})", parallel)
 

@@ -676,14 +676,14 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
-                k_2, c_lin, l_cu)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi], beta, alpha, gamma,
+                c_u, k_2, c_lin, l_cu)
+    return _bad
 
 
 def value_f64(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
@@ -1392,14 +1392,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin,
+                l_cu)
+    return _bad
 
 
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,
@@ -2002,14 +2003,14 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], beta, alpha, gamma, c_u,
-                k_2, c_lin, l_cu)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi], beta, alpha, gamma,
+                c_u, k_2, c_lin, l_cu)
+    return _bad
 
 
 def value_f32(pred, target, out, beta, alpha, gamma, c_u, k_2, c_lin, l_cu):
@@ -2657,14 +2658,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma,
         c_u, k_2, c_lin, l_cu):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin, l_cu)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor, beta, alpha, gamma, c_u, k_2, c_lin,
+                l_cu)
+    return _bad
 
 
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, beta, alpha, gamma, c_u, k_2,

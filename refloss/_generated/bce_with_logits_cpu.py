@@ -105,13 +105,13 @@ def _value_block_f64(_logits, _targets, _out):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(logits, targets, out):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi])
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(logits[_lo:_hi], targets[_lo:_hi], out[_lo:_hi])
+    return _bad
 
 
 def value_f64(logits, targets, out):
@@ -250,14 +250,14 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(logits, targets, out, d_logits, d_targets, divisor):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_targets[lo:hi], divisor)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(logits[_lo:_hi], targets[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_targets[_lo:_hi], divisor)
+    return _bad
 
 
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor):
@@ -337,13 +337,13 @@ def _value_block_f32(_logits, _targets, _out):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(logits, targets, out):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi])
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(logits[_lo:_hi], targets[_lo:_hi], out[_lo:_hi])
+    return _bad
 
 
 def value_f32(logits, targets, out):
@@ -466,14 +466,14 @@ def _value_and_grad_block_f32(_logits, _targets, _out, _d_logits, _d_targets, di
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(logits, targets, out, d_logits, d_targets, divisor):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(logits[lo:hi], targets[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_targets[lo:hi], divisor)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(logits[_lo:_hi], targets[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_targets[_lo:_hi], divisor)
+    return _bad
 
 
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor):

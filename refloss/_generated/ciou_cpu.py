@@ -154,15 +154,15 @@ def _value_block_f64(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(pred[4 * _lo:4 * _hi], target[4 * _lo:4 * _hi], out[_lo:_hi], eps,
                 alpha_grad, alpha_gate, darknet)
-    return bad
+    return _bad
 
 
 def value_f64(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
@@ -759,16 +759,16 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
-                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
-                alpha_gate, darknet)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(pred[4 * _lo:4 * _hi], target[4 * _lo:4 * _hi],
+                out[_lo:_hi], d_pred[4 * _lo:4 * _hi], d_target[4 * _lo:4 * _hi], divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    return _bad
 
 
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,
@@ -1027,15 +1027,15 @@ def _value_block_f32(_pred, _target, _out, eps, alpha_grad, alpha_gate, darknet)
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi], eps,
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(pred[4 * _lo:4 * _hi], target[4 * _lo:4 * _hi], out[_lo:_hi], eps,
                 alpha_grad, alpha_gate, darknet)
-    return bad
+    return _bad
 
 
 def value_f32(pred, target, out, eps, alpha_grad, alpha_gate, darknet):
@@ -1662,16 +1662,16 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad,
         alpha_gate, darknet):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(pred[4 * lo:4 * hi], target[4 * lo:4 * hi], out[lo:hi],
-                d_pred[4 * lo:4 * hi], d_target[4 * lo:4 * hi], divisor, eps, alpha_grad,
-                alpha_gate, darknet)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(pred[4 * _lo:4 * _hi], target[4 * _lo:4 * _hi],
+                out[_lo:_hi], d_pred[4 * _lo:4 * _hi], d_target[4 * _lo:4 * _hi], divisor, eps,
+                alpha_grad, alpha_gate, darknet)
+    return _bad
 
 
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, eps, alpha_grad, alpha_gate,

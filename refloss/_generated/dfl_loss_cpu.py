@@ -168,11 +168,11 @@ def _value_block_f64(_rows_logits, _rows_target, out, clamp, lo, hi):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f64(logits, target, out, clamp):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_block_f64(logits, target, out, clamp, b * BLOCK, min(b * BLOCK
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_block_f64(logits, target, out, clamp, _b * BLOCK, min(_b * BLOCK
                 + BLOCK, out.shape[0]))
-    return bad
+    return _bad
 
 
 def value_f64(logits, target, out, clamp):
@@ -373,11 +373,11 @@ def _value_and_grad_block_f64(_rows_logits, _rows_target, out, _rows_d_logits, _
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f64(logits, target, out, d_logits, d_target, divisor, clamp):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, clamp,
-                b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_block_f64(logits, target, out, d_logits, d_target, divisor, clamp,
+                _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, clamp):
@@ -543,11 +543,11 @@ def _value_block_f32(_rows_logits, _rows_target, out, clamp, lo, hi):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f32(logits, target, out, clamp):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_block_f32(logits, target, out, clamp, b * BLOCK, min(b * BLOCK
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_block_f32(logits, target, out, clamp, _b * BLOCK, min(_b * BLOCK
                 + BLOCK, out.shape[0]))
-    return bad
+    return _bad
 
 
 def value_f32(logits, target, out, clamp):
@@ -754,11 +754,11 @@ def _value_and_grad_block_f32(_rows_logits, _rows_target, out, _rows_d_logits, _
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f32(logits, target, out, d_logits, d_target, divisor, clamp):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, clamp,
-                b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_block_f32(logits, target, out, d_logits, d_target, divisor, clamp,
+                _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, clamp):

@@ -76,14 +76,14 @@ def _value_block_f64(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], alpha, ln_b, q, s, c_lin,
-                c_v)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi], alpha, ln_b, q, s,
+                c_lin, c_v)
+    return _bad
 
 
 def value_f64(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
@@ -163,14 +163,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
         c_lin, c_v):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
+    return _bad
 
 
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):
@@ -234,14 +234,14 @@ def _value_block_f32(_pred, _target, _out, alpha, ln_b, q, s, c_lin, c_v):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], alpha, ln_b, q, s, c_lin,
-                c_v)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi], alpha, ln_b, q, s,
+                c_lin, c_v)
+    return _bad
 
 
 def value_f32(pred, target, out, alpha, ln_b, q, s, c_lin, c_v):
@@ -321,14 +321,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s,
         c_lin, c_v):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor, alpha, ln_b, q, s, c_lin, c_v)
+    return _bad
 
 
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, alpha, ln_b, q, s, c_lin, c_v):

@@ -41,13 +41,13 @@ def _value_block_f64(_pred, _target, _out):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(pred, target, out):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi])
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi])
+    return _bad
 
 
 def value_f64(pred, target, out):
@@ -84,14 +84,14 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor)
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor)
+    return _bad
 
 
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor):
@@ -118,13 +118,13 @@ def _value_block_f32(_pred, _target, _out):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(pred, target, out):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi])
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi])
+    return _bad
 
 
 def value_f32(pred, target, out):
@@ -161,14 +161,14 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor)
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(pred[lo:hi], target[lo:hi], out[lo:hi], d_pred[lo:hi],
-                d_target[lo:hi], divisor)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(pred[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_pred[_lo:_hi], d_target[_lo:_hi], divisor)
+    return _bad
 
 
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor):

@@ -897,14 +897,14 @@ def _value_block_f64(_pred, _target, _out, mode):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(pred, target, out, mode):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(pred[5 * _lo:5 * _hi], target[5 * _lo:5 * _hi], out[_lo:_hi], mode)
+    return _bad
 
 
 def value_f64(pred, target, out, mode):
@@ -2759,15 +2759,15 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(pred, target, out, d_pred, d_target, divisor, mode):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
-                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(pred[5 * _lo:5 * _hi], target[5 * _lo:5 * _hi],
+                out[_lo:_hi], d_pred[5 * _lo:5 * _hi], d_target[5 * _lo:5 * _hi], divisor, mode)
+    return _bad
 
 
 def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, mode):
@@ -3530,14 +3530,14 @@ def _value_block_f32(_pred, _target, _out, mode):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(pred, target, out, mode):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target = pred.reshape(-1), target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi], mode)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(pred[5 * _lo:5 * _hi], target[5 * _lo:5 * _hi], out[_lo:_hi], mode)
+    return _bad
 
 
 def value_f32(pred, target, out, mode):
@@ -5232,15 +5232,15 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(pred, target, out, d_pred, d_target, divisor, mode):
-    n = out.shape[0]
+    _n = out.shape[0]
     pred, target, d_pred, d_target = pred.reshape(-1), target.reshape(-1), d_pred.reshape(-1), d_target.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(pred[5 * lo:5 * hi], target[5 * lo:5 * hi], out[lo:hi],
-                d_pred[5 * lo:5 * hi], d_target[5 * lo:5 * hi], divisor, mode)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(pred[5 * _lo:5 * _hi], target[5 * _lo:5 * _hi],
+                out[_lo:_hi], d_pred[5 * _lo:5 * _hi], d_target[5 * _lo:5 * _hi], divisor, mode)
+    return _bad
 
 
 def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, mode):

@@ -1126,13 +1126,13 @@ def _value_block_f64(_logits, _target, _out, beta):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(logits, target, out, beta):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], beta)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi], beta)
+    return _bad
 
 
 def value_f64(logits, target, out, beta):
@@ -3490,14 +3490,14 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(logits, target, out, d_logits, d_target, divisor, beta):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_target[lo:hi], divisor, beta)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_target[_lo:_hi], divisor, beta)
+    return _bad
 
 
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, beta):
@@ -4417,13 +4417,13 @@ def _value_block_f32(_logits, _target, _out, beta):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(logits, target, out, beta):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], beta)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi], beta)
+    return _bad
 
 
 def value_f32(logits, target, out, beta):
@@ -6694,14 +6694,14 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(logits, target, out, d_logits, d_target, divisor, beta):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_target[lo:hi], divisor, beta)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_target[_lo:_hi], divisor, beta)
+    return _bad
 
 
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, beta):

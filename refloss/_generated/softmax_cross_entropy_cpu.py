@@ -139,11 +139,11 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f64(logits, targets, out, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_block_f64(logits, targets, out, label_smoothing, b * BLOCK, min(b * BLOCK
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_block_f64(logits, targets, out, label_smoothing, _b * BLOCK, min(_b * BLOCK
                 + BLOCK, out.shape[0]))
-    return bad
+    return _bad
 
 
 def value_f64(logits, targets, out, label_smoothing):
@@ -310,11 +310,11 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f64(logits, targets, out, d_logits, d_targets, divisor,
         label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_block_f64(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
@@ -450,11 +450,11 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_parallel_f32(logits, targets, out, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_block_f32(logits, targets, out, label_smoothing, b * BLOCK, min(b * BLOCK
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_block_f32(logits, targets, out, label_smoothing, _b * BLOCK, min(_b * BLOCK
                 + BLOCK, out.shape[0]))
-    return bad
+    return _bad
 
 
 def value_f32(logits, targets, out, label_smoothing):
@@ -622,11 +622,11 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_parallel_f32(logits, targets, out, d_logits, d_targets, divisor,
         label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor,
-                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_block_f32(logits, targets, out, d_logits, d_targets, divisor,
+                label_smoothing, _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_f32(logits, targets, out, d_logits, d_targets, divisor, label_smoothing):
@@ -773,11 +773,11 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_index_parallel_f64(logits, targets, out, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_index_block_f64(logits, targets, out, label_smoothing, b * BLOCK,
-                min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_index_block_f64(logits, targets, out, label_smoothing, _b * BLOCK,
+                min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_index_f64(logits, targets, out, label_smoothing):
@@ -939,11 +939,11 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_index_parallel_f64(logits, targets, out, d_logits, divisor, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_index_block_f64(logits, targets, out, d_logits, divisor,
-                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_index_block_f64(logits, targets, out, d_logits, divisor,
+                label_smoothing, _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_index_f64(logits, targets, out, d_logits, divisor, label_smoothing):
@@ -1100,11 +1100,11 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_index_parallel_f32(logits, targets, out, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_index_block_f32(logits, targets, out, label_smoothing, b * BLOCK,
-                min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_index_block_f32(logits, targets, out, label_smoothing, _b * BLOCK,
+                min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_index_f32(logits, targets, out, label_smoothing):
@@ -1277,11 +1277,11 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_index_parallel_f32(logits, targets, out, d_logits, divisor, label_smoothing):
-    bad = 0
-    for b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
-        bad += _value_and_grad_index_block_f32(logits, targets, out, d_logits, divisor,
-                label_smoothing, b * BLOCK, min(b * BLOCK + BLOCK, out.shape[0]))
-    return bad
+    _bad = 0
+    for _b in prange((out.shape[0] + BLOCK - 1) // BLOCK):
+        _bad += _value_and_grad_index_block_f32(logits, targets, out, d_logits, divisor,
+                label_smoothing, _b * BLOCK, min(_b * BLOCK + BLOCK, out.shape[0]))
+    return _bad
 
 
 def value_and_grad_index_f32(logits, targets, out, d_logits, divisor, label_smoothing):

@@ -429,14 +429,14 @@ def _value_block_f64(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], alpha, gamma,
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi], alpha, gamma,
                 detach_weight, iou_weighted)
-    return bad
+    return _bad
 
 
 def value_f64(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
@@ -1401,14 +1401,15 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_target[lo:hi], divisor, alpha, gamma, detach_weight, iou_weighted)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_target[_lo:_hi], divisor, alpha, gamma, detach_weight,
+                iou_weighted)
+    return _bad
 
 
 def value_and_grad_f64(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
@@ -1905,14 +1906,14 @@ def _value_block_f32(_logits, _target, _out, alpha, gamma, detach_weight, iou_we
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], alpha, gamma,
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi], alpha, gamma,
                 detach_weight, iou_weighted)
-    return bad
+    return _bad
 
 
 def value_f32(logits, target, out, alpha, gamma, detach_weight, iou_weighted):
@@ -2826,14 +2827,15 @@ def _value_and_grad_block_f32(_logits, _target, _out, _d_logits, _d_target, divi
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(logits, target, out, d_logits, d_target, divisor, alpha, gamma,
         detach_weight, iou_weighted):
-    n = out.shape[0]
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(logits[lo:hi], target[lo:hi], out[lo:hi], d_logits[lo:hi],
-                d_target[lo:hi], divisor, alpha, gamma, detach_weight, iou_weighted)
-    return bad
+    _n = out.shape[0]
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(logits[_lo:_hi], target[_lo:_hi], out[_lo:_hi],
+                d_logits[_lo:_hi], d_target[_lo:_hi], divisor, alpha, gamma, detach_weight,
+                iou_weighted)
+    return _bad
 
 
 def value_and_grad_f32(logits, target, out, d_logits, d_target, divisor, alpha, gamma,

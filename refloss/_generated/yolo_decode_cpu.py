@@ -418,15 +418,16 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    n = out.shape[0]
+    _n = out.shape[0]
     t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f64(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
-                cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f64(t[4 * _lo:4 * _hi], anchors[2 * _lo:2 * _hi],
+                grid[2 * _lo:2 * _hi], cotangent[4 * _lo:4 * _hi], out[4 * _lo:4 * _hi], scale_xy,
+                scaled_wh, stride)
+    return _bad
 
 
 def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
@@ -860,16 +861,16 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
         stride):
-    n = out.shape[0]
+    _n = out.shape[0]
     t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f64(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi],
-                grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
-                d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f64(t[4 * _lo:4 * _hi], anchors[2 * _lo:2 * _hi],
+                grid[2 * _lo:2 * _hi], cotangent[4 * _lo:4 * _hi], out[4 * _lo:4 * _hi],
+                d_t[4 * _lo:4 * _hi], divisor, scale_xy, scaled_wh, stride)
+    return _bad
 
 
 def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
@@ -1216,15 +1217,16 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
 
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_blocks_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
-    n = out.shape[0]
+    _n = out.shape[0]
     t, anchors, grid, cotangent, out = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_block_f32(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi], grid[2 * lo:2 * hi],
-                cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi], scale_xy, scaled_wh, stride)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_block_f32(t[4 * _lo:4 * _hi], anchors[2 * _lo:2 * _hi],
+                grid[2 * _lo:2 * _hi], cotangent[4 * _lo:4 * _hi], out[4 * _lo:4 * _hi], scale_xy,
+                scaled_wh, stride)
+    return _bad
 
 
 def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
@@ -1598,16 +1600,16 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
 @njit(parallel=True, **CPU_OPTIONS)
 def _value_and_grad_blocks_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh,
         stride):
-    n = out.shape[0]
+    _n = out.shape[0]
     t, anchors, grid, cotangent, out, d_t = t.reshape(-1), anchors.reshape(-1), grid.reshape(-1), cotangent.reshape(-1), out.reshape(-1), d_t.reshape(-1)
-    bad = 0
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, n)
-        bad += _value_and_grad_block_f32(t[4 * lo:4 * hi], anchors[2 * lo:2 * hi],
-                grid[2 * lo:2 * hi], cotangent[4 * lo:4 * hi], out[4 * lo:4 * hi],
-                d_t[4 * lo:4 * hi], divisor, scale_xy, scaled_wh, stride)
-    return bad
+    _bad = 0
+    for _b in prange((_n + BLOCK - 1) // BLOCK):
+        _lo = _b * BLOCK
+        _hi = min(_lo + BLOCK, _n)
+        _bad += _value_and_grad_block_f32(t[4 * _lo:4 * _hi], anchors[2 * _lo:2 * _hi],
+                grid[2 * _lo:2 * _hi], cotangent[4 * _lo:4 * _hi], out[4 * _lo:4 * _hi],
+                d_t[4 * _lo:4 * _hi], divisor, scale_xy, scaled_wh, stride)
+    return _bad
 
 
 def value_and_grad_f32(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy, scaled_wh, stride):
