@@ -27,6 +27,23 @@ def _threshold(name: str, value) -> float:
     return v
 
 
+def _as_torch_rounds(threshold: float, dt: np.dtype, bfloat16: bool):
+    """The threshold as torch compares it with a tensor of the matrix's dtype: a Python float is converted to
+    float32 first (c10's Half and BFloat16 are made from a float), then rounded to nearest even in float16 or
+    bfloat16 (a bfloat16 matrix is compared here in float32, which holds every bfloat16: the threshold is rounded
+    to bfloat16's 8 bits and kept in float32). Thresholds beyond the dtype's range are +-inf there."""
+    if dt == np.float64:
+        return dt.type(threshold)
+    with np.errstate(over="ignore"):
+        t = np.float32(threshold)
+        if bfloat16:
+            bits = np.array(t).view(np.uint32)
+            if np.isfinite(t):  # round to nearest, ties to even, on the low 16 bits (inf stays inf)
+                bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+            return bits.view(np.float32)[()]
+        return dt.type(t)
+
+
 def match_by_iou(iou_matrix, high_threshold, low_threshold, allow_low_quality_matches=False) -> np.ndarray:
     """The ground truth matched to each anchor, as torchvision's
     ``Matcher(high_threshold, low_threshold, allow_low_quality_matches)(iou_matrix)``.
@@ -46,9 +63,10 @@ def match_by_iou(iou_matrix, high_threshold, low_threshold, allow_low_quality_ma
     be the ground truth it is best for; and a ground truth overlapping no anchor (its row all
     0) makes every anchor with IoU 0 to it a match, as in torchvision.
 
-    Comparisons are made in the matrix's floating dtype, the thresholds rounded to it (as torch
-    and NumPy compare a float32 array with a Python float: in float32); integer and boolean
-    matrices are compared in float64.  Thresholds may be infinite.
+    Comparisons are made in the matrix's floating dtype, the thresholds rounded to it as torch
+    rounds a Python float there (to float32 first, then to float16 or bfloat16: a float32 array
+    compares with a Python float in float32); integer and boolean matrices are compared in
+    float64.  Thresholds may be infinite.
 
     Differences from torchvision: G = 0 gives all -1 (every anchor background) and A = 0 an
     empty array, where torchvision raises ValueError ("No ground-truth boxes available ..." /
@@ -96,8 +114,8 @@ def match_by_iou(iou_matrix, high_threshold, low_threshold, allow_low_quality_ma
     n_gt, n_anchors = m.shape
     if n_gt == 0 or n_anchors == 0:
         return np.full(n_anchors, BACKGROUND, dtype=np.int64)
-    with np.errstate(over="ignore"):  # a threshold beyond float16's range is +-inf there
-        high_t, low_t = dt.type(high), dt.type(low)
+    high_t, low_t = (_as_torch_rounds(t, dt, str(getattr(iou_matrix, "dtype", "")).endswith("bfloat16"))
+                     for t in (high, low))
     best_gt = m.argmax(axis=0).astype(np.int64)  # the first maximum: the lowest gt index wins ties
     best = m[best_gt, np.arange(n_anchors)]
     matches = best_gt.copy()

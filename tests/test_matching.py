@@ -323,3 +323,30 @@ def test_torchvision_raises_where_refloss_returns_background():
     with pytest.raises(ValueError, match="No proposal boxes"):
         det_utils.Matcher(0.5, 0.4)(torch.zeros((3, 0)))
     assert match(np.zeros((0, 3)), 0.5, 0.4) == [-1, -1, -1]
+
+
+def test_half_precision_thresholds_rounded_as_torch_rounds_them(torch_one_thread):
+    """bfloat16 and float16 matrices against torchvision's Matcher, at entries next to the thresholds' roundings
+    (torch converts a Python float threshold to float32, then to the tensor's dtype). A bfloat16 entry 0.7 was
+    compared with float32(0.7) (refloss -2, torchvision 0) before."""
+    torch = torch_one_thread
+    det_utils = pytest.importorskip("torchvision.models.detection._utils")
+    # a double just above a float16 midpoint, within half a float32 ulp of it: float32 rounds it to the midpoint
+    # (then float16 rounds the tie to even, down), float16 directly rounds it up
+    mid = (float(np.float16(0.4)) + float(np.nextafter(np.float16(0.4), np.float16(1)))) / 2
+    odd = mid + 2.0 ** -40
+    assert np.float16(np.float32(odd)) != np.float16(odd)
+    for tdt in (torch.bfloat16, torch.float16):
+        for high, low in ((0.7, 0.4), (0.7, 0.4005), (0.51, 0.41), (odd, 0.3), (0.9, odd), (1e6, -1e6)):
+            grid = torch.tensor([high, low], dtype=torch.float64).to(tdt)
+            values = torch.cat([grid, torch.nextafter(grid.float(), torch.tensor(2.0)).to(tdt),
+                                torch.nextafter(grid.float(), torch.tensor(-2.0)).to(tdt),
+                                torch.tensor([0.0, 1.0], dtype=tdt)])
+            values = values[torch.isfinite(values)]  # (1e6 is inf in float16: a threshold only)
+            m = torch.stack([values, values.flip(0)])
+            for allow in (False, True):
+                want = det_utils.Matcher(high, low, allow_low_quality_matches=allow)(m).numpy()
+                np.testing.assert_array_equal(rl.match_by_iou(m, high, low, allow), want,
+                                              err_msg=f"{tdt} {high} {low} {allow}")
+    t = torch.tensor([[0.7, 0.1]], dtype=torch.bfloat16)
+    assert rl.match_by_iou(t, 0.7, 0.4).tolist() == [0, -1]
