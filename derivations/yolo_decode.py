@@ -16,7 +16,7 @@ product of a cotangent u with respect to t: d/dt sum_k u_k b_k.
 import sympy as sp
 
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Plot, Step, prove_equal
-from refloss._derive.functions import Sigmoid, SigmoidSize, plain
+from refloss._derive.functions import EvalAccurate, Group, Sigmoid, SigmoidSize, plain
 
 NAME = "yolo_decode"
 tx, ty, tw, th = sp.symbols("tx ty tw th", real=True)
@@ -32,7 +32,16 @@ INVALID = sp.Or(pw <= 0, ph <= 0)
 
 
 def centre(t, c):
-    return (s * Sigmoid(t) - (s - 1) / 2 + c) * stride
+    """(s sigma(t) - (s - 1)/2 + c) stride, the sum one precision up (float64 in the float32 kernel, double-double
+    with ~100-bit functions in the float64 one) where it cancels by more than half: in cell c = 0 with s > 1 near
+    t = log((s - 1)/(s + 1)) (an object at the image's left or top edge; Scaled-YOLOv4/YOLOv5's s = 2, t near
+    -log 3) the offset is much smaller than its terms, and sigma's rounding made the centre 108 ULP64 off at t =
+    -1.1076036591740275 (a probe, 2026-12-07; bar 8)."""
+    # ((s - 1)/2 as one rounded number: SymPy distributes the 1/2, and s sigma - s/2 + 1/2 cancelled in its first
+    # sum, 14 ULP64 at s = 1.05, t = -5.7 with no cancellation of the whole)
+    terms = (s * Sigmoid(t), Group(s - 1) / 2, c)
+    keep = sp.Abs(terms[0] - terms[1] + terms[2]) - (sp.Abs(terms[0]) + sp.Abs(terms[1]) + sp.Abs(terms[2])) / 2
+    return EvalAccurate(terms[0] - terms[1] + terms[2], keep) * stride
 
 
 def derive() -> LossSpec:
@@ -98,7 +107,11 @@ def derive() -> LossSpec:
                             "(v3) the cell borders 0 and 1 need infinite t and the gradient vanishes there; v4's s > 1 "
                             "reaches them with a gradient of s sigmoid'(t) > 0.")],
         conventions="Differentiable everywhere. Anchors must be positive.",
-        accuracy="Sigmoid as 1/(1+exp(-t)) for t >= 0 and exp(t)/(1+exp(t)) below: no overflow. Scaled-YOLOv4 "
+        accuracy="Sigmoid as 1/(1+exp(-t)) for t >= 0 and exp(t)/(1+exp(t)) below: no overflow. The centre's sum "
+                 "s sigma(t) - (s-1)/2 + c is evaluated one precision up (float32 kernel: float64; float64 kernel: "
+                 "double-double with ~100-bit exp) where it is below half the sum of its terms' magnitudes, and "
+                 "rounded once: it cancels in cell 0 for s > 1 near t = log((s-1)/(s+1)) (the image's edge; s = 2, "
+                 "t -1.1076: 108 ULP64 from sigma's rounding before), and (s-1)/2 is one rounded number (s sigma - s/2 + 1/2 cancelled in its first sum: 14 ULP64 at s = 1.05, t = -5.7, before). Scaled-YOLOv4 "
                  "sizes as 4 p n/d^2 with d = 1 + e^(-|t|), n = 1 (t >= 0) or e^(2t) (t < 0), corrected by the "
                  "factor 1 - 2 d_l/d for the rounding error d_l of d, which Fast2Sum gives exactly: squaring d "
                  "would double its rounding error; the exact factor 4 comes last (4 p alone could overflow). "

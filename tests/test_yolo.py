@@ -92,6 +92,34 @@ def test_v4_with_scale_1_is_v3_and_scaled_centres_are_v4_with_scale_2():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_centre_at_the_image_edge_against_the_oracle(dtype):
+    """Cell 0 with s > 1: the centre s sigma(t) - (s-1)/2 cancels near t = log((s-1)/(s+1)) (an object at the
+    image's left or top edge). Before 2026-12-07: 108 ULP64 at the probe's point (s = 2, t = -1.1076...), and
+    (s-1)/2 distributed by SymPy as s/2 - 1/2 cost 14 ULP64 at s = 1.05, t = -5.7 (no cancellation of the whole)."""
+    rng = np.random.default_rng(7)
+    worst = {}
+    for variant, s in (("scaled", 2.0), ("v4", 1.05), ("v4", 1.2), ("v4", 1.5), ("v4", 3.0)):
+        root = float(np.log((s - 1) / (s + 1)))
+        tx = np.concatenate([root + rng.normal(0, 1e-3, 60), root + rng.normal(0, 1e-9, 30), [root, -1.1076036591740275],
+                             rng.uniform(-8, 8, 60)]).astype(dtype)
+        t = np.zeros((len(tx), 4), dtype)
+        t[:, 0] = tx
+        t[:, 1] = tx[::-1]
+        grid = np.zeros((len(tx), 2), dtype)
+        grid[::3, 1] = 1.0  # cell 1 on y for a third: no cancellation for s <= 3
+        kw = {"scale_xy": s} if variant == "v4" else {}
+        b = rl.yolo_decode(t, np.ones(2, dtype), grid, variant=variant, stride=8.0, dtype=dtype, **kw)
+        s_kernel = float(dtype(s))  # the float32 kernel's parameter is float32(s)
+        err = max(ulp_error(b[i, k], decode(t[i], (1.0, 1.0), grid[i], "v4", s_kernel, 8.0)[k], dtype)
+                  for i in range(len(tx)) for k in (0, 1))
+        worst[variant, s] = err
+    assert max(worst.values()) <= 4, worst
+    b = rl.yolo_decode(np.array([0.0, -1.1076036591740275, 0.0, 0.0]), [1.0, 1.0], [0.0, 0.0], variant="scaled")
+    assert ulp_error(b[1], decode([0.0, -1.1076036591740275, 0.0, 0.0], (1.0, 1.0), (0.0, 0.0), "scaled")[1],
+                     np.float64) <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("variant,kw", VARIANTS, ids=repr)
 def test_round_trips(variant, kw, dtype):
     """Well conditioned: cell 0, stride a power of two, moderate t.  Measured (this suite's

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4be3f4edf32cb83b
+# scalar kernels: sha256 08655fd5bdbc6008
 """YOLO box decoding: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
