@@ -67,8 +67,9 @@ EXPECTED = {
         "mse_loss": (A, A, A), "balanced_l1_loss": (A, A, A),
         "balanced_l1_loss(beta=1/9)": (D, D, D),  # the copied (b|x|+1) form
         "quality_focal_loss": (A, A, N),
-        # float32: the clamp bound 6.99 rounds onto the float32 "end" target, as ultralytics' DFLoss
-        "distribution_focal_loss": (A, D, A),
+        # GFLHead's targets from bbox2distance(..., eps=0.1): dfl_loss(clamp=0.1); the bound 6.9 is not on a battery
+        # target (the adapter clamped at 6.99, ultralytics' bound, and differed in float32 there, before 2026-12-07)
+        "distribution_focal_loss": (A, A, A),
         # alpha |sigma - q|^gamma: d/dq at q = 0
         "varifocal_loss": (D, D, N), "varifocal_loss(iou_weighted=False)": (D, D, N),
     },
@@ -116,8 +117,6 @@ CODES = {
     "siou_loss": (["siou_yolov6_eps"],) * 3, "siou_loss(neg_gamma=True)": (["siou_yolov6_eps"],) * 3,
     # balanced_l1_loss.py: alpha / b * (b * diff + 1) * torch.log(b * diff / beta + 1) - alpha * diff
     "balanced_l1_loss(beta=1/9)": (["copied_balanced_l1_form"],) * 3,
-    # the float32 bound, as DFLoss (known, no recogniser)
-    "distribution_focal_loss": ([], ["unexplained"], []),
     # varifocal_loss.py: alpha * (pred_sigmoid - target).abs().pow(gamma) * (target <= 0.0).float()
     "varifocal_loss": (["vfl_abs_weight"], ["vfl_abs_weight"], []),
     "varifocal_loss(iou_weighted=False)": (["vfl_abs_weight"], ["vfl_abs_weight"], []),
@@ -258,6 +257,32 @@ def test_mmrotate_clamps_are_the_cause():
             w2 = (1 / (1 - refloss.gwd_loss(p, t, fun="sqrt", tau=1.0)) - 1) ** 2
             det = np.prod(sides) ** 2 / 256
             assert (sides.min() < 1e-7 or sides.max() > 1e7 or d < d_bound or w2 < w_bound or det < det_bound), f
+
+
+def test_mmdet_gfl_targets_are_clamped_with_the_coders_default_eps():
+    """The mmdetection DFL row's clamp, read from mmdet's own source (its coder module cannot be imported without
+    mmcv's compiled ops): GFLHead calls bbox_coder.encode(centers, targets, self.reg_max) without eps, and
+    DistancePointBBoxCoder.encode's eps (passed on to bbox2distance) defaults to 0.1, so the targets are clamped to
+    reg_max - 0.1 (the adapter used 0.01, ultralytics' bound, before 2026-12-07)."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mmdet")
+    if spec is None:
+        pytest.skip("mmdetection not installed")
+    root = Path(spec.origin).parent
+    coder = ast.parse((root / "models/task_modules/coders/distance_point_bbox_coder.py").read_text())
+    encode = next(f for f in ast.walk(coder) if isinstance(f, ast.FunctionDef) and f.name == "encode")
+    names = [a.arg for a in encode.args.args]
+    defaults = dict(zip(names[len(names) - len(encode.args.defaults):], encode.args.defaults))
+    assert ast.literal_eval(defaults["eps"]) == 0.1
+    head = (root / "models/dense_heads/gfl_head.py").read_text()
+    calls = [c for c in ast.walk(ast.parse(head)) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+             and c.func.attr == "encode"]
+    assert calls and all(len(c.args) == 3 and not c.keywords for c in calls)
+    check = next(c for c in peers.checks("mmdetection") if c.function == "distribution_focal_loss")
+    assert check.params == {"clamp": 0.1}
 
 
 @pytest.fixture(scope="module", params=list(EXPECTED))

@@ -107,15 +107,16 @@ def _qfl():
 
 
 def _dfl():
-    """distribution_focal_loss(logits, label) on the target clamped as GFLHead's targets are:
-    ``bbox2distance(points, bbox, reg_max)`` clamps them to [0, reg_max − 0.01], reg_max = n_bins − 1 (its
-    function is not imported: ``mmdet.structures.bbox.transforms`` imports mmcv's ops)."""
+    """distribution_focal_loss(logits, label) on the target clamped as GFLHead's targets are: its
+    ``bbox_coder.encode(centers, targets, reg_max)`` (``DistancePointBBoxCoder``) calls ``bbox2distance`` with its
+    default eps = 0.1, which clamps them to [0, reg_max − 0.1], reg_max = n_bins − 1 (D-FINE's bound; the function
+    is not imported: ``mmdet.structures.bbox.transforms`` imports mmcv's ops)."""
     def make():
         fn = losses("gfocal_loss").distribution_focal_loss
 
         def loss(logits, target):
             reg_max = logits.shape[-1] - 1
-            return fn(logits, target.clamp(min=0, max=reg_max - 0.01), reduction="none")
+            return fn(logits, target.clamp(min=0, max=reg_max - 0.1), reduction="none")
 
         loss.__qualname__ = "mmdet distribution_focal_loss(pred, bbox2distance clamp)"
         return loss
@@ -140,7 +141,8 @@ SIOU_REWARD = ("neg_gamma=False (its default) gives gamma = 2 - Lambda > 0, so t
 SIOU_EPS = ("eps = 1e-7 added to both centre offsets (s_cw + eps, s_ch + eps) and to both heights, the enclosing box's "
             "sides clamped at eps and the SIoU clamped to [-1, 1]: no refloss eps reproduces all of them")
 BALANCED = ("mmdetection writes alpha/b (b|x| + 1) ln(b|x|/beta + 1) - alpha|x|: the paper's form (and refloss's) at "
-            "beta = 1, where the two coincide; for beta != 1 its value and gradient are not continuous at |x| = beta")
+            "beta = 1, where the two coincide; for beta != 1 its gradient is not continuous at |x| = beta (the value "
+            "is: beta = 1/9, gamma = 1.5, the gradient 1.699 below against 1.5 above)")
 IOU_CLAMP = ("bbox_overlaps floors the union at eps = 1e-6 (max(U, eps)) and iou_loss clamps the IoU at eps = 1e-6 "
              "before 1 - IoU: disjoint boxes give 1 - 1e-6, not 1")
 IOU_LOG_CLAMP = ("-ln(max(IoU, eps)) with the union floored at eps (eps = 1e-6): disjoint boxes give -ln 1e-6 = 13.8 "
@@ -149,10 +151,6 @@ GIOU_FLOOR = ("bbox_overlaps(mode='giou') floors U and C at eps (max(U, eps), ma
               "to giou_loss(eps=0) wherever U, C > 1e-7")
 CIOU_GATE = (EPS_H + "; alpha = [IoU > 0.5] v / (1 - IoU + v) under no_grad (refloss alpha_gate=0.5), and the CIoU "
              "clamped to [-1, 1]")
-DFL_F32_BOUND = ("float32 only, 2 of 99 points, d/dtarget at the \"end\" targets placed on the clamp bound: the bound "
-                 "n_bins - 1.01 = 6.99 rounds to the same float32 as the target (6.98999977), so the target sits on "
-                 "the bound, where clamp's gradient is 0; refloss's float32 kernel (the exact bound) and the float64 "
-                 "reference on that target see it 2.3e-7 inside the bound. As ultralytics' DFLoss")
 VFL_DQ = ("the negatives' weight is alpha |sigma(x) - q|^gamma (the paper's alpha p^gamma at q = 0): the value "
           "agrees, but d/dq at q = 0 has the extra term -gamma alpha sigma^(gamma - 1) BCE(x, 0)")
 
@@ -180,8 +178,8 @@ CHECKS = (
     _check("balanced_l1_loss(beta=1/9)", "balanced_l1", {"beta": 1 / 9},
            _fn("balanced_l1_loss", "balanced_l1_loss", beta=1 / 9), known=BALANCED),
     _check("quality_focal_loss", "qfl_loss", {"beta": 2.0}, _qfl(), "sigma not detached"),
-    _check("distribution_focal_loss", "dfl_loss", {"clamp": 0.01}, _dfl(),
-           "targets clamped to [0, n_bins - 1.01] as bbox2distance does for GFLHead", known=DFL_F32_BOUND),
+    _check("distribution_focal_loss", "dfl_loss", {"clamp": 0.1}, _dfl(),
+           "targets clamped to [0, n_bins - 1.1] as GFLHead's bbox_coder.encode (bbox2distance, eps 0.1) does"),
     _check("varifocal_loss", "varifocal_loss", {"alpha": 0.75, "gamma": 2.0}, _fn("varifocal_loss", "varifocal_loss"),
            "weight q [q > 0] + alpha |sigma - q|^gamma [q <= 0], not detached", known=VFL_DQ),
     _check("varifocal_loss(iou_weighted=False)", "varifocal_loss", {"iou_weighted": False},
