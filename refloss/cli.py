@@ -76,7 +76,8 @@ def _verify_target(args) -> int:
         ok = True
         for dt in args.dtype or ["float64"]:
             try:
-                report = testing.check_loss(impl, args.loss[0], framework=args.framework, cases=args.cases, dtype=dt,
+                report = testing.check_loss(impl, args.loss[0], framework=args.framework or "auto",
+                                            cases=args.cases or "standard", dtype=dt,
                                             device=args.device[0] if args.device else None, **params)
             except testing.ImplementationError as e:  # the function under test failed: that is a finding
                 print(f"refloss verify: {args.target}: {e}", file=sys.stderr)
@@ -88,6 +89,10 @@ def _verify_target(args) -> int:
         return 0 if ok else 1
     if args.param or args.impl_param:
         raise UsageError("--param and --impl-param apply to module:function (a peer runs the parameters it documents)")
+    given = [o for o, v in (("--dtype", args.dtype), ("--framework", args.framework), ("--cases", args.cases)) if v]
+    if given:  # (accepted and ignored silently before: a peer's rows always run float64, float32 and edge)
+        raise UsageError(f"{', '.join(given)}: apply to module:function (check_loss's battery); peer {args.target} "
+                         "runs its own checks, float64, float32 and the convention points")
     if args.target not in peers.PEERS:
         raise UsageError(f"unknown peer {args.target!r}; built-in peers: {', '.join(peers.PEERS)}; "
                          "or give module:function --loss NAME")
@@ -132,6 +137,10 @@ def _verify(args) -> int:
     if args.param or args.impl_param:
         raise UsageError("--param and --impl-param apply to module:function; refloss's own kernels run the "
                          "parameter sets of their table (refloss/_reference.py)")
+    given = [o for o, v in (("--framework", args.framework), ("--cases", args.cases)) if v]
+    if given:  # (accepted and ignored silently before)
+        raise UsageError(f"{', '.join(given)}: apply to module:function (check_loss's battery); refloss's own "
+                         "kernels run their stored batteries")
     from . import _stored, _verify
 
     if "cuda" in (args.device or ()):
@@ -419,10 +428,10 @@ def _parser() -> argparse.ArgumentParser:
                         "its own with --impl-param)")
     v.add_argument("--impl-param", action="append", metavar="NAME=VALUE",
                    help="with module:function: a keyword argument passed to your function")
-    v.add_argument("--framework", default="auto", choices=("auto", "numpy", "torch", "jax"),
-                   help="with module:function: how its gradients are taken")
-    v.add_argument("--cases", default="standard", choices=("standard", "edge", "all"),
-                   help="with module:function: which battery")
+    v.add_argument("--framework", default=None, choices=("auto", "numpy", "torch", "jax"),
+                   help="with module:function: how its gradients are taken (default auto)")
+    v.add_argument("--cases", default=None, choices=("standard", "edge", "all"),
+                   help="with module:function: which battery (default standard)")
     v.add_argument("--dtype", action="append", choices=("float64", "float32"), default=None)
     v.add_argument("--device", action="append", choices=("cpu", "cuda"), help="backends (default: all available)")
     v.add_argument("--random", type=_at_least(0), default=None, help="random points per battery (default 200; another number "

@@ -322,9 +322,16 @@ def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, devi
         if not isinstance(v, torch.Tensor):
             raise _Returned(f"returned {type(v).__name__}, not a torch tensor of losses (one per element)")
         _returned(v, n, shape, "a torch tensor")
+        if v.is_complex():
+            raise _Returned("returned complex values, not real losses")
         values = v.detach().double().cpu().numpy()
         if not grad:
             return values, None
+        if not v.requires_grad:  # (its .backward() would raise torch's "element 0 of tensors does not require grad")
+            raise _Returned(f"returned a {str(v.dtype).removeprefix('torch.')} tensor not connected to its inputs "
+                            "(no grad_fn: detached, made through NumPy, or of an integer dtype), so autograd gives no "
+                            "gradient; compute it with torch operations on the inputs, or pass grad=False to compare "
+                            "values only")
         v.sum().backward()
         return values, [ts[k].grad.double().cpu().numpy() if ts[k].grad is not None else np.zeros(ts[k].shape)
                         for k in wrt]
@@ -351,8 +358,8 @@ def _evaluate(impl, framework, inputs, dtype, grad, layouts=(), kinks=None, devi
     # quarter of the distance to the nearest kink (|x| = 0 included), so that no step crosses one
     h = (1e-6 if np.dtype(dtype) == np.float64 else 2e-3) * np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     if kinks is not None:
-        x = np.abs(inputs[0] - inputs[1])
-        h = np.minimum(h, np.min(np.abs(x[:, None] - np.array((0.0,) + tuple(kinks))[None, :]), axis=1) / 4)
+        x = np.abs(inputs[0] - inputs[1]).reshape(len(h), -1)  # (rows of several elements: the nearest in the row)
+        h = np.minimum(h, np.min(np.abs(x[:, :, None] - np.array((0.0,) + tuple(kinks))), axis=(1, 2)) / 4)
     summed = impl if v.ndim == 1 else (lambda *a: np.sum(np.asarray(impl(*a), np.float64), axis=-1))
     # steps in whole ULPs of the element's largest input magnitude: a step on target below pred's
     # ULP would leave pred - target unchanged and measure a derivative of 0 (then: not checked)
@@ -411,6 +418,9 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     ``device``: for "torch", where the input tensors are made ("cpu" by default, "cuda" for a
     CUDA implementation; the comparison itself runs on the host).
     """
+    if not callable(impl):
+        raise TypeError(f"impl: must be a function (the implementation to check), got {type(impl).__name__} "
+                        f"{impl!r:.60}")
     ref = reference_loss(loss)
     loss = ref.name
     dt = np.dtype(dtype or np.float64).name
@@ -442,7 +452,9 @@ def check_loss(impl, loss, *, framework: str = "auto", cases="standard", dtype=N
     fw = _detect(impl, inputs) if framework == "auto" else framework
     if fw not in ("numpy", "torch", "jax"):
         raise ValueError(f"framework: must be 'auto', 'numpy', 'torch' or 'jax', got {framework!r}")
-    vtol, gtol = rtol if isinstance(rtol, tuple) else ((rtol, rtol) if rtol is not None else TOLERANCES[dt])
+    if isinstance(rtol, (tuple, list)) and len(rtol) != 2:
+        raise ValueError(f"rtol: must be a number >= 0 or a pair (value, gradient) of them, got {rtol!r}")
+    vtol, gtol = tuple(rtol) if isinstance(rtol, (tuple, list)) else ((rtol, rtol) if rtol is not None else TOLERANCES[dt])
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < math.inf for t in (vtol, gtol)):
         raise ValueError(f"rtol: must be a number >= 0 or a pair (value, gradient) of them, got {rtol!r}")
     kinks = _battery.kinks(ref, params) if ref.info.family == "elementwise" else None

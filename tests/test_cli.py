@@ -120,3 +120,15 @@ def test_verify_of_a_function_refuses_the_kernels_options(option, capsys, tmp_pa
     assert "apply to refloss's own kernels" in capsys.readouterr().err
     assert cli.main(["verify", "torchvision", "--device", "cpu"]) == 2
     assert "peer torchvision runs its own checks" in capsys.readouterr().err
+
+
+def test_verify_options_that_do_not_apply_are_refused(capsys):
+    """--dtype, --framework and --cases with a built-in peer, and --framework or --cases without a target, were
+    accepted and ignored silently (a peer's rows always run float64, float32 and the convention points)."""
+    for argv, option in ((["verify", "torch", "--loss", "l1", "--dtype", "float32"], "--dtype"),
+                         (["verify", "torch", "--loss", "l1", "--framework", "numpy"], "--framework"),
+                         (["verify", "torch", "--loss", "l1", "--cases", "edge"], "--cases"),
+                         (["verify", "--loss", "l1", "--cases", "edge"], "--cases"),
+                         (["verify", "--loss", "l1", "--framework", "jax"], "--framework")):
+        assert cli.main(argv) == 2, argv
+        assert f"{option}: apply to module:function" in capsys.readouterr().err

@@ -298,3 +298,36 @@ def test_a_float32_result_of_float64_inputs_is_named():
     assert [c for c, _ in plain.diagnoses] == ["eps_ignored"] and "float32" not in plain.diagnoses[0][1]
     codes = [c for c, _ in rounded.diagnoses]
     assert codes[0] == "eps_ignored" and "float32 rounding" in rounded.diagnoses[0][1] and "unexplained" not in codes
+
+
+def test_element_wise_cases_of_several_columns_with_gradients():
+    """2-D element-wise cases (rows of several elements) with gradients: the finite-difference step's distance to
+    the kinks is taken over each row (an internal broadcast error, reported as the user's function raising
+    ValueError, before 2026-12-07); a wrong quadratic piece is still found."""
+    cases = (np.array([[0.5, 2.0, 3.0], [0.999, 1.001, -4.0]]), np.zeros((2, 3)))
+    assert rt.check_loss(lambda p, t: np.abs(p - t), "l1", cases=(np.ones((2, 3)), np.zeros((2, 3)))).ok
+    good = rt.check_loss(lambda p, t: np.where(np.abs(p - t) < 1, 0.5 * (p - t) ** 2, np.abs(p - t) - 0.5),
+                         "smooth_l1", cases=cases)
+    bad = rt.check_loss(lambda p, t: np.where(np.abs(p - t) < 1, 0.6 * (p - t) ** 2, np.abs(p - t) - 0.5),
+                        "smooth_l1", cases=cases)
+    assert good.ok and not bad.ok
+
+
+def test_argument_errors_up_front_and_a_detached_torch_result_named():
+    """check_loss(3, ...) said the implementation 'raised TypeError: int object is not callable', rtol=(1e-3,) gave
+    'not enough values to unpack', and a torch result not connected to its inputs 'raised RuntimeError: element 0
+    of tensors does not require grad' (check_loss's own backward, 2026-12-07)."""
+    with pytest.raises(TypeError, match="impl: must be a function"):
+        rt.check_loss(3, "l1")
+    with pytest.raises(ValueError, match="rtol: must be a number >= 0 or a pair"):
+        rt.check_loss(_l1_ok, "l1", rtol=(1e-3,))
+    assert rt.check_loss(_l1_ok, "l1", rtol=[1e-9, 1e-7]).ok
+    torch = pytest.importorskip("torch")
+    detached = (lambda p, t: torch.from_numpy(np.abs(p.detach().numpy() - t.detach().numpy())),
+                lambda p, t: (p - t).abs().long())
+    for f in detached:
+        with pytest.raises(rt.ImplementationError, match="not connected to its inputs"):
+            rt.check_loss(f, "l1", framework="torch")
+    assert rt.check_loss(detached[0], "l1", framework="torch", grad=False).ok
+    with pytest.raises(rt.ImplementationError, match="complex"):
+        rt.check_loss(lambda p, t: (p - t).abs().to(torch.complex128), "l1", framework="torch")
