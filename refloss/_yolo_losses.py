@@ -488,6 +488,23 @@ def _check_inside(offsets, images, gts, scale_xy):
                          "sigma(t)), which is finite there")
 
 
+def _check_decoded_finite(pred: np.ndarray, head: np.ndarray, k: int, index: tuple, dt) -> None:
+    """ValueError naming the head output of the first positive anchor whose decoded box is not finite: a size
+    p e^t that overflowed (t_w = 90 in float32, 710 in float64).  The CIoU box term of that box is not computed
+    (the iou kernel refused it naming its internal argument, "pred: must be finite")."""
+    bad = np.argwhere(~np.isfinite(pred))
+    if not bad.size:
+        return
+    p, col = int(bad[0, 0]), int(bad[0, 1])
+    channel = 2 if col in (0, 2) else 3  # x1, x2 come from the width (t_w), y1, y2 from the height (t_h)
+    at = tuple(int(i[p]) for i in index) + (channel,)
+    size, t, prior = ("width", "t_w", "p_w") if channel == 2 else ("height", "t_h", "p_h")
+    raise ValueError(f"head_outputs[{k}][{', '.join(map(str, at))}] = {float(head[at])!r}: the predicted box "
+                     f"{size} {prior} e^{t} of this positive anchor overflows {dt.name}, and the CIoU box term "
+                     "of an infinitely large box is not computed"
+                     + ("; dtype=numpy.float64 holds it up to t of about 709" if dt == np.float32 else ""))
+
+
 def _grid(h: int, w: int, dt) -> np.ndarray:
     """(H, W, 1, 2) cell corners (c_x, c_y) = (col, row)."""
     cols, rows = np.meshgrid(np.arange(w, dtype=dt), np.arange(h, dtype=dt))
@@ -546,6 +563,7 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
         d_t = np.zeros_like(t)
         if version == "v4":  # CIoU on the decoded, normalised boxes; its gradient back through the decoding
             pred = decoded[k][ni, ri, ci, ai]
+            _check_decoded_finite(pred, h, k, (ni, ri, ci, ai), dt)
             value, g_box = _term(loss_named("ciou_loss"), (pred, _xyxy(gt)), dt.type(lambda_coord) * wts,
                                  with_grad, dt, **(box_params or {}))
             parts[coord_name] += value
@@ -588,7 +606,14 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
         obj_t = pos.copy()
         if version == "v2":  # squared error on sigma(t_o) (YOLOv1's confidence, per anchor)
             if obj_target == "iou" and len(ni):
-                obj_t[ni, ri, ci, ai] = loss_named("iou")(decoded[k][ni, ri, ci, ai], _xyxy(gt), dtype=dt)
+                # a decoded size that overflowed (t_w = 90 in float32) is an infinitely large box: its IoU with the
+                # (finite) ground truth is 0, the target's limit (the iou kernel refused it, "pred: must be finite")
+                pb = decoded[k][ni, ri, ci, ai]
+                finite = np.isfinite(pb).all(axis=1)
+                if finite.any():
+                    obj_t[ni[finite], ri[finite], ci[finite], ai[finite]] = \
+                        loss_named("iou")(pb[finite], _xyxy(gt)[finite], dtype=dt)
+                obj_t[ni[~finite], ri[~finite], ci[~finite], ai[~finite]] = 0
             sig = _sigmoid(logit)
             dsig = sig * (1 - sig)
             v_obj, g_obj = _term(loss_named("mse"), (sig, obj_t), dt.type(lambda_obj) * pos, with_grad, dt)

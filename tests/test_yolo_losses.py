@@ -467,3 +467,40 @@ def test_grid_shapes_and_pred_boxes_are_checked_by_name():
             rl.yolo_assign([(2, 2)], anchors, gt, pred_boxes=pred)
     with pytest.raises(ValueError, match=r"^head_outputs\[0\]: must have shape .* a grid of at least one cell"):
         rl.yolov3_loss([np.zeros((1, 0, 0, 1, 6))], anchors, gt, [np.array([0])])
+
+
+def _overflow_case(dt, big, channel=2):
+    """One image, a 2 x 2 grid, one anchor (0.3, 0.4); the ground truth (0.3, 0.3, 0.4, 0.5) makes the anchor of
+    cell (0, 0) positive; its t_w (channel 2) or t_h (3) is ``big``, its t_o is 1."""
+    h = np.zeros((1, 2, 2, 1, 7), dt)
+    h[0, 0, 0, 0, channel] = big
+    h[0, 0, 0, 0, 4] = 1.0
+    return h, np.array([[0.3, 0.4]]), [np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]
+
+
+def test_v2_iou_target_of_an_overflowed_positive_box_is_zero():
+    """A positive anchor's decoded size that overflows is an infinitely large box: its IoU with the ground truth, the
+    v2 objectness target, is 0 (the probe: 'pred: must be finite', naming the iou kernel's argument)."""
+    sig = 1 / (1 + math.exp(-1.0))
+    for dt, big in ((np.float32, 90.0), (np.float64, 710.0)):
+        for channel in (2, 3):
+            h, a, gt, lab = _overflow_case(dt, big, channel)
+            res = rl.yolov2_loss(h, a, gt, lab)  # lambda_obj 1, N = 1: (sigma(t_o) - 0)^2
+            assert float(res.parts["obj"]) == pytest.approx(sig ** 2, rel=1e-6)
+            one = rl.yolov2_loss(h, a, gt, lab, obj_target="one")  # (sigma(t_o) - 1)^2
+            assert float(one.parts["obj"]) == pytest.approx((sig - 1) ** 2, rel=1e-6)
+
+
+def test_v4_box_term_of_an_overflowed_positive_box_names_the_head_output():
+    for dt, big in ((np.float32, 90.0), (np.float64, 710.0)):
+        for channel, what in ((2, "width"), (3, "height")):
+            h, a, gt, lab = _overflow_case(dt, big, channel)
+            with pytest.raises(ValueError, match=rf"^head_outputs\[0\]\[0, 0, 0, 0, {channel}\] = {big}: the "
+                                                 rf"predicted box {what} .* overflows {np.dtype(dt).name}"):
+                rl.yolov4_loss([h], [a], gt, lab)
+    # float32 heads computed in float64 hold the size: 1 - CIoU -> 1 + alpha v as w -> inf (IoU and rho^2/c^2 -> 0,
+    # v = 4/pi^2 (atan(w^/h^) - pi/2)^2, alpha = v / (1 + v))
+    h, a, gt, lab = _overflow_case(np.float32, 90.0)
+    v = 4 / math.pi ** 2 * (math.atan(0.4 / 0.5) - math.pi / 2) ** 2
+    res = rl.yolov4_loss([h], [a], gt, lab, dtype=np.float64)
+    assert res.parts["box"] == pytest.approx(1 + v * v / (1 + v), rel=1e-12)
