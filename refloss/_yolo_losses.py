@@ -590,8 +590,10 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
                 value, g_c = _term(loss_named("mse"), (centre, gt_grid[:, :2]), lam, with_grad, dt)
                 if with_grad and len(ni):
                     ct = np.concatenate([g_c, np.zeros_like(g_c)], axis=1)
-                    d_t += yolo_decode.value_and_grad(t, anch_p, grid_p, variant=variant, dtype=dt, cotangent=ct,
-                                                      **kw[k])[1]
+                    # the centre's gradient only: the sizes' cotangent is 0 and the Jacobian diagonal, and 0 times
+                    # an overflowed size's derivative (t_w = 90 in float32) is NaN
+                    d_t[:, :2] += yolo_decode.value_and_grad(t, anch_p, grid_p, variant=variant, dtype=dt,
+                                                             cotangent=ct, **kw[k])[1][:, :2]
             parts[coord_name] += value
             value, g_wh = _term(loss_named("mse"), (t[:, 2:], target_t[:, 2:]), lam, with_grad, dt)
             parts[coord_name] += value

@@ -504,3 +504,23 @@ def test_v4_box_term_of_an_overflowed_positive_box_names_the_head_output():
     v = 4 / math.pi ** 2 * (math.atan(0.4 / 0.5) - math.pi / 2) ** 2
     res = rl.yolov4_loss([h], [a], gt, lab, dtype=np.float64)
     assert res.parts["box"] == pytest.approx(1 + v * v / (1 + v), rel=1e-12)
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_sigmoid_centre_gradient_is_finite_where_the_size_overflowed(version):
+    """xy_loss='sigmoid' (v2's default) carried the centre's cotangent (g, 0) through yolo_decode's VJP: 0 times
+    the overflowed size's derivative p e^t gave a NaN gradient for t_w.  The coordinate term's own gradients:
+    d/dt_x lambda (sigma(t_x) - (cx W - c_x))^2 = 2 lambda (0.5 - 0.6) / 4 and d/dt_w lambda (t_w - ln(w^/p_w))^2 =
+    2 lambda (t_w - ln(0.4/0.3))."""
+    lam = 5.0 if version == "v2" else 1.0
+    for dt, big in ((np.float32, 90.0), (np.float64, 710.0)):
+        h, a, gt, lab = _overflow_case(dt, big)
+        if version == "v2":
+            _, g = rl.yolov2_loss.value_and_grad(h, a, gt, lab, obj_target="one")
+        else:
+            _, (g,) = rl.yolov3_loss.value_and_grad([h], [a], gt, lab, xy_loss="sigmoid")
+        assert np.isfinite(g).all()
+        rtol = 1e-6 if dt == np.float32 else 1e-13
+        np.testing.assert_allclose(g[0, 0, 0, 0, :4], [2 * lam * -0.1 / 4, 2 * lam * -0.1 / 4,
+                                                       2 * lam * (big - math.log(0.4 / 0.3)),
+                                                       2 * lam * (0 - math.log(0.5 / 0.4))], rtol=rtol)
