@@ -24,6 +24,7 @@ from ._validate import as_real_array, check_finite, reject_autograd, result_dtyp
 from ._yolo import unit_interval, yolo_decode, yolo_encode, yolo_ignore_mask
 
 NORMALIZE = ("batch", "sum")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,12 +95,23 @@ def _head(name: str, value, dt, ndim: int, what: str) -> np.ndarray:
     return arr
 
 
-def _weight(name: str, value) -> float:
+def _weight(name: str, value, dt) -> float:
+    """A term's weight lambda: a real number, 0 <= lambda, finite in the computation's dtype ``dt`` (lambda_noobj =
+    1e39 with float32 heads was inf there: total nan with overflow warnings)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: must be a real number, got {value!r}")
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: must satisfy 0 <= {name} (finite), got {value!r}")
+    if dt == np.float32 and float(value) > _FLOAT32_MAX:  # (the kernels' own parameter check says the same)
+        raise ValueError(f"{name}: {value!r} is beyond float32's range ({_FLOAT32_MAX:.4g}), and this call computes "
+                         "in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs or "
+                         "dtype=numpy.float64")
     return float(value)
+
+
+def _weights(dt, **lambdas) -> tuple:
+    """The weights, each checked by :func:`_weight`, in the order given."""
+    return tuple(_weight(name, value, dt) for name, value in lambdas.items())
 
 
 def _choice(name: str, value, options) -> str:
@@ -222,9 +234,8 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
             lambda_obj=1.0, lambda_class=1.0, obj_target="iou", size_output="w", normalize="batch",
             assignment=None, dtype=None):
     head, dt = _check_v1(head_outputs, num_boxes, size_output, dtype)
-    lambda_coord, lambda_noobj, lambda_obj, lambda_class = (
-        _weight(k, v) for k, v in (("lambda_coord", lambda_coord), ("lambda_noobj", lambda_noobj),
-                                   ("lambda_obj", lambda_obj), ("lambda_class", lambda_class)))
+    lambda_coord, lambda_noobj, lambda_obj, lambda_class = _weights(
+        dt, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, lambda_obj=lambda_obj, lambda_class=lambda_class)
     _choice("obj_target", obj_target, ("iou", "one"))
     _choice("normalize", normalize, NORMALIZE)
     n, s, _, depth = head.shape
@@ -244,7 +255,9 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     target = np.concatenate([gt[:, :1] * s - ci[:, None], gt[:, 1:2] * s - ri[:, None], gt[:, 2:]], axis=1).astype(dt)
     pred = p[ni, ri, ci, ji, :4]
     parts = {}
-    if size_output == "w":  # the paper's coordinate term, the generated kernel
+    if lambda_coord == 0:  # an ablation: no coordinate term (the generated kernel's domain is lambda_coord > 0)
+        parts["coord"], g_coord = dt.type(0), np.zeros_like(pred)
+    elif size_output == "w":  # the paper's coordinate term, the generated kernel
         parts["coord"], g_coord = _term(loss_named("yolov1_box_loss"), (pred, target), dt.type(1), with_grad,
                                         dt, lambda_coord=lambda_coord)
     else:  # the channels are sqrt(w), sqrt(h): the same sum of squares on (x, y, s_w, s_h)
@@ -515,9 +528,9 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
                  lambda_obj, lambda_class, obj_target, xy_loss, size_weight, ignore_threshold, pos_iou_threshold,
                  scale_xy, normalize, assignment, box_params, dtype):
     heads, anchor_list, dt, num_classes = _heads(version, head_outputs, anchors, dtype)
-    lambda_coord, lambda_noobj, lambda_obj, lambda_class = (
-        _weight(k, v) for k, v in (("lambda_coord", lambda_coord), ("lambda_noobj", lambda_noobj),
-                                   ("lambda_obj", lambda_obj), ("lambda_class", lambda_class)))
+    box = {"lambda_box" if version == "v4" else "lambda_coord": lambda_coord}  # (v4's name for it)
+    lambda_coord, lambda_noobj, lambda_obj, lambda_class = _weights(
+        dt, **box, lambda_noobj=lambda_noobj, lambda_obj=lambda_obj, lambda_class=lambda_class)
     _choice("obj_target", obj_target, ("iou", "one"))
     _choice("xy_loss", xy_loss, ("t", "sigmoid"))
     _choice("normalize", normalize, NORMALIZE)

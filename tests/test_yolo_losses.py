@@ -524,3 +524,39 @@ def test_sigmoid_centre_gradient_is_finite_where_the_size_overflowed(version):
         np.testing.assert_allclose(g[0, 0, 0, 0, :4], [2 * lam * -0.1 / 4, 2 * lam * -0.1 / 4,
                                                        2 * lam * (big - math.log(0.4 / 0.3)),
                                                        2 * lam * (0 - math.log(0.5 / 0.4))], rtol=rtol)
+
+
+@pytest.mark.parametrize("size_output", ["w", "sqrt"])
+def test_v1_lambda_coord_zero_is_accepted_everywhere(size_output):
+    """lambda_coord = 0 (an ablation) was refused by the generated yolov1_box_loss's domain (lambda_coord > 0) when a
+    ground truth was there, accepted without one or with size_output='sqrt'.  By hand: every channel 0.5, one ground
+    truth (0.3, 0.3, 0.4, 0.5) in cell (0, 0) of a 2 x 2 grid; predictor 0 responsible (a tie).  size_output 'w':
+    box (0.25, 0.25, 0.5, 0.5), IoU 0.18/0.27 = 2/3; 'sqrt': (0.25, 0.25, 0.25, 0.25), IoU 0.0625/0.2 = 0.3125.
+    obj (0.5 - IoU)^2, noobj 0.5 * 7 * 0.25, class (0.5 - 1)^2 + 0.5^2."""
+    head = np.full((1, 2, 2, 12), 0.5)
+    gt, lab = [np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]
+    iou = 2 / 3 if size_output == "w" else 0.3125
+    res, grad = rl.yolov1_loss.value_and_grad(head, gt, lab, lambda_coord=0, size_output=size_output)
+    assert res.parts["coord"] == 0 and np.all(grad[0, 0, 0, :4] == 0)
+    assert res.total == pytest.approx((0.5 - iou) ** 2 + 0.5 * 7 * 0.25 + 0.5, rel=1e-14)
+    assert grad[0, 0, 0, 4] == pytest.approx(2 * (0.5 - iou), rel=1e-14)
+
+
+@pytest.mark.parametrize("name", ["lambda_coord", "lambda_noobj", "lambda_obj", "lambda_class", "lambda_box"])
+def test_weights_beyond_float32_are_refused_in_float32(name):
+    """lambda_noobj = 1e39 with float32 heads gave total nan with overflow warnings (lambda_coord was refused)."""
+    gt, lab = [np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]
+    v1 = np.full((1, 2, 2, 12), 0.5)
+    h, a, _, _ = _overflow_case(np.float64, 0.0)
+    calls = {"v1": lambda dt, kw: rl.yolov1_loss(v1.astype(dt), gt, lab, **kw),
+             "v2": lambda dt, kw: rl.yolov2_loss(h.astype(dt), a, gt, lab, **kw),
+             "v3": lambda dt, kw: rl.yolov3_loss([h.astype(dt)], [a], gt, lab, **kw),
+             "v4": lambda dt, kw: rl.yolov4_loss([h.astype(dt)], [a], gt, lab, **kw)}
+    for version, call in calls.items():
+        if (name == "lambda_box") != (version == "v4") and name in ("lambda_coord", "lambda_box"):
+            continue  # v4 names its box weight lambda_box, v1-v3 lambda_coord
+        kw = {name: 1e39}
+        for dt in (np.float32, np.float16):
+            with pytest.raises(ValueError, match=rf"^{name}: 1e\+39 is beyond float32's range"):
+                call(dt, kw)
+        assert np.isfinite(call(np.float64, kw).total)  # float64 holds it
