@@ -228,6 +228,7 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     never reaches 0 or 1), a non-positive size, or (variant "scaled") a size of 4 or more
     times the anchor's.
     """
+    reject_autograd(("boxes", "anchors", "grid"), (boxes, anchors, grid))
     dt = result_dtypes((boxes, anchors, grid), dtype)[2]  # computed in extended precision, returned in it
     s, scaled, stride = _variant_args(variant, scale_xy, stride)
     if fmt not in FORMATS:
@@ -308,6 +309,7 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
     configs (``ignore_thresh``).  pred_boxes (..., N, 4), gt_boxes (..., M, 4); returns (..., N)
     booleans (all False when M = 0).
     """
+    reject_autograd(("pred_boxes", "gt_boxes"), (pred_boxes, gt_boxes))
     threshold = unit_interval("threshold", threshold)
     if fmt not in FORMATS:
         raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")

@@ -69,6 +69,7 @@ def _targets(boxes, labels, n_images: int, num_classes: int, dt) -> tuple[list, 
 def _gt_array(name: str, b, dt) -> np.ndarray:
     """One image's ground-truth boxes as a (G, 4) array; ValueError naming the box for a wrong
     shape, a non-finite value, a centre outside [0, 1] or a degenerate size (w <= 0 or h <= 0)."""
+    reject_autograd((name,), (b,))
     b = as_real_array(name, b, dt)
     if b.size == 0:
         b = b.reshape(0, 4)
@@ -361,6 +362,7 @@ def _pred_boxes(pred_boxes, shapes) -> list:
                          f"{type(pred_boxes).__name__} of {len(pred_boxes) if hasattr(pred_boxes, '__len__') else 1}")
     out = []
     for k, (pb, shape) in enumerate(zip(pred_boxes, shapes)):
+        reject_autograd((f"pred_boxes[{k}]",), (pb,))
         arr = as_real_array(f"pred_boxes[{k}]", pb, np.dtype(np.float64))
         if arr.shape != shape + (4,):
             raise ValueError(f"pred_boxes[{k}]: must have shape (N, H, W, B, 4) = {shape + (4,)}, got {arr.shape}")
@@ -402,6 +404,7 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
     if len(grid_shapes) != len(anchors):
         raise ValueError(f"anchors: one (B_k, 2) array per scale of grid_shapes ({len(grid_shapes)}), "
                          f"got {len(anchors)}")
+    reject_autograd([f"anchors[{k}]" for k in range(len(anchors))], anchors)
     anchors = [np.asarray(a, np.float64) for a in anchors]
     for k, a in enumerate(anchors):
         if a.ndim != 2 or a.shape[1] != 2 or not (a > 0).all():
@@ -462,6 +465,7 @@ def _heads(version, head_outputs, anchors, dtype):
     heads, anchor_list = [], []
     for k, (name, h, a) in enumerate(zip(names, raw, raw_anchors)):
         aname = f"anchors[{k}]" if many else "anchors"
+        reject_autograd((aname,), (a,))
         a = as_real_array(aname, a, dt)
         if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
             raise ValueError(f"{aname}: must have shape (B, 2) (normalised anchor sizes), got shape {a.shape}")

@@ -560,3 +560,32 @@ def test_weights_beyond_float32_are_refused_in_float32(name):
             with pytest.raises(ValueError, match=rf"^{name}: 1e\+39 is beyond float32's range"):
                 call(dt, kw)
         assert np.isfinite(call(np.float64, kw).total)  # float64 holds it
+
+
+def test_tensors_that_require_grad_get_refloss_type_error():
+    """yolo_encode, yolo_ignore_mask, the losses' gt_boxes and anchors and yolo_assign's inputs gave torch's raw
+    "Can't call numpy() on Tensor that requires grad"; yolo_decode's TypeError names the argument."""
+    torch = pytest.importorskip("torch")
+
+    def req(x):
+        return torch.tensor(np.asarray(x, np.float64), requires_grad=True)
+
+    box, gt, lab = [0.3, 0.3, 0.4, 0.5], [np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]
+    h, a, _, _ = _overflow_case(np.float64, 0.0)
+    for name, call in (
+            ("boxes", lambda: rl.yolo_encode(req([1.5, 2.5, 2, 3]), [2, 3], [1, 2])),
+            ("anchors", lambda: rl.yolo_encode([1.5, 2.5, 2, 3], req([2, 3]), [1, 2])),
+            ("grid", lambda: rl.yolo_encode([1.5, 2.5, 2, 3], [2, 3], req([1, 2]))),
+            ("pred_boxes", lambda: rl.yolo_ignore_mask(req([[0, 0, 1, 1]]), [[0, 0, 1, 1]])),
+            ("gt_boxes", lambda: rl.yolo_ignore_mask([[0, 0, 1, 1]], req([[0, 0, 1, 1]]))),
+            (r"gt_boxes\[0\]", lambda: rl.yolov1_loss(np.full((1, 2, 2, 12), 0.5), [req([box])], lab)),
+            (r"gt_boxes\[0\]", lambda: rl.yolov2_loss(h, a, [req([box])], lab)),
+            (r"gt_boxes\[0\]", lambda: rl.yolov3_loss([h], [a], [req([box])], lab)),
+            (r"gt_boxes\[0\]", lambda: rl.yolov4_loss([h], [a], [req([box])], lab)),
+            ("anchors", lambda: rl.yolov2_loss(h, req(a), gt, lab)),
+            (r"anchors\[0\]", lambda: rl.yolov4_loss([h], [req(a)], gt, lab)),
+            (r"anchors\[0\]", lambda: rl.yolo_assign([(2, 2)], [req(a)], gt)),
+            (r"gt_boxes\[0\]", lambda: rl.yolo_assign([(2, 2)], [a], [req([box])])),
+            (r"pred_boxes\[0\]", lambda: rl.yolo_assign([(2, 2)], [a], gt, [req(np.zeros((1, 2, 2, 1, 4)))]))):
+        with pytest.raises(TypeError, match=rf"^{name}: a tensor that requires grad; .* pass {name}\.detach\(\)"):
+            call()
