@@ -13,7 +13,7 @@ import numpy as np
 from . import _arrays, _backends, _cpu
 from ._boxes import box_convert
 from ._loss import loss_named
-from ._validate import as_real_array, check_boxes, check_finite, reject_autograd, result_dtypes
+from ._validate import _element, as_real_array, check_boxes, check_finite, reject_autograd, result_dtypes
 
 VARIANTS = ("v2", "v3", "v4", "scaled")
 FORMATS = ("cxcywh", "xyxy", "xywh")
@@ -242,6 +242,7 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     # broadcast silently before)
     _arrays.lead_shape(("boxes", "anchors", "grid"), (4, 2, 2), (b, a, g))
     _check_anchors(a)
+    given = b  # (as the caller gave them, for the errors)
     # the inverse is evaluated in extended precision where the platform has it (x86: 64-bit
     # significand), so that the logit and square root add no float64 rounding of their own
     ext = np.longdouble
@@ -251,26 +252,43 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     b, a, g = (np.broadcast_to(x, shape + x.shape[-1:]) for x in (b, a, g))
     # centres: u = (b/stride - c + (s-1)/2) / s must lie in (0, 1)
     u = (b[..., :2] / ext(stride) - g + (ext(s) - 1) / 2) / ext(s)
-    _raise_first(~((u > 0) & (u < 1)), b, f"centre outside the reachable range (c - {(s - 1) / 2:g}, c + "
-                 f"{(s + 1) / 2:g}) * stride of variant {variant!r}")
+    reach = f"({_cell_offset((1 - s) / 2)}, {_cell_offset((1 + s) / 2)})" + (f" * stride ({stride:g})"
+                                                                            if stride != 1 else "")
+    _raise_first(~((u > 0) & (u < 1)), given, fmt, b, ("grid", g),
+                 f"centre outside the reachable range {reach} of its cell c for variant {variant!r}")
     ratio = b[..., 2:] / a
-    _raise_first(~(ratio > 0), b, "size must be > 0")
+    _raise_first(~(ratio > 0), given, fmt, b, None, "size must be > 0")
     with np.errstate(divide="ignore", invalid="ignore"):
         t_xy = np.log(u) - np.log1p(-u)
         if scaled:
             r = np.sqrt(ratio) / ext(2)
-            _raise_first(~(r < 1), b, f"size must be below 4 times the anchor for variant {variant!r}")
+            _raise_first(~(r < 1), given, fmt, b, ("anchor", a),
+                         f"size must be below 4 times the anchor for variant {variant!r}")
             t_wh = np.log(r) - np.log1p(-r)
         else:
             t_wh = np.log(ratio)
     return np.concatenate([t_xy, t_wh], axis=-1).astype(dt)
 
 
-def _raise_first(bad: np.ndarray, boxes: np.ndarray, rule: str) -> None:
+def _cell_offset(x: float) -> str:
+    """'c', 'c + x' or 'c - |x|' (a reachable bound's offset from the cell corner c)."""
+    return "c" if x == 0 else (f"c + {x:g}" if x > 0 else f"c - {-x:g}")
+
+
+def _raise_first(bad: np.ndarray, given: np.ndarray, fmt: str, cxcywh: np.ndarray, other, rule: str) -> None:
+    """ValueError naming the first bad box (``bad``, ``cxcywh``: the broadcast shape) by its index in ``given`` (the
+    boxes as passed; no index for one (4,) box), as plain floats; ``other``: (name, broadcast array) to show too."""
     bad = bad.any(axis=-1)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"boxes[{', '.join(map(str, index))}] = {boxes[index].tolist()} (cxcywh): {rule}")
+        lead = given.shape[:-1]
+        own = tuple(0 if n == 1 else i for i, n in zip(index[len(index) - len(lead):], lead))
+        text = f"{_element('boxes', own)} = {[float(x) for x in given[own]]}"
+        if fmt != "cxcywh":
+            text += f" ({fmt}; {[float(x) for x in cxcywh[index]]} as cxcywh)"
+        if other is not None:
+            text += f" with {other[0]} {[float(x) for x in other[1][index]]}"
+        raise ValueError(f"{text}: {rule}")
 
 
 yolo_decode = YoloDecode()

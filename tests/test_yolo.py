@@ -334,3 +334,20 @@ def test_check_loss_and_golden_vectors_take_yolo_decode(tmp_path):
     assert cli.main(["vectors", "yolo_decode", "--param", "variant=scaled", "-o", str(tmp_path / "y.csv")]) == 0
     back = vectors.read_vectors(tmp_path / "y.csv")
     np.testing.assert_array_equal(back["value"], vectors.golden_vectors("yolo_decode", variant="scaled")["value"])
+
+
+def test_yolo_encode_errors_read_cleanly():
+    """A (4,) box was named 'boxes[]' and shown as np.longdouble reprs; scale_xy = 0.5 read '(c - -0.25, c + 0.75)'.
+    The reachable centres of variant v4 are (c + (1 - s)/2, c + (1 + s)/2): for s = 0.5, (c + 0.25, c + 0.75)."""
+    with pytest.raises(ValueError) as e:
+        rl.yolo_encode([1.0, 2.5, 2, 3], [2, 3], [1, 2])
+    assert str(e.value).startswith("boxes = [1.0, 2.5, 2.0, 3.0] with grid [1.0, 2.0]: centre outside the reachable "
+                                   "range (c, c + 1) ")
+    with pytest.raises(ValueError) as e:
+        rl.yolo_encode([1.0, 2.5, 2, 3], [2, 3], [1, 2], variant="v4", scale_xy=0.5)
+    assert "range (c + 0.25, c + 0.75) " in str(e.value) and "longdouble" not in str(e.value)
+    with pytest.raises(ValueError, match=r"range \(c - 0\.05, c \+ 1\.05\) "):
+        rl.yolo_encode([0.9, 2.5, 2, 3], [2, 3], [1, 2], variant="v4", scale_xy=1.1)
+    # the index is the box's own, not the broadcast one's: box 0 against the second grid cell
+    with pytest.raises(ValueError, match=r"^boxes\[0\] = \[0\.5, 0\.5, 1\.0, 1\.0\] with grid \[1\.0, 0\.0\]: "):
+        rl.yolo_encode([[0.5, 0.5, 1, 1]], [1, 1], [[0, 0], [1, 0]])
