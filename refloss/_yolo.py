@@ -38,14 +38,21 @@ def unit_interval(name: str, value) -> float:
     return v
 
 
+def positive_number(name: str, value) -> float:
+    """``value`` as a finite float > 0 (scale_xy, stride); a TypeError for anything but a real number (a string,
+    True, an array), a ValueError otherwise, both naming the argument."""
+    v = real_number(name, value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: must satisfy 0 < {name} (finite), got {v!r}")
+    return v
+
+
 def _variant_args(variant: str, scale_xy: float, stride: float) -> tuple:
     """(scale_xy, scaled_wh, stride) of the kernel for a variant; errors name the argument."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: must be one of {VARIANTS}, got {variant!r}")
     for name, v in (("scale_xy", scale_xy), ("stride", stride)):
-        v = real_number(name, v)
-        if not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name}: must satisfy 0 < {name} (finite), got {v!r}")
+        positive_number(name, v)
     if variant in ("v2", "v3", "scaled") and scale_xy != 1.0:
         raise ValueError(f"scale_xy: applies to variant 'v4' only (got {scale_xy!r} with {variant!r})")
     if variant == "scaled":

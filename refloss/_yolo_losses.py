@@ -21,7 +21,7 @@ import numpy as np
 from ._detection import DetectionLoss, DetectionResult, weighted_term
 from ._loss import loss_named
 from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
-from ._yolo import unit_interval, yolo_decode, yolo_encode, yolo_ignore_mask
+from ._yolo import positive_number, unit_interval, yolo_decode, yolo_encode, yolo_ignore_mask
 
 NORMALIZE = ("batch", "sum")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -543,10 +543,13 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
     n = heads[0].shape[0]
     boxes, labels = _targets(gt_boxes, gt_labels, n, num_classes, dt)
     variant = "v4" if version == "v4" else ("v2" if version == "v2" else "v3")
-    scales = list(scale_xy) if isinstance(scale_xy, (list, tuple)) else [scale_xy] * len(heads)
-    if len(scales) != len(heads):
-        raise ValueError(f"scale_xy: one value or one per scale ({len(heads)}), got {len(scales)}")
-    kw = [{"scale_xy": float(s)} if variant == "v4" else {} for s in scales]
+    if isinstance(scale_xy, (list, tuple)):  # one per scale
+        if len(scale_xy) != len(heads):
+            raise ValueError(f"scale_xy: one value or one per scale ({len(heads)}), got {len(scale_xy)}")
+        scales = [positive_number(f"scale_xy[{k}]", s) for k, s in enumerate(scale_xy)]
+    else:  # (checked as yolo_decode checks it: "1.2", True and arrays were taken, or failed in float())
+        scales = [positive_number("scale_xy", scale_xy)] * len(heads)
+    kw = [{"scale_xy": s} if variant == "v4" else {} for s in scales]
     # decoded boxes per scale, in grid units (anchors scaled to the grid) and normalised xyxy
     anchors_grid, norm, decoded = [], [], []
     for k, (h, a) in enumerate(zip(heads, anchor_list)):

@@ -589,3 +589,23 @@ def test_tensors_that_require_grad_get_refloss_type_error():
             (r"pred_boxes\[0\]", lambda: rl.yolo_assign([(2, 2)], [a], gt, [req(np.zeros((1, 2, 2, 1, 4)))]))):
         with pytest.raises(TypeError, match=rf"^{name}: a tensor that requires grad; .* pass {name}\.detach\(\)"):
             call()
+
+
+def test_v4_scale_xy_is_checked_as_yolo_decode_checks_it():
+    """yolov4_loss took scale_xy='1.2' and True (as 1.0) and 0-d arrays, which yolo_decode refuses; np.array([1.2])
+    raised NumPy's 'only 0-dimensional arrays can be converted', naming nothing."""
+    h, a, gt, lab = _overflow_case(np.float64, 0.0)
+    for bad in ("1.2", True, np.array(1.2), np.array([1.2]), None):
+        with pytest.raises(TypeError, match="^scale_xy: must be a real number"):
+            rl.yolo_decode([0, 0, 0, 0], [1, 1], [0, 0], variant="v4", scale_xy=bad)
+        with pytest.raises(TypeError, match="^scale_xy: must be a real number"):
+            rl.yolov4_loss([h], [a], gt, lab, scale_xy=bad)
+    for bad in (0.0, -1.0, np.inf):
+        with pytest.raises(ValueError, match=r"^scale_xy: must satisfy 0 < scale_xy \(finite\)"):
+            rl.yolov4_loss([h], [a], gt, lab, scale_xy=bad)
+    heads = anchor_heads()
+    with pytest.raises(TypeError, match=r"^scale_xy\[1\]: must be a real number, got '1\.1'"):
+        rl.yolov4_loss(heads, ANCHORS, GT, LABELS, scale_xy=[1.2, "1.1"])
+    # a NumPy scalar is a number: the same loss as the float
+    assert rl.yolov4_loss([h], [a], gt, lab, scale_xy=np.float32(1.25)).total == \
+        rl.yolov4_loss([h], [a], gt, lab, scale_xy=1.25).total
