@@ -340,12 +340,18 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
         raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")
     p = as_real_array("pred_boxes", pred_boxes, np.dtype(np.float64))
     g = as_real_array("gt_boxes", gt_boxes, np.dtype(np.float64))
+    given = p.shape, g.shape  # (as passed, for the errors)
     one = p.ndim == 1 and p.size == 4  # one predicted box, (4,): a 0-d result
     p = p.reshape(-1, 4) if p.ndim == 1 and p.size in (0, 4) else p  # ([] is no predictions)
     g = g.reshape(-1, 4) if g.ndim == 1 and g.size in (0, 4) else g  # ([] is no ground truth, a (4,) box one)
     for name, arr in (("pred_boxes", p), ("gt_boxes", g)):
         if arr.ndim < 1 or arr.shape[-1] != 4:
             raise ValueError(f"{name}: last dimension must be 4 ({fmt} boxes), got shape {arr.shape}")
+    try:  # the batch axes, before (N, 4) and (M, 4) (the iou kernel named its own pred, target; NumPy nothing)
+        np.broadcast_shapes(p.shape[:-2], g.shape[:-2])
+    except ValueError:
+        raise ValueError(f"pred_boxes (..., N, 4) and gt_boxes (..., M, 4): the batch axes (before the last two) are "
+                         f"not broadcastable: pred_boxes {given[0]}, gt_boxes {given[1]}") from None
     if np.isnan(p).any():
         index = tuple(int(i) for i in np.argwhere(np.isnan(p))[0])
         raise ValueError(f"pred_boxes: must not be NaN; pred_boxes[{', '.join(map(str, index))}] = nan")

@@ -609,3 +609,19 @@ def test_v4_scale_xy_is_checked_as_yolo_decode_checks_it():
     # a NumPy scalar is a number: the same loss as the float
     assert rl.yolov4_loss([h], [a], gt, lab, scale_xy=np.float32(1.25)).total == \
         rl.yolov4_loss([h], [a], gt, lab, scale_xy=1.25).total
+
+
+def test_ignore_mask_batch_shapes_are_named_as_passed():
+    """pred (3, 2, 4) with gt (5, 1, 4) said 'shapes not broadcastable ... pred (3, 2, 1, 4), target (5, 1, 1, 4)'
+    (the iou kernel's arguments, reshaped) and gt (5, 0, 4) NumPy's bare 'shape mismatch'."""
+    p = np.zeros((3, 2, 4))
+    p[..., 2:] = 1
+    for g in (np.zeros((5, 1, 4)), np.zeros((5, 0, 4))):
+        with pytest.raises(ValueError, match=rf"^pred_boxes \(\.\.\., N, 4\) and gt_boxes \(\.\.\., M, 4\): the batch "
+                                             rf"axes .* not broadcastable: pred_boxes \(3, 2, 4\), gt_boxes "
+                                             rf"\({g.shape[0]}, {g.shape[1]}, 4\)$"):
+            rl.yolo_ignore_mask(p, g)
+    # broadcastable batches still work: image 1's ground truth is the unit box (IoU 1 with both predictions)
+    g = np.array([[[5, 5, 6, 6]], [[0, 0, 1, 1]], [[0, 0, 2, 2]]], float)  # IoU 0, 1, 0.25
+    assert rl.yolo_ignore_mask(p, g).tolist() == [[False, False], [True, True], [False, False]]
+    assert rl.yolo_ignore_mask(p, np.zeros((1, 0, 4))).shape == (3, 2)
