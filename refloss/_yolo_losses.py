@@ -401,14 +401,11 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
         raise ValueError(f"gt_boxes: must be a list of (G_i, 4) arrays, one per image, got {type(gt_boxes).__name__}")
     gt_boxes = [_gt_array(f"gt_boxes[{i}]", b, np.dtype(np.float64)) for i, b in enumerate(gt_boxes)]
     grid_shapes = _grid_shapes(grid_shapes)
-    if len(grid_shapes) != len(anchors):
-        raise ValueError(f"anchors: one (B_k, 2) array per scale of grid_shapes ({len(grid_shapes)}), "
-                         f"got {len(anchors)}")
-    reject_autograd([f"anchors[{k}]" for k in range(len(anchors))], anchors)
-    anchors = [np.asarray(a, np.float64) for a in anchors]
-    for k, a in enumerate(anchors):
-        if a.ndim != 2 or a.shape[1] != 2 or not (a > 0).all():
-            raise ValueError(f"anchors[{k}]: must be a (B, 2) array of sizes > 0, got {a.tolist()}")
+    if not isinstance(anchors, (list, tuple)) or len(grid_shapes) != len(anchors):
+        raise ValueError(f"anchors: must be a list of {len(grid_shapes)} (B_k, 2) arrays, one per scale of "
+                         f"grid_shapes, got {len(anchors) if isinstance(anchors, (list, tuple)) else type(anchors)}")
+    # (the losses' check: an infinite anchor took the ground truth, a string raised NumPy's bare error)
+    anchors = [_anchors(f"anchors[{k}]", a, np.dtype(np.float64)) for k, a in enumerate(anchors)]
     n = len(gt_boxes)
     flat = np.concatenate(anchors)
     owner = np.concatenate([np.full(len(a), k) for k, a in enumerate(anchors)])
@@ -448,6 +445,18 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
     return YoloAssignment(matched, ignore, dropped)
 
 
+def _anchors(name: str, a, dt) -> np.ndarray:
+    """One scale's anchors as a (B, 2) array of ``dt``, B >= 1, finite sizes > 0; errors name the argument."""
+    reject_autograd((name,), (a,))
+    a = as_real_array(name, a, dt)
+    if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
+        raise ValueError(f"{name}: must have shape (B, 2) (normalised anchor sizes), got shape {a.shape}")
+    check_finite(name, a)
+    if not (a > 0).all():
+        raise ValueError(f"{name}: anchor sizes must be > 0, got {a.tolist()}")
+    return a
+
+
 def _heads(version, head_outputs, anchors, dtype):
     """(heads (N, H, W, B, 5 + C) per scale, anchors (B, 2) per scale, dt, C)."""
     many = version != "v2"
@@ -464,14 +473,7 @@ def _heads(version, head_outputs, anchors, dtype):
     dt = result_dtypes(raw, dtype)[0]
     heads, anchor_list = [], []
     for k, (name, h, a) in enumerate(zip(names, raw, raw_anchors)):
-        aname = f"anchors[{k}]" if many else "anchors"
-        reject_autograd((aname,), (a,))
-        a = as_real_array(aname, a, dt)
-        if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
-            raise ValueError(f"{aname}: must have shape (B, 2) (normalised anchor sizes), got shape {a.shape}")
-        check_finite(aname, a)
-        if not (a > 0).all():
-            raise ValueError(f"{aname}: anchor sizes must be > 0, got {a.tolist()}")
+        a = _anchors(f"anchors[{k}]" if many else "anchors", a, dt)
         arr = as_real_array(name, h, dt)
         if not many and arr.ndim == 4:  # (N, S, S, B (5 + C)): darknet's channel layout, anchor-major
             if arr.shape[3] % len(a):

@@ -625,3 +625,21 @@ def test_ignore_mask_batch_shapes_are_named_as_passed():
     g = np.array([[[5, 5, 6, 6]], [[0, 0, 1, 1]], [[0, 0, 2, 2]]], float)  # IoU 0, 1, 0.25
     assert rl.yolo_ignore_mask(p, g).tolist() == [[False, False], [True, True], [False, False]]
     assert rl.yolo_ignore_mask(p, np.zeros((1, 0, 4))).shape == (3, 2)
+
+
+def test_yolo_assign_checks_anchors_as_the_losses_do():
+    """An infinite anchor silently took the ground truth; string anchors raised NumPy's bare 'could not convert string
+    to float'."""
+    gt = [np.array([[0.3, 0.3, 0.2, 0.2]])]
+    h, _, _, lab = _overflow_case(np.float64, 0.0)
+    for bad, err, match in (([[np.inf, 0.2]], ValueError, r"must be finite; anchors\[0\]\[0, 0\] = inf"),
+                            ([["a", "b"]], TypeError, "must be a real numeric array"),
+                            ([[0.0, 0.2]], ValueError, "anchor sizes must be > 0"),
+                            (np.zeros((0, 2)), ValueError, r"must have shape \(B, 2\)"),
+                            ([0.2, 0.2], ValueError, r"must have shape \(B, 2\)")):
+        for call in (lambda: rl.yolo_assign([(2, 2)], [np.array(bad)], gt),
+                     lambda: rl.yolov3_loss([h], [np.array(bad)], gt, lab)):
+            with pytest.raises(err, match=rf"^anchors\[0\]: {match}"):
+                call()
+    with pytest.raises(ValueError, match=r"^anchors: must be a list of 1 \(B_k, 2\) arrays"):
+        rl.yolo_assign([(2, 2)], None, gt)
