@@ -178,8 +178,9 @@ def _check_v1(head_outputs, num_boxes, size_output, dtype):
     if isinstance(num_boxes, bool) or not isinstance(num_boxes, (int, np.integer)) or num_boxes < 1:
         raise ValueError(f"num_boxes: must be an integer >= 1, got {num_boxes!r}")
     n, s, s2, depth = head.shape
-    if s != s2:
-        raise ValueError(f"head_outputs: the grid must be square (N, S, S, 5B + C), got shape {head.shape}")
+    if s != s2 or s == 0:
+        raise ValueError(f"head_outputs: the grid must be square (N, S, S, 5B + C) with at least one cell, got shape "
+                         f"{head.shape}")
     if depth <= 5 * num_boxes:
         raise ValueError(f"head_outputs: the last dimension {depth} must be 5B + C with B = num_boxes = "
                          f"{num_boxes} and C >= 1")
@@ -231,6 +232,39 @@ def yolov1_assign(head_outputs, gt_boxes, gt_labels, num_boxes=2, size_output="w
     return YoloV1Assignment(cell_gt, responsible, iou, dropped)
 
 
+def _check_assigned(boxes: list, i: int, g: int, cell: tuple, grid: tuple, where: str, dt) -> None:
+    """ValueError unless image i has a ground truth g whose centre lies in ``cell`` of a ``grid`` (H, W) grid, the
+    cell an assignment of these ground truths gives it (a given assignment of other ground truths raised
+    IndexError, or used the wrong boxes); the cell computed in ``dt``, as the assignment's function computes it."""
+    if g >= len(boxes[i]):
+        raise ValueError(f"assignment: {where} answers for gt_boxes[{i}][{g}], but image {i} has {len(boxes[i])} "
+                         f"ground-truth box{'' if len(boxes[i]) == 1 else 'es'}: an assignment of other ground truth (pass the one computed from these)")
+    b = np.asarray(boxes[i][g], dt)
+    at = (int(_cell(b[1], grid[0])), int(_cell(b[0], grid[1])))
+    if at != cell:
+        raise ValueError(f"assignment: {where} answers for gt_boxes[{i}][{g}] = {b.tolist()}, whose centre is in cell "
+                         f"{at}: an assignment of other ground truth (pass the one computed from these)")
+
+
+def _check_v1_assignment(assignment, boxes: list, n: int, s: int, num_boxes: int) -> None:
+    """ValueError unless ``assignment`` is a YoloV1Assignment of these head outputs and ground truths: its shapes,
+    one responsible predictor in each cell with a ground truth (none elsewhere), each cell's ground truth there."""
+    if not isinstance(assignment, YoloV1Assignment) or np.shape(assignment.responsible) != (n, s, s, num_boxes) \
+            or np.shape(assignment.cell_gt) != (n, s, s) or np.shape(assignment.iou) != (n, s, s):
+        raise ValueError("assignment: must be a YoloV1Assignment of these head outputs (from yolov1_assign)")
+    cell_gt = np.asarray(assignment.cell_gt)
+    count = np.asarray(assignment.responsible).sum(axis=-1)
+    bad = np.argwhere(count != (cell_gt >= 0))
+    if bad.size:
+        i, r, c = (int(v) for v in bad[0])
+        raise ValueError(f"assignment: cell ({r}, {c}) of image {i} has {int(count[i, r, c])} responsible "
+                         f"predictors and {'a' if cell_gt[i, r, c] >= 0 else 'no'} ground truth: one responsible "
+                         "predictor in each cell with a ground truth, none elsewhere (from yolov1_assign)")
+    for i, r, c in np.argwhere(cell_gt >= 0):
+        _check_assigned(boxes, int(i), int(cell_gt[i, r, c]), (int(r), int(c)), (s, s), f"cell ({r}, {c}) of image {i}",
+                        boxes[i].dtype)
+
+
 def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda_coord=5.0, lambda_noobj=0.5,
             lambda_obj=1.0, lambda_class=1.0, obj_target="iou", size_output="w", normalize="batch",
             assignment=None, dtype=None):
@@ -244,8 +278,8 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     boxes, labels = _targets(gt_boxes, gt_labels, n, num_classes, dt)
     if assignment is None:
         assignment = yolov1_assign(head, boxes, labels, num_boxes, size_output, dtype=dt)
-    elif not isinstance(assignment, YoloV1Assignment) or assignment.responsible.shape != (n, s, s, num_boxes):
-        raise ValueError("assignment: must be a YoloV1Assignment of these head outputs (from yolov1_assign)")
+    else:
+        _check_v1_assignment(assignment, boxes, n, s, num_boxes)
     p = head[..., :5 * num_boxes].reshape(n, s, s, num_boxes, 5)
     gp = np.zeros_like(p) if with_grad else None
     # the responsible predictors, one per cell with an object, in (image, row, col) order
@@ -565,9 +599,15 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
     if assignment is None:
         assignment = yolo_assign([h.shape[1:3] for h in heads], anchor_list, boxes, decoded,
                                  ignore_threshold=ignore_threshold, pos_iou_threshold=pos_iou_threshold)
-    elif not isinstance(assignment, YoloAssignment) or [m.shape for m in assignment.matched] != \
-            [h.shape[:4] for h in heads]:
+    elif not isinstance(assignment, YoloAssignment) or [np.shape(m) for m in assignment.matched] != \
+            [h.shape[:4] for h in heads] or [np.shape(m) for m in assignment.ignore] != [h.shape[:4] for h in heads]:
         raise ValueError("assignment: must be a YoloAssignment of these head outputs (from yolo_assign)")
+    else:
+        for k, m in enumerate(assignment.matched):
+            for i, r, c, a in np.argwhere(np.asarray(m) >= 0):
+                _check_assigned(boxes, int(i), int(m[i, r, c, a]), (int(r), int(c)), m.shape[1:3],
+                                f"{'head_outputs' if version == 'v2' else f'head_outputs[{k}]'}'s anchor {a} in cell ({r}, {c}) "
+                                f"of image {i}", np.float64)
     coord_name = "box" if version == "v4" else "coord"
     parts = {coord_name: dt.type(0), "obj": dt.type(0), "noobj": dt.type(0), "class": dt.type(0)}
     grads = [np.zeros_like(h) for h in heads] if with_grad else None

@@ -643,3 +643,39 @@ def test_yolo_assign_checks_anchors_as_the_losses_do():
                 call()
     with pytest.raises(ValueError, match=r"^anchors: must be a list of 1 \(B_k, 2\) arrays"):
         rl.yolo_assign([(2, 2)], None, gt)
+
+
+def test_v1_empty_grid_is_a_clear_value_error():
+    """A 0 x 0 grid with a ground-truth box raised a bare IndexError (v2-v4 refuse an empty grid by name)."""
+    for gt, lab in (([np.array([[0.3, 0.3, 0.4, 0.5]])], [[0]]), ([np.zeros((0, 4))], [np.array([], int)])):
+        for call in (rl.yolov1_loss, rl.yolov1_assign):
+            with pytest.raises(ValueError, match=r"^head_outputs: the grid must be square \(N, S, S, 5B \+ C\) with at "
+                                                 r"least one cell, got shape \(1, 0, 0, 12\)"):
+                call(np.zeros((1, 0, 0, 12)), gt, lab)
+
+
+def test_given_assignment_is_checked_against_the_ground_truth():
+    """An assignment of other ground truth of the same head shape: only the shape was checked, then IndexError (an
+    index past the boxes) or a loss of the wrong boxes.  Ground truth in cells (0, 0) and (1, 1) of a 2 x 2 grid."""
+    two = [np.array([[0.3, 0.3, 0.4, 0.5], [0.8, 0.8, 0.4, 0.5]])], [np.array([0, 1])]
+    first, moved = ([np.array([[0.3, 0.3, 0.4, 0.5]])], [np.array([0])]), ([np.array([[0.8, 0.8, 0.4, 0.5]])],
+                                                                           [np.array([0])])
+    v1 = np.full((1, 2, 2, 12), 0.5)
+    h, a, _, _ = _overflow_case(np.float64, 0.0)
+    for assign, loss in ((lambda gt: rl.yolov1_assign(v1, *gt), lambda gt, asg: rl.yolov1_loss(v1, *gt, assignment=asg)),
+                         (lambda gt: rl.yolo_assign([(2, 2)], [a], gt[0]),
+                          lambda gt, asg: rl.yolov3_loss([h], [a], *gt, assignment=asg, xy_loss="sigmoid")),
+                         (lambda gt: rl.yolo_assign([(2, 2)], [a], gt[0]),
+                          lambda gt, asg: rl.yolov2_loss(h, a, *gt, assignment=asg))):
+        with pytest.raises(ValueError, match=r"^assignment: .*cell \(1, 1\) .*answers for gt_boxes\[0\]\[1\], but "
+                                             r"image 0 has 1 ground-truth box: an assignment of other ground truth"):
+            loss(first, assign(two))
+        with pytest.raises(ValueError, match=r"^assignment: .*cell \(0, 0\) .*answers for gt_boxes\[0\]\[0\] = "
+                                             r"\[0\.8, 0\.8, 0\.4, 0\.5\], whose centre is in cell \(1, 1\)"):
+            loss(moved, assign(first))
+        assert np.isfinite(loss(first, assign(first)).total)  # its own assignment is taken
+    bad = rl.yolov1_assign(v1, *first)
+    bad.responsible[0, 1, 1, 0] = True  # a responsible predictor in a cell without ground truth
+    with pytest.raises(ValueError, match=r"^assignment: cell \(1, 1\) of image 0 has 1 responsible predictors and no "
+                                         "ground truth"):
+        rl.yolov1_loss(v1, *first, assignment=bad)
