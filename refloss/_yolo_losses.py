@@ -321,7 +321,8 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     total = sum(parts.values(), dt.type(0))
     details = {"assignment": assignment, "cell_gt": assignment.cell_gt, "responsible": assignment.responsible,
                "iou": assignment.iou, "labels": cls, "normalizer": n if normalize == "batch" else 1}
-    result = DetectionResult(total, parts, details)
+    out_dt = result_dtypes((head_outputs,), dtype)[2]
+    result = _result(total, parts, details, out_dt)
     if not with_grad:
         return result
     gp[ni, ri, ci, ji, :4] += g_coord
@@ -329,7 +330,13 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     grad = np.zeros_like(head)
     grad[..., :5 * num_boxes] = gp.reshape(n, s, s, 5 * num_boxes)
     grad[cell_n, cell_r, cell_c, 5 * num_boxes:] += g_cls
-    return result, grad * scale
+    return result, (grad * scale).astype(out_dt, copy=False)
+
+
+def _result(total, parts: dict, details: dict, out_dt) -> DetectionResult:
+    """The result in the returned dtype ``out_dt``: float16 heads are computed in float32 and the total and each part
+    rounded to float16 once, here (README: float16 is computed in float32 and returned as float16)."""
+    return DetectionResult(out_dt.type(total), {k: out_dt.type(v) for k, v in parts.items()}, details)
 
 
 def _term(loss, inputs, weights, with_grad, dt, **params):
@@ -504,7 +511,7 @@ def _heads(version, head_outputs, anchors, dtype):
     else:
         names, raw, raw_anchors = ["head_outputs"], [head_outputs], [anchors]
     reject_autograd(names, raw)
-    dt = result_dtypes(raw, dtype)[0]
+    dt, _, out_dt = result_dtypes(raw, dtype)
     heads, anchor_list = [], []
     for k, (name, h, a) in enumerate(zip(names, raw, raw_anchors)):
         a = _anchors(f"anchors[{k}]" if many else "anchors", a, dt)
@@ -525,7 +532,7 @@ def _heads(version, head_outputs, anchors, dtype):
         if h.shape[0] != heads[0].shape[0] or h.shape[4] != c + 5:
             raise ValueError(f"head_outputs[{k}]: shape {h.shape} disagrees with head_outputs[0] "
                              f"{heads[0].shape} in N or 5 + C")
-    return heads, anchor_list, dt, c
+    return heads, anchor_list, dt, out_dt, c
 
 
 def _check_inside(offsets, images, gts, scale_xy):
@@ -567,7 +574,7 @@ def _grid(h: int, w: int, dt) -> np.ndarray:
 def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels, *, lambda_coord, lambda_noobj,
                  lambda_obj, lambda_class, obj_target, xy_loss, size_weight, ignore_threshold, pos_iou_threshold,
                  scale_xy, normalize, assignment, box_params, dtype):
-    heads, anchor_list, dt, num_classes = _heads(version, head_outputs, anchors, dtype)
+    heads, anchor_list, dt, out_dt, num_classes = _heads(version, head_outputs, anchors, dtype)
     box = {"lambda_box" if version == "v4" else "lambda_coord": lambda_coord}  # (v4's name for it)
     lambda_coord, lambda_noobj, lambda_obj, lambda_class = _weights(
         dt, **box, lambda_noobj=lambda_noobj, lambda_obj=lambda_obj, lambda_class=lambda_class)
@@ -715,10 +722,10 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
     details = {"assignment": assignment, "matched": assignment.matched, "positive": assignment.positive,
                "ignore": assignment.ignore, "negative": assignment.negative, "pred_boxes": decoded,
                "normalizer": n if normalize == "batch" else 1}
-    result = DetectionResult(total, parts, details)
+    result = _result(total, parts, details, out_dt)
     if not with_grad:
         return result
-    grads = [g * scale for g in grads]
+    grads = [(g * scale).astype(out_dt, copy=False) for g in grads]
     if version == "v2":
         return result, grads[0].reshape(np.shape(head_outputs))
     return result, grads
@@ -759,7 +766,8 @@ _COMMON = """
     (darknet sums over the batch and divides the learning rate by the batch size, which is the
     same step); ``"sum"`` leaves the sums.  ``assignment``: a precomputed assignment (else it is
     computed from the head outputs and the ground truth).  ``dtype``: the computation's
-    precision (default: the head outputs'); float32 in, float32 out.
+    precision (default: the head outputs'); float32 in, float32 out; float16 computed in float32 and
+    returned as float16.
 
     Returns a :class:`DetectionResult` (``total``, ``parts``, ``details``: the assignment and its
     masks, the normaliser); ``.value_and_grad(...)`` returns ``(result, grad)`` with ``grad`` the

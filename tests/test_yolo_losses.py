@@ -679,3 +679,26 @@ def test_given_assignment_is_checked_against_the_ground_truth():
     with pytest.raises(ValueError, match=r"^assignment: cell \(1, 1\) of image 0 has 1 responsible predictors and no "
                                          "ground truth"):
         rl.yolov1_loss(v1, *first, assignment=bad)
+
+
+def test_float16_heads_give_float16_results_computed_in_float32():
+    """float16 heads gave float32 total, parts and gradients; the rule (README, yolo_decode, yolo_encode): computed
+    in float32, returned as float16, rounded once at the end."""
+    v1 = v1_head(3).astype(np.float16)
+    heads = [h.astype(np.float16) for h in anchor_heads(3)]
+    calls = {"v1": (rl.yolov1_loss, lambda hs: (hs[0], GT, LABELS), [v1]),
+             "v2": (rl.yolov2_loss, lambda hs: (hs[0], ANCHORS[1], GT, LABELS), heads[1:]),
+             "v3": (rl.yolov3_loss, lambda hs: (hs, ANCHORS, GT, LABELS), heads),
+             "v4": (rl.yolov4_loss, lambda hs: (hs, ANCHORS, GT, LABELS), heads)}
+    for version, (loss, args, hs) in calls.items():
+        r16, g16 = loss.value_and_grad(*args(hs))
+        r32, g32 = loss.value_and_grad(*args([h.astype(np.float32) for h in hs]))  # float16 is exact in float32
+        assert type(r16.total) is np.float16 and r16.total == np.float16(r32.total), version
+        assert all(type(v) is np.float16 and v == np.float16(r32.parts[k]) for k, v in r16.parts.items()), version
+        for a, b in zip(g16 if isinstance(g16, list) else [g16], g32 if isinstance(g32, list) else [g32]):
+            assert a.dtype == np.float16 and np.array_equal(a, b.astype(np.float16)), version
+    # by hand: every channel 0.5, one ground truth (0.3, 0.3, 0.4, 0.5) in cell (0, 0) (see
+    # test_v1_lambda_coord_zero_is_accepted_everywhere), coord 5 [2 (0.5 - 0.6)^2 + (sqrt 0.5 - sqrt 0.4)^2]
+    want = 5 * (2 * 0.01 + (math.sqrt(0.5) - math.sqrt(0.4)) ** 2) + (0.5 - 2 / 3) ** 2 + 0.875 + 0.5
+    got = rl.yolov1_loss(np.full((1, 2, 2, 12), 0.5, np.float16), [np.array([[0.3, 0.3, 0.4, 0.5]])], [[0]]).total
+    assert type(got) is np.float16 and got == pytest.approx(want, rel=2 ** -10)
