@@ -91,8 +91,8 @@ class YoloDecode:
     t (..., 4) = (t_x, t_y, t_w, t_h), anchors (..., 2) = (p_w, p_h), grid (..., 2) =
     (c_x, c_y), broadcast together.  Centres are multiplied by ``stride``; sizes are in the
     anchors' units.  ``.value_and_grad(..., cotangent=ct)`` returns ``(boxes, d_t)`` with
-    d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones), from the
-    same fused kernel.  ``dtype`` and ``validate`` as the losses.  ``device="cuda"`` runs the
+    d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones; of the boxes' shape, or one that
+    broadcasts to it without widening it), from the same fused kernel.  ``dtype`` and ``validate`` as the losses.  ``device="cuda"`` runs the
     generated CUDA kernel: NumPy inputs are copied to the GPU and the results come back as
     NumPy; inputs that all have ``__cuda_array_interface__`` (PyTorch, CuPy, Numba) are used
     in place, must share one leading shape and ``fmt="cxcywh"``, and the results are Numba
@@ -136,6 +136,11 @@ class YoloDecode:
                 raise ValueError(f"cotangent: last dimension must be 4, got shape {ct.shape}")
             arrays.append(_cotangent_to_cxcywh(ct, fmt).astype(dt, copy=False))
         shape = _arrays.lead_shape(_NAMES[:len(arrays)], _WIDTHS[:len(arrays)], arrays)
+        if with_grad:  # the cotangent must not widen the output (boxes of shape (2, 4) for t of shape (4,))
+            boxes_shape = _arrays.lead_shape(_NAMES[:3], _WIDTHS[:3], arrays[:3])
+            if shape != boxes_shape:
+                raise ValueError(f"cotangent: shape {ct.shape} must be the output's {boxes_shape + (4,)} or broadcast "
+                                 "to it")
         flat = [_arrays.flat(a, shape, w) for a, w in zip(arrays, _WIDTHS)]
         if not with_grad:
             flat.append(flat[0])  # the value kernel reads no cotangent: t stands in for it

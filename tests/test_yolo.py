@@ -351,3 +351,16 @@ def test_yolo_encode_errors_read_cleanly():
     # the index is the box's own, not the broadcast one's: box 0 against the second grid cell
     with pytest.raises(ValueError, match=r"^boxes\[0\] = \[0\.5, 0\.5, 1\.0, 1\.0\] with grid \[1\.0, 0\.0\]: "):
         rl.yolo_encode([[0.5, 0.5, 1, 1]], [1, 1], [[0, 0], [1, 0]])
+
+
+def test_cotangent_must_not_widen_the_output():
+    """value_and_grad(t (4,), a, g, cotangent=ones((2, 4))) returned boxes of shape (2, 4), __call__ (4,)."""
+    a, g = np.array([2.0, 3.0]), np.array([1.0, 2.0])
+    for ct in (np.ones((2, 4)), np.ones((3, 1, 4))):
+        with pytest.raises(ValueError, match=r"^cotangent: shape \(.*\) must be the output's \(4,\) or broadcast to it"):
+            rl.yolo_decode.value_and_grad(np.zeros(4), a, g, cotangent=ct)
+    # a cotangent that broadcasts to the output is taken: t = 0 decodes to (c + 1/2, p) with d/dt = (1/4, 1/4, p)
+    boxes, d_t = rl.yolo_decode.value_and_grad(np.zeros((3, 4)), a, g, cotangent=np.array([[1.0, 1, 1, 1]]))
+    assert boxes.shape == d_t.shape == (3, 4)
+    np.testing.assert_allclose(d_t, np.tile([0.25, 0.25, 2.0, 3.0], (3, 1)), rtol=1e-15)
+    np.testing.assert_allclose(boxes, np.tile([1.5, 2.5, 2.0, 3.0], (3, 1)), rtol=1e-15)
