@@ -92,9 +92,9 @@ class YoloDecode:
     (c_x, c_y), broadcast together.  Centres are multiplied by ``stride``; sizes are in the
     anchors' units.  ``.value_and_grad(..., cotangent=ct)`` returns ``(boxes, d_t)`` with
     d_t the vector-Jacobian product ct^T (d boxes / d t) (ct defaults to ones; of the boxes' shape, or one that
-    broadcasts to it without widening it), from the same fused kernel.  ``dtype`` and ``validate`` as the losses.  ``device="cuda"`` runs the
-    generated CUDA kernel: NumPy inputs are copied to the GPU and the results come back as
-    NumPy; inputs that all have ``__cuda_array_interface__`` (PyTorch, CuPy, Numba) are used
+    broadcasts to it without widening it), from the same fused kernel.  ``dtype`` and ``validate`` as the
+    losses.  ``device="cuda"`` runs the generated CUDA kernel: NumPy inputs are copied to the GPU and the
+    results come back as NumPy; inputs that all have ``__cuda_array_interface__`` (PyTorch, CuPy, Numba) are used
     in place, must share one leading shape and ``fmt="cxcywh"``, and the results are Numba
     device arrays.
     """

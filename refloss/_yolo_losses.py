@@ -238,7 +238,8 @@ def _check_assigned(boxes: list, i: int, g: int, cell: tuple, grid: tuple, where
     IndexError, or used the wrong boxes); the cell computed in ``dt``, as the assignment's function computes it."""
     if g >= len(boxes[i]):
         raise ValueError(f"assignment: {where} answers for gt_boxes[{i}][{g}], but image {i} has {len(boxes[i])} "
-                         f"ground-truth box{'' if len(boxes[i]) == 1 else 'es'}: an assignment of other ground truth (pass the one computed from these)")
+                         f"ground-truth box{'' if len(boxes[i]) == 1 else 'es'}: an assignment of other ground "
+                         "truth (pass the one computed from these)")
     b = np.asarray(boxes[i][g], dt)
     at = (int(_cell(b[1], grid[0])), int(_cell(b[0], grid[1])))
     if at != cell:
@@ -611,10 +612,10 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
         raise ValueError("assignment: must be a YoloAssignment of these head outputs (from yolo_assign)")
     else:
         for k, m in enumerate(assignment.matched):
+            hname = "head_outputs" if version == "v2" else f"head_outputs[{k}]"
             for i, r, c, a in np.argwhere(np.asarray(m) >= 0):
                 _check_assigned(boxes, int(i), int(m[i, r, c, a]), (int(r), int(c)), m.shape[1:3],
-                                f"{'head_outputs' if version == 'v2' else f'head_outputs[{k}]'}'s anchor {a} in cell ({r}, {c}) "
-                                f"of image {i}", np.float64)
+                                f"{hname}'s anchor {a} in cell ({r}, {c}) of image {i}", np.float64)
     coord_name = "box" if version == "v4" else "coord"
     parts = {coord_name: dt.type(0), "obj": dt.type(0), "noobj": dt.type(0), "class": dt.type(0)}
     grads = [np.zeros_like(h) for h in heads] if with_grad else None

@@ -357,7 +357,8 @@ def test_cotangent_must_not_widen_the_output():
     """value_and_grad(t (4,), a, g, cotangent=ones((2, 4))) returned boxes of shape (2, 4), __call__ (4,)."""
     a, g = np.array([2.0, 3.0]), np.array([1.0, 2.0])
     for ct in (np.ones((2, 4)), np.ones((3, 1, 4))):
-        with pytest.raises(ValueError, match=r"^cotangent: shape \(.*\) must be the output's \(4,\) or broadcast to it"):
+        with pytest.raises(ValueError, match=r"^cotangent: shape \(.*\) must be the output's \(4,\) or broadcast "
+                                             "to it"):
             rl.yolo_decode.value_and_grad(np.zeros(4), a, g, cotangent=ct)
     # a cotangent that broadcasts to the output is taken: t = 0 decodes to (c + 1/2, p) with d/dt = (1/4, 1/4, p)
     boxes, d_t = rl.yolo_decode.value_and_grad(np.zeros((3, 4)), a, g, cotangent=np.array([[1.0, 1, 1, 1]]))

@@ -662,7 +662,8 @@ def test_given_assignment_is_checked_against_the_ground_truth():
                                                                            [np.array([0])])
     v1 = np.full((1, 2, 2, 12), 0.5)
     h, a, _, _ = _overflow_case(np.float64, 0.0)
-    for assign, loss in ((lambda gt: rl.yolov1_assign(v1, *gt), lambda gt, asg: rl.yolov1_loss(v1, *gt, assignment=asg)),
+    for assign, loss in ((lambda gt: rl.yolov1_assign(v1, *gt),
+                          lambda gt, asg: rl.yolov1_loss(v1, *gt, assignment=asg)),
                          (lambda gt: rl.yolo_assign([(2, 2)], [a], gt[0]),
                           lambda gt, asg: rl.yolov3_loss([h], [a], *gt, assignment=asg, xy_loss="sigmoid")),
                          (lambda gt: rl.yolo_assign([(2, 2)], [a], gt[0]),
