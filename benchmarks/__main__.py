@@ -275,40 +275,80 @@ def plot(results: list, path: Path) -> None:
 def write_doc(page: Path, text: str) -> None:
     old = page.read_text() if page.exists() else "# Performance\n\n<!-- performance -->\n<!-- /performance -->\n"
     head, _, rest = old.partition("<!-- performance -->")
+    if "<!-- /performance -->" not in rest:  # (else everything after the opening marker would be dropped)
+        raise SystemExit(f"{page}: needs both markers <!-- performance --> and <!-- /performance -->")
     _, _, tail = rest.partition("<!-- /performance -->")
     page.write_text(f"{head}<!-- performance -->\n{text}<!-- /performance -->{tail}")
 
 
+def _sizes(text: str) -> list:
+    """--n: comma-separated sizes, each a whole number >= 1 (1e6 allowed)."""
+    sizes = []
+    for v in text.split(","):
+        try:
+            n = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"comma-separated sizes >= 1 (e.g. 10,1e6), got {v!r}") from None
+        if not (n >= 1 and n < 2**62 and n == int(n)):
+            raise argparse.ArgumentTypeError(f"each size must be a whole number >= 1, got {v!r}")
+        sizes.append(int(n))
+    return sizes
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _names(*allowed):
+    """A comma-separated list of ``allowed`` names, every one checked before any work."""
+    def parse(text: str) -> list:
+        names = text.split(",")
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"one of {', '.join(allowed)} (comma-separated), got "
+                                             f"{', '.join(map(repr, bad))}")
+        return names
+    return parse
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    ap.add_argument("--n", default="10,1000,100000,1000000", help="comma-separated N (1e7 works, slowly)")
-    ap.add_argument("--dtype", default="float64,float32")
-    ap.add_argument("--loss", default=",".join(LOSSES))
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--n", default="10,1000,100000,1000000", type=_sizes,
+                    help="comma-separated N (1e7 works, slowly)")
+    ap.add_argument("--dtype", default="float64,float32", type=_names("float64", "float32"))
+    ap.add_argument("--loss", default=",".join(LOSSES), type=_names(*LOSSES))
+    ap.add_argument("--repeat", type=_at_least_one, default=7)
     ap.add_argument("--no-peers", action="store_true", help="refloss, the baselines and the copy only")
     ap.add_argument("-o", "--output", type=Path)
     ap.add_argument("--doc", type=Path)
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("--memory", type=int, metavar="N", help="also the peak memory of one call at N (e.g. 10000000)")
+    ap.add_argument("--memory", type=_at_least_one, metavar="N",
+                    help="also the peak memory of one call at N (e.g. 10000000)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: benchmarks/gpu.py on the GPU at each --n (inputs on the device; torch eager, "
                          "torch.compile unless --no-peers, the copy roofline, where the time goes)")
     args = ap.parse_args(argv)
+    for option, path in (("-o", args.output), ("--doc", args.doc)):  # (checked before the work, not after it)
+        if path is not None and not path.parent.is_dir():
+            ap.error(f"{option}: no folder {str(path.parent)!r}")
     if args.device == "cuda":
         import gpu
 
-        codes = [gpu.run(int(float(v)), args.repeat, compile=not args.no_peers, details=True)
-                 for v in args.n.split(",")]
+        codes = [gpu.run(n, args.repeat, compile=not args.no_peers, details=True) for n in args.n]
         return max(codes)
     if args.check:
         check()
-    ns = [int(float(v)) for v in args.n.split(",")]
-    fixed = fixed_cost([v for v in args.loss.split(",") if v in LOSSES], args.dtype.split(","))
+    ns = args.n
+    fixed = fixed_cost(args.loss, args.dtype)
     results = []
-    for loss in args.loss.split(","):
-        if loss not in LOSSES:
-            ap.error(f"--loss: one of {', '.join(LOSSES)}, got {loss!r}")
-        for dtype in args.dtype.split(","):
+    for loss in args.loss:
+        for dtype in args.dtype:
             for n in ns:
                 p, t = inputs(loss, n, np.dtype(dtype))
                 moved = fused_bytes(loss, p, t)
@@ -329,7 +369,7 @@ def main(argv=None) -> int:
                    for loss in dict.fromkeys(r["loss"] for r in results)
                    for dtype in dict.fromkeys(r["dtype"] for r in results))
     if args.memory:
-        text += "\n".join(memory(args.loss.split(","), args.memory)) + "\n\n"
+        text += "\n".join(memory(args.loss, args.memory)) + "\n\n"
     print(text)
     if args.output:
         args.output.write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -126,10 +126,20 @@ def table(rows) -> list[str]:
     return lines
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        v = int(float(text))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}") from None
+    if v < 1 or v != float(text):
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}")
+    return v
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--n", type=_at_least_one, default=1_000_000)
+    ap.add_argument("--repeat", type=_at_least_one, default=7)
     ap.add_argument("--loss", default=None, help="comma-separated loss names (default: every loss)")
     ap.add_argument("-o", "--output", default=None, help="write the results as JSON")
     ap.add_argument("--doc", default=None, help="write the table into this page between <!-- float32 --> markers")
@@ -138,6 +148,11 @@ def main(argv=None) -> int:
     unknown = [s for s in names if s not in losses()]
     if unknown:
         ap.error(f"--loss: not a loss of refloss: {', '.join(unknown)} (choose from {', '.join(losses())})")
+    start, end = "<!-- float32 -->", "<!-- /float32 -->"
+    if a.doc and not (Path(a.doc).is_file() and start in Path(a.doc).read_text() and end in Path(a.doc).read_text()):
+        ap.error(f"--doc: {a.doc} has no {start} ... {end} markers")  # (checked before measuring, not after)
+    if a.output and not Path(a.output).resolve().parent.is_dir():
+        ap.error(f"-o: no folder {str(Path(a.output).parent)!r}")
     rows = measure(names, a.n, a.repeat)
     lines = table(rows)
     print("\n".join(lines))
@@ -150,9 +165,6 @@ def main(argv=None) -> int:
     if a.doc:
         page = Path(a.doc)
         text = page.read_text()
-        start, end = "<!-- float32 -->", "<!-- /float32 -->"
-        if start not in text or end not in text:
-            ap.error(f"--doc: {page} has no {start} ... {end} markers")
         head, rest = text.split(start, 1)
         page.write_text(head + start + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
     return 0

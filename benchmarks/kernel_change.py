@@ -5,7 +5,7 @@ changed most measured against the oracle, and the share of pairs that changed at
     git clone -q . /tmp/before && git -C /tmp/before checkout -q HEAD~1
     python benchmarks/kernel_change.py --old /tmp/before focal_eiou_loss --param weight_grad=True
 
-Pairs: ``--n`` from the box sweep's space (refloss/sweep/_spaces.py: random, nested, near-identical,
+Pairs: about ``--n`` (drawn class by class, ties dropped) from the box sweep's space (refloss/sweep/_spaces.py: random, nested, near-identical,
 thin, far-apart classes; for a rotated-box loss the rotated space's; float32-valued, as in the float32 sweep, and evaluated in ``--dtype``). Each
 checkout runs in a process of its own (PYTHONPATH), so the two versions of the generated modules never
 meet. Prints, per loss: pairs, pairs changed, the largest change relative to the pair's gradient scale,
@@ -50,7 +50,10 @@ def _run(root: Path, args, out: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(root)}
     cmd = [sys.executable, __file__, "--dump", out, args.loss, "--n", str(args.n), "--seed", str(args.seed),
            "--dtype", args.dtype] + [x for k, v in args.param for x in ("--param", f"{k}={json.dumps(v)}")]
-    subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
+    done = subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), stderr=subprocess.PIPE, text=True)
+    if done.returncode:  # (the child's own message, not its traceback and CalledProcessError)
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"kernel_change.py: the checkout at {root} failed: {last}")
 
 
 def main(argv=None) -> None:
@@ -72,6 +75,23 @@ def main(argv=None) -> None:
         ap.error("--old: the checkout to compare with")
     if not (args.old / "refloss" / "__init__.py").is_file():
         ap.error(f"--old {args.old}: not a refloss checkout (no refloss/__init__.py there)")
+    if args.n < 1:
+        ap.error(f"--n: at least 1, got {args.n}")
+    import refloss as rl
+
+    loss = getattr(rl, args.loss, None)
+    if getattr(getattr(loss, "info", None), "family", None) not in ("box", "rotated"):
+        import difflib
+
+        boxes = [n for n in rl.ALL_LOSSES if getattr(getattr(rl, n).info, "family", None) in ("box", "rotated")]
+        guess = difflib.get_close_matches(args.loss, boxes, n=1)
+        ap.error(f"{args.loss}: not a box or rotated-box loss of refloss (this compares box pairs' gradients)"
+                 + (f"; did you mean {guess[0]}?" if guess else ""))
+    try:  # the parameters, checked here once (the checkouts' processes would each fail with a traceback)
+        width = 5 if loss.info.family == "rotated" else 4
+        loss.value_and_grad(np.ones((1, width)) + np.arange(width) % 2, np.ones((1, width)) + 1, **params)
+    except (TypeError, ValueError) as e:
+        ap.error(f"--param: {e}")
     from refloss.oracle import oracle
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -232,3 +232,35 @@ def test_param_probe_checks_its_worst_points_against_the_oracle():
     assert param_probe.main(["--loss", "smooth_l1", "--sets", "1", "--n", "500"]) == 0
     with pytest.raises(SystemExit):
         param_probe.main(["--loss", "smooth_l"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--loss", "smooth_l1,giuo_loss"], "giuo_loss"), (["--dtype", "float16"], "float16"),
+    (["--repeat", "0"], "--repeat"), (["--n", "-5"], "--n"), (["--n", "10,,20"], "--n"), (["--n", "0.4"], "--n"),
+    (["--memory", "-3"], "--memory"), (["-o", "/nonexistent-folder/x.json"], "no folder")])
+def test_benchmark_options_are_checked_before_any_work(argv, message, capsys):
+    """A typo'd loss was refused only after the losses before it had been benchmarked (the run lost), a float16 or
+    int64 dtype, N <= 0 or repeat 0 gave tracebacks or inf rows and invalid JSON, a missing output folder a
+    traceback after the whole run (a probe, 2026-12-07): now argparse errors before anything is measured."""
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--no-peers"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_float32_benchmark_and_kernel_change_check_their_options_first(tmp_path, capsys):
+    from benchmarks.float32 import main
+
+    page = tmp_path / "page.md"
+    page.write_text("no markers\n")
+    for argv, message in ((["--repeat", "0"], "--repeat"), (["--n", "-3"], "--n"),
+                          (["--doc", str(page), "--loss", "l1"], "markers")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    for argv, message in ((["giuo_loss"], "did you mean giou_loss"), (["smooth_l1"], "not a box"),
+                          (["giou_loss", "--param", "bogus=1"], "--param"), (["giou_loss", "--n", "0"], "--n")):
+        done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "kernel_change.py"), *argv, "--old", str(REPO)],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
