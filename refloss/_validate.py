@@ -118,7 +118,28 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     if kind not in "fiub":
         what = "complex" if kind == "c" else f"non-numeric ({arr.dtype})"
         raise TypeError(f"{name}: must be a real numeric array, got {what} values")
-    return arr if arr.dtype == dtype else arr.astype(dtype)
+    if arr.dtype == dtype:
+        return arr
+    if dtype.kind == "f" and (arr.dtype.kind in "iu" or arr.dtype.itemsize > dtype.itemsize):
+        return _narrowed(name, arr, dtype)
+    return arr.astype(dtype)
+
+
+def _narrowed(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``arr`` cast to a narrower float ``dtype`` (float64 numbers or a Python float to the float32 of a float32
+    call); ValueError naming the first finite number beyond its range (it said 'must be finite; = inf', of an inf
+    the caller never passed, with NumPy's overflow warning)."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype)
+    if out.size and not np.isfinite(out).all():
+        beyond = ~np.isfinite(out) & np.isfinite(arr)
+        if beyond.any():
+            index = tuple(int(i) for i in np.argwhere(beyond)[0])
+            value = arr[index].item() if arr.dtype.kind == "f" else int(arr[index])
+            raise ValueError(f"{_element(name, index)} = {value!r} is beyond {dtype.name}'s range (largest "
+                             f"{float(np.finfo(dtype).max):.4g}): the call computes in {dtype.name} (NumPy's result "
+                             f"type of the inputs); pass float64 arrays (or dtype=np.float64)")
+    return out
 
 
 def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:

@@ -231,3 +231,18 @@ def test_refloss_torch_says_out_is_the_numpy_apis():
 
     assert "out" not in inspect.signature(rt.smooth_l1).parameters
     assert float(rt.smooth_l1(torch.ones(3), torch.zeros(3), reduction="sum", out=None)) == 1.5  # the default
+
+
+def test_interleaved_outputs_that_do_not_overlap_are_accepted():
+    """buf[:, ::2] and buf[:, 1::2] share no element: refused before ('share memory', np.may_share_memory's address
+    bounds); an output that really overlaps another is still refused. out=() counted as 1 array given."""
+    p, t = np.random.default_rng(0).normal(size=(2, 5, 4))
+    buf = np.empty((5, 8))
+    value, (dp, dt) = rl.smooth_l1.value_and_grad(p, t, out=(None, buf[:, ::2], buf[:, 1::2]))
+    want = rl.smooth_l1.value_and_grad(p, t)
+    np.testing.assert_array_equal(buf[:, ::2], want[1][0])
+    np.testing.assert_array_equal(buf[:, 1::2], want[1][1])
+    with pytest.raises(ValueError, match="share memory"):
+        rl.smooth_l1.value_and_grad(p, t, out=(None, buf[:, :4], buf[:, 2:6]))
+    with pytest.raises(TypeError, match="3 arrays or None, got 0"):
+        rl.smooth_l1.value_and_grad(p, t, out=())

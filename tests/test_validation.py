@@ -1,4 +1,6 @@
 """Bad input: one test per rule, each asserting the message (argument, rule, index)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -245,3 +247,21 @@ def test_an_error_on_one_box_names_the_array_not_an_empty_index():
         rl.giou_loss([0, 0, 1, 1], [0, 0, -1, 1])
     with pytest.raises(ValueError, match=r"must be finite; pred\[2\] = nan"):
         rl.giou_loss([0, 0, np.nan, 1], [0, 0, 1, 1])
+
+
+def test_a_number_beyond_float32s_range_in_a_float32_call_is_named():
+    """A Python number (or float64 array with dtype=float32) beyond float32's range in a float32 call said
+    'target: must be finite; target = inf', an inf the caller never passed, with NumPy's overflow warning."""
+    import warnings
+
+    f32 = np.ones(4, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for target, shown in ((1e300, "target = 1e+300"), (2**200, "target = 1.6069380442589903e+60")):
+            with pytest.raises(ValueError, match=re.escape(shown) + ".*beyond float32's range"):
+                rl.smooth_l1(f32, target)
+        with pytest.raises(ValueError, match=re.escape("target[2] = 1e+300") + ".*beyond float32's range"):
+            rl.smooth_l1(np.ones(4), np.array([0.0, 1.0, 1e300, 2.0]), dtype=np.float32)
+        with pytest.raises(ValueError, match="target: must be finite"):  # a real inf is still named as such
+            rl.smooth_l1(f32, np.inf)
+    assert rl.smooth_l1(f32, 3.0).dtype == np.float32
