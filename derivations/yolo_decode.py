@@ -31,17 +31,34 @@ ARRAYS = (("t", 4, (tx, ty, tw, th)), ("anchors", 2, (pw, ph)), ("grid", 2, (cx,
 INVALID = sp.Or(pw <= 0, ph <= 0)
 
 
-def centre(t, c):
-    """(s sigma(t) - (s - 1)/2 + c) stride, the sum one precision up (float64 in the float32 kernel, double-double
-    with ~100-bit functions in the float64 one) where it cancels by more than half: in cell c = 0 with s > 1 near
-    t = log((s - 1)/(s + 1)) (an object at the image's left or top edge; Scaled-YOLOv4/YOLOv5's s = 2, t near
-    -log 3) the offset is much smaller than its terms, and sigma's rounding made the centre 108 ULP64 off at t =
-    -1.1076036591740275 (a probe, 2026-12-07; bar 8)."""
+def _centre_terms(t, c):
     # ((s - 1)/2 as one rounded number: SymPy distributes the 1/2, and s sigma - s/2 + 1/2 cancelled in its first
     # sum, 14 ULP64 at s = 1.05, t = -5.7 with no cancellation of the whole)
-    terms = (s * Sigmoid(t), Group(s - 1) / 2, c)
-    keep = sp.Abs(terms[0] - terms[1] + terms[2]) - (sp.Abs(terms[0]) + sp.Abs(terms[1]) + sp.Abs(terms[2])) / 2
-    return EvalAccurate(terms[0] - terms[1] + terms[2], keep) * stride
+    return s * Sigmoid(t), Group(s - 1) / 2, c
+
+
+def centre(t, c):
+    """(s sigma(t) - (s - 1)/2 + c) stride, the sum in the kernel's precision."""
+    a, h, c = _centre_terms(t, c)
+    return (a - h + c) * stride
+
+
+def centre_kept(t, c):
+    """Positive where the centre's sum keeps its digits: |sum| above half the sum of its terms' magnitudes."""
+    a, h, c = _centre_terms(t, c)
+    return sp.Abs(a - h + c) - (sp.Abs(a) + sp.Abs(h) + sp.Abs(c)) / 2
+
+
+def centre_accurate(t, c):
+    """The centre with its sum one precision up (float64 in the float32 kernel, double-double with ~100-bit
+    functions in the float64 one) where it cancels by more than half, rounded once: in cell c = 0 with s > 1 near
+    t = log((s - 1)/(s + 1)) (an object at the image's left or top edge; Scaled-YOLOv4/YOLOv5's s = 2, t near
+    -log 3) the offset is much smaller than its terms, and sigma's rounding made the centre 108 ULP64 off at t =
+    -1.1076036591740275 (a probe, 2026-12-07; bar 8). In a rare branch (cell 0 only, for s <= 3): in the common
+    branch the double-double kept the CPU loop from vectorising (decode 3x slower in float64); as a rare branch
+    the guard's check costs float64 1.4x, float32 1.3x against the decode without it (N = 10^6, one thread)."""
+    a, h, c = _centre_terms(t, c)
+    return EvalAccurate(a - h + c, centre_kept(t, c)) * stride
 
 
 def derive() -> LossSpec:
@@ -71,11 +88,16 @@ def derive() -> LossSpec:
     prove_equal(sp.limit(plain(scaled_wh[0]) / pw, tw, sp.oo), 4, "Scaled-YOLOv4 sizes are below 4 p_w", checks)
 
     branches = []
+    cancels = sp.Or(centre_kept(tx, cx) <= 0, centre_kept(ty, cy) <= 0)
     for cond, (bw, bh), label in ((sp.Eq(scaled, 1), scaled_wh, "Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2"),
                                   (None, exp_wh, "exponential sizes p exp(t)")):
         vjp_form = ux * bx + uy * by + uw * bw + uh * bh
         outputs = {"bx": bx, "by": by, "bw": bw, "bh": bh}
         outputs.update({f"d_{v.name}": sp.diff(vjp_form, v) for v in (tx, ty, tw, th)})
+        # a centre that cancels (cell 0, s > 1): a rare branch, its centres one precision up
+        accurate = {**outputs, "bx": centre_accurate(tx, cx), "by": centre_accurate(ty, cy)}
+        branches.append(Branch(sp.And(cancels, *([cond] if cond is not None else [])), accurate,
+                               f"{label}, a centre that cancels", rare=True))
         branches.append(Branch(cond, outputs, label))
     kernel = Kernel(arrays=ARRAYS, args=(s, scaled, stride), prelude=(), branches=tuple(branches), invalid=INVALID,
                     value_names=("bx", "by", "bw", "bh"), grad_arrays=("t",))

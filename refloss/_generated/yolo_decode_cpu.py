@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 08655fd5bdbc6008
+# scalar kernels: sha256 185e82e4fb8e33bb
 """YOLO box decoding: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -17,6 +17,7 @@ import math
 
 from numba import njit, prange
 from numpy import float32 as _f32, float64 as _f64, int32 as _i32, int64 as _i64
+from numpy import bool_ as _b1, empty as _empty
 from numpy import uint64 as _unsigned
 
 from refloss._numba_options import BLOCK, CPU_OPTIONS, SERIAL_BELOW
@@ -27,6 +28,8 @@ from refloss._select import _sel
 @njit(**CPU_OPTIONS)
 def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
     _m = _out.shape[0] // 4
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         tx = _t[_unsigned(4) * _i]
         ty = _t[_unsigned(4) * _i + _unsigned(1)]
@@ -80,100 +83,6 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _s129 = abs(cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128) - 0.5*(scale_xy - 1.0))
         _s130 = -0.5*scale_xy*abs(_sel(tx >= 0.0, _sg127, _sg128))
         _xg0 = _s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) > 0.0
-        if not _xg0:
-            _xdd1 = -1.0 + scale_xy
-            _xdd2 = _xdd1 - -1.0
-            _xdd3 = (-1.0 - (_xdd1 - _xdd2)) + (scale_xy - _xdd2)
-            _xc4 = -0.5*134217728.0 + -0.5
-            _xh5 = _xc4 - (_xc4 - -0.5)
-            _xl6 = -0.5 - _xh5
-            _xc7 = _xdd1*134217728.0 + _xdd1
-            _xh8 = _xc7 - (_xc7 - _xdd1)
-            _xl9 = _xdd1 - _xh8
-            _xdd10 = _xh5*_xh8
-            _xdd11 = _xh5*_xl9 + _xl6*_xh8
-            _xdd12 = _xdd10 + _xdd11
-            _xdd13 = (_xdd11 - (_xdd12 - _xdd10)) + _xl6*_xl9
-            _xdd14 = _xdd13 + (-0.5*_xdd3)
-            _xdd15 = _xdd12 + _xdd14
-            _xdd16 = _xdd14 - (_xdd15 - _xdd12)
-            _xdd17 = cx + _xdd15
-            _xdd18 = _xdd17 - cx
-            _xdd19 = (cx - (_xdd17 - _xdd18)) + (_xdd15 - _xdd18)
-            _xdd20 = _xdd19 + _xdd16
-            _xdd21 = _xdd17 + _xdd20
-            _xdd22 = _xdd20 - (_xdd21 - _xdd17)
-            _xdd23 = tx >= 0.0
-            _xdd24 = -tx
-            _xdd25 = _sel(_xdd23, _xdd24, tx)
-            _xdd26 = _ddf.exp(_xdd25, 0.0)
-            _xdd27 = _xdd26[0]
-            _xdd28 = _xdd26[1]
-            _xdd29 = 1.0 + _xdd27
-            _xdd30 = _xdd29 - 1.0
-            _xdd31 = (1.0 - (_xdd29 - _xdd30)) + (_xdd27 - _xdd30)
-            _xdd32 = _xdd31 + _xdd28
-            _xdd33 = _xdd29 + _xdd32
-            _xdd34 = _xdd32 - (_xdd33 - _xdd29)
-            _xdd35 = _sel(_xdd23, 1.0, _xdd27)
-            _xdd36 = _sel(_xdd23, 0.0, _xdd28)
-            _xdd37 = _xdd35/_xdd33
-            _xc38 = _xdd33*134217728.0 + _xdd33
-            _xh39 = _xc38 - (_xc38 - _xdd33)
-            _xl40 = _xdd33 - _xh39
-            _xc41 = _xdd37*134217728.0 + _xdd37
-            _xh42 = _xc41 - (_xc41 - _xdd37)
-            _xl43 = _xdd37 - _xh42
-            _xdd44 = _xh39*_xh42
-            _xdd45 = _xh39*_xl43 + _xl40*_xh42
-            _xdd46 = _xdd44 + _xdd45
-            _xdd47 = (_xdd45 - (_xdd46 - _xdd44)) + _xl40*_xl43
-            _xdd48 = _xdd47 + (_xdd34*_xdd37)
-            _xdd49 = _xdd46 + _xdd48
-            _xdd50 = _xdd48 - (_xdd49 - _xdd46)
-            _xdd51 = -_xdd49
-            _xdd52 = -_xdd50
-            _xdd53 = _xdd35 + _xdd51
-            _xdd54 = _xdd53 - _xdd35
-            _xdd55 = (_xdd35 - (_xdd53 - _xdd54)) + (_xdd51 - _xdd54)
-            _xdd56 = _xdd36 + _xdd52
-            _xdd57 = _xdd56 - _xdd36
-            _xdd58 = (_xdd36 - (_xdd56 - _xdd57)) + (_xdd52 - _xdd57)
-            _xdd59 = _xdd55 + _xdd56
-            _xdd60 = _xdd53 + _xdd59
-            _xdd61 = _xdd59 - (_xdd60 - _xdd53)
-            _xdd62 = _xdd61 + _xdd58
-            _xdd63 = _xdd60 + _xdd62
-            _xdd64 = _xdd62 - (_xdd63 - _xdd60)
-            _xdd65 = _xdd63/_xdd33
-            _xdd66 = _xdd37 + _xdd65
-            _xdd67 = _xdd65 - (_xdd66 - _xdd37)
-            _xc68 = scale_xy*134217728.0 + scale_xy
-            _xh69 = _xc68 - (_xc68 - scale_xy)
-            _xl70 = scale_xy - _xh69
-            _xc71 = _xdd66*134217728.0 + _xdd66
-            _xh72 = _xc71 - (_xc71 - _xdd66)
-            _xl73 = _xdd66 - _xh72
-            _xdd74 = _xh69*_xh72
-            _xdd75 = _xh69*_xl73 + _xl70*_xh72
-            _xdd76 = _xdd74 + _xdd75
-            _xdd77 = (_xdd75 - (_xdd76 - _xdd74)) + _xl70*_xl73
-            _xdd78 = _xdd77 + (scale_xy*_xdd67)
-            _xdd79 = _xdd76 + _xdd78
-            _xdd80 = _xdd78 - (_xdd79 - _xdd76)
-            _xdd81 = _xdd21 + _xdd79
-            _xdd82 = _xdd81 - _xdd21
-            _xdd83 = (_xdd21 - (_xdd81 - _xdd82)) + (_xdd79 - _xdd82)
-            _xdd84 = _xdd22 + _xdd80
-            _xdd85 = _xdd84 - _xdd22
-            _xdd86 = (_xdd22 - (_xdd84 - _xdd85)) + (_xdd80 - _xdd85)
-            _xdd87 = _xdd83 + _xdd84
-            _xdd88 = _xdd81 + _xdd87
-            _xdd89 = _xdd87 - (_xdd88 - _xdd81)
-            _xdd90 = _xdd89 + _xdd86
-            _xdd91 = _xdd88 + _xdd90
-            _xdd92 = _xdd90 - (_xdd91 - _xdd88)
-            _xd0 = _sel(abs(_xdd91) <= 1.7976931348623157e+308, _xdd91, _xd0)
         _s223 = abs(ty)
         _na224 = -_s223
         _xc225 = _sel(_na224 > -746.0, _na224, -746.0)
@@ -214,103 +123,16 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _s259 = abs(cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258) - 0.5*(scale_xy - 1.0))
         _s260 = -0.5*scale_xy*abs(_sel(ty >= 0.0, _sg257, _sg258))
         _xg1 = _s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) > 0.0
-        if not _xg1:
-            _xdd131 = -1.0 + scale_xy
-            _xdd132 = _xdd131 - -1.0
-            _xdd133 = (-1.0 - (_xdd131 - _xdd132)) + (scale_xy - _xdd132)
-            _xc134 = -0.5*134217728.0 + -0.5
-            _xh135 = _xc134 - (_xc134 - -0.5)
-            _xl136 = -0.5 - _xh135
-            _xc137 = _xdd131*134217728.0 + _xdd131
-            _xh138 = _xc137 - (_xc137 - _xdd131)
-            _xl139 = _xdd131 - _xh138
-            _xdd140 = _xh135*_xh138
-            _xdd141 = _xh135*_xl139 + _xl136*_xh138
-            _xdd142 = _xdd140 + _xdd141
-            _xdd143 = (_xdd141 - (_xdd142 - _xdd140)) + _xl136*_xl139
-            _xdd144 = _xdd143 + (-0.5*_xdd133)
-            _xdd145 = _xdd142 + _xdd144
-            _xdd146 = _xdd144 - (_xdd145 - _xdd142)
-            _xdd147 = cy + _xdd145
-            _xdd148 = _xdd147 - cy
-            _xdd149 = (cy - (_xdd147 - _xdd148)) + (_xdd145 - _xdd148)
-            _xdd150 = _xdd149 + _xdd146
-            _xdd151 = _xdd147 + _xdd150
-            _xdd152 = _xdd150 - (_xdd151 - _xdd147)
-            _xdd153 = ty >= 0.0
-            _xdd154 = -ty
-            _xdd155 = _sel(_xdd153, _xdd154, ty)
-            _xdd156 = _ddf.exp(_xdd155, 0.0)
-            _xdd157 = _xdd156[0]
-            _xdd158 = _xdd156[1]
-            _xdd159 = 1.0 + _xdd157
-            _xdd160 = _xdd159 - 1.0
-            _xdd161 = (1.0 - (_xdd159 - _xdd160)) + (_xdd157 - _xdd160)
-            _xdd162 = _xdd161 + _xdd158
-            _xdd163 = _xdd159 + _xdd162
-            _xdd164 = _xdd162 - (_xdd163 - _xdd159)
-            _xdd165 = _sel(_xdd153, 1.0, _xdd157)
-            _xdd166 = _sel(_xdd153, 0.0, _xdd158)
-            _xdd167 = _xdd165/_xdd163
-            _xc168 = _xdd163*134217728.0 + _xdd163
-            _xh169 = _xc168 - (_xc168 - _xdd163)
-            _xl170 = _xdd163 - _xh169
-            _xc171 = _xdd167*134217728.0 + _xdd167
-            _xh172 = _xc171 - (_xc171 - _xdd167)
-            _xl173 = _xdd167 - _xh172
-            _xdd174 = _xh169*_xh172
-            _xdd175 = _xh169*_xl173 + _xl170*_xh172
-            _xdd176 = _xdd174 + _xdd175
-            _xdd177 = (_xdd175 - (_xdd176 - _xdd174)) + _xl170*_xl173
-            _xdd178 = _xdd177 + (_xdd164*_xdd167)
-            _xdd179 = _xdd176 + _xdd178
-            _xdd180 = _xdd178 - (_xdd179 - _xdd176)
-            _xdd181 = -_xdd179
-            _xdd182 = -_xdd180
-            _xdd183 = _xdd165 + _xdd181
-            _xdd184 = _xdd183 - _xdd165
-            _xdd185 = (_xdd165 - (_xdd183 - _xdd184)) + (_xdd181 - _xdd184)
-            _xdd186 = _xdd166 + _xdd182
-            _xdd187 = _xdd186 - _xdd166
-            _xdd188 = (_xdd166 - (_xdd186 - _xdd187)) + (_xdd182 - _xdd187)
-            _xdd189 = _xdd185 + _xdd186
-            _xdd190 = _xdd183 + _xdd189
-            _xdd191 = _xdd189 - (_xdd190 - _xdd183)
-            _xdd192 = _xdd191 + _xdd188
-            _xdd193 = _xdd190 + _xdd192
-            _xdd194 = _xdd192 - (_xdd193 - _xdd190)
-            _xdd195 = _xdd193/_xdd163
-            _xdd196 = _xdd167 + _xdd195
-            _xdd197 = _xdd195 - (_xdd196 - _xdd167)
-            _xc198 = scale_xy*134217728.0 + scale_xy
-            _xh199 = _xc198 - (_xc198 - scale_xy)
-            _xl200 = scale_xy - _xh199
-            _xc201 = _xdd196*134217728.0 + _xdd196
-            _xh202 = _xc201 - (_xc201 - _xdd196)
-            _xl203 = _xdd196 - _xh202
-            _xdd204 = _xh199*_xh202
-            _xdd205 = _xh199*_xl203 + _xl200*_xh202
-            _xdd206 = _xdd204 + _xdd205
-            _xdd207 = (_xdd205 - (_xdd206 - _xdd204)) + _xl200*_xl203
-            _xdd208 = _xdd207 + (scale_xy*_xdd197)
-            _xdd209 = _xdd206 + _xdd208
-            _xdd210 = _xdd208 - (_xdd209 - _xdd206)
-            _xdd211 = _xdd151 + _xdd209
-            _xdd212 = _xdd211 - _xdd151
-            _xdd213 = (_xdd151 - (_xdd211 - _xdd212)) + (_xdd209 - _xdd212)
-            _xdd214 = _xdd152 + _xdd210
-            _xdd215 = _xdd214 - _xdd152
-            _xdd216 = (_xdd152 - (_xdd214 - _xdd215)) + (_xdd210 - _xdd215)
-            _xdd217 = _xdd213 + _xdd214
-            _xdd218 = _xdd211 + _xdd217
-            _xdd219 = _xdd217 - (_xdd218 - _xdd211)
-            _xdd220 = _xdd219 + _xdd216
-            _xdd221 = _xdd218 + _xdd220
-            _xdd222 = _xdd220 - (_xdd221 - _xdd218)
-            _xd1 = _sel(abs(_xdd221) <= 1.7976931348623157e+308, _xdd221, _xd1)
-        if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-            bx = _xd0*stride
-            by = _xd1*stride
+        if (scaled_wh == 1.0) and ((_s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) <= 0.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+            bx = 0.0
+            by = 0.0
+            bw = 0.0
+            bh = 0.0
+            _xok = False
+        elif (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = -0.5*(scale_xy - 1.0)
+            bx = stride*(_t0 + cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128))
+            by = stride*(_t0 + cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258))
             _s261 = abs(tw)
             _na262 = -_s261
             _xc263 = _sel(_na262 > -746.0, _na262, -746.0)
@@ -449,9 +271,17 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _ex395 = _sel(_a364 == _a364, _ex394, _a364)
             _q396 = ph*_sel(th >= 0.0, 1.0, _ex395)/(_d362*_d362)
             bh = 4.0*(_q396 - _q396*(2.0*_dl363/_d362))
+            _xok = _xg0 & _xg1
+        elif (_s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) <= 0.0):  # exponential sizes p exp(t), a centre that cancels
+            bx = 0.0
+            by = 0.0
+            bw = 0.0
+            bh = 0.0
+            _xok = False
         else:  # exponential sizes p exp(t)
-            bx = _xd0*stride
-            by = _xd1*stride
+            _t0_w1 = -0.5*(scale_xy - 1.0)
+            bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128))
+            by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258))
             _xc397 = _sel(tw > -746.0, tw, -746.0)
             _xc398 = _sel(_xc397 < 710.0, _xc397, 710.0)
             _kt399 = _xc398*1.4426950408889634 + 6755399441055744.0
@@ -516,26 +346,740 @@ def _value_block_f64(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
             _ex457 = (_p456*_sc454)*_sc455
             _ex458 = _sel(th == th, _ex457, th)
             bh = ph*_ex458
+            _xok = _xg0 & _xg1
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_unsigned(4) * _i] = bx
         _out[_unsigned(4) * _i + _unsigned(1)] = by
         _out[_unsigned(4) * _i + _unsigned(2)] = bw
         _out[_unsigned(4) * _i + _unsigned(3)] = bh
+    if _far:
+        _idx = _empty(_m, _unsigned)
+        _k = 0
+        for _q in range(_unsigned(_m)):
+            if _flags[_q]:
+                _idx[_k] = _q
+                _k += 1
+        for _j in range(_k):
+            _i_w1 = _idx[_j]
+            tx_w1 = _t[_unsigned(4) * _i_w1]
+            ty_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tw_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(2)]
+            th_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(3)]
+            pw_w1 = _anchors[_unsigned(2) * _i_w1]
+            ph_w1 = _anchors[_unsigned(2) * _i_w1 + _unsigned(1)]
+            cx_w1 = _grid[_unsigned(2) * _i_w1]
+            cy_w1 = _grid[_unsigned(2) * _i_w1 + _unsigned(1)]
+            ux_w1 = _cotangent[_unsigned(4) * _i_w1]
+            uy_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)]
+            uw_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)]
+            uh_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]
+            _s93_w1 = abs(tx_w1)
+            _na94_w1 = -_s93_w1
+            _xc95_w1 = _sel(_na94_w1 > -746.0, _na94_w1, -746.0)
+            _xc96_w1 = _sel(_xc95_w1 < 710.0, _xc95_w1, 710.0)
+            _kt97_w1 = _xc96_w1*1.4426950408889634 + 6755399441055744.0
+            _k98_w1 = _kt97_w1 - 6755399441055744.0
+            _rh99_w1 = _xc96_w1 - _k98_w1*0.6931471805598903
+            _rl100_w1 = _k98_w1*5.497923018708371e-14
+            _r101_w1 = _rh99_w1 - _rl100_w1
+            _rc102_w1 = (_rh99_w1 - _r101_w1) - _rl100_w1
+            _e103_w1 = 0.5 + 0.1666666666666667*_r101_w1
+            _e104_w1 = 0.04166666666666667 + 0.008333333333326136*_r101_w1
+            _e105_w1 = 0.001388888888888375 + 0.00019841269874815834*_r101_w1
+            _e106_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r101_w1
+            _e107_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r101_w1
+            _x108_w1 = _r101_w1*_r101_w1
+            _e109_w1 = _e103_w1 + _e104_w1*_x108_w1
+            _e110_w1 = _e105_w1 + _e106_w1*_x108_w1
+            _e111_w1 = _e107_w1 + 2.0914685161418067e-09*_x108_w1
+            _x112_w1 = _x108_w1*_x108_w1
+            _e113_w1 = _e109_w1 + _e110_w1*_x112_w1
+            _x114_w1 = _x112_w1*_x112_w1
+            _e115_w1 = _e113_w1 + _e111_w1*_x114_w1
+            _q116_w1 = (_r101_w1*_r101_w1)*_e115_w1 + _rc102_w1
+            _q117_w1 = _r101_w1 + _q116_w1
+            _kt118_w1 = _k98_w1*0.5 + 6755399441055744.0
+            _ki119_w1 = _i64(_f64(_kt97_w1).view(_i64) - _i64(4843621399236968448))
+            _ki120_w1 = _i64(_f64(_kt118_w1).view(_i64) - _i64(4843621399236968448))
+            _sc121_w1 = _i64((_ki120_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc122_w1 = _i64((_ki119_w1 - _ki120_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _p123_w1 = 1.0 + _q117_w1
+            _ex124_w1 = (_p123_w1*_sc121_w1)*_sc122_w1
+            _ex125_w1 = _sel(_na94_w1 == _na94_w1, _ex124_w1, _na94_w1)
+            _d126_w1 = 1.0 + _ex125_w1
+            _sg127_w1 = 1.0/_d126_w1
+            _sg128_w1 = _ex125_w1/_d126_w1
+            _xd0_w1 = cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1) - 0.5*(scale_xy - 1.0)
+            _s129_w1 = abs(cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1) - 0.5*(scale_xy - 1.0))
+            _s130_w1 = -0.5*scale_xy*abs(_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+            _xg0_w1 = _s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) > 0.0
+            if not _xg0_w1:
+                _xdd1 = -1.0 + scale_xy
+                _xdd2 = _xdd1 - -1.0
+                _xdd3 = (-1.0 - (_xdd1 - _xdd2)) + (scale_xy - _xdd2)
+                _xc4 = -0.5*134217728.0 + -0.5
+                _xh5 = _xc4 - (_xc4 - -0.5)
+                _xl6 = -0.5 - _xh5
+                _xc7 = _xdd1*134217728.0 + _xdd1
+                _xh8 = _xc7 - (_xc7 - _xdd1)
+                _xl9 = _xdd1 - _xh8
+                _xdd10 = _xh5*_xh8
+                _xdd11 = _xh5*_xl9 + _xl6*_xh8
+                _xdd12 = _xdd10 + _xdd11
+                _xdd13 = (_xdd11 - (_xdd12 - _xdd10)) + _xl6*_xl9
+                _xdd14 = _xdd13 + (-0.5*_xdd3)
+                _xdd15 = _xdd12 + _xdd14
+                _xdd16 = _xdd14 - (_xdd15 - _xdd12)
+                _xdd17 = cx_w1 + _xdd15
+                _xdd18 = _xdd17 - cx_w1
+                _xdd19 = (cx_w1 - (_xdd17 - _xdd18)) + (_xdd15 - _xdd18)
+                _xdd20 = _xdd19 + _xdd16
+                _xdd21 = _xdd17 + _xdd20
+                _xdd22 = _xdd20 - (_xdd21 - _xdd17)
+                _xdd23 = tx_w1 >= 0.0
+                _xdd24 = -tx_w1
+                _xdd25 = _sel(_xdd23, _xdd24, tx_w1)
+                _xdd26 = _ddf.exp(_xdd25, 0.0)
+                _xdd27 = _xdd26[0]
+                _xdd28 = _xdd26[1]
+                _xdd29 = 1.0 + _xdd27
+                _xdd30 = _xdd29 - 1.0
+                _xdd31 = (1.0 - (_xdd29 - _xdd30)) + (_xdd27 - _xdd30)
+                _xdd32 = _xdd31 + _xdd28
+                _xdd33 = _xdd29 + _xdd32
+                _xdd34 = _xdd32 - (_xdd33 - _xdd29)
+                _xdd35 = _sel(_xdd23, 1.0, _xdd27)
+                _xdd36 = _sel(_xdd23, 0.0, _xdd28)
+                _xdd37 = _xdd35/_xdd33
+                _xc38 = _xdd33*134217728.0 + _xdd33
+                _xh39 = _xc38 - (_xc38 - _xdd33)
+                _xl40 = _xdd33 - _xh39
+                _xc41 = _xdd37*134217728.0 + _xdd37
+                _xh42 = _xc41 - (_xc41 - _xdd37)
+                _xl43 = _xdd37 - _xh42
+                _xdd44 = _xh39*_xh42
+                _xdd45 = _xh39*_xl43 + _xl40*_xh42
+                _xdd46 = _xdd44 + _xdd45
+                _xdd47 = (_xdd45 - (_xdd46 - _xdd44)) + _xl40*_xl43
+                _xdd48 = _xdd47 + (_xdd34*_xdd37)
+                _xdd49 = _xdd46 + _xdd48
+                _xdd50 = _xdd48 - (_xdd49 - _xdd46)
+                _xdd51 = -_xdd49
+                _xdd52 = -_xdd50
+                _xdd53 = _xdd35 + _xdd51
+                _xdd54 = _xdd53 - _xdd35
+                _xdd55 = (_xdd35 - (_xdd53 - _xdd54)) + (_xdd51 - _xdd54)
+                _xdd56 = _xdd36 + _xdd52
+                _xdd57 = _xdd56 - _xdd36
+                _xdd58 = (_xdd36 - (_xdd56 - _xdd57)) + (_xdd52 - _xdd57)
+                _xdd59 = _xdd55 + _xdd56
+                _xdd60 = _xdd53 + _xdd59
+                _xdd61 = _xdd59 - (_xdd60 - _xdd53)
+                _xdd62 = _xdd61 + _xdd58
+                _xdd63 = _xdd60 + _xdd62
+                _xdd64 = _xdd62 - (_xdd63 - _xdd60)
+                _xdd65 = _xdd63/_xdd33
+                _xdd66 = _xdd37 + _xdd65
+                _xdd67 = _xdd65 - (_xdd66 - _xdd37)
+                _xc68 = scale_xy*134217728.0 + scale_xy
+                _xh69 = _xc68 - (_xc68 - scale_xy)
+                _xl70 = scale_xy - _xh69
+                _xc71 = _xdd66*134217728.0 + _xdd66
+                _xh72 = _xc71 - (_xc71 - _xdd66)
+                _xl73 = _xdd66 - _xh72
+                _xdd74 = _xh69*_xh72
+                _xdd75 = _xh69*_xl73 + _xl70*_xh72
+                _xdd76 = _xdd74 + _xdd75
+                _xdd77 = (_xdd75 - (_xdd76 - _xdd74)) + _xl70*_xl73
+                _xdd78 = _xdd77 + (scale_xy*_xdd67)
+                _xdd79 = _xdd76 + _xdd78
+                _xdd80 = _xdd78 - (_xdd79 - _xdd76)
+                _xdd81 = _xdd21 + _xdd79
+                _xdd82 = _xdd81 - _xdd21
+                _xdd83 = (_xdd21 - (_xdd81 - _xdd82)) + (_xdd79 - _xdd82)
+                _xdd84 = _xdd22 + _xdd80
+                _xdd85 = _xdd84 - _xdd22
+                _xdd86 = (_xdd22 - (_xdd84 - _xdd85)) + (_xdd80 - _xdd85)
+                _xdd87 = _xdd83 + _xdd84
+                _xdd88 = _xdd81 + _xdd87
+                _xdd89 = _xdd87 - (_xdd88 - _xdd81)
+                _xdd90 = _xdd89 + _xdd86
+                _xdd91 = _xdd88 + _xdd90
+                _xdd92 = _xdd90 - (_xdd91 - _xdd88)
+                _xd0_w1 = _sel(abs(_xdd91) <= 1.7976931348623157e+308, _xdd91, _xd0_w1)
+            _s223_w1 = abs(ty_w1)
+            _na224_w1 = -_s223_w1
+            _xc225_w1 = _sel(_na224_w1 > -746.0, _na224_w1, -746.0)
+            _xc226_w1 = _sel(_xc225_w1 < 710.0, _xc225_w1, 710.0)
+            _kt227_w1 = _xc226_w1*1.4426950408889634 + 6755399441055744.0
+            _k228_w1 = _kt227_w1 - 6755399441055744.0
+            _rh229_w1 = _xc226_w1 - _k228_w1*0.6931471805598903
+            _rl230_w1 = _k228_w1*5.497923018708371e-14
+            _r231_w1 = _rh229_w1 - _rl230_w1
+            _rc232_w1 = (_rh229_w1 - _r231_w1) - _rl230_w1
+            _e233_w1 = 0.5 + 0.1666666666666667*_r231_w1
+            _e234_w1 = 0.04166666666666667 + 0.008333333333326136*_r231_w1
+            _e235_w1 = 0.001388888888888375 + 0.00019841269874815834*_r231_w1
+            _e236_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r231_w1
+            _e237_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r231_w1
+            _x238_w1 = _r231_w1*_r231_w1
+            _e239_w1 = _e233_w1 + _e234_w1*_x238_w1
+            _e240_w1 = _e235_w1 + _e236_w1*_x238_w1
+            _e241_w1 = _e237_w1 + 2.0914685161418067e-09*_x238_w1
+            _x242_w1 = _x238_w1*_x238_w1
+            _e243_w1 = _e239_w1 + _e240_w1*_x242_w1
+            _x244_w1 = _x242_w1*_x242_w1
+            _e245_w1 = _e243_w1 + _e241_w1*_x244_w1
+            _q246_w1 = (_r231_w1*_r231_w1)*_e245_w1 + _rc232_w1
+            _q247_w1 = _r231_w1 + _q246_w1
+            _kt248_w1 = _k228_w1*0.5 + 6755399441055744.0
+            _ki249_w1 = _i64(_f64(_kt227_w1).view(_i64) - _i64(4843621399236968448))
+            _ki250_w1 = _i64(_f64(_kt248_w1).view(_i64) - _i64(4843621399236968448))
+            _sc251_w1 = _i64((_ki250_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc252_w1 = _i64((_ki249_w1 - _ki250_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _p253_w1 = 1.0 + _q247_w1
+            _ex254_w1 = (_p253_w1*_sc251_w1)*_sc252_w1
+            _ex255_w1 = _sel(_na224_w1 == _na224_w1, _ex254_w1, _na224_w1)
+            _d256_w1 = 1.0 + _ex255_w1
+            _sg257_w1 = 1.0/_d256_w1
+            _sg258_w1 = _ex255_w1/_d256_w1
+            _xd1_w1 = cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1) - 0.5*(scale_xy - 1.0)
+            _s259_w1 = abs(cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1) - 0.5*(scale_xy - 1.0))
+            _s260_w1 = -0.5*scale_xy*abs(_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+            _xg1_w1 = _s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) > 0.0
+            if not _xg1_w1:
+                _xdd131 = -1.0 + scale_xy
+                _xdd132 = _xdd131 - -1.0
+                _xdd133 = (-1.0 - (_xdd131 - _xdd132)) + (scale_xy - _xdd132)
+                _xc134 = -0.5*134217728.0 + -0.5
+                _xh135 = _xc134 - (_xc134 - -0.5)
+                _xl136 = -0.5 - _xh135
+                _xc137 = _xdd131*134217728.0 + _xdd131
+                _xh138 = _xc137 - (_xc137 - _xdd131)
+                _xl139 = _xdd131 - _xh138
+                _xdd140 = _xh135*_xh138
+                _xdd141 = _xh135*_xl139 + _xl136*_xh138
+                _xdd142 = _xdd140 + _xdd141
+                _xdd143 = (_xdd141 - (_xdd142 - _xdd140)) + _xl136*_xl139
+                _xdd144 = _xdd143 + (-0.5*_xdd133)
+                _xdd145 = _xdd142 + _xdd144
+                _xdd146 = _xdd144 - (_xdd145 - _xdd142)
+                _xdd147 = cy_w1 + _xdd145
+                _xdd148 = _xdd147 - cy_w1
+                _xdd149 = (cy_w1 - (_xdd147 - _xdd148)) + (_xdd145 - _xdd148)
+                _xdd150 = _xdd149 + _xdd146
+                _xdd151 = _xdd147 + _xdd150
+                _xdd152 = _xdd150 - (_xdd151 - _xdd147)
+                _xdd153 = ty_w1 >= 0.0
+                _xdd154 = -ty_w1
+                _xdd155 = _sel(_xdd153, _xdd154, ty_w1)
+                _xdd156 = _ddf.exp(_xdd155, 0.0)
+                _xdd157 = _xdd156[0]
+                _xdd158 = _xdd156[1]
+                _xdd159 = 1.0 + _xdd157
+                _xdd160 = _xdd159 - 1.0
+                _xdd161 = (1.0 - (_xdd159 - _xdd160)) + (_xdd157 - _xdd160)
+                _xdd162 = _xdd161 + _xdd158
+                _xdd163 = _xdd159 + _xdd162
+                _xdd164 = _xdd162 - (_xdd163 - _xdd159)
+                _xdd165 = _sel(_xdd153, 1.0, _xdd157)
+                _xdd166 = _sel(_xdd153, 0.0, _xdd158)
+                _xdd167 = _xdd165/_xdd163
+                _xc168 = _xdd163*134217728.0 + _xdd163
+                _xh169 = _xc168 - (_xc168 - _xdd163)
+                _xl170 = _xdd163 - _xh169
+                _xc171 = _xdd167*134217728.0 + _xdd167
+                _xh172 = _xc171 - (_xc171 - _xdd167)
+                _xl173 = _xdd167 - _xh172
+                _xdd174 = _xh169*_xh172
+                _xdd175 = _xh169*_xl173 + _xl170*_xh172
+                _xdd176 = _xdd174 + _xdd175
+                _xdd177 = (_xdd175 - (_xdd176 - _xdd174)) + _xl170*_xl173
+                _xdd178 = _xdd177 + (_xdd164*_xdd167)
+                _xdd179 = _xdd176 + _xdd178
+                _xdd180 = _xdd178 - (_xdd179 - _xdd176)
+                _xdd181 = -_xdd179
+                _xdd182 = -_xdd180
+                _xdd183 = _xdd165 + _xdd181
+                _xdd184 = _xdd183 - _xdd165
+                _xdd185 = (_xdd165 - (_xdd183 - _xdd184)) + (_xdd181 - _xdd184)
+                _xdd186 = _xdd166 + _xdd182
+                _xdd187 = _xdd186 - _xdd166
+                _xdd188 = (_xdd166 - (_xdd186 - _xdd187)) + (_xdd182 - _xdd187)
+                _xdd189 = _xdd185 + _xdd186
+                _xdd190 = _xdd183 + _xdd189
+                _xdd191 = _xdd189 - (_xdd190 - _xdd183)
+                _xdd192 = _xdd191 + _xdd188
+                _xdd193 = _xdd190 + _xdd192
+                _xdd194 = _xdd192 - (_xdd193 - _xdd190)
+                _xdd195 = _xdd193/_xdd163
+                _xdd196 = _xdd167 + _xdd195
+                _xdd197 = _xdd195 - (_xdd196 - _xdd167)
+                _xc198 = scale_xy*134217728.0 + scale_xy
+                _xh199 = _xc198 - (_xc198 - scale_xy)
+                _xl200 = scale_xy - _xh199
+                _xc201 = _xdd196*134217728.0 + _xdd196
+                _xh202 = _xc201 - (_xc201 - _xdd196)
+                _xl203 = _xdd196 - _xh202
+                _xdd204 = _xh199*_xh202
+                _xdd205 = _xh199*_xl203 + _xl200*_xh202
+                _xdd206 = _xdd204 + _xdd205
+                _xdd207 = (_xdd205 - (_xdd206 - _xdd204)) + _xl200*_xl203
+                _xdd208 = _xdd207 + (scale_xy*_xdd197)
+                _xdd209 = _xdd206 + _xdd208
+                _xdd210 = _xdd208 - (_xdd209 - _xdd206)
+                _xdd211 = _xdd151 + _xdd209
+                _xdd212 = _xdd211 - _xdd151
+                _xdd213 = (_xdd151 - (_xdd211 - _xdd212)) + (_xdd209 - _xdd212)
+                _xdd214 = _xdd152 + _xdd210
+                _xdd215 = _xdd214 - _xdd152
+                _xdd216 = (_xdd152 - (_xdd214 - _xdd215)) + (_xdd210 - _xdd215)
+                _xdd217 = _xdd213 + _xdd214
+                _xdd218 = _xdd211 + _xdd217
+                _xdd219 = _xdd217 - (_xdd218 - _xdd211)
+                _xdd220 = _xdd219 + _xdd216
+                _xdd221 = _xdd218 + _xdd220
+                _xdd222 = _xdd220 - (_xdd221 - _xdd218)
+                _xd1_w1 = _sel(abs(_xdd221) <= 1.7976931348623157e+308, _xdd221, _xd1_w1)
+            if (scaled_wh == 1.0) and ((_s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _s261_w1 = abs(tw_w1)
+                _na262_w1 = -_s261_w1
+                _xc263_w1 = _sel(_na262_w1 > -746.0, _na262_w1, -746.0)
+                _xc264_w1 = _sel(_xc263_w1 < 710.0, _xc263_w1, 710.0)
+                _kt265_w1 = _xc264_w1*1.4426950408889634 + 6755399441055744.0
+                _k266_w1 = _kt265_w1 - 6755399441055744.0
+                _rh267_w1 = _xc264_w1 - _k266_w1*0.6931471805598903
+                _rl268_w1 = _k266_w1*5.497923018708371e-14
+                _r269_w1 = _rh267_w1 - _rl268_w1
+                _rc270_w1 = (_rh267_w1 - _r269_w1) - _rl268_w1
+                _e271_w1 = 0.5 + 0.1666666666666667*_r269_w1
+                _e272_w1 = 0.04166666666666667 + 0.008333333333326136*_r269_w1
+                _e273_w1 = 0.001388888888888375 + 0.00019841269874815834*_r269_w1
+                _e274_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r269_w1
+                _e275_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r269_w1
+                _x276_w1 = _r269_w1*_r269_w1
+                _e277_w1 = _e271_w1 + _e272_w1*_x276_w1
+                _e278_w1 = _e273_w1 + _e274_w1*_x276_w1
+                _e279_w1 = _e275_w1 + 2.0914685161418067e-09*_x276_w1
+                _x280_w1 = _x276_w1*_x276_w1
+                _e281_w1 = _e277_w1 + _e278_w1*_x280_w1
+                _x282_w1 = _x280_w1*_x280_w1
+                _e283_w1 = _e281_w1 + _e279_w1*_x282_w1
+                _q284_w1 = (_r269_w1*_r269_w1)*_e283_w1 + _rc270_w1
+                _q285_w1 = _r269_w1 + _q284_w1
+                _kt286_w1 = _k266_w1*0.5 + 6755399441055744.0
+                _ki287_w1 = _i64(_f64(_kt265_w1).view(_i64) - _i64(4843621399236968448))
+                _ki288_w1 = _i64(_f64(_kt286_w1).view(_i64) - _i64(4843621399236968448))
+                _sc289_w1 = _i64((_ki288_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc290_w1 = _i64((_ki287_w1 - _ki288_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p291_w1 = 1.0 + _q285_w1
+                _ex292_w1 = (_p291_w1*_sc289_w1)*_sc290_w1
+                _ex293_w1 = _sel(_na262_w1 == _na262_w1, _ex292_w1, _na262_w1)
+                _d294_w1 = 1.0 + _ex293_w1
+                _dl295_w1 = _ex293_w1 - (_d294_w1 - 1.0)
+                _a296_w1 = 2.0*tw_w1
+                _xc297_w1 = _sel(_a296_w1 > -746.0, _a296_w1, -746.0)
+                _xc298_w1 = _sel(_xc297_w1 < 710.0, _xc297_w1, 710.0)
+                _kt299_w1 = _xc298_w1*1.4426950408889634 + 6755399441055744.0
+                _k300_w1 = _kt299_w1 - 6755399441055744.0
+                _rh301_w1 = _xc298_w1 - _k300_w1*0.6931471805598903
+                _rl302_w1 = _k300_w1*5.497923018708371e-14
+                _r303_w1 = _rh301_w1 - _rl302_w1
+                _rc304_w1 = (_rh301_w1 - _r303_w1) - _rl302_w1
+                _e305_w1 = 0.5 + 0.1666666666666667*_r303_w1
+                _e306_w1 = 0.04166666666666667 + 0.008333333333326136*_r303_w1
+                _e307_w1 = 0.001388888888888375 + 0.00019841269874815834*_r303_w1
+                _e308_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r303_w1
+                _e309_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r303_w1
+                _x310_w1 = _r303_w1*_r303_w1
+                _e311_w1 = _e305_w1 + _e306_w1*_x310_w1
+                _e312_w1 = _e307_w1 + _e308_w1*_x310_w1
+                _e313_w1 = _e309_w1 + 2.0914685161418067e-09*_x310_w1
+                _x314_w1 = _x310_w1*_x310_w1
+                _e315_w1 = _e311_w1 + _e312_w1*_x314_w1
+                _x316_w1 = _x314_w1*_x314_w1
+                _e317_w1 = _e315_w1 + _e313_w1*_x316_w1
+                _q318_w1 = (_r303_w1*_r303_w1)*_e317_w1 + _rc304_w1
+                _q319_w1 = _r303_w1 + _q318_w1
+                _kt320_w1 = _k300_w1*0.5 + 6755399441055744.0
+                _ki321_w1 = _i64(_f64(_kt299_w1).view(_i64) - _i64(4843621399236968448))
+                _ki322_w1 = _i64(_f64(_kt320_w1).view(_i64) - _i64(4843621399236968448))
+                _sc323_w1 = _i64((_ki322_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc324_w1 = _i64((_ki321_w1 - _ki322_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p325_w1 = 1.0 + _q319_w1
+                _ex326_w1 = (_p325_w1*_sc323_w1)*_sc324_w1
+                _ex327_w1 = _sel(_a296_w1 == _a296_w1, _ex326_w1, _a296_w1)
+                _q328_w1 = pw_w1*_sel(tw_w1 >= 0.0, 1.0, _ex327_w1)/(_d294_w1*_d294_w1)
+                bw_w1 = 4.0*(_q328_w1 - _q328_w1*(2.0*_dl295_w1/_d294_w1))
+                _s329_w1 = abs(th_w1)
+                _na330_w1 = -_s329_w1
+                _xc331_w1 = _sel(_na330_w1 > -746.0, _na330_w1, -746.0)
+                _xc332_w1 = _sel(_xc331_w1 < 710.0, _xc331_w1, 710.0)
+                _kt333_w1 = _xc332_w1*1.4426950408889634 + 6755399441055744.0
+                _k334_w1 = _kt333_w1 - 6755399441055744.0
+                _rh335_w1 = _xc332_w1 - _k334_w1*0.6931471805598903
+                _rl336_w1 = _k334_w1*5.497923018708371e-14
+                _r337_w1 = _rh335_w1 - _rl336_w1
+                _rc338_w1 = (_rh335_w1 - _r337_w1) - _rl336_w1
+                _e339_w1 = 0.5 + 0.1666666666666667*_r337_w1
+                _e340_w1 = 0.04166666666666667 + 0.008333333333326136*_r337_w1
+                _e341_w1 = 0.001388888888888375 + 0.00019841269874815834*_r337_w1
+                _e342_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r337_w1
+                _e343_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r337_w1
+                _x344_w1 = _r337_w1*_r337_w1
+                _e345_w1 = _e339_w1 + _e340_w1*_x344_w1
+                _e346_w1 = _e341_w1 + _e342_w1*_x344_w1
+                _e347_w1 = _e343_w1 + 2.0914685161418067e-09*_x344_w1
+                _x348_w1 = _x344_w1*_x344_w1
+                _e349_w1 = _e345_w1 + _e346_w1*_x348_w1
+                _x350_w1 = _x348_w1*_x348_w1
+                _e351_w1 = _e349_w1 + _e347_w1*_x350_w1
+                _q352_w1 = (_r337_w1*_r337_w1)*_e351_w1 + _rc338_w1
+                _q353_w1 = _r337_w1 + _q352_w1
+                _kt354_w1 = _k334_w1*0.5 + 6755399441055744.0
+                _ki355_w1 = _i64(_f64(_kt333_w1).view(_i64) - _i64(4843621399236968448))
+                _ki356_w1 = _i64(_f64(_kt354_w1).view(_i64) - _i64(4843621399236968448))
+                _sc357_w1 = _i64((_ki356_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc358_w1 = _i64((_ki355_w1 - _ki356_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p359_w1 = 1.0 + _q353_w1
+                _ex360_w1 = (_p359_w1*_sc357_w1)*_sc358_w1
+                _ex361_w1 = _sel(_na330_w1 == _na330_w1, _ex360_w1, _na330_w1)
+                _d362_w1 = 1.0 + _ex361_w1
+                _dl363_w1 = _ex361_w1 - (_d362_w1 - 1.0)
+                _a364_w1 = 2.0*th_w1
+                _xc365_w1 = _sel(_a364_w1 > -746.0, _a364_w1, -746.0)
+                _xc366_w1 = _sel(_xc365_w1 < 710.0, _xc365_w1, 710.0)
+                _kt367_w1 = _xc366_w1*1.4426950408889634 + 6755399441055744.0
+                _k368_w1 = _kt367_w1 - 6755399441055744.0
+                _rh369_w1 = _xc366_w1 - _k368_w1*0.6931471805598903
+                _rl370_w1 = _k368_w1*5.497923018708371e-14
+                _r371_w1 = _rh369_w1 - _rl370_w1
+                _rc372_w1 = (_rh369_w1 - _r371_w1) - _rl370_w1
+                _e373_w1 = 0.5 + 0.1666666666666667*_r371_w1
+                _e374_w1 = 0.04166666666666667 + 0.008333333333326136*_r371_w1
+                _e375_w1 = 0.001388888888888375 + 0.00019841269874815834*_r371_w1
+                _e376_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r371_w1
+                _e377_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r371_w1
+                _x378_w1 = _r371_w1*_r371_w1
+                _e379_w1 = _e373_w1 + _e374_w1*_x378_w1
+                _e380_w1 = _e375_w1 + _e376_w1*_x378_w1
+                _e381_w1 = _e377_w1 + 2.0914685161418067e-09*_x378_w1
+                _x382_w1 = _x378_w1*_x378_w1
+                _e383_w1 = _e379_w1 + _e380_w1*_x382_w1
+                _x384_w1 = _x382_w1*_x382_w1
+                _e385_w1 = _e383_w1 + _e381_w1*_x384_w1
+                _q386_w1 = (_r371_w1*_r371_w1)*_e385_w1 + _rc372_w1
+                _q387_w1 = _r371_w1 + _q386_w1
+                _kt388_w1 = _k368_w1*0.5 + 6755399441055744.0
+                _ki389_w1 = _i64(_f64(_kt367_w1).view(_i64) - _i64(4843621399236968448))
+                _ki390_w1 = _i64(_f64(_kt388_w1).view(_i64) - _i64(4843621399236968448))
+                _sc391_w1 = _i64((_ki390_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc392_w1 = _i64((_ki389_w1 - _ki390_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p393_w1 = 1.0 + _q387_w1
+                _ex394_w1 = (_p393_w1*_sc391_w1)*_sc392_w1
+                _ex395_w1 = _sel(_a364_w1 == _a364_w1, _ex394_w1, _a364_w1)
+                _q396_w1 = ph_w1*_sel(th_w1 >= 0.0, 1.0, _ex395_w1)/(_d362_w1*_d362_w1)
+                bh_w1 = 4.0*(_q396_w1 - _q396_w1*(2.0*_dl363_w1/_d362_w1))
+            elif (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+                _t0_w2 = -0.5*(scale_xy - 1.0)
+                bx_w1 = stride*(_t0_w2 + cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+                by_w1 = stride*(_t0_w2 + cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+                _s397 = abs(tw_w1)
+                _na398 = -_s397
+                _xc399 = _sel(_na398 > -746.0, _na398, -746.0)
+                _xc400 = _sel(_xc399 < 710.0, _xc399, 710.0)
+                _kt401 = _xc400*1.4426950408889634 + 6755399441055744.0
+                _k402 = _kt401 - 6755399441055744.0
+                _rh403 = _xc400 - _k402*0.6931471805598903
+                _rl404 = _k402*5.497923018708371e-14
+                _r405 = _rh403 - _rl404
+                _rc406 = (_rh403 - _r405) - _rl404
+                _e407_w1 = 0.5 + 0.1666666666666667*_r405
+                _e408_w1 = 0.04166666666666667 + 0.008333333333326136*_r405
+                _e409_w1 = 0.001388888888888375 + 0.00019841269874815834*_r405
+                _e410 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r405
+                _e411_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r405
+                _x412 = _r405*_r405
+                _e413_w1 = _e407_w1 + _e408_w1*_x412
+                _e414 = _e409_w1 + _e410*_x412
+                _e415_w1 = _e411_w1 + 2.0914685161418067e-09*_x412
+                _x416_w1 = _x412*_x412
+                _e417_w1 = _e413_w1 + _e414*_x416_w1
+                _x418 = _x416_w1*_x416_w1
+                _e419 = _e417_w1 + _e415_w1*_x418
+                _q420 = (_r405*_r405)*_e419 + _rc406
+                _q421 = _r405 + _q420
+                _kt422 = _k402*0.5 + 6755399441055744.0
+                _ki423 = _i64(_f64(_kt401).view(_i64) - _i64(4843621399236968448))
+                _ki424 = _i64(_f64(_kt422).view(_i64) - _i64(4843621399236968448))
+                _sc425 = _i64((_ki424 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc426 = _i64((_ki423 - _ki424 + _i64(1023)) << _i64(52)).view(_f64)
+                _p427 = 1.0 + _q421
+                _ex428 = (_p427*_sc425)*_sc426
+                _ex429 = _sel(_na398 == _na398, _ex428, _na398)
+                _d430 = 1.0 + _ex429
+                _dl431 = _ex429 - (_d430 - 1.0)
+                _a432 = 2.0*tw_w1
+                _xc433 = _sel(_a432 > -746.0, _a432, -746.0)
+                _xc434 = _sel(_xc433 < 710.0, _xc433, 710.0)
+                _kt435 = _xc434*1.4426950408889634 + 6755399441055744.0
+                _k436 = _kt435 - 6755399441055744.0
+                _rh437 = _xc434 - _k436*0.6931471805598903
+                _rl438 = _k436*5.497923018708371e-14
+                _r439 = _rh437 - _rl438
+                _rc440 = (_rh437 - _r439) - _rl438
+                _e441 = 0.5 + 0.1666666666666667*_r439
+                _e442_w1 = 0.04166666666666667 + 0.008333333333326136*_r439
+                _e443_w1 = 0.001388888888888375 + 0.00019841269874815834*_r439
+                _e444_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r439
+                _e445 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r439
+                _x446 = _r439*_r439
+                _e447 = _e441 + _e442_w1*_x446
+                _e448_w1 = _e443_w1 + _e444_w1*_x446
+                _e449 = _e445 + 2.0914685161418067e-09*_x446
+                _x450 = _x446*_x446
+                _e451 = _e447 + _e448_w1*_x450
+                _x452 = _x450*_x450
+                _e453 = _e451 + _e449*_x452
+                _q454 = (_r439*_r439)*_e453 + _rc440
+                _q455 = _r439 + _q454
+                _kt456 = _k436*0.5 + 6755399441055744.0
+                _ki457 = _i64(_f64(_kt435).view(_i64) - _i64(4843621399236968448))
+                _ki458 = _i64(_f64(_kt456).view(_i64) - _i64(4843621399236968448))
+                _sc459 = _i64((_ki458 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc460 = _i64((_ki457 - _ki458 + _i64(1023)) << _i64(52)).view(_f64)
+                _p461 = 1.0 + _q455
+                _ex462 = (_p461*_sc459)*_sc460
+                _ex463 = _sel(_a432 == _a432, _ex462, _a432)
+                _q464 = pw_w1*_sel(tw_w1 >= 0.0, 1.0, _ex463)/(_d430*_d430)
+                bw_w1 = 4.0*(_q464 - _q464*(2.0*_dl431/_d430))
+                _s465 = abs(th_w1)
+                _na466 = -_s465
+                _xc467 = _sel(_na466 > -746.0, _na466, -746.0)
+                _xc468 = _sel(_xc467 < 710.0, _xc467, 710.0)
+                _kt469 = _xc468*1.4426950408889634 + 6755399441055744.0
+                _k470 = _kt469 - 6755399441055744.0
+                _rh471 = _xc468 - _k470*0.6931471805598903
+                _rl472 = _k470*5.497923018708371e-14
+                _r473 = _rh471 - _rl472
+                _rc474 = (_rh471 - _r473) - _rl472
+                _e475 = 0.5 + 0.1666666666666667*_r473
+                _e476 = 0.04166666666666667 + 0.008333333333326136*_r473
+                _e477 = 0.001388888888888375 + 0.00019841269874815834*_r473
+                _e478 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r473
+                _e479 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r473
+                _x480 = _r473*_r473
+                _e481 = _e475 + _e476*_x480
+                _e482 = _e477 + _e478*_x480
+                _e483 = _e479 + 2.0914685161418067e-09*_x480
+                _x484 = _x480*_x480
+                _e485 = _e481 + _e482*_x484
+                _x486 = _x484*_x484
+                _e487 = _e485 + _e483*_x486
+                _q488 = (_r473*_r473)*_e487 + _rc474
+                _q489 = _r473 + _q488
+                _kt490 = _k470*0.5 + 6755399441055744.0
+                _ki491 = _i64(_f64(_kt469).view(_i64) - _i64(4843621399236968448))
+                _ki492 = _i64(_f64(_kt490).view(_i64) - _i64(4843621399236968448))
+                _sc493 = _i64((_ki492 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc494 = _i64((_ki491 - _ki492 + _i64(1023)) << _i64(52)).view(_f64)
+                _p495 = 1.0 + _q489
+                _ex496 = (_p495*_sc493)*_sc494
+                _ex497 = _sel(_na466 == _na466, _ex496, _na466)
+                _d498 = 1.0 + _ex497
+                _dl499 = _ex497 - (_d498 - 1.0)
+                _a500 = 2.0*th_w1
+                _xc501 = _sel(_a500 > -746.0, _a500, -746.0)
+                _xc502 = _sel(_xc501 < 710.0, _xc501, 710.0)
+                _kt503 = _xc502*1.4426950408889634 + 6755399441055744.0
+                _k504 = _kt503 - 6755399441055744.0
+                _rh505 = _xc502 - _k504*0.6931471805598903
+                _rl506 = _k504*5.497923018708371e-14
+                _r507 = _rh505 - _rl506
+                _rc508 = (_rh505 - _r507) - _rl506
+                _e509 = 0.5 + 0.1666666666666667*_r507
+                _e510 = 0.04166666666666667 + 0.008333333333326136*_r507
+                _e511 = 0.001388888888888375 + 0.00019841269874815834*_r507
+                _e512 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r507
+                _e513 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r507
+                _x514 = _r507*_r507
+                _e515 = _e509 + _e510*_x514
+                _e516 = _e511 + _e512*_x514
+                _e517 = _e513 + 2.0914685161418067e-09*_x514
+                _x518 = _x514*_x514
+                _e519 = _e515 + _e516*_x518
+                _x520 = _x518*_x518
+                _e521 = _e519 + _e517*_x520
+                _q522 = (_r507*_r507)*_e521 + _rc508
+                _q523 = _r507 + _q522
+                _kt524 = _k504*0.5 + 6755399441055744.0
+                _ki525 = _i64(_f64(_kt503).view(_i64) - _i64(4843621399236968448))
+                _ki526 = _i64(_f64(_kt524).view(_i64) - _i64(4843621399236968448))
+                _sc527 = _i64((_ki526 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc528 = _i64((_ki525 - _ki526 + _i64(1023)) << _i64(52)).view(_f64)
+                _p529 = 1.0 + _q523
+                _ex530 = (_p529*_sc527)*_sc528
+                _ex531 = _sel(_a500 == _a500, _ex530, _a500)
+                _q532 = ph_w1*_sel(th_w1 >= 0.0, 1.0, _ex531)/(_d498*_d498)
+                bh_w1 = 4.0*(_q532 - _q532*(2.0*_dl499/_d498))
+            elif (_s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0):  # exponential sizes p exp(t), a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _xc533 = _sel(tw_w1 > -746.0, tw_w1, -746.0)
+                _xc534 = _sel(_xc533 < 710.0, _xc533, 710.0)
+                _kt535 = _xc534*1.4426950408889634 + 6755399441055744.0
+                _k536 = _kt535 - 6755399441055744.0
+                _rh537 = _xc534 - _k536*0.6931471805598903
+                _rl538 = _k536*5.497923018708371e-14
+                _r539 = _rh537 - _rl538
+                _rc540 = (_rh537 - _r539) - _rl538
+                _e541 = 0.5 + 0.1666666666666667*_r539
+                _e542 = 0.04166666666666667 + 0.008333333333326136*_r539
+                _e543 = 0.001388888888888375 + 0.00019841269874815834*_r539
+                _e544 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r539
+                _e545 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r539
+                _x546 = _r539*_r539
+                _e547 = _e541 + _e542*_x546
+                _e548 = _e543 + _e544*_x546
+                _e549 = _e545 + 2.0914685161418067e-09*_x546
+                _x550 = _x546*_x546
+                _e551 = _e547 + _e548*_x550
+                _x552 = _x550*_x550
+                _e553 = _e551 + _e549*_x552
+                _q554 = (_r539*_r539)*_e553 + _rc540
+                _q555 = _r539 + _q554
+                _kt556 = _k536*0.5 + 6755399441055744.0
+                _ki557 = _i64(_f64(_kt535).view(_i64) - _i64(4843621399236968448))
+                _ki558 = _i64(_f64(_kt556).view(_i64) - _i64(4843621399236968448))
+                _sc559 = _i64((_ki558 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc560 = _i64((_ki557 - _ki558 + _i64(1023)) << _i64(52)).view(_f64)
+                _p561 = 1.0 + _q555
+                _ex562 = (_p561*_sc559)*_sc560
+                _ex563 = _sel(tw_w1 == tw_w1, _ex562, tw_w1)
+                bw_w1 = pw_w1*_ex563
+                _xc564 = _sel(th_w1 > -746.0, th_w1, -746.0)
+                _xc565 = _sel(_xc564 < 710.0, _xc564, 710.0)
+                _kt566 = _xc565*1.4426950408889634 + 6755399441055744.0
+                _k567 = _kt566 - 6755399441055744.0
+                _rh568 = _xc565 - _k567*0.6931471805598903
+                _rl569 = _k567*5.497923018708371e-14
+                _r570 = _rh568 - _rl569
+                _rc571 = (_rh568 - _r570) - _rl569
+                _e572 = 0.5 + 0.1666666666666667*_r570
+                _e573 = 0.04166666666666667 + 0.008333333333326136*_r570
+                _e574 = 0.001388888888888375 + 0.00019841269874815834*_r570
+                _e575 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r570
+                _e576 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r570
+                _x577 = _r570*_r570
+                _e578 = _e572 + _e573*_x577
+                _e579 = _e574 + _e575*_x577
+                _e580 = _e576 + 2.0914685161418067e-09*_x577
+                _x581 = _x577*_x577
+                _e582 = _e578 + _e579*_x581
+                _x583 = _x581*_x581
+                _e584 = _e582 + _e580*_x583
+                _q585 = (_r570*_r570)*_e584 + _rc571
+                _q586 = _r570 + _q585
+                _kt587 = _k567*0.5 + 6755399441055744.0
+                _ki588 = _i64(_f64(_kt566).view(_i64) - _i64(4843621399236968448))
+                _ki589 = _i64(_f64(_kt587).view(_i64) - _i64(4843621399236968448))
+                _sc590 = _i64((_ki589 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc591 = _i64((_ki588 - _ki589 + _i64(1023)) << _i64(52)).view(_f64)
+                _p592 = 1.0 + _q586
+                _ex593 = (_p592*_sc590)*_sc591
+                _ex594 = _sel(th_w1 == th_w1, _ex593, th_w1)
+                bh_w1 = ph_w1*_ex594
+            else:  # exponential sizes p exp(t)
+                _t0_w1_w1 = -0.5*(scale_xy - 1.0)
+                bx_w1 = stride*(_t0_w1_w1 + cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+                by_w1 = stride*(_t0_w1_w1 + cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+                _xc595 = _sel(tw_w1 > -746.0, tw_w1, -746.0)
+                _xc596 = _sel(_xc595 < 710.0, _xc595, 710.0)
+                _kt597 = _xc596*1.4426950408889634 + 6755399441055744.0
+                _k598 = _kt597 - 6755399441055744.0
+                _rh599 = _xc596 - _k598*0.6931471805598903
+                _rl600 = _k598*5.497923018708371e-14
+                _r601 = _rh599 - _rl600
+                _rc602 = (_rh599 - _r601) - _rl600
+                _e603 = 0.5 + 0.1666666666666667*_r601
+                _e604 = 0.04166666666666667 + 0.008333333333326136*_r601
+                _e605 = 0.001388888888888375 + 0.00019841269874815834*_r601
+                _e606 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r601
+                _e607 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r601
+                _x608 = _r601*_r601
+                _e609 = _e603 + _e604*_x608
+                _e610 = _e605 + _e606*_x608
+                _e611 = _e607 + 2.0914685161418067e-09*_x608
+                _x612 = _x608*_x608
+                _e613 = _e609 + _e610*_x612
+                _x614 = _x612*_x612
+                _e615 = _e613 + _e611*_x614
+                _q616 = (_r601*_r601)*_e615 + _rc602
+                _q617 = _r601 + _q616
+                _kt618 = _k598*0.5 + 6755399441055744.0
+                _ki619 = _i64(_f64(_kt597).view(_i64) - _i64(4843621399236968448))
+                _ki620 = _i64(_f64(_kt618).view(_i64) - _i64(4843621399236968448))
+                _sc621 = _i64((_ki620 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc622 = _i64((_ki619 - _ki620 + _i64(1023)) << _i64(52)).view(_f64)
+                _p623 = 1.0 + _q617
+                _ex624 = (_p623*_sc621)*_sc622
+                _ex625 = _sel(tw_w1 == tw_w1, _ex624, tw_w1)
+                bw_w1 = pw_w1*_ex625
+                _xc626 = _sel(th_w1 > -746.0, th_w1, -746.0)
+                _xc627 = _sel(_xc626 < 710.0, _xc626, 710.0)
+                _kt628 = _xc627*1.4426950408889634 + 6755399441055744.0
+                _k629 = _kt628 - 6755399441055744.0
+                _rh630 = _xc627 - _k629*0.6931471805598903
+                _rl631 = _k629*5.497923018708371e-14
+                _r632 = _rh630 - _rl631
+                _rc633 = (_rh630 - _r632) - _rl631
+                _e634 = 0.5 + 0.1666666666666667*_r632
+                _e635 = 0.04166666666666667 + 0.008333333333326136*_r632
+                _e636 = 0.001388888888888375 + 0.00019841269874815834*_r632
+                _e637 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r632
+                _e638 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r632
+                _x639 = _r632*_r632
+                _e640 = _e634 + _e635*_x639
+                _e641 = _e636 + _e637*_x639
+                _e642 = _e638 + 2.0914685161418067e-09*_x639
+                _x643 = _x639*_x639
+                _e644 = _e640 + _e641*_x643
+                _x645 = _x643*_x643
+                _e646 = _e644 + _e642*_x645
+                _q647 = (_r632*_r632)*_e646 + _rc633
+                _q648 = _r632 + _q647
+                _kt649 = _k629*0.5 + 6755399441055744.0
+                _ki650 = _i64(_f64(_kt628).view(_i64) - _i64(4843621399236968448))
+                _ki651 = _i64(_f64(_kt649).view(_i64) - _i64(4843621399236968448))
+                _sc652 = _i64((_ki651 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc653 = _i64((_ki650 - _ki651 + _i64(1023)) << _i64(52)).view(_f64)
+                _p654 = 1.0 + _q648
+                _ex655 = (_p654*_sc652)*_sc653
+                _ex656 = _sel(th_w1 == th_w1, _ex655, th_w1)
+                bh_w1 = ph_w1*_ex656
+            _out[_unsigned(4) * _i_w1] = bx_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(1)] = by_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(2)] = bw_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(3)] = bh_w1
     _bad = 0
-    for _i_w1 in range(_unsigned(_m)):
-        _bad += _sel(((_t[_unsigned(4) * _i_w1] - _t[_unsigned(4) * _i_w1])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(1)] - _t[_unsigned(4) * _i_w1 + _unsigned(1)])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(2)] - _t[_unsigned(4) * _i_w1 + _unsigned(2)])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(3)] - _t[_unsigned(4) * _i_w1 + _unsigned(3)])
-                + (_anchors[_unsigned(2) * _i_w1] - _anchors[_unsigned(2) * _i_w1])
-                + (_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w1 + _unsigned(1)])
-                + (_grid[_unsigned(2) * _i_w1] - _grid[_unsigned(2) * _i_w1])
-                + (_grid[_unsigned(2) * _i_w1 + _unsigned(1)] - _grid[_unsigned(2) * _i_w1 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w1] - _cotangent[_unsigned(4) * _i_w1])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]) != 0.0)
-                | ((_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] <= 0.0))
-                | ((_anchors[_unsigned(2) * _i_w1] <= 0.0)), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
+                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
+                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != 0.0)
+                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= 0.0))
+                | ((_anchors[_unsigned(2) * _i_w2] <= 0.0)), 1, 0)
     return _bad
 
 
@@ -564,6 +1108,8 @@ def value_f64(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
         scaled_wh, stride):
     _m = _out.shape[0] // 4
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         tx = _t[_unsigned(4) * _i]
         ty = _t[_unsigned(4) * _i + _unsigned(1)]
@@ -617,100 +1163,6 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _s129 = abs(cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128) - 0.5*(scale_xy - 1.0))
         _s130 = -0.5*scale_xy*abs(_sel(tx >= 0.0, _sg127, _sg128))
         _xg0 = _s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) > 0.0
-        if not _xg0:
-            _xdd1 = -1.0 + scale_xy
-            _xdd2 = _xdd1 - -1.0
-            _xdd3 = (-1.0 - (_xdd1 - _xdd2)) + (scale_xy - _xdd2)
-            _xc4 = -0.5*134217728.0 + -0.5
-            _xh5 = _xc4 - (_xc4 - -0.5)
-            _xl6 = -0.5 - _xh5
-            _xc7 = _xdd1*134217728.0 + _xdd1
-            _xh8 = _xc7 - (_xc7 - _xdd1)
-            _xl9 = _xdd1 - _xh8
-            _xdd10 = _xh5*_xh8
-            _xdd11 = _xh5*_xl9 + _xl6*_xh8
-            _xdd12 = _xdd10 + _xdd11
-            _xdd13 = (_xdd11 - (_xdd12 - _xdd10)) + _xl6*_xl9
-            _xdd14 = _xdd13 + (-0.5*_xdd3)
-            _xdd15 = _xdd12 + _xdd14
-            _xdd16 = _xdd14 - (_xdd15 - _xdd12)
-            _xdd17 = cx + _xdd15
-            _xdd18 = _xdd17 - cx
-            _xdd19 = (cx - (_xdd17 - _xdd18)) + (_xdd15 - _xdd18)
-            _xdd20 = _xdd19 + _xdd16
-            _xdd21 = _xdd17 + _xdd20
-            _xdd22 = _xdd20 - (_xdd21 - _xdd17)
-            _xdd23 = tx >= 0.0
-            _xdd24 = -tx
-            _xdd25 = _sel(_xdd23, _xdd24, tx)
-            _xdd26 = _ddf.exp(_xdd25, 0.0)
-            _xdd27 = _xdd26[0]
-            _xdd28 = _xdd26[1]
-            _xdd29 = 1.0 + _xdd27
-            _xdd30 = _xdd29 - 1.0
-            _xdd31 = (1.0 - (_xdd29 - _xdd30)) + (_xdd27 - _xdd30)
-            _xdd32 = _xdd31 + _xdd28
-            _xdd33 = _xdd29 + _xdd32
-            _xdd34 = _xdd32 - (_xdd33 - _xdd29)
-            _xdd35 = _sel(_xdd23, 1.0, _xdd27)
-            _xdd36 = _sel(_xdd23, 0.0, _xdd28)
-            _xdd37 = _xdd35/_xdd33
-            _xc38 = _xdd33*134217728.0 + _xdd33
-            _xh39 = _xc38 - (_xc38 - _xdd33)
-            _xl40 = _xdd33 - _xh39
-            _xc41 = _xdd37*134217728.0 + _xdd37
-            _xh42 = _xc41 - (_xc41 - _xdd37)
-            _xl43 = _xdd37 - _xh42
-            _xdd44 = _xh39*_xh42
-            _xdd45 = _xh39*_xl43 + _xl40*_xh42
-            _xdd46 = _xdd44 + _xdd45
-            _xdd47 = (_xdd45 - (_xdd46 - _xdd44)) + _xl40*_xl43
-            _xdd48 = _xdd47 + (_xdd34*_xdd37)
-            _xdd49 = _xdd46 + _xdd48
-            _xdd50 = _xdd48 - (_xdd49 - _xdd46)
-            _xdd51 = -_xdd49
-            _xdd52 = -_xdd50
-            _xdd53 = _xdd35 + _xdd51
-            _xdd54 = _xdd53 - _xdd35
-            _xdd55 = (_xdd35 - (_xdd53 - _xdd54)) + (_xdd51 - _xdd54)
-            _xdd56 = _xdd36 + _xdd52
-            _xdd57 = _xdd56 - _xdd36
-            _xdd58 = (_xdd36 - (_xdd56 - _xdd57)) + (_xdd52 - _xdd57)
-            _xdd59 = _xdd55 + _xdd56
-            _xdd60 = _xdd53 + _xdd59
-            _xdd61 = _xdd59 - (_xdd60 - _xdd53)
-            _xdd62 = _xdd61 + _xdd58
-            _xdd63 = _xdd60 + _xdd62
-            _xdd64 = _xdd62 - (_xdd63 - _xdd60)
-            _xdd65 = _xdd63/_xdd33
-            _xdd66 = _xdd37 + _xdd65
-            _xdd67 = _xdd65 - (_xdd66 - _xdd37)
-            _xc68 = scale_xy*134217728.0 + scale_xy
-            _xh69 = _xc68 - (_xc68 - scale_xy)
-            _xl70 = scale_xy - _xh69
-            _xc71 = _xdd66*134217728.0 + _xdd66
-            _xh72 = _xc71 - (_xc71 - _xdd66)
-            _xl73 = _xdd66 - _xh72
-            _xdd74 = _xh69*_xh72
-            _xdd75 = _xh69*_xl73 + _xl70*_xh72
-            _xdd76 = _xdd74 + _xdd75
-            _xdd77 = (_xdd75 - (_xdd76 - _xdd74)) + _xl70*_xl73
-            _xdd78 = _xdd77 + (scale_xy*_xdd67)
-            _xdd79 = _xdd76 + _xdd78
-            _xdd80 = _xdd78 - (_xdd79 - _xdd76)
-            _xdd81 = _xdd21 + _xdd79
-            _xdd82 = _xdd81 - _xdd21
-            _xdd83 = (_xdd21 - (_xdd81 - _xdd82)) + (_xdd79 - _xdd82)
-            _xdd84 = _xdd22 + _xdd80
-            _xdd85 = _xdd84 - _xdd22
-            _xdd86 = (_xdd22 - (_xdd84 - _xdd85)) + (_xdd80 - _xdd85)
-            _xdd87 = _xdd83 + _xdd84
-            _xdd88 = _xdd81 + _xdd87
-            _xdd89 = _xdd87 - (_xdd88 - _xdd81)
-            _xdd90 = _xdd89 + _xdd86
-            _xdd91 = _xdd88 + _xdd90
-            _xdd92 = _xdd90 - (_xdd91 - _xdd88)
-            _xd0 = _sel(abs(_xdd91) <= 1.7976931348623157e+308, _xdd91, _xd0)
         _s223 = abs(ty)
         _na224 = -_s223
         _xc225 = _sel(_na224 > -746.0, _na224, -746.0)
@@ -751,103 +1203,20 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _s259 = abs(cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258) - 0.5*(scale_xy - 1.0))
         _s260 = -0.5*scale_xy*abs(_sel(ty >= 0.0, _sg257, _sg258))
         _xg1 = _s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) > 0.0
-        if not _xg1:
-            _xdd131 = -1.0 + scale_xy
-            _xdd132 = _xdd131 - -1.0
-            _xdd133 = (-1.0 - (_xdd131 - _xdd132)) + (scale_xy - _xdd132)
-            _xc134 = -0.5*134217728.0 + -0.5
-            _xh135 = _xc134 - (_xc134 - -0.5)
-            _xl136 = -0.5 - _xh135
-            _xc137 = _xdd131*134217728.0 + _xdd131
-            _xh138 = _xc137 - (_xc137 - _xdd131)
-            _xl139 = _xdd131 - _xh138
-            _xdd140 = _xh135*_xh138
-            _xdd141 = _xh135*_xl139 + _xl136*_xh138
-            _xdd142 = _xdd140 + _xdd141
-            _xdd143 = (_xdd141 - (_xdd142 - _xdd140)) + _xl136*_xl139
-            _xdd144 = _xdd143 + (-0.5*_xdd133)
-            _xdd145 = _xdd142 + _xdd144
-            _xdd146 = _xdd144 - (_xdd145 - _xdd142)
-            _xdd147 = cy + _xdd145
-            _xdd148 = _xdd147 - cy
-            _xdd149 = (cy - (_xdd147 - _xdd148)) + (_xdd145 - _xdd148)
-            _xdd150 = _xdd149 + _xdd146
-            _xdd151 = _xdd147 + _xdd150
-            _xdd152 = _xdd150 - (_xdd151 - _xdd147)
-            _xdd153 = ty >= 0.0
-            _xdd154 = -ty
-            _xdd155 = _sel(_xdd153, _xdd154, ty)
-            _xdd156 = _ddf.exp(_xdd155, 0.0)
-            _xdd157 = _xdd156[0]
-            _xdd158 = _xdd156[1]
-            _xdd159 = 1.0 + _xdd157
-            _xdd160 = _xdd159 - 1.0
-            _xdd161 = (1.0 - (_xdd159 - _xdd160)) + (_xdd157 - _xdd160)
-            _xdd162 = _xdd161 + _xdd158
-            _xdd163 = _xdd159 + _xdd162
-            _xdd164 = _xdd162 - (_xdd163 - _xdd159)
-            _xdd165 = _sel(_xdd153, 1.0, _xdd157)
-            _xdd166 = _sel(_xdd153, 0.0, _xdd158)
-            _xdd167 = _xdd165/_xdd163
-            _xc168 = _xdd163*134217728.0 + _xdd163
-            _xh169 = _xc168 - (_xc168 - _xdd163)
-            _xl170 = _xdd163 - _xh169
-            _xc171 = _xdd167*134217728.0 + _xdd167
-            _xh172 = _xc171 - (_xc171 - _xdd167)
-            _xl173 = _xdd167 - _xh172
-            _xdd174 = _xh169*_xh172
-            _xdd175 = _xh169*_xl173 + _xl170*_xh172
-            _xdd176 = _xdd174 + _xdd175
-            _xdd177 = (_xdd175 - (_xdd176 - _xdd174)) + _xl170*_xl173
-            _xdd178 = _xdd177 + (_xdd164*_xdd167)
-            _xdd179 = _xdd176 + _xdd178
-            _xdd180 = _xdd178 - (_xdd179 - _xdd176)
-            _xdd181 = -_xdd179
-            _xdd182 = -_xdd180
-            _xdd183 = _xdd165 + _xdd181
-            _xdd184 = _xdd183 - _xdd165
-            _xdd185 = (_xdd165 - (_xdd183 - _xdd184)) + (_xdd181 - _xdd184)
-            _xdd186 = _xdd166 + _xdd182
-            _xdd187 = _xdd186 - _xdd166
-            _xdd188 = (_xdd166 - (_xdd186 - _xdd187)) + (_xdd182 - _xdd187)
-            _xdd189 = _xdd185 + _xdd186
-            _xdd190 = _xdd183 + _xdd189
-            _xdd191 = _xdd189 - (_xdd190 - _xdd183)
-            _xdd192 = _xdd191 + _xdd188
-            _xdd193 = _xdd190 + _xdd192
-            _xdd194 = _xdd192 - (_xdd193 - _xdd190)
-            _xdd195 = _xdd193/_xdd163
-            _xdd196 = _xdd167 + _xdd195
-            _xdd197 = _xdd195 - (_xdd196 - _xdd167)
-            _xc198 = scale_xy*134217728.0 + scale_xy
-            _xh199 = _xc198 - (_xc198 - scale_xy)
-            _xl200 = scale_xy - _xh199
-            _xc201 = _xdd196*134217728.0 + _xdd196
-            _xh202 = _xc201 - (_xc201 - _xdd196)
-            _xl203 = _xdd196 - _xh202
-            _xdd204 = _xh199*_xh202
-            _xdd205 = _xh199*_xl203 + _xl200*_xh202
-            _xdd206 = _xdd204 + _xdd205
-            _xdd207 = (_xdd205 - (_xdd206 - _xdd204)) + _xl200*_xl203
-            _xdd208 = _xdd207 + (scale_xy*_xdd197)
-            _xdd209 = _xdd206 + _xdd208
-            _xdd210 = _xdd208 - (_xdd209 - _xdd206)
-            _xdd211 = _xdd151 + _xdd209
-            _xdd212 = _xdd211 - _xdd151
-            _xdd213 = (_xdd151 - (_xdd211 - _xdd212)) + (_xdd209 - _xdd212)
-            _xdd214 = _xdd152 + _xdd210
-            _xdd215 = _xdd214 - _xdd152
-            _xdd216 = (_xdd152 - (_xdd214 - _xdd215)) + (_xdd210 - _xdd215)
-            _xdd217 = _xdd213 + _xdd214
-            _xdd218 = _xdd211 + _xdd217
-            _xdd219 = _xdd217 - (_xdd218 - _xdd211)
-            _xdd220 = _xdd219 + _xdd216
-            _xdd221 = _xdd218 + _xdd220
-            _xdd222 = _xdd220 - (_xdd221 - _xdd218)
-            _xd1 = _sel(abs(_xdd221) <= 1.7976931348623157e+308, _xdd221, _xd1)
-        if (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-            bx = _xd0*stride
-            by = _xd1*stride
+        if (scaled_wh == 1.0) and ((_s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) <= 0.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+            bx = 0.0
+            by = 0.0
+            bw = 0.0
+            bh = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            _xok = False
+        elif (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = -0.5*(scale_xy - 1.0)
+            bx = stride*(_t0 + cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128))
+            by = stride*(_t0 + cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258))
             _s261 = abs(tw)
             _na262 = -_s261
             _xc263 = _sel(_na262 > -746.0, _na262, -746.0)
@@ -986,11 +1355,11 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _ex395 = _sel(_a364 == _a364, _ex394, _a364)
             _q396 = ph*_sel(th >= 0.0, 1.0, _ex395)/(_d362*_d362)
             bh = 4.0*(_q396 - _q396*(2.0*_dl363/_d362))
-            _t0 = scale_xy*stride
+            _t1 = scale_xy*stride
             _s397 = -tx
-            d_tx = _t0*ux*_sel(_s397 >= 0.0, _sg127, _sg128)*_sel(tx >= 0.0, _sg127, _sg128)
+            d_tx = _t1*ux*_sel(_s397 >= 0.0, _sg127, _sg128)*_sel(tx >= 0.0, _sg127, _sg128)
             _s398 = -ty
-            d_ty = _t0*uy*_sel(_s398 >= 0.0, _sg257, _sg258)*_sel(ty >= 0.0, _sg257, _sg258)
+            d_ty = _t1*uy*_sel(_s398 >= 0.0, _sg257, _sg258)*_sel(ty >= 0.0, _sg257, _sg258)
             _s399 = -tw
             _sg400 = 1.0/_d294
             _sg401 = _ex293/_d294
@@ -999,9 +1368,21 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _sg403 = 1.0/_d362
             _sg404 = _ex361/_d362
             d_th = 2.0*bh*uh*_sel(_s402 >= 0.0, _sg403, _sg404)
+            _xok = _xg0 & _xg1
+        elif (_s130 - 0.5*abs(cx) + _s129 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260 - 0.5*abs(cy) + _s259 - 0.25*abs((scale_xy - 1.0)) <= 0.0):  # exponential sizes p exp(t), a centre that cancels
+            bx = 0.0
+            by = 0.0
+            bw = 0.0
+            bh = 0.0
+            d_tx = 0.0
+            d_ty = 0.0
+            d_tw = 0.0
+            d_th = 0.0
+            _xok = False
         else:  # exponential sizes p exp(t)
-            bx = _xd0*stride
-            by = _xd1*stride
+            _t0_w1 = -0.5*(scale_xy - 1.0)
+            bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= 0.0, _sg127, _sg128))
+            by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= 0.0, _sg257, _sg258))
             _xc405 = _sel(tw > -746.0, tw, -746.0)
             _xc406 = _sel(_xc405 < 710.0, _xc405, 710.0)
             _kt407 = _xc406*1.4426950408889634 + 6755399441055744.0
@@ -1066,13 +1447,16 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
             _ex465 = (_p464*_sc462)*_sc463
             _ex466 = _sel(th == th, _ex465, th)
             bh = ph*_ex466
-            _t0_w1 = scale_xy*stride
+            _t1_w1 = scale_xy*stride
             _s467 = -tx
-            d_tx = _t0_w1*ux*_sel(_s467 >= 0.0, _sg127, _sg128)*_sel(tx >= 0.0, _sg127, _sg128)
+            d_tx = _t1_w1*ux*_sel(_s467 >= 0.0, _sg127, _sg128)*_sel(tx >= 0.0, _sg127, _sg128)
             _s468 = -ty
-            d_ty = _t0_w1*uy*_sel(_s468 >= 0.0, _sg257, _sg258)*_sel(ty >= 0.0, _sg257, _sg258)
+            d_ty = _t1_w1*uy*_sel(_s468 >= 0.0, _sg257, _sg258)*_sel(ty >= 0.0, _sg257, _sg258)
             d_tw = pw*uw*_ex435
             d_th = ph*uh*_ex466
+            _xok = _xg0 & _xg1
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_unsigned(4) * _i] = bx
         _out[_unsigned(4) * _i + _unsigned(1)] = by
         _out[_unsigned(4) * _i + _unsigned(2)] = bw
@@ -1081,25 +1465,780 @@ def _value_and_grad_block_f64(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _d_t[_unsigned(4) * _i + _unsigned(1)] = d_ty
         _d_t[_unsigned(4) * _i + _unsigned(2)] = d_tw
         _d_t[_unsigned(4) * _i + _unsigned(3)] = d_th
+    if _far:
+        _idx = _empty(_m, _unsigned)
+        _k = 0
+        for _q in range(_unsigned(_m)):
+            if _flags[_q]:
+                _idx[_k] = _q
+                _k += 1
+        for _j in range(_k):
+            _i_w1 = _idx[_j]
+            tx_w1 = _t[_unsigned(4) * _i_w1]
+            ty_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tw_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(2)]
+            th_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(3)]
+            pw_w1 = _anchors[_unsigned(2) * _i_w1]
+            ph_w1 = _anchors[_unsigned(2) * _i_w1 + _unsigned(1)]
+            cx_w1 = _grid[_unsigned(2) * _i_w1]
+            cy_w1 = _grid[_unsigned(2) * _i_w1 + _unsigned(1)]
+            ux_w1 = _cotangent[_unsigned(4) * _i_w1]
+            uy_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)]
+            uw_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)]
+            uh_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]
+            _s93_w1 = abs(tx_w1)
+            _na94_w1 = -_s93_w1
+            _xc95_w1 = _sel(_na94_w1 > -746.0, _na94_w1, -746.0)
+            _xc96_w1 = _sel(_xc95_w1 < 710.0, _xc95_w1, 710.0)
+            _kt97_w1 = _xc96_w1*1.4426950408889634 + 6755399441055744.0
+            _k98_w1 = _kt97_w1 - 6755399441055744.0
+            _rh99_w1 = _xc96_w1 - _k98_w1*0.6931471805598903
+            _rl100_w1 = _k98_w1*5.497923018708371e-14
+            _r101_w1 = _rh99_w1 - _rl100_w1
+            _rc102_w1 = (_rh99_w1 - _r101_w1) - _rl100_w1
+            _e103_w1 = 0.5 + 0.1666666666666667*_r101_w1
+            _e104_w1 = 0.04166666666666667 + 0.008333333333326136*_r101_w1
+            _e105_w1 = 0.001388888888888375 + 0.00019841269874815834*_r101_w1
+            _e106_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r101_w1
+            _e107_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r101_w1
+            _x108_w1 = _r101_w1*_r101_w1
+            _e109_w1 = _e103_w1 + _e104_w1*_x108_w1
+            _e110_w1 = _e105_w1 + _e106_w1*_x108_w1
+            _e111_w1 = _e107_w1 + 2.0914685161418067e-09*_x108_w1
+            _x112_w1 = _x108_w1*_x108_w1
+            _e113_w1 = _e109_w1 + _e110_w1*_x112_w1
+            _x114_w1 = _x112_w1*_x112_w1
+            _e115_w1 = _e113_w1 + _e111_w1*_x114_w1
+            _q116_w1 = (_r101_w1*_r101_w1)*_e115_w1 + _rc102_w1
+            _q117_w1 = _r101_w1 + _q116_w1
+            _kt118_w1 = _k98_w1*0.5 + 6755399441055744.0
+            _ki119_w1 = _i64(_f64(_kt97_w1).view(_i64) - _i64(4843621399236968448))
+            _ki120_w1 = _i64(_f64(_kt118_w1).view(_i64) - _i64(4843621399236968448))
+            _sc121_w1 = _i64((_ki120_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc122_w1 = _i64((_ki119_w1 - _ki120_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _p123_w1 = 1.0 + _q117_w1
+            _ex124_w1 = (_p123_w1*_sc121_w1)*_sc122_w1
+            _ex125_w1 = _sel(_na94_w1 == _na94_w1, _ex124_w1, _na94_w1)
+            _d126_w1 = 1.0 + _ex125_w1
+            _sg127_w1 = 1.0/_d126_w1
+            _sg128_w1 = _ex125_w1/_d126_w1
+            _xd0_w1 = cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1) - 0.5*(scale_xy - 1.0)
+            _s129_w1 = abs(cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1) - 0.5*(scale_xy - 1.0))
+            _s130_w1 = -0.5*scale_xy*abs(_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+            _xg0_w1 = _s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) > 0.0
+            if not _xg0_w1:
+                _xdd1 = -1.0 + scale_xy
+                _xdd2 = _xdd1 - -1.0
+                _xdd3 = (-1.0 - (_xdd1 - _xdd2)) + (scale_xy - _xdd2)
+                _xc4 = -0.5*134217728.0 + -0.5
+                _xh5 = _xc4 - (_xc4 - -0.5)
+                _xl6 = -0.5 - _xh5
+                _xc7 = _xdd1*134217728.0 + _xdd1
+                _xh8 = _xc7 - (_xc7 - _xdd1)
+                _xl9 = _xdd1 - _xh8
+                _xdd10 = _xh5*_xh8
+                _xdd11 = _xh5*_xl9 + _xl6*_xh8
+                _xdd12 = _xdd10 + _xdd11
+                _xdd13 = (_xdd11 - (_xdd12 - _xdd10)) + _xl6*_xl9
+                _xdd14 = _xdd13 + (-0.5*_xdd3)
+                _xdd15 = _xdd12 + _xdd14
+                _xdd16 = _xdd14 - (_xdd15 - _xdd12)
+                _xdd17 = cx_w1 + _xdd15
+                _xdd18 = _xdd17 - cx_w1
+                _xdd19 = (cx_w1 - (_xdd17 - _xdd18)) + (_xdd15 - _xdd18)
+                _xdd20 = _xdd19 + _xdd16
+                _xdd21 = _xdd17 + _xdd20
+                _xdd22 = _xdd20 - (_xdd21 - _xdd17)
+                _xdd23 = tx_w1 >= 0.0
+                _xdd24 = -tx_w1
+                _xdd25 = _sel(_xdd23, _xdd24, tx_w1)
+                _xdd26 = _ddf.exp(_xdd25, 0.0)
+                _xdd27 = _xdd26[0]
+                _xdd28 = _xdd26[1]
+                _xdd29 = 1.0 + _xdd27
+                _xdd30 = _xdd29 - 1.0
+                _xdd31 = (1.0 - (_xdd29 - _xdd30)) + (_xdd27 - _xdd30)
+                _xdd32 = _xdd31 + _xdd28
+                _xdd33 = _xdd29 + _xdd32
+                _xdd34 = _xdd32 - (_xdd33 - _xdd29)
+                _xdd35 = _sel(_xdd23, 1.0, _xdd27)
+                _xdd36 = _sel(_xdd23, 0.0, _xdd28)
+                _xdd37 = _xdd35/_xdd33
+                _xc38 = _xdd33*134217728.0 + _xdd33
+                _xh39 = _xc38 - (_xc38 - _xdd33)
+                _xl40 = _xdd33 - _xh39
+                _xc41 = _xdd37*134217728.0 + _xdd37
+                _xh42 = _xc41 - (_xc41 - _xdd37)
+                _xl43 = _xdd37 - _xh42
+                _xdd44 = _xh39*_xh42
+                _xdd45 = _xh39*_xl43 + _xl40*_xh42
+                _xdd46 = _xdd44 + _xdd45
+                _xdd47 = (_xdd45 - (_xdd46 - _xdd44)) + _xl40*_xl43
+                _xdd48 = _xdd47 + (_xdd34*_xdd37)
+                _xdd49 = _xdd46 + _xdd48
+                _xdd50 = _xdd48 - (_xdd49 - _xdd46)
+                _xdd51 = -_xdd49
+                _xdd52 = -_xdd50
+                _xdd53 = _xdd35 + _xdd51
+                _xdd54 = _xdd53 - _xdd35
+                _xdd55 = (_xdd35 - (_xdd53 - _xdd54)) + (_xdd51 - _xdd54)
+                _xdd56 = _xdd36 + _xdd52
+                _xdd57 = _xdd56 - _xdd36
+                _xdd58 = (_xdd36 - (_xdd56 - _xdd57)) + (_xdd52 - _xdd57)
+                _xdd59 = _xdd55 + _xdd56
+                _xdd60 = _xdd53 + _xdd59
+                _xdd61 = _xdd59 - (_xdd60 - _xdd53)
+                _xdd62 = _xdd61 + _xdd58
+                _xdd63 = _xdd60 + _xdd62
+                _xdd64 = _xdd62 - (_xdd63 - _xdd60)
+                _xdd65 = _xdd63/_xdd33
+                _xdd66 = _xdd37 + _xdd65
+                _xdd67 = _xdd65 - (_xdd66 - _xdd37)
+                _xc68 = scale_xy*134217728.0 + scale_xy
+                _xh69 = _xc68 - (_xc68 - scale_xy)
+                _xl70 = scale_xy - _xh69
+                _xc71 = _xdd66*134217728.0 + _xdd66
+                _xh72 = _xc71 - (_xc71 - _xdd66)
+                _xl73 = _xdd66 - _xh72
+                _xdd74 = _xh69*_xh72
+                _xdd75 = _xh69*_xl73 + _xl70*_xh72
+                _xdd76 = _xdd74 + _xdd75
+                _xdd77 = (_xdd75 - (_xdd76 - _xdd74)) + _xl70*_xl73
+                _xdd78 = _xdd77 + (scale_xy*_xdd67)
+                _xdd79 = _xdd76 + _xdd78
+                _xdd80 = _xdd78 - (_xdd79 - _xdd76)
+                _xdd81 = _xdd21 + _xdd79
+                _xdd82 = _xdd81 - _xdd21
+                _xdd83 = (_xdd21 - (_xdd81 - _xdd82)) + (_xdd79 - _xdd82)
+                _xdd84 = _xdd22 + _xdd80
+                _xdd85 = _xdd84 - _xdd22
+                _xdd86 = (_xdd22 - (_xdd84 - _xdd85)) + (_xdd80 - _xdd85)
+                _xdd87 = _xdd83 + _xdd84
+                _xdd88 = _xdd81 + _xdd87
+                _xdd89 = _xdd87 - (_xdd88 - _xdd81)
+                _xdd90 = _xdd89 + _xdd86
+                _xdd91 = _xdd88 + _xdd90
+                _xdd92 = _xdd90 - (_xdd91 - _xdd88)
+                _xd0_w1 = _sel(abs(_xdd91) <= 1.7976931348623157e+308, _xdd91, _xd0_w1)
+            _s223_w1 = abs(ty_w1)
+            _na224_w1 = -_s223_w1
+            _xc225_w1 = _sel(_na224_w1 > -746.0, _na224_w1, -746.0)
+            _xc226_w1 = _sel(_xc225_w1 < 710.0, _xc225_w1, 710.0)
+            _kt227_w1 = _xc226_w1*1.4426950408889634 + 6755399441055744.0
+            _k228_w1 = _kt227_w1 - 6755399441055744.0
+            _rh229_w1 = _xc226_w1 - _k228_w1*0.6931471805598903
+            _rl230_w1 = _k228_w1*5.497923018708371e-14
+            _r231_w1 = _rh229_w1 - _rl230_w1
+            _rc232_w1 = (_rh229_w1 - _r231_w1) - _rl230_w1
+            _e233_w1 = 0.5 + 0.1666666666666667*_r231_w1
+            _e234_w1 = 0.04166666666666667 + 0.008333333333326136*_r231_w1
+            _e235_w1 = 0.001388888888888375 + 0.00019841269874815834*_r231_w1
+            _e236_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r231_w1
+            _e237_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r231_w1
+            _x238_w1 = _r231_w1*_r231_w1
+            _e239_w1 = _e233_w1 + _e234_w1*_x238_w1
+            _e240_w1 = _e235_w1 + _e236_w1*_x238_w1
+            _e241_w1 = _e237_w1 + 2.0914685161418067e-09*_x238_w1
+            _x242_w1 = _x238_w1*_x238_w1
+            _e243_w1 = _e239_w1 + _e240_w1*_x242_w1
+            _x244_w1 = _x242_w1*_x242_w1
+            _e245_w1 = _e243_w1 + _e241_w1*_x244_w1
+            _q246_w1 = (_r231_w1*_r231_w1)*_e245_w1 + _rc232_w1
+            _q247_w1 = _r231_w1 + _q246_w1
+            _kt248_w1 = _k228_w1*0.5 + 6755399441055744.0
+            _ki249_w1 = _i64(_f64(_kt227_w1).view(_i64) - _i64(4843621399236968448))
+            _ki250_w1 = _i64(_f64(_kt248_w1).view(_i64) - _i64(4843621399236968448))
+            _sc251_w1 = _i64((_ki250_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _sc252_w1 = _i64((_ki249_w1 - _ki250_w1 + _i64(1023)) << _i64(52)).view(_f64)
+            _p253_w1 = 1.0 + _q247_w1
+            _ex254_w1 = (_p253_w1*_sc251_w1)*_sc252_w1
+            _ex255_w1 = _sel(_na224_w1 == _na224_w1, _ex254_w1, _na224_w1)
+            _d256_w1 = 1.0 + _ex255_w1
+            _sg257_w1 = 1.0/_d256_w1
+            _sg258_w1 = _ex255_w1/_d256_w1
+            _xd1_w1 = cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1) - 0.5*(scale_xy - 1.0)
+            _s259_w1 = abs(cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1) - 0.5*(scale_xy - 1.0))
+            _s260_w1 = -0.5*scale_xy*abs(_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+            _xg1_w1 = _s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) > 0.0
+            if not _xg1_w1:
+                _xdd131 = -1.0 + scale_xy
+                _xdd132 = _xdd131 - -1.0
+                _xdd133 = (-1.0 - (_xdd131 - _xdd132)) + (scale_xy - _xdd132)
+                _xc134 = -0.5*134217728.0 + -0.5
+                _xh135 = _xc134 - (_xc134 - -0.5)
+                _xl136 = -0.5 - _xh135
+                _xc137 = _xdd131*134217728.0 + _xdd131
+                _xh138 = _xc137 - (_xc137 - _xdd131)
+                _xl139 = _xdd131 - _xh138
+                _xdd140 = _xh135*_xh138
+                _xdd141 = _xh135*_xl139 + _xl136*_xh138
+                _xdd142 = _xdd140 + _xdd141
+                _xdd143 = (_xdd141 - (_xdd142 - _xdd140)) + _xl136*_xl139
+                _xdd144 = _xdd143 + (-0.5*_xdd133)
+                _xdd145 = _xdd142 + _xdd144
+                _xdd146 = _xdd144 - (_xdd145 - _xdd142)
+                _xdd147 = cy_w1 + _xdd145
+                _xdd148 = _xdd147 - cy_w1
+                _xdd149 = (cy_w1 - (_xdd147 - _xdd148)) + (_xdd145 - _xdd148)
+                _xdd150 = _xdd149 + _xdd146
+                _xdd151 = _xdd147 + _xdd150
+                _xdd152 = _xdd150 - (_xdd151 - _xdd147)
+                _xdd153 = ty_w1 >= 0.0
+                _xdd154 = -ty_w1
+                _xdd155 = _sel(_xdd153, _xdd154, ty_w1)
+                _xdd156 = _ddf.exp(_xdd155, 0.0)
+                _xdd157 = _xdd156[0]
+                _xdd158 = _xdd156[1]
+                _xdd159 = 1.0 + _xdd157
+                _xdd160 = _xdd159 - 1.0
+                _xdd161 = (1.0 - (_xdd159 - _xdd160)) + (_xdd157 - _xdd160)
+                _xdd162 = _xdd161 + _xdd158
+                _xdd163 = _xdd159 + _xdd162
+                _xdd164 = _xdd162 - (_xdd163 - _xdd159)
+                _xdd165 = _sel(_xdd153, 1.0, _xdd157)
+                _xdd166 = _sel(_xdd153, 0.0, _xdd158)
+                _xdd167 = _xdd165/_xdd163
+                _xc168 = _xdd163*134217728.0 + _xdd163
+                _xh169 = _xc168 - (_xc168 - _xdd163)
+                _xl170 = _xdd163 - _xh169
+                _xc171 = _xdd167*134217728.0 + _xdd167
+                _xh172 = _xc171 - (_xc171 - _xdd167)
+                _xl173 = _xdd167 - _xh172
+                _xdd174 = _xh169*_xh172
+                _xdd175 = _xh169*_xl173 + _xl170*_xh172
+                _xdd176 = _xdd174 + _xdd175
+                _xdd177 = (_xdd175 - (_xdd176 - _xdd174)) + _xl170*_xl173
+                _xdd178 = _xdd177 + (_xdd164*_xdd167)
+                _xdd179 = _xdd176 + _xdd178
+                _xdd180 = _xdd178 - (_xdd179 - _xdd176)
+                _xdd181 = -_xdd179
+                _xdd182 = -_xdd180
+                _xdd183 = _xdd165 + _xdd181
+                _xdd184 = _xdd183 - _xdd165
+                _xdd185 = (_xdd165 - (_xdd183 - _xdd184)) + (_xdd181 - _xdd184)
+                _xdd186 = _xdd166 + _xdd182
+                _xdd187 = _xdd186 - _xdd166
+                _xdd188 = (_xdd166 - (_xdd186 - _xdd187)) + (_xdd182 - _xdd187)
+                _xdd189 = _xdd185 + _xdd186
+                _xdd190 = _xdd183 + _xdd189
+                _xdd191 = _xdd189 - (_xdd190 - _xdd183)
+                _xdd192 = _xdd191 + _xdd188
+                _xdd193 = _xdd190 + _xdd192
+                _xdd194 = _xdd192 - (_xdd193 - _xdd190)
+                _xdd195 = _xdd193/_xdd163
+                _xdd196 = _xdd167 + _xdd195
+                _xdd197 = _xdd195 - (_xdd196 - _xdd167)
+                _xc198 = scale_xy*134217728.0 + scale_xy
+                _xh199 = _xc198 - (_xc198 - scale_xy)
+                _xl200 = scale_xy - _xh199
+                _xc201 = _xdd196*134217728.0 + _xdd196
+                _xh202 = _xc201 - (_xc201 - _xdd196)
+                _xl203 = _xdd196 - _xh202
+                _xdd204 = _xh199*_xh202
+                _xdd205 = _xh199*_xl203 + _xl200*_xh202
+                _xdd206 = _xdd204 + _xdd205
+                _xdd207 = (_xdd205 - (_xdd206 - _xdd204)) + _xl200*_xl203
+                _xdd208 = _xdd207 + (scale_xy*_xdd197)
+                _xdd209 = _xdd206 + _xdd208
+                _xdd210 = _xdd208 - (_xdd209 - _xdd206)
+                _xdd211 = _xdd151 + _xdd209
+                _xdd212 = _xdd211 - _xdd151
+                _xdd213 = (_xdd151 - (_xdd211 - _xdd212)) + (_xdd209 - _xdd212)
+                _xdd214 = _xdd152 + _xdd210
+                _xdd215 = _xdd214 - _xdd152
+                _xdd216 = (_xdd152 - (_xdd214 - _xdd215)) + (_xdd210 - _xdd215)
+                _xdd217 = _xdd213 + _xdd214
+                _xdd218 = _xdd211 + _xdd217
+                _xdd219 = _xdd217 - (_xdd218 - _xdd211)
+                _xdd220 = _xdd219 + _xdd216
+                _xdd221 = _xdd218 + _xdd220
+                _xdd222 = _xdd220 - (_xdd221 - _xdd218)
+                _xd1_w1 = _sel(abs(_xdd221) <= 1.7976931348623157e+308, _xdd221, _xd1_w1)
+            if (scaled_wh == 1.0) and ((_s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _s261_w1 = abs(tw_w1)
+                _na262_w1 = -_s261_w1
+                _xc263_w1 = _sel(_na262_w1 > -746.0, _na262_w1, -746.0)
+                _xc264_w1 = _sel(_xc263_w1 < 710.0, _xc263_w1, 710.0)
+                _kt265_w1 = _xc264_w1*1.4426950408889634 + 6755399441055744.0
+                _k266_w1 = _kt265_w1 - 6755399441055744.0
+                _rh267_w1 = _xc264_w1 - _k266_w1*0.6931471805598903
+                _rl268_w1 = _k266_w1*5.497923018708371e-14
+                _r269_w1 = _rh267_w1 - _rl268_w1
+                _rc270_w1 = (_rh267_w1 - _r269_w1) - _rl268_w1
+                _e271_w1 = 0.5 + 0.1666666666666667*_r269_w1
+                _e272_w1 = 0.04166666666666667 + 0.008333333333326136*_r269_w1
+                _e273_w1 = 0.001388888888888375 + 0.00019841269874815834*_r269_w1
+                _e274_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r269_w1
+                _e275_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r269_w1
+                _x276_w1 = _r269_w1*_r269_w1
+                _e277_w1 = _e271_w1 + _e272_w1*_x276_w1
+                _e278_w1 = _e273_w1 + _e274_w1*_x276_w1
+                _e279_w1 = _e275_w1 + 2.0914685161418067e-09*_x276_w1
+                _x280_w1 = _x276_w1*_x276_w1
+                _e281_w1 = _e277_w1 + _e278_w1*_x280_w1
+                _x282_w1 = _x280_w1*_x280_w1
+                _e283_w1 = _e281_w1 + _e279_w1*_x282_w1
+                _q284_w1 = (_r269_w1*_r269_w1)*_e283_w1 + _rc270_w1
+                _q285_w1 = _r269_w1 + _q284_w1
+                _kt286_w1 = _k266_w1*0.5 + 6755399441055744.0
+                _ki287_w1 = _i64(_f64(_kt265_w1).view(_i64) - _i64(4843621399236968448))
+                _ki288_w1 = _i64(_f64(_kt286_w1).view(_i64) - _i64(4843621399236968448))
+                _sc289_w1 = _i64((_ki288_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc290_w1 = _i64((_ki287_w1 - _ki288_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p291_w1 = 1.0 + _q285_w1
+                _ex292_w1 = (_p291_w1*_sc289_w1)*_sc290_w1
+                _ex293_w1 = _sel(_na262_w1 == _na262_w1, _ex292_w1, _na262_w1)
+                _d294_w1 = 1.0 + _ex293_w1
+                _dl295_w1 = _ex293_w1 - (_d294_w1 - 1.0)
+                _a296_w1 = 2.0*tw_w1
+                _xc297_w1 = _sel(_a296_w1 > -746.0, _a296_w1, -746.0)
+                _xc298_w1 = _sel(_xc297_w1 < 710.0, _xc297_w1, 710.0)
+                _kt299_w1 = _xc298_w1*1.4426950408889634 + 6755399441055744.0
+                _k300_w1 = _kt299_w1 - 6755399441055744.0
+                _rh301_w1 = _xc298_w1 - _k300_w1*0.6931471805598903
+                _rl302_w1 = _k300_w1*5.497923018708371e-14
+                _r303_w1 = _rh301_w1 - _rl302_w1
+                _rc304_w1 = (_rh301_w1 - _r303_w1) - _rl302_w1
+                _e305_w1 = 0.5 + 0.1666666666666667*_r303_w1
+                _e306_w1 = 0.04166666666666667 + 0.008333333333326136*_r303_w1
+                _e307_w1 = 0.001388888888888375 + 0.00019841269874815834*_r303_w1
+                _e308_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r303_w1
+                _e309_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r303_w1
+                _x310_w1 = _r303_w1*_r303_w1
+                _e311_w1 = _e305_w1 + _e306_w1*_x310_w1
+                _e312_w1 = _e307_w1 + _e308_w1*_x310_w1
+                _e313_w1 = _e309_w1 + 2.0914685161418067e-09*_x310_w1
+                _x314_w1 = _x310_w1*_x310_w1
+                _e315_w1 = _e311_w1 + _e312_w1*_x314_w1
+                _x316_w1 = _x314_w1*_x314_w1
+                _e317_w1 = _e315_w1 + _e313_w1*_x316_w1
+                _q318_w1 = (_r303_w1*_r303_w1)*_e317_w1 + _rc304_w1
+                _q319_w1 = _r303_w1 + _q318_w1
+                _kt320_w1 = _k300_w1*0.5 + 6755399441055744.0
+                _ki321_w1 = _i64(_f64(_kt299_w1).view(_i64) - _i64(4843621399236968448))
+                _ki322_w1 = _i64(_f64(_kt320_w1).view(_i64) - _i64(4843621399236968448))
+                _sc323_w1 = _i64((_ki322_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc324_w1 = _i64((_ki321_w1 - _ki322_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p325_w1 = 1.0 + _q319_w1
+                _ex326_w1 = (_p325_w1*_sc323_w1)*_sc324_w1
+                _ex327_w1 = _sel(_a296_w1 == _a296_w1, _ex326_w1, _a296_w1)
+                _q328_w1 = pw_w1*_sel(tw_w1 >= 0.0, 1.0, _ex327_w1)/(_d294_w1*_d294_w1)
+                bw_w1 = 4.0*(_q328_w1 - _q328_w1*(2.0*_dl295_w1/_d294_w1))
+                _s329_w1 = abs(th_w1)
+                _na330_w1 = -_s329_w1
+                _xc331_w1 = _sel(_na330_w1 > -746.0, _na330_w1, -746.0)
+                _xc332_w1 = _sel(_xc331_w1 < 710.0, _xc331_w1, 710.0)
+                _kt333_w1 = _xc332_w1*1.4426950408889634 + 6755399441055744.0
+                _k334_w1 = _kt333_w1 - 6755399441055744.0
+                _rh335_w1 = _xc332_w1 - _k334_w1*0.6931471805598903
+                _rl336_w1 = _k334_w1*5.497923018708371e-14
+                _r337_w1 = _rh335_w1 - _rl336_w1
+                _rc338_w1 = (_rh335_w1 - _r337_w1) - _rl336_w1
+                _e339_w1 = 0.5 + 0.1666666666666667*_r337_w1
+                _e340_w1 = 0.04166666666666667 + 0.008333333333326136*_r337_w1
+                _e341_w1 = 0.001388888888888375 + 0.00019841269874815834*_r337_w1
+                _e342_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r337_w1
+                _e343_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r337_w1
+                _x344_w1 = _r337_w1*_r337_w1
+                _e345_w1 = _e339_w1 + _e340_w1*_x344_w1
+                _e346_w1 = _e341_w1 + _e342_w1*_x344_w1
+                _e347_w1 = _e343_w1 + 2.0914685161418067e-09*_x344_w1
+                _x348_w1 = _x344_w1*_x344_w1
+                _e349_w1 = _e345_w1 + _e346_w1*_x348_w1
+                _x350_w1 = _x348_w1*_x348_w1
+                _e351_w1 = _e349_w1 + _e347_w1*_x350_w1
+                _q352_w1 = (_r337_w1*_r337_w1)*_e351_w1 + _rc338_w1
+                _q353_w1 = _r337_w1 + _q352_w1
+                _kt354_w1 = _k334_w1*0.5 + 6755399441055744.0
+                _ki355_w1 = _i64(_f64(_kt333_w1).view(_i64) - _i64(4843621399236968448))
+                _ki356_w1 = _i64(_f64(_kt354_w1).view(_i64) - _i64(4843621399236968448))
+                _sc357_w1 = _i64((_ki356_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc358_w1 = _i64((_ki355_w1 - _ki356_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p359_w1 = 1.0 + _q353_w1
+                _ex360_w1 = (_p359_w1*_sc357_w1)*_sc358_w1
+                _ex361_w1 = _sel(_na330_w1 == _na330_w1, _ex360_w1, _na330_w1)
+                _d362_w1 = 1.0 + _ex361_w1
+                _dl363_w1 = _ex361_w1 - (_d362_w1 - 1.0)
+                _a364_w1 = 2.0*th_w1
+                _xc365_w1 = _sel(_a364_w1 > -746.0, _a364_w1, -746.0)
+                _xc366_w1 = _sel(_xc365_w1 < 710.0, _xc365_w1, 710.0)
+                _kt367_w1 = _xc366_w1*1.4426950408889634 + 6755399441055744.0
+                _k368_w1 = _kt367_w1 - 6755399441055744.0
+                _rh369_w1 = _xc366_w1 - _k368_w1*0.6931471805598903
+                _rl370_w1 = _k368_w1*5.497923018708371e-14
+                _r371_w1 = _rh369_w1 - _rl370_w1
+                _rc372_w1 = (_rh369_w1 - _r371_w1) - _rl370_w1
+                _e373_w1 = 0.5 + 0.1666666666666667*_r371_w1
+                _e374_w1 = 0.04166666666666667 + 0.008333333333326136*_r371_w1
+                _e375_w1 = 0.001388888888888375 + 0.00019841269874815834*_r371_w1
+                _e376_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r371_w1
+                _e377_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r371_w1
+                _x378_w1 = _r371_w1*_r371_w1
+                _e379_w1 = _e373_w1 + _e374_w1*_x378_w1
+                _e380_w1 = _e375_w1 + _e376_w1*_x378_w1
+                _e381_w1 = _e377_w1 + 2.0914685161418067e-09*_x378_w1
+                _x382_w1 = _x378_w1*_x378_w1
+                _e383_w1 = _e379_w1 + _e380_w1*_x382_w1
+                _x384_w1 = _x382_w1*_x382_w1
+                _e385_w1 = _e383_w1 + _e381_w1*_x384_w1
+                _q386_w1 = (_r371_w1*_r371_w1)*_e385_w1 + _rc372_w1
+                _q387_w1 = _r371_w1 + _q386_w1
+                _kt388_w1 = _k368_w1*0.5 + 6755399441055744.0
+                _ki389_w1 = _i64(_f64(_kt367_w1).view(_i64) - _i64(4843621399236968448))
+                _ki390_w1 = _i64(_f64(_kt388_w1).view(_i64) - _i64(4843621399236968448))
+                _sc391_w1 = _i64((_ki390_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc392_w1 = _i64((_ki389_w1 - _ki390_w1 + _i64(1023)) << _i64(52)).view(_f64)
+                _p393_w1 = 1.0 + _q387_w1
+                _ex394_w1 = (_p393_w1*_sc391_w1)*_sc392_w1
+                _ex395_w1 = _sel(_a364_w1 == _a364_w1, _ex394_w1, _a364_w1)
+                _q396_w1 = ph_w1*_sel(th_w1 >= 0.0, 1.0, _ex395_w1)/(_d362_w1*_d362_w1)
+                bh_w1 = 4.0*(_q396_w1 - _q396_w1*(2.0*_dl363_w1/_d362_w1))
+                _t0_w4 = scale_xy*stride
+                _s397_w1 = -tx_w1
+                d_tx_w1 = _t0_w4*ux_w1*_sel(_s397_w1 >= 0.0, _sg127_w1, _sg128_w1)*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1)
+                _s398_w1 = -ty_w1
+                d_ty_w1 = _t0_w4*uy_w1*_sel(_s398_w1 >= 0.0, _sg257_w1, _sg258_w1)*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1)
+                _s399_w1 = -tw_w1
+                _sg400_w1 = 1.0/_d294_w1
+                _sg401_w1 = _ex293_w1/_d294_w1
+                d_tw_w1 = 2.0*bw_w1*uw_w1*_sel(_s399_w1 >= 0.0, _sg400_w1, _sg401_w1)
+                _s402_w1 = -th_w1
+                _sg403_w1 = 1.0/_d362_w1
+                _sg404_w1 = _ex361_w1/_d362_w1
+                d_th_w1 = 2.0*bh_w1*uh_w1*_sel(_s402_w1 >= 0.0, _sg403_w1, _sg404_w1)
+            elif (scaled_wh == 1.0):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+                _t0_w1_w1 = -0.5*(scale_xy - 1.0)
+                bx_w1 = stride*(_t0_w1_w1 + cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+                by_w1 = stride*(_t0_w1_w1 + cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+                _s405 = abs(tw_w1)
+                _na406 = -_s405
+                _xc407 = _sel(_na406 > -746.0, _na406, -746.0)
+                _xc408 = _sel(_xc407 < 710.0, _xc407, 710.0)
+                _kt409 = _xc408*1.4426950408889634 + 6755399441055744.0
+                _k410 = _kt409 - 6755399441055744.0
+                _rh411 = _xc408 - _k410*0.6931471805598903
+                _rl412 = _k410*5.497923018708371e-14
+                _r413 = _rh411 - _rl412
+                _rc414 = (_rh411 - _r413) - _rl412
+                _e415_w1 = 0.5 + 0.1666666666666667*_r413
+                _e416_w1 = 0.04166666666666667 + 0.008333333333326136*_r413
+                _e417_w1 = 0.001388888888888375 + 0.00019841269874815834*_r413
+                _e418 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r413
+                _e419_w1 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r413
+                _x420 = _r413*_r413
+                _e421_w1 = _e415_w1 + _e416_w1*_x420
+                _e422 = _e417_w1 + _e418*_x420
+                _e423_w1 = _e419_w1 + 2.0914685161418067e-09*_x420
+                _x424_w1 = _x420*_x420
+                _e425_w1 = _e421_w1 + _e422*_x424_w1
+                _x426 = _x424_w1*_x424_w1
+                _e427 = _e425_w1 + _e423_w1*_x426
+                _q428 = (_r413*_r413)*_e427 + _rc414
+                _q429 = _r413 + _q428
+                _kt430 = _k410*0.5 + 6755399441055744.0
+                _ki431 = _i64(_f64(_kt409).view(_i64) - _i64(4843621399236968448))
+                _ki432 = _i64(_f64(_kt430).view(_i64) - _i64(4843621399236968448))
+                _sc433 = _i64((_ki432 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc434 = _i64((_ki431 - _ki432 + _i64(1023)) << _i64(52)).view(_f64)
+                _p435 = 1.0 + _q429
+                _ex436 = (_p435*_sc433)*_sc434
+                _ex437 = _sel(_na406 == _na406, _ex436, _na406)
+                _d438 = 1.0 + _ex437
+                _dl439 = _ex437 - (_d438 - 1.0)
+                _a440 = 2.0*tw_w1
+                _xc441 = _sel(_a440 > -746.0, _a440, -746.0)
+                _xc442 = _sel(_xc441 < 710.0, _xc441, 710.0)
+                _kt443 = _xc442*1.4426950408889634 + 6755399441055744.0
+                _k444 = _kt443 - 6755399441055744.0
+                _rh445 = _xc442 - _k444*0.6931471805598903
+                _rl446 = _k444*5.497923018708371e-14
+                _r447 = _rh445 - _rl446
+                _rc448 = (_rh445 - _r447) - _rl446
+                _e449 = 0.5 + 0.1666666666666667*_r447
+                _e450_w1 = 0.04166666666666667 + 0.008333333333326136*_r447
+                _e451_w1 = 0.001388888888888375 + 0.00019841269874815834*_r447
+                _e452_w1 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r447
+                _e453 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r447
+                _x454 = _r447*_r447
+                _e455 = _e449 + _e450_w1*_x454
+                _e456_w1 = _e451_w1 + _e452_w1*_x454
+                _e457 = _e453 + 2.0914685161418067e-09*_x454
+                _x458 = _x454*_x454
+                _e459 = _e455 + _e456_w1*_x458
+                _x460 = _x458*_x458
+                _e461 = _e459 + _e457*_x460
+                _q462 = (_r447*_r447)*_e461 + _rc448
+                _q463 = _r447 + _q462
+                _kt464 = _k444*0.5 + 6755399441055744.0
+                _ki465 = _i64(_f64(_kt443).view(_i64) - _i64(4843621399236968448))
+                _ki466 = _i64(_f64(_kt464).view(_i64) - _i64(4843621399236968448))
+                _sc467 = _i64((_ki466 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc468 = _i64((_ki465 - _ki466 + _i64(1023)) << _i64(52)).view(_f64)
+                _p469 = 1.0 + _q463
+                _ex470 = (_p469*_sc467)*_sc468
+                _ex471 = _sel(_a440 == _a440, _ex470, _a440)
+                _q472 = pw_w1*_sel(tw_w1 >= 0.0, 1.0, _ex471)/(_d438*_d438)
+                bw_w1 = 4.0*(_q472 - _q472*(2.0*_dl439/_d438))
+                _s473 = abs(th_w1)
+                _na474 = -_s473
+                _xc475 = _sel(_na474 > -746.0, _na474, -746.0)
+                _xc476 = _sel(_xc475 < 710.0, _xc475, 710.0)
+                _kt477 = _xc476*1.4426950408889634 + 6755399441055744.0
+                _k478 = _kt477 - 6755399441055744.0
+                _rh479 = _xc476 - _k478*0.6931471805598903
+                _rl480 = _k478*5.497923018708371e-14
+                _r481 = _rh479 - _rl480
+                _rc482 = (_rh479 - _r481) - _rl480
+                _e483 = 0.5 + 0.1666666666666667*_r481
+                _e484 = 0.04166666666666667 + 0.008333333333326136*_r481
+                _e485 = 0.001388888888888375 + 0.00019841269874815834*_r481
+                _e486 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r481
+                _e487 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r481
+                _x488 = _r481*_r481
+                _e489 = _e483 + _e484*_x488
+                _e490 = _e485 + _e486*_x488
+                _e491 = _e487 + 2.0914685161418067e-09*_x488
+                _x492 = _x488*_x488
+                _e493 = _e489 + _e490*_x492
+                _x494 = _x492*_x492
+                _e495 = _e493 + _e491*_x494
+                _q496 = (_r481*_r481)*_e495 + _rc482
+                _q497 = _r481 + _q496
+                _kt498 = _k478*0.5 + 6755399441055744.0
+                _ki499 = _i64(_f64(_kt477).view(_i64) - _i64(4843621399236968448))
+                _ki500 = _i64(_f64(_kt498).view(_i64) - _i64(4843621399236968448))
+                _sc501 = _i64((_ki500 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc502 = _i64((_ki499 - _ki500 + _i64(1023)) << _i64(52)).view(_f64)
+                _p503 = 1.0 + _q497
+                _ex504 = (_p503*_sc501)*_sc502
+                _ex505 = _sel(_na474 == _na474, _ex504, _na474)
+                _d506 = 1.0 + _ex505
+                _dl507 = _ex505 - (_d506 - 1.0)
+                _a508 = 2.0*th_w1
+                _xc509 = _sel(_a508 > -746.0, _a508, -746.0)
+                _xc510 = _sel(_xc509 < 710.0, _xc509, 710.0)
+                _kt511 = _xc510*1.4426950408889634 + 6755399441055744.0
+                _k512 = _kt511 - 6755399441055744.0
+                _rh513 = _xc510 - _k512*0.6931471805598903
+                _rl514 = _k512*5.497923018708371e-14
+                _r515 = _rh513 - _rl514
+                _rc516 = (_rh513 - _r515) - _rl514
+                _e517 = 0.5 + 0.1666666666666667*_r515
+                _e518 = 0.04166666666666667 + 0.008333333333326136*_r515
+                _e519 = 0.001388888888888375 + 0.00019841269874815834*_r515
+                _e520 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r515
+                _e521 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r515
+                _x522 = _r515*_r515
+                _e523 = _e517 + _e518*_x522
+                _e524 = _e519 + _e520*_x522
+                _e525 = _e521 + 2.0914685161418067e-09*_x522
+                _x526 = _x522*_x522
+                _e527 = _e523 + _e524*_x526
+                _x528 = _x526*_x526
+                _e529 = _e527 + _e525*_x528
+                _q530 = (_r515*_r515)*_e529 + _rc516
+                _q531 = _r515 + _q530
+                _kt532 = _k512*0.5 + 6755399441055744.0
+                _ki533 = _i64(_f64(_kt511).view(_i64) - _i64(4843621399236968448))
+                _ki534 = _i64(_f64(_kt532).view(_i64) - _i64(4843621399236968448))
+                _sc535 = _i64((_ki534 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc536 = _i64((_ki533 - _ki534 + _i64(1023)) << _i64(52)).view(_f64)
+                _p537 = 1.0 + _q531
+                _ex538 = (_p537*_sc535)*_sc536
+                _ex539 = _sel(_a508 == _a508, _ex538, _a508)
+                _q540 = ph_w1*_sel(th_w1 >= 0.0, 1.0, _ex539)/(_d506*_d506)
+                bh_w1 = 4.0*(_q540 - _q540*(2.0*_dl507/_d506))
+                _t1_w2 = scale_xy*stride
+                _s541 = -tx_w1
+                d_tx_w1 = _t1_w2*ux_w1*_sel(_s541 >= 0.0, _sg127_w1, _sg128_w1)*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1)
+                _s542 = -ty_w1
+                d_ty_w1 = _t1_w2*uy_w1*_sel(_s542 >= 0.0, _sg257_w1, _sg258_w1)*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1)
+                _s543 = -tw_w1
+                _sg544 = 1.0/_d438
+                _sg545 = _ex437/_d438
+                d_tw_w1 = 2.0*bw_w1*uw_w1*_sel(_s543 >= 0.0, _sg544, _sg545)
+                _s546 = -th_w1
+                _sg547 = 1.0/_d506
+                _sg548 = _ex505/_d506
+                d_th_w1 = 2.0*bh_w1*uh_w1*_sel(_s546 >= 0.0, _sg547, _sg548)
+            elif (_s130_w1 - 0.5*abs(cx_w1) + _s129_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0) or (_s260_w1 - 0.5*abs(cy_w1) + _s259_w1 - 0.25*abs((scale_xy - 1.0)) <= 0.0):  # exponential sizes p exp(t), a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _xc549 = _sel(tw_w1 > -746.0, tw_w1, -746.0)
+                _xc550 = _sel(_xc549 < 710.0, _xc549, 710.0)
+                _kt551 = _xc550*1.4426950408889634 + 6755399441055744.0
+                _k552 = _kt551 - 6755399441055744.0
+                _rh553 = _xc550 - _k552*0.6931471805598903
+                _rl554 = _k552*5.497923018708371e-14
+                _r555 = _rh553 - _rl554
+                _rc556 = (_rh553 - _r555) - _rl554
+                _e557 = 0.5 + 0.1666666666666667*_r555
+                _e558 = 0.04166666666666667 + 0.008333333333326136*_r555
+                _e559 = 0.001388888888888375 + 0.00019841269874815834*_r555
+                _e560 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r555
+                _e561 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r555
+                _x562 = _r555*_r555
+                _e563 = _e557 + _e558*_x562
+                _e564 = _e559 + _e560*_x562
+                _e565 = _e561 + 2.0914685161418067e-09*_x562
+                _x566 = _x562*_x562
+                _e567 = _e563 + _e564*_x566
+                _x568 = _x566*_x566
+                _e569 = _e567 + _e565*_x568
+                _q570 = (_r555*_r555)*_e569 + _rc556
+                _q571 = _r555 + _q570
+                _kt572 = _k552*0.5 + 6755399441055744.0
+                _ki573 = _i64(_f64(_kt551).view(_i64) - _i64(4843621399236968448))
+                _ki574 = _i64(_f64(_kt572).view(_i64) - _i64(4843621399236968448))
+                _sc575 = _i64((_ki574 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc576 = _i64((_ki573 - _ki574 + _i64(1023)) << _i64(52)).view(_f64)
+                _p577 = 1.0 + _q571
+                _ex578 = (_p577*_sc575)*_sc576
+                _ex579 = _sel(tw_w1 == tw_w1, _ex578, tw_w1)
+                bw_w1 = pw_w1*_ex579
+                _xc580 = _sel(th_w1 > -746.0, th_w1, -746.0)
+                _xc581 = _sel(_xc580 < 710.0, _xc580, 710.0)
+                _kt582 = _xc581*1.4426950408889634 + 6755399441055744.0
+                _k583 = _kt582 - 6755399441055744.0
+                _rh584 = _xc581 - _k583*0.6931471805598903
+                _rl585 = _k583*5.497923018708371e-14
+                _r586 = _rh584 - _rl585
+                _rc587 = (_rh584 - _r586) - _rl585
+                _e588 = 0.5 + 0.1666666666666667*_r586
+                _e589 = 0.04166666666666667 + 0.008333333333326136*_r586
+                _e590 = 0.001388888888888375 + 0.00019841269874815834*_r586
+                _e591 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r586
+                _e592 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r586
+                _x593 = _r586*_r586
+                _e594 = _e588 + _e589*_x593
+                _e595 = _e590 + _e591*_x593
+                _e596 = _e592 + 2.0914685161418067e-09*_x593
+                _x597 = _x593*_x593
+                _e598 = _e594 + _e595*_x597
+                _x599 = _x597*_x597
+                _e600 = _e598 + _e596*_x599
+                _q601 = (_r586*_r586)*_e600 + _rc587
+                _q602 = _r586 + _q601
+                _kt603 = _k583*0.5 + 6755399441055744.0
+                _ki604 = _i64(_f64(_kt582).view(_i64) - _i64(4843621399236968448))
+                _ki605 = _i64(_f64(_kt603).view(_i64) - _i64(4843621399236968448))
+                _sc606 = _i64((_ki605 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc607 = _i64((_ki604 - _ki605 + _i64(1023)) << _i64(52)).view(_f64)
+                _p608 = 1.0 + _q602
+                _ex609 = (_p608*_sc606)*_sc607
+                _ex610 = _sel(th_w1 == th_w1, _ex609, th_w1)
+                bh_w1 = ph_w1*_ex610
+                _t0_w2 = scale_xy*stride
+                _s611 = -tx_w1
+                d_tx_w1 = _t0_w2*ux_w1*_sel(_s611 >= 0.0, _sg127_w1, _sg128_w1)*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1)
+                _s612 = -ty_w1
+                d_ty_w1 = _t0_w2*uy_w1*_sel(_s612 >= 0.0, _sg257_w1, _sg258_w1)*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1)
+                d_tw_w1 = pw_w1*uw_w1*_ex579
+                d_th_w1 = ph_w1*uh_w1*_ex610
+            else:  # exponential sizes p exp(t)
+                _t0_w3 = -0.5*(scale_xy - 1.0)
+                bx_w1 = stride*(_t0_w3 + cx_w1 + scale_xy*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1))
+                by_w1 = stride*(_t0_w3 + cy_w1 + scale_xy*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1))
+                _xc613 = _sel(tw_w1 > -746.0, tw_w1, -746.0)
+                _xc614 = _sel(_xc613 < 710.0, _xc613, 710.0)
+                _kt615 = _xc614*1.4426950408889634 + 6755399441055744.0
+                _k616 = _kt615 - 6755399441055744.0
+                _rh617 = _xc614 - _k616*0.6931471805598903
+                _rl618 = _k616*5.497923018708371e-14
+                _r619 = _rh617 - _rl618
+                _rc620 = (_rh617 - _r619) - _rl618
+                _e621 = 0.5 + 0.1666666666666667*_r619
+                _e622 = 0.04166666666666667 + 0.008333333333326136*_r619
+                _e623 = 0.001388888888888375 + 0.00019841269874815834*_r619
+                _e624 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r619
+                _e625 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r619
+                _x626 = _r619*_r619
+                _e627 = _e621 + _e622*_x626
+                _e628 = _e623 + _e624*_x626
+                _e629 = _e625 + 2.0914685161418067e-09*_x626
+                _x630 = _x626*_x626
+                _e631 = _e627 + _e628*_x630
+                _x632 = _x630*_x630
+                _e633 = _e631 + _e629*_x632
+                _q634 = (_r619*_r619)*_e633 + _rc620
+                _q635 = _r619 + _q634
+                _kt636 = _k616*0.5 + 6755399441055744.0
+                _ki637 = _i64(_f64(_kt615).view(_i64) - _i64(4843621399236968448))
+                _ki638 = _i64(_f64(_kt636).view(_i64) - _i64(4843621399236968448))
+                _sc639 = _i64((_ki638 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc640 = _i64((_ki637 - _ki638 + _i64(1023)) << _i64(52)).view(_f64)
+                _p641 = 1.0 + _q635
+                _ex642 = (_p641*_sc639)*_sc640
+                _ex643 = _sel(tw_w1 == tw_w1, _ex642, tw_w1)
+                bw_w1 = pw_w1*_ex643
+                _xc644 = _sel(th_w1 > -746.0, th_w1, -746.0)
+                _xc645 = _sel(_xc644 < 710.0, _xc644, 710.0)
+                _kt646 = _xc645*1.4426950408889634 + 6755399441055744.0
+                _k647 = _kt646 - 6755399441055744.0
+                _rh648 = _xc645 - _k647*0.6931471805598903
+                _rl649 = _k647*5.497923018708371e-14
+                _r650 = _rh648 - _rl649
+                _rc651 = (_rh648 - _r650) - _rl649
+                _e652 = 0.5 + 0.1666666666666667*_r650
+                _e653 = 0.04166666666666667 + 0.008333333333326136*_r650
+                _e654 = 0.001388888888888375 + 0.00019841269874815834*_r650
+                _e655 = 2.480158732554432e-05 + 2.7557255406285044e-06*_r650
+                _e656 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_r650
+                _x657 = _r650*_r650
+                _e658 = _e652 + _e653*_x657
+                _e659 = _e654 + _e655*_x657
+                _e660 = _e656 + 2.0914685161418067e-09*_x657
+                _x661 = _x657*_x657
+                _e662 = _e658 + _e659*_x661
+                _x663 = _x661*_x661
+                _e664 = _e662 + _e660*_x663
+                _q665 = (_r650*_r650)*_e664 + _rc651
+                _q666 = _r650 + _q665
+                _kt667 = _k647*0.5 + 6755399441055744.0
+                _ki668 = _i64(_f64(_kt646).view(_i64) - _i64(4843621399236968448))
+                _ki669 = _i64(_f64(_kt667).view(_i64) - _i64(4843621399236968448))
+                _sc670 = _i64((_ki669 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc671 = _i64((_ki668 - _ki669 + _i64(1023)) << _i64(52)).view(_f64)
+                _p672 = 1.0 + _q666
+                _ex673 = (_p672*_sc670)*_sc671
+                _ex674 = _sel(th_w1 == th_w1, _ex673, th_w1)
+                bh_w1 = ph_w1*_ex674
+                _t1_w1_w1 = scale_xy*stride
+                _s675 = -tx_w1
+                d_tx_w1 = _t1_w1_w1*ux_w1*_sel(_s675 >= 0.0, _sg127_w1, _sg128_w1)*_sel(tx_w1 >= 0.0, _sg127_w1, _sg128_w1)
+                _s676 = -ty_w1
+                d_ty_w1 = _t1_w1_w1*uy_w1*_sel(_s676 >= 0.0, _sg257_w1, _sg258_w1)*_sel(ty_w1 >= 0.0, _sg257_w1, _sg258_w1)
+                d_tw_w1 = pw_w1*uw_w1*_ex643
+                d_th_w1 = ph_w1*uh_w1*_ex674
+            _out[_unsigned(4) * _i_w1] = bx_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(1)] = by_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(2)] = bw_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(3)] = bh_w1
+            _d_t[_unsigned(4) * _i_w1] = d_tx_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tw_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(3)] = d_th_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_t.shape[0]):
-            _d_t[_i_w1] /= divisor
+        for _i_w2 in range(_d_t.shape[0]):
+            _d_t[_i_w2] /= divisor
     _bad = 0
-    for _i_w2 in range(_unsigned(_m)):
-        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
-                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
-                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
-                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
-                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != 0.0)
-                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= 0.0))
-                | ((_anchors[_unsigned(2) * _i_w2] <= 0.0)), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w3] - _t[_unsigned(4) * _i_w3])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(1)] - _t[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(2)] - _t[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(3)] - _t[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w3] - _anchors[_unsigned(2) * _i_w3])
+                + (_anchors[_unsigned(2) * _i_w3 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w3 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w3] - _grid[_unsigned(2) * _i_w3])
+                + (_grid[_unsigned(2) * _i_w3 + _unsigned(1)] - _grid[_unsigned(2) * _i_w3 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w3] - _cotangent[_unsigned(4) * _i_w3])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(3)]) != 0.0)
+                | ((_anchors[_unsigned(2) * _i_w3 + _unsigned(1)] <= 0.0))
+                | ((_anchors[_unsigned(2) * _i_w3] <= 0.0)), 1, 0)
     return _bad
 
 
@@ -1130,6 +2269,8 @@ def value_and_grad_f64(t, anchors, grid, cotangent, out, d_t, divisor, scale_xy,
 @njit(**CPU_OPTIONS)
 def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh, stride):
     _m = _out.shape[0] // 4
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         tx = _t[_unsigned(4) * _i]
         ty = _t[_unsigned(4) * _i + _unsigned(1)]
@@ -1177,47 +2318,6 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _s67 = abs(cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66) - _f32(0.5)*(scale_xy - _f32(1.0)))
         _s68 = -_f32(0.5)*scale_xy*abs(_sel(tx >= _f32(0.0), _sg65, _sg66))
         _xg0 = _s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
-        if not _xg0:
-            _xw_tx = _f64(tx)
-            _xw_cx = _f64(cx)
-            _xw_scale_xy = _f64(scale_xy)
-            _xs1 = abs(_xw_tx)
-            _xna2 = -_xs1
-            _xxc3 = _sel(_xna2 > -746.0, _xna2, -746.0)
-            _xxc4 = _sel(_xxc3 < 710.0, _xxc3, 710.0)
-            _xkt5 = _xxc4*1.4426950408889634 + 6755399441055744.0
-            _xk6 = _xkt5 - 6755399441055744.0
-            _xrh7 = _xxc4 - _xk6*0.6931471805598903
-            _xrl8 = _xk6*5.497923018708371e-14
-            _xr9 = _xrh7 - _xrl8
-            _xrc10 = (_xrh7 - _xr9) - _xrl8
-            _xe11 = 0.5 + 0.1666666666666667*_xr9
-            _xe12 = 0.04166666666666667 + 0.008333333333326136*_xr9
-            _xe13 = 0.001388888888888375 + 0.00019841269874815834*_xr9
-            _xe14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr9
-            _xe15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr9
-            _xx16 = _xr9*_xr9
-            _xe17 = _xe11 + _xe12*_xx16
-            _xe18 = _xe13 + _xe14*_xx16
-            _xe19 = _xe15 + 2.0914685161418067e-09*_xx16
-            _xx20 = _xx16*_xx16
-            _xe21 = _xe17 + _xe18*_xx20
-            _xx22 = _xx20*_xx20
-            _xe23 = _xe21 + _xe19*_xx22
-            _xq24 = (_xr9*_xr9)*_xe23 + _xrc10
-            _xq25 = _xr9 + _xq24
-            _xkt26 = _xk6*0.5 + 6755399441055744.0
-            _xki27 = _i64(_f64(_xkt5).view(_i64) - _i64(4843621399236968448))
-            _xki28 = _i64(_f64(_xkt26).view(_i64) - _i64(4843621399236968448))
-            _xsc29 = _i64((_xki28 + _i64(1023)) << _i64(52)).view(_f64)
-            _xsc30 = _i64((_xki27 - _xki28 + _i64(1023)) << _i64(52)).view(_f64)
-            _xp31 = 1.0 + _xq25
-            _xex32 = (_xp31*_xsc29)*_xsc30
-            _xex33 = _sel(_xna2 == _xna2, _xex32, _xna2)
-            _xd34 = 1.0 + _xex33
-            _xsg35 = 1.0/_xd34
-            _xsg36 = _xex33/_xd34
-            _xd0 = _f32(_xw_cx + _xw_scale_xy*_sel(_xw_tx >= 0.0, _xsg35, _xsg36) - 0.5*(_xw_scale_xy - 1.0))
         _s105 = abs(ty)
         _na106 = -_s105
         _xc107 = _sel(_na106 > -_f32(104.0), _na106, -_f32(104.0))
@@ -1252,239 +2352,739 @@ def _value_block_f32(_t, _anchors, _grid, _cotangent, _out, scale_xy, scaled_wh,
         _s135 = abs(cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134) - _f32(0.5)*(scale_xy - _f32(1.0)))
         _s136 = -_f32(0.5)*scale_xy*abs(_sel(ty >= _f32(0.0), _sg133, _sg134))
         _xg1 = _s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
-        if not _xg1:
-            _xw_ty = _f64(ty)
-            _xw_cy = _f64(cy)
-            _xw_scale_xy_w1 = _f64(scale_xy)
-            _xs69 = abs(_xw_ty)
-            _xna70 = -_xs69
-            _xxc71 = _sel(_xna70 > -746.0, _xna70, -746.0)
-            _xxc72 = _sel(_xxc71 < 710.0, _xxc71, 710.0)
-            _xkt73 = _xxc72*1.4426950408889634 + 6755399441055744.0
-            _xk74 = _xkt73 - 6755399441055744.0
-            _xrh75 = _xxc72 - _xk74*0.6931471805598903
-            _xrl76 = _xk74*5.497923018708371e-14
-            _xr77 = _xrh75 - _xrl76
-            _xrc78 = (_xrh75 - _xr77) - _xrl76
-            _xe79 = 0.5 + 0.1666666666666667*_xr77
-            _xe80 = 0.04166666666666667 + 0.008333333333326136*_xr77
-            _xe81 = 0.001388888888888375 + 0.00019841269874815834*_xr77
-            _xe82 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr77
-            _xe83 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr77
-            _xx84 = _xr77*_xr77
-            _xe85 = _xe79 + _xe80*_xx84
-            _xe86 = _xe81 + _xe82*_xx84
-            _xe87 = _xe83 + 2.0914685161418067e-09*_xx84
-            _xx88 = _xx84*_xx84
-            _xe89 = _xe85 + _xe86*_xx88
-            _xx90 = _xx88*_xx88
-            _xe91 = _xe89 + _xe87*_xx90
-            _xq92 = (_xr77*_xr77)*_xe91 + _xrc78
-            _xq93 = _xr77 + _xq92
-            _xkt94 = _xk74*0.5 + 6755399441055744.0
-            _xki95 = _i64(_f64(_xkt73).view(_i64) - _i64(4843621399236968448))
-            _xki96 = _i64(_f64(_xkt94).view(_i64) - _i64(4843621399236968448))
-            _xsc97 = _i64((_xki96 + _i64(1023)) << _i64(52)).view(_f64)
-            _xsc98 = _i64((_xki95 - _xki96 + _i64(1023)) << _i64(52)).view(_f64)
-            _xp99 = 1.0 + _xq93
-            _xex100 = (_xp99*_xsc97)*_xsc98
-            _xex101 = _sel(_xna70 == _xna70, _xex100, _xna70)
-            _xd102 = 1.0 + _xex101
-            _xsg103 = 1.0/_xd102
-            _xsg104 = _xex101/_xd102
-            _xd1 = _f32(_xw_cy + _xw_scale_xy_w1*_sel(_xw_ty >= 0.0, _xsg103, _xsg104) - 0.5*(_xw_scale_xy_w1 - 1.0))
-        if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-            bx = _xd0*stride
-            by = _xd1*stride
-            _s137 = abs(tw)
-            _na138 = -_s137
-            _xc139 = _sel(_na138 > -_f32(104.0), _na138, -_f32(104.0))
-            _xc140 = _sel(_xc139 < _f32(89.0), _xc139, _f32(89.0))
-            _kt141 = _xc140*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k142 = _kt141 - _f32(12582912.0)
-            _rh143 = _xc140 - _k142*_f32(0.693145751953125)
-            _rl144 = _k142*_f32(1.428606765330187e-06)
-            _r145 = _rh143 - _rl144
-            _rc146 = (_rh143 - _r145) - _rl144
-            _e147 = _f32(0.5) + _f32(0.1666666716337204)*_r145
-            _e148 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r145
-            _e149 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r145
-            _x150 = _r145*_r145
-            _e151 = _e147 + _e148*_x150
-            _x152 = _x150*_x150
-            _e153 = _e151 + _e149*_x152
-            _q154 = (_r145*_r145)*_e153 + _rc146
-            _q155 = _r145 + _q154
-            _kt156 = _k142*_f32(0.5) + _f32(12582912.0)
-            _ki157 = _i32(_f32(_kt141).view(_i32) - _i32(1262485504))
-            _ki158 = _i32(_f32(_kt156).view(_i32) - _i32(1262485504))
-            _sc159 = _i32((_ki158 + _i32(127)) << _i32(23)).view(_f32)
-            _sc160 = _i32((_ki157 - _ki158 + _i32(127)) << _i32(23)).view(_f32)
-            _p161 = _f32(1.0) + _q155
-            _ex162 = (_p161*_sc159)*_sc160
-            _ex163 = _sel(_na138 == _na138, _ex162, _na138)
-            _d164 = _f32(1.0) + _ex163
-            _dl165 = _ex163 - (_d164 - _f32(1.0))
-            _a166 = _f32(2.0)*tw
-            _xc167 = _sel(_a166 > -_f32(104.0), _a166, -_f32(104.0))
-            _xc168 = _sel(_xc167 < _f32(89.0), _xc167, _f32(89.0))
-            _kt169 = _xc168*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k170 = _kt169 - _f32(12582912.0)
-            _rh171 = _xc168 - _k170*_f32(0.693145751953125)
-            _rl172 = _k170*_f32(1.428606765330187e-06)
-            _r173 = _rh171 - _rl172
-            _rc174 = (_rh171 - _r173) - _rl172
-            _e175 = _f32(0.5) + _f32(0.1666666716337204)*_r173
-            _e176 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r173
-            _e177 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r173
-            _x178 = _r173*_r173
-            _e179 = _e175 + _e176*_x178
-            _x180 = _x178*_x178
-            _e181 = _e179 + _e177*_x180
-            _q182 = (_r173*_r173)*_e181 + _rc174
-            _q183 = _r173 + _q182
-            _kt184 = _k170*_f32(0.5) + _f32(12582912.0)
-            _ki185 = _i32(_f32(_kt169).view(_i32) - _i32(1262485504))
-            _ki186 = _i32(_f32(_kt184).view(_i32) - _i32(1262485504))
-            _sc187 = _i32((_ki186 + _i32(127)) << _i32(23)).view(_f32)
-            _sc188 = _i32((_ki185 - _ki186 + _i32(127)) << _i32(23)).view(_f32)
-            _p189 = _f32(1.0) + _q183
-            _ex190 = (_p189*_sc187)*_sc188
-            _ex191 = _sel(_a166 == _a166, _ex190, _a166)
-            _q192 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex191)/(_d164*_d164)
-            bw = _f32(4.0)*(_q192 - _q192*(_f32(2.0)*_dl165/_d164))
-            _s193 = abs(th)
-            _na194 = -_s193
-            _xc195 = _sel(_na194 > -_f32(104.0), _na194, -_f32(104.0))
-            _xc196 = _sel(_xc195 < _f32(89.0), _xc195, _f32(89.0))
-            _kt197 = _xc196*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k198 = _kt197 - _f32(12582912.0)
-            _rh199 = _xc196 - _k198*_f32(0.693145751953125)
-            _rl200 = _k198*_f32(1.428606765330187e-06)
-            _r201 = _rh199 - _rl200
-            _rc202 = (_rh199 - _r201) - _rl200
-            _e203 = _f32(0.5) + _f32(0.1666666716337204)*_r201
-            _e204 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r201
-            _e205 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r201
-            _x206 = _r201*_r201
-            _e207 = _e203 + _e204*_x206
-            _x208 = _x206*_x206
-            _e209 = _e207 + _e205*_x208
-            _q210 = (_r201*_r201)*_e209 + _rc202
-            _q211 = _r201 + _q210
-            _kt212 = _k198*_f32(0.5) + _f32(12582912.0)
-            _ki213 = _i32(_f32(_kt197).view(_i32) - _i32(1262485504))
-            _ki214 = _i32(_f32(_kt212).view(_i32) - _i32(1262485504))
-            _sc215 = _i32((_ki214 + _i32(127)) << _i32(23)).view(_f32)
-            _sc216 = _i32((_ki213 - _ki214 + _i32(127)) << _i32(23)).view(_f32)
-            _p217 = _f32(1.0) + _q211
-            _ex218 = (_p217*_sc215)*_sc216
-            _ex219 = _sel(_na194 == _na194, _ex218, _na194)
-            _d220 = _f32(1.0) + _ex219
-            _dl221 = _ex219 - (_d220 - _f32(1.0))
-            _a222 = _f32(2.0)*th
-            _xc223 = _sel(_a222 > -_f32(104.0), _a222, -_f32(104.0))
-            _xc224 = _sel(_xc223 < _f32(89.0), _xc223, _f32(89.0))
-            _kt225 = _xc224*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k226 = _kt225 - _f32(12582912.0)
-            _rh227 = _xc224 - _k226*_f32(0.693145751953125)
-            _rl228 = _k226*_f32(1.428606765330187e-06)
-            _r229 = _rh227 - _rl228
-            _rc230 = (_rh227 - _r229) - _rl228
-            _e231 = _f32(0.5) + _f32(0.1666666716337204)*_r229
-            _e232 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r229
-            _e233 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r229
-            _x234 = _r229*_r229
-            _e235 = _e231 + _e232*_x234
-            _x236 = _x234*_x234
-            _e237 = _e235 + _e233*_x236
-            _q238 = (_r229*_r229)*_e237 + _rc230
-            _q239 = _r229 + _q238
-            _kt240 = _k226*_f32(0.5) + _f32(12582912.0)
-            _ki241 = _i32(_f32(_kt225).view(_i32) - _i32(1262485504))
-            _ki242 = _i32(_f32(_kt240).view(_i32) - _i32(1262485504))
-            _sc243 = _i32((_ki242 + _i32(127)) << _i32(23)).view(_f32)
-            _sc244 = _i32((_ki241 - _ki242 + _i32(127)) << _i32(23)).view(_f32)
-            _p245 = _f32(1.0) + _q239
-            _ex246 = (_p245*_sc243)*_sc244
-            _ex247 = _sel(_a222 == _a222, _ex246, _a222)
-            _q248 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex247)/(_d220*_d220)
-            bh = _f32(4.0)*(_q248 - _q248*(_f32(2.0)*_dl221/_d220))
+        _s137 = scaled_wh == _f32(1.0)
+        if _s137 and ((_s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0))):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+            bx = _f32(0.0)
+            by = _f32(0.0)
+            bw = _f32(0.0)
+            bh = _f32(0.0)
+            _xok = False
+        elif _s137:  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = -_f32(0.5)*(scale_xy - _f32(1.0))
+            bx = stride*(_t0 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66))
+            by = stride*(_t0 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134))
+            _s138 = abs(tw)
+            _na139 = -_s138
+            _xc140 = _sel(_na139 > -_f32(104.0), _na139, -_f32(104.0))
+            _xc141 = _sel(_xc140 < _f32(89.0), _xc140, _f32(89.0))
+            _kt142 = _xc141*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k143 = _kt142 - _f32(12582912.0)
+            _rh144 = _xc141 - _k143*_f32(0.693145751953125)
+            _rl145 = _k143*_f32(1.428606765330187e-06)
+            _r146 = _rh144 - _rl145
+            _rc147 = (_rh144 - _r146) - _rl145
+            _e148 = _f32(0.5) + _f32(0.1666666716337204)*_r146
+            _e149 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r146
+            _e150 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r146
+            _x151 = _r146*_r146
+            _e152 = _e148 + _e149*_x151
+            _x153 = _x151*_x151
+            _e154 = _e152 + _e150*_x153
+            _q155 = (_r146*_r146)*_e154 + _rc147
+            _q156 = _r146 + _q155
+            _kt157 = _k143*_f32(0.5) + _f32(12582912.0)
+            _ki158 = _i32(_f32(_kt142).view(_i32) - _i32(1262485504))
+            _ki159 = _i32(_f32(_kt157).view(_i32) - _i32(1262485504))
+            _sc160 = _i32((_ki159 + _i32(127)) << _i32(23)).view(_f32)
+            _sc161 = _i32((_ki158 - _ki159 + _i32(127)) << _i32(23)).view(_f32)
+            _p162 = _f32(1.0) + _q156
+            _ex163 = (_p162*_sc160)*_sc161
+            _ex164 = _sel(_na139 == _na139, _ex163, _na139)
+            _d165 = _f32(1.0) + _ex164
+            _dl166 = _ex164 - (_d165 - _f32(1.0))
+            _a167 = _f32(2.0)*tw
+            _xc168 = _sel(_a167 > -_f32(104.0), _a167, -_f32(104.0))
+            _xc169 = _sel(_xc168 < _f32(89.0), _xc168, _f32(89.0))
+            _kt170 = _xc169*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k171 = _kt170 - _f32(12582912.0)
+            _rh172 = _xc169 - _k171*_f32(0.693145751953125)
+            _rl173 = _k171*_f32(1.428606765330187e-06)
+            _r174 = _rh172 - _rl173
+            _rc175 = (_rh172 - _r174) - _rl173
+            _e176 = _f32(0.5) + _f32(0.1666666716337204)*_r174
+            _e177 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r174
+            _e178 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r174
+            _x179 = _r174*_r174
+            _e180 = _e176 + _e177*_x179
+            _x181 = _x179*_x179
+            _e182 = _e180 + _e178*_x181
+            _q183 = (_r174*_r174)*_e182 + _rc175
+            _q184 = _r174 + _q183
+            _kt185 = _k171*_f32(0.5) + _f32(12582912.0)
+            _ki186 = _i32(_f32(_kt170).view(_i32) - _i32(1262485504))
+            _ki187 = _i32(_f32(_kt185).view(_i32) - _i32(1262485504))
+            _sc188 = _i32((_ki187 + _i32(127)) << _i32(23)).view(_f32)
+            _sc189 = _i32((_ki186 - _ki187 + _i32(127)) << _i32(23)).view(_f32)
+            _p190 = _f32(1.0) + _q184
+            _ex191 = (_p190*_sc188)*_sc189
+            _ex192 = _sel(_a167 == _a167, _ex191, _a167)
+            _q193 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex192)/(_d165*_d165)
+            bw = _f32(4.0)*(_q193 - _q193*(_f32(2.0)*_dl166/_d165))
+            _s194 = abs(th)
+            _na195 = -_s194
+            _xc196 = _sel(_na195 > -_f32(104.0), _na195, -_f32(104.0))
+            _xc197 = _sel(_xc196 < _f32(89.0), _xc196, _f32(89.0))
+            _kt198 = _xc197*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k199 = _kt198 - _f32(12582912.0)
+            _rh200 = _xc197 - _k199*_f32(0.693145751953125)
+            _rl201 = _k199*_f32(1.428606765330187e-06)
+            _r202 = _rh200 - _rl201
+            _rc203 = (_rh200 - _r202) - _rl201
+            _e204 = _f32(0.5) + _f32(0.1666666716337204)*_r202
+            _e205 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r202
+            _e206 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r202
+            _x207 = _r202*_r202
+            _e208 = _e204 + _e205*_x207
+            _x209 = _x207*_x207
+            _e210 = _e208 + _e206*_x209
+            _q211 = (_r202*_r202)*_e210 + _rc203
+            _q212 = _r202 + _q211
+            _kt213 = _k199*_f32(0.5) + _f32(12582912.0)
+            _ki214 = _i32(_f32(_kt198).view(_i32) - _i32(1262485504))
+            _ki215 = _i32(_f32(_kt213).view(_i32) - _i32(1262485504))
+            _sc216 = _i32((_ki215 + _i32(127)) << _i32(23)).view(_f32)
+            _sc217 = _i32((_ki214 - _ki215 + _i32(127)) << _i32(23)).view(_f32)
+            _p218 = _f32(1.0) + _q212
+            _ex219 = (_p218*_sc216)*_sc217
+            _ex220 = _sel(_na195 == _na195, _ex219, _na195)
+            _d221 = _f32(1.0) + _ex220
+            _dl222 = _ex220 - (_d221 - _f32(1.0))
+            _a223 = _f32(2.0)*th
+            _xc224 = _sel(_a223 > -_f32(104.0), _a223, -_f32(104.0))
+            _xc225 = _sel(_xc224 < _f32(89.0), _xc224, _f32(89.0))
+            _kt226 = _xc225*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k227 = _kt226 - _f32(12582912.0)
+            _rh228 = _xc225 - _k227*_f32(0.693145751953125)
+            _rl229 = _k227*_f32(1.428606765330187e-06)
+            _r230 = _rh228 - _rl229
+            _rc231 = (_rh228 - _r230) - _rl229
+            _e232 = _f32(0.5) + _f32(0.1666666716337204)*_r230
+            _e233 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r230
+            _e234 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r230
+            _x235 = _r230*_r230
+            _e236 = _e232 + _e233*_x235
+            _x237 = _x235*_x235
+            _e238 = _e236 + _e234*_x237
+            _q239 = (_r230*_r230)*_e238 + _rc231
+            _q240 = _r230 + _q239
+            _kt241 = _k227*_f32(0.5) + _f32(12582912.0)
+            _ki242 = _i32(_f32(_kt226).view(_i32) - _i32(1262485504))
+            _ki243 = _i32(_f32(_kt241).view(_i32) - _i32(1262485504))
+            _sc244 = _i32((_ki243 + _i32(127)) << _i32(23)).view(_f32)
+            _sc245 = _i32((_ki242 - _ki243 + _i32(127)) << _i32(23)).view(_f32)
+            _p246 = _f32(1.0) + _q240
+            _ex247 = (_p246*_sc244)*_sc245
+            _ex248 = _sel(_a223 == _a223, _ex247, _a223)
+            _q249 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex248)/(_d221*_d221)
+            bh = _f32(4.0)*(_q249 - _q249*(_f32(2.0)*_dl222/_d221))
+            _xok = _xg0 & _xg1
+        elif (_s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)):  # exponential sizes p exp(t), a centre that cancels
+            bx = _f32(0.0)
+            by = _f32(0.0)
+            bw = _f32(0.0)
+            bh = _f32(0.0)
+            _xok = False
         else:  # exponential sizes p exp(t)
-            bx = _xd0*stride
-            by = _xd1*stride
-            _xc249 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
-            _xc250 = _sel(_xc249 < _f32(89.0), _xc249, _f32(89.0))
-            _kt251 = _xc250*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k252 = _kt251 - _f32(12582912.0)
-            _rh253 = _xc250 - _k252*_f32(0.693145751953125)
-            _rl254 = _k252*_f32(1.428606765330187e-06)
-            _r255 = _rh253 - _rl254
-            _rc256 = (_rh253 - _r255) - _rl254
-            _e257 = _f32(0.5) + _f32(0.1666666716337204)*_r255
-            _e258 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r255
-            _e259 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r255
-            _x260 = _r255*_r255
-            _e261 = _e257 + _e258*_x260
-            _x262 = _x260*_x260
-            _e263 = _e261 + _e259*_x262
-            _q264 = (_r255*_r255)*_e263 + _rc256
-            _q265 = _r255 + _q264
-            _kt266 = _k252*_f32(0.5) + _f32(12582912.0)
-            _ki267 = _i32(_f32(_kt251).view(_i32) - _i32(1262485504))
-            _ki268 = _i32(_f32(_kt266).view(_i32) - _i32(1262485504))
-            _sc269 = _i32((_ki268 + _i32(127)) << _i32(23)).view(_f32)
-            _sc270 = _i32((_ki267 - _ki268 + _i32(127)) << _i32(23)).view(_f32)
-            _p271 = _f32(1.0) + _q265
-            _ex272 = (_p271*_sc269)*_sc270
-            _ex273 = _sel(tw == tw, _ex272, tw)
-            bw = pw*_ex273
-            _xc274 = _sel(th > -_f32(104.0), th, -_f32(104.0))
-            _xc275 = _sel(_xc274 < _f32(89.0), _xc274, _f32(89.0))
-            _kt276 = _xc275*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k277 = _kt276 - _f32(12582912.0)
-            _rh278 = _xc275 - _k277*_f32(0.693145751953125)
-            _rl279 = _k277*_f32(1.428606765330187e-06)
-            _r280 = _rh278 - _rl279
-            _rc281 = (_rh278 - _r280) - _rl279
-            _e282 = _f32(0.5) + _f32(0.1666666716337204)*_r280
-            _e283 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r280
-            _e284 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r280
-            _x285 = _r280*_r280
-            _e286 = _e282 + _e283*_x285
-            _x287 = _x285*_x285
-            _e288 = _e286 + _e284*_x287
-            _q289 = (_r280*_r280)*_e288 + _rc281
-            _q290 = _r280 + _q289
-            _kt291 = _k277*_f32(0.5) + _f32(12582912.0)
-            _ki292 = _i32(_f32(_kt276).view(_i32) - _i32(1262485504))
-            _ki293 = _i32(_f32(_kt291).view(_i32) - _i32(1262485504))
-            _sc294 = _i32((_ki293 + _i32(127)) << _i32(23)).view(_f32)
-            _sc295 = _i32((_ki292 - _ki293 + _i32(127)) << _i32(23)).view(_f32)
-            _p296 = _f32(1.0) + _q290
-            _ex297 = (_p296*_sc294)*_sc295
-            _ex298 = _sel(th == th, _ex297, th)
-            bh = ph*_ex298
+            _t0_w1 = -_f32(0.5)*(scale_xy - _f32(1.0))
+            bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66))
+            by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134))
+            _xc250 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
+            _xc251 = _sel(_xc250 < _f32(89.0), _xc250, _f32(89.0))
+            _kt252 = _xc251*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k253 = _kt252 - _f32(12582912.0)
+            _rh254 = _xc251 - _k253*_f32(0.693145751953125)
+            _rl255 = _k253*_f32(1.428606765330187e-06)
+            _r256 = _rh254 - _rl255
+            _rc257 = (_rh254 - _r256) - _rl255
+            _e258 = _f32(0.5) + _f32(0.1666666716337204)*_r256
+            _e259 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r256
+            _e260 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r256
+            _x261 = _r256*_r256
+            _e262 = _e258 + _e259*_x261
+            _x263 = _x261*_x261
+            _e264 = _e262 + _e260*_x263
+            _q265 = (_r256*_r256)*_e264 + _rc257
+            _q266 = _r256 + _q265
+            _kt267 = _k253*_f32(0.5) + _f32(12582912.0)
+            _ki268 = _i32(_f32(_kt252).view(_i32) - _i32(1262485504))
+            _ki269 = _i32(_f32(_kt267).view(_i32) - _i32(1262485504))
+            _sc270 = _i32((_ki269 + _i32(127)) << _i32(23)).view(_f32)
+            _sc271 = _i32((_ki268 - _ki269 + _i32(127)) << _i32(23)).view(_f32)
+            _p272 = _f32(1.0) + _q266
+            _ex273 = (_p272*_sc270)*_sc271
+            _ex274 = _sel(tw == tw, _ex273, tw)
+            bw = pw*_ex274
+            _xc275 = _sel(th > -_f32(104.0), th, -_f32(104.0))
+            _xc276 = _sel(_xc275 < _f32(89.0), _xc275, _f32(89.0))
+            _kt277 = _xc276*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k278 = _kt277 - _f32(12582912.0)
+            _rh279 = _xc276 - _k278*_f32(0.693145751953125)
+            _rl280 = _k278*_f32(1.428606765330187e-06)
+            _r281 = _rh279 - _rl280
+            _rc282 = (_rh279 - _r281) - _rl280
+            _e283 = _f32(0.5) + _f32(0.1666666716337204)*_r281
+            _e284 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r281
+            _e285 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r281
+            _x286 = _r281*_r281
+            _e287 = _e283 + _e284*_x286
+            _x288 = _x286*_x286
+            _e289 = _e287 + _e285*_x288
+            _q290 = (_r281*_r281)*_e289 + _rc282
+            _q291 = _r281 + _q290
+            _kt292 = _k278*_f32(0.5) + _f32(12582912.0)
+            _ki293 = _i32(_f32(_kt277).view(_i32) - _i32(1262485504))
+            _ki294 = _i32(_f32(_kt292).view(_i32) - _i32(1262485504))
+            _sc295 = _i32((_ki294 + _i32(127)) << _i32(23)).view(_f32)
+            _sc296 = _i32((_ki293 - _ki294 + _i32(127)) << _i32(23)).view(_f32)
+            _p297 = _f32(1.0) + _q291
+            _ex298 = (_p297*_sc295)*_sc296
+            _ex299 = _sel(th == th, _ex298, th)
+            bh = ph*_ex299
+            _xok = _xg0 & _xg1
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_unsigned(4) * _i] = bx
         _out[_unsigned(4) * _i + _unsigned(1)] = by
         _out[_unsigned(4) * _i + _unsigned(2)] = bw
         _out[_unsigned(4) * _i + _unsigned(3)] = bh
+    if _far:
+        _idx = _empty(_m, _unsigned)
+        _k = 0
+        for _q in range(_unsigned(_m)):
+            if _flags[_q]:
+                _idx[_k] = _q
+                _k += 1
+        for _j in range(_k):
+            _i_w1 = _idx[_j]
+            tx_w1 = _t[_unsigned(4) * _i_w1]
+            ty_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tw_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(2)]
+            th_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(3)]
+            pw_w1 = _anchors[_unsigned(2) * _i_w1]
+            ph_w1 = _anchors[_unsigned(2) * _i_w1 + _unsigned(1)]
+            cx_w1 = _grid[_unsigned(2) * _i_w1]
+            cy_w1 = _grid[_unsigned(2) * _i_w1 + _unsigned(1)]
+            ux_w1 = _cotangent[_unsigned(4) * _i_w1]
+            uy_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)]
+            uw_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)]
+            uh_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]
+            _s37_w1 = abs(tx_w1)
+            _na38_w1 = -_s37_w1
+            _xc39_w1 = _sel(_na38_w1 > -_f32(104.0), _na38_w1, -_f32(104.0))
+            _xc40_w1 = _sel(_xc39_w1 < _f32(89.0), _xc39_w1, _f32(89.0))
+            _kt41_w1 = _xc40_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k42_w1 = _kt41_w1 - _f32(12582912.0)
+            _rh43_w1 = _xc40_w1 - _k42_w1*_f32(0.693145751953125)
+            _rl44_w1 = _k42_w1*_f32(1.428606765330187e-06)
+            _r45_w1 = _rh43_w1 - _rl44_w1
+            _rc46_w1 = (_rh43_w1 - _r45_w1) - _rl44_w1
+            _e47_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r45_w1
+            _e48_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r45_w1
+            _e49_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r45_w1
+            _x50_w1 = _r45_w1*_r45_w1
+            _e51_w1 = _e47_w1 + _e48_w1*_x50_w1
+            _x52_w1 = _x50_w1*_x50_w1
+            _e53_w1 = _e51_w1 + _e49_w1*_x52_w1
+            _q54_w1 = (_r45_w1*_r45_w1)*_e53_w1 + _rc46_w1
+            _q55_w1 = _r45_w1 + _q54_w1
+            _kt56_w1 = _k42_w1*_f32(0.5) + _f32(12582912.0)
+            _ki57_w1 = _i32(_f32(_kt41_w1).view(_i32) - _i32(1262485504))
+            _ki58_w1 = _i32(_f32(_kt56_w1).view(_i32) - _i32(1262485504))
+            _sc59_w1 = _i32((_ki58_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _sc60_w1 = _i32((_ki57_w1 - _ki58_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _p61_w1 = _f32(1.0) + _q55_w1
+            _ex62_w1 = (_p61_w1*_sc59_w1)*_sc60_w1
+            _ex63_w1 = _sel(_na38_w1 == _na38_w1, _ex62_w1, _na38_w1)
+            _d64_w1 = _f32(1.0) + _ex63_w1
+            _sg65_w1 = _f32(1.0)/_d64_w1
+            _sg66_w1 = _ex63_w1/_d64_w1
+            _xd0_w1 = cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1) - _f32(0.5)*(scale_xy - _f32(1.0))
+            _s67_w1 = abs(cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1) - _f32(0.5)*(scale_xy - _f32(1.0)))
+            _s68_w1 = -_f32(0.5)*scale_xy*abs(_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+            _xg0_w1 = _s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
+            if not _xg0_w1:
+                _xw_tx = _f64(tx_w1)
+                _xw_cx = _f64(cx_w1)
+                _xw_scale_xy = _f64(scale_xy)
+                _xs1 = abs(_xw_tx)
+                _xna2 = -_xs1
+                _xxc3 = _sel(_xna2 > -746.0, _xna2, -746.0)
+                _xxc4 = _sel(_xxc3 < 710.0, _xxc3, 710.0)
+                _xkt5 = _xxc4*1.4426950408889634 + 6755399441055744.0
+                _xk6 = _xkt5 - 6755399441055744.0
+                _xrh7 = _xxc4 - _xk6*0.6931471805598903
+                _xrl8 = _xk6*5.497923018708371e-14
+                _xr9 = _xrh7 - _xrl8
+                _xrc10 = (_xrh7 - _xr9) - _xrl8
+                _xe11 = 0.5 + 0.1666666666666667*_xr9
+                _xe12 = 0.04166666666666667 + 0.008333333333326136*_xr9
+                _xe13 = 0.001388888888888375 + 0.00019841269874815834*_xr9
+                _xe14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr9
+                _xe15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr9
+                _xx16 = _xr9*_xr9
+                _xe17 = _xe11 + _xe12*_xx16
+                _xe18 = _xe13 + _xe14*_xx16
+                _xe19 = _xe15 + 2.0914685161418067e-09*_xx16
+                _xx20 = _xx16*_xx16
+                _xe21 = _xe17 + _xe18*_xx20
+                _xx22 = _xx20*_xx20
+                _xe23 = _xe21 + _xe19*_xx22
+                _xq24 = (_xr9*_xr9)*_xe23 + _xrc10
+                _xq25 = _xr9 + _xq24
+                _xkt26 = _xk6*0.5 + 6755399441055744.0
+                _xki27 = _i64(_f64(_xkt5).view(_i64) - _i64(4843621399236968448))
+                _xki28 = _i64(_f64(_xkt26).view(_i64) - _i64(4843621399236968448))
+                _xsc29 = _i64((_xki28 + _i64(1023)) << _i64(52)).view(_f64)
+                _xsc30 = _i64((_xki27 - _xki28 + _i64(1023)) << _i64(52)).view(_f64)
+                _xp31 = 1.0 + _xq25
+                _xex32 = (_xp31*_xsc29)*_xsc30
+                _xex33 = _sel(_xna2 == _xna2, _xex32, _xna2)
+                _xd34 = 1.0 + _xex33
+                _xsg35 = 1.0/_xd34
+                _xsg36 = _xex33/_xd34
+                _xd0_w1 = _f32(_xw_cx + _xw_scale_xy*_sel(_xw_tx >= 0.0, _xsg35, _xsg36) - 0.5*(_xw_scale_xy - 1.0))
+            _s105_w1 = abs(ty_w1)
+            _na106_w1 = -_s105_w1
+            _xc107_w1 = _sel(_na106_w1 > -_f32(104.0), _na106_w1, -_f32(104.0))
+            _xc108_w1 = _sel(_xc107_w1 < _f32(89.0), _xc107_w1, _f32(89.0))
+            _kt109_w1 = _xc108_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k110_w1 = _kt109_w1 - _f32(12582912.0)
+            _rh111_w1 = _xc108_w1 - _k110_w1*_f32(0.693145751953125)
+            _rl112_w1 = _k110_w1*_f32(1.428606765330187e-06)
+            _r113_w1 = _rh111_w1 - _rl112_w1
+            _rc114_w1 = (_rh111_w1 - _r113_w1) - _rl112_w1
+            _e115_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r113_w1
+            _e116_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r113_w1
+            _e117_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r113_w1
+            _x118_w1 = _r113_w1*_r113_w1
+            _e119_w1 = _e115_w1 + _e116_w1*_x118_w1
+            _x120_w1 = _x118_w1*_x118_w1
+            _e121_w1 = _e119_w1 + _e117_w1*_x120_w1
+            _q122_w1 = (_r113_w1*_r113_w1)*_e121_w1 + _rc114_w1
+            _q123_w1 = _r113_w1 + _q122_w1
+            _kt124_w1 = _k110_w1*_f32(0.5) + _f32(12582912.0)
+            _ki125_w1 = _i32(_f32(_kt109_w1).view(_i32) - _i32(1262485504))
+            _ki126_w1 = _i32(_f32(_kt124_w1).view(_i32) - _i32(1262485504))
+            _sc127_w1 = _i32((_ki126_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _sc128_w1 = _i32((_ki125_w1 - _ki126_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _p129_w1 = _f32(1.0) + _q123_w1
+            _ex130_w1 = (_p129_w1*_sc127_w1)*_sc128_w1
+            _ex131_w1 = _sel(_na106_w1 == _na106_w1, _ex130_w1, _na106_w1)
+            _d132_w1 = _f32(1.0) + _ex131_w1
+            _sg133_w1 = _f32(1.0)/_d132_w1
+            _sg134_w1 = _ex131_w1/_d132_w1
+            _xd1_w1 = cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1) - _f32(0.5)*(scale_xy - _f32(1.0))
+            _s135_w1 = abs(cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1) - _f32(0.5)*(scale_xy - _f32(1.0)))
+            _s136_w1 = -_f32(0.5)*scale_xy*abs(_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+            _xg1_w1 = _s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
+            if not _xg1_w1:
+                _xw_ty = _f64(ty_w1)
+                _xw_cy = _f64(cy_w1)
+                _xw_scale_xy_w1 = _f64(scale_xy)
+                _xs69 = abs(_xw_ty)
+                _xna70 = -_xs69
+                _xxc71 = _sel(_xna70 > -746.0, _xna70, -746.0)
+                _xxc72 = _sel(_xxc71 < 710.0, _xxc71, 710.0)
+                _xkt73 = _xxc72*1.4426950408889634 + 6755399441055744.0
+                _xk74 = _xkt73 - 6755399441055744.0
+                _xrh75 = _xxc72 - _xk74*0.6931471805598903
+                _xrl76 = _xk74*5.497923018708371e-14
+                _xr77 = _xrh75 - _xrl76
+                _xrc78 = (_xrh75 - _xr77) - _xrl76
+                _xe79 = 0.5 + 0.1666666666666667*_xr77
+                _xe80 = 0.04166666666666667 + 0.008333333333326136*_xr77
+                _xe81 = 0.001388888888888375 + 0.00019841269874815834*_xr77
+                _xe82 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr77
+                _xe83 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr77
+                _xx84 = _xr77*_xr77
+                _xe85 = _xe79 + _xe80*_xx84
+                _xe86 = _xe81 + _xe82*_xx84
+                _xe87 = _xe83 + 2.0914685161418067e-09*_xx84
+                _xx88 = _xx84*_xx84
+                _xe89 = _xe85 + _xe86*_xx88
+                _xx90 = _xx88*_xx88
+                _xe91 = _xe89 + _xe87*_xx90
+                _xq92 = (_xr77*_xr77)*_xe91 + _xrc78
+                _xq93 = _xr77 + _xq92
+                _xkt94 = _xk74*0.5 + 6755399441055744.0
+                _xki95 = _i64(_f64(_xkt73).view(_i64) - _i64(4843621399236968448))
+                _xki96 = _i64(_f64(_xkt94).view(_i64) - _i64(4843621399236968448))
+                _xsc97 = _i64((_xki96 + _i64(1023)) << _i64(52)).view(_f64)
+                _xsc98 = _i64((_xki95 - _xki96 + _i64(1023)) << _i64(52)).view(_f64)
+                _xp99 = 1.0 + _xq93
+                _xex100 = (_xp99*_xsc97)*_xsc98
+                _xex101 = _sel(_xna70 == _xna70, _xex100, _xna70)
+                _xd102 = 1.0 + _xex101
+                _xsg103 = 1.0/_xd102
+                _xsg104 = _xex101/_xd102
+                _xd1_w1 = _f32(_xw_cy + _xw_scale_xy_w1*_sel(_xw_ty >= 0.0, _xsg103, _xsg104) - 0.5*(_xw_scale_xy_w1 - 1.0))
+            _s137_w1 = scaled_wh == _f32(1.0)
+            if _s137_w1 and ((_s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0))):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _s138_w1 = abs(tw_w1)
+                _na139_w1 = -_s138_w1
+                _xc140_w1 = _sel(_na139_w1 > -_f32(104.0), _na139_w1, -_f32(104.0))
+                _xc141_w1 = _sel(_xc140_w1 < _f32(89.0), _xc140_w1, _f32(89.0))
+                _kt142_w1 = _xc141_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k143_w1 = _kt142_w1 - _f32(12582912.0)
+                _rh144_w1 = _xc141_w1 - _k143_w1*_f32(0.693145751953125)
+                _rl145_w1 = _k143_w1*_f32(1.428606765330187e-06)
+                _r146_w1 = _rh144_w1 - _rl145_w1
+                _rc147_w1 = (_rh144_w1 - _r146_w1) - _rl145_w1
+                _e148_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r146_w1
+                _e149_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r146_w1
+                _e150_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r146_w1
+                _x151_w1 = _r146_w1*_r146_w1
+                _e152_w1 = _e148_w1 + _e149_w1*_x151_w1
+                _x153_w1 = _x151_w1*_x151_w1
+                _e154_w1 = _e152_w1 + _e150_w1*_x153_w1
+                _q155_w1 = (_r146_w1*_r146_w1)*_e154_w1 + _rc147_w1
+                _q156_w1 = _r146_w1 + _q155_w1
+                _kt157_w1 = _k143_w1*_f32(0.5) + _f32(12582912.0)
+                _ki158_w1 = _i32(_f32(_kt142_w1).view(_i32) - _i32(1262485504))
+                _ki159_w1 = _i32(_f32(_kt157_w1).view(_i32) - _i32(1262485504))
+                _sc160_w1 = _i32((_ki159_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc161_w1 = _i32((_ki158_w1 - _ki159_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p162_w1 = _f32(1.0) + _q156_w1
+                _ex163_w1 = (_p162_w1*_sc160_w1)*_sc161_w1
+                _ex164_w1 = _sel(_na139_w1 == _na139_w1, _ex163_w1, _na139_w1)
+                _d165_w1 = _f32(1.0) + _ex164_w1
+                _dl166_w1 = _ex164_w1 - (_d165_w1 - _f32(1.0))
+                _a167_w1 = _f32(2.0)*tw_w1
+                _xc168_w1 = _sel(_a167_w1 > -_f32(104.0), _a167_w1, -_f32(104.0))
+                _xc169_w1 = _sel(_xc168_w1 < _f32(89.0), _xc168_w1, _f32(89.0))
+                _kt170_w1 = _xc169_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k171_w1 = _kt170_w1 - _f32(12582912.0)
+                _rh172_w1 = _xc169_w1 - _k171_w1*_f32(0.693145751953125)
+                _rl173_w1 = _k171_w1*_f32(1.428606765330187e-06)
+                _r174_w1 = _rh172_w1 - _rl173_w1
+                _rc175_w1 = (_rh172_w1 - _r174_w1) - _rl173_w1
+                _e176_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r174_w1
+                _e177_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r174_w1
+                _e178_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r174_w1
+                _x179_w1 = _r174_w1*_r174_w1
+                _e180_w1 = _e176_w1 + _e177_w1*_x179_w1
+                _x181_w1 = _x179_w1*_x179_w1
+                _e182_w1 = _e180_w1 + _e178_w1*_x181_w1
+                _q183_w1 = (_r174_w1*_r174_w1)*_e182_w1 + _rc175_w1
+                _q184_w1 = _r174_w1 + _q183_w1
+                _kt185_w1 = _k171_w1*_f32(0.5) + _f32(12582912.0)
+                _ki186_w1 = _i32(_f32(_kt170_w1).view(_i32) - _i32(1262485504))
+                _ki187_w1 = _i32(_f32(_kt185_w1).view(_i32) - _i32(1262485504))
+                _sc188_w1 = _i32((_ki187_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc189_w1 = _i32((_ki186_w1 - _ki187_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p190_w1 = _f32(1.0) + _q184_w1
+                _ex191_w1 = (_p190_w1*_sc188_w1)*_sc189_w1
+                _ex192_w1 = _sel(_a167_w1 == _a167_w1, _ex191_w1, _a167_w1)
+                _q193_w1 = pw_w1*_sel(tw_w1 >= _f32(0.0), _f32(1.0), _ex192_w1)/(_d165_w1*_d165_w1)
+                bw_w1 = _f32(4.0)*(_q193_w1 - _q193_w1*(_f32(2.0)*_dl166_w1/_d165_w1))
+                _s194_w1 = abs(th_w1)
+                _na195_w1 = -_s194_w1
+                _xc196_w1 = _sel(_na195_w1 > -_f32(104.0), _na195_w1, -_f32(104.0))
+                _xc197_w1 = _sel(_xc196_w1 < _f32(89.0), _xc196_w1, _f32(89.0))
+                _kt198_w1 = _xc197_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k199_w1 = _kt198_w1 - _f32(12582912.0)
+                _rh200_w1 = _xc197_w1 - _k199_w1*_f32(0.693145751953125)
+                _rl201_w1 = _k199_w1*_f32(1.428606765330187e-06)
+                _r202_w1 = _rh200_w1 - _rl201_w1
+                _rc203_w1 = (_rh200_w1 - _r202_w1) - _rl201_w1
+                _e204_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r202_w1
+                _e205_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r202_w1
+                _e206_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r202_w1
+                _x207_w1 = _r202_w1*_r202_w1
+                _e208_w1 = _e204_w1 + _e205_w1*_x207_w1
+                _x209_w1 = _x207_w1*_x207_w1
+                _e210_w1 = _e208_w1 + _e206_w1*_x209_w1
+                _q211_w1 = (_r202_w1*_r202_w1)*_e210_w1 + _rc203_w1
+                _q212_w1 = _r202_w1 + _q211_w1
+                _kt213_w1 = _k199_w1*_f32(0.5) + _f32(12582912.0)
+                _ki214_w1 = _i32(_f32(_kt198_w1).view(_i32) - _i32(1262485504))
+                _ki215_w1 = _i32(_f32(_kt213_w1).view(_i32) - _i32(1262485504))
+                _sc216_w1 = _i32((_ki215_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc217_w1 = _i32((_ki214_w1 - _ki215_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p218_w1 = _f32(1.0) + _q212_w1
+                _ex219_w1 = (_p218_w1*_sc216_w1)*_sc217_w1
+                _ex220_w1 = _sel(_na195_w1 == _na195_w1, _ex219_w1, _na195_w1)
+                _d221_w1 = _f32(1.0) + _ex220_w1
+                _dl222_w1 = _ex220_w1 - (_d221_w1 - _f32(1.0))
+                _a223_w1 = _f32(2.0)*th_w1
+                _xc224_w1 = _sel(_a223_w1 > -_f32(104.0), _a223_w1, -_f32(104.0))
+                _xc225_w1 = _sel(_xc224_w1 < _f32(89.0), _xc224_w1, _f32(89.0))
+                _kt226_w1 = _xc225_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k227_w1 = _kt226_w1 - _f32(12582912.0)
+                _rh228_w1 = _xc225_w1 - _k227_w1*_f32(0.693145751953125)
+                _rl229_w1 = _k227_w1*_f32(1.428606765330187e-06)
+                _r230_w1 = _rh228_w1 - _rl229_w1
+                _rc231_w1 = (_rh228_w1 - _r230_w1) - _rl229_w1
+                _e232_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r230_w1
+                _e233_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r230_w1
+                _e234_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r230_w1
+                _x235_w1 = _r230_w1*_r230_w1
+                _e236_w1 = _e232_w1 + _e233_w1*_x235_w1
+                _x237_w1 = _x235_w1*_x235_w1
+                _e238_w1 = _e236_w1 + _e234_w1*_x237_w1
+                _q239_w1 = (_r230_w1*_r230_w1)*_e238_w1 + _rc231_w1
+                _q240_w1 = _r230_w1 + _q239_w1
+                _kt241_w1 = _k227_w1*_f32(0.5) + _f32(12582912.0)
+                _ki242_w1 = _i32(_f32(_kt226_w1).view(_i32) - _i32(1262485504))
+                _ki243_w1 = _i32(_f32(_kt241_w1).view(_i32) - _i32(1262485504))
+                _sc244_w1 = _i32((_ki243_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc245_w1 = _i32((_ki242_w1 - _ki243_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p246_w1 = _f32(1.0) + _q240_w1
+                _ex247_w1 = (_p246_w1*_sc244_w1)*_sc245_w1
+                _ex248_w1 = _sel(_a223_w1 == _a223_w1, _ex247_w1, _a223_w1)
+                _q249_w1 = ph_w1*_sel(th_w1 >= _f32(0.0), _f32(1.0), _ex248_w1)/(_d221_w1*_d221_w1)
+                bh_w1 = _f32(4.0)*(_q249_w1 - _q249_w1*(_f32(2.0)*_dl222_w1/_d221_w1))
+            elif _s137_w1:  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+                _t0_w2 = -_f32(0.5)*(scale_xy - _f32(1.0))
+                bx_w1 = stride*(_t0_w2 + cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+                by_w1 = stride*(_t0_w2 + cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+                _s250 = abs(tw_w1)
+                _na251 = -_s250
+                _xc252 = _sel(_na251 > -_f32(104.0), _na251, -_f32(104.0))
+                _xc253 = _sel(_xc252 < _f32(89.0), _xc252, _f32(89.0))
+                _kt254 = _xc253*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k255 = _kt254 - _f32(12582912.0)
+                _rh256 = _xc253 - _k255*_f32(0.693145751953125)
+                _rl257 = _k255*_f32(1.428606765330187e-06)
+                _r258 = _rh256 - _rl257
+                _rc259 = (_rh256 - _r258) - _rl257
+                _e260_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r258
+                _e261 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r258
+                _e262_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r258
+                _x263_w1 = _r258*_r258
+                _e264_w1 = _e260_w1 + _e261*_x263_w1
+                _x265 = _x263_w1*_x263_w1
+                _e266 = _e264_w1 + _e262_w1*_x265
+                _q267 = (_r258*_r258)*_e266 + _rc259
+                _q268 = _r258 + _q267
+                _kt269 = _k255*_f32(0.5) + _f32(12582912.0)
+                _ki270 = _i32(_f32(_kt254).view(_i32) - _i32(1262485504))
+                _ki271 = _i32(_f32(_kt269).view(_i32) - _i32(1262485504))
+                _sc272 = _i32((_ki271 + _i32(127)) << _i32(23)).view(_f32)
+                _sc273 = _i32((_ki270 - _ki271 + _i32(127)) << _i32(23)).view(_f32)
+                _p274 = _f32(1.0) + _q268
+                _ex275 = (_p274*_sc272)*_sc273
+                _ex276 = _sel(_na251 == _na251, _ex275, _na251)
+                _d277 = _f32(1.0) + _ex276
+                _dl278 = _ex276 - (_d277 - _f32(1.0))
+                _a279 = _f32(2.0)*tw_w1
+                _xc280 = _sel(_a279 > -_f32(104.0), _a279, -_f32(104.0))
+                _xc281 = _sel(_xc280 < _f32(89.0), _xc280, _f32(89.0))
+                _kt282 = _xc281*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k283 = _kt282 - _f32(12582912.0)
+                _rh284 = _xc281 - _k283*_f32(0.693145751953125)
+                _rl285 = _k283*_f32(1.428606765330187e-06)
+                _r286 = _rh284 - _rl285
+                _rc287 = (_rh284 - _r286) - _rl285
+                _e288 = _f32(0.5) + _f32(0.1666666716337204)*_r286
+                _e289_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r286
+                _e290 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r286
+                _x291 = _r286*_r286
+                _e292 = _e288 + _e289_w1*_x291
+                _x293 = _x291*_x291
+                _e294 = _e292 + _e290*_x293
+                _q295 = (_r286*_r286)*_e294 + _rc287
+                _q296 = _r286 + _q295
+                _kt297 = _k283*_f32(0.5) + _f32(12582912.0)
+                _ki298 = _i32(_f32(_kt282).view(_i32) - _i32(1262485504))
+                _ki299 = _i32(_f32(_kt297).view(_i32) - _i32(1262485504))
+                _sc300 = _i32((_ki299 + _i32(127)) << _i32(23)).view(_f32)
+                _sc301 = _i32((_ki298 - _ki299 + _i32(127)) << _i32(23)).view(_f32)
+                _p302 = _f32(1.0) + _q296
+                _ex303 = (_p302*_sc300)*_sc301
+                _ex304 = _sel(_a279 == _a279, _ex303, _a279)
+                _q305 = pw_w1*_sel(tw_w1 >= _f32(0.0), _f32(1.0), _ex304)/(_d277*_d277)
+                bw_w1 = _f32(4.0)*(_q305 - _q305*(_f32(2.0)*_dl278/_d277))
+                _s306 = abs(th_w1)
+                _na307 = -_s306
+                _xc308 = _sel(_na307 > -_f32(104.0), _na307, -_f32(104.0))
+                _xc309 = _sel(_xc308 < _f32(89.0), _xc308, _f32(89.0))
+                _kt310 = _xc309*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k311 = _kt310 - _f32(12582912.0)
+                _rh312 = _xc309 - _k311*_f32(0.693145751953125)
+                _rl313 = _k311*_f32(1.428606765330187e-06)
+                _r314 = _rh312 - _rl313
+                _rc315 = (_rh312 - _r314) - _rl313
+                _e316 = _f32(0.5) + _f32(0.1666666716337204)*_r314
+                _e317 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r314
+                _e318 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r314
+                _x319 = _r314*_r314
+                _e320 = _e316 + _e317*_x319
+                _x321 = _x319*_x319
+                _e322 = _e320 + _e318*_x321
+                _q323 = (_r314*_r314)*_e322 + _rc315
+                _q324 = _r314 + _q323
+                _kt325 = _k311*_f32(0.5) + _f32(12582912.0)
+                _ki326 = _i32(_f32(_kt310).view(_i32) - _i32(1262485504))
+                _ki327 = _i32(_f32(_kt325).view(_i32) - _i32(1262485504))
+                _sc328 = _i32((_ki327 + _i32(127)) << _i32(23)).view(_f32)
+                _sc329 = _i32((_ki326 - _ki327 + _i32(127)) << _i32(23)).view(_f32)
+                _p330 = _f32(1.0) + _q324
+                _ex331 = (_p330*_sc328)*_sc329
+                _ex332 = _sel(_na307 == _na307, _ex331, _na307)
+                _d333 = _f32(1.0) + _ex332
+                _dl334 = _ex332 - (_d333 - _f32(1.0))
+                _a335 = _f32(2.0)*th_w1
+                _xc336 = _sel(_a335 > -_f32(104.0), _a335, -_f32(104.0))
+                _xc337 = _sel(_xc336 < _f32(89.0), _xc336, _f32(89.0))
+                _kt338 = _xc337*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k339 = _kt338 - _f32(12582912.0)
+                _rh340 = _xc337 - _k339*_f32(0.693145751953125)
+                _rl341 = _k339*_f32(1.428606765330187e-06)
+                _r342 = _rh340 - _rl341
+                _rc343 = (_rh340 - _r342) - _rl341
+                _e344 = _f32(0.5) + _f32(0.1666666716337204)*_r342
+                _e345 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r342
+                _e346 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r342
+                _x347 = _r342*_r342
+                _e348 = _e344 + _e345*_x347
+                _x349 = _x347*_x347
+                _e350 = _e348 + _e346*_x349
+                _q351 = (_r342*_r342)*_e350 + _rc343
+                _q352 = _r342 + _q351
+                _kt353 = _k339*_f32(0.5) + _f32(12582912.0)
+                _ki354 = _i32(_f32(_kt338).view(_i32) - _i32(1262485504))
+                _ki355 = _i32(_f32(_kt353).view(_i32) - _i32(1262485504))
+                _sc356 = _i32((_ki355 + _i32(127)) << _i32(23)).view(_f32)
+                _sc357 = _i32((_ki354 - _ki355 + _i32(127)) << _i32(23)).view(_f32)
+                _p358 = _f32(1.0) + _q352
+                _ex359 = (_p358*_sc356)*_sc357
+                _ex360 = _sel(_a335 == _a335, _ex359, _a335)
+                _q361 = ph_w1*_sel(th_w1 >= _f32(0.0), _f32(1.0), _ex360)/(_d333*_d333)
+                bh_w1 = _f32(4.0)*(_q361 - _q361*(_f32(2.0)*_dl334/_d333))
+            elif (_s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)):  # exponential sizes p exp(t), a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _xc362 = _sel(tw_w1 > -_f32(104.0), tw_w1, -_f32(104.0))
+                _xc363 = _sel(_xc362 < _f32(89.0), _xc362, _f32(89.0))
+                _kt364 = _xc363*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k365 = _kt364 - _f32(12582912.0)
+                _rh366 = _xc363 - _k365*_f32(0.693145751953125)
+                _rl367 = _k365*_f32(1.428606765330187e-06)
+                _r368 = _rh366 - _rl367
+                _rc369 = (_rh366 - _r368) - _rl367
+                _e370 = _f32(0.5) + _f32(0.1666666716337204)*_r368
+                _e371 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r368
+                _e372 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r368
+                _x373 = _r368*_r368
+                _e374 = _e370 + _e371*_x373
+                _x375 = _x373*_x373
+                _e376 = _e374 + _e372*_x375
+                _q377 = (_r368*_r368)*_e376 + _rc369
+                _q378 = _r368 + _q377
+                _kt379 = _k365*_f32(0.5) + _f32(12582912.0)
+                _ki380 = _i32(_f32(_kt364).view(_i32) - _i32(1262485504))
+                _ki381 = _i32(_f32(_kt379).view(_i32) - _i32(1262485504))
+                _sc382 = _i32((_ki381 + _i32(127)) << _i32(23)).view(_f32)
+                _sc383 = _i32((_ki380 - _ki381 + _i32(127)) << _i32(23)).view(_f32)
+                _p384 = _f32(1.0) + _q378
+                _ex385 = (_p384*_sc382)*_sc383
+                _ex386 = _sel(tw_w1 == tw_w1, _ex385, tw_w1)
+                bw_w1 = pw_w1*_ex386
+                _xc387 = _sel(th_w1 > -_f32(104.0), th_w1, -_f32(104.0))
+                _xc388 = _sel(_xc387 < _f32(89.0), _xc387, _f32(89.0))
+                _kt389 = _xc388*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k390 = _kt389 - _f32(12582912.0)
+                _rh391 = _xc388 - _k390*_f32(0.693145751953125)
+                _rl392 = _k390*_f32(1.428606765330187e-06)
+                _r393 = _rh391 - _rl392
+                _rc394 = (_rh391 - _r393) - _rl392
+                _e395 = _f32(0.5) + _f32(0.1666666716337204)*_r393
+                _e396 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r393
+                _e397 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r393
+                _x398 = _r393*_r393
+                _e399 = _e395 + _e396*_x398
+                _x400 = _x398*_x398
+                _e401 = _e399 + _e397*_x400
+                _q402 = (_r393*_r393)*_e401 + _rc394
+                _q403 = _r393 + _q402
+                _kt404 = _k390*_f32(0.5) + _f32(12582912.0)
+                _ki405 = _i32(_f32(_kt389).view(_i32) - _i32(1262485504))
+                _ki406 = _i32(_f32(_kt404).view(_i32) - _i32(1262485504))
+                _sc407 = _i32((_ki406 + _i32(127)) << _i32(23)).view(_f32)
+                _sc408 = _i32((_ki405 - _ki406 + _i32(127)) << _i32(23)).view(_f32)
+                _p409 = _f32(1.0) + _q403
+                _ex410 = (_p409*_sc407)*_sc408
+                _ex411 = _sel(th_w1 == th_w1, _ex410, th_w1)
+                bh_w1 = ph_w1*_ex411
+            else:  # exponential sizes p exp(t)
+                _t0_w1_w1 = -_f32(0.5)*(scale_xy - _f32(1.0))
+                bx_w1 = stride*(_t0_w1_w1 + cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+                by_w1 = stride*(_t0_w1_w1 + cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+                _xc412 = _sel(tw_w1 > -_f32(104.0), tw_w1, -_f32(104.0))
+                _xc413 = _sel(_xc412 < _f32(89.0), _xc412, _f32(89.0))
+                _kt414 = _xc413*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k415 = _kt414 - _f32(12582912.0)
+                _rh416 = _xc413 - _k415*_f32(0.693145751953125)
+                _rl417 = _k415*_f32(1.428606765330187e-06)
+                _r418 = _rh416 - _rl417
+                _rc419 = (_rh416 - _r418) - _rl417
+                _e420 = _f32(0.5) + _f32(0.1666666716337204)*_r418
+                _e421 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r418
+                _e422 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r418
+                _x423 = _r418*_r418
+                _e424 = _e420 + _e421*_x423
+                _x425 = _x423*_x423
+                _e426 = _e424 + _e422*_x425
+                _q427 = (_r418*_r418)*_e426 + _rc419
+                _q428 = _r418 + _q427
+                _kt429 = _k415*_f32(0.5) + _f32(12582912.0)
+                _ki430 = _i32(_f32(_kt414).view(_i32) - _i32(1262485504))
+                _ki431 = _i32(_f32(_kt429).view(_i32) - _i32(1262485504))
+                _sc432 = _i32((_ki431 + _i32(127)) << _i32(23)).view(_f32)
+                _sc433 = _i32((_ki430 - _ki431 + _i32(127)) << _i32(23)).view(_f32)
+                _p434 = _f32(1.0) + _q428
+                _ex435 = (_p434*_sc432)*_sc433
+                _ex436 = _sel(tw_w1 == tw_w1, _ex435, tw_w1)
+                bw_w1 = pw_w1*_ex436
+                _xc437 = _sel(th_w1 > -_f32(104.0), th_w1, -_f32(104.0))
+                _xc438 = _sel(_xc437 < _f32(89.0), _xc437, _f32(89.0))
+                _kt439 = _xc438*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k440 = _kt439 - _f32(12582912.0)
+                _rh441 = _xc438 - _k440*_f32(0.693145751953125)
+                _rl442 = _k440*_f32(1.428606765330187e-06)
+                _r443 = _rh441 - _rl442
+                _rc444 = (_rh441 - _r443) - _rl442
+                _e445 = _f32(0.5) + _f32(0.1666666716337204)*_r443
+                _e446 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r443
+                _e447 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r443
+                _x448 = _r443*_r443
+                _e449 = _e445 + _e446*_x448
+                _x450 = _x448*_x448
+                _e451 = _e449 + _e447*_x450
+                _q452 = (_r443*_r443)*_e451 + _rc444
+                _q453 = _r443 + _q452
+                _kt454 = _k440*_f32(0.5) + _f32(12582912.0)
+                _ki455 = _i32(_f32(_kt439).view(_i32) - _i32(1262485504))
+                _ki456 = _i32(_f32(_kt454).view(_i32) - _i32(1262485504))
+                _sc457 = _i32((_ki456 + _i32(127)) << _i32(23)).view(_f32)
+                _sc458 = _i32((_ki455 - _ki456 + _i32(127)) << _i32(23)).view(_f32)
+                _p459 = _f32(1.0) + _q453
+                _ex460 = (_p459*_sc457)*_sc458
+                _ex461 = _sel(th_w1 == th_w1, _ex460, th_w1)
+                bh_w1 = ph_w1*_ex461
+            _out[_unsigned(4) * _i_w1] = bx_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(1)] = by_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(2)] = bw_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(3)] = bh_w1
     _bad = 0
-    for _i_w1 in range(_unsigned(_m)):
-        _bad += _sel(((_t[_unsigned(4) * _i_w1] - _t[_unsigned(4) * _i_w1])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(1)] - _t[_unsigned(4) * _i_w1 + _unsigned(1)])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(2)] - _t[_unsigned(4) * _i_w1 + _unsigned(2)])
-                + (_t[_unsigned(4) * _i_w1 + _unsigned(3)] - _t[_unsigned(4) * _i_w1 + _unsigned(3)])
-                + (_anchors[_unsigned(2) * _i_w1] - _anchors[_unsigned(2) * _i_w1])
-                + (_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w1 + _unsigned(1)])
-                + (_grid[_unsigned(2) * _i_w1] - _grid[_unsigned(2) * _i_w1])
-                + (_grid[_unsigned(2) * _i_w1 + _unsigned(1)] - _grid[_unsigned(2) * _i_w1 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w1] - _cotangent[_unsigned(4) * _i_w1])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)])
-                + (_cotangent[_unsigned(4) * _i_w1 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]) != _f32(0.0))
-                | ((_anchors[_unsigned(2) * _i_w1 + _unsigned(1)] <= _f32(0.0)))
-                | ((_anchors[_unsigned(2) * _i_w1] <= _f32(0.0))), 1, 0)
+    for _i_w2 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
+                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
+                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != _f32(0.0))
+                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= _f32(0.0)))
+                | ((_anchors[_unsigned(2) * _i_w2] <= _f32(0.0))), 1, 0)
     return _bad
 
 
@@ -1513,6 +3113,8 @@ def value_f32(t, anchors, grid, cotangent, out, scale_xy, scaled_wh, stride):
 def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divisor, scale_xy,
         scaled_wh, stride):
     _m = _out.shape[0] // 4
+    _far = False
+    _flags = _empty(_m, _b1)
     for _i in range(_unsigned(_m)):
         tx = _t[_unsigned(4) * _i]
         ty = _t[_unsigned(4) * _i + _unsigned(1)]
@@ -1560,47 +3162,6 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _s67 = abs(cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66) - _f32(0.5)*(scale_xy - _f32(1.0)))
         _s68 = -_f32(0.5)*scale_xy*abs(_sel(tx >= _f32(0.0), _sg65, _sg66))
         _xg0 = _s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
-        if not _xg0:
-            _xw_tx = _f64(tx)
-            _xw_cx = _f64(cx)
-            _xw_scale_xy = _f64(scale_xy)
-            _xs1 = abs(_xw_tx)
-            _xna2 = -_xs1
-            _xxc3 = _sel(_xna2 > -746.0, _xna2, -746.0)
-            _xxc4 = _sel(_xxc3 < 710.0, _xxc3, 710.0)
-            _xkt5 = _xxc4*1.4426950408889634 + 6755399441055744.0
-            _xk6 = _xkt5 - 6755399441055744.0
-            _xrh7 = _xxc4 - _xk6*0.6931471805598903
-            _xrl8 = _xk6*5.497923018708371e-14
-            _xr9 = _xrh7 - _xrl8
-            _xrc10 = (_xrh7 - _xr9) - _xrl8
-            _xe11 = 0.5 + 0.1666666666666667*_xr9
-            _xe12 = 0.04166666666666667 + 0.008333333333326136*_xr9
-            _xe13 = 0.001388888888888375 + 0.00019841269874815834*_xr9
-            _xe14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr9
-            _xe15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr9
-            _xx16 = _xr9*_xr9
-            _xe17 = _xe11 + _xe12*_xx16
-            _xe18 = _xe13 + _xe14*_xx16
-            _xe19 = _xe15 + 2.0914685161418067e-09*_xx16
-            _xx20 = _xx16*_xx16
-            _xe21 = _xe17 + _xe18*_xx20
-            _xx22 = _xx20*_xx20
-            _xe23 = _xe21 + _xe19*_xx22
-            _xq24 = (_xr9*_xr9)*_xe23 + _xrc10
-            _xq25 = _xr9 + _xq24
-            _xkt26 = _xk6*0.5 + 6755399441055744.0
-            _xki27 = _i64(_f64(_xkt5).view(_i64) - _i64(4843621399236968448))
-            _xki28 = _i64(_f64(_xkt26).view(_i64) - _i64(4843621399236968448))
-            _xsc29 = _i64((_xki28 + _i64(1023)) << _i64(52)).view(_f64)
-            _xsc30 = _i64((_xki27 - _xki28 + _i64(1023)) << _i64(52)).view(_f64)
-            _xp31 = 1.0 + _xq25
-            _xex32 = (_xp31*_xsc29)*_xsc30
-            _xex33 = _sel(_xna2 == _xna2, _xex32, _xna2)
-            _xd34 = 1.0 + _xex33
-            _xsg35 = 1.0/_xd34
-            _xsg36 = _xex33/_xd34
-            _xd0 = _f32(_xw_cx + _xw_scale_xy*_sel(_xw_tx >= 0.0, _xsg35, _xsg36) - 0.5*(_xw_scale_xy - 1.0))
         _s105 = abs(ty)
         _na106 = -_s105
         _xc107 = _sel(_na106 > -_f32(104.0), _na106, -_f32(104.0))
@@ -1635,239 +3196,225 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _s135 = abs(cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134) - _f32(0.5)*(scale_xy - _f32(1.0)))
         _s136 = -_f32(0.5)*scale_xy*abs(_sel(ty >= _f32(0.0), _sg133, _sg134))
         _xg1 = _s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
-        if not _xg1:
-            _xw_ty = _f64(ty)
-            _xw_cy = _f64(cy)
-            _xw_scale_xy_w1 = _f64(scale_xy)
-            _xs69 = abs(_xw_ty)
-            _xna70 = -_xs69
-            _xxc71 = _sel(_xna70 > -746.0, _xna70, -746.0)
-            _xxc72 = _sel(_xxc71 < 710.0, _xxc71, 710.0)
-            _xkt73 = _xxc72*1.4426950408889634 + 6755399441055744.0
-            _xk74 = _xkt73 - 6755399441055744.0
-            _xrh75 = _xxc72 - _xk74*0.6931471805598903
-            _xrl76 = _xk74*5.497923018708371e-14
-            _xr77 = _xrh75 - _xrl76
-            _xrc78 = (_xrh75 - _xr77) - _xrl76
-            _xe79 = 0.5 + 0.1666666666666667*_xr77
-            _xe80 = 0.04166666666666667 + 0.008333333333326136*_xr77
-            _xe81 = 0.001388888888888375 + 0.00019841269874815834*_xr77
-            _xe82 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr77
-            _xe83 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr77
-            _xx84 = _xr77*_xr77
-            _xe85 = _xe79 + _xe80*_xx84
-            _xe86 = _xe81 + _xe82*_xx84
-            _xe87 = _xe83 + 2.0914685161418067e-09*_xx84
-            _xx88 = _xx84*_xx84
-            _xe89 = _xe85 + _xe86*_xx88
-            _xx90 = _xx88*_xx88
-            _xe91 = _xe89 + _xe87*_xx90
-            _xq92 = (_xr77*_xr77)*_xe91 + _xrc78
-            _xq93 = _xr77 + _xq92
-            _xkt94 = _xk74*0.5 + 6755399441055744.0
-            _xki95 = _i64(_f64(_xkt73).view(_i64) - _i64(4843621399236968448))
-            _xki96 = _i64(_f64(_xkt94).view(_i64) - _i64(4843621399236968448))
-            _xsc97 = _i64((_xki96 + _i64(1023)) << _i64(52)).view(_f64)
-            _xsc98 = _i64((_xki95 - _xki96 + _i64(1023)) << _i64(52)).view(_f64)
-            _xp99 = 1.0 + _xq93
-            _xex100 = (_xp99*_xsc97)*_xsc98
-            _xex101 = _sel(_xna70 == _xna70, _xex100, _xna70)
-            _xd102 = 1.0 + _xex101
-            _xsg103 = 1.0/_xd102
-            _xsg104 = _xex101/_xd102
-            _xd1 = _f32(_xw_cy + _xw_scale_xy_w1*_sel(_xw_ty >= 0.0, _xsg103, _xsg104) - 0.5*(_xw_scale_xy_w1 - 1.0))
-        if (scaled_wh == _f32(1.0)):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
-            bx = _xd0*stride
-            by = _xd1*stride
-            _s137 = abs(tw)
-            _na138 = -_s137
-            _xc139 = _sel(_na138 > -_f32(104.0), _na138, -_f32(104.0))
-            _xc140 = _sel(_xc139 < _f32(89.0), _xc139, _f32(89.0))
-            _kt141 = _xc140*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k142 = _kt141 - _f32(12582912.0)
-            _rh143 = _xc140 - _k142*_f32(0.693145751953125)
-            _rl144 = _k142*_f32(1.428606765330187e-06)
-            _r145 = _rh143 - _rl144
-            _rc146 = (_rh143 - _r145) - _rl144
-            _e147 = _f32(0.5) + _f32(0.1666666716337204)*_r145
-            _e148 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r145
-            _e149 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r145
-            _x150 = _r145*_r145
-            _e151 = _e147 + _e148*_x150
-            _x152 = _x150*_x150
-            _e153 = _e151 + _e149*_x152
-            _q154 = (_r145*_r145)*_e153 + _rc146
-            _q155 = _r145 + _q154
-            _kt156 = _k142*_f32(0.5) + _f32(12582912.0)
-            _ki157 = _i32(_f32(_kt141).view(_i32) - _i32(1262485504))
-            _ki158 = _i32(_f32(_kt156).view(_i32) - _i32(1262485504))
-            _sc159 = _i32((_ki158 + _i32(127)) << _i32(23)).view(_f32)
-            _sc160 = _i32((_ki157 - _ki158 + _i32(127)) << _i32(23)).view(_f32)
-            _p161 = _f32(1.0) + _q155
-            _ex162 = (_p161*_sc159)*_sc160
-            _ex163 = _sel(_na138 == _na138, _ex162, _na138)
-            _d164 = _f32(1.0) + _ex163
-            _dl165 = _ex163 - (_d164 - _f32(1.0))
-            _a166 = _f32(2.0)*tw
-            _xc167 = _sel(_a166 > -_f32(104.0), _a166, -_f32(104.0))
-            _xc168 = _sel(_xc167 < _f32(89.0), _xc167, _f32(89.0))
-            _kt169 = _xc168*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k170 = _kt169 - _f32(12582912.0)
-            _rh171 = _xc168 - _k170*_f32(0.693145751953125)
-            _rl172 = _k170*_f32(1.428606765330187e-06)
-            _r173 = _rh171 - _rl172
-            _rc174 = (_rh171 - _r173) - _rl172
-            _e175 = _f32(0.5) + _f32(0.1666666716337204)*_r173
-            _e176 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r173
-            _e177 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r173
-            _x178 = _r173*_r173
-            _e179 = _e175 + _e176*_x178
-            _x180 = _x178*_x178
-            _e181 = _e179 + _e177*_x180
-            _q182 = (_r173*_r173)*_e181 + _rc174
-            _q183 = _r173 + _q182
-            _kt184 = _k170*_f32(0.5) + _f32(12582912.0)
-            _ki185 = _i32(_f32(_kt169).view(_i32) - _i32(1262485504))
-            _ki186 = _i32(_f32(_kt184).view(_i32) - _i32(1262485504))
-            _sc187 = _i32((_ki186 + _i32(127)) << _i32(23)).view(_f32)
-            _sc188 = _i32((_ki185 - _ki186 + _i32(127)) << _i32(23)).view(_f32)
-            _p189 = _f32(1.0) + _q183
-            _ex190 = (_p189*_sc187)*_sc188
-            _ex191 = _sel(_a166 == _a166, _ex190, _a166)
-            _q192 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex191)/(_d164*_d164)
-            bw = _f32(4.0)*(_q192 - _q192*(_f32(2.0)*_dl165/_d164))
-            _s193 = abs(th)
-            _na194 = -_s193
-            _xc195 = _sel(_na194 > -_f32(104.0), _na194, -_f32(104.0))
-            _xc196 = _sel(_xc195 < _f32(89.0), _xc195, _f32(89.0))
-            _kt197 = _xc196*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k198 = _kt197 - _f32(12582912.0)
-            _rh199 = _xc196 - _k198*_f32(0.693145751953125)
-            _rl200 = _k198*_f32(1.428606765330187e-06)
-            _r201 = _rh199 - _rl200
-            _rc202 = (_rh199 - _r201) - _rl200
-            _e203 = _f32(0.5) + _f32(0.1666666716337204)*_r201
-            _e204 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r201
-            _e205 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r201
-            _x206 = _r201*_r201
-            _e207 = _e203 + _e204*_x206
-            _x208 = _x206*_x206
-            _e209 = _e207 + _e205*_x208
-            _q210 = (_r201*_r201)*_e209 + _rc202
-            _q211 = _r201 + _q210
-            _kt212 = _k198*_f32(0.5) + _f32(12582912.0)
-            _ki213 = _i32(_f32(_kt197).view(_i32) - _i32(1262485504))
-            _ki214 = _i32(_f32(_kt212).view(_i32) - _i32(1262485504))
-            _sc215 = _i32((_ki214 + _i32(127)) << _i32(23)).view(_f32)
-            _sc216 = _i32((_ki213 - _ki214 + _i32(127)) << _i32(23)).view(_f32)
-            _p217 = _f32(1.0) + _q211
-            _ex218 = (_p217*_sc215)*_sc216
-            _ex219 = _sel(_na194 == _na194, _ex218, _na194)
-            _d220 = _f32(1.0) + _ex219
-            _dl221 = _ex219 - (_d220 - _f32(1.0))
-            _a222 = _f32(2.0)*th
-            _xc223 = _sel(_a222 > -_f32(104.0), _a222, -_f32(104.0))
-            _xc224 = _sel(_xc223 < _f32(89.0), _xc223, _f32(89.0))
-            _kt225 = _xc224*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k226 = _kt225 - _f32(12582912.0)
-            _rh227 = _xc224 - _k226*_f32(0.693145751953125)
-            _rl228 = _k226*_f32(1.428606765330187e-06)
-            _r229 = _rh227 - _rl228
-            _rc230 = (_rh227 - _r229) - _rl228
-            _e231 = _f32(0.5) + _f32(0.1666666716337204)*_r229
-            _e232 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r229
-            _e233 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r229
-            _x234 = _r229*_r229
-            _e235 = _e231 + _e232*_x234
-            _x236 = _x234*_x234
-            _e237 = _e235 + _e233*_x236
-            _q238 = (_r229*_r229)*_e237 + _rc230
-            _q239 = _r229 + _q238
-            _kt240 = _k226*_f32(0.5) + _f32(12582912.0)
-            _ki241 = _i32(_f32(_kt225).view(_i32) - _i32(1262485504))
-            _ki242 = _i32(_f32(_kt240).view(_i32) - _i32(1262485504))
-            _sc243 = _i32((_ki242 + _i32(127)) << _i32(23)).view(_f32)
-            _sc244 = _i32((_ki241 - _ki242 + _i32(127)) << _i32(23)).view(_f32)
-            _p245 = _f32(1.0) + _q239
-            _ex246 = (_p245*_sc243)*_sc244
-            _ex247 = _sel(_a222 == _a222, _ex246, _a222)
-            _q248 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex247)/(_d220*_d220)
-            bh = _f32(4.0)*(_q248 - _q248*(_f32(2.0)*_dl221/_d220))
-            _t0 = scale_xy*stride
-            _s249 = -tx
-            d_tx = _t0*ux*_sel(_s249 >= _f32(0.0), _sg65, _sg66)*_sel(tx >= _f32(0.0), _sg65, _sg66)
-            _s250 = -ty
-            d_ty = _t0*uy*_sel(_s250 >= _f32(0.0), _sg133, _sg134)*_sel(ty >= _f32(0.0), _sg133, _sg134)
-            _s251 = -tw
-            _sg252 = _f32(1.0)/_d164
-            _sg253 = _ex163/_d164
-            d_tw = _f32(2.0)*bw*uw*_sel(_s251 >= _f32(0.0), _sg252, _sg253)
-            _s254 = -th
-            _sg255 = _f32(1.0)/_d220
-            _sg256 = _ex219/_d220
-            d_th = _f32(2.0)*bh*uh*_sel(_s254 >= _f32(0.0), _sg255, _sg256)
+        _s137 = scaled_wh == _f32(1.0)
+        if _s137 and ((_s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0))):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+            bx = _f32(0.0)
+            by = _f32(0.0)
+            bw = _f32(0.0)
+            bh = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            _xok = False
+        elif _s137:  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+            _t0 = -_f32(0.5)*(scale_xy - _f32(1.0))
+            bx = stride*(_t0 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66))
+            by = stride*(_t0 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134))
+            _s138 = abs(tw)
+            _na139 = -_s138
+            _xc140 = _sel(_na139 > -_f32(104.0), _na139, -_f32(104.0))
+            _xc141 = _sel(_xc140 < _f32(89.0), _xc140, _f32(89.0))
+            _kt142 = _xc141*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k143 = _kt142 - _f32(12582912.0)
+            _rh144 = _xc141 - _k143*_f32(0.693145751953125)
+            _rl145 = _k143*_f32(1.428606765330187e-06)
+            _r146 = _rh144 - _rl145
+            _rc147 = (_rh144 - _r146) - _rl145
+            _e148 = _f32(0.5) + _f32(0.1666666716337204)*_r146
+            _e149 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r146
+            _e150 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r146
+            _x151 = _r146*_r146
+            _e152 = _e148 + _e149*_x151
+            _x153 = _x151*_x151
+            _e154 = _e152 + _e150*_x153
+            _q155 = (_r146*_r146)*_e154 + _rc147
+            _q156 = _r146 + _q155
+            _kt157 = _k143*_f32(0.5) + _f32(12582912.0)
+            _ki158 = _i32(_f32(_kt142).view(_i32) - _i32(1262485504))
+            _ki159 = _i32(_f32(_kt157).view(_i32) - _i32(1262485504))
+            _sc160 = _i32((_ki159 + _i32(127)) << _i32(23)).view(_f32)
+            _sc161 = _i32((_ki158 - _ki159 + _i32(127)) << _i32(23)).view(_f32)
+            _p162 = _f32(1.0) + _q156
+            _ex163 = (_p162*_sc160)*_sc161
+            _ex164 = _sel(_na139 == _na139, _ex163, _na139)
+            _d165 = _f32(1.0) + _ex164
+            _dl166 = _ex164 - (_d165 - _f32(1.0))
+            _a167 = _f32(2.0)*tw
+            _xc168 = _sel(_a167 > -_f32(104.0), _a167, -_f32(104.0))
+            _xc169 = _sel(_xc168 < _f32(89.0), _xc168, _f32(89.0))
+            _kt170 = _xc169*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k171 = _kt170 - _f32(12582912.0)
+            _rh172 = _xc169 - _k171*_f32(0.693145751953125)
+            _rl173 = _k171*_f32(1.428606765330187e-06)
+            _r174 = _rh172 - _rl173
+            _rc175 = (_rh172 - _r174) - _rl173
+            _e176 = _f32(0.5) + _f32(0.1666666716337204)*_r174
+            _e177 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r174
+            _e178 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r174
+            _x179 = _r174*_r174
+            _e180 = _e176 + _e177*_x179
+            _x181 = _x179*_x179
+            _e182 = _e180 + _e178*_x181
+            _q183 = (_r174*_r174)*_e182 + _rc175
+            _q184 = _r174 + _q183
+            _kt185 = _k171*_f32(0.5) + _f32(12582912.0)
+            _ki186 = _i32(_f32(_kt170).view(_i32) - _i32(1262485504))
+            _ki187 = _i32(_f32(_kt185).view(_i32) - _i32(1262485504))
+            _sc188 = _i32((_ki187 + _i32(127)) << _i32(23)).view(_f32)
+            _sc189 = _i32((_ki186 - _ki187 + _i32(127)) << _i32(23)).view(_f32)
+            _p190 = _f32(1.0) + _q184
+            _ex191 = (_p190*_sc188)*_sc189
+            _ex192 = _sel(_a167 == _a167, _ex191, _a167)
+            _q193 = pw*_sel(tw >= _f32(0.0), _f32(1.0), _ex192)/(_d165*_d165)
+            bw = _f32(4.0)*(_q193 - _q193*(_f32(2.0)*_dl166/_d165))
+            _s194 = abs(th)
+            _na195 = -_s194
+            _xc196 = _sel(_na195 > -_f32(104.0), _na195, -_f32(104.0))
+            _xc197 = _sel(_xc196 < _f32(89.0), _xc196, _f32(89.0))
+            _kt198 = _xc197*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k199 = _kt198 - _f32(12582912.0)
+            _rh200 = _xc197 - _k199*_f32(0.693145751953125)
+            _rl201 = _k199*_f32(1.428606765330187e-06)
+            _r202 = _rh200 - _rl201
+            _rc203 = (_rh200 - _r202) - _rl201
+            _e204 = _f32(0.5) + _f32(0.1666666716337204)*_r202
+            _e205 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r202
+            _e206 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r202
+            _x207 = _r202*_r202
+            _e208 = _e204 + _e205*_x207
+            _x209 = _x207*_x207
+            _e210 = _e208 + _e206*_x209
+            _q211 = (_r202*_r202)*_e210 + _rc203
+            _q212 = _r202 + _q211
+            _kt213 = _k199*_f32(0.5) + _f32(12582912.0)
+            _ki214 = _i32(_f32(_kt198).view(_i32) - _i32(1262485504))
+            _ki215 = _i32(_f32(_kt213).view(_i32) - _i32(1262485504))
+            _sc216 = _i32((_ki215 + _i32(127)) << _i32(23)).view(_f32)
+            _sc217 = _i32((_ki214 - _ki215 + _i32(127)) << _i32(23)).view(_f32)
+            _p218 = _f32(1.0) + _q212
+            _ex219 = (_p218*_sc216)*_sc217
+            _ex220 = _sel(_na195 == _na195, _ex219, _na195)
+            _d221 = _f32(1.0) + _ex220
+            _dl222 = _ex220 - (_d221 - _f32(1.0))
+            _a223 = _f32(2.0)*th
+            _xc224 = _sel(_a223 > -_f32(104.0), _a223, -_f32(104.0))
+            _xc225 = _sel(_xc224 < _f32(89.0), _xc224, _f32(89.0))
+            _kt226 = _xc225*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k227 = _kt226 - _f32(12582912.0)
+            _rh228 = _xc225 - _k227*_f32(0.693145751953125)
+            _rl229 = _k227*_f32(1.428606765330187e-06)
+            _r230 = _rh228 - _rl229
+            _rc231 = (_rh228 - _r230) - _rl229
+            _e232 = _f32(0.5) + _f32(0.1666666716337204)*_r230
+            _e233 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r230
+            _e234 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r230
+            _x235 = _r230*_r230
+            _e236 = _e232 + _e233*_x235
+            _x237 = _x235*_x235
+            _e238 = _e236 + _e234*_x237
+            _q239 = (_r230*_r230)*_e238 + _rc231
+            _q240 = _r230 + _q239
+            _kt241 = _k227*_f32(0.5) + _f32(12582912.0)
+            _ki242 = _i32(_f32(_kt226).view(_i32) - _i32(1262485504))
+            _ki243 = _i32(_f32(_kt241).view(_i32) - _i32(1262485504))
+            _sc244 = _i32((_ki243 + _i32(127)) << _i32(23)).view(_f32)
+            _sc245 = _i32((_ki242 - _ki243 + _i32(127)) << _i32(23)).view(_f32)
+            _p246 = _f32(1.0) + _q240
+            _ex247 = (_p246*_sc244)*_sc245
+            _ex248 = _sel(_a223 == _a223, _ex247, _a223)
+            _q249 = ph*_sel(th >= _f32(0.0), _f32(1.0), _ex248)/(_d221*_d221)
+            bh = _f32(4.0)*(_q249 - _q249*(_f32(2.0)*_dl222/_d221))
+            _t1 = scale_xy*stride
+            _s250 = -tx
+            d_tx = _t1*ux*_sel(_s250 >= _f32(0.0), _sg65, _sg66)*_sel(tx >= _f32(0.0), _sg65, _sg66)
+            _s251 = -ty
+            d_ty = _t1*uy*_sel(_s251 >= _f32(0.0), _sg133, _sg134)*_sel(ty >= _f32(0.0), _sg133, _sg134)
+            _s252 = -tw
+            _sg253 = _f32(1.0)/_d165
+            _sg254 = _ex164/_d165
+            d_tw = _f32(2.0)*bw*uw*_sel(_s252 >= _f32(0.0), _sg253, _sg254)
+            _s255 = -th
+            _sg256 = _f32(1.0)/_d221
+            _sg257 = _ex220/_d221
+            d_th = _f32(2.0)*bh*uh*_sel(_s255 >= _f32(0.0), _sg256, _sg257)
+            _xok = _xg0 & _xg1
+        elif (_s68 - _f32(0.5)*abs(cx) + _s67 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136 - _f32(0.5)*abs(cy) + _s135 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)):  # exponential sizes p exp(t), a centre that cancels
+            bx = _f32(0.0)
+            by = _f32(0.0)
+            bw = _f32(0.0)
+            bh = _f32(0.0)
+            d_tx = _f32(0.0)
+            d_ty = _f32(0.0)
+            d_tw = _f32(0.0)
+            d_th = _f32(0.0)
+            _xok = False
         else:  # exponential sizes p exp(t)
-            bx = _xd0*stride
-            by = _xd1*stride
-            _xc257 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
-            _xc258 = _sel(_xc257 < _f32(89.0), _xc257, _f32(89.0))
-            _kt259 = _xc258*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k260 = _kt259 - _f32(12582912.0)
-            _rh261 = _xc258 - _k260*_f32(0.693145751953125)
-            _rl262 = _k260*_f32(1.428606765330187e-06)
-            _r263 = _rh261 - _rl262
-            _rc264 = (_rh261 - _r263) - _rl262
-            _e265 = _f32(0.5) + _f32(0.1666666716337204)*_r263
-            _e266 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r263
-            _e267 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r263
-            _x268 = _r263*_r263
-            _e269 = _e265 + _e266*_x268
-            _x270 = _x268*_x268
-            _e271 = _e269 + _e267*_x270
-            _q272 = (_r263*_r263)*_e271 + _rc264
-            _q273 = _r263 + _q272
-            _kt274 = _k260*_f32(0.5) + _f32(12582912.0)
-            _ki275 = _i32(_f32(_kt259).view(_i32) - _i32(1262485504))
-            _ki276 = _i32(_f32(_kt274).view(_i32) - _i32(1262485504))
-            _sc277 = _i32((_ki276 + _i32(127)) << _i32(23)).view(_f32)
-            _sc278 = _i32((_ki275 - _ki276 + _i32(127)) << _i32(23)).view(_f32)
-            _p279 = _f32(1.0) + _q273
-            _ex280 = (_p279*_sc277)*_sc278
-            _ex281 = _sel(tw == tw, _ex280, tw)
-            bw = pw*_ex281
-            _xc282 = _sel(th > -_f32(104.0), th, -_f32(104.0))
-            _xc283 = _sel(_xc282 < _f32(89.0), _xc282, _f32(89.0))
-            _kt284 = _xc283*_f32(1.4426950216293335) + _f32(12582912.0)
-            _k285 = _kt284 - _f32(12582912.0)
-            _rh286 = _xc283 - _k285*_f32(0.693145751953125)
-            _rl287 = _k285*_f32(1.428606765330187e-06)
-            _r288 = _rh286 - _rl287
-            _rc289 = (_rh286 - _r288) - _rl287
-            _e290 = _f32(0.5) + _f32(0.1666666716337204)*_r288
-            _e291 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r288
-            _e292 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r288
-            _x293 = _r288*_r288
-            _e294 = _e290 + _e291*_x293
-            _x295 = _x293*_x293
-            _e296 = _e294 + _e292*_x295
-            _q297 = (_r288*_r288)*_e296 + _rc289
-            _q298 = _r288 + _q297
-            _kt299 = _k285*_f32(0.5) + _f32(12582912.0)
-            _ki300 = _i32(_f32(_kt284).view(_i32) - _i32(1262485504))
-            _ki301 = _i32(_f32(_kt299).view(_i32) - _i32(1262485504))
-            _sc302 = _i32((_ki301 + _i32(127)) << _i32(23)).view(_f32)
-            _sc303 = _i32((_ki300 - _ki301 + _i32(127)) << _i32(23)).view(_f32)
-            _p304 = _f32(1.0) + _q298
-            _ex305 = (_p304*_sc302)*_sc303
-            _ex306 = _sel(th == th, _ex305, th)
-            bh = ph*_ex306
-            _t0_w1 = scale_xy*stride
-            _s307 = -tx
-            d_tx = _t0_w1*ux*_sel(_s307 >= _f32(0.0), _sg65, _sg66)*_sel(tx >= _f32(0.0), _sg65, _sg66)
-            _s308 = -ty
-            d_ty = _t0_w1*uy*_sel(_s308 >= _f32(0.0), _sg133, _sg134)*_sel(ty >= _f32(0.0), _sg133, _sg134)
-            d_tw = pw*uw*_ex281
-            d_th = ph*uh*_ex306
+            _t0_w1 = -_f32(0.5)*(scale_xy - _f32(1.0))
+            bx = stride*(_t0_w1 + cx + scale_xy*_sel(tx >= _f32(0.0), _sg65, _sg66))
+            by = stride*(_t0_w1 + cy + scale_xy*_sel(ty >= _f32(0.0), _sg133, _sg134))
+            _xc258 = _sel(tw > -_f32(104.0), tw, -_f32(104.0))
+            _xc259 = _sel(_xc258 < _f32(89.0), _xc258, _f32(89.0))
+            _kt260 = _xc259*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k261 = _kt260 - _f32(12582912.0)
+            _rh262 = _xc259 - _k261*_f32(0.693145751953125)
+            _rl263 = _k261*_f32(1.428606765330187e-06)
+            _r264 = _rh262 - _rl263
+            _rc265 = (_rh262 - _r264) - _rl263
+            _e266 = _f32(0.5) + _f32(0.1666666716337204)*_r264
+            _e267 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r264
+            _e268 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r264
+            _x269 = _r264*_r264
+            _e270 = _e266 + _e267*_x269
+            _x271 = _x269*_x269
+            _e272 = _e270 + _e268*_x271
+            _q273 = (_r264*_r264)*_e272 + _rc265
+            _q274 = _r264 + _q273
+            _kt275 = _k261*_f32(0.5) + _f32(12582912.0)
+            _ki276 = _i32(_f32(_kt260).view(_i32) - _i32(1262485504))
+            _ki277 = _i32(_f32(_kt275).view(_i32) - _i32(1262485504))
+            _sc278 = _i32((_ki277 + _i32(127)) << _i32(23)).view(_f32)
+            _sc279 = _i32((_ki276 - _ki277 + _i32(127)) << _i32(23)).view(_f32)
+            _p280 = _f32(1.0) + _q274
+            _ex281 = (_p280*_sc278)*_sc279
+            _ex282 = _sel(tw == tw, _ex281, tw)
+            bw = pw*_ex282
+            _xc283 = _sel(th > -_f32(104.0), th, -_f32(104.0))
+            _xc284 = _sel(_xc283 < _f32(89.0), _xc283, _f32(89.0))
+            _kt285 = _xc284*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k286 = _kt285 - _f32(12582912.0)
+            _rh287 = _xc284 - _k286*_f32(0.693145751953125)
+            _rl288 = _k286*_f32(1.428606765330187e-06)
+            _r289 = _rh287 - _rl288
+            _rc290 = (_rh287 - _r289) - _rl288
+            _e291 = _f32(0.5) + _f32(0.1666666716337204)*_r289
+            _e292 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r289
+            _e293 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r289
+            _x294 = _r289*_r289
+            _e295 = _e291 + _e292*_x294
+            _x296 = _x294*_x294
+            _e297 = _e295 + _e293*_x296
+            _q298 = (_r289*_r289)*_e297 + _rc290
+            _q299 = _r289 + _q298
+            _kt300 = _k286*_f32(0.5) + _f32(12582912.0)
+            _ki301 = _i32(_f32(_kt285).view(_i32) - _i32(1262485504))
+            _ki302 = _i32(_f32(_kt300).view(_i32) - _i32(1262485504))
+            _sc303 = _i32((_ki302 + _i32(127)) << _i32(23)).view(_f32)
+            _sc304 = _i32((_ki301 - _ki302 + _i32(127)) << _i32(23)).view(_f32)
+            _p305 = _f32(1.0) + _q299
+            _ex306 = (_p305*_sc303)*_sc304
+            _ex307 = _sel(th == th, _ex306, th)
+            bh = ph*_ex307
+            _t1_w1 = scale_xy*stride
+            _s308 = -tx
+            d_tx = _t1_w1*ux*_sel(_s308 >= _f32(0.0), _sg65, _sg66)*_sel(tx >= _f32(0.0), _sg65, _sg66)
+            _s309 = -ty
+            d_ty = _t1_w1*uy*_sel(_s309 >= _f32(0.0), _sg133, _sg134)*_sel(ty >= _f32(0.0), _sg133, _sg134)
+            d_tw = pw*uw*_ex282
+            d_th = ph*uh*_ex307
+            _xok = _xg0 & _xg1
+        _flags[_i] = not _xok
+        _far = _far | _flags[_i]
         _out[_unsigned(4) * _i] = bx
         _out[_unsigned(4) * _i + _unsigned(1)] = by
         _out[_unsigned(4) * _i + _unsigned(2)] = bw
@@ -1876,25 +3423,591 @@ def _value_and_grad_block_f32(_t, _anchors, _grid, _cotangent, _out, _d_t, divis
         _d_t[_unsigned(4) * _i + _unsigned(1)] = d_ty
         _d_t[_unsigned(4) * _i + _unsigned(2)] = d_tw
         _d_t[_unsigned(4) * _i + _unsigned(3)] = d_th
+    if _far:
+        _idx = _empty(_m, _unsigned)
+        _k = 0
+        for _q in range(_unsigned(_m)):
+            if _flags[_q]:
+                _idx[_k] = _q
+                _k += 1
+        for _j in range(_k):
+            _i_w1 = _idx[_j]
+            tx_w1 = _t[_unsigned(4) * _i_w1]
+            ty_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(1)]
+            tw_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(2)]
+            th_w1 = _t[_unsigned(4) * _i_w1 + _unsigned(3)]
+            pw_w1 = _anchors[_unsigned(2) * _i_w1]
+            ph_w1 = _anchors[_unsigned(2) * _i_w1 + _unsigned(1)]
+            cx_w1 = _grid[_unsigned(2) * _i_w1]
+            cy_w1 = _grid[_unsigned(2) * _i_w1 + _unsigned(1)]
+            ux_w1 = _cotangent[_unsigned(4) * _i_w1]
+            uy_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(1)]
+            uw_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(2)]
+            uh_w1 = _cotangent[_unsigned(4) * _i_w1 + _unsigned(3)]
+            _s37_w1 = abs(tx_w1)
+            _na38_w1 = -_s37_w1
+            _xc39_w1 = _sel(_na38_w1 > -_f32(104.0), _na38_w1, -_f32(104.0))
+            _xc40_w1 = _sel(_xc39_w1 < _f32(89.0), _xc39_w1, _f32(89.0))
+            _kt41_w1 = _xc40_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k42_w1 = _kt41_w1 - _f32(12582912.0)
+            _rh43_w1 = _xc40_w1 - _k42_w1*_f32(0.693145751953125)
+            _rl44_w1 = _k42_w1*_f32(1.428606765330187e-06)
+            _r45_w1 = _rh43_w1 - _rl44_w1
+            _rc46_w1 = (_rh43_w1 - _r45_w1) - _rl44_w1
+            _e47_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r45_w1
+            _e48_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r45_w1
+            _e49_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r45_w1
+            _x50_w1 = _r45_w1*_r45_w1
+            _e51_w1 = _e47_w1 + _e48_w1*_x50_w1
+            _x52_w1 = _x50_w1*_x50_w1
+            _e53_w1 = _e51_w1 + _e49_w1*_x52_w1
+            _q54_w1 = (_r45_w1*_r45_w1)*_e53_w1 + _rc46_w1
+            _q55_w1 = _r45_w1 + _q54_w1
+            _kt56_w1 = _k42_w1*_f32(0.5) + _f32(12582912.0)
+            _ki57_w1 = _i32(_f32(_kt41_w1).view(_i32) - _i32(1262485504))
+            _ki58_w1 = _i32(_f32(_kt56_w1).view(_i32) - _i32(1262485504))
+            _sc59_w1 = _i32((_ki58_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _sc60_w1 = _i32((_ki57_w1 - _ki58_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _p61_w1 = _f32(1.0) + _q55_w1
+            _ex62_w1 = (_p61_w1*_sc59_w1)*_sc60_w1
+            _ex63_w1 = _sel(_na38_w1 == _na38_w1, _ex62_w1, _na38_w1)
+            _d64_w1 = _f32(1.0) + _ex63_w1
+            _sg65_w1 = _f32(1.0)/_d64_w1
+            _sg66_w1 = _ex63_w1/_d64_w1
+            _xd0_w1 = cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1) - _f32(0.5)*(scale_xy - _f32(1.0))
+            _s67_w1 = abs(cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1) - _f32(0.5)*(scale_xy - _f32(1.0)))
+            _s68_w1 = -_f32(0.5)*scale_xy*abs(_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+            _xg0_w1 = _s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
+            if not _xg0_w1:
+                _xw_tx = _f64(tx_w1)
+                _xw_cx = _f64(cx_w1)
+                _xw_scale_xy = _f64(scale_xy)
+                _xs1 = abs(_xw_tx)
+                _xna2 = -_xs1
+                _xxc3 = _sel(_xna2 > -746.0, _xna2, -746.0)
+                _xxc4 = _sel(_xxc3 < 710.0, _xxc3, 710.0)
+                _xkt5 = _xxc4*1.4426950408889634 + 6755399441055744.0
+                _xk6 = _xkt5 - 6755399441055744.0
+                _xrh7 = _xxc4 - _xk6*0.6931471805598903
+                _xrl8 = _xk6*5.497923018708371e-14
+                _xr9 = _xrh7 - _xrl8
+                _xrc10 = (_xrh7 - _xr9) - _xrl8
+                _xe11 = 0.5 + 0.1666666666666667*_xr9
+                _xe12 = 0.04166666666666667 + 0.008333333333326136*_xr9
+                _xe13 = 0.001388888888888375 + 0.00019841269874815834*_xr9
+                _xe14 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr9
+                _xe15 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr9
+                _xx16 = _xr9*_xr9
+                _xe17 = _xe11 + _xe12*_xx16
+                _xe18 = _xe13 + _xe14*_xx16
+                _xe19 = _xe15 + 2.0914685161418067e-09*_xx16
+                _xx20 = _xx16*_xx16
+                _xe21 = _xe17 + _xe18*_xx20
+                _xx22 = _xx20*_xx20
+                _xe23 = _xe21 + _xe19*_xx22
+                _xq24 = (_xr9*_xr9)*_xe23 + _xrc10
+                _xq25 = _xr9 + _xq24
+                _xkt26 = _xk6*0.5 + 6755399441055744.0
+                _xki27 = _i64(_f64(_xkt5).view(_i64) - _i64(4843621399236968448))
+                _xki28 = _i64(_f64(_xkt26).view(_i64) - _i64(4843621399236968448))
+                _xsc29 = _i64((_xki28 + _i64(1023)) << _i64(52)).view(_f64)
+                _xsc30 = _i64((_xki27 - _xki28 + _i64(1023)) << _i64(52)).view(_f64)
+                _xp31 = 1.0 + _xq25
+                _xex32 = (_xp31*_xsc29)*_xsc30
+                _xex33 = _sel(_xna2 == _xna2, _xex32, _xna2)
+                _xd34 = 1.0 + _xex33
+                _xsg35 = 1.0/_xd34
+                _xsg36 = _xex33/_xd34
+                _xd0_w1 = _f32(_xw_cx + _xw_scale_xy*_sel(_xw_tx >= 0.0, _xsg35, _xsg36) - 0.5*(_xw_scale_xy - 1.0))
+            _s105_w1 = abs(ty_w1)
+            _na106_w1 = -_s105_w1
+            _xc107_w1 = _sel(_na106_w1 > -_f32(104.0), _na106_w1, -_f32(104.0))
+            _xc108_w1 = _sel(_xc107_w1 < _f32(89.0), _xc107_w1, _f32(89.0))
+            _kt109_w1 = _xc108_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+            _k110_w1 = _kt109_w1 - _f32(12582912.0)
+            _rh111_w1 = _xc108_w1 - _k110_w1*_f32(0.693145751953125)
+            _rl112_w1 = _k110_w1*_f32(1.428606765330187e-06)
+            _r113_w1 = _rh111_w1 - _rl112_w1
+            _rc114_w1 = (_rh111_w1 - _r113_w1) - _rl112_w1
+            _e115_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r113_w1
+            _e116_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r113_w1
+            _e117_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r113_w1
+            _x118_w1 = _r113_w1*_r113_w1
+            _e119_w1 = _e115_w1 + _e116_w1*_x118_w1
+            _x120_w1 = _x118_w1*_x118_w1
+            _e121_w1 = _e119_w1 + _e117_w1*_x120_w1
+            _q122_w1 = (_r113_w1*_r113_w1)*_e121_w1 + _rc114_w1
+            _q123_w1 = _r113_w1 + _q122_w1
+            _kt124_w1 = _k110_w1*_f32(0.5) + _f32(12582912.0)
+            _ki125_w1 = _i32(_f32(_kt109_w1).view(_i32) - _i32(1262485504))
+            _ki126_w1 = _i32(_f32(_kt124_w1).view(_i32) - _i32(1262485504))
+            _sc127_w1 = _i32((_ki126_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _sc128_w1 = _i32((_ki125_w1 - _ki126_w1 + _i32(127)) << _i32(23)).view(_f32)
+            _p129_w1 = _f32(1.0) + _q123_w1
+            _ex130_w1 = (_p129_w1*_sc127_w1)*_sc128_w1
+            _ex131_w1 = _sel(_na106_w1 == _na106_w1, _ex130_w1, _na106_w1)
+            _d132_w1 = _f32(1.0) + _ex131_w1
+            _sg133_w1 = _f32(1.0)/_d132_w1
+            _sg134_w1 = _ex131_w1/_d132_w1
+            _xd1_w1 = cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1) - _f32(0.5)*(scale_xy - _f32(1.0))
+            _s135_w1 = abs(cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1) - _f32(0.5)*(scale_xy - _f32(1.0)))
+            _s136_w1 = -_f32(0.5)*scale_xy*abs(_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+            _xg1_w1 = _s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) > _f32(0.0)
+            if not _xg1_w1:
+                _xw_ty = _f64(ty_w1)
+                _xw_cy = _f64(cy_w1)
+                _xw_scale_xy_w1 = _f64(scale_xy)
+                _xs69 = abs(_xw_ty)
+                _xna70 = -_xs69
+                _xxc71 = _sel(_xna70 > -746.0, _xna70, -746.0)
+                _xxc72 = _sel(_xxc71 < 710.0, _xxc71, 710.0)
+                _xkt73 = _xxc72*1.4426950408889634 + 6755399441055744.0
+                _xk74 = _xkt73 - 6755399441055744.0
+                _xrh75 = _xxc72 - _xk74*0.6931471805598903
+                _xrl76 = _xk74*5.497923018708371e-14
+                _xr77 = _xrh75 - _xrl76
+                _xrc78 = (_xrh75 - _xr77) - _xrl76
+                _xe79 = 0.5 + 0.1666666666666667*_xr77
+                _xe80 = 0.04166666666666667 + 0.008333333333326136*_xr77
+                _xe81 = 0.001388888888888375 + 0.00019841269874815834*_xr77
+                _xe82 = 2.480158732554432e-05 + 2.7557255406285044e-06*_xr77
+                _xe83 = 2.7557273647451087e-07 + 2.5105214474751413e-08*_xr77
+                _xx84 = _xr77*_xr77
+                _xe85 = _xe79 + _xe80*_xx84
+                _xe86 = _xe81 + _xe82*_xx84
+                _xe87 = _xe83 + 2.0914685161418067e-09*_xx84
+                _xx88 = _xx84*_xx84
+                _xe89 = _xe85 + _xe86*_xx88
+                _xx90 = _xx88*_xx88
+                _xe91 = _xe89 + _xe87*_xx90
+                _xq92 = (_xr77*_xr77)*_xe91 + _xrc78
+                _xq93 = _xr77 + _xq92
+                _xkt94 = _xk74*0.5 + 6755399441055744.0
+                _xki95 = _i64(_f64(_xkt73).view(_i64) - _i64(4843621399236968448))
+                _xki96 = _i64(_f64(_xkt94).view(_i64) - _i64(4843621399236968448))
+                _xsc97 = _i64((_xki96 + _i64(1023)) << _i64(52)).view(_f64)
+                _xsc98 = _i64((_xki95 - _xki96 + _i64(1023)) << _i64(52)).view(_f64)
+                _xp99 = 1.0 + _xq93
+                _xex100 = (_xp99*_xsc97)*_xsc98
+                _xex101 = _sel(_xna70 == _xna70, _xex100, _xna70)
+                _xd102 = 1.0 + _xex101
+                _xsg103 = 1.0/_xd102
+                _xsg104 = _xex101/_xd102
+                _xd1_w1 = _f32(_xw_cy + _xw_scale_xy_w1*_sel(_xw_ty >= 0.0, _xsg103, _xsg104) - 0.5*(_xw_scale_xy_w1 - 1.0))
+            _s137_w1 = scaled_wh == _f32(1.0)
+            if _s137_w1 and ((_s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0))):  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2, a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _s138_w1 = abs(tw_w1)
+                _na139_w1 = -_s138_w1
+                _xc140_w1 = _sel(_na139_w1 > -_f32(104.0), _na139_w1, -_f32(104.0))
+                _xc141_w1 = _sel(_xc140_w1 < _f32(89.0), _xc140_w1, _f32(89.0))
+                _kt142_w1 = _xc141_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k143_w1 = _kt142_w1 - _f32(12582912.0)
+                _rh144_w1 = _xc141_w1 - _k143_w1*_f32(0.693145751953125)
+                _rl145_w1 = _k143_w1*_f32(1.428606765330187e-06)
+                _r146_w1 = _rh144_w1 - _rl145_w1
+                _rc147_w1 = (_rh144_w1 - _r146_w1) - _rl145_w1
+                _e148_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r146_w1
+                _e149_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r146_w1
+                _e150_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r146_w1
+                _x151_w1 = _r146_w1*_r146_w1
+                _e152_w1 = _e148_w1 + _e149_w1*_x151_w1
+                _x153_w1 = _x151_w1*_x151_w1
+                _e154_w1 = _e152_w1 + _e150_w1*_x153_w1
+                _q155_w1 = (_r146_w1*_r146_w1)*_e154_w1 + _rc147_w1
+                _q156_w1 = _r146_w1 + _q155_w1
+                _kt157_w1 = _k143_w1*_f32(0.5) + _f32(12582912.0)
+                _ki158_w1 = _i32(_f32(_kt142_w1).view(_i32) - _i32(1262485504))
+                _ki159_w1 = _i32(_f32(_kt157_w1).view(_i32) - _i32(1262485504))
+                _sc160_w1 = _i32((_ki159_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc161_w1 = _i32((_ki158_w1 - _ki159_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p162_w1 = _f32(1.0) + _q156_w1
+                _ex163_w1 = (_p162_w1*_sc160_w1)*_sc161_w1
+                _ex164_w1 = _sel(_na139_w1 == _na139_w1, _ex163_w1, _na139_w1)
+                _d165_w1 = _f32(1.0) + _ex164_w1
+                _dl166_w1 = _ex164_w1 - (_d165_w1 - _f32(1.0))
+                _a167_w1 = _f32(2.0)*tw_w1
+                _xc168_w1 = _sel(_a167_w1 > -_f32(104.0), _a167_w1, -_f32(104.0))
+                _xc169_w1 = _sel(_xc168_w1 < _f32(89.0), _xc168_w1, _f32(89.0))
+                _kt170_w1 = _xc169_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k171_w1 = _kt170_w1 - _f32(12582912.0)
+                _rh172_w1 = _xc169_w1 - _k171_w1*_f32(0.693145751953125)
+                _rl173_w1 = _k171_w1*_f32(1.428606765330187e-06)
+                _r174_w1 = _rh172_w1 - _rl173_w1
+                _rc175_w1 = (_rh172_w1 - _r174_w1) - _rl173_w1
+                _e176_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r174_w1
+                _e177_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r174_w1
+                _e178_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r174_w1
+                _x179_w1 = _r174_w1*_r174_w1
+                _e180_w1 = _e176_w1 + _e177_w1*_x179_w1
+                _x181_w1 = _x179_w1*_x179_w1
+                _e182_w1 = _e180_w1 + _e178_w1*_x181_w1
+                _q183_w1 = (_r174_w1*_r174_w1)*_e182_w1 + _rc175_w1
+                _q184_w1 = _r174_w1 + _q183_w1
+                _kt185_w1 = _k171_w1*_f32(0.5) + _f32(12582912.0)
+                _ki186_w1 = _i32(_f32(_kt170_w1).view(_i32) - _i32(1262485504))
+                _ki187_w1 = _i32(_f32(_kt185_w1).view(_i32) - _i32(1262485504))
+                _sc188_w1 = _i32((_ki187_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc189_w1 = _i32((_ki186_w1 - _ki187_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p190_w1 = _f32(1.0) + _q184_w1
+                _ex191_w1 = (_p190_w1*_sc188_w1)*_sc189_w1
+                _ex192_w1 = _sel(_a167_w1 == _a167_w1, _ex191_w1, _a167_w1)
+                _q193_w1 = pw_w1*_sel(tw_w1 >= _f32(0.0), _f32(1.0), _ex192_w1)/(_d165_w1*_d165_w1)
+                bw_w1 = _f32(4.0)*(_q193_w1 - _q193_w1*(_f32(2.0)*_dl166_w1/_d165_w1))
+                _s194_w1 = abs(th_w1)
+                _na195_w1 = -_s194_w1
+                _xc196_w1 = _sel(_na195_w1 > -_f32(104.0), _na195_w1, -_f32(104.0))
+                _xc197_w1 = _sel(_xc196_w1 < _f32(89.0), _xc196_w1, _f32(89.0))
+                _kt198_w1 = _xc197_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k199_w1 = _kt198_w1 - _f32(12582912.0)
+                _rh200_w1 = _xc197_w1 - _k199_w1*_f32(0.693145751953125)
+                _rl201_w1 = _k199_w1*_f32(1.428606765330187e-06)
+                _r202_w1 = _rh200_w1 - _rl201_w1
+                _rc203_w1 = (_rh200_w1 - _r202_w1) - _rl201_w1
+                _e204_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r202_w1
+                _e205_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r202_w1
+                _e206_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r202_w1
+                _x207_w1 = _r202_w1*_r202_w1
+                _e208_w1 = _e204_w1 + _e205_w1*_x207_w1
+                _x209_w1 = _x207_w1*_x207_w1
+                _e210_w1 = _e208_w1 + _e206_w1*_x209_w1
+                _q211_w1 = (_r202_w1*_r202_w1)*_e210_w1 + _rc203_w1
+                _q212_w1 = _r202_w1 + _q211_w1
+                _kt213_w1 = _k199_w1*_f32(0.5) + _f32(12582912.0)
+                _ki214_w1 = _i32(_f32(_kt198_w1).view(_i32) - _i32(1262485504))
+                _ki215_w1 = _i32(_f32(_kt213_w1).view(_i32) - _i32(1262485504))
+                _sc216_w1 = _i32((_ki215_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc217_w1 = _i32((_ki214_w1 - _ki215_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p218_w1 = _f32(1.0) + _q212_w1
+                _ex219_w1 = (_p218_w1*_sc216_w1)*_sc217_w1
+                _ex220_w1 = _sel(_na195_w1 == _na195_w1, _ex219_w1, _na195_w1)
+                _d221_w1 = _f32(1.0) + _ex220_w1
+                _dl222_w1 = _ex220_w1 - (_d221_w1 - _f32(1.0))
+                _a223_w1 = _f32(2.0)*th_w1
+                _xc224_w1 = _sel(_a223_w1 > -_f32(104.0), _a223_w1, -_f32(104.0))
+                _xc225_w1 = _sel(_xc224_w1 < _f32(89.0), _xc224_w1, _f32(89.0))
+                _kt226_w1 = _xc225_w1*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k227_w1 = _kt226_w1 - _f32(12582912.0)
+                _rh228_w1 = _xc225_w1 - _k227_w1*_f32(0.693145751953125)
+                _rl229_w1 = _k227_w1*_f32(1.428606765330187e-06)
+                _r230_w1 = _rh228_w1 - _rl229_w1
+                _rc231_w1 = (_rh228_w1 - _r230_w1) - _rl229_w1
+                _e232_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r230_w1
+                _e233_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r230_w1
+                _e234_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r230_w1
+                _x235_w1 = _r230_w1*_r230_w1
+                _e236_w1 = _e232_w1 + _e233_w1*_x235_w1
+                _x237_w1 = _x235_w1*_x235_w1
+                _e238_w1 = _e236_w1 + _e234_w1*_x237_w1
+                _q239_w1 = (_r230_w1*_r230_w1)*_e238_w1 + _rc231_w1
+                _q240_w1 = _r230_w1 + _q239_w1
+                _kt241_w1 = _k227_w1*_f32(0.5) + _f32(12582912.0)
+                _ki242_w1 = _i32(_f32(_kt226_w1).view(_i32) - _i32(1262485504))
+                _ki243_w1 = _i32(_f32(_kt241_w1).view(_i32) - _i32(1262485504))
+                _sc244_w1 = _i32((_ki243_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _sc245_w1 = _i32((_ki242_w1 - _ki243_w1 + _i32(127)) << _i32(23)).view(_f32)
+                _p246_w1 = _f32(1.0) + _q240_w1
+                _ex247_w1 = (_p246_w1*_sc244_w1)*_sc245_w1
+                _ex248_w1 = _sel(_a223_w1 == _a223_w1, _ex247_w1, _a223_w1)
+                _q249_w1 = ph_w1*_sel(th_w1 >= _f32(0.0), _f32(1.0), _ex248_w1)/(_d221_w1*_d221_w1)
+                bh_w1 = _f32(4.0)*(_q249_w1 - _q249_w1*(_f32(2.0)*_dl222_w1/_d221_w1))
+                _t0_w4 = scale_xy*stride
+                _s250_w1 = -tx_w1
+                d_tx_w1 = _t0_w4*ux_w1*_sel(_s250_w1 >= _f32(0.0), _sg65_w1, _sg66_w1)*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1)
+                _s251_w1 = -ty_w1
+                d_ty_w1 = _t0_w4*uy_w1*_sel(_s251_w1 >= _f32(0.0), _sg133_w1, _sg134_w1)*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1)
+                _s252_w1 = -tw_w1
+                _sg253_w1 = _f32(1.0)/_d165_w1
+                _sg254_w1 = _ex164_w1/_d165_w1
+                d_tw_w1 = _f32(2.0)*bw_w1*uw_w1*_sel(_s252_w1 >= _f32(0.0), _sg253_w1, _sg254_w1)
+                _s255_w1 = -th_w1
+                _sg256_w1 = _f32(1.0)/_d221_w1
+                _sg257_w1 = _ex220_w1/_d221_w1
+                d_th_w1 = _f32(2.0)*bh_w1*uh_w1*_sel(_s255_w1 >= _f32(0.0), _sg256_w1, _sg257_w1)
+            elif _s137_w1:  # Scaled-YOLOv4 / YOLOv5 sizes p (2 sigma(t))^2
+                _t0_w1_w1 = -_f32(0.5)*(scale_xy - _f32(1.0))
+                bx_w1 = stride*(_t0_w1_w1 + cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+                by_w1 = stride*(_t0_w1_w1 + cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+                _s258 = abs(tw_w1)
+                _na259 = -_s258
+                _xc260 = _sel(_na259 > -_f32(104.0), _na259, -_f32(104.0))
+                _xc261 = _sel(_xc260 < _f32(89.0), _xc260, _f32(89.0))
+                _kt262 = _xc261*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k263 = _kt262 - _f32(12582912.0)
+                _rh264 = _xc261 - _k263*_f32(0.693145751953125)
+                _rl265 = _k263*_f32(1.428606765330187e-06)
+                _r266 = _rh264 - _rl265
+                _rc267 = (_rh264 - _r266) - _rl265
+                _e268_w1 = _f32(0.5) + _f32(0.1666666716337204)*_r266
+                _e269 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r266
+                _e270_w1 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r266
+                _x271_w1 = _r266*_r266
+                _e272_w1 = _e268_w1 + _e269*_x271_w1
+                _x273 = _x271_w1*_x271_w1
+                _e274 = _e272_w1 + _e270_w1*_x273
+                _q275 = (_r266*_r266)*_e274 + _rc267
+                _q276 = _r266 + _q275
+                _kt277 = _k263*_f32(0.5) + _f32(12582912.0)
+                _ki278 = _i32(_f32(_kt262).view(_i32) - _i32(1262485504))
+                _ki279 = _i32(_f32(_kt277).view(_i32) - _i32(1262485504))
+                _sc280 = _i32((_ki279 + _i32(127)) << _i32(23)).view(_f32)
+                _sc281 = _i32((_ki278 - _ki279 + _i32(127)) << _i32(23)).view(_f32)
+                _p282 = _f32(1.0) + _q276
+                _ex283 = (_p282*_sc280)*_sc281
+                _ex284 = _sel(_na259 == _na259, _ex283, _na259)
+                _d285 = _f32(1.0) + _ex284
+                _dl286 = _ex284 - (_d285 - _f32(1.0))
+                _a287 = _f32(2.0)*tw_w1
+                _xc288 = _sel(_a287 > -_f32(104.0), _a287, -_f32(104.0))
+                _xc289 = _sel(_xc288 < _f32(89.0), _xc288, _f32(89.0))
+                _kt290 = _xc289*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k291 = _kt290 - _f32(12582912.0)
+                _rh292 = _xc289 - _k291*_f32(0.693145751953125)
+                _rl293 = _k291*_f32(1.428606765330187e-06)
+                _r294 = _rh292 - _rl293
+                _rc295 = (_rh292 - _r294) - _rl293
+                _e296 = _f32(0.5) + _f32(0.1666666716337204)*_r294
+                _e297_w1 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r294
+                _e298 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r294
+                _x299 = _r294*_r294
+                _e300 = _e296 + _e297_w1*_x299
+                _x301 = _x299*_x299
+                _e302 = _e300 + _e298*_x301
+                _q303 = (_r294*_r294)*_e302 + _rc295
+                _q304 = _r294 + _q303
+                _kt305 = _k291*_f32(0.5) + _f32(12582912.0)
+                _ki306 = _i32(_f32(_kt290).view(_i32) - _i32(1262485504))
+                _ki307 = _i32(_f32(_kt305).view(_i32) - _i32(1262485504))
+                _sc308 = _i32((_ki307 + _i32(127)) << _i32(23)).view(_f32)
+                _sc309 = _i32((_ki306 - _ki307 + _i32(127)) << _i32(23)).view(_f32)
+                _p310 = _f32(1.0) + _q304
+                _ex311 = (_p310*_sc308)*_sc309
+                _ex312 = _sel(_a287 == _a287, _ex311, _a287)
+                _q313 = pw_w1*_sel(tw_w1 >= _f32(0.0), _f32(1.0), _ex312)/(_d285*_d285)
+                bw_w1 = _f32(4.0)*(_q313 - _q313*(_f32(2.0)*_dl286/_d285))
+                _s314 = abs(th_w1)
+                _na315 = -_s314
+                _xc316 = _sel(_na315 > -_f32(104.0), _na315, -_f32(104.0))
+                _xc317 = _sel(_xc316 < _f32(89.0), _xc316, _f32(89.0))
+                _kt318 = _xc317*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k319 = _kt318 - _f32(12582912.0)
+                _rh320 = _xc317 - _k319*_f32(0.693145751953125)
+                _rl321 = _k319*_f32(1.428606765330187e-06)
+                _r322 = _rh320 - _rl321
+                _rc323 = (_rh320 - _r322) - _rl321
+                _e324 = _f32(0.5) + _f32(0.1666666716337204)*_r322
+                _e325 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r322
+                _e326 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r322
+                _x327 = _r322*_r322
+                _e328 = _e324 + _e325*_x327
+                _x329 = _x327*_x327
+                _e330 = _e328 + _e326*_x329
+                _q331 = (_r322*_r322)*_e330 + _rc323
+                _q332 = _r322 + _q331
+                _kt333 = _k319*_f32(0.5) + _f32(12582912.0)
+                _ki334 = _i32(_f32(_kt318).view(_i32) - _i32(1262485504))
+                _ki335 = _i32(_f32(_kt333).view(_i32) - _i32(1262485504))
+                _sc336 = _i32((_ki335 + _i32(127)) << _i32(23)).view(_f32)
+                _sc337 = _i32((_ki334 - _ki335 + _i32(127)) << _i32(23)).view(_f32)
+                _p338 = _f32(1.0) + _q332
+                _ex339 = (_p338*_sc336)*_sc337
+                _ex340 = _sel(_na315 == _na315, _ex339, _na315)
+                _d341 = _f32(1.0) + _ex340
+                _dl342 = _ex340 - (_d341 - _f32(1.0))
+                _a343 = _f32(2.0)*th_w1
+                _xc344 = _sel(_a343 > -_f32(104.0), _a343, -_f32(104.0))
+                _xc345 = _sel(_xc344 < _f32(89.0), _xc344, _f32(89.0))
+                _kt346 = _xc345*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k347 = _kt346 - _f32(12582912.0)
+                _rh348 = _xc345 - _k347*_f32(0.693145751953125)
+                _rl349 = _k347*_f32(1.428606765330187e-06)
+                _r350 = _rh348 - _rl349
+                _rc351 = (_rh348 - _r350) - _rl349
+                _e352 = _f32(0.5) + _f32(0.1666666716337204)*_r350
+                _e353 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r350
+                _e354 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r350
+                _x355 = _r350*_r350
+                _e356 = _e352 + _e353*_x355
+                _x357 = _x355*_x355
+                _e358 = _e356 + _e354*_x357
+                _q359 = (_r350*_r350)*_e358 + _rc351
+                _q360 = _r350 + _q359
+                _kt361 = _k347*_f32(0.5) + _f32(12582912.0)
+                _ki362 = _i32(_f32(_kt346).view(_i32) - _i32(1262485504))
+                _ki363 = _i32(_f32(_kt361).view(_i32) - _i32(1262485504))
+                _sc364 = _i32((_ki363 + _i32(127)) << _i32(23)).view(_f32)
+                _sc365 = _i32((_ki362 - _ki363 + _i32(127)) << _i32(23)).view(_f32)
+                _p366 = _f32(1.0) + _q360
+                _ex367 = (_p366*_sc364)*_sc365
+                _ex368 = _sel(_a343 == _a343, _ex367, _a343)
+                _q369 = ph_w1*_sel(th_w1 >= _f32(0.0), _f32(1.0), _ex368)/(_d341*_d341)
+                bh_w1 = _f32(4.0)*(_q369 - _q369*(_f32(2.0)*_dl342/_d341))
+                _t1_w2 = scale_xy*stride
+                _s370 = -tx_w1
+                d_tx_w1 = _t1_w2*ux_w1*_sel(_s370 >= _f32(0.0), _sg65_w1, _sg66_w1)*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1)
+                _s371 = -ty_w1
+                d_ty_w1 = _t1_w2*uy_w1*_sel(_s371 >= _f32(0.0), _sg133_w1, _sg134_w1)*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1)
+                _s372 = -tw_w1
+                _sg373 = _f32(1.0)/_d285
+                _sg374 = _ex284/_d285
+                d_tw_w1 = _f32(2.0)*bw_w1*uw_w1*_sel(_s372 >= _f32(0.0), _sg373, _sg374)
+                _s375 = -th_w1
+                _sg376 = _f32(1.0)/_d341
+                _sg377 = _ex340/_d341
+                d_th_w1 = _f32(2.0)*bh_w1*uh_w1*_sel(_s375 >= _f32(0.0), _sg376, _sg377)
+            elif (_s68_w1 - _f32(0.5)*abs(cx_w1) + _s67_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)) or (_s136_w1 - _f32(0.5)*abs(cy_w1) + _s135_w1 - _f32(0.25)*abs((scale_xy - _f32(1.0))) <= _f32(0.0)):  # exponential sizes p exp(t), a centre that cancels
+                bx_w1 = _xd0_w1*stride
+                by_w1 = _xd1_w1*stride
+                _xc378 = _sel(tw_w1 > -_f32(104.0), tw_w1, -_f32(104.0))
+                _xc379 = _sel(_xc378 < _f32(89.0), _xc378, _f32(89.0))
+                _kt380 = _xc379*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k381 = _kt380 - _f32(12582912.0)
+                _rh382 = _xc379 - _k381*_f32(0.693145751953125)
+                _rl383 = _k381*_f32(1.428606765330187e-06)
+                _r384 = _rh382 - _rl383
+                _rc385 = (_rh382 - _r384) - _rl383
+                _e386 = _f32(0.5) + _f32(0.1666666716337204)*_r384
+                _e387 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r384
+                _e388 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r384
+                _x389 = _r384*_r384
+                _e390 = _e386 + _e387*_x389
+                _x391 = _x389*_x389
+                _e392 = _e390 + _e388*_x391
+                _q393 = (_r384*_r384)*_e392 + _rc385
+                _q394 = _r384 + _q393
+                _kt395 = _k381*_f32(0.5) + _f32(12582912.0)
+                _ki396 = _i32(_f32(_kt380).view(_i32) - _i32(1262485504))
+                _ki397 = _i32(_f32(_kt395).view(_i32) - _i32(1262485504))
+                _sc398 = _i32((_ki397 + _i32(127)) << _i32(23)).view(_f32)
+                _sc399 = _i32((_ki396 - _ki397 + _i32(127)) << _i32(23)).view(_f32)
+                _p400 = _f32(1.0) + _q394
+                _ex401 = (_p400*_sc398)*_sc399
+                _ex402 = _sel(tw_w1 == tw_w1, _ex401, tw_w1)
+                bw_w1 = pw_w1*_ex402
+                _xc403 = _sel(th_w1 > -_f32(104.0), th_w1, -_f32(104.0))
+                _xc404 = _sel(_xc403 < _f32(89.0), _xc403, _f32(89.0))
+                _kt405 = _xc404*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k406 = _kt405 - _f32(12582912.0)
+                _rh407 = _xc404 - _k406*_f32(0.693145751953125)
+                _rl408 = _k406*_f32(1.428606765330187e-06)
+                _r409 = _rh407 - _rl408
+                _rc410 = (_rh407 - _r409) - _rl408
+                _e411 = _f32(0.5) + _f32(0.1666666716337204)*_r409
+                _e412 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r409
+                _e413 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r409
+                _x414 = _r409*_r409
+                _e415 = _e411 + _e412*_x414
+                _x416 = _x414*_x414
+                _e417 = _e415 + _e413*_x416
+                _q418 = (_r409*_r409)*_e417 + _rc410
+                _q419 = _r409 + _q418
+                _kt420 = _k406*_f32(0.5) + _f32(12582912.0)
+                _ki421 = _i32(_f32(_kt405).view(_i32) - _i32(1262485504))
+                _ki422 = _i32(_f32(_kt420).view(_i32) - _i32(1262485504))
+                _sc423 = _i32((_ki422 + _i32(127)) << _i32(23)).view(_f32)
+                _sc424 = _i32((_ki421 - _ki422 + _i32(127)) << _i32(23)).view(_f32)
+                _p425 = _f32(1.0) + _q419
+                _ex426 = (_p425*_sc423)*_sc424
+                _ex427 = _sel(th_w1 == th_w1, _ex426, th_w1)
+                bh_w1 = ph_w1*_ex427
+                _t0_w2 = scale_xy*stride
+                _s428 = -tx_w1
+                d_tx_w1 = _t0_w2*ux_w1*_sel(_s428 >= _f32(0.0), _sg65_w1, _sg66_w1)*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1)
+                _s429 = -ty_w1
+                d_ty_w1 = _t0_w2*uy_w1*_sel(_s429 >= _f32(0.0), _sg133_w1, _sg134_w1)*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1)
+                d_tw_w1 = pw_w1*uw_w1*_ex402
+                d_th_w1 = ph_w1*uh_w1*_ex427
+            else:  # exponential sizes p exp(t)
+                _t0_w3 = -_f32(0.5)*(scale_xy - _f32(1.0))
+                bx_w1 = stride*(_t0_w3 + cx_w1 + scale_xy*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1))
+                by_w1 = stride*(_t0_w3 + cy_w1 + scale_xy*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1))
+                _xc430 = _sel(tw_w1 > -_f32(104.0), tw_w1, -_f32(104.0))
+                _xc431 = _sel(_xc430 < _f32(89.0), _xc430, _f32(89.0))
+                _kt432 = _xc431*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k433 = _kt432 - _f32(12582912.0)
+                _rh434 = _xc431 - _k433*_f32(0.693145751953125)
+                _rl435 = _k433*_f32(1.428606765330187e-06)
+                _r436 = _rh434 - _rl435
+                _rc437 = (_rh434 - _r436) - _rl435
+                _e438 = _f32(0.5) + _f32(0.1666666716337204)*_r436
+                _e439 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r436
+                _e440 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r436
+                _x441 = _r436*_r436
+                _e442 = _e438 + _e439*_x441
+                _x443 = _x441*_x441
+                _e444 = _e442 + _e440*_x443
+                _q445 = (_r436*_r436)*_e444 + _rc437
+                _q446 = _r436 + _q445
+                _kt447 = _k433*_f32(0.5) + _f32(12582912.0)
+                _ki448 = _i32(_f32(_kt432).view(_i32) - _i32(1262485504))
+                _ki449 = _i32(_f32(_kt447).view(_i32) - _i32(1262485504))
+                _sc450 = _i32((_ki449 + _i32(127)) << _i32(23)).view(_f32)
+                _sc451 = _i32((_ki448 - _ki449 + _i32(127)) << _i32(23)).view(_f32)
+                _p452 = _f32(1.0) + _q446
+                _ex453 = (_p452*_sc450)*_sc451
+                _ex454 = _sel(tw_w1 == tw_w1, _ex453, tw_w1)
+                bw_w1 = pw_w1*_ex454
+                _xc455 = _sel(th_w1 > -_f32(104.0), th_w1, -_f32(104.0))
+                _xc456 = _sel(_xc455 < _f32(89.0), _xc455, _f32(89.0))
+                _kt457 = _xc456*_f32(1.4426950216293335) + _f32(12582912.0)
+                _k458 = _kt457 - _f32(12582912.0)
+                _rh459 = _xc456 - _k458*_f32(0.693145751953125)
+                _rl460 = _k458*_f32(1.428606765330187e-06)
+                _r461 = _rh459 - _rl460
+                _rc462 = (_rh459 - _r461) - _rl460
+                _e463 = _f32(0.5) + _f32(0.1666666716337204)*_r461
+                _e464 = _f32(0.04166646674275398) + _f32(0.00833331048488617)*_r461
+                _e465 = _f32(0.001393364742398262) + _f32(0.00019890988187398762)*_r461
+                _x466 = _r461*_r461
+                _e467 = _e463 + _e464*_x466
+                _x468 = _x466*_x466
+                _e469 = _e467 + _e465*_x468
+                _q470 = (_r461*_r461)*_e469 + _rc462
+                _q471 = _r461 + _q470
+                _kt472 = _k458*_f32(0.5) + _f32(12582912.0)
+                _ki473 = _i32(_f32(_kt457).view(_i32) - _i32(1262485504))
+                _ki474 = _i32(_f32(_kt472).view(_i32) - _i32(1262485504))
+                _sc475 = _i32((_ki474 + _i32(127)) << _i32(23)).view(_f32)
+                _sc476 = _i32((_ki473 - _ki474 + _i32(127)) << _i32(23)).view(_f32)
+                _p477 = _f32(1.0) + _q471
+                _ex478 = (_p477*_sc475)*_sc476
+                _ex479 = _sel(th_w1 == th_w1, _ex478, th_w1)
+                bh_w1 = ph_w1*_ex479
+                _t1_w1_w1 = scale_xy*stride
+                _s480 = -tx_w1
+                d_tx_w1 = _t1_w1_w1*ux_w1*_sel(_s480 >= _f32(0.0), _sg65_w1, _sg66_w1)*_sel(tx_w1 >= _f32(0.0), _sg65_w1, _sg66_w1)
+                _s481 = -ty_w1
+                d_ty_w1 = _t1_w1_w1*uy_w1*_sel(_s481 >= _f32(0.0), _sg133_w1, _sg134_w1)*_sel(ty_w1 >= _f32(0.0), _sg133_w1, _sg134_w1)
+                d_tw_w1 = pw_w1*uw_w1*_ex454
+                d_th_w1 = ph_w1*uh_w1*_ex479
+            _out[_unsigned(4) * _i_w1] = bx_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(1)] = by_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(2)] = bw_w1
+            _out[_unsigned(4) * _i_w1 + _unsigned(3)] = bh_w1
+            _d_t[_unsigned(4) * _i_w1] = d_tx_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(1)] = d_ty_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(2)] = d_tw_w1
+            _d_t[_unsigned(4) * _i_w1 + _unsigned(3)] = d_th_w1
     if divisor != 1.0:
-        for _i_w1 in range(_d_t.shape[0]):
-            _d_t[_i_w1] /= divisor
+        for _i_w2 in range(_d_t.shape[0]):
+            _d_t[_i_w2] /= divisor
     _bad = 0
-    for _i_w2 in range(_unsigned(_m)):
-        _bad += _sel(((_t[_unsigned(4) * _i_w2] - _t[_unsigned(4) * _i_w2])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(1)] - _t[_unsigned(4) * _i_w2 + _unsigned(1)])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(2)] - _t[_unsigned(4) * _i_w2 + _unsigned(2)])
-                + (_t[_unsigned(4) * _i_w2 + _unsigned(3)] - _t[_unsigned(4) * _i_w2 + _unsigned(3)])
-                + (_anchors[_unsigned(2) * _i_w2] - _anchors[_unsigned(2) * _i_w2])
-                + (_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w2 + _unsigned(1)])
-                + (_grid[_unsigned(2) * _i_w2] - _grid[_unsigned(2) * _i_w2])
-                + (_grid[_unsigned(2) * _i_w2 + _unsigned(1)] - _grid[_unsigned(2) * _i_w2 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w2] - _cotangent[_unsigned(4) * _i_w2])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(1)])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(2)])
-                + (_cotangent[_unsigned(4) * _i_w2 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w2 + _unsigned(3)]) != _f32(0.0))
-                | ((_anchors[_unsigned(2) * _i_w2 + _unsigned(1)] <= _f32(0.0)))
-                | ((_anchors[_unsigned(2) * _i_w2] <= _f32(0.0))), 1, 0)
+    for _i_w3 in range(_unsigned(_m)):
+        _bad += _sel(((_t[_unsigned(4) * _i_w3] - _t[_unsigned(4) * _i_w3])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(1)] - _t[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(2)] - _t[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_t[_unsigned(4) * _i_w3 + _unsigned(3)] - _t[_unsigned(4) * _i_w3 + _unsigned(3)])
+                + (_anchors[_unsigned(2) * _i_w3] - _anchors[_unsigned(2) * _i_w3])
+                + (_anchors[_unsigned(2) * _i_w3 + _unsigned(1)] - _anchors[_unsigned(2) * _i_w3 + _unsigned(1)])
+                + (_grid[_unsigned(2) * _i_w3] - _grid[_unsigned(2) * _i_w3])
+                + (_grid[_unsigned(2) * _i_w3 + _unsigned(1)] - _grid[_unsigned(2) * _i_w3 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w3] - _cotangent[_unsigned(4) * _i_w3])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(1)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(1)])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(2)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(2)])
+                + (_cotangent[_unsigned(4) * _i_w3 + _unsigned(3)] - _cotangent[_unsigned(4) * _i_w3 + _unsigned(3)]) != _f32(0.0))
+                | ((_anchors[_unsigned(2) * _i_w3 + _unsigned(1)] <= _f32(0.0)))
+                | ((_anchors[_unsigned(2) * _i_w3] <= _f32(0.0))), 1, 0)
     return _bad
 
 

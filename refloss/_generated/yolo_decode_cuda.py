@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 08655fd5bdbc6008
+# scalar kernels: sha256 185e82e4fb8e33bb
 """YOLO box decoding: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
