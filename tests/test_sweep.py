@@ -470,3 +470,78 @@ def test_a_float32_sweep_says_where_a_parameter_is_not_a_float32_number():
     for params, dtype in (({"beta": 0.5}, "float32"), ({"beta": 0.3}, "float64")):
         r = sweep.run("qfl_loss", params, dtype=dtype, samples=512, space="soft_logits", workers=1)
         assert "note:" not in str(r), (params, dtype)
+
+
+# ---------------------------------------------------------------- resuming only what the same code measured
+
+def _scaled(k):
+    """A Smooth L1 in NumPy scaled by k above |x| = 1e3 (a different k: a different function, one name)."""
+    def sl1(pred, target):
+        x = np.abs(pred - target)
+        return np.where(x < 1, 0.5 * x * x, (x - 0.5) * np.where(x > 1e3, x.dtype.type(k), 1))
+    return sl1
+
+
+def test_a_sweep_of_another_function_of_the_same_name_is_not_resumed(tmp_path):
+    """The checkpoint records the implementation's code, not only its name: a function changed since (the same
+    qualified name, another closure value) is refused, not resumed with the old function's errors."""
+    kw = dict(exhaustive=True, bits=(0x4B000000, 0x4B000000 + 2**12), chunk=2**11, workers=1, output=tmp_path / "r.json")
+    bad, good = _scaled(1.001), _scaled(1.0)
+    assert _fingerprint_name(bad) == _fingerprint_name(good)
+    assert sweep.run("smooth_l1", impl=bad, **kw).failures == 2**12  # (2**23.., all over 1e3: 1.001 off)
+    with pytest.raises(ValueError, match="another sweep.*impl_fingerprint"):
+        sweep.run("smooth_l1", impl=good, **kw)
+    assert sweep.run("smooth_l1", impl=good, resume=False, **kw).failures == 0
+
+
+def _fingerprint_name(fn):
+    return sweep._impl_name(fn)
+
+
+def test_a_changed_file_function_is_not_resumed(tmp_path, monkeypatch):
+    """--impl mine.py:f, the file edited between two runs (same function name): the second run is refused."""
+    from refloss import cli
+
+    monkeypatch.chdir(tmp_path)
+    src = ("import numpy as np\n"
+           "def sl1(p, t):\n"
+           "    x = np.abs(p - t)\n"
+           "    return np.where(x < 1, 0.5 * x * x, (x - 0.5) * np.where(x > 1e3, x.dtype.type({k}), 1))\n")
+    (tmp_path / "mine_fp.py").write_text(src.format(k="1.001"))
+    args = ["sweep", "smooth_l1", "--exhaustive", "--bits", "0x4b000000:0x4b001000", "--chunk", "2048",
+            "--workers", "1", "-q", "--impl", "mine_fp.py:sl1", "-o", "out.json"]
+    assert cli.main(args) == 1
+    (tmp_path / "mine_fp.py").write_text(src.format(k="1.0"))
+    assert cli.main(args) == 2  # refused: another sweep (the file changed)
+    assert cli.main(args + ["--no-resume"]) == 0
+
+
+def test_an_implementation_without_a_fingerprint_starts_over(tmp_path):
+    """No fingerprint (state printed with a memory address): the chunks recorded are not trusted, all run again."""
+    class Fn:
+        def __init__(self):
+            self.token = object()
+
+        def __call__(self, pred, target):
+            return np.abs(pred - target)
+
+    kw = dict(exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**11, workers=1, output=tmp_path / "r.json")
+    sweep.run("l1", impl=Fn(), **kw)
+    seen = []
+    with pytest.warns(RuntimeWarning, match="starts over"):
+        sweep.run("l1", impl=Fn(), progress=lambda d, t, m: seen.append(d), **kw)
+    assert seen == [1, 2]
+
+
+def test_the_checkpoint_records_the_files_that_draw_and_measure_the_points(monkeypatch):
+    """A change to the sampling spaces (or the measure) changes the recorded sources hash."""
+    from pathlib import Path
+
+    from refloss.sweep import _fingerprint
+
+    before = _fingerprint.sources()
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real(self) + (b"#" if self.name == "_spaces.py" else b""))
+    assert _fingerprint.sources() != before
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real(self) + (b"#" if self.name == "box_cases.py" else b""))
+    assert _fingerprint.sources() != before

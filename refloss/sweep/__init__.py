@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _merge
+from . import _fingerprint, _merge
 
 __all__ = ["run", "run_many", "Result", "SPACES", "DEFAULT_CHUNK_BITS"]
 
@@ -342,16 +342,25 @@ class _Pending:
                   "impl_params": dict(impl_params or {}), "framework": framework, "top_k": int(top_k),
                   "oracle": bool(oracle), "recheck_top": int(recheck_top), "recheck_cap": int(recheck_cap)}
         check_task(common)
+        common["impl_fingerprint"] = _fingerprint.implementation(impl)
         self.tasks = [{**common, **c} for c in chunks]
         self.header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
                        "impl_params": common["impl_params"], "framework": framework, "space": space_desc,
                        "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
-                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype if impl is None else None)}
+                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype if impl is None else None),
+                       "impl_fingerprint": common["impl_fingerprint"], "sources": _fingerprint.sources()}
         self.top_k, self.output = int(top_k), output
         self.start = time.perf_counter()
         done = {}
         self.sidecar = Path(str(output) + ".chunks.jsonl") if output else None
         if self.sidecar is not None:
+            if resume and impl is not None and self.header["impl_fingerprint"] is None:
+                import warnings
+
+                warnings.warn(f"{self.sidecar}: no fingerprint of impl {self.header['impl']} can be made (a builtin, "
+                              "or state that prints with a memory address): the sweep does not resume from the "
+                              "chunks recorded there, it starts over", RuntimeWarning, stacklevel=3)
+                resume = False
             done = _read_sidecar(self.sidecar, self.header) if resume else {}
             _write_header(self.sidecar, self.header, keep=bool(done))
         wanted = {t["id"] for t in self.tasks}
@@ -421,9 +430,13 @@ def _read_sidecar(path: Path, header: dict) -> dict:
     except json.JSONDecodeError:
         first = None
     if not isinstance(first, dict) or first.get("sweep") != json.loads(_merge.dumps(header)):
+        theirs = first.get("sweep") if isinstance(first, dict) and isinstance(first.get("sweep"), dict) else None
+        ours = json.loads(_merge.dumps(header))
+        differ = sorted(k for k in set(ours) | set(theirs or {}) if (theirs or {}).get(k) != ours.get(k))
         raise ValueError(f"{path} records another sweep (other loss, parameters, space or options, or "
-                         "kernels regenerated since): remove it, "
-                         "or pass resume=False (--no-resume) to start over")
+                         "kernels regenerated since, or another implementation or refloss version"
+                         + (f"; differs in: {', '.join(differ)}" if theirs is not None else "")
+                         + "): remove it, or pass resume=False (--no-resume) to start over")
     done = {}
     for line in lines[1:]:
         try:

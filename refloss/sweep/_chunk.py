@@ -8,7 +8,8 @@ A task is a plain dict (picklable, sent to a process or a dask worker):
   worst points per component the oracle re-checks), ``recheck_cap`` (near-boundary points it
   re-checks, worst first);
 - ``impl`` (None: refloss's own kernel of ``dtype``; else a ``module:function`` string or a
-  callable), ``impl_params``, ``framework``;
+  callable), ``impl_fingerprint`` (its code's hash, :mod:`refloss.sweep._fingerprint`: a worker's set-up is
+  reused only for the same code), ``impl_params``, ``framework``;
 - the chunk: ``{"kind": "bits", "lo", "hi", "target"}`` (float32 bit patterns lo..hi-1, all
   finite) or ``{"kind": "samples", "space", "seed", "index", "n"}``; and its ``id``.
 
@@ -126,7 +127,7 @@ def _load_impl(spec, impl_params: dict):
 def setup(task: dict) -> Setup:
     impl = task.get("impl")
     key = (task["loss"], repr(sorted(task["params"].items())), task["dtype"],
-           impl if isinstance(impl, (str, type(None))) else id(impl), repr(sorted((task.get("impl_params") or {}).items())),
+           impl if isinstance(impl, (str, type(None))) else id(impl), task.get("impl_fingerprint"), repr(sorted((task.get("impl_params") or {}).items())),
            task.get("framework", "auto"), task.get("oracle", True))
     s = _SETUPS.get(key)
     if s is None:
