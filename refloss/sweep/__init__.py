@@ -18,8 +18,9 @@ The reference (docs/sweep.md says why it is good enough): for float32 results, r
 float64 kernel (within 4 ULP64 of the exact result, ``refloss verify``), so that errors are
 exact to ~1e-8 ULP32; the worst points of every chunk, and the points whose float64 result
 sits within a hair of a float32 rounding boundary, are re-checked with the 50-digit mpmath
-oracle.  For float64 results of your implementation, the float64 kernel screens and the
-oracle measures the worst; for float64 results of refloss's own kernels, the oracle measures
+oracle.  For float64 results (refloss's kernel or your implementation), the kernel's double-double
+twin (refloss/_generated/<loss>_ref.py) measures every point and the oracle re-checks the worst; for
+the losses without a twin, float64 results of refloss's own kernels are measured by the oracle at
 the points a finite-difference screen flags and an even sample of every chunk.
 """
 from __future__ import annotations
@@ -180,11 +181,11 @@ def _reference_text(dtype: str, impl, oracle: bool, reference: bool = False) -> 
     if dtype == "float32":
         return ("refloss's float64 kernel (its result's error is ~1e-8 ULP32); the worst points of every chunk and "
                 f"the points within a hair of a float32 rounding boundary re-checked with {o}")
-    if impl is not None:
-        return f"refloss's float64 kernel (within 4 ULP64) as a screen; the worst points of every chunk measured by {o}"
     if reference:
         return ("refloss's double-double twin of the float64 kernel (every operation on ~106 bits, functions to a few "
                 f"ulps of themselves), every point; the worst points of every chunk re-checked with {o}")
+    if impl is not None:
+        return f"refloss's float64 kernel (within 4 ULP64) as a screen; the worst points of every chunk measured by {o}"
     return (f"{o} at the points a finite-difference screen flags and an even sample of every chunk (float64 "
             "self-sweep: only those points are measured)")
 
@@ -347,7 +348,7 @@ class _Pending:
         self.header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
                        "impl_params": common["impl_params"], "framework": framework, "space": space_desc,
                        "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
-                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype if impl is None else None),
+                       "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype),
                        "impl_fingerprint": common["impl_fingerprint"], "sources": _fingerprint.sources()}
         self.top_k, self.output = int(top_k), output
         self.start = time.perf_counter()
@@ -396,8 +397,7 @@ def _result(header: dict, total: dict, elapsed: float) -> Result:
         points=total["points"], measured=total["measured"], failures=total["failures"],
         bar={"value": vbar, "grad": gbar}, max_ulp=dict(total["max"]), worst=worst,
         reference=_reference_text(header["dtype"], header["impl"], header["oracle"],
-                                  header["dtype"] == "float64" and header["impl"] is None
-                                  and reference_module(loss._module("cpu")) is not None),
+                                  header["dtype"] == "float64" and reference_module(loss._module("cpu")) is not None),
         oracle_points=total["oracle"], near_boundary=total["near_boundary"], near_rechecked=total["near_rechecked"],
         oracle_delta=total["oracle_delta"], chunks=total["chunks"], elapsed_s=elapsed, summary=total)
 
