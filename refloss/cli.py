@@ -335,14 +335,17 @@ def _sweep(args) -> int:
         raise UsageError("give --exhaustive or --samples N (one of them)")
     if args.chunk is not None and args.chunk < 1:
         raise UsageError(f"--chunk must be at least 1, got {args.chunk}")
-    if args.target is not None and not math.isfinite(args.target):
-        raise UsageError(f"--target must be finite, got {args.target}")
+    if args.target is not None and not abs(args.target) < 2.0**128 * (1 - 2.0**-25):  # (from there: float32's inf)
+        raise UsageError(f"--target must be a finite float32 number (|target| <= 3.4028235e+38: the sweep's inputs "
+                         f"are float32), got {args.target}")
     if args.space and args.exhaustive:
         raise UsageError("--space applies to --samples")
     if args.target is not None and not args.exhaustive:
         raise UsageError("--target applies to --exhaustive (the fixed target of the residual or logit)")
     if args.impl_param and not args.impl:
         raise UsageError("--impl-param applies to --impl")
+    if args.framework != "auto" and not args.impl:
+        raise UsageError("--framework applies to --impl (refloss's own kernel has no framework)")
     if args.workers is not None and args.scheduler:
         raise UsageError("give --workers or --scheduler, not both")
     if args.workers is not None and args.workers < 1:
@@ -471,7 +474,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="local processes (default: one per core)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="a dask.distributed scheduler, e.g. tcp://host:8786")
     w.add_argument("--chunk", type=int, help="points per chunk (default 2**22 exhaustive, 2**18 samples)")
-    w.add_argument("--top", type=int, default=8, help="worst points kept per component (default 8)")
+    w.add_argument("--top", type=_at_least(0), default=8, help="worst points kept per component (default 8)")
     w.add_argument("--no-resume", action="store_true", help="ignore the chunks recorded in OUTPUT.chunks.jsonl")
     w.add_argument("-o", "--output", help="result JSON (finished chunks go to OUTPUT.chunks.jsonl as they finish)")
     w.add_argument("-q", "--quiet", action="store_true", help="no progress and no table of the worst points (the "

@@ -132,3 +132,15 @@ def test_verify_options_that_do_not_apply_are_refused(capsys):
                          (["verify", "--loss", "l1", "--framework", "jax"], "--framework")):
         assert cli.main(argv) == 2, argv
         assert f"{option}: apply to module:function" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--exhaustive", "--bits", "0x3f000000:0x3f001000", "--target", "1e39"], "--target must be a finite float32"),
+    (["--exhaustive", "--bits", "0x7f800000:0x7f800010"], "no finite float32"),
+    (["--samples", "10", "--top", "-1"], "--top"),
+    (["--samples", "10", "--framework", "torch"], "--framework applies to --impl"),
+])
+def test_sweep_usage_errors_are_one_line(args, says, capsys):
+    assert cli.main(["sweep", "smooth_l1", "--workers", "1", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err

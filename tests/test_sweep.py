@@ -565,3 +565,35 @@ def test_a_float64_implementation_equal_to_the_kernel_is_measured_against_the_ex
         exact = x - mpmath.mpf(0.5) if x >= 1 else x * x / 2
         ulp = np.spacing(abs(float(exact)))
         assert abs(abs(float((mpmath.mpf(e["got"]) - exact) / ulp)) - e["ulp"]) < 1e-6
+
+
+# ---------------------------------------------------------------- the API checks its arguments
+
+@pytest.mark.parametrize("kw, error, says", [
+    (dict(exhaustive=True, bits=(0x3F000000, 0x3F000010), chunk=-5), ValueError, "chunk: must be at least 1"),
+    (dict(samples=10, chunk=-5), ValueError, "chunk: must be at least 1"),
+    (dict(samples=10, chunk=2.5), ValueError, "chunk: must be a whole number"),
+    (dict(samples=1000.5), ValueError, "samples: must be a whole number"),
+    (dict(samples="10"), TypeError, "samples: must be a whole number"),
+    (dict(samples=10, seed=1.7), ValueError, "seed: must be a whole number"),
+    (dict(samples=10, seed=-3), ValueError, "seed: must be at least 0"),
+    (dict(exhaustive=True, bits=(0x3F000000, 0x3F000010), target=float("nan")), ValueError, "target: nan is not a finite float32"),
+    (dict(exhaustive=True, bits=(0x3F000000, 0x3F000010), target=1e39), ValueError, "not a finite float32"),
+    (dict(exhaustive=True, bits=(0x7F800000, 0x7F800010)), ValueError, "no finite float32"),
+    (dict(samples=10, top_k=-1), ValueError, "top_k: must be at least 0"),
+    (dict(samples=10, framework="torch"), ValueError, "framework='torch' applies to impl"),
+    (dict(samples=10, impl_params={"beta": 1.0}), ValueError, "impl_params"),
+    (dict(samples=10, workers=0), ValueError, "workers: must be at least 1"),
+])
+def test_run_checks_its_arguments(kw, error, says):
+    with pytest.raises(error, match=says):
+        sweep.run("smooth_l1", **{"workers": 1, **kw})
+
+
+def test_run_checks_an_exhaustive_target_against_the_loss():
+    with pytest.raises(ValueError, match=r"target 5.0: targets: must lie in \[0, 1\]"):
+        sweep.run("bce_with_logits", exhaustive=True, bits=(0x3F000000, 0x3F000010), target=5.0, workers=1)
+
+
+def test_run_takes_a_whole_float_as_a_count():
+    assert sweep.run("l1", samples=1e2, chunk=50.0, workers=1, oracle=False).points == 100

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -208,15 +209,28 @@ def plan(loss: str, params: dict, dtype: str, exhaustive: bool, bits, target, sa
                          f"not the {family!r} family")
     if exhaustive == (samples is not None):
         raise ValueError("give exactly one of exhaustive=True (--exhaustive) or samples=N (--samples N)")
+    if chunk is not None:
+        chunk = _whole("chunk", chunk, 1)
     if exhaustive:
         if dtype != "float32":
             raise ValueError("--exhaustive walks float32 bit patterns: it needs --dtype float32")
         if family in ("box", "rotated"):
             raise ValueError(f"{loss}: --exhaustive covers element-wise and classification losses (one input "
                              f"varies); sweep box losses with --samples N --space {sp.DEFAULT_SPACE[family]}")
-        lo, hi = bits if bits is not None else (0, 2**32)
+        if bits is not None:
+            try:
+                lo, hi = bits
+            except (TypeError, ValueError):
+                raise TypeError(f"bits: give (LO, HI), got {bits!r}") from None
+            lo, hi = _whole("bits' LO", lo, 0), _whole("bits' HI", hi, 0)
+        else:
+            lo, hi = 0, 2**32
         if not (0 <= lo < hi <= 2**32):
             raise ValueError(f"bits: need 0 <= LO < HI <= 2**32, got {lo}:{hi}")
+        if sp.finite_count(lo, hi) == 0:
+            raise ValueError(f"bits: no finite float32 in {lo:#x}:{hi:#x} (the NaN and infinity patterns "
+                             "0x7f800000..0x7fffffff and 0xff800000..0xffffffff are left out)")
+        target = _target(loss, target, params)
         size = chunk or 2**DEFAULT_CHUNK_BITS
         chunks = [{"kind": "bits", "lo": a, "hi": b, "target": float(target), "id": f"bits:{a:08x}:{b:08x}"}
                   for a, b in sp.bit_chunks(lo, hi, size)]
@@ -229,13 +243,52 @@ def plan(loss: str, params: dict, dtype: str, exhaustive: bool, bits, target, sa
     if sp.SPACES[space] != family:
         raise ValueError(f"space {space!r} is for {sp.SPACES[space]} losses; {loss} is {family} (space "
                          f"{sp.DEFAULT_SPACE[family]!r})")
-    samples = int(samples)
-    if samples <= 0:
-        raise ValueError(f"samples: must be positive, got {samples}")
+    samples = _whole("samples", samples, 1)
+    seed = _whole("seed", seed, 0)
     size = chunk or min(samples, DEFAULT_SAMPLE_CHUNK)
     chunks = [{"kind": "samples", "space": space, "seed": int(seed), "index": i, "n": min(size, samples - i * size),
                "id": f"samples:{space}:{seed}:{i}"} for i in range(-(-samples // size))]
     return {"kind": "samples", "space": space, "samples": samples, "seed": int(seed), "chunk": size}, chunks
+
+
+def _whole(name: str, value, low: int) -> int:
+    """``value`` as an int >= ``low`` (an integral float such as 1e6 too); TypeError or ValueError naming it."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be a whole number, got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        if not (math.isfinite(value) and float(value).is_integer()):
+            raise ValueError(f"{name}: must be a whole number, got {value!r}")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{name}: must be at least {low}, got {value}")
+    return value
+
+
+def _target(loss: str, target, params: dict) -> float:
+    """The fixed target of an exhaustive sweep, checked: a number finite in float32 (the inputs are float32), and
+    within the loss's own rule for a target (bce_with_logits: in [0, 1])."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(target, bool) or not isinstance(target, numbers.Real):
+        raise TypeError(f"target: must be a number, got {target!r}")
+    t = float(target)
+    with np.errstate(over="ignore"):
+        finite = math.isfinite(t) and math.isfinite(float(np.float32(t)))
+    if not finite:
+        raise ValueError(f"target: {target!r} is not a finite float32 number (the sweep's inputs are float32: "
+                         f"|target| <= {float(np.finfo(np.float32).max)!r})")
+    from .._loss import loss_named
+
+    try:
+        loss_named(loss)(0.0, float(np.float32(t)), **params)
+    except (ValueError, TypeError) as e:  # (a parameter's own error is reported with the parameters')
+        if str(e).startswith("target"):
+            raise ValueError(f"target {target!r}: {e}") from None
+    return t
 
 
 def run(loss: str, params: dict | None = None, *, dtype: str = "float32", exhaustive: bool = False, bits=None,
@@ -288,6 +341,8 @@ def run_many(sweeps: list, *, workers: int | None = None, client=None, scheduler
         if unknown:
             raise ValueError(f"sweeps[{j}]: unknown argument(s) {unknown}; a sweep takes {', '.join(known)} "
                              "(workers, client, scheduler and progress are run_many's own)")
+    if workers is not None:
+        workers = _whole("workers", workers, 1)
     pending = [_Pending(**dict(kw)) for kw in sweeps]
     tasks = sorted(((i, k, t) for k, p in enumerate(pending) for i, t in enumerate(p.tasks) if t["id"] not in p.done),
                    key=lambda ikt: (ikt[0], ikt[1]))
@@ -331,6 +386,12 @@ class _Pending:
 
         if loss not in LOSSES:
             raise ValueError(f"loss: unknown {loss!r}; known: {', '.join(LOSSES)}")
+        if impl is None and framework != "auto":
+            raise ValueError(f"framework={framework!r} applies to impl (--impl): refloss's own kernel has no framework")
+        if impl is None and impl_params:
+            raise ValueError("impl_params (--impl-param) apply to impl (--impl)")
+        top_k, recheck_top, recheck_cap = (_whole(n, v, 0) for n, v in (("top_k", top_k), ("recheck_top", recheck_top),
+                                                                           ("recheck_cap", recheck_cap)))
         space_desc, chunks = plan(loss, params, dtype, exhaustive, bits, target, samples, space, seed, chunk)
         if oracle is None:
             try:
