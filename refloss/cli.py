@@ -301,10 +301,20 @@ def _output(path: str | None) -> None:
         raise UsageError(f"-o {path}: not writable")
 
 
+def _finite_params(items, option: str = "--param", ints: bool = False) -> dict:
+    """_parse_params, with a number beyond float64's range (beta=1e400) a usage error naming it."""
+    for item in items or ():
+        try:
+            _parse_params([item], ints)
+        except OverflowError:
+            raise UsageError(f"{option} {item}: beyond float64's range") from None
+    return _parse_params(items, ints)
+
+
 def _vectors(args) -> int:
     from . import vectors
 
-    params = _parse_params(args.param)
+    params = _finite_params(args.param)
     _known(args.loss)
     _output(args.output)
     data = vectors.golden_vectors(args.loss, dtype=args.dtype, cases=args.cases, **params)
@@ -328,7 +338,7 @@ def _bits(text: str) -> tuple:
 def _sweep(args) -> int:
     from . import sweep
 
-    params = _parse_params(args.param)
+    params = _finite_params(args.param)
     if args.bits is not None and not args.exhaustive:
         raise UsageError("--bits applies to --exhaustive")
     if args.exhaustive == (args.samples is not None):
@@ -364,7 +374,7 @@ def _sweep(args) -> int:
     _output(args.output)
     kwargs = dict(dtype=args.dtype, exhaustive=args.exhaustive, bits=_bits(args.bits) if args.bits else None,
                   target=args.target if args.target is not None else 0.0, samples=args.samples, space=args.space,
-                  seed=args.seed, impl=impl, impl_params=_parse_params(args.impl_param, ints=True), framework=args.framework,
+                  seed=args.seed, impl=impl, impl_params=_finite_params(args.impl_param, "--impl-param", ints=True), framework=args.framework,
                   workers=args.workers, scheduler=args.scheduler, chunk=args.chunk, top_k=args.top,
                   output=args.output, resume=not args.no_resume)
     try:

@@ -144,3 +144,29 @@ def test_sweep_usage_errors_are_one_line(args, says, capsys):
     assert cli.main(["sweep", "smooth_l1", "--workers", "1", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["sweep", "smooth_l1", "--samples", "10", "--param", "beta=1e400"], "--param beta=1e400: beyond float64's range"),
+    (["sweep", "smooth_l1", "--samples", "10", "--impl", "refloss:smooth_l1", "--impl-param", "beta=1e400"],
+     "--impl-param beta=1e400: beyond float64's range"),
+    (["vectors", "smooth_l1", "--param", "beta=1e400", "-o", "v.json"], "--param beta=1e400: beyond float64's range"),
+])
+def test_sweep_and_vectors_parameters_beyond_float64_are_usage_errors(args, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err
+
+
+def test_sweep_unreachable_scheduler_is_one_line(capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(address, *a, **k):
+        raise OSError(f"Timed out trying to connect to {address} after 30 s")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    assert cli.main(["sweep", "l1", "--exhaustive", "--bits", "0x3f000000:0x3f000100", "-q",
+                     "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "scheduler 'tcp://127.0.0.1:1': cannot connect" in err

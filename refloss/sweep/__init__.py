@@ -576,7 +576,11 @@ def _run_dask(tasks, client, scheduler, finished) -> None:
 
     own = client is None
     if own:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as e:  # (no scheduler there: one line, not dask's traceback)
+            raise ValueError(f"scheduler {scheduler!r}: cannot connect ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else 'no answer'})") from None
     futures = [client.submit(run_chunk, t, key=f"refloss-sweep-{j}-{t['id']}-{os.getpid()}-{time.time_ns()}",
                              pure=False) for j, t in enumerate(tasks)]
     index = {f.key: j for j, f in enumerate(futures)}
