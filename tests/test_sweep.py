@@ -597,3 +597,73 @@ def test_run_checks_an_exhaustive_target_against_the_loss():
 
 def test_run_takes_a_whole_float_as_a_count():
     assert sweep.run("l1", samples=1e2, chunk=50.0, workers=1, oracle=False).points == 100
+
+
+# ---------------------------------------------------------------- the checkpoint file, read with care
+
+_KW8 = dict(exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**9, workers=1)  # 8 chunks
+
+
+def _stop_after(n):
+    def progress(done, total, running_max):
+        if done == n:
+            raise _Stop
+    return progress
+
+
+def test_checkpoint_lines_that_are_not_chunk_summaries_are_run_again(tmp_path):
+    out = tmp_path / "r.json"
+    whole = sweep.run("smooth_l1", **_KW8)
+    with pytest.raises(_Stop):
+        sweep.run("smooth_l1", output=out, progress=_stop_after(3), **_KW8)
+    side = tmp_path / "r.json.chunks.jsonl"
+    lines = side.read_text().splitlines()
+    ids = [json.loads(ln)["id"] for ln in lines[1:]]
+    # the third chunk's line replaced by its bare id, and lines that are no summaries at all
+    side.write_text("\n".join(lines[:3] + [json.dumps({"id": ids[2]}), '{"x": 1}', "[1, 2]", '"text"']) + "\n")
+    seen = []
+    resumed = sweep.run("smooth_l1", output=out, progress=lambda d, t, m: seen.append(d), **_KW8)
+    assert seen == [3, 4, 5, 6, 7, 8]  # the bare id's chunk ran again
+    _same(whole, resumed)
+
+
+def test_a_line_cut_short_is_cut_off_before_the_next_chunk_is_appended(tmp_path):
+    out = tmp_path / "r.json"
+    with pytest.raises(_Stop):
+        sweep.run("smooth_l1", output=out, progress=_stop_after(3), **_KW8)
+    side = tmp_path / "r.json.chunks.jsonl"
+    with open(side, "a") as f:
+        f.write('{"id": "bits:3f8')  # killed mid-line: no newline
+    with pytest.raises(_Stop):
+        sweep.run("smooth_l1", output=out, progress=_stop_after(4), **_KW8)
+    lines = side.read_text().splitlines()
+    assert len(lines) == 1 + 4 and all(sweep._is_summary(json.loads(ln)) for ln in lines[1:])
+    seen = []
+    sweep.run("smooth_l1", output=out, progress=lambda d, t, m: seen.append(d), **_KW8)
+    assert seen == [5, 6, 7, 8]
+
+
+def test_an_unreadable_checkpoint_header_is_called_unreadable(tmp_path):
+    out = tmp_path / "r.json"
+    (tmp_path / "r.json.chunks.jsonl").write_text('{"sweep": {"schema": "refl\n')
+    with pytest.raises(ValueError, match=r"chunks.jsonl: unreadable \(its first line"):
+        sweep.run("smooth_l1", output=out, **_KW8)
+    assert sweep.run("smooth_l1", output=out, resume=False, **_KW8).points == 2**12
+
+
+def test_a_checkpoint_that_is_a_folder_is_refused_in_one_line(tmp_path, capsys):
+    from refloss import cli
+
+    (tmp_path / "r.json.chunks.jsonl").mkdir()
+    with pytest.raises(ValueError, match="not a regular file"):
+        sweep.run("smooth_l1", output=tmp_path / "r.json", **_KW8)
+    assert cli.main(["sweep", "l1", "--exhaustive", "--bits", f"{ONE}:{ONE + 2**10}", "--workers", "1", "-q",
+                     "-o", str(tmp_path / "r.json")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_output_to_a_device_writes_no_checkpoint_beside_it():
+    from pathlib import Path
+
+    r = sweep.run("l1", output="/dev/null", **_KW8)
+    assert r.points == 2**12 and not Path("/dev/null.chunks.jsonl").exists()

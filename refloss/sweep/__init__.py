@@ -415,6 +415,13 @@ class _Pending:
         self.start = time.perf_counter()
         done = {}
         self.sidecar = Path(str(output) + ".chunks.jsonl") if output else None
+        if output and Path(output).is_dir():
+            raise ValueError(f"output: {output} is a folder; give a file name")
+        if output and Path(output).exists() and not Path(output).is_file():
+            self.sidecar = None  # a device or a FIFO (-o /dev/null): the result goes there, no checkpoint beside it
+        if self.sidecar is not None and self.sidecar.exists() and not self.sidecar.is_file():
+            raise ValueError(f"{self.sidecar}: the sweep's checkpoint file is not a regular file (a folder?): remove "
+                             "it, or give another output")
         if self.sidecar is not None:
             if resume and impl is not None and self.header["impl_fingerprint"] is None:
                 import warnings
@@ -479,18 +486,26 @@ def _kernels_hash(loss: str, dtype: str | None = None) -> str:
 
 
 def _read_sidecar(path: Path, header: dict) -> dict:
-    """{chunk id: summary} recorded in the sidecar of an earlier run of the same sweep (a last
-    line cut short by the interruption is ignored); ValueError if it is another sweep's."""
+    """{chunk id: summary} recorded in the sidecar of an earlier run of the same sweep (a line
+    that is not a whole chunk summary, such as a last line cut short by the interruption, is
+    ignored: that chunk runs again); ValueError if it is another sweep's, or its header is unreadable."""
     if not path.exists():
         return {}
-    lines = path.read_text().splitlines()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        text = None
+    lines = text.splitlines() if text is not None else [""]
     if not lines:
         return {}
     try:
         first = _merge.loads(lines[0])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, ValueError):
         first = None
-    if not isinstance(first, dict) or first.get("sweep") != json.loads(_merge.dumps(header)):
+    if not isinstance(first, dict) or not isinstance(first.get("sweep"), dict):
+        raise ValueError(f"{path}: unreadable (its first line is not a sweep's header: cut short, or not written by "
+                         "refloss sweep): remove it, or pass resume=False (--no-resume) to start over")
+    if first.get("sweep") != json.loads(_merge.dumps(header)):
         theirs = first.get("sweep") if isinstance(first, dict) and isinstance(first.get("sweep"), dict) else None
         ours = json.loads(_merge.dumps(header))
         differ = sorted(k for k in set(ours) | set(theirs or {}) if (theirs or {}).get(k) != ours.get(k))
@@ -502,15 +517,39 @@ def _read_sidecar(path: Path, header: dict) -> dict:
     for line in lines[1:]:
         try:
             s = _merge.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, ValueError):
             continue  # cut short
-        done[s["id"]] = s
+        if _is_summary(s):
+            done[s["id"]] = s
     return done
+
+
+def _is_summary(s) -> bool:
+    """A whole chunk summary (refloss.sweep._merge's fields, of their types), not a fragment or another record."""
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def entry(e):
+        return (isinstance(e, dict) and number(e.get("err")) and isinstance(e.get("key"), list)
+                and all(number(v) for v in e["key"]) and isinstance(e.get("inputs"), dict)
+                and {"column", "got", "expected", "reference", "case"} <= set(e))
+
+    return (isinstance(s, dict) and isinstance(s.get("id"), str) and all(count(s.get(c)) for c in _merge.COUNTS)
+            and number(s.get("oracle_delta")) and isinstance(s.get("max"), dict)
+            and all(v is None or number(v) for v in s["max"].values()) and isinstance(s.get("worst"), dict)
+            and all(isinstance(es, list) and all(entry(e) for e in es) for es in s["worst"].values()))
 
 
 def _write_header(path: Path, header: dict, keep: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if keep:
+        with open(path, "rb+") as f:  # a last line cut short: cut it off (the next chunk's line starts a line)
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
         return
     path.write_text(_merge.dumps({"sweep": header}) + "\n")
 
