@@ -667,3 +667,16 @@ def test_output_to_a_device_writes_no_checkpoint_beside_it():
 
     r = sweep.run("l1", output="/dev/null", **_KW8)
     assert r.points == 2**12 and not Path("/dev/null.chunks.jsonl").exists()
+
+
+def test_a_default_parameter_written_out_or_as_an_int_is_the_same_sweep(tmp_path):
+    """beta=1 (smooth_l1's default, as an int) added to a sweep that ran without it resumes it."""
+    out = tmp_path / "r.json"
+    with pytest.raises(_Stop):
+        sweep.run("smooth_l1", output=out, progress=_stop_after(3), **_KW8)
+    for params in ({"beta": 1}, {"beta": 1.0}, {"beta": np.float64(1.0)}):
+        seen = []
+        sweep.run("smooth_l1", params, output=out, progress=lambda d, t, m: seen.append(d), **_KW8)
+        assert not seen or seen[0] == 4, (params, seen)  # resumed: the chunks recorded did not run again
+    with pytest.raises(ValueError, match="another sweep.*differs in: params"):
+        sweep.run("smooth_l1", {"beta": 0.5}, output=out, **_KW8)

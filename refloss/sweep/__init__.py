@@ -406,7 +406,7 @@ class _Pending:
         check_task(common)
         common["impl_fingerprint"] = _fingerprint.implementation(impl)
         self.tasks = [{**common, **c} for c in chunks]
-        self.header = {"schema": SCHEMA, "loss": loss, "params": params, "dtype": dtype, "impl": _impl_name(impl),
+        self.header = {"schema": SCHEMA, "loss": loss, "params": _normal_params(loss, params), "dtype": dtype, "impl": _impl_name(impl),
                        "impl_params": common["impl_params"], "framework": framework, "space": space_desc,
                        "top_k": int(top_k), "oracle": bool(oracle), "recheck_top": int(recheck_top),
                        "recheck_cap": int(recheck_cap), "kernels": _kernels_hash(loss, dtype),
@@ -447,6 +447,29 @@ class _Pending:
         if self.output:
             result.write(self.output)
         return result
+
+
+def _normal_params(loss: str, params: dict) -> dict:
+    """Every parameter (defaults filled in), each as the loss takes it: a real as a float (beta=1 is beta=1.0), an
+    integer parameter as an int, a size as a tuple of floats, numpy scalars as Python numbers, so that a checkpoint
+    compares the parameters, not how they were written."""
+    import numbers
+
+    from .._loss import loss_named
+
+    info = loss_named(loss).info
+    out = {}
+    for p, v in zip(info.params, loss_named(loss)._param_values(params)):
+        if isinstance(v, numbers.Real) and not isinstance(v, bool) and hasattr(v, "item"):
+            v = v.item()  # (numpy scalars)
+        if p.kind == "real" and isinstance(v, numbers.Real) and not isinstance(v, bool):
+            v = float(v)
+        elif p.kind == "int" and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        elif p.kind == "size" and isinstance(v, (tuple, list)):
+            v = tuple(float(x) if isinstance(x, numbers.Real) and not isinstance(x, bool) else x for x in v)
+        out[p.name] = v
+    return out
 
 
 def _result(header: dict, total: dict, elapsed: float) -> Result:
