@@ -680,3 +680,12 @@ def test_a_default_parameter_written_out_or_as_an_int_is_the_same_sweep(tmp_path
         assert not seen or seen[0] == 4, (params, seen)  # resumed: the chunks recorded did not run again
     with pytest.raises(ValueError, match="another sweep.*differs in: params"):
         sweep.run("smooth_l1", {"beta": 0.5}, output=out, **_KW8)
+
+
+def test_the_float32_parameter_note_suggests_only_a_value_the_loss_takes():
+    """alpha=1e-300 rounds to float32 0.0, which alpha_iou_loss refuses (0 < alpha): the note names the smallest
+    positive float32 (2**-149) instead."""
+    r = sweep.run("alpha_iou_loss", {"alpha": 1e-300}, samples=16, workers=1, oracle=False)
+    notes = [ln for ln in str(r).splitlines() if ln.lstrip().startswith("note:")]
+    assert len(notes) == 1 and "alpha=0.0 measures" not in notes[0]
+    assert f"--param alpha={2.0**-149!r} measures the kernel alone" in notes[0]

@@ -135,6 +135,9 @@ class Result:
 
         import numpy as np
 
+        from .._loss import loss_named
+
+        meta = {p.name: p for p in loss_named(self.loss).info.params}
         notes = []
         for name, v in (self.params or {}).items():
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
@@ -142,9 +145,25 @@ class Result:
             with np.errstate(over="ignore"):  # (beyond float32's range: inf, said so)
                 r = float(np.float32(v))
             if r != v:
+                # the float32 value to pass instead, where the loss takes it (alpha=1e-300 rounds to 0.0, and
+                # 0 < alpha): else the nearest float32 on v's side that it takes (the smallest subnormal, the
+                # largest finite float32), else none
+                suggest = None
+                big = float(np.finfo(np.float32).max)
+                for c in (r, math.copysign(2.0**-149, v) if r == 0 else math.copysign(big, v) if math.isinf(r)
+                          else None):
+                    if c is None or not math.isfinite(c):
+                        continue
+                    try:
+                        meta[name].to_float(c) if name in meta else None
+                    except (ValueError, TypeError):
+                        continue
+                    suggest = c
+                    break
                 notes.append(f"  note: {name}={v!r} is not a float32 number; the float32 kernel computes with {r!r} "
-                             f"and is measured here against the loss at {v!r} (--param {name}={r!r} measures the "
-                             "kernel alone)")
+                             f"and is measured here against the loss at {v!r}"
+                             + (f" (--param {name}={suggest!r} measures the kernel alone)" if suggest is not None
+                                else f" (no float32 value of {name} that the loss takes is nearer)"))
         return notes
 
     def __str__(self) -> str:
