@@ -686,6 +686,15 @@ def test_the_float32_parameter_note_suggests_only_a_value_the_loss_takes():
     """alpha=1e-300 rounds to float32 0.0, which alpha_iou_loss refuses (0 < alpha): the note names the smallest
     positive float32 (2**-149) instead."""
     r = sweep.run("alpha_iou_loss", {"alpha": 1e-300}, samples=16, workers=1, oracle=False)
-    notes = [ln for ln in str(r).splitlines() if ln.lstrip().startswith("note:")]
+    notes = [ln for ln in str(r).splitlines() if ln.lstrip().startswith("note: alpha")]
     assert len(notes) == 1 and "alpha=0.0 measures" not in notes[0]
     assert f"--param alpha={2.0**-149!r} measures the kernel alone" in notes[0]
+
+
+def test_a_box_sweep_says_how_many_points_it_drew_for_the_samples_asked():
+    """The boxes space draws each chunk's share in ten classes, each at least 4 pairs, dropping convention pairs:
+    samples=1 gives at most 40 points, and the summary says how many for how many asked."""
+    r = sweep.run("giou_loss", samples=1, workers=1, oracle=False)
+    assert 1 < r.points <= 40 and r.space["samples"] == 1 and r.to_json()["points"] == r.points
+    assert f"note: {r.points} points for samples=1" in str(r)
+    assert "note:" not in str(sweep.run("l1", samples=10, workers=1, oracle=False))

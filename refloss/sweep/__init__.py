@@ -166,6 +166,17 @@ class Result:
                                 else f" (no float32 value of {name} that the loss takes is nearer)"))
         return notes
 
+    def _samples_note(self) -> list:
+        """A line where a sampled space gave another number of points than asked: the box and rotated spaces draw
+        each chunk's share in equal parts per class, each part rounded up (at least 4 pairs a class for boxes, 8 for
+        rotated boxes: ten and eleven classes), and drop the pairs that round to convention points.  (The points are
+        kept as they are: documented sweeps' figures were drawn so.)"""
+        sp = self.space or {}
+        if sp.get("kind") != "samples" or self.points == sp.get("samples"):
+            return []
+        return [f"  note: {self.points} points for samples={sp.get('samples')}: the {sp.get('space')} space draws "
+                "each chunk's share in equal parts per class, rounded up, and drops convention points (docs/sweep.md)"]
+
     def __str__(self) -> str:
         return self.text()
 
@@ -177,7 +188,7 @@ class Result:
                  + (f" ({self.measured} measured by the oracle)" if self.measured != self.points else "")
                  + f", {self.failures} over the bar ({_fmt(self.bar['value'])} / {_fmt(self.bar['grad'])} ULP)",
                  f"  max ULP: {comp}"]
-        lines[1:1] = self._float32_parameter_notes()
+        lines[1:1] = self._float32_parameter_notes() + self._samples_note()
         for e in self.worst[:10 if worst else 0]:
             ins = ", ".join(f"{k}={v!r}" for k, v in e["inputs"].items())
             lines.append(f"  {e['column']:<12} {_fmt(e['ulp']):>10} ULP at {ins}: got {e['got']!r}, expected "
