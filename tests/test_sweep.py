@@ -698,3 +698,12 @@ def test_a_box_sweep_says_how_many_points_it_drew_for_the_samples_asked():
     assert 1 < r.points <= 40 and r.space["samples"] == 1 and r.to_json()["points"] == r.points
     assert f"note: {r.points} points for samples=1" in str(r)
     assert "note:" not in str(sweep.run("l1", samples=10, workers=1, oracle=False))
+
+
+def test_a_worker_ends_when_its_parent_is_gone():
+    """A pool worker watches its parent: told that its parent is another process (as after the sweep's process
+    was killed, when it is re-parented), it ends within a second or two instead of waiting for ever."""
+    code = ("import time; from refloss.sweep import _worker_init; _worker_init(parent=-1, every=0.1); "
+            "time.sleep(30); print('still here')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=25)
+    assert res.returncode == 1 and "still here" not in res.stdout and "Traceback" not in res.stderr, res.stderr

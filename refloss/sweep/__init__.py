@@ -607,9 +607,21 @@ def _write_header(path: Path, header: dict, keep: bool) -> None:
     path.write_text(_merge.dumps({"sweep": header}) + "\n")
 
 
-def _worker_init():
-    """A worker process is one core: the drivers run serially in blocks anyway."""
+def _worker_init(parent: int | None = None, every: float = 1.0):
+    """A worker process is one core: the drivers run serially in blocks anyway.  ``parent``: the sweep's process;
+    a thread checks every ``every`` seconds that it is still this worker's parent and ends the worker when not (the
+    sweep killed with SIGKILL: its workers would otherwise wait on its queue for ever, orphaned)."""
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    if parent is not None:
+        import threading
+
+        def watch():
+            while True:
+                time.sleep(every)
+                if os.getppid() != parent:
+                    os._exit(1)
+
+        threading.Thread(target=watch, name="refloss-sweep-parent", daemon=True).start()
 
 
 def _run_local(tasks, workers, finished) -> None:
@@ -634,7 +646,7 @@ def _run_local(tasks, workers, finished) -> None:
                              "'module:function', or pass workers=1") from None
     # spawn, not fork: this process may hold Numba's threads
     pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init)
+                               initializer=_worker_init, initargs=(os.getpid(),))
     try:
         # at most 2 tasks per worker in flight: an interrupted sweep has little work in the air
         pending, queue, index = set(), list(range(len(tasks)))[::-1], {}
