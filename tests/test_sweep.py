@@ -525,8 +525,12 @@ def test_an_implementation_without_a_fingerprint_starts_over(tmp_path):
         def __call__(self, pred, target):
             return np.abs(pred - target)
 
+    import warnings
+
     kw = dict(exhaustive=True, bits=(ONE, ONE + 2**12), chunk=2**11, workers=1, output=tmp_path / "r.json")
-    sweep.run("l1", impl=Fn(), **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (nothing to resume yet: nothing to say)
+        sweep.run("l1", impl=Fn(), **kw)
     seen = []
     with pytest.warns(RuntimeWarning, match="starts over"):
         sweep.run("l1", impl=Fn(), progress=lambda d, t, m: seen.append(d), **kw)

@@ -453,7 +453,7 @@ class _Pending:
             raise ValueError(f"{self.sidecar}: the sweep's checkpoint file is not a regular file (a folder?): remove "
                              "it, or give another output")
         if self.sidecar is not None:
-            if resume and impl is not None and self.header["impl_fingerprint"] is None:
+            if resume and impl is not None and self.header["impl_fingerprint"] is None and self.sidecar.exists():
                 import warnings
 
                 warnings.warn(f"{self.sidecar}: no fingerprint of impl {self.header['impl']} can be made (a builtin, "
