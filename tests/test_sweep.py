@@ -537,6 +537,43 @@ def test_an_implementation_without_a_fingerprint_starts_over(tmp_path):
     assert seen == [1, 2]
 
 
+def test_the_fingerprint_is_the_same_in_every_process_and_sees_a_bound_objects_state(tmp_path):
+    """A set literal in the function (``reduction not in {"none", "mean"}``: a frozenset constant) printed in an
+    order PYTHONHASHSEED makes different in every process, so the fingerprint changed from run to run and no resume
+    was possible; a bound method's object was hashed by its repr, which may leave its state out (torch's
+    ``SmoothL1Loss()`` whatever beta is), so a changed parameter resumed the old results (a review, 2026-12-07)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "myimpl_fp.py").write_text(
+        "import numpy as np\n"
+        "def loss(x, y, reduction='none'):\n"
+        "    if reduction not in {'none', 'mean', 'sum', 'batchmean', 'elementwise'}:\n"
+        "        raise ValueError(reduction)\n"
+        "    return np.abs(x - y)\n")
+    code = ("import myimpl_fp; from refloss.sweep import _fingerprint; "
+            "print(_fingerprint.implementation(myimpl_fp.loss))")
+    prints = {subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+              for seed in (1, 2, 3)}
+    assert len(prints) == 1 and prints.pop().strip() not in ("", "None")
+
+    from refloss.sweep import _fingerprint
+
+    class Scaled:
+        def __init__(self, k):
+            self.k = k
+
+        def __repr__(self):  # (state left out, as torch's loss modules print)
+            return "Scaled()"
+
+        def loss(self, pred, target):
+            return self.k * np.abs(pred - target)
+
+    assert _fingerprint.implementation(Scaled(1.0).loss) != _fingerprint.implementation(Scaled(2.0).loss)
+    assert _fingerprint.implementation(Scaled(1.0).loss) == _fingerprint.implementation(Scaled(1.0).loss)
+
+
 def test_the_checkpoint_records_the_files_that_draw_and_measure_the_points(monkeypatch):
     """A change to the sampling spaces (or the measure) changes the recorded sources hash."""
     from pathlib import Path
@@ -684,6 +721,18 @@ def test_a_default_parameter_written_out_or_as_an_int_is_the_same_sweep(tmp_path
         assert not seen or seen[0] == 4, (params, seen)  # resumed: the chunks recorded did not run again
     with pytest.raises(ValueError, match="another sweep.*differs in: params"):
         sweep.run("smooth_l1", {"beta": 0.5}, output=out, **_KW8)
+
+
+def test_numpy_parameters_are_written_into_the_header_as_python_values():
+    """np.True_ (ciou_loss's alpha_grad) and an array image_size (mpdiou_loss) stayed NumPy objects, and writing the
+    checkpoint header failed ('Object of type bool is not JSON serializable'; a review, 2026-12-07)."""
+    import json
+
+    a = sweep._normal_params("ciou_loss", {"alpha_grad": np.True_})
+    b = sweep._normal_params("mpdiou_loss", {"image_size": np.array([640, 480])})
+    assert a["alpha_grad"] is True and b["image_size"] == (640.0, 480.0)
+    assert b == sweep._normal_params("mpdiou_loss", {"image_size": (640, 480.0)})
+    json.dumps([a, b])
 
 
 def test_the_float32_parameter_note_suggests_only_a_value_the_loss_takes():

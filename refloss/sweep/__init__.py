@@ -485,18 +485,22 @@ def _normal_params(loss: str, params: dict) -> dict:
     compares the parameters, not how they were written."""
     import numbers
 
+    import numpy as np
+
     from .._loss import loss_named
 
     info = loss_named(loss).info
     out = {}
     for p, v in zip(info.params, loss_named(loss)._param_values(params)):
-        if isinstance(v, numbers.Real) and not isinstance(v, bool) and hasattr(v, "item"):
-            v = v.item()  # (numpy scalars)
+        if isinstance(v, np.generic):
+            v = v.item()  # (numpy scalars, np.True_ among them: JSON would refuse them in the header)
         if p.kind == "real" and isinstance(v, numbers.Real) and not isinstance(v, bool):
             v = float(v)
         elif p.kind == "int" and isinstance(v, float) and v.is_integer():
             v = int(v)
-        elif p.kind == "size" and isinstance(v, (tuple, list)):
+        elif p.kind == "size" and isinstance(v, (tuple, list, np.ndarray)):
+            v = tuple(x.item() if isinstance(x, np.generic) else x for x in (v.tolist() if isinstance(v, np.ndarray)
+                                                                             else v))
             v = tuple(float(x) if isinstance(x, numbers.Real) and not isinstance(x, bool) else x for x in v)
         out[p.name] = v
     return out

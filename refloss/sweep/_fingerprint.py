@@ -73,7 +73,7 @@ def _feed(h, obj, depth: int, files: set) -> None:
         return
     if isinstance(obj, types.MethodType):
         h.update(b"method\0")
-        _value(h, obj.__self__, depth + 1, files)
+        _state(h, obj.__self__, depth + 1, files)  # (its repr may leave the state out: torch's "SmoothL1Loss()")
         _feed(h, obj.__func__, depth + 1, files)
         return
     fn = obj if isinstance(obj, types.FunctionType) else None
@@ -82,12 +82,7 @@ def _feed(h, obj, depth: int, files: set) -> None:
         # a callable object: its class's __call__ and its state
         h.update(b"object\0")
         _feed(h, type(obj).__call__, depth + 1, files)
-        state = getattr(obj, "__dict__", None)
-        if state is None:
-            raise _Unknown
-        for k in sorted(state):
-            h.update(k.encode() + b"=")
-            _value(h, state[k], depth + 1, files)
+        _state(h, obj, depth + 1, files)
         return
     if fn is None:
         raise _Unknown  # a builtin, a class, a C extension's function: nothing to read
@@ -106,6 +101,17 @@ def _feed(h, obj, depth: int, files: set) -> None:
             h.update(b"<empty>")
             continue
         _value(h, v, depth + 1, files)
+
+
+def _state(h, obj, depth: int, files: set) -> None:
+    """An object's class and its attributes (``__dict__``, by name); no fingerprint for one without a ``__dict__``."""
+    state = getattr(obj, "__dict__", None)
+    if state is None:
+        raise _Unknown
+    h.update(f"{type(obj).__module__}.{type(obj).__qualname__}\0".encode())
+    for k in sorted(state):
+        h.update(k.encode() + b"=")
+        _value(h, state[k], depth + 1, files)
 
 
 def _file(h, fn, files: set) -> None:
@@ -134,7 +140,7 @@ def _code(h, code, depth: int) -> None:
         if isinstance(c, types.CodeType):
             _code(h, c, depth + 1)
         else:
-            h.update(repr(c).encode() + b"\0")
+            h.update(_canonical(c).encode() + b"\0")
 
 
 def _value(h, v, depth: int, files: set) -> None:
@@ -145,8 +151,22 @@ def _value(h, v, depth: int, files: set) -> None:
     if isinstance(v, types.ModuleType):
         h.update(f"module {v.__name__}\0".encode())
         return
-    text = repr(v)
+    text = _canonical(v)
     if " at 0x" in text or "object at" in text:  # a memory address: nothing stable to compare
         raise _Unknown
     h.update(text.encode() + b"\0")
+
+
+def _canonical(v) -> str:
+    """repr(v) with sets and dicts in a fixed order: a set's repr follows its hashes' order, which PYTHONHASHSEED
+    makes different in every process (``x in {"a", "b"}`` compiles to a frozenset constant: the fingerprint changed
+    from run to run, and no resume was possible)."""
+    if isinstance(v, (set, frozenset)):
+        return f"{type(v).__name__}({{{', '.join(sorted(_canonical(x) for x in v))}}})"
+    if isinstance(v, dict):
+        return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(x)}" for k, x in v.items())) + "}"
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(_canonical(x) for x in v)
+        return f"({inner},)" if isinstance(v, tuple) else f"[{inner}]"
+    return repr(v)
 
