@@ -205,7 +205,7 @@ def evaluate(module, precision, dt, input_names, widths, inputs, args, reduction
         flat = [a.reshape(size) if w == 1 else a.reshape(size, tuple(a.shape)[-1] if w is None else w)
                 for a, w in zip(arrays, widths)]
     else:
-        host = [as_real_array(n, v, dt) for n, v in zip(input_names, inputs)]
+        host = [as_real_array(n, v, dt, validate) for n, v in zip(input_names, inputs)]
         shape = lead_shape(input_names, widths, host, layouts)
         if validate:
             row = row_width(widths, host)

@@ -472,7 +472,7 @@ class Loss:
             return _backends.cuda().evaluate(self._module("cuda"), precision, dt, info.inputs, info.widths, inputs,
                                              self._cuda_args(values, precision, args), reduction, self._input_rules,
                                              validate, with_grad)
-        arrays = [as_real_array(n, v, dt) for n, v in zip(info.inputs, inputs)]
+        arrays = [as_real_array(n, v, dt, validate) for n, v in zip(info.inputs, inputs)]
         return self._cpu_evaluate(with_grad, arrays, dt, precision, args, reduction, validate, values)
 
     def _check_device(self, device) -> None:

@@ -61,7 +61,7 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
     buf[:, 1::2] do not: they were refused before); where NumPy cannot decide cheaply, taken as shared."""
     try:
         return bool(np.shares_memory(a, b, max_work=10_000))
-    except np.exceptions.TooHardError:
+    except getattr(np, "exceptions", np).TooHardError:  # (np.exceptions from NumPy 1.25; refloss takes 1.24)
         return True
 
 

@@ -1,6 +1,8 @@
 """Input checks with messages that name the argument, the rule and the first bad index."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -93,9 +95,10 @@ def reject_masked(name: str, value) -> None:
                         "unmasked elements")
 
 
-def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
+def as_real_array(name: str, value, dtype: np.dtype, validate: bool = True) -> np.ndarray:
     """``value`` as an array of ``dtype``; TypeError for non-numeric or complex input and for a
-    masked array (its mask would be ignored), ValueError for a ragged nested sequence."""
+    masked array (its mask would be ignored), ValueError for a ragged nested sequence, and (``validate``) for a
+    finite number beyond a narrower ``dtype``'s range."""
     if isinstance(value, np.ndarray):
         reject_masked(name, value)
         # a subclass as a plain array: np.matrix keeps two axes through reshape and indexing (the box drivers
@@ -120,26 +123,48 @@ def as_real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: must be a real numeric array, got {what} values")
     if arr.dtype == dtype:
         return arr
-    if dtype.kind == "f" and (arr.dtype.kind in "iu" or arr.dtype.itemsize > dtype.itemsize):
-        return _narrowed(name, arr, dtype)
+    if dtype.kind == "f" and ((arr.dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize)
+                              or (arr.dtype.kind in "iu" and dtype.itemsize == 2)):  # (an integer fits float32)
+        return _narrowed(name, arr, dtype, validate)
     return arr.astype(dtype)
 
 
-def _narrowed(name: str, arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+# the smallest magnitude that rounds to inf in these dtypes (the largest finite number plus half its ulp)
+_ROUNDS_TO_INF = {np.dtype(np.float32): 2.0**128 * (1 - 2.0**-25), np.dtype(np.float16): 65520.0}
+
+
+def _narrowed(name: str, arr: np.ndarray, dtype: np.dtype, validate: bool) -> np.ndarray:
     """``arr`` cast to a narrower float ``dtype`` (float64 numbers or a Python float to the float32 of a float32
-    call); ValueError naming the first finite number beyond its range (it said 'must be finite; = inf', of an inf
-    the caller never passed, with NumPy's overflow warning)."""
+    call); with ``validate``, ValueError naming the first finite number beyond its range (it said 'must be finite;
+    = inf', of an inf the caller never passed, with NumPy's overflow warning). As cheap as the cast where nothing
+    overflows (NumPy's overflow flag decides)."""
+    if not validate:  # (validate=False: the cast as NumPy makes it, inf beyond the range)
+        with np.errstate(over="ignore"):
+            return arr.astype(dtype)
+    limit = _ROUNDS_TO_INF.get(dtype)
+    if arr.ndim == 0 and limit is not None:  # (a Python number: decided in Python, errstate costs ~1 us a call)
+        v = float(arr)
+        if not abs(v) >= limit or v != v or abs(v) == math.inf:
+            return arr.astype(dtype)
+    try:
+        with np.errstate(over="raise"):
+            return arr.astype(dtype)
+    except FloatingPointError:
+        pass
     with np.errstate(over="ignore"):
         out = arr.astype(dtype)
-    if out.size and not np.isfinite(out).all():
-        beyond = ~np.isfinite(out) & np.isfinite(arr)
-        if beyond.any():
-            index = tuple(int(i) for i in np.argwhere(beyond)[0])
-            value = arr[index].item() if arr.dtype.kind == "f" else int(arr[index])
-            raise ValueError(f"{_element(name, index)} = {value!r} is beyond {dtype.name}'s range (largest "
-                             f"{float(np.finfo(dtype).max):.4g}): the call computes in {dtype.name} (NumPy's result "
-                             f"type of the inputs); pass float64 arrays (or dtype=np.float64)")
-    return out
+    beyond = ~np.isfinite(out) & np.isfinite(arr)
+    if not beyond.any():
+        return out
+    index = tuple(int(i) for i in np.argwhere(beyond)[0])
+    value = float(arr[index]) if arr.dtype.kind == "f" and arr.dtype.itemsize <= 8 else arr[index]
+    if dtype == np.float64:  # (a longdouble number: refloss computes in float64 at most)
+        hint = "refloss computes in float64 at most"
+    else:
+        hint = (f"the call computes in {dtype.name} (NumPy's result type of the inputs, or dtype=): pass float64 "
+                "arrays or dtype=np.float64")
+    raise ValueError(f"{_element(name, index)} = {value!r} is beyond {dtype.name}'s range (largest "
+                     f"{float(np.finfo(dtype).max):.4g}): {hint}")
 
 
 def _object_numbers(name: str, arr: np.ndarray) -> np.ndarray:

@@ -265,3 +265,9 @@ def test_a_number_beyond_float32s_range_in_a_float32_call_is_named():
         with pytest.raises(ValueError, match="target: must be finite"):  # a real inf is still named as such
             rl.smooth_l1(f32, np.inf)
     assert rl.smooth_l1(f32, 3.0).dtype == np.float32
+    with warnings.catch_warnings():  # validate=False skips the input checks, this one too: NumPy's cast, quietly
+        warnings.simplefilter("error")
+        assert np.isinf(rl.l1(f32, 1e39, validate=False)).all()
+        if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # (x86's 80-bit long double; elsewhere it is double)
+            with pytest.raises(ValueError, match="refloss computes in float64 at most"):
+                rl.l1(np.ones(2, np.longdouble), np.longdouble("1e400"))
