@@ -242,9 +242,19 @@ def _check_assigned(boxes: list, i: int, g: int, cell: tuple, grid: tuple, where
                          "truth (pass the one computed from these)")
     b = np.asarray(boxes[i][g], dt)
     at = (int(_cell(b[1], grid[0])), int(_cell(b[0], grid[1])))
-    if at != cell:
+    if not all(_same_cell(float(x), n, a, want) for x, n, a, want in zip((b[1], b[0]), grid, at, cell)):
         raise ValueError(f"assignment: {where} answers for gt_boxes[{i}][{g}] = {b.tolist()}, whose centre is in cell "
                          f"{at}: an assignment of other ground truth (pass the one computed from these)")
+
+
+def _same_cell(centre: float, size: int, at: int, want: int) -> bool:
+    """Whether a centre in cell ``at`` (of ``size``) may be assigned to cell ``want``: the same cell, or the neighbour
+    across a border it lies on to float32's resolution (an assignment made from the float64 boxes, used with float32
+    heads: a centre k/size on a border rounds to either side; a review found 82 such centres on grids of 7-76)."""
+    if at == want:
+        return True
+    edge = max(at, want)
+    return abs(at - want) == 1 and abs(centre * size - edge) <= 8 * float(np.finfo(np.float32).eps) * max(1.0, edge)
 
 
 def _check_v1_assignment(assignment, boxes: list, n: int, s: int, num_boxes: int) -> None:

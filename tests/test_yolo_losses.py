@@ -703,3 +703,20 @@ def test_float16_heads_give_float16_results_computed_in_float32():
     want = 5 * (2 * 0.01 + (math.sqrt(0.5) - math.sqrt(0.4)) ** 2) + (0.5 - 2 / 3) ** 2 + 0.875 + 0.5
     got = rl.yolov1_loss(np.full((1, 2, 2, 12), 0.5, np.float16), [np.array([[0.3, 0.3, 0.4, 0.5]])], [[0]]).total
     assert type(got) is np.float16 and got == pytest.approx(want, rel=2 ** -10)
+
+
+def test_an_assignment_from_float64_boxes_fits_float32_heads_at_a_cell_border():
+    """A centre on a cell border (3/19 on a 19x19 grid) rounds to either side in float32: the assignment computed
+    from the float64 boxes, used with float32 heads, was refused as 'an assignment of other ground truth' (a review,
+    2026-12-07); a centre a cell away is still refused."""
+    gt, labels, anchors = [np.array([[3 / 19, 0.5, 0.2, 0.2]])], [np.array([0])], [np.array([[0.2, 0.2]])]
+    heads = [np.zeros((1, 19, 19, 1, 6))]
+    assignment = rl.yolov3_loss(heads, anchors, gt, labels, xy_loss="sigmoid").details["assignment"]
+    assert [np.argwhere(np.asarray(m) >= 0).tolist() for m in assignment.matched] == [[[0, 9, 3, 0]]]
+    own = rl.yolov3_loss([heads[0].astype(np.float32)], anchors, gt, labels, xy_loss="sigmoid")
+    given = rl.yolov3_loss([heads[0].astype(np.float32)], anchors, gt, labels, xy_loss="sigmoid",
+                           assignment=assignment)
+    assert np.isfinite(given.total) and given.total.dtype == np.float32 and np.isfinite(own.total)
+    with pytest.raises(ValueError, match="assignment of other ground truth"):
+        rl.yolov3_loss([heads[0].astype(np.float32)], anchors, [np.array([[5.5 / 19, 0.5, 0.2, 0.2]])], labels,
+                       xy_loss="sigmoid", assignment=assignment)
