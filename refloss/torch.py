@@ -238,24 +238,36 @@ class _Eager(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, *tensors):  # call: (TorchLoss, params, reduction, validate, native), one argument (cheaper)
         fn, params, reduction, validate, native = call
-        out = _impl(fn._loss, tensors, params, reduction, validate, True, native)
         # the kernel's gradients, intermediate tensors (neither inputs nor outputs): saved, so that PyTorch frees
         # them after a backward without retain_graph, and the gradient a reduced loss hands over as it is becomes
-        # the leaf's .grad without a copy (AccumulateGrad copies a gradient something else still holds)
-        ctx.save_for_backward(*out[1:])
-        ctx.note = (fn._info, [t.shape for t in tensors], reduction == "none")  # (one attribute: each costs)
+        # the leaf's .grad without a copy (AccumulateGrad copies a gradient something else still holds); only those
+        # of inputs that need one (a target's: never made a tensor, freed now)
+        needed = ctx.needs_input_grad
+        if native and not tensors[0].is_cuda:  # the common call: _cpu_impl's fast path, inline (the fixed cost)
+            result = _fast_call(fn._loss, [t.numpy() for t in tensors], params, reduction, validate, True)
+            if result is not None:  # (each gradient has its input's shape: noted as None)
+                value, grads = result
+                ctx.save_for_backward(*[torch.from_numpy(g) if n else None for g, n in zip(grads, needed[1:])])
+                ctx.note = (fn._info, None, reduction == "none")  # (one attribute: each costs)
+                return _fast_tensor(value, reduction)
+        out = _impl(fn._loss, tensors, params, reduction, validate, True, native)
+        ctx.save_for_backward(*[g if n else None for g, n in zip(out[1:], needed[1:])])
+        ctx.note = (fn._info, [t.shape for t in tensors], reduction == "none")
         return out[0]
 
     @staticmethod
     def backward(ctx, grad_value):
         info, shapes, per_element = ctx.note
-        grads = ctx.saved_tensors
-        needed = ctx.needs_input_grad[1:]
+        grads = ctx.saved_tensors  # (None for an input that needs no gradient)
         # loss.backward() of a reduced loss: the gradients as they are, where they have the inputs' shapes
-        if (not per_element and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0
-                and all(g.shape == s for g, s in zip(grads, shapes))):
-            return (None, *[g if n else None for g, n in zip(grads, needed)])
-        return (None, *_backward(info, grad_value, grads, shapes, per_element, needed))
+        if not per_element and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0:
+            if shapes is None:  # (the fast path's: each at its input's shape)
+                return (None, *grads)
+            if all(g is None or g.shape == s for g, s in zip(grads, shapes)):
+                return (None, *grads)
+        if shapes is None:
+            shapes = [None if g is None else g.shape for g in grads]
+        return (None, *_backward(info, grad_value, grads, shapes, per_element, [g is not None for g in grads]))
 
 
 def _impl(loss, tensors, params, reduction, validate, with_grad, native=False):
@@ -526,10 +538,18 @@ def _native(inputs) -> bool:
     """Whether the inputs are tensors of one native float dtype (float64, float32) on one device: the common
     call, which needs no conversion."""
     first = inputs[0]
-    if type(first) is not torch.Tensor or first.dtype not in _NATIVE:
+    if type(first) is not torch.Tensor:
         return False
-    dt, device = first.dtype, first.device
-    for v in inputs:  # (a loop: all() of a generator costs twice as much, in a call of ~15 us)
+    dt = first.dtype
+    if dt not in _NATIVE:
+        return False
+    if first.is_cpu:  # (the common case: Tensor.device makes a torch.device a call, is_cpu costs less)
+        for v in inputs:  # (a loop: all() of a generator costs twice as much, in a call of ~15 us)
+            if type(v) is not torch.Tensor or v.dtype != dt or not v.is_cpu:
+                return False
+        return True
+    device = first.device
+    for v in inputs:
         if type(v) is not torch.Tensor or v.dtype != dt or v.device != device:
             return False
     return True
