@@ -2,7 +2,7 @@
 
     python benchmarks/vectorisation.py [--loss NAME ...] [--asm-dir DIR]
 
-For each loss, compiles its value-and-gradient driver (float64 and float32) afresh and reports the
+For each loss (and yolo_decode, the box decoding), compiles its value-and-gradient driver (float64 and float32) afresh and reports the
 vector widths of the loops LLVM's loop vectoriser reports as vectorised ("vectorized loop
 (vectorization width: 4, ...)": the kernel's loop over a block and the loop that counts bad
 inputs, for a loss over fixed-width elements), and counts the floating-point arithmetic
@@ -27,6 +27,7 @@ import llvmlite.binding as llvm  # noqa: E402
 import numpy as np  # noqa: E402
 
 import refloss as rl  # noqa: E402
+from refloss import _yolo  # noqa: E402
 from refloss._reference import REFERENCES  # noqa: E402
 
 llvm.set_option("", "-pass-remarks=loop-vectorize")  # "vectorized loop (vectorization width: 4, ...)"
@@ -79,9 +80,12 @@ def count(loss: str, precision: str):
     fn = getattr(rl, loss)
     dtype = np.float64 if precision == "f64" else np.float32
     with _Stderr() as err:
-        fn.value_and_grad(*_example(loss, dtype), dtype=dtype, **REFERENCES[loss].param_sets[0])
+        if loss == "yolo_decode":  # (box coding, not a loss: t, anchors, grid; both size forms in one kernel)
+            fn.value_and_grad(np.zeros((2, 4), dtype), np.ones(2, dtype), np.zeros(2, dtype), variant="scaled")
+        else:
+            fn.value_and_grad(*_example(loss, dtype), dtype=dtype, **REFERENCES[loss].param_sets[0])
     widths = [int(w) for w in VECTORISED.findall(err.text)]
-    module = fn._module("cpu")
+    module = _yolo._module("cpu") if loss == "yolo_decode" else fn._module("cpu")
     driver = getattr(module, f"_value_and_grad_block_{precision}", None) or getattr(module, f"_value_and_grad_rows_{precision}")
     asm = "\n".join(driver.inspect_asm(sig) for sig in driver.signatures)
     return len(PACKED.findall(asm)), len(SCALAR.findall(asm)), len(WIDE.findall(asm)), widths, asm
@@ -93,10 +97,11 @@ def main(argv=None) -> int:
     ap.add_argument("--asm-dir", type=Path)
     args = ap.parse_args(argv)
     losses = [n for text in args.loss or () for n in text.split(",") if n]
-    unknown = [n for n in losses if n not in rl.ALL_LOSSES]
+    known = (*rl.ALL_LOSSES, "yolo_decode")
+    unknown = [n for n in losses if n not in known]
     if unknown:
-        ap.error(f"unknown loss(es) {unknown}; these are: {', '.join(rl.ALL_LOSSES)}")
-    losses = losses or [n for n in rl.ALL_LOSSES if getattr(rl, n).info.family != "yolo"]
+        ap.error(f"unknown loss(es) {unknown}; these are: {', '.join(known)}")
+    losses = losses or [n for n in rl.ALL_LOSSES if getattr(rl, n).info.family != "yolo"] + ["yolo_decode"]
     print("| loss | vector widths f64 | f32 | f64 packed / scalar arithmetic | f32 packed / scalar |")
     print("|---|---|---|---|---|")
     for loss in losses:

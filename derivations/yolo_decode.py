@@ -58,8 +58,8 @@ def centre_accurate(t, c):
     t = log((s - 1)/(s + 1)) (an object at the image's left or top edge; Scaled-YOLOv4/YOLOv5's s = 2, t near
     -log 3) the offset is much smaller than its terms, and sigma's rounding made the centre 108 ULP64 off at t =
     -1.1076036591740275 (a probe, 2026-12-07; bar 8). In a rare branch (cell 0 only, for s <= 3): in the common
-    branch the double-double kept the CPU loop from vectorising (decode 3x slower in float64); as a rare branch
-    the guard's check costs float64 1.4x, float32 1.3x against the decode without it (N = 10^6, one thread)."""
+    branch the double-double kept the CPU loop from vectorising (decode 3x slower in float64); the CPU loops' fast
+    form leaves it out and flags its elements (docs/performance-log.md, 2026-12-07)."""
     a, h, c = _centre_terms(t, c)
     return EvalAccurate(a - h + c, centre_kept(t, c)) * stride
 
@@ -103,7 +103,8 @@ def derive() -> LossSpec:
                                f"{label}, a centre that cancels", rare=True))
         branches.append(Branch(cond, outputs, label))
     kernel = Kernel(arrays=ARRAYS, args=(s, scaled, stride), prelude=(), branches=tuple(branches), invalid=INVALID,
-                    value_names=("bx", "by", "bw", "bh"), grad_arrays=("t",))
+                    value_names=("bx", "by", "bw", "bh"), grad_arrays=("t",),
+                    unswitch=sp.Eq(scaled, 1))  # (the size form: value and VJP of 10^6 boxes 0.72x the time, float64)
     x = sp.Symbol("t")
     return LossSpec(
         name=NAME, title="YOLO box decoding",

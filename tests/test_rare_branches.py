@@ -33,15 +33,35 @@ def test_fast_form_prints_the_last_common_branch_as_the_else_with_its_condition_
     text = scalar_function(_toy(False), "_f", "f64", ("value", "d_x"), "fast")
     assert "elif" not in text and text.count("else:") == 1, text
     assert "3.0*x" not in text and "4.0*x" not in text, text  # the rare branches' statements are not there
-    assert "_xok = ((x > 0.0))" in text and "_xok = True" in text, text
+    assert "_xok = (x > 0.0)" in text and "_xok = True" in text, text
     whole = scalar_function(_toy(False), "_f", "f64", ("value", "d_x"), None)
     assert "_xok" not in whole and "4.0*x" in whole and whole.count("elif") == 2, whole  # the scalar kernel: all
 
 
-def test_fast_form_flags_a_rare_branch_among_common_ones():
+def test_fast_form_with_one_common_branch_is_its_body_alone_its_condition_the_flag():
     text = scalar_function(_toy(True), "_f", "f64", ("value", "d_x"), "fast")
-    # the last common branch is the first one: no else to make of it; each rare branch a flag and zeros
-    assert text.count("_xok = False") == 3 and "2.0*x" not in text and "if (x > 1.0)" in text, text
+    # the last common branch is the first one: the loop's body, no if; the rare branches not printed at all
+    assert "if" not in text and "else" not in text and "_xok = False" not in text, text
+    assert "2.0*x" not in text and "3.0*x" not in text and "_xok = (x > 1.0)" in text, text
+
+
+def test_fast_form_flags_the_elements_of_a_rare_branch_among_common_ones_in_the_common_branches_after_it():
+    """A rare branch between common ones is not printed (zeros and ``_xok = False`` among the common branches made
+    an if-converted chain LLVM left scalar: yolo_decode's decode 1.4-1.7x slower); its elements take the common
+    branches after it, whose flag says "not (its condition)"; a common branch before it is not flagged."""
+    branches = (Branch(x > 1, {"value": x, "d_x": sp.Integer(1)}, "one"),
+                Branch(sp.And(x < 0.5, x > -0.5), {"value": 3 * x, "d_x": sp.Integer(3)}, "rare", True),
+                Branch(x > -1, {"value": 2 * x, "d_x": sp.Integer(2)}, "two"),
+                Branch(None, {"value": 4 * x, "d_x": sp.Integer(4)}, "four"))
+    kernel = Kernel(arrays=(("x", 1, (x,)),), args=(), prelude=(), branches=branches)
+    text = scalar_function(kernel, "_f", "f64", ("value", "d_x"), "fast")
+    assert "3.0*x" not in text and "_xok = False" not in text and " and " not in text, text
+    one, two, four = text.split("if (x > 1.0)")[1].split("elif (x > -1.0)")[0], *text.split("elif (x > -1.0)")[1].split("else:")
+    assert "_xok = True" in one and "2.0*x" in two and "4.0*x" in four, text
+    flag = "_xok = (not ((x > -0.5) & (x < 0.5)))"  # (& and |, not and / or: no branch to if-convert)
+    assert flag in two and flag in four, text
+    whole = scalar_function(kernel, "_f", "f64", ("value", "d_x"), None)
+    assert "3.0*x" in whole and whole.count("elif") == 2 and "_xok" not in whole, whole
 
 
 def _with_exp(libm: bool) -> Kernel:
@@ -368,3 +388,64 @@ def test_block_functions_with_a_sparse_branch_choose_between_two_loops_by_a_coun
 def test_a_sparse_rare_branch_is_refused():
     with pytest.raises(ValueError, match="sparse=True is for a common branch"):
         Branch(x > 0, {"value": x}, "both", True, sparse=True)
+
+
+@pytest.mark.parametrize("variant,kw", [("v3", {}), ("v4", {"scale_xy": 1.2}), ("v4", {"scale_xy": 3.0}),
+                                        ("scaled", {})], ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_yolo_decode_block_loops_equal_the_scalar_kernel_element_by_element(variant, kw, dtype):
+    """yolo_decode's centre in cell 0 cancels near t = log((s - 1)/(s + 1)) (a rare branch, one before each size
+    form, its centre one precision up); the vectorised form prints the size forms alone and flags those elements,
+    whose boxes and gradients the scalar kernel gives: every element as the scalar kernel gives it, bit for bit,
+    beside common ones, in both size forms, with non-finite inputs among them."""
+    rng = np.random.default_rng(5)
+    s = kw.get("scale_xy", 2.0 if variant == "scaled" else 1.0)
+    root = np.log((s - 1) / (s + 1)) if s > 1 else -3.0
+    n = 600
+    t = rng.normal(0, 3, (n, 4))
+    t[: n // 2, 0] = root + rng.normal(0, 1e-3, n // 2) * rng.choice([1.0, 1e-6, 1e-12], n // 2)
+    t[n // 4: 3 * n // 4, 1] = root + rng.normal(0, 1e-4, n // 2)
+    t[::37, 2] = np.nan
+    t[1::41, 0] = np.inf
+    t[2::43, 3] = 800.0  # beyond exp's range
+    grid = rng.integers(0, 3, (n, 2)).astype(np.float64)
+    grid[: n // 2] *= rng.integers(0, 2, (n // 2, 1))  # cell 0 for many
+    anchors = rng.uniform(0.5, 40, (n, 2))
+    ct = rng.normal(size=(n, 4))
+    t, grid, anchors, ct = (a.astype(dtype) for a in (t, grid, anchors, ct))
+    with np.errstate(all="ignore"):
+        boxes, d_t = rl.yolo_decode.value_and_grad(t, anchors, grid, variant, cotangent=ct, validate=False, **kw)
+    from refloss._yolo import _variant_args
+    prec = "f64" if dtype == "float64" else "f32"
+    args = tuple(np.dtype(dtype).type(a) for a in _variant_args(variant, kw.get("scale_xy", 1.0), 1.0))
+    scalar = _scalar_of("yolo_decode", prec)
+    for i in range(n):
+        want = np.array(scalar(*t[i], *anchors[i], *grid[i], *ct[i], *args), dtype)
+        got = np.concatenate([boxes[i], d_t[i]])
+        number = ~np.isnan(want)
+        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
+                                                                            np.signbit(want[number])), \
+            (i, t[i], grid[i], got, want)
+
+
+def test_unswitch_prints_the_main_loop_twice_under_the_parameters_condition():
+    """``Kernel.unswitch`` (yolo_decode's size form): the block function's main loop twice, under ``if scaled_wh ==
+    1.0:`` and its ``else:``, the same statements in both (LLVM folds the size form's branch in each copy: the value
+    and VJP of 10^6 boxes 0.71x the time, float64); a condition on anything but the parameters is refused."""
+    import dataclasses
+    import inspect
+    from refloss._derive.codegen import _main_loop
+    from refloss._generated import yolo_decode_cpu as cpu
+    text = inspect.getsource(cpu._value_and_grad_block_f64.py_func)
+    head, rest = text.split("    if scaled_wh == 1.0:\n", 1)
+    first, second = rest.split("\n    else:\n", 1)
+    assert "for _i in range(" not in head and first.count("for _i in range(_unsigned(_m)):") == 1, text[:3000]
+    same = re.sub(r"_w\d+\b", "", second.split("\n    if _far:")[0]).strip()  # (its locals renamed: _i_w1 ...)
+    assert first.strip() == same  # the same loop
+    kernel = Kernel(arrays=(("x", 1, (x,)),), args=(c,), prelude=(),
+                    branches=(Branch(sp.Eq(c, 1), {"value": x, "d_x": sp.Integer(1)}, "one"),
+                              Branch(None, {"value": 2 * x, "d_x": sp.Integer(2)}, "two")), unswitch=sp.Eq(c, 1))
+    lines, _ = _main_loop(kernel, "f32", ("value", "d_x"), set(), True)
+    assert lines[0] == "    if c == _f32(1.0):" and lines.count("    else:") == 1, lines
+    with pytest.raises(ValueError, match="a condition on the kernel's parameters"):
+        _main_loop(dataclasses.replace(kernel, unswitch=x > 0), "f64", ("value", "d_x"), set(), True)

@@ -1690,19 +1690,43 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # cost every element of the loop when evaluated before the branches); the others before the branches
     users = {sym: [k for k, b in enumerate(branches) if any(b.outputs[o].has(sym) for o in outputs)
                    or (b.condition is not None and b.condition.has(sym))] for sym, _, _, _ in decisions}
+    if rare and not all(b.rare for b in branches):
+        # the fast form prints no rare branch (below): a part only rare branches' outputs use is not evaluated (its
+        # elements are flagged; yolo_decode's centres one precision up, which cost its decode ~5 %), and a part a
+        # rare branch's condition uses is evaluated before the branches (the condition is a flag of those after it)
+        flags = {d[0] for d in decisions if any(b.rare and b.condition is not None and b.condition.has(d[0])
+                                                for b in branches)}
+        users = {sym: [-1, -1] if sym in flags else [k for k in ks if not branches[k].rare] for sym, ks in users.items()}
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
-    shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) != 1]
+    shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) > 1]
     lines.extend(_decision_lines(kernel, printer, "    ", shared, deferred))
     first = branches[0].condition
-    if first is not None:  # evaluated unconditionally: its temporaries can precede the if
-        first = printer.doprint(first)
+    commons = [k for k, b in enumerate(branches) if not b.rare] if rare else []
+    if first is not None and not (commons and branches[0].rare):  # evaluated unconditionally: its temporaries
+        first = printer.doprint(first)                            # can precede the if
         lines.extend("    " + s for s in printer.take_statements())
+    # the fast form's rare branches before the last common one: their conditions, flags of the common branches after
+    # them, evaluated for every element before the branches (their temporaries too: printed inline, yolo_decode's
+    # sigmoid in a condition was libm's exp)
+    flag_of = {}
+    for k, b in enumerate(branches[:commons[-1]] if commons else ()):
+        if b.rare:
+            flag_of[k] = _flag_text(printer, b.condition)
+            lines.extend("    " + s for s in printer.take_statements())
     top = printer.snapshot()
-    # where only rare branches follow the last common one, that one is the else, and its condition a flag: the
-    # elements it does not hold for are computed again (an if-converted chain one level shorter, whose last and
-    # costly branch LLVM's cost model then weighs fully: with balanced_l1's a = 0 branch after it, its loop stayed scalar)
-    last = max((k for k, b in enumerate(branches) if not b.rare), default=0) if rare else 0
-    tail = rare and last > 0 and branches[last].condition is not None
+    # the fast form prints the common branches alone: a rare branch's elements are flagged, not given a branch of
+    # their own (zeros and _xok = False among the common branches made an if-converted chain that LLVM's cost model
+    # left scalar: yolo_decode's rare centre branches, one before each size form, made its loop 1.4-1.7x slower).  A
+    # common branch's elements that a rare branch before it would have taken get its results for now (computed,
+    # then flagged: the scalar kernel computes them again), its _xok false through "not (those rare conditions)".
+    # Where rare branches follow the last common one, that one is the else (or the whole loop body), and its
+    # condition a flag: the elements it does not hold for are computed again (an if-converted chain one level
+    # shorter, whose last and costly branch LLVM's cost model then weighs fully: with balanced_l1's a = 0 branch
+    # after it, its loop stayed scalar)
+    last = commons[-1] if commons else 0
+    tail = bool(commons) and branches[last].condition is not None
+    before = []  # the conditions of the rare branches passed, printed: a flag for the common branches after them
+    printed = 0  # the branches printed so far
     for k, branch in enumerate(branches):
         here = shared + local[k]  # the parts this branch may use (k is reused below)
         checks = []  # the wide outputs' checks in this branch
@@ -1710,15 +1734,18 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         printer.rare_branch = branch.rare
         printer.libm = libm or (branch.libm and not probe)  # (the probe asks whether the others need libm)
         held = []  # the condition of a branch printed as the else, as a flag
-        if tail and k > last:
-            break
+        if commons and branch.rare:
+            if k > last:  # (held by the last common branch's flag)
+                break
+            before.append(flag_of[k])
+            continue
         if tail and k == last:
             with printer.inline():
-                held = [f"({printer.doprint(c)})" for c in (branch.condition.args if isinstance(branch.condition, sp.And)
-                                                             else (branch.condition,))]
-            head, indent = "else:", "        "
+                held = [_flag_text(printer, c) for c in (branch.condition.args if isinstance(branch.condition, sp.And)
+                                                         else (branch.condition,))]
+            head, indent = ("else:", "        ") if printed else (None, "    ")
         elif branch.condition is None:
-            head, indent = ("else:" if k else None), "        " if k else "    "
+            head, indent = ("else:" if printed else None), "        " if printed else "    "
         else:
             if k == 0:
                 condition = first
@@ -1727,7 +1754,10 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                     condition = printer.doprint(branch.condition)
                 if printer.statements:
                     raise ValueError(f"{name}: a branch condition cannot use a function that prints as statements")
-            head, indent = f"{'if' if k == 0 else 'elif'} {condition}:", "        "
+            head, indent = f"{'if' if not printed else 'elif'} {condition}:", "        "
+        printed += 1
+        if before and not branch.rare:
+            held.append(f"(not {before[0]})" if len(before) == 1 else f"(not ({' | '.join(before)}))")
         if head:
             lines.append(f"    {head}" + (f"  # {branch.label}" if branch.label else ""))
         if rare and branch.rare:  # no statements: the element is flagged, and computed again by the scalar kernel
@@ -2033,6 +2063,17 @@ def _magnitude(e):
     if isinstance(e, Quot):
         return _magnitude(e.args[0]) / RealAbs(e.args[1])
     return RealAbs(e)
+
+
+def _flag_text(printer, condition) -> str:
+    """A branch condition printed as a flag, parenthesised: And, Or and Not as ``&``, ``|`` and ``not`` of
+    comparisons (Python's ``and`` and ``or`` short-circuit: branches in the loop that LLVM must if-convert)."""
+    if isinstance(condition, (sp.And, sp.Or)):
+        return "(" + (" & " if isinstance(condition, sp.And) else " | ").join(
+            _flag_text(printer, a) for a in condition.args) + ")"
+    if isinstance(condition, sp.Not):
+        return f"(not {_flag_text(printer, condition.args[0])})"
+    return f"({_unwrap(printer.doprint(condition))})"
 
 
 def _decisions(branches: tuple, outputs, precision: str) -> tuple:
@@ -3186,6 +3227,12 @@ def _main_loop(kernel: Kernel, prec: str, outputs: tuple, taken: set, with_grad:
         # cost one division a component (GIoU: 8 of its 80 an element) on every call
         lines += [f"        {_element('_d_' + n, w, k, True, '_i')} = d_{s.name}"
                   for n, w, syms in kernel.differentiated for k, s in enumerate(syms)]
+    if kernel.unswitch is not None:  # (see Kernel.unswitch)
+        cond = sp.sympify(kernel.unswitch)
+        if not cond.free_symbols or not cond.free_symbols <= set(kernel.args):
+            raise ValueError(f"Kernel.unswitch: a condition on the kernel's parameters {kernel.args} alone, got {cond}")
+        text = _unwrap(KernelPrinter(prec, width=_EXPR_WIDTH).doprint(cond))
+        lines = [f"    if {text}:"] + ["    " + ln for ln in lines] + ["    else:"] + ["    " + ln for ln in lines]
     return lines, (recip, deferred, wide_only)
 
 

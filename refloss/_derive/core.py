@@ -204,6 +204,12 @@ class Kernel:
     # the rarely run statements beside it (Inner-IoU's float32 gradients 0.81-0.83x the time on two threads); for
     # others it was the reverse (balanced L1's, focal-EIoU's float32 1.06-1.09x), so it is the derivation's choice
     flagged_apart: bool = False
+    # a condition on the parameters alone (kernel args; yolo_decode's Eq(scaled_wh, 1), its size form): the CPU block
+    # functions' main loop printed twice, "if cond: <loop> else: <loop>", so that in each copy LLVM folds the branches
+    # on it (a condition of the loop's chain, which LLVM's own loop unswitching left in a large loop: its if-converted
+    # loop computed both size forms for every element); the same statements, so the same bits; the derivation's
+    # choice (the block function's code doubles, and its compile time)
+    unswitch: object = None
 
     @property
     def is_row(self) -> bool:

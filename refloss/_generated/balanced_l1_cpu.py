@@ -44,9 +44,6 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         if (a >= beta):  # linear
             value = a*gamma + c_lin
             _xok = True
-        elif (a <= 8.452712498170644e+270) and (alpha <= 8.452712498170644e+270) and (c_u <= 8.452712498170644e+270) and ((alpha*c_u) <= 1.7976931348623157e+308) and (a > 0.0) and (alpha > 1.0) and (u < 2.2250738585072014e-308):  # log, u subnormal and alpha > 1: gradient (alpha c_u) a, float64 pairs
-            value = 0.0
-            _xok = False
         elif (a <= 8.452712498170644e+270) and (alpha <= 8.452712498170644e+270) and (c_u <= 8.452712498170644e+270) and (z <= 0.5) and (a > 0.0):  # log, series (26 terms), float64 pairs
             _c4 = alpha*134217728.0 + alpha
             _h5 = _c4 - (_c4 - alpha)
@@ -137,7 +134,7 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p81 = _p79 + _p80
             _s82 = _t0*(((_t4 - (_e28 - _e60)) + (_t7 - _e60)) + _s72) + _t8*((_p11 - (_p12 - _p10)) + _l6*_l9)
             value = a_lo*alpha*_lo59 + (_s82 + ((_p80 - (_p81 - _p79)) + _l75*_l78)) + _p81
-            _xok = True
+            _xok = (not ((a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (a > 0.0) & (alpha > 1.0) & (u < 2.2250738585072014e-308) & ((alpha*c_u) <= 1.7976931348623157e+308)))
         else:  # log, l + l/u - 1 with l = log1p(u), float64 pairs
             _c83 = alpha*134217728.0 + alpha
             _h84 = _c83 - (_c83 - alpha)
@@ -247,7 +244,7 @@ def _value_block_f64(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p181 = _p179 + _p180
             _s182 = _t0_w1*(_s172 + ((_t3 - (_e129 - _e171)) + (_t5_w1 - _e171))) + _t6_w1*((_p90 - (_p91 - _p89)) + _l85*_l88)
             value = a_lo*alpha*_lo160 + (_s182 + ((_p180 - (_p181 - _p179)) + _l175*_l178)) + _p181
-            _xok = ((a <= 8.452712498170644e+270)) & ((alpha <= 8.452712498170644e+270)) & ((c_u <= 8.452712498170644e+270)) & ((u <= 1.152921504606847e+18)) & ((a > 0.0))
+            _xok = (a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (u <= 1.152921504606847e+18) & (a > 0.0) & (not ((a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (a > 0.0) & (alpha > 1.0) & (u < 2.2250738585072014e-308) & ((alpha*c_u) <= 1.7976931348623157e+308)))
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
@@ -716,11 +713,6 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_pred = _t0
             d_target = -_t0
             _xok = True
-        elif (a <= 8.452712498170644e+270) and (alpha <= 8.452712498170644e+270) and (c_u <= 8.452712498170644e+270) and ((alpha*c_u) <= 1.7976931348623157e+308) and (a > 0.0) and (alpha > 1.0) and (u < 2.2250738585072014e-308):  # log, u subnormal and alpha > 1: gradient (alpha c_u) a, float64 pairs
-            value = 0.0
-            d_pred = 0.0
-            d_target = 0.0
-            _xok = False
         elif (a <= 8.452712498170644e+270) and (alpha <= 8.452712498170644e+270) and (c_u <= 8.452712498170644e+270) and (z <= 0.5) and (a > 0.0):  # log, series (26 terms), float64 pairs
             _c4 = alpha*134217728.0 + alpha
             _h5 = _c4 - (_c4 - alpha)
@@ -814,7 +806,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t10 = alpha*sgn*_lo59
             d_pred = _t10
             d_target = -_t10
-            _xok = True
+            _xok = (not ((a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (a > 0.0) & (alpha > 1.0) & (u < 2.2250738585072014e-308) & ((alpha*c_u) <= 1.7976931348623157e+308)))
         else:  # log, l + l/u - 1 with l = log1p(u), float64 pairs
             _c83 = alpha*134217728.0 + alpha
             _h84 = _c83 - (_c83 - alpha)
@@ -927,7 +919,7 @@ def _value_and_grad_block_f64(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9_w1 = alpha*sgn*_lo160
             d_pred = _t9_w1
             d_target = -_t9_w1
-            _xok = ((a <= 8.452712498170644e+270)) & ((alpha <= 8.452712498170644e+270)) & ((c_u <= 8.452712498170644e+270)) & ((u <= 1.152921504606847e+18)) & ((a > 0.0))
+            _xok = (a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (u <= 1.152921504606847e+18) & (a > 0.0) & (not ((a <= 8.452712498170644e+270) & (alpha <= 8.452712498170644e+270) & (c_u <= 8.452712498170644e+270) & (a > 0.0) & (alpha > 1.0) & (u < 2.2250738585072014e-308) & ((alpha*c_u) <= 1.7976931348623157e+308)))
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
@@ -1432,9 +1424,6 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
         if (a >= beta):  # linear
             value = a*gamma + c_lin
             _xok = True
-        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and ((alpha*c_u) <= _f32(3.4028234663852886e+38)) and (a > _f32(0.0)) and (alpha > _f32(1.0)) and (u < _f32(1.1754943508222875e-38)):  # log, u subnormal and alpha > 1: gradient (alpha c_u) a, float32 pairs
-            value = _f32(0.0)
-            _xok = False
         elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.75)) and (a > _f32(0.0)):  # log, series (28 terms), float32 pairs
             _c4 = alpha*_f32(4096.0) + alpha
             _h5 = _c4 - (_c4 - alpha)
@@ -1524,7 +1513,7 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p80 = _p78 + _p79
             _s81 = _t0*(((_t4 - (_e32 - _e59)) + (_t7 - _e59)) + _s71) + _t8*((_p11 - (_p12 - _p10)) + _l6*_l9)
             value = a_lo*alpha*_lo58 + (_s81 + ((_p79 - (_p80 - _p78)) + _l74*_l77)) + _p80
-            _xok = True
+            _xok = (not ((a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (a > _f32(0.0)) & (alpha > _f32(1.0)) & (u < _f32(1.1754943508222875e-38)) & ((alpha*c_u) <= _f32(3.4028234663852886e+38))))
         else:  # log, l + l/u - 1 with l = log1p(u), float32 pairs
             _c82 = alpha*_f32(4096.0) + alpha
             _h83 = _c82 - (_c82 - alpha)
@@ -1614,7 +1603,7 @@ def _value_block_f32(_pred, _target, _out, beta, alpha, gamma, c_u, k_2, c_lin, 
             _p160 = _p158 + _p159
             _s161 = _t0_w1*(_s151 + ((_t3 - (_e123 - _e150)) + (_t5_w1 - _e150))) + _t6_w1*((_p89 - (_p90 - _p88)) + _l84*_l87)
             value = a_lo*alpha*_lo149 + (_s161 + ((_p159 - (_p160 - _p158)) + _l154*_l157)) + _p160
-            _xok = ((a <= _f32(1.2676506002282294e+30))) & ((alpha <= _f32(1.2676506002282294e+30))) & ((c_u <= _f32(1.2676506002282294e+30))) & ((u <= _f32(1073741824.0))) & ((a > _f32(0.0)))
+            _xok = (a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (u <= _f32(1073741824.0)) & (a > _f32(0.0)) & (not ((a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (a > _f32(0.0)) & (alpha > _f32(1.0)) & (u < _f32(1.1754943508222875e-38)) & ((alpha*c_u) <= _f32(3.4028234663852886e+38))))
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
@@ -2043,11 +2032,6 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_pred = _t0
             d_target = -_t0
             _xok = True
-        elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and ((alpha*c_u) <= _f32(3.4028234663852886e+38)) and (a > _f32(0.0)) and (alpha > _f32(1.0)) and (u < _f32(1.1754943508222875e-38)):  # log, u subnormal and alpha > 1: gradient (alpha c_u) a, float32 pairs
-            value = _f32(0.0)
-            d_pred = _f32(0.0)
-            d_target = _f32(0.0)
-            _xok = False
         elif (a <= _f32(1.2676506002282294e+30)) and (alpha <= _f32(1.2676506002282294e+30)) and (c_u <= _f32(1.2676506002282294e+30)) and (z <= _f32(0.75)) and (a > _f32(0.0)):  # log, series (28 terms), float32 pairs
             _c4 = alpha*_f32(4096.0) + alpha
             _h5 = _c4 - (_c4 - alpha)
@@ -2140,7 +2124,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t10 = alpha*sgn*_lo58
             d_pred = _t10
             d_target = -_t10
-            _xok = True
+            _xok = (not ((a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (a > _f32(0.0)) & (alpha > _f32(1.0)) & (u < _f32(1.1754943508222875e-38)) & ((alpha*c_u) <= _f32(3.4028234663852886e+38))))
         else:  # log, l + l/u - 1 with l = log1p(u), float32 pairs
             _c82 = alpha*_f32(4096.0) + alpha
             _h83 = _c82 - (_c82 - alpha)
@@ -2233,7 +2217,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _t9_w1 = alpha*sgn*_lo149
             d_pred = _t9_w1
             d_target = -_t9_w1
-            _xok = ((a <= _f32(1.2676506002282294e+30))) & ((alpha <= _f32(1.2676506002282294e+30))) & ((c_u <= _f32(1.2676506002282294e+30))) & ((u <= _f32(1073741824.0))) & ((a > _f32(0.0)))
+            _xok = (a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (u <= _f32(1073741824.0)) & (a > _f32(0.0)) & (not ((a <= _f32(1.2676506002282294e+30)) & (alpha <= _f32(1.2676506002282294e+30)) & (c_u <= _f32(1.2676506002282294e+30)) & (a > _f32(0.0)) & (alpha > _f32(1.0)) & (u < _f32(1.1754943508222875e-38)) & ((alpha*c_u) <= _f32(3.4028234663852886e+38))))
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
