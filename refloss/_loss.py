@@ -528,6 +528,14 @@ class Loss:
                     f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
                     f"{ref.shape} (shape {ref.shape[:-1]}), got the rows' own shape {shape}; for one-hot or "
                     f"probability rows pass floats, e.g. {info.inputs[k]}.astype(float)")
+            # a column of indices (N, 1) against rows (N, C): NumPy's broadcasting pairs every row with every index,
+            # an (N, N) result ("mean": a plausible number, wrong); torch's cross_entropy refuses it too
+            if shape == ref.shape[:-1] + (1,) and np.broadcast_shapes(ref.shape[:-1], shape) != shape:
+                raise ValueError(
+                    f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
+                    f"{ref.shape} (shape {ref.shape[:-1]}), got shape {shape}: a column of them would broadcast "
+                    f"against the rows' shape to {np.broadcast_shapes(ref.shape[:-1], shape)} (every row with every "
+                    f"index); pass {info.inputs[k]}[..., 0] (shape {ref.shape[:-1]})")
         # (the kernels take the index as a float of the rows' dtype: exact below 2^24 classes in float32, 2^53 in
         # float64; wider float32 rows keep the one-hot rows)
         if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \

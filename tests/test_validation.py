@@ -180,6 +180,24 @@ def test_integer_rows_shaped_like_the_logits_are_not_taken_for_indices():
                                   rl.softmax_cross_entropy(np.zeros((3, 4)), np.arange(3)))
 
 
+def test_a_column_of_class_indices_is_refused_where_it_would_pair_every_row_with_every_index():
+    """Labels as a column (N, 1) against logits (N, C): NumPy's rules broadcast them to an (N, N) result (its
+    "mean" a plausible, wrong number; until 2026-12-07 returned); torch's cross_entropy refuses them too.  A
+    column that broadcasts to itself (one row) is taken."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    t = np.array([[1], [2], [0]])
+    with pytest.raises(ValueError, match=r"^targets: .* got shape \(3, 1\): a column of them would broadcast against "
+                                         r"the rows' shape to \(3, 3\) .* pass targets\[\.\.\., 0\] \(shape \(3,\)\)"):
+        rl.softmax_cross_entropy(x, t, reduction="mean")
+    with pytest.raises(ValueError, match=r"to \(3, 3, 1\)"):
+        rl.softmax_cross_entropy(x[:, None], t[:, :, None])
+    with pytest.raises(ValueError, match="a column of them"):
+        rl.softmax_cross_entropy.value_and_grad(x, t)
+    want = [rl.softmax_cross_entropy(x[i], t[i, 0]) for i in range(3)]
+    np.testing.assert_array_equal(rl.softmax_cross_entropy(x, t[:, 0]), want)
+    np.testing.assert_array_equal(rl.softmax_cross_entropy(x[:1], t[:1]), [want[:1]])  # (1, 1): one row
+
+
 def test_focal_eiou_mean_of_disjoint_pairs_only_is_nan_without_warnings():
     """Every weight IoU^gamma is 0: the paper's normalisation is 0/0 (NaN, as the mean of an empty batch), and
     NumPy's division warnings stay inside."""
