@@ -119,6 +119,27 @@ def _check_float32_range(params, floats: tuple, values: tuple) -> None:
                              "in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs or "
                              "dtype=numpy.float64")
 
+def check_index_column(name: str, shape, rows_name: str, rows_shape) -> None:
+    """ValueError for integer class indices (one a row) of ``shape`` that end in a column of 1 and would broadcast
+    against the rows' leading shape to a shape beyond both: labels (N, 1) against logits (N, C) give an (N, N)
+    result, every row with every index ("mean": a plausible number, wrong; torch's cross_entropy refuses them).
+    Indices that broadcast to the rows' shape or to their own (one index for every row, a column against rows
+    (N, 1, C)) are taken; shapes that do not broadcast are left to the broadcast's own error."""
+    shape, lead = tuple(shape), tuple(rows_shape)[:-1]
+    if not shape or shape[-1] != 1:
+        return
+    try:
+        both = np.broadcast_shapes(lead, shape)
+    except ValueError:
+        return
+    if both != lead and both != shape:
+        raise ValueError(
+            f"{name}: integer values are class indices, one per row of {rows_name} {tuple(rows_shape)} (shape {lead}), "
+            f"got shape {shape}: a column of them would broadcast against the rows' shape to {both} (every row with "
+            f"every index); pass {name}[..., 0]" + (f" (shape {lead})" if shape[:-1] == lead else "")
+            + " (or broadcast them yourself, np.broadcast_to, where every pair is meant)")
+
+
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""
 
@@ -528,14 +549,7 @@ class Loss:
                     f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
                     f"{ref.shape} (shape {ref.shape[:-1]}), got the rows' own shape {shape}; for one-hot or "
                     f"probability rows pass floats, e.g. {info.inputs[k]}.astype(float)")
-            # a column of indices (N, 1) against rows (N, C): NumPy's broadcasting pairs every row with every index,
-            # an (N, N) result ("mean": a plausible number, wrong); torch's cross_entropy refuses it too
-            if shape == ref.shape[:-1] + (1,) and np.broadcast_shapes(ref.shape[:-1], shape) != shape:
-                raise ValueError(
-                    f"{info.inputs[k]}: integer values are class indices, one per row of {info.inputs[rows[0]]} "
-                    f"{ref.shape} (shape {ref.shape[:-1]}), got shape {shape}: a column of them would broadcast "
-                    f"against the rows' shape to {np.broadcast_shapes(ref.shape[:-1], shape)} (every row with every "
-                    f"index); pass {info.inputs[k]}[..., 0] (shape {ref.shape[:-1]})")
+            check_index_column(info.inputs[k], shape, info.inputs[rows[0]], ref.shape)
         # (the kernels take the index as a float of the rows' dtype: exact below 2^24 classes in float32, 2^53 in
         # float64; wider float32 rows keep the one-hot rows)
         if device == "cpu" and len(given) == 1 and len(rows) == 1 and len(inputs) == 2 and out_dt == ref.dtype and \

@@ -42,7 +42,7 @@ from . import _retinanet_ssd, _yolo_losses
 from ._arrays import _COORDINATES, sum_to_shape
 from ._detection import DetectionLoss
 from ._generated._index import LOSSES as _INDEX
-from ._loss import Loss, _not_an_argument, loss_named
+from ._loss import Loss, _not_an_argument, check_index_column, loss_named
 from ._validate import REDUCTIONS, broadcast_shape, check_reduction
 
 # the keywords of a call besides the loss's parameters (no dtype= or device=: they follow the tensors)
@@ -87,6 +87,11 @@ class _Shapes:
         info = loss.info
         self.index = tuple(n in info.indices and not t.dtype.is_floating_point
                            for n, t in zip(info.inputs, tensors))
+        if any(self.index):  # (before any broadcast: the gradients' path widens the rows to the broadcast shape)
+            rows = next(k for k, (w, idx) in enumerate(zip(info.widths, self.index)) if w is None and not idx)
+            for n, t, idx in zip(info.inputs, tensors, self.index):
+                if idx:
+                    check_index_column(n, tuple(t.shape), info.inputs[rows], tuple(tensors[rows].shape))
         for n, t, w, layout in zip(info.inputs, tensors, info.widths, info.layouts):
             if w not in (1, None) and (t.dim() == 0 or t.shape[-1] != w):
                 raise ValueError(f"{n}: last dimension must be {w}{_COORDINATES.get(layout, '')}, got shape "

@@ -449,3 +449,33 @@ def test_unswitch_prints_the_main_loop_twice_under_the_parameters_condition():
     assert lines[0] == "    if c == _f32(1.0):" and lines.count("    else:") == 1, lines
     with pytest.raises(ValueError, match="a condition on the kernel's parameters"):
         _main_loop(dataclasses.replace(kernel, unswitch=x > 0), "f64", ("value", "d_x"), set(), True)
+
+
+def test_a_later_rare_branchs_flag_is_printed_as_the_scalar_kernel_prints_its_condition():
+    """The flag of a rare branch after the first is its condition printed inline in the rare branch's printer state,
+    as the scalar kernel's ``elif`` prints it (printed in the common branches' state, sin is the vectorised form,
+    which near the boundary chose another branch than the scalar kernel's libm sin: an element neither flagged nor
+    the scalar kernel's; a review found it)."""
+    y = sp.Symbol("y", real=True)
+    branches = (Branch(x > 5, {"value": x, "d_x": sp.Integer(1)}, "a"),
+                Branch(sp.sin(x) > y, {"value": 3 * x, "d_x": sp.Integer(3)}, "r", True),
+                Branch(None, {"value": 2 * x, "d_x": sp.Integer(2)}, "b"))
+    kernel = Kernel(arrays=(("x", 1, (x,)),), args=(y,), prelude=(), branches=branches)
+    whole = scalar_function(kernel, "_f", "f64", ("value", "d_x"), None)
+    condition = re.search(r"elif (.*):  # r", whole).group(1)
+    fast = scalar_function(kernel, "_f", "f64", ("value", "d_x"), "fast")
+    assert f"_xok = (not ({condition.strip('()')}))" in fast or f"(not {condition})" in fast, (condition, fast)
+
+
+def test_a_float32_part_in_a_common_condition_and_a_rare_branchs_outputs_is_evaluated_before_the_branches():
+    """A float32 kernel's float64 part that a common branch's condition reads and a rare branch's outputs use: with
+    the rare branch left out of the fast form, the part is still evaluated before the branches (it was printed after
+    the if that reads it: "_xd0 may be read before it is assigned"; a review found it)."""
+    from refloss._derive.functions import Eval64
+    e = Eval64(sp.log(x + c), sp.Abs(x) - sp.Rational(1, 8))
+    branches = (Branch(e > 1, {"value": x, "d_x": sp.Integer(1)}, "a"),
+                Branch(x > 0, {"value": e * x, "d_x": e}, "r", True),
+                Branch(None, {"value": 2 * x, "d_x": sp.Integer(2)}, "b"))
+    kernel = Kernel(arrays=(("x", 1, (x,)),), args=(c,), prelude=(), branches=branches)
+    fast = scalar_function(kernel, "_f", "f32", ("value", "d_x"), "fast")
+    assert fast.index("_xd0 = ") < fast.index("if (_xd0 >"), fast

@@ -193,9 +193,30 @@ def test_a_column_of_class_indices_is_refused_where_it_would_pair_every_row_with
         rl.softmax_cross_entropy(x[:, None], t[:, :, None])
     with pytest.raises(ValueError, match="a column of them"):
         rl.softmax_cross_entropy.value_and_grad(x, t)
+    for rows, labels, to in (((3, 4), (3, 1, 1), "(3, 1, 3)"), ((1, 3, 4), (3, 1), "(3, 3)"), ((3, 4), (2, 1), "(2, 3)")):
+        with pytest.raises(ValueError, match=rf"to \{to[:-1]}\) .*np.broadcast_to"):
+            rl.softmax_cross_entropy(np.zeros(rows), np.zeros(labels, int))
     want = [rl.softmax_cross_entropy(x[i], t[i, 0]) for i in range(3)]
     np.testing.assert_array_equal(rl.softmax_cross_entropy(x, t[:, 0]), want)
     np.testing.assert_array_equal(rl.softmax_cross_entropy(x[:1], t[:1]), [want[:1]])  # (1, 1): one row
+    np.testing.assert_array_equal(rl.softmax_cross_entropy(x, [1]), [rl.softmax_cross_entropy(r, 1) for r in x])
+    np.testing.assert_array_equal(rl.softmax_cross_entropy(x[:, None], t)[:, 0], want)  # a column against (N, 1, C)
+    with pytest.raises(ValueError, match=r"not broadcastable .* logits \(2, 3, 4\), targets \(2, 3, 1\)"):
+        rl.softmax_cross_entropy(np.zeros((2, 3, 4)), np.zeros((2, 3, 1), int))  # (the broadcast's own message)
+
+
+def test_a_column_of_class_indices_is_refused_by_refloss_torch_with_gradients_and_traced():
+    """refloss.torch: the gradients' path widened the rows to the broadcast shape before the NumPy API saw them (a
+    review found the refusal skipped there, and for meta tensors, which torch.compile traces)."""
+    torch = pytest.importorskip("torch")
+    import refloss.torch as rt
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1], [2], [0]])
+    for logits in (x, x.detach(), x.detach().to("meta")):
+        with pytest.raises(ValueError, match=r"^targets: .* to \(3, 3\)"):
+            rt.softmax_cross_entropy(logits, t.to(logits.device), reduction="mean")
+    loss = rt.softmax_cross_entropy(x, t[:, 0], reduction="mean")
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(x, t[:, 0]), rtol=1e-14, atol=0)
 
 
 def test_focal_eiou_mean_of_disjoint_pairs_only_is_nan_without_warnings():

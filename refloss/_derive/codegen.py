@@ -1692,10 +1692,11 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
                    or (b.condition is not None and b.condition.has(sym))] for sym, _, _, _ in decisions}
     if rare and not all(b.rare for b in branches):
         # the fast form prints no rare branch (below): a part only rare branches' outputs use is not evaluated (its
-        # elements are flagged; yolo_decode's centres one precision up, which cost its decode ~5 %), and a part a
-        # rare branch's condition uses is evaluated before the branches (the condition is a flag of those after it)
-        flags = {d[0] for d in decisions if any(b.rare and b.condition is not None and b.condition.has(d[0])
-                                                for b in branches)}
+        # elements are flagged; yolo_decode's centres one precision up), and a part a branch's condition uses is
+        # evaluated before the branches (a rare one's is a flag of those after it; a common one's is read before
+        # the branch's own statements: where a rare branch's outputs used it too it was shared before)
+        flags = {d[0] for d in decisions if any(b.condition is not None and b.condition.has(d[0])
+                                                for b in branches)}  # (a common branch's too: read before its body)
         users = {sym: [-1, -1] if sym in flags else [k for k in ks if not branches[k].rare] for sym, ks in users.items()}
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
     shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) > 1]
@@ -1710,9 +1711,22 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
     # sigmoid in a condition was libm's exp)
     flag_of = {}
     for k, b in enumerate(branches[:commons[-1]] if commons else ()):
-        if b.rare:
+        if not b.rare:
+            continue
+        if k == 0:  # (as the scalar kernel prints the first condition: before the branches, its statements too)
             flag_of[k] = _flag_text(printer, b.condition)
             lines.extend("    " + s for s in printer.take_statements())
+            continue
+        # as the scalar kernel prints a later rare branch's condition: inline, in that branch's printer state (sin,
+        # cos and pow print otherwise in a common branch: near the condition's boundary the two forms chose different
+        # branches, a review found, an element then not flagged and not the scalar kernel's)
+        state = printer.rare_branch, printer.libm
+        printer.rare_branch, printer.libm = True, libm or (b.libm and not probe)
+        with printer.inline():
+            flag_of[k] = _flag_text(printer, b.condition)
+        printer.rare_branch, printer.libm = state
+        if printer.statements:
+            raise ValueError(f"{name}: a branch condition cannot use a function that prints as statements")
     top = printer.snapshot()
     # the fast form prints the common branches alone: a rare branch's elements are flagged, not given a branch of
     # their own (zeros and _xok = False among the common branches made an if-converted chain that LLVM's cost model
