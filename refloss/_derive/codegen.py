@@ -1697,6 +1697,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         # the branch's own statements: where a rare branch's outputs used it too it was shared before)
         flags = {d[0] for d in decisions if any(b.condition is not None and b.condition.has(d[0])
                                                 for b in branches)}  # (a common branch's too: read before its body)
+        # ([-1, -1]: two users, i.e. shared, evaluated before the branches)
         users = {sym: [-1, -1] if sym in flags else [k for k in ks if not branches[k].rare] for sym, ks in users.items()}
     local = {k: [(i, d) for i, d in enumerate(decisions) if users[d[0]] == [k]] for k in range(len(branches))}
     shared = [(i, d) for i, d in enumerate(decisions) if len(users[d[0]]) > 1]
@@ -1707,8 +1708,7 @@ def scalar_function(kernel: Kernel, name: str, precision: str, outputs: tuple,
         first = printer.doprint(first)                            # can precede the if
         lines.extend("    " + s for s in printer.take_statements())
     # the fast form's rare branches before the last common one: their conditions, flags of the common branches after
-    # them, evaluated for every element before the branches (their temporaries too: printed inline, yolo_decode's
-    # sigmoid in a condition was libm's exp)
+    # them, evaluated for every element (printed as the scalar kernel prints them, below)
     flag_of = {}
     for k, b in enumerate(branches[:commons[-1]] if commons else ()):
         if not b.rare:
