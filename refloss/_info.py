@@ -31,12 +31,11 @@ def rescalable(family: str, properties, params) -> bool:
 def cuda_rescaled(family: str, properties, params) -> bool:
     """Whether the CUDA drivers compute a box pair beyond 2^+-RESCALE_EXPONENT again scaled, in the element's
     own thread (Loss._rescale's rule, eps 0 there): the losses the CPU path rescales, a parameter in the boxes'
-    units (NWD's c) scaled with the pair in the same thread; but for those with a "size" parameter (MPDIoU's
-    image size: the kernels take w^2 + h^2, which overflows or underflows where the pairs that need rescaling
-    have an image of their own scale; the CPU path scales w and h).  Such a driver takes the kernel's arguments
-    twice, the second time for eps 0, and whether tiny pairs are rescaled (the caller's eps is 0):
-    Loss._cuda_args."""
-    return rescalable(family, properties, params) and not any(p.kind == "size" for p in params)
+    units (NWD's c; MPDIoU's image size, whose w and h the driver takes too: its kernels take w^2 + h^2, which
+    overflows or underflows where the pairs need rescaling) scaled with the pair in the same thread.  Such a
+    driver takes the kernel's arguments twice, the second time for eps 0, whether tiny pairs are rescaled (the
+    caller's eps is 0), and each size's w and h: Loss._cuda_args."""
+    return rescalable(family, properties, params)
 
 
 def length_params(properties, params) -> tuple:

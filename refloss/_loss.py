@@ -432,12 +432,14 @@ class Loss:
 
     def _cuda_args(self, values: tuple, precision: str, args: tuple) -> tuple:
         """The arguments of the CUDA drivers after the outputs: the kernel's ``args``, and where the drivers
-        rescale out-of-range pairs (refloss._info.cuda_rescaled) those of eps 0 and whether tiny pairs are
-        rescaled (eps is 0), as :meth:`_rescale` decides on the CPU."""
+        rescale out-of-range pairs (refloss._info.cuda_rescaled) those of eps 0, whether tiny pairs are
+        rescaled (eps is 0), as :meth:`_rescale` decides on the CPU, and each "size" parameter's width and height
+        as floats (float64: the drivers scale them and sum their squares, as :meth:`_scaled_args` does)."""
         if not self._cuda_rescaled:
             return args
         zero = values[:self._eps_at] + (0.0,) + values[self._eps_at + 1:]
-        return (*args, *self._checked_args(zero, precision), bool(values[self._eps_at] == 0))
+        sizes = [float(x) for p, v in zip(self._info.params, values) if p.kind == "size" for x in v]
+        return (*args, *self._checked_args(zero, precision), bool(values[self._eps_at] == 0), *sizes)
 
     def _scaled_args(self, values: tuple, precision: str, ex):
         """The kernel arguments with the parameters in the boxes' units scaled by 2^-ex (exactly: None where one

@@ -421,25 +421,28 @@ def test_a_parameter_in_the_boxes_units_is_scaled_with_them(dtype, k):
         assert np.max(np.abs(g[0])) > 1e-3  # (it was 0)
         _rescaled_close(g[0], g0[0], s, np.max(np.abs(g0[0]), axis=1, keepdims=True), "nwd_loss, c fixed")
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # NWD's CUDA drivers scale c in the element's thread (before:
-        # 1.0 at 2^600 with c scaled alike, where the CPU gives 0.0467); MPDIoU's do not rescale (its kernels take
-        # w^2 + h^2, out of range where its pairs are: refloss._info.cuda_rescaled), documented in docs/accuracy.md
-        # (and c whose scaling would leave the normal numbers: those pairs computed as they are, on both paths)
+        # 1.0 at 2^600 with c scaled alike, where the CPU gives 0.0467); MPDIoU's scale the image's w and h and sum
+        # their squares there (its kernels take w^2 + h^2, out of range where its pairs are; before, NaN at 2^600
+        # with the image scaled alike, where the CPU gives 0.532); a length whose scaling would leave the normal
+        # numbers leaves its pairs as computed, on both paths
         far = (1e30, 1e-30) if dtype == np.float32 else (1e300, 1e-300)
-        for name, kw in [("nwd_loss", {"c": c}) for c in (12.8, 0.5, float(12.8 * s), *far)]:
+        # (not far[1] for MPDIoU: w^2 + h^2 underflows to 0 at scale 1 already, which the simulator's Python floats
+        # divide by with an error; on a GPU and the CPU, inf)
+        sizes = [(6.0, 4.0), (float(6.0 * s), float(4.0 * s)), (1.0, float(4.0 * s)), (far[0], far[0])]
+        # (name, parameters, the parameters at scale 1: the simulator and the CPU agree there first, both dtypes;
+        # MPDIoU's at scale 1 with an ordinary image, as an image scaled by 2^-600 has w^2 + h^2 = 0: far[1] above)
+        cases = ([("nwd_loss", {"c": c}, {"c": c}) for c in (12.8, 0.5, float(12.8 * s), *far)]
+                 + [("mpdiou_loss", {"image_size": size}, {"image_size": (6.0, 4.0)}) for size in sizes])
+        for name, kw, kw1 in cases:
             fn = getattr(rl, name)
-            (v1, g1), (vc1, gc1) = fn.value_and_grad(p, t, **kw), fn.value_and_grad(p, t, device="cuda", **kw)
-            same = np.array_equal(v1, vc1) and all(np.array_equal(a, b) for a, b in zip(g1, gc1))
-            assert same, (name, kw)  # (NWD: the simulator and the CPU agree at scale 1, both dtypes)
+            (v1, g1), (vc1, gc1) = fn.value_and_grad(p, t, **kw1), fn.value_and_grad(p, t, device="cuda", **kw1)
+            assert np.array_equal(v1, vc1) and all(np.array_equal(a, b) for a, b in zip(g1, gc1)), (name, kw1)
             for red in ("none", "mean"):
                 v, g = fn.value_and_grad(p * s, t * s, reduction=red, **kw)
                 vc, gc = fn.value_and_grad(p * s, t * s, device="cuda", reduction=red, **kw)
-                if same:  # (where the simulator's float32 libm rounds differently already at scale 1: close)
-                    assert np.array_equal(vc, v) and all(np.array_equal(a, b) for a, b in zip(gc, g)), (name, kw, red)
-                else:
-                    np.testing.assert_allclose(vc, v, rtol=64 * np.finfo(dtype).eps, atol=0, err_msg=name)
-                    for a, b in zip(gc, g):
-                        np.testing.assert_allclose(a, b, rtol=64 * np.finfo(dtype).eps,
-                                                   atol=64 * np.finfo(dtype).eps * np.max(np.abs(b)), err_msg=name)
+                # (NaN where a length left unscaled leaves tiny pairs as computed: MPDIoU's image 1e30 in float32)
+                assert np.array_equal(vc, v, equal_nan=True), (name, kw, red)
+                assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(gc, g)), (name, kw, red)
 
 
 def test_what_the_rescaling_leaves_as_it_was():

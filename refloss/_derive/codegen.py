@@ -3410,24 +3410,30 @@ def _block_driver(kernel: Kernel, prec: str, fn: str, with_grad: bool, rescale: 
 
 
 def _cuda_length_args(spec: LossSpec, kernel: Kernel) -> tuple:
-    """The kernel arguments in the boxes' units (``properties.length_params``: NWD's c), which a rescaled CUDA
-    driver scales with the pair."""
+    """The kernel arguments in the boxes' units, which a rescaled CUDA driver scales with the pair: (the lengths,
+    ``properties.length_params``: NWD's c; the "size" parameters, MPDIoU's image size, whose kernel argument is
+    w^2 + h^2 and whose driver takes w and h too, as ``<name>_w, <name>_h``)."""
     lengths = tuple(p.symbol for p in spec.params if p.name in spec.properties.length_params)
-    for a in lengths:
+    sizes = tuple(p.symbol for p in spec.params if p.kind == "size")
+    for a in lengths + sizes:
         if a not in kernel.args:
             raise ValueError(f"{spec.name}: the length parameter {a} is not a kernel argument as it is (a constant "
                              "derived from it cannot be scaled in the driver)")
-    return lengths
+    return lengths, sizes
 
 
-def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: str, lengths: tuple = ()) -> list:
+def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: str, lengths: tuple = (),
+                        sizes: tuple = ()) -> list:
     """The loop body of a rescaled CUDA driver: ``_e`` is 0 for a pair within range, else the exponent of
     its largest |coordinate|; the kernel runs on the inputs times 2^-_e (exact) with the arguments of eps 0
     (``<arg>_0``) where _e != 0, and the gradients are scaled back by 2^-_e after the divisor, as
     Loss._rescale does on the CPU.  ``lengths`` (:func:`_cuda_length_args`): arguments in the boxes' units,
     scaled with the pair by 2^-_e; where one would leave the normal numbers (its exponent, frexp's, outside
     theirs: decided before ldexp, which the simulator's Python would raise on) the pair is computed as it is, as
-    Loss._scaled_args decides on the CPU."""
+    Loss._scaled_args decides on the CPU.  ``sizes``: arguments that are w^2 + h^2 of a (w, h) in the boxes' units
+    (MPDIoU's image size, whose square overflows or underflows where the pairs need rescaling); the driver takes
+    w and h as float64 (``<name>_w``, ``<name>_h``), scales each, and sums their squares in float64, rounded once
+    to the precision, as Loss._scaled_args and the parameter's conversion do."""
     if len(kernel.value_names) != 1:
         raise ValueError("a rescaled CUDA driver needs a one-value kernel")
     lit = (lambda x: repr(x)) if precision == "f64" else (lambda x: f"_f32({x!r})")
@@ -3441,18 +3447,24 @@ def _cuda_rescaled_body(kernel: Kernel, call: str, with_grad: bool, precision: s
             f"_big = (_top > {lit(2.0 ** x)}) and (_top < {inf})",
             f"_far = _big or ((_top < {lit(2.0 ** -x)}) and (_top > {lit(0.0)}) and tiny_ok)",
             "_e = math.frexp(_top)[1] if _far else 0"]
-    if lengths:  # (scaled only in the rare branch, as the inputs below)
+    if lengths or sizes:  # (scaled only in the rare branch, as the inputs below)
         finfo = np.finfo(np.float64 if precision == "f64" else np.float32)
         lo, hi = finfo.minexp + 1, finfo.maxexp  # frexp's exponents of the normal numbers: m 2^k, 1/2 <= m < 1
-        body += [f"_len_{a.name} = {a.name}_0" for a in lengths] + ["if _far:"]
+        body += [f"_len_{a.name} = {a.name}_0" for a in lengths + sizes] + ["if _far:"]
         for a in lengths:
             body += [f"    _k_{a.name} = math.frexp({a.name}_0)[1] - _e",
                      f"    _far = _far and (({a.name}_0 == {lit(0.0)}) or (({lo} <= _k_{a.name}) and "
                      f"(_k_{a.name} <= {hi})))"]
+        sides = [f"{a.name}_{side}" for a in sizes for side in "wh"]  # (float64, positive: the parameter's rule)
+        for x in sides:
+            body += [f"    _k_{x} = math.frexp({x})[1] - _e", f"    _far = _far and ({lo} <= _k_{x}) and (_k_{x} <= {hi})"]
         body += ["    if _far:"] + [f"        _len_{a.name} = {cast(f'math.ldexp({a.name}_0, -_e)')}"
                                     for a in lengths]
+        body += [f"        _s_{x} = _f64(math.ldexp({x}, -_e))" for x in sides]
+        body += [f"        _len_{a.name} = {cast(f'_s_{a.name}_w * _s_{a.name}_w + _s_{a.name}_h * _s_{a.name}_h')}"
+                 for a in sizes]
         body.append("    _e = _e if _far else 0")
-    body += [f"_arg_{a.name} = {f'_len_{a.name}' if a in lengths else f'{a.name}_0'} if _far else {a.name}"
+    body += [f"_arg_{a.name} = {f'_len_{a.name}' if a in lengths + sizes else f'{a.name}_0'} if _far else {a.name}"
              for a in kernel.args]
     # the scaling only in the rare branch (the common one, _e = 0, is ldexp(x, 0) = x: skipping it is exact),
     # one call of the kernel either way (the device function is inlined: one copy of it)
@@ -3491,12 +3503,14 @@ def cuda_module(spec: LossSpec, source: str) -> str:
     # (class indices on a GPU are one-hot rows: the API builds them on the host; no class-index kernels here)
     for prec, kernel, fn, with_grad in _drivers(spec, index=False):
         lines += ["", "", "@cuda.jit(cache=CACHE)"]
-        # a rescaled driver takes the kernel's arguments twice (the second time for eps 0) and whether tiny pairs
-        # are rescaled (the caller's eps is 0): Loss._cuda_args
-        extra = "".join(f", {a.name}_0" for a in kernel.args) + ", tiny_ok" if rescaled else ""
+        # a rescaled driver takes the kernel's arguments twice (the second time for eps 0), whether tiny pairs
+        # are rescaled (the caller's eps is 0), then each "size" parameter's w and h: Loss._cuda_args
+        lengths, sizes = _cuda_length_args(spec, kernel) if rescaled else ((), ())
+        extra = ("".join(f", {a.name}_0" for a in kernel.args) + ", tiny_ok"
+                 + "".join(f", {a.name}_w, {a.name}_h" for a in sizes)) if rescaled else ""
         lines += _wrap(f"def {fn}_{prec}({_driver_signature(kernel, with_grad)}{extra}):", "")
         lines.append("    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):")
-        body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec, _cuda_length_args(spec, kernel))
+        body = (_cuda_rescaled_body(kernel, f"_{fn}_{prec}", with_grad, prec, lengths, sizes)
                 if rescaled else
                 _loop_body(kernel, f"_{fn}_{prec}", with_grad, unit_divisor=True))
         lines += [w for s in body for w in _wrap(s, " " * 8)]

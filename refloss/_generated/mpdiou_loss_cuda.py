@@ -6,6 +6,9 @@
 # ruff: noqa
 # scalar kernels: sha256 b9931ecbe40e9523
 """MPDIoU loss: numba.cuda device functions and fused grid-stride kernels."""
+import math
+
+from numpy import float32 as _f32, float64 as _f64
 from numba import cuda
 
 from refloss._numba_options import CACHE
@@ -19,68 +22,232 @@ _value_and_grad_f32 = cuda.jit(device=True)(_scalar.value_and_grad_f32)
 
 
 @cuda.jit(cache=CACHE)
-def value_f64(pred, target, out, image_size, eps):
+def value_f64(pred, target, out, image_size, eps, image_size_0, eps_0, tiny_ok, image_size_w,
+        image_size_h):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f64(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], image_size, eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > 3.1217485503159922e+144) and (_top < math.inf)
+        _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _len_image_size = image_size_0
+        if _far:
+            _k_image_size_w = math.frexp(image_size_w)[1] - _e
+            _far = _far and (-1021 <= _k_image_size_w) and (_k_image_size_w <= 1024)
+            _k_image_size_h = math.frexp(image_size_h)[1] - _e
+            _far = _far and (-1021 <= _k_image_size_h) and (_k_image_size_h <= 1024)
+            if _far:
+                _s_image_size_w = _f64(math.ldexp(image_size_w, -_e))
+                _s_image_size_h = _f64(math.ldexp(image_size_h, -_e))
+                _len_image_size = _f64(_s_image_size_w * _s_image_size_w
+                + _s_image_size_h * _s_image_size_h)
+            _e = _e if _far else 0
+        _arg_image_size = _len_image_size if _far else image_size
+        _arg_eps = eps_0 if _far else eps
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f64(math.ldexp(_x0, -_e))
+            _x1 = _f64(math.ldexp(_x1, -_e))
+            _x2 = _f64(math.ldexp(_x2, -_e))
+            _x3 = _f64(math.ldexp(_x3, -_e))
+            _x4 = _f64(math.ldexp(_x4, -_e))
+            _x5 = _f64(math.ldexp(_x5, -_e))
+            _x6 = _f64(math.ldexp(_x6, -_e))
+            _x7 = _f64(math.ldexp(_x7, -_e))
+        out[i] = _value_f64(_x0, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _arg_image_size, _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, image_size, eps):
+def value_and_grad_f64(pred, target, out, d_pred, d_target, divisor, image_size, eps, image_size_0,
+        eps_0, tiny_ok, image_size_w, image_size_h):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(pred[i, 0],
-                pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], image_size, eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > 3.1217485503159922e+144) and (_top < math.inf)
+        _far = _big or ((_top < 3.2033329522929615e-145) and (_top > 0.0) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _len_image_size = image_size_0
+        if _far:
+            _k_image_size_w = math.frexp(image_size_w)[1] - _e
+            _far = _far and (-1021 <= _k_image_size_w) and (_k_image_size_w <= 1024)
+            _k_image_size_h = math.frexp(image_size_h)[1] - _e
+            _far = _far and (-1021 <= _k_image_size_h) and (_k_image_size_h <= 1024)
+            if _far:
+                _s_image_size_w = _f64(math.ldexp(image_size_w, -_e))
+                _s_image_size_h = _f64(math.ldexp(image_size_h, -_e))
+                _len_image_size = _f64(_s_image_size_w * _s_image_size_w
+                + _s_image_size_h * _s_image_size_h)
+            _e = _e if _far else 0
+        _arg_image_size = _len_image_size if _far else image_size
+        _arg_eps = eps_0 if _far else eps
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f64(math.ldexp(_x0, -_e))
+            _x1 = _f64(math.ldexp(_x1, -_e))
+            _x2 = _f64(math.ldexp(_x2, -_e))
+            _x3 = _f64(math.ldexp(_x3, -_e))
+            _x4 = _f64(math.ldexp(_x4, -_e))
+            _x5 = _f64(math.ldexp(_x5, -_e))
+            _x6 = _f64(math.ldexp(_x6, -_e))
+            _x7 = _f64(math.ldexp(_x7, -_e))
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f64(_x0, _x1,
+                _x2, _x3, _x4, _x5, _x6, _x7, _arg_image_size, _arg_eps)
         out[i] = v
-        if divisor == 1:
-            d_pred[i, 0] = g_px1
-            d_pred[i, 1] = g_py1
-            d_pred[i, 2] = g_px2
-            d_pred[i, 3] = g_py2
-            d_target[i, 0] = g_tx1
-            d_target[i, 1] = g_ty1
-            d_target[i, 2] = g_tx2
-            d_target[i, 3] = g_ty2
+        if _far:
+            d_pred[i, 0] = _f64(math.ldexp(g_px1 / divisor, -_e))
+            d_pred[i, 1] = _f64(math.ldexp(g_py1 / divisor, -_e))
+            d_pred[i, 2] = _f64(math.ldexp(g_px2 / divisor, -_e))
+            d_pred[i, 3] = _f64(math.ldexp(g_py2 / divisor, -_e))
+            d_target[i, 0] = _f64(math.ldexp(g_tx1 / divisor, -_e))
+            d_target[i, 1] = _f64(math.ldexp(g_ty1 / divisor, -_e))
+            d_target[i, 2] = _f64(math.ldexp(g_tx2 / divisor, -_e))
+            d_target[i, 3] = _f64(math.ldexp(g_ty2 / divisor, -_e))
         else:
-            d_pred[i, 0] = g_px1 / divisor
-            d_pred[i, 1] = g_py1 / divisor
-            d_pred[i, 2] = g_px2 / divisor
-            d_pred[i, 3] = g_py2 / divisor
-            d_target[i, 0] = g_tx1 / divisor
-            d_target[i, 1] = g_ty1 / divisor
-            d_target[i, 2] = g_tx2 / divisor
-            d_target[i, 3] = g_ty2 / divisor
+            if divisor == 1:
+                d_pred[i, 0] = g_px1
+                d_pred[i, 1] = g_py1
+                d_pred[i, 2] = g_px2
+                d_pred[i, 3] = g_py2
+                d_target[i, 0] = g_tx1
+                d_target[i, 1] = g_ty1
+                d_target[i, 2] = g_tx2
+                d_target[i, 3] = g_ty2
+            else:
+                d_pred[i, 0] = g_px1 / divisor
+                d_pred[i, 1] = g_py1 / divisor
+                d_pred[i, 2] = g_px2 / divisor
+                d_pred[i, 3] = g_py2 / divisor
+                d_target[i, 0] = g_tx1 / divisor
+                d_target[i, 1] = g_ty1 / divisor
+                d_target[i, 2] = g_tx2 / divisor
+                d_target[i, 3] = g_ty2 / divisor
 
 
 @cuda.jit(cache=CACHE)
-def value_f32(pred, target, out, image_size, eps):
+def value_f32(pred, target, out, image_size, eps, image_size_0, eps_0, tiny_ok, image_size_w,
+        image_size_h):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] = _value_f32(pred[i, 0], pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0],
-                target[i, 1], target[i, 2], target[i, 3], image_size, eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > _f32(7.205759403792794e+16)) and (_top < _f32(math.inf))
+        _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _len_image_size = image_size_0
+        if _far:
+            _k_image_size_w = math.frexp(image_size_w)[1] - _e
+            _far = _far and (-125 <= _k_image_size_w) and (_k_image_size_w <= 128)
+            _k_image_size_h = math.frexp(image_size_h)[1] - _e
+            _far = _far and (-125 <= _k_image_size_h) and (_k_image_size_h <= 128)
+            if _far:
+                _s_image_size_w = _f64(math.ldexp(image_size_w, -_e))
+                _s_image_size_h = _f64(math.ldexp(image_size_h, -_e))
+                _len_image_size = _f32(_s_image_size_w * _s_image_size_w
+                + _s_image_size_h * _s_image_size_h)
+            _e = _e if _far else 0
+        _arg_image_size = _len_image_size if _far else image_size
+        _arg_eps = eps_0 if _far else eps
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f32(math.ldexp(_x0, -_e))
+            _x1 = _f32(math.ldexp(_x1, -_e))
+            _x2 = _f32(math.ldexp(_x2, -_e))
+            _x3 = _f32(math.ldexp(_x3, -_e))
+            _x4 = _f32(math.ldexp(_x4, -_e))
+            _x5 = _f32(math.ldexp(_x5, -_e))
+            _x6 = _f32(math.ldexp(_x6, -_e))
+            _x7 = _f32(math.ldexp(_x7, -_e))
+        out[i] = _value_f32(_x0, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _arg_image_size, _arg_eps)
 
 
 @cuda.jit(cache=CACHE)
-def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, image_size, eps):
+def value_and_grad_f32(pred, target, out, d_pred, d_target, divisor, image_size, eps, image_size_0,
+        eps_0, tiny_ok, image_size_w, image_size_h):
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(pred[i, 0],
-                pred[i, 1], pred[i, 2], pred[i, 3], target[i, 0], target[i, 1], target[i, 2],
-                target[i, 3], image_size, eps)
+        _top = max(abs(pred[i, 0]), abs(pred[i, 1]), abs(pred[i, 2]), abs(pred[i, 3]),
+                abs(target[i, 0]), abs(target[i, 1]), abs(target[i, 2]), abs(target[i, 3]))
+        _big = (_top > _f32(7.205759403792794e+16)) and (_top < _f32(math.inf))
+        _far = _big or ((_top < _f32(1.3877787807814457e-17)) and (_top > _f32(0.0)) and tiny_ok)
+        _e = math.frexp(_top)[1] if _far else 0
+        _len_image_size = image_size_0
+        if _far:
+            _k_image_size_w = math.frexp(image_size_w)[1] - _e
+            _far = _far and (-125 <= _k_image_size_w) and (_k_image_size_w <= 128)
+            _k_image_size_h = math.frexp(image_size_h)[1] - _e
+            _far = _far and (-125 <= _k_image_size_h) and (_k_image_size_h <= 128)
+            if _far:
+                _s_image_size_w = _f64(math.ldexp(image_size_w, -_e))
+                _s_image_size_h = _f64(math.ldexp(image_size_h, -_e))
+                _len_image_size = _f32(_s_image_size_w * _s_image_size_w
+                + _s_image_size_h * _s_image_size_h)
+            _e = _e if _far else 0
+        _arg_image_size = _len_image_size if _far else image_size
+        _arg_eps = eps_0 if _far else eps
+        _x0 = pred[i, 0]
+        _x1 = pred[i, 1]
+        _x2 = pred[i, 2]
+        _x3 = pred[i, 3]
+        _x4 = target[i, 0]
+        _x5 = target[i, 1]
+        _x6 = target[i, 2]
+        _x7 = target[i, 3]
+        if _far:
+            _x0 = _f32(math.ldexp(_x0, -_e))
+            _x1 = _f32(math.ldexp(_x1, -_e))
+            _x2 = _f32(math.ldexp(_x2, -_e))
+            _x3 = _f32(math.ldexp(_x3, -_e))
+            _x4 = _f32(math.ldexp(_x4, -_e))
+            _x5 = _f32(math.ldexp(_x5, -_e))
+            _x6 = _f32(math.ldexp(_x6, -_e))
+            _x7 = _f32(math.ldexp(_x7, -_e))
+        v, g_px1, g_py1, g_px2, g_py2, g_tx1, g_ty1, g_tx2, g_ty2 = _value_and_grad_f32(_x0, _x1,
+                _x2, _x3, _x4, _x5, _x6, _x7, _arg_image_size, _arg_eps)
         out[i] = v
-        if divisor == 1:
-            d_pred[i, 0] = g_px1
-            d_pred[i, 1] = g_py1
-            d_pred[i, 2] = g_px2
-            d_pred[i, 3] = g_py2
-            d_target[i, 0] = g_tx1
-            d_target[i, 1] = g_ty1
-            d_target[i, 2] = g_tx2
-            d_target[i, 3] = g_ty2
+        if _far:
+            d_pred[i, 0] = _f32(math.ldexp(g_px1 / divisor, -_e))
+            d_pred[i, 1] = _f32(math.ldexp(g_py1 / divisor, -_e))
+            d_pred[i, 2] = _f32(math.ldexp(g_px2 / divisor, -_e))
+            d_pred[i, 3] = _f32(math.ldexp(g_py2 / divisor, -_e))
+            d_target[i, 0] = _f32(math.ldexp(g_tx1 / divisor, -_e))
+            d_target[i, 1] = _f32(math.ldexp(g_ty1 / divisor, -_e))
+            d_target[i, 2] = _f32(math.ldexp(g_tx2 / divisor, -_e))
+            d_target[i, 3] = _f32(math.ldexp(g_ty2 / divisor, -_e))
         else:
-            d_pred[i, 0] = g_px1 / divisor
-            d_pred[i, 1] = g_py1 / divisor
-            d_pred[i, 2] = g_px2 / divisor
-            d_pred[i, 3] = g_py2 / divisor
-            d_target[i, 0] = g_tx1 / divisor
-            d_target[i, 1] = g_ty1 / divisor
-            d_target[i, 2] = g_tx2 / divisor
-            d_target[i, 3] = g_ty2 / divisor
+            if divisor == 1:
+                d_pred[i, 0] = g_px1
+                d_pred[i, 1] = g_py1
+                d_pred[i, 2] = g_px2
+                d_pred[i, 3] = g_py2
+                d_target[i, 0] = g_tx1
+                d_target[i, 1] = g_ty1
+                d_target[i, 2] = g_tx2
+                d_target[i, 3] = g_ty2
+            else:
+                d_pred[i, 0] = g_px1 / divisor
+                d_pred[i, 1] = g_py1 / divisor
+                d_pred[i, 2] = g_px2 / divisor
+                d_pred[i, 3] = g_py2 / divisor
+                d_target[i, 0] = g_tx1 / divisor
+                d_target[i, 1] = g_ty1 / divisor
+                d_target[i, 2] = g_tx2 / divisor
+                d_target[i, 3] = g_ty2 / divisor
