@@ -265,7 +265,7 @@ class _Eager(torch.autograd.Function):
         info, shapes, per_element = ctx.note
         grads = ctx.saved_tensors  # (None for an input that needs no gradient)
         # loss.backward() of a reduced loss: the gradients as they are, where they have the inputs' shapes
-        if not per_element and not torch.is_grad_enabled() and grad_value.is_cpu and grad_value.item() == 1.0:
+        if not per_element and not torch.is_grad_enabled() and grad_value.is_cpu and _is_one(grad_value):
             if shapes is None:  # (the fast path's: each at its input's shape)
                 return (None, *grads)
             if all(g is None or g.shape == s for g, s in zip(grads, shapes)):
@@ -273,6 +273,16 @@ class _Eager(torch.autograd.Function):
         if shapes is None:
             shapes = [None if g is None else g.shape for g in grads]
         return (None, *_backward(info, grad_value, grads, shapes, per_element, [g is not None for g in grads]))
+
+
+def _is_one(grad_value) -> bool:
+    """Whether a reduced loss's incoming gradient is 1 (loss.backward()); False for a batched one (vmap's,
+    ``is_grads_batched=True``, ``jacobian(vectorize=True)``: one tensor for many gradients, which has no single
+    value: ``item()`` raised "Batching rule not implemented for aten::item"), multiplied in as any other."""
+    try:
+        return grad_value.item() == 1.0
+    except RuntimeError:
+        return False
 
 
 def _impl(loss, tensors, params, reduction, validate, with_grad, native=False):
@@ -702,6 +712,9 @@ class TorchDetectionLoss:
     def __reduce__(self):  # pickled and copied as a reference: refloss.torch.<name> itself
         return self.__name__
 
+    # (host code, NumPy and Python: torch.compile must not trace into it -- it failed there, on ndarray.setflags --
+    # but run it eagerly, a graph break)
+    @torch.compiler.disable
     def __call__(self, *args, **kwargs):
         self._loss._bind(args, kwargs)
         heads = self.__signature__.bind(*args, **kwargs).arguments["head_outputs"]

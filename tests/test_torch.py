@@ -696,3 +696,51 @@ def test_detector_results_have_numpys_dtype():
     value = rl.yolov3_loss([h.detach().float().numpy() for h in low], *args)
     assert r.total.dtype == torch.bfloat16 and r.total.item() == torch.tensor(float(value.total)).bfloat16().item()
     assert low[0].grad.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["retinanet_loss", "ssd_loss"])
+def test_detector_losses_under_torch_compile(name):
+    """A compiled function calling a whole detector loss runs it eagerly (a graph break: its matching and masks
+    are host code): the same total and gradients as eager.  torch.compile traced into refloss's NumPy code and
+    failed ("'ndarray' object has no attribute 'setflags'")."""
+    rng = np.random.default_rng(0)
+    anchors = [np.array([[0, 0, 4, 4], [3, 0, 7, 4], [4, 0, 8, 4], [1, 1, 7, 7]], float)] * 2
+    targets = [{"boxes": np.array([[0.5, 0.5, 4.5, 4.0]]), "labels": np.array([1])},
+               {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64)}]
+    head = {"cls_logits": rng.normal(size=(2, 4, 3)), "bbox_regression": rng.normal(0, 0.1, (2, 4, 4))}
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in head.items()}
+    compiled = torch.compile(lambda h: 2 * getattr(rt, name)(targets, h, anchors).total)
+    total = compiled(tensors)
+    total.backward()
+    ref, grads = getattr(rl, name).value_and_grad(targets, head, anchors)
+    assert total.item() == 2 * ref.total
+    for k in head:
+        np.testing.assert_array_equal(tensors[k].grad.numpy(), 2 * grads[k])
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_batched_gradients_of_a_reduced_loss(reduction):
+    """Many incoming gradients at once (``is_grads_batched=True``, ``jacobian(vectorize=True)``: vmap over the
+    backward) of a reduced loss: each the kernel's gradient times its own incoming gradient.  The backward asked the
+    incoming gradient for its single value and failed ("Batching rule not implemented for aten::item")."""
+    p = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64)
+    _, (gp, _) = rl.giou_loss.value_and_grad(p.detach().numpy(), t.numpy(), reduction=reduction)
+    jac = torch.autograd.functional.jacobian(lambda x: rt.giou_loss(x, t, reduction=reduction), p, vectorize=True)
+    np.testing.assert_array_equal(jac.numpy(), gp)
+    v = rt.giou_loss(p, t, reduction=reduction)
+    g, = torch.autograd.grad(v, p, torch.tensor([1.0, -3.0], dtype=torch.float64), is_grads_batched=True)
+    np.testing.assert_array_equal(g[0].numpy(), gp)
+    np.testing.assert_array_equal(g[1].numpy(), -3 * gp)
+
+
+def test_cross_entropy_of_images_takes_the_class_axis_moved_last():
+    """The drop-in table's row for F.cross_entropy of (N, C, d1, d2) logits: torch's class axis is dim 1,
+    refloss's the last, so the row moves it; without that refloss computes another, plausible number."""
+    F = torch.nn.functional
+    rng = np.random.default_rng(3)
+    x = torch.tensor(rng.normal(size=(2, 3, 4, 5)))
+    y = torch.tensor(rng.integers(0, 3, (2, 4, 5)))
+    ref = F.cross_entropy(x, y, label_smoothing=0.1)
+    out = rt.softmax_cross_entropy(x.movedim(1, -1), y, label_smoothing=0.1, reduction="mean")
+    assert abs(out.item() - ref.item()) < 1e-14
