@@ -244,8 +244,12 @@ def _param(sym, default, domain) -> Param:
         raise TypeError(f"domains: the domain of {sym.name} must be a sympy.Interval, got {domain!r}")
     p = Param(sym.name, sym, value, "a parameter of the gradient definition", lower=lower, lower_closed=lower_closed,
               upper=upper, upper_closed=upper_closed)
-    lo_ok = lower is None or (value > lower or (lower_closed and value == lower))
-    hi_ok = upper is None or (value < upper or (upper_closed and value == upper))
+    # compared as the calls compare (refloss._param.Param.admits: the bounds as floats): a SymPy Integer or Rational
+    # bound never equals a Python float in SymPy 1.14 (0.0 == Integer(0) is False), so a default on a closed bound
+    # was refused although calls take that value
+    lo, hi = (None if b is None else float(b) for b in (lower, upper))
+    lo_ok = lo is None or value > lo or (lower_closed and value == lo)
+    hi_ok = hi is None or value < hi or (upper_closed and value == hi)
     if not (lo_ok and hi_ok):
         raise ValueError(f"params: the default {sym.name} = {value!r} is outside its domain {p.rule()}")
     return p

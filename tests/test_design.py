@@ -318,6 +318,18 @@ def test_explicit_domains(design):
         design.from_gradient("dom", [(a < b, a / b), (None, 1)], a, {b: 0.5})
 
 
+@pytest.mark.parametrize("default, domain", [(0.0, None), (0, None), (1.0, sp.Interval(1, 3)), (3.0, sp.Interval(1, 3)),
+                                             (0.5, sp.Interval(sp.Rational(1, 2), 2))])
+def test_a_default_on_a_closed_bound_is_accepted(design, default, domain):
+    """A probe (2026-12-08): 'the default c = 0.0 is outside its domain 0 <= c' -- the bound, a SymPy Integer, compared
+    with the float default (0.0 == Integer(0) is False in SymPy 1.14), though calls take that value."""
+    c = sp.Symbol("c", nonnegative=True)
+    d = design.from_gradient("on_bound", [(None, 1 + c * a)], a, {c: default}, domains={c: domain} if domain else None)
+    assert d.spec.params[0].default == default
+    with pytest.raises(ValueError, match=r"the default c = 1.0 is outside its domain 1 < c <= 3"):
+        design.from_gradient("on_bound", [(None, 1 + c * a)], a, {c: 1.0}, domains={c: sp.Interval.Lopen(1, 3)})
+
+
 # -- the shared path: the project's losses go through it ---------------------------------------
 
 @pytest.mark.parametrize("name, kinks", [("smooth_l1", ("beta",)), ("huber", ("delta",)),
