@@ -80,7 +80,8 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
         Claim that the gradient is continuous at every breakpoint (the loss is C^1): generation
         stops if it is not.  Either way ``Design.smooth`` and the page say where it is.
     domains : dict, optional
-        ``{symbol: sympy.Interval}``: explicit parameter domains, e.g. ``sp.Interval(sp.exp(-1), 1)``.
+        ``{symbol: sympy.Interval}``: explicit parameter domains, e.g. ``sp.Interval(sp.exp(-1), 1)``; a
+        float bound is read as the rational of its shortest decimal (0.5 -> 1/2), as in ``pieces``.
     title : str, optional
         The page's title.
 
@@ -203,6 +204,11 @@ def _expr(e, local: dict, what: str):
         e = sp.sympify(e, locals=local) if isinstance(e, str) else sp.sympify(e)
     except (sp.SympifyError, SyntaxError, TypeError) as err:
         raise ValueError(f"{what}: cannot read {e!r} as a SymPy expression ({err})") from None
+    return _exact(e)
+
+
+def _exact(e):
+    """``e`` with its SymPy Floats replaced by the rational of their shortest decimal (0.5 -> 1/2, 0.1 -> 1/10)."""
     floats = {f: sp.Rational(repr(float(f))) for f in e.atoms(sp.Float) if math.isfinite(float(f))}
     return e.xreplace(floats) if floats else e
 
@@ -236,10 +242,13 @@ def _param(sym, default, domain) -> Param:
         if sym.is_negative or sym.is_nonpositive:
             upper, upper_closed = sp.Integer(0), not sym.is_negative
     elif isinstance(domain, sp.Interval):
+        # (a float bound exact as the rational of its decimal, as in pieces: Interval(0.5, 2) kept 0.5 as a 15-digit
+        # Float, and the parameters sampled from it carried that precision into the 60-digit reference, which then
+        # differed from a correct kernel in the 18th digit)
         if domain.start != -sp.oo:
-            lower, lower_closed = domain.start, not domain.left_open
+            lower, lower_closed = _exact(domain.start), not domain.left_open
         if domain.end != sp.oo:
-            upper, upper_closed = domain.end, not domain.right_open
+            upper, upper_closed = _exact(domain.end), not domain.right_open
     else:
         raise TypeError(f"domains: the domain of {sym.name} must be a sympy.Interval, got {domain!r}")
     p = Param(sym.name, sym, value, "a parameter of the gradient definition", lower=lower, lower_closed=lower_closed,

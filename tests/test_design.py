@@ -319,7 +319,7 @@ def test_explicit_domains(design):
 
 
 @pytest.mark.parametrize("default, domain", [(0.0, None), (0, None), (1.0, sp.Interval(1, 3)), (3.0, sp.Interval(1, 3)),
-                                             (0.5, sp.Interval(sp.Rational(1, 2), 2))])
+                                             (0.5, sp.Interval(sp.Rational(1, 2), 2)), (0.5, sp.Interval(0.5, 2))])
 def test_a_default_on_a_closed_bound_is_accepted(design, default, domain):
     """A probe (2026-12-08): 'the default c = 0.0 is outside its domain 0 <= c' -- the bound, a SymPy Integer, compared
     with the float default (0.0 == Integer(0) is False in SymPy 1.14), though calls take that value."""

@@ -78,3 +78,16 @@ def test_breakpoints_that_cross_for_small_parameters_are_refused():
         from_gradient("crossing", [(a < k, a), (a < k + w - sp.Rational(1, 1000), 1), (None, 0)], a, {k: 1.0, w: 2.0})
     d = from_gradient("not_crossing", [(a < k, a / k), (a < k + w, 1), (None, 0)], a, {k: 1.0, w: 2.0})
     np.testing.assert_allclose(d.loss(np.array([0.5, 2.0, 5.0]), 0.0), [0.125, 1.5, 2.5], rtol=1e-15)
+
+
+@pytest.mark.parametrize("domain", [sp.Interval(0.5, 2), sp.Interval(0.1, 2.5), sp.Interval.open(0.3, 7.7)], ids=str)
+def test_float_bounds_of_a_domain_are_exact(domain):
+    """A probe (2026-12-08): with Interval(0.5, 2) the design failed its own kernel check ('f64 kernel program: value
+    at a = 0.113...: 0.0070855477972647032 but the derived loss gives 0.0070855477972647024'): the parameter sampled
+    from the 15-digit Float bound kept 15 digits in the 60-digit reference, and the kernel, right to 18 digits, was
+    blamed. A float bound is now the rational of its decimal, as floats in the pieces are."""
+    d = from_gradient("float_bounds", [(a < k, a / k), (None, 1)], a, {k: 1.0}, domains={k: domain})
+    lo = sp.Rational(repr(float(domain.start)))
+    assert d.spec.params[0].lower == lo and d.spec.params[0].upper == sp.Rational(repr(float(domain.end)))
+    kv = float(domain.end) / 2
+    np.testing.assert_allclose(d.loss(np.array([0.25, 10.0]), 0.0, k=kv), [0.25**2 / (2 * kv), 10.0 - kv / 2], rtol=1e-15)
