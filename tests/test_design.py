@@ -424,6 +424,17 @@ def test_a_gradient_not_integrable_from_zero_is_a_derivation_error():
         from_gradient("inverse", [(None, 1 / a)], a, {})
 
 
+def test_an_exponent_without_a_sign_is_a_derivation_error_that_says_what_to_do(design):
+    """A probe (2026-12-08): a**p for a p without assumptions gave SymPy's NotImplementedError "Don't know how to
+    calculate the mrv of ..." from sp.limit (SymPy's integral is a Piecewise on p = -1)."""
+    p = sp.Symbol("p")
+    with pytest.raises(design.DerivationError, match=r"piece 0: SymPy cannot take the limit at a = 0 of the integral "
+                       r".*no sign assumption. Declare one \(e\.g\. sympy\.Symbol\('p', positive=True\)"):
+        design.from_gradient("power", [(None, a**p)], a, {p: 1.0})
+    q = sp.Symbol("p", positive=True)
+    assert design.from_gradient("power", [(None, a**q)], a, {q: 1.0}).expr == a**(q + 1) / (q + 1)
+
+
 # -- input validation at from_gradient time (a reviewer's reproductions) ------------------------
 
 @pytest.mark.parametrize("pname, what", [

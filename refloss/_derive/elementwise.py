@@ -87,6 +87,25 @@ def _integral(g, fallback, k: int):
     return fallback
 
 
+def _solve(solve, k: int, g, antiderivative, at):
+    """``solve()``: the integration constant's equation solved, or a DerivationError that says what to do where SymPy
+    cannot take the integral's limit (a NotImplementedError from deep inside sp.limit: the integral of a^p for a real
+    p is a Piecewise on p = -1, whose limit at 0 depends on the sign of p + 1)."""
+    try:
+        return solve()
+    except NotImplementedError as err:
+        unsigned = sorted(s.name for s in antiderivative.free_symbols
+                          if s != a and s.is_nonnegative is None and s.is_nonpositive is None)
+        hint = (f"the limit may depend on the sign of an expression in {', '.join(unsigned)}, whose symbol"
+                f"{'s carry' if len(unsigned) > 1 else ' carries'} no sign assumption. Declare one (e.g. "
+                f"sympy.Symbol({unsigned[0]!r}, positive=True); a range in domains= alone is not used by SymPy's "
+                "integration), or write the gradient so that its integral is finite there for every value the "
+                "parameters may take" if unsigned else
+                "write the gradient so that SymPy can take the integral's limit there (or split the piece)")
+        raise DerivationError(f"piece {k}: SymPy cannot take the limit at a = {sp.sstr(at)} of the integral "
+                              f"{sp.sstr(antiderivative)} of the gradient {sp.sstr(g)} (SymPy: {err}); {hint}") from None
+
+
 def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain=None):
     """Integrate a piecewise gradient definition with L(0) = 0 and continuity.
 
@@ -104,7 +123,8 @@ def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain
         c = sp.Symbol(f"C_{k}")
         antiderivative = _integral(g, (antiderivatives or [None] * len(gradient_pieces))[k], k)
         if k == 0:
-            solved = sp.solve(sp.Eq(sp.limit(antiderivative + c, a, 0, "+"), 0), c)
+            solved = _solve(lambda: sp.solve(sp.Eq(sp.limit(antiderivative + c, a, 0, "+"), 0), c), k, g,
+                            antiderivative, 0)
             if not solved:  # (a gradient such as 1/a: its integral ln a has no finite value at 0)
                 raise DerivationError(f"piece 0: the integral {sp.sstr(antiderivative)} of the gradient {sp.sstr(g)} "
                                       "has no finite limit at 0, so L(0) = 0 fixes no constant (a gradient must be "
@@ -112,7 +132,8 @@ def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain
             value = solved[0]
         else:
             previous = out[-1][3]
-            solved = sp.solve(sp.Eq(_at(antiderivative + c, start, "+"), _at(previous, start, "-")), c)
+            solved = _solve(lambda: sp.solve(sp.Eq(_at(antiderivative + c, start, "+"), _at(previous, start, "-")), c),
+                            k, g, antiderivative, start)
             if not solved:
                 raise DerivationError(f"piece {k}: no constant makes L continuous at {sp.sstr(start)} (the integral "
                                       f"{sp.sstr(antiderivative)} has no finite value there)")
