@@ -201,10 +201,34 @@ def _expr(e, local: dict, what: str):
     SymPy's beta function), Python floats replaced by the rational of their shortest decimal (0.1 -> 1/10,
     which rounds back to the same float)."""
     try:
-        e = sp.sympify(e, locals=local) if isinstance(e, str) else sp.sympify(e)
-    except (sp.SympifyError, SyntaxError, TypeError) as err:
+        e = sp.sympify(e, locals={**_undeclared(e, local), **local}) if isinstance(e, str) else sp.sympify(e)
+    except (sp.SympifyError, SyntaxError, TypeError, AttributeError) as err:
         raise ValueError(f"{what}: cannot read {e!r} as a SymPy expression ({err})") from None
     return _exact(e)
+
+
+def _undeclared(text: str, local: dict) -> dict:
+    """``{name: Symbol(name)}`` for the names in ``text`` that are not declared and that SymPy would read as one of
+    its functions or objects though not called ('beta', 'gamma', 'zeta', 'N', 'Q', ...): read as symbols, integrate_gradient names
+    them as unknown ('declare them in params') as it does any other undeclared name; sympify gave "'<' not supported
+    between instances of 'Symbol' and 'FunctionClass'" for an undeclared 'beta'."""
+    import io
+    import tokenize
+
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type != tokenize.NL]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return {}  # (sympify says what is wrong)
+    out = {}
+    for k, t in enumerate(tokens):
+        if t.type != tokenize.NAME or t.string in local or keyword.iskeyword(t.string):
+            continue
+        if (k and tokens[k - 1].string == ".") or (k + 1 < len(tokens) and tokens[k + 1].string in ("(", ".")):
+            continue  # an attribute, a call (the function meant) or an object whose attribute is taken (S.Half)
+        obj = getattr(sp, t.string, None)
+        if obj is not None and not isinstance(obj, sp.Basic):  # (pi, E, I, oo: numbers, kept)
+            out[t.string] = sp.Symbol(t.string)
+    return out
 
 
 def _exact(e):

@@ -459,6 +459,20 @@ def test_strings_are_read_in_the_design_symbols(design):
     assert form.expr == want
 
 
+@pytest.mark.parametrize("pieces, name", [
+    ([("a < beta", "a/beta"), (None, 1)], "beta"), ([(a < 1, "a*gamma"), (None, 1)], "gamma"),
+    ([(a < 1, a), (None, "zeta")], "zeta"), ([(a < 1, "a/N"), (None, 1)], "N"), ([(a < 1, "a*bta"), (None, 1)], "bta"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_an_undeclared_name_in_a_string_is_named_even_where_sympy_has_a_function_of_that_name(design, pieces, name):
+    """A probe (2026-12-08): an undeclared 'beta' gave "'<' not supported between instances of 'Symbol' and
+    'FunctionClass'" (SymPy's beta function), while 'bta' gave the clear message."""
+    with pytest.raises(ValueError, match=f"unknown symbols \\['{name}'\\]; declare them in params"):
+        design.from_gradient("undeclared", pieces, a, {})
+    # called, a name is the function; an attribute's object (S.Half) and the constants are read as before
+    d = design.from_gradient("called", [(None, "S.Half*exp(-a) + pi*a")], a, {})
+    assert sp.simplify(d.expr - (sp.Rational(1, 2) - sp.exp(-a) / 2 + sp.pi * a**2 / 2)) == 0
+
+
 def test_float_numbers_are_the_rational_of_their_decimal(design):
     d = design.from_gradient("f1", [(a < 0.1, a / 0.1), (None, 1)], a, {})
     assert d.expr == sp.Piecewise((5 * a**2, a < sp.Rational(1, 10)), (a - sp.Rational(1, 20), True))
