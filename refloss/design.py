@@ -71,7 +71,7 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
         constants ``C_k``), proved equal to the integrated piece.  Without one, the kernel
         computes SymPy's antiderivative plus its integration constant.
     variable : sympy.Symbol
-        The absolute residual (declare it ``nonnegative=True``).
+        The absolute residual, declared ``nonnegative=True`` (or ``positive=True``): a ValueError otherwise.
     params : dict
         ``{symbol: default}`` of the parameters; a parameter's domain follows from the symbol's
         assumptions (``positive=True``: 0 < p; ``nonnegative``, ``negative``, ``nonpositive``)
@@ -102,6 +102,12 @@ def from_gradient(name: str, pieces, variable, params: dict, *, c1: bool = False
         raise TypeError(f"params: must be a dict {{symbol: default}}, got {type(params).__name__}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title: must be a str, got {type(title).__name__}")
+    if isinstance(variable, sp.Symbol) and not variable.is_nonnegative:
+        # (the pieces are built in the caller's symbol before they are read: Abs(z) is z, and sqrt(z**2) z, only for a
+        # nonnegative z; for any other symbol such a gradient was refused as hiding a kink, or kept as written)
+        raise ValueError(f"variable: the absolute residual must be declared nonnegative, e.g. "
+                         f"sympy.Symbol({variable.name!r}, nonnegative=True); got {variable.name} without that "
+                         "assumption")
     domains = dict(domains or {})
     unknown = set(domains) - set(params)
     if unknown:

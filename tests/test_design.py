@@ -301,6 +301,17 @@ def test_malformed_designs_are_refused(design, pieces, params, match):
         design.from_gradient("bad", pieces, a, params)
 
 
+@pytest.mark.parametrize("variable", [sp.Symbol("z"), sp.Symbol("z", real=True), sp.Symbol("z", negative=True)], ids=repr)
+def test_a_variable_not_declared_nonnegative_is_refused(design, variable):
+    """A probe (2026-12-08): docs/design.md requires the variable nonnegative=True, and a Symbol("z") was taken
+    (sp.Abs(z) then refused as a kink, where Abs(a) of a nonnegative a is a)."""
+    with pytest.raises(ValueError, match=r"variable: the absolute residual must be declared nonnegative, e\.g\. "
+                                         r"sympy\.Symbol\('z', nonnegative=True\)"):
+        design.from_gradient("plain", [(None, variable)], variable, {})
+    z = sp.Symbol("z", positive=True)
+    assert design.from_gradient("plain", [(None, sp.Abs(z))], z, {}).expr == z**2 / 2
+
+
 def test_bad_names_are_refused(design):
     for name in ("1x", "math", "_x", "class"):
         with pytest.raises(ValueError, match="name"):
