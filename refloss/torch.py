@@ -623,13 +623,20 @@ def wrap(loss) -> TorchLoss:
     """The ``refloss.torch`` form of a refloss loss (a ``refloss.<name>`` or a
     ``refloss.design`` loss), its operator registered on first use."""
     if isinstance(loss, str):
+        if loss in DETECTOR_LOSSES:  # (its tensors are a detector's heads and targets: no Loss to wrap)
+            raise AttributeError(f"wrap: {loss!r} is a whole detector loss, not one wrap takes; use "
+                                 f"refloss.torch.{loss}, which takes tensors already")
         if loss not in LOSSES:
-            raise AttributeError(f"refloss.torch has no loss {loss!r}; "
-                                 + _not_an_argument(loss, LOSSES).replace("is not an argument", "it")
-                                 .replace("=?", "?"))
+            guess = _not_an_argument(loss, LOSSES + DETECTOR_LOSSES).partition("(did you mean ")[2][:-len("=?)")]
+            if guess in DETECTOR_LOSSES:
+                guess = f"refloss.torch.{guess}, a whole detector loss"
+            raise AttributeError(f"refloss.torch has no loss {loss!r}" + (f" (did you mean {guess}?)" if guess else ""))
         loss = loss_named(loss)
     if not isinstance(loss, Loss):
-        raise TypeError(f"wrap: takes a refloss loss (e.g. refloss.giou_loss), got {loss!r}")
+        hint = ""
+        if type(loss).__module__ == "refloss.design" and type(loss).__name__ == "Design":
+            hint = "; for a refloss.design Design, wrap its compiled loss: wrap(design.loss)"
+        raise TypeError(f"wrap: takes a refloss loss (e.g. refloss.giou_loss), got {loss!r}{hint}")
     key = (loss.name, loss.__module__, id(loss) if loss.__module__ != "refloss" else 0)
     if key not in _WRAPPED:
         name = loss.name if loss.__module__ == "refloss" else f"design_{loss.name}_{len(_WRAPPED)}"

@@ -321,6 +321,28 @@ def test_design_loss_wraps():
     np.testing.assert_array_equal(x.grad.numpy(), g)
 
 
+def test_wrap_errors_say_what_to_pass():
+    """A probe (2026-12-08): wrap("gio_loss") read "has no loss 'gio_loss'; it (did you mean giou_loss?)";
+    wrap("retinanet_loss") suggested inner_iou_loss; wrap(a Design) gave a TypeError without a hint."""
+    with pytest.raises(AttributeError, match=r"^refloss\.torch has no loss 'gio_loss' \(did you mean giou_loss\?\)$"):
+        rt.wrap("gio_loss")
+    with pytest.raises(AttributeError, match=r"'retinanet_loss' is a whole detector loss.*use refloss\.torch\.retinanet_loss"):
+        rt.wrap("retinanet_loss")
+    with pytest.raises(AttributeError, match=r"did you mean refloss\.torch\.retinanet_loss, a whole detector loss\?"):
+        rt.wrap("retinanet_los")
+    with pytest.raises(AttributeError, match=r"^refloss\.torch has no loss 'zzzzzz'$"):
+        rt.wrap("zzzzzz")
+    pytest.importorskip("sympy")
+    import sympy as sp
+
+    from refloss.design import from_gradient
+
+    a = sp.Symbol("a", nonnegative=True)
+    d = from_gradient("torch_wrap_hint", [(None, a)], a, {})
+    with pytest.raises(TypeError, match=r"wrap its compiled loss: wrap\(design\.loss\)"):
+        rt.wrap(d)
+
+
 def test_docs_example_runs():
     import re
     from pathlib import Path
