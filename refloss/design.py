@@ -215,9 +215,9 @@ def _expr(e, local: dict, what: str):
 
 def _undeclared(text: str, local: dict) -> dict:
     """``{name: Symbol(name)}`` for the names in ``text`` that are not declared and that SymPy would read as one of
-    its functions or objects though not called ('beta', 'gamma', 'zeta', 'N', 'Q', ...): read as symbols, integrate_gradient names
-    them as unknown ('declare them in params') as it does any other undeclared name; sympify gave "'<' not supported
-    between instances of 'Symbol' and 'FunctionClass'" for an undeclared 'beta'."""
+    its functions or objects though not called ('beta', 'gamma', 'zeta', 'N', 'Q', ...): read as symbols,
+    integrate_gradient names them as unknown ('declare them in params') as it does any other undeclared name;
+    sympify gave "'<' not supported between instances of 'Symbol' and 'FunctionClass'" for an undeclared 'beta'."""
     import io
     import tokenize
 

@@ -301,7 +301,8 @@ def test_malformed_designs_are_refused(design, pieces, params, match):
         design.from_gradient("bad", pieces, a, params)
 
 
-@pytest.mark.parametrize("variable", [sp.Symbol("z"), sp.Symbol("z", real=True), sp.Symbol("z", negative=True)], ids=repr)
+@pytest.mark.parametrize("variable", [sp.Symbol("z"), sp.Symbol("z", real=True), sp.Symbol("z", negative=True)],
+                         ids=repr)
 def test_a_variable_not_declared_nonnegative_is_refused(design, variable):
     """A probe (2026-12-08): docs/design.md requires the variable nonnegative=True, and a Symbol("z") was taken
     (sp.Abs(z) then refused as a kink, where Abs(a) of a nonnegative a is a)."""

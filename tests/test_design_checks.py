@@ -1,7 +1,8 @@
 """refloss.design's checks of what a user gives (a probe, 2026-12-07; each test failed before its fix):
 evaluation forms compared with the integral far out on an unbounded piece, not only within 10 of its start; the
 loss at pred = target where the first piece's forms are not finite there (or not 0 term by term); a gradient
-whose integration constants hold powers of the parameters (the Wing loss's) derived in finite time."""
+whose integration constants hold powers of the parameters (the Wing loss's) derived in finite time; (a probe,
+2026-12-08) float bounds of a domain taken exactly, so that the kernel check's reference is exact."""
 from __future__ import annotations
 
 import math
@@ -90,4 +91,5 @@ def test_float_bounds_of_a_domain_are_exact(domain):
     lo = sp.Rational(repr(float(domain.start)))
     assert d.spec.params[0].lower == lo and d.spec.params[0].upper == sp.Rational(repr(float(domain.end)))
     kv = float(domain.end) / 2
-    np.testing.assert_allclose(d.loss(np.array([0.25, 10.0]), 0.0, k=kv), [0.25**2 / (2 * kv), 10.0 - kv / 2], rtol=1e-15)
+    np.testing.assert_allclose(d.loss(np.array([0.25, 10.0]), 0.0, k=kv), [0.25**2 / (2 * kv), 10.0 - kv / 2],
+                               rtol=1e-15)

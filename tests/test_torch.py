@@ -326,7 +326,8 @@ def test_wrap_errors_say_what_to_pass():
     wrap("retinanet_loss") suggested inner_iou_loss; wrap(a Design) gave a TypeError without a hint."""
     with pytest.raises(AttributeError, match=r"^refloss\.torch has no loss 'gio_loss' \(did you mean giou_loss\?\)$"):
         rt.wrap("gio_loss")
-    with pytest.raises(AttributeError, match=r"'retinanet_loss' is a whole detector loss.*use refloss\.torch\.retinanet_loss"):
+    with pytest.raises(AttributeError,
+                       match=r"'retinanet_loss' is a whole detector loss.*use refloss\.torch\.retinanet_loss"):
         rt.wrap("retinanet_loss")
     with pytest.raises(AttributeError, match=r"did you mean refloss\.torch\.retinanet_loss, a whole detector loss\?"):
         rt.wrap("retinanet_los")

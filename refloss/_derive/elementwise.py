@@ -103,7 +103,8 @@ def _solve(solve, k: int, g, antiderivative, at):
                 "parameters may take" if unsigned else
                 "write the gradient so that SymPy can take the integral's limit there (or split the piece)")
         raise DerivationError(f"piece {k}: SymPy cannot take the limit at a = {sp.sstr(at)} of the integral "
-                              f"{sp.sstr(antiderivative)} of the gradient {sp.sstr(g)} (SymPy: {err}); {hint}") from None
+                              f"{sp.sstr(antiderivative)} of the gradient {sp.sstr(g)} (SymPy: {err}); "
+                              f"{hint}") from None
 
 
 def integrate_from_zero(gradient_pieces, checks, *, antiderivatives=None, domain=None):
