@@ -35,6 +35,12 @@ class DetectionResult:
         return f"DetectionResult(total={self.total:.17g}, parts={{{parts}}})"
 
 
+def detection_result(total, parts: dict, details: dict, out_dt) -> DetectionResult:
+    """The result in the returned dtype ``out_dt``: float16 heads are computed in float32 and the total and each part
+    rounded to float16 once, here (README: float16 is computed in float32 and returned as float16)."""
+    return DetectionResult(out_dt.type(total), {k: out_dt.type(v) for k, v in parts.items()}, details)
+
+
 class DetectionLoss:
     """A whole detector loss: ``loss(...)`` gives a :class:`DetectionResult`;
     ``loss.value_and_grad(...)`` gives ``(result, grads)``, the gradients of ``result.total``

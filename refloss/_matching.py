@@ -95,7 +95,7 @@ def match_by_iou(iou_matrix, high_threshold, low_threshold, allow_low_quality_ma
     ground truth's best anchors, negative below 0.3), RetinaNet (Lin et al., arXiv:1708.02002:
     positive from 0.5, negative below 0.4, the band between ignored).
     """
-    reject_autograd(("iou_matrix",), (iou_matrix,))
+    reject_autograd(("iou_matrix",), (iou_matrix,), gradient=False)
     if is_device_array(iou_matrix):
         raise TypeError("iou_matrix: a device array; match_by_iou runs on the host: pass iou_matrix.cpu() "
                         "(or a NumPy array)")

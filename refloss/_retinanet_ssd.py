@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import _arrays
-from ._detection import DetectionLoss, DetectionResult, weighted_term
+from ._detection import DetectionLoss, detection_result, weighted_term
 from ._loss import loss_named
 from ._matching import BACKGROUND, IGNORED, match_by_iou
 from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
@@ -148,7 +148,7 @@ def _batch(targets, head_outputs, anchors, matched_idxs, dtype, validate, first_
             raise ValueError(f"head_outputs: missing key {key!r} (it needs 'cls_logits' and 'bbox_regression')")
     raw_logits, raw_reg = head_outputs["cls_logits"], head_outputs["bbox_regression"]
     reject_autograd(("head_outputs['cls_logits']", "head_outputs['bbox_regression']"), (raw_logits, raw_reg))
-    dt, _, _ = result_dtypes((raw_logits, raw_reg), dtype)
+    dt, _, out_dt = result_dtypes((raw_logits, raw_reg), dtype)  # (float16 heads: computed in float32)
     logits = as_real_array("head_outputs['cls_logits']", raw_logits, dt)
     reg = as_real_array("head_outputs['bbox_regression']", raw_reg, dt)
     n = len(targets)
@@ -158,6 +158,9 @@ def _batch(targets, head_outputs, anchors, matched_idxs, dtype, validate, first_
         raise ValueError(f"head_outputs['cls_logits']: must have shape (N, A, K) with N = len(targets) = {n}, "
                          f"got shape {logits.shape}")
     n_anchors, n_classes = logits.shape[1], logits.shape[2]
+    if n_classes <= first_label:  # (before the labels' range, which would read "in [1, 0]")
+        raise ValueError(f"head_outputs['cls_logits']: SSD needs K >= 2 classes (0 is the background), got "
+                         f"shape {logits.shape}")
     if reg.shape != (n, n_anchors, 4):
         raise ValueError(f"head_outputs['bbox_regression']: must have shape (N, A, 4) = {(n, n_anchors, 4)} "
                          f"(as cls_logits), got shape {reg.shape}")
@@ -173,7 +176,7 @@ def _batch(targets, head_outputs, anchors, matched_idxs, dtype, validate, first_
     for i, t in enumerate(targets):
         if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
             raise ValueError(f"targets[{i}]: must be a dict with 'boxes' and 'labels'")
-        reject_autograd((f"targets[{i}]['boxes']",), (t["boxes"],))
+        reject_autograd((f"targets[{i}]['boxes']",), (t["boxes"],), gradient=False)
         b = as_real_array(f"targets[{i}]['boxes']", t["boxes"], dt)
         if b.size == 0:
             b = b.reshape(0, 4)
@@ -188,7 +191,7 @@ def _batch(targets, head_outputs, anchors, matched_idxs, dtype, validate, first_
             rule = (f"in [1, K - 1] = [1, {n_classes - 1}] (class 0 is the background)" if first_label
                     else f"in [0, K - 1] = [0, {n_classes - 1}]")
             raise ValueError(f"targets[{i}]['labels']: must lie {rule}; targets[{i}]['labels'][{j}] = {lab[j]}")
-        reject_autograd((f"anchors[{i}]",), (anchors[i],))
+        reject_autograd((f"anchors[{i}]",), (anchors[i],), gradient=False)
         a = as_real_array(f"anchors[{i}]", anchors[i], dt)
         if a.shape != (n_anchors, 4):
             raise ValueError(f"anchors[{i}]: must have shape (A, 4) = {(n_anchors, 4)}, got shape {a.shape}")
@@ -201,13 +204,14 @@ def _batch(targets, head_outputs, anchors, matched_idxs, dtype, validate, first_
             bad = (m < IGNORED) | (m >= b.shape[0])
             if bad.any():
                 j = int(np.argmax(bad))
-                raise ValueError(f"matched_idxs[{i}]: must be -2 (ignored), -1 (background) or a box index in "
-                                 f"[0, {b.shape[0] - 1}]; matched_idxs[{i}][{j}] = {m[j]}")
+                rule = (f"-2 (ignored), -1 (background) or a box index in [0, {b.shape[0] - 1}]" if b.shape[0] else
+                        f"-2 (ignored) or -1 (background) (targets[{i}] has no boxes)")
+                raise ValueError(f"matched_idxs[{i}]: must be {rule}; matched_idxs[{i}][{j}] = {m[j]}")
         boxes.append(b)
         labels.append(lab)
         anchor_list.append(a)
         matched.append(m)
-    return dt, logits, reg, boxes, labels, anchor_list, matched
+    return dt, out_dt, logits, reg, boxes, labels, anchor_list, matched
 
 
 def _iou_matrix(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -258,9 +262,12 @@ def _retinanet(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, 
                fg_iou_thresh=0.5, bg_iou_thresh=0.4, allow_low_quality_matches=True, dtype=None, validate=True):
     if bbox_reg_loss_type not in BOX_LOSSES:
         raise ValueError(f"bbox_reg_loss_type: must be one of {BOX_LOSSES}, got {bbox_reg_loss_type!r}")
+    # beta and eps checked whichever box loss reads them (beta=-1 with the default "l1" was taken silently)
+    _kernel("smooth_l1").kernel_args({"beta": beta})
+    _kernel("giou_loss").kernel_args({"eps": eps})
     weights = _box_weights(weights)
     clip = _threshold("bbox_xform_clip", bbox_xform_clip)
-    dt, logits, reg, boxes, labels, anchors, matched = _batch(targets, head_outputs, anchors, matched_idxs, dtype,
+    dt, out_dt, logits, reg, boxes, labels, anchors, matched = _batch(targets, head_outputs, anchors, matched_idxs, dtype,
                                                               validate, first_label=0)
     n, n_anchors, n_classes = logits.shape
     if matched_idxs is None:
@@ -293,12 +300,12 @@ def _retinanet(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, 
         cls_sum = cls_sum + cls / norm
         box_sum = box_sum + box / norm
     parts = {"classification": cls_sum / dt.type(n), "bbox_regression": box_sum / dt.type(n)}
-    result = DetectionResult(parts["classification"] + parts["bbox_regression"], parts,
-                             {"matched_idxs": matched, "num_foreground": num_fg,
-                              "normalisers": np.maximum(num_fg, 1) * n})
+    result = detection_result(parts["classification"] + parts["bbox_regression"], parts,
+                              {"matched_idxs": matched, "num_foreground": num_fg,
+                               "normalisers": np.maximum(num_fg, 1) * n}, out_dt)
     if not with_grad:
         return result
-    return result, {"cls_logits": d_logits, "bbox_regression": d_reg}
+    return result, {"cls_logits": d_logits.astype(out_dt, copy=False), "bbox_regression": d_reg.astype(out_dt, copy=False)}
 
 
 _RETINANET_DOC = """RetinaNet's loss (Lin et al., arXiv:1708.02002) as torchvision's ``RetinaNetHead.compute_loss``.
@@ -383,13 +390,11 @@ def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to
         raise ValueError(f"neg_to_pos_ratio: must be finite and >= 0, got {neg_to_pos_ratio!r}")
     if mining not in MINING:
         raise ValueError(f"mining: must be one of {MINING}, got {mining!r}")
+    _kernel("smooth_l1").kernel_args({"beta": beta})  # (checked with no foreground anchor too)
     weights = _box_weights(weights)
-    dt, logits, reg, boxes, labels, anchors, matched = _batch(targets, head_outputs, anchors, matched_idxs, dtype,
+    dt, out_dt, logits, reg, boxes, labels, anchors, matched = _batch(targets, head_outputs, anchors, matched_idxs, dtype,
                                                               validate, first_label=1)
     n, n_anchors, n_classes = logits.shape
-    if n_classes < 2:
-        raise ValueError(f"head_outputs['cls_logits']: SSD needs K >= 2 classes (0 is the background), got "
-                         f"shape {logits.shape}")
     if matched_idxs is None:
         t = _threshold("iou_thresh", iou_thresh)
         matched = [ssd_match(_iou_matrix(b, a), t) if len(b) else np.full(n_anchors, BACKGROUND, np.int64)
@@ -437,14 +442,14 @@ def _ssd(with_grad, targets, head_outputs, anchors, matched_idxs=None, *, neg_to
            + _arrays.reduce(ce[negatives | twice] if twice.any() else ce[negatives], "sum"))
     cls = cls / norm
     parts = {"bbox_regression": box_sum / norm, "classification": cls}
-    result = DetectionResult(parts["bbox_regression"] + parts["classification"], parts,
-                             {"matched_idxs": matched, "num_foreground": num_fg, "normaliser": int(norm),
-                              "hard_negatives": selected, "negative_mask": negatives,
-                              "positives_counted_twice": twice})
+    result = detection_result(parts["bbox_regression"] + parts["classification"], parts,
+                              {"matched_idxs": matched, "num_foreground": num_fg, "normaliser": int(norm),
+                               "hard_negatives": selected, "negative_mask": negatives,
+                               "positives_counted_twice": twice}, out_dt)
     if not with_grad:
         return result
     d_logits = d_ce * ((fg.astype(dt) + negatives + twice)[..., None] / norm).astype(dt)
-    return result, {"cls_logits": d_logits, "bbox_regression": d_reg}
+    return result, {"cls_logits": d_logits.astype(out_dt, copy=False), "bbox_regression": d_reg.astype(out_dt, copy=False)}
 
 
 _SSD_DOC = """SSD's loss (Liu et al., arXiv:1512.02325) as torchvision's ``SSD.compute_loss``.
@@ -466,9 +471,10 @@ CE = refloss.softmax_cross_entropy.  ``matched_idxs=None``: torchvision's SSDMat
 (``ssd_match``) with ``iou_thresh``.  Where ceil(ratio |F_i|) exceeds the A - |F_i| negatives
 available, torchvision's rank test also selects the first positives (by anchor index, for
 A <= 16; beyond, torch's unstable sort picks them) and counts their cross-entropy twice:
-``mining="torchvision"`` does that, the default ``mining="paper"`` takes only the negatives
-(SSD, 2.2: "at most 3:1"); it also counts as torchvision does, ceil of the float32 product
-ratio * |F_i| (0.15 * 100 asks for 16).  See docs/retinanet-ssd.md.
+``mining="torchvision"`` does that, and counts as torchvision does, ceil of the float32 product
+ratio * |F_i| (0.15 * 100 asks for 16); the default ``mining="paper"`` takes only the negatives
+(SSD, 2.2: "at most 3:1"), ceil(ratio * |F_i|) of the ratio as written (0.15 * 100: 15).
+See docs/retinanet-ssd.md.
 
 ``.details``: "matched_idxs", "num_foreground" (N,), "normaliser" P, "hard_negatives" (N index
 arrays, by descending loss), "negative_mask" (N, A), "positives_counted_twice" (N, A; all

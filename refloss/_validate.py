@@ -77,14 +77,17 @@ def result_dtypes(inputs, dtype) -> tuple:
     return np.dtype(np.float64), "f64", np.dtype(np.float64)
 
 
-def reject_autograd(names, inputs) -> None:
+def reject_autograd(names, inputs, gradient: bool = True) -> None:
     """TypeError for a tensor that requires grad: refloss's NumPy API would silently drop its
-    autograd graph (and torch refuses to hand it over)."""
+    autograd graph (and torch refuses to hand it over).  ``gradient``: whether refloss has a gradient with
+    respect to these inputs (``.value_and_grad``); where it has none (ground truth, anchors, an IoU matrix to
+    match), the message says so instead of pointing to one."""
     for name, v in zip(names, inputs):
         if getattr(v, "requires_grad", False) is True:
+            then = (" and take the gradient from .value_and_grad(...)" if gradient else
+                    " (refloss takes no gradient with respect to it)")
             raise TypeError(f"{name}: a tensor that requires grad; refloss computes values and gradients itself "
-                            f"and would drop autograd: pass {name}.detach() and take the gradient from "
-                            ".value_and_grad(...)")
+                            f"and would drop autograd: pass {name}.detach(){then}")
 
 
 def reject_masked(name: str, value) -> None:

@@ -339,7 +339,7 @@ def yolo_ignore_mask(pred_boxes, gt_boxes, threshold: float = 0.5, fmt: str = "x
     configs (``ignore_thresh``).  pred_boxes (..., N, 4), gt_boxes (..., M, 4); returns (..., N)
     booleans (all False when M = 0).
     """
-    reject_autograd(("pred_boxes", "gt_boxes"), (pred_boxes, gt_boxes))
+    reject_autograd(("pred_boxes", "gt_boxes"), (pred_boxes, gt_boxes), gradient=False)
     threshold = unit_interval("threshold", threshold)
     if fmt not in FORMATS:
         raise ValueError(f"fmt: must be one of {FORMATS}, got {fmt!r}")

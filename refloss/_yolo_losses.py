@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._detection import DetectionLoss, DetectionResult, weighted_term
+from ._detection import DetectionLoss, detection_result, weighted_term
 from ._loss import loss_named
 from ._validate import as_real_array, check_finite, reject_autograd, result_dtypes
 from ._yolo import positive_number, unit_interval, yolo_decode, yolo_encode, yolo_ignore_mask
@@ -333,7 +333,7 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     details = {"assignment": assignment, "cell_gt": assignment.cell_gt, "responsible": assignment.responsible,
                "iou": assignment.iou, "labels": cls, "normalizer": n if normalize == "batch" else 1}
     out_dt = result_dtypes((head_outputs,), dtype)[2]
-    result = _result(total, parts, details, out_dt)
+    result = detection_result(total, parts, details, out_dt)
     if not with_grad:
         return result
     gp[ni, ri, ci, ji, :4] += g_coord
@@ -342,12 +342,6 @@ def _yolov1(with_grad, head_outputs, gt_boxes, gt_labels, num_boxes=2, *, lambda
     grad[..., :5 * num_boxes] = gp.reshape(n, s, s, 5 * num_boxes)
     grad[cell_n, cell_r, cell_c, 5 * num_boxes:] += g_cls
     return result, (grad * scale).astype(out_dt, copy=False)
-
-
-def _result(total, parts: dict, details: dict, out_dt) -> DetectionResult:
-    """The result in the returned dtype ``out_dt``: float16 heads are computed in float32 and the total and each part
-    rounded to float16 once, here (README: float16 is computed in float32 and returned as float16)."""
-    return DetectionResult(out_dt.type(total), {k: out_dt.type(v) for k, v in parts.items()}, details)
 
 
 def _term(loss, inputs, weights, with_grad, dt, **params):
@@ -733,7 +727,7 @@ def _anchor_yolo(version, with_grad, head_outputs, anchors, gt_boxes, gt_labels,
     details = {"assignment": assignment, "matched": assignment.matched, "positive": assignment.positive,
                "ignore": assignment.ignore, "negative": assignment.negative, "pred_boxes": decoded,
                "normalizer": n if normalize == "batch" else 1}
-    result = _result(total, parts, details, out_dt)
+    result = detection_result(total, parts, details, out_dt)
     if not with_grad:
         return result
     grads = [(g * scale).astype(out_dt, copy=False) for g in grads]

@@ -147,3 +147,22 @@ def test_alpha_above_one_is_refused_and_alpha_one_keeps_the_tail_s_digits(loss, 
                 want = float(want)
                 ulp = max(float(np.spacing(np.abs(np.float32(want)))), float(np.finfo(np.float32).smallest_subnormal))
                 assert abs(float(got) - want) <= 8 * ulp, (loss, gamma, float(xi), float(got), want)
+
+
+@pytest.mark.parametrize("dtype, scales", [(np.float64, (1e4, 1e30, 1e300)), (np.float32, (80.0, 1e20, 1e38))])
+def test_bce_with_logits_at_logits_of_any_magnitude(dtype, scales):
+    """The README's claim: finite and within the bar for logits of any finite magnitude (it said up to 1e4 / 80).
+    Against mpmath: L = softplus(x) - x y, dL/dx = sigmoid(x) - y, dL/dy = -x."""
+    import mpmath as mp
+    mp.mp.dps = 60
+    for s in scales:
+        for x in (s, -s):
+            for y in (0.0, 0.25, 1.0):
+                xv, yv = dtype(x), dtype(y)
+                v, (gx, gy) = rl.bce_with_logits.value_and_grad(np.array([xv]), np.array([yv]))
+                X, Y = mp.mpf(float(xv)), mp.mpf(float(yv))
+                exact = mp.log1p(mp.exp(-abs(X))) + max(X, 0) - X * Y
+                assert np.isfinite(v[0]) and np.isfinite(gx[0]) and np.isfinite(gy[0])
+                assert abs(mp.mpf(float(v[0])) - exact) <= 4 * np.finfo(dtype).eps * abs(exact) + np.finfo(dtype).tiny
+                assert abs(mp.mpf(float(gx[0])) - (1 / (1 + mp.exp(-X)) - Y)) <= 4 * np.finfo(dtype).eps
+                assert float(gy[0]) == -float(xv)

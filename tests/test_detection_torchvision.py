@@ -481,6 +481,49 @@ def test_bad_input_is_named():
                           anchors, matched)
 
 
+def test_what_a_probe_found_is_named():
+    """A probe's findings (2026-12-07): each read another message, or none."""
+    targets, head, anchors = tiny_batch()
+    matched = [np.array([0, -2, 1, -1, -1]), np.full(5, -1)]
+    no_boxes = [targets[0], {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64)}]
+    # one class: SSD's own message (it read "must lie in [1, K - 1] = [1, 0]")
+    with pytest.raises(ValueError, match=r"SSD needs K >= 2 classes"):
+        rl.ssd_loss(targets, {**head, "cls_logits": head["cls_logits"][..., :1]}, anchors, matched)
+    # an index into an image with no boxes (it read "a box index in [0, -1]")
+    with pytest.raises(ValueError, match=r"matched_idxs\[1\]: must be -2 \(ignored\) or -1 \(background\) "
+                                         r"\(targets\[1\] has no boxes\); matched_idxs\[1\]\[0\] = 0"):
+        rl.retinanet_loss(no_boxes, head, anchors, [matched[0], np.array([0, -1, -1, -1, -1])])
+    # beta and eps checked whichever box loss reads them (taken silently with the default "l1")
+    for kw, name in (({"beta": -1.0}, "beta"), ({"eps": -1.0}, "eps"), ({"beta": math.nan}, "beta")):
+        with pytest.raises(ValueError, match=f"^{name}: must satisfy"):
+            rl.retinanet_loss(targets, head, anchors, matched, **kw)
+    with pytest.raises(ValueError, match="^beta: must satisfy"):  # (no foreground anchor reads it)
+        rl.ssd_loss(no_boxes[1:] * 2, head, anchors, beta=-1.0)
+    # inputs refloss takes no gradient of: the message does not point to a gradient
+    for call in (lambda: rl.match_by_iou(torch.zeros(2, 3, requires_grad=True), 0.5, 0.4),
+                 lambda: rl.retinanet_loss([{"boxes": torch.tensor(targets[0]["boxes"], requires_grad=True),
+                                             "labels": targets[0]["labels"]}, targets[1]], head, anchors)):
+        with pytest.raises(TypeError, match=r"\.detach\(\) \(refloss takes no gradient with respect to it\)$"):
+            call()
+
+
+@pytest.mark.parametrize("loss", ["retinanet_loss", "ssd_loss"])
+def test_float16_heads_give_float16_results(loss):
+    """README's rule: float16 is computed in float32 and returned as float16 (these returned float32): the total,
+    each part and each gradient the float32 computation's, rounded once."""
+    targets, head, anchors = tiny_batch()
+    h16 = {k: v.astype(np.float16) for k, v in head.items()}
+    result, grads = getattr(rl, loss).value_and_grad(targets, h16, anchors)
+    ref, ref_grads = getattr(rl, loss).value_and_grad(targets, {k: v.astype(np.float32) for k, v in h16.items()},
+                                                      anchors)
+    assert type(result.total) is np.float16 and result.total == np.float16(ref.total)
+    assert all(type(v) is np.float16 and v == np.float16(ref.parts[k]) for k, v in result.parts.items())
+    for k, g in grads.items():
+        assert g.dtype == np.float16
+        np.testing.assert_array_equal(g, ref_grads[k].astype(np.float16))
+    assert getattr(rl, loss)(targets, h16, anchors).total == result.total
+
+
 # --- refloss verify rows --------------------------------------------------------------------------
 
 def test_verify_rows_pass_and_catch_a_planted_fault():
