@@ -539,6 +539,97 @@ def test_dfl_decode_and_its_vjp_against_the_oracle():
         rl.dfl_decode.value_and_grad(z, np.ones(3))
 
 
+def _dfl_decode_errors(z, c):
+    """(value error, worst gradient error) of rl.dfl_decode.value_and_grad at the row z and cotangent c, in ULPs
+    of z's dtype (refloss._measures.ulp_error) against the 50-digit oracle; a gradient component's ULP at the
+    magnitude of the terms that cancel in it, |c| S_j sum_i S_i |j - i| (j - y_hat = sum_i S_i (j - i)), and
+    at least K 2^emin (below it the e^(z_j - m) are subnormal: absolute errors of that order)."""
+    from refloss._measures import ulp_error
+    from refloss.oracle.classification import dfl_decode as oracle
+    from refloss.oracle.rounding import split
+
+    dtype = z.dtype.type
+    v, g = rl.dfl_decode.value_and_grad(z, np.asarray(c, dtype))
+    ev, eg = oracle(z, float(c))
+    with mp.workdps(30):
+        zs = [mp.mpf(float(x)) for x in z]
+        e = [mp.exp(x - max(zs)) for x in zs]
+        p = [x / mp.fsum(e) for x in e]
+        floor = [float(abs(mp.mpf(float(c))) * p[j] * mp.fsum(pi * abs(j - i) for i, pi in enumerate(p)))
+                 for j in range(len(z))]
+    tiny = len(z) * float(np.finfo(dtype).tiny)
+    err_v = float(ulp_error(v, *split(ev), dtype))
+    err_g = max(float(ulp_error(g[j], *split(eg[j]), dtype, max(floor[j], tiny))) for j in range(len(z)))
+    return err_v, err_g
+
+
+def test_dfl_decode_gradient_at_the_peak_bin():
+    """The peak bin's gradient S_j (j - y_hat) where y_hat ~ j: j - y_hat was formed from y_hat already rounded
+    and lost every digit (0 where the exact is -5.5e-17 at [0, 37, 0.5]; float32's bin 6 at [0, .., 3, 25, 3.5, 0]
+    0, exact 6.9e-11: a probe); it is L_j - R_j of two sums of non-negative terms now, within the bar."""
+    for z in (np.array([0, 37, 0.5]), np.array([0, 0, 0, 0, 0, 3, 25, 3.5, 0], np.float32),
+              np.array([0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 0, 0, 0, 0, 0], np.float32), np.array([-3.0, 40, -2.5])):
+        _, err_g = _dfl_decode_errors(z, 1.0)
+        assert err_g <= 4, (z, err_g)
+    g = rl.dfl_decode.value_and_grad(np.array([0, 37, 0.5]))[1]
+    assert g[1] != 0 and abs(g[1] / -5.5355694987173997e-17 - 1) < 1e-15
+
+
+def test_dfl_decode_at_large_logit_gaps():
+    """z_i - m is rounded before e^(z_i - m) (its error, |z_i - m| ulp/2, became a relative error of the value:
+    130 ULP64 at [0.1, -400.3], 20.6 ULP32 at [0.1, -40.3], a probe); its rounding error is carried now."""
+    for z in (np.array([0.1, -400.3]), np.array([-64.47743418482642, -438.1052537646047]),
+              np.array([0.1, -40.3], np.float32),
+              np.array([45.45115661621094, -1.1344395875930786, 3.83201789], np.float32)):
+        err_v, err_g = _dfl_decode_errors(z, 1.0)
+        assert err_v <= 4 and err_g <= 4, (z, err_v, err_g)
+
+
+def test_dfl_decode_within_the_bar_on_random_rows():
+    """Values within 4 ULP and gradients within 4 ULP of the terms that cancel (docs/accuracy.md, "dfl_decode"),
+    float64 and float32, on rows of 2..33 bins, logits N(0, s) for s in 0.1..30, a third with one bin raised by
+    5..60 (peaked), some at s = 400 (gaps beyond the exp's range in float32), random cotangents."""
+    rng = np.random.default_rng(5)
+    worst = {}
+    for trial in range(120):
+        k = int(rng.integers(2, 34))
+        z = rng.normal(size=k) * 10 ** rng.uniform(-1, np.log10(30))
+        if trial % 3 == 0:
+            z[int(rng.integers(k))] += rng.uniform(5, 60)
+        if trial % 7 == 0:
+            z = rng.normal(size=k) * 400
+        c = rng.uniform(-2, 2)
+        for dtype in (np.float64, np.float32):
+            errs = _dfl_decode_errors(z.astype(dtype), dtype(c))
+            worst[dtype] = np.maximum(worst.get(dtype, 0), errs)
+    for dtype, (err_v, err_g) in worst.items():
+        assert err_v <= 4 and err_g <= 4, (dtype, err_v, err_g)
+
+
+def test_dfl_decode_reads_its_inputs_as_the_losses_do():
+    """The input handling of the losses (refloss/_validate.py): dfl_decode called np.asarray first (a probe)."""
+    torch = pytest.importorskip("torch")
+    z = np.array([[1.0, 2, 0.5, -1], [0.1, -1, 3, 0]])
+    # a bfloat16 tensor is computed in float32 and returned as float32 (as dfl_loss and softmax_cross_entropy):
+    # torch's TypeError "Got unsupported ScalarType BFloat16" before
+    zb = torch.tensor(z).bfloat16()
+    for got, want in zip(rl.dfl_decode.value_and_grad(zb), rl.dfl_decode.value_and_grad(zb.float().numpy())):
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert rl.dfl_loss(zb, torch.tensor([1.5, 2.0]).bfloat16()).dtype == rl.dfl_decode(zb).dtype
+    for f in (rl.dfl_decode, rl.dfl_decode.value_and_grad):  # torch's RuntimeError "Can't call numpy() ..." before
+        with pytest.raises(TypeError, match=r"^logits: a tensor that requires grad.*\.value_and_grad"):
+            f(torch.zeros(2, 4, requires_grad=True))
+    with pytest.raises(TypeError, match=r"^cotangent: a tensor that requires grad"):
+        rl.dfl_decode.value_and_grad(z, torch.ones(2, requires_grad=True))
+    with pytest.raises(ValueError, match=r"^logits: not a regular array"):  # NumPy's message, naming nothing
+        rl.dfl_decode([[1, 2], [3]])
+    for dtype in (np.float16, np.int64):  # silently float32 / float64 before
+        with pytest.raises(ValueError, match=r"^dtype: must be float64 or float32"):
+            rl.dfl_decode(z, dtype=dtype)
+    with pytest.raises(ValueError, match=r"^cotangent: must be finite; cotangent\[1\] = nan"):  # NaN gradients
+        rl.dfl_decode.value_and_grad(z, np.array([1.0, np.nan]))
+
+
 @pytest.mark.parametrize("x, q", [(-1e308, 1.0), (-8.99e307, 1.0), (-1e308, 0.99999999), (-1e308, 1 - 2.0**-53)])
 def test_varifocal_detached_weight_at_the_largest_logits(x, q):
     """detach_weight=True, q > 0: d/dq = q dCE/dq = -q x is finite where the form not chosen
