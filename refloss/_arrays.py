@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import broadcast_shape
+from ._validate import broadcast_shape, check_index_column
 
 _COORDINATES = {"xyxy": " (x1, y1, x2, y2)", "xywh": " (x, y, w, h)", "xywhr": " (cx, cy, w, h, angle)"}
 
@@ -42,6 +42,10 @@ def lead_shape(names, widths, arrays, layouts=None) -> tuple:
             raise ValueError(f"{n}: last dimension must be {w}{coords}, got shape {shape}")
         else:
             shapes[n] = shape[:-1]
+    if row is not None:  # one value a row (width 1) as a column: it would broadcast against the rows' shape
+        for n, w in zip(names, widths):
+            if w == 1:
+                check_index_column(n, full[n], row[0], full[row[0]], indices=False)
     first = next(iter(shapes.values()))
     for v in shapes.values():
         if v != first:

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import _arrays, _backends, _cpu, _out
 from ._info import RESCALE_EXPONENT, LossInfo, cuda_rescaled, length_params, rescalable
-from ._validate import (DTYPES, REDUCTIONS, as_real_array, broadcast_shape, check_input, check_reduction, param_floats,
-                        reject_autograd, result_dtypes)
+from ._validate import (DTYPES, REDUCTIONS, as_real_array, broadcast_shape, check_index_column, check_input,
+                        check_reduction, param_floats, reject_autograd, result_dtypes)
 
 _MODULE_SUFFIX = {"scalar": "", "cpu": "_cpu", "cuda": "_cuda"}
 
@@ -118,27 +118,6 @@ def _check_float32_range(params, floats: tuple, values: tuple) -> None:
             raise ValueError(f"{p.name}: {v!r} is beyond float32's range ({_FLOAT32_MAX:.4g}), and this call computes "
                              "in float32 (float32 or float16 inputs, or dtype=float32); pass float64 inputs or "
                              "dtype=numpy.float64")
-
-def check_index_column(name: str, shape, rows_name: str, rows_shape) -> None:
-    """ValueError for integer class indices (one a row) of ``shape`` that end in a column of 1 and would broadcast
-    against the rows' leading shape to a shape beyond both: labels (N, 1) against logits (N, C) give an (N, N)
-    result, every row with every index ("mean": a plausible number, wrong; torch's cross_entropy refuses them).
-    Indices that broadcast to the rows' shape or to their own (one index for every row, a column against rows
-    (N, 1, C)) are taken; shapes that do not broadcast are left to the broadcast's own error."""
-    shape, lead = tuple(shape), tuple(rows_shape)[:-1]
-    if not shape or shape[-1] != 1:
-        return
-    try:
-        both = np.broadcast_shapes(lead, shape)
-    except ValueError:
-        return
-    if both != lead and both != shape:
-        raise ValueError(
-            f"{name}: integer values are class indices, one per row of {rows_name} {tuple(rows_shape)} (shape {lead}), "
-            f"got shape {shape}: a column of them would broadcast against the rows' shape to {both} (every row with "
-            f"every index); pass {name}[..., 0]" + (f" (shape {lead})" if shape[:-1] == lead else "")
-            + " (or broadcast them yourself, np.broadcast_to, where every pair is meant)")
-
 
 class Loss:
     """A generated loss: callable for the value, ``.value_and_grad`` for both."""

@@ -189,6 +189,29 @@ def _element(name: str, index: tuple) -> str:
     return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
+def check_index_column(name: str, shape, rows_name: str, rows_shape, indices: bool = True) -> None:
+    """ValueError for integer class indices (one a row) of ``shape`` that end in a column of 1 and would broadcast
+    against the rows' leading shape to a shape beyond both: labels (N, 1) against logits (N, C) give an (N, N)
+    result, every row with every index ("mean": a plausible number, wrong; torch's cross_entropy refuses them).
+    Indices that broadcast to the rows' shape or to their own (one index for every row, a column against rows
+    (N, 1, C)) are taken; shapes that do not broadcast are left to the broadcast's own error.  ``indices=False``:
+    the same for an input of one value a row (dfl_loss's target: (N, 1) against (N, C) gave (N, N) as well)."""
+    shape, lead = tuple(shape), tuple(rows_shape)[:-1]
+    if not shape or shape[-1] != 1:
+        return
+    try:
+        both = np.broadcast_shapes(lead, shape)
+    except ValueError:
+        return
+    if both != lead and both != shape:
+        what, each = ("integer values are class indices, one", "index") if indices else ("one value", "value")
+        raise ValueError(
+            f"{name}: {what} per row of {rows_name} {tuple(rows_shape)} (shape {lead}), "
+            f"got shape {shape}: a column of them would broadcast against the rows' shape to {both} (every row with "
+            f"every {each}); pass {name}[..., 0]" + (f" (shape {lead})" if shape[:-1] == lead else "")
+            + " (or broadcast them yourself, np.broadcast_to, where every pair is meant)")
+
+
 def check_finite(name: str, arr: np.ndarray) -> None:
     """ValueError naming the first non-finite element of ``arr``."""
     if arr.size and not np.isfinite(arr).all():

@@ -92,6 +92,11 @@ class _Shapes:
             for n, t, idx in zip(info.inputs, tensors, self.index):
                 if idx:
                     check_index_column(n, tuple(t.shape), info.inputs[rows], tuple(tensors[rows].shape))
+        if None in info.widths and 1 in info.widths:  # one value a row (dfl_loss's target) as a column, likewise
+            rows = next(k for k, (w, idx) in enumerate(zip(info.widths, self.index)) if w is None and not idx)
+            for n, t, w in zip(info.inputs, tensors, info.widths):
+                if w == 1:
+                    check_index_column(n, tuple(t.shape), info.inputs[rows], tuple(tensors[rows].shape), False)
         for n, t, w, layout in zip(info.inputs, tensors, info.widths, info.layouts):
             if w not in (1, None) and (t.dim() == 0 or t.shape[-1] != w):
                 raise ValueError(f"{n}: last dimension must be {w}{_COORDINATES.get(layout, '')}, got shape "

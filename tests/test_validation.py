@@ -219,6 +219,48 @@ def test_a_column_of_class_indices_is_refused_by_refloss_torch_with_gradients_an
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(x, t[:, 0]), rtol=1e-14, atol=0)
 
 
+def _dfl_by_torch(z, t):
+    """DFL as ultralytics' DFLoss computes it (torch's cross_entropy to the two bins around t, weighted): a peer."""
+    import torch
+    z, t = torch.as_tensor(z), torch.as_tensor(t)
+    tl = t.long()
+    wl = tl + 1 - t
+    ce = torch.nn.functional.cross_entropy
+    return (ce(z, tl, reduction="none") * wl + ce(z, tl + 1, reduction="none") * (1 - wl)).numpy()
+
+
+def test_a_column_of_dfl_targets_is_refused_where_it_would_pair_every_row_with_every_target():
+    """dfl_loss's target, one value a row, as a column (N, 1) against logits (N, C): NumPy's rules broadcast it to
+    an (N, N) result, every row with every target (returned until 2026-12-07, a probe), the trap that
+    softmax_cross_entropy's integer labels close; a column that broadcasts to the rows' own shape is taken."""
+    pytest.importorskip("torch")
+    z = np.array([[1.0, 2, 0.5, -1], [0.1, -1, 3, 0], [0.3, 0.2, -2, 1]])
+    t = np.array([1.3, 2.5, 0.25])
+    for call in (lambda: rl.dfl_loss(z, t[:, None]), lambda: rl.dfl_loss.value_and_grad(z, t[:, None]),
+                 lambda: rl.dfl_loss(z, t[:, None], reduction="mean", clamp=0.01)):
+        with pytest.raises(ValueError, match=r"^target: one value per row of logits \(3, 4\) \(shape \(3,\)\), got "
+                                             r"shape \(3, 1\): a column of them would broadcast against the rows' "
+                                             r"shape to \(3, 3\) .* pass target\[\.\.\., 0\] \(shape \(3,\)\)"):
+            call()
+    want = _dfl_by_torch(z, t)
+    np.testing.assert_allclose(rl.dfl_loss(z, t), want, rtol=1e-14)
+    np.testing.assert_allclose(rl.dfl_loss(z[:, None], t[:, None])[:, 0], want, rtol=1e-14)  # against (N, 1, C)
+    np.testing.assert_allclose(rl.dfl_loss(z[:1], t[:1, None])[:, 0], want[:1], rtol=1e-14)  # one row
+    np.testing.assert_allclose(rl.dfl_loss(z, t[:1]), _dfl_by_torch(z, np.repeat(t[:1], 3)), rtol=1e-14)
+
+
+def test_a_column_of_dfl_targets_is_refused_by_refloss_torch_with_gradients_and_traced():
+    torch = pytest.importorskip("torch")
+    import refloss.torch as rt
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[1.3], [2.5], [0.25]], dtype=torch.float64)
+    for logits in (x, x.detach(), x.detach().to("meta")):
+        with pytest.raises(ValueError, match=r"^target: one value per row .* to \(3, 3\)"):
+            rt.dfl_loss(logits, t.to(logits.device), reduction="mean")
+    loss = rt.dfl_loss(x, t[:, 0])
+    np.testing.assert_allclose(loss.detach().numpy(), _dfl_by_torch(x.detach(), t[:, 0]), rtol=1e-14)
+
+
 def test_focal_eiou_mean_of_disjoint_pairs_only_is_nan_without_warnings():
     """Every weight IoU^gamma is 0: the paper's normalisation is 0/0 (NaN, as the mean of an empty batch), and
     NumPy's division warnings stay inside."""
