@@ -27,9 +27,9 @@ import math
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.core import LossSpec, Param, Plot, Step
+from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
 from refloss._info import Properties
-from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, SinSmall, Sub, TwoSum
+from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, SinSmall, Sub, TwoSum, plain
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
 tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
@@ -166,21 +166,38 @@ def normalisation_params(distance: str) -> list:
 
 
 def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, undefined_value=sp.Integer(1),
-                        sqrt_rule: int | None = None):
+                        sqrt_rule: int | None = None, log1p_rule: int | None = None, checks: list | None = None):
     """The branches of L = 1 - 1/(tau + f(distance)) (``d_sym`` the prelude symbol of the distance): where
     ``undefined`` holds, ``undefined_value`` with NaN gradients; f = sqrt at distance 0: (tau - 1)/tau with gradient 0
     (sqrt has no derivative there); else the value as (tau - 1 + f)/(tau + f), no cancellation for small f (so
     at distance 0 both give the same float).  ``sqrt_rule``: the HAND_RULES key (one a loss) under which the
     derivative of 1/(tau + f), f = sqrt, is registered as -[1/(tau + f)^2] [(d distance/ds) [1/(2 f)]], each bracket
     a factor of its own: the chain rule's 1/(2 f (tau + f)^2) overflowed its denominator where f ~ 1e103 (float64;
-    float32 ~ 1e13), and the gradient was 0 where it is ~1/f^2 times a bounded factor."""
+    float32 ~ 1e13), and the gradient was 0 where it is ~1/f^2 times a bounded factor.  ``log1p_rule``: the same for
+    f = log1p, -[1/(tau + f)^2] [(d distance/ds) [1/(1 + distance)]]: the chain rule's (1 + distance)(tau + f)^2
+    overflowed where the distance ~ 1e306 (float64; float32 ~ 1e36), every gradient 0 (coordinates ~1e152 for
+    GWD; float32 1e18).  ``checks``: each rule is proved equal to SymPy's chain rule on a distance d(s) of any form."""
     out = []
     if undefined is not None:
         out.append((undefined, undefined_value, sp.nan, undefined_label))
     root = sp.sqrt(distance)
-    if sqrt_rule is not None:  # (each factor computed once: 1/(tau + f)^2, 1/(2 f); each gradient two products)
-        HAND_RULES[sqrt_rule] = lambda s: (-Group(1 / (tau + root)**2)
-                                           * Group(sp.diff(distance, s) * Group(1 / (2 * root))))
+
+    # (each factor computed once: 1/(tau + f)^2 and 1/(2 f) or 1/(1 + distance); each gradient two products)
+    def sqrt_form(dist, s):
+        return -Group(1 / (tau + sp.sqrt(dist))**2) * Group(sp.diff(dist, s) * Group(1 / (2 * sp.sqrt(dist))))
+
+    def log1p_form(dist, s):
+        return -Group(1 / (tau + log1p(dist))**2) * Group(sp.diff(dist, s) * Group(1 / (1 + dist)))
+    for key, form, fn, name in ((sqrt_rule, sqrt_form, sp.sqrt, "sqrt"), (log1p_rule, log1p_form, log1p, "log1p")):
+        if key is None:
+            continue
+        HAND_RULES[key] = (lambda form: lambda s: form(distance, s))(form)
+        if checks is not None:
+            s_, d_ = sp.Symbol("s", real=True), sp.Function("d", positive=True)
+            prove_equal(plain(form(d_(s_), s_)), sp.diff(1 / (tau + fn(d_(s_))), s_),
+                        f"d/ds 1/(tau + {name}(d)) = -[1/(tau + f)^2] [(d d/ds) "
+                        f"{'[1/(2 f)]' if name == 'sqrt' else '[1/(1 + d)]'}] (HAND_RULES[{key}]: no product of the "
+                        "chain rule's denominators, which overflows for a large distance)", checks)
     for k, f, label in ((0, log1p(distance), "f = log1p"), (1, root, "f = sqrt")):
         cond = sp.Eq(fun, k)
         if k == 1:
@@ -188,8 +205,9 @@ def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, u
                         "f = sqrt at distance 0: gradient 0 by convention"))
             cond = None
         reciprocal = 1 / (tau + f)
-        if k == 1 and sqrt_rule is not None:
-            reciprocal = HandDiff(reciprocal, sp.Integer(sqrt_rule))
+        rule = (log1p_rule, sqrt_rule)[k]
+        if rule is not None:
+            reciprocal = HandDiff(reciprocal, sp.Integer(rule))
         out.append((cond, (Group(tau - 1) + f) / (tau + f), 1 - reciprocal, label))
     return out
 

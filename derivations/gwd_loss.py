@@ -18,17 +18,20 @@ where K < 0 (a box and its w/h swap turned by pi/2 give B = 0 exactly there).  Z
 valid (degenerate Gaussians); where F = 0 (a point box, or two perpendicular segments) B = |p|^2 + |t|^2
 and the gradient is NaN (F's derivative is infinite there).
 """
+import dataclasses
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Step, prove_equal
-from refloss._derive.functions import Detach, Group, Step as Above0, Sub, TMax, plain
+from refloss._derive.functions import Detach, Eval64, Group, Select, Step as Above0, Sub, TMax, TMin, plain
 from refloss._info import Properties
 
 NAME = "gwd_loss"
 _SQRT_RULE = 24  # HAND_RULES key of f = sqrt(W^2)'s derivative (1-4 _boxes', 15-23 other losses', 25 kld_loss's)
+_LOG1P_RULE = 26  # HAND_RULES key of f = log1p(W^2)'s derivative (27 is kld_loss's)
 w2_sym = sp.Symbol("w2", nonnegative=True)
 f_sym = sp.Symbol("f_bures", nonnegative=True)
 m_sym = sp.Symbol("m_gh", nonnegative=True)
@@ -76,6 +79,53 @@ ACCURACY = ("The Bures term as a sum of squares of side differences plus a non-n
             "for a box and its w/h swap turned by pi/2; L = (tau - 1 + f)/(tau + f).")
 
 
+# The float32 kernel's range: with r the smallest side over the largest, the Bures term's factors reach r^2
+# (K = (p1^2 - p2^2)(t1^2 - t2^2) over the largest side's fourth power, for one box far smaller than the other), and
+# its gradient 1/(G + F)^2 ~ 16/r^2 (G + F ~ r/4 there) times such factors and sin^2(phi) or a side difference: every
+# one normal where r >= 2^-40 (r^2 2^-80, 2^46 above float32's smallest normal).  Beyond it the float32 kernel
+# lost the gradient: target sides 2.5e-20 against 3 (r ~ 1e-20), 1/(G + F)^2 overflowed (inf - inf: every w, h, angle
+# gradient NaN, value right); pred sides 3e-22 against 4.5, K underflowed to a subnormal (d/dh_p 7e-4 off relative).
+# The absolute scale: the largest side in [2^-40, 2^60] (side^2 multiplies the Bures term: underflowed below ~1e-19,
+# the size gradients 0) and W^2 < 2^100 (the log1p rule's 1/(1 + W^2) normal; coordinates beyond ~1e19 overflow W^2).
+# Outside (a zero side included: r = 0), the float64 kernel's forms, its decisions among the branches taken in float64
+# too (a Select chain inside Eval64: float32's F or m underflows to 0 for r below ~1e-38, where the F = 0 branch would
+# give NaN gradients); from float32 inputs r >= ~1e-84, well inside float64's range (r^2, 1/r^2).
+F32_RATIO = sp.Integer(2) ** 40
+F32_SMALL, F32_LARGE = sp.Integer(2) ** -40, sp.Integer(2) ** 60
+F32_W2 = sp.Integer(2) ** 100
+
+
+def float32_kernel(kernel):
+    """``kernel`` with a rare branch a value of ``fun`` before the others, taken where the sides or W^2 leave the
+    float32 kernel's range (above): every output evaluated in float64 (``Eval64``, the inputs widened exactly, each
+    result rounded once) as the float64 kernel evaluates it, its branch chosen in float64 (a chain of Selects on the
+    branches' conditions, the prelude written out in float64)."""
+    largest, smallest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)), TMin(TMin(R.pw, R.ph), TMin(R.tw, R.th))
+    # (one select of maxima: no chain of comparisons in the block loops; W^2 NaN or inf: its comparison false, outside;
+    # every side 0: 2^-40/0 = inf, outside, the float64 decisions as the float32 ones)
+    outside = Select(w2_sym < F32_W2, TMax(TMax(largest / F32_LARGE, F32_SMALL / largest), largest / (F32_RATIO * smallest)),
+                     sp.Integer(2)) > 1
+    rare = []
+    for k in (0, 1):
+        live = []
+        for b in kernel.branches:
+            c = sp.true if b.condition is None else b.condition.xreplace({R.fun: k})
+            if c is sp.false:
+                continue
+            live.append((c, b.outputs))
+            if c is sp.true:
+                break
+        outputs = {}
+        for o in kernel.branches[0].outputs:
+            e = live[-1][1][o]
+            for c, outs in reversed(live[:-1]):
+                e = Select(c, outs[o], e)
+            outputs[o] = Eval64(e)
+        rare.append(dataclasses.replace(kernel.branches[-1], condition=sp.And(outside, sp.Eq(R.fun, k)), outputs=outputs,
+                                        label=f"f = {R.FUNS[k]}, float64 (range)", rare=True))
+    return dataclasses.replace(kernel, branches=tuple(rare) + tuple(kernel.branches))
+
+
 def derive():
     checks = []
     for sign, dom in R.orientation_domains():
@@ -99,7 +149,7 @@ def derive():
     zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0), sp.Eq(side_sym, 0))
     branches = [(sp.And(zero_f, sp.Eq(R.fun, k)), (Group(R.tau - 1) + f) / (R.tau + f), sp.nan, label + f" ({name})")
                 for k, (f, name) in enumerate(((log1p(sq), "log1p"), (sp.sqrt(sq), "sqrt")))]
-    branches += R.normalised_branches(W2, w2_sym, "", sqrt_rule=_SQRT_RULE)
+    branches += R.normalised_branches(W2, w2_sym, "", sqrt_rule=_SQRT_RULE, log1p_rule=_LOG1P_RULE, checks=checks)
     kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((side_sym, _side.args[0]), (m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
                              invalid=R.INVALID, checks=checks, numeric_proof=True, domain=R.DOMAIN)
     steps = [
@@ -119,7 +169,7 @@ def derive():
         "tr Sigma_t - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2), each box the Gaussian N((cx, cy), R(angle) "
         "diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein Distance Loss, "
-         "arXiv:2101.11952"], PARAMS, {p: kern for p in ("f64", "f32")}, steps,
+         "arXiv:2101.11952"], PARAMS, {"f64": kern, "f32": float32_kernel(kern)}, steps,
         [R.rotation_plot("GWD loss"), R.slide_plot("GWD loss", note="W^2 grows with the squared offset (GWD is not "
                                                                     "scale invariant: lengths are in the boxes' units).")],
         CONVENTIONS, ACCURACY, checks, properties=Properties(scale_invariant=False))

@@ -33,6 +33,7 @@ from refloss._info import Properties
 
 NAME = "kld_loss"
 _SQRT_RULE = 25  # HAND_RULES key of f = sqrt(D)'s derivative (24 is gwd_loss's)
+_LOG1P_RULE = 27  # HAND_RULES key of f = log1p(D)'s derivative (26 is gwd_loss's)
 d_sym = sp.Symbol("d_kl", nonnegative=True)
 
 
@@ -123,7 +124,8 @@ def derive():
                     f"({label})", checks, domain=dom, numeric=True)
     k = kernel_from_forms(
         R.ARRAYS, R.normalised_branches(D_KL, d_sym, "a degenerate box (w h = 0): D = inf, L = 1, gradient NaN",
-                                        undefined=R.DEGENERATE, sqrt_rule=_SQRT_RULE),
+                                        undefined=R.DEGENERATE, sqrt_rule=_SQRT_RULE,
+                                        log1p_rule=_LOG1P_RULE, checks=checks),
         args=(R.fun, R.tau, rev), prelude=((d_sym, D_KL),), invalid=R.INVALID, checks=checks, numeric_proof=True,
         domain=R.DOMAIN)
     steps = [

@@ -479,3 +479,55 @@ def test_a_float32_part_in_a_common_condition_and_a_rare_branchs_outputs_is_eval
     kernel = Kernel(arrays=(("x", 1, (x,)),), args=(c,), prelude=(), branches=branches)
     fast = scalar_function(kernel, "_f", "f32", ("value", "d_x"), "fast")
     assert fast.index("_xd0 = ") < fast.index("if (_xd0 >"), fast
+
+
+def _rotated_pairs(dtype, n=1500, seed=7):
+    """Rotated pairs (cx, cy, w, h, angle): ordinary ones, one box far smaller than the other (side ratios down to
+    float32's subnormals), thin boxes, zero sides, tiny and huge boxes, centres far apart, NaN and infinities."""
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    p = np.column_stack([rng.normal(0, 3, n), rng.normal(0, 3, n), rng.uniform(1, 20, n), rng.uniform(1, 20, n),
+                         rng.uniform(-np.pi, np.pi, n)])
+    t = np.column_stack([rng.normal(0, 3, n), rng.normal(0, 3, n), rng.uniform(1, 20, n), rng.uniform(1, 20, n),
+                         rng.uniform(-np.pi, np.pi, n)])
+    e = rng.uniform(np.log2(info.smallest_subnormal), np.log2(info.max) / 2, (n, 4))
+    k = n // 5
+    p[:k, 2:4] *= np.exp2(e[:k, :1])  # one box scaled by 2^e: far smaller or larger than the other
+    t[k:2 * k, 2:4] *= np.exp2(e[k:2 * k, 1:2])
+    p[2 * k:3 * k, 3] *= np.exp2(e[2 * k:3 * k, 2])  # thin
+    both = np.exp2(e[3 * k:4 * k, 3:4])
+    p[3 * k:4 * k, :4] *= both  # both boxes and their offset scaled alike: tiny or huge
+    t[3 * k:4 * k, :4] *= both
+    p[4 * k:, :2] *= np.exp2(rng.uniform(0, np.log2(info.max) / 2, (n - 4 * k, 1)))  # centres far apart
+    p[::11, 2] = 0
+    t[1::13, 3] = 0
+    p[2::17, 2:4] = 0
+    t[3::97, 0] = np.nan
+    p[4::97, 2] = np.inf
+    p[5::53, 4] = t[5::53, 4]  # equal angles (F = 0 for perpendicular segments)
+    return p.astype(dtype), t.astype(dtype)
+
+
+@pytest.mark.parametrize("name,params", [("gwd_loss", {}), ("gwd_loss", {"fun": "sqrt"}), ("gwd_loss", {"tau": 2.0}),
+                                         ("kld_loss", {}), ("kld_loss", {"fun": "sqrt", "reverse": True})], ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rotated_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dtype):
+    """GWD's and KLD's float32 kernels take their rare float64 branches where the sides or the distance leave
+    float32's range (one box far smaller than the other, thin, tiny or huge boxes, far centres): the block loops
+    flag those elements and the scalar kernel computes them: value and gradients as the scalar kernel gives them,
+    bit for bit, beside ordinary pairs, zero sides and non-finite inputs."""
+    p, t = _rotated_pairs(dtype)
+    fn = getattr(rl, name)
+    with np.errstate(all="ignore"):
+        value, (gp, gt) = fn.value_and_grad(p, t, validate=False, **params)
+        alone = fn(p, t, validate=False, **params)
+    prec = "f64" if dtype == "float64" else "f32"
+    scalar, args = _scalar_of(name, prec), fn.kernel_args(params, prec)
+    assert np.array_equal(alone, value, equal_nan=True)
+    for i in range(len(value)):
+        want = np.array(scalar(*p[i], *t[i], *args), dtype)
+        got = np.concatenate([[value[i]], gp[i], gt[i]])
+        number = ~np.isnan(want)
+        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got[number]),
+                                                                            np.signbit(want[number])), \
+            (i, p[i], t[i], got, want)

@@ -358,6 +358,16 @@ FAR_SIZES = [
     ("kld_loss", {"reverse": True}, np.float32, [0, 0, 1e-30, 1e-30, 0.1], [1e-25, 0, 1e-25, 2e-25, 0.3]),
     ("kld_loss", {}, np.float32, [0, 0, 1, 2, 0.3], [0, 0, 3, 1e-30, 0.1]),
     ("kld_loss", {"tau": 2.0}, np.float32, [1e12, 0, 3e12, 2e12, 0.3], [0, 0, 2e12, 1e12, 0.1]),
+    # GWD float32 beyond its kernel's range (a side ratio below 2^-40, the largest side outside [2^-40, 2^60] or
+    # W^2 >= 2^100: float64 there, a probe 2026-12-07): a target far smaller (1/(G + F)^2 overflowed: every w, h,
+    # angle gradient NaN), a pred far smaller (K a subnormal: 7e-4 off), fun="sqrt", tau = 2, a thin box, a box of
+    # sides 1e-40 (subnormal; float32's F underflows to 0 there: its F = 0 branch would give NaN gradients)
+    ("gwd_loss", {}, np.float32, [0, 0, 3, 4, 0.3], [0.5, 0.2, 2.5e-20, 4.5e-20, 0.1]),
+    ("gwd_loss", {}, np.float32, [0, 0, 3e-22, 4e-22, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
+    ("gwd_loss", {"fun": "sqrt"}, np.float32, [0, 0, 3, 4, 0.3], [0.5, 0.2, 2.5e-20, 4.5e-20, 0.1]),
+    ("gwd_loss", {"tau": 2.0}, np.float32, [0, 0, 3e-15, 4e-15, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
+    ("gwd_loss", {}, np.float32, [0.1, 0, 2, 1e-20, 0.3], [0, 0.2, 1.5, 1.2, 0.1]),
+    ("gwd_loss", {}, np.float32, [0, 0, 1e-40, 2e-40, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
 ]
 
 
@@ -396,6 +406,28 @@ def test_angles_far_from_zero(name, dtype, pa, ta):
 # fun="sqrt" far from the origin (2026-12-07): the chain rule's 1/(2 f (tau + f)^2), f = sqrt(distance), overflowed its
 # denominator where f ~ 1e103 (float64; float32 ~ 1e13) and every gradient component was 0; now -[1/(tau + f)^2]
 # [(d distance/ds) [1/(2 f)]], each bracket one factor (the pair scaled by s, its angles kept)
+# fun="log1p" (the default) far from the origin (a probe, 2026-12-07): the chain rule's (1 + W^2)(tau + f)^2 overflowed
+# where W^2 ~ 1e306 (float64; float32 ~1e36) and every gradient component was 0; now -[1/(tau + f)^2] [(dW^2/ds)
+# [1/(1 + W^2)]] (the pair scaled by s; float32 beyond W^2 = 2^100 in float64); KLD's D is scale invariant: its
+# prediction moved ~1e153 of its sides away instead
+@pytest.mark.parametrize("name,dtype,s", [("gwd_loss", np.float64, 1e152), ("gwd_loss", np.float64, 1e100),
+                                          ("gwd_loss", np.float32, 1e18), ("gwd_loss", np.float32, 1e14),
+                                          ("kld_loss", np.float64, 1e153), ("kld_loss", np.float32, 1e18)])
+def test_log1p_normalisation_far_from_the_origin(name, dtype, s, monkeypatch):
+    monkeypatch.setattr(oracle, "_GUARD_DPS", 700)
+    if name == "gwd_loss":
+        p = np.array([1 * s, 2 * s, 3 * s, 4 * s, 0.3], dtype)
+        t = np.array([1.5 * s, 2.2 * s, 2.5 * s, 4.5 * s, 0.1], dtype)
+    else:
+        p, t = np.array([1 * s, 2 * s, 3, 4, 0.3], dtype), np.array([0, 0, 2.5, 4.5, 0.1], dtype)
+    v, g = _grads(name, p, t)
+    ov, op, ot = getattr(oracle, name)(p, t)
+    want = np.array([float(x) for x in op + ot])
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)
+
+
 @pytest.mark.parametrize("name", ["gwd_loss", "kld_loss"])
 @pytest.mark.parametrize("dtype,s", [(np.float64, 1e103), (np.float64, 1e110), (np.float64, 1e150), (np.float32, 1e13),
                                      (np.float32, 1e17)])

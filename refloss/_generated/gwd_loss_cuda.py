@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 eed42cf0e7c053ad
+# scalar kernels: sha256 f85197953168f47e
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

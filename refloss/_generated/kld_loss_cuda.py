@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 25ed3064218be4bb
+# scalar kernels: sha256 dc7ee18814da6670
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
