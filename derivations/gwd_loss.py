@@ -26,12 +26,13 @@ from sympy.codegen.cfunctions import log1p
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Step, prove_equal
-from refloss._derive.functions import Detach, Eval64, Group, Select, Step as Above0, Sub, TMax, TMin, plain
+from refloss._derive.functions import HAND_RULES, Detach, Eval64, Group, HandDiff, Select, Step as Above0, Sub, TMax, TMin, plain
 from refloss._info import Properties
 
 NAME = "gwd_loss"
 _SQRT_RULE = 24  # HAND_RULES key of f = sqrt(W^2)'s derivative (1-4 _boxes', 15-23 other losses', 25 kld_loss's)
 _LOG1P_RULE = 26  # HAND_RULES key of f = log1p(W^2)'s derivative (27 is kld_loss's)
+_QUOTIENT_RULES = (28, 29)  # HAND_RULES keys of K's side differences over G + F and over H + F
 w2_sym = sp.Symbol("w2", nonnegative=True)
 f_sym = sp.Symbol("f_bures", nonnegative=True)
 m_sym = sp.Symbol("m_gh", nonnegative=True)
@@ -48,14 +49,45 @@ H = (pw_ * th_ + ph_ * tw_) / 4
 # boxes); F is homogeneous of degree 1 in (G, H), so the divisor is held fixed in the gradient
 _m = Detach(TMax(G, H))
 F = _m * sp.sqrt(_c2 * Group(G / _m)**2 + _s2 * Group(H / _m)**2)
-# 2 K/(G + F) with K = (p1^2 - p2^2)(t1^2 - t2^2) as (w_p^2 - h_p^2)/(G + F) times (w_t^2 - h_t^2)/8
-_kp = Group(Group(Sub(R.pw, R.ph) / _side) * (pw_ + ph_))
-_kt = Group(Group(Sub(R.tw, R.th) / _side) * (tw_ + th_))
+# 2 K/(G + F) with K = (p1^2 - p2^2)(t1^2 - t2^2): the two side differences' product (w_p - h_p)(w_t - h_t)/s^2 divided
+# by G + F first (its derivative by hand, [1/(G + F)] (a' - (a/(G + F)) (G + F)'): no (G + F)^2), then times (w_p + h_p)/s and
+# (w_t + h_t)/s, over 8.  The quotient is at most 8 (G + F >= G >= (p1 + p2)(t1 + t2)/8 in form A, where K > 0 makes
+# G > H; H + F likewise in form B), so nothing leaves the range for one box far smaller than the other: the form
+# before, (w_p^2 - h_p^2)/(G + F) times (w_t^2 - h_t^2), formed the small box's r^2 (r the side ratio: a subnormal
+# below r ~ 1e-154, float32 1e-19; d/dh_p 1.4e-6 off relative at float64 r ~ 7e-161) and its gradient
+# 1/(G + F)^2 ~ 16/r^2 (inf - inf: every w, h, angle gradient NaN at a target of float64 r ~ 1e-160)
+_dd = Group(Group(Sub(R.pw, R.ph) / _side) * Group(Sub(R.tw, R.th) / _side))
+_sums = (pw_ + ph_, tw_ + th_)
+
+
+def _quotient_rule(a, b, key):
+    """a/b as a Group(1/b) (one division, shared by the value and every gradient), whose derivative is registered
+    as HAND_RULES[key]: Group(1/b) (a' - (a/b) b'), a product per gradient (no b^2, no division)."""
+    inv = Group(1 / b)
+    q = HandDiff(a * inv, sp.Integer(key))
+    HAND_RULES[key] = lambda s: inv * Sub(sp.diff(a, s), q * sp.diff(b, s))
+    return q
+
+
+def prove_quotient_rule(checks):
+    """The rule's form equals SymPy's quotient rule for any a(s), b(s)."""
+    s_, a_, b_ = sp.Symbol("s", real=True), sp.Function("a", real=True), sp.Function("b", positive=True)
+    inv = Group(1 / b_(s_))
+    prove_equal(plain(inv * (sp.diff(a_(s_), s_) - a_(s_) * inv * sp.diff(b_(s_), s_))), sp.diff(a_(s_) / b_(s_), s_),
+                f"d/ds (a/b) = [1/b] (a' - (a [1/b]) b') (HAND_RULES[{_QUOTIENT_RULES[0]}], [{_QUOTIENT_RULES[1]}]: "
+                "K's side differences over G + F and H + F; no (G + F)^2)", checks)
+
+
+def _k_over(den, key):
+    """16 K/den (K/den with the sides over s), the side differences' product over den first."""
+    return Group(_quotient_rule(_dd, den, key) * _sums[0]) * _sums[1]
+
+
 k = Above0((R.pw - R.ph) * (R.tw - R.th))  # K > 0
 bures_a = (Group(Sub(R.pw, R.tw) / _side)**2 + Group(Sub(R.ph, R.th) / _side)**2) / 4 \
-    + _s2 * Group(_kp / (G + F)) * _kt / 8
+    + _s2 * _k_over(G + F, _QUOTIENT_RULES[0]) / 8
 bures_b = (Group(Sub(R.pw, R.th) / _side)**2 + Group(Sub(R.ph, R.tw) / _side)**2) / 4 \
-    - _c2 * Group(_kp / (H + F)) * _kt / 8
+    - _c2 * _k_over(H + F, _QUOTIENT_RULES[1]) / 8
 BURES = _side**2 * (k * bures_a + Group(1 - k) * bures_b)
 W2 = R.dx**2 + R.dy**2 + BURES
 
@@ -128,6 +160,7 @@ def float32_kernel(kernel):
 
 def derive():
     checks = []
+    prove_quotient_rule(checks)
     for sign, dom in R.orientation_domains():
         label = f"K {sign}"
         m_side = sp.Symbol("s", positive=True)

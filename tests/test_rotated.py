@@ -368,6 +368,12 @@ FAR_SIZES = [
     ("gwd_loss", {"tau": 2.0}, np.float32, [0, 0, 3e-15, 4e-15, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
     ("gwd_loss", {}, np.float32, [0.1, 0, 2, 1e-20, 0.3], [0, 0.2, 1.5, 1.2, 0.1]),
     ("gwd_loss", {}, np.float32, [0, 0, 1e-40, 2e-40, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
+    # and float64 (the same probe): K's side differences now over G + F first (no K ~ r^2, no 1/(G + F)^2): a target
+    # of side ratio ~1e-160 (NaN gradients before), a pred (d/dh_p 1.4e-6 off relative), ratios ~1e-300
+    ("gwd_loss", {}, np.float64, [0, 0, 3, 4, 0.3], [0.5, 0.2, 2.5e-160, 4.5e-160, 0.1]),
+    ("gwd_loss", {}, np.float64, [0, 0, 3e-160, 4e-160, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
+    ("gwd_loss", {"fun": "sqrt"}, np.float64, [0, 0, 3, 4, 0.3], [0.5, 0.2, 2.5e-300, 4.5e-300, 0.1]),
+    ("gwd_loss", {}, np.float64, [0, 0, 3e-300, 4e-300, 0.3], [0.5, 0.2, 2.5, 4.5, 0.1]),
 ]
 
 

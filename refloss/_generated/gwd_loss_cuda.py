@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 f85197953168f47e
+# scalar kernels: sha256 6bef986a1905d4a6
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
