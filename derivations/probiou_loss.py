@@ -22,13 +22,15 @@ largest side m (B_D is invariant under scaling, so m is held fixed in the gradie
 cancels for nearly equal boxes (ultralytics' (a1 + a2)(b1 + b2) - (c1 + c2)^2 and the log of a ratio
 near 1 do), and each difference of products is formed from differences of the sides.
 """
+import dataclasses
+
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Eval64, Group, HandDiff, Select, Step as Above0, TMax, plain
 
 NAME = "probiou_loss"
 mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
@@ -144,6 +146,31 @@ ACCURACY = ("B_D in closed form as sums of squares over N + D (no cancellation f
             "first (no overflow or underflow of the fourth powers); H_D = sqrt(-expm1(-B_D)).")
 
 
+# The float32 kernel's range: B_D < 2^40 and the largest side m in [2^-30, 2^30].  Every length is divided by m, so the
+# gradient carries 1/m times B_D's derivative in those units, ~B_D (the offset over m, squared); beyond, float32 lost it:
+# sides 1e-12 and 2e-12, 100 apart (B_D ~ 7e27, 1/m ~ 5e11): the size gradients overflowed, NaN (0 * inf in mode
+# "hellinger", exact 0; mode "bd" d/dh_p NaN, exact -3.9e35), and from an offset ~1e20 times the sides the offset's square
+# overflowed: the value NaN (exact 1).  There the float64 kernel's forms (Eval64: the inputs widened exactly, each result
+# rounded once); B_D NaN or inf: its comparison false, outside.
+F32_SIDE = sp.Integer(2) ** 30
+F32_BD = sp.Integer(2) ** 40
+
+
+def float32_kernel(kernel):
+    """``kernel`` with a rare copy, before each branch that is not constant, of that branch where B_D or the largest
+    side leaves the float32 kernel's range (above), its outputs evaluated in float64 together (``Eval64``)."""
+    largest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th))
+    outside = Select(bd_sym < F32_BD, TMax(largest / F32_SIDE, 1 / (F32_SIDE * largest)), sp.Integer(2)) > 1
+    branches = []
+    for b in kernel.branches:
+        if not all(v.is_Number or v is sp.nan or v is sp.oo for v in b.outputs.values()):
+            branches.append(dataclasses.replace(
+                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
+                outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
+        branches.append(b)
+    return dataclasses.replace(kernel, branches=tuple(branches))
+
+
 def derive():
     checks = []
     m_free = sp.Symbol("m", positive=True)
@@ -191,7 +218,7 @@ def derive():
         "B_D = 1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)), Sigma = (Sigma_p + "
         "Sigma_t)/2, each box the Gaussian N((cx, cy), R(angle) diag(w^2/12, h^2/12) R(angle)^T).",
         ["J. M. Llerena et al., Gaussian Bounding Boxes and Probabilistic Intersection-over-Union for Object "
-         "Detection, arXiv:2106.06072"], PARAMS, {p: k for p in ("f64", "f32")}, steps,
+         "Detection, arXiv:2106.06072"], PARAMS, {"f64": k, "f32": float32_kernel(k)}, steps,
         [R.rotation_plot("ProbIoU loss", note="ProbIoU sees a square as a disc."),
          R.slide_plot("ProbIoU loss", note="The Hellinger distance approaches 1 with a Gaussian tail, far more "
                       "slowly than 1 - IoU, which is 1 as soon as the boxes stop overlapping.")],

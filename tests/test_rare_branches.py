@@ -509,10 +509,11 @@ def _rotated_pairs(dtype, n=1500, seed=7):
 
 
 @pytest.mark.parametrize("name,params", [("gwd_loss", {}), ("gwd_loss", {"fun": "sqrt"}), ("gwd_loss", {"tau": 2.0}),
-                                         ("kld_loss", {}), ("kld_loss", {"fun": "sqrt", "reverse": True})], ids=repr)
+                                         ("kld_loss", {}), ("kld_loss", {"fun": "sqrt", "reverse": True}),
+                                         ("probiou_loss", {}), ("probiou_loss", {"mode": "bd"})], ids=repr)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_rotated_block_loops_equal_the_scalar_kernel_element_by_element(name, params, dtype):
-    """GWD's and KLD's float32 kernels take their rare float64 branches where the sides or the distance leave
+    """GWD's, KLD's and ProbIoU's float32 kernels take their rare float64 branches where the sides or the distance leave
     float32's range (one box far smaller than the other, thin, tiny or huge boxes, far centres): the block loops
     flag those elements and the scalar kernel computes them: value and gradients as the scalar kernel gives them,
     bit for bit, beside ordinary pairs, zero sides and non-finite inputs."""

@@ -390,6 +390,29 @@ def test_one_box_far_smaller_than_the_other(name, params, dtype, p, t, monkeypat
     assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)
 
 
+# ProbIoU float32, small boxes far apart relative to their size (a probe, 2026-12-07): every length is divided by the
+# largest side m, so the gradient carries 1/m times B_D's derivative (~B_D): the size gradients overflowed, NaN
+# ("hellinger": 0 * inf, exact 0; "bd": d/dh_p NaN, exact -3.9e35), and the offset's square overflowed beyond ~1e20
+# times the sides (value NaN, exact 1); now float64 where B_D >= 2^40 or m is outside [2^-30, 2^30].  An exact
+# component beyond float32's range is its infinity.
+@pytest.mark.parametrize("params,p,t", [({}, [100, 50, 1e-12, 1e-12, 0.3], [0, 0, 2e-12, 3e-12, 0.1]),
+                                        ({}, [1e9, 50, 1e-12, 1e-12, 0.3], [0, 0, 2e-12, 3e-12, 0.1]),
+                                        ({"mode": "bd"}, [100, 50, 1e-12, 1e-12, 0.3], [0, 0, 2e-12, 3e-12, 0.1]),
+                                        ({"mode": "bd"}, [100, 50, 1e-10, 1e-10, 0.3], [0, 0, 2e-10, 3e-10, 0.1]),
+                                        ({}, [3e20, 0, 1, 2, 0.3], [0, 0, 2, 3, 0.1])], ids=repr)
+def test_probiou_float32_small_boxes_far_apart(params, p, t, monkeypatch):
+    monkeypatch.setattr(oracle, "_GUARD_DPS", 700)
+    p, t = np.array(p, np.float32), np.array(t, np.float32)
+    with np.errstate(over="ignore"):
+        v, g = _grads("probiou_loss", p, t, **params)
+        ov, op, ot = oracle.probiou_loss(p, t, **params)
+        want = np.array([float(x) for x in op + ot])
+        big = np.abs(want) > np.finfo(np.float32).max
+    assert abs(float(v) - float(ov)) <= 5.4e-6 * abs(float(ov)), (float(v), float(ov))
+    assert np.array_equal(g[big], np.sign(want[big]) * np.inf), (g, want)
+    assert np.max(np.abs(g[~big] - want[~big]), initial=0) <= 5.4e-5 * np.abs(want[~big]).max(initial=0), (g, want)
+
+
 # angles far from 0 (a probe, 2026-12-07): sin(phi) was sin(hi) + lo cos(hi), phi = hi + lo the angle difference's
 # TwoSum, which drops lo^2/2: 5e-13 of the value at an angle of 1e10 in float64, 1.7e-3 at 1e6 in float32, an OBB
 # angle loss of 1.012 > 1 at 1e300; now sin(hi) cos(lo) + cos(hi) sin(lo)

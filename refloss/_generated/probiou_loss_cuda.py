@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 7cfb93bbfe221b20
+# scalar kernels: sha256 5d79af5a4fef1aea
 """ProbIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
