@@ -113,7 +113,8 @@ class YoloDecode:
         return self._run(True, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate)
 
     def _run(self, with_grad, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dtype, device, validate):
-        reject_autograd(_NAMES, (t, anchors, grid, cotangent))
+        reject_autograd(_NAMES[:1], (t,))
+        reject_autograd(_NAMES[1:], (anchors, grid, cotangent), gradient=False)
         dt, precision, out_dt = result_dtypes((t, anchors, grid), dtype)
         if out_dt != dt:  # float16: computed in float32, returned as float16
             result = self._run(with_grad, t, anchors, grid, cotangent, variant, scale_xy, stride, fmt, dt, device,
@@ -240,7 +241,7 @@ def yolo_encode(boxes, anchors, grid, variant="v3", scale_xy=1.0, stride=1.0, fm
     never reaches 0 or 1), a non-positive size, or (variant "scaled") a size of 4 or more
     times the anchor's.
     """
-    reject_autograd(("boxes", "anchors", "grid"), (boxes, anchors, grid))
+    reject_autograd(("boxes", "anchors", "grid"), (boxes, anchors, grid), gradient=False)
     dt = result_dtypes((boxes, anchors, grid), dtype)[2]  # computed in extended precision, returned in it
     s, scaled, stride = _variant_args(variant, scale_xy, stride)
     if fmt not in FORMATS:

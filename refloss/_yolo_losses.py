@@ -69,7 +69,7 @@ def _targets(boxes, labels, n_images: int, num_classes: int, dt) -> tuple[list, 
 def _gt_array(name: str, b, dt) -> np.ndarray:
     """One image's ground-truth boxes as a (G, 4) array; ValueError naming the box for a wrong
     shape, a non-finite value, a centre outside [0, 1] or a degenerate size (w <= 0 or h <= 0)."""
-    reject_autograd((name,), (b,))
+    reject_autograd((name,), (b,), gradient=False)
     b = as_real_array(name, b, dt)
     if b.size == 0:
         b = b.reshape(0, 4)
@@ -408,7 +408,7 @@ def _pred_boxes(pred_boxes, shapes) -> list:
                          f"{type(pred_boxes).__name__} of {len(pred_boxes) if hasattr(pred_boxes, '__len__') else 1}")
     out = []
     for k, (pb, shape) in enumerate(zip(pred_boxes, shapes)):
-        reject_autograd((f"pred_boxes[{k}]",), (pb,))
+        reject_autograd((f"pred_boxes[{k}]",), (pb,), gradient=False)
         arr = as_real_array(f"pred_boxes[{k}]", pb, np.dtype(np.float64))
         if arr.shape != shape + (4,):
             raise ValueError(f"pred_boxes[{k}]: must have shape (N, H, W, B, 4) = {shape + (4,)}, got {arr.shape}")
@@ -493,7 +493,7 @@ def yolo_assign(grid_shapes, anchors, gt_boxes, pred_boxes=None, *, ignore_thres
 
 def _anchors(name: str, a, dt) -> np.ndarray:
     """One scale's anchors as a (B, 2) array of ``dt``, B >= 1, finite sizes > 0; errors name the argument."""
-    reject_autograd((name,), (a,))
+    reject_autograd((name,), (a,), gradient=False)
     a = as_real_array(name, a, dt)
     if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0:
         raise ValueError(f"{name}: must have shape (B, 2) (normalised anchor sizes), got shape {a.shape}")

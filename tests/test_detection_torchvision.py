@@ -500,7 +500,10 @@ def test_what_a_probe_found_is_named():
     with pytest.raises(ValueError, match="^beta: must satisfy"):  # (no foreground anchor reads it)
         rl.ssd_loss(no_boxes[1:] * 2, head, anchors, beta=-1.0)
     # inputs refloss takes no gradient of: the message does not point to a gradient
+    anchor = torch.tensor([[0.3, 0.3]], requires_grad=True)
     for call in (lambda: rl.match_by_iou(torch.zeros(2, 3, requires_grad=True), 0.5, 0.4),
+                 lambda: rl.yolo_encode(np.array([[0.5, 0.5, 0.2, 0.2]]), anchor, np.zeros((1, 2))),
+                 lambda: rl.yolo_decode(np.zeros((1, 4)), anchor, np.zeros((1, 2))),
                  lambda: rl.retinanet_loss([{"boxes": torch.tensor(targets[0]["boxes"], requires_grad=True),
                                              "labels": targets[0]["labels"]}, targets[1]], head, anchors)):
         with pytest.raises(TypeError, match=r"\.detach\(\) \(refloss takes no gradient with respect to it\)$"):
