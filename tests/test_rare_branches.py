@@ -139,6 +139,7 @@ def _equal_to_the_scalar_kernel(fn, scalar_kernel, inputs, params, dtype):
 
 
 @functools.cache
+@functools.lru_cache(maxsize=None)  # (compiled once a worker: a rotated float32 kernel takes ~25 s)
 def _scalar_of(name, prec):
     return numba.njit(error_model="numpy")(getattr(importlib.import_module(f"refloss._generated.{name}"),
                                                    f"value_and_grad_{prec}"))

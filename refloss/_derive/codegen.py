@@ -1958,6 +1958,7 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     scope, precision = printer.snapshot(), printer.precision
     printer.restore(({}, {}, {}))
     printer.precision, printer.prefix = "f64", prefix
+    start = len(lines)
     try:
         exprs = _accurate_parts([e.xreplace(widened) for e in exprs], printer, indent, lines, temporaries, prefix)
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
@@ -1972,7 +1973,30 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     finally:
         printer.precision, printer.prefix = precision, ""
         printer.restore(scope)
-    return lines
+    return lines[:start] + [_numpy_libm(ln) for ln in lines[start:]]
+
+
+# (sqrt alone: the other libm calls are read by later passes as they are printed -- math.pow becomes the fast pow,
+# copysign a guard -- and none has yet been a divisor that can be 0 in an arm not taken)
+_LIBM_RESULT = re.compile(r"\bmath\.sqrt\(")
+
+
+def _numpy_libm(line: str) -> str:
+    """``line`` with each ``math.sqrt(...)`` call's result a NumPy float64, ``_f64(math.sqrt(...))``: a float32 kernel's
+    float64 part is evaluated in full (both arms of its selections), and where the kernel runs as Python (the CUDA
+    simulator) math.sqrt's result is a Python float, which divides by 0 with an error (GWD's 1/(2 sqrt(W^2)) at
+    W^2 = 0, an arm not taken) where NumPy's and the compiled kernels' give inf.  Compiled, the cast is no operation."""
+    out, k = [], 0
+    for m in _LIBM_RESULT.finditer(line):
+        if m.start() < k:
+            continue
+        depth, j = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(line[j], 0)
+            j += 1
+        out += [line[k:m.start()], "_f64(", m.group(0), _numpy_libm(line[m.end():j - 1]), "))"]
+        k = j
+    return "".join(out) + line[k:]
 
 
 def _accurate_parts(exprs: list, printer: KernelPrinter, indent: str, lines: list, temporaries: str, prefix: str) -> list:

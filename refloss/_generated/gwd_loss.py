@@ -1125,7 +1125,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xt22 = _xs151*_xs151
         _xs152 = _xt10/_xt12
         _xs153 = _xt9/_xt12
-        _xt23 = _xt12*math.sqrt(_xt20*(_xs152*_xs152) + _xt22*(_xs153*_xs153))
+        _xt23 = _xt12*_f64(math.sqrt(_xt20*(_xs152*_xs152) + _xt22*(_xs153*_xs153)))
         _xs154 = _xw_px - _xw_tx
         _xs155 = _xw_py - _xw_ty
         _xt24 = (_xs154*_xs154) + (_xs155*_xs155)
@@ -1318,12 +1318,12 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xt22_w1 = _xs299*_xs299
         _xs300 = _xt10_w1/_xt12_w1
         _xs301 = _xt9_w1/_xt12_w1
-        _xt23_w1 = _xt12_w1*math.sqrt(_xt20_w1*(_xs300*_xs300) + _xt22_w1*(_xs301*_xs301))
+        _xt23_w1 = _xt12_w1*_f64(math.sqrt(_xt20_w1*(_xs300*_xs300) + _xt22_w1*(_xs301*_xs301)))
         _xs302 = _xw_px_w1 - _xw_tx_w1
         _xs303 = _xw_py_w1 - _xw_ty_w1
         _xt24_w1 = (_xs302*_xs302) + (_xs303*_xs303)
         _xs304 = _xt24_w1 + 0.25*(_xw_ph_w1*_xw_ph_w1) + 0.25*(_xw_pw_w1*_xw_pw_w1) + 0.25*(_xw_th_w1*_xw_th_w1) + 0.25*(_xw_tw_w1*_xw_tw_w1)
-        _xt25_w1 = math.sqrt(_xs304)
+        _xt25_w1 = _f64(math.sqrt(_xs304))
         _xt26_w1 = _xw_tau_w1 - 1.0
         _xt27_w1 = _sel((-_xw_ph_w1 + _xw_pw_w1)*(-_xw_th_w1 + _xw_tw_w1) > 0.0, 1.0, 0.0)
         _xt28_w1 = _xt4_w1 + _xt7_w1
@@ -1338,7 +1338,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xs311 = -_xt22_w1*_xt30_w1*(_xt28_w1*_xt29_w1*(1.0/(_xs308))) + 0.25*(_xs309*_xs309) + 0.25*(_xs310*_xs310)
         _xs312 = _xt27_w1*(_xt20_w1*_xt30_w1*(_xt28_w1*_xt29_w1*(1.0/(_xs305))) + 0.25*(_xs306*_xs306) + 0.25*(_xs307*_xs307))
         _xt31_w1 = (_xt1_w1*_xt1_w1)*(_xs312 + _xs311*(1.0 - _xt27_w1)) + _xt24_w1
-        _xt32 = math.sqrt(_xt31_w1)
+        _xt32 = _f64(math.sqrt(_xt31_w1))
         _xs313 = (_xt0_w1 == 0.0) or (_xt11_w1 == 0.0) or (_xt23_w1 == 0.0)
         _xs314 = (_xt25_w1 + _xt26_w1)/(_xt25_w1 + _xw_tau_w1)
         _xs315 = _xt31_w1 == 0.0
@@ -1735,7 +1735,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xt29 = _xt28*_xt28
         _xt30 = _xt9/_xt12
         _xt31 = _xt30*_xt30
-        _xt32 = math.sqrt(_xt23*_xt26 + _xt29*_xt31)
+        _xt32 = _f64(math.sqrt(_xt23*_xt26 + _xt29*_xt31))
         _xt33 = _xt12*_xt32
         _xt34 = (_xt0 == 0.0) or (_xt11 == 0.0) or (_xt33 == 0.0)
         _xt35 = _xt1*_xt1
@@ -2035,7 +2035,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xt29_w1 = _xt28_w1*_xt28_w1
         _xt30_w1 = _xt9_w1/_xt12_w1
         _xt31_w1 = _xt30_w1*_xt30_w1
-        _xt32_w1 = math.sqrt(_xt23_w1*_xt26_w1 + _xt29_w1*_xt31_w1)
+        _xt32_w1 = _f64(math.sqrt(_xt23_w1*_xt26_w1 + _xt29_w1*_xt31_w1))
         _xt33_w1 = _xt12_w1*_xt32_w1
         _xt34_w1 = (_xt0_w1 == 0.0) or (_xt11_w1 == 0.0) or (_xt33_w1 == 0.0)
         _xt35_w1 = _xt1_w1*_xt1_w1
@@ -2066,7 +2066,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xs304 = _xt36_w1*(0.25*(_xt37_w1*_xt37_w1) + 0.25*(_xt38_w1*_xt38_w1) + _xt45_w1*_xt47_w1)
         _xt58_w1 = _xt35_w1*(_xs304 + _xt48_w1*(0.25*(_xt49_w1*_xt49_w1) + 0.25*(_xt50_w1*_xt50_w1) - _xt53_w1*_xt54_w1)) + _xt57_w1
         _xt59_w1 = _xt58_w1 == 0.0
-        _xt60_w1 = math.sqrt(_xt58_w1)
+        _xt60_w1 = _f64(math.sqrt(_xt58_w1))
         _xt61_w1 = _xt60_w1 + _xw_tau_w1
         _xt62_w1 = 1.0/(_xt61_w1*_xt61_w1)
         _xt63_w1 = 0.5/_xt60_w1
@@ -2121,7 +2121,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, fun, tau):
         _xt112_w1 = _xt103_w1*_xt29_w1*_xt53_w1
         _xt113_w1 = _xt79_w1*(_xt107_w1*_xt109_w1 + _xt108_w1*_xt110_w1)
         _xs305 = _xt57_w1 + 0.25*(_xw_ph_w1*_xw_ph_w1) + 0.25*(_xw_pw_w1*_xw_pw_w1) + 0.25*(_xw_th_w1*_xw_th_w1) + 0.25*(_xw_tw_w1*_xw_tw_w1)
-        _xt114_w1 = math.sqrt(_xs305)
+        _xt114_w1 = _f64(math.sqrt(_xs305))
         _xt115 = _xw_tau_w1 - 1.0
         _xs306 = _xt62_w1*(-_xt65_w1)
         _xs307 = _sel(_xt59_w1, 0.0, _xs306)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6bef986a1905d4a6
+# scalar kernels: sha256 244b3ece8b58d9c2
 """GWD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -2435,7 +2435,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
                 _xt22 = _xs151*_xs151
                 _xs152 = _xt10/_xt12
                 _xs153 = _xt9/_xt12
-                _xt23 = _xt12*_sqrt(_xt20*(_xs152*_xs152) + _xt22*(_xs153*_xs153))
+                _xt23 = _xt12*_f64(_sqrt(_xt20*(_xs152*_xs152) + _xt22*(_xs153*_xs153)))
                 _xs154 = _xw_px - _xw_tx
                 _xs155 = _xw_py - _xw_ty
                 _xt24 = (_xs154*_xs154) + (_xs155*_xs155)
@@ -2627,12 +2627,12 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
                 _xt22_w1 = _xs299*_xs299
                 _xs300 = _xt10_w1/_xt12_w1
                 _xs301 = _xt9_w1/_xt12_w1
-                _xt23_w1 = _xt12_w1*_sqrt(_xt20_w1*(_xs300*_xs300) + _xt22_w1*(_xs301*_xs301))
+                _xt23_w1 = _xt12_w1*_f64(_sqrt(_xt20_w1*(_xs300*_xs300) + _xt22_w1*(_xs301*_xs301)))
                 _xs302 = _xw_px_w1 - _xw_tx_w1
                 _xs303 = _xw_py_w1 - _xw_ty_w1
                 _xt24_w1 = (_xs302*_xs302) + (_xs303*_xs303)
                 _xs304 = _xt24_w1 + 0.25*(_xw_ph_w1*_xw_ph_w1) + 0.25*(_xw_pw_w1*_xw_pw_w1) + 0.25*(_xw_th_w1*_xw_th_w1) + 0.25*(_xw_tw_w1*_xw_tw_w1)
-                _xt25_w1 = _sqrt(_xs304)
+                _xt25_w1 = _f64(_sqrt(_xs304))
                 _xt26_w1 = _xw_tau_w1 - 1.0
                 _xt27_w1 = _sel((-_xw_ph_w1 + _xw_pw_w1)*(-_xw_th_w1 + _xw_tw_w1) > 0.0, 1.0, 0.0)
                 _xt28_w1 = _xt4_w1 + _xt7_w1
@@ -2647,7 +2647,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau):
                 _xs311 = -_xt22_w1*_xt30_w1*(_xt28_w1*_xt29_w1*(1.0/(_xs308))) + 0.25*(_xs309*_xs309) + 0.25*(_xs310*_xs310)
                 _xs312 = _xt27_w1*(_xt20_w1*_xt30_w1*(_xt28_w1*_xt29_w1*(1.0/(_xs305))) + 0.25*(_xs306*_xs306) + 0.25*(_xs307*_xs307))
                 _xt31_w1 = (_xt1_w1*_xt1_w1)*(_xs312 + _xs311*(1.0 - _xt27_w1)) + _xt24_w1
-                _xt32 = _sqrt(_xt31_w1)
+                _xt32 = _f64(_sqrt(_xt31_w1))
                 _xs313 = (_xt0_w1 == 0.0) or (_xt11_w1 == 0.0) or (_xt23_w1 == 0.0)
                 _xs314 = (_xt25_w1 + _xt26_w1)/(_xt25_w1 + _xw_tau_w1)
                 _xs315 = _xt31_w1 == 0.0
@@ -3650,7 +3650,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xt29 = _xt28*_xt28
                 _xt30 = _xt9/_xt12
                 _xt31 = _xt30*_xt30
-                _xt32 = _sqrt(_xt23*_xt26 + _xt29*_xt31)
+                _xt32 = _f64(_sqrt(_xt23*_xt26 + _xt29*_xt31))
                 _xt33 = _xt12*_xt32
                 _xt34 = (_xt0 == 0.0) or (_xt11 == 0.0) or (_xt33 == 0.0)
                 _xt35 = _xt1*_xt1
@@ -3949,7 +3949,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xt29_w1 = _xt28_w1*_xt28_w1
                 _xt30_w1 = _xt9_w1/_xt12_w1
                 _xt31_w1 = _xt30_w1*_xt30_w1
-                _xt32_w1 = _sqrt(_xt23_w1*_xt26_w1 + _xt29_w1*_xt31_w1)
+                _xt32_w1 = _f64(_sqrt(_xt23_w1*_xt26_w1 + _xt29_w1*_xt31_w1))
                 _xt33_w1 = _xt12_w1*_xt32_w1
                 _xt34_w1 = (_xt0_w1 == 0.0) or (_xt11_w1 == 0.0) or (_xt33_w1 == 0.0)
                 _xt35_w1 = _xt1_w1*_xt1_w1
@@ -3980,7 +3980,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xs304 = _xt36_w1*(0.25*(_xt37_w1*_xt37_w1) + 0.25*(_xt38_w1*_xt38_w1) + _xt45_w1*_xt47_w1)
                 _xt58_w1 = _xt35_w1*(_xs304 + _xt48_w1*(0.25*(_xt49_w1*_xt49_w1) + 0.25*(_xt50_w1*_xt50_w1) - _xt53_w1*_xt54_w1)) + _xt57_w1
                 _xt59_w1 = _xt58_w1 == 0.0
-                _xt60_w1 = _sqrt(_xt58_w1)
+                _xt60_w1 = _f64(_sqrt(_xt58_w1))
                 _xt61_w1 = _xt60_w1 + _xw_tau_w1
                 _xt62_w1 = 1.0/(_xt61_w1*_xt61_w1)
                 _xt63_w1 = 0.5/_xt60_w1
@@ -4035,7 +4035,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xt112_w1 = _xt103_w1*_xt29_w1*_xt53_w1
                 _xt113_w1 = _xt79_w1*(_xt107_w1*_xt109_w1 + _xt108_w1*_xt110_w1)
                 _xs305 = _xt57_w1 + 0.25*(_xw_ph_w1*_xw_ph_w1) + 0.25*(_xw_pw_w1*_xw_pw_w1) + 0.25*(_xw_th_w1*_xw_th_w1) + 0.25*(_xw_tw_w1*_xw_tw_w1)
-                _xt114_w1 = _sqrt(_xs305)
+                _xt114_w1 = _f64(_sqrt(_xs305))
                 _xt115 = _xw_tau_w1 - 1.0
                 _xs306 = _xt62_w1*(-_xt65_w1)
                 _xs307 = _sel(_xt59_w1, 0.0, _xs306)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6bef986a1905d4a6
+# scalar kernels: sha256 244b3ece8b58d9c2
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 dc7ee18814da6670
+# scalar kernels: sha256 14ab30c73477d0f1
 """KLD loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -7702,7 +7702,7 @@ def _value_block_f32(_pred, _target, _out, fun, tau, reverse):
                 _xs2240 = _xt26_w1/_xw_tw_w1
                 _xs2241 = (_xt22_w1/(_xw_tw_w1*_xw_tw_w1))*(_xs2238*_xs2238) + (_xs2239*_xs2239) + (_xs2240*_xs2240)
                 _xs2242 = 0.5*_sel(_xt12_w1, _xs2100, _xs2232) + 2.0*_sel(_xs2233, _xs2237, _xs2241)
-                _xt39_w1 = _sqrt(_sel(_xs1694, _xs1968, _xs2242))
+                _xt39_w1 = _f64(_sqrt(_sel(_xs1694, _xs1968, _xs2242)))
                 _xd1 = _f32((_xt39_w1 + (_xw_tau_w2 - 1.0))/(_xt39_w1 + _xw_tau_w2))
                 value_w1 = _xd1
             else:  # f = sqrt
@@ -11925,7 +11925,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xs2377 = (_xt56_w1*_xt56_w1) + (_xt58_w1*_xt58_w1) + _xt61_w1*_xt67_w1
                 _xs2378 = (_xt68_w1*_xt68_w1) + (_xt69_w1*_xt69_w1) + _xt73_w1*_xt76_w1
                 _xs2379 = 0.5*_sel(_xt31_w1, _xs2245, _xs2376) + 2.0*_sel(_xt53_w1, _xs2377, _xs2378)
-                _xt97_w1 = _sqrt(_sel(_xt0_w1, _xs2114, _xs2379))
+                _xt97_w1 = _f64(_sqrt(_sel(_xt0_w1, _xs2114, _xs2379)))
                 _xt98_w1 = _xt97_w1 + _xw_tau_w2
                 _xt99_w1 = 1.0/(_xt98_w1*_xt98_w1)
                 _xt100_w1 = 0.5/_xt97_w1

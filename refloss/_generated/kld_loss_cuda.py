@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 dc7ee18814da6670
+# scalar kernels: sha256 14ab30c73477d0f1
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 

@@ -2474,7 +2474,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _xem1003 = _sel(_xk966 == 0.0, _xq985, _xem1002)
         _xem1004 = _sel(_xa962 != 0.0, _xem1003, _xa962)
         _xem1005 = _sel(_xa962 == _xa962, _xem1004, _xa962)
-        _xd1 = _f32(math.sqrt(-_xem1005))
+        _xd1 = _f32(_f64(math.sqrt(-_xem1005)))
         value = _xd1
         return value
     else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
@@ -4029,7 +4029,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         _xem1050 = _sel(_xt92_w1 != 0.0, _xem1049, _xt92_w1)
         _xem1051 = _sel(_xt92_w1 == _xt92_w1, _xem1050, _xt92_w1)
         _xt93_w1 = _xem1051
-        _xt94_w1 = math.sqrt(-_xt93_w1)
+        _xt94_w1 = _f64(math.sqrt(-_xt93_w1))
         _xex1052 = (_xp1045*_xsc1035)*_xsc1036
         _xex1053 = _sel(_xt92_w1 == _xt92_w1, _xex1052, _xt92_w1)
         _xt96_w1 = _xex1053

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5d79af5a4fef1aea
+# scalar kernels: sha256 82130dbd7eda17e8
 """ProbIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -4276,7 +4276,7 @@ def _value_block_f32(_pred, _target, _out, mode):
                 _xem1003 = _sel(_xk966 == 0.0, _xq985, _xem1002)
                 _xem1004 = _sel(_xa962 != 0.0, _xem1003, _xa962)
                 _xem1005 = _sel(_xa962 == _xa962, _xem1004, _xa962)
-                _xd1 = _f32(_sqrt(-_xem1005))
+                _xd1 = _f32(_f64(_sqrt(-_xem1005)))
                 value_w1 = _xd1
             else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
                 _a1006 = -b_d_w1
@@ -6702,7 +6702,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 _xem1050 = _sel(_xt92_w1 != 0.0, _xem1049, _xt92_w1)
                 _xem1051 = _sel(_xt92_w1 == _xt92_w1, _xem1050, _xt92_w1)
                 _xt93_w1 = _xem1051
-                _xt94_w1 = _sqrt(-_xt93_w1)
+                _xt94_w1 = _f64(_sqrt(-_xt93_w1))
                 _xex1052 = (_xp1045*_xsc1035)*_xsc1036
                 _xex1053 = _sel(_xt92_w1 == _xt92_w1, _xex1052, _xt92_w1)
                 _xt96_w1 = _xex1053

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 5d79af5a4fef1aea
+# scalar kernels: sha256 82130dbd7eda17e8
 """ProbIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
