@@ -22,6 +22,7 @@ an OBB angle loss of 1.012 > 1 at 1e300; a probe, 2026-12-07.)
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import sympy as sp
@@ -29,7 +30,7 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
 from refloss._info import Properties
-from refloss._derive.functions import HAND_RULES, CosSmall, Group, HandDiff, SinSmall, Sub, TwoSum, plain
+from refloss._derive.functions import HAND_RULES, CosSmall, Eval64, Group, HandDiff, SinSmall, Sub, TwoSum, plain
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
 tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
@@ -215,3 +216,17 @@ def normalised_branches(distance, d_sym, undefined_label: str, undefined=None, u
 NORMALISATION_STEP = Step("The loss, with $f$ the normalising function (parameter `fun`: $\\ln(1 + x)$ or "
                           "$\\sqrt{x}$), evaluated as $(\\tau - 1 + f)/(\\tau + f)$:", "L",
                           "1 - \\frac{1}{\\tau + f(D)}")
+
+
+def float64_where(kernel, outside):
+    """A float32 ``kernel`` with a rare copy, before each branch that is not constant, of that branch where
+    ``outside`` holds (the float32 kernel's range left: KLD's, ProbIoU's), its outputs evaluated in float64 together
+    (``Eval64``: the inputs widened exactly, each result rounded once)."""
+    branches = []
+    for b in kernel.branches:
+        if not all(v.is_Number for v in b.outputs.values()):  # (NaN and inf are Numbers)
+            branches.append(dataclasses.replace(
+                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
+                outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
+        branches.append(b)
+    return dataclasses.replace(kernel, branches=tuple(branches))

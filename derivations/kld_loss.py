@@ -21,14 +21,12 @@ when X >= 0, and with w_t and h_t exchanged in e_w, e_h and cos^2(phi) (-X) in p
 sin^2(phi) X otherwise: every term >= 0, so nothing cancels for nearly equal boxes, nor for a box
 and its w/h swap turned by pi/2 (the same Gaussian), and D keeps its relative digits (f = sqrt needs them).
 """
-import dataclasses
-
 import sympy as sp
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import Eval64, GapLog, Group, Select, TMax, TMin, plain
+from refloss._derive.functions import GapLog, Group, Select, TMax, TMin, plain
 from refloss._info import Properties
 
 NAME = "kld_loss"
@@ -106,14 +104,7 @@ def float32_kernel(kernel):
     # (one select of a max and a min: no chain of comparisons in the block loops; D NaN: its comparison false, outside)
     largest, smallest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)), TMin(TMin(R.pw, R.ph), TMin(R.tw, R.th))
     outside = Select(d_sym < F32_DIVERGENCE, TMax(largest / F32_SIDES, 1 / (F32_SIDES * smallest)), sp.Integer(2)) > 1
-    branches = []
-    for b in kernel.branches:
-        if not all(v.is_Number or v is sp.nan for v in b.outputs.values()):
-            branches.append(dataclasses.replace(
-                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
-                outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
-        branches.append(b)
-    return dataclasses.replace(kernel, branches=tuple(branches))
+    return R.float64_where(kernel, outside)
 
 
 def derive():

@@ -22,15 +22,13 @@ largest side m (B_D is invariant under scaling, so m is held fixed in the gradie
 cancels for nearly equal boxes (ultralytics' (a1 + a2)(b1 + b2) - (c1 + c2)^2 and the log of a ratio
 near 1 do), and each difference of products is formed from differences of the sides.
 """
-import dataclasses
-
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Eval64, Group, HandDiff, Select, Step as Above0, TMax, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, plain
 
 NAME = "probiou_loss"
 mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
@@ -161,14 +159,7 @@ def float32_kernel(kernel):
     side leaves the float32 kernel's range (above), its outputs evaluated in float64 together (``Eval64``)."""
     largest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th))
     outside = Select(bd_sym < F32_BD, TMax(largest / F32_SIDE, 1 / (F32_SIDE * largest)), sp.Integer(2)) > 1
-    branches = []
-    for b in kernel.branches:
-        if not all(v.is_Number or v is sp.nan or v is sp.oo for v in b.outputs.values()):
-            branches.append(dataclasses.replace(
-                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
-                outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
-        branches.append(b)
-    return dataclasses.replace(kernel, branches=tuple(branches))
+    return R.float64_where(kernel, outside)
 
 
 def derive():
