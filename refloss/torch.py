@@ -62,6 +62,9 @@ _SCHEMA_TYPES = {"real": "float", "bool": "bool", "int": "int", "optional": "flo
                  "size": "float[]?"}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _NATIVE = (torch.float64, torch.float32)
+# tensors the fast path takes as they are: plain tensors and nn.Parameter (a subclass that only marks a module's
+# weight; no __torch_function__ of its own), not other subclasses, whose operations may mean something else
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _WRAPPED: dict = {}
 
 
@@ -558,19 +561,19 @@ def _native(inputs) -> bool:
     """Whether the inputs are tensors of one native float dtype (float64, float32) on one device: the common
     call, which needs no conversion."""
     first = inputs[0]
-    if type(first) is not torch.Tensor:
+    if type(first) not in _PLAIN:
         return False
     dt = first.dtype
     if dt not in _NATIVE:
         return False
     if first.is_cpu:  # (the common case: Tensor.device makes a torch.device a call, is_cpu costs less)
         for v in inputs:  # (a loop: all() of a generator costs twice as much, in a call of ~15 us)
-            if type(v) is not torch.Tensor or v.dtype != dt or not v.is_cpu:
+            if type(v) not in _PLAIN or v.dtype != dt or not v.is_cpu:
                 return False
         return True
     device = first.device
     for v in inputs:
-        if type(v) is not torch.Tensor or v.dtype != dt or v.device != device:
+        if type(v) not in _PLAIN or v.dtype != dt or v.device != device:
             return False
     return True
 

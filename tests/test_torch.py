@@ -767,3 +767,31 @@ def test_cross_entropy_of_images_takes_the_class_axis_moved_last():
     ref = F.cross_entropy(x, y, label_smoothing=0.1)
     out = rt.softmax_cross_entropy(x.movedim(1, -1), y, label_smoothing=0.1, reduction="mean")
     assert abs(out.item() - ref.item()) < 1e-14
+
+
+def test_parameters_take_the_fast_path_with_the_same_bits(monkeypatch):
+    """An nn.Parameter (a module's weight) is a plain tensor for refloss: the same value and gradient as the tensor
+    it holds, bit for bit, through the fast path (it took the general path before, correct and slower); another
+    Tensor subclass still takes the general path (its operations may mean something else)."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 10, (16, 2))
+    p = torch.tensor(np.hstack([xy, xy + rng.uniform(1, 5, (16, 2))]))
+    t = p + torch.tensor(rng.normal(0, 0.5, (16, 4)))
+    w, x = torch.nn.Parameter(p.clone()), p.clone().requires_grad_(True)
+    for inp in (w, x):
+        rt.ciou_loss(inp, t, reduction="mean").backward()
+    assert torch.equal(rt.ciou_loss(w, t), rt.ciou_loss(x, t)) and torch.equal(w.grad, x.grad)
+
+    def general(*a, **k):
+        raise AssertionError("the general path")
+
+    monkeypatch.setattr(rt, "_tensors", general)
+    rt.ciou_loss(w, t, reduction="sum").backward()  # the fast path: never converts
+    with torch.no_grad():
+        rt.ciou_loss(w, t)
+
+    class Marked(torch.Tensor):
+        pass
+
+    with pytest.raises(AssertionError, match="the general path"):
+        rt.ciou_loss(p.as_subclass(Marked), t)
