@@ -215,14 +215,24 @@ def _rule_check(rule, ratio, name, den):
     import mpmath
 
     syms = PRED + TARGET + (eps,)
-    den_f = sp.lambdify(syms, plain(den), modules=[{"Max": max, "Min": min}, "mpmath"])
+    # Max and Min kept as unevaluated calls that lambdify maps to Python's max and min: SymPy's Max of two large
+    # arguments looks for zeros of their difference (factor_terms, gcd_terms), seconds a call, ~45 s of the
+    # ~48 s these checks took in each process that derived a box loss
+    n_max, n_min = sp.Function("Max"), sp.Function("Min")
+
+    def numeric(expr):
+        return plain(expr.replace(TMax, n_max).replace(TMin, n_min).replace(Clamp0, lambda x: n_max(x, 0)))
+
+    den_f = sp.lambdify(syms, numeric(den), modules=[{"Max": max, "Min": min}, "mpmath"])
 
     def heaviside(x, h0=0):
         return 1 if x > 0 else (h0 if x == 0 else 0)
 
     mods = [{"Heaviside": heaviside, "Max": max, "Min": min}, "mpmath"]
-    pairs = [(plain(rule(s)), plain(sp.diff(ratio, s))) for s in PRED + TARGET]
-    fns = [(sp.lambdify(syms, h, modules=mods), sp.lambdify(syms, d, modules=mods)) for h, d in pairs]
+    # the rule's and sympy.diff's derivative for each coordinate, in one function with their common subexpressions
+    # evaluated once (values in the order rule, diff, rule, diff, ...)
+    both = sp.lambdify(syms, [numeric(e) for s in PRED + TARGET for e in (rule(s), sp.diff(ratio, s))],
+                       modules=mods, cse=True)
     rng = random.Random(1)
     n = 0
     with mpmath.workdps(40):
@@ -233,8 +243,9 @@ def _rule_check(rule, ratio, name, den):
                 args = [mpmath.mpf(v) for v in (p1[0], p2[0], p1[1], p2[1], t1[0], t2[0], t1[1], t2[1])] + [e]
                 if den_f(*args) == 0:
                     continue
-                for (fh, fd), s in zip(fns, PRED + TARGET):
-                    h, d = fh(*args), fd(*args)
+                values = both(*args)
+                for k, s in enumerate(PRED + TARGET):
+                    h, d = values[2 * k], values[2 * k + 1]
                     if abs(h - d) > mpmath.mpf(10) ** -30:
                         raise AssertionError(f"d/d{s} of {name} by the rule: {h}, sympy.diff: {d} at {args}")
                 n += 1

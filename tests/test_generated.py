@@ -108,3 +108,20 @@ print(len(owner))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO))
     assert run.returncode == 0, run.stderr[-2000:] + run.stdout
     assert int(run.stdout.split()[-1]) >= 12
+
+
+def test_the_box_rule_checks_find_a_wrong_rule(monkeypatch):
+    """derivations/_boxes.py checks its hand-written derivatives against sympy.diff at integer box pairs: a rule
+    that drops eps from the numerator of (U + eps)/(C + eps), or one whose tie weight is 1 where the convention's
+    is 1/2 (the derivative of a plain Max at equal arguments), must stop generation."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from derivations import _boxes as B
+    from refloss._derive.functions import TMax
+
+    ratio = (B.union + B.eps) / (B.enclose + B.eps)
+    B._rule_check(B._ratio_derivative, ratio, "(U + eps)/(C + eps)", B.enclose + B.eps)  # the right rule passes
+    with pytest.raises(AssertionError, match=r"by the rule: .*sympy.diff"):
+        B._rule_check(lambda s: sympy.diff(B.union / (B.enclose + B.eps), s), ratio, "no eps", B.enclose + B.eps)
+    heaviside_one = ratio.replace(TMax, lambda a, b: sympy.Piecewise((a, a >= b), (b, True)))
+    with pytest.raises(AssertionError, match="by the rule"):
+        B._rule_check(lambda s: sympy.diff(heaviside_one, s), ratio, "ties", B.enclose + B.eps)
