@@ -221,12 +221,14 @@ NORMALISATION_STEP = Step("The loss, with $f$ the normalising function (paramete
 def float64_where(kernel, outside):
     """A float32 ``kernel`` with a rare copy, before each branch that is not constant, of that branch where
     ``outside`` holds (the float32 kernel's range left: KLD's, ProbIoU's), its outputs evaluated in float64 together
-    (``Eval64``: the inputs widened exactly, each result rounded once)."""
+    (``Eval64``: the inputs widened exactly, each result rounded once).  ``outside`` may be a function of the branch
+    (a range of its own for each: ProbIoU's mode 'hellinger' leaves it at a smaller B_D than mode 'bd')."""
     branches = []
     for b in kernel.branches:
         if not all(v.is_Number for v in b.outputs.values()):  # (NaN and inf are Numbers)
+            out = outside if isinstance(outside, sp.Basic) else outside(b)
             branches.append(dataclasses.replace(
-                b, condition=outside if b.condition is None else sp.And(outside, b.condition),
+                b, condition=out if b.condition is None else sp.And(out, b.condition),
                 outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
         branches.append(b)
     return dataclasses.replace(kernel, branches=tuple(branches))

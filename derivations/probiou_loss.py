@@ -28,7 +28,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, TMin, plain
 
 NAME = "probiou_loss"
 mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
@@ -148,17 +148,35 @@ ACCURACY = ("B_D in closed form as sums of squares over N + D (no cancellation f
 # gradient carries 1/m times B_D's derivative in those units, ~B_D (the offset over m, squared); beyond, float32 lost it:
 # sides 1e-12 and 2e-12, 100 apart (B_D ~ 7e27, 1/m ~ 5e11): the size gradients overflowed, NaN (0 * inf in mode
 # "hellinger", exact 0; mode "bd" d/dh_p NaN, exact -3.9e35), and from an offset ~1e20 times the sides the offset's square
-# overflowed: the value NaN (exact 1).  There the float64 kernel's forms (Eval64: the inputs widened exactly, each result
-# rounded once); B_D NaN or inf: its comparison false, outside.
+# overflowed: the value NaN (exact 1).  And the smallest side at least 2^-64 times the largest: below, a side may be
+# subnormal (m >= 2^-30), and 1/side overflows (d/dw_p -inf where float32 sides ~1e-41 overlap a box of sides ~1: exact
+# -0.58; a probe, 2026-12-08: every pair within the bar down to a ratio of 2^-90, misses only below 2^-99, where a side
+# is subnormal).  Mode "hellinger" (L = sqrt(1 - exp(-B_D)), its gradient exp(-B_D) dB_D / 2L) besides needs B_D < 2^6:
+# exp(-B_D) is subnormal from B_D ~ 87.3 and 0 from ~103.9, while the gradient's other factor, ~1/side, can be huge
+# (one box far smaller than the other, or thin: B_D ~ ln(m/side)) or the gradient normal anyway (m ~ 2^-30): from B_D
+# ~ 94 the gradient missed the bar (sides ~1e-30 against 1 offset by a few sides: d/dw_p 2.6 % off; two similar boxes
+# of sides ~2e-9 at B_D 94.3: 5.7e-5 of the scale), while at B_D <= 87 every pair of the probe was within 1e-5.  There
+# the float64 kernel's forms (Eval64: the inputs widened exactly, each result rounded once); B_D NaN or inf: its
+# comparison false, outside.
 F32_SIDE = sp.Integer(2) ** 30
 F32_BD = sp.Integer(2) ** 40
+F32_BD_HELLINGER = sp.Integer(2) ** 6
+F32_RATIO = sp.Integer(2) ** 64
 
 
 def float32_kernel(kernel):
-    """``kernel`` with a rare copy, before each branch that is not constant, of that branch where B_D or the largest
-    side leaves the float32 kernel's range (above), its outputs evaluated in float64 together (``Eval64``)."""
+    """``kernel`` with a rare copy, before each branch that is not constant, of that branch where B_D, the largest side
+    or the ratio of the smallest to the largest leaves the float32 kernel's range (above), its outputs evaluated in
+    float64 together (``Eval64``)."""
     largest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th))
-    outside = Select(bd_sym < F32_BD, TMax(largest / F32_SIDE, 1 / (F32_SIDE * largest)), sp.Integer(2)) > 1
+    smallest = TMin(TMin(R.pw, R.ph), TMin(R.tw, R.th))
+    # (one select of maxima: no chain of comparisons; a zero side is a degenerate box, taken by a constant branch first)
+    sides = TMax(TMax(largest / F32_SIDE, 1 / (F32_SIDE * largest)), largest / (F32_RATIO * smallest))
+
+    def outside(branch):
+        limit = F32_BD if branch.condition == sp.Eq(mode, 1) else F32_BD_HELLINGER
+        assert branch.condition in (None, sp.Eq(mode, 1)), branch.label
+        return Select(bd_sym < limit, sides, sp.Integer(2)) > 1
     return R.float64_where(kernel, outside)
 
 

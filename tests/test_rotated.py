@@ -413,6 +413,32 @@ def test_probiou_float32_small_boxes_far_apart(params, p, t, monkeypatch):
     assert np.max(np.abs(g[~big] - want[~big]), initial=0) <= 5.4e-5 * np.abs(want[~big]).max(initial=0), (g, want)
 
 
+
+# ProbIoU float32, one box far smaller than the other or thin, B_D below 2^40 (a probe, 2026-12-08): mode "hellinger"'s
+# gradient exp(-B_D) dB_D/(2L) lost exp(-B_D) to float32's subnormal range (B_D above ~87) while dB_D ~ 1/side kept the
+# product normal: sides 1e-30 against 1 offset by 3.2 (B_D 99), d/dw_p 1.2 % off; offset 3.5 (B_D 105): 0 (exact
+# -6.3e-17); sides ~1e-41 (subnormal, 1/side inf): d/dw_p -inf (exact -0.577); two thin boxes of side ratio 2^-80:
+# 4.1e-4 of the scale; two similar boxes of sides ~2e-9 at B_D 105: d/dh_t 0 (exact -4.8e-36).  Now float64 where mode
+# "hellinger" has B_D >= 2^6 or the smallest side is below 2^-64 times the largest.  The "bd" rows (a subnormal side;
+# a side ratio 2^-107) were within the bar before too: the ratio criterion sends them to float64.
+@pytest.mark.parametrize("params,p,t", [({}, [0, 0, 1e-30, 2e-30, 0.3], [3.2, 0, 1, 1.5, 0]),
+                                        ({}, [0, 0, 1e-30, 2e-30, 0.3], [3.5, 0, 1, 1.5, 0]),
+                                        ({}, [0, 0, 1e-41, 2e-41, 0.3], [0, 0, 1, 1.5, 0]),
+                                        ({}, [0, 0, 1, 2.0**-80, 0.4], [2, 0, 1.2, 3 * 2.0**-80, 0.2]),
+                                        ({}, [9.25 * 2.0**-29, 0.3 * 2.0**-29, 2.0**-29, 1.5 * 2.0**-29, 0],
+                                         [0, 0, 1.2 * 2.0**-29, 1.1 * 2.0**-29, 0.1]),
+                                        ({"mode": "bd"}, [0, 0, 4e-39, 6e-39, 0.3], [0.2, 0, 1, 1.5, 0]),
+                                        ({"mode": "bd"}, [0, 0, 536870.912, 6.3e-33, 1.3], [0, 0, 2.0**29, 1.5 * 2.0**29, 0])],
+                         ids=repr)
+def test_probiou_float32_one_box_far_smaller_b_d_not_large(params, p, t, monkeypatch):
+    monkeypatch.setattr(oracle, "_GUARD_DPS", 700)
+    p, t = np.array(p, np.float32), np.array(t, np.float32)
+    v, g = _grads("probiou_loss", p, t, **params)
+    ov, op, ot = oracle.probiou_loss(p, t, **params)
+    want = np.array([float(x) for x in op + ot])
+    assert abs(float(v) - float(ov)) <= 5.4e-6 * abs(float(ov)), (float(v), float(ov))
+    assert np.max(np.abs(g - want)) <= 5.4e-5 * np.abs(want).max(), (g, want)
+
 # angles far from 0 (a probe, 2026-12-07): sin(phi) was sin(hi) + lo cos(hi), phi = hi + lo the angle difference's
 # TwoSum, which drops lo^2/2: 5e-13 of the value at an angle of 1e10 in float64, 1.7e-3 at 1e6 in float32, an OBB
 # angle loss of 1.012 > 1 at 1e300; now sin(hi) cos(lo) + cos(hi) sin(lo)

@@ -1659,7 +1659,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     elif (ph == _f32(0.0)) or (pw == _f32(0.0)) or (th == _f32(0.0)) or (tw == _f32(0.0)):  # a degenerate box, mode 'bd': inf, gradient NaN
         value = _f32(math.inf)
         return value
-    elif (mode == _f32(1.0)) and ((max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
+    elif (mode == _f32(1.0)) and ((max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
         _xw_px = _f64(px)
         _xw_py = _f64(py)
         _xw_pw = _f64(pw)
@@ -2049,7 +2049,7 @@ def value_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
     elif (b_d == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
         value = _f32(0.0)
         return value
-    elif ((max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
+    elif ((max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))) if (b_d < _f32(64.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
         _xw_px_w1 = _f64(px)
         _xw_py_w1 = _f64(py)
         _xw_pw_w1 = _f64(pw)
@@ -2847,7 +2847,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         d_th = _f32(math.nan)
         d_ta = _f32(math.nan)
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
-    elif (mode == _f32(1.0)) and ((max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
+    elif (mode == _f32(1.0)) and ((max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
         _xw_px = _f64(px)
         _xw_py = _f64(py)
         _xw_pw = _f64(pw)
@@ -3571,7 +3571,7 @@ def value_and_grad_f32(px, py, pw, ph, pa, tx, ty, tw, th, ta, mode):
         d_th = _f32(0.0)
         d_ta = _f32(0.0)
         return value, d_px, d_py, d_pw, d_ph, d_pa, d_tx, d_ty, d_tw, d_th, d_ta
-    elif ((max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))) if (b_d < _f32(1099511627776.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
+    elif ((max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))) if (b_d < _f32(64.0)) else _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
         _xw_px_w1 = _f64(px)
         _xw_py_w1 = _f64(py)
         _xw_pw_w1 = _f64(pw)

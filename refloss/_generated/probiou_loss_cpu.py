@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 82130dbd7eda17e8
+# scalar kernels: sha256 1d45ca30a8f56ade
 """ProbIoU loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -3093,10 +3093,10 @@ def _value_block_f32(_pred, _target, _out, mode):
             _xok = _tg130 & _tg97 & _tg1 & _tg46
         elif (mode == _f32(1.0)):  # mode 'bd': L = B_D
             value = b_d
-            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
+            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
         elif (b_d == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
             value = _f32(0.0)
-            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
+            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
         else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
             _a292 = -b_d
             _xc293 = _sel(_a292 > -_f32(104.0), _a292, -_f32(104.0))
@@ -3137,7 +3137,7 @@ def _value_block_f32(_pred, _target, _out, mode):
             _em328 = _sel(_a292 != _f32(0.0), _em327, _a292)
             _em329 = _sel(_a292 == _a292, _em328, _a292)
             value = _sqrt(-_em329)
-            _xok = (not (((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0))) | (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
+            _xok = (not (((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0))) | (_sel(b_d < _f32(64.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
@@ -3464,7 +3464,7 @@ def _value_block_f32(_pred, _target, _out, mode):
                 value_w1 = _f32(1.0)
             elif (ph_w1 == _f32(0.0)) or (pw_w1 == _f32(0.0)) or (th_w1 == _f32(0.0)) or (tw_w1 == _f32(0.0)):  # a degenerate box, mode 'bd': inf, gradient NaN
                 value_w1 = _f32(math.inf)
-            elif (mode == _f32(1.0)) and (_sel(b_d_w1 < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
+            elif (mode == _f32(1.0)) and (_sel(b_d_w1 < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(5.421010862427522e-20)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1))/min(min(pw_w1, ph_w1), min(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
                 _xw_px = _f64(px_w1)
                 _xw_py = _f64(py_w1)
                 _xw_pw = _f64(pw_w1)
@@ -3851,7 +3851,7 @@ def _value_block_f32(_pred, _target, _out, mode):
                 value_w1 = b_d_w1
             elif (b_d_w1 == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
                 value_w1 = _f32(0.0)
-            elif (_sel(b_d_w1 < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
+            elif (_sel(b_d_w1 < _f32(64.0), max(max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(5.421010862427522e-20)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1))/min(min(pw_w1, ph_w1), min(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
                 _xw_px_w1 = _f64(px_w1)
                 _xw_py_w1 = _f64(py_w1)
                 _xw_pw_w1 = _f64(pw_w1)
@@ -4881,7 +4881,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s334 = _t137/_t92
             _s335 = _t36*_t39*(_f32(2.0)*_t14*_t24 - _f32(2.0)*_t55) + _t57*_t59*(-_f32(2.0)*_t33 - _f32(2.0)*_t34)
             d_ta = -_t116*_t137 + _f32(0.5)*_sel(_t117, _s333, _s334) + _s335/_t93
-            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg295 & _tg1 & _tg46
+            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg295 & _tg1 & _tg46
         elif (b_d == _f32(0.0)):  # identical Gaussians: 0, gradient 0 by convention
             value = _f32(0.0)
             d_px = _f32(0.0)
@@ -4894,7 +4894,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             d_tw = _f32(0.0)
             d_th = _f32(0.0)
             d_ta = _f32(0.0)
-            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
+            _xok = (not ((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg1 & _tg46
         else:  # mode 'hellinger': L = sqrt(-expm1(-B_D))
             _a336 = -b_d
             _xc337 = _sel(_a336 > -_f32(104.0), _a336, -_f32(104.0))
@@ -5166,7 +5166,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
             _s455 = _t140/_t92_w1
             _s456 = _t36_w1*_t39_w1*(_f32(2.0)*_t14_w1*_t24_w1 - _f32(2.0)*_t55_w1) + _t57_w1*_t59_w1*(-_f32(2.0)*_t33_w1 - _f32(2.0)*_t34_w1)
             d_ta = -_t96_w1*(-_t119_w1*_t140 + _f32(0.5)*_sel(_t120_w1, _s454, _s455) + _s456/_t93_w1)
-            _xok = (not (((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0))) | (_sel(b_d < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg377 & _tg1 & _tg46
+            _xok = (not (((mode == _f32(1.0)) & (_sel(b_d < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0))) | (_sel(b_d < _f32(64.0), max(max(_f32(9.313225746154785e-10)*max(max(pw, ph), max(tw, th)), _f32(9.313225746154785e-10)/max(max(pw, ph), max(tw, th))), _f32(5.421010862427522e-20)*max(max(pw, ph), max(tw, th))/min(min(pw, ph), min(tw, th))), _f32(2.0)) > _f32(1.0)))) & _tg130 & _tg97 & _tg377 & _tg1 & _tg46
         _flags[_i] = not _xok
         _far = _far | _flags[_i]
         _out[_i] = value
@@ -5523,7 +5523,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_tw_w1 = _f32(math.nan)
                 d_th_w1 = _f32(math.nan)
                 d_ta_w1 = _f32(math.nan)
-            elif (mode == _f32(1.0)) and (_sel(b_d_w1 < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
+            elif (mode == _f32(1.0)) and (_sel(b_d_w1 < _f32(1099511627776.0), max(max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(5.421010862427522e-20)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1))/min(min(pw_w1, ph_w1), min(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'bd': L = B_D, float64 (range)
                 _xw_px = _f64(px_w1)
                 _xw_py = _f64(py_w1)
                 _xw_pw = _f64(pw_w1)
@@ -6244,7 +6244,7 @@ def _value_and_grad_block_f32(_pred, _target, _out, _d_pred, _d_target, divisor,
                 d_tw_w1 = _f32(0.0)
                 d_th_w1 = _f32(0.0)
                 d_ta_w1 = _f32(0.0)
-            elif (_sel(b_d_w1 < _f32(1099511627776.0), max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
+            elif (_sel(b_d_w1 < _f32(64.0), max(max(_f32(9.313225746154785e-10)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1)), _f32(9.313225746154785e-10)/max(max(pw_w1, ph_w1), max(tw_w1, th_w1))), _f32(5.421010862427522e-20)*max(max(pw_w1, ph_w1), max(tw_w1, th_w1))/min(min(pw_w1, ph_w1), min(tw_w1, th_w1))), _f32(2.0)) > _f32(1.0)):  # mode 'hellinger': L = sqrt(-expm1(-B_D)), float64 (range)
                 _xw_px_w1 = _f64(px_w1)
                 _xw_py_w1 = _f64(py_w1)
                 _xw_pw_w1 = _f64(pw_w1)
