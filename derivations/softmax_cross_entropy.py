@@ -13,14 +13,14 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import (ROW_INDEX, ROW_WIDTH, Branch, Kernel, LossSpec, Param, RowStep, Step, expand_row,
                                   prove_equal)
-from refloss._derive.functions import NanTo0, Step as Above, Sub, TwoSum, Weighted, plain
+from refloss._derive.functions import Group, NanTo0, ScaledExp, Step as Above, Sub, TwoSum, Weighted, plain
 
 NAME = "softmax_cross_entropy"
 C_PROOF = 3  # the identities are proved for rows of this many classes (and for a tie at the maximum)
 
 z = sp.Symbol("z", real=True)  # element j of the logits row
 y = sp.Symbol("y", real=True)  # element j of the targets row
-m, Y, s1, n, t, l, s, c, w = sp.symbols("m Y s_1 n t l s C w", real=True)
+m, Y, s1, s1k, n, t, l, s, c, w = sp.symbols("m Y s_1 s_1K n t l s C w", real=True)
 eps = sp.Symbol("label_smoothing", real=True)  # torch's label_smoothing: y -> (1 - eps) y + eps / C
 
 
@@ -28,16 +28,34 @@ eps = sp.Symbol("label_smoothing", real=True)  # torch's label_smoothing: y -> (
 def _exp_below(zj):
     """exp(z_j - m) with the rounding error e of z_j - m put back, exp(d)(1 + e): the difference
     of two large logits loses no digit of the probability (|z_j - m| eps relative otherwise).  e is taken as 0
-    where it is NaN (d = -inf for finite logits more than the largest float apart, where e = inf - inf is NaN)."""
+    where it is NaN (d = -inf for finite logits more than the largest float apart, where e = inf - inf is NaN).
+    (DFL's form, whose bins' weights sum to 1; softmax cross-entropy keeps it times 2^K: _exp_below_scaled.)"""
     return sp.exp(TwoSum(zj, -m, 0)) * (1 + NanTo0(TwoSum(zj, -m, 1)))
+
+
+# Softmax cross-entropy keeps exp(z_j - m) times 2^K: alone it is subnormal beyond a logit gap of 708 (float32: 87)
+# and keeps fewer bits, while Y softmax_j, the gradient's term, is normal up to a gap of 708 + log Y (float32
+# 87 + log Y): soft targets summing to Y > 1 lost up to 149-212 ULP (float32, 1,000 classes) and 29-492 ULP
+# (float64).  2^K >= Y keeps the kept value normal wherever that term is; kept <= 2^K (z_j <= m), its product with
+# Y' far below the largest float32.  The scalings are powers of two, exact where the values are normal: the same
+# bits there as unscaled.
+K = 64
+UNSCALE = sp.Integer(2)**-K
+
+
+def _exp_below_scaled(zj):
+    """_exp_below(z_j) 2^K, exp(d)(1 + e) 2^K, the exp's form building 2^K into its power of two (``ScaledExp``):
+    exp(d) itself is never formed."""
+    return ScaledExp(TwoSum(zj, -m, 0), K) * (1 + NanTo0(TwoSum(zj, -m, 1)))
 
 
 ROW = (
     RowStep(m, "max", z),
     RowStep(c, "count", sp.Integer(1)),  # the number of classes C
     RowStep(Y, "sum", y),
-    RowStep(s1, "sum", Above(m - z) * _exp_below(z)),  # the terms below the maximum
+    RowStep(s1k, "sum", Above(m - z) * _exp_below_scaled(z)),  # the terms below the maximum, times 2^K
     RowStep(n, "count", 1 - Above(m - z)),  # how many logits equal the maximum (>= 1)
+    RowStep(s1, "let", UNSCALE * s1k),  # exact where s' is normal
     RowStep(t, "let", n - 1),  # exact: an integer
     RowStep(l, "let", log1p(s1 + t)),  # log s, s = 1 + (s' + n - 1) >= 1: no cancellation
     RowStep(s, "let", s1 + n),
@@ -46,7 +64,7 @@ ROW = (
 SMOOTHED = (1 - eps) * y + eps / c  # exactly y at label_smoothing = 0
 LSE_MINUS_Z = Sub(m, z) + l  # lse(z) - z_j >= 0, the maximum's term exactly log s
 # a class of target 0 adds exactly 0 (lse(z) - z_j overflows to inf for finite logits more than the largest float apart)
-OUTPUTS = {"value": Weighted(SMOOTHED, LSE_MINUS_Z), "d_z": w * (_exp_below(z) / s) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
+OUTPUTS = {"value": Weighted(SMOOTHED, LSE_MINUS_Z), "d_z": UNSCALE * Group(w * (_exp_below_scaled(z) / s)) - SMOOTHED, "d_y": (1 - eps) * LSE_MINUS_Z}
 
 
 # class indices: the targets one number a row, the class k (as a float); the one-hot row's y_j = [j = k]
@@ -169,7 +187,9 @@ def derive() -> LossSpec:
         "the sum by the number of rows (torch's mean for class indices without weights and for probabilities "
         "alike). Differentiable everywhere.",
         accuracy="m = max_j z_j first; exp(z_j - m) with the rounding error e of z_j - m put back "
-        "(exp(d)(1 + e)); lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)): every term of the value is "
+        "(exp(d)(1 + e)), kept times 2^64 (built into the exp's power of two; undone on the sum s' and on "
+        "Y exp(d)(1 + e)/s, exact where those are normal), so that exp(z_j - m), subnormal beyond a logit gap "
+        "of 708 (float32: 87), keeps its bits where Y softmax_j is normal (soft targets summing to Y > 1); lse(z) - z_j as (m - z_j) + log1p(s' + (n - 1)): every term of the value is "
         "non-negative, so logits of any magnitude (1e30, -1e30) give finite, accurate values. Logits more than the "
         "largest float apart (1e308 and -1e308): no NaN; a class of target 0 adds exactly 0 and its exp(z_j - m) is 0, "
         "while a term y_j (lse(z) - z_j) with y_j > 0 whose lse(z) - z_j overflows is inf (as that d/dy_j). "

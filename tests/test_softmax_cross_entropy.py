@@ -115,6 +115,40 @@ def test_wide_rows_within_bar(dtype):
         assert max(ulp_error(gy[i, j], egy[j], dtype) for j in range(c)) <= 8
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_subnormal_softmax_with_targets_summing_above_one(dtype):
+    """Soft targets summing to Y > 1 and a class whose softmax_j is subnormal (a logit gap beyond 708, float32 87)
+    while Y softmax_j is not: d/dlogits_j = Y softmax_j - y_j within the 8-ULP bar of the live oracle (in ULPs of
+    max(|exact|, Y softmax_j, y_j)) at a target of 0 there, where Y softmax_j is the whole gradient.  The kernels
+    formed exp(z_j - m) alone, subnormal, and lost its low bits: 14-17 ULP (float64) and 15-20 ULP (float32) on
+    these rows (within 2.2 ULP now: they keep it times 2^64; docs/accuracy.md)."""
+    from refloss.oracle.classification import softmax_gradient_scale
+
+    c = 60
+    tiny_gap = 708.3964 if dtype == np.float64 else 87.3365  # softmax_j = e^-gap below the smallest normal
+    rng = np.random.default_rng(11)
+    z, t = [], []
+    for gap in tiny_gap + np.array([0.5, 1.5, 2.5, 3.5]):  # Y softmax_j normal up to a gap of tiny_gap + log Y
+        zi = np.zeros(c)
+        zi[1] = gap
+        zs = -rng.uniform(0.0, 1.0, c)  # the other logits spread below 0
+        zs[c // 2] = gap
+        for row in (zi, zs):
+            yi = rng.uniform(0.5, 1.0, c)
+            yi[::2] = 0.0  # target 0 at every other class: there d/dz_j = Y softmax_j alone
+            z.append(row)
+            t.append(yi)
+    z, t = np.array(z, dtype), np.array(t, dtype)
+    _, (gz, _) = SCE.value_and_grad(z, t, reduction="sum")
+    spacing = lambda e: float(np.spacing(dtype(abs(float(e)))))  # noqa: E731
+    for i in range(len(z)):
+        zi, ti = [float(a) for a in z[i]], [float(a) for a in t[i]]
+        _, egz, _ = oracle(zi, ti)
+        scale = softmax_gradient_scale(zi, ti, dtype)[:c]
+        worst = max(abs(float(gz[i, j]) - float(egz[j])) / spacing(max(abs(egz[j]), scale[j])) for j in range(c))
+        assert worst <= 8, (i, worst)
+
 def test_finite_differences():
     rng = np.random.default_rng(1)
     z, y = rng.normal(size=(6, 4)) * 3, rng.uniform(size=(6, 4))

@@ -38,7 +38,7 @@ from .core import ROW_INDEX, ROW_WIDTH, SYMPY_PIN, Branch, Kernel, LossSpec
 from .double_double import DoubleDouble
 from .selects import selects
 from .webs import unique_names
-from .functions import Clamp0, Decide64, Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, plain_residual_margin, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
+from .functions import Clamp0, Decide64, ScaledExp, Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, RealAbs, Step as _Step, TMin as _TMin, LogitCE, Quot, OneMinusPt, PowG, PowGm1, Residual, ResidualMargin, ScaledSigmoidPow, Sigmoid, SigmoidProduct, plain_residual_margin, Softplus, SoftplusOverSigmoid, Times, TMax as TMaxRow
 
 PRECISIONS = ("f64", "f32")
 
@@ -954,12 +954,19 @@ class KernelPrinter(PythonCodePrinter):
             np.int64 if ft == "_f64" else np.int32))
         return self._literal(sp.Float(value, 40)), bits
 
-    def _exp_parts(self, x: str, x_lo: str | None = None) -> tuple:
+    def _exp_parts(self, x: str, x_lo: str | None = None, scale: int = 0) -> tuple:
         """exp's reduction of the printed x: (q = exp(r) - 1, 2^k1, 2^k2, k as a float) with
         exp(x) = (1 + q) 2^k1 2^k2 (refloss/_derive/expo.py); ``x_lo``: a small addend of x (the low
-        part of pow's y log x, up to half an ulp of x), added to r with r's rounding error c."""
+        part of pow's y log x, up to half an ulp of x), added to r with r's rounding error c.  ``scale``: an
+        integer K added to k2's exponent (exp(x) 2^K, ``ScaledExp``), the clamp moved by K ln 2 (outward: below
+        it the result still rounds to 0, above it to inf)."""
         lit, (it, ft, mb, bias) = self._literal, self._int_float()
-        lo, hi = (lit(sp.Float(v, 40)) for v in expo.CLAMP[self.precision])
+        lo, hi = expo.CLAMP[self.precision]
+        if scale:
+            if not 0 < scale <= 64:
+                raise ValueError(f"ScaledExp: a scale of 1 to 64 (k1 and k2 stay normal), got {scale}")
+            lo, hi = math.floor(lo - scale * math.log(2)), math.ceil(hi - scale * math.log(2))
+        lo, hi = (lit(sp.Float(v, 40)) for v in (lo, hi))
         # NaN compares False: it takes lo (k stays an integer) and is put back at the end
         xc = self.assign("xc", f"({x} if {x} > {lo} else {lo})")
         xc = self.assign("xc", f"({xc} if {xc} < {hi} else {hi})")
@@ -989,11 +996,11 @@ class KernelPrinter(PythonCodePrinter):
         ki = self.assign("ki", f"{it}({ft}({t}).view({it}) - {it}({bits}))")
         k1 = self.assign("ki", f"{it}({ft}({t1}).view({it}) - {it}({bits}))")
         s1 = self.assign("sc", f"{it}(({k1} + {it}({bias})) << {it}({mb})).view({ft})")
-        s2 = self.assign("sc", f"{it}(({ki} - {k1} + {it}({bias})) << {it}({mb})).view({ft})")
+        s2 = self.assign("sc", f"{it}(({ki} - {k1} + {it}({bias + scale})) << {it}({mb})).view({ft})")
         return q, s1, s2, k, (r, t_)
 
-    def _exp_of(self, x: str) -> str:
-        q, s1, s2, _, (r, t_) = self._exp_parts(x)
+    def _exp_of(self, x: str, scale: int = 0) -> str:
+        q, s1, s2, _, (r, t_) = self._exp_parts(x, scale=scale)
         p = self.assign("p", f"{self._literal(1)} + {q}")
         v = self.assign("ex", f"({p}*{s1})*{s2}")
         v = self.assign("ex", f"({v} if {x} == {x} else {x})")
@@ -1176,6 +1183,16 @@ class KernelPrinter(PythonCodePrinter):
         if expr in self.printed_exp and self.libm:
             return self._without_libm("exp", x)
         return self._math("exp", x)
+
+    def _print_ScaledExp(self, expr):
+        """exp(x) 2^K as expo.py's form with K in its power of two (also where this printer keeps libm): exp(x) is
+        never formed, so a value below the normal range keeps its bits (row_function's kept exp)."""
+        if self._inline:
+            raise ValueError("ScaledExp is printed as statements, not in a branch condition")
+        x = self._print(expr.args[0])
+        if not _ATOMIC.match(x):
+            x = self.assign("a", _unwrap(x))
+        return self._exp_of(x, scale=int(expr.args[1]))
 
     def _print_log(self, expr):
         return self._math("log", self._print(expr.args[0]))
@@ -2311,8 +2328,9 @@ def row_function(kernel: Kernel, name: str, precision: str, with_grad: bool, wor
     # bit for bit
     printer = KernelPrinter(precision, width=_EXPR_WIDTH, libm=True)
     row_grads = [(n, f"d_{syms[0].name}") for n, w, syms in kernel.differentiated if w is None]
-    in_steps = set().union(*(st.expr.atoms(sp.exp) for st in kernel.row if st.op == "sum" and st.symbol in needed))
-    common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp) for _, g in row_grads)), key=sp.default_sort_key)
+    in_steps = set().union(*(st.expr.atoms(sp.exp, ScaledExp) for st in kernel.row if st.op == "sum" and st.symbol in needed))
+    common = sorted(in_steps & set().union(*(outputs[g].atoms(sp.exp, ScaledExp) for _, g in row_grads)),
+                    key=sp.default_sort_key)
     kept_exp = common[0] if len(common) == 1 else None
     printer.printed_exp = {kept_exp} if kept_exp is not None else set()
     # the row's log1p (once a row) as expo.py's form in float32: glibc's log1pf took about a third of the

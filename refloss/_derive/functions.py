@@ -290,6 +290,25 @@ class Weighted(sp.Function):
         return x if argindex == 1 else w
 
 
+class ScaledExp(sp.Function):
+    """exp(x) 2^k, k a positive integer constant (at most 64): printed as exp's form (refloss/_derive/expo.py) with k added
+    to the power of two it builds from exponent bits, rounded once, so that exp(x) itself is never formed: for a factor
+    that is subnormal alone and normal in the product that uses it (softmax cross-entropy's e^(z_j - m), subnormal at
+    a logit gap beyond 708 (float32 87), in Y e^(z_j - m)/s with a targets' sum Y > 1), which would have lost its low
+    bits.  Where exp(x) is normal its bits are exp(x)'s times 2^k."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, k):
+        if x.is_number:
+            return sp.exp(x) * sp.Integer(2)**k
+        return None
+
+    def fdiff(self, argindex=1):
+        return self if argindex == 1 else sp.Integer(0)
+
+
 class NanTo0(sp.Function):
     """x, or 0 where x is NaN: a rounding error from TwoSum where the sum overflowed (inf - inf), in a factor
     (1 + e) of a term that is 0 there (softmax cross-entropy's exp(z_j - m)(1 + e) with z_j - m = -inf)."""
@@ -336,6 +355,7 @@ def plain(expr):
         .replace(AtanRatio, lambda w, h, d: sp.atan2(w, h)).replace(Sub, lambda a, b: a - b).replace(Group, lambda x: x) \
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(Weighted, lambda w, x: w * x).replace(Select, lambda c, a, b: sp.Piecewise((a, c), (b, True))).replace(NanTo0, lambda x: x) \
+        .replace(ScaledExp, lambda x, k: sp.exp(x) * sp.Integer(2)**k) \
         .replace(SmallestNormal, lambda: sp.Integer(2)**-126).replace(UnitRoundoff, lambda: sp.Integer(2)**-24) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# ops: 26
+# ops: 28
 """Softmax cross-entropy: constants and scalar kernels (plain Python math); what generic code needs to know
 about the loss is its entry in refloss/_generated/_index.py."""
 import math
@@ -49,8 +49,8 @@ def value_f64(logits, targets, label_smoothing):
         z = logits[j]
         m = max(m, z)
         C += 1.0
-    s_1 = 0.0
-    _c_s_1 = 0.0
+    s_1K = 0.0
+    _c_s_1K = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -58,8 +58,8 @@ def value_f64(logits, targets, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+        _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
         _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
         _k8 = _kt7 - 6755399441055744.0
         _rh9 = _xc6 - _k8*0.6931471805598903
@@ -85,18 +85,19 @@ def value_f64(logits, targets, label_smoothing):
         _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
         _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
         _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
         _kept = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1K = s_1K + _a_s_1K
+        _v_s_1K = _b_s_1K - s_1K
+        _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+        s_1K = _b_s_1K
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+    s_1 = 5.421010862427522e-20*s_1K
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
@@ -127,8 +128,8 @@ def value_work_f64(logits, targets, work, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+        _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
         _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
         _k8 = _kt7 - 6755399441055744.0
         _rh9 = _xc6 - _k8*0.6931471805598903
@@ -154,24 +155,25 @@ def value_work_f64(logits, targets, work, label_smoothing):
         _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
         _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
         _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
         work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-    s_1 = 0.0
-    _c_s_1 = 0.0
+    s_1K = 0.0
+    _c_s_1K = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1K = s_1K + _a_s_1K
+        _v_s_1K = _b_s_1K - s_1K
+        _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+        s_1K = _b_s_1K
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+    s_1 = 5.421010862427522e-20*s_1K
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
@@ -211,8 +213,8 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+        _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
         _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
         _k8 = _kt7 - 6755399441055744.0
         _rh9 = _xc6 - _k8*0.6931471805598903
@@ -238,24 +240,25 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
         _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
         _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
         d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-    s_1 = 0.0
-    _c_s_1 = 0.0
+    s_1K = 0.0
+    _c_s_1K = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = d_logits[j]
-        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1K = s_1K + _a_s_1K
+        _v_s_1K = _b_s_1K - s_1K
+        _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+        s_1K = _b_s_1K
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+    s_1 = 5.421010862427522e-20*s_1K
     t = n - 1.0
     l = math.log1p(s_1 + t)
     s = n + s_1
@@ -277,7 +280,7 @@ def value_and_grad_f64(logits, targets, d_logits, d_targets, divisor, label_smoo
         y = targets[j]
         _kept = d_logits[j]
         _r0 = 1.0 - label_smoothing
-        d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+        d_logits[j] = (-_r0*y + 5.421010862427522e-20*(_kept*w/s) - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -296,8 +299,8 @@ def value_work_index_f64(logits, targets, work, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+        _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
         _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
         _k8 = _kt7 - 6755399441055744.0
         _rh9 = _xc6 - _k8*0.6931471805598903
@@ -323,24 +326,25 @@ def value_work_index_f64(logits, targets, work, label_smoothing):
         _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
         _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
         _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
         work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-    s_1 = 0.0
-    _c_s_1 = 0.0
+    s_1K = 0.0
+    _c_s_1K = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1K = s_1K + _a_s_1K
+        _v_s_1K = _b_s_1K - s_1K
+        _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+        s_1K = _b_s_1K
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+    s_1 = 5.421010862427522e-20*s_1K
     t = n - 1.0
     l = math.log1p(s_1 + t)
     value = 0.0
@@ -380,8 +384,8 @@ def value_and_grad_index_f64(logits, targets, d_logits, divisor, label_smoothing
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-        _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+        _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+        _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
         _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
         _k8 = _kt7 - 6755399441055744.0
         _rh9 = _xc6 - _k8*0.6931471805598903
@@ -407,24 +411,25 @@ def value_and_grad_index_f64(logits, targets, d_logits, divisor, label_smoothing
         _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
         _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
         _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-        _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+        _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
         _p33 = 1.0 + _q27
         _ex34 = (_p33*_sc31)*_sc32
         _ex35 = (_ex34 if _e2 == _e2 else _e2)
         d_logits[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-    s_1 = 0.0
-    _c_s_1 = 0.0
+    s_1K = 0.0
+    _c_s_1K = 0.0
     n = 0.0
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = d_logits[j]
-        _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-        _b_s_1 = s_1 + _a_s_1
-        _v_s_1 = _b_s_1 - s_1
-        _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-        s_1 = _b_s_1
+        _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+        _b_s_1K = s_1K + _a_s_1K
+        _v_s_1K = _b_s_1K - s_1K
+        _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+        s_1K = _b_s_1K
         n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-    s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+    s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+    s_1 = 5.421010862427522e-20*s_1K
     t = n - 1.0
     l = math.log1p(s_1 + t)
     s = n + s_1
@@ -454,7 +459,7 @@ def value_and_grad_index_f64(logits, targets, d_logits, divisor, label_smoothing
         _kept = d_logits[j]
         _r1 = jf - targets
         _s38 = -(1.0 - label_smoothing)*(1.0 if -_r1 >= 0.0 else 0.0)*(1.0 if _r1 >= 0.0 else 0.0)
-        d_logits[j] = (_kept*w/s + _s38 - label_smoothing/C)/divisor
+        d_logits[j] = (_s38 + 5.421010862427522e-20*(_kept*w/s) - label_smoothing/C)/divisor
     return value
 
 
@@ -465,7 +470,7 @@ def value_f32(logits, targets, label_smoothing):
         z = logits[j]
         m = max(m, z)
         C += _f32(1.0)
-    _acc64_s_1 = 0.0
+    _acc64_s_1K = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
@@ -473,8 +478,8 @@ def value_f32(logits, targets, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+        _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
         _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
         _k8 = _kt7 - _f32(12582912.0)
         _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -494,14 +499,15 @@ def value_f32(logits, targets, label_smoothing):
         _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
         _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
         _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
         _kept = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
+    s_1K = _f32(_acc64_s_1K)
+    s_1 = _f32(5.421010862427522e-20)*s_1K
     t = n - _f32(1.0)
     _a30 = s_1 + t
     _u31 = _f32(1.0) + _a30
@@ -554,8 +560,8 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+        _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
         _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
         _k8 = _kt7 - _f32(12582912.0)
         _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -575,19 +581,20 @@ def value_work_f32(logits, targets, work, label_smoothing):
         _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
         _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
         _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
         work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-    _acc64_s_1 = 0.0
+    _acc64_s_1K = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
+    s_1K = _f32(_acc64_s_1K)
+    s_1 = _f32(5.421010862427522e-20)*s_1K
     t = n - _f32(1.0)
     _a30 = s_1 + t
     _u31 = _f32(1.0) + _a30
@@ -644,8 +651,8 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+        _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
         _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
         _k8 = _kt7 - _f32(12582912.0)
         _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -665,19 +672,20 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
         _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
         _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
         d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-    _acc64_s_1 = 0.0
+    _acc64_s_1K = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = d_logits[j]
-        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
+    s_1K = _f32(_acc64_s_1K)
+    s_1 = _f32(5.421010862427522e-20)*s_1K
     t = n - _f32(1.0)
     _a30 = s_1 + t
     _u31 = _f32(1.0) + _a30
@@ -721,7 +729,7 @@ def value_and_grad_f32(logits, targets, d_logits, d_targets, divisor, label_smoo
         y = targets[j]
         _kept = d_logits[j]
         _r0 = _f32(1.0) - label_smoothing
-        d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+        d_logits[j] = (-_r0*y + _f32(5.421010862427522e-20)*(_kept*w/s) - label_smoothing/C)/divisor
         d_targets[j] = _r0*(l + (m - z))/divisor
     return value
 
@@ -740,8 +748,8 @@ def value_work_index_f32(logits, targets, work, label_smoothing):
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+        _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
         _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
         _k8 = _kt7 - _f32(12582912.0)
         _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -761,19 +769,20 @@ def value_work_index_f32(logits, targets, work, label_smoothing):
         _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
         _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
         _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
         work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-    _acc64_s_1 = 0.0
+    _acc64_s_1K = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = work[j]
-        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
+    s_1K = _f32(_acc64_s_1K)
+    s_1 = _f32(5.421010862427522e-20)*s_1K
     t = n - _f32(1.0)
     _a30 = s_1 + t
     _u31 = _f32(1.0) + _a30
@@ -836,8 +845,8 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         _e2 = z + _s1
         _e3 = _e2 - z
         _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-        _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-        _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+        _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+        _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
         _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
         _k8 = _kt7 - _f32(12582912.0)
         _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -857,19 +866,20 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
         _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
         _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-        _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+        _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
         _p27 = _f32(1.0) + _q21
         _ex28 = (_p27*_sc25)*_sc26
         _ex29 = (_ex28 if _e2 == _e2 else _e2)
         d_logits[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-    _acc64_s_1 = 0.0
+    _acc64_s_1K = 0.0
     n = _f32(0.0)
     for j in range(logits.shape[0]):
         z = logits[j]
         _kept = d_logits[j]
-        _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+        _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
         n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-    s_1 = _f32(_acc64_s_1)
+    s_1K = _f32(_acc64_s_1K)
+    s_1 = _f32(5.421010862427522e-20)*s_1K
     t = n - _f32(1.0)
     _a30 = s_1 + t
     _u31 = _f32(1.0) + _a30
@@ -923,5 +933,5 @@ def value_and_grad_index_f32(logits, targets, d_logits, divisor, label_smoothing
         _r1 = jf - targets
         _s60 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
         _s61 = -(_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
-        d_logits[j] = (_kept*w/s + _s61 - label_smoothing/C)/divisor
+        d_logits[j] = (_s61 + _f32(5.421010862427522e-20)*(_kept*w/s) - label_smoothing/C)/divisor
     return value

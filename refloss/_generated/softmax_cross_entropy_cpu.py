@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 1b3058f58c1c3cf8
+# scalar kernels: sha256 f949f26a245916b9
 """Softmax cross-entropy: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -26,11 +26,11 @@ from refloss._numba_options import BLOCK, CPU_OPTIONS, ROW_CHUNK, SERIAL_BELOW
 def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
     work = _empty(_rows_logits.shape[1], _f64)
     _keep_C = _empty(ROW_CHUNK, _f64)
-    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1K = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f64)
     _keep_m = _empty(ROW_CHUNK, _f64)
     _keep_n = _empty(ROW_CHUNK, _f64)
-    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_s_1K = _empty(ROW_CHUNK, _f64)
     bad = 0
     for _c0 in range(lo, hi, ROW_CHUNK):
         _c1 = min(_c0 + ROW_CHUNK, hi)
@@ -53,8 +53,8 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+                _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
                 _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
                 _k8 = _kt7 - 6755399441055744.0
                 _rh9 = _xc6 - _k8*0.6931471805598903
@@ -80,31 +80,32 @@ def _value_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
                 _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
                 _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
                 _p33 = 1.0 + _q27
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
                 work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-            s_1 = 0.0
-            _c_s_1 = 0.0
+            s_1K = 0.0
+            _c_s_1K = 0.0
             n = 0.0
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = work[j]
-                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-                _b_s_1 = s_1 + _a_s_1
-                _v_s_1 = _b_s_1 - s_1
-                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-                s_1 = _b_s_1
+                _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1K = s_1K + _a_s_1K
+                _v_s_1K = _b_s_1K - s_1K
+                _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+                s_1K = _b_s_1K
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep__c_s_1K[i - _c0] = _c_s_1K
             _keep_n[i - _c0] = n
-            _keep_s_1[i - _c0] = s_1
+            _keep_s_1K[i - _c0] = s_1K
         for i in range(_c0, _c1):
-            _c_s_1 = _keep__c_s_1[i - _c0]
+            _c_s_1K = _keep__c_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _keep_s_1[i - _c0]
-            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            s_1K = _keep_s_1K[i - _c0]
+            s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+            s_1 = 5.421010862427522e-20*s_1K
             t = n - 1.0
             l = math.log1p(s_1 + t)
             _keep_l[i - _c0] = l
@@ -158,12 +159,12 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
     _keep_C = _empty(ROW_CHUNK, _f64)
     _keep_Y = _empty(ROW_CHUNK, _f64)
     _keep__c_Y = _empty(ROW_CHUNK, _f64)
-    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1K = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f64)
     _keep_m = _empty(ROW_CHUNK, _f64)
     _keep_n = _empty(ROW_CHUNK, _f64)
     _keep_s = _empty(ROW_CHUNK, _f64)
-    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_s_1K = _empty(ROW_CHUNK, _f64)
     _keep_w = _empty(ROW_CHUNK, _f64)
     bad = 0
     for _c0 in range(lo, hi, ROW_CHUNK):
@@ -202,8 +203,8 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+                _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
                 _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
                 _k8 = _kt7 - 6755399441055744.0
                 _rh9 = _xc6 - _k8*0.6931471805598903
@@ -229,7 +230,7 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
                 _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
                 _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
                 _p33 = 1.0 + _q27
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
@@ -239,27 +240,28 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
             logits = _rows_logits[i]
             d_logits = _rows_d_logits[i]
             m = _keep_m[i - _c0]
-            s_1 = 0.0
-            _c_s_1 = 0.0
+            s_1K = 0.0
+            _c_s_1K = 0.0
             n = 0.0
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = d_logits[j]
-                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-                _b_s_1 = s_1 + _a_s_1
-                _v_s_1 = _b_s_1 - s_1
-                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-                s_1 = _b_s_1
+                _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1K = s_1K + _a_s_1K
+                _v_s_1K = _b_s_1K - s_1K
+                _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+                s_1K = _b_s_1K
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep__c_s_1K[i - _c0] = _c_s_1K
             _keep_n[i - _c0] = n
-            _keep_s_1[i - _c0] = s_1
+            _keep_s_1K[i - _c0] = s_1K
         for i in range(_c0, _c1):
             Y = _keep_Y[i - _c0]
-            _c_s_1 = _keep__c_s_1[i - _c0]
+            _c_s_1K = _keep__c_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _keep_s_1[i - _c0]
-            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            s_1K = _keep_s_1K[i - _c0]
+            s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+            s_1 = 5.421010862427522e-20*s_1K
             t = n - 1.0
             l = math.log1p(s_1 + t)
             s = n + s_1
@@ -294,7 +296,7 @@ def _value_and_grad_block_f64(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 y = targets[j]
                 _kept = d_logits[j]
                 _r0 = 1.0 - label_smoothing
-                d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+                d_logits[j] = (-_r0*y + 5.421010862427522e-20*(_kept*w/s) - label_smoothing/C)/divisor
                 d_targets[j] = _r0*(l + (m - z))/divisor
             out[i] = value
             _bad_row = False
@@ -329,7 +331,7 @@ def value_and_grad_f64(logits, targets, out, d_logits, d_targets, divisor, label
 def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
     work = _empty(_rows_logits.shape[1], _f32)
     _keep_C = _empty(ROW_CHUNK, _f32)
-    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__acc64_s_1K = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f32)
     _keep_m = _empty(ROW_CHUNK, _f32)
     _keep_n = _empty(ROW_CHUNK, _f32)
@@ -355,8 +357,8 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+                _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
                 _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
                 _k8 = _kt7 - _f32(12582912.0)
                 _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -376,24 +378,25 @@ def _value_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo, hi):
                 _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
                 _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
                 _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
                 _p27 = _f32(1.0) + _q21
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
                 work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-            _acc64_s_1 = 0.0
+            _acc64_s_1K = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = work[j]
-                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep__acc64_s_1K[i - _c0] = _acc64_s_1K
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
-            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            _acc64_s_1K = _keep__acc64_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _f32(_acc64_s_1)
+            s_1K = _f32(_acc64_s_1K)
+            s_1 = _f32(5.421010862427522e-20)*s_1K
             t = n - _f32(1.0)
             _a30 = s_1 + t
             _u31 = _f32(1.0) + _a30
@@ -469,7 +472,7 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
     _keep_C = _empty(ROW_CHUNK, _f32)
     _keep_Y = _empty(ROW_CHUNK, _f32)
     _keep__acc64_Y = _empty(ROW_CHUNK, _f64)
-    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__acc64_s_1K = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f32)
     _keep_m = _empty(ROW_CHUNK, _f32)
     _keep_n = _empty(ROW_CHUNK, _f32)
@@ -505,8 +508,8 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+                _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
                 _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
                 _k8 = _kt7 - _f32(12582912.0)
                 _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -526,7 +529,7 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
                 _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
                 _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
                 _p27 = _f32(1.0) + _q21
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
@@ -536,20 +539,21 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
             logits = _rows_logits[i]
             d_logits = _rows_d_logits[i]
             m = _keep_m[i - _c0]
-            _acc64_s_1 = 0.0
+            _acc64_s_1K = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = d_logits[j]
-                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep__acc64_s_1K[i - _c0] = _acc64_s_1K
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             Y = _keep_Y[i - _c0]
-            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            _acc64_s_1K = _keep__acc64_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _f32(_acc64_s_1)
+            s_1K = _f32(_acc64_s_1K)
+            s_1 = _f32(5.421010862427522e-20)*s_1K
             t = n - _f32(1.0)
             _a30 = s_1 + t
             _u31 = _f32(1.0) + _a30
@@ -606,7 +610,7 @@ def _value_and_grad_block_f32(_rows_logits, _rows_targets, out, _rows_d_logits, 
                 y = targets[j]
                 _kept = d_logits[j]
                 _r0 = _f32(1.0) - label_smoothing
-                d_logits[j] = (_kept*w/s - _r0*y - label_smoothing/C)/divisor
+                d_logits[j] = (-_r0*y + _f32(5.421010862427522e-20)*(_kept*w/s) - label_smoothing/C)/divisor
                 d_targets[j] = _r0*(l + (m - z))/divisor
             out[i] = value
             _bad_row = False
@@ -642,13 +646,13 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
     work = _empty(_rows_logits.shape[1], _f64)
     _keep_C = _empty(ROW_CHUNK, _f64)
     _keep_C_row = _empty(ROW_CHUNK, _f64)
-    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1K = _empty(ROW_CHUNK, _f64)
     _keep__count = _empty(ROW_CHUNK, _f64)
     _keep__lower = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f64)
     _keep_m = _empty(ROW_CHUNK, _f64)
     _keep_n = _empty(ROW_CHUNK, _f64)
-    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_s_1K = _empty(ROW_CHUNK, _f64)
     bad = 0
     for _c0 in range(lo, hi, ROW_CHUNK):
         _c1 = min(_c0 + ROW_CHUNK, hi)
@@ -673,8 +677,8 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+                _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
                 _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
                 _k8 = _kt7 - 6755399441055744.0
                 _rh9 = _xc6 - _k8*0.6931471805598903
@@ -700,33 +704,34 @@ def _value_index_block_f64(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
                 _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
                 _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
                 _p33 = 1.0 + _q27
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
                 work[j] = ((_s4 if _s4 == _s4 else 0.0) + 1.0)*_ex35
-            s_1 = 0.0
-            _c_s_1 = 0.0
+            s_1K = 0.0
+            _c_s_1K = 0.0
             n = 0.0
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = work[j]
-                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-                _b_s_1 = s_1 + _a_s_1
-                _v_s_1 = _b_s_1 - s_1
-                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-                s_1 = _b_s_1
+                _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1K = s_1K + _a_s_1K
+                _v_s_1K = _b_s_1K - s_1K
+                _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+                s_1K = _b_s_1K
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep__c_s_1K[i - _c0] = _c_s_1K
             _keep_n[i - _c0] = n
-            _keep_s_1[i - _c0] = s_1
+            _keep_s_1K[i - _c0] = s_1K
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
             C_row = _keep_C_row[i - _c0]
-            _c_s_1 = _keep__c_s_1[i - _c0]
+            _c_s_1K = _keep__c_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _keep_s_1[i - _c0]
-            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            s_1K = _keep_s_1K[i - _c0]
+            s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+            s_1 = 5.421010862427522e-20*s_1K
             t = n - 1.0
             l = math.log1p(s_1 + t)
             _lower = targets*(1.0 - (1.0 if label_smoothing > 0.0 else 0.0))
@@ -791,14 +796,14 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
         label_smoothing, lo, hi):
     _keep_C = _empty(ROW_CHUNK, _f64)
     _keep_C_row = _empty(ROW_CHUNK, _f64)
-    _keep__c_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__c_s_1K = _empty(ROW_CHUNK, _f64)
     _keep__count = _empty(ROW_CHUNK, _f64)
     _keep__lower = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f64)
     _keep_m = _empty(ROW_CHUNK, _f64)
     _keep_n = _empty(ROW_CHUNK, _f64)
     _keep_s = _empty(ROW_CHUNK, _f64)
-    _keep_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep_s_1K = _empty(ROW_CHUNK, _f64)
     bad = 0
     for _c0 in range(lo, hi, ROW_CHUNK):
         _c1 = min(_c0 + ROW_CHUNK, hi)
@@ -824,8 +829,8 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -746.0 else -746.0)
-                _xc6 = (_xc5 if _xc5 < 710.0 else 710.0)
+                _xc5 = (_e2 if _e2 > -791.0 else -791.0)
+                _xc6 = (_xc5 if _xc5 < 666.0 else 666.0)
                 _kt7 = _xc6*1.4426950408889634 + 6755399441055744.0
                 _k8 = _kt7 - 6755399441055744.0
                 _rh9 = _xc6 - _k8*0.6931471805598903
@@ -851,7 +856,7 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _ki29 = _i64(_f64(_kt7).view(_i64) - _i64(4843621399236968448))
                 _ki30 = _i64(_f64(_kt28).view(_i64) - _i64(4843621399236968448))
                 _sc31 = _i64((_ki30 + _i64(1023)) << _i64(52)).view(_f64)
-                _sc32 = _i64((_ki29 - _ki30 + _i64(1023)) << _i64(52)).view(_f64)
+                _sc32 = _i64((_ki29 - _ki30 + _i64(1087)) << _i64(52)).view(_f64)
                 _p33 = 1.0 + _q27
                 _ex34 = (_p33*_sc31)*_sc32
                 _ex35 = (_ex34 if _e2 == _e2 else _e2)
@@ -860,28 +865,29 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
             logits = _rows_logits[i]
             d_logits = _rows_d_logits[i]
             m = _keep_m[i - _c0]
-            s_1 = 0.0
-            _c_s_1 = 0.0
+            s_1K = 0.0
+            _c_s_1K = 0.0
             n = 0.0
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = d_logits[j]
-                _a_s_1 = _kept*(1.0 if m - z > 0.0 else 0.0)
-                _b_s_1 = s_1 + _a_s_1
-                _v_s_1 = _b_s_1 - s_1
-                _c_s_1 += (s_1 - (_b_s_1 - _v_s_1)) + (_a_s_1 - _v_s_1)
-                s_1 = _b_s_1
+                _a_s_1K = _kept*(1.0 if m - z > 0.0 else 0.0)
+                _b_s_1K = s_1K + _a_s_1K
+                _v_s_1K = _b_s_1K - s_1K
+                _c_s_1K += (s_1K - (_b_s_1K - _v_s_1K)) + (_a_s_1K - _v_s_1K)
+                s_1K = _b_s_1K
                 n += 1.0 - (1.0 if m - z > 0.0 else 0.0)
-            _keep__c_s_1[i - _c0] = _c_s_1
+            _keep__c_s_1K[i - _c0] = _c_s_1K
             _keep_n[i - _c0] = n
-            _keep_s_1[i - _c0] = s_1
+            _keep_s_1K[i - _c0] = s_1K
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
             C_row = _keep_C_row[i - _c0]
-            _c_s_1 = _keep__c_s_1[i - _c0]
+            _c_s_1K = _keep__c_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _keep_s_1[i - _c0]
-            s_1 = s_1 + _c_s_1 if _c_s_1 - _c_s_1 == 0.0 else s_1
+            s_1K = _keep_s_1K[i - _c0]
+            s_1K = s_1K + _c_s_1K if _c_s_1K - _c_s_1K == 0.0 else s_1K
+            s_1 = 5.421010862427522e-20*s_1K
             t = n - 1.0
             l = math.log1p(s_1 + t)
             s = n + s_1
@@ -925,7 +931,7 @@ def _value_and_grad_index_block_f64(_rows_logits, _rows_targets, out, _rows_d_lo
                 _kept = d_logits[j]
                 _r1 = jf - targets
                 _s38 = -(1.0 - label_smoothing)*(1.0 if -_r1 >= 0.0 else 0.0)*(1.0 if _r1 >= 0.0 else 0.0)
-                d_logits[j] = (_kept*w/s + _s38 - label_smoothing/C)/divisor
+                d_logits[j] = (_s38 + 5.421010862427522e-20*(_kept*w/s) - label_smoothing/C)/divisor
             out[i] = value
             _bad_row = False
             for j in range(_rows_logits.shape[1]):
@@ -959,7 +965,7 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
     work = _empty(_rows_logits.shape[1], _f32)
     _keep_C = _empty(ROW_CHUNK, _f32)
     _keep_C_row = _empty(ROW_CHUNK, _f32)
-    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__acc64_s_1K = _empty(ROW_CHUNK, _f64)
     _keep__count = _empty(ROW_CHUNK, _f32)
     _keep__lower = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f32)
@@ -989,8 +995,8 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+                _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
                 _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
                 _k8 = _kt7 - _f32(12582912.0)
                 _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -1010,26 +1016,27 @@ def _value_index_block_f32(_rows_logits, _rows_targets, out, label_smoothing, lo
                 _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
                 _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
                 _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
                 _p27 = _f32(1.0) + _q21
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
                 work[j] = ((_s4 if _s4 == _s4 else _f32(0.0)) + _f32(1.0))*_ex29
-            _acc64_s_1 = 0.0
+            _acc64_s_1K = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = work[j]
-                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep__acc64_s_1K[i - _c0] = _acc64_s_1K
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
             C_row = _keep_C_row[i - _c0]
-            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            _acc64_s_1K = _keep__acc64_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _f32(_acc64_s_1)
+            s_1K = _f32(_acc64_s_1K)
+            s_1 = _f32(5.421010862427522e-20)*s_1K
             t = n - _f32(1.0)
             _a30 = s_1 + t
             _u31 = _f32(1.0) + _a30
@@ -1118,7 +1125,7 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
         label_smoothing, lo, hi):
     _keep_C = _empty(ROW_CHUNK, _f32)
     _keep_C_row = _empty(ROW_CHUNK, _f32)
-    _keep__acc64_s_1 = _empty(ROW_CHUNK, _f64)
+    _keep__acc64_s_1K = _empty(ROW_CHUNK, _f64)
     _keep__count = _empty(ROW_CHUNK, _f32)
     _keep__lower = _empty(ROW_CHUNK, _f64)
     _keep_l = _empty(ROW_CHUNK, _f32)
@@ -1150,8 +1157,8 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _e2 = z + _s1
                 _e3 = _e2 - z
                 _s4 = (z - (_e2 - _e3)) + (_s1 - _e3)
-                _xc5 = (_e2 if _e2 > -_f32(104.0) else -_f32(104.0))
-                _xc6 = (_xc5 if _xc5 < _f32(89.0) else _f32(89.0))
+                _xc5 = (_e2 if _e2 > -_f32(149.0) else -_f32(149.0))
+                _xc6 = (_xc5 if _xc5 < _f32(45.0) else _f32(45.0))
                 _kt7 = _xc6*_f32(1.4426950216293335) + _f32(12582912.0)
                 _k8 = _kt7 - _f32(12582912.0)
                 _rh9 = _xc6 - _k8*_f32(0.693145751953125)
@@ -1171,7 +1178,7 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _ki23 = _i32(_f32(_kt7).view(_i32) - _i32(1262485504))
                 _ki24 = _i32(_f32(_kt22).view(_i32) - _i32(1262485504))
                 _sc25 = _i32((_ki24 + _i32(127)) << _i32(23)).view(_f32)
-                _sc26 = _i32((_ki23 - _ki24 + _i32(127)) << _i32(23)).view(_f32)
+                _sc26 = _i32((_ki23 - _ki24 + _i32(191)) << _i32(23)).view(_f32)
                 _p27 = _f32(1.0) + _q21
                 _ex28 = (_p27*_sc25)*_sc26
                 _ex29 = (_ex28 if _e2 == _e2 else _e2)
@@ -1180,21 +1187,22 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
             logits = _rows_logits[i]
             d_logits = _rows_d_logits[i]
             m = _keep_m[i - _c0]
-            _acc64_s_1 = 0.0
+            _acc64_s_1K = 0.0
             n = _f32(0.0)
             for j in range(logits.shape[0]):
                 z = logits[j]
                 _kept = d_logits[j]
-                _acc64_s_1 += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
+                _acc64_s_1K += float(_kept*(_f32(1.0) if m - z > _f32(0.0) else _f32(0.0)))
                 n += _f32(1.0) - (_f32(1.0) if m - z > _f32(0.0) else _f32(0.0))
-            _keep__acc64_s_1[i - _c0] = _acc64_s_1
+            _keep__acc64_s_1K[i - _c0] = _acc64_s_1K
             _keep_n[i - _c0] = n
         for i in range(_c0, _c1):
             targets = _rows_targets[i]
             C_row = _keep_C_row[i - _c0]
-            _acc64_s_1 = _keep__acc64_s_1[i - _c0]
+            _acc64_s_1K = _keep__acc64_s_1K[i - _c0]
             n = _keep_n[i - _c0]
-            s_1 = _f32(_acc64_s_1)
+            s_1K = _f32(_acc64_s_1K)
+            s_1 = _f32(5.421010862427522e-20)*s_1K
             t = n - _f32(1.0)
             _a30 = s_1 + t
             _u31 = _f32(1.0) + _a30
@@ -1262,7 +1270,7 @@ def _value_and_grad_index_block_f32(_rows_logits, _rows_targets, out, _rows_d_lo
                 _r1 = jf - targets
                 _s60 = _f32(1.0) if -_r1 >= _f32(0.0) else _f32(0.0)
                 _s61 = -(_f32(1.0) - label_smoothing)*_s60*(_f32(1.0) if _r1 >= _f32(0.0) else _f32(0.0))
-                d_logits[j] = (_kept*w/s + _s61 - label_smoothing/C)/divisor
+                d_logits[j] = (_s61 + _f32(5.421010862427522e-20)*(_kept*w/s) - label_smoothing/C)/divisor
             out[i] = value
             _bad_row = False
             for j in range(_rows_logits.shape[1]):
