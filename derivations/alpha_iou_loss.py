@@ -13,8 +13,8 @@ from . import _boxes as B
 from . import giou_loss as G
 from refloss._derive.core import Param, Step, prove_equal
 from refloss._derive.functions import PowG, RealAbs, Select
-from refloss._derive.functions import (HAND_RULES, Detach, DiffOfDiffs, Eval64, Group, HandDiff, SmallestNormal,
-                                      TwoProd, TwoSum, UnitRoundoff)
+from refloss._derive.functions import (HAND_RULES, Detach, DiffOfDiffs, Eval64, GuardMin, Group, HandDiff,
+                                      SmallestNormal, TwoProd, TwoSum, UnitRoundoff)
 from refloss._derive.functions import Step as Above0
 from . import ciou_loss as CI
 from .iou_loss import EPS
@@ -126,7 +126,7 @@ def _power64(m):
     # float32's 2^-126 in both kernels, the float64 kernel, whose m is normal where float32's is not, took
     # double-double for pairs of one size at two places (m ~ 1e-65): 13x the time at alpha 3 before the
     # [alpha > 3/4] term, 8x at 1/4 < alpha <= 3/4 until the bound became the kernel's)
-    return Eval64(PowG(m, alpha), sp.Min(m - SmallestNormal() + no_aspect + Above0(alpha - sp.Rational(3, 4)), _near))
+    return Eval64(PowG(m, alpha), GuardMin(m - SmallestNormal() + no_aspect + Above0(alpha - sp.Rational(3, 4)), _near))
 
 
 def _aspect_derivative(s):

@@ -410,6 +410,9 @@ class KernelPrinter(PythonCodePrinter):
     def _print_TMin(self, expr):
         return f"min({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    def _print_GuardMin(self, expr):  # (SymPy's Min, not simplified again: refloss/_derive/functions.py)
+        return self._print(sp.Min(*expr.args, evaluate=False))
+
     def _print_Clamp0(self, expr):
         # max(x, x - x): the zero has x's type, so pure-Python runs (CUDA simulator, doc
         # figures) keep NumPy semantics (x/0 -> inf) instead of raising ZeroDivisionError

@@ -176,6 +176,17 @@ class EvalAccurate(Eval64):
     float32 kernel evaluates it in float64, as ``Eval64``."""
 
 
+class GuardMin(sp.Min):
+    """SymPy's Min (printed and read as it), never simplified: a guard's minimum of large expressions
+    (``Eval64``'s g).  SymPy's Min looks for zeros of every difference of its arguments (factor_terms,
+    gcd_terms) each time it is built, and an expression is rebuilt by every ``replace``/``xreplace`` that
+    passes through it: seconds a time, 290 s of alpha_iou_loss's derivation for one guard."""
+
+    def __new__(cls, *args, **assumptions):
+        assumptions.pop("evaluate", None)
+        return sp.Min.__new__(cls, *args, evaluate=False, **assumptions)
+
+
 class SmallestNormal(sp.Function):
     """The kernel precision's smallest normal number (2^-126 in float32 kernels, 2^-1022 in float64): a guard's
     bound for a part whose float32 trouble is float32's range, not a cancellation float64 shares (alpha-IoU's
