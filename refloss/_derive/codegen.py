@@ -2721,7 +2721,20 @@ def _numpy_import(spec: LossSpec) -> str:
     return "from numpy import " + ", ".join(names)
 
 
+_SCALAR_TEXT: dict = {}  # (id(spec), source) -> (spec, text): each derivation's scalar module, printed once
+
+
 def scalar_module(spec: LossSpec, source: str) -> str:
+    """The scalar module's text: printed once a derivation, since the CPU and CUDA modules hash it too
+    (``_scalar_hash``; printing it was a third of a large loss's generation time, three times over)."""
+    key = (id(spec), source)
+    hit = _SCALAR_TEXT.get(key)
+    if hit is None or hit[0] is not spec:
+        hit = _SCALAR_TEXT[key] = (spec, _scalar_module_text(spec, source))
+    return hit[1]
+
+
+def _scalar_module_text(spec: LossSpec, source: str) -> str:
     args = spec.kernels["f64"].args
     parts = [
         banner(source),
