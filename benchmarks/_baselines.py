@@ -10,7 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+
+# refloss's CPU settings (512-bit vectors where they pay, refloss/_numba_options.py) before the first @njit: Numba
+# fixes its CPU features when its codegen is made, at the first decorator, so that importing this module first
+# compiled refloss's kernels and these baselines with LLVM's 256-bit preference, under refloss's header "512-bit
+# vectors (refloss)" (found 2026-12-07); now both compile as refloss compiles for its users
+import refloss._numba_options  # noqa: E402,F401
+from numba import njit, prange  # noqa: E402
 
 _OPTS = dict(parallel=True, fastmath=False, cache=True)
 

@@ -32,8 +32,10 @@ _llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
 # kernel of this process is compiled, as Numba's CPU features for the process: it changes the instructions,
 # not one result (no fast-math: a 512-bit IEEE operation rounds each lane as the 256-bit one and the scalar
 # one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits on any AVX-512 CPU; a user's
-# NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process whose Numba compiled something before refloss's
-# first kernel keeps the features it started with (the numba cache keys its entries by them).
+# NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process that defined a Numba function (any @njit, compiled
+# or not: Numba makes its codegen, and fixes the features, at the first decorator) before refloss's first kernel
+# keeps the features it started with (the numba cache keys its entries by them): import refloss first, or call
+# one of its losses, to have its setting (`vectors()` says which holds).
 VECTOR_WIDTH = os.environ.get("REFLOSS_VECTOR_WIDTH", "auto")
 # the cores whose clock 512-bit code lowers: LLVM's choice kept there unless REFLOSS_VECTOR_WIDTH=512
 NARROW_CPUS = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "knl", "knm"})
@@ -66,10 +68,24 @@ if WIDE_FEATURES is not None:
 
     _config.CPU_FEATURES = WIDE_FEATURES
 
+def features_in_effect() -> str | None:
+    """The CPU features this process's Numba compiles with (None if Numba does not say): Numba fixes them when it
+    makes its codegen, at the first ``@njit`` of the process, so refloss's setting above holds only where refloss
+    was imported before any Numba function was defined."""
+    from numba.core.registry import cpu_target
+
+    return getattr(cpu_target.target_context.codegen(), "_tm_features", None)
+
+
 def vectors() -> str:
     """The vector setting of this process's CPU kernels, for a benchmark's record: the CPU as LLVM names it and
-    whether refloss asked for 512-bit vectors."""
-    width = "512-bit vectors (refloss)" if WIDE_FEATURES is not None else "LLVM's vector width"
+    the vectors its kernels compile with (refloss's 512-bit setting only where it took effect)."""
+    if WIDE_FEATURES is None:
+        width = "LLVM's vector width"
+    elif features_in_effect() in (WIDE_FEATURES, None):
+        width = "512-bit vectors (refloss)"
+    else:
+        width = "LLVM's vector width (refloss's 512-bit setting came after Numba's first function)"
     return f"{_llvm.get_host_cpu_name()}, {width}"
 
 

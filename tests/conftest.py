@@ -15,6 +15,13 @@ import os
 if os.environ.get("REFLOSS_TEST_REAL_GPU") != "1":
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+# refloss's Numba settings (refloss/_numba_options.py: 512-bit vectors where they pay) before any test module's
+# @njit: Numba fixes its CPU features when its codegen is made, at the first decorator, so a worker whose first
+# test defined a Numba function (the benchmarks' baselines) compiled every later kernel with other features, under
+# other keys of Numba's disk cache: the same kernels compiled again (a 450 s compile of every loss in CI's
+# test_benchmarks worker), and tests that read machine code read another one than users get
+import refloss._numba_options  # noqa: E402,F401
+
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 

@@ -64,3 +64,22 @@ def test_auto_keeps_llvms_choice_on_the_cores_512_bit_code_slows(monkeypatch):
     assert options._wide_features() is None
     monkeypatch.setattr(options, "VECTOR_WIDTH", "512")
     assert (options._wide_features() is not None) == _avx512()
+
+
+def test_the_setting_holds_in_the_tests_and_the_benchmarks_and_says_where_it_came_too_late():
+    """Numba fixes its CPU features at the first @njit of a process: the test workers (tests/conftest.py) and the
+    benchmarks' baselines (benchmarks/_baselines.py) import refloss's settings first, and the benchmark's header
+    says when they did not hold (it said "512-bit vectors (refloss)" over kernels compiled with LLVM's choice)."""
+    assert options.features_in_effect() == (options.WIDE_FEATURES or options.features_in_effect())
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); {first}\n"
+            "import refloss._numba_options as o\n"
+            "print(o.features_in_effect() == (o.WIDE_FEATURES or o.features_in_effect()), o.vectors())")
+    baselines = subprocess.run([sys.executable, "-c", code.format(first="import _baselines")], capture_output=True,
+                               text=True, cwd=REPO, timeout=300)
+    assert baselines.stdout.startswith("True"), baselines.stdout + baselines.stderr
+    late = subprocess.run([sys.executable, "-c", code.format(first="from numba import njit; njit(lambda x: x)")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    if options.WIDE_FEATURES is not None:
+        assert late.stdout.startswith("False") and "came after Numba's first function" in late.stdout, late.stderr
+    else:
+        assert late.stdout.startswith("True") and "LLVM's vector width" in late.stdout, late.stderr
