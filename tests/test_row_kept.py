@@ -87,10 +87,11 @@ def test_value_work_and_gradient_kernels_keep_the_same_product(precision):
     module = importlib.import_module("refloss._generated.softmax_cross_entropy")
     factor = 1 + sce.y / 3
     extra = sp.Symbol("s_extra", real=True)
-    row = tuple(RowStep(st.symbol, st.op, st.expr * factor) if st.symbol == sce.s1 else st for st in sce.ROW)
-    row += (RowStep(extra, "sum", sce._exp_below(sce.z)),)
+    # (the sum of the exps is s_1K, the exps kept times 2^K since 2026-12-07; s_1 is 2^-K s_1K, a "let")
+    row = tuple(RowStep(st.symbol, st.op, st.expr * factor) if st.symbol == sce.s1k else st for st in sce.ROW)
+    row += (RowStep(extra, "sum", sce._exp_below_scaled(sce.z)),)
     outputs = dict(sce.OUTPUTS)
-    outputs["d_z"] = sce.w * sce._exp_below(sce.z) * factor / sce.s + extra
+    outputs["d_z"] = sce.UNSCALE * (sce.w * sce._exp_below_scaled(sce.z) * factor / sce.s) + extra
     kernel = Kernel(arrays=(("logits", None, (sce.z,)), ("targets", None, (sce.y,))), args=(sce.eps,), prelude=(),
                     branches=(Branch(None, outputs),), invalid=None, row=row)
     ns = dict(module.__dict__)
