@@ -51,6 +51,7 @@ def _on_host(compiled):
 def contraction_active() -> bool:
     """Whether Numba's ``contract`` flag fuses a multiply-add on this CPU: a*a - fl(a*a) for a = 1 + 2^-30 is
     2^-60 fused, 0 rounded (no FMA unit, or a CPU target without it: the emulation would check nothing)."""
+    import refloss._numba_options  # noqa: F401 - refloss's CPU settings before this @njit (Numba fixes them then)
     import numba
 
     a = 1.0 + 2.0**-30

@@ -23,6 +23,7 @@ import types
 
 import numpy as np
 
+import refloss._numba_options  # noqa: F401 - refloss's CPU settings before the prototype's @njit (Numba fixes them then)
 import refloss as rl
 from refloss._derive.codegen import KernelPrinter
 

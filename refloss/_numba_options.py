@@ -34,8 +34,9 @@ _llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
 # one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits on any AVX-512 CPU; a user's
 # NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process that defined a Numba function (any @njit, compiled
 # or not: Numba makes its codegen, and fixes the features, at the first decorator) before refloss's first kernel
-# keeps the features it started with (the numba cache keys its entries by them): import refloss first, or call
-# one of its losses, to have its setting (`vectors()` says which holds).
+# keeps the features it started with (the numba cache keys its entries by them): import refloss._numba_options
+# (or call one of refloss's losses) before the first @njit to have its setting; `import refloss` alone is lazy and
+# sets nothing (`vectors()` says which holds).
 VECTOR_WIDTH = os.environ.get("REFLOSS_VECTOR_WIDTH", "auto")
 # the cores whose clock 512-bit code lowers: LLVM's choice kept there unless REFLOSS_VECTOR_WIDTH=512
 NARROW_CPUS = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "knl", "knm"})

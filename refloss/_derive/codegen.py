@@ -2721,17 +2721,17 @@ def _numpy_import(spec: LossSpec) -> str:
     return "from numpy import " + ", ".join(names)
 
 
-_SCALAR_TEXT: dict = {}  # (id(spec), source) -> (spec, text): each derivation's scalar module, printed once
+_SCALAR_TEXT: list = [None]  # (spec, source, text) of the last scalar module printed (one: no spec kept beyond it)
 
 
 def scalar_module(spec: LossSpec, source: str) -> str:
-    """The scalar module's text: printed once a derivation, since the CPU and CUDA modules hash it too
-    (``_scalar_hash``; printing it was a third of a large loss's generation time, three times over)."""
-    key = (id(spec), source)
-    hit = _SCALAR_TEXT.get(key)
-    if hit is None or hit[0] is not spec:
-        hit = _SCALAR_TEXT[key] = (spec, _scalar_module_text(spec, source))
-    return hit[1]
+    """The scalar module's text: printed once a derivation, since the CPU and CUDA modules, generated right after
+    it, hash it too (``_scalar_hash``; printing it was a third of a large loss's generation time, three times
+    over).  The spec is not to change between these calls."""
+    last = _SCALAR_TEXT[0]
+    if last is None or last[0] is not spec or last[1] != source:
+        last = _SCALAR_TEXT[0] = (spec, source, _scalar_module_text(spec, source))
+    return last[2]
 
 
 def _scalar_module_text(spec: LossSpec, source: str) -> str:

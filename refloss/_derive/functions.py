@@ -186,6 +186,12 @@ class GuardMin(sp.Min):
         assumptions.pop("evaluate", None)
         return sp.Min.__new__(cls, *args, evaluate=False, **assumptions)
 
+    def _latex(self, printer):  # (as SymPy's Min: \min(...), not \guardmin)
+        return printer._print(sp.Min(*self.args, evaluate=False))
+
+    def _sympystr(self, printer):
+        return printer._print(sp.Min(*self.args, evaluate=False))
+
 
 class SmallestNormal(sp.Function):
     """The kernel precision's smallest normal number (2^-126 in float32 kernels, 2^-1022 in float64): a guard's
@@ -367,7 +373,7 @@ def plain(expr):
         .replace(TwoProd, lambda x, y, k: x * y if k == 0 else 0).replace(TwoSum, lambda x, y, k: x + y if k == 0 else 0) \
         .replace(Weighted, lambda w, x: w * x).replace(Select, lambda c, a, b: sp.Piecewise((a, c), (b, True))).replace(NanTo0, lambda x: x) \
         .replace(ScaledExp, lambda x, k: sp.exp(x) * sp.Integer(2)**k) \
-        .replace(SmallestNormal, lambda: sp.Integer(2)**-126).replace(UnitRoundoff, lambda: sp.Integer(2)**-24) \
+        .replace(GuardMin, lambda *a: sp.Min(*a, evaluate=False)).replace(SmallestNormal, lambda: sp.Integer(2)**-126).replace(UnitRoundoff, lambda: sp.Integer(2)**-24) \
         .replace(AtanSlope, lambda a, w, h: a / (w**2 + h**2)).replace(Quot, lambda a, b: a / b) \
         .replace(RealAbs, sp.Abs).replace(GapLog, lambda a, c: (a / c)**2 - 1 - sp.log((a / c)**2)).replace(Sigmoid, lambda x: 1 / (1 + sp.exp(-x))).replace(Softplus, lambda x: sp.log(1 + sp.exp(x))) \
         .replace(LogitCE, lambda x, y: y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))) \
