@@ -16,10 +16,11 @@ if os.environ.get("REFLOSS_TEST_REAL_GPU") != "1":
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 # refloss's Numba settings (refloss/_numba_options.py: 512-bit vectors where they pay) before any test module's
-# @njit: Numba fixes its CPU features when its codegen is made, at the first decorator, so a worker whose first
-# test defined a Numba function (the benchmarks' baselines) compiled every later kernel with other features, under
-# other keys of Numba's disk cache: the same kernels compiled again (a 450 s compile of every loss in CI's
-# test_benchmarks worker), and tests that read machine code read another one than users get
+# @njit: Numba fixes its CPU features when its codegen is made, at the first decorator.  A run of some files
+# (`pytest tests/test_benchmarks.py tests/test_float32.py`) defined the benchmarks' baselines first and compiled
+# every later kernel with LLVM's 256-bit preference, under other keys of Numba's disk cache (449 s against 3 s warm),
+# and tests that read machine code read another one than users get; a whole run was safe only because
+# tests/test_compile_cost.py, collected early, imports these settings at module level
 import refloss._numba_options  # noqa: E402,F401
 
 import pytest  # noqa: E402
