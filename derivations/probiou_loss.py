@@ -150,7 +150,7 @@ ACCURACY = ("B_D in closed form as sums of squares over N + D (no cancellation f
 # "hellinger", exact 0; mode "bd" d/dh_p NaN, exact -3.9e35), and from an offset ~1e20 times the sides the offset's square
 # overflowed: the value NaN (exact 1).  And the smallest side at least 2^-64 times the largest: below, a side may be
 # subnormal (m >= 2^-30), and 1/side overflows (d/dw_p -inf where float32 sides ~1e-41 overlap a box of sides ~1: exact
-# -0.58; a probe, 2026-12-08: every pair within the bar down to a ratio of 2^-90, misses only below 2^-99, where a side
+# -0.58; a probe, 2026-12-07: every pair within the bar down to a ratio of 2^-90, misses only below 2^-99, where a side
 # is subnormal).  Mode "hellinger" (L = sqrt(1 - exp(-B_D)), its gradient exp(-B_D) dB_D / 2L) besides needs B_D < 2^6:
 # exp(-B_D) is subnormal from B_D ~ 87.3 and 0 from ~103.9, while the gradient's other factor, ~1/side, can be huge
 # (one box far smaller than the other, or thin: B_D ~ ln(m/side)) or the gradient normal anyway (m ~ 2^-30): from B_D
