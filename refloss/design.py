@@ -272,6 +272,13 @@ def _param(sym, default, domain) -> Param:
         if sym.is_negative or sym.is_nonpositive:
             upper, upper_closed = sp.Integer(0), not sym.is_negative
     elif isinstance(domain, sp.Interval):
+        symbolic = [b for b in (domain.start, domain.end) if b.free_symbols]
+        if symbolic:  # (float() of it raised "Cannot convert expression to float", which named neither)
+            raise ValueError(
+                f"domains: the domain of {sym.name} must have numeric bounds, got {domain} (its bound "
+                f"{symbolic[0]} depends on {', '.join(sorted(map(str, symbolic[0].free_symbols)))}): a parameter's "
+                "domain cannot depend on another parameter; give numbers (e.g. sp.Interval(0, 10)), and state the "
+                "relation where the loss is called")
         # (a float bound exact as the rational of its decimal, as in pieces: Interval(0.5, 2) kept 0.5 as a 15-digit
         # Float, and the parameters sampled from it carried that precision into the 60-digit reference, which then
         # differed from a correct kernel in the 18th digit)

@@ -330,6 +330,17 @@ def test_explicit_domains(design):
         design.from_gradient("dom", [(a < b, a / b), (None, 1)], a, {b: 0.5})
 
 
+def test_a_domain_bounded_by_another_parameter_is_refused_in_one_line(design):
+    """A probe (2026-12-07): a bound that depends on another parameter, sp.Interval(0, alpha), raised SymPy's "Cannot
+    convert expression to float" (before that, "cannot determine truth value of Relational"): neither said what to
+    do."""
+    c, alpha = sp.Symbol("c", positive=True), sp.Symbol("alpha", positive=True)
+    with pytest.raises(ValueError, match=r"domains: the domain of c must have numeric bounds, got Interval\(0, alpha\) "
+                                         r"\(its bound alpha depends on alpha\): a parameter's domain cannot depend"):
+        design.from_gradient("dom", [(a < c, a / c), (None, 1)], a, {c: 1.0, alpha: 2.0},
+                             domains={c: sp.Interval(0, alpha)})
+
+
 @pytest.mark.parametrize("default, domain", [(0.0, None), (0, None), (1.0, sp.Interval(1, 3)), (3.0, sp.Interval(1, 3)),
                                              (0.5, sp.Interval(sp.Rational(1, 2), 2)), (0.5, sp.Interval(0.5, 2))])
 def test_a_default_on_a_closed_bound_is_accepted(design, default, domain):
