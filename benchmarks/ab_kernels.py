@@ -6,9 +6,10 @@
 
 Separate processes of ``benchmarks/float32.py`` differ by 10-15 % on this kind of machine for the same kernel
 (docs/performance.md), more than many a kernel change moves; timed in one process, alternately, the two kernels
-see the same machine.  For element-wise and classification losses (their ``value_and_grad_<p>`` drivers take two
-inputs): value and both gradients, reduction "none", on ``benchmarks/float32.py``'s inputs (``4 N`` elements;
-the row losses ``softmax_cross_entropy`` and ``dfl_loss``: N rows),
+see the same machine.  For the losses whose ``value_and_grad_<p>`` drivers take two inputs (element-wise,
+classification, row, box and rotated-box losses): value and both gradients, reduction "none", on
+``benchmarks/float32.py``'s inputs (``4 N`` elements; the row losses ``softmax_cross_entropy`` and ``dfl_loss``: N
+rows; box losses N pairs),
 ``--zeros F``: a fraction F of the targets set to 0 (a classification loss's background); ``--logits MU``: the
 first input drawn from N(MU, 1) instead (a classification loss's logits far in a tail: easy negatives late in
 training); ``--value``: the value alone (the ``value_<p>`` drivers).  The other checkout's
@@ -64,7 +65,7 @@ def measure(old, new, args_of, x, t, repeat: int, value: bool = False) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", type=Path, required=True, help="the other checkout (its repository root)")
-    ap.add_argument("losses", nargs="+", help="element-wise, classification or row losses")
+    ap.add_argument("losses", nargs="+", help="element-wise, classification, row, box or rotated-box losses")
     ap.add_argument("--param", action="append", default=[], type=_param, metavar="NAME=VALUE",
                     help="a loss parameter (repeatable; the loss's default otherwise)")
     ap.add_argument("--zeros", type=float, default=None, metavar="F",
@@ -75,10 +76,11 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=1_000_000, help="box-pair equivalents: 4 N elements")
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
-    allowed = tuple(rl.ELEMENTWISE_LOSSES) + tuple(rl.CLASSIFICATION_LOSSES) + ROW_LOSSES
+    allowed = (tuple(rl.ELEMENTWISE_LOSSES) + tuple(rl.CLASSIFICATION_LOSSES) + ROW_LOSSES + tuple(rl.BOX_LOSSES)
+               + tuple(rl.ROTATED_LOSSES))
     unknown = [n for n in args.losses if n not in allowed]
     if unknown:
-        ap.error(f"not element-wise, classification or row losses: {unknown}; these are: {', '.join(allowed)}")
+        ap.error(f"not element-wise, classification, row or box losses: {unknown}; these are: {', '.join(allowed)}")
     params = dict(args.param)
     names = {p.name for loss in args.losses for p in getattr(rl, loss).info.params}
     if set(params) - names:
