@@ -162,6 +162,18 @@ class KernelPrinter(PythonCodePrinter):
         self._children: list | None = None  # subtrees printed directly by the one being printed
         self._chunk = None  # the Add or Mul to print split into prefixes
         self.prefix = ""  # of the temporaries' names ("x" in a float32 kernel's float64 decisions)
+        self.wide = False  # printing a float32 kernel's float64 part (_wide_lines): see _sqrt
+
+    def _sqrt(self, text: str) -> str:
+        """``math.sqrt(text)``; in a float32 kernel's float64 part a NumPy float64, ``_f64(math.sqrt(text))``: that
+        part is evaluated in full (both arms of its selections), and where the kernel runs as Python (the CUDA
+        simulator) math.sqrt's result is a Python float, which divides by 0 with an error (GWD's 1/(2 sqrt(W^2)) at
+        W^2 = 0, an arm not taken) where NumPy's and the compiled kernels' give inf.  Compiled, the cast is no
+        operation.  (sqrt alone: the other libm calls are read by later passes as they are printed -- math.pow
+        becomes the fast pow, copysign a guard -- and none has yet been a divisor that can be 0 in an arm not
+        taken.)"""
+        call = f"math.sqrt({text})"
+        return f"_f64({call})" if self.wide else call
 
     def fresh(self, stem: str) -> str:
         """A new local name, unique within the function being printed (``_t<k>`` are the common
@@ -376,9 +388,9 @@ class KernelPrinter(PythonCodePrinter):
                 return "(" + "*".join([b] * int(exp)) + ")"
             return f"{self._literal(1)}/({'*'.join([b] * -int(exp))})"
         if exp == sp.Rational(1, 2):
-            return f"math.sqrt({self._print(base)})"
+            return self._sqrt(self._print(base))
         if exp == -sp.Rational(1, 2):
-            return f"{self._literal(1)}/math.sqrt({self._print(base)})"
+            return f"{self._literal(1)}/{self._sqrt(self._print(base))}"
         if exp.is_Integer:  # no such power in the losses: libm's (a negative base is defined)
             return f"math.pow({self._print(base)}, {self._print(exp)})"
         return self._pow(self._print(base), self._print(exp))
@@ -733,7 +745,7 @@ class KernelPrinter(PythonCodePrinter):
         # q = sqrt a - sqrt b = (a - b)/(sqrt a + sqrt b), squared: no cancellation for a ~ b, no
         # underflow of (a - b)^2 or (sqrt a + sqrt b)^2 (tiny sizes), and 0 at a = b (0/0 at a = b = 0)
         a, b = (self._once(v) for v in expr.args)
-        q = self.assign("q", f"(({a} - {b})/(math.sqrt({a}) + math.sqrt({b})) if {a} != {b} else {self._literal(0)})")
+        q = self.assign("q", f"(({a} - {b})/({self._sqrt(a)} + {self._sqrt(b)}) if {a} != {b} else {self._literal(0)})")
         return f"({q}*{q})"
 
     def _print_GapLog(self, expr):
@@ -1975,10 +1987,9 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
     used = set().union(*(e.free_symbols for e in exprs))
     widened = {s: sp.Symbol(f"{widen}{s.name}", real=True) for s in kernel.inputs + kernel.args if s in used}
     lines = [f"{indent}{w.name} = _f64({s.name})" for s, w in widened.items()]  # Numba's float() keeps float32
-    scope, precision = printer.snapshot(), printer.precision
+    scope, precision, wide = printer.snapshot(), printer.precision, printer.wide
     printer.restore(({}, {}, {}))
-    printer.precision, printer.prefix = "f64", prefix
-    start = len(lines)
+    printer.precision, printer.prefix, printer.wide = "f64", prefix, True
     try:
         exprs = _accurate_parts([e.xreplace(widened) for e in exprs], printer, indent, lines, temporaries, prefix)
         subs, reduced, _ = _cse(exprs, prefix=temporaries)
@@ -1991,32 +2002,9 @@ def _wide_lines(kernel: Kernel, printer: KernelPrinter, indent: str, exprs: list
             lines.extend(indent + s for s in printer.take_statements())
             lines.append(f"{indent}{output} = _f32({code})")
     finally:
-        printer.precision, printer.prefix = precision, ""
+        printer.precision, printer.prefix, printer.wide = precision, "", wide
         printer.restore(scope)
-    return lines[:start] + [_numpy_libm(ln) for ln in lines[start:]]
-
-
-# (sqrt alone: the other libm calls are read by later passes as they are printed -- math.pow becomes the fast pow,
-# copysign a guard -- and none has yet been a divisor that can be 0 in an arm not taken)
-_LIBM_RESULT = re.compile(r"\bmath\.sqrt\(")
-
-
-def _numpy_libm(line: str) -> str:
-    """``line`` with each ``math.sqrt(...)`` call's result a NumPy float64, ``_f64(math.sqrt(...))``: a float32 kernel's
-    float64 part is evaluated in full (both arms of its selections), and where the kernel runs as Python (the CUDA
-    simulator) math.sqrt's result is a Python float, which divides by 0 with an error (GWD's 1/(2 sqrt(W^2)) at
-    W^2 = 0, an arm not taken) where NumPy's and the compiled kernels' give inf.  Compiled, the cast is no operation."""
-    out, k = [], 0
-    for m in _LIBM_RESULT.finditer(line):
-        if m.start() < k:
-            continue
-        depth, j = 1, m.end()
-        while depth:
-            depth += {"(": 1, ")": -1}.get(line[j], 0)
-            j += 1
-        out += [line[k:m.start()], "_f64(", m.group(0), _numpy_libm(line[m.end():j - 1]), "))"]
-        k = j
-    return "".join(out) + line[k:]
+    return lines
 
 
 def _accurate_parts(exprs: list, printer: KernelPrinter, indent: str, lines: list, temporaries: str, prefix: str) -> list:
