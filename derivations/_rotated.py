@@ -50,6 +50,26 @@ _phi_hi, _phi_lo = TwoSum(pa, -ta, 0), TwoSum(pa, -ta, 1)
 sin_phi = sp.sin(_phi_hi) * CosSmall(_phi_lo) + sp.cos(_phi_hi) * SinSmall(_phi_lo)
 cos_phi = sp.cos(_phi_hi) * CosSmall(_phi_lo) - sp.sin(_phi_hi) * SinSmall(_phi_lo)
 
+# angles far apart (a review, 2026-12-07): pa - ta overflows where the angles are beyond ~1e308 (float32 3e38) with
+# opposite signs, and 2 phi (the OBB term's sin 2 phi) where |phi| >= 2^1023 (float32 2^127): NaN values and gradients.
+# There phi/2 = pa/2 - ta/2 (halving is exact) as its TwoSum hi + lo, s and c its sine and cosine by the addition
+# theorem (libm's, whose reduction is exact for any argument: a rare branch), sin phi = 2 s c, cos phi = (c - s)(c + s)
+# and sin 2 phi = 2 sin phi cos phi: each relative to a few ulps but cos phi, absolute (near its zeros; one ulp of such
+# an angle is ~2^970 radians)
+_half_hi, _half_lo = TwoSum(pa / 2, -ta / 2, 0), TwoSum(pa / 2, -ta / 2, 1)
+_s_half = sp.sin(_half_hi) * sp.cos(_half_lo) + sp.cos(_half_hi) * sp.sin(_half_lo)
+_c_half = sp.cos(_half_hi) * sp.cos(_half_lo) - sp.sin(_half_hi) * sp.sin(_half_lo)
+SIN_PHI_FAR = 2 * _s_half * _c_half
+COS_PHI_FAR = (_c_half - _s_half) * (_c_half + _s_half)
+# where the far forms are taken: |pa/2 - ta/2| beyond 2^1020 (float64) or 2^124 (float32), so that 2 phi overflows
+# nowhere else (NaN angles: the comparison false, the common forms)
+FAR_ANGLE = {"f64": sp.Integer(2) ** 1020, "f32": sp.Integer(2) ** 124}
+
+
+def angles_far(precision: str):
+    """The condition of the far-angle branches of ``precision`` ('f64' or 'f32')."""
+    return sp.Abs(Sub(pa / 2, ta / 2)) > FAR_ANGLE[precision]
+
 
 def frame_offsets(angle):
     """(u, v): the centre offset (dx, dy) in the frame of a box at ``angle`` (R(angle)^T (dx, dy))."""

@@ -45,13 +45,16 @@ LOG_RATIO = HandDiff(Select(_RATIO_NORMAL, sp.log(_RATIO), sp.log(W) - sp.log(H)
 HAND_RULES[_RULE] = lambda s: sp.diff(W, s) / W - sp.diff(H, s) / H
 
 
-def loss(log_ratio):
+def loss(log_ratio, sin_2phi=SIN_2PHI):
     """The loss with ln(w/h) evaluated as ``log_ratio``; ln(w/h)/lambda first: lambda^2 of a tiny lambda would
     underflow (0/0 for a square target)."""
-    return sp.exp(-Group(log_ratio / lam)**2) * SIN_2PHI**2
+    return sp.exp(-Group(log_ratio / lam)**2) * sin_2phi**2
 
 
 LOSS = loss(LOG_RATIO)
+# angles far apart: pa - ta or 2 phi overflows (a review, 2026-12-07: NaN value and gradients at pa = 1e308, ta = 0.2;
+# float32 3e38); sin 2 phi = 2 sin phi cos phi from phi/2 (derivations/_rotated.py), in a rare branch
+SIN_2PHI_FAR = 2 * R.SIN_PHI_FAR * R.COS_PHI_FAR
 
 
 def derive():
@@ -83,8 +86,18 @@ def derive():
         (NEAR_SQUARE, loss(LOG_RATIO_NEAR), loss(LOG_RATIO_NEAR), "1/2 <= w/h <= 2: ln(w/h) = log1p((w - h)/h)"),
         (None, LOSS, LOSS, "ln(w/h) of the ratio"),
     ]
-    kern = kernel_from_forms(R.ARRAYS, branches, args=(lam, eps), invalid=R.INVALID, checks=checks, numeric_proof=True,
-                             domain={**R.DOMAIN, lam: (1, 4), eps: (0, 1)})
+    prove_equal(plain(SIN_2PHI_FAR), sp.sin(2 * phi), "sin(2 phi) = 2 sin(phi) cos(phi), phi/2 = pa/2 - ta/2 as its "
+                "rounded difference and rounding error (the angles far apart)", checks, domain=R.DOMAIN, numeric=True)
+    kerns = {}
+    for p in ("f64", "f32"):
+        far = R.angles_far(p)
+        # (before the common branches, after the constant ones: the weight's underflow and the zero sides hold there)
+        rare = [(sp.And(far, NEAR_SQUARE), loss(LOG_RATIO_NEAR, SIN_2PHI_FAR), loss(LOG_RATIO_NEAR, SIN_2PHI_FAR),
+                 "angles far apart (|pa/2 - ta/2| beyond the range's 2 phi), 1/2 <= w/h <= 2", True, True),
+                (far, loss(LOG_RATIO, SIN_2PHI_FAR), loss(LOG_RATIO, SIN_2PHI_FAR),
+                 "angles far apart, ln(w/h) of the ratio", True, True)]
+        kerns[p] = kernel_from_forms(R.ARRAYS, branches[:3] + rare + branches[3:], args=(lam, eps), invalid=R.INVALID,
+                                     checks=checks, numeric_proof=True, domain={**R.DOMAIN, lam: (1, 4), eps: (0, 1)})
     params = [Param("lam", lam, 3.0, "lambda of the aspect-ratio weight exp(-ln^2(w_t/h_t)/lambda^2) "
                                      "(ultralytics' lambda_val = 3)", lower=sp.Integer(0), lower_closed=False),
               Param("eps", eps, 0.0, "added to the target's w and h before their ratio (ultralytics: 1e-9); "
@@ -108,7 +121,7 @@ def derive():
         "ultralytics' v8OBBLoss angle term (lam = 3, eps = 1e-9 added to w_t and h_t).",
         ["ultralytics 8.4, ultralytics/utils/loss.py, v8OBBLoss.calculate_angle_loss (the angle term beside "
          "ProbIoU, arXiv:2106.06072, and DFL, arXiv:2006.04388)"],
-        params, {p: kern for p in ("f64", "f32")}, steps,
+        params, kerns, steps,
         [R.rotation_plot("OBB angle loss", note="The weight exp(-ln^2(w/h)/9) is 1 for the square, 0.95 for 2 x 1, "
                                                 "0.79 for 4 x 1.")],
         "Only the angles and the target's w and h enter; the centres and the prediction's size get gradient 0. "

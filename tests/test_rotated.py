@@ -497,3 +497,17 @@ def test_sqrt_normalisation_far_from_the_origin(name, dtype, s, monkeypatch):
     value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
     assert abs(float(v) - float(ov)) <= value_bar * abs(float(ov)), (float(v), float(ov))
     assert np.max(np.abs(g - want)) <= grad_bar * np.abs(want).max(), (g, want)
+
+
+# angles far apart (a review, 2026-12-07): the OBB term's 2 phi overflowed where |phi| >= 2^1023 (float32 2^127), and
+# pa - ta itself for angles of opposite signs beyond ~1e308 (float32 3e38): value and gradients NaN.  Now a rare branch
+# where |pa/2 - ta/2| > 2^1020 (float32 2^124): sin 2 phi = 2 sin phi cos phi from phi/2's TwoSum
+FAR_APART_ANGLES = [(dtype, pa, ta) for dtype, big in ((np.float64, 1e308), (np.float32, 3e38))
+                    for pa, ta in ((big, 0.2), (0.2, big), (big, -big), (-big, 0.3 * big), (big, -0.7 * big),
+                                   (big, 0.5 * big))]
+
+
+@pytest.mark.parametrize("dtype,pa,ta", FAR_APART_ANGLES, ids=repr)
+def test_obb_angle_loss_angles_far_apart(dtype, pa, ta):
+    p, t = np.array([0, 0, 2.0, 3.0, pa], dtype), np.array([0.5, 0, 2.5, 3.0, ta], dtype)
+    _within_the_bars("obb_angle_loss", dtype, p, t)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 c80b1f3323da90cd
+# scalar kernels: sha256 e4ccd1159876ae01
 """OBB angle loss (ultralytics): numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
