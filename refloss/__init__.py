@@ -12,6 +12,10 @@ Importing refloss imports NumPy only; Numba is imported and kernels compile (wit
 an on-disk cache) on first use.  The losses below are made from the generated index
 (``refloss/_generated/_index.py``, one entry per ``derivations/<loss>.py``).
 """
+from . import _cpu_features
+
+_cpu_features.arrange()  # Numba's CPU features for 512-bit vectors, before the user's own @njit (not imported here)
+
 from ._boxes import box_convert
 from ._dfl import dfl_decode
 from ._loss import Loss, loss_named

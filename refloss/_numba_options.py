@@ -8,6 +8,8 @@ import os
 
 import llvmlite.binding as _llvm
 
+from . import _cpu_features
+
 # LLVM's loop vectoriser gives up on a loop whose run-time alias checks need more than 16 (its default)
 # SCEV predicates ("Too many SCEV assumptions need to be made and checked at runtime"): the rotated-box
 # kernels' gradient loops, which load and store four arrays at a stride of 5, need more, and ran scalar
@@ -28,24 +30,22 @@ _llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
 # AVX-512 CPU by default (the subtarget's "prefer-256-bit" tuning: on the Skylake server cores, code that uses
 # 512-bit registers lowers the core's clock).  The box losses' loops are arithmetic-bound at 256 bits: on a
 # 2-core AVX-512 machine ("rocketlake" to LLVM) 512-bit vectors took IoU's value and gradients at 10^6 float32
-# pairs from 4.9 to 2.8-3.3 ms, GIoU's from 6.0 to 4.0-4.1 ms (docs/performance.md).  Set here, before any
-# kernel of this process is compiled, as Numba's CPU features for the process: it changes the instructions,
-# not one result (no fast-math: a 512-bit IEEE operation rounds each lane as the 256-bit one and the scalar
-# one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits on any AVX-512 CPU; a user's
-# NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process that defined a Numba function (any @njit, compiled
-# or not: Numba makes its codegen, and fixes the features, at the first decorator) before refloss's first kernel
-# keeps the features it started with (the numba cache keys its entries by them): import refloss._numba_options
-# (or call one of refloss's losses) before the first @njit to have its setting; `import refloss` alone is lazy and
-# sets nothing (`vectors()` says which holds).
-VECTOR_WIDTH = os.environ.get("REFLOSS_VECTOR_WIDTH", "auto")
-# the cores whose clock 512-bit code lowers: LLVM's choice kept there unless REFLOSS_VECTOR_WIDTH=512
-NARROW_CPUS = frozenset({"skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "knl", "knm"})
+# pairs from 4.9 to 2.8-3.3 ms, GIoU's from 6.0 to 4.0-4.1 ms (docs/performance.md).  Set as Numba's CPU features
+# for the process, by `import refloss` (refloss/_cpu_features.py: in Numba's configuration when it is imported) and
+# again here: it changes the instructions, not one result (no fast-math: a 512-bit IEEE operation rounds each lane
+# as the 256-bit one and the scalar one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits
+# on any AVX-512 CPU; a user's NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process that defined a Numba
+# function (any @njit, compiled or not: Numba makes its codegen, and fixes the features, at the first decorator)
+# before `import refloss` keeps the features it started with (the numba cache keys its entries by them;
+# `vectors()` says which holds).
+VECTOR_WIDTH = _cpu_features.VECTOR_WIDTH
+NARROW_CPUS = _cpu_features.NARROW_CPUS
 
 
 def _wide_features() -> str | None:
     """Numba's CPU features for this process with LLVM's preference for 256-bit vectors turned off, or None
     where the CPU has no AVX-512, REFLOSS_VECTOR_WIDTH says 256 (or is not understood), or the user set
-    Numba's CPU name or features."""
+    Numba's CPU name or features (not refloss's own setting, refloss/_cpu_features.py)."""
     from numba.core import codegen, config
 
     if VECTOR_WIDTH not in ("auto", "256", "512"):
@@ -53,14 +53,11 @@ def _wide_features() -> str | None:
 
         warnings.warn(f"REFLOSS_VECTOR_WIDTH={VECTOR_WIDTH!r} is not 'auto', '256' or '512': LLVM's vector width kept",
                       RuntimeWarning, stacklevel=2)
-    if VECTOR_WIDTH not in ("auto", "512") or config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+    users = config.CPU_FEATURES is not None and config.CPU_FEATURES != _cpu_features.APPLIED
+    if config.CPU_NAME is not None or users:
         return None
-    features = codegen.get_host_cpu_features()  # (honours NUMBA_ENABLE_AVX=0)
-    if "+avx512f" not in features.split(","):
-        return None
-    if VECTOR_WIDTH == "auto" and _llvm.get_host_cpu_name() in NARROW_CPUS:
-        return None
-    return features + ",-prefer-256-bit"
+    # (honours NUMBA_ENABLE_AVX=0)
+    return _cpu_features.wide(codegen.get_host_cpu_features(), _llvm.get_host_cpu_name(), VECTOR_WIDTH)
 
 
 WIDE_FEATURES = _wide_features()
@@ -68,6 +65,7 @@ if WIDE_FEATURES is not None:
     from numba.core import config as _config
 
     _config.CPU_FEATURES = WIDE_FEATURES
+
 
 def features_in_effect() -> str | None:
     """The CPU features this process's Numba compiles with (None if Numba does not say): Numba fixes them when it

@@ -83,3 +83,32 @@ def test_the_setting_holds_in_the_tests_and_the_benchmarks_and_says_where_it_cam
         assert late.stdout.startswith("False") and "came after Numba's first function" in late.stdout, late.stderr
     else:
         assert late.stdout.startswith("True") and "LLVM's vector width" in late.stdout, late.stderr
+
+
+@pytest.mark.parametrize("first", ["import refloss\nfrom numba import njit\nnjit(lambda x: x)",
+                                   "import numba\nimport refloss\nnumba.njit(lambda x: x)",
+                                   "import numba.core.config\nimport refloss\nfrom numba import njit\nnjit(lambda x: x)"])
+def test_the_setting_holds_for_the_users_functions_defined_after_import_refloss(first):
+    """A script that imports numba and refloss and then defines its own @njit functions, before refloss's first
+    kernel: refloss's kernels compiled at LLVM's 256-bit choice (the setting was made when the first kernel was
+    loaded, after Numba had made its codegen).  `import refloss` now sets it, in Numba's configuration module or
+    when that is imported (refloss/_cpu_features.py), without importing Numba itself, and its finder is gone once
+    used."""
+    code = (f"{first}\nimport sys\nimport refloss._numba_options as o\nfrom refloss import _cpu_features as c\n"
+            "print(o.features_in_effect() == (o.WIDE_FEATURES or o.features_in_effect()), o.vectors(),\n"
+            "      any(isinstance(f, c._Finder) for f in sys.meta_path), c.APPLIED == o.WIDE_FEATURES)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.stdout.startswith("True") and done.stdout.rstrip().endswith("False True"), done.stdout + done.stderr
+    if options.WIDE_FEATURES is not None:
+        assert "512-bit vectors (refloss)" in done.stdout
+
+
+def test_import_refloss_leaves_a_users_numba_setting_and_the_256_bit_choice_alone():
+    code = ("import refloss\nfrom numba import njit\nnjit(lambda x: x)\nimport refloss._numba_options as o\n"
+            "print(o.WIDE_FEATURES, o.features_in_effect())")
+    import os
+
+    for env, expect in (({"NUMBA_CPU_FEATURES": "+avx2"}, "None +avx2"), ({"REFLOSS_VECTOR_WIDTH": "256"}, "None")):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
+                              env={**os.environ, **env})
+        assert done.stdout.startswith(expect) and "-prefer-256-bit" not in done.stdout, done.stdout + done.stderr
