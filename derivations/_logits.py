@@ -69,3 +69,34 @@ def p_t_plot(title: str, curves, note: str = "") -> Plot:
     return Plot(title, [(label, {"params": params, "path": p_t_path(1.0)}) for label, params in curves],
                 x_range=(0.02, 0.98), xlabel="p_t (probability of the true class)", grad_title="derivative dL/dp_t",
                 caption=f"Hard target 1, p_t = sigmoid(logit). {note}".rstrip())
+
+
+#: the tiny-target branch of the float64 kernels (QFL, sigmoid focal loss): soft targets below 2^-64 at logits
+#: below -64, where e^x < 2^-92
+TINY_TARGET, TINY_LOGIT = sp.Integer(2)**-64, sp.Integer(-64)
+
+
+def tiny_target_parts(x, y, exact: bool):
+    """(ln y, q, rho, c, L) for the tiny-target forms: q = e^x/y, rho = (1 - y) q, c = 1 + e^x and L = ln(c)/y, the
+    softplus(x)/y that CE/y = -x + L holds (CE = -x y + ln c).  ``exact``: c and L as defined (for the proofs);
+    else the kernels' forms, c = 1 and L = q, which drop factors 1 + O(e^x) (below 2^-92 at logits below -64:
+    ln(1 + e)/e = 1 - e/2 + ...), q as e^(x - ln y) (exp of one argument: e^x/y with e^x subnormal, logits below
+    -708, kept few digits), all in double-double with ~100-bit exp and log (EvalAccurate)."""
+    lny = sp.log(y)
+    q = sp.exp(Group(x - lny))
+    rho = q * (1 - y)
+    if exact:
+        c = 1 + sp.exp(x)
+        return lny, q, rho, c, sp.log(c) / y
+    return lny, q, rho, sp.Integer(1), q
+
+
+def signed_exp(a, b):
+    """sign(b) e^(a + ln|b|): a product e^a b whose factor e^a may underflow (or overflow) where the product does
+    not, rounded once: the power |D|^beta or (1 - p_t)^gamma of a tiny target taken as e^(beta ln|D|) times what
+    multiplies it (m^gamma of m ~ 1e-170 underflowed before |x| ~ 1e20 multiplied it).  As the square of
+    e^(s/2), s = a + ln|b|: refloss/_dd_functions.py's exp takes float64's exp of the high word alone beyond
+    |s| = 708 (a result near the subnormal range kept the low word's error, 13 ULP64 at 1e-308), and e^(s/2) is
+    normal wherever e^s is a float."""
+    half = sp.exp(Group((a + sp.log(RealAbs(b))) / 2))
+    return Group(sp.sign(b) * half) * half  # (Group: SymPy would make e^(s/2) e^(s/2) e^s again)

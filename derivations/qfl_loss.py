@@ -12,7 +12,7 @@ import sympy as sp
 
 from . import _logits
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Select, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
+from refloss._derive.functions import Eval64, EvalAccurate, Group, Quot, FocalCE, FocalCEDx, LogitCE, OneMinusPt, Step as Heaviside0, PowG, PowGm1, RealAbs, Residual, ResidualMargin, ScaledSigmoidPow, Select, Sigmoid, SigmoidProduct, SoftplusOverSigmoid, TwoProd, plain
 
 C = _logits.inputs("target")
 NAME = "qfl_loss"
@@ -53,6 +53,33 @@ def _deep_target_gradients(x, d_target, checks):
                     "|D|^beta = e^(-beta |x|) (1 + e^-|x|)^-beta", checks,
                     domain={x: (-30, -1) if v == 0 else (1, 30), beta: (sp.Rational(1, 20), 4)}, numeric=True)
     return out
+
+
+def _tiny_target_forms(x, y, general, grads, checks):
+    """The float64 kernel's outputs at soft targets below 2^-64 and logits below -64 (a rare branch): there D =
+    y - sigma(x) and CE are about y (1 - rho) and y (|x| + q) (q = e^x/y, rho = (1 - y) q), tiny, and the general
+    form's factors |D|^beta and |D|^(beta - 1) overflow or underflow where the outputs do not: |D|^(beta - 1) of a
+    subnormal D (y <= ~1e-310, logit -1e4) overflowed at beta <= 0.01 before beta CE multiplied it (d/dlogits NaN,
+    d/dtarget inf where both are finite), and |D|^beta of D ~ 1e-170 underflowed before |x| ~ 1e20 multiplied it
+    (d/dtarget lost its -x |D|^beta term, a third of it at beta = 2).  With beta |D|^(beta - 1) sign(D) = beta
+    |D|^beta/D, each output is |D|^beta times a factor whose terms have one sign (but d/dtarget's at its root),
+    formed as sign(b) e^(beta ln|D| + ln|b|) with ln|D| = ln y + ln|1 - rho| - ln(1 + e^x) from the inputs (no
+    subnormal D): value |D|^beta y (-x + L), d/dx = -|D|^beta (y/c) ((1 - rho) + beta q (-x + L)/(1 - rho)),
+    d/dy = |D|^beta (beta c (-x + L)/(1 - rho) - x), c = 1 + e^x, L = ln(c)/y (the kernel: c = 1, L = q)."""
+    def forms(exact):
+        lny, q, rho, c, L = _logits.tiny_target_parts(x, y, exact)
+        u = -x + L
+        ln_d = lny + sp.log(RealAbs(1 - rho)) - sp.log(c)
+        return {"value": _logits.signed_exp(beta * ln_d + lny, u),
+                "d_logits": -_logits.signed_exp(beta * ln_d + lny - sp.log(c), (1 - rho) + beta * Quot(q, 1 - rho) * u),
+                "d_target": _logits.signed_exp(beta * ln_d, beta * c * Quot(u, 1 - rho) - x)}
+    exact = forms(True)
+    dom = {x: (-30, -1), y: (0, 1), beta: (sp.Rational(1, 20), 4)}
+    for o, want in (("value", general), ("d_logits", grads["d_logits"]), ("d_target", grads["d_target"])):
+        prove_equal(plain(exact[o]), plain(want), f"tiny target: {o} = sign(b) e^(beta ln|D| + ln|b|), ln|D| = ln y + "
+                    "ln|1 - rho| - ln(1 + e^x)", checks, domain=dom, numeric=True)
+    # (the kernel's forms: c = 1 and L = q, factors 1 + O(e^x), below 2^-92 at logits below -64)
+    return {o: EvalAccurate(v) for o, v in forms(False).items()}
 
 
 def derive() -> LossSpec:
@@ -127,6 +154,7 @@ def derive() -> LossSpec:
     # second difference of rounded terms)
     ce_dx = sp.diff(LogitCE(x, y), x)
     prove_equal(plain(ce_dx), plain(-d), "dCE/dx = -(y - sigma(x))", checks, domain=C.DOMAIN)
+    tiny = _tiny_target_forms(x, y, general, grads, checks)
     for prec, limit in (("f64", 45), ("f32", 20)):
         # the deep tail first (rare: beyond -limit, and above -2^100, where beta |z| splits; the scalar kernel's;
         # its d/dtarget float64 in the float32 kernel), then the common branch: d/dtarget in the kernel's precision,
@@ -174,6 +202,10 @@ def derive() -> LossSpec:
         sharp = EvalAccurate(d, keep(sp.Rational(1, 2) if prec == "f64" else sp.Rational(1, 2**20)))
         far = sp.Or(x > sp.Integer(2)**64, x < -sp.Integer(2)**64)
         if prec == "f64":
+            # tiny soft targets (below 2^-64) at logits below -64 (rare): each output from the logs of its factors
+            # (_tiny_target_forms; float32 needs none: its float64 evaluations have the range)
+            branches.append(Branch(sp.And(y < _logits.TINY_TARGET, x < _logits.TINY_LOGIT, x > -sp.oo, beta > 0),
+                                   tiny, "soft target below 2^-64, logit below -64", True, libm=True))
             # |x| > 2^64: sigma(x) sigma(-x) = 0 (below the smallest subnormal from |x| = 745), the term it multiplies
             # in dL/dx 0 to the precision (beta |D|^(beta - 1) CE at most 2^1078 |x|): dropped, or beta CE (~ |x|)
             # overflowed and inf times 0 gave NaN d/dlogits near float64's largest logits, where it is -|D|^beta D
