@@ -13,7 +13,7 @@ from . import _logits as C
 from refloss._derive.core import Branch, Kernel, LossSpec, Param, Step, prove_equal
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, FocalCEDx, FocalCEDy, Group, LogitCE, OneMinusPt, PowG, Select, TwoProd, TwoSum, plain
+from refloss._derive.functions import Eval64, EvalAccurate, FocalCE, Quot, FocalCEDx, FocalCEDy, Group, LogitCE, OneMinusPt, PowG, Select, TwoProd, TwoSum, plain
 
 NAME = "sigmoid_focal_loss"
 alpha = sp.Symbol("alpha", real=True)
@@ -156,6 +156,44 @@ def _far_signed(weight_term, a, tail):
     return Select(sp.Ne(total, 0), total, Select(sp.Eq(a, 0), weight_term, a * tail))
 
 
+def _tiny_target_branch(alpha_t, checks):
+    """The float64 kernel's soft targets below 2^-64 at logits below -64 (a rare branch): there 1 - p_t = m is about
+    y (1 + rho) (q = e^x/y, rho = (1 - y) q) and CE about y (|x| + q), tiny, and m^gamma underflowed where the outputs
+    do not (y ~ 1e-170 at logits below about -1e20: d/dtarget lost its -x m^gamma term, a third of it at gamma = 2;
+    float32's float64 evaluation has the range).  Each output is m^gamma times a factor, formed as sign(b)
+    e^(gamma ln m + ln|b|) with ln m = ln y + ln(1 + rho) - ln(1 + e^x) from the inputs: value a m^gamma y (-x + L),
+    d/dx = a m^gamma (y/c) (gamma q (1 - 2y)(-x + L)/(1 + rho) - (1 - rho)), d/dy = m^gamma (da y (-x + L) +
+    a (gamma (1 - e^x)(-x + L)/(1 + rho) - x)), c = 1 + e^x, L = ln(c)/y (the kernel: c = 1, L = q, 1 - e^x = 1:
+    factors 1 + O(e^x), below 2^-92 there)."""
+    x, y, g = C.x, C.y, gamma
+    # the weight and its derivative: the prelude's a_t and da_t (_hard_branches: alpha_t and 2 alpha - 1, or 1 and 0)
+    a, da = sp.Symbol("a_t", real=True), sp.Symbol("da_t", real=True)
+
+    def forms(exact):
+        lny, q, rho, c, L = C.tiny_target_parts(x, y, exact)
+        u = -x + L
+        ln_m = lny + sp.log(1 + rho) - sp.log(c)
+        one_minus_e = 1 - sp.exp(x) if exact else 1
+        return {"value": a * C.signed_exp(g * ln_m + lny, u),
+                "d_logits": a * C.signed_exp(g * ln_m + lny - sp.log(c),
+                                             g * Quot(q, 1 + rho) * (1 - 2 * y) * u - (1 - rho)),
+                "d_targets": C.signed_exp(g * ln_m, da * y * u + a * (g * one_minus_e * Quot(u, 1 + rho) - x))}
+    exact = forms(True)
+    general = FocalCE(x, y, alpha_t, g)
+    for w in (True, False):
+        at = {a: alpha_t, da: sp.diff(alpha_t, y)} if w else {a: 1, da: 0}
+        ref = general if w else FocalCE(x, y, 1, g)
+        dom = {x: (-30, -1), y: (0, 1), g: (0, 5), alpha: (0, 1)}
+        for o, want in (("value", ref), ("d_logits", sp.diff(ref, x)), ("d_targets", sp.diff(ref, y))):
+            what = "alpha_t weighting" if w else "alpha None"
+            prove_equal(plain(exact[o].subs(at)), plain(want), f"tiny target, {what}: {o} = sign(b) "
+                        "e^(gamma ln m + ln|b|), ln m = ln y + ln(1 + rho) - ln(1 + e^x)",
+                        checks, domain=dom, numeric=True)
+    return Branch(sp.And(y < C.TINY_TARGET, x < C.TINY_LOGIT),  # (after the hard targets' branches: soft)
+                  {o: EvalAccurate(v) for o, v in forms(False).items()}, "soft target below 2^-64, logit below -64",
+                  True, libm=True)
+
+
 # soft targets, float64: from this gamma on, double-double with ~100-bit functions (see _soft_one_precision_up)
 ACCURATE_FROM = sp.Integer(4)
 
@@ -211,6 +249,11 @@ def derive() -> LossSpec:
         prelude, hard = _hard_branches(alpha_t, limit, claims)
         return Kernel(arrays=C.ARRAYS, args=(alpha, gamma), prelude=prelude, branches=(*hard, *soft), invalid=C.INVALID)
 
+    # float64: the tiny soft targets first (after the hard ones), each output from the logs of its factors
+    f64 = _soft_one_precision_up(kernel(45, checks), accurate_from=ACCURATE_FROM)
+    hard_count = sum("hard target" in b.label for b in f64.branches)
+    f64 = dataclasses.replace(f64, branches=(*f64.branches[:hard_count], _tiny_target_branch(alpha_t, checks),
+                                             *f64.branches[hard_count:]))
     return LossSpec(
         name=NAME, title="Sigmoid focal loss",
         formula="L = alpha_t * (1 - p_t)**gamma * CE(x, y), p = sigmoid(x), p_t = p*y + (1-p)*(1-y), "
@@ -227,7 +270,7 @@ def derive() -> LossSpec:
         # d/dtargets is a difference of two transcendental terms (the alpha_t factor's derivative times the
         # focal CE, and alpha_t times the CE's own) that crosses zero: float32 loses every digit near its root
         # (9.95e6 ULP at logit -0.1743, alpha 0.25, gamma 2, target 0), float64 keeps them
-        constants=[], kernels={"f64": _soft_one_precision_up(kernel(45, checks), accurate_from=ACCURATE_FROM),
+        constants=[], kernels={"f64": f64,
                                # (the same claims again: not recorded twice)
                                "f32": _soft_one_precision_up(dataclasses.replace(kernel(20, []),
                                                                                  wide=("d_targets",)))},

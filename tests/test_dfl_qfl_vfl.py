@@ -642,3 +642,51 @@ def test_varifocal_detached_weight_at_the_largest_logits(x, q):
     assert np.isfinite(gq[0])
     for got, exact in zip((v[0], gx[0], gq[0]), want):
         assert abs(got - float(exact)) <= 4 * np.spacing(abs(float(exact))), (got, exact)
+
+
+def _tiny_target_points(rng, n):
+    """(logit, target) at soft targets below 2^-64 and logits below -64: the probe's points (a subnormal target at the
+    logit -1e4; 1e-170 at -1e20, -1e21, -1e25), random ones (logits -64.5 to -760 and -10^(1.8 .. 300), targets
+    10^-323 .. 2^-64) and near the optimum (the target e^x (1 +- 10^-12 .. 10^-1))."""
+    pts = [(-1e4, 1e-310), (-1e4, 5e-324), (-1e4, 1e-315), (-1e20, 1e-170), (-1e21, 1e-170), (-1e25, 1e-170),
+           (-1e4, 1e-160), (-1e4, 1e-155)]
+    for k in range(n):
+        x = -rng.uniform(64.5, 760) if k % 3 == 0 else -10 ** rng.uniform(1.8, 300)
+        y = 10 ** rng.uniform(-323, np.log10(2.0**-64))
+        if k % 4 == 3:
+            x = -rng.uniform(64.5, 740)
+            y = np.exp(x) * (1 + 10 ** rng.uniform(-12, -1) * rng.choice([-1, 1]))
+        if 0 < y < 2.0**-64:
+            pts.append((float(x), float(y)))
+    return pts
+
+
+@pytest.mark.parametrize("name, params, bar", [
+    ("qfl_loss", {"beta": 0.01}, 12.0), ("qfl_loss", {"beta": 0.001}, 12.0), ("qfl_loss", {"beta": 0.3}, 12.0),
+    ("qfl_loss", {"beta": 2.0}, 12.0), ("qfl_loss", {"beta": 3.5}, 12.0),
+    ("sigmoid_focal_loss", {"alpha": 0.25, "gamma": 2.0}, 8.0), ("sigmoid_focal_loss", {"alpha": None, "gamma": 2.0}, 8.0),
+    ("sigmoid_focal_loss", {"alpha": 0.75, "gamma": 0.5}, 8.0), ("sigmoid_focal_loss", {"alpha": None, "gamma": 5.0}, 8.0)])
+def test_tiny_soft_targets_float64_against_the_oracle(name, params, bar):
+    """float64, soft targets below 2^-64 at logits below -64 (a rare branch: each output from the logs of its factors,
+    derivations/_logits.py's tiny_target_parts): QFL at beta <= 0.01 with a subnormal target at the logit -1e4 gave
+    d/dlogits NaN and d/dtarget inf (|D|^(beta - 1) overflowed before beta CE multiplied it), and both losses at the
+    target 1e-170, logits below about -1e20, d/dtarget 2/3 of the exact value at gamma (beta) 2 (m^gamma underflowed
+    before |x| multiplied it; 1e15 ULP at subnormal results).  Every output within the bar of the 50-digit oracle."""
+    from refloss._measures import ulp_error
+    from refloss.oracle import classification as oracle
+
+    rng = np.random.default_rng([5, len(name), int(1000 * params.get("beta", params.get("gamma")))])
+    pts = _tiny_target_points(rng, 45)
+    x, y = (np.array(c) for c in zip(*pts))
+    value, grads = getattr(rl, name).value_and_grad(x, y, **params)
+    floor_of = oracle.qfl_gradient_scale if name == "qfl_loss" else oracle.focal_gradient_scale
+    worst = (0.0, None)
+    for i, (xi, yi) in enumerate(pts):
+        exact = getattr(oracle, name)(xi, yi, **params)
+        floors = tuple(float(f) for f in floor_of(xi, yi, np.float64, **params))
+        floors = floors if len(floors) == 3 else (None, *floors)
+        for what, got, want, floor in zip(("value", "d_logits", "d_target"), (value[i], grads[0][i], grads[1][i]),
+                                          exact, floors):
+            err = float(ulp_error(float(got), float(want), float(want - float(want)), np.float64, floor))
+            worst = max(worst, (err, (what, xi, yi, float(got), float(want))), key=lambda w: w[0])
+    assert worst[0] <= bar, worst
