@@ -252,3 +252,65 @@ def float64_where(kernel, outside):
                 outputs={o: Eval64(v) for o, v in b.outputs.items()}, label=f"{b.label}, float64 (range)", rare=True))
         branches.append(b)
     return dataclasses.replace(kernel, branches=tuple(branches))
+
+
+# -- centre offsets far beyond the distance's range (a request, 2026-12-08)
+#
+# A distance (GWD's W^2, KLD's D) is a sum of squares of the centre offset (in the sides' units for KLD): it overflows
+# where the offset is beyond ~2^512 (GWD: absolute; KLD: times the target's sides), and the common forms gave NaN
+# (log1p(inf)/inf; KLD's 0 * inf in the gradient).  There the distance is evaluated scaled by c^2, c = 2^-600 (exact:
+# the offsets as c px - c tx, each product exact where it is normal, and a product that is not is below 2^-1022 while
+# the offset's scaled value is at least ~2^-89), and f from the scaled distance D' = c^2 D: ln D = ln D' - 2 ln c
+# (log1p(D) - ln D = log1p(1/D) < 1/D, below 2^-1023 where D > 2^1023), sqrt(D) = sqrt(D')/c.
+FAR_SCALE = sp.Integer(2) ** -600
+far_dx, far_dy = Sub(FAR_SCALE * px, FAR_SCALE * tx), Sub(FAR_SCALE * py, FAR_SCALE * ty)
+# where the far branches are taken: the distance beyond 2^1023 (inf where it overflowed; NaN: the comparison false, the
+# common branches' NaN)
+FAR_DISTANCE = sp.Integer(2) ** 1023
+
+
+def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=False):
+    """The branches of L = 1 - 1/(tau + f(D)) where the distance D (``d_sym``, the prelude's) is beyond 2^1023, from
+    ``scaled`` = c^2 D (c = FAR_SCALE): f = ln(scaled) - 2 ln c (f = log1p) or sqrt(scaled)/c (f = sqrt), L = 1 - r with
+    r = 1/(tau + f) (f = inf, where sqrt(D) overflows: exactly 1; f > 709 here, so 1 - r loses nothing), its gradient
+    -r (r f') with f' = scaled'/scaled or (scaled'/(2 sqrt(scaled))) (1/c), each factor on its own
+    (``HAND_RULES[keys[k]]``: the chain rule's (tau + f)^2 overflows for f = sqrt beyond 2^512, and 1/(1 + D)
+    underflows).  ``nan_gradient``: NaN gradients (GWD's F = 0 branch).  ``checks``: each rule is proved equal to
+    SymPy's chain rule on a scaled distance of any form, ln(scaled) - 2 ln c and sqrt(scaled)/c to ln D and sqrt D."""
+    out = []
+    c = FAR_SCALE
+    far = d_sym > FAR_DISTANCE
+
+    def fs(dist):
+        return sp.log(dist) - 2 * sp.log(c), sp.sqrt(dist) / c
+
+    def rules(dist, k):
+        f = fs(dist)[k]
+        r = Group(1 / (tau + f))
+        # (D'_s first, then over D' or 2 sqrt(D'): the printer's order of 2^-599 dx'/D' had formed 2^-599/D', 0 for an
+        # offset of ~1e303, and the gradient 0 where it is ~1e-310)
+        if k == 0:
+            return r, lambda s: -r * Group(r * Group(Group(sp.diff(dist, s)) / dist))
+        return r, lambda s: -r * Group(r * Group(Group(Group(sp.diff(dist, s)) / Group(2 * sp.sqrt(dist))) / c))
+
+    if checks is not None:
+        s_, d_ = sp.Symbol("s", real=True), sp.Function("d", positive=True)
+        F_FORMS = ("ln(D') - 2 ln c", "sqrt(D')/c")
+        for k, name in enumerate(FUNS):
+            _, rule = rules(d_(s_), k)
+            prove_equal(plain(rule(s_)), sp.diff(1 / (tau + fs(d_(s_))[k]), s_),
+                        f"d/ds 1/(tau + f), f = {F_FORMS[k]} of the scaled distance D': "
+                        f"-[1/(tau + f)] ([1/(tau + f)] f') (HAND_RULES[{keys[k]}]: no (tau + f)^2)", checks)
+        d_big = sp.Symbol("D", positive=True)
+        prove_equal(fs(c**2 * d_big)[0], sp.log(d_big), "ln(c^2 D) - 2 ln c = ln D (c = 2^-600)", checks)
+        prove_equal(fs(c**2 * d_big)[1], sp.sqrt(d_big), "sqrt(c^2 D)/c = sqrt D (c = 2^-600)", checks)
+    for k in (0, 1):
+        r, rule = rules(scaled, k)
+        if nan_gradient:
+            value, diff_form = 1 - r, sp.nan
+        else:
+            HAND_RULES[keys[k]] = rule
+            value = diff_form = 1 - HandDiff(r, sp.Integer(keys[k]))
+        out.append((sp.And(far, sp.Eq(fun, k)), value, diff_form,
+                    f"{label} beyond 2^1023: f = {FUNS[k]} of the distance scaled by 2^-1200", True, True))
+    return out

@@ -90,6 +90,11 @@ bures_b = (Group(Sub(R.pw, R.th) / _side)**2 + Group(Sub(R.ph, R.tw) / _side)**2
     - _c2 * _k_over(H + F, _QUOTIENT_RULES[1]) / 8
 BURES = _side**2 * (k * bures_a + Group(1 - k) * bures_b)
 W2 = R.dx**2 + R.dy**2 + BURES
+# centre offsets beyond ~2^512 (a request, 2026-12-08): W^2 overflowed (value NaN: log1p(inf)/inf, every gradient 0 or
+# NaN); where W^2 > 2^1023 the rare branches of derivations/_rotated.far_distance_branches take W^2 scaled by c^2 =
+# 2^-1200 (the offsets as c px - c tx; the Bures term as (c s)^2 times its form over s^2, s the largest side)
+_FAR_RULES = (40, 41)  # HAND_RULES keys of the far branches' 1/(tau + f), f = log1p and sqrt (42, 43 are kld_loss's)
+W2_FAR = R.far_dx**2 + R.far_dy**2 + Group(R.FAR_SCALE * _side)**2 * (k * bures_a + Group(1 - k) * bures_b)
 
 
 def definition():
@@ -182,9 +187,17 @@ def derive():
     zero_f = sp.Or(sp.Eq(f_sym, 0), sp.Eq(m_sym, 0), sp.Eq(side_sym, 0))
     branches = [(sp.And(zero_f, sp.Eq(R.fun, k)), (Group(R.tau - 1) + f) / (R.tau + f), sp.nan, label + f" ({name})")
                 for k, (f, name) in enumerate(((log1p(sq), "log1p"), (sp.sqrt(sq), "sqrt")))]
+    for sign, dom in R.orientation_domains():
+        prove_equal(plain(W2_FAR) / R.FAR_SCALE**2, definition(), f"W^2 from the offsets and the largest side times "
+                    f"c = 2^-600, over c^2, equals the matrix definition (K {sign})", checks, domain=dom, numeric=True)
+    # (after the F = 0 branches: a point box's W^2 is NaN in the prelude, so its far offsets keep the F = 0 branch's NaN
+    # value)
+    branches += R.far_distance_branches(W2_FAR, w2_sym, _FAR_RULES, "centre offsets far apart: W^2", checks=checks)
     branches += R.normalised_branches(W2, w2_sym, "", sqrt_rule=_SQRT_RULE, log1p_rule=_LOG1P_RULE, checks=checks)
     kern = kernel_from_forms(R.ARRAYS, branches, args=(R.fun, R.tau), prelude=((side_sym, _side.args[0]), (m_sym, _m.args[0]), (f_sym, F), (w2_sym, W2)),
                              invalid=R.INVALID, checks=checks, numeric_proof=True, domain=R.DOMAIN)
+    # the float32 kernel without the far branches: from float32 inputs W^2 stays below ~2^260 in its float64 part
+    kern32 = dataclasses.replace(kern, branches=tuple(b for b in kern.branches if not b.label.startswith("centre offsets far")))
     steps = [
         Step("With $s = 1/4$, the squared 2-Wasserstein distance of the two Gaussians:", "W^2",
              "\\|\\Delta\\|^2 + \\operatorname{tr}\\Sigma_p + \\operatorname{tr}\\Sigma_t - 2\\operatorname{tr}"
@@ -202,7 +215,7 @@ def derive():
         "tr Sigma_t - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2), each box the Gaussian N((cx, cy), R(angle) "
         "diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein Distance Loss, "
-         "arXiv:2101.11952"], PARAMS, {"f64": kern, "f32": float32_kernel(kern)}, steps,
+         "arXiv:2101.11952"], PARAMS, {"f64": kern, "f32": float32_kernel(kern32)}, steps,
         [R.rotation_plot("GWD loss"), R.slide_plot("GWD loss", note="W^2 grows with the squared offset (GWD is not "
                                                                     "scale invariant: lengths are in the boxes' units).")],
         CONVENTIONS, ACCURACY, checks, properties=Properties(scale_invariant=False))

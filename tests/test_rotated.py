@@ -511,3 +511,40 @@ FAR_APART_ANGLES = [(dtype, pa, ta) for dtype, big in ((np.float64, 1e308), (np.
 def test_obb_angle_loss_angles_far_apart(dtype, pa, ta):
     p, t = np.array([0, 0, 2.0, 3.0, pa], dtype), np.array([0.5, 0, 2.5, 3.0, ta], dtype)
     _within_the_bars("obb_angle_loss", dtype, p, t)
+
+
+# centre offsets far beyond the distance's range (a request, 2026-12-08): GWD's W^2 = |Delta|^2 + ... overflowed where the
+# offset is beyond ~1e154 (value NaN: log1p(inf)/inf or inf/inf; every gradient 0); now rare float64 branches where
+# W^2 > 2^1023 take it scaled by c^2 = 2^-1200 (offsets as c px - c tx), f = ln(scaled) - 2 ln c or sqrt(scaled)/c, the
+# value 1 - 1/(tau + f) (exactly 1 where sqrt(W^2) overflows).  The gradient bar's floor is 1/(the larger of the sides
+# and the offsets), as the battery's; the CUDA driver (under the simulator) gives the CPU's value and gradients.
+def _far_pair(off, unit, axis):
+    if axis == "neg":  # centres of opposite signs: px - tx overflows at 1e308
+        return np.array([0.9 * off, 0.1 * off, 2.0 * unit, 3.0 * unit, 0.1]), \
+            np.array([-0.9 * off, 0.3 * unit, 2.5 * unit, 3.0 * unit, 0.7])
+    dx, dy = {"x": (off, 0.0), "y": (0.0, off), "xy": (0.7 * off, -0.6 * off)}[axis]
+    return np.array([off, off, 2.0 * unit, 3.0 * unit, 0.1]), np.array([off + dx, off + dy, 2.5 * unit, 3.0 * unit, 0.2])
+
+
+FAR_OFFSETS = [(name, params, off, unit, axis)
+               for name, plist in (("gwd_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0})),)
+               for params in plist
+               for off, unit, axis in ((1e155, 1.0, "x"), (1e160, 1e-5, "y"), (1e200, 1e5, "xy"), (1e300, 1.0, "xy"),
+                                       (1e303, 1e-5, "x"), (1e308, 1.0, "neg"))]
+
+
+@pytest.mark.parametrize("name,params,off,unit,axis", FAR_OFFSETS, ids=repr)
+def test_centre_offsets_far_apart(name, params, off, unit, axis):
+    p, t = _far_pair(off, unit, axis)
+    with np.errstate(over="ignore"):
+        v, g = _grads(name, p, t, **params)
+        vc, (gpc, gtc) = getattr(rl, name).value_and_grad(p, t, device="cuda", **params)
+    ov, op, ot = getattr(oracle, name)(p, t, **params)
+    want = np.array([float(x) for x in op + ot])
+    offset = max(abs(p[0] / 2 - t[0] / 2), abs(p[1] / 2 - t[1] / 2)) * 2
+    scale = max(np.abs(want).max(), 1 / max(offset, p[2], p[3], t[2], t[3]))
+    assert abs(float(v) - float(ov)) <= 1e-14 * abs(float(ov)), (float(v), float(ov))
+    assert np.isfinite(g).all() and np.max(np.abs(g - want)) <= 1e-13 * scale, (g, want)
+    tol = 64 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(vc, v, rtol=tol, atol=0)
+    np.testing.assert_allclose(np.concatenate([gpc, gtc]), g, rtol=0, atol=tol * scale)

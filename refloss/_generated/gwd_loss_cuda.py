@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 244b3ece8b58d9c2
+# scalar kernels: sha256 d303e66032538e0c
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
