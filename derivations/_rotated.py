@@ -30,7 +30,7 @@ from sympy.codegen.cfunctions import log1p
 
 from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
 from refloss._info import Properties
-from refloss._derive.functions import HAND_RULES, CosSmall, Eval64, Group, HandDiff, SinSmall, Sub, TwoSum, plain
+from refloss._derive.functions import HAND_RULES, CosSmall, Eval64, Group, HandDiff, Select, SinSmall, Sub, TwoSum, plain
 
 px, py, pw, ph, pa = sp.symbols("px py pw ph pa", real=True)
 tx, ty, tw, th, ta = sp.symbols("tx ty tw th ta", real=True)
@@ -269,13 +269,14 @@ far_dx, far_dy = Sub(FAR_SCALE * px, FAR_SCALE * tx), Sub(FAR_SCALE * py, FAR_SC
 FAR_DISTANCE = sp.Integer(2) ** 1023
 
 
-def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=False):
+def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=False, valid=None):
     """The branches of L = 1 - 1/(tau + f(D)) where the distance D (``d_sym``, the prelude's) is beyond 2^1023, from
     ``scaled`` = c^2 D (c = FAR_SCALE): f = ln(scaled) - 2 ln c (f = log1p) or sqrt(scaled)/c (f = sqrt), L = 1 - r with
     r = 1/(tau + f) (f = inf, where sqrt(D) overflows: exactly 1; f > 709 here, so 1 - r loses nothing), its gradient
     -r (r f') with f' = scaled'/scaled or (scaled'/(2 sqrt(scaled))) (1/c), each factor on its own
     (``HAND_RULES[keys[k]]``: the chain rule's (tau + f)^2 overflows for f = sqrt beyond 2^512, and 1/(1 + D)
-    underflows).  ``nan_gradient``: NaN gradients (GWD's F = 0 branch).  ``checks``: each rule is proved equal to
+    underflows).  ``nan_gradient``: NaN gradients.  ``valid``: where the scaled forms hold (a condition on them; NaN
+    value and gradients elsewhere, as the common branches gave).  ``checks``: each rule is proved equal to
     SymPy's chain rule on a scaled distance of any form, ln(scaled) - 2 ln c and sqrt(scaled)/c to ln D and sqrt D."""
     out = []
     c = FAR_SCALE
@@ -291,7 +292,8 @@ def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=
         # offset of ~1e303, and the gradient 0 where it is ~1e-310)
         if k == 0:
             return r, lambda s: -r * Group(r * Group(Group(sp.diff(dist, s)) / dist))
-        return r, lambda s: -r * Group(r * Group(Group(Group(sp.diff(dist, s)) / Group(2 * sp.sqrt(dist))) / c))
+        # (r times c f' before the division by c: c f' ~ sqrt(D')/side overflows for KLD's sides ~1e-5 at D ~ 1e616)
+        return r, lambda s: -r * Group(Group(r * Group(Group(sp.diff(dist, s)) / Group(2 * sp.sqrt(dist)))) / c)
 
     if checks is not None:
         s_, d_ = sp.Symbol("s", real=True), sp.Function("d", positive=True)
@@ -306,6 +308,8 @@ def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=
         prove_equal(fs(c**2 * d_big)[1], sp.sqrt(d_big), "sqrt(c^2 D)/c = sqrt D (c = 2^-600)", checks)
     for k in (0, 1):
         r, rule = rules(scaled, k)
+        if valid is not None:
+            r, rule = Select(valid, r, sp.nan), (lambda rule: lambda s: Select(valid, rule(s), sp.nan))(rule)
         if nan_gradient:
             value, diff_form = 1 - r, sp.nan
         else:

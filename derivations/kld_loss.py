@@ -21,6 +21,8 @@ when X >= 0, and with w_t and h_t exchanged in e_w, e_h and cos^2(phi) (-X) in p
 sin^2(phi) X otherwise: every term >= 0, so nothing cancels for nearly equal boxes, nor for a box
 and its w/h swap turned by pi/2 (the same Gaussian), and D keeps its relative digits (f = sqrt needs them).
 """
+import dataclasses
+
 import sympy as sp
 
 from . import _rotated as R
@@ -35,23 +37,28 @@ _LOG1P_RULE = 27  # HAND_RULES key of f = log1p(D)'s derivative (26 is gwd_loss'
 d_sym = sp.Symbol("d_kl", nonnegative=True)
 
 
-def divergence():
-    """KL(N_p || N_t) in closed form (the form chosen by the sign of X, see the module docstring)."""
-    u, v = R.frame_offsets(R.ta)
+def divergence(scaled=False):
+    """KL(N_p || N_t) in closed form (the form chosen by the sign of X, see the module docstring); ``scaled``: times
+    c^2 (c = R.FAR_SCALE), the offsets as c px - c tx, the shape terms times c twice."""
+    dx, dy = (R.far_dx, R.far_dy) if scaled else (R.dx, R.dy)
+    u, v = dx * sp.cos(R.ta) + dy * sp.sin(R.ta), -dx * sp.sin(R.ta) + dy * sp.cos(R.ta)
     # (u/w_t)^2 + (v/h_t)^2 = rho^2/h_t^2 + (u/w_t)^2 (h_t - w_t)(h_t + w_t)/h_t^2 (h_t >= w_t), or the same with the
     # roles exchanged: terms >= 0, and the target angle's derivative 2 u v (1/w_t^2 - 1/h_t^2) one product (as two
     # terms it cancelled for a nearly square target: 8.9e4 ULP of the gradient scale in float32)
     # (each choice here a select, not a sum weighted by a 0/1 step: the form not chosen overflows where a side is far
     # smaller than another, its 0 * inf = NaN poisoning the chosen one's value and gradient)
-    centre = 2 * Select(R.th > R.tw, Group(R.dx / R.th)**2 + Group(R.dy / R.th)**2
+    centre = 2 * Select(R.th > R.tw, Group(dx / R.th)**2 + Group(dy / R.th)**2
                         + Group(u / R.tw)**2 * Group((R.th - R.tw) * (R.th + R.tw) / R.th**2),
-                        Group(R.dx / R.tw)**2 + Group(R.dy / R.tw)**2
+                        Group(dx / R.tw)**2 + Group(dy / R.tw)**2
                         + Group(v / R.th)**2 * Group((R.tw - R.th) * (R.tw + R.th) / R.tw**2))
     x = Group((R.pw - R.ph) * (R.pw + R.ph) / (R.tw * R.th)) * Group((R.tw - R.th) * (R.tw + R.th) / (R.tw * R.th))
     form_a = GapLog(R.pw, R.tw) + GapLog(R.ph, R.th) + R.sin_phi**2 * x
     form_b = GapLog(R.pw, R.th) + GapLog(R.ph, R.tw) - R.cos_phi**2 * x
     # X > 0: form A, else form B (both exact at X = 0)
-    return centre + Select((R.pw - R.ph) * (R.tw - R.th) > 0, form_a, form_b) / 2
+    shape = Select((R.pw - R.ph) * (R.tw - R.th) > 0, form_a, form_b) / 2
+    if scaled:
+        return centre + Group(R.FAR_SCALE * Group(R.FAR_SCALE * shape))
+    return centre + shape
 
 
 def definition():
@@ -68,6 +75,20 @@ rev = sp.Symbol("reverse", nonnegative=True)
 # in the gradient, cubes), which overflow where that box is far smaller (a size ratio below ~2.4e-13 in float32,
 # 2.9e-103 in float64), and 0 * inf = NaN poisoned the value and the gradient of the chosen one
 D_KL = Select(rev > 0, divergence().xreplace(SWAP), divergence())
+# centre offsets beyond ~2^512 times the sides (a request, 2026-12-08): D overflowed (value NaN, the size gradients NaN:
+# 0 * inf); where D > 2^1023 the rare branches of derivations/_rotated.far_distance_branches take D scaled by c^2 = 2^-1200
+# (the offsets as c px - c tx).  They hold where the scaled offset is normal with 53 bits to spare (|dx'| + |dy'| >=
+# 2^-969: an offset >= 2^-369; the branch is taken at offsets >= ~2^510 times a side, so only sides below ~2^-879 with
+# offsets below 2^-369 miss it) and D' is finite (|dx| + |dy| below 2^1110 times the smaller side): NaN value and
+# gradients elsewhere, as before
+_FAR_RULES = (42, 43)  # HAND_RULES keys of the far branches' 1/(tau + f), f = log1p and sqrt (40, 41 are gwd_loss's)
+D_FAR = Select(rev > 0, divergence(True).xreplace(SWAP), divergence(True))
+_far_l1 = sp.Abs(R.far_dx) + sp.Abs(R.far_dy)
+# (|dx'| + |dy'| below 2^510 times the smaller side of the box whose covariance is inverted: each scaled quotient below
+# 2^510, D' = 2 (q_x^2 + q_y^2 + q_u^2 ...) + c^2 (shape) finite)
+FAR_VALID = sp.And(sp.GreaterThan(_far_l1, sp.Integer(2)**-969, evaluate=False),
+                   sp.StrictLessThan(_far_l1, sp.Integer(2)**510 * Select(rev > 0, TMin(R.pw, R.ph), TMin(R.tw, R.th)),
+                                     evaluate=False))
 PARAMS = R.normalisation_params("D") + [
     Param("reverse", rev, False, "False: D = KL(N_p || N_t) as the paper writes it; True: KL(N_t || N_p), the "
           "direction of the authors' code and of mmrotate's GDLoss (the prediction's covariance inverted)",
@@ -113,12 +134,20 @@ def derive():
         label = f"X {sign}"
         prove_equal(plain(divergence()), definition(), f"D in closed form equals the matrix definition of KL(N_p || N_t) "
                     f"({label})", checks, domain=dom, numeric=True)
+    for sign, dom in R.orientation_domains():
+        prove_equal(plain(divergence(True)) / R.FAR_SCALE**2, definition(), f"D from the offsets times c = 2^-600 and "
+                    f"the shape terms times c^2, over c^2, equals the matrix definition (X {sign})", checks, domain=dom,
+                    numeric=True)
+    normal = R.normalised_branches(D_KL, d_sym, "a degenerate box (w h = 0): D = inf, L = 1, gradient NaN",
+                                   undefined=R.DEGENERATE, sqrt_rule=_SQRT_RULE, log1p_rule=_LOG1P_RULE, checks=checks)
+    far = R.far_distance_branches(D_FAR, d_sym, _FAR_RULES, "centre offsets far apart: D", checks=checks,
+                                  valid=FAR_VALID)
     k = kernel_from_forms(
-        R.ARRAYS, R.normalised_branches(D_KL, d_sym, "a degenerate box (w h = 0): D = inf, L = 1, gradient NaN",
-                                        undefined=R.DEGENERATE, sqrt_rule=_SQRT_RULE,
-                                        log1p_rule=_LOG1P_RULE, checks=checks),
+        R.ARRAYS, normal[:1] + far + normal[1:],
         args=(R.fun, R.tau, rev), prelude=((d_sym, D_KL),), invalid=R.INVALID, checks=checks, numeric_proof=True,
         domain=R.DOMAIN)
+    # the float32 kernel without the far branches: from float32 inputs D stays below ~2^600 in its float64 part
+    k32 = dataclasses.replace(k, branches=tuple(b for b in k.branches if not b.label.startswith("centre offsets far")))
     steps = [
         Step("With $s = 1/4$ ($w/2$ and $h/2$ the standard deviations along the box's axes), the divergence of the "
              "prediction's Gaussian from the target's, as the paper writes it:", "D",
@@ -137,7 +166,7 @@ def derive():
         "Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p) + 1/2 ln(det Sigma_t/det Sigma_p) - 1, each box the Gaussian "
         "N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection via Kullback-Leibler "
-         "Divergence, arXiv:2106.01883"], PARAMS, {"f64": k, "f32": float32_kernel(k)}, steps,
+         "Divergence, arXiv:2106.01883"], PARAMS, {"f64": k, "f32": float32_kernel(k32)}, steps,
         [R.rotation_plot("KLD loss"), R.slide_plot("KLD loss", note="The centre term grows with the offset in units "
                                                                     "of the target's sides.")],
         CONVENTIONS, ACCURACY, checks,

@@ -516,7 +516,8 @@ def test_obb_angle_loss_angles_far_apart(dtype, pa, ta):
 # centre offsets far beyond the distance's range (a request, 2026-12-08): GWD's W^2 = |Delta|^2 + ... overflowed where the
 # offset is beyond ~1e154 (value NaN: log1p(inf)/inf or inf/inf; every gradient 0); now rare float64 branches where
 # W^2 > 2^1023 take it scaled by c^2 = 2^-1200 (offsets as c px - c tx), f = ln(scaled) - 2 ln c or sqrt(scaled)/c, the
-# value 1 - 1/(tau + f) (exactly 1 where sqrt(W^2) overflows).  The gradient bar's floor is 1/(the larger of the sides
+# value 1 - 1/(tau + f) (exactly 1 where sqrt(W^2) overflows).  KLD's D (offsets in the sides' units) likewise where
+# D > 2^1023 (value NaN and the size gradients NaN before).  The gradient bar's floor is 1/(the larger of the sides
 # and the offsets), as the battery's; the CUDA driver (under the simulator) gives the CPU's value and gradients.
 def _far_pair(off, unit, axis):
     if axis == "neg":  # centres of opposite signs: px - tx overflows at 1e308
@@ -527,7 +528,8 @@ def _far_pair(off, unit, axis):
 
 
 FAR_OFFSETS = [(name, params, off, unit, axis)
-               for name, plist in (("gwd_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0})),)
+               for name, plist in (("gwd_loss", ({}, {"fun": "sqrt"}, {"tau": 2.0})),
+                                   ("kld_loss", ({}, {"fun": "sqrt"}, {"reverse": True})))
                for params in plist
                for off, unit, axis in ((1e155, 1.0, "x"), (1e160, 1e-5, "y"), (1e200, 1e5, "xy"), (1e300, 1.0, "xy"),
                                        (1e303, 1e-5, "x"), (1e308, 1.0, "neg"))]

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 d303e66032538e0c
+# scalar kernels: sha256 0b95e82704722c16
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
