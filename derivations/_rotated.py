@@ -254,7 +254,7 @@ def float64_where(kernel, outside):
     return dataclasses.replace(kernel, branches=tuple(branches))
 
 
-# -- centre offsets far beyond the distance's range (a request, 2026-12-08)
+# -- centre offsets far beyond the distance's range (open since note 50, fixed 2026-12-07)
 #
 # A distance (GWD's W^2, KLD's D) is a sum of squares of the centre offset (in the sides' units for KLD): it overflows
 # where the offset is beyond ~2^512 (GWD: absolute; KLD: times the target's sides), and the common forms gave NaN

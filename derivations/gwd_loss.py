@@ -90,7 +90,7 @@ bures_b = (Group(Sub(R.pw, R.th) / _side)**2 + Group(Sub(R.ph, R.tw) / _side)**2
     - _c2 * _k_over(H + F, _QUOTIENT_RULES[1]) / 8
 BURES = _side**2 * (k * bures_a + Group(1 - k) * bures_b)
 W2 = R.dx**2 + R.dy**2 + BURES
-# centre offsets beyond ~2^512 (a request, 2026-12-08): W^2 overflowed (value NaN: log1p(inf)/inf, every gradient 0 or
+# centre offsets beyond ~2^512 (open since note 50, fixed 2026-12-07): W^2 overflowed (value NaN: log1p(inf)/inf, every gradient 0 or
 # NaN); where W^2 > 2^1023 the rare branches of derivations/_rotated.far_distance_branches take W^2 scaled by c^2 =
 # 2^-1200 (the offsets as c px - c tx; the Bures term as (c s)^2 times its form over s^2, s the largest side)
 _FAR_RULES = (40, 41)  # HAND_RULES keys of the far branches' 1/(tau + f), f = log1p and sqrt (42, 43 are kld_loss's)

@@ -75,7 +75,7 @@ rev = sp.Symbol("reverse", nonnegative=True)
 # in the gradient, cubes), which overflow where that box is far smaller (a size ratio below ~2.4e-13 in float32,
 # 2.9e-103 in float64), and 0 * inf = NaN poisoned the value and the gradient of the chosen one
 D_KL = Select(rev > 0, divergence().xreplace(SWAP), divergence())
-# centre offsets beyond ~2^512 times the sides (a request, 2026-12-08): D overflowed (value NaN, the size gradients NaN:
+# centre offsets beyond ~2^512 times the sides (open since note 50, fixed 2026-12-07): D overflowed (value NaN, the size gradients NaN:
 # 0 * inf); where D > 2^1023 the rare branches of derivations/_rotated.far_distance_branches take D scaled by c^2 = 2^-1200
 # (the offsets as c px - c tx).  They hold where the scaled offset is normal with 53 bits to spare (|dx'| + |dy'| >=
 # 2^-969: an offset >= 2^-369; the branch is taken at offsets >= ~2^510 times a side, so only sides below ~2^-879 with

@@ -513,7 +513,7 @@ def test_obb_angle_loss_angles_far_apart(dtype, pa, ta):
     _within_the_bars("obb_angle_loss", dtype, p, t)
 
 
-# centre offsets far beyond the distance's range (a request, 2026-12-08): GWD's W^2 = |Delta|^2 + ... overflowed where the
+# centre offsets far beyond the distance's range (open since note 50, fixed 2026-12-07): GWD's W^2 = |Delta|^2 + ... overflowed where the
 # offset is beyond ~1e154 (value NaN: log1p(inf)/inf or inf/inf; every gradient 0); now rare float64 branches where
 # W^2 > 2^1023 take it scaled by c^2 = 2^-1200 (offsets as c px - c tx), f = ln(scaled) - 2 ln c or sqrt(scaled)/c, the
 # value 1 - 1/(tau + f) (exactly 1 where sqrt(W^2) overflows).  KLD's D (offsets in the sides' units) likewise where
