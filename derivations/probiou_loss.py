@@ -22,13 +22,15 @@ largest side m (B_D is invariant under scaling, so m is held fixed in the gradie
 cancels for nearly equal boxes (ultralytics' (a1 + a2)(b1 + b2) - (c1 + c2)^2 and the log of a ratio
 near 1 do), and each difference of products is formed from differences of the sides.
 """
+import dataclasses
+
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from . import _rotated as R
 from refloss._derive.autodiff import kernel_from_forms
 from refloss._derive.core import Param, Step, Variant, prove_equal
-from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, TMax, TMin, plain
+from refloss._derive.functions import HAND_RULES, Clamp0, Detach, Group, HandDiff, Select, Step as Above0, Sub, TMax, TMin, plain
 
 NAME = "probiou_loss"
 mode = sp.Symbol("mode", nonnegative=True)  # 0 hellinger, 1 bd
@@ -58,9 +60,21 @@ def log_rule(n, d, raw_sides):
     return lambda s: (sp.diff(n, s) - n * sp.Add(*(sp.diff(x, s) / x for x in raw_sides))) / (n + d)
 
 
-def closed_form(m, hand=False, parts=None):
+def scaled_offset(p, t, m):
+    """c (p - t)/m, c = R.FAR_SCALE = 2^-600 (the far branches' offsets in units of m, scaled): (c p - c t)/m, each
+    product exact, where |p| + |t| > 1 (one of them normal after scaling: the other's lost bits are below 2^-1074,
+    2^-474 of the difference's scale, and it cannot overflow as p - t can); else (p - t)/(m/c), m/c = m 2^600 exact
+    (here m < 2^-500, as the offset is beyond 2^500 m: the product c p - c t would have been subnormal for offsets
+    below 2^-422, tiny boxes nearby)."""
+    c = R.FAR_SCALE
+    return Select(sp.Abs(p) + sp.Abs(t) > 1, Group(Sub(c * p, c * t) / m), Group(Sub(p, t) / Group(m / c)))
+
+
+def closed_form(m, hand=False, parts=None, scaled=False):
     """B_D with every length divided by m (any m > 0); ``hand``: log1p(N/D) in the kernel's form (see
-    ``log_term``, its derivative registered as HAND_RULES[23])."""
+    ``log_term``, its derivative registered as HAND_RULES[23]); ``scaled``: the centre term's offsets times c =
+    R.FAR_SCALE (``scaled_offset``), so that ``parts["centre"]`` (3 q/(N + D)) is c^2 times B_D's (its choices of
+    form selects, not sums weighted by 0/1 steps: no 0 * inf)."""
     g = lambda e: Group(e / m)  # noqa: E731 - a length over m, formed before it is multiplied
     w1, h1, w2, h2 = g(R.pw), g(R.ph), g(R.tw), g(R.th)
     # w_p h_p - w_t h_t from the differences of the sides that are close: the same sides for boxes of the same
@@ -75,7 +89,7 @@ def closed_form(m, hand=False, parts=None):
     k = Group(g(R.pw - R.ph) * (w1 + h1)) * Group(g(R.tw - R.th) * (w2 + h2))
     n = a**2 + same * (b**2 + R.sin_phi**2 * k) + Group(1 - same) * (e**2 - R.cos_phi**2 * k)
     d = 4 * (w1 * h1) * (w2 * h2)
-    ddx, ddy = g(R.dx), g(R.dy)
+    ddx, ddy = (scaled_offset(R.px, R.tx, m), scaled_offset(R.py, R.ty, m)) if scaled else (g(R.dx), g(R.dy))
     rho2 = ddx**2 + ddy**2
     q = 0
     for (w, h, angle, wr, hr) in ((w1, h1, R.pa, R.pw, R.ph), (w2, h2, R.ta, R.tw, R.th)):
@@ -83,13 +97,14 @@ def closed_form(m, hand=False, parts=None):
         v = -ddx * sp.sin(angle) + ddy * sp.cos(angle)
         # h^2 u^2 + w^2 v^2 = w^2 rho^2 + (h^2 - w^2) u^2 = h^2 rho^2 + (w^2 - h^2) v^2: the form with terms >= 0
         taller = Above0(hr - wr)
-        q += taller * (w**2 * rho2 + Group(g(hr - wr) * (h + w)) * u**2) \
-            + Group(1 - taller) * (h**2 * rho2 + Group(g(wr - hr) * (w + h)) * v**2)
+        tall_form, wide_form = w**2 * rho2 + Group(g(hr - wr) * (h + w)) * u**2, h**2 * rho2 + Group(g(wr - hr) * (w + h)) * v**2
+        q += Select(hr > wr, tall_form, wide_form) if scaled else taller * tall_form + Group(1 - taller) * wide_form
+    log_half = log_term(n, d, (w1, h1, w2, h2), hand) / 2
     if parts is not None:
-        parts.update(n=n, d=d)
+        parts.update(n=n, d=d, centre=3 * q / (n + d), log=log_half)
     if hand:
         HAND_RULES[_LOG_RULE] = log_rule(n, d, (R.pw, R.ph, R.tw, R.th))
-    return 3 * q / (n + d) + log_term(n, d, (w1, h1, w2, h2), hand) / 2
+    return 3 * q / (n + d) + log_half
 
 
 def definition():
@@ -102,6 +117,62 @@ def definition():
 
 M = Detach(TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)))  # the largest side: a constant in the gradient
 B_D = closed_form(M, hand=True)
+
+# centre offsets beyond ~2^512 times the largest side m (a request, 2026-12-08): the squared offset over m^2 overflowed
+# in the centre term 3 q/(N + D), where q's choice of form by a 0/1 step gave 0 * inf: B_D NaN, mode 'hellinger' NaN value
+# and gradients, mode 'bd' NaN value and size and angle gradients (offset 1e155, sides ~2; sides 1e-5 from offsets
+# ~1e150).  B_D is at least 1/8 |Delta|^2 / lambda_max(Sigma) >= 3/2 (|Delta|/m)^2 (Sigma's eigenvalues at most m^2/12;
+# the log term >= 0), so where max(|dx|, |dy|) > 2^500 m it is beyond 2^1000: there the rare branches evaluate the centre
+# term scaled by c^2 = 2^-1200 (T', from the offsets c (p - t)/m, at least 2^-200), B_D = (T'/c)/c + the log term
+# (+inf beyond the float range, as the exact value rounds), its gradient ((dT'/ds)/c)/c (HAND_RULES[44]: each division
+# by c on its own, no 2^1200 literal) plus the log term's; mode 'hellinger' takes L = 1 exactly (1 - sqrt(1 - e^-B_D) <
+# e^-B_D) and gradients 0 (e^-B_D dB_D/(2L): below 2^-1074 for any B_D >= 2^1000, whose derivatives are below ~2^1200),
+# NaN where an input is NaN (HAND_RULES[45]; the condition does not see the angles).  The condition sees neither a NaN
+# offset (its comparison false: the common branches' NaN) nor B_D, which is NaN there.
+_FAR_CENTRE_RULE, _FAR_HELLINGER_RULE = 44, 45
+FAR_OFFSET = sp.Integer(2) ** 500
+_largest = TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th))
+OFFSETS_FAR = TMax(sp.Abs(R.dx), sp.Abs(R.dy)) > FAR_OFFSET * _largest
+_far_parts = {}
+closed_form(M, hand=True, parts=_far_parts, scaled=True)
+CENTRE_FAR = _far_parts["centre"]  # c^2 times B_D's centre term
+
+
+# every input finite (a NaN or an infinite input makes the sum of the inputs times c NaN or infinite; times c: no
+# overflow of the finite ones): elsewhere the far branches give NaN, as the common ones did (an infinite centre)
+_INPUTS_FINITE = sp.Abs(sp.Add(*(R.FAR_SCALE * x for x in R.PRED + R.TARGET))) < sp.Integer(2) ** 1000
+
+
+def _far_centre():
+    """(T'/c)/c = B_D's centre term (NaN where an input is not finite), differentiated by HAND_RULES[44] as
+    ((dT'/ds)/c)/c."""
+    c = R.FAR_SCALE
+    # (the derivative a Group of its own: SymPy distributes a number over a sum, and each term times 2^600 twice had
+    # overflowed where the sum does not, inf - inf)
+    HAND_RULES[_FAR_CENTRE_RULE] = lambda s: Select(_INPUTS_FINITE, Group(Group(Group(sp.diff(CENTRE_FAR, s)) / c) / c),
+                                                    sp.nan)
+    return HandDiff(Select(_INPUTS_FINITE, Group(Group(CENTRE_FAR / c) / c), sp.nan), sp.Integer(_FAR_CENTRE_RULE))
+
+
+def far_offset_branches(checks):
+    """The far branches (before the common ones, after the degenerate boxes'), both modes; ``checks``: B_D's far form
+    proved equal to the matrix definition, and the rule of its centre term to SymPy's derivative."""
+    c = R.FAR_SCALE
+    bd_far = _far_centre() + _far_parts["log"]
+    for sign, dom in R.orientation_domains():
+        prove_equal(plain(CENTRE_FAR) / c**2 + plain(log1p(_far_parts["n"] / _far_parts["d"])) / 2, definition(),
+                    f"B_D from the offsets times c = 2^-600 (the centre term over c^2) equals the matrix definition "
+                    f"(K {sign})", checks, domain=dom, numeric=True)
+    for z in (R.px, R.ty, R.pw, R.th, R.pa):
+        prove_equal(plain(HAND_RULES[_FAR_CENTRE_RULE](z).args[1]), sp.diff(plain(CENTRE_FAR) / c**2, z),
+                    f"d/d{z} of the centre term (T'/c)/c is ((dT'/d{z})/c)/c (HAND_RULES[{_FAR_CENTRE_RULE}])", checks,
+                    domain=R.DOMAIN, numeric=True)
+    HAND_RULES[_FAR_HELLINGER_RULE] = lambda s: Select(_INPUTS_FINITE, sp.Integer(0), sp.nan)
+    one = HandDiff(Select(_INPUTS_FINITE, sp.Integer(1), sp.nan), sp.Integer(_FAR_HELLINGER_RULE))
+    return [(sp.And(OFFSETS_FAR, sp.Eq(mode, 1)), bd_far, bd_far,
+             "centre offsets beyond 2^500 times the largest side, mode 'bd': the centre term scaled by 2^-1200", True, True),
+            (OFFSETS_FAR, one, one, "centre offsets beyond 2^500 times the largest side, mode 'hellinger': 1 "
+             "(B_D > 2^1000), gradient 0", True)]
 
 
 def ultralytics_program(floor=0):
@@ -201,11 +272,15 @@ def derive():
         [(sp.And(R.DEGENERATE, sp.Eq(mode, 0)), sp.Integer(1), sp.nan,
           "a degenerate box (w h = 0), mode 'hellinger': 1, gradient NaN"),
          (R.DEGENERATE, sp.oo, sp.nan, "a degenerate box, mode 'bd': inf, gradient NaN"),
+         *far_offset_branches(checks),
          (sp.Eq(mode, 1), B_D, B_D, "mode 'bd': L = B_D"),
          (sp.Eq(bd_sym, 0), sp.Integer(0), sp.Integer(0), "identical Gaussians: 0, gradient 0 by convention"),
          (None, hd, hd, "mode 'hellinger': L = sqrt(-expm1(-B_D))")],
         args=(mode,), prelude=((bd_sym, B_D),), invalid=R.INVALID, checks=checks, numeric_proof=True,
         domain=R.DOMAIN)
+    # the float32 kernel without the far branches: from float32 inputs the offset over the largest side stays below
+    # ~2^300, its squares (in the float64 range branch) far inside float64's range
+    k32 = dataclasses.replace(k, branches=tuple(b for b in k.branches if not b.label.startswith("centre offsets beyond")))
     n_, d_, bd_ = sp.symbols("N D B_D")
     steps = [
         Step("With $s = 1/12$ (the covariance of the uniform distribution on the box), the Bhattacharyya distance "
@@ -227,7 +302,7 @@ def derive():
         "B_D = 1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)), Sigma = (Sigma_p + "
         "Sigma_t)/2, each box the Gaussian N((cx, cy), R(angle) diag(w^2/12, h^2/12) R(angle)^T).",
         ["J. M. Llerena et al., Gaussian Bounding Boxes and Probabilistic Intersection-over-Union for Object "
-         "Detection, arXiv:2106.06072"], PARAMS, {"f64": k, "f32": float32_kernel(k)}, steps,
+         "Detection, arXiv:2106.06072"], PARAMS, {"f64": k, "f32": float32_kernel(k32)}, steps,
         [R.rotation_plot("ProbIoU loss", note="ProbIoU sees a square as a disc."),
          R.slide_plot("ProbIoU loss", note="The Hellinger distance approaches 1 with a Gaussian tail, far more "
                       "slowly than 1 - IoU, which is 1 as soon as the boxes stop overlapping.")],

@@ -550,3 +550,49 @@ def test_centre_offsets_far_apart(name, params, off, unit, axis):
     tol = 64 * np.finfo(np.float64).eps
     np.testing.assert_allclose(vc, v, rtol=tol, atol=0)
     np.testing.assert_allclose(np.concatenate([gpc, gtc]), g, rtol=0, atol=tol * scale)
+
+
+# ProbIoU's centre term 3 q/(N + D) holds the squared offset over the largest side m^2: beyond ~2^512 m it overflowed
+# and the 0/1 weights of q's two forms gave 0 * inf: B_D NaN, mode 'hellinger' NaN value and gradients, mode 'bd' NaN
+# value and size and angle gradients (sides 1e-5 from offsets ~1e150).  Now rare float64 branches where
+# max(|dx|, |dy|) > 2^500 m (B_D > 2^1000 there): mode 'hellinger' 1 and gradients 0 (e^-B_D underflows: exact), mode
+# 'bd' the centre term scaled by c^2 = 2^-1200, B_D = (T'/c)/c + the log term.  In mode 'bd' B_D, its size and its
+# angle derivatives are beyond float64's range at most of these pairs (the exact result rounds to +-inf; the
+# offset derivatives are finite): those components must be that infinity.  Float32 (its float64 range branch, kernel
+# unchanged) at offsets up to 3e38: right before and after.
+PROBIOU_FAR = [(np.float64, mode, off, unit, axis) for mode in ("hellinger", "bd")
+               for off, unit, axis in ((1e150, 1e-5, "x"), (1e155, 1.0, "x"), (1e160, 1e-5, "y"), (1e153, 1e-5, "xy"),
+                                       (1e200, 1e5, "xy"), (1e300, 1.0, "xy"), (1e303, 1e-5, "x"), (1e308, 1.0, "neg"),
+                                       (1.7e308, 1e5, "neg"))] \
+    + [(np.float32, mode, off, unit, axis) for mode in ("hellinger", "bd")
+       for off, unit, axis in ((1e30, 1e-5, "x"), (1.5e38, 1.0, "neg"))]
+
+
+@pytest.mark.parametrize("dtype,mode,off,unit,axis", PROBIOU_FAR, ids=repr)
+def test_probiou_centre_offsets_far_apart(dtype, mode, off, unit, axis):
+    p, t = (x.astype(dtype) for x in _far_pair(off, unit, axis))
+    with np.errstate(over="ignore", invalid="ignore"):
+        v, g = _grads("probiou_loss", p, t, mode=mode)
+        vc, (gpc, gtc) = rl.probiou_loss.value_and_grad(p, t, device="cuda", mode=mode)
+        ov, op, ot = oracle.probiou_loss(p.astype(np.float64), t.astype(np.float64), mode=mode)
+        want = np.array([float(x) for x in op + ot]).astype(dtype)
+        exact = float(ov)
+    value_bar, grad_bar = (1e-14, 1e-13) if dtype == np.float64 else (5.4e-6, 5.4e-5)
+    if np.isinf(np.float64(exact).astype(dtype)):
+        assert v == np.float64(exact).astype(dtype), (v, exact)
+    else:
+        assert abs(float(v) - exact) <= value_bar * abs(exact), (float(v), exact)
+    fin = np.isfinite(want)
+    assert (g[~fin] == want[~fin]).all(), (g, want)
+    offset = max(abs(float(p[0]) / 2 - float(t[0]) / 2), abs(float(p[1]) / 2 - float(t[1]) / 2)) * 2
+    scale = max(np.abs(want[fin].astype(np.float64)).max(initial=0.0),
+                1 / max(offset, *(float(x) for x in (p[2], p[3], t[2], t[3]))))
+    assert np.isfinite(g[fin]).all() and np.max(np.abs(g[fin] - want[fin]), initial=0.0) <= grad_bar * scale, (g, want)
+    tol = 64 * np.finfo(dtype).eps
+    if np.isinf(v):
+        assert vc == v
+    else:
+        np.testing.assert_allclose(vc, v, rtol=tol, atol=0)
+    gc = np.concatenate([gpc, gtc])
+    assert (gc[~fin] == g[~fin]).all(), (gc, g)
+    np.testing.assert_allclose(gc[fin], g[fin], rtol=0, atol=tol * scale)
