@@ -28,7 +28,7 @@ import math
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from refloss._derive.core import LossSpec, Param, Plot, Step, prove_equal
+from refloss._derive.core import Branch, LossSpec, Param, Plot, Step, prove_equal
 from refloss._info import Properties
 from refloss._derive.functions import HAND_RULES, CosSmall, Eval64, Group, HandDiff, Select, SinSmall, Sub, TwoSum, plain
 
@@ -318,3 +318,45 @@ def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=
         out.append((sp.And(far, sp.Eq(fun, k)), value, diff_form,
                     f"{label} beyond 2^1023: f = {FUNS[k]} of the distance scaled by 2^-1200", True, True))
     return out
+
+
+# -- angles of opposite signs beyond ~9e307 (a request, 2026-12-08): phi = pa - ta overflows in the Gaussian losses'
+# float64 kernels (GWD, KLD, ProbIoU), sin and cos of inf: value and gradients NaN.  Every such loss depends on an angle
+# only through its sine and cosine and those of phi (period 2 pi in each angle; pi in fact), so there it is evaluated at
+# the angles reduced to (-pi, pi] as atan2(sin a, cos a) (libm's sine and cosine, whose reduction is exact for any
+# argument: a rare branch), which phi = pa' - ta' cannot overflow; the gradient at the reduced angles is the gradient
+# (d pa'/d pa = 1).  The whole kernel, every branch, as one chain of selects with the prelude written out (the prelude's
+# values, computed from the angles as given, are NaN there): no derivative is taken again, so no hand rule (built on
+# the original phi) needs a copy.  Each angle reduced to within an ulp of pi (~4e-16 absolute in phi) -- far below what
+# one ulp of such an angle changes (~2^970 radians); the addition theorem of SIN_PHI_FAR would keep phi's own digits
+# but needs every form of sin phi and cos phi and their derivatives replaced, branch by branch.
+def reduced_angle(a):
+    """a reduced to (-pi, pi]: atan2(sin a, cos a), plus a - a (0, or NaN for an infinite a: the printed atan2 need not
+    keep sin(inf)'s NaN)."""
+    return sp.atan2(sp.sin(a), sp.cos(a)) + Sub(a, a)
+
+
+def far_angle_branch(kernel, precision="f64"):
+    """A rare branch (first) of ``kernel`` where ``angles_far(precision)``: the kernel's own branches as a chain of selects,
+    the prelude written out, at the reduced angles (see above)."""
+    subs = dict(kernel.prelude)
+
+    def written_out(e):
+        for _ in range(len(subs) + 1):
+            e = e.xreplace(subs)
+            if not e.has(*subs):
+                break
+        return e.xreplace({pa: reduced_angle(pa), ta: reduced_angle(ta)})
+    outputs = {}
+    for o in kernel.branches[0].outputs:
+        e = sp.nan
+        for b in reversed(kernel.branches):
+            e = b.outputs[o] if b.condition is None else Select(b.condition, b.outputs[o], e)
+        outputs[o] = written_out(e)
+    return Branch(angles_far(precision), outputs, "angles of opposite signs far apart (phi overflows): the kernel at "
+                  "the angles reduced to (-pi, pi]", rare=True, libm=True)
+
+
+def with_far_angles(kernel, precision="f64"):
+    """``kernel`` with ``far_angle_branch`` first."""
+    return dataclasses.replace(kernel, branches=(far_angle_branch(kernel, precision),) + tuple(kernel.branches))

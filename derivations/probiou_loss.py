@@ -302,7 +302,7 @@ def derive():
         "B_D = 1/8 Delta^T Sigma^-1 Delta + 1/2 ln(det Sigma/sqrt(det Sigma_p det Sigma_t)), Sigma = (Sigma_p + "
         "Sigma_t)/2, each box the Gaussian N((cx, cy), R(angle) diag(w^2/12, h^2/12) R(angle)^T).",
         ["J. M. Llerena et al., Gaussian Bounding Boxes and Probabilistic Intersection-over-Union for Object "
-         "Detection, arXiv:2106.06072"], PARAMS, {"f64": k, "f32": float32_kernel(k32)}, steps,
+         "Detection, arXiv:2106.06072"], PARAMS, {"f64": R.with_far_angles(k), "f32": float32_kernel(k32)}, steps,
         [R.rotation_plot("ProbIoU loss", note="ProbIoU sees a square as a disc."),
          R.slide_plot("ProbIoU loss", note="The Hellinger distance approaches 1 with a Gaussian tail, far more "
                       "slowly than 1 - IoU, which is 1 as soon as the boxes stop overlapping.")],

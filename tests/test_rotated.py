@@ -596,3 +596,24 @@ def test_probiou_centre_offsets_far_apart(dtype, mode, off, unit, axis):
     gc = np.concatenate([gpc, gtc])
     assert (gc[~fin] == g[~fin]).all(), (gc, g)
     np.testing.assert_allclose(gc[fin], g[fin], rtol=0, atol=tol * scale)
+
+
+# angles of opposite signs beyond ~9e307 (a request, 2026-12-08): phi = pa - ta overflowed in the Gaussian losses' float64
+# kernels, sin(inf): value and gradients NaN.  Now a rare branch where |pa/2 - ta/2| > 2^1020: the whole kernel at the
+# angles reduced to (-pi, pi] (atan2 of libm's sine and cosine).  Float32 (its float64 range branch) was right.
+FAR_ANGLE_LOSSES = ("probiou_loss",)
+FAR_ANGLE_PAIRS = [(1e308, -1e308), (-1e308, 0.95e308), (1.7e308, -1.7e308), (1e308, -0.7e308)]
+
+
+@pytest.mark.parametrize("name,params", [c for c in CASES if c[0] in FAR_ANGLE_LOSSES], ids=repr)
+@pytest.mark.parametrize("pa,ta", FAR_ANGLE_PAIRS, ids=repr)
+@pytest.mark.parametrize("off,unit", [(0.5, 1.0), (3.0, 1e-3)], ids=repr)
+def test_gaussian_losses_angles_of_opposite_signs_far_apart(name, params, pa, ta, off, unit):
+    p, t = np.array([0, 0, 2.0 * unit, 3.0 * unit, pa]), np.array([off * unit, 0.2 * unit, 2.5 * unit, 3.0 * unit, ta])
+    # (no CUDA simulator here: its kernels run Python's math, whose sin(inf) in the prelude raises, where a device gives
+    # NaN and takes the rare branch)
+    v, g = _grads(name, p, t, **params)
+    ov, op, ot = getattr(oracle, name)(p, t, **params)
+    want = np.array([float(x) for x in op + ot])
+    assert abs(float(v) - float(ov)) <= 1e-14 * abs(float(ov)), (float(v), float(ov))
+    assert np.isfinite(g).all() and np.max(np.abs(g - want)) <= 1e-13 * np.abs(want).max(), (g, want)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 4711a081c8b6d667
+# scalar kernels: sha256 8bbe5d9fd6a02b7f
 """ProbIoU loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
