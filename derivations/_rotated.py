@@ -330,6 +330,17 @@ def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=
 # the original phi) needs a copy.  Each angle reduced to within an ulp of pi (~4e-16 absolute in phi) -- far below what
 # one ulp of such an angle changes (~2^970 radians); the addition theorem of SIN_PHI_FAR would keep phi's own digits
 # but needs every form of sin phi and cos phi and their derivatives replaced, branch by branch.
+class RealGroup(Group):
+    """A Group (printed as one) that SymPy knows is real: a prelude quantity written out into a comparison (KLD's D is
+    a Select, of which SymPy assumes nothing, and a comparison of it was refused as one of a non-real)."""
+    is_extended_real = True
+
+
+# (named Group for SymPy's printers, which dispatch a subclass of a function to the parent's method only under the
+# parent's name; pickled by its qualified name, RealGroup)
+RealGroup.__name__ = "Group"
+
+
 def reduced_angle(a):
     """a reduced to (-pi, pi]: atan2(sin a, cos a), plus a - a (0, or NaN for an infinite a: the printed atan2 need not
     keep sin(inf)'s NaN)."""
@@ -339,14 +350,28 @@ def reduced_angle(a):
 def far_angle_branch(kernel, precision="f64"):
     """A rare branch (first) of ``kernel`` where ``angles_far(precision)``: the kernel's own branches as a chain of selects,
     the prelude written out, at the reduced angles (see above)."""
-    subs = dict(kernel.prelude)
+    prelude = dict(kernel.prelude)
+    done = {pa: reduced_angle(pa), ta: reduced_angle(ta)}
 
     def written_out(e):
-        for _ in range(len(subs) + 1):
-            e = e.xreplace(subs)
-            if not e.has(*subs):
-                break
-        return e.xreplace({pa: reduced_angle(pa), ta: reduced_angle(ta)})
+        # (by hand, not xreplace: a comparison rebuilt with a Select written into it is refused by SymPy's evaluation,
+        # "Invalid comparison of non-real" -- KLD's D is a Select -- so comparisons are rebuilt unevaluated)
+        if e in done:
+            return done[e]
+        if e in prelude:
+            out = RealGroup(written_out(prelude[e]))
+        elif not e.args:
+            out = e
+        else:
+            args = [written_out(a) for a in e.args]
+            if all(a is b for a, b in zip(args, e.args)):
+                out = e
+            elif isinstance(e, sp.core.relational.Relational):
+                out = type(e)(*args, evaluate=False)
+            else:
+                out = e.func(*args)
+        done[e] = out
+        return out
     outputs = {}
     for o in kernel.branches[0].outputs:
         e = sp.nan
