@@ -215,7 +215,7 @@ def derive():
         "tr Sigma_t - 2 tr((Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2), each box the Gaussian N((cx, cy), R(angle) "
         "diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Rethinking Rotated Object Detection with Gaussian Wasserstein Distance Loss, "
-         "arXiv:2101.11952"], PARAMS, {"f64": kern, "f32": float32_kernel(kern32)}, steps,
+         "arXiv:2101.11952"], PARAMS, {"f64": R.with_far_angles(kern), "f32": float32_kernel(kern32)}, steps,
         [R.rotation_plot("GWD loss"), R.slide_plot("GWD loss", note="W^2 grows with the squared offset (GWD is not "
                                                                     "scale invariant: lengths are in the boxes' units).")],
         CONVENTIONS, ACCURACY, checks, properties=Properties(scale_invariant=False))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0b95e82704722c16
+# scalar kernels: sha256 3dd28ae1cc79d58e
 """GWD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
