@@ -166,7 +166,7 @@ def derive():
         "Sigma_t^-1 Delta + 1/2 tr(Sigma_t^-1 Sigma_p) + 1/2 ln(det Sigma_t/det Sigma_p) - 1, each box the Gaussian "
         "N((cx, cy), R(angle) diag(w^2/4, h^2/4) R(angle)^T).",
         ["X. Yang et al., Learning High-Precision Bounding Box for Rotated Object Detection via Kullback-Leibler "
-         "Divergence, arXiv:2106.01883"], PARAMS, {"f64": k, "f32": float32_kernel(k32)}, steps,
+         "Divergence, arXiv:2106.01883"], PARAMS, {"f64": R.with_far_angles(k), "f32": float32_kernel(k32)}, steps,
         [R.rotation_plot("KLD loss"), R.slide_plot("KLD loss", note="The centre term grows with the offset in units "
                                                                     "of the target's sides.")],
         CONVENTIONS, ACCURACY, checks,

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 63c30553a5aa8bc6
+# scalar kernels: sha256 25402e76b3498618
 """KLD loss: numba.cuda device functions and fused grid-stride kernels."""
 from numba import cuda
 
