@@ -320,7 +320,7 @@ def far_distance_branches(scaled, d_sym, keys, label, checks=None, nan_gradient=
     return out
 
 
-# -- angles of opposite signs beyond ~9e307 (a request, 2026-12-08): phi = pa - ta overflows in the Gaussian losses'
+# -- angles of opposite signs beyond ~9e307 (open since note 50, fixed 2026-12-07): phi = pa - ta overflows in the Gaussian losses'
 # float64 kernels (GWD, KLD, ProbIoU), sin and cos of inf: value and gradients NaN.  Every such loss depends on an angle
 # only through its sine and cosine and those of phi (period 2 pi in each angle; pi in fact), so there it is evaluated at
 # the angles reduced to (-pi, pi] as atan2(sin a, cos a) (libm's sine and cosine, whose reduction is exact for any

@@ -118,7 +118,7 @@ def definition():
 M = Detach(TMax(TMax(R.pw, R.ph), TMax(R.tw, R.th)))  # the largest side: a constant in the gradient
 B_D = closed_form(M, hand=True)
 
-# centre offsets beyond ~2^512 times the largest side m (a request, 2026-12-08): the squared offset over m^2 overflowed
+# centre offsets beyond ~2^512 times the largest side m (open since note 50, fixed 2026-12-07): the squared offset over m^2 overflowed
 # in the centre term 3 q/(N + D), where q's choice of form by a 0/1 step gave 0 * inf: B_D NaN, mode 'hellinger' NaN value
 # and gradients, mode 'bd' NaN value and size and angle gradients (offset 1e155, sides ~2; sides 1e-5 from offsets
 # ~1e150).  B_D is at least 1/8 |Delta|^2 / lambda_max(Sigma) >= 3/2 (|Delta|/m)^2 (Sigma's eigenvalues at most m^2/12;

@@ -598,7 +598,7 @@ def test_probiou_centre_offsets_far_apart(dtype, mode, off, unit, axis):
     np.testing.assert_allclose(gc[fin], g[fin], rtol=0, atol=tol * scale)
 
 
-# angles of opposite signs beyond ~9e307 (a request, 2026-12-08): phi = pa - ta overflowed in the Gaussian losses' float64
+# angles of opposite signs beyond ~9e307 (open since note 50, fixed 2026-12-07): phi = pa - ta overflowed in the Gaussian losses' float64
 # kernels, sin(inf): value and gradients NaN.  Now a rare branch where |pa/2 - ta/2| > 2^1020: the whole kernel at the
 # angles reduced to (-pi, pi] (atan2 of libm's sine and cosine).  Float32 (its float64 range branch) was right.
 FAR_ANGLE_LOSSES = ("probiou_loss", "gwd_loss", "kld_loss")
