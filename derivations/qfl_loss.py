@@ -203,8 +203,9 @@ def derive() -> LossSpec:
         far = sp.Or(x > sp.Integer(2)**64, x < -sp.Integer(2)**64)
         if prec == "f64":
             # tiny soft targets (below 2^-64) at logits below -64 (rare): each output from the logs of its factors
-            # (_tiny_target_forms; float32 needs none: its float64 evaluations have the range)
-            branches.append(Branch(sp.And(y < _logits.TINY_TARGET, x < _logits.TINY_LOGIT, x > -sp.oo, beta > 0),
+            # (_tiny_target_forms; float32 needs none: its float64 evaluations have the range; 0 < y: a negative
+            # target, validate=False, keeps the common forms, whose logs the branch would make NaN: a review)
+            branches.append(Branch(sp.And(y > 0, y < _logits.TINY_TARGET, x < _logits.TINY_LOGIT, x > -sp.oo, beta > 0),
                                    tiny, "soft target below 2^-64, logit below -64", True, libm=True))
             # |x| > 2^64: sigma(x) sigma(-x) = 0 (below the smallest subnormal from |x| = 745), the term it multiplies
             # in dL/dx 0 to the precision (beta |D|^(beta - 1) CE at most 2^1078 |x|): dropped, or beta CE (~ |x|)

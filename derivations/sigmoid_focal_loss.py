@@ -189,7 +189,8 @@ def _tiny_target_branch(alpha_t, checks):
             prove_equal(plain(exact[o].subs(at)), plain(want), f"tiny target, {what}: {o} = sign(b) "
                         "e^(gamma ln m + ln|b|), ln m = ln y + ln(1 + rho) - ln(1 + e^x)",
                         checks, domain=dom, numeric=True)
-    return Branch(sp.And(y < C.TINY_TARGET, x < C.TINY_LOGIT),  # (after the hard targets' branches: soft)
+    # (0 < y: a negative target, validate=False, keeps the common forms (its logs would be NaN: a review))
+    return Branch(sp.And(y > 0, y < C.TINY_TARGET, x < C.TINY_LOGIT),  # (after the hard targets' branches: soft)
                   {o: EvalAccurate(v) for o, v in forms(False).items()}, "soft target below 2^-64, logit below -64",
                   True, libm=True)
 

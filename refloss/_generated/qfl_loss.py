@@ -254,7 +254,7 @@ def value_f64(logits, target, beta):
         _ap206 = _p205 - _p205*(beta*_c38)
         value = _sel(z < 0.0, _lo68, z + _lo68)*_ap206
         return value
-    elif (beta > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+    elif (beta > 0.0) and (target > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
         _s378 = math.log(target) + math.log(abs(-(1.0 - target)*math.exp((logits - math.log(target))) + 1.0))
         _s379 = 0.5*math.log(abs(-logits + math.exp((logits - math.log(target)))))
         _s380 = -logits + math.exp((logits - math.log(target)))
@@ -1706,7 +1706,7 @@ def value_and_grad_f64(logits, target, beta):
         _ex597 = _sel(_a566 == _a566, _ex596, _a566)
         d_target = (_p565*_ex597)*(1.0 - ((_p374 - (_p375 - _p373)) + _l369*_l372))*_ex597 if z < 0.0 and _p375 < 1500.0 else _p565*math.pow(_ex331, beta) if z < 0.0 else _p565
         return value, d_logits, d_target
-    elif (beta > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+    elif (beta > 0.0) and (target > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
         _s794 = math.log(target) + math.log(abs(-(1.0 - target)*math.exp((logits - math.log(target))) + 1.0))
         _s795 = -(1.0 - target)*math.exp((logits - math.log(target))) + 1.0
         _s796 = 0.5*math.log(abs(beta*((-logits + math.exp((logits - math.log(target))))/_s795) - logits))

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 6831d2be7c081ce9
+# scalar kernels: sha256 3baf184ee8ffa515
 """Quality Focal Loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -37,7 +37,7 @@ def _value_block_f64(_logits, _target, _out, beta):
         target = _target[_i]
         if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
             value = 0.0
-        elif (beta > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+        elif (beta > 0.0) and (target > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
             value = 0.0
         elif (logits > 1.8446744073709552e+19) or (logits < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
             value = 0.0
@@ -185,7 +185,7 @@ def _value_block_f64(_logits, _target, _out, beta):
                     target_w2 = _target[_i_w2]
                     if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
                         value_w2 = 0.0
-                    elif (beta > 0.0) and (logits_w2 < -64.0) and (target_w2 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+                    elif (beta > 0.0) and (target_w2 > 0.0) and (logits_w2 < -64.0) and (target_w2 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                         value_w2 = 0.0
                     elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                         value_w2 = 0.0
@@ -408,7 +408,7 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _pg318 = (_a317 >= 0.0) & (_a317 < math.inf) & (abs(beta) < 3.273390607896142e+150) & (math.copysign(1.0, _a317) > 0.0)
                 _pw319 = _pow_fast_f64(_a317, beta)
                 value_w3 = (target_w3*(max(_s316, 0.0) + _lo315) + (1.0 - target_w3)*(max(logits_w3, 0.0) + _lo315))*_pw319
-                _xok_w1 = (not (((beta > 0.0) & (logits_w3 < -64.0) & (target_w3 < 5.421010862427522e-20)) | ((logits_w3 > 1.8446744073709552e+19) | (logits_w3 < -1.8446744073709552e+19)) | (beta >= 6.0) | (beta >= 2.5))) & _xg3 & _pg318
+                _xok_w1 = (not (((beta > 0.0) & (target_w3 > 0.0) & (logits_w3 < -64.0) & (target_w3 < 5.421010862427522e-20)) | ((logits_w3 > 1.8446744073709552e+19) | (logits_w3 < -1.8446744073709552e+19)) | (beta >= 6.0) | (beta >= 2.5))) & _xg3 & _pg318
             _flags[_i_w3] = not _xok_w1
             _far = _far | _flags[_i_w3]
             _out[_i_w3] = value_w3
@@ -540,7 +540,7 @@ def _value_block_f64(_logits, _target, _out, beta):
                 _p113 = _eg110*_pw112
                 _ap114 = _p113 - _p113*(beta*_c38_w2)
                 value_w4 = _sel(z_w2 < 0.0, _lo68_w2, z_w2 + _lo68_w2)*_ap114
-            elif (beta > 0.0) and (logits_w4 < -64.0) and (target_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+            elif (beta > 0.0) and (target_w4 > 0.0) and (logits_w4 < -64.0) and (target_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                 _s286 = math.log(target_w4) + math.log(abs(-(1.0 - target_w4)*math.exp((logits_w4 - math.log(target_w4))) + 1.0))
                 _s287 = 0.5*math.log(abs(-logits_w4 + math.exp((logits_w4 - math.log(target_w4)))))
                 _s288 = -logits_w4 + math.exp((logits_w4 - math.log(target_w4)))
@@ -1315,7 +1315,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
         target = _target[_i]
         if (target == 0.0) or (target == 1.0):  # hard target 0 or 1
             value = 0.0
-        elif (beta > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+        elif (beta > 0.0) and (target > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
             value = 0.0
         elif (logits > 1.8446744073709552e+19) or (logits < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
             value = 0.0
@@ -1519,7 +1519,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                     target_w2 = _target[_i_w2]
                     if (target_w2 == 0.0) or (target_w2 == 1.0):  # hard target 0 or 1
                         value_w2 = 0.0
-                    elif (beta > 0.0) and (logits_w2 < -64.0) and (target_w2 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+                    elif (beta > 0.0) and (target_w2 > 0.0) and (logits_w2 < -64.0) and (target_w2 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                         value_w2 = 0.0
                     elif (logits_w2 > 1.8446744073709552e+19) or (logits_w2 < -1.8446744073709552e+19):  # soft target, |logit| > 2^64
                         value_w2 = 0.0
@@ -1810,7 +1810,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _q378 = _ex320/(_d321*_d321)
                 d_logits_w1 = -_t1_w1*_xd9 - _t2*(_q378 - 2.0*(_q378*_c322))
                 d_target_w1 = -_t1_w1*logits_w3 + _t2
-                _xok_w1 = (not (((z_w1 > -1.2676506002282294e+30) & (z_w1 < -45.0) & ((target_w3 == 0.0) | (target_w3 == 1.0))) | ((beta > 0.0) & (logits_w3 < -64.0) & (target_w3 < 5.421010862427522e-20)) | ((logits_w3 > 1.8446744073709552e+19) | (logits_w3 < -1.8446744073709552e+19)) | (beta >= 6.0) | (beta >= 2.5))) & _xg9 & _pg368 & _pg373 & _pg370
+                _xok_w1 = (not (((z_w1 > -1.2676506002282294e+30) & (z_w1 < -45.0) & ((target_w3 == 0.0) | (target_w3 == 1.0))) | ((beta > 0.0) & (target_w3 > 0.0) & (logits_w3 < -64.0) & (target_w3 < 5.421010862427522e-20)) | ((logits_w3 > 1.8446744073709552e+19) | (logits_w3 < -1.8446744073709552e+19)) | (beta >= 6.0) | (beta >= 2.5))) & _xg9 & _pg368 & _pg373 & _pg370
             _flags[_i_w3] = not _xok_w1
             _far = _far | _flags[_i_w3]
             _out[_i_w3] = value_w3
@@ -2165,7 +2165,7 @@ def _value_and_grad_block_f64(_logits, _target, _out, _d_logits, _d_target, divi
                 _ex324 = (_p323*_sc321)*_sc322
                 _ex325 = _sel(_a294 == _a294, _ex324, _a294)
                 d_target_w2 = (_p293*_ex325)*(1.0 - ((_p238 - (_p239 - _p237)) + _l233*_l236))*_ex325 if z_w2 < 0.0 and _p239 < 1500.0 else _p293*math.pow(_ex195, beta) if z_w2 < 0.0 else _p293
-            elif (beta > 0.0) and (logits_w4 < -64.0) and (target_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+            elif (beta > 0.0) and (target_w4 > 0.0) and (logits_w4 < -64.0) and (target_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                 _s522 = math.log(target_w4) + math.log(abs(-(1.0 - target_w4)*math.exp((logits_w4 - math.log(target_w4))) + 1.0))
                 _s523 = -(1.0 - target_w4)*math.exp((logits_w4 - math.log(target_w4))) + 1.0
                 _s524 = 0.5*math.log(abs(beta*((-logits_w4 + math.exp((logits_w4 - math.log(target_w4))))/_s523) - logits_w4))

@@ -479,7 +479,7 @@ def reference_f64(logits, target, beta):
         d_logits = _dd388
         d_target = _dd450
         return value, d_logits, d_target
-    elif (beta > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):
+    elif (beta > 0.0) and (target > 0.0) and (logits < -64.0) and (target < 5.421010862427522e-20):
         _dd452 = _ddf.log(target, 0.0)
         _dd453 = _dd452[0]
         _dd454 = _dd452[1]

@@ -258,7 +258,7 @@ def value_f64(logits, targets, alpha, gamma):
         _ap208 = a_t*(_p207 - _p207*(gamma*_c40))
         value = _sel(z < 0.0, _lo70, z + _lo70)*_ap208
         return value
-    elif (logits < -64.0) and (targets < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+    elif (targets > 0.0) and (logits < -64.0) and (targets < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
         _s425 = math.log(targets) + math.log((1.0 - targets)*math.exp((logits - math.log(targets))) + 1.0)
         _s426 = 0.5*math.log(abs(-logits + math.exp((logits - math.log(targets)))))
         _s427 = -logits + math.exp((logits - math.log(targets)))
@@ -2801,7 +2801,7 @@ def value_and_grad_f64(logits, targets, alpha, gamma):
         _s630 = _t1_w1*_s629
         d_targets = _sel(_t2_w1, _s610, _s611) + _sel(_t2_w1, _s612, _s630)
         return value, d_logits, d_targets
-    elif (logits < -64.0) and (targets < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+    elif (targets > 0.0) and (logits < -64.0) and (targets < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
         _s923 = math.log(targets) + math.log((1.0 - targets)*math.exp((logits - math.log(targets))) + 1.0)
         _s924 = (1.0 - targets)*math.exp((logits - math.log(targets))) + 1.0
         _s925 = a_t*(gamma*((-logits + math.exp((logits - math.log(targets))))/_s924) - logits)

@@ -4,7 +4,7 @@
 # ----------------------------------------------------------------------------
 
 # ruff: noqa
-# scalar kernels: sha256 0e82a2644444bed9
+# scalar kernels: sha256 f7b5350d203300b8
 """Sigmoid focal loss: Numba CPU kernels.
 
 Each driver makes one fused pass that writes the value (and the gradients) and
@@ -291,7 +291,7 @@ def _value_block_f64(_logits, _targets, _out, alpha, gamma):
                 _p115 = _eg112*_pw114
                 _ap116 = a_t_w1*(_p115 - _p115*(gamma*_c40_w1))
                 value_w1 = _sel(z_w1 < 0.0, _lo70_w1, z_w1 + _lo70_w1)*_ap116
-            elif (logits_w1 < -64.0) and (targets_w1 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+            elif (targets_w1 > 0.0) and (logits_w1 < -64.0) and (targets_w1 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                 _s333 = math.log(targets_w1) + math.log((1.0 - targets_w1)*math.exp((logits_w1 - math.log(targets_w1))) + 1.0)
                 _s334 = 0.5*math.log(abs(-logits_w1 + math.exp((logits_w1 - math.log(targets_w1)))))
                 _s335 = -logits_w1 + math.exp((logits_w1 - math.log(targets_w1)))
@@ -2686,7 +2686,7 @@ def _value_and_grad_block_f64(_logits, _targets, _out, _d_logits, _d_targets, di
                 _s357 = -((-((a_t_w2*(1.0 - gamma*_c207)*_pw281*_rn356)*math.exp(-_p246*0.5)*(1.0 - ((_p245 - (_p246 - _p244)) + _l240*_l243_w1)))*math.exp(-_p246*0.5) if _ap283 < 2.2250738585072014e-308 and _p246 < 1500.0 else -_ap283*_rn356) if z_w4 < 0.0 else _ap283*z_w4 + gamma*(_ap283*((z_w4 + _lo237_w1)*_om355)))
                 _s358 = _t1_w1_w1*_s357
                 d_targets_w2 = _sel(_t2_w1_w1, _s338, _s339) + _sel(_t2_w1_w1, _s340, _s358)
-            elif (logits_w4 < -64.0) and (targets_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
+            elif (targets_w4 > 0.0) and (logits_w4 < -64.0) and (targets_w4 < 5.421010862427522e-20):  # soft target below 2^-64, logit below -64
                 _s651 = math.log(targets_w4) + math.log((1.0 - targets_w4)*math.exp((logits_w4 - math.log(targets_w4))) + 1.0)
                 _s652 = (1.0 - targets_w4)*math.exp((logits_w4 - math.log(targets_w4))) + 1.0
                 _s653 = a_t_w2*(gamma*((-logits_w4 + math.exp((logits_w4 - math.log(targets_w4))))/_s652) - logits_w4)

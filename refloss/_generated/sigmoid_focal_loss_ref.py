@@ -768,7 +768,7 @@ def reference_f64(logits, targets, alpha, gamma):
         d_logits = _dd508
         d_targets = _dd739
         return value, d_logits, d_targets
-    elif (logits < -64.0) and (targets < 5.421010862427522e-20):
+    elif (targets > 0.0) and (logits < -64.0) and (targets < 5.421010862427522e-20):
         _dd741 = _ddf.log(targets, 0.0)
         _dd742 = _dd741[0]
         _dd743 = _dd741[1]
