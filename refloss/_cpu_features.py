@@ -6,7 +6,7 @@ came first, as in a script that imports numba and refloss and then defines its f
 ran at LLVM's 256-bit preference, 1.5-2x slower on an AVX-512 CPU where 512 bits pay, docs/performance.md).
 ``import refloss`` calls :func:`arrange`: where Numba's configuration module is already imported, the features are
 set in it now; otherwise when it is imported (a finder on ``sys.meta_path`` for ``numba.core.config`` alone,
-removed at its one use).  So the setting holds for every Numba function defined after ``import refloss``, as it
+removed once that module has run).  REFLOSS_VECTOR_WIDTH is read at ``import refloss``: set it before.  So the setting holds for every Numba function defined after ``import refloss``, as it
 held for those defined after refloss's first kernel; a function defined before it keeps the features it started
 with (``refloss._numba_options.vectors()`` says so).  Only the instructions change, not one result (no fast-math).
 """
@@ -73,21 +73,23 @@ class _Loader:
     def exec_module(self, module):
         self._loader.exec_module(module)
         _apply(module)
+        _remove_finder()
 
     def __getattr__(self, name):
         return getattr(self._loader, name)
 
 
 class _Finder:
-    """A ``sys.meta_path`` finder for ``numba.core.config`` alone: the spec the other finders give, its loader
-    wrapped (:class:`_Loader`); removed from ``sys.meta_path`` at its one use."""
+    """A ``sys.meta_path`` finder for ``numba.core.config`` alone: the spec the finders after it give, its loader
+    wrapped (:class:`_Loader`, which removes this finder from ``sys.meta_path`` once the module has run: a lookup
+    without an import, ``importlib.util.find_spec``, leaves it in place; and it is not removed while importlib
+    iterates over the list)."""
 
     def find_spec(self, name, path, target=None):
         if name != "numba.core.config":
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        for finder in sys.meta_path:
+        after = sys.meta_path[sys.meta_path.index(self) + 1:] if self in sys.meta_path else list(sys.meta_path)
+        for finder in after:
             find = getattr(finder, "find_spec", None)
             spec = None if find is None else find(name, path, target)
             if spec is not None:
@@ -95,6 +97,10 @@ class _Finder:
                     spec.loader = _Loader(spec.loader)
                 return spec
         return None
+
+
+def _remove_finder() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]
 
 
 def arrange() -> None:

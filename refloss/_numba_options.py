@@ -33,8 +33,9 @@ _llvm.set_option("refloss", f"-inline-threshold={INLINE_THRESHOLD}")
 # pairs from 4.9 to 2.8-3.3 ms, GIoU's from 6.0 to 4.0-4.1 ms (docs/performance.md).  Set as Numba's CPU features
 # for the process, by `import refloss` (refloss/_cpu_features.py: in Numba's configuration when it is imported) and
 # again here: it changes the instructions, not one result (no fast-math: a 512-bit IEEE operation rounds each lane
-# as the 256-bit one and the scalar one do).  REFLOSS_VECTOR_WIDTH=256 keeps LLVM's choice, =512 asks for 512 bits
-# on any AVX-512 CPU; a user's NUMBA_CPU_NAME or NUMBA_CPU_FEATURES stands, and a process that defined a Numba
+# as the 256-bit one and the scalar one do).  REFLOSS_VECTOR_WIDTH=256 (read at `import refloss`: set it before)
+# keeps LLVM's choice, =512 asks for 512 bits on any AVX-512 CPU; a user's NUMBA_CPU_NAME or NUMBA_CPU_FEATURES
+# stands, and a process that defined a Numba
 # function (any @njit, compiled or not: Numba makes its codegen, and fixes the features, at the first decorator)
 # before `import refloss` keeps the features it started with (the numba cache keys its entries by them;
 # `vectors()` says which holds).

@@ -108,7 +108,33 @@ def test_import_refloss_leaves_a_users_numba_setting_and_the_256_bit_choice_alon
             "print(o.WIDE_FEATURES, o.features_in_effect())")
     import os
 
-    for env, expect in (({"NUMBA_CPU_FEATURES": "+avx2"}, "None +avx2"), ({"REFLOSS_VECTOR_WIDTH": "256"}, "None")):
+    for env, expect in (({"NUMBA_CPU_FEATURES": "+avx2"}, "None +avx2"), ({"REFLOSS_VECTOR_WIDTH": "256"}, "None"),
+                        ({"NUMBA_CPU_NAME": "generic"}, "None"), ({"NUMBA_ENABLE_AVX": "0"}, "None")):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
                               env={**os.environ, **env})
         assert done.stdout.startswith(expect) and "-prefer-256-bit" not in done.stdout, done.stdout + done.stderr
+
+
+
+def test_the_import_hook_sets_numbas_configuration_on_any_cpu():
+    """The finder and _apply run whatever the CPU (on one without AVX-512 the tests above compare None with None):
+    with the host's features replaced by a stand-in, Numba's configuration holds it once numba is imported, and the
+    finder is gone; the configuration module is Numba's own (its source readable through the wrapped loader)."""
+    code = ("import sys, inspect\nimport refloss\nfrom refloss import _cpu_features as c\n"
+            "c.host_wide = lambda config: '+stand-in'\n"
+            "assert 'numba' not in sys.modules and any(isinstance(f, c._Finder) for f in sys.meta_path)\n"
+            "import numba.core.config as config\n"
+            "print(config.CPU_FEATURES, c.APPLIED, any(isinstance(f, c._Finder) for f in sys.meta_path),\n"
+            "      'CPU_FEATURES' in inspect.getsource(config))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.stdout.split() == ["+stand-in", "+stand-in", "False", "True"], done.stdout + done.stderr
+
+
+def test_wide_features_from_a_features_string():
+    from refloss import _cpu_features as c
+
+    assert c.wide("+avx2,+avx512f,+fma", "znver4", "auto") == "+avx2,+avx512f,+fma,-prefer-256-bit"
+    assert c.wide("+avx2,-avx512f", "znver4", "auto") is None
+    assert c.wide("+avx512f", "skylake-avx512", "auto") is None
+    assert c.wide("+avx512f", "skylake-avx512", "512") == "+avx512f,-prefer-256-bit"
+    assert c.wide("+avx512f", "znver4", "256") is None and c.wide("+avx512f", "znver4", "1024") is None
