@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                + tuple(rl.ROTATED_LOSSES))
     unknown = [n for n in args.losses if n not in allowed]
     if unknown:
-        ap.error(f"not element-wise, classification, row or box losses: {unknown}; these are: {', '.join(allowed)}")
+        ap.error(f"not element-wise, classification, row, box or rotated-box losses: {unknown}; these are: "
+                 f"{', '.join(allowed)}")
     params = dict(args.param)
     names = {p.name for loss in args.losses for p in getattr(rl, loss).info.params}
     if set(params) - names:
@@ -89,12 +90,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     for loss in args.losses:
         fn = getattr(rl, loss)
-        (x, t), _ = inputs(loss, args.n)
+        (x, t), given = inputs(loss, args.n)  # (given: parameters the inputs need, MPDIoU's image_size)
         if args.zeros is not None and x.ndim == 1:
             t = np.where(np.random.default_rng(1).random(t.shape) < args.zeros, 0.0, t)
         if args.logits is not None and x.ndim == 1:
             x = np.random.default_rng(2).normal(args.logits, 1.0, x.shape)
-        mine = {k: v for k, v in params.items() if k in {p.name for p in fn.info.params}}
+        mine = {**given, **{k: v for k, v in params.items() if k in {p.name for p in fn.info.params}}}
         got = measure(old_module(args.old, loss), fn._module("cpu"), lambda p: fn.kernel_args(mine, p), x, t,
                       args.repeat, args.value)
         cells = [f"{o:.2f} | {n:.2f} | {n / o:.2f}" for o, n in (got["f64"], got["f32"])]
